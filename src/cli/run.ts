@@ -1,0 +1,33 @@
+import { CxrError, exitCodeFor, isCxrError } from '../errors.js';
+
+/**
+ * Wraps a subcommand's action: a CxrError becomes `error E_CODE: message` on stderr with
+ * the code's exit status and no stack; anything else is a bug and keeps its stack.
+ */
+export function action<A extends unknown[]>(fn: (...args: A) => Promise<void> | void): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      await fn(...args);
+    } catch (e) {
+      if (isCxrError(e)) {
+        process.stderr.write(`error ${e.code}: ${e.message}\n`);
+        process.exitCode = exitCodeFor(e.code);
+        return;
+      }
+      process.stderr.write(`error E_INTERNAL: ${(e as Error)?.stack ?? String(e)}\n`);
+      process.exitCode = 1;
+    }
+  };
+}
+
+export function parseNumber(name: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new CxrError('E_BAD_ARGUMENT', `${name} must be a number, got '${value}'`);
+  return n;
+}
+
+export function parseInteger(name: string, value: string, min = -Infinity): number {
+  const n = parseNumber(name, value);
+  if (!Number.isInteger(n) || n < min) throw new CxrError('E_BAD_ARGUMENT', `${name} must be an integer >= ${min}, got '${value}'`);
+  return n;
+}

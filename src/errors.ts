@@ -1,0 +1,100 @@
+/**
+ * Errors are values with stable codes. Every layer throws `CxrError`; the CLI and the
+ * HTTP API each map a code to an exit status or HTTP status in exactly one place
+ * (`exitCodeFor`, `httpStatusFor`), so a code means the same thing everywhere.
+ */
+export type ErrorCode =
+  // DICOM ingestion
+  | 'E_NOT_DICOM'
+  | 'E_TRUNCATED'
+  | 'E_MALFORMED'
+  | 'E_UNSUPPORTED_SYNTAX'
+  | 'E_DECODE_FAILED'
+  | 'E_NO_PIXEL_DATA'
+  | 'E_NOT_GRAYSCALE'
+  | 'E_MULTI_FRAME'
+  | 'E_BAD_PIXEL_FORMAT'
+  | 'E_TOO_LARGE'
+  // images and datasets
+  | 'E_BAD_IMAGE'
+  | 'E_BAD_DATASET'
+  | 'E_BAD_ARGUMENT'
+  | 'E_NOT_FOUND'
+  // models and inference
+  | 'E_MODEL_MISSING'
+  | 'E_MODEL_INVALID'
+  | 'E_BACKEND'
+  // service
+  | 'E_UNAUTHENTICATED'
+  | 'E_FORBIDDEN'
+  | 'E_UNSUPPORTED_MEDIA_TYPE'
+  | 'E_PAYLOAD_TOO_LARGE'
+  | 'E_BAD_REQUEST'
+  | 'E_CONFLICT'
+  | 'E_QUEUE_FULL'
+  | 'E_CONFIG'
+  | 'E_INTERNAL';
+
+export class CxrError extends Error {
+  readonly code: ErrorCode;
+  readonly details?: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
+    super(message);
+    this.name = 'CxrError';
+    this.code = code;
+    this.details = details;
+  }
+}
+
+export function isCxrError(e: unknown): e is CxrError {
+  return e instanceof CxrError;
+}
+
+/** Input problems are the caller's fault (2); everything else is ours (1). */
+export function exitCodeFor(code: ErrorCode): number {
+  switch (code) {
+    case 'E_INTERNAL':
+    case 'E_BACKEND':
+      return 1;
+    case 'E_CONFIG':
+    case 'E_MODEL_MISSING':
+    case 'E_MODEL_INVALID':
+      return 3;
+    default:
+      return 2;
+  }
+}
+
+export function httpStatusFor(code: ErrorCode): number {
+  switch (code) {
+    case 'E_UNAUTHENTICATED':
+      return 401;
+    case 'E_FORBIDDEN':
+      return 403;
+    case 'E_NOT_FOUND':
+      return 404;
+    case 'E_CONFLICT':
+      return 409;
+    case 'E_PAYLOAD_TOO_LARGE':
+    case 'E_TOO_LARGE':
+      return 413;
+    case 'E_UNSUPPORTED_MEDIA_TYPE':
+      return 415;
+    case 'E_BAD_REQUEST':
+    case 'E_BAD_ARGUMENT':
+      return 400;
+    case 'E_QUEUE_FULL':
+      return 503;
+    case 'E_INTERNAL':
+    case 'E_BACKEND':
+    case 'E_CONFIG':
+    case 'E_MODEL_MISSING':
+    case 'E_MODEL_INVALID':
+      return 500;
+    default:
+      // Everything a client sent that we could read but not accept (malformed DICOM, bad
+      // dataset rows, colour images) is unprocessable content.
+      return 422;
+  }
+}
