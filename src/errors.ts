@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'E_MODEL_MISSING'
   | 'E_MODEL_INVALID'
   | 'E_BACKEND'
+  | 'E_TRAINING_DIVERGED'
   // service
   | 'E_UNAUTHENTICATED'
   | 'E_FORBIDDEN'
@@ -56,6 +57,7 @@ export function exitCodeFor(code: ErrorCode): number {
   switch (code) {
     case 'E_INTERNAL':
     case 'E_BACKEND':
+    case 'E_TRAINING_DIVERGED':
       return 1;
     case 'E_CONFIG':
     case 'E_MODEL_MISSING':
@@ -88,6 +90,7 @@ export function httpStatusFor(code: ErrorCode): number {
       return 503;
     case 'E_INTERNAL':
     case 'E_BACKEND':
+    case 'E_TRAINING_DIVERGED':
     case 'E_CONFIG':
     case 'E_MODEL_MISSING':
     case 'E_MODEL_INVALID':

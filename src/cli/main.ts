@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { commands } from './commands/index.js';
+import { commandLoaders } from './commands/index.js';
 
 const program = new Command();
 program
@@ -9,6 +9,8 @@ program
   .showHelpAfterError()
   .enablePositionalOptions();
 
-for (const register of commands) register(program);
+const first = process.argv.slice(2).find((a) => !a.startsWith('-'));
+const names = first && first in commandLoaders ? [first] : Object.keys(commandLoaders);
+for (const name of names) (await commandLoaders[name]()).register(program);
 
 await program.parseAsync(process.argv);

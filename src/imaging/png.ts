@@ -14,7 +14,10 @@ export function toGray8(img: GrayImage): Uint8Array {
 }
 
 export async function encodeGrayPng(img: GrayImage): Promise<Buffer> {
-  return sharp(toGray8(img), { raw: { width: img.width, height: img.height, channels: 1 } }).png().toBuffer();
+  return sharp(toGray8(img), { raw: { width: img.width, height: img.height, channels: 1 } })
+    .toColourspace('b-w')
+    .png()
+    .toBuffer();
 }
 
 export async function encodeRgbPng(rgb: Uint8Array, width: number, height: number): Promise<Buffer> {

@@ -1,0 +1,13 @@
+/**
+ * DICOM ingestion: Part 10 bytes → metadata, modality values, and a windowed image in [0,1].
+ * Every failure is a CxrError with a stable code (E_NOT_DICOM, E_TRUNCATED, E_MALFORMED,
+ * E_UNSUPPORTED_SYNTAX, E_DECODE_FAILED, E_NO_PIXEL_DATA, E_NOT_GRAYSCALE, E_MULTI_FRAME,
+ * E_BAD_PIXEL_FORMAT, E_TOO_LARGE).
+ */
+
+export type { AppliedWindow, DicomMetadata, LookupTable, ModalityImage, WindowPolicy, WindowedImage } from './types.js';
+export { decodeModality, readMetadata, type DecodeOptions } from './decode.js';
+export { applyWindow, chooseWindow, parseWindowPolicy, LUNG_WINDOW } from './window.js';
+export { DEFAULT_MAX_PIXELS } from './pixel-format.js';
+export { encodeDicom, newUid, type ImageToWrite, type WriteSyntax } from './write.js';
+export { readWindowed } from './windowed.js';

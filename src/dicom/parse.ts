@@ -1,0 +1,105 @@
+/**
+ * Part 10 parsing through dicom-parser, with every failure turned into a typed error. The
+ * library throws plain strings, Error objects, or `{exception, dataSet}` wrappers; we sort
+ * them into "the bytes stop early" (E_TRUNCATED) and "the bytes are wrong" (E_MALFORMED).
+ */
+import dicomParser from 'dicom-parser';
+import type { DataSet } from 'dicom-parser';
+import { inflateRawSync } from 'node:zlib';
+import { CxrError } from '../errors.js';
+import { TRANSFER_SYNTAX } from './uids.js';
+
+export interface ParsedDicom {
+  dataSet: DataSet;
+  transferSyntaxUid: string;
+  littleEndian: boolean;
+  /** The bytes every element offset refers to (the inflated copy for deflated files). */
+  byteArray: Uint8Array;
+}
+
+/** Inflated datasets beyond this are refused: a few KiB of deflate can expand to gigabytes. */
+export const MAX_INFLATED_BYTES = 1024 * 1024 * 1024;
+
+function messageOf(e: unknown): string {
+  if (typeof e === 'string') return e;
+  if (e instanceof Error) return e.message;
+  if (e && typeof e === 'object' && 'exception' in e) return messageOf((e as { exception: unknown }).exception);
+  return String(e);
+}
+
+const TRUNCATION_HINTS = /past end|overread|overrun|beyond the end|end of buffer|greater than or equal to 'byteArray' length|Offset is outside the bounds/i;
+
+export function classifyParserError(e: unknown): CxrError {
+  if (e instanceof CxrError) return e;
+  const msg = messageOf(e).replace(/\s+/g, ' ').slice(0, 200);
+  if (TRUNCATION_HINTS.test(msg)) return new CxrError('E_TRUNCATED', `the file ends inside an element (${msg})`);
+  return new CxrError('E_MALFORMED', `cannot parse the DICOM dataset (${msg})`);
+}
+
+function inflater(byteArray: Uint8Array, position: number): Uint8Array {
+  let inflated: Buffer;
+  try {
+    inflated = inflateRawSync(byteArray.subarray(position), { maxOutputLength: MAX_INFLATED_BYTES });
+  } catch (e) {
+    const msg = messageOf(e);
+    if (/maxOutputLength|Cannot create a Buffer larger/i.test(msg))
+      throw new CxrError('E_TOO_LARGE', `the deflated dataset inflates past ${MAX_INFLATED_BYTES} bytes`);
+    if (/unexpected end/i.test(msg)) throw new CxrError('E_TRUNCATED', 'the deflated dataset ends early');
+    throw new CxrError('E_MALFORMED', `the deflated dataset does not inflate (${msg})`);
+  }
+  const full = new Uint8Array(position + inflated.length);
+  full.set(byteArray.subarray(0, position));
+  full.set(inflated, position);
+  return full;
+}
+
+const KNOWN_SYNTAXES = new Set<string>(Object.values(TRANSFER_SYNTAX));
+
+/**
+ * Parses a Part 10 file: 128-byte preamble, `DICM`, file meta in Explicit VR Little Endian,
+ * then the dataset in the transfer syntax the meta names.
+ */
+export function parsePart10(bytes: Uint8Array): ParsedDicom {
+  if (bytes.length < 132 || bytes[128] !== 0x44 || bytes[129] !== 0x49 || bytes[130] !== 0x43 || bytes[131] !== 0x4d) {
+    if (bytes.length < 132 && bytes.length > 0 && isPrefixOfPart10(bytes))
+      throw new CxrError('E_TRUNCATED', `the file ends after ${bytes.length} bytes, inside the preamble`);
+    throw new CxrError('E_NOT_DICOM', 'no DICM marker at byte 128: not a DICOM Part 10 file');
+  }
+  let meta: DataSet;
+  try {
+    meta = dicomParser.readPart10Header(bytes);
+  } catch (e) {
+    throw classifyParserError(e);
+  }
+  const syntaxEl = meta.elements.x00020010;
+  if (syntaxEl === undefined) {
+    const ended = (meta as DataSet & { position?: number }).position === bytes.length;
+    throw ended
+      ? new CxrError('E_TRUNCATED', 'the file ends inside the file meta information')
+      : new CxrError('E_MALFORMED', 'the file meta information has no Transfer Syntax UID (0002,0010)');
+  }
+  const transferSyntaxUid = (meta.string('x00020010') ?? '').replace(/\0/g, '').trim();
+  if (!KNOWN_SYNTAXES.has(transferSyntaxUid) && !/^[0-9.]+$/.test(transferSyntaxUid))
+    throw new CxrError('E_MALFORMED', `transfer syntax UID '${transferSyntaxUid.slice(0, 64)}' is not a UID`);
+  let dataSet: DataSet;
+  try {
+    // The library compares against this exact UID, so hand it the cleaned one.
+    dataSet = dicomParser.parseDicom(bytes, { TransferSyntaxUID: transferSyntaxUid, inflater });
+  } catch (e) {
+    throw classifyParserError(e);
+  }
+  return {
+    dataSet,
+    transferSyntaxUid,
+    littleEndian: transferSyntaxUid !== TRANSFER_SYNTAX.explicitBig,
+    byteArray: dataSet.byteArray as Uint8Array,
+  };
+}
+
+/** True when the bytes could be the start of a Part 10 file (zero-ish preamble or a DICM prefix). */
+function isPrefixOfPart10(bytes: Uint8Array): boolean {
+  if (bytes.length <= 128) return false;
+  const dicm = [0x44, 0x49, 0x43, 0x4d];
+  for (let i = 128; i < bytes.length; i++) if (bytes[i] !== dicm[i - 128]) return false;
+  return true;
+}
