@@ -11,4 +11,5 @@ export type RegisterCommand = (program: Command) => void;
 export const commandLoaders: Record<string, () => Promise<{ register: RegisterCommand }>> = {
   inspect: () => import('./inspect.js'),
   render: () => import('./render.js'),
+  synth: () => import('./synth.js'),
 };
