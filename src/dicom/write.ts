@@ -36,6 +36,8 @@ export interface ImageToWrite {
   seriesNumber?: number;
   instanceNumber?: number;
   viewPosition?: string;
+  /** row and column directions, e.g. ['L', 'F'] for a PA chest as read; DX defaults to that (Type 1 there) */
+  patientOrientation?: [string, string];
   bodyPartExamined?: string;
   presentationIntent?: 'FOR PRESENTATION' | 'FOR PROCESSING';
   pixelSpacing?: [number, number];
@@ -392,7 +394,7 @@ function datasetElements(img: ImageToWrite, sopClassUid: string, highBit: number
     str(tag(0x0020, 0x0010), 'SH', ''),
     is(tag(0x0020, 0x0011), img.seriesNumber),
     is(tag(0x0020, 0x0013), img.instanceNumber),
-    str(tag(0x0020, 0x0020), 'CS', ''),
+    str(tag(0x0020, 0x0020), 'CS', (img.patientOrientation ?? (isDx ? ['L', 'F'] : ['', ''])).join('\\').replace(/^\\$/, '')),
     us(tag(0x0028, 0x0002), 1),
     str(tag(0x0028, 0x0004), 'CS', img.photometric),
     us(tag(0x0028, 0x0010), img.rows),
@@ -443,6 +445,7 @@ function datasetElements(img: ImageToWrite, sopClassUid: string, highBit: number
     els.push(str(tag(0x0020, 0x0062), 'CS', 'U'));
     els.push({ tag: tag(0x0040, 0x0555), vr: 'SQ', value: [] }); // Acquisition Context Sequence (Type 2)
     els.push(str(tag(0x0018, 0x7004), 'CS', '')); // Detector Type (Type 2)
+    els.push(str(tag(0x0018, 0x1508), 'CS', '')); // Positioner Type (Type 2, DX Positioning)
     els.push(str(tag(0x0028, 0x1040), 'CS', 'LIN'));
     els.push({ tag: tag(0x0028, 0x1041), vr: 'SS', value: [1] });
     els.push(str(tag(0x0028, 0x2110), 'CS', '00'));
