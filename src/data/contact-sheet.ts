@@ -3,8 +3,8 @@
  * outline drawn in colour (green for normal, orange for pneumonia) and a letter in the
  * corner (N/P), so a person can see at a glance what a model will learn from.
  */
+import { maskOutline } from '../imaging/overlay.js';
 import { encodeRgbPng } from '../imaging/png.js';
-import { maskOutline } from '../imaging/mask-outline.js';
 import { resizeArea } from '../imaging/resize.js';
 import type { GrayImage } from '../imaging/types.js';
 import { textCells } from './phantom/font.js';

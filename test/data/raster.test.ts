@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gaussianBlurInPlace, boxRadiiForSigma, smoothBlurInPlace } from '../../src/imaging/blur.js';
 import { fillPolygons } from '../../src/imaging/polygon-fill.js';
-import { maskOutline } from '../../src/imaging/mask-outline.js';
+import { maskOutline } from '../../src/imaging/overlay.js';
 import { grayImage } from '../../src/imaging/types.js';
 import { fillNormal, rngFor, Rng } from '../../src/data/rng.js';
 

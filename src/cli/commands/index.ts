@@ -11,5 +11,13 @@ export type RegisterCommand = (program: Command) => void;
 export const commandLoaders: Record<string, () => Promise<{ register: RegisterCommand }>> = {
   inspect: () => import('./inspect.js'),
   render: () => import('./render.js'),
+  serve: () => import('./serve.js'),
+  token: () => import('./token.js'),
+  client: () => import('./client.js'),
+  'export-onnx': () => import('./export-onnx.js'),
+  analyze: () => import('./analyze.js'),
+  bench: () => import('./bench-latency.js'),
   synth: () => import('./synth.js'),
+  train: () => import('./train.js'),
+  evaluate: () => import('./evaluate.js'),
 };

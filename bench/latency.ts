@@ -1,0 +1,124 @@
+/**
+ * Per-study triage latency, ours next to the PyTorch reference, in one run on the same files.
+ *
+ *   npx tsx bench/latency.ts [--files 3] [--repeat 10] [--tta 4] [--models DIR] [--work DIR]
+ *
+ * - Studies: --files synthetic phantoms of 2048x2048 (`cxr-triage synth`, 16-bit CR/DX) in
+ *   --work (default /tmp/cxr-latency).
+ * - Models: --models, else models/ when it holds a segmenter and a classifier with
+ *   model.onnx, else random-weight full-size versions built once under --work/models
+ *   (same architectures and shapes; timing does not depend on the weights).
+ * - Ours: `cxr-triage bench latency --json` (models loaded and warmed once, every file
+ *   analysed --repeat times; the file read is inside the timing).
+ * - Reference: ../shared/bench/reference_pipeline.py (PyTorch eager, 2 threads) on the
+ *   same files with the same --tta and --repeat, run after ours, never at the same time.
+ * Prints both JSON lines and the ratio. Needs /usr/bin/python3 with torch, torchvision and
+ * pydicom for the reference (skipped with a message when missing).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { chestDicom } from './latency-dicom.js';
+
+const { values: args } = parseArgs({
+  options: {
+    files: { type: 'string', default: '3' },
+    repeat: { type: 'string', default: '10' },
+    tta: { type: 'string', default: '4' },
+    threads: { type: 'string', default: '2' },
+    models: { type: 'string' },
+    work: { type: 'string', default: '/tmp/cxr-latency' },
+  },
+});
+
+const repo = resolve(import.meta.dirname, '..');
+const work = resolve(args.work!);
+mkdirSync(work, { recursive: true });
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+function hasOnnx(root: string, name: string): boolean {
+  const dir = join(root, name);
+  if (!existsSync(dir)) return false;
+  return readdirSync(dir, { withFileTypes: true }).some((d) => d.isDirectory() && existsSync(join(dir, d.name, 'model.onnx')));
+}
+
+let models = args.models ? resolve(args.models) : join(repo, 'models');
+if (!args.models && !(hasOnnx(models, 'segmenter') && hasOnnx(models, 'classifier'))) {
+  models = join(work, 'models');
+  if (!(hasOnnx(models, 'segmenter') && hasOnnx(models, 'classifier'))) {
+    log(`no shipped models with model.onnx: building random-weight full-size versions in ${models}`);
+    const { initBackend } = await import('../src/ml/backend.js');
+    const { createRandomModels } = await import('./latency-models.js');
+    await initBackend({ log });
+    await createRandomModels(models, { size: 'full', log });
+  }
+}
+
+// Studies: synthetic radiograph phantoms at 2048 px (16-bit CR/DX, like a real study), or
+// the simple chest-like image when the generator is unavailable.
+const studyDir = join(work, `studies-${args.files}`);
+let files: string[] = [];
+if (!existsSync(join(studyDir, 'labels.csv'))) {
+  const r = spawnSync(process.execPath, [join(repo, 'bin', 'cxr-triage.js'), 'synth', '--out', studyDir, '--count', args.files!, '--seed', '4242', '--size', '2048', '--force', '--quiet'], {
+    cwd: repo,
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) log(`synth failed (${r.stderr.trim().split('\n').pop()}); using simple generated studies`);
+}
+if (existsSync(join(studyDir, 'images'))) {
+  files = readdirSync(join(studyDir, 'images')).filter((f) => f.endsWith('.dcm')).sort().map((f) => join(studyDir, 'images', f));
+}
+if (files.length === 0) {
+  for (let i = 0; i < Number(args.files); i++) {
+    const f = join(work, `study-2048-${i + 1}.dcm`);
+    if (!existsSync(f)) writeFileSync(f, chestDicom({ size: 2048, seed: i + 1 }));
+    files.push(f);
+  }
+}
+log(`${files.length} studies of 2048x2048 16-bit in ${work}; models ${models}`);
+
+function run(cmd: string, argv: string[]): Record<string, unknown> | { error: string } {
+  const r = spawnSync(cmd, argv, { cwd: repo, encoding: 'utf8', maxBuffer: 1 << 24 });
+  const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  if (r.status !== 0 || !line) return { error: `${cmd} exited ${r.status}: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}` };
+  return JSON.parse(line) as Record<string, unknown>;
+}
+
+log('ours: cxr-triage bench latency ...');
+const ours = run(process.execPath, [
+  join(repo, 'bin', 'cxr-triage.js'), 'bench', 'latency', ...files,
+  '--tta', args.tta!, '--repeat', args.repeat!, '--threads', args.threads!, '--models', models, '--json',
+]);
+
+const reference = join(repo, '..', 'shared', 'bench', 'reference_pipeline.py');
+let ref: Record<string, unknown> | { error: string };
+if (!existsSync(reference)) ref = { error: `${reference} not found` };
+else {
+  log('reference: reference_pipeline.py ...');
+  // peak RSS of the reference, read by the same interpreter when the script returns
+  const wrapper =
+    'import runpy, sys, json, resource\n' +
+    'sys.argv = sys.argv[1:]\n' +
+    'runpy.run_path(sys.argv[0], run_name="__main__")\n' +
+    'print(json.dumps({"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))\n';
+  const r = spawnSync('/usr/bin/python3', ['-c', wrapper, reference, ...files, '--tta', args.tta!, '--repeat', args.repeat!, '--threads', args.threads!], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+  });
+  const lines = r.stdout.trim().split('\n').filter((l) => l.startsWith('{'));
+  ref = r.status === 0 && lines.length >= 2
+    ? { ...(JSON.parse(lines[lines.length - 2]) as Record<string, unknown>), ...(JSON.parse(lines[lines.length - 1]) as Record<string, unknown>) }
+    : { error: `reference exited ${r.status}: ${(r.stderr || '').trim().split('\n').slice(-2).join(' | ')}` };
+}
+
+console.log(JSON.stringify({ ours }));
+console.log(JSON.stringify({ reference: ref }));
+if (!('error' in ours) && !('error' in ref)) {
+  const a = ours.per_study_ms_p50 as number;
+  const b = ref.per_study_ms_p50 as number;
+  console.log(
+    `per study p50: ours ${a} ms vs reference ${b} ms -> ${(a / b).toFixed(2)}x the reference (target <= 0.50); ` +
+      `p90 ${ours.per_study_ms_p90} vs ${ref.per_study_ms_p90} ms; peak RSS ${ours.peak_rss_mb} vs ${ref.peak_rss_mb} MB`,
+  );
+}

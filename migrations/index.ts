@@ -1,0 +1,4 @@
+import { InitialSchema1764320000000 } from './1764320000000-InitialSchema.js';
+
+/** Every migration, oldest first. The data source runs them; nothing else creates schema. */
+export const migrations = [InitialSchema1764320000000];

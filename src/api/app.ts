@@ -1,0 +1,114 @@
+/** The express application: security headers, request ids, metrics, the route table, JSON errors. */
+import { randomUUID } from 'node:crypto';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import helmet from 'helmet';
+import { CxrError, httpStatusFor, isCxrError } from '../errors.js';
+import { buildOpenApi } from './openapi.js';
+import { handlerFor, type ApiDeps, type RouteDef } from './route.js';
+import { adminRoutes } from './routes/admin.js';
+import { postToken } from './routes/auth.js';
+import { listRoutes } from './routes/lists.js';
+import { metaRoutes } from './routes/meta.js';
+import { stow } from './routes/stow.js';
+import { studyRoutes } from './routes/studies.js';
+import { json } from './openapi-types.js';
+
+export type { ApiDeps } from './route.js';
+
+export const API_VERSION = '1.0.0';
+
+const openApiRoute: RouteDef = {
+  method: 'get',
+  path: '/v1/openapi.json',
+  roles: 'public',
+  doc: {
+    summary: 'This API description',
+    tags: ['operations'],
+    responses: { '200': { description: 'OpenAPI 3.1 document', content: json({ type: 'object' }) } },
+  },
+  async handle() {
+    return { status: 200, json: openApiDocument() };
+  },
+};
+
+/** Every route the app serves, in registration order. */
+export const routes: readonly RouteDef[] = [...metaRoutes, openApiRoute, postToken, ...studyRoutes, stow, ...listRoutes, ...adminRoutes];
+
+let cachedDocument: Record<string, unknown> | null = null;
+export function openApiDocument(): Record<string, unknown> {
+  cachedDocument ??= buildOpenApi(routes, API_VERSION);
+  return cachedDocument;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+export function createApp(deps: ApiDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+  app.use(
+    helmet({
+      contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+      crossOriginResourcePolicy: { policy: 'same-origin' },
+    }),
+  );
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const inbound = req.headers['x-request-id'];
+    const id = typeof inbound === 'string' && REQUEST_ID.test(inbound) ? inbound : randomUUID();
+    res.locals.requestId = id;
+    res.setHeader('X-Request-Id', id);
+    // Responses carry patient-derived data: never cached by browsers or proxies.
+    res.setHeader('Cache-Control', 'no-store');
+    const end = deps.metrics.requestSeconds.startTimer();
+    res.on('finish', () => {
+      const route = (res.locals.route as string | undefined) ?? 'unmatched';
+      end({ method: req.method, route });
+      deps.metrics.requests.inc({ method: req.method, route, status: String(res.statusCode) });
+    });
+    next();
+  });
+  for (const r of routes) {
+    app[r.method](
+      r.path,
+      (_req: Request, res: Response, next: NextFunction) => {
+        res.locals.route = r.path;
+        next();
+      },
+      handlerFor(r, deps),
+    );
+  }
+  app.use((req: Request, _res: Response, next: NextFunction) => next(new CxrError('E_NOT_FOUND', `no route ${req.method} ${req.path.slice(0, 200)}`)));
+  app.use(errorHandler(deps));
+  return app;
+}
+
+/** Maps anything thrown to `{ error: { code, message } }`; internals never leak into a response. */
+function errorHandler(deps: ApiDeps) {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
+    const requestId = res.locals.requestId as string;
+    let e: CxrError;
+    if (isCxrError(err)) {
+      e = err;
+    } else {
+      const status = (err as { status?: number; statusCode?: number })?.status ?? (err as { statusCode?: number })?.statusCode;
+      if (status === 413) e = new CxrError('E_PAYLOAD_TOO_LARGE', 'request body too large');
+      else if (typeof status === 'number' && status >= 400 && status < 500) e = new CxrError('E_BAD_REQUEST', 'malformed request');
+      else e = new CxrError('E_INTERNAL', `internal error (request ${requestId})`);
+    }
+    const status = httpStatusFor(e.code);
+    if (status >= 500 && e.code !== 'E_QUEUE_FULL') {
+      deps.log.error('request failed', { requestId, method: req.method, path: req.path, error: String((err as Error)?.stack ?? err) });
+    }
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="cxr-triage"');
+    if (e.code === 'E_QUEUE_FULL') res.setHeader('Retry-After', '5');
+    // A body we refused unread is not drained: close the connection instead of reading it.
+    if (!req.complete) res.setHeader('Connection', 'close');
+    const message = status >= 500 && e.code === 'E_INTERNAL' ? `internal error (request ${requestId})` : e.message;
+    res.status(status).type('application/json').send(JSON.stringify({ error: { code: e.code, message, requestId } }));
+  };
+}

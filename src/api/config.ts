@@ -1,0 +1,131 @@
+/**
+ * Service configuration from the environment, validated at start: every problem is reported
+ * at once, with the variable's name and what it must look like.
+ */
+import { resolve } from 'node:path';
+import { CxrError } from '../errors.js';
+import { loadOrCreateDevSecret, type LoadedSecret } from './keys.js';
+
+export interface JwtConfig {
+  secret: Buffer;
+  issuer: string;
+  audience: string;
+  /** lifetime of tokens from POST /v1/auth/token */
+  ttlSeconds: number;
+}
+
+export interface ServiceConfig {
+  host: string;
+  port: number;
+  /** null: start embedded PostgreSQL under dataDir */
+  databaseUrl: string | null;
+  dataDir: string;
+  dicomDir: string;
+  modelsDir: string;
+  embeddedPgPort: number;
+  jwt: JwtConfig;
+  hmacKey: Buffer;
+  maxBodyBytes: number;
+  queueSize: number;
+  inferConcurrency: number;
+  inferThreads: number | null;
+  tta: number | null;
+  waitTimeoutMs: number;
+  /** loud messages the server prints at start (generated development keys) */
+  notices: string[];
+}
+
+type Env = Record<string, string | undefined>;
+
+class Problems {
+  readonly list: string[] = [];
+  int(env: Env, name: string, def: number, min: number, max: number): number {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') return def;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      this.list.push(`${name} must be an integer from ${min} to ${max} (got '${raw}')`);
+      return def;
+    }
+    return n;
+  }
+  optionalInt(env: Env, name: string, min: number, max: number): number | null {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') return null;
+    return this.int(env, name, min, min, max);
+  }
+  text(env: Env, name: string, def: string, pattern?: RegExp, shape?: string): string {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') return def;
+    if (pattern && !pattern.test(raw)) this.list.push(`${name} must be ${shape} (got '${raw}')`);
+    return raw;
+  }
+}
+
+function secret(env: Env, name: string, dataDir: string, file: string, problems: Problems, notices: string[], what: string, consequence: string): Buffer {
+  const raw = env[name];
+  if (raw !== undefined && raw !== '') {
+    if (raw.length < 32) problems.list.push(`${name} must be at least 32 characters (got ${raw.length})`);
+    return Buffer.from(raw, 'utf8');
+  }
+  let loaded: LoadedSecret;
+  try {
+    loaded = loadOrCreateDevSecret(dataDir, file);
+  } catch (e) {
+    problems.list.push(`${name} is not set and ${(e as Error).message}`);
+    return Buffer.alloc(0);
+  }
+  notices.push(
+    `${name} is not set: using a ${loaded.source === 'generated' ? 'newly generated' : 'generated'} development ${what} from ${loaded.path}. ` +
+      `Set ${name} (32+ characters) for production; ${consequence}`,
+  );
+  return loaded.value;
+}
+
+export function loadConfig(env: Env = process.env): ServiceConfig {
+  const p = new Problems();
+  const notices: string[] = [];
+  const dataDir = resolve(p.text(env, 'CXR_DATA_DIR', './.cxr-data'));
+  const databaseUrl = env.DATABASE_URL?.trim() ? env.DATABASE_URL.trim() : null;
+  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) p.list.push(`DATABASE_URL must be a postgres:// URL (got '${databaseUrl.replace(/:[^:@/]*@/, ':***@')}')`);
+  const port = p.int(env, 'PORT', 8080, 0, 65535);
+  const host = p.text(env, 'HOST', '127.0.0.1', /^[0-9A-Za-z.:-]+$/, 'a host name or IP address');
+  const ttl = p.int(env, 'CXR_TOKEN_TTL_S', 3600, 60, 7 * 24 * 3600);
+  const maxBodyMb = p.int(env, 'CXR_MAX_BODY_MB', 64, 1, 2048);
+  const cfg: ServiceConfig = {
+    host,
+    port,
+    databaseUrl,
+    dataDir,
+    dicomDir: resolve(p.text(env, 'CXR_DICOM_DIR', resolve(dataDir, 'dicom'))),
+    modelsDir: resolve(p.text(env, 'CXR_MODELS_DIR', './models')),
+    embeddedPgPort: p.int(env, 'CXR_PG_PORT', 54329, 1024, 65535),
+    jwt: {
+      secret: Buffer.alloc(0),
+      issuer: p.text(env, 'CXR_JWT_ISSUER', 'cxr-triage'),
+      audience: p.text(env, 'CXR_JWT_AUDIENCE', 'cxr-triage-api'),
+      ttlSeconds: ttl,
+    },
+    hmacKey: Buffer.alloc(0),
+    maxBodyBytes: maxBodyMb * 1024 * 1024,
+    queueSize: p.int(env, 'CXR_QUEUE_SIZE', 64, 1, 100_000),
+    inferConcurrency: p.int(env, 'CXR_INFER_CONCURRENCY', 1, 1, 64),
+    inferThreads: p.optionalInt(env, 'CXR_INFER_THREADS', 1, 256),
+    tta: p.optionalInt(env, 'CXR_TTA', 1, 32),
+    waitTimeoutMs: p.int(env, 'CXR_WAIT_TIMEOUT_S', 60, 1, 3600) * 1000,
+    notices,
+  };
+  cfg.jwt.secret = secret(env, 'CXR_JWT_SECRET', dataDir, 'jwt-secret', p, notices, 'JWT signing key', 'tokens signed with it stop working when it changes.');
+  cfg.hmacKey = secret(
+    env,
+    'CXR_HMAC_KEY',
+    dataDir,
+    'hmac-key',
+    p,
+    notices,
+    'patient-id pseudonymisation key',
+    'keep it stable: a new key gives the same patient a new pseudonym.',
+  );
+  if (p.list.length > 0) throw new CxrError('E_CONFIG', `invalid configuration:\n  ${p.list.join('\n  ')}`);
+  return cfg;
+}

@@ -1,0 +1,149 @@
+/**
+ * One table of routes drives three things: the express handlers, role checks with auditing,
+ * and the OpenAPI document — so a route cannot exist without being documented and guarded.
+ */
+import type { NextFunction, Request, Response } from 'express';
+import type { DataSource, EntityManager } from 'typeorm';
+import { appendAudit, appendAuditInTransaction, type AuditEntry } from '../db/audit.js';
+import type { Role } from '../db/entities.js';
+import { findActiveClient, findActiveUser } from '../db/principals.js';
+import { CxrError, httpStatusFor, isCxrError } from '../errors.js';
+import type { Logger } from '../service/log.js';
+import type { TriageService } from '../service/triage.js';
+import type { ServiceConfig } from './config.js';
+import { UUID_RE, type Reply } from './http.js';
+import type { ServiceMetrics } from './metrics.js';
+import type { OperationDoc } from './openapi-types.js';
+import { verifyToken, type Principal } from './tokens.js';
+
+export interface ApiDeps {
+  config: Pick<ServiceConfig, 'jwt' | 'maxBodyBytes' | 'waitTimeoutMs'>;
+  ds: DataSource;
+  service: TriageService;
+  metrics: ServiceMetrics;
+  log: Logger;
+  /** loads an engine with this model version in place of the active one of its kind and swaps it in */
+  activateModel?: (name: string, version: string) => Promise<void>;
+  /** models loaded and warmed */
+  modelsReady: () => boolean;
+}
+
+export interface Ctx {
+  req: Request;
+  res: Response;
+  deps: ApiDeps;
+  principal: Principal | null;
+  requestId: string;
+  /** the study the default audit row names */
+  studyId: string | null;
+  /** extra fields for the default audit row */
+  detail: Record<string, unknown>;
+  /** rows to append instead of the default one (a STOW-RS request touches several studies) */
+  audits: Omit<AuditEntry, 'actor' | 'role' | 'requestId'>[];
+  /** appends an audit row inside a transaction of the handler's own, so it commits with the change */
+  auditIn(m: EntityManager, e: Omit<AuditEntry, 'actor' | 'role' | 'requestId'>): Promise<void>;
+}
+
+export interface RouteDef {
+  method: 'get' | 'post' | 'delete';
+  /** express path, e.g. /v1/studies/:id */
+  path: string;
+  roles: readonly Role[] | 'public';
+  /** audit action; when set, every authenticated request to the route is written to the audit log */
+  audit?: string;
+  /** the route's :id is a study id: audit rows name it even when the request is refused */
+  studyParam?: boolean;
+  doc: OperationDoc;
+  handle(c: Ctx): Promise<Reply>;
+}
+
+export function principalOf(c: Ctx): Principal {
+  if (!c.principal) throw new CxrError('E_UNAUTHENTICATED', 'authentication required');
+  return c.principal;
+}
+
+function bearer(req: Request): string {
+  const h = req.headers.authorization;
+  if (!h) throw new CxrError('E_UNAUTHENTICATED', 'missing bearer token (Authorization: Bearer <token>)');
+  const m = /^Bearer\s+([A-Za-z0-9._~+/=-]+)\s*$/i.exec(h);
+  if (!m) throw new CxrError('E_UNAUTHENTICATED', 'Authorization header must be "Bearer <token>"');
+  return m[1];
+}
+
+/** Verifies the token and that the client or user behind it has not been revoked since it was issued. */
+async function authenticate(deps: ApiDeps, req: Request): Promise<Principal> {
+  const p = verifyToken(deps.config.jwt, bearer(req));
+  if (p.kind === 'client' && !(await findActiveClient(deps.ds, p.sub))) throw new CxrError('E_UNAUTHENTICATED', 'the client behind this token was revoked');
+  if (p.kind === 'user' && !(await findActiveUser(deps.ds, p.sub))) throw new CxrError('E_UNAUTHENTICATED', 'the user behind this token was disabled');
+  return p;
+}
+
+function send(res: Response, r: Reply): void {
+  for (const [k, v] of Object.entries(r.headers ?? {})) res.setHeader(k, v);
+  res.status(r.status);
+  if (r.json !== undefined) {
+    res.type(r.type ?? 'application/json').send(JSON.stringify(r.json));
+  } else if (r.body !== undefined) {
+    if (r.type) res.type(r.type);
+    res.send(r.body);
+  } else {
+    res.end();
+  }
+}
+
+export function outcomeOf(status: number, e?: unknown): string {
+  if (e) return isCxrError(e) ? e.code : 'E_INTERNAL';
+  return status < 400 ? 'ok' : `http_${status}`;
+}
+
+/** The express handler for one route: authenticate, check role, run, audit, send. */
+export function handlerFor(route: RouteDef, deps: ApiDeps) {
+  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    const requestId = res.locals.requestId as string;
+    const c: Ctx = {
+      req,
+      res,
+      deps,
+      principal: null,
+      requestId,
+      studyId: null,
+      detail: {},
+      audits: [],
+      auditIn: async () => {},
+    };
+    let auditedInTx = false;
+    c.auditIn = async (m, e) => {
+      const p = principalOf(c);
+      await appendAuditInTransaction(m, { ...e, actor: p.sub, role: p.role, requestId });
+      auditedInTx = true;
+    };
+    const audit = async (status: number, error?: unknown) => {
+      if (!route.audit || !c.principal || auditedInTx) return;
+      const base = { actor: c.principal.sub, role: c.principal.role, requestId };
+      const rows = c.audits.length > 0 && !error
+        ? c.audits
+        : [{ action: route.audit, studyId: c.studyId, outcome: outcomeOf(status, error), detail: { ...c.detail, status, method: req.method } }];
+      for (const row of rows) await appendAudit(deps.ds, { ...base, ...row });
+    };
+    if (route.studyParam && UUID_RE.test(String(req.params.id ?? ''))) c.studyId = String(req.params.id).toLowerCase();
+    try {
+      if (route.roles !== 'public') {
+        c.principal = await authenticate(deps, req);
+        res.locals.principal = c.principal;
+        if (!route.roles.includes(c.principal.role)) {
+          throw new CxrError('E_FORBIDDEN', `role '${c.principal.role}' may not ${route.doc.summary.toLowerCase()}`);
+        }
+      }
+      const reply = await route.handle(c);
+      await audit(reply.status);
+      send(res, reply);
+    } catch (e) {
+      try {
+        await audit(isCxrError(e) ? httpStatusFor(e.code) : 500, e);
+      } catch (auditError) {
+        deps.log.error('audit append failed', { requestId, error: String(auditError) });
+      }
+      next(e);
+    }
+  };
+}

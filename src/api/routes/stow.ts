@@ -1,0 +1,139 @@
+/**
+ * DICOMweb STOW-RS (PS3.18 10.5): several instances in one multipart/related request, each
+ * stored or refused on its own, answered with a DICOM JSON dataset listing both.
+ */
+import { readMetadata } from '../../dicom/index.js';
+import { CxrError, isCxrError, type ErrorCode } from '../../errors.js';
+import { readBody, type Reply } from '../http.js';
+import { parseContentType, splitMultipart } from '../multipart.js';
+import { json, ref } from '../openapi-types.js';
+import { principalOf, type RouteDef } from '../route.js';
+
+/** Failure Reason (0008,1197) values, PS3.18 table 10.5.3-2 and PS3.4 annex C. */
+export const FAILURE_REASON = {
+  processingFailure: 0x0110,
+  duplicateSopInstance: 0x0111,
+  outOfResources: 0xa700,
+  cannotUnderstand: 0xc000,
+  transferSyntaxNotSupported: 0xc122,
+} as const;
+
+export function failureReasonFor(code: ErrorCode): number {
+  switch (code) {
+    case 'E_QUEUE_FULL':
+      return FAILURE_REASON.outOfResources;
+    case 'E_CONFLICT':
+      return FAILURE_REASON.duplicateSopInstance;
+    case 'E_UNSUPPORTED_SYNTAX':
+      return FAILURE_REASON.transferSyntaxNotSupported;
+    case 'E_INTERNAL':
+    case 'E_BACKEND':
+      return FAILURE_REASON.processingFailure;
+    default:
+      return FAILURE_REASON.cannotUnderstand;
+  }
+}
+
+type DicomJsonItem = Record<string, { vr: string; Value?: unknown[] }>;
+
+function uidsOf(bytes: Uint8Array): { sopClass: string | null; sopInstance: string | null } {
+  try {
+    const m = readMetadata(bytes);
+    return { sopClass: m.sopClassUid, sopInstance: m.sopInstanceUid };
+  } catch {
+    return { sopClass: null, sopInstance: null };
+  }
+}
+
+function refItem(sopClass: string | null, sopInstance: string | null): DicomJsonItem {
+  const item: DicomJsonItem = {};
+  if (sopClass) item['00081150'] = { vr: 'UI', Value: [sopClass] };
+  if (sopInstance) item['00081155'] = { vr: 'UI', Value: [sopInstance] };
+  return item;
+}
+
+export const stow: RouteDef = {
+  method: 'post',
+  path: '/dicomweb/studies',
+  roles: ['workstation'],
+  audit: 'study.create',
+  doc: {
+    summary: 'Store instances (STOW-RS)',
+    tags: ['dicomweb'],
+    description:
+      'multipart/related; type="application/dicom" with one DICOM instance per part. Each instance is accepted or refused on its own; ' +
+      'the response lists stored instances in ReferencedSOPSequence (0008,1199) and refused ones in FailedSOPSequence (0008,1198) ' +
+      'with a FailureReason (0008,1197). 200: all stored; 202: some stored; 409: none stored.',
+    requestBody: {
+      required: true,
+      content: { 'multipart/related': { schema: { type: 'string', format: 'binary', description: 'type="application/dicom"; one instance per part' } } },
+    },
+    responses: {
+      '200': { description: 'All instances stored', content: { 'application/dicom+json': { schema: ref('DicomJson') } } },
+      '202': { description: 'Some instances stored, some refused', content: { 'application/dicom+json': { schema: ref('DicomJson') } } },
+      '400': { description: 'Broken multipart framing', content: json(ref('Error')) },
+      '409': { description: 'No instance stored', content: { 'application/dicom+json': { schema: ref('DicomJson') } } },
+      '413': { description: 'Body larger than CXR_MAX_BODY_MB', content: json(ref('Error')) },
+      '415': { description: 'Not multipart/related; type="application/dicom"', content: json(ref('Error')) },
+      '503': { description: 'Nothing stored because the inference queue is full', content: { 'application/dicom+json': { schema: ref('DicomJson') } } },
+    },
+  },
+  async handle(c): Promise<Reply> {
+    const ct = parseContentType(c.req.headers['content-type']);
+    if (!ct || ct.type !== 'multipart/related' || (ct.params.get('type') ?? '').toLowerCase() !== 'application/dicom') {
+      throw new CxrError('E_UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be multipart/related; type="application/dicom"');
+    }
+    const boundary = ct.params.get('boundary');
+    if (!boundary) throw new CxrError('E_BAD_REQUEST', 'multipart/related needs a boundary parameter');
+    const parts = splitMultipart(await readBody(c.req, c.deps.config.maxBodyBytes), boundary);
+    if (parts.length === 0) throw new CxrError('E_BAD_REQUEST', 'the request holds no instances');
+    const stored: DicomJsonItem[] = [];
+    const failed: DicomJsonItem[] = [];
+    const failureCodes: ErrorCode[] = [];
+    const actor = principalOf(c).sub;
+    for (const [index, part] of parts.entries()) {
+      const partType = parseContentType(part.headers.get('content-type'))?.type ?? 'application/dicom';
+      try {
+        if (partType !== 'application/dicom') throw new CxrError('E_UNSUPPORTED_MEDIA_TYPE', `part ${index + 1} is ${partType}, not application/dicom`);
+        const res = await c.deps.service.accept(part.body, actor);
+        const item = refItem(res.study.sopClassUid, res.study.sopInstanceUid);
+        item['00081190'] = { vr: 'UR', Value: [`/v1/studies/${res.study.id}`] };
+        stored.push(item);
+        c.audits.push({
+          action: 'study.create',
+          studyId: res.study.id,
+          outcome: 'ok',
+          detail: { part: index + 1, sopInstanceUid: res.study.sopInstanceUid, duplicate: !res.created, via: 'stow-rs' },
+        });
+      } catch (e) {
+        if (!isCxrError(e)) throw e;
+        const uids = uidsOf(part.body);
+        const item = refItem(uids.sopClass, uids.sopInstance);
+        item['00081197'] = { vr: 'US', Value: [failureReasonFor(e.code)] };
+        // Error Comment (0000,0902) carries our stable code, so a sender can act on it.
+        item['00000902'] = { vr: 'LO', Value: [`${e.code}: ${e.message}`.slice(0, 64)] };
+        failed.push(item);
+        failureCodes.push(e.code);
+        c.audits.push({
+          action: 'study.create',
+          studyId: (e.details?.studyId as string | undefined) ?? null,
+          outcome: e.code,
+          detail: { part: index + 1, sopInstanceUid: uids.sopInstance, via: 'stow-rs' },
+        });
+      }
+    }
+    const body: DicomJsonItem = {};
+    if (stored.length > 0) body['00081199'] = { vr: 'SQ', Value: stored };
+    if (failed.length > 0) body['00081198'] = { vr: 'SQ', Value: failed };
+    let status = 200;
+    const headers: Record<string, string> = {};
+    if (stored.length === 0) {
+      status = failureCodes.every((code) => code === 'E_QUEUE_FULL') ? 503 : 409;
+      if (status === 503) headers['Retry-After'] = '5';
+    } else if (failed.length > 0) {
+      status = 202;
+    }
+    c.detail = { stored: stored.length, failed: failed.length };
+    return { status, json: body, type: 'application/dicom+json', headers };
+  },
+};

@@ -1,0 +1,114 @@
+/**
+ * Composition of the running service from a migrated database and a loaded engine: the
+ * store, the triage service (with restart recovery), metrics and the express app. `serve`,
+ * the tests and the load check all build the service through here.
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Express } from 'express';
+import type { DataSource } from 'typeorm';
+import type { TriageEngine } from '../inference/types.js';
+import { DicomStore } from '../service/dicom-store.js';
+import type { Logger } from '../service/log.js';
+import { activateModelVersion, manifestReader } from '../service/model-activation.js';
+import { TriageService } from '../service/triage.js';
+import { createApp } from './app.js';
+import type { ServiceConfig } from './config.js';
+import { createMetrics, type ServiceMetrics } from './metrics.js';
+
+export type ServiceSettings = Pick<
+  ServiceConfig,
+  'jwt' | 'hmacKey' | 'dicomDir' | 'maxBodyBytes' | 'queueSize' | 'inferConcurrency' | 'waitTimeoutMs'
+> & { modelsDir?: string };
+
+export interface ServiceParts {
+  app: Express;
+  service: TriageService;
+  metrics: ServiceMetrics;
+  /** studies found accepted-but-unscored at start and re-queued */
+  recovered: number;
+  /** stops taking work and lets running inference finish (the database stays open) */
+  close(): Promise<void>;
+}
+
+export interface BuildOptions {
+  ds: DataSource;
+  engine: TriageEngine;
+  settings: ServiceSettings;
+  log: Logger;
+  /** loads an engine from the models directory as it stands; enables model activation */
+  loadEngine?: () => Promise<TriageEngine>;
+  /** process metrics (CPU, memory, event loop); off in tests */
+  defaultMetrics?: boolean;
+}
+
+export async function buildService(o: BuildOptions): Promise<ServiceParts> {
+  const metrics = createMetrics({ defaultMetrics: o.defaultMetrics });
+  const service = new TriageService({
+    ds: o.ds,
+    store: new DicomStore(o.settings.dicomDir),
+    engine: o.engine,
+    hmacKey: o.settings.hmacKey,
+    queueCapacity: o.settings.queueSize,
+    inferConcurrency: o.settings.inferConcurrency,
+    log: o.log,
+    hooks: metrics.hooks,
+    readManifest: o.settings.modelsDir ? manifestReader(o.settings.modelsDir) : undefined,
+  });
+  await service.registerEngineModels();
+  let ready = true;
+  const modelsDir = o.settings.modelsDir;
+  const loadEngine = o.loadEngine;
+  const app = createApp({
+    config: o.settings,
+    ds: o.ds,
+    service,
+    metrics,
+    log: o.log,
+    modelsReady: () => ready,
+    activateModel: modelsDir && loadEngine ? (name, version) => activateModelVersion({ modelsDir, service, loadEngine }, name, version) : undefined,
+  });
+  const recovered = await service.recover();
+  return {
+    app,
+    service,
+    metrics,
+    recovered,
+    close: async () => {
+      ready = false;
+      await service.close();
+    },
+  };
+}
+
+/** Listens and resolves with the bound address (port 0 picks a free one). */
+export function listen(app: Express, port: number, host: string): Promise<{ server: Server; url: string }> {
+  return new Promise((resolve, reject) => {
+    const server = app.listen(port, host);
+    server.once('error', reject);
+    server.once('listening', () => {
+      const a = server.address() as AddressInfo;
+      const h = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+      resolve({ server, url: `http://${h}:${a.port}` });
+    });
+    // Slow clients cannot hold a connection open forever; large uploads still get minutes.
+    server.requestTimeout = 5 * 60_000;
+    // Idle keep-alive outlives the usual 60 s of proxies and clients, so they (not we) close
+    // idle connections — closing them here races a client's next request on the same socket.
+    server.keepAliveTimeout = 65_000;
+    server.headersTimeout = 66_000;
+  });
+}
+
+/** Stops accepting connections, lets in-flight requests finish (up to graceMs), then closes the rest. */
+export function closeServer(server: Server, graceMs = 10_000): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+    timer.unref();
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}

@@ -1,0 +1,67 @@
+/**
+ * JWT access tokens. HS256 only: the verifier pins the algorithm, so `alg: none` and
+ * algorithm-confusion tokens are refused, and checks signature, expiry, issuer and audience.
+ */
+import { createSecretKey, randomUUID, type KeyObject } from 'node:crypto';
+import jwt from 'jsonwebtoken';
+import { CxrError } from '../errors.js';
+import { isRole, type Role } from '../db/entities.js';
+import type { JwtConfig } from './config.js';
+
+export const JWT_ALGORITHM = 'HS256' as const;
+
+/** Who a token speaks for: an API client, a user, or an operator token minted on the server. */
+export type PrincipalKind = 'client' | 'user' | 'operator';
+
+export interface Principal {
+  sub: string;
+  role: Role;
+  kind: PrincipalKind;
+}
+
+/**
+ * The secret as a KeyObject, made once: given a Buffer, jsonwebtoken first tries it as a
+ * public key (and throws) on every call before treating it as a secret.
+ */
+const keys = new WeakMap<Buffer, KeyObject>();
+function keyOf(secret: Buffer): KeyObject {
+  let k = keys.get(secret);
+  if (!k) {
+    k = createSecretKey(secret);
+    keys.set(secret, k);
+  }
+  return k;
+}
+
+export function signToken(cfg: JwtConfig, p: Principal, ttlSeconds = cfg.ttlSeconds): { token: string; expiresIn: number } {
+  const token = jwt.sign({ role: p.role, kind: p.kind }, keyOf(cfg.secret), {
+    algorithm: JWT_ALGORITHM,
+    subject: p.sub,
+    issuer: cfg.issuer,
+    audience: cfg.audience,
+    expiresIn: ttlSeconds,
+    jwtid: randomUUID(),
+  });
+  return { token, expiresIn: ttlSeconds };
+}
+
+export function verifyToken(cfg: JwtConfig, token: string): Principal {
+  let claims: jwt.JwtPayload | string;
+  try {
+    claims = jwt.verify(token, keyOf(cfg.secret), {
+      algorithms: [JWT_ALGORITHM],
+      issuer: cfg.issuer,
+      audience: cfg.audience,
+      clockTolerance: 5,
+    });
+  } catch (e) {
+    const reason = e instanceof jwt.TokenExpiredError ? 'token expired' : e instanceof jwt.JsonWebTokenError ? `invalid token (${e.message})` : 'invalid token';
+    throw new CxrError('E_UNAUTHENTICATED', reason);
+  }
+  if (typeof claims === 'string' || typeof claims.sub !== 'string' || !claims.sub) throw new CxrError('E_UNAUTHENTICATED', 'invalid token (no subject)');
+  if (typeof claims.exp !== 'number') throw new CxrError('E_UNAUTHENTICATED', 'invalid token (no expiry)');
+  if (!isRole(claims.role)) throw new CxrError('E_UNAUTHENTICATED', 'invalid token (no valid role)');
+  const kind = claims.kind === 'client' || claims.kind === 'user' || claims.kind === 'operator' ? claims.kind : null;
+  if (!kind) throw new CxrError('E_UNAUTHENTICATED', 'invalid token (no principal kind)');
+  return { sub: claims.sub, role: claims.role, kind };
+}

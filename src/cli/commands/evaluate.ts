@@ -1,0 +1,164 @@
+import type { Command } from 'commander';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { csvLine } from '../../data/csv.js';
+import { CxrError } from '../../errors.js';
+import { encodeRgbPng } from '../../imaging/png.js';
+import { onnxScorer } from '../../inference/scorer.js';
+import { parseProviders } from '../../inference/session.js';
+import { evaluateItems, type EvaluationResult, type ImageScorer } from '../../ml/evaluate.js';
+import { averagePrecision, operatingPoints } from '../../ml/metrics.js';
+import { precisionRecallPlot, rocPlot } from '../../ml/plots.js';
+import { loadEvalItems } from '../../ml/train/dataset-source.js';
+import { ProgressBar } from '../../ml/train/progress.js';
+import { action, parseInteger } from '../run.js';
+
+interface EvaluateCliOptions {
+  data: string;
+  models: string;
+  segmenter?: string;
+  classifier?: string;
+  json?: boolean;
+  plots?: string;
+  maxImages?: string;
+  window?: string;
+  perImage?: string;
+  tta?: string;
+  threads?: string;
+  providers?: string;
+}
+
+/** The keys `evaluate --json` prints, in this order. */
+export function jsonSummary(r: EvaluationResult): Record<string, unknown> {
+  return {
+    auc: r.auc,
+    accuracy: r.accuracy,
+    precision: r.precision,
+    recall: r.recall,
+    specificity: r.specificity,
+    f1: r.f1,
+    threshold: r.threshold,
+    confusion: r.confusion,
+    n: r.n,
+    ...('dice' in r ? { dice: r.dice, iou: r.iou } : {}),
+  };
+}
+
+const f3 = (v: number | null | undefined) => (v == null ? 'n/a' : v.toFixed(3));
+
+export function formatTable(r: EvaluationResult): string {
+  const c = r.confusion;
+  const rows: [string, string][] = [
+    ['images', String(r.n)],
+    ['threshold', `${r.threshold.toFixed(4)}${r.targetRecall != null ? ` (calibrated for recall ${r.targetRecall})` : ''}`],
+    ['AUC', f3(r.auc)],
+    ['accuracy', f3(r.accuracy)],
+    ['recall (sensitivity)', f3(r.recall)],
+    ['specificity', f3(r.specificity)],
+    ['precision', f3(r.precision)],
+    ['F1', f3(r.f1)],
+    ['confusion', `TP ${c.tp}  FP ${c.fp}  TN ${c.tn}  FN ${c.fn}`],
+  ];
+  if ('dice' in r) rows.push(['lung Dice', f3(r.dice)], ['lung IoU', f3(r.iou)]);
+  if (r.calibratedHere != null) rows.push([`threshold for recall ${r.targetRecall} here`, r.calibratedHere.toFixed(4)]);
+  rows.push(['models', `segmenter ${r.models.segmenter.version}, classifier ${r.models.classifier.version} (${r.scorer})`]);
+  const w = Math.max(...rows.map(([k]) => k.length));
+  return `${rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n')}\n`;
+}
+
+/**
+ * One row per image: file, label, probability and the decision at the threshold, with the
+ * manifest's rule (positive at or above it), the rule the confusion matrix counts by and
+ * `analyze` decides by.
+ */
+export function perImageCsv(r: EvaluationResult): string {
+  const hasDice = r.images.some((i) => i.dice !== undefined);
+  const head = ['file', 'label', 'probability', 'decision', ...(hasDice ? ['dice'] : [])];
+  const rows = r.images.map((i) => {
+    const decision = i.probability >= r.threshold ? 'positive' : 'negative';
+    return csvLine([i.id, String(i.label), String(i.probability), decision, ...(hasDice ? [i.dice === undefined ? '' : String(i.dice)] : [])]);
+  });
+  return `${[csvLine(head), ...rows].join('\n')}\n`;
+}
+
+async function writePlots(dir: string, r: EvaluationResult): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const scores = r.images.map((i) => i.probability);
+  const labels = r.images.map((i) => i.label);
+  const pts = operatingPoints(scores, labels);
+  const files: string[] = [];
+  const roc = rocPlot(pts, r.auc, r.threshold);
+  const pr = precisionRecallPlot(pts, averagePrecision(scores, labels), r.threshold);
+  for (const [name, img] of [['roc.png', roc], ['pr.png', pr]] as const) {
+    const path = join(dir, name);
+    await writeFile(path, await encodeRgbPng(img.data, img.width, img.height));
+    files.push(path);
+  }
+  return files;
+}
+
+export function register(program: Command): void {
+  program
+    .command('evaluate')
+    .description('run the full pipeline (segment, crop, classify) over a dataset folder and report classification and mask metrics')
+    .requiredOption('--data <dir>', 'dataset folder: images/, labels.csv, optional masks/')
+    .option('--models <dir>', 'models folder holding segmenter/ and classifier/ versions', 'models')
+    .option('--segmenter <dir>', 'a segmenter version folder (overrides --models)')
+    .option('--classifier <dir>', 'a classifier version folder (overrides --models)')
+    .option('--json', 'print one JSON object instead of a table')
+    .option('--plots <dir>', 'write ROC and precision-recall curves (roc.png, pr.png) into this folder')
+    .option('--max-images <n>', 'evaluate at most this many images')
+    .option('--window <policy>', 'DICOM window policy: auto|lung|header|minmax (default auto)')
+    .option('--per-image <csv>', 'write file, label, probability and decision of every image to this CSV file')
+    .option('--tta <n>', 'test-time-augmented views (default 4, as analyze)')
+    .option('--threads <n>', 'ONNX Runtime intra-op threads (default 2)')
+    .option('--providers <list>', 'execution providers in order, e.g. cuda,cpu (default cpu)')
+    .action(
+      action(async (o: EvaluateCliOptions) => {
+        const tta = o.tta === undefined ? undefined : parseInteger('--tta', o.tta, 1);
+        const threads = o.threads === undefined ? undefined : parseInteger('--threads', o.threads, 1);
+        const providers = o.providers === undefined ? undefined : parseProviders(o.providers);
+        const items = await loadEvalItems(resolve(o.data), {
+          maxImages: o.maxImages ? parseInteger('--max-images', o.maxImages, 1) : undefined,
+          window: o.window,
+        });
+        if (items.length === 0) throw new CxrError('E_BAD_DATASET', `${o.data} has no images`);
+        // the serving engine, so the decisions reported here are the ones `analyze` and the service make
+        const scorer: ImageScorer = await onnxScorer({
+          modelsDir: o.models,
+          segmenterDir: o.segmenter,
+          classifierDir: o.classifier,
+          tta,
+          threads,
+          providers,
+          onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+        });
+        const m = scorer.models;
+        process.stderr.write(
+          `evaluating ${items.length} images with segmenter ${m.segmenter.version} and classifier ${m.classifier.version} (${scorer.description})\n`,
+        );
+        const bar = new ProgressBar(process.stderr, 'evaluate', items.length);
+        let result: EvaluationResult;
+        try {
+          result = await evaluateItems(items, scorer, () => bar.tick(1));
+        } finally {
+          await scorer.dispose();
+        }
+        bar.finish();
+        if (o.perImage) {
+          const path = resolve(o.perImage);
+          try {
+            await writeFile(path, perImageCsv(result));
+          } catch (e) {
+            throw new CxrError('E_BAD_ARGUMENT', `cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+          }
+          process.stderr.write(`per-image results: ${path}\n`);
+        }
+        if (o.plots) {
+          const files = await writePlots(resolve(o.plots), result);
+          process.stderr.write(`plots: ${files.join(', ')}\n`);
+        }
+        process.stdout.write(o.json ? `${JSON.stringify(jsonSummary(result))}\n` : formatTable(result));
+      }),
+    );
+}

@@ -1,0 +1,122 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import type { Command } from 'commander';
+import { loadConfig, type ServiceConfig } from '../../api/config.js';
+import { openServiceDatabase } from '../../api/database.js';
+import { buildService, closeServer, listen } from '../../api/server.js';
+import { loadEngine } from '../../inference/engine.js';
+import { jsonLogger } from '../../service/log.js';
+import { action, parseInteger } from '../run.js';
+
+/** The example study the start banner tells people to post (fixtures/ of this package). */
+export function exampleStudy(root = join(import.meta.dirname, '..', '..', '..')): string | null {
+  const candidates = [join(root, 'fixtures', 'example', 'chest.dcm'), join(root, 'fixtures', 'example-chest.dcm')];
+  let found = candidates.find((c) => existsSync(c)) ?? null;
+  if (!found) {
+    const dir = join(root, 'fixtures', 'dicom');
+    const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.dcm')).sort() : [];
+    const pick = files.find((f) => /chest|cxr|cr-|dx-/i.test(f)) ?? files[0];
+    found = pick ? join(dir, pick) : null;
+  }
+  if (!found) return null;
+  const rel = relative(process.cwd(), found);
+  return rel.startsWith('..') ? found : rel;
+}
+
+function loud(lines: string[]): void {
+  const bar = '!'.repeat(78);
+  process.stderr.write(`\n${bar}\n${lines.map((l) => `!! ${l}`).join('\n')}\n${bar}\n\n`);
+}
+
+function banner(cfg: ServiceConfig, url: string, where: string, recovered: number): string {
+  const example = exampleStudy();
+  const dataEnv = cfg.dataDir === join(process.cwd(), '.cxr-data') ? '' : `CXR_DATA_DIR=${relative(process.cwd(), cfg.dataDir) || '.'} `;
+  const lines = [
+    `cxr-triage is listening on ${url}`,
+    `  database: ${where}`,
+    `  stored DICOM: ${cfg.dicomDir}`,
+    recovered > 0 ? `  re-queued ${recovered} accepted but unscored studies` : null,
+    ``,
+    `Mint a token (same data directory / env as this server) and post the example study:`,
+    `  TOKEN=$(${dataEnv}npx cxr-triage token --role workstation --sub ws-1)`,
+    example
+      ? `  curl -s -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/dicom' --data-binary @${example} '${url}/v1/studies?wait=true'`
+      : `  curl -s -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/dicom' --data-binary @study.dcm '${url}/v1/studies?wait=true'`,
+    `Read it back as a clinician:`,
+    `  CLIN=$(${dataEnv}npx cxr-triage token --role clinician --sub dr-1); curl -s -H "Authorization: Bearer $CLIN" ${url}/v1/worklist`,
+    `API description: ${url}/v1/openapi.json   health: ${url}/readyz   metrics: ${url}/metrics`,
+  ];
+  return `${lines.filter((l) => l !== null).join('\n')}\n`;
+}
+
+export function register(program: Command): void {
+  program
+    .command('serve')
+    .description(
+      'run the triage API on the shipped models; without DATABASE_URL an embedded PostgreSQL starts under CXR_DATA_DIR. ' +
+        'Configuration by environment: PORT, HOST, DATABASE_URL, CXR_DATA_DIR, CXR_JWT_SECRET, CXR_HMAC_KEY, CXR_MODELS_DIR, ' +
+        'CXR_MAX_BODY_MB, CXR_QUEUE_SIZE, CXR_INFER_THREADS, CXR_INFER_CONCURRENCY, CXR_TTA, CXR_WAIT_TIMEOUT_S, CXR_PG_PORT, CXR_TOKEN_TTL_S',
+    )
+    .option('--port <n>', 'listen port (overrides PORT)')
+    .option('--host <addr>', 'listen address (overrides HOST; default 127.0.0.1)')
+    .action(
+      action(async (opts: { port?: string; host?: string }) => {
+        const env = { ...process.env };
+        if (opts.port !== undefined) env.PORT = String(parseInteger('--port', opts.port, 0));
+        if (opts.host !== undefined) env.HOST = opts.host;
+        const cfg = loadConfig(env);
+        const log = jsonLogger();
+        if (cfg.notices.length > 0) loud(['DEVELOPMENT KEYS IN USE', ...cfg.notices]);
+
+        process.stderr.write(cfg.databaseUrl ? 'connecting to PostgreSQL…\n' : `starting embedded PostgreSQL on 127.0.0.1:${cfg.embeddedPgPort} (${join(cfg.dataDir, 'pg')})…\n`);
+        const db = await openServiceDatabase(cfg);
+        const engineOptions = { modelsDir: cfg.modelsDir, threads: cfg.inferThreads ?? undefined, tta: cfg.tta ?? undefined, onWarning: (m: string) => log.warn(m) };
+        let engine;
+        try {
+          process.stderr.write(`loading models from ${cfg.modelsDir}…\n`);
+          engine = await loadEngine(engineOptions);
+        } catch (e) {
+          await db.close();
+          throw e;
+        }
+        const parts = await buildService({
+          ds: db.ds,
+          engine,
+          settings: cfg,
+          log,
+          loadEngine: () => loadEngine(engineOptions),
+          defaultMetrics: true,
+        });
+        let server;
+        try {
+          server = await listen(parts.app, cfg.port, cfg.host);
+        } catch (e) {
+          await parts.close();
+          await engine.close();
+          await db.close();
+          throw e;
+        }
+        const m = parts.service.models;
+        log.info('models loaded', { segmenter: `${m.segmenter.name}@${m.segmenter.version}`, classifier: `${m.classifier.name}@${m.classifier.version}` });
+        process.stdout.write(banner(cfg, server.url, db.where, parts.recovered));
+
+        let stopping = false;
+        const shutdown = async (signal: string) => {
+          if (stopping) {
+            process.stderr.write(`${signal} again: exiting now\n`);
+            process.exit(130);
+          }
+          stopping = true;
+          process.stderr.write(`${signal}: stopping (finishing requests and running inference; queued studies resume at next start)…\n`);
+          await closeServer(server.server);
+          await parts.close();
+          await parts.service.closeEngine();
+          await db.close();
+          process.stderr.write('stopped\n');
+          process.exit(0);
+        };
+        process.on('SIGINT', () => void shutdown('SIGINT'));
+        process.on('SIGTERM', () => void shutdown('SIGTERM'));
+      }),
+    );
+}

@@ -1,0 +1,224 @@
+import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { CxrError } from '../../errors.js';
+import { initBackend } from '../../ml/backend.js';
+import { defaultConfig, type TrainConfig } from '../../ml/train/config.js';
+import { prepareTrainData, type DataOptions } from '../../ml/train/dataset-source.js';
+import { finalizeVersion } from '../../ml/train/finalize.js';
+import { train } from '../../ml/train/loop.js';
+import type { Task } from '../../ml/train/types.js';
+import { action, parseInteger, parseNumber } from '../run.js';
+
+interface TrainCliOptions {
+  data?: string;
+  out: string;
+  runs?: string;
+  runId?: string;
+  resume?: string | boolean;
+  epochs?: string;
+  batch?: string;
+  accumulate?: string;
+  lr?: string;
+  lrMin?: string;
+  l2?: string;
+  seed?: string;
+  patience?: string;
+  maxImages?: string;
+  size?: string;
+  targetRecall?: string;
+  focalAlpha?: string;
+  focalGamma?: string;
+  classWeights?: string;
+  segmenter?: string;
+  split?: string;
+  augment: boolean;
+  window?: string;
+  version?: string;
+  float32?: boolean;
+  base?: string;
+  depth?: string;
+  blocks?: string;
+  growth?: string;
+  dropout?: string;
+}
+
+function parseFraction(name: string, v: string): number {
+  const n = parseNumber(name, v);
+  if (!(n > 0 && n <= 1)) throw new CxrError('E_BAD_ARGUMENT', `${name} must be in (0,1], got '${v}'`);
+  return n;
+}
+
+function parseSplit(v: string): [number, number, number] {
+  const parts = v.split(/[/,:]/).map((p) => parseNumber('--split', p));
+  const sum = parts.reduce((s, p) => s + p, 0);
+  if (parts.length !== 3 || parts.some((p) => !(p >= 0)) || !(sum > 0) || parts[0] === 0 || parts[1] === 0) {
+    throw new CxrError('E_BAD_ARGUMENT', `--split must be TRAIN/VALIDATION/TEST with train and validation > 0, got '${v}'`);
+  }
+  return [parts[0] / sum, parts[1] / sum, parts[2] / sum];
+}
+
+function parseClassWeights(v: string): TrainConfig['classWeights'] {
+  if (v === 'balanced') return 'balanced';
+  if (v === 'none') return null;
+  const w = v.split(',').map((p) => parseNumber('--class-weights', p));
+  if (w.length !== 2 || w.some((x) => !(x > 0))) throw new CxrError('E_BAD_ARGUMENT', `--class-weights must be 'balanced', 'none' or NEG,POS, got '${v}'`);
+  return [w[0], w[1]];
+}
+
+/** Training options from the command line, over the task's defaults. */
+export function configFromOptions(task: Task, o: TrainCliOptions): TrainConfig {
+  const c = defaultConfig(task);
+  if (o.size) c.inputSize = parseInteger('--size', o.size, 8);
+  if (o.epochs) c.epochs = parseInteger('--epochs', o.epochs, 1);
+  if (o.batch) c.batchSize = parseInteger('--batch', o.batch, 1);
+  if (o.accumulate) c.accumulate = parseInteger('--accumulate', o.accumulate, 1);
+  if (o.lr) c.lr = parseNumber('--lr', o.lr);
+  if (o.lrMin) c.lrMinFactor = parseNumber('--lr-min', o.lrMin);
+  if (o.l2) c.l2 = parseNumber('--l2', o.l2);
+  if (o.seed) c.seed = parseInteger('--seed', o.seed, 0);
+  if (o.patience) c.patience = parseInteger('--patience', o.patience, 0);
+  if (o.targetRecall) c.targetRecall = parseFraction('--target-recall', o.targetRecall);
+  if (o.focalAlpha) c.focalAlpha = parseNumber('--focal-alpha', o.focalAlpha);
+  if (o.focalGamma) c.focalGamma = parseNumber('--focal-gamma', o.focalGamma);
+  if (o.classWeights) c.classWeights = parseClassWeights(o.classWeights);
+  if (o.float32) c.float16 = false;
+  if (task === 'segmenter') {
+    c.architecture = {
+      ...(o.base ? { base: parseInteger('--base', o.base, 1) } : {}),
+      ...(o.depth ? { depth: parseInteger('--depth', o.depth, 1) } : {}),
+    };
+  } else {
+    c.architecture = {
+      ...(o.blocks ? { blocks: o.blocks.split(',').map((b) => parseInteger('--blocks', b, 1)) } : {}),
+      ...(o.growth ? { growth: parseInteger('--growth', o.growth, 1) } : {}),
+      ...(o.dropout ? { dropout: parseNumber('--dropout', o.dropout) } : {}),
+    };
+  }
+  return c;
+}
+
+function newRunId(task: Task): string {
+  const iso = new Date().toISOString();
+  return `${task}-${iso.slice(0, 10).replace(/-/g, '')}-${iso.slice(11, 19).replace(/:/g, '')}`;
+}
+
+/** The most recently modified run folder with a checkpoint. */
+async function latestRun(runsDir: string): Promise<string> {
+  if (!existsSync(runsDir)) throw new CxrError('E_NOT_FOUND', `no runs in ${runsDir} to resume`);
+  let best: { dir: string; mtime: number } | null = null;
+  for (const e of await readdir(runsDir, { withFileTypes: true })) {
+    const dir = join(runsDir, e.name);
+    const state = join(dir, 'checkpoint', 'state.json');
+    if (!e.isDirectory() || !existsSync(state)) continue;
+    const mtime = (await stat(state)).mtimeMs;
+    if (!best || mtime > best.mtime) best = { dir, mtime };
+  }
+  if (!best) throw new CxrError('E_NOT_FOUND', `no run with a checkpoint in ${runsDir} to resume`);
+  return best.dir;
+}
+
+export function register(program: Command): void {
+  program
+    .command('train')
+    .description(
+      'train the lung segmenter (U-Net) or the pneumonia classifier (DenseNet121-SE) on a dataset folder; ' +
+        'writes a model version <out>/<version>/ with manifest.json, and the run (config, metrics.jsonl, checkpoints) to <out>/runs/<id>/',
+    )
+    .argument('<model>', 'segmenter | classifier')
+    .option('--data <dir>', 'dataset folder: images/, labels.csv, optional masks/ (required unless --resume)')
+    .requiredOption('--out <dir>', 'where the model version goes, e.g. models/classifier')
+    .option('--runs <dir>', 'where runs go (default <out>/runs)')
+    .option('--run-id <id>', 'name of the run folder (default <model>-<date>-<time>)')
+    .option('--resume [id]', 'continue a run from its last checkpoint (default: the latest run)')
+    .option('--epochs <n>', 'epochs (segmenter 20, classifier 30); with --resume, the new total')
+    .option('--batch <n>', 'images per forward/backward pass (segmenter 4, classifier 2: what fits the 4 GiB wasm heap)')
+    .option('--accumulate <n>', 'passes averaged into one optimizer step (segmenter 2, classifier 4)')
+    .option('--lr <x>', 'initial Adam learning rate (segmenter 1e-3, classifier 3e-4), cosine-decayed')
+    .option('--lr-min <f>', 'final learning rate as a fraction of the initial one (default 0.01)')
+    .option('--l2 <x>', 'L2 on kernels (default 1e-3)')
+    .option('--seed <n>', 'seed for weights, split, order and augmentation (default 1)')
+    .option('--patience <n>', 'stop after this many epochs without a better validation metric (0 = never)')
+    .option('--max-images <n>', 'use at most this many images of the dataset (a quick run)')
+    .option('--size <px>', 'network input side (segmenter 256, classifier 224)')
+    .option('--split <a/b/c>', 'train/validation/test fractions by patient (default 70/10/20)')
+    .option('--target-recall <r>', 'classifier: recall the threshold is calibrated for on validation (default 0.95)')
+    .option('--focal-alpha <a>', 'classifier: focal loss alpha (default 0.25)')
+    .option('--focal-gamma <g>', 'classifier: focal loss gamma (default 2)')
+    .option('--class-weights <w>', "classifier: 'balanced', 'none' or NEG,POS (default none)")
+    .option('--segmenter <dir>', 'classifier: segmenter version folder whose masks give the lung crops when the dataset has no masks/')
+    .option('--window <policy>', 'DICOM window policy: auto|lung|header|minmax (default auto)')
+    .option('--no-augment', 'train without augmentation')
+    .option('--version <name>', 'version folder name (default v<date>-<time>)')
+    .option('--float32', 'store the version weights as float32 (default float16)')
+    .option('--base <n>', 'segmenter: filters at the first level (default 16)')
+    .option('--depth <n>', 'segmenter: down levels (default 4)')
+    .option('--blocks <list>', 'classifier: dense layers per block (default 6,12,24,16)')
+    .option('--growth <n>', 'classifier: growth rate (default 32)')
+    .option('--dropout <p>', 'classifier: dropout before the head (default 0.5)')
+    .action(
+      action(async (model: string, o: TrainCliOptions) => {
+        if (model !== 'segmenter' && model !== 'classifier') {
+          throw new CxrError('E_BAD_ARGUMENT', `model must be 'segmenter' or 'classifier', got '${model}'`);
+        }
+        const task: Task = model;
+        const out = resolve(o.out);
+        const runsDir = resolve(o.runs ?? join(out, 'runs'));
+        const backend = await initBackend();
+
+        let runDir: string;
+        let config: TrainConfig;
+        let dataOptions: DataOptions;
+        if (o.resume) {
+          runDir = typeof o.resume === 'string' ? (existsSync(o.resume) ? resolve(o.resume) : join(runsDir, o.resume)) : await latestRun(runsDir);
+          const saved = JSON.parse(await readFile(join(runDir, 'config.json'), 'utf8')) as { config: TrainConfig; data: DataOptions };
+          if (saved.config.task !== task) throw new CxrError('E_BAD_ARGUMENT', `${runDir} is a ${saved.config.task} run, not ${task}`);
+          config = { ...saved.config, ...(o.epochs ? { epochs: parseInteger('--epochs', o.epochs, 1) } : {}) };
+          dataOptions = saved.data;
+        } else {
+          if (!o.data) throw new CxrError('E_BAD_ARGUMENT', '--data is required (unless --resume)');
+          runDir = join(runsDir, o.runId ?? newRunId(task));
+          config = configFromOptions(task, o);
+          dataOptions = {
+            dataDir: resolve(o.data),
+            maxImages: o.maxImages ? parseInteger('--max-images', o.maxImages, 1) : undefined,
+            split: o.split ? parseSplit(o.split) : undefined,
+            segmenterDir: o.segmenter ? resolve(o.segmenter) : undefined,
+            window: o.window,
+            augment: o.augment,
+          };
+        }
+
+        process.stderr.write(`${o.resume ? 'resuming' : 'training'} ${task} in ${runDir}\n`);
+        const prepared = await prepareTrainData(task, config, dataOptions, runDir, process.stderr);
+        const result = await train({
+          config,
+          data: prepared.data,
+          runDir,
+          resume: Boolean(o.resume),
+          log: process.stderr,
+          runInfo: { data: dataOptions, dataHash: prepared.info.dataHash, dataSize: prepared.info.dataSize, split: prepared.info.split, backend },
+        });
+        const { dir, manifest } = await finalizeVersion({
+          result,
+          data: prepared.data,
+          outDir: out,
+          version: o.version,
+          training: { ...prepared.info, backend, runId: runDir.split(/[\\/]/).pop() },
+        });
+        result.model.dispose();
+        const m = manifest.metrics.test;
+        const summary =
+          task === 'classifier'
+            ? `threshold ${manifest.threshold?.value.toFixed(4)} (validation sensitivity ${manifest.threshold?.validationSensitivity.toFixed(3)}, specificity ${manifest.threshold?.validationSpecificity?.toFixed(3) ?? 'n/a'}); test AUC ${fmt(m.auc)}, recall ${fmt(m.recall)}, specificity ${fmt(m.specificity)}`
+            : `test Dice ${fmt(m.dice)}, IoU ${fmt(m.iou)}`;
+        process.stderr.write(`best epoch ${result.state.bestEpoch} of ${result.state.epochsDone}; ${summary}\n`);
+        process.stdout.write(`${dir}\n`);
+      }),
+    );
+}
+
+function fmt(v: unknown): string {
+  return typeof v === 'number' ? v.toFixed(3) : 'n/a';
+}

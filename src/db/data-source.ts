@@ -1,0 +1,55 @@
+import { DataSource } from 'typeorm';
+import { migrations } from '../../migrations/index.js';
+import { CxrError } from '../errors.js';
+import { entities } from './entities.js';
+
+export interface DatabaseOptions {
+  url: string;
+  /** connection pool size */
+  poolSize?: number;
+  /** SQL logging for debugging */
+  logging?: boolean;
+}
+
+/** A data source for the service schema. `synchronize` is off: schema comes from migrations. */
+export function createDataSource(opts: DatabaseOptions): DataSource {
+  return new DataSource({
+    type: 'postgres',
+    url: opts.url,
+    entities,
+    migrations,
+    synchronize: false,
+    migrationsRun: false,
+    migrationsTableName: 'typeorm_migrations',
+    logging: opts.logging ?? false,
+    extra: { max: opts.poolSize ?? 10, connectionTimeoutMillis: 10_000 },
+  });
+}
+
+/** Connects and applies pending migrations, each in its own transaction. */
+export async function openDatabase(opts: DatabaseOptions): Promise<DataSource> {
+  const ds = createDataSource(opts);
+  try {
+    await ds.initialize();
+  } catch (e) {
+    throw new CxrError('E_CONFIG', `cannot connect to PostgreSQL at ${redactUrl(opts.url)}: ${(e as Error).message}`);
+  }
+  try {
+    await ds.runMigrations({ transaction: 'each' });
+  } catch (e) {
+    await ds.destroy().catch(() => undefined);
+    throw new CxrError('E_CONFIG', `database migration failed: ${(e as Error).message}`);
+  }
+  return ds;
+}
+
+/** The URL with its password replaced, for messages and logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '<unparseable DATABASE_URL>';
+  }
+}

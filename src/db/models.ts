@@ -1,0 +1,55 @@
+/** Model versions: every prediction names the exact segmenter and classifier that made it. */
+import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
+import type { DataSource } from 'typeorm';
+import { CxrError } from '../errors.js';
+import { ModelVersionEntity, type ModelKind, type ModelVersionRow } from './entities.js';
+
+export interface ModelToRegister {
+  kind: ModelKind;
+  name: string;
+  version: string;
+  sha256: string;
+  manifest: Record<string, unknown>;
+}
+
+/**
+ * Records a model version (once) and returns its row. A version whose model.onnx hash differs
+ * from the recorded one is refused: history would otherwise attribute predictions to weights
+ * that never made them.
+ */
+export async function registerModel(ds: DataSource, m: ModelToRegister): Promise<ModelVersionRow> {
+  const repo = ds.getRepository(ModelVersionEntity);
+  await ds
+    .createQueryBuilder()
+    .insert()
+    .into(ModelVersionEntity)
+    .values({ ...m, active: false, registeredAt: new Date(), activatedAt: null } as QueryDeepPartialEntity<ModelVersionRow>)
+    .orIgnore()
+    .execute();
+  const row = await repo.findOneByOrFail({ name: m.name, version: m.version });
+  if (row.sha256 !== m.sha256) {
+    throw new CxrError(
+      'E_MODEL_INVALID',
+      `model ${m.name}@${m.version} has sha256 ${m.sha256.slice(0, 12)}… but was recorded with ${row.sha256.slice(0, 12)}…; ship changed weights as a new version`,
+    );
+  }
+  if (row.kind !== m.kind) throw new CxrError('E_MODEL_INVALID', `model ${m.name}@${m.version} was recorded as a ${row.kind}, not a ${m.kind}`);
+  return row;
+}
+
+/** Makes one version the active one of its kind (deactivating the other in the same transaction). */
+export async function markActive(ds: DataSource, id: number): Promise<void> {
+  await ds.transaction(async (t) => {
+    const row = await t.getRepository(ModelVersionEntity).findOneByOrFail({ id });
+    await t.query(`UPDATE model_versions SET active = false WHERE kind = $1 AND active AND id <> $2`, [row.kind, id]);
+    await t.query(`UPDATE model_versions SET active = true, activated_at = now() WHERE id = $1 AND NOT active`, [id]);
+  });
+}
+
+export async function listModels(ds: DataSource): Promise<ModelVersionRow[]> {
+  return ds.getRepository(ModelVersionEntity).find({ order: { kind: 'ASC', name: 'ASC', registeredAt: 'ASC' } });
+}
+
+export async function findModel(ds: DataSource, name: string, version: string): Promise<ModelVersionRow | null> {
+  return ds.getRepository(ModelVersionEntity).findOneBy({ name, version });
+}

@@ -1,0 +1,279 @@
+import * as ort from 'onnxruntime-node';
+import { readWindowed, type WindowPolicy } from '../dicom/index.js';
+import { CxrError } from '../errors.js';
+import { maskArea, touchesBorder, type BinaryMask } from '../imaging/components.js';
+import { lungBox, lungCrop, type LungBox } from '../imaging/lung-crop.js';
+import { grayImage, type GrayImage } from '../imaging/types.js';
+import { cleanMask, segmenterInput } from '../ml/preprocess.js';
+import { camToImage, normalizeCam } from './cam.js';
+import { decide, meanAndSpread } from './decision.js';
+import { loadServedModel, type ServedModel } from './models.js';
+import { DEFAULT_QC_LIMITS, qcFlags, type QcLimits } from './qc.js';
+import { openSession, type ExecutionProvider, type OpenSession } from './session.js';
+import { ttaBatch, ttaViews, type TtaView } from './tta.js';
+import type { AnalyzeOptions, ModelRef, TriageEngine, TriageReport, TriageResult } from './types.js';
+
+export interface EngineOptions {
+  /** folder holding segmenter/<version>/ and classifier/<version>/ (default 'models') */
+  modelsDir?: string;
+  /** version folders to serve instead of the ones modelsDir selects */
+  segmenterDir?: string;
+  classifierDir?: string;
+  /** intra-op threads per ONNX Runtime session (default 2) */
+  threads?: number;
+  /** test-time views per study (default 4) */
+  tta?: number;
+  /** execution providers in order of preference (default ['cpu']) */
+  providers?: ExecutionProvider[];
+  /** TTA standard deviation above which a study is 'uncertain' (default 0.1) */
+  uncertainBound?: number;
+  /** QC limits (defaults in qc.ts) */
+  qc?: Partial<QcLimits>;
+  /** lung box margin as a fraction of the box size (default: lung-crop's) */
+  lungMargin?: number;
+  /** the segmenter's probability cut (default 0.5) */
+  maskThreshold?: number;
+  onWarning?: (message: string) => void;
+}
+
+export const DEFAULT_TTA = 4;
+export const DEFAULT_UNCERTAIN_BOUND = 0.1;
+
+/** The engine the service and the CLI share; extends TriageEngine with what it was built with. */
+export interface OnnxTriageEngine extends TriageEngine {
+  readonly providers: { segmenter: ExecutionProvider[]; classifier: ExecutionProvider[] };
+  readonly settings: { threads: number; tta: number; uncertainBound: number; qc: QcLimits };
+  readonly threshold: { value: number; targetRecall: number };
+  /**
+   * The model part of analyze() on an already windowed image (a dataset's PNG, say): what
+   * `evaluate` runs, so its decisions are the ones `analyze` and the service make.
+   */
+  scoreImage(image: GrayImage, opts?: { tta?: number }): Promise<ImageScore>;
+}
+
+/** What the models say about one windowed image. */
+export interface ImageScore {
+  /** mean over the TTA views */
+  probability: number;
+  /** sample standard deviation over the views */
+  spread: number;
+  probabilities: number[];
+  /** cleaned lung mask at the segmenter's resolution */
+  mask: BinaryMask;
+  lungAreaFraction: number;
+  /** in image pixels; null when no lung was found (the whole image was classified) */
+  box: LungBox | null;
+  /** identity view's CAM scaled to [0,1], covering the box */
+  cam: { width: number; height: number; values: Float32Array };
+}
+
+/** Runs one ONNX session at a time: two sessions sharing two cores would only thrash. */
+class Serial {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.tail.then(fn, fn);
+    this.tail = next.catch(() => undefined);
+    return next;
+  }
+}
+
+interface GraphNames {
+  input: string;
+  output: string;
+  cam?: string;
+}
+
+function graphNames(s: ort.InferenceSession, label: string, output: string, cam?: string): GraphNames {
+  const need = [output, ...(cam ? [cam] : [])];
+  for (const n of need) {
+    if (!s.outputNames.includes(n)) {
+      throw new CxrError('E_MODEL_INVALID', `${label}: model.onnx has no '${n}' output (outputs: ${s.outputNames.join(', ')}); re-run export-onnx`);
+    }
+  }
+  return { input: s.inputNames[0], output, cam };
+}
+
+function inputSide(m: ServedModel, fallback: number): number {
+  return Number.isInteger(m.manifest.inputSize) && m.manifest.inputSize > 0 ? m.manifest.inputSize : fallback;
+}
+
+/**
+ * Loads both served models (hash-checked against their manifests), opens one ONNX Runtime
+ * session each, and warms them up, so the first study pays no start-up cost.
+ */
+export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEngine> {
+  const modelsDir = opts.modelsDir ?? 'models';
+  const threads = opts.threads ?? 2;
+  const defaultTta = opts.tta ?? DEFAULT_TTA;
+  ttaViews(defaultTta); // validates
+  const uncertainBound = opts.uncertainBound ?? DEFAULT_UNCERTAIN_BOUND;
+  if (!(uncertainBound >= 0)) throw new CxrError('E_BAD_ARGUMENT', `uncertainBound must be >= 0, got ${uncertainBound}`);
+  const qc: QcLimits = { ...DEFAULT_QC_LIMITS, ...opts.qc };
+  const maskThreshold = opts.maskThreshold ?? 0.5;
+
+  const [seg, cls] = await Promise.all([
+    loadServedModel(modelsDir, 'segmenter', opts.segmenterDir),
+    loadServedModel(modelsDir, 'classifier', opts.classifierDir),
+  ]);
+  const threshold = cls.manifest.threshold;
+  if (!threshold) throw new CxrError('E_MODEL_INVALID', `${cls.dir}: the classifier manifest has no calibrated threshold`);
+  const segSize = inputSide(seg, 256);
+  const clsSize = inputSide(cls, 224);
+
+  const sessionCfg = { threads, providers: opts.providers, onWarning: opts.onWarning };
+  const segSession: OpenSession = await openSession(seg.bytes, `segmenter ${seg.ref.version}`, sessionCfg);
+  const clsSession: OpenSession = await openSession(cls.bytes, `classifier ${cls.ref.version}`, sessionCfg);
+  const segNames = graphNames(segSession.session, 'segmenter', 'mask');
+  const clsNames = graphNames(clsSession.session, 'classifier', 'probability', 'cam');
+  const serial = new Serial();
+  const models: { segmenter: ModelRef; classifier: ModelRef } = { segmenter: seg.ref, classifier: cls.ref };
+
+  const runSegmenter = (img: Float32Array) =>
+    serial.run(() => segSession.session.run({ [segNames.input]: new ort.Tensor('float32', img, [1, 1, segSize, segSize]) }, [segNames.output]));
+  const runClassifier = (batch: Float32Array, n: number) =>
+    serial.run(() =>
+      clsSession.session.run({ [clsNames.input]: new ort.Tensor('float32', batch, [n, 1, clsSize, clsSize]) }, [clsNames.output, clsNames.cam!]),
+    );
+
+  // warm-up: the first run plans memory and packs weights for the batch size served
+  await runSegmenter(new Float32Array(segSize * segSize));
+  await runClassifier(new Float32Array(defaultTta * clsSize * clsSize), defaultTta);
+
+  let closed = false;
+
+  /** Everything after decoding: segment, clean, crop, TTA batch, classify. */
+  async function score(image: GrayImage, views: TtaView[], lap: (stage: string) => void): Promise<ImageScore> {
+    // the same steps as training and `evaluate` (src/ml/preprocess.ts, src/imaging/lung-crop.ts)
+    const small = segmenterInput(image, segSize);
+    lap('resize');
+    const segOut = await runSegmenter(small.data);
+    const prob = segOut[segNames.output].data as Float32Array;
+    lap('segment');
+    const mask = cleanMask(prob, segSize, maskThreshold);
+    const area = maskArea(mask);
+    const box = area > 0 ? lungBox(mask, image.width, image.height, opts.lungMargin) : null;
+    lap('postprocess');
+    const crop = lungCrop(image, box, clsSize);
+    lap('crop');
+    const batch = ttaBatch(crop, views);
+    lap('tta');
+    const clsOut = await runClassifier(batch, views.length);
+    const probabilities = Array.from(clsOut[clsNames.output].data as Float32Array);
+    const camAll = clsOut[clsNames.cam!];
+    const [, , camH, camW] = camAll.dims as number[];
+    // the identity view's map: the other views are rotated and do not line up with the crop
+    const cam = normalizeCam((camAll.data as Float32Array).subarray(0, camH * camW));
+    lap('classify');
+    const { mean, spread } = meanAndSpread(probabilities);
+    return { probability: mean, spread, probabilities, mask, lungAreaFraction: area / (segSize * segSize), box, cam: { width: camW, height: camH, values: cam } };
+  }
+
+  function stopwatch() {
+    const timings: Record<string, number> = {};
+    const t0 = performance.now();
+    let t = t0;
+    return {
+      timings,
+      lap(stage: string) {
+        const now = performance.now();
+        timings[stage] = Math.round((now - t) * 100) / 100;
+        t = now;
+      },
+      total() {
+        timings.total = Math.round((performance.now() - t0) * 100) / 100;
+      },
+    };
+  }
+
+  function open(): void {
+    if (closed) throw new CxrError('E_BACKEND', 'the triage engine is closed');
+  }
+
+  async function analyze(bytes: Uint8Array, aopts: AnalyzeOptions = {}): Promise<TriageResult> {
+    open();
+    const views = ttaViews(aopts.tta ?? defaultTta);
+    const sw = stopwatch();
+    const win = await readWindowed(bytes, { window: aopts.window ?? ({ kind: 'auto' } satisfies WindowPolicy) });
+    const image = grayImage(win.width, win.height, win.data);
+    sw.lap('decode');
+    const s = await score(image, views, sw.lap);
+
+    const flags = qcFlags(
+      {
+        lungAreaFraction: s.lungAreaFraction,
+        maskTouchesBorder: touchesBorder(s.mask),
+        width: image.width,
+        height: image.height,
+        viewPosition: win.meta.viewPosition,
+        bodyPartExamined: win.meta.bodyPartExamined,
+      },
+      qc,
+    );
+    const d = decide(s.probability, threshold!.value, s.spread, uncertainBound, flags);
+    const report: TriageReport = {
+      probability: s.probability,
+      threshold: threshold!.value,
+      targetRecall: threshold!.targetRecall,
+      decision: d.decision,
+      flagged: d.flagged,
+      flagReasons: d.flagReasons,
+      validation: { sensitivity: threshold!.validationSensitivity, specificity: threshold!.validationSpecificity },
+      tta: { views: views.length, probabilities: s.probabilities, spread: s.spread, uncertainBound },
+      lungAreaFraction: s.lungAreaFraction,
+      lungBox: s.box,
+      qcFlags: flags,
+      window: win.window,
+      models,
+      image: { width: image.width, height: image.height },
+      cam: { width: s.cam.width, height: s.cam.height, values: Array.from(s.cam.values, (v) => Math.round(v * 1e4) / 1e4) },
+      timingsMs: sw.timings,
+    };
+    sw.lap('report');
+    const result: TriageResult = { report, meta: win.meta };
+    if (aopts.artifacts) {
+      const box = s.box ?? { x0: 0, y0: 0, x1: image.width, y1: image.height };
+      result.artifacts = {
+        windowed: image,
+        mask: maskToImage(s.mask, image.width, image.height),
+        heatmap: camToImage(s.cam.values, s.cam.width, s.cam.height, box, image.width, image.height),
+      };
+      sw.lap('artifacts');
+    }
+    sw.total();
+    return result;
+  }
+
+  return {
+    models,
+    providers: { segmenter: segSession.providers, classifier: clsSession.providers },
+    settings: { threads, tta: defaultTta, uncertainBound, qc },
+    threshold: { value: threshold.value, targetRecall: threshold.targetRecall },
+    analyze,
+    async scoreImage(image: GrayImage, sopts: { tta?: number } = {}): Promise<ImageScore> {
+      open();
+      return score(image, ttaViews(sopts.tta ?? defaultTta), () => {});
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await serial.run(async () => {
+        await segSession.session.release();
+        await clsSession.session.release();
+      });
+    },
+  };
+}
+
+/** The segmenter-frame mask scaled (nearest) to the image, as 0/1 floats. */
+function maskToImage(mask: BinaryMask, width: number, height: number): GrayImage {
+  const out = grayImage(width, height);
+  const xs = new Int32Array(width);
+  for (let x = 0; x < width; x++) xs[x] = Math.min(mask.width - 1, Math.floor(((x + 0.5) * mask.width) / width));
+  for (let y = 0; y < height; y++) {
+    const my = Math.min(mask.height - 1, Math.floor(((y + 0.5) * mask.height) / height));
+    const row = my * mask.width;
+    const o = y * width;
+    for (let x = 0; x < width; x++) out.data[o + x] = mask.data[row + xs[x]];
+  }
+  return out;
+}

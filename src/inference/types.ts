@@ -1,0 +1,73 @@
+import type { AppliedWindow, DicomMetadata, WindowPolicy } from '../dicom/index.js';
+import type { GrayImage } from '../imaging/types.js';
+
+/** QC flags a report can carry; any of them flags the study for a human. */
+export type QcFlag =
+  | 'lung_area_low'
+  | 'lung_area_high'
+  | 'mask_touches_border'
+  | 'not_frontal_chest'
+  | 'image_too_small';
+
+/** Why a study was flagged: positive, uncertain (TTA spread too wide), or a QC flag. */
+export type FlagReason = 'positive' | 'uncertain' | `qc:${QcFlag}`;
+
+export interface ModelRef {
+  name: string;
+  version: string;
+  /** sha256 of the model.onnx that produced the numbers */
+  sha256: string;
+}
+
+/** The recall-focused report stored for every prediction. */
+export interface TriageReport {
+  probability: number;
+  threshold: number;
+  targetRecall: number;
+  decision: 'positive' | 'negative';
+  flagged: boolean;
+  flagReasons: FlagReason[];
+  /** at the threshold, on the validation split; specificity null when that split had no negatives */
+  validation: { sensitivity: number; specificity: number | null };
+  tta: { views: number; probabilities: number[]; spread: number; uncertainBound: number };
+  lungAreaFraction: number;
+  lungBox: { x0: number; y0: number; x1: number; y1: number } | null;
+  qcFlags: QcFlag[];
+  window: AppliedWindow;
+  models: { segmenter: ModelRef; classifier: ModelRef };
+  image: { width: number; height: number };
+  /**
+   * The class activation map of the identity view, scaled to [0,1] (0 = no evidence for the
+   * finding), row-major; it covers `lungBox` (the whole image when lungBox is null). Small
+   * enough to store with the report, so a heatmap can be drawn again without the models.
+   */
+  cam?: { width: number; height: number; values: number[] };
+  /** per stage (decode, resize, segment, postprocess, crop, tta, classify, report) and total */
+  timingsMs: Record<string, number>;
+}
+
+export interface TriageResult {
+  report: TriageReport;
+  meta: DicomMetadata;
+  /** Present when asked for: images a reviewer looks at. */
+  artifacts?: {
+    windowed: GrayImage;
+    /** lung mask at the windowed image's size, 0/1 */
+    mask: GrayImage;
+    /** class activation map at the windowed image's size, [0,1] */
+    heatmap: GrayImage;
+  };
+}
+
+export interface AnalyzeOptions {
+  tta?: number;
+  window?: WindowPolicy;
+  artifacts?: boolean;
+}
+
+/** Loaded once (sessions created and warmed), then shared by every request. */
+export interface TriageEngine {
+  readonly models: { segmenter: ModelRef; classifier: ModelRef };
+  analyze(bytes: Uint8Array, opts?: AnalyzeOptions): Promise<TriageResult>;
+  close(): Promise<void>;
+}

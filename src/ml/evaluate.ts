@@ -1,0 +1,102 @@
+import type { BinaryMask } from '../imaging/components.js';
+import { resizeArea } from '../imaging/resize.js';
+import type { GrayImage } from '../imaging/types.js';
+import { calibrateThreshold, classificationReport, dice, iou, mean, type ClassificationReport } from './metrics.js';
+
+/** What the pipeline says about one image: the classifier probability and the cleaned lung mask. */
+export interface ScoredImage {
+  probability: number;
+  /** lung mask at the segmenter's resolution, after clean-up (what the crop was taken from) */
+  mask: BinaryMask;
+}
+
+/**
+ * The "score one image" step of evaluation. An interface because src/ml sits below
+ * src/inference: `evaluate` plugs in the ONNX Runtime engine `analyze` and the service use
+ * (src/inference/scorer.ts), so it reports the decisions they make.
+ */
+export interface ImageScorer {
+  readonly description: string;
+  readonly models: { segmenter: { name: string; version: string }; classifier: { name: string; version: string } };
+  /** the classifier's calibrated decision threshold and the recall it was calibrated for */
+  readonly threshold: number;
+  readonly targetRecall: number | null;
+  score(image: GrayImage): Promise<ScoredImage>;
+  dispose(): Promise<void> | void;
+}
+
+export interface EvalItem {
+  id: string;
+  label: number;
+  image(): Promise<GrayImage>;
+  /** ground-truth lung mask at any size (compared at the scorer's mask resolution), when the dataset has one */
+  mask?: () => Promise<GrayImage | null>;
+}
+
+export interface EvaluationResult extends ClassificationReport {
+  /** mean Dice / IoU over images with a ground-truth mask; absent when the dataset has no masks */
+  dice?: number | null;
+  iou?: number | null;
+  targetRecall: number | null;
+  /** the threshold a recalibration on this set would pick for the same target recall (null without positives) */
+  calibratedHere: number | null;
+  models: ImageScorer['models'];
+  scorer: string;
+  images: { id: string; label: number; probability: number; dice?: number }[];
+}
+
+/** A ground-truth mask on the predicted mask's grid: area-resized and cut at 0.5, as training's targets are. */
+export function maskOnGrid(mask: GrayImage, width: number, height: number): Uint8Array {
+  const small = mask.width === width && mask.height === height ? mask : resizeArea(mask, width, height);
+  const out = new Uint8Array(width * height);
+  for (let i = 0; i < out.length; i++) out[i] = small.data[i] >= 0.5 ? 1 : 0;
+  return out;
+}
+
+/**
+ * Runs the scorer over every item and summarises: AUC, the confusion matrix and its ratios at
+ * the scorer's threshold, and Dice/IoU of the lung masks where ground truth exists.
+ */
+export async function evaluateItems(
+  items: readonly EvalItem[],
+  scorer: ImageScorer,
+  onProgress?: (done: number, total: number) => void,
+): Promise<EvaluationResult> {
+  const scores: number[] = [];
+  const labels: number[] = [];
+  const dices: number[] = [];
+  const ious: number[] = [];
+  let withMasks = 0;
+  const images: EvaluationResult['images'] = [];
+  for (const item of items) {
+    const image = await item.image();
+    const scored = await scorer.score(image);
+    scores.push(scored.probability);
+    labels.push(item.label);
+    const row: EvaluationResult['images'][number] = { id: item.id, label: item.label, probability: scored.probability };
+    const truth = item.mask ? await item.mask() : null;
+    if (truth) {
+      withMasks++;
+      const gt = maskOnGrid(truth, scored.mask.width, scored.mask.height);
+      const d = dice(scored.mask.data, gt);
+      dices.push(d);
+      ious.push(iou(scored.mask.data, gt));
+      row.dice = d;
+    }
+    images.push(row);
+    onProgress?.(images.length, items.length);
+  }
+  let calibratedHere: number | null = null;
+  if (scorer.targetRecall != null && labels.some((l) => l >= 0.5)) {
+    calibratedHere = calibrateThreshold(scores, labels, scorer.targetRecall).threshold;
+  }
+  return {
+    ...classificationReport(scores, labels, scorer.threshold),
+    ...(withMasks > 0 ? { dice: mean(dices), iou: mean(ious) } : {}),
+    targetRecall: scorer.targetRecall,
+    calibratedHere,
+    models: scorer.models,
+    scorer: scorer.description,
+    images,
+  };
+}

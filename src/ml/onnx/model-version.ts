@@ -1,0 +1,142 @@
+import { writeFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import * as ort from 'onnxruntime-node';
+import { CxrError } from '../../errors.js';
+import { readManifest, writeManifest, type ModelManifest } from '../manifest.js';
+import { loadModel } from '../model-io.js';
+import { exportLayersModel, type ExportResult, type GraphIo } from './export.js';
+import { nchwToNhwc } from './layout.js';
+
+export const ONNX_FILE = 'model.onnx';
+
+/** What manifest.json says about the exported graph (key `onnx`). */
+export interface OnnxInfo {
+  file: string;
+  opset: number;
+  /**
+   * Rank-4 tensors are NCHW. The image input is [N,1,H,W]; with one channel its bytes are
+   * those of an NHWC [N,H,W,1] array, so either layout can be fed as is.
+   */
+  inputs: GraphIo[];
+  outputs: GraphIo[];
+  /** max |tfjs - onnxruntime| / max(1, max |tfjs|) over the outputs, on a random image at export time */
+  parityMaxAbsDiff: number;
+  foldedBatchNorms: number;
+  nodes: number;
+  exportedAt: string;
+}
+
+export interface ExportVersionResult {
+  dir: string;
+  kind: 'segmenter' | 'classifier';
+  info: OnnxInfo;
+  manifest: ModelManifest & { onnx: OnnxInfo };
+}
+
+/** Parity worse than this means the export is wrong, not float rounding. */
+export const PARITY_LIMIT = 1e-3;
+
+function kindOf(m: ModelManifest): 'segmenter' | 'classifier' {
+  if (m.name === 'segmenter' || m.architecture.toLowerCase().includes('unet')) return 'segmenter';
+  if (m.name === 'classifier' || m.architecture.toLowerCase().includes('densenet')) return 'classifier';
+  throw new CxrError('E_MODEL_INVALID', `cannot tell whether ${m.name} (${m.architecture}) is the segmenter or the classifier`);
+}
+
+/**
+ * Converts a model version folder's tfjs artifacts to model.onnx (the classifier with its
+ * class-activation outputs), checks it against tfjs on a random input, and rewrites the
+ * manifest with the ONNX description and fresh sha256 of every file.
+ */
+export async function exportModelVersion(dir: string, log: (line: string) => void = () => {}): Promise<ExportVersionResult> {
+  const manifest = await readManifest(dir);
+  const kind = kindOf(manifest);
+  log(`loading ${kind} ${manifest.version} (${manifest.architecture}) from ${dir}`);
+  const model = await loadModel(dir);
+  try {
+    const outputNames =
+      kind === 'segmenter' ? ['mask'] : model.outputs.length === 2 ? ['probability', 'features'] : ['probability'];
+    const result = exportLayersModel(model, {
+      outputNames,
+      cam: kind === 'classifier',
+      metadata: { name: manifest.name, version: manifest.version, architecture: manifest.architecture },
+    });
+    log(`exported ${result.stats.layers} layers to ${result.stats.nodes} ONNX nodes (${result.stats.foldedBatchNorms} batch norms folded)`);
+    const parityMaxAbsDiff = await checkParity(model, result.bytes, result);
+    log(`parity tfjs (${tf.getBackend()}) vs onnxruntime on every output: max |diff| ${parityMaxAbsDiff.toExponential(2)} (relative to scale >= 1)`);
+    if (!(parityMaxAbsDiff <= PARITY_LIMIT)) {
+      throw new CxrError('E_MODEL_INVALID', `${dir}: ONNX export differs from tfjs by ${parityMaxAbsDiff} (limit ${PARITY_LIMIT})`);
+    }
+    const path = join(dir, ONNX_FILE);
+    const tmp = `${path}.tmp-${process.pid}`;
+    await writeFile(tmp, result.bytes);
+    await rename(tmp, path);
+    const info: OnnxInfo = {
+      file: ONNX_FILE,
+      opset: result.opset,
+      inputs: result.inputs,
+      outputs: result.outputs,
+      parityMaxAbsDiff,
+      foldedBatchNorms: result.stats.foldedBatchNorms,
+      nodes: result.stats.nodes,
+      exportedAt: new Date().toISOString(),
+    };
+    const { files: _old, ...rest } = manifest;
+    const updated: Omit<ModelManifest, 'files'> = { ...rest, onnx: info };
+    const written = await writeManifest(dir, updated);
+    return { dir, kind, info, manifest: { ...written, onnx: info } };
+  } finally {
+    model.dispose();
+  }
+}
+
+/**
+ * Runs tfjs and onnxruntime on the same random image and compares every output tfjs can
+ * compute (probability or mask, and the CAM features). The error is relative to each
+ * output's scale (max |tfjs|, at least 1), so trained weights with large activations are
+ * judged like the unit-scale parity tests.
+ */
+async function checkParity(model: tf.LayersModel, bytes: Uint8Array, result: ExportResult): Promise<number> {
+  const shape = [1, ...(model.inputs[0].shape.slice(1) as number[])];
+  if (shape.length !== 4 || shape[3] !== 1) throw new CxrError('E_MODEL_INVALID', `expected a one-channel image input, got ${shape.join('x')}`);
+  const n = shape.reduce((a, b) => a * b, 1);
+  const input = new Float32Array(n);
+  let s = 12345;
+  for (let i = 0; i < n; i++) {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    input[i] = s / 2147483648;
+  }
+  const compared = result.outputs.map((o, i) => ({ io: o, source: result.outputSources[i] })).filter((x) => x.source !== null);
+  const probe = tf.model({ inputs: model.inputs, outputs: compared.map((x) => x.source!) });
+  const predicted = tf.tidy(() => {
+    const out = probe.predict(tf.tensor(input, shape));
+    return (Array.isArray(out) ? out : [out]).map((t) => t.dataSync() as Float32Array);
+  });
+  const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 2, graphOptimizationLevel: 'all' });
+  try {
+    const res = await session.run({ [result.inputs[0].name]: new ort.Tensor('float32', input, [1, 1, shape[1], shape[2]]) });
+    let worst = 0;
+    compared.forEach(({ io, source }, i) => {
+      let got = res[io.name].data as Float32Array;
+      if (source!.shape.length === 4) {
+        const [, h, w, c] = source!.shape as number[];
+        got = nchwToNhwc(got, 1, c, h, w);
+      }
+      const want = predicted[i];
+      if (got.length !== want.length) {
+        worst = Infinity;
+        return;
+      }
+      let scale = 1;
+      let diff = 0;
+      for (let k = 0; k < want.length; k++) {
+        scale = Math.max(scale, Math.abs(want[k]));
+        diff = Math.max(diff, Math.abs(got[k] - want[k]));
+      }
+      worst = Math.max(worst, diff / scale);
+    });
+    return worst;
+  } finally {
+    await session.release();
+  }
+}

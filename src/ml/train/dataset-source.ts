@@ -1,0 +1,169 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { parseWindowPolicy, type WindowPolicy } from '../../dicom/index.js';
+import { CxrError } from '../../errors.js';
+import { createBatchSource, type BatchOptions } from '../../data/batches.js';
+import { loadDataset, readItemImage, readItemMask, type DatasetItem } from '../../data/dataset.js';
+import { hashItems } from '../../data/hash.js';
+import { readSplit, splitByPatient, writeSplit, type DatasetSplit } from '../../data/split.js';
+import type { MaskLike } from '../../imaging/lung-crop.js';
+import type { GrayImage } from '../../imaging/types.js';
+import type { EvalItem } from '../evaluate.js';
+import { readManifest } from '../manifest.js';
+import { loadModel } from '../model-io.js';
+import { cleanMask, segmenterInput } from '../preprocess.js';
+import type { TrainConfig } from './config.js';
+import { shuffledIndices } from './rng.js';
+import type { ProgressStream } from './progress.js';
+import type { TrainData, Task } from './types.js';
+
+/** How a run reads its dataset; saved in the run's config.json so --resume reads the same. */
+export interface DataOptions {
+  dataDir: string;
+  maxImages?: number;
+  /** train/validation/test fractions (default 70/10/20) */
+  split?: [number, number, number];
+  /** classifier: segmenter version folder whose masks give the crops where the dataset has none */
+  segmenterDir?: string;
+  /** DICOM window policy name (default auto) */
+  window?: string;
+  augment: boolean;
+}
+
+export interface PreparedTrainData {
+  data: TrainData;
+  info: {
+    dataDir: string;
+    dataHash: string;
+    dataSize: number;
+    split: { train: number; validation: number; test: number; seed: number; file: string };
+    maskSource?: string;
+  };
+}
+
+/** Caps of the preprocessed-sample caches: the train split is reread every epoch. */
+const TRAIN_CACHE_BYTES = 1536 * 1024 * 1024;
+const EVAL_CACHE_BYTES = 512 * 1024 * 1024;
+
+/** At most `max` items, whole patients at a time (so a cap never splits a patient), in a seeded patient order. */
+export function capItems(items: readonly DatasetItem[], max: number | undefined, seed: number): DatasetItem[] {
+  if (max == null || items.length <= max) return items.slice();
+  const patients = [...new Set(items.map((i) => i.patientId))].sort();
+  const order = shuffledIndices(patients.length, seed, 0).map((k) => patients[k]);
+  const keep = new Set<string>();
+  let n = 0;
+  const perPatient = new Map<string, number>();
+  for (const i of items) perPatient.set(i.patientId, (perPatient.get(i.patientId) ?? 0) + 1);
+  for (const p of order) {
+    const k = perPatient.get(p)!;
+    // whole patients only, never past the cap (a patient larger than the cap is skipped)
+    if (n + k > max) continue;
+    keep.add(p);
+    n += k;
+    if (n === max) break;
+  }
+  return items.filter((i) => keep.has(i.patientId));
+}
+
+/** A mask provider that runs a segmenter version over the windowed image (classifier crops). */
+async function segmenterMasks(dir: string): Promise<{ maskFor: NonNullable<BatchOptions['maskFor']>; label: string }> {
+  const manifest = await readManifest(dir);
+  if (manifest.name !== 'segmenter') throw new CxrError('E_BAD_ARGUMENT', `${dir} is a ${manifest.name} version, not a segmenter`);
+  const model = await loadModel(dir);
+  const size = manifest.inputSize;
+  return {
+    label: `segmenter ${manifest.version}`,
+    async maskFor(_item: DatasetItem, image: GrayImage): Promise<MaskLike | null> {
+      const input = segmenterInput(image, size);
+      const out = tf.tidy(() => model.predict(tf.tensor4d(input.data, [1, size, size, 1])) as tf.Tensor);
+      const prob = (await out.data()) as Float32Array;
+      out.dispose();
+      return cleanMask(prob, size);
+    },
+  };
+}
+
+/**
+ * Loads the dataset folder, caps it, splits it by patient (or rereads the run's split when
+ * resuming), hashes it, and returns lazy batch sources for train (shuffled, augmented),
+ * validation and test.
+ */
+export async function prepareTrainData(
+  task: Task,
+  config: TrainConfig,
+  opts: DataOptions,
+  runDir: string,
+  log: ProgressStream,
+): Promise<PreparedTrainData> {
+  const window: WindowPolicy = parseWindowPolicy(opts.window);
+  const ds = await loadDataset(opts.dataDir, { requireMasks: task === 'segmenter' });
+  const items = capItems(ds.items, opts.maxImages, config.seed);
+  let split: DatasetSplit;
+  if (existsSync(join(runDir, 'split.csv'))) {
+    split = await readSplit(runDir);
+  } else {
+    split = splitByPatient(items, { seed: config.seed, fractions: opts.split });
+    await writeSplit(runDir, split);
+  }
+  const byFile = new Map(items.map((i) => [i.file, i]));
+  const pick = (files: string[]): DatasetItem[] =>
+    files.map((f) => {
+      const it = byFile.get(f);
+      if (!it) throw new CxrError('E_BAD_DATASET', `the run's split lists '${f}', which is not in ${opts.dataDir} (or not within --max-images)`);
+      return it;
+    });
+  const train = pick(split.train);
+  const validation = pick(split.validation);
+  const test = pick(split.test);
+  if (validation.length === 0) throw new CxrError('E_BAD_DATASET', 'the validation split is empty: use more images or a larger validation share');
+
+  let maskFor: BatchOptions['maskFor'];
+  let maskSource = task === 'segmenter' ? 'ground truth' : undefined;
+  if (task === 'classifier') {
+    const unmasked = items.filter((i) => i.mask === null).length;
+    if (unmasked > 0) {
+      if (!opts.segmenterDir) {
+        throw new CxrError('E_BAD_ARGUMENT', `${unmasked} of ${items.length} images have no lung mask: give --segmenter DIR so its masks give the lung crops`);
+      }
+      const seg = await segmenterMasks(opts.segmenterDir);
+      maskFor = seg.maskFor;
+      maskSource = unmasked === items.length ? seg.label : `ground truth, else ${seg.label}`;
+    } else maskSource = 'ground truth';
+  }
+  const base: BatchOptions = { task, size: config.inputSize, window, maskFor };
+  const hash = await hashItems(items);
+  const c = split.counts;
+  log.write(
+    `data: ${items.length} images (${ds.items.length} in folder), train ${c.train.images} / validation ${c.validation.images} / test ${c.test.images} ` +
+      `images by patient; pneumonia ${c.train.pneumonia}/${c.validation.pneumonia}/${c.test.pneumonia}; masks: ${maskSource ?? 'n/a'}\n`,
+  );
+  return {
+    data: {
+      train: createBatchSource(train, { ...base, shuffle: true, seed: config.seed, augment: opts.augment ? {} : false, cacheBytes: TRAIN_CACHE_BYTES }),
+      validation: createBatchSource(validation, { ...base, cacheBytes: EVAL_CACHE_BYTES }),
+      test: createBatchSource(test, { ...base, cacheBytes: 0 }),
+      trainLabels: train.map((i) => i.target),
+    },
+    info: {
+      dataDir: opts.dataDir,
+      dataHash: hash.sha256,
+      dataSize: items.length,
+      split: { train: train.length, validation: validation.length, test: test.length, seed: split.seed, file: 'split.csv' },
+      ...(maskSource ? { maskSource } : {}),
+    },
+  };
+}
+
+/** Every image of a dataset folder as an evaluation item (lazy: pixels are read when scored). */
+export async function loadEvalItems(dataDir: string, opts: { maxImages?: number; window?: string; seed?: number } = {}): Promise<EvalItem[]> {
+  const window = parseWindowPolicy(opts.window);
+  const ds = await loadDataset(dataDir);
+  const items = capItems(ds.items, opts.maxImages, opts.seed ?? 1);
+  return items.map((item) => ({
+    id: item.file,
+    label: item.target,
+    image: () => readItemImage(item, { window }),
+    ...(item.mask ? { mask: () => readItemMask(item) } : {}),
+  }));
+}

@@ -1,0 +1,108 @@
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type * as tf from '@tensorflow/tfjs';
+import { CxrError } from '../../errors.js';
+import { writeManifest, versionFromDate, type MetricValues, type ModelManifest, type ModelName, type ThresholdInfo, type TrainingInfo } from '../manifest.js';
+import { calibrateThreshold, classificationReport, mean } from '../metrics.js';
+import { loadModel, saveModel } from '../model-io.js';
+import { architectureName, architectureOptions, balancedClassWeights } from './config.js';
+import { lossFor, type TrainResult } from './loop.js';
+import { predictSource, type SourcePredictions } from './predict.js';
+import type { BatchSource, TrainData } from './types.js';
+
+export interface FinalizeOptions {
+  result: TrainResult;
+  data: TrainData;
+  /** the model's folder (e.g. models/classifier): the version goes to <outDir>/<version>/ */
+  outDir: string;
+  name?: ModelName;
+  version?: string;
+  training: Omit<TrainingInfo, 'config' | 'epochs' | 'bestEpoch'>;
+  now?: Date;
+}
+
+export interface FinalizedVersion {
+  dir: string;
+  manifest: ModelManifest;
+}
+
+function segmentationMetrics(p: SourcePredictions): MetricValues {
+  return { dice: mean(p.dice), iou: mean(p.iou), loss: p.loss, n: p.n };
+}
+
+function classificationMetrics(p: SourcePredictions, threshold: number): MetricValues {
+  const r = classificationReport(p.scores, p.labels, threshold);
+  return { ...r, confusion: { ...r.confusion }, loss: p.loss };
+}
+
+/**
+ * Turns a finished run into a model version: weights saved (float16 if configured), then
+ * reloaded so that the threshold is calibrated on validation and the test split is scored
+ * with exactly the weights that ship; manifest written last, hashing every file.
+ */
+export async function finalizeVersion(opts: FinalizeOptions): Promise<FinalizedVersion> {
+  const { config, model: trained } = opts.result;
+  const now = opts.now ?? new Date();
+  const name: ModelName = opts.name ?? config.task;
+  const version = opts.version ?? versionFromDate(now);
+  const dir = join(opts.outDir, version);
+  if (existsSync(join(dir, 'manifest.json'))) throw new CxrError('E_CONFLICT', `model version ${dir} already exists`);
+  await saveModel(trained, dir, { float16: config.float16, metadata: { name, version, task: config.task } });
+
+  const model: tf.LayersModel = await loadModel(dir);
+  try {
+    const classWeights =
+      config.classWeights === 'balanced' ? balancedClassWeights(opts.data.trainLabels ?? []) : config.classWeights;
+    const loss = lossFor(config, config.task === 'classifier' ? classWeights : null);
+    const predict = (src: BatchSource) => predictSource(model, src, config.task, config.inputSize, config.batchSize, loss);
+    const val = await predict(opts.data.validation);
+    const test = opts.data.test && opts.data.test.size > 0 ? await predict(opts.data.test) : null;
+
+    let threshold: ThresholdInfo | null = null;
+    let metrics: ModelManifest['metrics'];
+    if (config.task === 'classifier') {
+      let cal;
+      try {
+        cal = calibrateThreshold(val.scores, val.labels, config.targetRecall);
+      } catch (e) {
+        throw new CxrError('E_BAD_DATASET', `cannot calibrate the threshold: ${(e as Error).message} in the validation split`);
+      }
+      threshold = {
+        value: cal.threshold,
+        targetRecall: cal.targetRecall,
+        validationSensitivity: cal.sensitivity,
+        validationSpecificity: cal.specificity,
+      };
+      metrics = {
+        validation: classificationMetrics(val, cal.threshold),
+        test: test ? classificationMetrics(test, cal.threshold) : {},
+      };
+    } else {
+      metrics = { validation: segmentationMetrics(val), test: test ? segmentationMetrics(test) : {} };
+    }
+    const manifest = await writeManifest(dir, {
+      name,
+      version,
+      architecture: architectureName(config.task),
+      architectureConfig: architectureOptions(config),
+      inputSize: config.inputSize,
+      createdAt: now.toISOString(),
+      training: {
+        ...opts.training,
+        config: { ...config },
+        epochs: opts.result.state.epochsDone,
+        ...(opts.result.state.bestEpoch != null ? { bestEpoch: opts.result.state.bestEpoch } : {}),
+      },
+      metrics,
+      threshold,
+    });
+    await writeFile(
+      join(opts.result.paths.dir, 'version.json'),
+      `${JSON.stringify({ dir, name, version, bestEpoch: opts.result.state.bestEpoch, metrics, threshold }, null, 2)}\n`,
+    );
+    return { dir, manifest };
+  } finally {
+    model.dispose();
+  }
+}

@@ -1,0 +1,257 @@
+import { appendFile, mkdir, writeFile, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs';
+import { CxrError } from '../../errors.js';
+import { diceBceLoss, focalLoss, l2Penalty } from '../losses.js';
+import { mean, rocAuc } from '../metrics.js';
+import { loadModel, saveModel } from '../model-io.js';
+import { Adam } from './adam.js';
+import { loadCheckpoint, runPaths, saveCheckpoint, type RunPaths, type TrainerState } from './checkpoint.js';
+import { balancedClassWeights, buildModel, validateConfig, type TrainConfig } from './config.js';
+import { predictSource, type LossFn } from './predict.js';
+import { ProgressBar, type ProgressStream } from './progress.js';
+import { cosineDecay } from './schedule.js';
+import type { Batch, TrainData } from './types.js';
+
+/** One line of runs/<id>/metrics.jsonl. */
+export interface EpochRecord {
+  epoch: number;
+  /** optimizer steps taken by the end of this epoch */
+  step: number;
+  lr: number;
+  trainLoss: number;
+  l2Penalty: number;
+  valLoss: number;
+  /** classifier: validation AUC (null with one class); segmenter: mean validation Dice */
+  valMetric: number | null;
+  valMetricName: 'auc' | 'dice';
+  valIou?: number | null;
+  best: boolean;
+  trainImages: number;
+  seconds: number;
+  imagesPerSecond: number;
+  /** tf.memory() after the epoch, with every temporary disposed: flat across epochs */
+  tensors: number;
+  bytes: number;
+  time: string;
+}
+
+/** Computes the mean loss and its gradients for one batch, gradients in `vars` order. */
+export interface GradientEngine {
+  gradients(batch: Batch): Promise<{ loss: number; grads: tf.Tensor[] }>;
+  dispose?(): void;
+}
+
+export interface TrainOptions {
+  config: TrainConfig;
+  data: TrainData;
+  /** the run folder (runs/<id>); created if missing */
+  runDir: string;
+  /** continue from runDir's checkpoint */
+  resume?: boolean;
+  /** progress and per-epoch lines (stderr in the CLI) */
+  log?: ProgressStream;
+  /** saved in config.json next to the training config (data folder, hash, split, backend) */
+  runInfo?: Record<string, unknown>;
+  /** replaces the single-thread gradient computation (e.g. data-parallel workers) */
+  gradientEngine?: (model: tf.LayersModel, vars: readonly tf.Variable[], loss: LossFn, config: TrainConfig) => GradientEngine;
+}
+
+export interface TrainResult {
+  /** the model with the best validation weights restored */
+  model: tf.LayersModel;
+  state: TrainerState;
+  paths: RunPaths;
+  config: TrainConfig;
+}
+
+export function lossFor(config: TrainConfig, classWeights: [number, number] | null): LossFn {
+  if (config.task === 'segmenter') return diceBceLoss;
+  return (y, p) => focalLoss(y, p, { alpha: config.focalAlpha, gamma: config.focalGamma, classWeights: classWeights ?? undefined });
+}
+
+/** The plain in-process gradient computation: one forward/backward pass per batch. */
+export function localGradients(model: tf.LayersModel, vars: readonly tf.Variable[], loss: LossFn, config: TrainConfig): GradientEngine {
+  const s = config.inputSize;
+  return {
+    async gradients(batch: Batch) {
+      const { value, grads } = tf.variableGrads(() => {
+        const x = tf.tensor4d(batch.x, [batch.n, s, s, 1]);
+        const y = config.task === 'classifier' ? tf.tensor2d(batch.y, [batch.n, 1]) : tf.tensor4d(batch.y, [batch.n, s, s, 1]);
+        const p = model.apply(x, { training: true }) as tf.Tensor;
+        return loss(y, p);
+      }, vars as tf.Variable[]);
+      const lossValue = (await value.data())[0];
+      value.dispose();
+      return { loss: lossValue, grads: vars.map((v) => grads[v.name]) };
+    },
+  };
+}
+
+function stepsPerEpoch(config: TrainConfig, trainSize: number): number {
+  return Math.ceil(Math.ceil(trainSize / config.batchSize) / config.accumulate);
+}
+
+function isBetter(candidate: number, best: number | null): boolean {
+  return best == null || candidate > best;
+}
+
+/**
+ * The training loop: Adam with cosine decay and coupled L2 on kernels, gradient accumulation,
+ * a checkpoint after every epoch (resumable), best weights kept by the validation metric
+ * (AUC for the classifier, Dice for the segmenter) with early stopping, and one
+ * metrics.jsonl line per epoch.
+ */
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  const paths = runPaths(opts.runDir);
+  const log: ProgressStream = opts.log ?? { write: () => true };
+  let config = validateConfig(opts.config);
+  let model: tf.LayersModel;
+  let state: TrainerState;
+  await mkdir(paths.dir, { recursive: true });
+
+  let adamState = null;
+  if (opts.resume) {
+    if (!existsSync(paths.config)) throw new CxrError('E_NOT_FOUND', `no run to resume in ${paths.dir} (config.json missing)`);
+    const saved = JSON.parse(await readFile(paths.config, 'utf8')) as { config: TrainConfig } & Record<string, unknown>;
+    // the saved config wins, except that a resumed run may be given more (or fewer) epochs
+    config = validateConfig({ ...saved.config, epochs: opts.config.epochs });
+    const ck = await loadCheckpoint(paths);
+    model = ck.model;
+    state = ck.state;
+    adamState = ck.adam;
+    if (state.stopped && config.epochs > saved.config.epochs) {
+      // more epochs were asked for than the run had when it stopped early: give it another chance
+      state.stopped = false;
+      state.staleEpochs = 0;
+    }
+    if (config.epochs !== saved.config.epochs) {
+      await writeFile(paths.config, `${JSON.stringify({ ...saved, config }, null, 2)}\n`);
+    }
+    log.write(`resuming ${paths.dir} after epoch ${state.epochsDone}\n`);
+  } else {
+    if (existsSync(paths.metrics)) throw new CxrError('E_BAD_ARGUMENT', `run folder ${paths.dir} already holds a run; use --resume or another --run-id`);
+    model = buildModel(config);
+    state = { epochsDone: 0, step: 0, bestMetric: null, bestEpoch: null, staleEpochs: 0, stopped: false, history: [] };
+    await writeFile(paths.config, `${JSON.stringify({ config, ...opts.runInfo }, null, 2)}\n`);
+  }
+
+  const classWeights =
+    config.task === 'classifier'
+      ? config.classWeights === 'balanced'
+        ? balancedClassWeights(opts.data.trainLabels ?? [])
+        : config.classWeights
+      : null;
+  const loss = lossFor(config, classWeights);
+  const layerVars = model.trainableWeights;
+  const vars = layerVars.map((w) => w.read() as tf.Variable);
+  const kernels = vars.filter((_, i) => layerVars[i].originalName.endsWith('/kernel'));
+  const adam = new Adam(
+    layerVars.map((w, i) => ({ name: w.originalName, variable: vars[i] })),
+    { l2: config.l2 },
+  );
+  if (adamState) adam.setState(adamState);
+  const engine = (opts.gradientEngine ?? localGradients)(model, vars, loss, config);
+  const trainSize = opts.data.train.size;
+  if (trainSize === 0) throw new CxrError('E_BAD_DATASET', 'the train split is empty');
+  if (opts.data.validation.size === 0) throw new CxrError('E_BAD_DATASET', 'the validation split is empty');
+  const totalSteps = stepsPerEpoch(config, trainSize) * config.epochs;
+
+  try {
+    for (let epoch = state.epochsDone; epoch < config.epochs && !state.stopped; epoch++) {
+      const t0 = Date.now();
+      const bar = new ProgressBar(log, `epoch ${epoch + 1}/${config.epochs}`, trainSize);
+      let acc: tf.Tensor[] | null = null;
+      let accImages = 0;
+      let accBatches = 0;
+      let lossSum = 0;
+      let images = 0;
+      let lr = cosineDecay(state.step, totalSteps, config.lr, config.lrMinFactor);
+      const applyAccumulated = (): void => {
+        if (!acc) return;
+        lr = cosineDecay(state.step, totalSteps, config.lr, config.lrMinFactor);
+        const avg = tf.tidy(() => acc!.map((g) => tf.div(g, accImages)));
+        adam.apply(avg, lr);
+        tf.dispose([...avg, ...acc]);
+        acc = null;
+        accImages = 0;
+        accBatches = 0;
+        state.step++;
+      };
+      for await (const batch of opts.data.train.batches(epoch, config.batchSize)) {
+        const { loss: l, grads } = await engine.gradients(batch);
+        if (!Number.isFinite(l)) {
+          tf.dispose(grads);
+          throw new CxrError('E_TRAINING_DIVERGED', `loss is ${l} at epoch ${epoch + 1}, step ${state.step}; lower --lr`);
+        }
+        const prev: tf.Tensor[] | null = acc;
+        acc = tf.tidy(() => grads.map((g, i) => (prev ? tf.add(prev[i], tf.mul(g, batch.n)) : tf.mul(g, batch.n))));
+        tf.dispose(grads);
+        if (prev) tf.dispose(prev);
+        accImages += batch.n;
+        accBatches++;
+        lossSum += l * batch.n;
+        images += batch.n;
+        if (accBatches === config.accumulate) applyAccumulated();
+        bar.tick(batch.n, `loss ${(lossSum / images).toFixed(4)}`);
+      }
+      applyAccumulated();
+      const trainSeconds = (Date.now() - t0) / 1000;
+      bar.finish(`loss ${(lossSum / Math.max(images, 1)).toFixed(4)}`);
+
+      const val = await predictSource(model, opts.data.validation, config.task, config.inputSize, config.batchSize, loss);
+      const metricName = config.task === 'classifier' ? 'auc' : 'dice';
+      const valMetric = config.task === 'classifier' ? rocAuc(val.scores, val.labels) : mean(val.dice);
+      // with a one-class validation split AUC is undefined; fall back to the loss to pick the best epoch
+      const score = valMetric ?? -val.loss;
+      const best = isBetter(score, state.bestMetric);
+      if (best) {
+        state.bestMetric = score;
+        state.bestEpoch = epoch + 1;
+        state.staleEpochs = 0;
+        await saveModel(model, paths.best);
+      } else {
+        state.staleEpochs++;
+      }
+      const penalty = l2Penalty(kernels, config.l2);
+      const l2Value = (await penalty.data())[0];
+      penalty.dispose();
+      const mem = tf.memory();
+      const record: EpochRecord = {
+        epoch: epoch + 1,
+        step: state.step,
+        lr,
+        trainLoss: lossSum / Math.max(images, 1),
+        l2Penalty: l2Value,
+        valLoss: val.loss,
+        valMetric,
+        valMetricName: metricName,
+        ...(config.task === 'segmenter' ? { valIou: mean(val.iou) } : {}),
+        best,
+        trainImages: images,
+        seconds: (Date.now() - t0) / 1000,
+        imagesPerSecond: images / Math.max(trainSeconds, 1e-9),
+        tensors: mem.numTensors,
+        bytes: mem.numBytes,
+        time: new Date().toISOString(),
+      };
+      state.history.push(record);
+      state.epochsDone = epoch + 1;
+      if (config.patience > 0 && state.staleEpochs >= config.patience) state.stopped = true;
+      await appendFile(paths.metrics, `${JSON.stringify(record)}\n`);
+      await saveCheckpoint(paths, model, await adam.getState(), state);
+      log.write(
+        `epoch ${epoch + 1}: train loss ${record.trainLoss.toFixed(4)}, val loss ${val.loss.toFixed(4)}, val ${metricName} ${valMetric == null ? 'n/a' : valMetric.toFixed(4)}${best ? ' (best)' : ''}${state.stopped ? `; stopping: no improvement in ${config.patience} epochs` : ''}\n`,
+      );
+    }
+  } finally {
+    engine.dispose?.();
+    adam.dispose();
+  }
+
+  if (existsSync(paths.best)) {
+    model.dispose();
+    model = await loadModel(paths.best);
+  }
+  return { model, state, paths, config };
+}

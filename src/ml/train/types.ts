@@ -1,0 +1,31 @@
+/** One mini-batch, NHWC with one channel, row-major. */
+export interface Batch {
+  /** n * size * size image values in [0,1] */
+  x: Float32Array;
+  /** classifier: n labels (0/1); segmenter: n * size * size mask values (0/1) */
+  y: Float32Array;
+  n: number;
+  /** sample identifiers, in batch order (for per-image reports) */
+  ids?: string[];
+}
+
+/**
+ * Where the training loop gets its data. A source decides its own order and augmentation
+ * for an epoch (deterministic for its seed and the epoch number, so a resumed run sees the
+ * same stream), and may load lazily from disk.
+ */
+export interface BatchSource {
+  /** images in one pass */
+  readonly size: number;
+  batches(epoch: number, batchSize: number): AsyncIterable<Batch>;
+}
+
+export type Task = 'segmenter' | 'classifier';
+
+export interface TrainData {
+  train: BatchSource;
+  validation: BatchSource;
+  test?: BatchSource;
+  /** labels of the train split, for balanced class weights (classifier only) */
+  trainLabels?: ArrayLike<number>;
+}

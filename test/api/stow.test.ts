@@ -1,0 +1,130 @@
+/** DICOMweb STOW-RS: several instances per request, each stored or refused on its own. */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { splitMultipart, parseContentType } from '../../src/api/multipart.js';
+import { FAILURE_REASON } from '../../src/api/routes/stow.js';
+import { readMetadata } from '../../src/dicom/index.js';
+import { startHarness, study, waitScored, type Harness } from './harness.js';
+
+let h: Harness;
+let ws: string;
+before(async () => {
+  h = await startHarness();
+  ws = `Bearer ${h.token('workstation', 'ws-stow')}`;
+});
+after(async () => {
+  await h?.close();
+});
+
+const BOUNDARY = 'cxr-boundary-7d1f';
+
+function related(parts: { body: Buffer; type?: string | null }[], boundary = BOUNDARY): Buffer {
+  const chunks: Buffer[] = [Buffer.from('preamble is ignored\r\n')];
+  for (const p of parts) {
+    const type = p.type === undefined ? 'application/dicom' : p.type;
+    chunks.push(Buffer.from(`--${boundary}\r\n${type ? `Content-Type: ${type}\r\n` : ''}\r\n`), p.body, Buffer.from('\r\n'));
+  }
+  chunks.push(Buffer.from(`--${boundary}--\r\n`));
+  return Buffer.concat(chunks);
+}
+
+const stow = (body: Buffer, contentType = `multipart/related; type="application/dicom"; boundary=${BOUNDARY}`) =>
+  h.http.post('/dicomweb/studies').set('Authorization', ws).set('Content-Type', contentType).set('Accept', 'application/dicom+json').send(body);
+
+type Item = Record<string, { vr: string; Value?: unknown[] }>;
+const uid = (item: Item) => item['00081155']?.Value?.[0];
+
+test('splitMultipart: parts with and without headers, transport padding, preamble and epilogue', () => {
+  const body = Buffer.from('pre\r\n--b  \r\nContent-Type: application/dicom\r\nX-A: 1\r\n\r\nAAA\r\n--b\r\n\r\nB\r\nB\r\n--b--\r\nepilogue');
+  const parts = splitMultipart(body, 'b');
+  assert.equal(parts.length, 2);
+  assert.equal(parts[0].headers.get('content-type'), 'application/dicom');
+  assert.equal(parts[0].headers.get('x-a'), '1');
+  assert.equal(parts[0].body.toString(), 'AAA');
+  assert.equal(parts[1].headers.size, 0);
+  assert.equal(parts[1].body.toString(), 'B\r\nB');
+  assert.throws(() => splitMultipart(Buffer.from('--b\r\n\r\nno end'), 'b'), /closing boundary/);
+  assert.throws(() => splitMultipart(Buffer.from('nothing here'), 'b'), /opening boundary/);
+  assert.deepEqual(parseContentType('multipart/related; type="application/dicom"; boundary=abc')?.params.get('type'), 'application/dicom');
+});
+
+test('three good instances and a bad one: 202, three referenced, one failed with its reason and code', async () => {
+  const good = [study(201), study(202), study(203)];
+  const res = await stow(related([{ body: good[0] }, { body: Buffer.from('not dicom at all') }, { body: good[1] }, { body: good[2] }]));
+  assert.equal(res.status, 202);
+  assert.match(res.headers['content-type'], /^application\/dicom\+json/);
+  const stored = res.body['00081199'].Value as Item[];
+  const failed = res.body['00081198'].Value as Item[];
+  assert.deepEqual(
+    stored.map(uid),
+    good.map((b) => readMetadata(b).sopInstanceUid),
+  );
+  for (const item of stored) {
+    assert.equal(item['00081150'].Value?.[0], '1.2.840.10008.5.1.4.1.1.1');
+    assert.match(String(item['00081190'].Value?.[0]), /^\/v1\/studies\/[0-9a-f-]{36}$/);
+  }
+  assert.equal(failed.length, 1);
+  assert.deepEqual(failed[0]['00081197'], { vr: 'US', Value: [FAILURE_REASON.cannotUnderstand] });
+  assert.match(String(failed[0]['00000902'].Value?.[0]), /^E_NOT_DICOM/);
+  for (const item of stored) await waitScored(h, String(item['00081190'].Value?.[0]).split('/').pop()!);
+  const rows: { n: number }[] = await h.db.ds.query(`SELECT count(*)::int AS n FROM predictions p JOIN studies s ON s.id = p.study_id WHERE s.submitted_by = 'ws-stow'`);
+  assert.equal(rows[0].n, 3);
+  const audit: { outcome: string; n: number }[] = await h.db.ds.query(
+    `SELECT outcome, count(*)::int AS n FROM audit_log WHERE actor = 'ws-stow' AND action = 'study.create' GROUP BY outcome ORDER BY outcome`,
+  );
+  assert.deepEqual(audit, [
+    { outcome: 'E_NOT_DICOM', n: 1 },
+    { outcome: 'ok', n: 3 },
+  ]);
+});
+
+test('all stored: 200; re-sent instances are referenced again, not duplicated', async () => {
+  const res = await stow(related([{ body: study(201) }, { body: study(204) }]));
+  assert.equal(res.status, 200);
+  assert.equal(res.body['00081198'], undefined);
+  assert.equal((res.body['00081199'].Value as Item[]).length, 2);
+  const rows: { n: number }[] = await h.db.ds.query(`SELECT count(*)::int AS n FROM studies WHERE submitted_by = 'ws-stow'`);
+  assert.equal(rows[0].n, 4);
+});
+
+test('nothing stored: 409 with every failure listed, including a wrong part type and a conflicting re-send', async () => {
+  const tampered = study(202);
+  tampered[tampered.length - 1] ^= 0xff;
+  const res = await stow(related([{ body: Buffer.from('garbage') }, { body: study(205), type: 'image/jpeg' }, { body: tampered }]));
+  assert.equal(res.status, 409);
+  const failed = res.body['00081198'].Value as Item[];
+  assert.deepEqual(
+    failed.map((f) => f['00081197'].Value?.[0]),
+    [FAILURE_REASON.cannotUnderstand, FAILURE_REASON.cannotUnderstand, FAILURE_REASON.duplicateSopInstance],
+  );
+  assert.equal(uid(failed[2]), readMetadata(tampered).sopInstanceUid);
+  const rows: { n: number }[] = await h.db.ds.query(`SELECT count(*)::int AS n FROM studies WHERE sop_instance_uid = $1`, [readMetadata(study(205)).sopInstanceUid]);
+  assert.equal(rows[0].n, 0);
+});
+
+test('a full inference queue refuses every instance with Out of Resources and 503', async () => {
+  const held = Array.from({ length: h.settings.queueSize }, () => h.parts.service.queue.reserve());
+  try {
+    assert.ok(held.every((r) => r !== null), 'all slots reserved');
+    const res = await stow(related([{ body: study(206) }]));
+    assert.equal(res.status, 503);
+    assert.equal(res.headers['retry-after'], '5');
+    assert.equal((res.body['00081198'].Value as Item[])[0]['00081197'].Value?.[0], FAILURE_REASON.outOfResources);
+    const single = await h.http.post('/v1/studies').set('Authorization', ws).set('Content-Type', 'application/dicom').send(study(206));
+    assert.equal(single.status, 503);
+    assert.equal(single.body.error.code, 'E_QUEUE_FULL');
+  } finally {
+    for (const r of held) r?.release();
+  }
+  const after = await h.http.post('/v1/studies').set('Authorization', ws).set('Content-Type', 'application/dicom').send(study(206));
+  assert.equal(after.status, 202);
+});
+
+test('wrong media types are 415, broken framing 400, and a non-workstation 403', async () => {
+  assert.equal((await stow(related([{ body: study(207) }]), `multipart/related; type="application/dicom+json"; boundary=${BOUNDARY}`)).status, 415);
+  assert.equal((await stow(related([{ body: study(207) }]), 'application/dicom')).status, 415);
+  assert.equal((await stow(related([{ body: study(207) }]), 'multipart/related; type="application/dicom"')).status, 400);
+  assert.equal((await stow(Buffer.from(`--${BOUNDARY}\r\n\r\nunterminated`))).status, 400);
+  const clin = await h.http.post('/dicomweb/studies').set('Authorization', `Bearer ${h.token('clinician')}`).set('Content-Type', 'multipart/related; type="application/dicom"; boundary=x').send('--x--');
+  assert.equal(clin.status, 403);
+});

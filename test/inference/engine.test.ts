@@ -1,0 +1,194 @@
+/**
+ * The ONNX Runtime triage engine end to end on generated DICOM files, with random-weight
+ * small model versions built by the real builders, saved, exported and hash-checked.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile, appendFile, cp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import * as ort from 'onnxruntime-node';
+import { createRandomModels } from '../../bench/latency-models.js';
+import { chestDicom } from '../../bench/latency-dicom.js';
+import { loadEngine, type OnnxTriageEngine } from '../../src/inference/engine.js';
+import { classActivationMap } from '../../src/inference/cam.js';
+import { loadModel } from '../../src/ml/model-io.js';
+import { featuresModel, HEAD_LAYER } from '../../src/ml/densenet.js';
+import { readManifest } from '../../src/ml/manifest.js';
+import { CxrError } from '../../src/errors.js';
+
+let root: string;
+let dirs: { segmenter: string; classifier: string };
+let engine: OnnxTriageEngine;
+const dicom = chestDicom({ size: 512, seed: 3 });
+
+before(async () => {
+  await tf.setBackend('cpu');
+  root = await mkdtemp(join(tmpdir(), 'cxr-engine-'));
+  dirs = await createRandomModels(root, { size: 'small', seed: 1, threshold: 0.4 });
+  engine = await loadEngine({ modelsDir: root, tta: 4, threads: 1 });
+});
+
+after(async () => {
+  await engine?.close();
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+test('a study gets a well-formed report: 4 TTA views in one run, decision at the threshold, timings', async () => {
+  const { report, meta } = await engine.analyze(dicom);
+  assert.equal(meta.viewPosition, 'PA');
+  assert.equal(report.tta.views, 4);
+  assert.equal(report.tta.probabilities.length, 4);
+  for (const p of report.tta.probabilities) assert.ok(p > 0 && p < 1);
+  const mean = report.tta.probabilities.reduce((a, b) => a + b, 0) / 4;
+  assert.ok(Math.abs(report.probability - mean) < 1e-9);
+  assert.ok(report.tta.spread >= 0);
+  assert.equal(report.threshold, 0.4);
+  assert.equal(report.targetRecall, 0.95);
+  assert.equal(report.decision, report.probability >= 0.4 ? 'positive' : 'negative');
+  assert.equal(report.flagged, report.flagReasons.length > 0);
+  assert.equal(report.flagReasons.includes('positive'), report.decision === 'positive');
+  for (const f of report.qcFlags) assert.ok(report.flagReasons.includes(`qc:${f}`));
+  assert.ok(report.lungAreaFraction >= 0 && report.lungAreaFraction <= 1);
+  assert.deepEqual(report.image, { width: 512, height: 512 });
+  assert.equal(report.window.source, 'header');
+  for (const stage of ['decode', 'resize', 'segment', 'postprocess', 'crop', 'tta', 'classify', 'report', 'total']) {
+    assert.equal(typeof report.timingsMs[stage], 'number', stage);
+  }
+  const segManifest = await readManifest(dirs.segmenter);
+  assert.deepEqual(report.models.segmenter, { name: 'segmenter', version: 'random-small', sha256: segManifest.files['model.onnx'] });
+  assert.equal(report.models.classifier.version, 'random-small');
+  assert.equal(report.cam!.values.length, report.cam!.width * report.cam!.height);
+  assert.ok(report.cam!.values.every((v) => v >= 0 && v <= 1));
+  // JSON round trip: nothing in the report that a database column could not hold
+  assert.deepEqual(JSON.parse(JSON.stringify(report)), report);
+});
+
+test('the TTA view count can be chosen per call', async () => {
+  const one = await engine.analyze(dicom, { tta: 1 });
+  assert.equal(one.report.tta.views, 1);
+  assert.equal(one.report.tta.spread, 0);
+  const six = await engine.analyze(dicom, { tta: 6 });
+  assert.equal(six.report.tta.probabilities.length, 6);
+  // the identity view scores the same crop whatever the batch around it
+  assert.ok(Math.abs(six.report.tta.probabilities[0] - one.report.tta.probabilities[0]) < 1e-5);
+});
+
+test('artifacts: windowed image, 0/1 mask and [0,1] heatmap at the image size', async () => {
+  const { artifacts, report } = await engine.analyze(dicom, { artifacts: true });
+  assert.ok(artifacts);
+  for (const img of [artifacts.windowed, artifacts.mask, artifacts.heatmap]) {
+    assert.equal(img.width, 512);
+    assert.equal(img.height, 512);
+  }
+  assert.ok(artifacts.mask.data.every((v) => v === 0 || v === 1));
+  assert.ok(artifacts.heatmap.data.every((v) => v >= 0 && v <= 1));
+  const maskPixels = artifacts.mask.data.reduce((a, b) => a + b, 0);
+  assert.ok(Math.abs(maskPixels / (512 * 512) - report.lungAreaFraction) < 0.02);
+});
+
+test('a lateral view and a small image are flagged by QC', async () => {
+  const { report } = await engine.analyze(chestDicom({ size: 200, seed: 4, viewPosition: 'LATERAL' }));
+  assert.ok(report.qcFlags.includes('not_frontal_chest'));
+  assert.ok(report.qcFlags.includes('image_too_small'));
+  assert.equal(report.flagged, true);
+  assert.ok(report.flagReasons.includes('qc:not_frontal_chest'));
+});
+
+test('bad DICOM bytes are a typed error, not a crash', async () => {
+  await assert.rejects(engine.analyze(new TextEncoder().encode('not a dicom file at all')), (e: unknown) => e instanceof CxrError && e.code === 'E_NOT_DICOM');
+});
+
+test("the graph's cam output equals the head-weighted features of tfjs", async () => {
+  const model = await loadModel(dirs.classifier);
+  const withFeatures = featuresModel(model);
+  const size = model.inputs[0].shape[1] as number;
+  const input = Float32Array.from({ length: size * size }, (_, i) => ((i * 7919) % 1000) / 1000);
+  const [, features] = withFeatures.predict(tf.tensor(input, [1, size, size, 1])) as tf.Tensor[];
+  const [, h, w, c] = features.shape;
+  const nhwc = features.dataSync() as Float32Array;
+  const chw = new Float32Array(nhwc.length);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let k = 0; k < c; k++) chw[(k * h + y) * w + x] = nhwc[(y * w + x) * c + k];
+  const kernel = model.getLayer(HEAD_LAYER).getWeights()[0].dataSync();
+  const want = classActivationMap(chw, c, h, w, kernel);
+  const session = await ort.InferenceSession.create(join(dirs.classifier, 'model.onnx'));
+  const out = await session.run({ input: new ort.Tensor('float32', input, [1, 1, size, size]) });
+  await session.release();
+  const got = out.cam.data as Float32Array;
+  assert.deepEqual(out.cam.dims, [1, 1, h, w]);
+  for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i] - want[i]) < 1e-4, `cam[${i}] ${got[i]} vs ${want[i]}`);
+  // and mean(cam) + bias is the logit of the probability output
+  const bias = model.getLayer(HEAD_LAYER).getWeights()[1].dataSync()[0];
+  const logit = want.reduce((a, b) => a + b, 0) / want.length + bias;
+  assert.ok(Math.abs(1 / (1 + Math.exp(-logit)) - (out.probability.data as Float32Array)[0]) < 1e-5);
+  model.dispose();
+});
+
+test('missing models are E_MODEL_MISSING with how to train and export', async () => {
+  const empty = await mkdtemp(join(tmpdir(), 'cxr-nomodels-'));
+  try {
+    await assert.rejects(loadEngine({ modelsDir: empty }), (e: unknown) => {
+      return e instanceof CxrError && e.code === 'E_MODEL_MISSING' && /cxr-triage train segmenter/.test(e.message) && /export-onnx/.test(e.message);
+    });
+  } finally {
+    await rm(empty, { recursive: true, force: true });
+  }
+});
+
+test('ACTIVE picks the served version; a version it names that is absent is E_MODEL_MISSING', async () => {
+  const copy = await mkdtemp(join(tmpdir(), 'cxr-active-'));
+  try {
+    await cp(root, copy, { recursive: true });
+    await writeFile(join(copy, 'classifier', 'ACTIVE'), 'v-none\n');
+    await assert.rejects(loadEngine({ modelsDir: copy }), (e: unknown) => e instanceof CxrError && e.code === 'E_MODEL_MISSING' && /ACTIVE/.test(e.message));
+    await writeFile(join(copy, 'classifier', 'ACTIVE'), 'random-small\n');
+    const e2 = await loadEngine({ modelsDir: copy, tta: 1, threads: 1 });
+    assert.equal(e2.models.classifier.version, 'random-small');
+    await e2.close();
+  } finally {
+    await rm(copy, { recursive: true, force: true });
+  }
+});
+
+test('a model.onnx that no longer matches its manifest hash is refused', async () => {
+  const copy = await mkdtemp(join(tmpdir(), 'cxr-tamper-'));
+  try {
+    await cp(root, copy, { recursive: true });
+    await appendFile(join(copy, 'segmenter', 'random-small', 'model.onnx'), new Uint8Array([0]));
+    await assert.rejects(loadEngine({ modelsDir: copy }), (e: unknown) => e instanceof CxrError && e.code === 'E_MODEL_INVALID' && /model\.onnx/.test(e.message));
+  } finally {
+    await rm(copy, { recursive: true, force: true });
+  }
+});
+
+test('a GPU provider that cannot start falls back to CPU and says so', async () => {
+  const warnings: string[] = [];
+  const e = await loadEngine({ modelsDir: root, tta: 1, threads: 1, providers: ['cuda'], onWarning: (m) => warnings.push(m) });
+  try {
+    if (e.providers.classifier.includes('cuda')) return; // a machine with CUDA: nothing to fall back from
+    assert.deepEqual(e.providers, { segmenter: ['cpu'], classifier: ['cpu'] });
+    assert.equal(warnings.length, 2);
+    assert.match(warnings[0], /cuda/);
+    const { report } = await e.analyze(dicom);
+    assert.equal(report.tta.views, 1);
+  } finally {
+    await e.close();
+  }
+});
+
+test('the evaluate scorer gives the probability analyze reports for the same image', async () => {
+  const { onnxScorer } = await import('../../src/inference/scorer.js');
+  const { readWindowed } = await import('../../src/dicom/index.js');
+  const scorer = await onnxScorer({ segmenterDir: dirs.segmenter, classifierDir: dirs.classifier, tta: 4, threads: 1 });
+  try {
+    const win = await readWindowed(dicom);
+    const scored = await scorer.score({ width: win.width, height: win.height, data: win.data });
+    const { report } = await engine.analyze(dicom);
+    assert.equal(scored.probability, report.probability);
+    assert.equal(scorer.threshold, report.threshold);
+    assert.equal(scored.mask.width * scored.mask.height > 0, true);
+  } finally {
+    await scorer.dispose();
+  }
+});

@@ -1,0 +1,128 @@
+/**
+ * Backend selection (src/ml/backend.ts), each case in a fresh Node process because the
+ * choice is made once per process: CXR_BACKEND is honoured, a forced backend that cannot
+ * start is an error (not a silent fallback), the default falls back past the absent
+ * tfjs-node packages to wasm, the choice is logged, repeated calls return the first
+ * answer, and the threaded wasm build starts in Node and lets the process exit.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const backendModule = fileURLToPath(new URL('../../src/ml/backend.ts', import.meta.url));
+const tfjsModule = createRequire(import.meta.url).resolve('@tensorflow/tfjs');
+
+function hasPackage(name: string): boolean {
+  try {
+    createRequire(import.meta.url).resolve(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+const nativeTfInstalled = hasPackage('@tensorflow/tfjs-node') || hasPackage('@tensorflow/tfjs-node-gpu');
+
+// Child scripts are files rather than `-e` code: the threaded wasm build's pthread
+// workers inherit the parent's execArgv, and `--input-type` is refused in workers.
+const scratch = mkdtempSync(join(tmpdir(), 'cxr-backend-test-'));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+let scripts = 0;
+
+/** Runs `body` (ESM, with `initBackend`, `backendDescription` and `tf` in scope) in a child process. */
+function run(body: string, env: Record<string, string | undefined> = {}) {
+  const code = `
+    import * as tf from ${JSON.stringify(tfjsModule)};
+    import { initBackend, backendDescription } from ${JSON.stringify(backendModule)};
+    const logs: string[] = [];
+    try {
+      ${body}
+    } catch (e: any) {
+      console.log(JSON.stringify({ error: e.code ?? null, message: e.message }));
+    }
+  `;
+  const childEnv: Record<string, string | undefined> = { ...process.env, CXR_BACKEND: undefined, CXR_WASM_THREADS: undefined, ...env };
+  const file = join(scratch, `child-${scripts++}.mts`);
+  writeFileSync(file, code);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', file], {
+    encoding: 'utf8',
+    env: childEnv as NodeJS.ProcessEnv,
+    timeout: 120_000,
+  });
+  assert.equal(r.signal, null, `child did not exit by itself (${r.signal}); stderr: ${r.stderr}`);
+  const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  assert.ok(line, `no result from child; stderr: ${r.stderr}`);
+  return JSON.parse(line) as Record<string, unknown>;
+}
+
+const choose = `
+  const name = await initBackend({ log: (m) => logs.push(m) });
+  console.log(JSON.stringify({ name, active: tf.getBackend(), logs, description: backendDescription() }));
+`;
+
+test('CXR_BACKEND=cpu selects the cpu backend and says so', () => {
+  const r = run(choose, { CXR_BACKEND: 'cpu' });
+  assert.equal(r.name, 'cpu');
+  assert.equal(r.active, 'cpu');
+  assert.match((r.logs as string[])[0], /^tfjs backend: cpu .*CXR_BACKEND/);
+});
+
+test('CXR_BACKEND=wasm selects wasm', () => {
+  const r = run(choose, { CXR_BACKEND: 'wasm' });
+  assert.equal(r.name, 'wasm');
+  assert.equal(r.active, 'wasm');
+});
+
+test('without CXR_BACKEND the absent tfjs-node packages are skipped and wasm is used', { skip: nativeTfInstalled && 'tfjs-node is installed here' }, () => {
+  const r = run(choose);
+  assert.equal(r.name, 'wasm');
+  const log = (r.logs as string[]).join('\n');
+  assert.match(log, /tfjs backend: wasm/);
+  assert.match(log, /@tensorflow\/tfjs-node-gpu: not installed/);
+  assert.match(log, /@tensorflow\/tfjs-node: not installed/);
+});
+
+test('a forced backend that cannot start is an E_BACKEND error, not a fallback', { skip: nativeTfInstalled && 'tfjs-node is installed here' }, () => {
+  const r = run(choose, { CXR_BACKEND: 'tensorflow' });
+  assert.equal(r.error, 'E_BACKEND');
+  assert.match(String(r.message), /tfjs-node/);
+});
+
+test('an unknown CXR_BACKEND is an E_CONFIG error', () => {
+  const r = run(choose, { CXR_BACKEND: 'webgpu' });
+  assert.equal(r.error, 'E_CONFIG');
+});
+
+test('initBackend is idempotent: later calls return the first choice and log nothing', () => {
+  const r = run(`
+    const a = await initBackend({ log: (m) => logs.push(m) });
+    const b = await initBackend({ prefer: 'cpu', log: (m) => logs.push(m) });
+    console.log(JSON.stringify({ a, b, logs }));
+  `);
+  assert.equal(r.a, 'wasm');
+  assert.equal(r.b, 'wasm');
+  assert.equal((r.logs as string[]).length, 1);
+});
+
+test('the threaded wasm build starts in Node with 2 threads, computes correctly, and the process exits', () => {
+  const r = run(
+    `
+    await initBackend({ log: (m) => logs.push(m) });
+    const x = tf.tensor4d(Array.from({ length: 2 * 6 * 6 * 3 }, (_, i) => Math.sin(i)), [2, 6, 6, 3]);
+    const w = tf.tensor4d(Array.from({ length: 3 * 3 * 3 * 4 }, (_, i) => Math.cos(i)), [3, 3, 3, 4]);
+    const y = Array.from(tf.conv2d(x, w, 1, 'same').dataSync());
+    await tf.setBackend('cpu');
+    const ref = Array.from(tf.conv2d(x, w, 1, 'same').dataSync());
+    const diff = Math.max(...y.map((v, i) => Math.abs(v - ref[i])));
+    console.log(JSON.stringify({ description: backendDescription(), diff }));
+  `,
+    { CXR_BACKEND: 'wasm', CXR_WASM_THREADS: '2' },
+  );
+  assert.match(String(r.description), /threaded SIMD, 2 threads/);
+  assert.ok((r.diff as number) < 1e-4, `conv differs from cpu by ${r.diff}`);
+});

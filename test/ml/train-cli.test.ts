@@ -1,0 +1,71 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { verifyManifest } from '../../src/ml/manifest.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'cxr-train-cli-'));
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+
+function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['bin/cxr-triage.js', ...args], { encoding: 'utf8', timeout: 240_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function ok(r: ReturnType<typeof cli>, what: string): string {
+  assert.equal(r.status, 0, `${what} failed:\n${r.stderr.slice(-2000)}`);
+  return r.stdout;
+}
+
+test('train segmenter and classifier on phantoms, then evaluate them end to end', async () => {
+  const data = join(tmp, 'data');
+  ok(cli('synth', '--out', data, '--count', '16', '--seed', '3', '--size', '128-160', '--work-size', '128', '--quiet'), 'synth');
+  const models = join(tmp, 'models');
+  const tiny = ['--epochs', '1', '--batch', '4', '--accumulate', '1', '--split', '50/25/25', '--size', '32'];
+  const segOut = ok(
+    cli('train', 'segmenter', '--data', data, '--out', join(models, 'segmenter'), '--runs', join(tmp, 'runs'), '--run-id', 'seg', '--base', '2', '--depth', '2', ...tiny),
+    'train segmenter',
+  );
+  const segDir = segOut.trim();
+  assert.equal(segDir, join(models, 'segmenter', readdirSync(join(models, 'segmenter'))[0]));
+  assert.equal((await verifyManifest(segDir)).ok, true);
+  assert.equal(readFileSync(join(tmp, 'runs', 'seg', 'metrics.jsonl'), 'utf8').trim().split('\n').length, 1);
+  assert.ok(existsSync(join(tmp, 'runs', 'seg', 'split.csv')));
+
+  const clsDir = ok(
+    cli('train', 'classifier', '--data', data, '--out', join(models, 'classifier'), '--runs', join(tmp, 'runs'), '--run-id', 'cls', '--blocks', '1,1', '--growth', '4', '--target-recall', '0.9', ...tiny),
+    'train classifier',
+  ).trim();
+  const manifest = JSON.parse(readFileSync(join(clsDir, 'manifest.json'), 'utf8'));
+  assert.equal(manifest.threshold.targetRecall, 0.9);
+  assert.ok(manifest.threshold.validationSensitivity >= 0.9);
+  assert.equal(manifest.training.split.train + manifest.training.split.validation + manifest.training.split.test, 16);
+
+  // evaluate runs the served ONNX models, as analyze does
+  for (const dir of [segDir, clsDir]) ok(cli('export-onnx', '--model', dir), `export-onnx ${dir}`);
+  const json = ok(cli('evaluate', '--data', data, '--models', models, '--json', '--plots', join(tmp, 'plots')), 'evaluate --json');
+  const lines = json.trim().split('\n');
+  assert.equal(lines.length, 1);
+  const r = JSON.parse(lines[0]);
+  assert.deepEqual(Object.keys(r), ['auc', 'accuracy', 'precision', 'recall', 'specificity', 'f1', 'threshold', 'confusion', 'n', 'dice', 'iou']);
+  assert.equal(r.n, 16);
+  assert.equal(r.threshold, manifest.threshold.value);
+  assert.equal(r.confusion.tp + r.confusion.fp + r.confusion.tn + r.confusion.fn, 16);
+  assert.ok(r.dice >= 0 && r.dice <= 1);
+  assert.ok(existsSync(join(tmp, 'plots', 'roc.png')) && existsSync(join(tmp, 'plots', 'pr.png')));
+
+  const table = ok(cli('evaluate', '--data', data, '--models', models, '--max-images', '4'), 'evaluate');
+  assert.match(table, /^images\s+4$/m);
+  assert.match(table, /lung Dice/);
+});
+
+test('train refuses an unknown model name and a missing --data with exit status 2', () => {
+  const r = cli('train', 'resnet', '--data', tmp, '--out', tmp);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /^error E_BAD_ARGUMENT: model must be 'segmenter' or 'classifier'/m);
+  const r2 = cli('train', 'segmenter', '--out', join(tmp, 'x'));
+  assert.equal(r2.status, 2);
+  assert.match(r2.stderr, /--data is required/);
+});

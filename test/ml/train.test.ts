@@ -1,0 +1,179 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { ArraySource, type Sample } from '../../src/ml/train/array-source.js';
+import { defaultConfig, type TrainConfig } from '../../src/ml/train/config.js';
+import { train, type EpochRecord } from '../../src/ml/train/loop.js';
+import { finalizeVersion } from '../../src/ml/train/finalize.js';
+import { mulberry32 } from '../../src/ml/train/rng.js';
+import { capItems } from '../../src/ml/train/dataset-source.js';
+import type { DatasetItem } from '../../src/data/dataset.js';
+import { cosineDecay } from '../../src/ml/train/schedule.js';
+import { readManifest, verifyManifest } from '../../src/ml/manifest.js';
+import { loadModel } from '../../src/ml/model-io.js';
+import { CxrError } from '../../src/errors.js';
+import { setupBackend } from './helpers.js';
+
+await setupBackend();
+
+const S = 16;
+const tmp = mkdtempSync(join(tmpdir(), 'cxr-train-'));
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** A bright disc on a noisy background; the mask is the disc. Pneumonia = a second bright patch. */
+function sample(rand: () => number, positive: boolean): { image: Float32Array; mask: Float32Array } {
+  const image = new Float32Array(S * S);
+  const mask = new Float32Array(S * S);
+  const cx = S / 4 + rand() * (S / 2);
+  const cy = S / 4 + rand() * (S / 2);
+  const r = S / 8 + rand() * (S / 8);
+  for (let y = 0; y < S; y++) {
+    for (let x = 0; x < S; x++) {
+      const inside = (x - cx) ** 2 + (y - cy) ** 2 < r * r;
+      mask[y * S + x] = inside ? 1 : 0;
+      const patch = positive && Math.abs(x - cx) < 2 && Math.abs(y - cy) < 2 ? 0.3 : 0;
+      image[y * S + x] = 0.2 + (inside ? 0.5 : 0) + patch + (rand() - 0.5) * 0.1;
+    }
+  }
+  return { image, mask };
+}
+
+function samples(task: 'segmenter' | 'classifier', n: number, prefix: string, seed: number): Sample[] {
+  const rand = mulberry32(seed);
+  return Array.from({ length: n }, (_, i) => {
+    const label = i % 2;
+    const s = sample(rand, label === 1);
+    return { id: `${prefix}${i}`, image: s.image, target: task === 'segmenter' ? s.mask : label };
+  });
+}
+
+function tinyConfig(task: 'segmenter' | 'classifier', epochs: number): TrainConfig {
+  return {
+    ...defaultConfig(task),
+    inputSize: S,
+    epochs,
+    batchSize: 4,
+    accumulate: 2,
+    lr: 1e-2,
+    patience: 0,
+    architecture: task === 'segmenter' ? { base: 2, depth: 1 } : { blocks: [1, 1], growth: 4, stemFilters: 4 },
+  };
+}
+
+function readJsonl(path: string): EpochRecord[] {
+  return readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as EpochRecord);
+}
+
+test('cosine decay starts at the rate, halves mid-way and ends at the floor', () => {
+  assert.equal(cosineDecay(0, 100, 1e-3), 1e-3);
+  assert.ok(Math.abs(cosineDecay(50, 100, 1e-3) - 5e-4) < 1e-12);
+  assert.ok(Math.abs(cosineDecay(100, 100, 1e-3, 0.1) - 1e-4) < 1e-12);
+  assert.ok(Math.abs(cosineDecay(500, 100, 1e-3, 0.1) - 1e-4) < 1e-12);
+});
+
+test('segmenter training lowers the loss, checkpoints, and resumes from the saved epoch', async () => {
+  const runDir = join(tmp, 'runs', 'seg');
+  const data = {
+    train: ArraySource.of(samples('segmenter', 16, 't', 1), { shuffle: true, seed: 3 }),
+    validation: ArraySource.of(samples('segmenter', 4, 'v', 2)),
+  };
+  const log: string[] = [];
+  const sink = { write: (s: string) => (log.push(s), true) };
+  const first = await train({ config: tinyConfig('segmenter', 2), data, runDir, log: sink });
+  first.model.dispose();
+  assert.equal(first.state.epochsDone, 2);
+  assert.ok(existsSync(join(runDir, 'checkpoint', 'model.json')));
+  assert.ok(existsSync(join(runDir, 'checkpoint', 'optimizer.bin')));
+  // 16 images, batch 4, accumulate 2 -> 2 optimizer steps per epoch
+  assert.deepEqual(readJsonl(join(runDir, 'metrics.jsonl')).map((r) => [r.epoch, r.step]), [[1, 2], [2, 4]]);
+
+  const resumed = await train({ config: tinyConfig('segmenter', 4), data, runDir, resume: true, log: sink });
+  resumed.model.dispose();
+  assert.ok(log.some((l) => l.includes('resuming') && l.includes('after epoch 2')));
+  const records = readJsonl(join(runDir, 'metrics.jsonl'));
+  assert.deepEqual(records.map((r) => [r.epoch, r.step]), [[1, 2], [2, 4], [3, 6], [4, 8]]);
+  assert.ok(records[3].trainLoss < records[0].trainLoss, `loss ${records[0].trainLoss} -> ${records[3].trainLoss}`);
+  for (const r of records) {
+    assert.equal(r.valMetricName, 'dice');
+    assert.ok(r.valMetric != null && r.valMetric >= 0 && r.valMetric <= 1);
+    assert.ok(r.lr > 0 && r.lr <= 1e-2);
+    assert.ok(r.imagesPerSecond > 0);
+  }
+  // every temporary disposed: the live tensor count does not grow from epoch to epoch
+  assert.equal(records[1].tensors, records[0].tensors);
+  assert.equal(records[3].tensors, records[2].tensors);
+  const saved = JSON.parse(readFileSync(join(runDir, 'config.json'), 'utf8'));
+  assert.equal(saved.config.batchSize, 4);
+  assert.equal(saved.config.accumulate, 2);
+});
+
+test('a run folder holding a run is not overwritten without --resume', async () => {
+  const runDir = join(tmp, 'runs', 'seg');
+  const data = { train: ArraySource.of(samples('segmenter', 4, 't', 1)), validation: ArraySource.of(samples('segmenter', 2, 'v', 2)) };
+  await assert.rejects(train({ config: tinyConfig('segmenter', 1), data, runDir }), (e: unknown) => e instanceof CxrError && e.code === 'E_BAD_ARGUMENT');
+});
+
+test('classifier run ends in a version folder with a calibrated threshold and a verified manifest', async () => {
+  const runDir = join(tmp, 'runs', 'clf');
+  const data = {
+    train: ArraySource.of(samples('classifier', 16, 't', 5), { shuffle: true, seed: 4 }),
+    validation: ArraySource.of(samples('classifier', 8, 'v', 6)),
+    test: ArraySource.of(samples('classifier', 8, 's', 7)),
+    trainLabels: Array.from({ length: 16 }, (_, i) => i % 2),
+  };
+  const config = { ...tinyConfig('classifier', 2), classWeights: 'balanced' as const, targetRecall: 0.75 };
+  const result = await train({ config, data, runDir });
+  const records = readJsonl(join(runDir, 'metrics.jsonl'));
+  assert.equal(records.length, 2);
+  assert.equal(records[0].valMetricName, 'auc');
+  const { dir, manifest } = await finalizeVersion({
+    result,
+    data,
+    outDir: join(tmp, 'models', 'classifier'),
+    version: 'v-test',
+    training: { dataDir: 'in-memory', dataHash: 'test', dataSize: 32, split: { train: 16, validation: 8, test: 8 } },
+    now: new Date('2025-02-03T04:05:06Z'),
+  });
+  result.model.dispose();
+  assert.equal(dir, join(tmp, 'models', 'classifier', 'v-test'));
+  assert.equal(manifest.architecture, 'densenet121-se');
+  assert.equal(manifest.inputSize, S);
+  assert.equal(manifest.createdAt, '2025-02-03T04:05:06.000Z');
+  assert.deepEqual(Object.keys(manifest.files).sort(), ['model.json', 'weights.bin']);
+  assert.deepEqual(await readManifest(dir), manifest);
+  assert.equal((await verifyManifest(dir)).ok, true);
+  // the threshold keeps validation recall at or above the target, and is what the metrics used
+  const t = manifest.threshold!;
+  assert.equal(t.targetRecall, 0.75);
+  assert.ok(t.validationSensitivity >= 0.75);
+  assert.equal(manifest.metrics.validation.threshold, t.value);
+  assert.equal(manifest.metrics.validation.recall, t.validationSensitivity);
+  assert.equal(manifest.metrics.test.n, 8);
+  for (const k of ['auc', 'accuracy', 'precision', 'recall', 'specificity', 'f1', 'confusion']) assert.ok(k in manifest.metrics.test, k);
+  // the shipped weights are float16 and load
+  const m = await loadModel(dir);
+  const p = tf.tidy(() => (m.predict(tf.zeros([1, S, S, 1])) as tf.Tensor).dataSync()[0]);
+  assert.ok(p >= 0 && p <= 1);
+  m.dispose();
+  await assert.rejects(
+    finalizeVersion({ result, data, outDir: join(tmp, 'models', 'classifier'), version: 'v-test', training: manifest.training }),
+    (e: unknown) => e instanceof CxrError && e.code === 'E_CONFLICT',
+  );
+});
+
+test('--max-images keeps whole patients and never exceeds the cap', () => {
+  // patients A:3 images, B:1, C:2, D:1
+  const items = ['A', 'A', 'A', 'B', 'C', 'C', 'D'].map((p, i) => ({ file: `f${i}`, patientId: p }) as DatasetItem);
+  for (const max of [1, 2, 3, 4, 5, 6]) {
+    const kept = capItems(items, max, 1);
+    assert.ok(kept.length <= max && kept.length > 0, `cap ${max}: kept ${kept.length}`);
+    for (const p of new Set(kept.map((i) => i.patientId))) {
+      assert.equal(kept.filter((i) => i.patientId === p).length, items.filter((i) => i.patientId === p).length);
+    }
+  }
+  assert.equal(capItems(items, 10, 1).length, 7);
+  assert.deepEqual(capItems(items, 4, 2), capItems(items, 4, 2));
+});
