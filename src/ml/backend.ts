@@ -57,9 +57,13 @@ export function wasmThreadCount(): number {
 /**
  * Picks the fastest backend that works here, once per process: tfjs-node-gpu, then
  * tfjs-node (native TensorFlow; both optional and absent on most of our machines), then
- * wasm (threaded SIMD when it starts, else SIMD), then the pure-JS cpu backend.
+ * wasm, then the pure-JS cpu backend. On wasm the training kernels of src/ml/kernels are
+ * registered: by default the single-threaded SIMD build with convolutions (and a few
+ * copy-bound kernels) on onnxruntime's native kernels; without that binding, or with
+ * `CXR_WASM_THREADS` > 1, the threaded SIMD build with XNNPACK on that many threads.
  * `CXR_BACKEND=tensorflow|wasm|cpu` forces one; a forced backend that cannot start is an
- * E_BACKEND error rather than a silent fallback. Later calls return the first answer.
+ * E_BACKEND error rather than a silent fallback, and a malformed setting is E_CONFIG.
+ * Later calls return the first answer.
  */
 export function initBackend(opts: InitBackendOptions = {}): Promise<BackendName> {
   chosen ??= choose(opts).catch((e: unknown) => {
@@ -107,6 +111,8 @@ async function tryBackend(name: BackendName, opts: InitBackendOptions, failures:
         return null;
     }
   } catch (e) {
+    // A bad setting (E_CONFIG) is the caller's to fix, not a reason to try the next backend.
+    if (e instanceof CxrError) throw e;
     failures.push(`${name}: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
     return null;
   }

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/ml/backend.js';
-import { dataParallelGradients, split, type GradientEngine } from '../../src/ml/parallel/data-parallel.js';
+import { dataParallelEngine, dataParallelGradients, split, type GradientEngine } from '../../src/ml/parallel/data-parallel.js';
 import { buildDenseNet121SE } from '../../src/ml/densenet.js';
 import { meanSquaredError } from './kernels-parallel-loss.js';
 
@@ -96,4 +96,21 @@ test('repeated steps leave no tensors behind in the training thread', async () =
   const before = tf.memory().numTensors;
   for (let i = 0; i < 3; i++) await step();
   assert.equal(tf.memory().numTensors, before);
+});
+
+test('the training loop factory starts its workers on the first batch and gives the same gradients', async () => {
+  const b = batch(13);
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const lazy = dataParallelEngine({ module: lossModule, name: 'meanSquaredError' }, 1)(model, vars, loss);
+  try {
+    const stats = model.nonTrainableWeights.map((w) => w.read().clone());
+    const fromLazy = await lazy.gradients(b);
+    model.nonTrainableWeights.forEach((w, i) => w.write(stats[i]));
+    const direct = await engine.gradients(b);
+    assert.equal(fromLazy.loss, direct.loss);
+    fromLazy.grads.forEach((g, i) => assert.deepEqual(g.dataSync(), direct.grads[i].dataSync(), vars[i].name));
+    tf.dispose([...fromLazy.grads, ...direct.grads]);
+  } finally {
+    lazy.dispose();
+  }
 });

@@ -14,6 +14,8 @@ import { withScope, type WasmKernelScope } from './wasm-ops.js';
  *    [Ho, Wo, N, Cout], a valid convolution with dilation = stride gives
  *    out[ci, a, b, co] = Σ_{y,x,n} Xp[n, a + y·s, b + x·s, ci] · dY[n, y, x, co]
  *    = dW[a, b, ci, co] for a < kh, b < kw.
+ *    (Measured 1.2-10x faster than one matrix product per tap over sliced inputs, whose
+ *    cost is XNNPACK re-packing the large operand as weights.)
  */
 export function conv2dBackpropFilterWasm(args: {
   inputs: { x: TensorInfo; dy: TensorInfo };
@@ -40,59 +42,8 @@ export function conv2dBackpropFilterWasm(args: {
     if (kh === 1 && kw === 1 && sh === 1 && sw === 1 && p.top === 0 && p.bottom === 0 && p.left === 0 && p.right === 0) {
       return pointwise(s, x, dy, info.inChannels, info.outChannels);
     }
-    return process.env.CXR_BPF === 'dilated' ? asDilatedConv(s, x, dy, info) : perTap(s, x, dy, info);
+    return asDilatedConv(s, x, dy, info);
   });
-}
-
-/**
- * One matrix product per filter tap: dW[a, b] = Xp[:, a::s, b::s, :]ᵀ · dY over all
- * N·Ho·Wo output pixels. The padded input is transposed once to [Cin, N, Hp, Wp] so each
- * tap's pixels are a (strided) slice with rows of length N·Ho·Wo; dY is the same matrix
- * for every tap, so XNNPACK packs it once.
- */
-function perTap(s: WasmKernelScope, x: TensorInfo, dy: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
-  const { batchSize: n, inHeight: h, inWidth: w, inChannels: cin, outChannels: cout } = info;
-  const { outHeight: ho, outWidth: wo, strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw } = info;
-  const { top, left } = info.padInfo;
-  const needH = (ho - 1) * sh + kh;
-  const needW = (wo - 1) * sw + kw;
-  const bottom = needH - (h + top);
-  const right = needW - (w + left);
-  let xp = s.pad(x, [
-    [0, 0],
-    [top, Math.max(bottom, 0)],
-    [left, Math.max(right, 0)],
-    [0, 0],
-  ]);
-  if (bottom < 0 || right < 0) xp = s.slice(xp, [0, 0, 0, 0], [n, needH, needW, cin]);
-  const xt = s.transpose(xp, [3, 0, 1, 2]); // [cin, n, needH, needW]
-  if (xp !== x) s.release(xp);
-  const m = n * ho * wo;
-  const dy2 = s.reshape(dy, [m, cout]);
-  const parts: TensorInfo[] = [];
-  for (let a = 0; a < kh; a++) {
-    for (let b = 0; b < kw; b++) {
-      const tap =
-        sh === 1 && sw === 1
-          ? s.slice(xt, [0, 0, a, b], [cin, n, ho, wo])
-          : s.run('StridedSlice', { x: xt }, {
-              begin: [0, 0, a, b],
-              end: [cin, n, a + (ho - 1) * sh + 1, b + (wo - 1) * sw + 1],
-              strides: [1, 1, sh, sw],
-              beginMask: 0,
-              endMask: 0,
-              ellipsisMask: 0,
-              newAxisMask: 0,
-              shrinkAxisMask: 0,
-            });
-      const rows = s.reshape(tap, [cin, m]);
-      parts.push(s.matMul(rows, dy2)); // [cin, cout]
-      s.release(rows);
-      if (tap !== xt) s.release(tap);
-    }
-  }
-  const stacked = parts.length === 1 ? parts[0] : s.run('Concat', parts, { axis: 0 });
-  return s.reshape(stacked, [kh, kw, cin, cout]);
 }
 
 function pointwise(s: WasmKernelScope, x: TensorInfo, dy: TensorInfo, cin: number, cout: number): TensorInfo {
@@ -103,7 +54,7 @@ function pointwise(s: WasmKernelScope, x: TensorInfo, dy: TensorInfo, cin: numbe
 }
 
 function asDilatedConv(s: WasmKernelScope, x: TensorInfo, dy: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
-  const { batchSize: n, inHeight: h, inWidth: w, inChannels: cin, outChannels: cout } = info;
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: cin } = info;
   const { outHeight: ho, outWidth: wo, strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw } = info;
   const { top, left } = info.padInfo;
   // Rows the convolution reads: (ho-1)*sh + kh from the top of the padded input. Pad the

@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 
@@ -11,7 +12,9 @@ import { join } from 'node:path';
  * Node 20: emscripten's glue already switches to `worker_threads` when it sees Node. So
  * while the backend initialises we
  *  - record the text of the two Blobs the loader creates (the module factory and the
- *    pthread worker script) and write them to files in a temporary folder,
+ *    pthread worker script) and write them to files in a folder of the system temp
+ *    directory named after the factory's hash (shared by every process on the same tfjs
+ *    build, so nothing accumulates and nothing needs cleaning up),
  *  - make `URL.createObjectURL` return the worker file's path, with the worker's
  *    "import the main script from a Blob" branch pointed at the factory file,
  *  - report at least `2 * threads` logical cores: the C++ side caps its thread pool at
@@ -34,26 +37,23 @@ const FACTORY_PRELUDE =
   "require$$4=require('os'),commonjsGlobal=globalThis;\n";
 
 export interface ThreadedWasmPatch {
-  /** Undo the global patches (keeps the files: live workers still read them). */
+  /** Undo the global patches. */
   restore(): void;
   /** Problems seen while patching (empty when it went as planned). */
   problems: string[];
 }
 
-let tempDir: string | null = null;
-
-function scratchDir(): string {
-  if (tempDir == null) {
-    const dir = mkdtempSync(join(os.tmpdir(), 'cxr-tfjs-wasm-'));
-    tempDir = dir;
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  }
-  return tempDir;
+/** Writes `text` to `path` unless it is there already (via a rename, so readers never see half a file). */
+function writeOnce(path: string, text: string): void {
+  if (existsSync(path)) return;
+  const partial = `${path}.${process.pid}.partial`;
+  writeFileSync(partial, text);
+  renameSync(partial, path);
 }
 
 export function prepareThreadedWasm(threads: number): ThreadedWasmPatch {
   const problems: string[] = [];
-  const dir = scratchDir();
+  let dir: string | null = null;
   const RealBlob = globalThis.Blob;
   const realCreateObjectURL = URL.createObjectURL;
   const realCpus = os.cpus;
@@ -68,8 +68,11 @@ export function prepareThreadedWasm(threads: number): ThreadedWasmPatch {
         const text = (parts as unknown as string[]).join('');
         texts.set(this, text);
         if (text.startsWith(FACTORY_PREFIX)) {
+          const hash = createHash('sha256').update(text).digest('hex').slice(0, 16);
+          dir = join(os.tmpdir(), `cxr-tfjs-wasm-${hash}`);
+          mkdirSync(dir, { recursive: true });
           factoryPath = join(dir, 'wasm-factory.cjs');
-          writeFileSync(factoryPath, FACTORY_PRELUDE + text);
+          writeOnce(factoryPath, FACTORY_PRELUDE + text);
         }
       }
     }
@@ -79,7 +82,7 @@ export function prepareThreadedWasm(threads: number): ThreadedWasmPatch {
   URL.createObjectURL = (obj: Blob): string => {
     const text = texts.get(obj);
     if (text == null) return realCreateObjectURL(obj);
-    if (factoryPath == null) {
+    if (factoryPath == null || dir == null) {
       problems.push('wasm factory script was not seen before the worker script');
       return realCreateObjectURL(obj);
     }
@@ -88,7 +91,7 @@ export function prepareThreadedWasm(threads: number): ThreadedWasmPatch {
       return realCreateObjectURL(obj);
     }
     const workerPath = join(dir, 'wasm-pthread-worker.cjs');
-    writeFileSync(workerPath, text.replace(WORKER_IMPORT_BRANCH, `if(true){importScripts(${JSON.stringify(factoryPath)})}`));
+    writeOnce(workerPath, text.replace(WORKER_IMPORT_BRANCH, `if(true){importScripts(${JSON.stringify(factoryPath)})}`));
     return workerPath;
   };
   const cores = realCpus();

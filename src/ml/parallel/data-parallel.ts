@@ -204,3 +204,30 @@ class WorkerClient {
     this.worker.unref();
   }
 }
+
+/**
+ * The same engine behind the training loop's synchronous `gradientEngine` option
+ * (`(model, vars, loss, config) => GradientEngine`): workers start on the first batch.
+ * `vars` must be `model.trainableWeights` read in order, which is what the loop passes.
+ *
+ *   train({ ..., gradientEngine: dataParallelEngine({
+ *     module: fileURLToPath(new URL('./loop.js', import.meta.url)), name: 'lossFor', args: [config, classWeights],
+ *   }) })
+ */
+export function dataParallelEngine(
+  loss: LossSpec,
+  workers?: number,
+): (model: tf.LayersModel, vars: readonly tf.Variable[], localLoss: DataParallelOptions['localLoss']) => GradientEngine {
+  return (model, _vars, localLoss) => {
+    let engine: Promise<GradientEngine> | null = null;
+    return {
+      async gradients(batch) {
+        engine ??= dataParallelGradients(model, { loss, localLoss, workers });
+        return (await engine).gradients(batch);
+      },
+      dispose() {
+        void engine?.then((e) => e.dispose());
+      },
+    };
+  };
+}
