@@ -6,7 +6,7 @@
  * order. Same items and seed, same split.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { CxrError } from '../errors.js';
 import { csvLine, parseCsv } from './csv.js';
 import type { Label } from './dataset.js';
@@ -115,7 +115,11 @@ export async function writeSplit(dir: string, split: DatasetSplit): Promise<{ js
 
 /** Reads a split written by writeSplit (its CSV), e.g. to resume a run on the same images. */
 export async function readSplit(dir: string, seed = 0, fractions: [number, number, number] = [0.7, 0.1, 0.2]): Promise<DatasetSplit> {
-  const path = join(dir, 'split.csv');
+  return readSplitFile(join(dir, 'split.csv'), seed, fractions);
+}
+
+/** readSplit of a split CSV by path; the split.json beside it, when there, gives seed and fractions. */
+export async function readSplitFile(path: string, seed = 0, fractions: [number, number, number] = [0.7, 0.1, 0.2]): Promise<DatasetSplit> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -124,7 +128,7 @@ export async function readSplit(dir: string, seed = 0, fractions: [number, numbe
   }
   let meta: { seed?: number; fractions?: [number, number, number] } = {};
   try {
-    meta = JSON.parse(await readFile(join(dir, 'split.json'), 'utf8')) as typeof meta;
+    meta = JSON.parse(await readFile(join(dirname(path), 'split.json'), 'utf8')) as typeof meta;
   } catch {
     // split.json is optional for reading; the CSV is the record.
   }

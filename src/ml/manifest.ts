@@ -16,6 +16,8 @@ export interface ThresholdInfo {
   targetRecall: number;
   validationSensitivity: number;
   validationSpecificity: number | null;
+  /** set by `calibrate`: how the probabilities the threshold was picked on were produced */
+  calibratedOn?: { views: number; scorer: string; subset: string; n: number; split: string; at: string };
 }
 
 export interface TrainingInfo {

@@ -20,4 +20,5 @@ export const commandLoaders: Record<string, () => Promise<{ register: RegisterCo
   synth: () => import('./synth.js'),
   train: () => import('./train.js'),
   evaluate: () => import('./evaluate.js'),
+  calibrate: () => import('./calibrate.js'),
 };
