@@ -184,3 +184,15 @@ export function addTableNoise(values: Float32Array, width: number, rng: Rng, sig
     }
   }
 }
+
+/** mulberry32: a small, fast, seedable PRNG for shuffles, augmentation draws and test noise. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -1,14 +1,6 @@
-/** mulberry32: a small, fast, seedable PRNG for shuffles and augmentation draws. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../../data/rng.js';
+
+export { mulberry32 };
 
 /** Fisher-Yates shuffle of 0..n-1, deterministic for (seed, epoch). */
 export function shuffledIndices(n: number, seed: number, epoch: number): number[] {
