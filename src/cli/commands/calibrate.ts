@@ -4,15 +4,13 @@ import { readSplitFile, SPLIT_NAMES, type SplitName } from '../../data/split.js'
 import { CxrError } from '../../errors.js';
 import { DEFAULT_TTA } from '../../inference/engine.js';
 import { locateModelVersion } from '../../inference/models.js';
-import { onnxScorer } from '../../inference/scorer.js';
 import { parseProviders } from '../../inference/session.js';
 import { itemsInSubset, recalibratedThreshold } from '../../ml/calibrate.js';
-import { evaluateItems, type EvaluationResult } from '../../ml/evaluate.js';
 import { readManifest, writeManifest } from '../../ml/manifest.js';
 import { calibrateThreshold, type Calibration } from '../../ml/metrics.js';
 import { loadEvalItems } from '../../ml/train/dataset-source.js';
-import { ProgressBar } from '../../ml/train/progress.js';
 import { action, parseInteger, parseNumber } from '../run.js';
+import { scoreItems } from '../score-items.js';
 
 interface CalibrateCliOptions {
   data: string;
@@ -65,27 +63,11 @@ export function register(program: Command): void {
 
         // the folder scored is the folder written: resolve it once, as the engine would
         const classifierDir = o.classifier ? resolve(o.classifier) : await locateModelVersion(o.models, 'classifier');
-        const scorer = await onnxScorer({
-          modelsDir: o.models,
-          segmenterDir: o.segmenter,
-          classifierDir,
-          tta: views,
-          threads,
-          providers,
-          onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
-        });
-        const m = scorer.models;
-        process.stderr.write(
-          `scoring ${items.length} ${subset} images with segmenter ${m.segmenter.version} and classifier ${m.classifier.version} (${scorer.description})\n`,
+        const result = await scoreItems(
+          items,
+          { modelsDir: o.models, segmenterDir: o.segmenter, classifierDir, tta: views, threads, providers },
+          { task: 'calibrate', verb: 'scoring', what: `${subset} images` },
         );
-        const bar = new ProgressBar(process.stderr, 'calibrate', items.length);
-        let result: EvaluationResult;
-        try {
-          result = await evaluateItems(items, scorer, () => bar.tick(1));
-        } finally {
-          await scorer.dispose();
-        }
-        bar.finish();
 
         const cal: Calibration = calibrateThreshold(
           result.images.map((i) => i.probability),
@@ -104,7 +86,7 @@ export function register(program: Command): void {
         const old = manifest.threshold;
         const c = cal.confusion;
         const lines = [
-          `classifier        ${m.classifier.version} (${classifierDir})`,
+          `classifier        ${manifest.version} (${classifierDir})`,
           `images            ${items.length} (${subset}; ${c.tp + c.fn} pneumonia)`,
           `threshold         ${f4(old?.value)} -> ${f4(cal.threshold)} (target recall ${targetRecall}, ${views} views)`,
           `recall at old     ${f4(result.recall)}`,

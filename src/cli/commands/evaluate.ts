@@ -4,14 +4,13 @@ import { join, resolve } from 'node:path';
 import { csvLine } from '../../data/csv.js';
 import { CxrError } from '../../errors.js';
 import { encodeRgbPng } from '../../imaging/png.js';
-import { onnxScorer } from '../../inference/scorer.js';
 import { parseProviders } from '../../inference/session.js';
-import { evaluateItems, type EvaluationResult, type ImageScorer } from '../../ml/evaluate.js';
 import { averagePrecision, operatingPoints } from '../../ml/metrics.js';
 import { precisionRecallPlot, rocPlot } from '../../ml/plots.js';
 import { loadEvalItems } from '../../ml/train/dataset-source.js';
-import { ProgressBar } from '../../ml/train/progress.js';
 import { action, parseInteger } from '../run.js';
+import { scoreItems } from '../score-items.js';
+import type { EvaluationResult } from '../../ml/evaluate.js';
 
 interface EvaluateCliOptions {
   data: string;
@@ -124,27 +123,11 @@ export function register(program: Command): void {
         });
         if (items.length === 0) throw new CxrError('E_BAD_DATASET', `${o.data} has no images`);
         // the serving engine, so the decisions reported here are the ones `analyze` and the service make
-        const scorer: ImageScorer = await onnxScorer({
-          modelsDir: o.models,
-          segmenterDir: o.segmenter,
-          classifierDir: o.classifier,
-          tta,
-          threads,
-          providers,
-          onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
-        });
-        const m = scorer.models;
-        process.stderr.write(
-          `evaluating ${items.length} images with segmenter ${m.segmenter.version} and classifier ${m.classifier.version} (${scorer.description})\n`,
+        const result = await scoreItems(
+          items,
+          { modelsDir: o.models, segmenterDir: o.segmenter, classifierDir: o.classifier, tta, threads, providers },
+          { task: 'evaluate', verb: 'evaluating', what: 'images' },
         );
-        const bar = new ProgressBar(process.stderr, 'evaluate', items.length);
-        let result: EvaluationResult;
-        try {
-          result = await evaluateItems(items, scorer, () => bar.tick(1));
-        } finally {
-          await scorer.dispose();
-        }
-        bar.finish();
         if (o.perImage) {
           const path = resolve(o.perImage);
           try {

@@ -1,0 +1,30 @@
+import type { EngineOptions } from '../inference/engine.js';
+import { onnxScorer } from '../inference/scorer.js';
+import { evaluateItems, type EvalItem, type EvaluationResult } from '../ml/evaluate.js';
+import { ProgressBar } from '../ml/train/progress.js';
+
+/**
+ * Scores dataset images through the serving engine (the same ONNX sessions, TTA and
+ * threshold as `analyze` and the service), with a progress bar on stderr; `evaluate` and
+ * `calibrate` both report on what the service would decide.
+ */
+export async function scoreItems(
+  items: readonly EvalItem[],
+  engine: Omit<EngineOptions, 'onWarning'>,
+  label: { task: string; verb: string; what: string },
+): Promise<EvaluationResult> {
+  const scorer = await onnxScorer({ ...engine, onWarning: (m) => process.stderr.write(`warning: ${m}\n`) });
+  const m = scorer.models;
+  process.stderr.write(
+    `${label.verb} ${items.length} ${label.what} with segmenter ${m.segmenter.version} and classifier ${m.classifier.version} (${scorer.description})\n`,
+  );
+  const bar = new ProgressBar(process.stderr, label.task, items.length);
+  let result: EvaluationResult;
+  try {
+    result = await evaluateItems(items, scorer, () => bar.tick(1));
+  } finally {
+    await scorer.dispose();
+  }
+  bar.finish();
+  return result;
+}
