@@ -44,7 +44,21 @@ export function chestDicom(opts: ChestDicomOptions = {}): Uint8Array {
       pixels[y * size + x] = Math.max(0, Math.min(4095, Math.round(density * 4095)));
     }
   }
-  const uid = (k: string) => newUid(['latency-dicom', seed, size, k]);
+  return encodeChestCr(pixels, size, {
+    uidParts: ['latency-dicom', seed, size],
+    patientId: `LAT${seed}`,
+    viewPosition: opts.viewPosition ?? 'PA',
+    bodyPartExamined: opts.bodyPartExamined ?? 'CHEST',
+  });
+}
+
+/** A square 12-bit CR chest study around `pixels`, its UIDs derived from `uidParts`. */
+export function encodeChestCr(
+  pixels: Uint16Array,
+  size: number,
+  id: { uidParts: (string | number)[]; patientId: string; viewPosition?: string; bodyPartExamined?: string },
+): Uint8Array {
+  const uid = (k: string) => newUid([...id.uidParts, k]);
   return encodeDicom({
     rows: size,
     columns: size,
@@ -57,9 +71,9 @@ export function chestDicom(opts: ChestDicomOptions = {}): Uint8Array {
     studyInstanceUid: uid('study'),
     seriesInstanceUid: uid('series'),
     sopInstanceUid: uid('sop'),
-    patientId: `LAT${seed}`,
-    viewPosition: opts.viewPosition ?? 'PA',
-    bodyPartExamined: opts.bodyPartExamined ?? 'CHEST',
+    patientId: id.patientId,
+    viewPosition: id.viewPosition ?? 'PA',
+    bodyPartExamined: id.bodyPartExamined ?? 'CHEST',
     windowCenter: 2048,
     windowWidth: 4096,
   });

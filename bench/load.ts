@@ -22,8 +22,8 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/api/config.js';
 import { openServiceDatabase } from '../src/api/database.js';
 import { signToken } from '../src/api/tokens.js';
-import { decodeModality, encodeDicom, newUid } from '../src/dicom/index.js';
-import { chestDicom } from './latency-dicom.js';
+import { decodeModality } from '../src/dicom/index.js';
+import { chestDicom, encodeChestCr } from './latency-dicom.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -51,27 +51,7 @@ async function templates(n: number): Promise<Uint16Array[]> {
 }
 
 function studyBytes(pixels: Uint16Array, run: string, client: number, i: number): Buffer {
-  const uid = (k: string) => newUid(['load', run, client, i, k]);
-  return Buffer.from(
-    encodeDicom({
-      rows: size,
-      columns: size,
-      bitsAllocated: 16,
-      bitsStored: 12,
-      pixelRepresentation: 0,
-      photometric: 'MONOCHROME2',
-      pixels,
-      modality: 'CR',
-      studyInstanceUid: uid('study'),
-      seriesInstanceUid: uid('series'),
-      sopInstanceUid: uid('sop'),
-      patientId: `LOAD-${client}-${i % 7}`,
-      viewPosition: 'PA',
-      bodyPartExamined: 'CHEST',
-      windowCenter: 2048,
-      windowWidth: 4096,
-    }),
-  );
+  return Buffer.from(encodeChestCr(pixels, size, { uidParts: ['load', run, client, i], patientId: `LOAD-${client}-${i % 7}` }));
 }
 
 async function modelsDir(): Promise<string> {
