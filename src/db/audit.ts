@@ -24,16 +24,7 @@ export interface AuditEntry {
 }
 
 /** The fields the hash covers: everything but seq (gaps from rolled-back appends are harmless) and the hashes. */
-export interface AuditContent {
-  at: string;
-  actor: string;
-  role: string | null;
-  action: string;
-  studyId: string | null;
-  requestId: string;
-  outcome: string;
-  detail: Record<string, unknown>;
-}
+export type AuditContent = Omit<AuditRow, 'seq' | 'at' | 'prevHash' | 'hash'> & { at: string };
 
 /**
  * JSON with object keys sorted at every level and no whitespace, so the same content always
