@@ -37,6 +37,10 @@ export interface TrainingInfo {
   maskSource?: string;
   backend?: string;
   runId?: string;
+  /** gradient worker threads besides the main one (data-parallel training) */
+  workers?: number;
+  /** the model version whose weights the run started from (fine-tuning), when not random */
+  initFrom?: string;
 }
 
 export type MetricValues = Record<string, number | null | Record<string, number>>;

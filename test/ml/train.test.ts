@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { ArraySource, type Sample } from '../../src/ml/train/array-source.js';
 import { defaultConfig, type TrainConfig } from '../../src/ml/train/config.js';
-import { train, type EpochRecord } from '../../src/ml/train/loop.js';
+import { copyWeights, train, type EpochRecord } from '../../src/ml/train/loop.js';
+import { buildModel } from '../../src/ml/train/config.js';
 import { finalizeVersion } from '../../src/ml/train/finalize.js';
 import { mulberry32 } from '../../src/ml/train/rng.js';
 import { capItems } from '../../src/ml/train/dataset-source.js';
@@ -162,6 +163,41 @@ test('classifier run ends in a version folder with a calibrated threshold and a 
     finalizeVersion({ result, data, outDir: join(tmp, 'models', 'classifier'), version: 'v-test', training: manifest.training }),
     (e: unknown) => e instanceof CxrError && e.code === 'E_CONFLICT',
   );
+});
+
+test('classifier training with a gradient worker splits every batch, keeps tf.memory flat and learns', async () => {
+  const runDir = join(tmp, 'runs', 'clf-workers');
+  const data = {
+    train: ArraySource.of(samples('classifier', 16, 't', 15), { shuffle: true, seed: 4 }),
+    validation: ArraySource.of(samples('classifier', 8, 'v', 16)),
+  };
+  const config = { ...tinyConfig('classifier', 3), accumulate: 1 };
+  const result = await train({ config, data, runDir, workers: 1 });
+  result.model.dispose();
+  const records = readJsonl(join(runDir, 'metrics.jsonl'));
+  assert.equal(records.length, 3);
+  assert.equal(records[0].trainImages, 16);
+  for (const r of records) assert.ok(Number.isFinite(r.trainLoss) && Number.isFinite(r.valLoss));
+  assert.ok(records[2].trainLoss < records[0].trainLoss, `train loss ${records.map((r) => r.trainLoss.toFixed(4)).join(' -> ')}`);
+  assert.equal(records[2].tensors, records[1].tensors);
+});
+
+test('a run given initial weights starts from them, and a different architecture is refused', async () => {
+  const config = { ...tinyConfig('classifier', 1), lr: 1e-12, seed: 9 };
+  const start = buildModel({ ...config, seed: 77 });
+  const startWeights = start.getWeights().map((w) => w.dataSync().slice());
+  const data = { train: ArraySource.of(samples('classifier', 8, 't', 21)), validation: ArraySource.of(samples('classifier', 4, 'v', 22)) };
+  const result = await train({ config, data, runDir: join(tmp, 'runs', 'clf-init'), initFrom: start });
+  // with a vanishing learning rate the trained kernels are the initial ones, not seed 9's
+  const fresh = buildModel(config);
+  const kernel = result.model.weights.findIndex((w) => w.originalName.endsWith('/kernel'));
+  const trained = result.model.weights[kernel].read().dataSync();
+  const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+  assert.ok(maxDiff(trained, startWeights[kernel]) < 1e-6);
+  assert.ok(maxDiff(trained, fresh.weights[kernel].read().dataSync()) > 1e-3);
+  const wider = buildModel({ ...config, architecture: { blocks: [1, 1], growth: 8, stemFilters: 4 } });
+  assert.throws(() => copyWeights(start, wider), (e: unknown) => e instanceof CxrError && e.code === 'E_BAD_ARGUMENT');
+  for (const m of [result.model, fresh, wider, start]) m.dispose();
 });
 
 test('--max-images keeps whole patients and never exceeds the cap', () => {

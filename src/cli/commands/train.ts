@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
+import type { LayersModel } from '@tensorflow/tfjs';
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CxrError } from '../../errors.js';
@@ -8,6 +10,7 @@ import { defaultConfig, type TrainConfig } from '../../ml/train/config.js';
 import { prepareTrainData, type DataOptions } from '../../ml/train/dataset-source.js';
 import { finalizeVersion } from '../../ml/train/finalize.js';
 import { train } from '../../ml/train/loop.js';
+import { loadModel } from '../../ml/model-io.js';
 import type { Task } from '../../ml/train/types.js';
 import { action, parseInteger, parseNumber } from '../run.js';
 
@@ -42,6 +45,17 @@ interface TrainCliOptions {
   blocks?: string;
   growth?: string;
   dropout?: string;
+  workers?: string;
+  init?: string;
+}
+
+/** Per-thread share of a batch when gradient workers split it: what fits each 4 GiB wasm heap. */
+const SHARE_PER_THREAD = 4;
+
+/** Gradient worker threads besides the main one: one per further core unless told. */
+export function workerCount(o: Pick<TrainCliOptions, 'workers'>): number {
+  if (o.workers != null) return parseInteger('--workers', o.workers, 0);
+  return Math.max(0, os.availableParallelism() - 1);
 }
 
 function parseFraction(name: string, v: string): number {
@@ -68,8 +82,15 @@ function parseClassWeights(v: string): TrainConfig['classWeights'] {
 }
 
 /** Training options from the command line, over the task's defaults. */
-export function configFromOptions(task: Task, o: TrainCliOptions): TrainConfig {
+export function configFromOptions(task: Task, o: TrainCliOptions, workers = 0): TrainConfig {
   const c = defaultConfig(task);
+  if (workers > 0 && !o.batch && !o.accumulate) {
+    // with threads splitting every batch, the per-thread share keeps the single-thread memory
+    // bound while the effective batch stays at least the single-thread default
+    const effective = c.batchSize * c.accumulate;
+    c.batchSize = SHARE_PER_THREAD * (workers + 1);
+    c.accumulate = Math.max(1, Math.ceil(effective / c.batchSize));
+  }
   if (o.size) c.inputSize = parseInteger('--size', o.size, 8);
   if (o.epochs) c.epochs = parseInteger('--epochs', o.epochs, 1);
   if (o.batch) c.batchSize = parseInteger('--batch', o.batch, 1);
@@ -133,8 +154,13 @@ export function register(program: Command): void {
     .option('--run-id <id>', 'name of the run folder (default <model>-<date>-<time>)')
     .option('--resume [id]', 'continue a run from its last checkpoint (default: the latest run)')
     .option('--epochs <n>', 'epochs (segmenter 20, classifier 30); with --resume, the new total')
-    .option('--batch <n>', 'images per forward/backward pass (segmenter 4, classifier 2: what fits the 4 GiB wasm heap)')
-    .option('--accumulate <n>', 'passes averaged into one optimizer step (segmenter 2, classifier 4)')
+    .option(
+      '--batch <n>',
+      'images per forward/backward pass (one thread: segmenter 4, classifier 2, what fits the 4 GiB wasm heap; with workers: 4 per thread)',
+    )
+    .option('--accumulate <n>', 'passes averaged into one optimizer step (one thread: segmenter 2, classifier 4; with workers: 1)')
+    .option('--workers <n>', 'gradient worker threads besides the main one, each on a share of every batch (default: cores - 1; 0 = one thread)')
+    .option('--init <dir>', 'start from this model version\'s weights (fine-tuning; same architecture), e.g. a classifier pre-trained on phantoms')
     .option('--lr <x>', 'initial Adam learning rate (segmenter 1e-3, classifier 3e-4), cosine-decayed')
     .option('--lr-min <f>', 'final learning rate as a fraction of the initial one (default 0.01)')
     .option('--l2 <x>', 'L2 on kernels (default 1e-3)')
@@ -166,6 +192,7 @@ export function register(program: Command): void {
         const out = resolve(o.out);
         const runsDir = resolve(o.runs ?? join(out, 'runs'));
         const backend = await initBackend();
+        const workers = workerCount(o);
 
         let runDir: string;
         let config: TrainConfig;
@@ -179,7 +206,7 @@ export function register(program: Command): void {
         } else {
           if (!o.data) throw new CxrError('E_BAD_ARGUMENT', '--data is required (unless --resume)');
           runDir = join(runsDir, o.runId ?? newRunId(task));
-          config = configFromOptions(task, o);
+          config = configFromOptions(task, o, workers);
           dataOptions = {
             dataDir: resolve(o.data),
             maxImages: o.maxImages ? parseInteger('--max-images', o.maxImages, 1) : undefined,
@@ -192,20 +219,36 @@ export function register(program: Command): void {
 
         process.stderr.write(`${o.resume ? 'resuming' : 'training'} ${task} in ${runDir}\n`);
         const prepared = await prepareTrainData(task, config, dataOptions, runDir, process.stderr);
+        const initFrom = o.init && !o.resume ? await loadInitModel(o.init) : undefined;
+        if (initFrom) process.stderr.write(`starting from the weights of ${resolve(o.init!)}\n`);
+        process.stderr.write(
+          `batch ${config.batchSize} x ${config.accumulate} accumulated; ${workers > 0 ? `${workers + 1} threads (${workers} gradient worker${workers > 1 ? 's' : ''})` : 'one thread'}\n`,
+        );
         const result = await train({
+          workers,
+          initFrom,
           config,
           data: prepared.data,
           runDir,
           resume: Boolean(o.resume),
           log: process.stderr,
-          runInfo: { data: dataOptions, dataHash: prepared.info.dataHash, dataSize: prepared.info.dataSize, split: prepared.info.split, backend },
+          runInfo: {
+            data: dataOptions,
+            dataHash: prepared.info.dataHash,
+            dataSize: prepared.info.dataSize,
+            split: prepared.info.split,
+            backend,
+            workers,
+            ...(o.init ? { init: resolve(o.init) } : {}),
+          },
         });
+        initFrom?.dispose();
         const { dir, manifest } = await finalizeVersion({
           result,
           data: prepared.data,
           outDir: out,
           version: o.version,
-          training: { ...prepared.info, backend, runId: runDir.split(/[\\/]/).pop() },
+          training: { ...prepared.info, backend, runId: runDir.split(/[\\/]/).pop(), workers, ...(o.init ? { initFrom: resolve(o.init) } : {}) },
         });
         result.model.dispose();
         const m = manifest.metrics.test;
@@ -217,6 +260,12 @@ export function register(program: Command): void {
         process.stdout.write(`${dir}\n`);
       }),
     );
+}
+
+async function loadInitModel(dir: string): Promise<LayersModel> {
+  const d = resolve(dir);
+  if (!existsSync(join(d, 'model.json'))) throw new CxrError('E_NOT_FOUND', `--init: no model.json in ${d} (give a model version folder)`);
+  return loadModel(d);
 }
 
 function fmt(v: unknown): string {

@@ -1,10 +1,12 @@
 import { appendFile, mkdir, writeFile, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { CxrError } from '../../errors.js';
 import { diceBceLoss, focalLoss, l2Penalty } from '../losses.js';
 import { mean, rocAuc } from '../metrics.js';
 import { loadModel, saveModel } from '../model-io.js';
+import { dataParallelEngine } from '../parallel/data-parallel.js';
 import { Adam } from './adam.js';
 import { loadCheckpoint, runPaths, saveCheckpoint, type RunPaths, type TrainerState } from './checkpoint.js';
 import { balancedClassWeights, buildModel, validateConfig, type TrainConfig } from './config.js';
@@ -55,6 +57,17 @@ export interface TrainOptions {
   runInfo?: Record<string, unknown>;
   /** replaces the single-thread gradient computation (e.g. data-parallel workers) */
   gradientEngine?: (model: tf.LayersModel, vars: readonly tf.Variable[], loss: LossFn, config: TrainConfig) => GradientEngine;
+  /**
+   * gradient worker threads besides this one (data-parallel, each on a share of every
+   * batch); 0 or absent computes in this thread alone. Ignored when gradientEngine is given.
+   */
+  workers?: number;
+  /**
+   * a new run starts from these weights instead of a random initialisation (fine-tuning:
+   * phantom pre-training, or a site retraining the shipped model on its own data); the
+   * architecture must match the config's. Ignored on resume, where the checkpoint wins.
+   */
+  initFrom?: tf.LayersModel;
 }
 
 export interface TrainResult {
@@ -86,6 +99,20 @@ export function localGradients(model: tf.LayersModel, vars: readonly tf.Variable
       return { loss: lossValue, grads: vars.map((v) => grads[v.name]) };
     },
   };
+}
+
+/** Copies every weight of `from` into `to`, refusing when the two architectures differ. */
+export function copyWeights(from: tf.LayersModel, to: tf.LayersModel): void {
+  const src = from.weights;
+  const dst = to.weights;
+  const same = src.length === dst.length && src.every((w, i) => w.shape.join('x') === dst[i].shape.join('x'));
+  if (!same) {
+    throw new CxrError(
+      'E_BAD_ARGUMENT',
+      `the initial model does not match the configured architecture (${src.length} weights vs ${dst.length}, or different shapes): give the same --size and architecture options it was trained with`,
+    );
+  }
+  to.setWeights(src.map((w) => w.read()));
 }
 
 function stepsPerEpoch(config: TrainConfig, trainSize: number): number {
@@ -132,6 +159,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   } else {
     if (existsSync(paths.metrics)) throw new CxrError('E_BAD_ARGUMENT', `run folder ${paths.dir} already holds a run; use --resume or another --run-id`);
     model = buildModel(config);
+    if (opts.initFrom) copyWeights(opts.initFrom, model);
     state = { epochsDone: 0, step: 0, bestMetric: null, bestEpoch: null, staleEpochs: 0, stopped: false, history: [] };
     await writeFile(paths.config, `${JSON.stringify({ config, ...opts.runInfo }, null, 2)}\n`);
   }
@@ -151,7 +179,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     { l2: config.l2 },
   );
   if (adamState) adam.setState(adamState);
-  const engine = (opts.gradientEngine ?? localGradients)(model, vars, loss, config);
+  const workers = opts.workers ?? 0;
+  const engineFactory =
+    opts.gradientEngine ??
+    (workers > 0
+      ? // the workers rebuild this same loss from its name: functions cannot cross threads
+        dataParallelEngine({ module: fileURLToPath(import.meta.url), name: 'lossFor', args: [config, classWeights] }, workers)
+      : localGradients);
+  const engine = engineFactory(model, vars, loss, config);
   const trainSize = opts.data.train.size;
   if (trainSize === 0) throw new CxrError('E_BAD_DATASET', 'the train split is empty');
   if (opts.data.validation.size === 0) throw new CxrError('E_BAD_DATASET', 'the validation split is empty');
