@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { grayImage } from '../src/imaging/types.js';
+import { grayImage, toGray, type IndexedImage } from '../src/imaging/types.js';
 import { resizeBilinear, resizeArea, crop } from '../src/imaging/resize.js';
 import { warpAffine, rotateScaleShift, IDENTITY } from '../src/imaging/affine.js';
 import { encodeGrayPng, decodeDisplayImage, toGray8 } from '../src/imaging/png.js';
@@ -22,6 +22,45 @@ test('area resize averages the covered source pixels', () => {
   const third = resizeArea(grayImage(3, 1, Float32Array.from([3, 6, 9])), 2, 1);
   // each output covers 1.5 source pixels: (3 + 0.5*6)/1.5 and (0.5*6 + 9)/1.5
   assert.ok(Math.abs(third.data[0] - 4) < 1e-6 && Math.abs(third.data[1] - 8) < 1e-6);
+});
+
+test('area resize of 9x9 to 2x2 weighs the shared middle pixel half to each side', () => {
+  // each output pixel covers 4.5 source pixels per axis: rows/columns 0-3 whole, 4 at half weight
+  const src = grayImage(9, 9, Float32Array.from({ length: 81 }, (_, i) => i));
+  const r = resizeArea(src, 2, 2);
+  // output 0 covers source 0..4.5 (pixel 4 at half weight), output 1 covers 4.5..9 (pixel 4 at half)
+  const weight = (o: number, k: number): number => (k === 4 ? 0.5 : (o === 0 ? k < 4 : k > 4) ? 1 : 0);
+  const expect = (ox: number, oy: number): number => {
+    let acc = 0;
+    for (let j = 0; j < 9; j++) for (let i = 0; i < 9; i++) acc += weight(oy, j) * weight(ox, i) * (j * 9 + i);
+    return acc / (4.5 * 4.5);
+  };
+  for (const [ox, oy] of [[0, 0], [1, 0], [0, 1], [1, 1]]) assert.ok(Math.abs(r.data[oy * 2 + ox] - expect(ox, oy)) < 1e-5, `${ox},${oy}`);
+  // by hand: the column mean of 0..3 and half of 4 is 8/4.5; rows add 9x that
+  assert.ok(Math.abs(r.data[0] - (8 / 4.5) * 10) < 1e-5);
+});
+
+test('area resize of a region reads in place exactly as crop-then-resize', () => {
+  const src = grayImage(97, 83, Float32Array.from({ length: 97 * 83 }, (_, i) => Math.sin(i * 0.37) * 0.5 + 0.5));
+  const region = { x0: 11, y0: 7, x1: 90, y1: 71 };
+  const inPlace = resizeArea(src, 16, 12, region);
+  const copied = resizeArea(crop(src, 11, 7, 90, 71), 16, 12);
+  assert.deepEqual(Array.from(inPlace.data), Array.from(copied.data));
+  // growing falls back to bilinear over the same region
+  assert.deepEqual(Array.from(resizeArea(src, 100, 80, region).data), Array.from(resizeBilinear(crop(src, 11, 7, 90, 71), 100, 80).data));
+  assert.throws(() => resizeArea(src, 4, 4, { x0: 0, y0: 0, x1: 98, y1: 10 }), RangeError);
+});
+
+test('an indexed image (codes plus their values) resizes to the same floats as its lookup', () => {
+  const values = Float32Array.from({ length: 65536 }, (_, c) => (c % 4096) / 4095);
+  for (const codes of [Uint16Array.from({ length: 61 * 45 }, (_, i) => (i * 7919) % 65536), Uint8Array.from({ length: 61 * 45 }, (_, i) => (i * 31) % 256)]) {
+    const indexed: IndexedImage = { width: 61, height: 45, codes, values };
+    const gray = toGray(indexed);
+    assert.equal(gray.data[5], values[codes[5]]);
+    assert.deepEqual(Array.from(resizeArea(indexed, 13, 9).data), Array.from(resizeArea(gray, 13, 9).data));
+    const region = { x0: 3, y0: 2, x1: 50, y1: 40 };
+    assert.deepEqual(Array.from(resizeArea(indexed, 7, 7, region).data), Array.from(resizeArea(gray, 7, 7, region).data));
+  }
 });
 
 test('crop copies the clamped rectangle', () => {

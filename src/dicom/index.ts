@@ -5,9 +5,9 @@
  * E_BAD_PIXEL_FORMAT, E_TOO_LARGE).
  */
 
-export type { AppliedWindow, DicomMetadata, LookupTable, ModalityImage, WindowPolicy, WindowedImage } from './types.js';
+export type { AppliedWindow, DicomMetadata, LookupTable, ModalityImage, WindowPolicy, WindowedFrame, WindowedImage } from './types.js';
 export { decodeModality, readMetadata, type DecodeOptions } from './decode.js';
 export { applyWindow, chooseWindow, parseWindowPolicy, LUNG_WINDOW } from './window.js';
 export { DEFAULT_MAX_PIXELS } from './pixel-format.js';
 export { encodeDicom, newUid, type ImageToWrite, type WriteSyntax } from './write.js';
-export { readWindowed } from './windowed.js';
+export { readWindowed, readWindowedFrame } from './windowed.js';

@@ -80,3 +80,12 @@ export interface WindowedImage {
   data: Float32Array;
   window: AppliedWindow;
 }
+
+/**
+ * A windowed frame left as its stored words plus the display value of every possible word
+ * (pixel i is values[codes[i]]): what a consumer that only samples the image (a resize, a
+ * crop) needs, without a float copy of the whole frame. 32-bit frames have no table and
+ * come as `data` instead.
+ */
+export type WindowedFrame = Omit<WindowedImage, 'data'> &
+  ({ codes: Uint8Array | Uint16Array; values: Float32Array; data?: undefined } | { data: Float32Array; codes?: undefined; values?: undefined });

@@ -6,7 +6,7 @@
  */
 import { decodeWords, type DecodeOptions, type DecodedWords } from './decode.js';
 import { toModality } from './modality.js';
-import type { WindowPolicy, WindowedImage } from './types.js';
+import type { WindowPolicy, WindowedFrame, WindowedImage } from './types.js';
 import { mapValues } from './voi.js';
 import { applyWindow, chooseWindow } from './window.js';
 import { asTableIndex, identityWords, lookupAll } from './word-table.js';
@@ -26,7 +26,8 @@ function presentRange(words: Uint8Array | Uint16Array, n: number, table: Float32
   return { min, max };
 }
 
-export function windowWords(d: DecodedWords, policy: WindowPolicy): WindowedImage {
+/** The window of `policy` folded into a per-word table; the pixels stay as words. */
+export function windowWordsTable(d: DecodedWords, policy: WindowPolicy): WindowedFrame {
   const n = d.width * d.height;
   const words = asTableIndex(d.words);
   if (words === null) {
@@ -40,8 +41,29 @@ export function windowWords(d: DecodedWords, policy: WindowPolicy): WindowedImag
   for (let w = 0; w < modality.length; w++) if (modality[w] < lowerBound) lowerBound = modality[w];
   const choice = chooseWindow({ meta: d.meta, voiLut: d.voiLut, range: () => presentRange(words, n, modality), lowerBound }, policy);
   const table = mapValues(modality, choice.mapping, d.meta.photometricInterpretation === 'MONOCHROME1');
-  const out = lookupAll(words, n, table);
-  return { meta: d.meta, width: d.width, height: d.height, data: out, window: { policy: policy.kind, ...choice.window } };
+  return {
+    meta: d.meta,
+    width: d.width,
+    height: d.height,
+    codes: words.length === n ? words : words.subarray(0, n),
+    values: table,
+    window: { policy: policy.kind, ...choice.window },
+  };
+}
+
+export function windowWords(d: DecodedWords, policy: WindowPolicy): WindowedImage {
+  const f = windowWordsTable(d, policy);
+  if (f.data) return { ...f, data: f.data };
+  const { codes, values, ...rest } = f;
+  return { ...rest, data: lookupAll(codes, codes.length, values) };
+}
+
+/**
+ * readWindowed without the float frame: the words and their table (see WindowedFrame).
+ * The same pixels as readWindowed, for a consumer that samples rather than copies.
+ */
+export async function readWindowedFrame(bytes: Uint8Array, opts: DecodeOptions & { window?: WindowPolicy } = {}): Promise<WindowedFrame> {
+  return windowWordsTable(await decodeWords(bytes, { maxPixels: opts.maxPixels }), opts.window ?? { kind: 'auto' });
 }
 
 export async function readWindowed(bytes: Uint8Array, opts: DecodeOptions & { window?: WindowPolicy } = {}): Promise<WindowedImage> {

@@ -4,8 +4,8 @@
  * Training (src/data batches, src/ml) and serving (src/inference) both crop through these two
  * functions, so the network sees the same framing in both.
  */
-import { crop, resizeArea } from './resize.js';
-import type { GrayImage } from './types.js';
+import { resizeArea } from './resize.js';
+import type { GrayImage, SampledImage } from './types.js';
 
 /** Pixel rectangle [x0, x1) x [y0, y1) in the image's coordinates. */
 export interface LungBox {
@@ -67,7 +67,15 @@ export function lungBox(mask: MaskLike, width: number, height: number, margin = 
  * and resized to size x size: area-averaged when shrinking, bilinear when growing. The
  * aspect ratio is not kept; the classifier is trained on the same squeeze.
  */
-export function lungCrop(image: GrayImage, box: LungBox | null, size: number): GrayImage {
-  const src = box ? crop(image, box.x0, box.y0, box.x1, box.y1) : image;
-  return resizeArea(src, size, size);
+export function lungCrop(image: SampledImage, box: LungBox | null, size: number): GrayImage {
+  if (!box) return resizeArea(image, size, size);
+  // clamped and rounded outward as crop() does, then read in place
+  const region = {
+    x0: Math.max(0, Math.floor(box.x0)),
+    y0: Math.max(0, Math.floor(box.y0)),
+    x1: Math.min(image.width, Math.ceil(box.x1)),
+    y1: Math.min(image.height, Math.ceil(box.y1)),
+  };
+  if (region.x1 <= region.x0 || region.y1 <= region.y0) throw new RangeError(`empty crop ${box.x0},${box.y0}-${box.x1},${box.y1}`);
+  return resizeArea(image, size, size, region);
 }

@@ -11,3 +11,32 @@ export function grayImage(width: number, height: number, data?: Float32Array): G
   }
   return { width, height, data: data ?? new Float32Array(width * height) };
 }
+
+/**
+ * A gray image kept as small integer codes and the value of each code (pixel i is
+ * values[codes[i]]): a DICOM frame of 8- or 16-bit words with its window folded into the
+ * table. Resizing and cropping read it in place; toGray() makes the float copy.
+ */
+export interface IndexedImage {
+  width: number;
+  height: number;
+  codes: Uint8Array | Uint16Array;
+  values: Float32Array;
+}
+
+export type SampledImage = GrayImage | IndexedImage;
+
+export function isIndexed(img: SampledImage): img is IndexedImage {
+  return (img as IndexedImage).codes !== undefined;
+}
+
+/** The float image; an indexed one is looked up once into a new array. */
+export function toGray(img: SampledImage): GrayImage {
+  if (!isIndexed(img)) return img;
+  const { codes, values } = img;
+  const n = img.width * img.height;
+  const data = new Float32Array(n);
+  if (codes instanceof Uint16Array) for (let i = 0; i < n; i++) data[i] = values[codes[i]];
+  else for (let i = 0; i < n; i++) data[i] = values[codes[i]];
+  return { width: img.width, height: img.height, data };
+}

@@ -1,9 +1,9 @@
 import * as ort from 'onnxruntime-node';
-import { readWindowed, type WindowPolicy } from '../dicom/index.js';
+import { readWindowedFrame, type WindowPolicy } from '../dicom/index.js';
 import { CxrError } from '../errors.js';
 import { maskArea, touchesBorder, type BinaryMask } from '../imaging/components.js';
 import { lungBox, lungCrop, type LungBox } from '../imaging/lung-crop.js';
-import { grayImage, type GrayImage } from '../imaging/types.js';
+import { grayImage, toGray, type GrayImage, type SampledImage } from '../imaging/types.js';
 import { cleanMask, segmenterInput } from '../ml/preprocess.js';
 import { camToImage, normalizeCam } from './cam.js';
 import { decide, meanAndSpread } from './decision.js';
@@ -142,7 +142,7 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
   let closed = false;
 
   /** Everything after decoding: segment, clean, crop, TTA batch, classify. */
-  async function score(image: GrayImage, views: TtaView[], lap: (stage: string) => void): Promise<ImageScore> {
+  async function score(image: SampledImage, views: TtaView[], lap: (stage: string) => void): Promise<ImageScore> {
     // the same steps as training and `evaluate` (src/ml/preprocess.ts, src/imaging/lung-crop.ts)
     const small = segmenterInput(image, segSize);
     lap('resize');
@@ -193,8 +193,11 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
     open();
     const views = ttaViews(aopts.tta ?? defaultTta);
     const sw = stopwatch();
-    const win = await readWindowed(bytes, { window: aopts.window ?? ({ kind: 'auto' } satisfies WindowPolicy) });
-    const image = grayImage(win.width, win.height, win.data);
+    // words plus their window table: resize and crop read the film in place, no float copy of it
+    const win = await readWindowedFrame(bytes, { window: aopts.window ?? ({ kind: 'auto' } satisfies WindowPolicy) });
+    const image: SampledImage = win.codes
+      ? { width: win.width, height: win.height, codes: win.codes, values: win.values }
+      : grayImage(win.width, win.height, win.data);
     sw.lap('decode');
     const s = await score(image, views, sw.lap);
 
@@ -233,7 +236,7 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
     if (aopts.artifacts) {
       const box = s.box ?? { x0: 0, y0: 0, x1: image.width, y1: image.height };
       result.artifacts = {
-        windowed: image,
+        windowed: toGray(image),
         mask: maskToImage(s.mask, image.width, image.height),
         heatmap: camToImage(s.cam.values, s.cam.width, s.cam.height, box, image.width, image.height),
       };

@@ -1,7 +1,7 @@
 import { cleanLungMask, thresholdMask, type BinaryMask } from '../imaging/components.js';
 import { lungBox, lungCrop } from '../imaging/lung-crop.js';
 import { resizeArea } from '../imaging/resize.js';
-import type { GrayImage } from '../imaging/types.js';
+import { toGray, type GrayImage, type SampledImage } from '../imaging/types.js';
 
 /**
  * The pixel steps between a windowed image and each network, in one place so that training,
@@ -10,8 +10,8 @@ import type { GrayImage } from '../imaging/types.js';
  * largest components with holes filled; crop the lung box (with lung-crop's margin) from the
  * full-resolution image and resize it to the classifier's input.
  */
-export function segmenterInput(image: GrayImage, size: number): GrayImage {
-  return image.width === size && image.height === size ? image : resizeArea(image, size, size);
+export function segmenterInput(image: SampledImage, size: number): GrayImage {
+  return image.width === size && image.height === size ? toGray(image) : resizeArea(image, size, size);
 }
 
 export function cleanMask(probabilities: ArrayLike<number>, size: number, threshold = 0.5): BinaryMask {

@@ -1,7 +1,7 @@
 /** Pixel arithmetic with exact expected values: VOI functions, stored-value extraction, modality LUT, MONOCHROME1, policies. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { applyWindow, chooseWindow, encodeDicom, newUid, parseWindowPolicy, readWindowed, decodeModality } from '../../src/dicom/index.js';
+import { applyWindow, chooseWindow, encodeDicom, newUid, parseWindowPolicy, readWindowed, readWindowedFrame, decodeModality } from '../../src/dicom/index.js';
 import type { DicomMetadata, ImageToWrite, LookupTable, ModalityImage } from '../../src/dicom/index.js';
 import { storedValue, toModality } from '../../src/dicom/modality.js';
 import { valueRange } from '../../src/dicom/window.js';
@@ -275,6 +275,13 @@ test('readWindowed (per-word table) equals applyWindow(decodeModality()) for eve
       const reference = applyWindow(mod, policy);
       assert.deepEqual(fused.window, reference.window);
       assert.ok(Buffer.from(fused.data.buffer).equals(Buffer.from(reference.data.buffer)), `${policy.kind} differs`);
+      // the frame form (words and their table) holds the same pixels without the float copy
+      const frame = await readWindowedFrame(bytes, { window: policy });
+      assert.deepEqual(frame.window, reference.window);
+      assert.ok(frame.codes && frame.values && frame.data === undefined);
+      assert.equal(frame.codes.length, n);
+      const looked = Float32Array.from(frame.codes, (c) => frame.values[c]);
+      assert.ok(Buffer.from(looked.buffer).equals(Buffer.from(reference.data.buffer)), `${policy.kind} frame differs`);
     }
   }
 });
