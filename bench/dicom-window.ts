@@ -11,6 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeDicom, newUid, readWindowed } from '../src/dicom/index.js';
+import { helpFromHeader } from './usage.js';
+
+helpFromHeader(import.meta.url);
 
 const N = Number(process.argv[2] ?? 15);
 const SIZE = 2048;

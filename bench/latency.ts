@@ -20,6 +20,9 @@ import { existsSync, mkdirSync, writeFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chestDicom } from './latency-dicom.js';
+import { helpFromHeader } from './usage.js';
+
+helpFromHeader(import.meta.url);
 
 const { values: args } = parseArgs({
   options: {

@@ -24,6 +24,9 @@ import { openServiceDatabase } from '../src/api/database.js';
 import { signToken } from '../src/api/tokens.js';
 import { decodeModality } from '../src/dicom/index.js';
 import { chestDicom, encodeChestCr } from './latency-dicom.js';
+import { helpFromHeader } from './usage.js';
+
+helpFromHeader(import.meta.url);
 
 const { values: args } = parseArgs({
   options: {

@@ -4,6 +4,9 @@
  * e.g. `node --import tsx bench/synth.ts 10 512 1024 2048 3000`.
  */
 import { generateStudy } from '../src/data/phantom/study.js';
+import { helpFromHeader } from './usage.js';
+
+helpFromHeader(import.meta.url);
 
 const args = process.argv.slice(2).map(Number);
 const count = args[0] > 0 ? args[0] : 8;

@@ -16,6 +16,9 @@ import type { KernelConfig } from '@tensorflow/tfjs';
 import { parseArgs } from 'node:util';
 import { backendDescription, initBackend } from '../src/ml/backend.js';
 import { buildTrainStep, type BenchModel } from './train-nets.js';
+import { helpFromHeader } from './usage.js';
+
+helpFromHeader(import.meta.url);
 
 const { values } = parseArgs({
   options: {

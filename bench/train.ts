@@ -21,6 +21,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { BenchModel } from './train-nets.js';
+import { helpFromHeader } from './usage.js';
+
+helpFromHeader(import.meta.url);
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..');
