@@ -43,8 +43,13 @@ test('train segmenter and classifier on phantoms, then evaluate them end to end'
   assert.ok(manifest.threshold.validationSensitivity >= 0.9);
   assert.equal(manifest.training.split.train + manifest.training.split.validation + manifest.training.split.test, 16);
 
-  // evaluate runs the served ONNX models, as analyze does
-  for (const dir of [segDir, clsDir]) ok(cli('export-onnx', '--model', dir), `export-onnx ${dir}`);
+  // train ships what the service runs: model.onnx and the split, all under the manifest's hashes
+  for (const dir of [segDir, clsDir]) {
+    assert.ok(existsSync(join(dir, 'model.onnx')) && existsSync(join(dir, 'split.csv')), dir);
+    assert.equal((await verifyManifest(dir)).ok, true);
+  }
+  // crops from the dataset masks: the threshold stays the single-view one
+  assert.equal(manifest.threshold.calibratedOn, undefined);
   const json = ok(cli('evaluate', '--data', data, '--models', models, '--json', '--plots', join(tmp, 'plots')), 'evaluate --json');
   const lines = json.trim().split('\n');
   assert.equal(lines.length, 1);
@@ -59,6 +64,21 @@ test('train segmenter and classifier on phantoms, then evaluate them end to end'
   const table = ok(cli('evaluate', '--data', data, '--models', models, '--max-images', '4'), 'evaluate');
   assert.match(table, /^images\s+4$/m);
   assert.match(table, /lung Dice/);
+
+  // with a segmenter giving the crops, the threshold is re-picked on the served pipeline
+  const servedRun = cli(
+    'train', 'classifier', '--data', data, '--out', join(tmp, 'served'), '--runs', join(tmp, 'runs'), '--run-id', 'cls-served',
+    '--segmenter', segDir, '--blocks', '1,1', '--growth', '4', '--target-recall', '0.9', '--calibrate-views', '2', '--init', clsDir, ...tiny,
+  );
+  const servedDir = ok(servedRun, 'train classifier --segmenter').trim();
+  assert.match(servedRun.stderr, /re-calibrated on the served pipeline \(2 TTA views, validation\)/);
+  const served = JSON.parse(readFileSync(join(servedDir, 'manifest.json'), 'utf8'));
+  assert.equal(served.threshold.calibratedOn.scorer, 'onnxruntime');
+  assert.equal(served.threshold.calibratedOn.views, 2);
+  assert.equal(served.threshold.calibratedOn.subset, 'validation');
+  assert.ok(served.threshold.validationSensitivity >= 0.9);
+  assert.equal(served.training.initFrom, clsDir);
+  assert.equal((await verifyManifest(servedDir)).ok, true);
 });
 
 test('train refuses an unknown model name and a missing --data with exit status 2', () => {

@@ -1,16 +1,13 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { readSplitFile, SPLIT_NAMES, type SplitName } from '../../data/split.js';
+import { SPLIT_NAMES, type SplitName } from '../../data/split.js';
 import { CxrError } from '../../errors.js';
 import { DEFAULT_TTA } from '../../inference/engine.js';
 import { locateModelVersion } from '../../inference/models.js';
 import { parseProviders } from '../../inference/session.js';
-import { itemsInSubset, recalibratedThreshold } from '../../ml/calibrate.js';
-import { readManifest, writeManifest } from '../../ml/manifest.js';
-import { calibrateThreshold, type Calibration } from '../../ml/metrics.js';
-import { loadEvalItems } from '../../ml/train/dataset-source.js';
+import { readManifest } from '../../ml/manifest.js';
 import { action, parseInteger, parseNumber } from '../run.js';
-import { scoreItems } from '../score-items.js';
+import { recalibrate } from '../recalibrate.js';
 
 interface CalibrateCliOptions {
   data: string;
@@ -55,53 +52,34 @@ export function register(program: Command): void {
         const threads = o.threads === undefined ? undefined : parseInteger('--threads', o.threads, 1);
         const providers = o.providers === undefined ? undefined : parseProviders(o.providers);
 
-        const splitPath = resolve(o.split);
-        const split = await readSplitFile(splitPath);
-        const items = itemsInSubset(await loadEvalItems(resolve(o.data), { window: o.window }), split, subset);
-        if (items.length === 0) throw new CxrError('E_BAD_DATASET', `${o.split} assigns no images to '${subset}'`);
-        if (!items.some((i) => i.label >= 0.5)) throw new CxrError('E_BAD_DATASET', `the ${subset} images hold no pneumonia case: recall is undefined there`);
-
         // the folder scored is the folder written: resolve it once, as the engine would
         const classifierDir = o.classifier ? resolve(o.classifier) : await locateModelVersion(o.models, 'classifier');
-        const result = await scoreItems(
-          items,
-          { modelsDir: o.models, segmenterDir: o.segmenter, classifierDir, tta: views, threads, providers },
-          { task: 'calibrate', verb: 'scoring', what: `${subset} images` },
-        );
-
-        const cal: Calibration = calibrateThreshold(
-          result.images.map((i) => i.probability),
-          result.images.map((i) => i.label),
-          targetRecall,
-        );
-        const threshold = recalibratedThreshold(cal, {
-          views,
-          scorer: 'onnxruntime',
+        const r = await recalibrate({
+          dataDir: o.data,
+          splitPath: o.split,
           subset,
-          n: items.length,
-          split: splitPath,
-          at: new Date().toISOString(),
+          classifierDir,
+          engine: { modelsDir: o.models, segmenterDir: o.segmenter, threads, providers },
+          targetRecall,
+          views,
+          window: o.window,
+          dryRun: o.dryRun,
         });
-        const { files: _files, ...manifest } = await readManifest(classifierDir);
-        const old = manifest.threshold;
+        const { version } = await readManifest(classifierDir);
+        const cal = r.calibration;
+        const old = r.previous;
         const c = cal.confusion;
         const lines = [
-          `classifier        ${manifest.version} (${classifierDir})`,
-          `images            ${items.length} (${subset}; ${c.tp + c.fn} pneumonia)`,
+          `classifier        ${version} (${classifierDir})`,
+          `images            ${r.n} (${subset}; ${c.tp + c.fn} pneumonia)`,
           `threshold         ${f4(old?.value)} -> ${f4(cal.threshold)} (target recall ${targetRecall}, ${views} views)`,
-          `recall at old     ${f4(result.recall)}`,
+          `recall at old     ${f4(r.recallAtPrevious)}`,
           `sensitivity       ${f4(old?.validationSensitivity)} -> ${f4(cal.sensitivity)}`,
           `specificity       ${f4(old?.validationSpecificity)} -> ${f4(cal.specificity)}`,
           `confusion         TP ${c.tp}  FP ${c.fp}  TN ${c.tn}  FN ${c.fn}`,
         ];
         process.stdout.write(`${lines.join('\n')}\n`);
-        if (o.dryRun) {
-          process.stderr.write('dry run: manifest not written\n');
-          return;
-        }
-        // writeManifest re-hashes the folder, so the served model still passes assertManifest
-        await writeManifest(classifierDir, { ...manifest, threshold });
-        process.stderr.write(`wrote ${resolve(classifierDir, 'manifest.json')}\n`);
+        process.stderr.write(o.dryRun ? 'dry run: manifest not written\n' : `wrote ${resolve(classifierDir, 'manifest.json')}\n`);
       }),
     );
 }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { LayersModel } from '@tensorflow/tfjs';
 import { existsSync } from 'node:fs';
+import { copyFile } from 'node:fs/promises';
 import os from 'node:os';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -11,6 +12,10 @@ import { prepareTrainData, type DataOptions } from '../../ml/train/dataset-sourc
 import { finalizeVersion } from '../../ml/train/finalize.js';
 import { train } from '../../ml/train/loop.js';
 import { loadModel } from '../../ml/model-io.js';
+import { readManifest, refreshFileHashes } from '../../ml/manifest.js';
+import { exportModelVersion } from '../../ml/onnx/model-version.js';
+import { DEFAULT_TTA } from '../../inference/engine.js';
+import { recalibrate } from '../recalibrate.js';
 import type { Task } from '../../ml/train/types.js';
 import { action, parseInteger, parseNumber } from '../run.js';
 
@@ -47,6 +52,8 @@ interface TrainCliOptions {
   dropout?: string;
   workers?: string;
   init?: string;
+  onnx?: boolean;
+  calibrateViews?: string;
 }
 
 /** Per-thread share of a batch when gradient workers split it: what fits each 4 GiB wasm heap. */
@@ -178,6 +185,11 @@ export function register(program: Command): void {
     .option('--no-augment', 'train without augmentation')
     .option('--version <name>', 'version folder name (default v<date>-<time>)')
     .option('--float32', 'store the version weights as float32 (default float16)')
+    .option('--no-onnx', 'skip exporting model.onnx (and the served-pipeline calibration) at the end')
+    .option(
+      '--calibrate-views <n>',
+      `classifier with --segmenter: TTA views of the served-pipeline threshold calibration on validation (default ${DEFAULT_TTA}; 0 keeps the single-view threshold)`,
+    )
     .option('--base <n>', 'segmenter: filters at the first level (default 16)')
     .option('--depth <n>', 'segmenter: down levels (default 4)')
     .option('--blocks <list>', 'classifier: dense layers per block (default 6,12,24,16)')
@@ -243,7 +255,7 @@ export function register(program: Command): void {
           },
         });
         initFrom?.dispose();
-        const { dir, manifest } = await finalizeVersion({
+        const finalized = await finalizeVersion({
           result,
           data: prepared.data,
           outDir: out,
@@ -251,10 +263,22 @@ export function register(program: Command): void {
           training: { ...prepared.info, backend, runId: runDir.split(/[\\/]/).pop(), workers, ...(o.init ? { initFrom: resolve(o.init) } : {}) },
         });
         result.model.dispose();
+        const dir = finalized.dir;
+        // the split travels with the version, so `calibrate` and a reader can find its images
+        if (existsSync(join(runDir, 'split.csv'))) await copyFile(join(runDir, 'split.csv'), join(dir, 'split.csv'));
+        await refreshFileHashes(dir);
+        if (o.onnx !== false) {
+          const log = (line: string) => process.stderr.write(`${line}\n`);
+          await exportModelVersion(dir, log);
+          if (task === 'classifier') await servedCalibration(dir, config, dataOptions, o);
+        }
+        const manifest = await readManifest(dir);
         const m = manifest.metrics.test;
         const summary =
           task === 'classifier'
-            ? `threshold ${manifest.threshold?.value.toFixed(4)} (validation sensitivity ${manifest.threshold?.validationSensitivity.toFixed(3)}, specificity ${manifest.threshold?.validationSpecificity?.toFixed(3) ?? 'n/a'}); test AUC ${fmt(m.auc)}, recall ${fmt(m.recall)}, specificity ${fmt(m.specificity)}`
+            ? `threshold ${fmt(manifest.threshold?.value)} (validation sensitivity ${fmt(manifest.threshold?.validationSensitivity)}, specificity ${fmt(manifest.threshold?.validationSpecificity)}); ` +
+              `test split, single view at the training threshold ${fmt(m.threshold)}: AUC ${fmt(m.auc)}, recall ${fmt(m.recall)}, specificity ${fmt(m.specificity)} ` +
+              '(`cxr-triage evaluate` scores it the served way)'
             : `test Dice ${fmt(m.dice)}, IoU ${fmt(m.iou)}`;
         process.stderr.write(`best epoch ${result.state.bestEpoch} of ${result.state.epochsDone}; ${summary}\n`);
         process.stdout.write(`${dir}\n`);
@@ -266,6 +290,38 @@ async function loadInitModel(dir: string): Promise<LayersModel> {
   const d = resolve(dir);
   if (!existsSync(join(d, 'model.json'))) throw new CxrError('E_NOT_FOUND', `--init: no model.json in ${d} (give a model version folder)`);
   return loadModel(d);
+}
+
+/**
+ * Training calibrated the threshold on single views of the tfjs model; the service averages
+ * TTA views of the ONNX model on the segmenter's crops. When training had a segmenter, the
+ * validation split is scored the served way and the threshold re-picked on that.
+ */
+async function servedCalibration(dir: string, config: TrainConfig, data: DataOptions, o: TrainCliOptions): Promise<void> {
+  const views = o.calibrateViews === undefined ? DEFAULT_TTA : parseInteger('--calibrate-views', o.calibrateViews, 0);
+  if (views === 0) return;
+  const seg = data.segmenterDir;
+  if (!seg || !existsSync(join(seg, 'model.onnx'))) {
+    process.stderr.write(
+      `threshold calibrated on single views: ${seg ? `${seg} has no model.onnx` : 'no --segmenter (the crops came from the dataset masks)'}; ` +
+        'run `cxr-triage calibrate` to calibrate it on the served pipeline\n',
+    );
+    return;
+  }
+  const r = await recalibrate({
+    dataDir: data.dataDir,
+    splitPath: join(dir, 'split.csv'),
+    subset: 'validation',
+    classifierDir: dir,
+    engine: { segmenterDir: seg },
+    targetRecall: config.targetRecall,
+    views,
+    window: data.window,
+  });
+  process.stderr.write(
+    `threshold re-calibrated on the served pipeline (${views} TTA views, validation): ${fmt(r.previous?.value)} -> ${fmt(r.calibration.threshold)}, ` +
+      `sensitivity ${fmt(r.calibration.sensitivity)}, specificity ${fmt(r.calibration.specificity)}\n`,
+  );
 }
 
 function fmt(v: unknown): string {
