@@ -33,6 +33,7 @@ export type ErrorCode =
   | 'E_BAD_REQUEST'
   | 'E_CONFLICT'
   | 'E_QUEUE_FULL'
+  | 'E_RATE_LIMITED'
   | 'E_CONFIG'
   | 'E_INTERNAL';
 
@@ -88,6 +89,8 @@ export function httpStatusFor(code: ErrorCode): number {
       return 400;
     case 'E_QUEUE_FULL':
       return 503;
+    case 'E_RATE_LIMITED':
+      return 429;
     case 'E_INTERNAL':
     case 'E_BACKEND':
     case 'E_TRAINING_DIVERGED':

@@ -106,6 +106,7 @@ function errorHandler(deps: ApiDeps) {
     }
     if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="cxr-triage"');
     if (e.code === 'E_QUEUE_FULL') res.setHeader('Retry-After', '5');
+    if (e.code === 'E_RATE_LIMITED' && typeof e.details?.retryAfterSeconds === 'number') res.setHeader('Retry-After', String(e.details.retryAfterSeconds));
     // A body we refused unread is not drained: close the connection instead of reading it.
     if (!req.complete) res.setHeader('Connection', 'close');
     const message = status >= 500 && e.code === 'E_INTERNAL' ? `internal error (request ${requestId})` : e.message;

@@ -31,6 +31,9 @@ export interface ServiceConfig {
   inferThreads: number | null;
   tta: number | null;
   waitTimeoutMs: number;
+  /** failed token requests per name or address within authWindowMs before it is locked (0: no limit) */
+  authMaxFailures: number;
+  authWindowMs: number;
   /** loud messages the server prints at start (generated development keys) */
   notices: string[];
 }
@@ -113,6 +116,8 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     inferThreads: p.optionalInt(env, 'CXR_INFER_THREADS', 1, 256),
     tta: p.optionalInt(env, 'CXR_TTA', 1, 32),
     waitTimeoutMs: p.int(env, 'CXR_WAIT_TIMEOUT_S', 60, 1, 3600) * 1000,
+    authMaxFailures: p.int(env, 'CXR_AUTH_MAX_FAILURES', 10, 0, 1_000_000),
+    authWindowMs: p.int(env, 'CXR_AUTH_WINDOW_S', 900, 1, 86_400) * 1000,
     notices,
   };
   cfg.jwt.secret = secret(env, 'CXR_JWT_SECRET', dataDir, 'jwt-secret', p, notices, 'JWT signing key', 'tokens signed with it stop working when it changes.');

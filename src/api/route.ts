@@ -13,6 +13,7 @@ import type { TriageService } from '../service/triage.js';
 import type { ServiceConfig } from './config.js';
 import { UUID_RE, type Reply } from './http.js';
 import type { ServiceMetrics } from './metrics.js';
+import type { LoginThrottle } from './login-throttle.js';
 import type { OperationDoc } from './openapi-types.js';
 import { verifyToken, type Principal } from './tokens.js';
 
@@ -26,6 +27,8 @@ export interface ApiDeps {
   activateModel?: (name: string, version: string) => Promise<void>;
   /** models loaded and warmed */
   modelsReady: () => boolean;
+  /** brake on failed token requests (absent: none) */
+  loginThrottle?: LoginThrottle;
 }
 
 export interface Ctx {

@@ -15,11 +15,13 @@ import { TriageService } from '../service/triage.js';
 import { createApp } from './app.js';
 import type { ServiceConfig } from './config.js';
 import { createMetrics, type ServiceMetrics } from './metrics.js';
+import { LoginThrottle } from './login-throttle.js';
 
 export type ServiceSettings = Pick<
   ServiceConfig,
   'jwt' | 'hmacKey' | 'dicomDir' | 'maxBodyBytes' | 'queueSize' | 'inferConcurrency' | 'waitTimeoutMs'
-> & { modelsDir?: string };
+> &
+  Partial<Pick<ServiceConfig, 'authMaxFailures' | 'authWindowMs'>> & { modelsDir?: string };
 
 export interface ServiceParts {
   app: Express;
@@ -66,6 +68,7 @@ export async function buildService(o: BuildOptions): Promise<ServiceParts> {
     metrics,
     log: o.log,
     modelsReady: () => ready,
+    loginThrottle: new LoginThrottle({ maxFailures: o.settings.authMaxFailures ?? 10, windowMs: o.settings.authWindowMs ?? 15 * 60_000 }),
     activateModel: modelsDir && loadEngine ? (name, version) => activateModelVersion({ modelsDir, service, loadEngine }, name, version) : undefined,
   });
   const recovered = await service.recover();

@@ -56,6 +56,7 @@ export const postToken: RouteDef = {
       '400': { description: 'Malformed request', content: json(ref('Error')) },
       '401': { description: 'Unknown principal or wrong secret', content: json(ref('Error')) },
       '415': { description: 'Unsupported Content-Type', content: json(ref('Error')) },
+      '429': { description: 'Too many failed attempts for this name or address; Retry-After says when to try again', content: json(ref('Error')) },
     },
   },
   async handle(c): Promise<Reply> {
@@ -73,6 +74,14 @@ export const postToken: RouteDef = {
       throw new CxrError('E_BAD_REQUEST', "grant_type must be 'client_credentials' or 'password'");
     }
     if (!id || !secret || id.length > 64 || secret.length > 1024) throw new CxrError('E_BAD_REQUEST', 'credentials missing or too long');
+    const throttle = c.deps.loginThrottle;
+    const keys = [`${grant}:${id}`, `address:${c.req.socket.remoteAddress ?? 'unknown'}`];
+    const wait = throttle?.retryAfterSeconds(keys) ?? 0;
+    if (wait > 0) {
+      // refused before the secret is checked: a locked name gives a guesser no signal
+      await appendAudit(c.deps.ds, { actor: id, role: null, action: 'auth.token', studyId: null, requestId: c.requestId, outcome: 'E_RATE_LIMITED', detail: { grant } });
+      throw new CxrError('E_RATE_LIMITED', `too many failed attempts: try again in ${wait} s`, { retryAfterSeconds: wait });
+    }
     const row = grant === 'client_credentials' ? await findActiveClient(c.deps.ds, id) : await findActiveUser(c.deps.ds, id);
     const storedHash = row ? ('secretHash' in row ? row.secretHash : row.passwordHash) : await DUMMY_HASH_PROMISE;
     const ok = (await verifySecret(secret, storedHash)) && row !== null;
@@ -86,7 +95,11 @@ export const postToken: RouteDef = {
       outcome: principal ? 'ok' : 'E_UNAUTHENTICATED',
       detail: { grant },
     });
-    if (!principal) throw new CxrError('E_UNAUTHENTICATED', 'invalid credentials');
+    if (!principal) {
+      throttle?.fail(keys);
+      throw new CxrError('E_UNAUTHENTICATED', 'invalid credentials');
+    }
+    throttle?.succeed(keys[0]);
     const { token, expiresIn } = signToken(c.deps.config.jwt, principal);
     return {
       status: 200,
