@@ -21,6 +21,8 @@ export interface EngineOptions {
   classifierDir?: string;
   /** intra-op threads per ONNX Runtime session (default 2) */
   threads?: number;
+  /** let idle ONNX Runtime threads spin (default false: see SessionConfig.allowSpinning) */
+  allowSpinning?: boolean;
   /** test-time views per study (default 4) */
   tta?: number;
   /** execution providers in order of preference (default ['cpu']) */
@@ -120,7 +122,7 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
   const segSize = inputSide(seg, 256);
   const clsSize = inputSide(cls, 224);
 
-  const sessionCfg = { threads, providers: opts.providers, onWarning: opts.onWarning };
+  const sessionCfg = { threads, providers: opts.providers, onWarning: opts.onWarning, allowSpinning: opts.allowSpinning };
   const segSession: OpenSession = await openSession(seg.bytes, `segmenter ${seg.ref.version}`, sessionCfg);
   const clsSession: OpenSession = await openSession(cls.bytes, `classifier ${cls.ref.version}`, sessionCfg);
   const segNames = graphNames(segSession.session, 'segmenter', 'mask');

@@ -10,6 +10,13 @@ export interface SessionConfig {
   threads?: number;
   /** tried in order; 'cpu' is appended when missing so the model always has a home */
   providers?: ExecutionProvider[];
+  /**
+   * let idle intra-op threads spin-wait for the next parallel section (default false). The
+   * pipeline holds two sessions, each with its own pool; a pool left spinning after its run
+   * takes a core from the other session's run (measured here on 2 cores: U-Net + DenseNet x4
+   * 151-154 ms per study spinning, 130-136 ms not).
+   */
+  allowSpinning?: boolean;
   /** called when a named provider cannot start and the session falls back to CPU */
   onWarning?: (message: string) => void;
 }
@@ -31,7 +38,7 @@ export function parseProviders(value: string): ExecutionProvider[] {
   return names as ExecutionProvider[];
 }
 
-function options(threads: number, providers: ExecutionProvider[], quiet: boolean): ort.InferenceSession.SessionOptions {
+export function sessionOptions(threads: number, providers: ExecutionProvider[], quiet: boolean, spin: boolean): ort.InferenceSession.SessionOptions {
   return {
     executionProviders: providers,
     // 'all' adds the NCHWc layout transform for x86 convolutions: ~2x over 'basic' on DenseNet
@@ -43,6 +50,7 @@ function options(threads: number, providers: ExecutionProvider[], quiet: boolean
     enableMemPattern: true,
     // a provider that cannot load is reported by us, once, not by ORT's own error log
     logSeverityLevel: quiet ? 4 : 2,
+    extra: { session: { 'intra_op.allow_spinning': spin ? '1' : '0' } },
   };
 }
 
@@ -57,13 +65,13 @@ export async function openSession(model: Uint8Array, label: string, cfg: Session
   const wanted = cfg.providers && cfg.providers.length > 0 ? [...cfg.providers] : ['cpu' as const];
   const providers: ExecutionProvider[] = wanted.includes('cpu') ? wanted : [...wanted, 'cpu'];
   try {
-    return { session: await ort.InferenceSession.create(model, options(threads, providers, providers.length > 1)), providers };
+    return { session: await ort.InferenceSession.create(model, sessionOptions(threads, providers, providers.length > 1, cfg.allowSpinning ?? false)), providers };
   } catch (e) {
     if (providers.length === 1) throw new CxrError('E_BACKEND', `${label}: onnxruntime cannot load the model (${(e as Error).message})`);
     cfg.onWarning?.(`${label}: execution providers ${providers.join(',')} unavailable (${(e as Error).message}); using cpu`);
   }
   try {
-    return { session: await ort.InferenceSession.create(model, options(threads, ['cpu'], false)), providers: ['cpu'] };
+    return { session: await ort.InferenceSession.create(model, sessionOptions(threads, ['cpu'], false, cfg.allowSpinning ?? false)), providers: ['cpu'] };
   } catch (e) {
     throw new CxrError('E_BACKEND', `${label}: onnxruntime cannot load the model (${(e as Error).message})`);
   }

@@ -17,6 +17,7 @@ import { loadModel } from '../../src/ml/model-io.js';
 import { featuresModel, HEAD_LAYER } from '../../src/ml/densenet.js';
 import { readManifest } from '../../src/ml/manifest.js';
 import { CxrError } from '../../src/errors.js';
+import { sessionOptions } from '../../src/inference/session.js';
 
 let root: string;
 let dirs: { segmenter: string; classifier: string };
@@ -191,4 +192,13 @@ test('the evaluate scorer gives the probability analyze reports for the same ima
   } finally {
     await scorer.dispose();
   }
+});
+
+test('sessions do not spin-wait between runs unless asked: two idle-spinning pools would share two cores', () => {
+  const spinOf = (o: ort.InferenceSession.SessionOptions) => (o.extra as { session: Record<string, string> }).session['intra_op.allow_spinning'];
+  const quietDefault = sessionOptions(2, ['cpu'], false, false);
+  assert.equal(spinOf(quietDefault), '0');
+  assert.equal(quietDefault.intraOpNumThreads, 2);
+  assert.equal(quietDefault.graphOptimizationLevel, 'all');
+  assert.equal(spinOf(sessionOptions(2, ['cpu'], false, true)), '1');
 });
