@@ -61,6 +61,11 @@ test('train segmenter and classifier on phantoms, then evaluate them end to end'
   assert.ok(r.dice >= 0 && r.dice <= 1);
   assert.ok(existsSync(join(tmp, 'plots', 'roc.png')) && existsSync(join(tmp, 'plots', 'pr.png')));
 
+  // only the held-out patients of the classifier's own split
+  const testOnly = JSON.parse(ok(cli('evaluate', '--data', data, '--models', models, '--json', '--split', join(clsDir, 'split.csv'), '--subset', 'test'), 'evaluate --split'));
+  assert.equal(testOnly.n, manifest.training.split.test);
+  assert.equal(cli('evaluate', '--data', data, '--models', models, '--split', join(clsDir, 'split.csv'), '--subset', 'holdout').status, 2);
+
   const table = ok(cli('evaluate', '--data', data, '--models', models, '--max-images', '4'), 'evaluate');
   assert.match(table, /^images\s+4$/m);
   assert.match(table, /lung Dice/);

@@ -2,6 +2,8 @@ import type { Command } from 'commander';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { csvLine } from '../../data/csv.js';
+import { readSplitFile, SPLIT_NAMES, type SplitName } from '../../data/split.js';
+import { itemsInSubset } from '../../ml/calibrate.js';
 import { CxrError } from '../../errors.js';
 import { encodeRgbPng } from '../../imaging/png.js';
 import { parseProviders } from '../../inference/session.js';
@@ -25,6 +27,8 @@ interface EvaluateCliOptions {
   tta?: string;
   threads?: string;
   providers?: string;
+  split?: string;
+  subset?: string;
 }
 
 /** The keys `evaluate --json` prints, in this order. */
@@ -107,6 +111,8 @@ export function register(program: Command): void {
     .option('--json', 'print one JSON object instead of a table')
     .option('--plots <dir>', 'write ROC and precision-recall curves (roc.png, pr.png) into this folder')
     .option('--max-images <n>', 'evaluate at most this many images')
+    .option('--split <csv>', "only the images a training split assigns to --subset (the split.csv in a model version's folder)")
+    .option('--subset <name>', `with --split: ${SPLIT_NAMES.join('|')}`, 'test')
     .option('--window <policy>', 'DICOM window policy: auto|lung|header|minmax (default auto)')
     .option('--per-image <csv>', 'write file, label, probability and decision of every image to this CSV file')
     .option('--tta <n>', 'test-time-augmented views (default 4, as analyze)')
@@ -117,10 +123,15 @@ export function register(program: Command): void {
         const tta = o.tta === undefined ? undefined : parseInteger('--tta', o.tta, 1);
         const threads = o.threads === undefined ? undefined : parseInteger('--threads', o.threads, 1);
         const providers = o.providers === undefined ? undefined : parseProviders(o.providers);
-        const items = await loadEvalItems(resolve(o.data), {
-          maxImages: o.maxImages ? parseInteger('--max-images', o.maxImages, 1) : undefined,
+        const subset = o.subset as SplitName;
+        if (o.split && !SPLIT_NAMES.includes(subset)) throw new CxrError('E_BAD_ARGUMENT', `--subset must be one of ${SPLIT_NAMES.join(', ')}, got '${o.subset}'`);
+        const all = await loadEvalItems(resolve(o.data), {
+          // a split names whole patients: cap after selecting them, not before
+          maxImages: o.maxImages && !o.split ? parseInteger('--max-images', o.maxImages, 1) : undefined,
           window: o.window,
         });
+        let items = o.split ? itemsInSubset(all, await readSplitFile(resolve(o.split)), subset) : all;
+        if (o.split && o.maxImages) items = items.slice(0, parseInteger('--max-images', o.maxImages, 1));
         if (items.length === 0) throw new CxrError('E_BAD_DATASET', `${o.data} has no images`);
         // the serving engine, so the decisions reported here are the ones `analyze` and the service make
         const result = await scoreItems(
