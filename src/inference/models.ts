@@ -37,8 +37,8 @@ export async function locateModelVersion(modelsDir: string, name: ModelName): Pr
     return await resolveModelVersion(root, name, version);
   } catch (e) {
     if (e instanceof CxrError && e.code === 'E_MODEL_MISSING') {
-      const what = version ? `the ${name} version '${version}' named in ${activeFile}` : `a ${name} model version`;
-      throw new CxrError('E_MODEL_MISSING', `no ${what} under ${root}: ${howToShip(name, modelsDir)}`);
+      const what = version ? `the ${name} version '${version}' named in ${activeFile} is not` : `no ${name} model version is`;
+      throw new CxrError('E_MODEL_MISSING', `${what} under ${root} (a folder with model.json, model.onnx and manifest.json): ${howToShip(name, modelsDir)}`);
     }
     throw e;
   }

@@ -209,7 +209,8 @@ export async function resolveModelVersion(root: string, name: ModelName, version
   const candidates: { dir: string; createdAt: string; version: string }[] = [];
   for (const entry of await readdir(base, { withFileTypes: true })) {
     const dir = join(base, entry.name);
-    if (!entry.isDirectory() || !existsSync(join(dir, MANIFEST_FILE))) continue;
+    // a version may be a symlink to a folder elsewhere (deployments often link the shipped ones)
+    if (!(entry.isDirectory() || entry.isSymbolicLink()) || !existsSync(join(dir, MANIFEST_FILE))) continue;
     const m = await readManifest(dir);
     candidates.push({ dir, createdAt: m.createdAt, version: m.version });
   }

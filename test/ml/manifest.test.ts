@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -99,6 +99,11 @@ test('resolveModelVersion takes the newest version, a named one, or a version fo
   assert.equal(await resolveModelVersion(old, 'classifier'), old);
   await assert.rejects(resolveModelVersion(root, 'segmenter'), (e: unknown) => e instanceof CxrError && e.code === 'E_MODEL_MISSING');
   assert.equal(JSON.parse(readFileSync(join(newer, 'manifest.json'), 'utf8')).version, 'v20250301-000000');
+  // a version linked in from elsewhere counts like a folder
+  const elsewhere = version(join(tmp, 'elsewhere'), 'classifier', 'v20250401-000000', '2025-04-01T00:00:00.000Z');
+  await writeManifest(elsewhere, base('classifier', 'v20250401-000000', '2025-04-01T00:00:00.000Z'));
+  symlinkSync(elsewhere, join(root, 'classifier', 'v20250401-000000'));
+  assert.equal(await resolveModelVersion(root, 'classifier'), join(root, 'classifier', 'v20250401-000000'));
 });
 
 test('version names sort with time', () => {
