@@ -183,12 +183,35 @@ test('the evaluate scorer gives the probability analyze reports for the same ima
   const { readWindowed } = await import('../../src/dicom/index.js');
   const scorer = await onnxScorer({ segmenterDir: dirs.segmenter, classifierDir: dirs.classifier, tta: 4, threads: 1 });
   try {
-    const win = await readWindowed(dicom);
-    const scored = await scorer.score({ width: win.width, height: win.height, data: win.data });
-    const { report } = await engine.analyze(dicom);
-    assert.equal(scored.probability, report.probability);
-    assert.equal(scorer.threshold, report.threshold);
-    assert.equal(scored.mask.width * scored.mask.height > 0, true);
+    const { encodeDicom, decodeModality, newUid } = await import('../../src/dicom/index.js');
+    // analyze reads the film as words plus a window table; the scorer gets the float image:
+    // the same probability to the last bit, for 16-bit MONOCHROME2 and 8-bit MONOCHROME1 alike
+    const stored = (await decodeModality(dicom)).values;
+    const side = Math.round(Math.sqrt(stored.length));
+    let max = 0;
+    for (const v of stored) max = Math.max(max, v);
+    const eightBit = encodeDicom({
+      rows: side,
+      columns: side,
+      bitsAllocated: 8,
+      bitsStored: 8,
+      pixelRepresentation: 0,
+      photometric: 'MONOCHROME1',
+      pixels: Uint8Array.from(stored, (v) => 255 - Math.round((v / max) * 255)),
+      modality: 'CR',
+      studyInstanceUid: newUid(['engine', 'study']),
+      seriesInstanceUid: newUid(['engine', 'series']),
+      sopInstanceUid: newUid(['engine', 'sop']),
+      patientId: 'P8',
+    });
+    for (const bytes of [dicom, eightBit]) {
+      const win = await readWindowed(bytes);
+      const scored = await scorer.score({ width: win.width, height: win.height, data: win.data });
+      const { report } = await engine.analyze(bytes);
+      assert.equal(scored.probability, report.probability);
+      assert.equal(scorer.threshold, report.threshold);
+      assert.equal(scored.mask.width * scored.mask.height > 0, true);
+    }
   } finally {
     await scorer.dispose();
   }
