@@ -48,6 +48,13 @@ test('train segmenter and classifier on phantoms, then evaluate them end to end'
     assert.ok(existsSync(join(dir, 'model.onnx')) && existsSync(join(dir, 'split.csv')), dir);
     assert.equal((await verifyManifest(dir)).ok, true);
   }
+  // --no-onnx leaves the tfjs version only, still fully hashed (split.csv included)
+  const plain = ok(
+    cli('train', 'segmenter', '--data', data, '--out', join(tmp, 'plain'), '--runs', join(tmp, 'runs'), '--run-id', 'seg-plain', '--base', '2', '--depth', '2', '--no-onnx', ...tiny),
+    'train segmenter --no-onnx',
+  ).trim();
+  assert.ok(!existsSync(join(plain, 'model.onnx')) && existsSync(join(plain, 'split.csv')));
+  assert.equal((await verifyManifest(plain)).ok, true);
   // crops from the dataset masks: the threshold stays the single-view one
   assert.equal(manifest.threshold.calibratedOn, undefined);
   const json = ok(cli('evaluate', '--data', data, '--models', models, '--json', '--plots', join(tmp, 'plots')), 'evaluate --json');

@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
 import type { LayersModel } from '@tensorflow/tfjs';
 import { existsSync } from 'node:fs';
-import { copyFile } from 'node:fs/promises';
 import os from 'node:os';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { copyFile, readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CxrError } from '../../errors.js';
 import { initBackend } from '../../ml/backend.js';
@@ -231,6 +230,7 @@ export function register(program: Command): void {
 
         process.stderr.write(`${o.resume ? 'resuming' : 'training'} ${task} in ${runDir}\n`);
         const prepared = await prepareTrainData(task, config, dataOptions, runDir, process.stderr);
+        if (o.init && o.resume) process.stderr.write('--init is ignored with --resume: the run continues from its checkpoint\n');
         const initFrom = o.init && !o.resume ? await loadInitModel(o.init) : undefined;
         if (initFrom) process.stderr.write(`starting from the weights of ${resolve(o.init!)}\n`);
         process.stderr.write(
@@ -266,11 +266,12 @@ export function register(program: Command): void {
         const dir = finalized.dir;
         // the split travels with the version, so `calibrate` and a reader can find its images
         if (existsSync(join(runDir, 'split.csv'))) await copyFile(join(runDir, 'split.csv'), join(dir, 'split.csv'));
-        await refreshFileHashes(dir);
         if (o.onnx !== false) {
-          const log = (line: string) => process.stderr.write(`${line}\n`);
-          await exportModelVersion(dir, log);
+          // the export re-hashes the folder, split.csv included
+          await exportModelVersion(dir, (line) => process.stderr.write(`${line}\n`));
           if (task === 'classifier') await servedCalibration(dir, config, dataOptions, o);
+        } else {
+          await refreshFileHashes(dir);
         }
         const manifest = await readManifest(dir);
         const m = manifest.metrics.test;
