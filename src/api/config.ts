@@ -5,6 +5,7 @@
 import { resolve } from 'node:path';
 import { CxrError } from '../errors.js';
 import { loadOrCreateDevSecret, type LoadedSecret } from './keys.js';
+import { DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_WINDOW_S } from './login-throttle.js';
 
 export interface JwtConfig {
   secret: Buffer;
@@ -116,8 +117,8 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     inferThreads: p.optionalInt(env, 'CXR_INFER_THREADS', 1, 256),
     tta: p.optionalInt(env, 'CXR_TTA', 1, 32),
     waitTimeoutMs: p.int(env, 'CXR_WAIT_TIMEOUT_S', 60, 1, 3600) * 1000,
-    authMaxFailures: p.int(env, 'CXR_AUTH_MAX_FAILURES', 10, 0, 1_000_000),
-    authWindowMs: p.int(env, 'CXR_AUTH_WINDOW_S', 900, 1, 86_400) * 1000,
+    authMaxFailures: p.int(env, 'CXR_AUTH_MAX_FAILURES', DEFAULT_AUTH_MAX_FAILURES, 0, 1_000_000),
+    authWindowMs: p.int(env, 'CXR_AUTH_WINDOW_S', DEFAULT_AUTH_WINDOW_S, 1, 86_400) * 1000,
     notices,
   };
   cfg.jwt.secret = secret(env, 'CXR_JWT_SECRET', dataDir, 'jwt-secret', p, notices, 'JWT signing key', 'tokens signed with it stop working when it changes.');

@@ -6,6 +6,10 @@
  * In-process state: each service instance counts for itself, and a restart forgets, which is
  * the usual trade for not putting a write on the login path's database.
  */
+/** failed attempts per name or address before it is locked, and the window they count in */
+export const DEFAULT_AUTH_MAX_FAILURES = 10;
+export const DEFAULT_AUTH_WINDOW_S = 15 * 60;
+
 export interface ThrottleOptions {
   /** failures within the window that lock a key; 0 disables the throttle */
   maxFailures: number;

@@ -24,6 +24,8 @@ export interface RecalibrateOptions {
 }
 
 export interface RecalibrateResult {
+  /** the classifier's version name */
+  version: string;
   calibration: Calibration;
   /** the threshold block before */
   previous: ModelManifest['threshold'];
@@ -67,5 +69,5 @@ export async function recalibrate(o: RecalibrateOptions): Promise<RecalibrateRes
     // writeManifest re-hashes the folder, so the served model still passes assertManifest
     await writeManifest(o.classifierDir, { ...manifest, threshold });
   }
-  return { calibration, previous: manifest.threshold, recallAtPrevious: result.recall, n: items.length };
+  return { version: manifest.version, calibration, previous: manifest.threshold, recallAtPrevious: result.recall, n: items.length };
 }

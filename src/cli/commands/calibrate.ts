@@ -5,7 +5,6 @@ import { CxrError } from '../../errors.js';
 import { DEFAULT_TTA } from '../../inference/engine.js';
 import { locateModelVersion } from '../../inference/models.js';
 import { parseProviders } from '../../inference/session.js';
-import { readManifest } from '../../ml/manifest.js';
 import { action, parseInteger, parseNumber } from '../run.js';
 import { recalibrate } from '../recalibrate.js';
 
@@ -65,12 +64,11 @@ export function register(program: Command): void {
           window: o.window,
           dryRun: o.dryRun,
         });
-        const { version } = await readManifest(classifierDir);
         const cal = r.calibration;
         const old = r.previous;
         const c = cal.confusion;
         const lines = [
-          `classifier        ${version} (${classifierDir})`,
+          `classifier        ${r.version} (${classifierDir})`,
           `images            ${r.n} (${subset}; ${c.tp + c.fn} pneumonia)`,
           `threshold         ${f4(old?.value)} -> ${f4(cal.threshold)} (target recall ${targetRecall}, ${views} views)`,
           `recall at old     ${f4(r.recallAtPrevious)}`,
