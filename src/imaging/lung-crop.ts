@@ -4,7 +4,7 @@
  * Training (src/data batches, src/ml) and serving (src/inference) both crop through these two
  * functions, so the network sees the same framing in both.
  */
-import { resizeArea } from './resize.js';
+import { clampRegion, resizeArea } from './resize.js';
 import type { GrayImage, SampledImage } from './types.js';
 
 /** Pixel rectangle [x0, x1) x [y0, y1) in the image's coordinates. */
@@ -68,14 +68,6 @@ export function lungBox(mask: MaskLike, width: number, height: number, margin = 
  * aspect ratio is not kept; the classifier is trained on the same squeeze.
  */
 export function lungCrop(image: SampledImage, box: LungBox | null, size: number): GrayImage {
-  if (!box) return resizeArea(image, size, size);
-  // clamped and rounded outward as crop() does, then read in place
-  const region = {
-    x0: Math.max(0, Math.floor(box.x0)),
-    y0: Math.max(0, Math.floor(box.y0)),
-    x1: Math.min(image.width, Math.ceil(box.x1)),
-    y1: Math.min(image.height, Math.ceil(box.y1)),
-  };
-  if (region.x1 <= region.x0 || region.y1 <= region.y0) throw new RangeError(`empty crop ${box.x0},${box.y0}-${box.x1},${box.y1}`);
-  return resizeArea(image, size, size, region);
+  // the box is read in place, clamped and rounded outward as crop() does
+  return box ? resizeArea(image, size, size, clampRegion(box, image.width, image.height)) : resizeArea(image, size, size);
 }

@@ -51,6 +51,18 @@ export interface PixelRegion {
   y1: number;
 }
 
+/** A rectangle rounded outward to whole pixels and clamped to a width x height image; empty is a RangeError. */
+export function clampRegion(r: PixelRegion, width: number, height: number): PixelRegion {
+  const out = {
+    x0: Math.max(0, Math.floor(r.x0)),
+    y0: Math.max(0, Math.floor(r.y0)),
+    x1: Math.min(width, Math.ceil(r.x1)),
+    y1: Math.min(height, Math.ceil(r.y1)),
+  };
+  if (out.x1 <= out.x0 || out.y1 <= out.y0) throw new RangeError(`empty crop ${r.x0},${r.y0}-${r.x1},${r.y1}`);
+  return out;
+}
+
 /**
  * Area-average (box filter) resize for shrinking: each output pixel is the mean of the
  * source area it covers, with fractional edge weights. Shrinking a 2048-pixel radiograph
@@ -182,11 +194,7 @@ function axisWeights(srcLen: number, dstLen: number): AxisWeights[] {
 
 /** Copies the rectangle [x0,x1) x [y0,y1), clamped to the image. */
 export function crop(src: GrayImage, x0: number, y0: number, x1: number, y1: number): GrayImage {
-  const cx0 = Math.max(0, Math.floor(x0));
-  const cy0 = Math.max(0, Math.floor(y0));
-  const cx1 = Math.min(src.width, Math.ceil(x1));
-  const cy1 = Math.min(src.height, Math.ceil(y1));
-  if (cx1 <= cx0 || cy1 <= cy0) throw new RangeError(`empty crop ${x0},${y0}-${x1},${y1}`);
+  const { x0: cx0, y0: cy0, x1: cx1, y1: cy1 } = clampRegion({ x0, y0, x1, y1 }, src.width, src.height);
   const w = cx1 - cx0;
   const out = grayImage(w, cy1 - cy0);
   for (let y = cy0; y < cy1; y++) {

@@ -1,3 +1,5 @@
+import { lookupAll } from '../dicom/word-table.js';
+
 /** A single-channel float image, row-major; values are usually in [0,1]. */
 export interface GrayImage {
   width: number;
@@ -33,10 +35,5 @@ export function isIndexed(img: SampledImage): img is IndexedImage {
 /** The float image; an indexed one is looked up once into a new array. */
 export function toGray(img: SampledImage): GrayImage {
   if (!isIndexed(img)) return img;
-  const { codes, values } = img;
-  const n = img.width * img.height;
-  const data = new Float32Array(n);
-  if (codes instanceof Uint16Array) for (let i = 0; i < n; i++) data[i] = values[codes[i]];
-  else for (let i = 0; i < n; i++) data[i] = values[codes[i]];
-  return { width: img.width, height: img.height, data };
+  return { width: img.width, height: img.height, data: lookupAll(img.codes, img.width * img.height, img.values) };
 }
