@@ -15,6 +15,14 @@ import { rngFor } from './rng.js';
 export type SplitName = 'train' | 'validation' | 'test';
 export const SPLIT_NAMES: readonly SplitName[] = ['train', 'validation', 'test'];
 
+/** A split name given on the command line; anything else is E_BAD_ARGUMENT naming the option. */
+export function parseSplitName(value: string, option = '--subset'): SplitName {
+  if (!(SPLIT_NAMES as readonly string[]).includes(value)) {
+    throw new CxrError('E_BAD_ARGUMENT', `${option} must be one of ${SPLIT_NAMES.join(', ')}, got '${value}'`);
+  }
+  return value as SplitName;
+}
+
 export interface SplitInput {
   file: string;
   patientId: string;

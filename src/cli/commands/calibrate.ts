@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { SPLIT_NAMES, type SplitName } from '../../data/split.js';
+import { parseSplitName, SPLIT_NAMES } from '../../data/split.js';
 import { CxrError } from '../../errors.js';
 import { DEFAULT_TTA } from '../../inference/engine.js';
 import { locateModelVersion } from '../../inference/models.js';
@@ -43,8 +43,7 @@ export function register(program: Command): void {
     .option('--dry-run', 'print the new threshold without writing the manifest')
     .action(
       action(async (o: CalibrateCliOptions) => {
-        const subset = o.subset as SplitName;
-        if (!SPLIT_NAMES.includes(subset)) throw new CxrError('E_BAD_ARGUMENT', `--subset must be one of ${SPLIT_NAMES.join(', ')}, got '${o.subset}'`);
+        const subset = parseSplitName(o.subset);
         const targetRecall = parseNumber('--target-recall', o.targetRecall);
         if (!(targetRecall > 0 && targetRecall <= 1)) throw new CxrError('E_BAD_ARGUMENT', `--target-recall must be in (0,1], got ${o.targetRecall}`);
         const views = o.tta === undefined ? DEFAULT_TTA : parseInteger('--tta', o.tta, 1);

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { csvLine } from '../../data/csv.js';
-import { readSplitFile, SPLIT_NAMES, type SplitName } from '../../data/split.js';
+import { parseSplitName, readSplitFile, SPLIT_NAMES } from '../../data/split.js';
 import { itemsInSubset } from '../../ml/calibrate.js';
 import { CxrError } from '../../errors.js';
 import { encodeRgbPng } from '../../imaging/png.js';
@@ -123,14 +123,13 @@ export function register(program: Command): void {
         const tta = o.tta === undefined ? undefined : parseInteger('--tta', o.tta, 1);
         const threads = o.threads === undefined ? undefined : parseInteger('--threads', o.threads, 1);
         const providers = o.providers === undefined ? undefined : parseProviders(o.providers);
-        const subset = o.subset as SplitName;
-        if (o.split && !SPLIT_NAMES.includes(subset)) throw new CxrError('E_BAD_ARGUMENT', `--subset must be one of ${SPLIT_NAMES.join(', ')}, got '${o.subset}'`);
+        const subset = o.split ? parseSplitName(o.subset ?? 'test') : null;
         const all = await loadEvalItems(resolve(o.data), {
           // a split names whole patients: cap after selecting them, not before
           maxImages: o.maxImages && !o.split ? parseInteger('--max-images', o.maxImages, 1) : undefined,
           window: o.window,
         });
-        let items = o.split ? itemsInSubset(all, await readSplitFile(resolve(o.split)), subset) : all;
+        let items = o.split && subset ? itemsInSubset(all, await readSplitFile(resolve(o.split)), subset) : all;
         if (o.split && o.maxImages) items = items.slice(0, parseInteger('--max-images', o.maxImages, 1));
         if (items.length === 0) throw new CxrError('E_BAD_DATASET', `${o.data} has no images`);
         // the serving engine, so the decisions reported here are the ones `analyze` and the service make
