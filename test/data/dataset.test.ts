@@ -23,11 +23,17 @@ async function rejectsWith(p: Promise<unknown>, re: RegExp): Promise<void> {
 test('CSV parsing handles quotes, embedded commas and newlines, CRLF and a BOM', () => {
   const t = parseCsv('\ufefffile,label\r\n"a,b.png",normal\r\n"say ""hi""\nthere",pneumonia\n\n');
   assert.deepEqual(t.header, ['file', 'label']);
-  assert.deepEqual(t.rows.map((r) => r.fields), [
-    ['a,b.png', 'normal'],
-    ['say "hi"\nthere', 'pneumonia'],
-  ]);
-  assert.deepEqual(t.rows.map((r) => r.line), [2, 3]);
+  assert.deepEqual(
+    t.rows.map((r) => r.fields),
+    [
+      ['a,b.png', 'normal'],
+      ['say "hi"\nthere', 'pneumonia'],
+    ],
+  );
+  assert.deepEqual(
+    t.rows.map((r) => r.line),
+    [2, 3],
+  );
   assert.equal(csvLine(['a,b', 'x"y', 3]), '"a,b","x""y",3');
 });
 
@@ -49,10 +55,13 @@ test('a PNG dataset with masks loads, and samples come with matching masks', asy
     const ds = await loadDataset(dir);
     assert.equal(ds.items.length, 2);
     assert.equal(ds.masked, 2);
-    assert.deepEqual(ds.items.map((i) => [i.row, i.label, i.target, i.patientId, i.kind]), [
-      [2, 'normal', 0, 'p1', 'png'],
-      [3, 'pneumonia', 1, 'p2', 'png'],
-    ]);
+    assert.deepEqual(
+      ds.items.map((i) => [i.row, i.label, i.target, i.patientId, i.kind]),
+      [
+        [2, 'normal', 0, 'p1', 'png'],
+        [3, 'pneumonia', 1, 'p2', 'png'],
+      ],
+    );
     const s = await readSample(ds.items[1]);
     assert.equal(s.image.width, 32);
     assert.ok(Math.abs(s.image.data[12 * 32 + 16] - 200 / 255) < 1e-6);
