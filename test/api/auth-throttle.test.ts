@@ -55,5 +55,8 @@ test('POST /v1/auth/token answers 429 E_RATE_LIMITED with Retry-After after repe
   // the address is locked too: another name from the same host is refused
   assert.equal((await h.http.post('/v1/auth/token').send({ client_id: 'someone-else', client_secret: 'x' })).status, 429);
   const audit: { outcome: string }[] = await h.db.ds.query(`SELECT outcome FROM audit_log WHERE action = 'auth.token' AND actor = 'ws-guessed' ORDER BY seq`);
-  assert.deepEqual(audit.map((a) => a.outcome), ['E_UNAUTHENTICATED', 'E_UNAUTHENTICATED', 'E_UNAUTHENTICATED', 'E_RATE_LIMITED']);
+  assert.deepEqual(
+    audit.map((a) => a.outcome),
+    ['E_UNAUTHENTICATED', 'E_UNAUTHENTICATED', 'E_UNAUTHENTICATED', 'E_RATE_LIMITED'],
+  );
 });
