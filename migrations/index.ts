@@ -1,4 +1,5 @@
 import { InitialSchema1764320000000 } from './1764320000000-InitialSchema.js';
+import { WebSessionsAndReviewLabels1796153366700 } from './1796153366700-WebSessionsAndReviewLabels.js';
 
 /** Every migration, oldest first. The data source runs them; nothing else creates schema. */
-export const migrations = [InitialSchema1764320000000];
+export const migrations = [InitialSchema1764320000000, WebSessionsAndReviewLabels1796153366700];

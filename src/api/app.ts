@@ -6,12 +6,15 @@ import { CxrError, httpStatusFor, isCxrError } from '../errors.js';
 import { buildOpenApi } from './openapi.js';
 import { handlerFor, type ApiDeps, type RouteDef } from './route.js';
 import { adminRoutes } from './routes/admin.js';
+import { appDataRoutes } from './routes/app-data.js';
 import { postToken } from './routes/auth.js';
+import { sessionRoutes } from './routes/session.js';
 import { listRoutes } from './routes/lists.js';
 import { metaRoutes } from './routes/meta.js';
 import { stow } from './routes/stow.js';
 import { studyRoutes } from './routes/studies.js';
 import { json } from './openapi-types.js';
+import { mountWebApp } from './web.js';
 
 export type { ApiDeps } from './route.js';
 
@@ -32,7 +35,7 @@ const openApiRoute: RouteDef = {
 };
 
 /** Every route the app serves, in registration order. */
-export const routes: readonly RouteDef[] = [...metaRoutes, openApiRoute, postToken, ...studyRoutes, stow, ...listRoutes, ...adminRoutes];
+export const routes: readonly RouteDef[] = [...metaRoutes, openApiRoute, postToken, ...sessionRoutes, ...studyRoutes, ...appDataRoutes, stow, ...listRoutes, ...adminRoutes];
 
 let cachedDocument: Record<string, unknown> | null = null;
 export function openApiDocument(): Record<string, unknown> {
@@ -78,6 +81,7 @@ export function createApp(deps: ApiDeps): Express {
       handlerFor(r, deps),
     );
   }
+  mountWebApp(app);
   app.use((req: Request, _res: Response, next: NextFunction) => next(new CxrError('E_NOT_FOUND', `no route ${req.method} ${req.path.slice(0, 200)}`)));
   app.use(errorHandler(deps));
   return app;

@@ -2,6 +2,7 @@
  * Service configuration from the environment, validated at start: every problem is reported
  * at once, with the variable's name and what it must look like.
  */
+import { DEFAULT_SESSION_IDLE_S, DEFAULT_SESSION_MAX_S } from '../service/web-sessions.js';
 import { resolve } from 'node:path';
 import { CxrError } from '../errors.js';
 import { loadOrCreateDevSecret, type LoadedSecret } from './keys.js';
@@ -35,6 +36,9 @@ export interface ServiceConfig {
   /** failed token requests per name or address within authWindowMs before it is locked (0: no limit) */
   authMaxFailures: number;
   authWindowMs: number;
+  /** people's web sessions: signed out after this long without a request, and this long after sign-in whatever happens */
+  sessionIdleMs: number;
+  sessionMaxMs: number;
   /** loud messages the server prints at start (generated development keys) */
   notices: string[];
 }
@@ -120,6 +124,8 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     waitTimeoutMs: p.int(env, 'CXR_WAIT_TIMEOUT_S', 60, 1, 3600) * 1000,
     authMaxFailures: p.int(env, 'CXR_AUTH_MAX_FAILURES', DEFAULT_AUTH_MAX_FAILURES, 0, 1_000_000),
     authWindowMs: p.int(env, 'CXR_AUTH_WINDOW_S', DEFAULT_AUTH_WINDOW_S, 1, 86_400) * 1000,
+    sessionIdleMs: p.int(env, 'CXR_SESSION_IDLE_S', DEFAULT_SESSION_IDLE_S, 1, 7 * 86_400) * 1000,
+    sessionMaxMs: p.int(env, 'CXR_SESSION_MAX_S', DEFAULT_SESSION_MAX_S, 1, 30 * 86_400) * 1000,
     notices,
   };
   cfg.jwt.secret = secret(env, 'CXR_JWT_SECRET', dataDir, 'jwt-secret', p, notices, 'JWT signing key', 'tokens signed with it stop working when it changes.');

@@ -9,6 +9,8 @@ export interface Reply {
   body?: Buffer | string;
   type?: string;
   headers?: Record<string, string>;
+  /** the handler answered on the response itself (a server-sent event stream): nothing more to send */
+  streamed?: true;
 }
 
 export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

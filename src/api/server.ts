@@ -12,13 +12,15 @@ import { DicomStore } from '../service/dicom-store.js';
 import type { Logger } from '../service/log.js';
 import { activateModelVersion, manifestReader } from '../service/model-activation.js';
 import { TriageService } from '../service/triage.js';
+import { DEFAULT_SESSION_IDLE_S, DEFAULT_SESSION_MAX_S } from '../service/web-sessions.js';
 import { createApp } from './app.js';
+import { StudyEvents } from './events.js';
 import type { ServiceConfig } from './config.js';
 import { createMetrics, type ServiceMetrics } from './metrics.js';
 import { DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_WINDOW_S, LoginThrottle } from './login-throttle.js';
 
 export type ServiceSettings = Pick<ServiceConfig, 'jwt' | 'hmacKey' | 'dicomDir' | 'maxBodyBytes' | 'queueSize' | 'inferConcurrency' | 'waitTimeoutMs'> &
-  Partial<Pick<ServiceConfig, 'authMaxFailures' | 'authWindowMs'>> & { modelsDir?: string };
+  Partial<Pick<ServiceConfig, 'authMaxFailures' | 'authWindowMs' | 'sessionIdleMs' | 'sessionMaxMs'>> & { modelsDir?: string };
 
 export interface ServiceParts {
   app: Express;
@@ -58,13 +60,19 @@ export async function buildService(o: BuildOptions): Promise<ServiceParts> {
   let ready = true;
   const modelsDir = o.settings.modelsDir;
   const loadEngine = o.loadEngine;
+  const events = new StudyEvents(o.ds, o.log);
   const app = createApp({
+    events,
     config: o.settings,
     ds: o.ds,
     service,
     metrics,
     log: o.log,
     modelsReady: () => ready,
+    sessionPolicy: {
+      idleMs: o.settings.sessionIdleMs ?? DEFAULT_SESSION_IDLE_S * 1000,
+      absoluteMs: o.settings.sessionMaxMs ?? DEFAULT_SESSION_MAX_S * 1000,
+    },
     loginThrottle: new LoginThrottle({
       maxFailures: o.settings.authMaxFailures ?? DEFAULT_AUTH_MAX_FAILURES,
       windowMs: o.settings.authWindowMs ?? DEFAULT_AUTH_WINDOW_S * 1000,
@@ -79,6 +87,7 @@ export async function buildService(o: BuildOptions): Promise<ServiceParts> {
     recovered,
     close: async () => {
       ready = false;
+      await events.close();
       await service.close();
     },
   };

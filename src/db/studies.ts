@@ -1,7 +1,7 @@
 /** Studies, their predictions and reviews: the rows a workstation creates and a clinician reads. */
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
 import type { DataSource, EntityManager } from 'typeorm';
-import { PredictionEntity, ReviewEntity, StudyEntity, type PredictionRow, type ReviewRow, type StudyRow, type Verdict } from './entities.js';
+import { PredictionEntity, ReviewEntity, StudyEntity, type PredictionRow, type ReviewLabel, type ReviewRow, type StudyRow, type Verdict } from './entities.js';
 
 export type NewStudy = Omit<StudyRow, 'seq' | 'status' | 'errorCode' | 'errorMessage' | 'scoredAt'>;
 
@@ -77,10 +77,10 @@ export async function recordFailure(ds: DataSource, studyId: string, code: strin
 
 export async function addReview(
   m: EntityManager,
-  r: { studyId: string; predictionId: string; reviewer: string; verdict: Verdict; note: string },
+  r: { studyId: string; predictionId: string; reviewer: string; verdict: Verdict; note: string; label?: ReviewLabel | null; amendsId?: string | null },
 ): Promise<ReviewRow> {
   const repo = m.getRepository(ReviewEntity);
-  return repo.save(repo.create({ ...r, createdAt: new Date() }));
+  return repo.save(repo.create({ ...r, label: r.label ?? null, amendsId: r.amendsId ?? null, createdAt: new Date() }));
 }
 
 export interface WorklistFilters {
@@ -88,6 +88,11 @@ export interface WorklistFilters {
   decision?: 'positive' | 'negative';
   reviewed?: boolean;
   status?: 'scored' | 'failed';
+  /** received at or after / before */
+  from?: Date;
+  to?: Date;
+  /** classifier version (or name@version) of the prediction */
+  model?: string;
 }
 
 /** Sort position of a worklist row; the cursor carries the last one. */
@@ -106,6 +111,9 @@ export interface WorklistItem {
   viewPosition: string | null;
   receivedAt: Date;
   probability: number | null;
+  threshold: number | null;
+  /** the classifier behind the prediction, name@version */
+  modelVersion: string | null;
   decision: 'positive' | 'negative' | null;
   flagged: boolean;
   flagReasons: string[];
@@ -132,6 +140,9 @@ export async function worklist(ds: DataSource, f: WorklistFilters, after: Workli
   if (f.flagged !== undefined) where.push(`COALESCE(pr.flagged, true) = ${p(f.flagged)}`);
   if (f.decision) where.push(`pr.decision = ${p(f.decision)}`);
   if (f.reviewed !== undefined) where.push(`${f.reviewed ? '' : 'NOT '}EXISTS (SELECT 1 FROM reviews r WHERE r.study_id = s.id)`);
+  if (f.from) where.push(`s.received_at >= ${p(f.from)}`);
+  if (f.to) where.push(`s.received_at < ${p(f.to)}`);
+  if (f.model) where.push(`(mv.version = ${p(f.model)} OR mv.name || '@' || mv.version = ${p(f.model)})`);
   if (after) {
     where.push(
       `(COALESCE(pr.flagged, true), COALESCE(pr.probability, 2), s.seq) < (${p(after.flagged)}::boolean, ${p(after.rank)}::float8, ${p(after.seq)}::bigint)`,
@@ -139,12 +150,13 @@ export async function worklist(ds: DataSource, f: WorklistFilters, after: Workli
   }
   const rows: Record<string, unknown>[] = await ds.query(
     `SELECT s.id, s.status, s.study_instance_uid, s.modality, s.view_position, s.received_at, s.error_code, s.seq,
-            pr.probability, pr.decision, COALESCE(pr.flagged, true) AS flagged,
+            pr.probability, pr.threshold, pr.decision, COALESCE(pr.flagged, true) AS flagged,
+            CASE WHEN mv.id IS NULL THEN NULL ELSE mv.name || '@' || mv.version END AS model_version,
             COALESCE(pr.flag_reasons, ARRAY['failed']::text[]) AS flag_reasons, COALESCE(pr.qc_flags, '{}'::text[]) AS qc_flags,
             COALESCE(pr.probability, 2) AS rank,
             (SELECT count(*) FROM reviews r WHERE r.study_id = s.id)::int AS review_count,
             (SELECT r.verdict FROM reviews r WHERE r.study_id = s.id ORDER BY r.id DESC LIMIT 1) AS last_verdict
-       FROM studies s LEFT JOIN predictions pr ON pr.study_id = s.id
+       FROM studies s LEFT JOIN predictions pr ON pr.study_id = s.id LEFT JOIN model_versions mv ON mv.id = pr.classifier_id
       WHERE ${where.join(' AND ')}
       ORDER BY COALESCE(pr.flagged, true) DESC, COALESCE(pr.probability, 2) DESC, s.seq DESC
       LIMIT ${p(limit)}`,
@@ -158,6 +170,8 @@ export async function worklist(ds: DataSource, f: WorklistFilters, after: Workli
     viewPosition: r.view_position as string | null,
     receivedAt: r.received_at as Date,
     probability: r.probability as number | null,
+    threshold: r.threshold as number | null,
+    modelVersion: r.model_version as string | null,
     decision: r.decision as 'positive' | 'negative' | null,
     flagged: r.flagged as boolean,
     flagReasons: r.flag_reasons as string[],

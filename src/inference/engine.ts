@@ -3,6 +3,7 @@ import { readWindowedFrame, type WindowPolicy } from '../dicom/index.js';
 import { CxrError } from '../errors.js';
 import { maskArea, touchesBorder, type BinaryMask } from '../imaging/components.js';
 import { lungBox, lungCrop, type LungBox } from '../imaging/lung-crop.js';
+import { encodeRuns } from '../imaging/mask-runs.js';
 import { grayImage, toGray, type GrayImage, type SampledImage } from '../imaging/types.js';
 import { cleanMask, segmenterInput } from '../ml/preprocess.js';
 import { camToImage, normalizeCam } from './cam.js';
@@ -239,6 +240,7 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
       models,
       image: { width: image.width, height: image.height },
       cam: { width: s.cam.width, height: s.cam.height, values: Array.from(s.cam.values, (v) => Math.round(v * 1e4) / 1e4) },
+      mask: { width: s.mask.width, height: s.mask.height, runs: encodeRuns(s.mask.data) },
       timingsMs: sw.timings,
     };
     sw.lap('report');

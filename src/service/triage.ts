@@ -22,11 +22,12 @@ import {
 } from '../db/studies.js';
 import type { ModelRef, TriageEngine, TriageReport } from '../inference/types.js';
 import type { DicomStore } from './dicom-store.js';
+import { renderStoredImages } from './stored-images.js';
 import { sha256Hex } from './dicom-store.js';
 import type { Logger } from './log.js';
 import { pseudonymisePatientId } from './pseudonym.js';
 import { InferenceQueue } from './queue.js';
-import { renderStudyImages, type StudyImages } from './study-images.js';
+import type { StudyImages } from './study-images.js';
 
 export interface ServiceHooks {
   study?: (outcome: 'accepted' | 'duplicate' | 'rejected' | 'scored' | 'failed') => void;
@@ -256,28 +257,30 @@ export class TriageService {
   }
 
   /**
-   * The windowed image, mask overlay and heatmap overlay of a stored study, rendered from its
-   * original bytes by the active engine; the last few studies' renders are kept, since a
-   * viewer asks for all three at once.
+   * The windowed image, mask overlay and heatmap overlay of a scored study, drawn from its original
+   * bytes and what was stored with its prediction (window, mask, CAM, lung box): no model runs,
+   * so the view is the one behind the decision even after another model was activated. The last
+   * few studies' renders are kept, since a viewer asks for all three at once.
    */
-  async images(study: StudyRow): Promise<StudyImages> {
-    const hit = this.imageCache.get(study.id);
+  async images(study: StudyRow, prediction: PredictionRow): Promise<StudyImages> {
+    const key = `${study.id}:${prediction.id}`;
+    const hit = this.imageCache.get(key);
     if (hit) {
-      this.imageCache.delete(study.id);
-      this.imageCache.set(study.id, hit);
+      this.imageCache.delete(key);
+      this.imageCache.set(key, hit);
       return hit;
     }
-    const p = this.renders.run(async () => {
-      const bytes = await this.o.store.get(study.sha256);
-      const res = await this.analyze(bytes, true);
-      if (!res.artifacts) throw new CxrError('E_BACKEND', 'the engine returned no images');
-      return renderStudyImages(res.artifacts);
-    });
-    this.imageCache.set(study.id, p);
-    p.catch(() => this.imageCache.delete(study.id));
+    const p = this.renders.run(async () => renderStoredImages(await this.o.store.get(study.sha256), prediction.report as unknown as TriageReport));
+    this.imageCache.set(key, p);
+    p.catch(() => this.imageCache.delete(key));
     const max = this.o.imageCacheSize ?? 8;
     while (this.imageCache.size > max) this.imageCache.delete(this.imageCache.keys().next().value as string);
     return p;
+  }
+
+  /** The stored original of a study, as received. */
+  async original(study: StudyRow): Promise<Uint8Array> {
+    return this.o.store.get(study.sha256);
   }
 
   /** Runs the current engine, counting uses so that a swapped-out engine closes only when idle. */

@@ -1,7 +1,7 @@
 /** Workstations post studies; clinicians read them, their images, and record reviews. */
 import { CxrError } from '../../errors.js';
 import { addReview, findPrediction, findStudy, listReviews } from '../../db/studies.js';
-import type { StudyRow } from '../../db/entities.js';
+import { REVIEW_LABELS, type ReviewLabel, type StudyRow } from '../../db/entities.js';
 import { Query, readBody, readJsonObject, requireMediaType, UUID_RE, type Reply } from '../http.js';
 import { readFormFile } from '../multipart.js';
 import { json, ref } from '../openapi-types.js';
@@ -122,23 +122,26 @@ function imageRoute(kind: 'image' | 'mask' | 'heatmap', summary: string): RouteD
     doc: {
       summary,
       tags: ['studies'],
-      description: "Rendered from the stored original by the active models, at the image's native size.",
+      description:
+        "Drawn at the image's native size from the stored original and what was stored with its prediction (window, lung mask, CAM, lung box); no model runs, so the overlay is the one behind the decision.",
       responses: {
         '200': { description: 'PNG image', content: { 'image/png': { schema: { type: 'string', format: 'binary' } } } },
         '404': { description: 'No such study', content: json(ref('Error')) },
-        '422': { description: 'The stored instance cannot be analysed', content: json(ref('Error')) },
+        '409': { description: 'The study has no prediction yet', content: json(ref('Error')) },
       },
     },
     async handle(c) {
       const study = await loadStudy(c);
       c.detail = { image: kind };
-      const images = await c.deps.service.images(study);
-      const m = c.deps.service.models;
+      const prediction = await findPrediction(c.deps.ds, study.id);
+      if (!prediction) throw new CxrError('E_CONFLICT', `study ${study.id} has no prediction yet (status ${study.status})`);
+      const images = await c.deps.service.images(study, prediction);
+      const m = (prediction.report as { models?: Record<string, { name: string; version: string }> }).models;
       return {
         status: 200,
         body: images[kind],
         type: 'image/png',
-        headers: { 'X-Cxr-Models': `${m.segmenter.name}@${m.segmenter.version}, ${m.classifier.name}@${m.classifier.version}` },
+        headers: m ? ({ 'X-Cxr-Models': `${m.segmenter.name}@${m.segmenter.version}, ${m.classifier.name}@${m.classifier.version}` } as Record<string, string>) : {},
       };
     },
   };
@@ -157,7 +160,9 @@ export const postReview: RouteDef = {
   doc: {
     summary: 'Record a review',
     tags: ['reviews'],
-    description: "A clinician's verdict on the study's prediction: agree or disagree, with an optional note.",
+    description:
+      "A clinician's verdict on the study's prediction: agree or disagree, optionally their own reading (label) and a note. " +
+      'To amend a review, post a new one with `amends` set to its id: the history keeps both and the audit log says which amended which.',
     requestBody: { required: true, content: json(ref('ReviewRequest')) },
     responses: {
       '201': { description: 'Recorded', content: json(ref('Review')) },
@@ -174,12 +179,34 @@ export const postReview: RouteDef = {
     if (verdict !== 'agree' && verdict !== 'disagree') throw new CxrError('E_BAD_REQUEST', "verdict must be 'agree' or 'disagree'");
     const note = body.note ?? '';
     if (typeof note !== 'string' || note.length > 4000) throw new CxrError('E_BAD_REQUEST', 'note must be a string of at most 4000 characters');
+    const label = body.label ?? null;
+    if (label !== null && !REVIEW_LABELS.includes(label as ReviewLabel)) throw new CxrError('E_BAD_REQUEST', `label must be one of ${REVIEW_LABELS.join(', ')}`);
+    const amends = body.amends ?? null;
+    if (amends !== null && !(typeof amends === 'number' && Number.isSafeInteger(amends) && amends > 0)) {
+      throw new CxrError('E_BAD_REQUEST', 'amends must be the id of an earlier review of this study');
+    }
     const prediction = await findPrediction(c.deps.ds, study.id);
     if (!prediction) throw new CxrError('E_CONFLICT', `study ${study.id} has no prediction to review (status ${study.status})`);
     const reviewer = principalOf(c).sub;
     const review = await c.deps.ds.transaction(async (m) => {
-      const r = await addReview(m, { studyId: study.id, predictionId: prediction.id, reviewer, verdict, note });
-      await c.auditIn(m, { action: 'review.create', studyId: study.id, outcome: 'ok', detail: { reviewId: r.id, verdict, status: 201 } });
+      if (amends !== null && !(await listReviews(m, study.id)).some((r) => String(r.id) === String(amends))) {
+        throw new CxrError('E_BAD_REQUEST', `review ${amends} is not a review of study ${study.id}`);
+      }
+      const r = await addReview(m, {
+        studyId: study.id,
+        predictionId: prediction.id,
+        reviewer,
+        verdict,
+        note,
+        label: label as ReviewLabel | null,
+        amendsId: amends === null ? null : String(amends),
+      });
+      await c.auditIn(m, {
+        action: amends === null ? 'review.create' : 'review.amend',
+        studyId: study.id,
+        outcome: 'ok',
+        detail: { reviewId: r.id, verdict, label, amends, status: 201 },
+      });
       return r;
     });
     return { status: 201, json: reviewView(review), headers: { Location: `/v1/studies/${study.id}/reviews` } };
