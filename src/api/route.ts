@@ -13,7 +13,7 @@ import type { TriageService } from '../service/triage.js';
 import type { ServiceConfig } from './config.js';
 import { UUID_RE, type Reply } from './http.js';
 import type { ServiceMetrics } from './metrics.js';
-import type { LoginThrottle } from './login-throttle.js';
+import type { LoginThrottle } from '../service/login-throttle.js';
 import type { OperationDoc } from './openapi-types.js';
 import { verifyToken, type Principal } from './tokens.js';
 
