@@ -91,7 +91,8 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
   const notices: string[] = [];
   const dataDir = resolve(p.text(env, 'CXR_DATA_DIR', './.cxr-data'));
   const databaseUrl = env.DATABASE_URL?.trim() ? env.DATABASE_URL.trim() : null;
-  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) p.list.push(`DATABASE_URL must be a postgres:// URL (got '${databaseUrl.replace(/:[^:@/]*@/, ':***@')}')`);
+  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl))
+    p.list.push(`DATABASE_URL must be a postgres:// URL (got '${databaseUrl.replace(/:[^:@/]*@/, ':***@')}')`);
   const port = p.int(env, 'PORT', 8080, 0, 65535);
   const host = p.text(env, 'HOST', '127.0.0.1', /^[0-9A-Za-z.:-]+$/, 'a host name or IP address');
   const ttl = p.int(env, 'CXR_TOKEN_TTL_S', 3600, 60, 7 * 24 * 3600);

@@ -123,9 +123,10 @@ export function handlerFor(route: RouteDef, deps: ApiDeps) {
     const audit = async (status: number, error?: unknown) => {
       if (!route.audit || !c.principal || auditedInTx) return;
       const base = { actor: c.principal.sub, role: c.principal.role, requestId };
-      const rows = c.audits.length > 0 && !error
-        ? c.audits
-        : [{ action: route.audit, studyId: c.studyId, outcome: outcomeOf(status, error), detail: { ...c.detail, status, method: req.method } }];
+      const rows =
+        c.audits.length > 0 && !error
+          ? c.audits
+          : [{ action: route.audit, studyId: c.studyId, outcome: outcomeOf(status, error), detail: { ...c.detail, status, method: req.method } }];
       for (const row of rows) await appendAudit(deps.ds, { ...base, ...row });
     };
     if (route.studyParam && UUID_RE.test(String(req.params.id ?? ''))) c.studyId = String(req.params.id).toLowerCase();

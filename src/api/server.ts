@@ -17,10 +17,7 @@ import type { ServiceConfig } from './config.js';
 import { createMetrics, type ServiceMetrics } from './metrics.js';
 import { DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_WINDOW_S, LoginThrottle } from '../service/login-throttle.js';
 
-export type ServiceSettings = Pick<
-  ServiceConfig,
-  'jwt' | 'hmacKey' | 'dicomDir' | 'maxBodyBytes' | 'queueSize' | 'inferConcurrency' | 'waitTimeoutMs'
-> &
+export type ServiceSettings = Pick<ServiceConfig, 'jwt' | 'hmacKey' | 'dicomDir' | 'maxBodyBytes' | 'queueSize' | 'inferConcurrency' | 'waitTimeoutMs'> &
   Partial<Pick<ServiceConfig, 'authMaxFailures' | 'authWindowMs'>> & { modelsDir?: string };
 
 export interface ServiceParts {

@@ -64,7 +64,10 @@ export async function reserveAttempts(ds: DataSource, keys: readonly string[], m
 
 /** Gives one reservation back (its attempt succeeded), unless its window has been replaced since. */
 export async function releaseAttempt(ds: DataSource, r: Reserved): Promise<void> {
-  await ds.query(`UPDATE login_attempts SET attempts = attempts - 1 WHERE key = $1 AND window_start = $2::timestamptz AND attempts > 0`, [r.key, r.windowStart]);
+  await ds.query(`UPDATE login_attempts SET attempts = attempts - 1 WHERE key = $1 AND window_start = $2::timestamptz AND attempts > 0`, [
+    r.key,
+    r.windowStart,
+  ]);
 }
 
 /** Forgets a key's count (a principal that proved its secret). */

@@ -38,7 +38,10 @@ async function outcomes(actor: string): Promise<string[]> {
 }
 
 async function createClient(id: string): Promise<string> {
-  const created = await h.http.post('/v1/admin/clients').set('Authorization', `Bearer ${h.token('admin')}`).send({ id, role: 'workstation' });
+  const created = await h.http
+    .post('/v1/admin/clients')
+    .set('Authorization', `Bearer ${h.token('admin')}`)
+    .send({ id, role: 'workstation' });
   assert.equal(created.status, 201);
   return created.body.secret as string;
 }
@@ -53,7 +56,7 @@ test('300 concurrent wrong secrets for one client: exactly CXR_AUTH_MAX_FAILURES
   const secret = await createClient('ws-burst');
   const replies = await Promise.all(Array.from({ length: 300 }, (_, i) => tokenRequest(url, { client_id: 'ws-burst', client_secret: `guess-${i}` })));
   const statuses = replies.map((r) => r.status);
-  assert.equal(statuses.filter((s) => s === 401).length, MAX, `statuses: ${statuses.join(",")}`);
+  assert.equal(statuses.filter((s) => s === 401).length, MAX, `statuses: ${statuses.join(',')}`);
   assert.equal(statuses.filter((s) => s === 429).length, 300 - MAX);
   for (const r of replies.filter((x) => x.status === 429)) {
     const retry = Number(r.headers.get('retry-after'));
@@ -90,7 +93,7 @@ test('two instances on one database share the count, and a restarted instance st
   assert.ok(Number(after.headers.get('retry-after')) > 0);
 });
 
-test('a success clears the name\'s count but not the address\'s; another name from a locked address is refused', async () => {
+test("a success clears the name's count but not the address's; another name from a locked address is refused", async () => {
   await h.db.ds.query('DELETE FROM login_attempts');
   const url = await serve(h.parts);
   const secret = await createClient('ws-mixed');

@@ -63,7 +63,14 @@ export async function startHarness(overrides: Partial<ServiceSettings> = {}): Pr
     ...overrides,
   };
   const build = (more: Partial<ServiceSettings> = {}) =>
-    buildService({ ds: db.ds, engine, settings: { ...settings, ...more }, log: silentLogger, loadEngine: () => loadEngine({ modelsDir, tta: 2, threads: 1 }), defaultMetrics: false });
+    buildService({
+      ds: db.ds,
+      engine,
+      settings: { ...settings, ...more },
+      log: silentLogger,
+      loadEngine: () => loadEngine({ modelsDir, tta: 2, threads: 1 }),
+      defaultMetrics: false,
+    });
   const parts = await build();
   const extra: ServiceParts[] = [];
   return {

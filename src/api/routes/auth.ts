@@ -46,7 +46,7 @@ export const postToken: RouteDef = {
     tags: ['auth'],
     description:
       'grant_type=client_credentials with client_id and client_secret (body or HTTP Basic), or grant_type=password with username and password. ' +
-      'Returns a JWT (HS256) for the principal\'s role. Every attempt is audited.',
+      "Returns a JWT (HS256) for the principal's role. Every attempt is audited.",
     requestBody: {
       required: true,
       content: { 'application/json': { schema: ref('TokenRequest') }, 'application/x-www-form-urlencoded': { schema: ref('TokenRequest') } },
@@ -79,7 +79,15 @@ export const postToken: RouteDef = {
     const gate = c.deps.loginThrottle ? await c.deps.loginThrottle.begin(`${grant}:${id}`, c.req.socket.remoteAddress ?? 'unknown') : null;
     if (gate && !gate.allowed) {
       // refused before the secret is checked: a locked name gives a guesser no signal
-      await appendAudit(c.deps.ds, { actor: id, role: null, action: 'auth.token', studyId: null, requestId: c.requestId, outcome: 'E_RATE_LIMITED', detail: { grant } });
+      await appendAudit(c.deps.ds, {
+        actor: id,
+        role: null,
+        action: 'auth.token',
+        studyId: null,
+        requestId: c.requestId,
+        outcome: 'E_RATE_LIMITED',
+        detail: { grant },
+      });
       throw new CxrError('E_RATE_LIMITED', `too many failed attempts: try again in ${gate.retryAfterSeconds} s`, { retryAfterSeconds: gate.retryAfterSeconds });
     }
     const row = grant === 'client_credentials' ? await findActiveClient(c.deps.ds, id) : await findActiveUser(c.deps.ds, id);
