@@ -12,7 +12,7 @@ import supertest from 'supertest';
 import type TestAgent from 'supertest/lib/agent.js';
 import { createRandomModels } from '../../bench/latency-models.js';
 import { chestDicom } from '../../bench/latency-dicom.js';
-import { buildService, type ServiceParts, type ServiceSettings } from '../../src/api/server.js';
+import { buildService, type ServiceParts, type ServiceSettings } from '../../src/app/server.js';
 import { signToken } from '../../src/api/tokens.js';
 import type { Role } from '../../src/db/entities.js';
 import { loadEngine, type OnnxTriageEngine } from '../../src/inference/engine.js';

@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openApiDocument, routes } from '../../src/api/app.js';
-import { loadConfig } from '../../src/api/config.js';
+import { loadConfig } from '../../src/app/config.js';
 import { hashSecret, verifySecret } from '../../src/api/credentials.js';
 import { toCsv } from '../../src/api/csv.js';
 import { openApiPath } from '../../src/api/openapi.js';

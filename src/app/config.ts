@@ -6,14 +6,7 @@ import { resolve } from 'node:path';
 import { CxrError } from '../errors.js';
 import { loadOrCreateDevSecret, type LoadedSecret } from './keys.js';
 import { DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_WINDOW_S } from '../service/login-throttle.js';
-
-export interface JwtConfig {
-  secret: Buffer;
-  issuer: string;
-  audience: string;
-  /** lifetime of tokens from POST /v1/auth/token */
-  ttlSeconds: number;
-}
+import type { JwtConfig } from '../api/tokens.js';
 
 export interface ServiceConfig {
   host: string;

@@ -12,9 +12,9 @@ import { DicomStore } from '../service/dicom-store.js';
 import type { Logger } from '../service/log.js';
 import { activateModelVersion, manifestReader } from '../service/model-activation.js';
 import { TriageService } from '../service/triage.js';
-import { createApp } from './app.js';
+import { createApp } from '../api/app.js';
 import type { ServiceConfig } from './config.js';
-import { createMetrics, type ServiceMetrics } from './metrics.js';
+import { createMetrics, type ServiceMetrics } from '../api/metrics.js';
 import { DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_WINDOW_S, LoginThrottle } from '../service/login-throttle.js';
 
 export type ServiceSettings = Pick<ServiceConfig, 'jwt' | 'hmacKey' | 'dicomDir' | 'maxBodyBytes' | 'queueSize' | 'inferConcurrency' | 'waitTimeoutMs'> &
