@@ -12,7 +12,7 @@ import type { Logger } from '../service/log.js';
 import type { TriageService } from '../service/triage.js';
 import { UUID_RE, type Reply } from './http.js';
 import type { ServiceMetrics } from './metrics.js';
-import type { LoginThrottle } from './login-throttle.js';
+import type { LoginThrottle } from '../service/login-throttle.js';
 import type { OperationDoc } from './openapi-types.js';
 import { verifyToken, type JwtConfig, type Principal } from './tokens.js';
 
