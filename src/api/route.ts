@@ -11,16 +11,22 @@ import { CxrError, httpStatusFor, isCxrError } from '../errors.js';
 import type { Logger } from '../service/log.js';
 import type { TriageService } from '../service/triage.js';
 import { checkSession, CSRF_HEADER, csrfMatches, readCookie, SESSION_COOKIE, type SessionPolicy } from '../service/web-sessions.js';
-import type { ServiceConfig } from './config.js';
 import { UUID_RE, type Reply } from './http.js';
 import type { StudyEvents } from './events.js';
 import type { ServiceMetrics } from './metrics.js';
-import type { LoginThrottle } from './login-throttle.js';
+import type { LoginThrottle } from '../service/login-throttle.js';
 import type { OperationDoc } from './openapi-types.js';
-import { verifyToken, type Principal } from './tokens.js';
+import { verifyToken, type JwtConfig, type Principal } from './tokens.js';
+
+/** The settings the routes read (a subset of the service configuration, which lives above api/). */
+export interface ApiSettings {
+  jwt: JwtConfig;
+  maxBodyBytes: number;
+  waitTimeoutMs: number;
+}
 
 export interface ApiDeps {
-  config: Pick<ServiceConfig, 'jwt' | 'maxBodyBytes' | 'waitTimeoutMs'>;
+  config: ApiSettings;
   ds: DataSource;
   service: TriageService;
   metrics: ServiceMetrics;

@@ -8,7 +8,7 @@ import type { Role } from '../../db/entities.js';
 import { findActiveUser } from '../../db/principals.js';
 import { CxrError } from '../../errors.js';
 import { checkSession, closeSession, openSession, readCookie, SESSION_COOKIE } from '../../service/web-sessions.js';
-import { DUMMY_HASH_PROMISE, verifySecret } from '../credentials.js';
+import { DUMMY_HASH_PROMISE, verifySecret } from '../../service/credentials.js';
 import { readBody, requireMediaType, type Reply } from '../http.js';
 import { json, ref } from '../openapi-types.js';
 import { principalOf, type Ctx, type RouteDef } from '../route.js';

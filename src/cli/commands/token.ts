@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../../api/config.js';
+import { loadConfig } from '../../app/config.js';
 import { signToken } from '../../api/tokens.js';
 import { isRole, ROLES } from '../../db/entities.js';
 import { CxrError } from '../../errors.js';

@@ -13,11 +13,11 @@ import type { Logger } from '../service/log.js';
 import { activateModelVersion, manifestReader } from '../service/model-activation.js';
 import { TriageService } from '../service/triage.js';
 import { DEFAULT_SESSION_IDLE_S, DEFAULT_SESSION_MAX_S } from '../service/web-sessions.js';
-import { createApp } from './app.js';
-import { StudyEvents } from './events.js';
+import { createApp } from '../api/app.js';
+import { StudyEvents } from '../api/events.js';
 import type { ServiceConfig } from './config.js';
-import { createMetrics, type ServiceMetrics } from './metrics.js';
-import { DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_WINDOW_S, LoginThrottle } from './login-throttle.js';
+import { createMetrics, type ServiceMetrics } from '../api/metrics.js';
+import { DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_WINDOW_S, LoginThrottle } from '../service/login-throttle.js';
 
 export type ServiceSettings = Pick<ServiceConfig, 'jwt' | 'hmacKey' | 'dicomDir' | 'maxBodyBytes' | 'queueSize' | 'inferConcurrency' | 'waitTimeoutMs'> &
   Partial<Pick<ServiceConfig, 'authMaxFailures' | 'authWindowMs' | 'sessionIdleMs' | 'sessionMaxMs'>> & { modelsDir?: string };
@@ -73,7 +73,7 @@ export async function buildService(o: BuildOptions): Promise<ServiceParts> {
       idleMs: o.settings.sessionIdleMs ?? DEFAULT_SESSION_IDLE_S * 1000,
       absoluteMs: o.settings.sessionMaxMs ?? DEFAULT_SESSION_MAX_S * 1000,
     },
-    loginThrottle: new LoginThrottle({
+    loginThrottle: new LoginThrottle(o.ds, {
       maxFailures: o.settings.authMaxFailures ?? DEFAULT_AUTH_MAX_FAILURES,
       windowMs: o.settings.authWindowMs ?? DEFAULT_AUTH_WINDOW_S * 1000,
     }),

@@ -6,15 +6,8 @@ import { DEFAULT_SESSION_IDLE_S, DEFAULT_SESSION_MAX_S } from '../service/web-se
 import { resolve } from 'node:path';
 import { CxrError } from '../errors.js';
 import { loadOrCreateDevSecret, type LoadedSecret } from './keys.js';
-import { DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_WINDOW_S } from './login-throttle.js';
-
-export interface JwtConfig {
-  secret: Buffer;
-  issuer: string;
-  audience: string;
-  /** lifetime of tokens from POST /v1/auth/token */
-  ttlSeconds: number;
-}
+import { DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_WINDOW_S } from '../service/login-throttle.js';
+import type { JwtConfig } from '../api/tokens.js';
 
 export interface ServiceConfig {
   host: string;
