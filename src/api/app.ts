@@ -35,7 +35,17 @@ const openApiRoute: RouteDef = {
 };
 
 /** Every route the app serves, in registration order. */
-export const routes: readonly RouteDef[] = [...metaRoutes, openApiRoute, postToken, ...sessionRoutes, ...studyRoutes, ...appDataRoutes, stow, ...listRoutes, ...adminRoutes];
+export const routes: readonly RouteDef[] = [
+  ...metaRoutes,
+  openApiRoute,
+  postToken,
+  ...sessionRoutes,
+  ...studyRoutes,
+  ...appDataRoutes,
+  stow,
+  ...listRoutes,
+  ...adminRoutes,
+];
 
 let cachedDocument: Record<string, unknown> | null = null;
 export function openApiDocument(): Record<string, unknown> {

@@ -19,10 +19,7 @@ export interface WebSessionRecord {
 
 type Db = DataSource | EntityManager;
 
-export async function insertSession(
-  db: Db,
-  s: { tokenSha256: string; userId: string; csrfToken: string; expiresAt: Date },
-): Promise<void> {
+export async function insertSession(db: Db, s: { tokenSha256: string; userId: string; csrfToken: string; expiresAt: Date }): Promise<void> {
   await db.query(`INSERT INTO web_sessions (token_sha256, user_id, csrf_token, expires_at) VALUES ($1, $2, $3, $4)`, [
     s.tokenSha256,
     s.userId,
@@ -74,18 +71,18 @@ export async function touchSession(db: Db, tokenSha256: string, now: Date): Prom
 
 /** Ends a live session; false when it had already ended. */
 export async function endSession(db: Db, tokenSha256: string, reason: SessionEndReason): Promise<boolean> {
-  const res: [unknown[], number] = await db.query(
-    `UPDATE web_sessions SET ended_at = now(), ended_reason = $2 WHERE token_sha256 = $1 AND ended_at IS NULL`,
-    [tokenSha256, reason],
-  );
+  const res: [unknown[], number] = await db.query(`UPDATE web_sessions SET ended_at = now(), ended_reason = $2 WHERE token_sha256 = $1 AND ended_at IS NULL`, [
+    tokenSha256,
+    reason,
+  ]);
   return res[1] > 0;
 }
 
 /** Ends every live session of a user (disabled by an admin). */
 export async function endSessionsOf(db: Db, userId: string, reason: SessionEndReason): Promise<number> {
-  const res: [unknown[], number] = await db.query(
-    `UPDATE web_sessions SET ended_at = now(), ended_reason = $2 WHERE user_id = $1 AND ended_at IS NULL`,
-    [userId, reason],
-  );
+  const res: [unknown[], number] = await db.query(`UPDATE web_sessions SET ended_at = now(), ended_reason = $2 WHERE user_id = $1 AND ended_at IS NULL`, [
+    userId,
+    reason,
+  ]);
   return res[1];
 }

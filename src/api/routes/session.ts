@@ -51,7 +51,7 @@ export const postSession: RouteDef = {
     tags: ['auth'],
     description:
       'A person (clinician, auditor, admin) exchanges username and password for a session cookie (HttpOnly, SameSite=Strict, Secure over HTTPS) ' +
-      'and a CSRF token to send as X-CSRF-Token on every change. Failed passwords count in the token endpoint\'s throttle. Every attempt is audited.',
+      "and a CSRF token to send as X-CSRF-Token on every change. Failed passwords count in the token endpoint's throttle. Every attempt is audited.",
     requestBody: {
       required: true,
       content: { 'application/json': { schema: ref('LoginRequest') }, 'application/x-www-form-urlencoded': { schema: ref('LoginRequest') } },

@@ -141,7 +141,9 @@ function imageRoute(kind: 'image' | 'mask' | 'heatmap', summary: string): RouteD
         status: 200,
         body: images[kind],
         type: 'image/png',
-        headers: m ? ({ 'X-Cxr-Models': `${m.segmenter.name}@${m.segmenter.version}, ${m.classifier.name}@${m.classifier.version}` } as Record<string, string>) : {},
+        headers: m
+          ? ({ 'X-Cxr-Models': `${m.segmenter.name}@${m.segmenter.version}, ${m.classifier.name}@${m.classifier.version}` } as Record<string, string>)
+          : {},
       };
     },
   };
@@ -180,7 +182,8 @@ export const postReview: RouteDef = {
     const note = body.note ?? '';
     if (typeof note !== 'string' || note.length > 4000) throw new CxrError('E_BAD_REQUEST', 'note must be a string of at most 4000 characters');
     const label = body.label ?? null;
-    if (label !== null && !REVIEW_LABELS.includes(label as ReviewLabel)) throw new CxrError('E_BAD_REQUEST', `label must be one of ${REVIEW_LABELS.join(', ')}`);
+    if (label !== null && !REVIEW_LABELS.includes(label as ReviewLabel))
+      throw new CxrError('E_BAD_REQUEST', `label must be one of ${REVIEW_LABELS.join(', ')}`);
     const amends = body.amends ?? null;
     if (amends !== null && !(typeof amends === 'number' && Number.isSafeInteger(amends) && amends > 0)) {
       throw new CxrError('E_BAD_REQUEST', 'amends must be the id of an earlier review of this study');

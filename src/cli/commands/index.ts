@@ -14,6 +14,7 @@ export const commandLoaders: Record<string, () => Promise<{ register: RegisterCo
   serve: () => import('./serve.js'),
   token: () => import('./token.js'),
   client: () => import('./client.js'),
+  user: () => import('./user.js'),
   'export-onnx': () => import('./export-onnx.js'),
   analyze: () => import('./analyze.js'),
   bench: () => import('./bench-latency.js'),

@@ -87,7 +87,15 @@ export function AdminPage() {
                 {c.revokedAt ? (
                   'revoked'
                 ) : (
-                  <button type="button" onClick={() => act(async () => (await api('DELETE', `/v1/admin/clients/${c.id}`), `Client ${c.id} revoked.`))}>
+                  <button
+                    type="button"
+                    onClick={() =>
+                      act(async () => {
+                        await api('DELETE', `/v1/admin/clients/${c.id}`);
+                        return `Client ${c.id} revoked.`;
+                      })
+                    }
+                  >
                     Revoke {c.id}
                   </button>
                 )}
@@ -150,7 +158,15 @@ export function AdminPage() {
                 {u.disabledAt ? (
                   'disabled'
                 ) : (
-                  <button type="button" onClick={() => act(async () => (await api('DELETE', `/v1/admin/users/${u.id}`), `User ${u.id} disabled.`))}>
+                  <button
+                    type="button"
+                    onClick={() =>
+                      act(async () => {
+                        await api('DELETE', `/v1/admin/users/${u.id}`);
+                        return `User ${u.id} disabled.`;
+                      })
+                    }
+                  >
                     Disable {u.id}
                   </button>
                 )}
@@ -211,7 +227,10 @@ export function AdminPage() {
                   <button
                     type="button"
                     onClick={() =>
-                      act(async () => (await api('POST', `/v1/admin/models/${m.name}/${m.version}/activate`), `${m.name}@${m.version} is now active.`))
+                      act(async () => {
+                        await api('POST', `/v1/admin/models/${m.name}/${m.version}/activate`);
+                        return `${m.name}@${m.version} is now active.`;
+                      })
                     }
                   >
                     Activate {m.version}

@@ -95,10 +95,22 @@ export function AuditPage() {
   }, [applied]);
 
   useEffect(() => {
-    api<{ items: AuditRow[] }>('GET', '/v1/audit?limit=1000').then((a) => setAudit(a.items.slice(-50).reverse()), () => {});
-    api<{ items: ModelItem[] }>('GET', '/v1/models').then((m) => setModels(m.items), () => {});
-    api<{ items: DailyRow[] }>('GET', '/v1/stats/daily?days=30').then((d) => setDaily(d.items), () => {});
-    api<{ items: Histogram[] }>('GET', '/v1/stats/probabilities').then((h) => setHist(h.items), () => {});
+    api<{ items: AuditRow[] }>('GET', '/v1/audit?limit=1000').then(
+      (a) => setAudit(a.items.slice(-50).reverse()),
+      () => {},
+    );
+    api<{ items: ModelItem[] }>('GET', '/v1/models').then(
+      (m) => setModels(m.items),
+      () => {},
+    );
+    api<{ items: DailyRow[] }>('GET', '/v1/stats/daily?days=30').then(
+      (d) => setDaily(d.items),
+      () => {},
+    );
+    api<{ items: Histogram[] }>('GET', '/v1/stats/probabilities').then(
+      (h) => setHist(h.items),
+      () => {},
+    );
   }, []);
 
   const verify = async () => {

@@ -149,7 +149,10 @@ export function ViewerPage(props: { studyId: string }) {
     reload()
       .then((s) => {
         if (s.prediction) layers.current = { heat: heatLayer(s.prediction.report), outline: outlineLayer(s.prediction.report) };
-        api<{ items: Prior[] }>('GET', `/v1/studies/${id}/priors`).then((p) => setPriors(p.items), () => setPriors([]));
+        api<{ items: Prior[] }>('GET', `/v1/studies/${id}/priors`).then(
+          (p) => setPriors(p.items),
+          () => setPriors([]),
+        );
         return loadFilm(id);
       })
       .then((f) => {
@@ -223,7 +226,12 @@ export function ViewerPage(props: { studyId: string }) {
     setZoom((z) => Math.min(16, Math.max(0.25, z * (e.deltaY < 0 ? 1.2 : 1 / 1.2))));
   };
 
-  const onKey = (e: KeyboardEvent) => {
+  useEffect(() => {
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  });
+
+  function onKey(e: KeyboardEvent): void {
     if (e.target instanceof HTMLInputElement || e.target instanceof HTMLTextAreaElement || e.target instanceof HTMLSelectElement) return;
     if (e.key === 'h') setShowHeat((v) => !v);
     else if (e.key === 'o') setShowOutline((v) => !v);
@@ -235,7 +243,7 @@ export function ViewerPage(props: { studyId: string }) {
       setPan({ x: 0, y: 0 });
     } else return;
     e.preventDefault();
-  };
+  }
 
   if (error)
     return (
@@ -250,7 +258,7 @@ export function ViewerPage(props: { studyId: string }) {
   const p = study.prediction;
   const r = p?.report;
   return (
-    <section class="viewer" onKeyDown={onKey}>
+    <section class="viewer">
       <h1>
         Study {study.accessionNumber ? `accession ${study.accessionNumber}` : study.id.slice(0, 8)}
         {study.studyDate ? ` · ${study.studyDate}` : ''}
@@ -274,8 +282,7 @@ export function ViewerPage(props: { studyId: string }) {
               Lung outline (o)
             </button>
             <label>
-              Heatmap opacity{' '}
-              <input type="range" min={0} max={1} step={0.05} value={opacity} onInput={(e) => setOpacity(Number(e.currentTarget.value))} />
+              Heatmap opacity <input type="range" min={0} max={1} step={0.05} value={opacity} onInput={(e) => setOpacity(Number(e.currentTarget.value))} />
             </label>
             <button type="button" onClick={() => setZoom((z) => Math.min(16, z * 1.2))} aria-label="Zoom in">
               +
@@ -322,22 +329,21 @@ export function ViewerPage(props: { studyId: string }) {
                 </ul>
               )}
               <p>
-                "Flagged" means the film should be read before unflagged ones. The threshold was set so that {Math.round(r.targetRecall * 100)}% of
-                pneumonias in the validation set would be flagged (validation sensitivity {(r.validation.sensitivity * 100).toFixed(0)}%
-                {r.validation.specificity !== null ? `, specificity ${(r.validation.specificity * 100).toFixed(0)}%` : ''}). An unflagged film is not
-                cleared.
+                "Flagged" means the film should be read before unflagged ones. The threshold was set so that {Math.round(r.targetRecall * 100)}% of pneumonias
+                in the validation set would be flagged (validation sensitivity {(r.validation.sensitivity * 100).toFixed(0)}%
+                {r.validation.specificity !== null ? `, specificity ${(r.validation.specificity * 100).toFixed(0)}%` : ''}). An unflagged film is not cleared.
               </p>
               <p>
-                Test-time augmentation: {r.tta.views} views gave {r.tta.probabilities.map((x) => x.toFixed(2)).join(', ')}; spread{' '}
-                {r.tta.spread.toFixed(3)} {r.tta.spread > r.tta.uncertainBound ? 'exceeds' : 'is within'} the uncertainty bound {r.tta.uncertainBound}.
+                Test-time augmentation: {r.tta.views} views gave {r.tta.probabilities.map((x) => x.toFixed(2)).join(', ')}; spread {r.tta.spread.toFixed(3)}{' '}
+                {r.tta.spread > r.tta.uncertainBound ? 'exceeds' : 'is within'} the uncertainty bound {r.tta.uncertainBound}.
               </p>
               <p>
                 Quality checks: {r.qcFlags.length ? qcWords(r.qcFlags) : 'passed'} (lungs cover {(r.lungAreaFraction * 100).toFixed(0)}% of the image).
               </p>
               <p>
                 The model saw the film windowed by {r.window.source} ({r.window.reason}), the lungs found by {r.models.segmenter.name}@
-                {r.models.segmenter.version}, scored by {r.models.classifier.name}@{r.models.classifier.version}. The overlays are the ones stored with
-                this prediction.
+                {r.models.segmenter.version}, scored by {r.models.classifier.name}@{r.models.classifier.version}. The overlays are the ones stored with this
+                prediction.
               </p>
             </>
           )}
@@ -415,17 +421,25 @@ function ReviewForm(props: { study: Study; onSaved: () => Promise<unknown> }) {
   });
 
   return (
-    <form class="review" aria-label="Review" onSubmit={(e) => (e.preventDefault(), save())}>
+    <form
+      class="review"
+      aria-label="Review"
+      onSubmit={(e) => {
+        e.preventDefault();
+        save();
+      }}
+    >
       <h2>Review</h2>
       {!canReview && <p>There is no prediction to review yet.</p>}
-      <div role="group" aria-label="Verdict">
+      <fieldset class="verdict-buttons">
+        <legend>Verdict</legend>
         <button type="button" aria-pressed={verdict === 'agree'} onClick={() => setVerdict('agree')} disabled={!canReview}>
           Agree
         </button>
         <button type="button" aria-pressed={verdict === 'disagree'} onClick={() => setVerdict('disagree')} disabled={!canReview}>
           Disagree
         </button>
-      </div>
+      </fieldset>
       <label for="review-label">Your reading</label>
       <select id="review-label" value={label} onChange={(e) => setLabel(e.currentTarget.value)} disabled={!canReview}>
         <option value="">(not given)</option>

@@ -73,10 +73,7 @@ export function WorklistPage() {
         model: filters.model || undefined,
         limit: 100,
       });
-      const [page, c] = await Promise.all([
-        api<{ items: WorklistRow[] }>('GET', `/v1/worklist${q}`),
-        api<Counts>('GET', '/v1/worklist/counts'),
-      ]);
+      const [page, c] = await Promise.all([api<{ items: WorklistRow[] }>('GET', `/v1/worklist${q}`), api<Counts>('GET', '/v1/worklist/counts')]);
       setRows(page.items);
       setCounts(c);
       setError(null);
@@ -115,7 +112,12 @@ export function WorklistPage() {
     if (r) navigate(`/app/studies/${r.studyId}`);
   };
 
-  const onKey = (e: KeyboardEvent) => {
+  useEffect(() => {
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  });
+
+  function onKey(e: KeyboardEvent): void {
     if (e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement) return;
     if (e.key === 'ArrowDown' || e.key === 'j') {
       setSelected((s) => Math.min(rows.length - 1, s + 1));
@@ -127,14 +129,14 @@ export function WorklistPage() {
       open(selected);
       e.preventDefault();
     }
-  };
+  }
 
   useEffect(() => {
     table.current?.querySelector<HTMLElement>(`tr[data-index="${selected}"]`)?.focus();
   }, [selected]);
 
   return (
-    <section onKeyDown={onKey}>
+    <section>
       <h1>Worklist</h1>
       <p class="counts" aria-live="polite">
         {counts ? (
