@@ -5,7 +5,7 @@
  * of a model other than the one behind the decision.
  */
 import { decodeModality, readWindowed, type WindowPolicy } from '../dicom/index.js';
-import { runsToImage } from '../imaging/mask-runs.js';
+import { runsToImage } from '../imaging/mask-scale.js';
 import { grayImage } from '../imaging/types.js';
 import { camToImage } from '../inference/cam.js';
 import type { TriageReport } from '../inference/types.js';

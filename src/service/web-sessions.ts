@@ -14,7 +14,7 @@ export const SESSION_COOKIE = 'cxr_session';
 export const CSRF_HEADER = 'x-csrf-token';
 export const DEFAULT_SESSION_IDLE_S = 30 * 60;
 export const DEFAULT_SESSION_MAX_S = 12 * 60 * 60;
-/** the idle clock is written at most this often */
+/** the idle clock is written at most this often (and at least four times per idle timeout) */
 const TOUCH_EVERY_MS = 60_000;
 
 export interface SessionPolicy {
@@ -70,7 +70,7 @@ export async function checkSession(ds: DataSource, token: string, policy: Sessio
     return { ok: false, reason: expired };
   }
   let lastSeen = s.lastSeenAt;
-  if (now.getTime() - s.lastSeenAt.getTime() >= TOUCH_EVERY_MS) {
+  if (now.getTime() - s.lastSeenAt.getTime() >= Math.min(TOUCH_EVERY_MS, policy.idleMs / 4)) {
     await touchSession(ds, sha, now);
     lastSeen = now;
   }

@@ -184,7 +184,9 @@ export const postReview: RouteDef = {
     const label = body.label ?? null;
     if (label !== null && !REVIEW_LABELS.includes(label as ReviewLabel))
       throw new CxrError('E_BAD_REQUEST', `label must be one of ${REVIEW_LABELS.join(', ')}`);
-    const amends = body.amends ?? null;
+    const amendsRaw = body.amends ?? null;
+    // review ids are bigints, which JSON carries as strings; a number is fine too
+    const amends = typeof amendsRaw === 'string' && /^[1-9]\d{0,17}$/.test(amendsRaw) ? Number(amendsRaw) : amendsRaw;
     if (amends !== null && !(typeof amends === 'number' && Number.isSafeInteger(amends) && amends > 0)) {
       throw new CxrError('E_BAD_REQUEST', 'amends must be the id of an earlier review of this study');
     }

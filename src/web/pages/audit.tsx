@@ -176,7 +176,7 @@ export function AuditPage() {
           </select>
         </label>
         <label>
-          Review{' '}
+          Latest review{' '}
           <select value={f.agreement} onChange={(e) => setF({ ...f, agreement: e.currentTarget.value })}>
             <option value="">any</option>
             <option value="agree">agreed</option>
