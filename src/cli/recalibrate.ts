@@ -48,7 +48,8 @@ export async function recalibrate(o: RecalibrateOptions): Promise<RecalibrateRes
   if (!items.some((i) => i.label >= 0.5)) throw new CxrError('E_BAD_DATASET', `the ${o.subset} images hold no pneumonia case: recall is undefined there`);
   const result = await scoreItems(
     items,
-    { ...o.engine, classifierDir: o.classifierDir, tta: o.views },
+    // manifest.threshold belongs to model.onnx; the int8 model's own is picked by `quantize`
+    { ...o.engine, classifierDir: o.classifierDir, tta: o.views, precision: { classifier: 'float' } },
     { task: 'calibrate', verb: 'scoring', what: `${o.subset} images` },
   );
   const calibration = calibrateThreshold(

@@ -4,6 +4,7 @@ import { readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { CxrError } from '../errors.js';
 import type { OnnxInfo } from './onnx/model-version.js';
+import type { QuantizationInfo } from './onnx/quantize/info.js';
 
 /** A model version is a folder `models/<name>/<version>/` described by this file. */
 export const MANIFEST_FILE = 'manifest.json';
@@ -62,6 +63,8 @@ export interface ModelManifest {
   files: Record<string, string>;
   /** the exported graph, once `export-onnx` has written model.onnx */
   onnx?: OnnxInfo;
+  /** the int8 model next to model.onnx, once `quantize` has written it */
+  quantization?: QuantizationInfo;
 }
 
 export async function sha256File(path: string): Promise<string> {
