@@ -34,7 +34,9 @@ async function activate(d: ActivationDeps, name: string, version: string): Promi
     const why = isCxrError(e) ? `${e.code}: ${e.message}` : String(e);
     throw new CxrError('E_CONFLICT', `${name}@${version} cannot be served, the active version stays: ${why}`);
   };
-  const { restore } = await activateOnDisk(d.modelsDir, name, version, { segmenter: served.segmenter.version, classifier: served.classifier.version }).catch(refuse);
+  const { restore } = await activateOnDisk(d.modelsDir, name, version, { segmenter: served.segmenter.version, classifier: served.classifier.version }).catch(
+    refuse,
+  );
   let engine: TriageEngine;
   try {
     engine = await d.loadEngine();

@@ -35,7 +35,9 @@ test('a version whose threshold on disk differs from the registered one is refus
   await assert.rejects(
     registerModel(db.ds, { ...m, manifest: manifest(0.354, 'data/old') }),
     (e: Error & { code?: string }) =>
-      e.code === 'E_MODEL_INVALID' && /classifier@v7 on disk differs from the registered one \(threshold\.value: 0\.285 -> 0\.354\)/.test(e.message) && /new version/.test(e.message),
+      e.code === 'E_MODEL_INVALID' &&
+      /classifier@v7 on disk differs from the registered one \(threshold\.value: 0\.285 -> 0\.354\)/.test(e.message) &&
+      /new version/.test(e.message),
   );
   assert.equal(((await findModel(db.ds, 'classifier', 'v7'))!.manifest.threshold as { value: number }).value, 0.285);
   await registerModel(db.ds, { ...m, manifest: manifest(0.285, 'data/new') });

@@ -5,8 +5,19 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, symlinkSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  assertManifest, findAbsolutePaths, listVersions, portableCommand, portablePath, readManifest, refreshFileHashes, REPO_ROOT,
-  resolveModelVersion, verifyManifest, versionFromDate, writeManifest, type ModelManifest,
+  assertManifest,
+  findAbsolutePaths,
+  listVersions,
+  portableCommand,
+  portablePath,
+  readManifest,
+  refreshFileHashes,
+  REPO_ROOT,
+  resolveModelVersion,
+  verifyManifest,
+  versionFromDate,
+  writeManifest,
+  type ModelManifest,
 } from '../../src/ml/model-store/index.js';
 import { CxrError } from '../../src/errors.js';
 
@@ -22,7 +33,11 @@ function base(name: string, version: string, createdAt: string): Omit<ModelManif
     inputSize: 224,
     createdAt,
     training: {
-      data: { root: 'repo', path: 'data/x' }, dataHash: 'abc', dataSize: 10, config: { lr: 1e-4 }, epochs: 3,
+      data: { root: 'repo', path: 'data/x' },
+      dataHash: 'abc',
+      dataSize: 10,
+      config: { lr: 1e-4 },
+      epochs: 3,
       split: { train: 7, validation: 1, test: 2 },
     },
     metrics: { validation: { auc: 0.9 }, test: { auc: 0.8 } },

@@ -185,8 +185,7 @@ async function listFiles(dir: string): Promise<string[]> {
       const p = join(d, entry.name);
       if (entry.isDirectory()) {
         if (d !== dir || entry.name !== EVALUATIONS_DIR) await walk(p);
-      }
-      else if (entry.isFile()) {
+      } else if (entry.isFile()) {
         const rel = relative(dir, p).split(sep).join('/');
         if (rel !== MANIFEST_FILE && !rel.includes('.tmp-')) out.push(rel);
       }

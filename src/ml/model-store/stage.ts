@@ -113,5 +113,3 @@ export async function deriveVersion(sourceDir: string, o: DeriveOptions): Promis
   });
   return { dir, manifest: await readManifest(dir) };
 }
-
-

@@ -58,7 +58,8 @@ export async function resolveModelVersion(root: string, name: ModelName, version
   const base = join(root, name);
   if (version) {
     const dir = join(base, version);
-    if (!VERSION_NAME.test(version) || !existsSync(join(dir, MANIFEST_FILE))) throw new CxrError('E_MODEL_MISSING', `no ${name} version '${version}' in ${root}`);
+    if (!VERSION_NAME.test(version) || !existsSync(join(dir, MANIFEST_FILE)))
+      throw new CxrError('E_MODEL_MISSING', `no ${name} version '${version}' in ${root}`);
     return dir;
   }
   if (!existsSync(base) || !(await stat(base)).isDirectory()) throw new CxrError('E_MODEL_MISSING', `no ${name} models in ${root}`);
@@ -144,7 +145,8 @@ export function notAVersion(dir: string, name: ModelName, modelsDir: string): Cx
 export async function servableVersion(modelsDir: string, name: string, version: string): Promise<VersionEntry> {
   if (!(MODEL_NAMES as readonly string[]).includes(name)) throw new CxrError('E_NOT_FOUND', `no model '${name}' (models are ${MODEL_NAMES.join(', ')})`);
   const dir = join(resolve(modelsDir), name, version);
-  if (!VERSION_NAME.test(version) || !existsSync(join(dir, MANIFEST_FILE))) throw new CxrError('E_NOT_FOUND', `no ${name} version '${version}' in ${modelsDir}`);
+  if (!VERSION_NAME.test(version) || !existsSync(join(dir, MANIFEST_FILE)))
+    throw new CxrError('E_NOT_FOUND', `no ${name} version '${version}' in ${modelsDir}`);
   const manifest = await assertManifest(dir);
   if (!manifest.files[ONNX_FILE]) throw new CxrError('E_MODEL_MISSING', `${dir} has no ${ONNX_FILE}: run \`cxr-triage export-onnx --model ${dir}\``);
   return { name: name as ModelName, version, dir, manifest };
