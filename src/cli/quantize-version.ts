@@ -1,4 +1,4 @@
-import { rename, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { readSplitFile, type SplitName } from '../data/split.js';
 import { CxrError } from '../errors.js';
@@ -7,7 +7,7 @@ import { loadServedModel } from '../inference/models.js';
 import { networkInputSource } from '../inference/network-inputs.js';
 import { itemsInSubset, recalibratedThreshold } from '../ml/calibrate.js';
 import type { EvalItem } from '../ml/evaluate.js';
-import { readManifest, writeManifest, type ModelManifest, type ModelName } from '../ml/manifest.js';
+import { deriveVersion, readManifest, writeManifest, type ModelManifest, type ModelName } from '../ml/model-store/index.js';
 import { calibrateThreshold, dice, rocAuc } from '../ml/metrics.js';
 import { quantizeOnnx, type CalibrationInput, type CalibrationMethod, type QuantizableOp } from '../ml/onnx/quantize/index.js';
 import {
@@ -44,11 +44,17 @@ export interface QuantizeVersionOptions {
   tta?: number;
   /** recall the int8 classifier's threshold is picked for (default: the float threshold's) */
   targetRecall?: number;
+  /** name of the new version (default: the next <version>-rN) */
+  version?: string;
   log?: (line: string) => void;
 }
 
 export interface QuantizeVersionResult {
+  /** the quantized version (source unchanged) */
+  source: { dir: string; version: string };
+  /** the new version holding model.onnx, model.int8.onnx and the decision */
   dir: string;
+  version: string;
   kind: ModelName;
   info: QuantizationInfo;
 }
@@ -118,42 +124,49 @@ export async function quantizeVersion(o: QuantizeVersionOptions): Promise<Quanti
   bar.finish();
   log(`${q.plan.quantized.length} nodes in int8, ${q.plan.float.length} quantizable nodes kept in float; ${float.bytes.length} -> ${q.bytes.length} bytes`);
 
-  const path = join(dir, INT8_FILE);
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, q.bytes);
-  await rename(tmp, path);
-  const { files: _files, quantization: _old, ...rest } = manifest;
-  const info: QuantizationInfo = {
-    file: INT8_FILE,
-    format: 'QDQ',
-    weights: 'int8, symmetric, per output channel',
-    activations: 'uint8, asymmetric, per tensor',
-    method: q.method,
-    ...(q.method === 'percentile' ? { percentile: o.percentile ?? 99.99 } : {}),
-    calibration: { images: calibItems.length, inputsPerImage: kind === 'classifier' ? tta : 1, data: setName(o.calib), subset: o.calib.splitPath ? o.calib.subset : null },
-    ops: [...new Set(q.plan.quantized.map((p) => p.op))],
-    quantizedNodes: q.plan.quantized.length,
-    floatNodes: q.plan.float,
-    bytes: { float: float.bytes.length, int8: q.bytes.length },
-    comparison: null,
-    served: false,
-    decision: 'not compared with float: served only when asked for (--precision int8)',
-    // provisional, so that the engine can load the int8 classifier for the comparison
-    ...(kind === 'classifier' && manifest.threshold ? { threshold: manifest.threshold } : {}),
-    quantizedAt: new Date().toISOString(),
+  const f = float;
+  const derived = await deriveVersion(dir, {
+    version: o.version,
+    reason: 'quantize',
+    // the source stays as it was; the new version holds both models and the decision
+    change: async (stage, m) => {
+      await writeFile(join(stage, INT8_FILE), q.bytes);
+      const { quantization: _previous, ...base } = m;
+      const info: QuantizationInfo = {
+        file: INT8_FILE,
+        format: 'QDQ',
+        weights: 'int8, symmetric, per output channel',
+        activations: 'uint8, asymmetric, per tensor',
+        method: q.method,
+        ...(q.method === 'percentile' ? { percentile: o.percentile ?? 99.99 } : {}),
+        calibration: { images: calibItems.length, inputsPerImage: kind === 'classifier' ? tta : 1, data: setName(o.calib), subset: o.calib.splitPath ? o.calib.subset : null },
+        ops: [...new Set(q.plan.quantized.map((p) => p.op))],
+        quantizedNodes: q.plan.quantized.length,
+        floatNodes: q.plan.float,
+        bytes: { float: f.bytes.length, int8: q.bytes.length },
+        comparison: null,
+        served: false,
+        decision: 'not compared with float: served only when asked for (--precision int8)',
+        // provisional, so that the engine can load the int8 classifier for the comparison
+        ...(kind === 'classifier' && manifest.threshold ? { threshold: manifest.threshold } : {}),
+        quantizedAt: new Date().toISOString(),
+      };
+      if (!o.compare) return { ...base, quantization: info };
+      await writeManifest(stage, { ...base, quantization: info });
+      const comparison = await compare(o, kind, stage, tta, log);
+      info.comparison = comparison.figures;
+      if (kind === 'classifier' && comparison.int8Threshold) info.threshold = comparison.int8Threshold;
+      Object.assign(info, decide(kind, comparison.figures));
+      return { ...base, quantization: info };
+    },
+  });
+  return {
+    source: { dir, version: manifest.version },
+    dir: derived.dir,
+    version: derived.manifest.version,
+    kind,
+    info: derived.manifest.quantization!,
   };
-  // written before the comparison: a run stopped half-way leaves a folder that still serves float
-  await writeManifest(dir, { ...rest, quantization: info });
-  if (!o.compare) return { dir, kind, info };
-
-  const comparison = await compare(o, kind, dir, tta, log);
-  info.comparison = comparison.figures;
-  if (kind === 'classifier' && comparison.int8Threshold) info.threshold = comparison.int8Threshold;
-  const { served, decision } = decide(kind, comparison.figures);
-  info.served = served;
-  info.decision = decision;
-  await writeManifest(dir, { ...rest, quantization: info });
-  return { dir, kind, info };
 }
 
 async function compare(
@@ -252,13 +265,4 @@ export function decide(kind: ModelName, c: QuantizationComparison): { served: bo
   }
   const masks = c.maskAgreement ? `; masks agree at mean Dice ${f4(c.maskAgreement.mean)} (lowest ${f4(c.maskAgreement.min)})` : '';
   return { served: true, decision: `int8 served: ${auc}, within ${MAX_AUC_LOSS}${masks}` };
-}
-
-/** Removes a version's int8 model and its manifest record (float is served again). */
-export async function dropQuantization(versionDir: string): Promise<void> {
-  const dir = resolve(versionDir);
-  const { files: _f, quantization, ...rest } = await readManifest(dir);
-  if (!quantization) return;
-  await rm(join(dir, quantization.file), { force: true });
-  await writeManifest(dir, rest);
 }

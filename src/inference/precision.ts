@@ -1,5 +1,5 @@
 import { CxrError } from '../errors.js';
-import type { ModelManifest, ThresholdInfo } from '../ml/manifest.js';
+import { ONNX_FILE, type ModelManifest, type ThresholdInfo } from '../ml/model-store/index.js';
 import { INT8_FILE } from '../ml/onnx/quantize/info.js';
 
 /**
@@ -13,7 +13,7 @@ export const PRECISIONS = ['auto', 'float', 'int8'] as const;
 export type Precision = (typeof PRECISIONS)[number];
 export type ServedPrecision = 'float' | 'int8';
 
-export const FLOAT_FILE = 'model.onnx';
+export const FLOAT_FILE = ONNX_FILE;
 export const PRECISION_ENV = 'CXR_PRECISION';
 
 export function parsePrecision(value: string, what = '--precision'): Precision {

@@ -367,4 +367,3 @@ function sameContentOrConflict(existing: StudyRow, sha256: string): StudyRow {
   }
   return existing;
 }
-

@@ -56,7 +56,11 @@ export function formatReport(file: string, r: TriageReport): string {
   const m = r.models;
   const ref = (x: typeof m.segmenter) => `${x.version}${x.precision === 'int8' ? ' int8' : ''} (${x.sha256.slice(0, 12)})`;
   lines.push(`  models       segmenter ${ref(m.segmenter)}, classifier ${ref(m.classifier)}`);
-  lines.push(`  timings ms   ${Object.entries(r.timingsMs).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}`);
+  lines.push(
+    `  timings ms   ${Object.entries(r.timingsMs)
+      .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+      .join(', ')}`,
+  );
   return `${lines.join('\n')}\n`;
 }
 

@@ -3,12 +3,11 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseSplitName, SPLIT_NAMES } from '../../data/split.js';
 import { CxrError } from '../../errors.js';
-import { locateModelVersion } from '../../inference/models.js';
-import { MANIFEST_FILE, readManifest } from '../../ml/manifest.js';
+import { locateModelVersion, MANIFEST_FILE, readManifest } from '../../ml/model-store/index.js';
 import { QUANTIZABLE_OPS, type QuantizableOp } from '../../ml/onnx/quantize/index.js';
 import { MAX_AUC_LOSS } from '../../ml/onnx/quantize/info.js';
 import { action, parseInteger, parseNumber } from '../run.js';
-import { dropQuantization, quantizeVersion } from '../quantize-version.js';
+import { quantizeVersion } from '../quantize-version.js';
 
 interface QuantizeCliOptions {
   calib?: string;
@@ -22,7 +21,6 @@ interface QuantizeCliOptions {
   compareData?: string;
   compareSplit?: string;
   compareSubset: string;
-  noCompare?: boolean;
   compare?: boolean;
   models: string;
   segmenter?: string;
@@ -30,7 +28,7 @@ interface QuantizeCliOptions {
   tta: string;
   threads?: string;
   targetRecall?: string;
-  remove?: boolean;
+  version?: string;
   json?: boolean;
 }
 
@@ -41,9 +39,10 @@ export function register(program: Command): void {
   program
     .command('quantize')
     .description(
-      "write a version's int8 model (model.int8.onnx: static QDQ, int8 per-channel weights, uint8 activations calibrated on real images " +
-        'through the served pipeline), compare it with float on validation, pick its own threshold, and record whether it is served by default ' +
-        `(validation AUC within ${MAX_AUC_LOSS} of float) in manifest.json`,
+      "quantize a version's model.onnx to int8 (static QDQ: int8 per-channel weights, uint8 activations calibrated on real images " +
+        'through the served pipeline), compare it with float on validation, pick its own threshold, and write both models with the ' +
+        `decision (int8 served by default when its validation AUC is within ${MAX_AUC_LOSS} of float) as a NEW version <version>-rN; ` +
+        'the quantized version stays untouched and active until you activate the new one',
     )
     .argument('<version-dir>', 'model version folder (segmenter or classifier) holding model.onnx')
     .option('--calib <dir>', 'dataset folder (images/, labels.csv) whose images calibrate the activation ranges')
@@ -64,17 +63,12 @@ export function register(program: Command): void {
     .option('--tta <n>', 'test-time views (calibration batches and comparison)', '4')
     .option('--threads <n>', 'ONNX Runtime intra-op threads')
     .option('--target-recall <r>', "recall the int8 threshold is picked for (default: the float threshold's)")
-    .option('--remove', 'delete the int8 model and its manifest record instead (float is served)')
+    .option('--version <name>', 'name of the new version (default: the next <version>-rN)')
     .option('--json', "print the manifest's quantization record as JSON")
     .action(
       action(async (versionDir: string, o: QuantizeCliOptions) => {
         const dir = resolve(versionDir);
         if (!existsSync(join(dir, MANIFEST_FILE))) throw new CxrError('E_NOT_FOUND', `${versionDir} is not a model version folder (no ${MANIFEST_FILE})`);
-        if (o.remove) {
-          await dropQuantization(dir);
-          process.stderr.write(`removed the int8 model of ${dir}\n`);
-          return;
-        }
         if (!o.calib) throw new CxrError('E_BAD_ARGUMENT', '--calib DATA_DIR is required: the images whose activations set the int8 ranges');
         if (!existsSync(o.calib)) throw new CxrError('E_NOT_FOUND', `no dataset folder ${o.calib}`);
         if (o.method !== 'minmax' && o.method !== 'percentile') throw new CxrError('E_BAD_ARGUMENT', `--method must be minmax or percentile, got '${o.method}'`);
@@ -107,16 +101,17 @@ export function register(program: Command): void {
           },
           tta: parseInteger('--tta', o.tta, 1),
           targetRecall: o.targetRecall === undefined ? undefined : parseNumber('--target-recall', o.targetRecall),
+          version: o.version,
           log: (line) => process.stderr.write(`${line}\n`),
         });
         const q = r.info;
         if (o.json) {
-          process.stdout.write(`${JSON.stringify({ dir: r.dir, kind: r.kind, quantization: q })}\n`);
+          process.stdout.write(`${JSON.stringify({ dir: r.dir, version: r.version, source: r.source.version, kind: r.kind, quantization: q })}\n`);
           return;
         }
         const c = q.comparison;
         const lines = [
-          `${r.kind}           ${r.dir}`,
+          `${r.kind.padEnd(20)}${r.source.version} -> new version ${r.version} (${r.dir})`,
           `int8 model          ${q.file}: ${q.quantizedNodes} nodes in int8, ${q.floatNodes.length} kept in float; ${(q.bytes.float / 1e6).toFixed(1)} -> ${(q.bytes.int8 / 1e6).toFixed(1)} MB`,
           `calibration         ${q.calibration.images} images (${q.calibration.data.join(' ')}), ${q.method}`,
         ];
@@ -133,6 +128,7 @@ export function register(program: Command): void {
         }
         lines.push(`decision            ${q.decision}`);
         process.stdout.write(`${lines.join('\n')}\n`);
+        process.stderr.write(`serve it with \`cxr-triage models activate ${r.kind} ${r.version} --models ${o.models}\`\n`);
       }),
     );
 }
