@@ -2,10 +2,11 @@
  * What the served pipeline measures on real films, for setting the QC limits and the TTA
  * uncertainty bound from data instead of by guess.
  *
- *   npx tsx bench/qc-limits.ts --data DIR[,DIR2] [--split CSV --subset validation] [--max-images 200]
+ *   npx tsx bench/qc-limits.ts --data DIR[,DIR2] [--split CSV --subset train,validation] [--max-images 200]
  *       [--models models] [--tta 4] [--precision auto] [--sheet out.png] [--json]
  *
- * For every image (drawn evenly from each folder; with --split only the rows of --subset):
+ * For every image (drawn evenly from each folder; with --split, which belongs to the first
+ * folder, only its rows of --subset):
  * the cleaned lung mask's share of the 256x256 frame, whether it touches the frame, the TTA
  * spread and the probability. Prints per-folder and pooled percentiles. --sheet writes a
  * contact sheet of the masks ordered by lung area (smallest first), so the films at both
@@ -68,7 +69,13 @@ const rows: Row[] = [];
 try {
   for (const dir of args.data.split(',')) {
     let items = await loadEvalItems(resolve(dir));
-    if (args.split) items = itemsInSubset(items, await readSplitFile(resolve(args.split)), parseSplitName(args.subset!));
+    if (args.split && dir === args.data.split(',')[0]) {
+      // the split (of the first folder) narrows it to the listed subsets, e.g. train,validation (never test)
+      const split = await readSplitFile(resolve(args.split));
+      const subsets = args.subset!.split(',').map((x) => parseSplitName(x.trim()));
+      const keep = new Set(subsets.flatMap((sub) => itemsInSubset(items, split, sub).map((i) => i.id)));
+      items = items.filter((i) => keep.has(i.id));
+    }
     const picked = items.length <= max ? items : Array.from({ length: max }, (_, i) => items[Math.floor(((i + 0.5) * items.length) / max)]);
     process.stderr.write(`${basename(dir)}: ${picked.length} of ${items.length} images\n`);
     let n = 0;
