@@ -1,4 +1,5 @@
 import { InitialSchema1764320000000 } from './1764320000000-InitialSchema.js';
+import { ClientAeTitles1796153333948 } from './1796153333948-ClientAeTitles.js';
 
 /** Every migration, oldest first. The data source runs them; nothing else creates schema. */
-export const migrations = [InitialSchema1764320000000];
+export const migrations = [InitialSchema1764320000000, ClientAeTitles1796153333948];

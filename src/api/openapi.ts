@@ -224,10 +224,14 @@ const schemas: Record<string, JsonSchema> = {
       },
     },
   },
-  ClientCreate: { type: 'object', required: ['id', 'role'], properties: { id: str, role: ref('Role'), description: str } },
+  ClientCreate: {
+    type: 'object',
+    required: ['id', 'role'],
+    properties: { id: str, role: ref('Role'), description: str, aeTitle: { type: ['string', 'null'], description: 'calling AE title for DIMSE C-STORE (workstation clients)' } },
+  },
   Client: {
     type: 'object',
-    properties: { id: str, role: ref('Role'), description: str, createdBy: str, createdAt: dateTime, revokedAt: dateTimeOrNull },
+    properties: { id: str, role: ref('Role'), description: str, aeTitle: { type: ['string', 'null'] }, createdBy: str, createdAt: dateTime, revokedAt: dateTimeOrNull },
   },
   ClientCreated: { allOf: [ref('Client'), { type: 'object', properties: { secret: { type: 'string', description: 'shown once' } } }] },
   ClientList: { type: 'object', properties: { items: { type: 'array', items: ref('Client') } } },

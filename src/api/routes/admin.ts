@@ -1,7 +1,18 @@
 /** Administration: API clients, users, and which model versions serve. */
 import { isRole, ROLES } from '../../db/entities.js';
 import { listModels } from '../../db/models.js';
-import { disableUser, findClient, findUser, insertClient, insertUser, listClients, listUsers, revokeClient } from '../../db/principals.js';
+import {
+  disableUser,
+  findActiveClientByAeTitle,
+  findClient,
+  findUser,
+  insertClient,
+  insertUser,
+  listClients,
+  listUsers,
+  normaliseAeTitle,
+  revokeClient,
+} from '../../db/principals.js';
 import { CxrError } from '../../errors.js';
 import { generateSecret, hashSecret } from '../credentials.js';
 import { readJsonObject } from '../http.js';
@@ -52,11 +63,16 @@ export const createClient: RouteDef = {
     if (!CLIENT_ID.test(id)) throw new CxrError('E_BAD_REQUEST', 'id must be 3-64 characters of A-Z a-z 0-9 . _ -');
     const role = roleOf(body);
     const description = str(body, 'description', 500, false) ?? '';
+    const rawAe = body.aeTitle === null ? undefined : str(body, 'aeTitle', 64, false);
+    const aeTitle = rawAe === undefined ? null : normaliseAeTitle(rawAe);
+    if (rawAe !== undefined && aeTitle === null) throw new CxrError('E_BAD_REQUEST', 'aeTitle must be 1-16 characters without backslash or control characters');
+    if (aeTitle !== null && role !== 'workstation') throw new CxrError('E_BAD_REQUEST', 'aeTitle is for workstation clients');
     const secret = generateSecret();
     const secretHash = await hashSecret(secret);
     const created = await c.deps.ds.transaction(async (m) => {
-      const ok = await insertClient(m, { id, role, secretHash, description, createdBy: principalOf(c).sub });
-      if (ok) await c.auditIn(m, { action: 'admin.client.create', studyId: null, outcome: 'ok', detail: { clientId: id, clientRole: role, status: 201 } });
+      if (aeTitle !== null && (await findActiveClientByAeTitle(m, aeTitle))) throw new CxrError('E_CONFLICT', `AE title '${aeTitle}' is registered to another active client`);
+      const ok = await insertClient(m, { id, role, secretHash, description, createdBy: principalOf(c).sub, aeTitle });
+      if (ok) await c.auditIn(m, { action: 'admin.client.create', studyId: null, outcome: 'ok', detail: { clientId: id, clientRole: role, aeTitle, status: 201 } });
       return ok;
     });
     if (!created) throw new CxrError('E_CONFLICT', `client id '${id}' is taken (revoked ids are not reused)`);

@@ -4,7 +4,7 @@ import { generateSecret, hashSecret } from '../../api/credentials.js';
 import { openServiceDatabase } from '../../api/database.js';
 import { appendAudit } from '../../db/audit.js';
 import { isRole, ROLES } from '../../db/entities.js';
-import { insertClient, listClients, revokeClient } from '../../db/principals.js';
+import { findActiveClientByAeTitle, insertClient, listClients, normaliseAeTitle, revokeClient } from '../../db/principals.js';
 import { CxrError } from '../../errors.js';
 import { action } from '../run.js';
 import { randomUUID } from 'node:crypto';
@@ -34,16 +34,21 @@ export function register(program: Command): void {
     .requiredOption('--id <id>', 'client id, 3-64 characters of A-Z a-z 0-9 . _ -')
     .requiredOption('--role <role>', `one of ${ROLES.join(', ')}`)
     .option('--description <text>', 'what this client is', '')
+    .option('--ae-title <aet>', 'calling AE title this workstation sends DIMSE C-STORE from (1-16 characters; compared upper-case)')
     .action(
-      action(async (opts: { id: string; role: string; description: string }) => {
+      action(async (opts: { id: string; role: string; description: string; aeTitle?: string }) => {
         if (!isRole(opts.role)) throw new CxrError('E_BAD_ARGUMENT', `--role must be one of ${ROLES.join(', ')} (got '${opts.role}')`);
         const role = opts.role;
         if (!/^[A-Za-z0-9._-]{3,64}$/.test(opts.id)) throw new CxrError('E_BAD_ARGUMENT', '--id must be 3-64 characters of A-Z a-z 0-9 . _ -');
+        const aeTitle = opts.aeTitle === undefined ? null : normaliseAeTitle(opts.aeTitle);
+        if (opts.aeTitle !== undefined && aeTitle === null) throw new CxrError('E_BAD_ARGUMENT', '--ae-title must be 1-16 characters without backslash or control characters');
+        if (aeTitle !== null && role !== 'workstation') throw new CxrError('E_BAD_ARGUMENT', '--ae-title is for workstation clients (they are the ones that send studies)');
         const secret = generateSecret();
         const secretHash = await hashSecret(secret);
         await withDatabase(async ({ ds }) => {
           const created = await ds.transaction(async (m) => {
-            const ok = await insertClient(m, { id: opts.id, role, secretHash, description: opts.description, createdBy: operator() });
+            if (aeTitle !== null && (await findActiveClientByAeTitle(m, aeTitle))) throw new CxrError('E_CONFLICT', `AE title '${aeTitle}' is registered to another active client`);
+            const ok = await insertClient(m, { id: opts.id, role, secretHash, description: opts.description, createdBy: operator(), aeTitle });
             return ok;
           });
           if (!created) throw new CxrError('E_CONFLICT', `client id '${opts.id}' is taken (revoked ids are not reused)`);
@@ -54,7 +59,7 @@ export function register(program: Command): void {
             studyId: null,
             requestId: `cli-${randomUUID()}`,
             outcome: 'ok',
-            detail: { clientId: opts.id, clientRole: role, via: 'cli' },
+            detail: { clientId: opts.id, clientRole: role, aeTitle, via: 'cli' },
           });
         });
         process.stderr.write(`client '${opts.id}' (${role}) created; its secret follows and will not be shown again:\n`);
@@ -72,7 +77,7 @@ export function register(program: Command): void {
       action(async () => {
         await withDatabase(async ({ ds }) => {
           for (const c of await listClients(ds)) {
-            process.stdout.write(`${JSON.stringify({ id: c.id, role: c.role, description: c.description, createdAt: c.createdAt, revokedAt: c.revokedAt })}\n`);
+            process.stdout.write(`${JSON.stringify({ id: c.id, role: c.role, aeTitle: c.aeTitle, description: c.description, createdAt: c.createdAt, revokedAt: c.revokedAt })}\n`);
           }
         });
       }),
