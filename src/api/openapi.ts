@@ -67,7 +67,15 @@ const schemas: Record<string, JsonSchema> = {
   },
   Review: {
     type: 'object',
-    properties: { id: str, studyId: str, predictionId: str, reviewer: str, verdict: { type: 'string', enum: ['agree', 'disagree'] }, note: str, createdAt: dateTime },
+    properties: {
+      id: str,
+      studyId: str,
+      predictionId: str,
+      reviewer: str,
+      verdict: { type: 'string', enum: ['agree', 'disagree'] },
+      note: str,
+      createdAt: dateTime,
+    },
   },
   ReviewRequest: {
     type: 'object',
@@ -227,11 +235,24 @@ const schemas: Record<string, JsonSchema> = {
   ClientCreate: {
     type: 'object',
     required: ['id', 'role'],
-    properties: { id: str, role: ref('Role'), description: str, aeTitle: { type: ['string', 'null'], description: 'calling AE title for DIMSE C-STORE (workstation clients)' } },
+    properties: {
+      id: str,
+      role: ref('Role'),
+      description: str,
+      aeTitle: { type: ['string', 'null'], description: 'calling AE title for DIMSE C-STORE (workstation clients)' },
+    },
   },
   Client: {
     type: 'object',
-    properties: { id: str, role: ref('Role'), description: str, aeTitle: { type: ['string', 'null'] }, createdBy: str, createdAt: dateTime, revokedAt: dateTimeOrNull },
+    properties: {
+      id: str,
+      role: ref('Role'),
+      description: str,
+      aeTitle: { type: ['string', 'null'] },
+      createdBy: str,
+      createdAt: dateTime,
+      revokedAt: dateTimeOrNull,
+    },
   },
   ClientCreated: { allOf: [ref('Client'), { type: 'object', properties: { secret: { type: 'string', description: 'shown once' } } }] },
   ClientList: { type: 'object', properties: { items: { type: 'array', items: ref('Client') } } },
@@ -270,7 +291,13 @@ export function buildOpenApi(routes: readonly RouteDef[], version: string): Reco
   for (const r of routes) {
     const p = openApiPath(r.path);
     const pathParams = [...r.path.matchAll(/:([A-Za-z0-9_]+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
-    const queryParams = (r.doc.query ?? []).map((q) => ({ name: q.name, in: 'query', required: q.required ?? false, description: q.description, schema: q.schema }));
+    const queryParams = (r.doc.query ?? []).map((q) => ({
+      name: q.name,
+      in: 'query',
+      required: q.required ?? false,
+      description: q.description,
+      schema: q.schema,
+    }));
     const responses: Record<string, unknown> = { ...r.doc.responses };
     if (r.roles !== 'public') {
       responses['401'] ??= { description: 'Missing, invalid or expired token', content: { 'application/json': { schema: ref('Error') } } };
@@ -280,7 +307,11 @@ export function buildOpenApi(routes: readonly RouteDef[], version: string): Reco
     paths[p][r.method] = {
       operationId: `${r.method}${p.replace(/[{}]/g, '').replace(/[^A-Za-z0-9]+(.)?/g, (_m, ch: string | undefined) => (ch ? ch.toUpperCase() : ''))}`,
       summary: r.doc.summary,
-      description: [r.doc.description, r.roles === 'public' ? 'No authentication.' : `Roles: ${r.roles.join(', ')}.`, r.audit ? `Audited as '${r.audit}'.` : null]
+      description: [
+        r.doc.description,
+        r.roles === 'public' ? 'No authentication.' : `Roles: ${r.roles.join(', ')}.`,
+        r.audit ? `Audited as '${r.audit}'.` : null,
+      ]
         .filter(Boolean)
         .join(' '),
       tags: r.doc.tags,

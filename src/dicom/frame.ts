@@ -21,8 +21,7 @@ export function isSyntaxSupported(syntax: string): boolean {
 }
 
 export function checkSyntaxSupported(syntax: string): void {
-  if (!isSyntaxSupported(syntax))
-    throw new CxrError('E_UNSUPPORTED_SYNTAX', `transfer syntax ${syntax} (${transferSyntaxName(syntax)}) is not supported`);
+  if (!isSyntaxSupported(syntax)) throw new CxrError('E_UNSUPPORTED_SYNTAX', `transfer syntax ${syntax} (${transferSyntaxName(syntax)}) is not supported`);
 }
 
 export function frameBytes(parsed: ParsedDicom): FrameBytes {

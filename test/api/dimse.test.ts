@@ -149,7 +149,18 @@ test('C-STORE of compressed fixtures negotiates their transfer syntax and stores
   }
   // The same image in another encoding carries the same SOP Instance UID with other bytes:
   // refused as a conflicting duplicate (0x0111), the stored one untouched.
-  const conflict = await dcmtk('storescu', ['-v', '-xs', '+C', '-aet', 'WS-DX-1', '-aec', 'CXRTRIAGE', '127.0.0.1', String(scp.port), join('fixtures', 'dicom', 'cr-mono1-u12.jpeg-lossless-sv1.dcm')]);
+  const conflict = await dcmtk('storescu', [
+    '-v',
+    '-xs',
+    '+C',
+    '-aet',
+    'WS-DX-1',
+    '-aec',
+    'CXRTRIAGE',
+    '127.0.0.1',
+    String(scp.port),
+    join('fixtures', 'dicom', 'cr-mono1-u12.jpeg-lossless-sv1.dcm'),
+  ]);
   assert.match(conflict.out, /Received Store Response \(Unknown Status: 0x111\)/, conflict.out);
 });
 
@@ -166,10 +177,9 @@ test('C-STORE of an instance ingestion refuses: failure status with the code in 
   // The response's Error Comment (0000,0902) starts with the stable code.
   assert.match(r.out, /\(0000,0902\) LO \[E_(TRUNCATED|BAD_PIXEL_FORMAT|MALFORMED)/, r.out);
   assert.equal((await instanceRows(sop)).length, 0);
-  const audit: { outcome: string }[] = await h.db.ds.query(
-    `SELECT outcome FROM audit_log WHERE action = 'study.create' AND detail->>'sopInstanceUid' = $1`,
-    [sop],
-  );
+  const audit: { outcome: string }[] = await h.db.ds.query(`SELECT outcome FROM audit_log WHERE action = 'study.create' AND detail->>'sopInstanceUid' = $1`, [
+    sop,
+  ]);
   assert.equal(audit.length, 1);
   assert.match(audit[0].outcome, /^E_/);
 });

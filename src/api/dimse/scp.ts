@@ -41,7 +41,6 @@ export const VERIFICATION_SOP_CLASS = '1.2.840.10008.1.1';
 /** The storage SOP classes accepted: the chest radiograph classes, and Secondary Capture. */
 export const STORAGE_SOP_CLASSES: readonly string[] = [SOP_CLASS.crImage, SOP_CLASS.dxForPresentation, SOP_CLASS.dxForProcessing, SOP_CLASS.secondaryCapture];
 
-
 /** C-STORE status for a refused instance (PS3.4 B.2.3 and PS3.7 C). */
 export function cStoreStatusFor(code: ErrorCode): number {
   switch (code) {
@@ -149,9 +148,17 @@ export async function startDimseServer(o: DimseOptions): Promise<DimseServer> {
       } else {
         const client = await findActiveClientByAeTitle(o.ds, this.callingAe);
         if (!client) {
-          refusal = { code: 'E_UNAUTHENTICATED', reason: RejectReason.CallingAeNotRecognized, why: `calling AE title '${this.callingAe}' is not registered to an active client` };
+          refusal = {
+            code: 'E_UNAUTHENTICATED',
+            reason: RejectReason.CallingAeNotRecognized,
+            why: `calling AE title '${this.callingAe}' is not registered to an active client`,
+          };
         } else if (client.role !== 'workstation') {
-          refusal = { code: 'E_FORBIDDEN', reason: RejectReason.CallingAeNotRecognized, why: `client '${client.id}' has role '${client.role}', not workstation` };
+          refusal = {
+            code: 'E_FORBIDDEN',
+            reason: RejectReason.CallingAeNotRecognized,
+            why: `client '${client.id}' has role '${client.role}', not workstation`,
+          };
         } else {
           this.client = client;
         }

@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../../api/config.js';
-import { generateSecret, hashSecret } from '../../api/credentials.js';
-import { openServiceDatabase } from '../../api/database.js';
-import { appendAudit } from '../../db/audit.js';
+import { loadConfig } from '../../app/config.js';
+import { openServiceDatabase } from '../../app/database.js';
+import { appendAudit, appendAuditInTransaction } from '../../db/audit.js';
 import { isRole, ROLES } from '../../db/entities.js';
-import { findActiveClientByAeTitle, insertClient, listClients, normaliseAeTitle, revokeClient } from '../../db/principals.js';
+import { listClients } from '../../db/principals.js';
 import { CxrError } from '../../errors.js';
+import { CLIENT_ID_PATTERN, CLIENT_ID_SHAPE, createClient, revokeActiveClient } from '../../service/clients.js';
 import { action } from '../run.js';
 import { randomUUID } from 'node:crypto';
 import { userInfo } from 'node:os';
@@ -31,7 +31,7 @@ export function register(program: Command): void {
   client
     .command('add')
     .description('create a client and print its generated secret (shown once; only a scrypt hash is stored)')
-    .requiredOption('--id <id>', 'client id, 3-64 characters of A-Z a-z 0-9 . _ -')
+    .requiredOption('--id <id>', `client id, ${CLIENT_ID_SHAPE}`)
     .requiredOption('--role <role>', `one of ${ROLES.join(', ')}`)
     .option('--description <text>', 'what this client is', '')
     .option('--ae-title <aet>', 'calling AE title this workstation sends DIMSE C-STORE from (1-16 characters; compared upper-case)')
@@ -39,29 +39,20 @@ export function register(program: Command): void {
       action(async (opts: { id: string; role: string; description: string; aeTitle?: string }) => {
         if (!isRole(opts.role)) throw new CxrError('E_BAD_ARGUMENT', `--role must be one of ${ROLES.join(', ')} (got '${opts.role}')`);
         const role = opts.role;
-        if (!/^[A-Za-z0-9._-]{3,64}$/.test(opts.id)) throw new CxrError('E_BAD_ARGUMENT', '--id must be 3-64 characters of A-Z a-z 0-9 . _ -');
-        const aeTitle = opts.aeTitle === undefined ? null : normaliseAeTitle(opts.aeTitle);
-        if (opts.aeTitle !== undefined && aeTitle === null) throw new CxrError('E_BAD_ARGUMENT', '--ae-title must be 1-16 characters without backslash or control characters');
-        if (aeTitle !== null && role !== 'workstation') throw new CxrError('E_BAD_ARGUMENT', '--ae-title is for workstation clients (they are the ones that send studies)');
-        const secret = generateSecret();
-        const secretHash = await hashSecret(secret);
-        await withDatabase(async ({ ds }) => {
-          const created = await ds.transaction(async (m) => {
-            if (aeTitle !== null && (await findActiveClientByAeTitle(m, aeTitle))) throw new CxrError('E_CONFLICT', `AE title '${aeTitle}' is registered to another active client`);
-            const ok = await insertClient(m, { id: opts.id, role, secretHash, description: opts.description, createdBy: operator(), aeTitle });
-            return ok;
-          });
-          if (!created) throw new CxrError('E_CONFLICT', `client id '${opts.id}' is taken (revoked ids are not reused)`);
-          await appendAudit(ds, {
-            actor: operator(),
-            role: 'admin',
-            action: 'admin.client.create',
-            studyId: null,
-            requestId: `cli-${randomUUID()}`,
-            outcome: 'ok',
-            detail: { clientId: opts.id, clientRole: role, aeTitle, via: 'cli' },
-          });
-        });
+        if (!CLIENT_ID_PATTERN.test(opts.id)) throw new CxrError('E_BAD_ARGUMENT', `--id must be ${CLIENT_ID_SHAPE}`);
+        const { secret } = await withDatabase(({ ds }) =>
+          createClient(ds, { id: opts.id, role, description: opts.description, createdBy: operator(), aeTitle: opts.aeTitle }, (m, detail) =>
+            appendAuditInTransaction(m, {
+              actor: operator(),
+              role: 'admin',
+              action: 'admin.client.create',
+              studyId: null,
+              requestId: `cli-${randomUUID()}`,
+              outcome: 'ok',
+              detail: { ...detail, via: 'cli' },
+            }).then(() => undefined),
+          ),
+        );
         process.stderr.write(`client '${opts.id}' (${role}) created; its secret follows and will not be shown again:\n`);
         process.stdout.write(`${secret}\n`);
         process.stderr.write(
@@ -77,7 +68,9 @@ export function register(program: Command): void {
       action(async () => {
         await withDatabase(async ({ ds }) => {
           for (const c of await listClients(ds)) {
-            process.stdout.write(`${JSON.stringify({ id: c.id, role: c.role, aeTitle: c.aeTitle, description: c.description, createdAt: c.createdAt, revokedAt: c.revokedAt })}\n`);
+            process.stdout.write(
+              `${JSON.stringify({ id: c.id, role: c.role, aeTitle: c.aeTitle, description: c.description, createdAt: c.createdAt, revokedAt: c.revokedAt })}\n`,
+            );
           }
         });
       }),
@@ -90,7 +83,7 @@ export function register(program: Command): void {
     .action(
       action(async (opts: { id: string }) => {
         await withDatabase(async ({ ds }) => {
-          if (!(await revokeClient(ds, opts.id))) throw new CxrError('E_NOT_FOUND', `no active client '${opts.id}'`);
+          await revokeActiveClient(ds, opts.id);
           await appendAudit(ds, {
             actor: operator(),
             role: 'admin',

@@ -5,15 +5,8 @@
 import { resolve } from 'node:path';
 import { CxrError } from '../errors.js';
 import { loadOrCreateDevSecret, type LoadedSecret } from './keys.js';
-import { DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_WINDOW_S } from './login-throttle.js';
-
-export interface JwtConfig {
-  secret: Buffer;
-  issuer: string;
-  audience: string;
-  /** lifetime of tokens from POST /v1/auth/token */
-  ttlSeconds: number;
-}
+import { DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_WINDOW_S } from '../service/login-throttle.js';
+import type { JwtConfig } from '../api/tokens.js';
 
 export interface ServiceConfig {
   host: string;
@@ -98,7 +91,8 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
   const notices: string[] = [];
   const dataDir = resolve(p.text(env, 'CXR_DATA_DIR', './.cxr-data'));
   const databaseUrl = env.DATABASE_URL?.trim() ? env.DATABASE_URL.trim() : null;
-  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) p.list.push(`DATABASE_URL must be a postgres:// URL (got '${databaseUrl.replace(/:[^:@/]*@/, ':***@')}')`);
+  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl))
+    p.list.push(`DATABASE_URL must be a postgres:// URL (got '${databaseUrl.replace(/:[^:@/]*@/, ':***@')}')`);
   const port = p.int(env, 'PORT', 8080, 0, 65535);
   const host = p.text(env, 'HOST', '127.0.0.1', /^[0-9A-Za-z.:-]+$/, 'a host name or IP address');
   const ttl = p.int(env, 'CXR_TOKEN_TTL_S', 3600, 60, 7 * 24 * 3600);
@@ -128,7 +122,13 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     authWindowMs: p.int(env, 'CXR_AUTH_WINDOW_S', DEFAULT_AUTH_WINDOW_S, 1, 86_400) * 1000,
     dimse: {
       // PS3.5 AE: 1-16 characters, no backslash or control characters, not only spaces.
-      aeTitle: p.text(env, 'CXR_DIMSE_AET', 'CXRTRIAGE', /^[\x21-\x5b\x5d-\x7e]([\x20-\x5b\x5d-\x7e]{0,14}[\x21-\x5b\x5d-\x7e])?$/, 'an AE title of 1-16 characters without backslash'),
+      aeTitle: p.text(
+        env,
+        'CXR_DIMSE_AET',
+        'CXRTRIAGE',
+        /^[\x21-\x5b\x5d-\x7e]([\x20-\x5b\x5d-\x7e]{0,14}[\x21-\x5b\x5d-\x7e])?$/,
+        'an AE title of 1-16 characters without backslash',
+      ),
       port: p.int(env, 'CXR_DIMSE_PORT', 11112, 0, 65535),
     },
     notices,
