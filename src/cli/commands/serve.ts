@@ -72,9 +72,7 @@ export function register(program: Command): void {
         const log = jsonLogger();
         if (cfg.notices.length > 0) loud(['DEVELOPMENT KEYS IN USE', ...cfg.notices]);
 
-        process.stderr.write(
-          cfg.databaseUrl ? 'connecting to PostgreSQL…\n' : `starting embedded PostgreSQL on 127.0.0.1:${cfg.embeddedPgPort} (${join(cfg.dataDir, 'pg')})…\n`,
-        );
+        process.stderr.write(cfg.databaseUrl ? 'connecting to PostgreSQL…\n' : `starting embedded PostgreSQL on 127.0.0.1:${cfg.embeddedPgPort}…\n`);
         const db = await openServiceDatabase(cfg);
         const engineOptions = {
           modelsDir: cfg.modelsDir,
