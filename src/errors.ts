@@ -36,6 +36,7 @@ export type ErrorCode =
   | 'E_CONFLICT'
   | 'E_QUEUE_FULL'
   | 'E_RATE_LIMITED'
+  | 'E_STORAGE_FULL'
   | 'E_CONFIG'
   | 'E_INTERNAL';
 
@@ -61,6 +62,7 @@ export function exitCodeFor(code: ErrorCode): number {
     case 'E_INTERNAL':
     case 'E_BACKEND':
     case 'E_TRAINING_DIVERGED':
+    case 'E_STORAGE_FULL':
       return 1;
     case 'E_INTERRUPTED':
       return 130;
@@ -95,6 +97,9 @@ export function httpStatusFor(code: ErrorCode): number {
       return 503;
     case 'E_RATE_LIMITED':
       return 429;
+    case 'E_STORAGE_FULL':
+      // 507 Insufficient Storage (RFC 4918): the request was fine, the server has no room now
+      return 507;
     case 'E_INTERNAL':
     case 'E_BACKEND':
     case 'E_TRAINING_DIVERGED':
