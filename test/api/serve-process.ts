@@ -1,0 +1,139 @@
+/**
+ * `cxr-triage serve` as a child process on a fresh PostgreSQL database: what a hostile client
+ * meets over real HTTP. The test reads the process's liveness, its resident memory from
+ * /proc, and its JSON log lines; tokens are signed with the secret given to the server.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { createRandomModels } from '../../bench/latency-models.js';
+import { signToken } from '../../src/api/tokens.js';
+import type { Role } from '../../src/db/entities.js';
+import { createTestDatabase, type TestDatabase } from '../db/test-database.js';
+
+const CLI = join(process.cwd(), 'bin', 'cxr-triage.js');
+
+export interface ServeProcess {
+  url: string;
+  pid: number;
+  db: TestDatabase;
+  root: string;
+  /** stored DICOM files live here */
+  dicomDir: string;
+  token(role: Role, sub?: string): string;
+  /** still running (not exited) */
+  alive(): boolean;
+  stderr(): string;
+  /** the JSON lines the server logged so far */
+  logLines(): Record<string, unknown>[];
+  /** current and peak resident set size in KiB (VmRSS, VmHWM) */
+  memory(): { rssKiB: number; peakKiB: number };
+  stop(): Promise<number | null>;
+}
+
+export async function startServe(env: Record<string, string> = {}): Promise<ServeProcess> {
+  const root = await mkdtemp(join(tmpdir(), 'cxr-hostile-'));
+  await tf.setBackend('cpu');
+  await createRandomModels(join(root, 'models'), { size: 'small', seed: 1, threshold: 0.4 });
+  const db = await createTestDatabase();
+  const jwtSecret = randomBytes(32).toString('hex');
+  const dicomDir = join(root, 'dicom');
+  const proc: ChildProcess = spawn(process.execPath, [CLI, 'serve', '--port', '0'], {
+    env: {
+      ...process.env,
+      DATABASE_URL: db.url,
+      CXR_DATA_DIR: join(root, 'data'),
+      CXR_DICOM_DIR: dicomDir,
+      CXR_MODELS_DIR: join(root, 'models'),
+      CXR_JWT_SECRET: jwtSecret,
+      CXR_HMAC_KEY: randomBytes(32).toString('hex'),
+      CXR_TTA: '2',
+      CXR_INFER_THREADS: '1',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  let exitCode: number | null | undefined;
+  proc.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<number | null>((r) =>
+    proc.on('close', (code) => {
+      exitCode = code;
+      r(code);
+    }),
+  );
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start in 120 s:\n${err}`)), 120_000);
+    proc.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`serve exited with ${code} before listening:\n${err}`));
+    });
+  }).catch(async (e) => {
+    await db.drop();
+    await rm(root, { recursive: true, force: true });
+    throw e;
+  });
+  const jwt = { secret: Buffer.from(jwtSecret, 'utf8'), issuer: 'cxr-triage', audience: 'cxr-triage-api', ttlSeconds: 600 };
+  return {
+    url,
+    pid: proc.pid!,
+    db,
+    root,
+    dicomDir,
+    token: (role, sub = `${role}-1`) => signToken(jwt, { sub, role, kind: 'operator' }).token,
+    alive: () => exitCode === undefined,
+    stderr: () => err,
+    logLines: () =>
+      err
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+    memory: () => {
+      const status = readFileSync(`/proc/${proc.pid}/status`, 'utf8');
+      const kib = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+      return { rssKiB: kib('VmRSS'), peakKiB: kib('VmHWM') };
+    },
+    stop: async () => {
+      if (exitCode === undefined) proc.kill('SIGTERM');
+      const code = await exited;
+      await db.drop();
+      await rm(root, { recursive: true, force: true });
+      return code;
+    },
+  };
+}
+
+/** Sends raw bytes on a fresh TCP connection and returns the raw response (or '' when the server closed without one). */
+export async function rawRequest(url: string, bytes: Buffer, timeoutMs = 10_000): Promise<{ status: number | null; text: string }> {
+  const { connect } = await import('node:net');
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const s = connect(Number(u.port), u.hostname);
+    let got = '';
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`no response in ${timeoutMs} ms`));
+    }, timeoutMs);
+    s.on('data', (c) => (got += c.toString('latin1')));
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      clearTimeout(timer);
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(got);
+      resolve({ status: m ? Number(m[1]) : null, text: got });
+    });
+    s.write(bytes, () => s.end());
+  });
+}
