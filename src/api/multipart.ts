@@ -44,7 +44,8 @@ export const MAX_BOUNDARY_LENGTH = 256;
  * refused as a whole (E_PAYLOAD_TOO_LARGE) as soon as the next one starts.
  */
 export function splitMultipart(body: Buffer, boundary: string, maxParts = Number.POSITIVE_INFINITY): Part[] {
-  if (!boundary || boundary.length > MAX_BOUNDARY_LENGTH) throw new CxrError('E_BAD_REQUEST', `multipart boundary is missing or longer than ${MAX_BOUNDARY_LENGTH} characters`);
+  if (!boundary || boundary.length > MAX_BOUNDARY_LENGTH)
+    throw new CxrError('E_BAD_REQUEST', `multipart boundary is missing or longer than ${MAX_BOUNDARY_LENGTH} characters`);
   const delimiter = Buffer.from(`--${boundary}`);
   const between = Buffer.concat([CRLF, delimiter]);
   let pos = body.indexOf(delimiter);
@@ -75,7 +76,8 @@ export function splitMultipart(body: Buffer, boundary: string, maxParts = Number
     }
     const next = body.indexOf(between, headerEnd);
     if (next === -1) throw new CxrError('E_BAD_REQUEST', 'multipart body has no closing boundary');
-    if (parts.length >= maxParts) throw new CxrError('E_PAYLOAD_TOO_LARGE', `the request holds more than ${maxParts} parts; send at most ${maxParts} per request`);
+    if (parts.length >= maxParts)
+      throw new CxrError('E_PAYLOAD_TOO_LARGE', `the request holds more than ${maxParts} parts; send at most ${maxParts} per request`);
     parts.push({ headers, body: body.subarray(headerEnd, next) });
     pos = next + 2;
   }

@@ -19,7 +19,8 @@ export function reviewInput(body: Record<string, unknown>): ReviewInput {
   const verdict = body.verdict;
   if (verdict !== 'agree' && verdict !== 'disagree') throw new CxrError('E_BAD_REQUEST', "verdict must be 'agree' or 'disagree'");
   const note = body.note ?? '';
-  if (typeof note !== 'string' || note.length > MAX_NOTE_LENGTH) throw new CxrError('E_BAD_REQUEST', `note must be a string of at most ${MAX_NOTE_LENGTH} characters`);
+  if (typeof note !== 'string' || note.length > MAX_NOTE_LENGTH)
+    throw new CxrError('E_BAD_REQUEST', `note must be a string of at most ${MAX_NOTE_LENGTH} characters`);
   return { verdict, note };
 }
 

@@ -386,7 +386,11 @@ function requireUids(meta: DicomMetadata): Uids {
   const missing = named.filter(([, v]) => !v).map(([n]) => n);
   if (missing.length > 0) throw new CxrError('E_MALFORMED', `the instance has no ${missing.join(', ')}`);
   const bad = named.filter(([, v]) => !isValidUid(v!)).map(([n]) => n);
-  if (bad.length > 0) throw new CxrError('E_MALFORMED', `${bad.join(', ')} ${bad.length > 1 ? 'are not UIDs' : 'is not a UID'} (digits and dots, at most ${MAX_UID_LENGTH} characters)`);
+  if (bad.length > 0)
+    throw new CxrError(
+      'E_MALFORMED',
+      `${bad.join(', ')} ${bad.length > 1 ? 'are not UIDs' : 'is not a UID'} (digits and dots, at most ${MAX_UID_LENGTH} characters)`,
+    );
   if (meta.sopClassUid !== null && !isValidUid(meta.sopClassUid)) throw new CxrError('E_MALFORMED', 'SOPClassUID is not a UID');
   return { study: meta.studyInstanceUid!, series: meta.seriesInstanceUid!, sop: meta.sopInstanceUid! };
 }

@@ -5,11 +5,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, existsSync } from 'node:fs';
-import { deflateRawSync, inflateRawSync, constants as zc } from 'node:zlib';
-import dicomParser from 'dicom-parser';
 import { chestDicom } from '../../bench/latency-dicom.js';
-import { encodeDicom, readMetadata } from '../../src/dicom/index.js';
 import { startServe, type ServeProcess } from './serve-process.js';
 
 let s: ServeProcess;
@@ -24,7 +20,7 @@ const study = (seed: number, size = 128) => Buffer.from(chestDicom({ size, seed 
 
 async function call(
   path: string,
-  init: { method?: string; token?: string; type?: string; body?: BodyInit; headers?: Record<string, string> } = {},
+  init: { method?: string; token?: string; type?: string; body?: Buffer | string | ReadableStream<Uint8Array>; headers?: Record<string, string> } = {},
 ): Promise<{ status: number; body: Record<string, unknown>; text: string; headers: Headers }> {
   const headers: Record<string, string> = { ...init.headers };
   if (init.token) headers.Authorization = `Bearer ${init.token}`;
@@ -57,7 +53,10 @@ test('row 1: a multipart/form-data body ending without its closing boundary is 4
   const file = study(1);
   const bodies = [
     // the issue's case: headers, part of the file, no closing boundary
-    Buffer.concat([Buffer.from('--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.dcm"\r\nContent-Type: application/dicom\r\n\r\n'), file.subarray(0, 40)]),
+    Buffer.concat([
+      Buffer.from('--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.dcm"\r\nContent-Type: application/dicom\r\n\r\n'),
+      file.subarray(0, 40),
+    ]),
     // ends inside the part headers
     Buffer.from('--XyZ\r\nContent-Disposition: form-da'),
     // a whole file, no closing boundary
@@ -94,18 +93,33 @@ test('row 4: a NUL character in a JSON string, a form field or a query value is 
   const auditor = s.token('auditor', 'aud-row4');
   const json = 'application/json';
   const cases: [string, Promise<Awaited<ReturnType<typeof call>>>][] = [
-    ['client description', call('/v1/admin/clients', { token: admin, type: json, body: JSON.stringify({ id: 'ws-nul', role: 'workstation', description: 'a\u0000b' }) })],
-    ['user display name', call('/v1/admin/users', { token: admin, type: json, body: JSON.stringify({ id: 'dr-nul', role: 'clinician', displayName: 'Dr \u0000' }) })],
+    [
+      'client description',
+      call('/v1/admin/clients', { token: admin, type: json, body: JSON.stringify({ id: 'ws-nul', role: 'workstation', description: 'a\u0000b' }) }),
+    ],
+    [
+      'user display name',
+      call('/v1/admin/users', { token: admin, type: json, body: JSON.stringify({ id: 'dr-nul', role: 'clinician', displayName: 'Dr \u0000' }) }),
+    ],
     ['a JSON key', call('/v1/admin/users', { token: admin, type: json, body: '{"id":"dr-nul2","role":"clinician","x\\u0000":1}' })],
-    ['client_id (JSON)', call('/v1/auth/token', { type: json, body: JSON.stringify({ grant_type: 'client_credentials', client_id: 'ws\u0000', client_secret: 'x' }) })],
-    ['client_id (form)', call('/v1/auth/token', { type: 'application/x-www-form-urlencoded', body: 'grant_type=client_credentials&client_id=ws%00&client_secret=x' })],
+    [
+      'client_id (JSON)',
+      call('/v1/auth/token', { type: json, body: JSON.stringify({ grant_type: 'client_credentials', client_id: 'ws\u0000', client_secret: 'x' }) }),
+    ],
+    [
+      'client_id (form)',
+      call('/v1/auth/token', { type: 'application/x-www-form-urlencoded', body: 'grant_type=client_credentials&client_id=ws%00&client_secret=x' }),
+    ],
     ['?actor=', call('/v1/audit?actor=a%00b', { token: auditor })],
     ['?model=', call('/v1/predictions?model=m%00', { token: auditor })],
     ['?action= (CSV)', call('/v1/predictions.csv?model=%00', { token: auditor })],
     ['a path parameter', call('/v1/admin/clients/ws%00x', { method: 'DELETE', token: admin })],
     ['a malformed query escape', call('/v1/audit?actor=%zz', { token: auditor })],
     ['an unpaired surrogate', call('/v1/admin/clients', { token: admin, type: json, body: '{"id":"ws-sur","role":"workstation","description":"\\ud800"}' })],
-    ['an integer beyond 2^53', call('/v1/admin/clients', { token: admin, type: json, body: '{"id":"ws-big","role":"workstation","description":"x","n":123456789012345678901234}' })],
+    [
+      'an integer beyond 2^53',
+      call('/v1/admin/clients', { token: admin, type: json, body: '{"id":"ws-big","role":"workstation","description":"x","n":123456789012345678901234}' }),
+    ],
   ];
   for (const [what, p] of cases) {
     const r = await p;
@@ -116,7 +130,11 @@ test('row 4: a NUL character in a JSON string, a form field or a query value is 
   const posted = await call('/v1/studies?wait=true', { token: s.token('workstation', 'ws-row4'), type: 'application/dicom', body: study(4) });
   assert.equal(posted.status, 200, posted.text);
   const id = posted.body.id as string;
-  const review = await call(`/v1/studies/${id}/reviews`, { token: s.token('clinician', 'dr-row4'), type: json, body: JSON.stringify({ verdict: 'agree', note: 'fine\u0000' }) });
+  const review = await call(`/v1/studies/${id}/reviews`, {
+    token: s.token('clinician', 'dr-row4'),
+    type: json,
+    body: JSON.stringify({ verdict: 'agree', note: 'fine\u0000' }),
+  });
   assert.equal(review.status, 400, review.text);
   assert.equal(code(review), 'E_BAD_REQUEST');
   assert.equal(await count(`SELECT count(*)::int AS n FROM reviews WHERE study_id = $1`, [id]), 0);

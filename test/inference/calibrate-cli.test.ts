@@ -65,7 +65,9 @@ test("calibrate writes the threshold calibrateThreshold picks on evaluate's per-
   const perImage = join(root, 'per-image.csv');
   const ev = await cli(['evaluate', '--data', data, '--models', models, '--json', '--threads', '1', '--per-image', perImage]);
   assert.equal(ev.code, 0, ev.stderr);
-  const rows = parseCsv(await readFile(perImage, 'utf8')).rows.map((r) => r.fields).filter(([file]) => validation.has(file));
+  const rows = parseCsv(await readFile(perImage, 'utf8'))
+    .rows.map((r) => r.fields)
+    .filter(([file]) => validation.has(file));
   assert.equal(rows.length, validation.size);
   const scores = rows.map(([, , p]) => Number(p));
   const labels = rows.map(([, l]) => Number(l));
@@ -79,7 +81,12 @@ test("calibrate writes the threshold calibrateThreshold picks on evaluate's per-
   assert.equal(m.threshold!.validationSensitivity, expected.sensitivity);
   assert.equal(m.threshold!.validationSpecificity, expected.specificity);
   assert.deepEqual(
-    { views: m.threshold!.calibratedOn!.views, scorer: m.threshold!.calibratedOn!.scorer, subset: m.threshold!.calibratedOn!.subset, n: m.threshold!.calibratedOn!.n },
+    {
+      views: m.threshold!.calibratedOn!.views,
+      scorer: m.threshold!.calibratedOn!.scorer,
+      subset: m.threshold!.calibratedOn!.subset,
+      n: m.threshold!.calibratedOn!.n,
+    },
     { views: 4, scorer: 'onnxruntime', subset: 'validation', n: validation.size },
   );
   const recall = binaryMetrics(confusionAt(scores, labels, m.threshold!.value)).recall!;

@@ -120,7 +120,11 @@ export const getPredictions: RouteDef = {
     const before = decodeCursor(q.string('cursor', 200), isSeqText);
     const rows = await listPredictions(c.deps.ds, f, before, limit + 1);
     const page = rows.slice(0, limit);
-    c.detail = { count: page.length, studyIds: page.map((r) => r.studyId), filters: definedOnly({ ...f, from: f.from?.toISOString(), to: f.to?.toISOString() }) };
+    c.detail = {
+      count: page.length,
+      studyIds: page.map((r) => r.studyId),
+      filters: definedOnly({ ...f, from: f.from?.toISOString(), to: f.to?.toISOString() }),
+    };
     return {
       status: 200,
       json: { items: page.map(predictionJson), nextCursor: rows.length > limit ? encodeCursor(page[page.length - 1].predictionId) : null },
@@ -184,7 +188,12 @@ export const getPredictionsCsv: RouteDef = {
     const truncated = rows.length > CSV_MAX_ROWS;
     const out = rows.slice(0, CSV_MAX_ROWS);
     // which studies were exported is part of the access record, as for the JSON pages
-    c.detail = { count: out.length, studyIds: out.map((r) => r.studyId), truncated, filters: definedOnly({ ...f, from: f.from?.toISOString(), to: f.to?.toISOString() }) };
+    c.detail = {
+      count: out.length,
+      studyIds: out.map((r) => r.studyId),
+      truncated,
+      filters: definedOnly({ ...f, from: f.from?.toISOString(), to: f.to?.toISOString() }),
+    };
     return {
       status: 200,
       body: toCsv(CSV_COLUMNS, out),
