@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openApiDocument, routes } from '../../src/api/app.js';
 import { loadConfig } from '../../src/app/config.js';
-import { hashSecret, verifySecret } from '../../src/api/credentials.js';
+import { hashSecret, verifySecret } from '../../src/service/credentials.js';
 import { toCsv } from '../../src/api/csv.js';
 import { openApiPath } from '../../src/api/openapi.js';
 import { verifyToken, signToken } from '../../src/api/tokens.js';

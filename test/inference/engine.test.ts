@@ -15,7 +15,7 @@ import { loadEngine, type OnnxTriageEngine } from '../../src/inference/engine.js
 import { classActivationMap } from '../../src/inference/cam.js';
 import { loadModel } from '../../src/ml/model-io.js';
 import { featuresModel, HEAD_LAYER } from '../../src/ml/densenet.js';
-import { readManifest } from '../../src/ml/manifest.js';
+import { readManifest } from '../../src/ml/model-store/index.js';
 import { CxrError } from '../../src/errors.js';
 import { sessionOptions } from '../../src/inference/session.js';
 

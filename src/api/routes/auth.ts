@@ -2,7 +2,7 @@
 import { appendAudit } from '../../db/audit.js';
 import { findActiveClient, findActiveUser } from '../../db/principals.js';
 import { CxrError } from '../../errors.js';
-import { DUMMY_HASH_PROMISE, verifySecret } from '../credentials.js';
+import { DUMMY_HASH_PROMISE, verifySecret } from '../../service/credentials.js';
 import { readBody, requireMediaType, type Reply } from '../http.js';
 import { checkJson, decodeComponent, parseJson } from '../input.js';
 import { json, ref } from '../openapi-types.js';

@@ -10,7 +10,7 @@ import { readSplit, splitByPatient, writeSplit, type DatasetSplit } from '../../
 import type { MaskLike } from '../../imaging/lung-crop.js';
 import type { GrayImage } from '../../imaging/types.js';
 import type { EvalItem } from '../evaluate.js';
-import { readManifest } from '../manifest.js';
+import { readManifest } from '../model-store/index.js';
 import { loadModel } from '../model-io.js';
 import { cleanMask, segmenterInput } from '../preprocess.js';
 import type { TrainConfig } from './config.js';

@@ -13,30 +13,7 @@ import { balancedClassWeights, buildModel, validateConfig, type TrainConfig } fr
 import { predictSource, type LossFn } from './predict.js';
 import { ProgressBar, type ProgressStream } from './progress.js';
 import { cosineDecay } from './schedule.js';
-import type { Batch, TrainData } from './types.js';
-
-/** One line of runs/<id>/metrics.jsonl. */
-export interface EpochRecord {
-  epoch: number;
-  /** optimizer steps taken by the end of this epoch */
-  step: number;
-  lr: number;
-  trainLoss: number;
-  l2Penalty: number;
-  valLoss: number;
-  /** classifier: validation AUC (null with one class); segmenter: mean validation Dice */
-  valMetric: number | null;
-  valMetricName: 'auc' | 'dice';
-  valIou?: number | null;
-  best: boolean;
-  trainImages: number;
-  seconds: number;
-  imagesPerSecond: number;
-  /** tf.memory() after the epoch, with every temporary disposed: flat across epochs */
-  tensors: number;
-  bytes: number;
-  time: string;
-}
+import type { Batch, EpochRecord, TrainData } from './types.js';
 
 /** Computes the mean loss and its gradients for one batch, gradients in `vars` order. */
 export interface GradientEngine {

@@ -29,3 +29,26 @@ export interface TrainData {
   /** labels of the train split, for balanced class weights (classifier only) */
   trainLabels?: ArrayLike<number>;
 }
+
+/** One line of runs/<id>/metrics.jsonl. */
+export interface EpochRecord {
+  epoch: number;
+  /** optimizer steps taken by the end of this epoch */
+  step: number;
+  lr: number;
+  trainLoss: number;
+  l2Penalty: number;
+  valLoss: number;
+  /** classifier: validation AUC (null with one class); segmenter: mean validation Dice */
+  valMetric: number | null;
+  valMetricName: 'auc' | 'dice';
+  valIou?: number | null;
+  best: boolean;
+  trainImages: number;
+  seconds: number;
+  imagesPerSecond: number;
+  /** tf.memory() after the epoch, with every temporary disposed: flat across epochs */
+  tensors: number;
+  bytes: number;
+  time: string;
+}
