@@ -5,8 +5,10 @@
  *    (`maxInflatedBytes`: maxPixels x 4 bytes, BitsAllocated 32 being the widest, plus
  *    DATASET_SLACK_BYTES for every other element);
  *  - a per-file limit, once the stream has inflated far enough to show the Pixel Data
- *    element's header: its declared end plus the same slack. A bomb that declares a small
- *    image is refused after a few megabytes, in milliseconds, not after the global limit.
+ *    element's header: its declared end plus TRAILING_SLACK_BYTES; an element declaring
+ *    more than the global limit refuses at once; no Pixel Data within DATASET_SLACK_BYTES
+ *    refuses too. A bomb that declares a small image is refused after a few megabytes,
+ *    not after the global limit.
  * The async form streams (the event loop stays free; memory is the bound, not the bomb);
  * the sync form serves the synchronous parser (CLI, scoring of files already accepted).
  */
@@ -39,8 +41,15 @@ function inflateError(e: unknown): CxrError {
 }
 
 /**
- * The inflated size this dataset may reach, read from the Pixel Data element's header in
- * the inflated prefix; null while the prefix does not reach it yet.
+ * Only Digital Signatures (FFFA,FFFA) and Data Set Trailing Padding (FFFC,FFFC) may follow
+ * Pixel Data, and neither is large in a real file.
+ */
+export const TRAILING_SLACK_BYTES = 1024 * 1024;
+
+/**
+ * The inflated size this dataset may reach, read from the element headers in the inflated
+ * prefix: Pixel Data's declared end plus the trailing slack; null while the prefix does not
+ * reach Pixel Data yet. Any element declaring an end past the global limit refuses at once.
  */
 function declaredBound(prefix: Uint8Array, limit: number): number | null {
   const dataSet = { elements: {}, warnings: [] } as unknown as DataSet;
@@ -50,12 +59,14 @@ function declaredBound(prefix: Uint8Array, limit: number): number | null {
   } catch {
     // the prefix ends inside an element (or is malformed: the full parse will say so)
   }
+  for (const el of Object.values(dataSet.elements)) {
+    if (!el.hadUndefinedLength && el.dataOffset + el.length > limit)
+      throw new CxrError('E_TOO_LARGE', `element (${el.tag.slice(1, 5)},${el.tag.slice(5)}) declares ${el.length} bytes, over the ${limit}-byte limit`);
+  }
   const el = dataSet.elements[PIXEL_DATA];
   if (el === undefined) return null;
   if (el.hadUndefinedLength) return limit;
-  const end = el.dataOffset + el.length;
-  if (end > limit) throw new CxrError('E_TOO_LARGE', `Pixel Data declares ${el.length} bytes, over the ${limit}-byte limit for an image`);
-  return Math.min(limit, end + DATASET_SLACK_BYTES);
+  return Math.min(limit, el.dataOffset + el.length + TRAILING_SLACK_BYTES);
 }
 
 /** Inflates a raw-deflate dataset without ever holding more than the bound (async, streaming). */
@@ -87,7 +98,7 @@ export function inflateDataset(deflated: Uint8Array, limit: number): Promise<Uin
         return;
       }
       if (bound === null && total > DATASET_SLACK_BYTES) fail(tooLarge(`${DATASET_SLACK_BYTES} bytes without reaching Pixel Data`));
-      else if (total > (bound ?? limit)) fail(tooLarge(`${bound ?? limit} bytes (the declared image plus ${DATASET_SLACK_BYTES} bytes)`));
+      else if (total > (bound ?? limit)) fail(tooLarge(`${bound ?? limit} bytes (the declared Pixel Data plus ${TRAILING_SLACK_BYTES} bytes)`));
     });
     z.on('error', (e) => fail(inflateError(e)));
     z.on('end', () => {

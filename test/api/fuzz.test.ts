@@ -12,7 +12,7 @@ import { chestDicom } from '../../bench/latency-dicom.js';
 import { startServe, type ServeProcess } from './serve-process.js';
 
 const SEED = Number(process.env.CXR_FUZZ_SEED ?? 20261201);
-const ITERATIONS = Number(process.env.CXR_FUZZ_ITERATIONS ?? 240);
+const ITERATIONS = Number(process.env.CXR_FUZZ_ITERATIONS ?? 200);
 const CONCURRENCY = 4;
 /** generous: the server idles around 300-500 MiB; a leak or a bomb would pass this */
 const RSS_BOUND_KIB = 1536 * 1024;
@@ -72,6 +72,15 @@ function weirdString(r: Rng): string {
   return Array.from({ length: r.int(40) }, () => String.fromCharCode(r.int(r.next() < 0.8 ? 128 : 0x10000))).join('');
 }
 
+/** encodeURIComponent, except that a lone surrogate goes out as its WTF-8 bytes (what a hostile client can send). */
+function enc(v: string): string {
+  try {
+    return encodeURIComponent(v);
+  } catch {
+    return [...v].map((ch) => (/[\ud800-\udfff]/.test(ch) ? '%ED%A0%80' : encodeURIComponent(ch))).join('');
+  }
+}
+
 function weirdJson(r: Rng, depth = 0): unknown {
   const k = r.int(depth > 3 ? 4 : 7);
   if (k === 0) return weirdString(r);
@@ -129,7 +138,22 @@ interface FuzzRequest {
   raw?: Buffer;
 }
 
-const ROUTES_GET = ['/v1/worklist', '/v1/predictions', '/v1/predictions.csv', '/v1/audit', '/v1/models', '/v1/admin/clients', '/v1/studies/x', '/healthz'];
+const ROLE_OF_GET: Record<string, 'workstation' | 'clinician' | 'auditor' | 'admin'> = {
+  '/v1/worklist': 'clinician',
+  '/v1/predictions': 'auditor',
+  '/v1/predictions.csv': 'auditor',
+  '/v1/audit': 'auditor',
+  '/v1/models': 'auditor',
+  '/v1/admin/clients': 'admin',
+  '/v1/studies/x': 'clinician',
+  '/healthz': 'clinician',
+};
+const ROUTES_GET = Object.keys(ROLE_OF_GET);
+const ROLE_OF_POST: Record<string, 'workstation' | 'clinician' | 'auditor' | 'admin'> = {
+  '/v1/auth/token': 'workstation',
+  '/v1/admin/clients': 'admin',
+  '/v1/admin/users': 'admin',
+};
 const QUERY_NAMES = ['cursor', 'limit', 'from', 'to', 'model', 'actor', 'action', 'studyId', 'flagged', 'decision', 'reviewed', 'status', 'agreement', 'wait'];
 
 function makeRequest(
@@ -140,9 +164,12 @@ function makeRequest(
   studyId: string,
 ): FuzzRequest {
   const dicom = () => mutate(r, r.pick(bases));
-  const auth = () => {
+  type Role = 'workstation' | 'clinician' | 'auditor' | 'admin';
+  // mostly the route's own role, so that most requests get past the role check to the input
+  const auth = (role?: Role) => {
     const p = r.next();
-    if (p < 0.75) return `Bearer ${token(r.pick(['workstation', 'clinician', 'auditor', 'admin'] as const))}`;
+    if (p < 0.7 && role) return `Bearer ${token(role)}`;
+    if (p < 0.8) return `Bearer ${token(r.pick(['workstation', 'clinician', 'auditor', 'admin'] as const))}`;
     if (p < 0.85) return `Bearer ${weirdString(r).replace(/[^\x21-\x7e]/g, 'a')}`;
     if (p < 0.95) return `Basic ${Buffer.from(`${weirdString(r)}:${weirdString(r)}`).toString('base64')}`;
     return 'Digest x';
@@ -155,7 +182,7 @@ function makeRequest(
         what: `${i}: POST /v1/studies mutated DICOM`,
         method: 'POST',
         path: r.next() < 0.2 ? '/v1/studies?wait=true' : '/v1/studies',
-        headers: { Authorization: auth(), 'Content-Type': 'application/dicom' },
+        headers: { Authorization: auth('workstation'), 'Content-Type': 'application/dicom' },
         body: dicom(),
       };
     case 1: {
@@ -169,7 +196,7 @@ function makeRequest(
         what: `${i}: POST /v1/studies multipart/form-data`,
         method: 'POST',
         path: '/v1/studies',
-        headers: { Authorization: auth(), 'Content-Type': `multipart/form-data; boundary=${boundary}` },
+        headers: { Authorization: auth('workstation'), 'Content-Type': `multipart/form-data; boundary=${boundary}` },
         body: r.next() < 0.6 ? mutate(r, body) : body,
       };
     }
@@ -189,28 +216,35 @@ function makeRequest(
         `multipart/related; boundary="${boundary}"`,
         `multipart/related; type=application/dicom+xml; boundary=${boundary}`,
         'multipart/related',
-        `multipart/related; boundary=${weirdString(r).replace(/[\r\n]/g, '')}`,
+        `multipart/related; boundary=${weirdString(r).replace(/[^\x20-\x7e]/g, '')}`,
       ]);
       return {
         what: `${i}: POST /dicomweb/studies`,
         method: 'POST',
         path: '/dicomweb/studies',
-        headers: { Authorization: auth(), 'Content-Type': type },
+        headers: { Authorization: auth('workstation'), 'Content-Type': type },
         body: r.next() < 0.5 ? mutate(r, body) : body,
       };
     }
     case 3: {
       const path = r.pick(['/v1/auth/token', '/v1/admin/clients', '/v1/admin/users', `/v1/studies/${studyId}/reviews`]);
+      ROLE_OF_POST[path] ??= 'clinician';
       const text = JSON.stringify(weirdJson(r));
       const body = r.next() < 0.2 ? text.slice(0, r.int(text.length + 1)) : text;
       const type = r.pick(['application/json', 'application/json; charset=utf-8', 'application/x-www-form-urlencoded', 'text/plain', '']);
-      return { what: `${i}: POST ${path} JSON`, method: 'POST', path, headers: { Authorization: auth(), ...(type ? { 'Content-Type': type } : {}) }, body };
+      return {
+        what: `${i}: POST ${path} JSON`,
+        method: 'POST',
+        path,
+        headers: { Authorization: auth(ROLE_OF_POST[path]), ...(type ? { 'Content-Type': type } : {}) },
+        body,
+      };
     }
     case 4: {
       const form = Array.from(
         { length: 1 + r.int(4) },
         () =>
-          `${encodeURIComponent(r.pick(['grant_type', 'client_id', 'client_secret', 'username', 'password']))}=${r.next() < 0.5 ? encodeURIComponent(weirdString(r)) : weirdString(r).replace(/[&\s]/g, '')}`,
+          `${encodeURIComponent(r.pick(['grant_type', 'client_id', 'client_secret', 'username', 'password']))}=${r.next() < 0.5 ? enc(weirdString(r)) : weirdString(r).replace(/[&\s]/g, '')}`,
       ).join('&');
       return {
         what: `${i}: POST /v1/auth/token form`,
@@ -226,15 +260,16 @@ function makeRequest(
         const name = r.next() < 0.9 ? r.pick(QUERY_NAMES) : weirdString(r);
         let value = weirdString(r);
         if (name === 'cursor' && r.next() < 0.5) value = Buffer.from(JSON.stringify(weirdJson(r))).toString('base64url');
-        return `${encodeURIComponent(name)}=${r.next() < 0.7 ? encodeURIComponent(value) : value.replace(/[#&\s]/g, '')}`;
+        return `${enc(name)}=${r.next() < 0.7 ? enc(value) : value.replace(/[#&\s]/g, '')}`;
       }).join('&');
-      const path = `${r.pick(ROUTES_GET)}?${q}`;
-      return { what: `${i}: GET ${path.slice(0, 120)}`, method: 'GET', path, headers: { Authorization: auth() } };
+      const route = r.pick(ROUTES_GET);
+      const path = `${route}?${q}`;
+      return { what: `${i}: GET ${path.slice(0, 120)}`, method: 'GET', path, headers: { Authorization: auth(ROLE_OF_GET[route]) } };
     }
     case 7: {
       const path = r.pick([
-        `/v1/studies/${encodeURIComponent(weirdString(r))}`,
-        `/v1/admin/clients/${encodeURIComponent(weirdString(r))}`,
+        `/v1/studies/${enc(weirdString(r))}`,
+        `/v1/admin/clients/${enc(weirdString(r))}`,
         `/v1/studies/${studyId}/${r.pick(['image.png', 'mask.png', 'heatmap.png', 'reviews'])}`,
         '/v1/studies/%zz',
         '/%00',
@@ -243,7 +278,10 @@ function makeRequest(
         what: `${i}: ${path.slice(0, 120)}`,
         method: r.pick(['GET', 'DELETE', 'POST', 'PUT', 'PATCH', 'OPTIONS']),
         path,
-        headers: { Authorization: auth(), 'Content-Type': r.pick(['application/json', 'application/dicom', '*/*', ';;;', 'multipart/form-data']) },
+        headers: {
+          Authorization: auth(r.pick(['clinician', 'admin'] as const)),
+          'Content-Type': r.pick(['application/json', 'application/dicom', '*/*', ';;;', 'multipart/form-data']),
+        },
         body: r.next() < 0.5 ? '{}' : undefined,
       };
     }
