@@ -3,7 +3,6 @@
  * meets over real HTTP. The test reads the process's liveness, its resident memory from
  * /proc, and its JSON log lines; tokens are signed with the secret given to the server.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -11,11 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { createRandomModels } from '../../bench/latency-models.js';
+import { startServe as spawnServe } from '../../bench/serve-process.js';
 import { signToken } from '../../src/api/tokens.js';
 import type { Role } from '../../src/db/entities.js';
 import { createTestDatabase, type TestDatabase } from '../db/test-database.js';
-
-const CLI = join(process.cwd(), 'bin', 'cxr-triage.js');
 
 export interface ServeProcess {
   url: string;
@@ -42,8 +40,9 @@ export async function startServe(env: Record<string, string> = {}): Promise<Serv
   const db = await createTestDatabase();
   const jwtSecret = randomBytes(32).toString('hex');
   const dicomDir = join(root, 'dicom');
-  const proc: ChildProcess = spawn(process.execPath, [CLI, 'serve', '--port', '0'], {
-    env: {
+  let serve: Awaited<ReturnType<typeof spawnServe>>;
+  try {
+    serve = await spawnServe({
       ...process.env,
       DATABASE_URL: db.url,
       CXR_DATA_DIR: join(root, 'data'),
@@ -56,38 +55,20 @@ export async function startServe(env: Record<string, string> = {}): Promise<Serv
       // no DIMSE listener: test files run in parallel and would race for port 11112
       CXR_DIMSE_PORT: '0',
       ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  let exitCode: number | null | undefined;
-  proc.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  const exited = new Promise<number | null>((r) =>
-    proc.on('close', (code) => {
-      exitCode = code;
-      r(code);
-    }),
-  );
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start in 120 s:\n${err}`)), 120_000);
-    proc.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
     });
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`serve exited with ${code} before listening:\n${err}`));
-    });
-  }).catch(async (e) => {
+  } catch (e) {
     await db.drop();
     await rm(root, { recursive: true, force: true });
     throw e;
+  }
+  let exitCode: number | null | undefined;
+  const exited = serve.exited.then(({ code }) => {
+    exitCode = code;
+    return code;
   });
+  const err = serve.stderr;
+  const proc = serve.proc;
+  const url = serve.url;
   const jwt = { secret: Buffer.from(jwtSecret, 'utf8'), issuer: 'cxr-triage', audience: 'cxr-triage-api', ttlSeconds: 600 };
   return {
     url,
@@ -97,9 +78,9 @@ export async function startServe(env: Record<string, string> = {}): Promise<Serv
     dicomDir,
     token: (role, sub = `${role}-1`) => signToken(jwt, { sub, role, kind: 'operator' }).token,
     alive: () => exitCode === undefined,
-    stderr: () => err,
+    stderr: err,
     logLines: () =>
-      err
+      err()
         .split('\n')
         .filter((l) => l.startsWith('{'))
         .map((l) => JSON.parse(l) as Record<string, unknown>),
@@ -116,26 +97,4 @@ export async function startServe(env: Record<string, string> = {}): Promise<Serv
       return code;
     },
   };
-}
-
-/** Sends raw bytes on a fresh TCP connection and returns the raw response (or '' when the server closed without one). */
-export async function rawRequest(url: string, bytes: Buffer, timeoutMs = 10_000): Promise<{ status: number | null; text: string }> {
-  const { connect } = await import('node:net');
-  const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const s = connect(Number(u.port), u.hostname);
-    let got = '';
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new Error(`no response in ${timeoutMs} ms`));
-    }, timeoutMs);
-    s.on('data', (c) => (got += c.toString('latin1')));
-    s.on('error', () => undefined);
-    s.on('close', () => {
-      clearTimeout(timer);
-      const m = /^HTTP\/1\.[01] (\d{3})/.exec(got);
-      resolve({ status: m ? Number(m[1]) : null, text: got });
-    });
-    s.write(bytes, () => s.end());
-  });
 }
