@@ -35,6 +35,7 @@ export type ErrorCode =
   | 'E_QUEUE_FULL'
   | 'E_RATE_LIMITED'
   | 'E_STORAGE_FULL'
+  | 'E_UNAVAILABLE'
   | 'E_CONFIG'
   | 'E_INTERNAL';
 
@@ -61,6 +62,7 @@ export function exitCodeFor(code: ErrorCode): number {
     case 'E_BACKEND':
     case 'E_TRAINING_DIVERGED':
     case 'E_STORAGE_FULL':
+    case 'E_UNAVAILABLE':
       return 1;
     case 'E_CONFIG':
     case 'E_MODEL_MISSING':
@@ -90,6 +92,7 @@ export function httpStatusFor(code: ErrorCode): number {
     case 'E_BAD_ARGUMENT':
       return 400;
     case 'E_QUEUE_FULL':
+    case 'E_UNAVAILABLE':
       return 503;
     case 'E_RATE_LIMITED':
       return 429;
