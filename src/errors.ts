@@ -25,6 +25,8 @@ export type ErrorCode =
   | 'E_MODEL_INVALID'
   | 'E_BACKEND'
   | 'E_TRAINING_DIVERGED'
+  /** a long job stopped by the user (SIGINT); exit status 130 like a shell's */
+  | 'E_INTERRUPTED'
   // service
   | 'E_UNAUTHENTICATED'
   | 'E_FORBIDDEN'
@@ -64,6 +66,8 @@ export function exitCodeFor(code: ErrorCode): number {
     case 'E_STORAGE_FULL':
     case 'E_UNAVAILABLE':
       return 1;
+    case 'E_INTERRUPTED':
+      return 130;
     case 'E_CONFIG':
     case 'E_MODEL_MISSING':
     case 'E_MODEL_INVALID':
