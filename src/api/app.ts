@@ -5,6 +5,7 @@ import helmet from 'helmet';
 import { CxrError, httpStatusFor, isCxrError } from '../errors.js';
 import { isDatabaseUnavailable } from '../db/unavailable.js';
 import { isStorageFullError, storageFullError } from '../service/storage.js';
+import { checkRequestTarget } from './input.js';
 import { buildOpenApi } from './openapi.js';
 import { handlerFor, type ApiDeps, type RouteDef } from './route.js';
 import { adminRoutes } from './routes/admin.js';
@@ -65,8 +66,10 @@ export function createApp(deps: ApiDeps): Express {
     const end = deps.metrics.requestSeconds.startTimer();
     res.on('finish', () => {
       const route = (res.locals.route as string | undefined) ?? 'unmatched';
-      end({ method: req.method, route });
-      deps.metrics.requests.inc({ method: req.method, route, status: String(res.statusCode) });
+      const seconds = end({ method: req.method, route });
+      const status = res.statusCode;
+      deps.metrics.requests.inc({ method: req.method, route, status: String(status) });
+      logRequest(deps, req, res, route, status, seconds);
     });
     next();
   });
@@ -77,12 +80,28 @@ export function createApp(deps: ApiDeps): Express {
         res.locals.route = r.path;
         next();
       },
+      checkRequestTarget,
       handlerFor(r, deps),
     );
   }
   app.use((req: Request, _res: Response, next: NextFunction) => next(new CxrError('E_NOT_FOUND', `no route ${req.method} ${req.path.slice(0, 200)}`)));
   app.use(errorHandler(deps));
   return app;
+}
+
+/**
+ * One access line per request, and for a refusal (status >= 400) one more line with its code
+ * and a count in cxr_http_refusals_total. Route templates, never URLs: a URL or body may
+ * carry patient data, a template and a client id do not.
+ */
+function logRequest(deps: ApiDeps, req: Request, res: Response, route: string, status: number, seconds: number): void {
+  const client = (res.locals.principal as { sub?: string } | undefined)?.sub ?? null;
+  const requestId = res.locals.requestId as string;
+  deps.log.info('request', { requestId, method: req.method, route, status, ms: Math.round(seconds * 1000), client });
+  if (status < 400) return;
+  const code = (res.locals.errorCode as string | undefined) ?? `http_${status}`;
+  deps.metrics.refusals.inc({ code, route });
+  deps.log.warn('request refused', { requestId, code, status, method: req.method, route, client, address: req.socket.remoteAddress ?? null });
 }
 
 /** Maps anything thrown to `{ error: { code, message } }`; internals never leak into a response. */
@@ -107,6 +126,7 @@ function errorHandler(deps: ApiDeps) {
       else e = new CxrError('E_INTERNAL', `internal error (request ${requestId})`);
     }
     const status = httpStatusFor(e.code);
+    res.locals.errorCode = e.code;
     if (status >= 500 && e.code !== 'E_QUEUE_FULL' && e.code !== 'E_STORAGE_FULL' && e.code !== 'E_UNAVAILABLE') {
       deps.log.error('request failed', { requestId, method: req.method, path: req.path, error: String((err as Error)?.stack ?? err) });
     }
