@@ -80,6 +80,8 @@ export class TriageService {
    */
   private readonly ingests = new Limiter(2, 64);
   private closed = false;
+  private releaseAll!: () => void;
+  private readonly waitersReleased = new Promise<void>((r) => (this.releaseAll = r));
 
   constructor(private readonly o: TriageServiceOptions) {
     this.engine = o.engine;
@@ -201,16 +203,22 @@ export class TriageService {
     return ids.length;
   }
 
-  /** Resolves when the study is no longer waiting or running, or after timeoutMs. */
+  /** Resolves when the study is no longer waiting or running, after timeoutMs, or when the service releases its waiters (shutdown). */
   async waitForResult(id: string, timeoutMs: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       this.queue.whenDone(id),
+      this.waitersReleased,
       new Promise<void>((r) => {
         timer = setTimeout(r, timeoutMs);
       }),
     ]);
     clearTimeout(timer);
+  }
+
+  /** Answers every waitForResult now, whatever its study's state (a shutdown's drain time is over). */
+  releaseWaiters(): void {
+    this.releaseAll();
   }
 
   private async score(id: string): Promise<void> {
