@@ -23,4 +23,5 @@ export const commandLoaders: Record<string, () => Promise<{ register: RegisterCo
   calibrate: () => import('./calibrate.js'),
   quantize: () => import('./quantize.js'),
   models: () => import('./models.js'),
+  'validate-dataset': () => import('./validate-dataset.js'),
 };
