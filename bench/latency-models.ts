@@ -7,7 +7,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildDenseNet121SE, densenetConfig, type DenseNetOptions } from '../src/ml/densenet.js';
-import { writeManifest, type ModelManifest } from '../src/ml/manifest.js';
+import { writeManifest, type ModelManifest } from '../src/ml/model-store/index.js';
 import { saveModel } from '../src/ml/model-io.js';
 import { exportModelVersion } from '../src/ml/onnx/model-version.js';
 import { buildUNet, unetConfig, type UNetOptions } from '../src/ml/unet.js';
@@ -41,7 +41,7 @@ function manifestFor(
     inputSize,
     createdAt: new Date().toISOString(),
     training: {
-      dataDir: '(none: random weights for tests and benchmarks)',
+      data: { root: 'external', path: '(none: random weights for tests and benchmarks)' },
       dataHash: '',
       dataSize: 0,
       config: {},

@@ -15,6 +15,7 @@ import { UUID_RE, type Reply } from './http.js';
 import type { StudyEvents } from './events.js';
 import type { ServiceMetrics } from './metrics.js';
 import type { LoginThrottle } from '../service/login-throttle.js';
+import type { StorageMonitor } from '../service/storage.js';
 import type { OperationDoc } from './openapi-types.js';
 import { verifyToken, type JwtConfig, type Principal } from './tokens.js';
 
@@ -41,6 +42,8 @@ export interface ApiDeps {
   sessionPolicy: SessionPolicy;
   /** brake on failed token requests (absent: none) */
   loginThrottle?: LoginThrottle;
+  /** whether the data directory has room; absent: not watched */
+  storage?: StorageMonitor;
 }
 
 export interface Ctx {
@@ -134,6 +137,7 @@ async function authenticateBearer(deps: ApiDeps, req: Request): Promise<Principa
 
 function send(res: Response, r: Reply): void {
   if (r.streamed) return;
+  if (r.code) res.locals.errorCode = r.code;
   for (const [k, v] of Object.entries(r.headers ?? {})) res.setHeader(k, v);
   res.status(r.status);
   if (r.json !== undefined) {

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { createRandomModels } from '../../bench/latency-models.js';
 import { chestDicom } from '../../bench/latency-dicom.js';
-import { verifyManifest, readManifest } from '../../src/ml/manifest.js';
+import { verifyManifest, readManifest } from '../../src/ml/model-store/index.js';
 import { runCli as cli } from './run-cli.js';
 
 let root: string;

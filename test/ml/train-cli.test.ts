@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { verifyManifest } from '../../src/ml/manifest.js';
+import { basename, join } from 'node:path';
+import { findAbsolutePaths, verifyManifest } from '../../src/ml/model-store/index.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxr-train-cli-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -168,7 +168,13 @@ test('train segmenter and classifier on phantoms, then evaluate them end to end'
   assert.equal(served.threshold.calibratedOn.views, 2);
   assert.equal(served.threshold.calibratedOn.subset, 'validation');
   assert.ok(served.threshold.validationSensitivity >= 0.9);
-  assert.equal(served.training.initFrom, clsDir);
+  assert.deepEqual(served.training.initFrom, { name: 'classifier', version: basename(clsDir), location: { root: 'external', path: basename(clsDir) } });
+  assert.deepEqual(served.threshold.calibratedOn.split, { root: 'version', path: 'split.csv' });
+  // provenance is portable: no path of this machine, but the code and library versions
+  assert.deepEqual(findAbsolutePaths(served), []);
+  assert.equal(served.training.environment.node, process.version);
+  assert.match(served.training.environment.tfjs, /^\d+\.\d+/);
+  assert.ok(served.training.environment.command.includes('--segmenter'));
   assert.equal((await verifyManifest(servedDir)).ok, true);
 });
 

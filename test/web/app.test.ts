@@ -205,7 +205,7 @@ test('a clinician signs in, opens the top flagged study, toggles the heatmap, ad
     .getByText(/Review amended/)
     .waitFor();
   // the history is reloaded after the save: both reviews are listed, the second naming the first
-  await page.waitForFunction(() => document.querySelectorAll('ol.history li').length === 2);
+  await page.waitForFunction(`document.querySelectorAll('ol.history li').length === 2`);
   assert.match(await page.locator('ol.history li').nth(1).innerText(), /disagree.*\(amends #\d+\)/);
   await context.close();
 });
@@ -242,7 +242,7 @@ test('an auditor filters history, downloads the CSV and runs the chain verificat
   ).items.length;
   await page.getByLabel('Latest review').selectOption('agree');
   await page.getByRole('button', { name: 'Apply filters' }).click();
-  await page.waitForFunction((n) => document.querySelectorAll('table.history tbody tr').length === n, agreed);
+  await page.waitForFunction(`document.querySelectorAll('table.history tbody tr').length === ${agreed}`);
 
   const download = page.waitForEvent('download');
   await page.getByRole('link', { name: 'Download CSV' }).click();

@@ -1,9 +1,14 @@
 import type { Command } from 'commander';
 import type { LayersModel } from '@tensorflow/tfjs';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import os from 'node:os';
-import { copyFile, readdir, readFile, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { copyFile, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { csvLine } from '../../data/csv.js';
+import type { RowProblem } from '../../data/dataset.js';
+import { formatProblems, validateDataset } from '../../data/validate.js';
+import { parseWindowPolicy } from '../../dicom/index.js';
+import { ProgressBar } from '../../ml/train/progress.js';
+import { basename, join, resolve } from 'node:path';
 import { CxrError } from '../../errors.js';
 import { initBackend } from '../../ml/backend.js';
 import { defaultConfig, type TrainConfig } from '../../ml/train/config.js';
@@ -11,7 +16,15 @@ import { prepareTrainData, type DataOptions } from '../../ml/train/dataset-sourc
 import { finalizeVersion } from '../../ml/train/finalize.js';
 import { train } from '../../ml/train/loop.js';
 import { loadModel } from '../../ml/model-io.js';
-import { readManifest, refreshFileHashes } from '../../ml/manifest.js';
+import {
+  portablePath,
+  readManifest,
+  refreshFileHashes,
+  runEnvironment,
+  versionFromDate,
+  type InitFrom,
+  type TrainingInfo,
+} from '../../ml/model-store/index.js';
 import { exportModelVersion } from '../../ml/onnx/model-version.js';
 import { DEFAULT_TTA } from '../../inference/engine.js';
 import { recalibrate } from '../recalibrate.js';
@@ -53,6 +66,8 @@ interface TrainCliOptions {
   init?: string;
   onnx?: boolean;
   calibrateViews?: string;
+  skipBad?: boolean;
+  validate?: boolean;
 }
 
 /** Per-thread share of a batch when gradient workers split it: what fits each 4 GiB wasm heap. */
@@ -182,6 +197,8 @@ export function register(program: Command): void {
     .option('--segmenter <dir>', 'classifier: segmenter version folder whose masks give the lung crops when the dataset has no masks/')
     .option('--window <policy>', 'DICOM window policy: auto|lung|header|minmax (default auto)')
     .option('--no-augment', 'train without augmentation')
+    .option('--skip-bad', 'train without the rows the dataset check finds unusable (listed, and saved as skipped.csv in the run folder) instead of stopping')
+    .option('--no-validate', 'skip decoding every image before training (the check `cxr-triage validate-dataset` runs)')
     .option('--version <name>', 'version folder name (default v<date>-<time>)')
     .option('--float32', 'store the version weights as float32 (default float16)')
     .option('--no-onnx', 'skip exporting model.onnx (and the served-pipeline calibration) at the end')
@@ -202,8 +219,11 @@ export function register(program: Command): void {
         const task: Task = model;
         const out = resolve(o.out);
         const runsDir = resolve(o.runs ?? join(out, 'runs'));
-        const backend = await initBackend();
         const workers = workerCount(o);
+        const version = o.version ?? versionFromDate(new Date());
+        // refused now, not after hours of training
+        if (existsSync(join(out, version))) throw new CxrError('E_CONFLICT', `model version ${join(out, version)} already exists: give another --version`);
+        const backend = await initBackend();
 
         let runDir: string;
         let config: TrainConfig;
@@ -228,63 +248,161 @@ export function register(program: Command): void {
           };
         }
 
+        // every image is decoded before anything is written: a corrupt file stops the run now, not after an epoch
+        const skipped = o.resume || o.validate === false ? [] : await checkDataset(task, dataOptions, o);
+        if (skipped.length > 0) dataOptions = { ...dataOptions, exclude: skipped.map((p) => p.file) };
         process.stderr.write(`${o.resume ? 'resuming' : 'training'} ${task} in ${runDir}\n`);
-        const prepared = await prepareTrainData(task, config, dataOptions, runDir, process.stderr);
-        if (o.init && o.resume) process.stderr.write('--init is ignored with --resume: the run continues from its checkpoint\n');
-        const initFrom = o.init && !o.resume ? await loadInitModel(o.init) : undefined;
-        if (initFrom) process.stderr.write(`starting from the weights of ${resolve(o.init!)}\n`);
-        process.stderr.write(
-          `batch ${config.batchSize} x ${config.accumulate} accumulated; ${workers > 0 ? `${workers + 1} threads (${workers} gradient worker${workers > 1 ? 's' : ''})` : 'one thread'}\n`,
-        );
-        const result = await train({
-          workers,
-          initFrom,
-          config,
-          data: prepared.data,
-          runDir,
-          resume: Boolean(o.resume),
-          log: process.stderr,
-          runInfo: {
-            data: dataOptions,
-            dataHash: prepared.info.dataHash,
-            dataSize: prepared.info.dataSize,
-            split: prepared.info.split,
-            backend,
-            workers,
-            ...(o.init ? { init: resolve(o.init) } : {}),
-          },
-        });
-        initFrom?.dispose();
-        const finalized = await finalizeVersion({
-          result,
-          data: prepared.data,
-          outDir: out,
-          version: o.version,
-          training: { ...prepared.info, backend, runId: runDir.split(/[\\/]/).pop(), workers, ...(o.init ? { initFrom: resolve(o.init) } : {}) },
-        });
-        result.model.dispose();
-        const dir = finalized.dir;
-        // the split travels with the version, so `calibrate` and a reader can find its images
-        if (existsSync(join(runDir, 'split.csv'))) await copyFile(join(runDir, 'split.csv'), join(dir, 'split.csv'));
-        if (o.onnx !== false) {
-          // the export re-hashes the folder, split.csv included
-          await exportModelVersion(dir, (line) => process.stderr.write(`${line}\n`));
-          if (task === 'classifier') await servedCalibration(dir, config, dataOptions, o);
-        } else {
-          await refreshFileHashes(dir);
+        // a run that fails before its first checkpoint leaves no folder behind
+        const fresh = !o.resume && !existsSync(runDir);
+        // Ctrl-C: checkpoints are written atomically, so stopping now loses at most the running
+        // epoch; say how to continue instead of exiting silently
+        const onSigint = () => {
+          if (hasCheckpoint(runDir)) {
+            process.stderr.write(
+              `\ninterrupted: ${runDir} keeps its checkpoint after the last finished epoch. Resume with:\n` +
+                `  cxr-triage train ${task} --out ${out} --runs ${runsDir} --resume ${basename(runDir)}\n`,
+            );
+          } else {
+            if (fresh) rmSync(runDir, { recursive: true, force: true });
+            process.stderr.write('\ninterrupted before the first epoch finished: nothing to resume (the run folder was removed)\n');
+          }
+          process.exit(130);
+        };
+        process.once('SIGINT', onSigint);
+        try {
+          await runTraining();
+        } catch (e) {
+          if (fresh && !hasCheckpoint(runDir)) await rm(runDir, { recursive: true, force: true });
+          throw e;
+        } finally {
+          process.off('SIGINT', onSigint);
         }
-        const manifest = await readManifest(dir);
-        const m = manifest.metrics.test;
-        const summary =
-          task === 'classifier'
-            ? `threshold ${fmt(manifest.threshold?.value)} (validation sensitivity ${fmt(manifest.threshold?.validationSensitivity)}, specificity ${fmt(manifest.threshold?.validationSpecificity)}); ` +
-              `test split, single view at the training threshold ${fmt(m.threshold)}: AUC ${fmt(m.auc)}, recall ${fmt(m.recall)}, specificity ${fmt(m.specificity)} ` +
-              '(`cxr-triage evaluate` scores it the served way)'
-            : `test Dice ${fmt(m.dice)}, IoU ${fmt(m.iou)}`;
-        process.stderr.write(`best epoch ${result.state.bestEpoch} of ${result.state.epochsDone}; ${summary}\n`);
-        process.stdout.write(`${dir}\n`);
+
+        async function runTraining(): Promise<void> {
+          const prepared = await prepareTrainData(task, config, dataOptions, runDir, process.stderr);
+          if (skipped.length > 0) {
+            await writeFile(
+              join(runDir, 'skipped.csv'),
+              `${[csvLine(['line', 'file', 'problem']), ...skipped.map((p) => csvLine([String(p.line), p.file, p.message]))].join('\n')}\n`,
+            );
+          }
+          if (o.init && o.resume) process.stderr.write('--init is ignored with --resume: the run continues from its checkpoint\n');
+          const initFrom = o.init && !o.resume ? await loadInitModel(o.init) : undefined;
+          if (initFrom) process.stderr.write(`starting from the weights of ${resolve(o.init!)}\n`);
+          // a resumed run keeps the provenance its start recorded
+          const initRecord = o.resume ? await savedInitFrom(runDir) : o.init ? await describeInit(o.init) : undefined;
+          process.stderr.write(
+            `batch ${config.batchSize} x ${config.accumulate} accumulated; ${workers > 0 ? `${workers + 1} threads (${workers} gradient worker${workers > 1 ? 's' : ''})` : 'one thread'}\n`,
+          );
+          const result = await train({
+            workers,
+            initFrom,
+            config,
+            data: prepared.data,
+            runDir,
+            resume: Boolean(o.resume),
+            log: process.stderr,
+            runInfo: {
+              data: dataOptions,
+              dataHash: prepared.info.dataHash,
+              dataSize: prepared.info.dataSize,
+              split: prepared.info.split,
+              backend,
+              workers,
+              ...(initRecord ? { initFrom: initRecord } : {}),
+            },
+          });
+          initFrom?.dispose();
+          const { dataDir, ...info } = prepared.info;
+          const training: Omit<TrainingInfo, 'config' | 'epochs' | 'bestEpoch'> = {
+            ...info,
+            data: portablePath(dataDir),
+            backend,
+            runId: runDir.split(/[\\/]/).pop(),
+            workers,
+            ...(initRecord ? { initFrom: initRecord } : {}),
+            ...(skipped.length > 0 ? { skippedRows: skipped.length } : {}),
+            environment: runEnvironment(),
+          };
+          const finalized = await finalizeVersion({
+            result,
+            data: prepared.data,
+            outDir: out,
+            version,
+            training,
+            // in the staging folder: a failure here publishes no version
+            build: async (stage) => {
+              // the split travels with the version, so `calibrate` and a reader can find its images
+              if (existsSync(join(runDir, 'split.csv'))) await copyFile(join(runDir, 'split.csv'), join(stage, 'split.csv'));
+              if (o.onnx !== false) {
+                // the export re-hashes the folder, split.csv included
+                await exportModelVersion(stage, (line) => process.stderr.write(`${line}\n`));
+                if (task === 'classifier') await servedCalibration(stage, config, dataOptions, o);
+              } else {
+                await refreshFileHashes(stage);
+              }
+            },
+          });
+          result.model.dispose();
+          const dir = finalized.dir;
+          const manifest = await readManifest(dir);
+          const m = manifest.metrics.test;
+          const summary =
+            task === 'classifier'
+              ? `threshold ${fmt(manifest.threshold?.value)} (validation sensitivity ${fmt(manifest.threshold?.validationSensitivity)}, specificity ${fmt(manifest.threshold?.validationSpecificity)}); ` +
+                `test split, single view at the training threshold ${fmt(m.threshold)}: AUC ${fmt(m.auc)}, recall ${fmt(m.recall)}, specificity ${fmt(m.specificity)} ` +
+                '(`cxr-triage evaluate` scores it the served way)'
+              : `test Dice ${fmt(m.dice)}, IoU ${fmt(m.iou)}`;
+          process.stderr.write(`best epoch ${result.state.bestEpoch} of ${result.state.epochsDone}; ${summary}\n`);
+          process.stdout.write(`${dir}\n`);
+        }
       }),
     );
+}
+
+/** Decodes the whole dataset first; problems stop the run (E_BAD_DATASET) unless --skip-bad, which returns them. */
+async function checkDataset(task: Task, data: DataOptions, o: TrainCliOptions): Promise<RowProblem[]> {
+  let bar: ProgressBar | null = null;
+  const report = await validateDataset(data.dataDir, {
+    requireMasks: task === 'segmenter',
+    window: parseWindowPolicy(data.window),
+    onImage: (done, total) => {
+      bar ??= new ProgressBar(process.stderr, 'checking images', total);
+      bar.tick(1);
+      if (done === total) bar.finish();
+    },
+  });
+  for (const w of report.warnings) process.stderr.write(`warning: ${w}\n`);
+  if (report.problems.length === 0) return [];
+  const listed = formatProblems(report, 20).join('\n  ');
+  if (!o.skipBad) {
+    throw new CxrError(
+      'E_BAD_DATASET',
+      `${report.problems.length} of ${report.rows} rows of ${data.dataDir}/labels.csv cannot be used; nothing was trained or written:\n  ${listed}\n` +
+        'fix them, or give --skip-bad to train without them',
+    );
+  }
+  process.stderr.write(`--skip-bad: training without ${report.problems.length} of ${report.rows} rows:\n  ${listed}\n`);
+  return report.problems;
+}
+
+function hasCheckpoint(runDir: string): boolean {
+  return existsSync(join(runDir, 'checkpoint', 'state.json')) || existsSync(join(runDir, 'checkpoint.old', 'state.json'));
+}
+
+/** The --init version as the manifest records it: name and version from its manifest, where it was relative to a named root. */
+async function describeInit(dir: string): Promise<InitFrom> {
+  const d = resolve(dir);
+  const m = existsSync(join(d, 'manifest.json')) ? await readManifest(d).catch(() => null) : null;
+  return { ...(m ? { name: m.name, version: m.version } : {}), location: portablePath(d) };
+}
+
+/** The initFrom a run's start saved in its config.json (so a resumed run does not lose it). */
+async function savedInitFrom(runDir: string): Promise<InitFrom | undefined> {
+  const path = join(runDir, 'config.json');
+  if (!existsSync(path)) return undefined;
+  const saved = JSON.parse(await readFile(path, 'utf8')) as { initFrom?: InitFrom };
+  return saved.initFrom;
 }
 
 async function loadInitModel(dir: string): Promise<LayersModel> {
@@ -318,7 +436,10 @@ async function servedCalibration(dir: string, config: TrainConfig, data: DataOpt
     targetRecall: config.targetRecall,
     views,
     window: data.window,
+    // the version is still in its staging folder: part of building it
+    write: 'in-place',
   });
+  for (const w of r.threshold.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
   process.stderr.write(
     `threshold re-calibrated on the served pipeline (${views} TTA views, validation): ${fmt(r.previous?.value)} -> ${fmt(r.calibration.threshold)}, ` +
       `sensitivity ${fmt(r.calibration.sensitivity)}, specificity ${fmt(r.calibration.specificity)}\n`,

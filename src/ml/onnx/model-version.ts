@@ -1,31 +1,12 @@
-import { writeFile, rename } from 'node:fs/promises';
+import { writeFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
 import { CxrError } from '../../errors.js';
-import { readManifest, writeManifest, type ModelManifest } from '../manifest.js';
+import { ONNX_FILE, readManifest, writeManifest, type ModelManifest, type OnnxInfo } from '../model-store/index.js';
 import { loadModel } from '../model-io.js';
-import { exportLayersModel, type ExportResult, type GraphIo } from './export.js';
+import { exportLayersModel, type ExportResult } from './export.js';
 import { nchwToNhwc } from './layout.js';
-
-export const ONNX_FILE = 'model.onnx';
-
-/** What manifest.json says about the exported graph (key `onnx`). */
-export interface OnnxInfo {
-  file: string;
-  opset: number;
-  /**
-   * Rank-4 tensors are NCHW. The image input is [N,1,H,W]; with one channel its bytes are
-   * those of an NHWC [N,H,W,1] array, so either layout can be fed as is.
-   */
-  inputs: GraphIo[];
-  outputs: GraphIo[];
-  /** max |tfjs - onnxruntime| / max(1, max |tfjs|) over the outputs, on a random image at export time */
-  parityMaxAbsDiff: number;
-  foldedBatchNorms: number;
-  nodes: number;
-  exportedAt: string;
-}
 
 export interface ExportVersionResult {
   dir: string;
@@ -80,7 +61,9 @@ export async function exportModelVersion(dir: string, log: (line: string) => voi
       nodes: result.stats.nodes,
       exportedAt: new Date().toISOString(),
     };
-    const { files: _old, ...rest } = manifest;
+    // an int8 model quantized from the previous model.onnx no longer matches it
+    const { files: _old, quantization, ...rest } = manifest;
+    if (quantization) await rm(join(dir, quantization.file), { force: true });
     const updated: Omit<ModelManifest, 'files'> = { ...rest, onnx: info };
     const written = await writeManifest(dir, updated);
     return { dir, kind, info, manifest: { ...written, onnx: info } };
