@@ -15,7 +15,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
 import { chestDicom } from '../../bench/latency-dicom.js';
 import { createRandomModels } from '../../bench/latency-models.js';
 import { signToken } from '../../src/api/tokens.js';
@@ -82,6 +82,15 @@ async function signIn(name: string): Promise<{ context: BrowserContext; page: Pa
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('button', { name: 'Sign out' }).waitFor();
   return { context, page };
+}
+
+/** Waits until a locator matches exactly n elements (the page's CSP forbids evaluating strings). */
+async function countIs(l: Locator, n: number, timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while ((await l.count()) !== n) {
+    if (Date.now() > until) assert.fail(`expected ${n} elements, found ${await l.count()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** axe-core in the page: no serious or critical violations. */
@@ -205,7 +214,7 @@ test('a clinician signs in, opens the top flagged study, toggles the heatmap, ad
     .getByText(/Review amended/)
     .waitFor();
   // the history is reloaded after the save: both reviews are listed, the second naming the first
-  await page.waitForFunction(`document.querySelectorAll('ol.history li').length === 2`);
+  await countIs(page.locator('ol.history li'), 2);
   assert.match(await page.locator('ol.history li').nth(1).innerText(), /disagree.*\(amends #\d+\)/);
   await context.close();
 });
@@ -242,7 +251,7 @@ test('an auditor filters history, downloads the CSV and runs the chain verificat
   ).items.length;
   await page.getByLabel('Latest review').selectOption('agree');
   await page.getByRole('button', { name: 'Apply filters' }).click();
-  await page.waitForFunction(`document.querySelectorAll('table.history tbody tr').length === ${agreed}`);
+  await countIs(page.locator('table.history tbody tr'), agreed);
 
   const download = page.waitForEvent('download');
   await page.getByRole('link', { name: 'Download CSV' }).click();
