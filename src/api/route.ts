@@ -13,6 +13,7 @@ import type { TriageService } from '../service/triage.js';
 import { UUID_RE, type Reply } from './http.js';
 import type { ServiceMetrics } from './metrics.js';
 import type { LoginThrottle } from '../service/login-throttle.js';
+import type { StorageMonitor } from '../service/storage.js';
 import type { OperationDoc } from './openapi-types.js';
 import { verifyToken, type JwtConfig, type Principal } from './tokens.js';
 
@@ -35,6 +36,8 @@ export interface ApiDeps {
   modelsReady: () => boolean;
   /** brake on failed token requests (absent: none) */
   loginThrottle?: LoginThrottle;
+  /** whether the data directory has room; absent: not watched */
+  storage?: StorageMonitor;
 }
 
 export interface Ctx {
@@ -88,6 +91,7 @@ async function authenticate(deps: ApiDeps, req: Request): Promise<Principal> {
 }
 
 function send(res: Response, r: Reply): void {
+  if (r.code) res.locals.errorCode = r.code;
   for (const [k, v] of Object.entries(r.headers ?? {})) res.setHeader(k, v);
   res.status(r.status);
   if (r.json !== undefined) {

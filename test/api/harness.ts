@@ -16,7 +16,7 @@ import { buildService, type ServiceParts, type ServiceSettings } from '../../src
 import { signToken } from '../../src/api/tokens.js';
 import type { Role } from '../../src/db/entities.js';
 import { loadEngine, type OnnxTriageEngine } from '../../src/inference/engine.js';
-import { silentLogger } from '../../src/service/log.js';
+import { jsonLogger, silentLogger } from '../../src/service/log.js';
 import { createTestDatabase, type TestDatabase } from '../db/test-database.js';
 
 export { chestDicom };
@@ -67,7 +67,8 @@ export async function startHarness(overrides: Partial<ServiceSettings> = {}): Pr
       ds: db.ds,
       engine,
       settings: { ...settings, ...more },
-      log: silentLogger,
+      // CXR_TEST_LOG=1 shows the service's log lines when a test needs explaining
+      log: process.env.CXR_TEST_LOG ? jsonLogger() : silentLogger,
       loadEngine: () => loadEngine({ modelsDir, tta: 2, threads: 1 }),
       defaultMetrics: false,
     });

@@ -22,4 +22,5 @@ export const commandLoaders: Record<string, () => Promise<{ register: RegisterCo
   evaluate: () => import('./evaluate.js'),
   calibrate: () => import('./calibrate.js'),
   models: () => import('./models.js'),
+  'validate-dataset': () => import('./validate-dataset.js'),
 };

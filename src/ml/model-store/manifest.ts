@@ -103,6 +103,8 @@ export interface TrainingInfo {
   workers?: number;
   /** the model version whose weights the run started from (fine-tuning), when not random */
   initFrom?: InitFrom;
+  /** rows of labels.csv left out by `train --skip-bad` (listed in the run's skipped.csv) */
+  skippedRows?: number;
   /** code and library versions, the command line */
   environment?: RunEnvironment;
 }
