@@ -4,7 +4,7 @@
  * seed. (The synthetic-radiograph generator makes realistic phantoms; this only needs the
  * size and pixel format of a real study.)
  */
-import { encodeDicom, newUid } from '../src/dicom/index.js';
+import { encodeDicom, newUid, type WriteSyntax } from '../src/dicom/index.js';
 
 export interface ChestDicomOptions {
   size?: number;
@@ -73,26 +73,30 @@ export function encodeChestCr(
     accessionNumber?: string;
     studyDate?: string;
   },
+  write: { transferSyntax?: WriteSyntax } = {},
 ): Uint8Array {
   const uid = (k: string) => newUid([...id.uidParts, k]);
-  return encodeDicom({
-    rows: size,
-    columns: size,
-    bitsAllocated: 16,
-    bitsStored: 12,
-    pixelRepresentation: 0,
-    photometric: 'MONOCHROME2',
-    pixels,
-    modality: 'CR',
-    studyInstanceUid: id.studyInstanceUid ?? uid('study'),
-    accessionNumber: id.accessionNumber,
-    studyDate: id.studyDate,
-    seriesInstanceUid: uid('series'),
-    sopInstanceUid: uid('sop'),
-    patientId: id.patientId,
-    viewPosition: id.viewPosition ?? 'PA',
-    bodyPartExamined: id.bodyPartExamined ?? 'CHEST',
-    windowCenter: 2048,
-    windowWidth: 4096,
-  });
+  return encodeDicom(
+    {
+      rows: size,
+      columns: size,
+      bitsAllocated: 16,
+      bitsStored: 12,
+      pixelRepresentation: 0,
+      photometric: 'MONOCHROME2',
+      pixels,
+      modality: 'CR',
+      studyInstanceUid: id.studyInstanceUid ?? uid('study'),
+      accessionNumber: id.accessionNumber,
+      studyDate: id.studyDate,
+      seriesInstanceUid: uid('series'),
+      sopInstanceUid: uid('sop'),
+      patientId: id.patientId,
+      viewPosition: id.viewPosition ?? 'PA',
+      bodyPartExamined: id.bodyPartExamined ?? 'CHEST',
+      windowCenter: 2048,
+      windowWidth: 4096,
+    },
+    write,
+  );
 }

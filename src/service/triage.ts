@@ -21,7 +21,7 @@ import {
   recordPrediction,
   type NewPrediction,
 } from '../db/studies.js';
-import type { ModelRef, TriageEngine, TriageReport } from '../inference/types.js';
+import { recordedVersion, type ModelRef, type TriageEngine, type TriageReport } from '../inference/types.js';
 import { classifyView, viewCheckFailure } from '../inference/view.js';
 import type { DicomStore } from './dicom-store.js';
 import { sha256Hex } from './dicom-store.js';
@@ -114,9 +114,10 @@ export class TriageService {
 
   private async registerRef(ref: ModelRef, kind: 'segmenter' | 'classifier'): Promise<ModelVersionRow> {
     const info = this.o.readManifest ? await this.o.readManifest(ref) : { kind, manifest: {} };
-    const m: ModelToRegister = { kind, name: ref.name, version: ref.version, sha256: ref.sha256, manifest: info.manifest };
+    // the int8 file of a version is recorded as its own row (other bytes, other figures)
+    const m: ModelToRegister = { kind, name: ref.name, version: recordedVersion(ref), sha256: ref.sha256, manifest: info.manifest };
     const row = await registerModel(this.o.ds, m);
-    this.modelIds.set(`${ref.name}@${ref.version}`, row.id);
+    this.modelIds.set(`${ref.name}@${recordedVersion(ref)}`, row.id);
     return row;
   }
 
@@ -264,7 +265,7 @@ export class TriageService {
   }
 
   private async modelId(ref: ModelRef, kind: 'segmenter' | 'classifier'): Promise<number> {
-    const known = this.modelIds.get(`${ref.name}@${ref.version}`);
+    const known = this.modelIds.get(`${ref.name}@${recordedVersion(ref)}`);
     if (known !== undefined) return known;
     return (await this.registerRef(ref, kind)).id;
   }
