@@ -4,7 +4,7 @@
  * seed. (The synthetic-radiograph generator makes realistic phantoms; this only needs the
  * size and pixel format of a real study.)
  */
-import { encodeDicom, newUid } from '../src/dicom/index.js';
+import { encodeDicom, newUid } from '../dicom/index.js';
 
 export interface ChestDicomOptions {
   size?: number;
