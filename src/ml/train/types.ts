@@ -7,6 +7,8 @@ export interface Batch {
   n: number;
   /** sample identifiers, in batch order (for per-image reports) */
   ids?: string[];
+  /** seed of this training pass's dropout masks (set by the training loop) */
+  seed?: number;
 }
 
 /**
