@@ -12,7 +12,7 @@ import { startDimseServer, type DimseServer } from '../../src/api/dimse/scp.js';
 import { insertClient } from '../../src/db/principals.js';
 import { readMetadata } from '../../src/dicom/index.js';
 import { silentLogger } from '../../src/service/log.js';
-import { startHarness, study, waitScored, type Harness } from './harness.js';
+import { startHarness, study, waitScored, type Harness } from '../support/api.js';
 
 let h: Harness;
 let scp: DimseServer;

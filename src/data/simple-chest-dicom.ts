@@ -4,7 +4,7 @@
  * seed. (The synthetic-radiograph generator makes realistic phantoms; this only needs the
  * size and pixel format of a real study.)
  */
-import { encodeDicom, newUid, type WriteSyntax } from '../src/dicom/index.js';
+import { encodeDicom, newUid, type WriteSyntax } from '../dicom/index.js';
 
 export interface ChestDicomOptions {
   size?: number;
