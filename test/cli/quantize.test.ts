@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { createRandomModels } from '../../bench/latency-models.js';
+import { createRandomModels } from '../../src/ml/random-models.js';
 import { csvLine, parseCsv } from '../../src/data/csv.js';
 import { loadDataset } from '../../src/data/dataset.js';
 import { writeSynthDataset } from '../../src/data/synth-dataset.js';
@@ -25,7 +25,7 @@ import { readSplitFile } from '../../src/data/split.js';
 import { loadEvalItems } from '../../src/ml/train/dataset-source.js';
 import { exportModelVersion } from '../../src/ml/onnx/model-version.js';
 import { decide } from '../../src/cli/quantize-version.js';
-import { runCli as cli } from './run-cli.js';
+import { runCli as cli } from '../support/cli.js';
 
 let root: string;
 let models: string;
