@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import helmet from 'helmet';
 import { CxrError, httpStatusFor, isCxrError } from '../errors.js';
+import { isDatabaseUnavailable } from '../db/unavailable.js';
 import { isStorageFullError, storageFullError } from '../service/storage.js';
 import { checkRequestTarget } from './input.js';
 import { buildOpenApi } from './openapi.js';
@@ -114,6 +115,10 @@ function errorHandler(deps: ApiDeps) {
       deps.storage?.noteFull(err);
     } else if (isCxrError(err)) {
       e = err;
+    } else if (isDatabaseUnavailable(err)) {
+      // a burst beyond the pool, or connections terminated under us: retry shortly, not a bug
+      e = new CxrError('E_UNAVAILABLE', 'the database is busy or unreachable; retry shortly');
+      deps.log.warn('database unavailable', { requestId, method: req.method, path: req.path, error: String((err as Error)?.message ?? err).slice(0, 300) });
     } else {
       const status = (err as { status?: number; statusCode?: number })?.status ?? (err as { statusCode?: number })?.statusCode;
       if (status === 413) e = new CxrError('E_PAYLOAD_TOO_LARGE', 'request body too large');
@@ -122,7 +127,7 @@ function errorHandler(deps: ApiDeps) {
     }
     const status = httpStatusFor(e.code);
     res.locals.errorCode = e.code;
-    if (status >= 500 && e.code !== 'E_QUEUE_FULL' && e.code !== 'E_STORAGE_FULL') {
+    if (status >= 500 && e.code !== 'E_QUEUE_FULL' && e.code !== 'E_STORAGE_FULL' && e.code !== 'E_UNAVAILABLE') {
       deps.log.error('request failed', { requestId, method: req.method, path: req.path, error: String((err as Error)?.stack ?? err) });
     }
     if (res.headersSent) {
@@ -130,7 +135,7 @@ function errorHandler(deps: ApiDeps) {
       return;
     }
     if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="cxr-triage"');
-    if (e.code === 'E_QUEUE_FULL') res.setHeader('Retry-After', '5');
+    if (e.code === 'E_QUEUE_FULL' || e.code === 'E_UNAVAILABLE') res.setHeader('Retry-After', '5');
     if ((e.code === 'E_RATE_LIMITED' || e.code === 'E_STORAGE_FULL') && typeof e.details?.retryAfterSeconds === 'number')
       res.setHeader('Retry-After', String(e.details.retryAfterSeconds));
     // A body we refused unread is not drained: close the connection instead of reading it.

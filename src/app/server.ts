@@ -35,6 +35,8 @@ export interface ServiceParts {
   recovered: number;
   /** stops taking work and lets running inference finish (the database stays open) */
   close(): Promise<void>;
+  /** answers every ?wait=true client now, with its study as it stands (shutdown) */
+  releaseWaiters(): void;
 }
 
 export interface BuildOptions {
@@ -87,6 +89,7 @@ export async function buildService(o: BuildOptions): Promise<ServiceParts> {
     metrics,
     recovered,
     storage,
+    releaseWaiters: () => service.releaseWaiters(),
     close: async () => {
       ready = false;
       storage.close();
