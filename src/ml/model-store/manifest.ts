@@ -135,6 +135,11 @@ export interface InitFrom {
   name?: string;
   version?: string;
   location: PortablePath;
+  /**
+   * Test images of this run whose patients trained (or validated) the initial model, from its
+   * split.csv: its test metrics are optimistic by that much. Absent when it had no split.csv.
+   */
+  testOverlap?: { images: number; patients: number; of: number };
 }
 
 export interface TrainingInfo {
