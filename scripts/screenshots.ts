@@ -16,7 +16,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { chromium, type Page } from 'playwright-core';
-import { chestDicom } from '../bench/latency-dicom.js';
+import { chestDicom } from '../src/data/simple-chest-dicom.js';
 import { signToken } from '../src/api/tokens.js';
 
 const { values: args } = parseArgs({

@@ -14,7 +14,8 @@ import { postToken } from './routes/auth.js';
 import { sessionRoutes } from './routes/session.js';
 import { listRoutes } from './routes/lists.js';
 import { metaRoutes } from './routes/meta.js';
-import { stow } from './routes/stow.js';
+import { stow, stowStudy } from './routes/stow.js';
+import { wadoRoutes } from './routes/wado.js';
 import { studyRoutes } from './routes/studies.js';
 import { json } from './openapi-types.js';
 import { mountWebApp } from './web.js';
@@ -46,6 +47,8 @@ export const routes: readonly RouteDef[] = [
   ...studyRoutes,
   ...appDataRoutes,
   stow,
+  stowStudy,
+  ...wadoRoutes,
   ...listRoutes,
   ...adminRoutes,
 ];
@@ -148,7 +151,12 @@ function errorHandler(deps: ApiDeps) {
       res.destroy();
       return;
     }
-    if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="cxr-triage"');
+    if (status === 401) {
+      res.setHeader(
+        'WWW-Authenticate',
+        req.path.startsWith('/dicomweb/') ? ['Bearer realm="cxr-triage"', 'Basic realm="cxr-triage"'] : 'Bearer realm="cxr-triage"',
+      );
+    }
     if (e.code === 'E_QUEUE_FULL' || e.code === 'E_UNAVAILABLE') res.setHeader('Retry-After', '5');
     if ((e.code === 'E_RATE_LIMITED' || e.code === 'E_STORAGE_FULL') && typeof e.details?.retryAfterSeconds === 'number')
       res.setHeader('Retry-After', String(e.details.retryAfterSeconds));

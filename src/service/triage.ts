@@ -17,10 +17,12 @@ import {
   listQueuedStudyIds,
   listReviews,
   recordFailure,
+  recordNotScored,
   recordPrediction,
   type NewPrediction,
 } from '../db/studies.js';
 import { recordedVersion, type ModelRef, type TriageEngine, type TriageReport } from '../inference/types.js';
+import { classifyView, viewCheckFailure } from '../inference/view.js';
 import type { DicomStore } from './dicom-store.js';
 import { renderStoredImages } from './stored-images.js';
 import { sha256Hex } from './dicom-store.js';
@@ -172,6 +174,8 @@ export class TriageService {
           seriesInstanceUid: uids.series,
           sopInstanceUid: uids.sop,
           sopClassUid: meta.sopClassUid,
+          accessionNumber: meta.accessionNumber,
+          studyDate: meta.studyDate,
           patientPseudonym: pseudonymisePatientId(this.o.hmacKey, meta.patientId),
           modality: meta.modality,
           viewPosition: meta.viewPosition,
@@ -226,6 +230,12 @@ export class TriageService {
   private async score(id: string): Promise<void> {
     const study = await findStudy(this.o.ds, id);
     if (!study || study.status !== 'queued') return;
+    // Only frontal chest images are scored; the others stay in the study, listed with why.
+    const view = classifyView(study.viewPosition, study.bodyPart);
+    if (view.kind === 'other') {
+      await recordNotScored(this.o.ds, id, view.reason);
+      return;
+    }
     let bytes: Buffer;
     try {
       bytes = await this.o.store.get(study.sha256);
@@ -242,7 +252,8 @@ export class TriageService {
       return;
     }
     this.o.hooks?.inferenceSeconds?.((performance.now() - t0) / 1000);
-    await recordPrediction(this.o.ds, id, await this.predictionFrom(report));
+    const excluded = view.kind === 'unknown' ? viewCheckFailure(report) : null;
+    await recordPrediction(this.o.ds, id, await this.predictionFrom(report), excluded);
     this.o.hooks?.study?.('scored');
   }
 
@@ -279,6 +290,11 @@ export class TriageService {
     };
   }
 
+  /** The stored original of an instance, byte for byte as it was received. */
+  async original(study: StudyRow): Promise<Buffer> {
+    return this.o.store.get(study.sha256);
+  }
+
   async view(id: string): Promise<StudyView | null> {
     const study = await findStudy(this.o.ds, id);
     if (!study) return null;
@@ -306,11 +322,6 @@ export class TriageService {
     const max = this.o.imageCacheSize ?? 8;
     while (this.imageCache.size > max) this.imageCache.delete(this.imageCache.keys().next().value as string);
     return p;
-  }
-
-  /** The stored original of a study, as received. */
-  async original(study: StudyRow): Promise<Uint8Array> {
-    return this.o.store.get(study.sha256);
   }
 
   /** Runs the current engine, counting uses so that a swapped-out engine closes only when idle. */

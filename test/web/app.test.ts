@@ -6,44 +6,32 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
-import { chestDicom } from '../../bench/latency-dicom.js';
-import { createRandomModels } from '../../bench/latency-models.js';
+import { createRandomModels } from '../../src/ml/random-models.js';
 import { signToken } from '../../src/api/tokens.js';
-import { createTestDatabase, type TestDatabase } from '../db/test-database.js';
+import { chestDicom } from '../../src/data/simple-chest-dicom.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { CLI, type ServeProcess, startServe } from '../support/serve-process.js';
 
-const CLI = join(process.cwd(), 'bin', 'cxr-triage.js');
 const CHROMIUM = process.env.CXR_CHROMIUM ?? '/usr/bin/chromium';
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const PASSWORD = 'correct horse battery staple';
 
 let root: string;
 let db: TestDatabase;
-let server: ChildProcess;
+let server: ServeProcess;
 let base: string;
 let browser: Browser;
 let jwtSecret: Buffer;
 const studyIds: string[] = [];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 function env(): NodeJS.ProcessEnv {
   return {
@@ -114,23 +102,8 @@ before(async () => {
   await tf.setBackend('cpu');
   await createRandomModels(join(root, 'models'), { size: 'small', seed: 1, threshold: 0.4 });
   db = await createTestDatabase();
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  server = spawn(process.execPath, [CLI, 'serve', '--port', String(port), '--host', '127.0.0.1'], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  server.stdout?.on('data', (d) => (log += d));
-  server.stderr?.on('data', (d) => (log += d));
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    if (server.exitCode !== null) throw new Error(`serve exited early:\n${log}`);
-    try {
-      if ((await fetch(`${base}/readyz`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`serve did not become ready:\n${log}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  server = await startServe(env());
+  base = server.url;
   addUser('dr-ada', 'clinician');
   addUser('au-bo', 'auditor');
   addUser('ad-cy', 'admin');
@@ -150,9 +123,9 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  if (server && server.exitCode === null) {
-    server.kill('SIGTERM');
-    await new Promise((r) => server.once('close', r));
+  if (server) {
+    server.proc.kill('SIGTERM');
+    await server.exited;
   }
   await db?.drop();
   if (root) await rm(root, { recursive: true, force: true });
