@@ -18,6 +18,7 @@ import { createApp } from '../api/app.js';
 import { StudyEvents } from '../api/events.js';
 import type { ServiceConfig } from './config.js';
 import { createMetrics, type ServiceMetrics } from '../api/metrics.js';
+import { registerModelMetrics } from '../api/model-metrics.js';
 import { DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_WINDOW_S, LoginThrottle } from '../service/login-throttle.js';
 
 export type ServiceSettings = Pick<ServiceConfig, 'jwt' | 'hmacKey' | 'dicomDir' | 'maxBodyBytes' | 'queueSize' | 'inferConcurrency' | 'waitTimeoutMs'> &
@@ -68,6 +69,7 @@ export async function buildService(o: BuildOptions): Promise<ServiceParts> {
   await service.registerEngineModels();
   let ready = true;
   const storage = new StorageMonitor({ dir: o.settings.dicomDir, log: o.log, needBytes: o.settings.maxBodyBytes, probeEveryMs: o.settings.storageProbeMs });
+  registerModelMetrics({ ds: o.ds, registry: metrics.registry, storageFull: () => storage.full });
   const modelsDir = o.settings.modelsDir;
   const loadEngine = o.loadEngine;
   const events = new StudyEvents(o.ds, o.log);
