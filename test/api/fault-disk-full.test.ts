@@ -14,11 +14,11 @@ import { mkdir, mkdtemp, open, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { createRandomModels } from '../../bench/latency-models.js';
-import { startServe, type ServeProcess } from '../../bench/serve-process.js';
+import { createRandomModels } from '../../src/ml/random-models.js';
+import { startServe, type ServeProcess } from '../support/serve-process.js';
 import { signToken } from '../../src/api/tokens.js';
-import { createTestDatabase, type TestDatabase } from '../db/test-database.js';
-import { study } from './harness.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { study } from '../support/api.js';
 
 let root: string;
 let mnt: string;

@@ -8,8 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { constants as zc, deflateRawSync, inflateRawSync } from 'node:zlib';
 import dicomParser from 'dicom-parser';
-import { chestDicom } from '../../bench/latency-dicom.js';
-import { encodeDicom, type ImageToWrite } from '../../src/dicom/index.js';
+import { chestDicom, encodeChestCr } from '../../src/data/simple-chest-dicom.js';
 import { startServe, type ServeProcess } from './serve-process.js';
 
 let s: ServeProcess;
@@ -199,7 +198,9 @@ function longElement(group: number, element: number, vr: 'OB' | 'OW', length: nu
  * the bomb is made without ever holding its inflated size.
  */
 function deflateBomb(seed: number, where: 'after-pixels' | 'pixel-length' | 'before-pixels', zeroMiB = 1000): Buffer {
-  const file = Buffer.from(encodeDicom(chestLike(seed), { transferSyntax: 'deflated-explicit-le' }));
+  const size = 64;
+  const pixels = new Uint16Array(size * size).map((_, i) => (i * 7 + seed) % 4096);
+  const file = Buffer.from(encodeChestCr(pixels, size, { uidParts: ['bomb', seed], patientId: `BOMB${seed}` }, { transferSyntax: 'deflated-explicit-le' }));
   const start = (dicomParser.readPart10Header(file) as unknown as { position: number }).position;
   const dataset = inflateRawSync(file.subarray(start));
   const pixelTag = Buffer.from([0xe0, 0x7f, 0x10, 0x00]);
@@ -220,27 +221,6 @@ function deflateBomb(seed: number, where: 'after-pixels' | 'pixel-length' | 'bef
   const flush = { finishFlush: zc.Z_FULL_FLUSH };
   const zeros = deflateRawSync(Buffer.alloc(MiB), flush);
   return Buffer.concat([file.subarray(0, start), deflateRawSync(head, flush), ...Array.from({ length: zeroMiB }, () => zeros), deflateRawSync(tail)]);
-}
-
-function chestLike(seed: number): ImageToWrite {
-  const size = 64;
-  const pixels = new Uint16Array(size * size).map((_, i) => (i * 7 + seed) % 4096);
-  const uid = (k: number) => `1.2.826.0.1.3680043.10.1147.${seed}.${k}`;
-  return {
-    rows: size,
-    columns: size,
-    bitsAllocated: 16,
-    bitsStored: 12,
-    pixelRepresentation: 0,
-    photometric: 'MONOCHROME2',
-    pixels,
-    modality: 'CR',
-    studyInstanceUid: uid(1),
-    seriesInstanceUid: uid(2),
-    sopInstanceUid: uid(3),
-    patientId: `BOMB${seed}`,
-    viewPosition: 'PA',
-  };
 }
 
 const storedFiles = () => (existsSync(s.dicomDir) ? readdirSync(s.dicomDir, { recursive: true }).filter((f) => String(f).endsWith('.dcm')) : []);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { splitMultipart, parseContentType } from '../../src/api/multipart.js';
 import { FAILURE_REASON } from '../../src/api/routes/stow.js';
 import { readMetadata } from '../../src/dicom/index.js';
-import { startHarness, study, waitScored, type Harness } from './harness.js';
+import { startHarness, study, waitScored, type Harness } from '../support/api.js';
 
 let h: Harness;
 let ws: string;

@@ -16,7 +16,7 @@ import { ArraySource, type Sample } from '../../src/ml/train/array-source.js';
 import { defaultConfig, type TrainConfig } from '../../src/ml/train/config.js';
 import { train } from '../../src/ml/train/loop.js';
 import { mulberry32 } from '../../src/ml/train/rng.js';
-import { setupBackend } from './helpers.js';
+import { setupBackend } from '../support/ml.js';
 
 await setupBackend();
 

@@ -6,11 +6,11 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { buildDenseNet121SE, densenetConfig, type DenseNetOptions } from '../src/ml/densenet.js';
-import { writeManifest, type ModelManifest } from '../src/ml/model-store/index.js';
-import { saveModel } from '../src/ml/model-io.js';
-import { exportModelVersion } from '../src/ml/onnx/model-version.js';
-import { buildUNet, unetConfig, type UNetOptions } from '../src/ml/unet.js';
+import { buildDenseNet121SE, densenetConfig, type DenseNetOptions } from './densenet.js';
+import { writeManifest, type ModelManifest } from './model-store/index.js';
+import { saveModel } from './model-io.js';
+import { exportModelVersion } from './onnx/model-version.js';
+import { buildUNet, unetConfig, type UNetOptions } from './unet.js';
 
 export interface RandomModelsOptions {
   /** 'full' = the shipped architectures; 'small' = tiny variants for fast tests */

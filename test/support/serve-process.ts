@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 
-export const CLI = join(import.meta.dirname, '..', 'bin', 'cxr-triage.js');
+export const CLI = join(import.meta.dirname, '..', '..', 'bin', 'cxr-triage.js');
 
 export interface ServeProcess {
   proc: ChildProcess;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { readWindowed } from '../../src/dicom/index.js';
-import { scratchDir } from './helpers.js';
+import { scratchDir } from '../support/dicom.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const FIXTURE = join(ROOT, 'fixtures/dicom/cr-mono1-u12.jpeg-lossless-sv1.dcm');

@@ -6,8 +6,8 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { parity, randomizeWeights, randomInput } from './parity.js';
-import { exportLayersModel } from '../../src/ml/onnx/export.js';
-import { CxrError } from '../../src/errors.js';
+import { exportLayersModel } from '../../../src/ml/onnx/export.js';
+import { CxrError } from '../../../src/errors.js';
 
 const TOL = 1e-4;
 type ST = tf.SymbolicTensor;

@@ -8,13 +8,13 @@ import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { createRandomModels } from '../../bench/latency-models.js';
+import { createRandomModels } from '../../src/ml/random-models.js';
 import { parseCsv } from '../../src/data/csv.js';
 import { writeSynthDataset } from '../../src/data/synth-dataset.js';
 import { onnxScorer } from '../../src/inference/scorer.js';
 import { readManifest, writeManifest } from '../../src/ml/model-store/index.js';
 import { loadEvalItems } from '../../src/ml/train/dataset-source.js';
-import { runCli as cli } from './run-cli.js';
+import { runCli as cli } from '../support/cli.js';
 
 const STUDIES = 6;
 let root: string;

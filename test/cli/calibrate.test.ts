@@ -9,13 +9,13 @@ import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/pro
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { createRandomModels } from '../../bench/latency-models.js';
+import { createRandomModels } from '../../src/ml/random-models.js';
 import { loadDataset } from '../../src/data/dataset.js';
 import { csvLine, parseCsv } from '../../src/data/csv.js';
 import { writeSynthDataset } from '../../src/data/synth-dataset.js';
 import { locateModelVersion, manifestDigest, readActive, readManifest, verifyManifest, writeActive } from '../../src/ml/model-store/index.js';
 import { calibrateThreshold, confusionAt, binaryMetrics } from '../../src/ml/metrics.js';
-import { runCli as cli } from './run-cli.js';
+import { runCli as cli } from '../support/cli.js';
 
 const STUDIES = 8;
 const TARGET = 0.75;

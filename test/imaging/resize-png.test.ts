@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { grayImage, toGray, type IndexedImage } from '../src/imaging/types.js';
-import { resizeBilinear, resizeArea, crop } from '../src/imaging/resize.js';
-import { warpAffine, rotateScaleShift, IDENTITY } from '../src/imaging/affine.js';
-import { encodeGrayPng, decodeDisplayImage, toGray8 } from '../src/imaging/png.js';
+import { grayImage, toGray, type IndexedImage } from '../../src/imaging/types.js';
+import { resizeBilinear, resizeArea, crop } from '../../src/imaging/resize.js';
+import { warpAffine, rotateScaleShift, IDENTITY } from '../../src/imaging/affine.js';
+import { encodeGrayPng, decodeDisplayImage, toGray8 } from '../../src/imaging/png.js';
 
 const ramp = grayImage(4, 2, Float32Array.from([0, 1, 2, 3, 4, 5, 6, 7]));
 

@@ -4,13 +4,18 @@
  * seed. (The synthetic-radiograph generator makes realistic phantoms; this only needs the
  * size and pixel format of a real study.)
  */
-import { encodeDicom, newUid } from '../src/dicom/index.js';
+import { encodeDicom, newUid, type WriteSyntax } from '../dicom/index.js';
 
 export interface ChestDicomOptions {
   size?: number;
   seed?: number;
   viewPosition?: string;
   bodyPartExamined?: string;
+  /** StudyInstanceUID to use instead of the seed's own (several instances of one study) */
+  studyInstanceUid?: string;
+  accessionNumber?: string;
+  /** DA, YYYYMMDD */
+  studyDate?: string;
 }
 
 export function chestDicom(opts: ChestDicomOptions = {}): Uint8Array {
@@ -49,6 +54,9 @@ export function chestDicom(opts: ChestDicomOptions = {}): Uint8Array {
     patientId: `LAT${seed}`,
     viewPosition: opts.viewPosition ?? 'PA',
     bodyPartExamined: opts.bodyPartExamined ?? 'CHEST',
+    studyInstanceUid: opts.studyInstanceUid,
+    accessionNumber: opts.accessionNumber,
+    studyDate: opts.studyDate,
   });
 }
 
@@ -56,25 +64,39 @@ export function chestDicom(opts: ChestDicomOptions = {}): Uint8Array {
 export function encodeChestCr(
   pixels: Uint16Array,
   size: number,
-  id: { uidParts: (string | number)[]; patientId: string; viewPosition?: string; bodyPartExamined?: string },
+  id: {
+    uidParts: (string | number)[];
+    patientId: string;
+    viewPosition?: string;
+    bodyPartExamined?: string;
+    studyInstanceUid?: string;
+    accessionNumber?: string;
+    studyDate?: string;
+  },
+  write: { transferSyntax?: WriteSyntax } = {},
 ): Uint8Array {
   const uid = (k: string) => newUid([...id.uidParts, k]);
-  return encodeDicom({
-    rows: size,
-    columns: size,
-    bitsAllocated: 16,
-    bitsStored: 12,
-    pixelRepresentation: 0,
-    photometric: 'MONOCHROME2',
-    pixels,
-    modality: 'CR',
-    studyInstanceUid: uid('study'),
-    seriesInstanceUid: uid('series'),
-    sopInstanceUid: uid('sop'),
-    patientId: id.patientId,
-    viewPosition: id.viewPosition ?? 'PA',
-    bodyPartExamined: id.bodyPartExamined ?? 'CHEST',
-    windowCenter: 2048,
-    windowWidth: 4096,
-  });
+  return encodeDicom(
+    {
+      rows: size,
+      columns: size,
+      bitsAllocated: 16,
+      bitsStored: 12,
+      pixelRepresentation: 0,
+      photometric: 'MONOCHROME2',
+      pixels,
+      modality: 'CR',
+      studyInstanceUid: id.studyInstanceUid ?? uid('study'),
+      accessionNumber: id.accessionNumber,
+      studyDate: id.studyDate,
+      seriesInstanceUid: uid('series'),
+      sopInstanceUid: uid('sop'),
+      patientId: id.patientId,
+      viewPosition: id.viewPosition ?? 'PA',
+      bodyPartExamined: id.bodyPartExamined ?? 'CHEST',
+      windowCenter: 2048,
+      windowWidth: 4096,
+    },
+    write,
+  );
 }

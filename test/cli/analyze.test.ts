@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
-import { createRandomModels } from '../../bench/latency-models.js';
-import { chestDicom } from '../../bench/latency-dicom.js';
+import { createRandomModels } from '../../src/ml/random-models.js';
+import { chestDicom } from '../../src/data/simple-chest-dicom.js';
 import { verifyManifest, readManifest } from '../../src/ml/model-store/index.js';
-import { runCli as cli } from './run-cli.js';
+import { runCli as cli } from '../support/cli.js';
 
 let root: string;
 let dirs: { segmenter: string; classifier: string };

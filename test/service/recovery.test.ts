@@ -7,12 +7,12 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createRandomModels } from '../../bench/latency-models.js';
+import { createRandomModels } from '../../src/ml/random-models.js';
 import { insertStudyOnce } from '../../src/db/studies.js';
 import { readMetadata } from '../../src/dicom/index.js';
 import { DicomStore } from '../../src/service/dicom-store.js';
 import { InferenceQueue } from '../../src/service/queue.js';
-import { startHarness, study, waitScored, type Harness } from './harness.js';
+import { startHarness, study, waitScored, type Harness } from '../support/api.js';
 
 let h: Harness;
 before(async () => {

@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { parity, randomizeWeights, randomInput } from './parity.js';
-import { buildUNet } from '../../src/ml/unet.js';
-import { buildDenseNet121SE } from '../../src/ml/densenet.js';
-import { classActivationMap } from '../../src/inference/cam.js';
+import { buildUNet } from '../../../src/ml/unet.js';
+import { buildDenseNet121SE } from '../../../src/ml/densenet.js';
+import { classActivationMap } from '../../../src/inference/cam.js';
 
 const TOL = 1e-4;
 

@@ -1,6 +1,6 @@
 /**
  * A real service for API tests: a fresh PostgreSQL database, random-weight model versions
- * built and exported by the real builders (bench/latency-models.ts), the ONNX Runtime engine
+ * built and exported by the real builders (src/ml/random-models.ts), the ONNX Runtime engine
  * on them, and the express app — nothing faked.
  */
 import { randomBytes } from 'node:crypto';
@@ -10,14 +10,14 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import supertest from 'supertest';
 import type TestAgent from 'supertest/lib/agent.js';
-import { createRandomModels } from '../../bench/latency-models.js';
-import { chestDicom } from '../../bench/latency-dicom.js';
+import { createRandomModels } from '../../src/ml/random-models.js';
+import { chestDicom } from '../../src/data/simple-chest-dicom.js';
 import { buildService, type ServiceParts, type ServiceSettings } from '../../src/app/server.js';
 import { signToken } from '../../src/api/tokens.js';
 import type { Role } from '../../src/db/entities.js';
 import { loadEngine, type OnnxTriageEngine } from '../../src/inference/engine.js';
 import { jsonLogger, silentLogger } from '../../src/service/log.js';
-import { createTestDatabase, type TestDatabase } from '../db/test-database.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
 
 export { chestDicom };
 
@@ -99,8 +99,11 @@ export async function startHarness(overrides: Partial<ServiceSettings> = {}): Pr
 }
 
 /** A distinct small chest study per seed (UIDs derive from the seed). */
-export function study(seed: number, opts: { size?: number; viewPosition?: string } = {}): Buffer {
-  return Buffer.from(chestDicom({ size: opts.size ?? 256, seed, viewPosition: opts.viewPosition }));
+export function study(
+  seed: number,
+  opts: { size?: number; viewPosition?: string; studyInstanceUid?: string; accessionNumber?: string; studyDate?: string } = {},
+): Buffer {
+  return Buffer.from(chestDicom({ ...opts, size: opts.size ?? 256, seed }));
 }
 
 /** Polls until the study is no longer queued (the queue is in-process; this bounds a hang). */

@@ -4,9 +4,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
-import { exportLayersModel, type ExportOptions, type ExportResult } from '../../src/ml/onnx/export.js';
-import { nchwToNhwc, nhwcToNchw } from '../../src/ml/onnx/layout.js';
-import { mulberry32 as rng } from '../../src/ml/train/rng.js';
+import { exportLayersModel, type ExportOptions, type ExportResult } from '../../../src/ml/onnx/export.js';
+import { nchwToNhwc, nhwcToNchw } from '../../../src/ml/onnx/layout.js';
+import { mulberry32 as rng } from '../../../src/ml/train/rng.js';
 
 /** Deterministic uniform [0,1) stream (training's mulberry32). */
 export { rng };

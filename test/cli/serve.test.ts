@@ -14,7 +14,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import pg from 'pg';
-import { createRandomModels } from '../../bench/latency-models.js';
+import { createRandomModels } from '../../src/ml/random-models.js';
 
 const CLI = join(process.cwd(), 'bin', 'cxr-triage.js');
 // As root (this project's machines, most containers) the embedded PostgreSQL runs as
