@@ -37,8 +37,8 @@ import { signToken } from '../src/api/tokens.js';
 import { verifyAuditChain } from '../src/db/audit.js';
 import { openDatabase } from '../src/db/data-source.js';
 import { decodeModality } from '../src/dicom/index.js';
-import { chestDicom, encodeChestCr } from './latency-dicom.js';
-import { peakRssMiB, startServe, type ServeProcess } from './serve-process.js';
+import { chestDicom, encodeChestCr } from '../src/data/simple-chest-dicom.js';
+import { peakRssMiB, startServe, type ServeProcess } from '../test/support/serve-process.js';
 import { helpFromHeader } from './usage.js';
 
 helpFromHeader(import.meta.url);
