@@ -289,6 +289,11 @@ export class TriageService {
     };
   }
 
+  /** The stored original of an instance, byte for byte as it was received. */
+  async original(study: StudyRow): Promise<Buffer> {
+    return this.o.store.get(study.sha256);
+  }
+
   async view(id: string): Promise<StudyView | null> {
     const study = await findStudy(this.o.ds, id);
     if (!study) return null;
