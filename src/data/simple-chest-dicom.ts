@@ -11,6 +11,11 @@ export interface ChestDicomOptions {
   seed?: number;
   viewPosition?: string;
   bodyPartExamined?: string;
+  /** StudyInstanceUID to use instead of the seed's own (several instances of one study) */
+  studyInstanceUid?: string;
+  accessionNumber?: string;
+  /** DA, YYYYMMDD */
+  studyDate?: string;
 }
 
 export function chestDicom(opts: ChestDicomOptions = {}): Uint8Array {
@@ -49,6 +54,9 @@ export function chestDicom(opts: ChestDicomOptions = {}): Uint8Array {
     patientId: `LAT${seed}`,
     viewPosition: opts.viewPosition ?? 'PA',
     bodyPartExamined: opts.bodyPartExamined ?? 'CHEST',
+    studyInstanceUid: opts.studyInstanceUid,
+    accessionNumber: opts.accessionNumber,
+    studyDate: opts.studyDate,
   });
 }
 
@@ -56,7 +64,15 @@ export function chestDicom(opts: ChestDicomOptions = {}): Uint8Array {
 export function encodeChestCr(
   pixels: Uint16Array,
   size: number,
-  id: { uidParts: (string | number)[]; patientId: string; viewPosition?: string; bodyPartExamined?: string },
+  id: {
+    uidParts: (string | number)[];
+    patientId: string;
+    viewPosition?: string;
+    bodyPartExamined?: string;
+    studyInstanceUid?: string;
+    accessionNumber?: string;
+    studyDate?: string;
+  },
   write: { transferSyntax?: WriteSyntax } = {},
 ): Uint8Array {
   const uid = (k: string) => newUid([...id.uidParts, k]);
@@ -70,7 +86,9 @@ export function encodeChestCr(
       photometric: 'MONOCHROME2',
       pixels,
       modality: 'CR',
-      studyInstanceUid: uid('study'),
+      studyInstanceUid: id.studyInstanceUid ?? uid('study'),
+      accessionNumber: id.accessionNumber,
+      studyDate: id.studyDate,
       seriesInstanceUid: uid('series'),
       sopInstanceUid: uid('sop'),
       patientId: id.patientId,

@@ -75,7 +75,7 @@ test("calibrating the active version leaves it untouched and active, and writes 
     .filter(([file]) => validation.has(file));
   assert.equal(rows.length, validation.size);
   const scores = rows.map(([, , p]) => Number(p));
-  const labels = rows.map(([, l]) => Number(l));
+  const labels = rows.map(([, l]) => (l === 'pneumonia' ? 1 : 0));
   const expected = calibrateThreshold(scores, labels, TARGET);
 
   const r = await cli(['calibrate', '--data', data, '--split', splitCsv, '--models', models, '--target-recall', String(TARGET), '--threads', '1']);

@@ -68,7 +68,8 @@ test("evaluate reports, study by study, the probability and decision analyze pri
     assert.equal(report.threshold, summary.threshold);
     decisions.add(report.decision);
     const positive = report.decision === 'positive';
-    if (Number(label) >= 0.5) positive ? tally.tp++ : tally.fn++;
+    assert.ok(label === 'pneumonia' || label === 'normal', label);
+    if (label === 'pneumonia') positive ? tally.tp++ : tally.fn++;
     else positive ? tally.fp++ : tally.tn++;
   }
   assert.deepEqual(summary.confusion, tally);

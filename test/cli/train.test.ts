@@ -113,7 +113,10 @@ test('train segmenter and classifier on phantoms, then evaluate them end to end'
   assert.equal((await verifyManifest(plain)).ok, true);
   // crops from the dataset masks: the threshold stays the single-view one
   assert.equal(manifest.threshold.calibratedOn, undefined);
-  const json = ok(cli('evaluate', '--data', data, '--models', models, '--json', '--plots', join(tmp, 'plots')), 'evaluate --json');
+  const evaluated = cli('evaluate', '--data', data, '--models', models, '--json', '--plots', join(tmp, 'plots'));
+  const json = ok(evaluated, 'evaluate --json');
+  // the whole folder includes the classifier's own training images: evaluate says so
+  assert.match(evaluated.stderr, /warning: \d+ of the 16 images evaluated trained or validated classifier v/);
   const lines = json.trim().split('\n');
   assert.equal(lines.length, 1);
   const r = JSON.parse(lines[0]);
@@ -159,6 +162,8 @@ test('train segmenter and classifier on phantoms, then evaluate them end to end'
     '2',
     '--init',
     clsDir,
+    '--split-file',
+    join(clsDir, 'split.csv'),
     ...tiny,
   );
   const servedDir = ok(servedRun, 'train classifier --segmenter').trim();
@@ -168,8 +173,14 @@ test('train segmenter and classifier on phantoms, then evaluate them end to end'
   assert.equal(served.threshold.calibratedOn.views, 2);
   assert.equal(served.threshold.calibratedOn.subset, 'validation');
   assert.ok(served.threshold.validationSensitivity >= 0.9);
-  assert.deepEqual(served.training.initFrom, { name: 'classifier', version: basename(clsDir), location: { root: 'external', path: basename(clsDir) } });
+  assert.deepEqual(
+    { ...served.training.initFrom, testOverlap: undefined },
+    { name: 'classifier', version: basename(clsDir), location: { root: 'external', path: basename(clsDir) }, testOverlap: undefined },
+  );
   assert.deepEqual(served.threshold.calibratedOn.split, { root: 'version', path: 'split.csv' });
+  // --split-file reused the initial model's split: none of its training patients is in the test split
+  assert.equal(readFileSync(join(servedDir, 'split.csv'), 'utf8'), readFileSync(join(clsDir, 'split.csv'), 'utf8'));
+  assert.deepEqual(served.training.initFrom.testOverlap, { images: 0, patients: 0, of: served.training.split.test });
   // provenance is portable: no path of this machine, but the code and library versions
   assert.deepEqual(findAbsolutePaths(served), []);
   assert.equal(served.training.environment.node, process.version);

@@ -16,6 +16,7 @@ const PG_TYPE: Record<string, string> = {
   uuid: 'uuid',
   jsonb: 'jsonb',
   timestamptz: 'timestamptz',
+  date: 'date',
 };
 
 let db: TestDatabase;

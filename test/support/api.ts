@@ -99,8 +99,11 @@ export async function startHarness(overrides: Partial<ServiceSettings> = {}): Pr
 }
 
 /** A distinct small chest study per seed (UIDs derive from the seed). */
-export function study(seed: number, opts: { size?: number; viewPosition?: string } = {}): Buffer {
-  return Buffer.from(chestDicom({ size: opts.size ?? 256, seed, viewPosition: opts.viewPosition }));
+export function study(
+  seed: number,
+  opts: { size?: number; viewPosition?: string; studyInstanceUid?: string; accessionNumber?: string; studyDate?: string } = {},
+): Buffer {
+  return Buffer.from(chestDicom({ ...opts, size: opts.size ?? 256, seed }));
 }
 
 /** Polls until the study is no longer queued (the queue is in-process; this bounds a hang). */

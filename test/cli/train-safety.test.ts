@@ -59,13 +59,23 @@ test('a corrupt image is reported by its labels.csv line before any epoch runs, 
     [[4, victim]],
   );
 
-  const skip = cli('train', 'segmenter', '--data', data, '--out', out, '--runs', runs, '--run-id', 'skip', '--epochs', '1', '--skip-bad', ...tiny);
+  // --skip-bad and the epochs from a YAML --config (kept with the run); flags on the command line win
+  const cfg = join(tmp, 'train.yaml');
+  writeFileSync(cfg, 'epochs: 1\nskip-bad: true\nsize: 48\nrun-id: skip\n');
+  const skip = cli('train', 'segmenter', '--config', cfg, '--data', data, '--out', out, '--runs', runs, ...tiny);
   assert.equal(skip.status, 0, skip.stderr);
+  assert.equal(readFileSync(join(runs, 'skip', 'train-config.yaml'), 'utf8'), readFileSync(cfg, 'utf8'));
+  writeFileSync(join(tmp, 'bad.json'), '{"epochz": 1}');
+  const badCfg = cli('train', 'segmenter', '--config', join(tmp, 'bad.json'), '--data', data, '--out', out);
+  assert.equal(badCfg.status, 2);
+  assert.match(badCfg.stderr, /unknown option 'epochz'/);
   assert.match(skip.stderr, /--skip-bad: training without 1 of 12 rows/);
   assert.match(readFileSync(join(runs, 'skip', 'skipped.csv'), 'utf8'), new RegExp(`^4,${victim.replace('.', '\\.')},`, 'm'));
   const manifest = JSON.parse(readFileSync(join(skip.stdout.trim(), 'manifest.json'), 'utf8'));
   assert.equal(manifest.training.skippedRows, 1);
   assert.equal(manifest.training.dataSize, 11);
+  assert.equal(manifest.training.config.epochs, 1);
+  assert.equal(manifest.inputSize, 32);
   // only published versions: no staging folder is left beside them
   assert.deepEqual(
     readdirSync(out).filter((e) => e.startsWith('.')),
