@@ -195,3 +195,28 @@ test('export-onnx on a quantized version drops the int8 model quantized from the
   assert.equal((await readManifest(out.dir)).quantization, undefined);
   assert.ok((await verifyManifest(out.dir)).ok);
 });
+
+test('--drop-float ships only model.int8.onnx; float is rebuilt from the tfjs weights and served only with the recorded sha256', async () => {
+  const other = join(root, 'other3');
+  const fresh = await createRandomModels(other, { size: 'small', seed: 9 });
+  const floatSha = (await readManifest(fresh.classifier)).files['model.onnx'];
+  const out = await quantize(fresh.classifier, ['--no-compare', '--drop-float'], other);
+  assert.ok(!existsSync(join(out.dir, 'model.onnx')));
+  assert.ok(existsSync(join(out.dir, 'model.int8.onnx')));
+  assert.ok((await verifyManifest(out.dir)).ok);
+  const m = await readManifest(out.dir);
+  assert.deepEqual({ sha256: m.quantization!.float!.sha256, shipped: m.quantization!.float!.shipped }, { sha256: floatSha, shipped: false });
+  const e = await loadEngine({ modelsDir: other, threads: 1, precision: 'float' });
+  try {
+    assert.equal(e.models.classifier.precision, 'float');
+    assert.equal(e.models.classifier.sha256, floatSha);
+  } finally {
+    await e.close();
+  }
+  // a rebuilt model that is not the one measured is refused
+  const { files: _f, ...rest } = m;
+  await writeManifest(out.dir, { ...rest, quantization: { ...rest.quantization!, float: { ...rest.quantization!.float!, metadata: { version: 'other' } } } });
+  await assert.rejects(loadEngine({ modelsDir: other, threads: 1, precision: 'float' }), (err) => err instanceof CxrError && err.code === 'E_MODEL_INVALID');
+  const q = await loadEngine({ modelsDir: other, threads: 1, precision: { classifier: 'int8' } });
+  await q.close();
+});
