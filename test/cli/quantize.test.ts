@@ -106,7 +106,11 @@ test("quantize a classifier: a new -r1 version with both models; the int8 thresh
   } finally {
     await engine.close();
   }
-  const expected = calibrateThreshold(probs, items.map((i) => i.label), c.targetRecall);
+  const expected = calibrateThreshold(
+    probs,
+    items.map((i) => i.label),
+    c.targetRecall,
+  );
   assert.equal(q.threshold.value, expected.threshold);
   assert.equal(q.threshold.validationSensitivity, expected.sensitivity);
 });
