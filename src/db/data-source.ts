@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { DataSource } from 'typeorm';
 import { migrations } from '../../migrations/index.js';
 import { CxrError } from '../errors.js';
@@ -11,6 +12,19 @@ export interface DatabaseOptions {
   logging?: boolean;
 }
 
+/**
+ * A pooled client whose connection the server ends (a failover, pg_terminate_backend, an idle
+ * timeout) while it is checked out emits 'error'; pg-pool listens only on idle clients, so
+ * without this the process would die of an unhandled 'error' event. The query using the
+ * connection still fails (and the caller sees it); the pool discards the broken client.
+ */
+class ResilientClient extends pg.Client {
+  constructor(config?: string | pg.ClientConfig) {
+    super(config);
+    this.on('error', () => undefined);
+  }
+}
+
 /** A data source for the service schema. `synchronize` is off: schema comes from migrations. */
 export function createDataSource(opts: DatabaseOptions): DataSource {
   return new DataSource({
@@ -22,7 +36,7 @@ export function createDataSource(opts: DatabaseOptions): DataSource {
     migrationsRun: false,
     migrationsTableName: 'typeorm_migrations',
     logging: opts.logging ?? false,
-    extra: { max: opts.poolSize ?? 10, connectionTimeoutMillis: 10_000 },
+    extra: { max: opts.poolSize ?? 10, connectionTimeoutMillis: 10_000, Client: ResilientClient },
   });
 }
 

@@ -2,6 +2,7 @@
 import { CxrError } from '../../errors.js';
 import { addReview, findPrediction, findStudy, listReviews } from '../../db/studies.js';
 import type { StudyRow } from '../../db/entities.js';
+import type { AcceptResult } from '../../service/triage.js';
 import { Query, readBody, readJsonObject, requireMediaType, UUID_RE, type Reply } from '../http.js';
 import { readFormFile } from '../multipart.js';
 import { json, ref } from '../openapi-types.js';
@@ -76,10 +77,14 @@ export const postStudy: RouteDef = {
     const wait = new Query(c.req.query).bool('wait') ?? false;
     const max = c.deps.config.maxBodyBytes;
     const bytes = t === 'application/dicom' ? await readBody(c.req, max) : (await readFormFile(c.req, max)).bytes;
-    const res = await c.deps.service.accept(bytes, principalOf(c).sub);
+    const detail = (r: AcceptResult) => ({ sopInstanceUid: r.study.sopInstanceUid, sha256: r.study.sha256, duplicate: !r.created });
+    // A new study's audit row commits with it: never a study without its row (nor a row without its study).
+    const res = await c.deps.service.accept(bytes, principalOf(c).sub, (m, r) =>
+      c.auditIn(m, { action: 'study.create', studyId: r.study.id, outcome: 'ok', detail: { ...detail(r), wait, method: 'POST' } }),
+    );
     const id = res.study.id;
     c.studyId = id;
-    c.detail = { sopInstanceUid: res.study.sopInstanceUid, sha256: res.study.sha256, duplicate: !res.created };
+    c.detail = detail(res);
     if (!res.created) return viewReply(c, id, 200);
     if (wait) {
       await c.deps.service.waitForResult(id, c.deps.config.waitTimeoutMs);
