@@ -98,17 +98,21 @@ export class JobQueue {
   async start(): Promise<void> {
     if (this.started) return;
     await this.boss.start();
+    this.started = true;
     const retry = { retryLimit: this.settings.retryLimit, retryDelay: this.settings.retryDelaySeconds, retryBackoff: true };
     // Settled dead letters are kept two weeks for the operators; the dead-letter queue itself does not retry forever.
     await this.ensureQueue(DEAD_LETTER_QUEUE, { retryLimit: 10, retryDelay: 5, retryBackoff: true, expireInSeconds: 60, retentionMinutes: 14 * 24 * 60 });
     await this.ensureQueue(SCORE_QUEUE, { ...retry, expireInSeconds: this.settings.expireInSeconds, deadLetter: DEAD_LETTER_QUEUE });
-    this.started = true;
   }
 
   private async ensureQueue(name: string, options: Omit<PgBoss.Queue, 'name'>): Promise<void> {
-    // create_queue is ON CONFLICT DO NOTHING; the update applies this process's settings to an existing queue.
-    await this.boss.createQueue(name, { name, ...options });
-    await this.boss.updateQueue(name, { name, ...options });
+    // create_queue is ON CONFLICT DO NOTHING, but processes starting together can still
+    // deadlock on its partition DDL: a deadlock victim simply tries again.
+    await retryOnDeadlock(async () => {
+      await this.boss.createQueue(name, { name, ...options });
+      // applies this process's settings to a queue another process created
+      await this.boss.updateQueue(name, { name, ...options });
+    });
   }
 
   /** Sends the study's job in the caller's transaction: it exists exactly when the study does. */
@@ -203,5 +207,18 @@ export class JobQueue {
     this.started = false;
     // Our workers are not pg-boss's (see workers.ts): stopping only ends its maintenance timers.
     await this.boss.stop({ graceful: false, wait: true, close: false });
+  }
+}
+
+/** Runs fn again (a few times, after a short random pause) when PostgreSQL picked it as a deadlock or serialization victim. */
+export async function retryOnDeadlock<T>(fn: () => Promise<T>, attempts = 6): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      const code = (e as { code?: string; driverError?: { code?: string } }).driverError?.code ?? (e as { code?: string }).code;
+      if (i >= attempts || (code !== '40P01' && code !== '40001')) throw e;
+      await new Promise((r) => setTimeout(r, 20 + Math.random() * 100 * i));
+    }
   }
 }

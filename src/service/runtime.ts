@@ -5,7 +5,7 @@
  */
 import type { DataSource } from 'typeorm';
 import type { TriageEngine } from '../inference/types.js';
-import { DEFAULT_JOB_SETTINGS, JobQueue, type JobSettings } from './jobs.js';
+import { DEFAULT_JOB_SETTINGS, JobQueue, retryOnDeadlock, type JobSettings } from './jobs.js';
 import type { Logger } from './log.js';
 import type { StoreKind } from './object-store.js';
 import { openObjectStore } from './stores.js';
@@ -46,7 +46,6 @@ export async function startRuntime(o: {
 }): Promise<Runtime> {
   const s = o.settings;
   const jobs = new JobQueue(o.ds, s.jobs ?? DEFAULT_JOB_SETTINGS, o.log);
-  await jobs.start();
   const service = new TriageService({
     ds: o.ds,
     store: openObjectStore(s.store ?? 'fs', { dir: s.dicomDir, ds: o.ds }),
@@ -62,7 +61,9 @@ export async function startRuntime(o: {
   });
   let gc: NodeJS.Timeout | null = null;
   try {
-    await service.registerEngineModels();
+    await jobs.start();
+    // processes starting together race on marking the same model versions active
+    await retryOnDeadlock(() => service.registerEngineModels());
     const recovered = await service.recover();
     service.startWorkers();
     if (s.workers > 0) {
