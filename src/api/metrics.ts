@@ -63,11 +63,15 @@ export function createMetrics(opts: MetricsOptions = {}): ServiceMetrics {
         if (c) this.set(pick(c));
       },
     });
-  const queueDepth = jobGauge('cxr_inference_queue_depth', 'Scoring jobs waiting to run, in the queue every process shares (includes retrying)', (c) => c.waiting);
+  const queueDepth = jobGauge(
+    'cxr_inference_queue_depth',
+    'Scoring jobs waiting to run, in the queue every process shares (includes retrying)',
+    (c) => c.waiting,
+  );
   jobGauge('cxr_jobs_retrying', 'Scoring jobs waiting out a back-off delay after a failed attempt', (c) => c.retrying);
   jobGauge('cxr_jobs_active', 'Scoring jobs being run by some worker now', (c) => c.active);
-  jobGauge('cxr_jobs_dead_letter', 'Scoring jobs that ran out of attempts (their studies are failed with error E_JOB_DEAD)', (c) => c.deadLetter);
-  jobGauge('cxr_queue_oldest_job_age_seconds', 'Age of the oldest scoring job still waiting to run', (c) => c.oldestWaitingSeconds);
+  jobGauge('cxr_jobs_dead', 'Scoring jobs that ran out of attempts (their studies are failed with error E_JOB_DEAD)', (c) => c.deadLetter);
+  jobGauge('cxr_jobs_oldest_age_seconds', 'Age of the oldest scoring job still waiting to run', (c) => c.oldestWaitingSeconds);
   const queueRunning = new Gauge({ name: 'cxr_inference_running', help: 'Studies being scored now by this process', registers: [registry] });
   const inferenceSeconds = new Histogram({
     name: 'cxr_inference_duration_seconds',

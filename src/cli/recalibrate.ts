@@ -1,8 +1,8 @@
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { readSplitFile, type SplitName } from '../data/split.js';
 import { CxrError } from '../errors.js';
 import { itemsInSubset, recalibratedThreshold } from '../ml/calibrate.js';
-import { readManifest, writeManifest, type ModelManifest } from '../ml/manifest.js';
+import { deriveVersion, portablePath, readManifest, writeManifest, type ModelManifest } from '../ml/model-store/index.js';
 import { calibrateThreshold, type Calibration } from '../ml/metrics.js';
 import { loadEvalItems } from '../ml/train/dataset-source.js';
 import type { EngineOptions } from '../inference/engine.js';
@@ -13,22 +13,33 @@ export interface RecalibrateOptions {
   /** split CSV as train writes it */
   splitPath: string;
   subset: SplitName;
-  /** the classifier version folder scored and rewritten */
+  /** the classifier version folder scored */
   classifierDir: string;
   engine: Omit<EngineOptions, 'onWarning' | 'classifierDir'>;
   targetRecall: number;
   views: number;
   window?: string;
-  /** score and report, but leave the manifest as it is */
-  dryRun?: boolean;
+  /**
+   * What becomes of the new threshold: 'derive' writes a new version beside the scored one
+   * (which stays untouched: published versions are immutable), 'in-place' rewrites the folder's
+   * manifest (only for a version still being built, e.g. by train in its staging folder),
+   * 'none' only reports.
+   */
+  write: 'derive' | 'in-place' | 'none';
+  /** with 'derive': the new version's name (default the next -rN revision) */
+  version?: string;
 }
 
 export interface RecalibrateResult {
-  /** the classifier's version name */
+  /** the scored classifier's version name */
   version: string;
+  /** the folder holding the new threshold (the derived version, or the scored one in place); null when nothing was written */
+  written: { dir: string; version: string } | null;
   calibration: Calibration;
   /** the threshold block before */
   previous: ModelManifest['threshold'];
+  /** the threshold block written (or that would be) */
+  threshold: NonNullable<ModelManifest['threshold']>;
   /** recall on the subset at the previous threshold */
   recallAtPrevious: number | null;
   n: number;
@@ -36,38 +47,41 @@ export interface RecalibrateResult {
 
 /**
  * Re-picks a classifier's threshold on the probabilities the served pipeline (ONNX Runtime,
- * TTA views, the segmenter's crops) gives for one subset of a training split, and writes it
- * into the manifest with a record of how (`threshold.calibratedOn`). `calibrate` runs it on
- * a shipped version; `train` runs it on the version it has just exported.
+ * TTA views, the segmenter's crops) gives for one subset of a training split, with a record of
+ * how (`threshold.calibratedOn`). `calibrate` derives a new version from a published one;
+ * `train` runs it in place on the version it is still building.
  */
 export async function recalibrate(o: RecalibrateOptions): Promise<RecalibrateResult> {
   const splitPath = resolve(o.splitPath);
+  const classifierDir = resolve(o.classifierDir);
   const split = await readSplitFile(splitPath);
   const items = itemsInSubset(await loadEvalItems(resolve(o.dataDir), { window: o.window }), split, o.subset);
   if (items.length === 0) throw new CxrError('E_BAD_DATASET', `${o.splitPath} assigns no images to '${o.subset}'`);
   if (!items.some((i) => i.label >= 0.5)) throw new CxrError('E_BAD_DATASET', `the ${o.subset} images hold no pneumonia case: recall is undefined there`);
-  const result = await scoreItems(
-    items,
-    { ...o.engine, classifierDir: o.classifierDir, tta: o.views },
-    { task: 'calibrate', verb: 'scoring', what: `${o.subset} images` },
-  );
+  const result = await scoreItems(items, { ...o.engine, classifierDir, tta: o.views }, { task: 'calibrate', verb: 'scoring', what: `${o.subset} images` });
   const calibration = calibrateThreshold(
     result.images.map((i) => i.probability),
     result.images.map((i) => i.label),
     o.targetRecall,
   );
-  const { files: _files, ...manifest } = await readManifest(o.classifierDir);
-  if (!o.dryRun) {
-    const threshold = recalibratedThreshold(calibration, {
-      views: o.views,
-      scorer: 'onnxruntime',
-      subset: o.subset,
-      n: items.length,
-      split: splitPath,
-      at: new Date().toISOString(),
-    });
+  const { files: _files, ...manifest } = await readManifest(classifierDir);
+  const threshold = recalibratedThreshold(calibration, {
+    views: o.views,
+    scorer: 'onnxruntime',
+    subset: o.subset,
+    n: items.length,
+    // the split usually sits in the version folder (and is copied into a derived one)
+    split: portablePath(splitPath, { version: classifierDir, models: dirname(dirname(classifierDir)) }),
+    at: new Date().toISOString(),
+  });
+  let written: RecalibrateResult['written'] = null;
+  if (o.write === 'in-place') {
     // writeManifest re-hashes the folder, so the served model still passes assertManifest
-    await writeManifest(o.classifierDir, { ...manifest, threshold });
+    await writeManifest(classifierDir, { ...manifest, threshold });
+    written = { dir: classifierDir, version: manifest.version };
+  } else if (o.write === 'derive') {
+    const derived = await deriveVersion(classifierDir, { version: o.version, reason: 'calibrate', change: async (_dir, m) => ({ ...m, threshold }) });
+    written = { dir: derived.dir, version: derived.manifest.version };
   }
-  return { version: manifest.version, calibration, previous: manifest.threshold, recallAtPrevious: result.recall, n: items.length };
+  return { version: manifest.version, written, calibration, previous: manifest.threshold, threshold, recallAtPrevious: result.recall, n: items.length };
 }

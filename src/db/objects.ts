@@ -62,9 +62,10 @@ export async function deleteObject(db: DataSource | EntityManager, sha256: strin
 
 /** A page of stored shas created before `before`, after `after` in sha order. */
 export async function listObjects(db: DataSource | EntityManager, before: Date, after: string, limit: number): Promise<string[]> {
-  const rows: { sha256: string }[] = await db.query(
-    `SELECT sha256 FROM objects WHERE created_at < $1 AND sha256 > $2 ORDER BY sha256 LIMIT $3`,
-    [before, after, limit],
-  );
+  const rows: { sha256: string }[] = await db.query(`SELECT sha256 FROM objects WHERE created_at < $1 AND sha256 > $2 ORDER BY sha256 LIMIT $3`, [
+    before,
+    after,
+    limit,
+  ]);
   return rows.map((r) => r.sha256);
 }

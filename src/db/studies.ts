@@ -138,7 +138,9 @@ export async function worklist(ds: DataSource, f: WorklistFilters, after: Workli
   if (f.decision) where.push(`pr.decision = ${p(f.decision)}`);
   if (f.reviewed !== undefined) where.push(`${f.reviewed ? '' : 'NOT '}EXISTS (SELECT 1 FROM reviews r WHERE r.study_id = s.id)`);
   if (after) {
-    where.push(`(COALESCE(pr.flagged, true), COALESCE(pr.probability, 2), s.seq) < (${p(after.flagged)}::boolean, ${p(after.rank)}::float8, ${p(after.seq)}::bigint)`);
+    where.push(
+      `(COALESCE(pr.flagged, true), COALESCE(pr.probability, 2), s.seq) < (${p(after.flagged)}::boolean, ${p(after.rank)}::float8, ${p(after.seq)}::bigint)`,
+    );
   }
   const rows: Record<string, unknown>[] = await ds.query(
     `SELECT s.id, s.status, s.study_instance_uid, s.modality, s.view_position, s.received_at, s.error_code, s.seq,

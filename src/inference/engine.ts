@@ -167,7 +167,15 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
     const cam = normalizeCam((camAll.data as Float32Array).subarray(0, camH * camW));
     lap('classify');
     const { mean, spread } = meanAndSpread(probabilities);
-    return { probability: mean, spread, probabilities, mask, lungAreaFraction: area / (segSize * segSize), box, cam: { width: camW, height: camH, values: cam } };
+    return {
+      probability: mean,
+      spread,
+      probabilities,
+      mask,
+      lungAreaFraction: area / (segSize * segSize),
+      box,
+      cam: { width: camW, height: camH, values: cam },
+    };
   }
 
   function stopwatch() {

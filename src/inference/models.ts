@@ -2,12 +2,8 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CxrError } from '../errors.js';
-import { assertManifest, resolveModelVersion, type ModelManifest, type ModelName } from '../ml/manifest.js';
+import { assertManifest, locateModelVersion, MANIFEST_FILE, notAVersion, ONNX_FILE, type ModelManifest, type ModelName } from '../ml/model-store/index.js';
 import type { ModelRef } from './types.js';
-
-export const ONNX_FILE = 'model.onnx';
-/** models/<name>/ACTIVE names the version to serve; without it the newest version is used. */
-export const ACTIVE_FILE = 'ACTIVE';
 
 export interface ServedModel {
   ref: ModelRef;
@@ -17,39 +13,10 @@ export interface ServedModel {
   bytes: Uint8Array;
 }
 
-function howToShip(name: ModelName, modelsDir: string): string {
-  return (
-    `train one with \`cxr-triage train ${name} --data DIR --out ${join(modelsDir, name)}\`, ` +
-    `then \`cxr-triage export-onnx --model ${join(modelsDir, name, '<version>')}\` writes its model.onnx`
-  );
-}
-
-/** The version folder to serve: the one ACTIVE names, else the newest. */
-export async function locateModelVersion(modelsDir: string, name: ModelName): Promise<string> {
-  const root = resolve(modelsDir);
-  const activeFile = join(root, name, ACTIVE_FILE);
-  let version: string | undefined;
-  if (existsSync(activeFile)) {
-    version = (await readFile(activeFile, 'utf8')).trim();
-    if (!version) throw new CxrError('E_MODEL_INVALID', `${activeFile} is empty: write the version to serve into it`);
-  }
-  try {
-    return await resolveModelVersion(root, name, version);
-  } catch (e) {
-    if (e instanceof CxrError && e.code === 'E_MODEL_MISSING') {
-      const what = version ? `the ${name} version '${version}' named in ${activeFile} is not` : `no ${name} model version is`;
-      throw new CxrError('E_MODEL_MISSING', `${what} under ${root} (a folder with model.json, model.onnx and manifest.json): ${howToShip(name, modelsDir)}`);
-    }
-    throw e;
-  }
-}
-
-/** Finds (or takes `versionDir`), hash-checks and reads the ONNX model of `name`. */
+/** Finds (the ACTIVE one, else the newest, or takes `versionDir`), hash-checks and reads the ONNX model of `name`. */
 export async function loadServedModel(modelsDir: string, name: ModelName, versionDir?: string): Promise<ServedModel> {
   const dir = versionDir ? resolve(versionDir) : await locateModelVersion(modelsDir, name);
-  if (versionDir && !existsSync(join(dir, 'manifest.json'))) {
-    throw new CxrError('E_MODEL_MISSING', `${dir} is not a model version folder (no manifest.json): ${howToShip(name, modelsDir)}`);
-  }
+  if (versionDir && !existsSync(join(dir, MANIFEST_FILE))) throw notAVersion(dir, name, modelsDir);
   if (!existsSync(join(dir, ONNX_FILE))) {
     throw new CxrError('E_MODEL_MISSING', `${dir} has no ${ONNX_FILE}: run \`cxr-triage export-onnx --model ${dir}\``);
   }

@@ -7,11 +7,11 @@
  */
 import PgBoss from 'pg-boss';
 import type { DataSource, EntityManager } from 'typeorm';
-import { JOB_SCHEMA } from '../../migrations/1764619200000-JobsAndObjectStore.js';
+import { JOB_SCHEMA } from '../../migrations/1796160000000-JobsAndObjectStore.js';
 import type { Logger } from './log.js';
 
-export const SCORE_QUEUE = 'cxr-score';
-export const DEAD_LETTER_QUEUE = 'cxr-score-dead';
+export const SCORE_QUEUE = 'score-study';
+export const DEAD_LETTER_QUEUE = 'score-study-dead';
 
 /**
  * What a job names. The job id is the study id, so sending twice for one study is a no-op;
@@ -129,10 +129,10 @@ export class JobQueue {
   }
 
   private async hasLiveJob(studyId: string): Promise<boolean> {
-    const rows: unknown[] = await this.ds.query(
-      `SELECT 1 FROM ${JOB_SCHEMA}.job WHERE name = $1 AND data->>'studyId' = $2 AND state < 'completed' LIMIT 1`,
-      [SCORE_QUEUE, studyId],
-    );
+    const rows: unknown[] = await this.ds.query(`SELECT 1 FROM ${JOB_SCHEMA}.job WHERE name = $1 AND data->>'studyId' = $2 AND state < 'completed' LIMIT 1`, [
+      SCORE_QUEUE,
+      studyId,
+    ]);
     return rows.length > 0;
   }
 

@@ -277,7 +277,7 @@ export class TriageService {
   private async scoreJob(job: FetchedJob): Promise<void> {
     const id = job.data.studyId;
     const study = await findStudy(this.o.ds, id);
-    if (!study || study.status !== 'queued') return;
+    if (study?.status !== 'queued') return;
     if (job.retryCount > 0) this.o.hooks?.study?.('retried');
     let report: TriageReport;
     const t0 = performance.now();
@@ -302,7 +302,12 @@ export class TriageService {
     const output = (job.output ?? {}) as { code?: string; message?: string; value?: { message?: string } };
     const code = typeof output.code === 'string' ? output.code : 'E_INTERNAL';
     const why = output.message ?? output.value?.message ?? 'no reason recorded';
-    const changed = await recordFailure(this.o.ds, job.data.studyId, 'E_JOB_DEAD', `scoring gave up after ${job.retryLimit + 1} attempts (last: ${code}: ${why})`);
+    const changed = await recordFailure(
+      this.o.ds,
+      job.data.studyId,
+      'E_JOB_DEAD',
+      `scoring gave up after ${job.retryLimit + 1} attempts (last: ${code}: ${why})`,
+    );
     if (changed) {
       this.o.log.error('scoring job dead-lettered', { studyId: job.data.studyId, code, reason: why });
       this.o.hooks?.study?.('dead_letter');
@@ -459,4 +464,3 @@ function sameContentOrConflict(existing: StudyRow, sha256: string): StudyRow {
   }
   return existing;
 }
-

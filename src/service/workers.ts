@@ -39,8 +39,20 @@ export class WorkerPool {
   start(): void {
     if (this.o.concurrency <= 0 || this.loops.length > 0) return;
     this.unsubscribe = this.o.jobs.onSent(() => this.wake());
-    for (let i = 0; i < this.o.concurrency; i++) this.loops.push(this.loop(() => this.o.jobs.fetch(1), (j) => this.runOne(j)));
-    this.loops.push(this.loop(() => this.o.jobs.fetchDead(1), (j) => this.settle(j), 5));
+    for (let i = 0; i < this.o.concurrency; i++)
+      this.loops.push(
+        this.loop(
+          () => this.o.jobs.fetch(1),
+          (j) => this.runOne(j),
+        ),
+      );
+    this.loops.push(
+      this.loop(
+        () => this.o.jobs.fetchDead(1),
+        (j) => this.settle(j),
+        5,
+      ),
+    );
   }
 
   /** Stops taking jobs and waits for the ones running to finish. */

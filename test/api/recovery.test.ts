@@ -46,7 +46,7 @@ async function orphanFiles(): Promise<string[]> {
 }
 
 async function jobsFor(studyId: string): Promise<{ state: string }[]> {
-  return h.db.ds.query(`SELECT state::text AS state FROM pgboss.job WHERE name = 'cxr-score' AND data->>'studyId' = $1`, [studyId]);
+  return h.db.ds.query(`SELECT state::text AS state FROM pgboss.job WHERE name = 'score-study' AND data->>'studyId' = $1`, [studyId]);
 }
 
 /** What a crash right after the commit of a pre-queue version left behind: a stored original and a `queued` row, no job. */
@@ -145,7 +145,7 @@ test('a job that fails every attempt is retried with back-off, then dead-lettere
   assert.equal(got.body.error.code, 'E_JOB_DEAD');
   assert.match(got.body.error.message, /gave up after 2 attempts \(last: E_INTERNAL: .*corrupt/);
   const metrics = await h.http.get('/metrics');
-  assert.match(metrics.text, /^cxr_jobs_dead_letter [1-9]/m);
+  assert.match(metrics.text, /^cxr_jobs_dead [1-9]/m);
   assert.match(metrics.text, /^cxr_studies_total\{outcome="retried"\} [1-9]/m);
   assert.match(metrics.text, /^cxr_studies_total\{outcome="dead_letter"\} 1$/m);
 });
@@ -173,7 +173,10 @@ test('PostgreSQL connections terminated under load: every accepted study is scor
   await killer;
   const accepted = results.filter((r) => r.status === 202);
   assert.ok(accepted.length > 0, `some posts got through: ${results.map((r) => r.status).join(',')}`);
-  assert.ok(results.every((r) => r.status === 202 || r.status >= 500), `only 202 or 5xx: ${results.map((r) => r.status).join(',')}`);
+  assert.ok(
+    results.every((r) => r.status === 202 || r.status >= 500),
+    `only 202 or 5xx: ${results.map((r) => r.status).join(',')}`,
+  );
   // No restart: the same process's workers finish every accepted study.
   for (const r of accepted) await waitScored(h, r.id!, 60_000);
   const rows: { status: string; n: number }[] = await h.db.ds.query(
@@ -184,7 +187,9 @@ test('PostgreSQL connections terminated under load: every accepted study is scor
   for (const r of rows) assert.deepEqual(r, { status: 'scored', n: 1 });
   // A post that failed left nothing behind, or a whole study (its commit succeeded before its answer was lost).
   const refused = results.filter((r) => r.status !== 202).map((r) => r.sop);
-  const stored: { id: string; sop_instance_uid: string }[] = await h.db.ds.query(`SELECT id, sop_instance_uid FROM studies WHERE sop_instance_uid = ANY($1)`, [refused]);
+  const stored: { id: string; sop_instance_uid: string }[] = await h.db.ds.query(`SELECT id, sop_instance_uid FROM studies WHERE sop_instance_uid = ANY($1)`, [
+    refused,
+  ]);
   // Every study created under fire has its audit row (they commit together), and the chain verifies.
   const ids = [...accepted.map((r) => r.id!), ...stored.map((s) => s.id)];
   const audited: { study_id: string }[] = await h.db.ds.query(
@@ -201,7 +206,10 @@ test('activating another model version swaps the engine; new predictions record 
   const admin = `Bearer ${h.token('admin')}`;
   const r = await h.http.post('/v1/admin/models/classifier/random-v2/activate').set('Authorization', admin);
   assert.equal(r.status, 200, JSON.stringify(r.body));
-  const active = r.body.items.filter((m: { active: boolean }) => m.active).map((m: { name: string; version: string }) => `${m.name}@${m.version}`).sort();
+  const active = r.body.items
+    .filter((m: { active: boolean }) => m.active)
+    .map((m: { name: string; version: string }) => `${m.name}@${m.version}`)
+    .sort();
   assert.deepEqual(active, ['classifier@random-v2', 'segmenter@random-small']);
   assert.equal((await readFile(join(h.modelsDir, 'classifier', 'ACTIVE'), 'utf8')).trim(), 'random-v2');
 
@@ -213,7 +221,10 @@ test('activating another model version swaps the engine; new predictions record 
   assert.equal(posted.body.prediction.report.models.classifier.version, 'random-v2');
   assert.equal(posted.body.prediction.threshold, 0.45);
   const hist = await h.http.get('/v1/predictions?model=classifier@random-v2').set('Authorization', `Bearer ${h.token('auditor')}`);
-  assert.deepEqual(hist.body.items.map((p: { studyId: string }) => p.studyId), [posted.body.id]);
+  assert.deepEqual(
+    hist.body.items.map((p: { studyId: string }) => p.studyId),
+    [posted.body.id],
+  );
 
   assert.equal((await h.http.post('/v1/admin/models/classifier/nope/activate').set('Authorization', admin)).status, 404);
   assert.equal((await h.http.post('/v1/admin/models/other/random-v2/activate').set('Authorization', admin)).status, 404);

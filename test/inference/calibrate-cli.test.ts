@@ -1,18 +1,19 @@
 /**
  * `calibrate` picks the threshold on the very probabilities `evaluate` (the served pipeline,
- * TTA included) reports for the split's rows, and writes it into a manifest that still verifies.
+ * TTA included) reports for the split's rows, and writes it as a new version derived from the
+ * calibrated one, which (active or not) stays byte for byte as it was.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { createRandomModels } from '../../bench/latency-models.js';
 import { loadDataset } from '../../src/data/dataset.js';
 import { csvLine, parseCsv } from '../../src/data/csv.js';
 import { writeSynthDataset } from '../../src/data/synth-dataset.js';
-import { readManifest, verifyManifest } from '../../src/ml/manifest.js';
+import { locateModelVersion, manifestDigest, readActive, readManifest, verifyManifest, writeActive } from '../../src/ml/model-store/index.js';
 import { calibrateThreshold, confusionAt, binaryMetrics } from '../../src/ml/metrics.js';
 import { runCli as cli } from './run-cli.js';
 
@@ -61,11 +62,17 @@ test('calibrate --dry-run prints the new threshold and leaves the manifest byte 
   assert.equal(await readFile(join(classifierDir, 'manifest.json'), 'utf8'), before);
 });
 
-test("calibrate writes the threshold calibrateThreshold picks on evaluate's per-image probabilities of the validation rows, reaching the target recall there, and the manifest still verifies", async () => {
+test("calibrating the active version leaves it untouched and active, and writes a new version -r1 (derivedFrom it) with the threshold calibrateThreshold picks on evaluate's per-image probabilities of the validation rows", async () => {
+  const active = basename(classifierDir);
+  await writeActive(models, 'classifier', active);
+  const sourceManifest = await readFile(join(classifierDir, 'manifest.json'), 'utf8');
+  const sourceDigest = manifestDigest(await readManifest(classifierDir));
   const perImage = join(root, 'per-image.csv');
   const ev = await cli(['evaluate', '--data', data, '--models', models, '--json', '--threads', '1', '--per-image', perImage]);
   assert.equal(ev.code, 0, ev.stderr);
-  const rows = parseCsv(await readFile(perImage, 'utf8')).rows.map((r) => r.fields).filter(([file]) => validation.has(file));
+  const rows = parseCsv(await readFile(perImage, 'utf8'))
+    .rows.map((r) => r.fields)
+    .filter(([file]) => validation.has(file));
   assert.equal(rows.length, validation.size);
   const scores = rows.map(([, , p]) => Number(p));
   const labels = rows.map(([, l]) => Number(l));
@@ -73,16 +80,40 @@ test("calibrate writes the threshold calibrateThreshold picks on evaluate's per-
 
   const r = await cli(['calibrate', '--data', data, '--split', splitCsv, '--models', models, '--target-recall', String(TARGET), '--threads', '1']);
   assert.equal(r.code, 0, r.stderr);
-  const m = await readManifest(classifierDir);
+  // the calibrated version is untouched and still the one served
+  assert.equal(await readFile(join(classifierDir, 'manifest.json'), 'utf8'), sourceManifest);
+  assert.deepEqual(await verifyManifest(classifierDir), { ok: true, modified: [], missing: [], unlisted: [] });
+  assert.equal(await readActive(models, 'classifier'), active);
+  assert.equal(await locateModelVersion(models, 'classifier'), classifierDir);
+  const derivedDir = join(dirname(classifierDir), `${active}-r1`);
+  assert.match(r.stdout, new RegExp(`new version\\s+${active}-r1`));
+  assert.match(r.stderr, /models activate classifier/);
+  const m = await readManifest(derivedDir);
+  assert.equal(m.version, `${active}-r1`);
+  assert.deepEqual({ ...m.derivedFrom!, at: '' }, { name: 'classifier', version: active, digest: sourceDigest, reason: 'calibrate', at: '' });
+  assert.deepEqual(m.threshold!.calibratedOn!.split, { root: 'external', path: 'split.csv' });
+  assert.equal(m.files['model.onnx'], (await readManifest(classifierDir)).files['model.onnx']);
   assert.equal(m.threshold!.value, expected.threshold);
   assert.equal(m.threshold!.targetRecall, TARGET);
   assert.equal(m.threshold!.validationSensitivity, expected.sensitivity);
   assert.equal(m.threshold!.validationSpecificity, expected.specificity);
   assert.deepEqual(
-    { views: m.threshold!.calibratedOn!.views, scorer: m.threshold!.calibratedOn!.scorer, subset: m.threshold!.calibratedOn!.subset, n: m.threshold!.calibratedOn!.n },
+    {
+      views: m.threshold!.calibratedOn!.views,
+      scorer: m.threshold!.calibratedOn!.scorer,
+      subset: m.threshold!.calibratedOn!.subset,
+      n: m.threshold!.calibratedOn!.n,
+    },
     { views: 4, scorer: 'onnxruntime', subset: 'validation', n: validation.size },
   );
   const recall = binaryMetrics(confusionAt(scores, labels, m.threshold!.value)).recall!;
   assert.ok(recall >= TARGET, `recall ${recall} < ${TARGET}`);
-  assert.deepEqual(await verifyManifest(classifierDir), { ok: true, modified: [], missing: [], unlisted: [] });
+  assert.deepEqual(await verifyManifest(derivedDir), { ok: true, modified: [], missing: [], unlisted: [] });
+  // with few positives the threshold carries a warning, in the manifest and on stderr
+  assert.match(m.threshold!.warnings![0], /fewer than 20/);
+  assert.match(r.stderr, /warning: calibrated on \d+ positive image/);
+  // a second calibration of the same source is the next revision, not an overwrite
+  const again = await cli(['calibrate', '--data', data, '--split', splitCsv, '--models', models, '--target-recall', '0.5', '--threads', '1']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal((await readManifest(join(dirname(classifierDir), `${active}-r2`))).derivedFrom!.version, active);
 });

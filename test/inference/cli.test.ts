@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { createRandomModels } from '../../bench/latency-models.js';
 import { chestDicom } from '../../bench/latency-dicom.js';
-import { verifyManifest, readManifest } from '../../src/ml/manifest.js';
+import { verifyManifest, readManifest } from '../../src/ml/model-store/index.js';
 import { runCli as cli } from './run-cli.js';
 
 let root: string;
@@ -72,7 +72,10 @@ test('export-onnx rewrites model.onnx and leaves a manifest whose hashes match',
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   assert.equal(out.kind, 'classifier');
-  assert.deepEqual(out.onnx.outputs.map((o: { name: string }) => o.name), ['probability', 'features', 'cam']);
+  assert.deepEqual(
+    out.onnx.outputs.map((o: { name: string }) => o.name),
+    ['probability', 'features', 'cam'],
+  );
   assert.ok(out.onnx.parityMaxAbsDiff <= 1e-4);
   const check = await verifyManifest(dirs.classifier);
   assert.ok(check.ok, JSON.stringify(check));

@@ -15,7 +15,7 @@ import { loadEngine, type OnnxTriageEngine } from '../../src/inference/engine.js
 import { classActivationMap } from '../../src/inference/cam.js';
 import { loadModel } from '../../src/ml/model-io.js';
 import { featuresModel, HEAD_LAYER } from '../../src/ml/densenet.js';
-import { readManifest } from '../../src/ml/manifest.js';
+import { readManifest } from '../../src/ml/model-store/index.js';
 import { CxrError } from '../../src/errors.js';
 import { sessionOptions } from '../../src/inference/session.js';
 
@@ -157,7 +157,10 @@ test('a model.onnx that no longer matches its manifest hash is refused', async (
   try {
     await cp(root, copy, { recursive: true });
     await appendFile(join(copy, 'segmenter', 'random-small', 'model.onnx'), new Uint8Array([0]));
-    await assert.rejects(loadEngine({ modelsDir: copy }), (e: unknown) => e instanceof CxrError && e.code === 'E_MODEL_INVALID' && /model\.onnx/.test(e.message));
+    await assert.rejects(
+      loadEngine({ modelsDir: copy }),
+      (e: unknown) => e instanceof CxrError && e.code === 'E_MODEL_INVALID' && /model\.onnx/.test(e.message),
+    );
   } finally {
     await rm(copy, { recursive: true, force: true });
   }

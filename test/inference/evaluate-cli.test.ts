@@ -12,7 +12,7 @@ import { createRandomModels } from '../../bench/latency-models.js';
 import { parseCsv } from '../../src/data/csv.js';
 import { writeSynthDataset } from '../../src/data/synth-dataset.js';
 import { onnxScorer } from '../../src/inference/scorer.js';
-import { readManifest, writeManifest } from '../../src/ml/manifest.js';
+import { readManifest, writeManifest } from '../../src/ml/model-store/index.js';
 import { loadEvalItems } from '../../src/ml/train/dataset-source.js';
 import { runCli as cli } from './run-cli.js';
 

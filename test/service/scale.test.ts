@@ -160,7 +160,11 @@ for (const kind of ['fs', 'pg'] as StoreKind[]) {
       const rows: { id: string; status: string; n: number }[] = await db.ds.query(
         `SELECT s.id, s.status, count(p.id)::int AS n FROM studies s LEFT JOIN predictions p ON p.study_id = s.id GROUP BY s.id`,
       );
-      for (const id of accepted) assert.ok(rows.some((r) => r.id === id), `accepted study ${id} is recorded`);
+      for (const id of accepted)
+        assert.ok(
+          rows.some((r) => r.id === id),
+          `accepted study ${id} is recorded`,
+        );
       for (const r of rows) assert.deepEqual({ status: r.status, n: r.n }, { status: 'scored', n: 1 }, `study ${r.id}`);
 
       for (const a of [api1, api3]) {
@@ -188,7 +192,7 @@ for (const kind of ['fs', 'pg'] as StoreKind[]) {
       const kept: string[] = [];
       for await (const page of store.list(new Date(Date.now() + 60_000))) kept.push(...page);
       const named: { sha256: string }[] = await db.ds.query(`SELECT DISTINCT sha256 FROM studies`);
-      assert.deepEqual(kept.sort(), named.map((r) => r.sha256).sort(), 'the store holds exactly the studies\' objects');
+      assert.deepEqual(kept.sort(), named.map((r) => r.sha256).sort(), "the store holds exactly the studies' objects");
 
       const verified = await verifyAuditChain(db.ds);
       assert.equal(verified.ok, true, JSON.stringify(verified.firstBroken));

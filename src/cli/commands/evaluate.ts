@@ -92,7 +92,10 @@ async function writePlots(dir: string, r: EvaluationResult): Promise<string[]> {
   const files: string[] = [];
   const roc = rocPlot(pts, r.auc, r.threshold);
   const pr = precisionRecallPlot(pts, averagePrecision(scores, labels), r.threshold);
-  for (const [name, img] of [['roc.png', roc], ['pr.png', pr]] as const) {
+  for (const [name, img] of [
+    ['roc.png', roc],
+    ['pr.png', pr],
+  ] as const) {
     const path = join(dir, name);
     await writeFile(path, await encodeRgbPng(img.data, img.width, img.height));
     files.push(path);

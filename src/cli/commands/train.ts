@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { LayersModel } from '@tensorflow/tfjs';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
-import { copyFile, readdir, readFile, stat } from 'node:fs/promises';
+import { copyFile, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CxrError } from '../../errors.js';
 import { initBackend } from '../../ml/backend.js';
@@ -11,7 +11,15 @@ import { prepareTrainData, type DataOptions } from '../../ml/train/dataset-sourc
 import { finalizeVersion } from '../../ml/train/finalize.js';
 import { train } from '../../ml/train/loop.js';
 import { loadModel } from '../../ml/model-io.js';
-import { readManifest, refreshFileHashes } from '../../ml/manifest.js';
+import {
+  portablePath,
+  readManifest,
+  refreshFileHashes,
+  runEnvironment,
+  versionFromDate,
+  type InitFrom,
+  type TrainingInfo,
+} from '../../ml/model-store/index.js';
 import { exportModelVersion } from '../../ml/onnx/model-version.js';
 import { DEFAULT_TTA } from '../../inference/engine.js';
 import { recalibrate } from '../recalibrate.js';
@@ -166,7 +174,7 @@ export function register(program: Command): void {
     )
     .option('--accumulate <n>', 'passes averaged into one optimizer step (one thread: segmenter 2, classifier 4; with workers: 1)')
     .option('--workers <n>', 'gradient worker threads besides the main one, each on a share of every batch (default: cores - 1; 0 = one thread)')
-    .option('--init <dir>', 'start from this model version\'s weights (fine-tuning; same architecture), e.g. a classifier pre-trained on phantoms')
+    .option('--init <dir>', "start from this model version's weights (fine-tuning; same architecture), e.g. a classifier pre-trained on phantoms")
     .option('--lr <x>', 'initial Adam learning rate (segmenter 1e-3, classifier 3e-4), cosine-decayed')
     .option('--lr-min <f>', 'final learning rate as a fraction of the initial one (default 0.01)')
     .option('--l2 <x>', 'L2 on kernels (default 1e-3)')
@@ -202,8 +210,11 @@ export function register(program: Command): void {
         const task: Task = model;
         const out = resolve(o.out);
         const runsDir = resolve(o.runs ?? join(out, 'runs'));
-        const backend = await initBackend();
         const workers = workerCount(o);
+        const version = o.version ?? versionFromDate(new Date());
+        // refused now, not after hours of training
+        if (existsSync(join(out, version))) throw new CxrError('E_CONFLICT', `model version ${join(out, version)} already exists: give another --version`);
+        const backend = await initBackend();
 
         let runDir: string;
         let config: TrainConfig;
@@ -229,62 +240,107 @@ export function register(program: Command): void {
         }
 
         process.stderr.write(`${o.resume ? 'resuming' : 'training'} ${task} in ${runDir}\n`);
-        const prepared = await prepareTrainData(task, config, dataOptions, runDir, process.stderr);
-        if (o.init && o.resume) process.stderr.write('--init is ignored with --resume: the run continues from its checkpoint\n');
-        const initFrom = o.init && !o.resume ? await loadInitModel(o.init) : undefined;
-        if (initFrom) process.stderr.write(`starting from the weights of ${resolve(o.init!)}\n`);
-        process.stderr.write(
-          `batch ${config.batchSize} x ${config.accumulate} accumulated; ${workers > 0 ? `${workers + 1} threads (${workers} gradient worker${workers > 1 ? 's' : ''})` : 'one thread'}\n`,
-        );
-        const result = await train({
-          workers,
-          initFrom,
-          config,
-          data: prepared.data,
-          runDir,
-          resume: Boolean(o.resume),
-          log: process.stderr,
-          runInfo: {
-            data: dataOptions,
-            dataHash: prepared.info.dataHash,
-            dataSize: prepared.info.dataSize,
-            split: prepared.info.split,
-            backend,
-            workers,
-            ...(o.init ? { init: resolve(o.init) } : {}),
-          },
-        });
-        initFrom?.dispose();
-        const finalized = await finalizeVersion({
-          result,
-          data: prepared.data,
-          outDir: out,
-          version: o.version,
-          training: { ...prepared.info, backend, runId: runDir.split(/[\\/]/).pop(), workers, ...(o.init ? { initFrom: resolve(o.init) } : {}) },
-        });
-        result.model.dispose();
-        const dir = finalized.dir;
-        // the split travels with the version, so `calibrate` and a reader can find its images
-        if (existsSync(join(runDir, 'split.csv'))) await copyFile(join(runDir, 'split.csv'), join(dir, 'split.csv'));
-        if (o.onnx !== false) {
-          // the export re-hashes the folder, split.csv included
-          await exportModelVersion(dir, (line) => process.stderr.write(`${line}\n`));
-          if (task === 'classifier') await servedCalibration(dir, config, dataOptions, o);
-        } else {
-          await refreshFileHashes(dir);
+        // a run that fails before its first checkpoint leaves no folder behind
+        const fresh = !o.resume && !existsSync(runDir);
+        try {
+          await runTraining();
+        } catch (e) {
+          if (fresh && !hasCheckpoint(runDir)) await rm(runDir, { recursive: true, force: true });
+          throw e;
         }
-        const manifest = await readManifest(dir);
-        const m = manifest.metrics.test;
-        const summary =
-          task === 'classifier'
-            ? `threshold ${fmt(manifest.threshold?.value)} (validation sensitivity ${fmt(manifest.threshold?.validationSensitivity)}, specificity ${fmt(manifest.threshold?.validationSpecificity)}); ` +
-              `test split, single view at the training threshold ${fmt(m.threshold)}: AUC ${fmt(m.auc)}, recall ${fmt(m.recall)}, specificity ${fmt(m.specificity)} ` +
-              '(`cxr-triage evaluate` scores it the served way)'
-            : `test Dice ${fmt(m.dice)}, IoU ${fmt(m.iou)}`;
-        process.stderr.write(`best epoch ${result.state.bestEpoch} of ${result.state.epochsDone}; ${summary}\n`);
-        process.stdout.write(`${dir}\n`);
+
+        async function runTraining(): Promise<void> {
+          const prepared = await prepareTrainData(task, config, dataOptions, runDir, process.stderr);
+          if (o.init && o.resume) process.stderr.write('--init is ignored with --resume: the run continues from its checkpoint\n');
+          const initFrom = o.init && !o.resume ? await loadInitModel(o.init) : undefined;
+          if (initFrom) process.stderr.write(`starting from the weights of ${resolve(o.init!)}\n`);
+          // a resumed run keeps the provenance its start recorded
+          const initRecord = o.resume ? await savedInitFrom(runDir) : o.init ? await describeInit(o.init) : undefined;
+          process.stderr.write(
+            `batch ${config.batchSize} x ${config.accumulate} accumulated; ${workers > 0 ? `${workers + 1} threads (${workers} gradient worker${workers > 1 ? 's' : ''})` : 'one thread'}\n`,
+          );
+          const result = await train({
+            workers,
+            initFrom,
+            config,
+            data: prepared.data,
+            runDir,
+            resume: Boolean(o.resume),
+            log: process.stderr,
+            runInfo: {
+              data: dataOptions,
+              dataHash: prepared.info.dataHash,
+              dataSize: prepared.info.dataSize,
+              split: prepared.info.split,
+              backend,
+              workers,
+              ...(initRecord ? { initFrom: initRecord } : {}),
+            },
+          });
+          initFrom?.dispose();
+          const { dataDir, ...info } = prepared.info;
+          const training: Omit<TrainingInfo, 'config' | 'epochs' | 'bestEpoch'> = {
+            ...info,
+            data: portablePath(dataDir),
+            backend,
+            runId: runDir.split(/[\\/]/).pop(),
+            workers,
+            ...(initRecord ? { initFrom: initRecord } : {}),
+            environment: runEnvironment(),
+          };
+          const finalized = await finalizeVersion({
+            result,
+            data: prepared.data,
+            outDir: out,
+            version,
+            training,
+            // in the staging folder: a failure here publishes no version
+            build: async (stage) => {
+              // the split travels with the version, so `calibrate` and a reader can find its images
+              if (existsSync(join(runDir, 'split.csv'))) await copyFile(join(runDir, 'split.csv'), join(stage, 'split.csv'));
+              if (o.onnx !== false) {
+                // the export re-hashes the folder, split.csv included
+                await exportModelVersion(stage, (line) => process.stderr.write(`${line}\n`));
+                if (task === 'classifier') await servedCalibration(stage, config, dataOptions, o);
+              } else {
+                await refreshFileHashes(stage);
+              }
+            },
+          });
+          result.model.dispose();
+          const dir = finalized.dir;
+          const manifest = await readManifest(dir);
+          const m = manifest.metrics.test;
+          const summary =
+            task === 'classifier'
+              ? `threshold ${fmt(manifest.threshold?.value)} (validation sensitivity ${fmt(manifest.threshold?.validationSensitivity)}, specificity ${fmt(manifest.threshold?.validationSpecificity)}); ` +
+                `test split, single view at the training threshold ${fmt(m.threshold)}: AUC ${fmt(m.auc)}, recall ${fmt(m.recall)}, specificity ${fmt(m.specificity)} ` +
+                '(`cxr-triage evaluate` scores it the served way)'
+              : `test Dice ${fmt(m.dice)}, IoU ${fmt(m.iou)}`;
+          process.stderr.write(`best epoch ${result.state.bestEpoch} of ${result.state.epochsDone}; ${summary}\n`);
+          process.stdout.write(`${dir}\n`);
+        }
       }),
     );
+}
+
+function hasCheckpoint(runDir: string): boolean {
+  return existsSync(join(runDir, 'checkpoint', 'state.json')) || existsSync(join(runDir, 'checkpoint.old', 'state.json'));
+}
+
+/** The --init version as the manifest records it: name and version from its manifest, where it was relative to a named root. */
+async function describeInit(dir: string): Promise<InitFrom> {
+  const d = resolve(dir);
+  const m = existsSync(join(d, 'manifest.json')) ? await readManifest(d).catch(() => null) : null;
+  return { ...(m ? { name: m.name, version: m.version } : {}), location: portablePath(d) };
+}
+
+/** The initFrom a run's start saved in its config.json (so a resumed run does not lose it). */
+async function savedInitFrom(runDir: string): Promise<InitFrom | undefined> {
+  const path = join(runDir, 'config.json');
+  if (!existsSync(path)) return undefined;
+  const saved = JSON.parse(await readFile(path, 'utf8')) as { initFrom?: InitFrom };
+  return saved.initFrom;
 }
 
 async function loadInitModel(dir: string): Promise<LayersModel> {
@@ -318,7 +374,10 @@ async function servedCalibration(dir: string, config: TrainConfig, data: DataOpt
     targetRecall: config.targetRecall,
     views,
     window: data.window,
+    // the version is still in its staging folder: part of building it
+    write: 'in-place',
   });
+  for (const w of r.threshold.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
   process.stderr.write(
     `threshold re-calibrated on the served pipeline (${views} TTA views, validation): ${fmt(r.previous?.value)} -> ${fmt(r.calibration.threshold)}, ` +
       `sensitivity ${fmt(r.calibration.sensitivity)}, specificity ${fmt(r.calibration.specificity)}\n`,

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../../api/config.js';
-import { openServiceDatabase } from '../../api/database.js';
+import { loadConfig } from '../../app/config.js';
+import { openServiceDatabase } from '../../app/database.js';
 import { loadEngine } from '../../inference/engine.js';
 import { jsonLogger } from '../../service/log.js';
 import { manifestReader } from '../../service/model-activation.js';
@@ -29,7 +29,12 @@ export function register(program: Command): void {
         const db = await openServiceDatabase(cfg);
         let engine;
         try {
-          engine = await loadEngine({ modelsDir: cfg.modelsDir, threads: cfg.inferThreads ?? undefined, tta: cfg.tta ?? undefined, onWarning: (m) => log.warn(m) });
+          engine = await loadEngine({
+            modelsDir: cfg.modelsDir,
+            threads: cfg.inferThreads ?? undefined,
+            tta: cfg.tta ?? undefined,
+            onWarning: (m) => log.warn(m),
+          });
         } catch (e) {
           await db.close();
           throw e;

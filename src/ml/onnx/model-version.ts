@@ -3,29 +3,10 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
 import { CxrError } from '../../errors.js';
-import { readManifest, writeManifest, type ModelManifest } from '../manifest.js';
+import { ONNX_FILE, readManifest, writeManifest, type ModelManifest, type OnnxInfo } from '../model-store/index.js';
 import { loadModel } from '../model-io.js';
-import { exportLayersModel, type ExportResult, type GraphIo } from './export.js';
+import { exportLayersModel, type ExportResult } from './export.js';
 import { nchwToNhwc } from './layout.js';
-
-export const ONNX_FILE = 'model.onnx';
-
-/** What manifest.json says about the exported graph (key `onnx`). */
-export interface OnnxInfo {
-  file: string;
-  opset: number;
-  /**
-   * Rank-4 tensors are NCHW. The image input is [N,1,H,W]; with one channel its bytes are
-   * those of an NHWC [N,H,W,1] array, so either layout can be fed as is.
-   */
-  inputs: GraphIo[];
-  outputs: GraphIo[];
-  /** max |tfjs - onnxruntime| / max(1, max |tfjs|) over the outputs, on a random image at export time */
-  parityMaxAbsDiff: number;
-  foldedBatchNorms: number;
-  nodes: number;
-  exportedAt: string;
-}
 
 export interface ExportVersionResult {
   dir: string;
@@ -54,8 +35,7 @@ export async function exportModelVersion(dir: string, log: (line: string) => voi
   log(`loading ${kind} ${manifest.version} (${manifest.architecture}) from ${dir}`);
   const model = await loadModel(dir);
   try {
-    const outputNames =
-      kind === 'segmenter' ? ['mask'] : model.outputs.length === 2 ? ['probability', 'features'] : ['probability'];
+    const outputNames = kind === 'segmenter' ? ['mask'] : model.outputs.length === 2 ? ['probability', 'features'] : ['probability'];
     const result = exportLayersModel(model, {
       outputNames,
       cam: kind === 'classifier',

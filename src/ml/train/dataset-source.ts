@@ -10,7 +10,7 @@ import { readSplit, splitByPatient, writeSplit, type DatasetSplit } from '../../
 import type { MaskLike } from '../../imaging/lung-crop.js';
 import type { GrayImage } from '../../imaging/types.js';
 import type { EvalItem } from '../evaluate.js';
-import { readManifest } from '../manifest.js';
+import { readManifest } from '../model-store/index.js';
 import { loadModel } from '../model-io.js';
 import { cleanMask, segmenterInput } from '../preprocess.js';
 import type { TrainConfig } from './config.js';
@@ -89,13 +89,7 @@ async function segmenterMasks(dir: string): Promise<{ maskFor: NonNullable<Batch
  * resuming), hashes it, and returns lazy batch sources for train (shuffled, augmented),
  * validation and test.
  */
-export async function prepareTrainData(
-  task: Task,
-  config: TrainConfig,
-  opts: DataOptions,
-  runDir: string,
-  log: ProgressStream,
-): Promise<PreparedTrainData> {
+export async function prepareTrainData(task: Task, config: TrainConfig, opts: DataOptions, runDir: string, log: ProgressStream): Promise<PreparedTrainData> {
   const window: WindowPolicy = parseWindowPolicy(opts.window);
   const ds = await loadDataset(opts.dataDir, { requireMasks: task === 'segmenter' });
   const items = capItems(ds.items, opts.maxImages, config.seed);

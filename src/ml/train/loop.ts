@@ -165,11 +165,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   }
 
   const classWeights =
-    config.task === 'classifier'
-      ? config.classWeights === 'balanced'
-        ? balancedClassWeights(opts.data.trainLabels ?? [])
-        : config.classWeights
-      : null;
+    config.task === 'classifier' ? (config.classWeights === 'balanced' ? balancedClassWeights(opts.data.trainLabels ?? []) : config.classWeights) : null;
   const loss = lossFor(config, classWeights);
   const layerVars = model.trainableWeights;
   const vars = layerVars.map((w) => w.read() as tf.Variable);

@@ -15,8 +15,8 @@ export const JOB_SCHEMA = 'pgboss';
  * `objects` + `object_chunks` hold stored files (CXR_STORE=pg) content-addressed by sha256, as
  * rows of at most 1 MiB, so no statement ever carries a whole file and a reader streams them.
  */
-export class JobsAndObjectStore1764619200000 implements MigrationInterface {
-  name = 'JobsAndObjectStore1764619200000';
+export class JobsAndObjectStore1796160000000 implements MigrationInterface {
+  name = 'JobsAndObjectStore1796160000000';
 
   async up(q: QueryRunner): Promise<void> {
     const plan = PgBoss.getConstructionPlans(JOB_SCHEMA)

@@ -5,9 +5,20 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, symlinkSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  assertManifest, readManifest, refreshFileHashes, resolveModelVersion, verifyManifest, versionFromDate, writeManifest,
+  assertManifest,
+  findAbsolutePaths,
+  listVersions,
+  portableCommand,
+  portablePath,
+  readManifest,
+  refreshFileHashes,
+  REPO_ROOT,
+  resolveModelVersion,
+  verifyManifest,
+  versionFromDate,
+  writeManifest,
   type ModelManifest,
-} from '../../src/ml/manifest.js';
+} from '../../src/ml/model-store/index.js';
 import { CxrError } from '../../src/errors.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxr-manifest-'));
@@ -22,7 +33,11 @@ function base(name: string, version: string, createdAt: string): Omit<ModelManif
     inputSize: 224,
     createdAt,
     training: {
-      dataDir: 'data/x', dataHash: 'abc', dataSize: 10, config: { lr: 1e-4 }, epochs: 3,
+      data: { root: 'repo', path: 'data/x' },
+      dataHash: 'abc',
+      dataSize: 10,
+      config: { lr: 1e-4 },
+      epochs: 3,
       split: { train: 7, validation: 1, test: 2 },
     },
     metrics: { validation: { auc: 0.9 }, test: { auc: 0.8 } },
@@ -108,4 +123,30 @@ test('resolveModelVersion takes the newest version, a named one, or a version fo
 
 test('version names sort with time', () => {
   assert.equal(versionFromDate(new Date('2025-01-31T12:34:56.789Z')), 'v20250131-123456');
+});
+
+test('shipped manifests hold no absolute path and still verify against their files', async () => {
+  for (const name of ['segmenter', 'classifier'] as const) {
+    for (const v of await listVersions('models', name)) {
+      assert.deepEqual(findAbsolutePaths(v.manifest), [], `${v.dir}`);
+      assert.equal((await verifyManifest(v.dir)).ok, true, v.dir);
+      assert.ok(v.manifest.training.data && typeof v.manifest.training.data.root === 'string', `${v.dir}: training.data is a named root`);
+    }
+  }
+});
+
+test('writeManifest refuses an absolute path; portablePath names the most specific root, else external', async () => {
+  const dir = join(tmp, 'abs', 'classifier', 'v1');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'weights.bin'), 'w');
+  const m = base('classifier', 'v1', '2025-01-01T00:00:00Z');
+  await assert.rejects(
+    writeManifest(dir, { ...m, training: { ...m.training, data: { root: 'x', path: '/work/data' } } }),
+    (e: unknown) => e instanceof CxrError && e.code === 'E_MODEL_INVALID' && /training\.data\.path/.test(e.message),
+  );
+  assert.deepEqual(portablePath(join(REPO_ROOT, 'models', 'classifier')), { root: 'repo', path: 'models/classifier' });
+  assert.deepEqual(portablePath(join(REPO_ROOT, '..', 'shared', 'data', 'nih')), { root: 'shared', path: 'data/nih' });
+  assert.deepEqual(portablePath('/nowhere/site-films'), { root: 'external', path: 'site-films' });
+  assert.deepEqual(portablePath('/nowhere/site-films', { site: '/nowhere' }), { root: 'site', path: 'site-films' });
+  assert.deepEqual(portableCommand(['train', `--data=${join(REPO_ROOT, 'x')}`, join(REPO_ROOT, 'y')]), ['train', '--data={repo}/x', '{repo}/y']);
 });

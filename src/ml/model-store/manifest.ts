@@ -1,15 +1,56 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
-import { CxrError } from '../errors.js';
-import type { OnnxInfo } from './onnx/model-version.js';
+import { CxrError } from '../../errors.js';
+import { findAbsolutePaths, type PortablePath, type RunEnvironment } from './provenance.js';
 
-/** A model version is a folder `models/<name>/<version>/` described by this file. */
+/**
+ * The model store's file format. A model version is a folder `models/<name>/<version>/`
+ * described by manifest.json; it is immutable once published: anything that changes a
+ * decision rule (threshold, calibration, quantization) is written as a new version whose
+ * manifest names the one it came from (`derivedFrom`).
+ */
 export const MANIFEST_FILE = 'manifest.json';
+/** The exported graph the service runs (defined here once; the exporter and the engine use it). */
+export const ONNX_FILE = 'model.onnx';
 
 export type ModelName = 'segmenter' | 'classifier';
+export const MODEL_NAMES: readonly ModelName[] = ['segmenter', 'classifier'];
 
+/** A graph dimension: a size, or a symbolic name such as 'N'. */
+export type Dim = number | string;
+
+export interface GraphIo {
+  name: string;
+  shape: Dim[];
+  /** NCHW for rank-4 tensors; 'NC' etc. for the rest */
+  layout: string;
+}
+
+/** What manifest.json says about the exported graph (key `onnx`). */
+export interface OnnxInfo {
+  file: string;
+  opset: number;
+  /**
+   * Rank-4 tensors are NCHW. The image input is [N,1,H,W]; with one channel its bytes are
+   * those of an NHWC [N,H,W,1] array, so either layout can be fed as is.
+   */
+  inputs: GraphIo[];
+  outputs: GraphIo[];
+  /** max |tfjs - onnxruntime| / max(1, max |tfjs|) over the outputs, on a random image at export time */
+  parityMaxAbsDiff: number;
+  foldedBatchNorms: number;
+  nodes: number;
+  exportedAt: string;
+}
+
+/**
+ * The classifier's decision rule. Two thresholds can appear in a manifest: this one, which the
+ * service applies (`value`), and `metrics.*.threshold`, the single-view tfjs threshold training
+ * picked and scored its splits with. They differ when `calibratedOn` says the rule was
+ * re-picked on the served pipeline (ONNX Runtime, TTA views, the segmenter's crops).
+ */
 export interface ThresholdInfo {
   /** a study is positive when its probability is >= value */
   value: number;
@@ -17,11 +58,32 @@ export interface ThresholdInfo {
   validationSensitivity: number;
   validationSpecificity: number | null;
   /** set by `calibrate`: how the probabilities the threshold was picked on were produced */
-  calibratedOn?: { views: number; scorer: string; subset: string; n: number; split: string; at: string };
+  calibratedOn?: { views: number; scorer: string; subset: string; n: number; split: PortablePath | string; at: string; positives?: number };
+  /** why a reader should not trust it blindly (e.g. calibrated on fewer than 20 positives) */
+  warnings?: string[];
+}
+
+/** Where a version came from when it is not a fresh training run. */
+export interface DerivedFrom {
+  name: string;
+  version: string;
+  /** manifestDigest of the source version: the exact rule it replaced */
+  digest: string;
+  /** 'calibrate', 'quantize', ... */
+  reason: string;
+  at: string;
+}
+
+/** The version a fine-tuning run started from. */
+export interface InitFrom {
+  name?: string;
+  version?: string;
+  location: PortablePath;
 }
 
 export interface TrainingInfo {
-  dataDir: string;
+  /** the training folder relative to a named data root (never an absolute path) */
+  data: PortablePath;
   /** datasetHash of the training folder (labels, images, masks) */
   dataHash: string;
   /** number of images in the dataset folder used for training */
@@ -40,7 +102,9 @@ export interface TrainingInfo {
   /** gradient worker threads besides the main one (data-parallel training) */
   workers?: number;
   /** the model version whose weights the run started from (fine-tuning), when not random */
-  initFrom?: string;
+  initFrom?: InitFrom;
+  /** code and library versions, the command line */
+  environment?: RunEnvironment;
 }
 
 export type MetricValues = Record<string, number | null | Record<string, number>>;
@@ -62,6 +126,38 @@ export interface ModelManifest {
   files: Record<string, string>;
   /** the exported graph, once `export-onnx` has written model.onnx */
   onnx?: OnnxInfo;
+  /** set when this version re-used another's weights with a new decision rule */
+  derivedFrom?: DerivedFrom;
+  /** plain-language notes for a reader of this file (what the two thresholds mean, ...) */
+  notes?: Record<string, string>;
+}
+
+/** Printed into every classifier manifest: the two thresholds confuse a reader otherwise. */
+export const THRESHOLD_NOTES: Record<string, string> = {
+  threshold:
+    'threshold.value is the decision rule the service applies: a study is positive when its probability is >= it. ' +
+    'threshold.calibratedOn, when present, says it was re-picked on the served pipeline (ONNX Runtime, TTA views, segmenter crops).',
+  'metrics.threshold':
+    'metrics.validation.threshold and metrics.test.threshold are the single-view tfjs threshold training picked on validation; ' +
+    'the split metrics were computed at it. It equals threshold.value unless the threshold was re-calibrated.',
+};
+
+/**
+ * A digest of the whole manifest (keys sorted), i.e. of the decision rule and of every file's
+ * hash: two versions with the same weights but different thresholds have different digests.
+ */
+export function manifestDigest(m: ModelManifest | Record<string, unknown>): string {
+  return createHash('sha256').update(canonicalJson(m)).digest('hex');
+}
+
+export function canonicalJson(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o)
+    .filter((k) => o[k] !== undefined)
+    .sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
 }
 
 export async function sha256File(path: string): Promise<string> {
@@ -75,14 +171,21 @@ export async function sha256File(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** Relative paths ('/'-separated, sorted) of every regular file under dir except the manifest. */
+/**
+ * Evaluations run after a version is published (`evaluate --save`) are added under this folder;
+ * they describe the version and do not change it, so they are not part of its hashes.
+ */
+export const EVALUATIONS_DIR = 'evaluations';
+
+/** Relative paths ('/'-separated, sorted) of every regular file under dir except the manifest and evaluations/. */
 async function listFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
   async function walk(d: string): Promise<void> {
     for (const entry of await readdir(d, { withFileTypes: true })) {
       const p = join(d, entry.name);
-      if (entry.isDirectory()) await walk(p);
-      else if (entry.isFile()) {
+      if (entry.isDirectory()) {
+        if (d !== dir || entry.name !== EVALUATIONS_DIR) await walk(p);
+      } else if (entry.isFile()) {
         const rel = relative(dir, p).split(sep).join('/');
         if (rel !== MANIFEST_FILE && !rel.includes('.tmp-')) out.push(rel);
       }
@@ -142,6 +245,9 @@ export async function writeManifest(dir: string, manifest: Omit<ModelManifest, '
   // through JSON so the returned object equals what readManifest gives back (no undefined fields)
   const full = JSON.parse(JSON.stringify({ ...manifest, files: await hashFiles(dir) })) as ModelManifest;
   validate(full, join(dir, MANIFEST_FILE));
+  // a manifest travels to other machines: paths of this one would mislead there
+  const absolute = findAbsolutePaths(full);
+  if (absolute.length > 0) fail(join(dir, MANIFEST_FILE), `holds absolute paths (${absolute.join(', ')}): record them relative to a named root`);
   const path = join(dir, MANIFEST_FILE);
   const tmp = `${path}.tmp-${process.pid}`;
   await writeFile(tmp, `${JSON.stringify(full, null, 2)}\n`);
@@ -193,34 +299,38 @@ export async function assertManifest(dir: string): Promise<ModelManifest> {
 }
 
 /**
- * Finds a model version folder. `root` may be a version folder itself (it holds
- * manifest.json), or a models folder holding `<name>/<version>/`; then `version` picks one,
- * or the newest by createdAt (ties by version name) is taken.
+ * The parts of a manifest that decide what the service answers: the architecture, the bytes of
+ * every file and the threshold. Provenance (paths, notes) may be reworded without a new version;
+ * these may not.
  */
-export async function resolveModelVersion(root: string, name: ModelName, version?: string): Promise<string> {
-  if (existsSync(join(root, MANIFEST_FILE))) return root;
-  const base = join(root, name);
-  if (version) {
-    const dir = join(base, version);
-    if (!existsSync(join(dir, MANIFEST_FILE))) throw new CxrError('E_MODEL_MISSING', `no ${name} version '${version}' in ${root}`);
-    return dir;
-  }
-  if (!existsSync(base) || !(await stat(base)).isDirectory()) throw new CxrError('E_MODEL_MISSING', `no ${name} models in ${root}`);
-  const candidates: { dir: string; createdAt: string; version: string }[] = [];
-  for (const entry of await readdir(base, { withFileTypes: true })) {
-    const dir = join(base, entry.name);
-    // a version may be a symlink to a folder elsewhere (deployments often link the shipped ones)
-    if (!(entry.isDirectory() || entry.isSymbolicLink()) || !existsSync(join(dir, MANIFEST_FILE))) continue;
-    const m = await readManifest(dir);
-    candidates.push({ dir, createdAt: m.createdAt, version: m.version });
-  }
-  if (candidates.length === 0) throw new CxrError('E_MODEL_MISSING', `no ${name} version with a ${MANIFEST_FILE} in ${base}`);
-  candidates.sort((a, b) => (a.createdAt === b.createdAt ? a.version.localeCompare(b.version) : a.createdAt.localeCompare(b.createdAt)));
-  return candidates[candidates.length - 1].dir;
+export function decisionRule(m: Partial<ModelManifest>): Record<string, unknown> {
+  const t = m.threshold;
+  return {
+    name: m.name,
+    version: m.version,
+    architecture: m.architecture,
+    architectureConfig: m.architectureConfig,
+    inputSize: m.inputSize,
+    files: m.files,
+    threshold: t ? { value: t.value, targetRecall: t.targetRecall } : null,
+  };
 }
 
-/** A sortable version name from a date: 2025-01-31T12:34:56Z → v20250131-123456. */
-export function versionFromDate(d: Date): string {
-  const iso = d.toISOString();
-  return `v${iso.slice(0, 10).replace(/-/g, '')}-${iso.slice(11, 19).replace(/:/g, '')}`;
+/** What differs between two manifests' decision rules, as 'key: a -> b' lines (empty when they agree). */
+export function decisionDifferences(a: Partial<ModelManifest>, b: Partial<ModelManifest>): string[] {
+  const ra = decisionRule(a);
+  const rb = decisionRule(b);
+  const out: string[] = [];
+  const walk = (x: unknown, y: unknown, at: string): void => {
+    if (canonicalJson(x) === canonicalJson(y)) return;
+    if (x && y && typeof x === 'object' && typeof y === 'object' && !Array.isArray(x) && !Array.isArray(y)) {
+      const keys = [...new Set([...Object.keys(x), ...Object.keys(y)])].sort();
+      for (const k of keys) walk((x as Record<string, unknown>)[k], (y as Record<string, unknown>)[k], at ? `${at}.${k}` : k);
+      return;
+    }
+    const show = (v: unknown) => (v === undefined ? '(none)' : typeof v === 'string' && v.length === 64 ? `${v.slice(0, 12)}…` : JSON.stringify(v));
+    out.push(`${at}: ${show(x)} -> ${show(y)}`);
+  };
+  walk(ra, rb, '');
+  return out;
 }
