@@ -67,3 +67,15 @@ export function redactUrl(url: string): string {
     return '<unparseable DATABASE_URL>';
   }
 }
+
+/**
+ * True when a query failed because its connection went away (the server terminated it, a
+ * failover, a network cut) rather than because of the statement: the work can be retried
+ * on a fresh connection.
+ */
+export function isConnectionLost(e: unknown): boolean {
+  const err = e as { code?: string; driverError?: { code?: string }; message?: string };
+  const code = err?.driverError?.code ?? err?.code ?? '';
+  if (/^(08|57P0[1-3])/.test(code)) return true;
+  return /Connection terminated|not queryable|ECONNRESET|ECONNREFUSED|EPIPE/.test(String(err?.message ?? ''));
+}

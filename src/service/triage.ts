@@ -9,6 +9,7 @@ import { decodeModality, readMetadata, type DicomMetadata } from '../dicom/index
 import { CxrError, isCxrError, httpStatusFor } from '../errors.js';
 import type { ModelVersionRow, PredictionRow, ReviewRow, StudyRow } from '../db/entities.js';
 import { registerModel, markActive, type ModelToRegister } from '../db/models.js';
+import { isConnectionLost } from '../db/data-source.js';
 import { lockObject } from '../db/objects.js';
 import {
   countQueuedStudies,
@@ -152,13 +153,26 @@ export class TriageService {
     const meta = readMetadata(bytes);
     const uids = requireUids(meta);
     const sha256 = sha256Hex(bytes);
-    const existing = await findStudyBySop(this.o.ds, uids.sop);
+    const existing = await whileConnectionsRecover(() => findStudyBySop(this.o.ds, uids.sop));
     if (existing) return { study: sameContentOrConflict(existing, sha256), created: false };
     // Counted before the pixels are decoded, so an overloaded service refuses cheaply.
-    await this.refuseWhenFull(this.o.ds.manager);
+    await whileConnectionsRecover(() => this.refuseWhenFull(this.o.ds.manager));
     // Decoding the pixels here means an undecodable file is refused now with its code (422),
     // rather than accepted and failed later where the sender never hears of it.
     await decodeModality(bytes, { maxPixels: this.o.maxPixels });
+    // A lost connection rolled the transaction back (or committed it unseen: then the retry
+    // finds the study and answers as for a re-post), so trying again is safe.
+    return whileConnectionsRecover(() => this.record(bytes, meta, uids, sha256, submittedBy, audit));
+  }
+
+  private async record(
+    bytes: Uint8Array,
+    meta: DicomMetadata,
+    uids: { study: string; series: string; sop: string },
+    sha256: string,
+    submittedBy: string,
+    audit?: AcceptAudit,
+  ): Promise<AcceptResult> {
     let wroteFile = false;
     try {
       const res = await this.o.ds.transaction(async (m) => {
@@ -443,6 +457,18 @@ class Limiter {
       const next = this.queue.shift();
       if (next) next();
       else this.active--;
+    }
+  }
+}
+
+/** Runs fn again, twice at most, when it failed because a database connection was lost. */
+async function whileConnectionsRecover<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (attempt >= 3 || !isConnectionLost(e)) throw e;
+      await new Promise((r) => setTimeout(r, 25 * attempt));
     }
   }
 }
