@@ -105,6 +105,7 @@ async function main(): Promise<number> {
     }
     process.env.CXR_MODELS_DIR = await modelsDir();
     process.env.CXR_QUEUE_SIZE ??= String(Math.max(64, clients * 2));
+    process.env.CXR_DIMSE_PORT ??= '0'; // HTTP load only; leave 11112 to a real server
     log(`starting cxr-triage serve (data ${process.env.CXR_DATA_DIR}, models ${process.env.CXR_MODELS_DIR})…`);
     ({ url, proc: server } = await startServer({ ...process.env }));
   }

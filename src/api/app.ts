@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import helmet from 'helmet';
 import { CxrError, httpStatusFor, isCxrError } from '../errors.js';
+import { isStorageFullError, storageFullError } from '../service/storage.js';
 import { buildOpenApi } from './openapi.js';
 import { handlerFor, type ApiDeps, type RouteDef } from './route.js';
 import { adminRoutes } from './routes/admin.js';
@@ -88,7 +89,11 @@ function errorHandler(deps: ApiDeps) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
     const requestId = res.locals.requestId as string;
     let e: CxrError;
-    if (isCxrError(err)) {
+    if (isStorageFullError(err)) {
+      // the disk (or PostgreSQL's) is full: one 507 code for every layer, logged once per change by the monitor
+      e = isCxrError(err) ? err : storageFullError('the database has no room');
+      deps.storage?.noteFull(err);
+    } else if (isCxrError(err)) {
       e = err;
     } else {
       const status = (err as { status?: number; statusCode?: number })?.status ?? (err as { statusCode?: number })?.statusCode;
@@ -97,7 +102,7 @@ function errorHandler(deps: ApiDeps) {
       else e = new CxrError('E_INTERNAL', `internal error (request ${requestId})`);
     }
     const status = httpStatusFor(e.code);
-    if (status >= 500 && e.code !== 'E_QUEUE_FULL') {
+    if (status >= 500 && e.code !== 'E_QUEUE_FULL' && e.code !== 'E_STORAGE_FULL') {
       deps.log.error('request failed', { requestId, method: req.method, path: req.path, error: String((err as Error)?.stack ?? err) });
     }
     if (res.headersSent) {
@@ -106,7 +111,8 @@ function errorHandler(deps: ApiDeps) {
     }
     if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="cxr-triage"');
     if (e.code === 'E_QUEUE_FULL') res.setHeader('Retry-After', '5');
-    if (e.code === 'E_RATE_LIMITED' && typeof e.details?.retryAfterSeconds === 'number') res.setHeader('Retry-After', String(e.details.retryAfterSeconds));
+    if ((e.code === 'E_RATE_LIMITED' || e.code === 'E_STORAGE_FULL') && typeof e.details?.retryAfterSeconds === 'number')
+      res.setHeader('Retry-After', String(e.details.retryAfterSeconds));
     // A body we refused unread is not drained: close the connection instead of reading it.
     if (!req.complete) res.setHeader('Connection', 'close');
     const message = status >= 500 && e.code === 'E_INTERNAL' ? `internal error (request ${requestId})` : e.message;

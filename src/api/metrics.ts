@@ -11,6 +11,8 @@ export interface ServiceMetrics {
   queueDepth: Gauge;
   queueRunning: Gauge;
   inferenceSeconds: Histogram;
+  /** DIMSE operations: associate, echo, store; outcome ok or the refusal code */
+  dimse: Counter<'operation' | 'outcome'>;
   hooks: ServiceHooks;
 }
 
@@ -79,8 +81,15 @@ export function createMetrics(opts: MetricsOptions = {}): ServiceMetrics {
     buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30],
     registers: [registry],
   });
+  const dimse = new Counter({
+    name: 'cxr_dimse_operations_total',
+    help: 'DIMSE operations (associate, echo, store) by outcome: ok, or the stable code of the refusal',
+    labelNames: ['operation', 'outcome'] as const,
+    registers: [registry],
+  });
   return {
     registry,
+    dimse,
     requests,
     requestSeconds,
     studies,

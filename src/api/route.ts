@@ -13,6 +13,7 @@ import type { TriageService } from '../service/triage.js';
 import { UUID_RE, type Reply } from './http.js';
 import type { ServiceMetrics } from './metrics.js';
 import type { LoginThrottle } from '../service/login-throttle.js';
+import type { StorageMonitor } from '../service/storage.js';
 import type { OperationDoc } from './openapi-types.js';
 import { verifyToken, type JwtConfig, type Principal } from './tokens.js';
 
@@ -35,6 +36,8 @@ export interface ApiDeps {
   modelsReady: () => boolean;
   /** brake on failed token requests (absent: none) */
   loginThrottle?: LoginThrottle;
+  /** whether the data directory has room; absent: not watched */
+  storage?: StorageMonitor;
 }
 
 export interface Ctx {

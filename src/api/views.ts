@@ -87,6 +87,7 @@ export function clientView(c: ApiClientRow) {
     id: c.id,
     role: c.role,
     description: c.description,
+    aeTitle: c.aeTitle,
     createdBy: c.createdBy,
     createdAt: c.createdAt.toISOString(),
     revokedAt: c.revokedAt?.toISOString() ?? null,

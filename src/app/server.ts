@@ -9,6 +9,7 @@ import type { Express } from 'express';
 import type { DataSource } from 'typeorm';
 import type { TriageEngine } from '../inference/types.js';
 import type { Logger } from '../service/log.js';
+import { StorageMonitor } from '../service/storage.js';
 import { activateModelVersion, manifestReader } from '../service/model-activation.js';
 import { startRuntime, type Runtime, type RuntimeSettings } from '../service/runtime.js';
 import type { TriageService } from '../service/triage.js';
@@ -23,12 +24,16 @@ export type ServiceSettings = Pick<ServiceConfig, 'jwt' | 'hmacKey' | 'dicomDir'
     /** in-process scoring workers (default inferConcurrency; 0: API only) */
     workers?: number;
     jobPollMs?: number;
+    /** how often a full data directory is checked for room again (tests shorten it) */
+    storageProbeMs?: number;
   };
 
 export interface ServiceParts {
   app: Express;
   service: TriageService;
   metrics: ServiceMetrics;
+  /** whether the data directory has room (readiness, 507 refusals) */
+  storage: StorageMonitor;
   /** studies found accepted without a live job at start and queued */
   recovered: number;
   /** stops taking work and lets running inference finish (the database stays open; waiting jobs stay in it) */
@@ -62,6 +67,7 @@ export async function buildService(o: BuildOptions): Promise<ServiceParts> {
   const { service, recovered } = runtime;
   const close = runtime.close;
   let ready = true;
+  const storage = new StorageMonitor({ dir: o.settings.dicomDir, log: o.log, needBytes: o.settings.maxBodyBytes, probeEveryMs: o.settings.storageProbeMs });
   const modelsDir = o.settings.modelsDir;
   const loadEngine = o.loadEngine;
   const app = createApp({
@@ -71,6 +77,7 @@ export async function buildService(o: BuildOptions): Promise<ServiceParts> {
     metrics,
     log: o.log,
     modelsReady: () => ready,
+    storage,
     loginThrottle: new LoginThrottle(o.ds, {
       maxFailures: o.settings.authMaxFailures ?? DEFAULT_AUTH_MAX_FAILURES,
       windowMs: o.settings.authWindowMs ?? DEFAULT_AUTH_WINDOW_S * 1000,
@@ -82,8 +89,10 @@ export async function buildService(o: BuildOptions): Promise<ServiceParts> {
     service,
     metrics,
     recovered,
+    storage,
     close: async () => {
       ready = false;
+      storage.close();
       await close();
     },
   };

@@ -85,6 +85,8 @@ export interface ApiClientRow {
   role: Role;
   secretHash: string;
   description: string;
+  /** calling AE title this client sends DIMSE C-STORE from (trimmed, upper-case); null: HTTP only */
+  aeTitle: string | null;
   createdBy: string;
   createdAt: Date;
   revokedAt: Date | null;
@@ -207,6 +209,7 @@ export const ApiClientEntity = new EntitySchema<ApiClientRow>({
     role: { type: 'text' },
     secretHash: { type: 'text', name: 'secret_hash' },
     description: { type: 'text' },
+    aeTitle: { type: 'text', name: 'ae_title', nullable: true },
     createdBy: { type: 'text', name: 'created_by' },
     createdAt: { ...ts, name: 'created_at' },
     revokedAt: { ...tsNull, name: 'revoked_at' },

@@ -9,5 +9,7 @@ export type { AppliedWindow, DicomMetadata, LookupTable, ModalityImage, WindowPo
 export { decodeModality, readMetadata, type DecodeOptions } from './decode.js';
 export { applyWindow, chooseWindow, parseWindowPolicy, LUNG_WINDOW } from './window.js';
 export { DEFAULT_MAX_PIXELS } from './pixel-format.js';
-export { encodeDicom, newUid, type ImageToWrite, type WriteSyntax } from './write.js';
+export { encodeDicom, newUid, wrapPart10, type ImageToWrite, type WriteSyntax } from './write.js';
 export { readWindowed, readWindowedFrame } from './windowed.js';
+export { isSyntaxSupported } from './frame.js';
+export { SOP_CLASS, TRANSFER_SYNTAX } from './uids.js';

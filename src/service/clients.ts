@@ -5,7 +5,7 @@
  */
 import type { DataSource, EntityManager } from 'typeorm';
 import type { ApiClientRow, Role } from '../db/entities.js';
-import { findClient, insertClient, revokeClient } from '../db/principals.js';
+import { findActiveClientByAeTitle, findClient, insertClient, normaliseAeTitle, revokeClient } from '../db/principals.js';
 import { CxrError } from '../errors.js';
 import { generateSecret, hashSecret } from './credentials.js';
 
@@ -19,10 +19,12 @@ export interface NewClient {
   description: string;
   /** who creates it: an admin's principal or `operator:<login>` */
   createdBy: string;
+  /** calling AE title a workstation sends DIMSE C-STORE from (stored trimmed, upper-case) */
+  aeTitle?: string | null;
 }
 
 /** Writes the audit row for a created client inside the creating transaction. */
-export type ClientAudit = (m: EntityManager, detail: { clientId: string; clientRole: Role }) => Promise<void>;
+export type ClientAudit = (m: EntityManager, detail: { clientId: string; clientRole: Role; aeTitle?: string }) => Promise<void>;
 
 export interface CreatedClient {
   client: ApiClientRow;
@@ -33,11 +35,18 @@ export interface CreatedClient {
 /** Creates a client with a generated secret; E_CONFLICT when the id is taken (revoked ids stay taken). */
 export async function createClient(ds: DataSource, c: NewClient, audit: ClientAudit): Promise<CreatedClient> {
   if (!CLIENT_ID_PATTERN.test(c.id)) throw new CxrError('E_BAD_ARGUMENT', `client id must be ${CLIENT_ID_SHAPE}`);
+  const aeTitle = c.aeTitle === undefined || c.aeTitle === null ? null : normaliseAeTitle(c.aeTitle);
+  if (c.aeTitle !== undefined && c.aeTitle !== null && aeTitle === null)
+    throw new CxrError('E_BAD_ARGUMENT', 'an AE title is 1-16 characters without backslash or control characters');
+  // Only workstations send studies; an AE title on another role would be a way in with nothing to do.
+  if (aeTitle !== null && c.role !== 'workstation') throw new CxrError('E_BAD_ARGUMENT', 'an AE title is for workstation clients');
   const secret = generateSecret();
   const secretHash = await hashSecret(secret);
   const created = await ds.transaction(async (m) => {
-    const ok = await insertClient(m, { ...c, secretHash });
-    if (ok) await audit(m, { clientId: c.id, clientRole: c.role });
+    if (aeTitle !== null && (await findActiveClientByAeTitle(m, aeTitle)))
+      throw new CxrError('E_CONFLICT', `AE title '${aeTitle}' is registered to another active client`);
+    const ok = await insertClient(m, { ...c, secretHash, aeTitle });
+    if (ok) await audit(m, { clientId: c.id, clientRole: c.role, ...(aeTitle !== null ? { aeTitle } : {}) });
     return ok;
   });
   if (!created) throw new CxrError('E_CONFLICT', `client id '${c.id}' is taken (revoked ids are not reused)`);

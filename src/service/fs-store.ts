@@ -11,6 +11,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promis
 import { join } from 'node:path';
 import { CxrError } from '../errors.js';
 import { checkSha, corrupt, missing, sha256Hex, type ObjectStore, type StoredObject } from './object-store.js';
+import { isStorageFullError, storageFullError } from './storage.js';
 
 const FILE = /^([0-9a-f]{64})\.dcm$/;
 const TEMP = /^\.[0-9a-f]{64}\.[0-9a-f]{12}\.tmp$/;
@@ -35,9 +36,9 @@ export class FsObjectStore implements ObjectStore {
     const existing = await stat(path).catch(() => null);
     if (existing?.isFile() && existing.size === bytes.length) return { sha256, size: bytes.length, path, created: false };
     const dir = join(this.root, sha256.slice(0, 2));
-    await mkdir(dir, { recursive: true });
     const tmp = join(dir, `.${sha256}.${randomBytes(6).toString('hex')}.tmp`);
     try {
+      await mkdir(dir, { recursive: true });
       const fh = await open(tmp, 'wx', 0o640);
       try {
         await fh.writeFile(bytes);
@@ -46,11 +47,13 @@ export class FsObjectStore implements ObjectStore {
         await fh.close();
       }
       await rename(tmp, path);
+      await syncDirectory(dir);
     } catch (e) {
       await rm(tmp, { force: true });
+      // no room is not a bug of ours: one code the API answers 507 to, and the monitor watches
+      if (isStorageFullError(e)) throw storageFullError(`cannot store object ${sha256.slice(0, 12)}… (${(e as NodeJS.ErrnoException).code})`);
       throw new CxrError('E_INTERNAL', `cannot store object ${sha256.slice(0, 12)}…: ${(e as Error).message}`);
     }
-    await syncDirectory(dir);
     return { sha256, size: bytes.length, path, created: true };
   }
 

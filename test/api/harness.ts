@@ -17,7 +17,7 @@ import { isConnectionLost } from '../../src/db/data-source.js';
 import { signToken } from '../../src/api/tokens.js';
 import type { Role } from '../../src/db/entities.js';
 import { loadEngine, type OnnxTriageEngine } from '../../src/inference/engine.js';
-import { silentLogger } from '../../src/service/log.js';
+import { jsonLogger, silentLogger } from '../../src/service/log.js';
 import { createTestDatabase, type TestDatabase } from '../db/test-database.js';
 
 export { chestDicom };
@@ -68,7 +68,8 @@ export async function startHarness(overrides: Partial<ServiceSettings> = {}): Pr
       ds: db.ds,
       engine,
       settings: { ...settings, ...more },
-      log: silentLogger,
+      // CXR_TEST_LOG=1 shows the service's log lines when a test needs explaining
+      log: process.env.CXR_TEST_LOG ? jsonLogger() : silentLogger,
       loadEngine: () => loadEngine({ modelsDir, tta: 2, threads: 1 }),
       defaultMetrics: false,
     });

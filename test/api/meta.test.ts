@@ -29,11 +29,11 @@ after(async () => {
   await rm(scratch, { recursive: true, force: true });
 });
 
-test('healthz is up; readyz reports the database and the models', async () => {
+test('healthz is up; readyz reports the database, the models and the storage', async () => {
   const live = await h.http.get('/healthz');
   assert.deepEqual([live.status, live.body], [200, { status: 'ok' }]);
   const ready = await h.http.get('/readyz');
-  assert.deepEqual([ready.status, ready.body], [200, { status: 'ready', checks: { database: 'ok', models: 'ok' } }]);
+  assert.deepEqual([ready.status, ready.body], [200, { status: 'ready', checks: { database: 'ok', models: 'ok', storage: 'ok' } }]);
 });
 
 test('metrics expose request counts and latencies, studies by outcome, queue depth and inference time', async () => {

@@ -42,6 +42,7 @@ before(async () => {
   await createRandomModels(join(root, 'models'), { size: 'small', seed: 1, threshold: 0.4 });
   const { DATABASE_URL: _omit, CXR_JWT_SECRET: _j, CXR_HMAC_KEY: _h, ...rest } = process.env;
   env = { ...rest, CXR_DATA_DIR: join(root, 'data'), CXR_MODELS_DIR: join(root, 'models'), CXR_PG_PORT: String(await freePort()), CXR_TTA: '2' };
+  env.CXR_DIMSE_PORT = String(await freePort());
 });
 
 after(async () => {
@@ -164,6 +165,17 @@ test('serve starts on an embedded PostgreSQL (as root too, with a private data d
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /^error E_CONFLICT: client id 'ws-cli' is taken/m);
   assert.match(cli(['token', '--role', 'root', '--sub', 'x']).stderr, /error E_BAD_ARGUMENT: --role must be one of/);
+
+  // DIMSE: a workstation registered with its calling AE title may C-ECHO the service's SCP
+  const modality = cli(['client', 'add', '--id', 'ws-modality', '--role', 'workstation', '--ae-title', 'MODALITY1']);
+  assert.equal(modality.status, 0, modality.stderr);
+  assert.match(cli(['client', 'list']).stdout, /"id":"ws-modality","role":"workstation","aeTitle":"MODALITY1"/);
+  assert.match(
+    cli(['client', 'add', '--id', 'ws-dup-ae', '--role', 'workstation', '--ae-title', 'modality1']).stderr,
+    /E_CONFLICT: AE title 'MODALITY1' is registered/,
+  );
+  const echo = spawnSync('echoscu', ['-aet', 'MODALITY1', '-aec', 'CXRTRIAGE', '127.0.0.1', env.CXR_DIMSE_PORT!], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(echo.status, 0, echo.stderr);
 
   s.proc.kill('SIGTERM');
   assert.equal(await s.exited, 0);

@@ -5,7 +5,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -116,4 +116,45 @@ test("calibrating the active version leaves it untouched and active, and writes 
   const again = await cli(['calibrate', '--data', data, '--split', splitCsv, '--models', models, '--target-recall', '0.5', '--threads', '1']);
   assert.equal(again.code, 0, again.stderr);
   assert.equal((await readManifest(join(dirname(classifierDir), `${active}-r2`))).derivedFrom!.version, active);
+});
+
+test('models diff shows the threshold change between a version and its calibrated revision; models activate switches ACTIVE, models list and show report it', async () => {
+  const active = basename(classifierDir);
+  const revision = `${active}-r1`;
+  const a = await readManifest(classifierDir);
+  const b = await readManifest(join(dirname(classifierDir), revision));
+  const diff = await cli(['models', 'diff', `classifier@${active}`, `classifier@${revision}`, '--models', models]);
+  assert.equal(diff.code, 0, diff.stderr);
+  assert.ok(diff.stdout.includes(`threshold.value: ${a.threshold!.value} -> ${b.threshold!.value}`), diff.stdout);
+  assert.match(diff.stdout, /derivedFrom: \(none\) -> \{/);
+  assert.doesNotMatch(diff.stdout, /files\.model\.onnx/);
+  const json = JSON.parse(
+    (await cli(['models', 'diff', `classifier/${active}`, join(dirname(classifierDir), revision), '--models', models, '--json'])).stdout,
+  ) as { key: string }[];
+  assert.ok(json.some((c) => c.key === 'threshold.value'));
+
+  const act = await cli(['models', 'activate', 'classifier', revision, '--models', models]);
+  assert.equal(act.code, 0, act.stderr);
+  assert.equal(await readActive(models, 'classifier'), revision);
+  // the segmenter is pinned to what it was, so activating the classifier never changes it
+  assert.equal(await readActive(models, 'segmenter'), basename(await locateModelVersion(models, 'segmenter')));
+  const list = JSON.parse((await cli(['models', 'list', '--models', models, '--json'])).stdout) as {
+    name: string;
+    version: string;
+    active: boolean;
+    derivedFrom: string | null;
+  }[];
+  assert.deepEqual(
+    list.filter((v) => v.name === 'classifier' && v.active).map((v) => [v.version, v.derivedFrom]),
+    [[revision, `${active} (calibrate)`]],
+  );
+  const show = await cli(['models', 'show', `classifier@${revision}`, '--models', models]);
+  assert.match(show.stdout, /\(ACTIVE\)/);
+  assert.match(show.stdout, new RegExp(`derived from\\s+classifier@${active} \\(calibrate`));
+  // a version that does not exist, or whose files were changed, is not activated
+  assert.equal((await cli(['models', 'activate', 'classifier', 'v-nope', '--models', models])).code, 2);
+  await appendFile(join(dirname(classifierDir), `${active}-r2`, 'model.json'), ' ');
+  const bad = await cli(['models', 'activate', 'classifier', `${active}-r2`, '--models', models]);
+  assert.match(bad.stderr, /E_MODEL_INVALID.*modified: model\.json/);
+  assert.equal(await readActive(models, 'classifier'), revision);
 });

@@ -57,7 +57,8 @@ export const createClient: RouteDef = {
     if (!CLIENT_ID_PATTERN.test(id)) throw new CxrError('E_BAD_REQUEST', `id must be ${CLIENT_ID_SHAPE}`);
     const role = roleOf(body);
     const description = str(body, 'description', 500, false) ?? '';
-    const { client, secret } = await createApiClient(c.deps.ds, { id, role, description, createdBy: principalOf(c).sub }, (m, detail) =>
+    const aeTitle = body.aeTitle === null ? undefined : str(body, 'aeTitle', 64, false);
+    const { client, secret } = await createApiClient(c.deps.ds, { id, role, description, createdBy: principalOf(c).sub, aeTitle }, (m, detail) =>
       c.auditIn(m, { action: 'admin.client.create', studyId: null, outcome: 'ok', detail: { ...detail, status: 201 } }),
     );
     return { status: 201, json: { ...clientView(client), secret }, headers: { 'Cache-Control': 'no-store' } };

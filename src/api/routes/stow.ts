@@ -8,6 +8,7 @@ import { readBody, type Reply } from '../http.js';
 import { parseContentType, splitMultipart } from '../multipart.js';
 import { json, ref } from '../openapi-types.js';
 import { principalOf, type RouteDef } from '../route.js';
+import { STORAGE_RETRY_AFTER_S } from '../../service/storage.js';
 
 /** Failure Reason (0008,1197) values, PS3.18 table 10.5.3-2 and PS3.4 annex C. */
 export const FAILURE_REASON = {
@@ -21,6 +22,7 @@ export const FAILURE_REASON = {
 export function failureReasonFor(code: ErrorCode): number {
   switch (code) {
     case 'E_QUEUE_FULL':
+    case 'E_STORAGE_FULL':
       return FAILURE_REASON.outOfResources;
     case 'E_CONFLICT':
       return FAILURE_REASON.duplicateSopInstance;
@@ -76,6 +78,10 @@ export const stow: RouteDef = {
       '413': { description: 'Body larger than CXR_MAX_BODY_MB', content: json(ref('Error')) },
       '415': { description: 'Not multipart/related; type="application/dicom"', content: json(ref('Error')) },
       '503': { description: 'Nothing stored because the inference queue is full', content: { 'application/dicom+json': { schema: ref('DicomJson') } } },
+      '507': {
+        description: 'Nothing stored because the data directory is full (E_STORAGE_FULL); retry after the Retry-After delay',
+        content: { 'application/dicom+json': { schema: ref('DicomJson') } },
+      },
     },
   },
   async handle(c): Promise<Reply> {
@@ -114,6 +120,7 @@ export const stow: RouteDef = {
         item['00000902'] = { vr: 'LO', Value: [`${e.code}: ${e.message}`.slice(0, 64)] };
         failed.push(item);
         failureCodes.push(e.code);
+        if (e.code === 'E_STORAGE_FULL') c.deps.storage?.noteFull(e);
         c.audits.push({
           action: 'study.create',
           studyId: (e.details?.studyId as string | undefined) ?? null,
@@ -128,8 +135,10 @@ export const stow: RouteDef = {
     let status = 200;
     const headers: Record<string, string> = {};
     if (stored.length === 0) {
-      status = failureCodes.every((code) => code === 'E_QUEUE_FULL') ? 503 : 409;
+      const storageFull = failureCodes.every((code) => code === 'E_STORAGE_FULL');
+      status = storageFull ? 507 : failureCodes.every((code) => code === 'E_QUEUE_FULL') ? 503 : 409;
       if (status === 503) headers['Retry-After'] = '5';
+      if (storageFull) headers['Retry-After'] = String(STORAGE_RETRY_AFTER_S);
     } else if (failed.length > 0) {
       status = 202;
     }

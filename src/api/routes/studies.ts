@@ -70,6 +70,7 @@ export const postStudy: RouteDef = {
       '415': { description: 'Content-Type is not application/dicom or multipart/form-data', content: json(ref('Error')) },
       '422': { description: 'Not a usable DICOM instance; the code says why (E_NOT_DICOM, E_TRUNCATED, ...)', content: json(ref('Error')) },
       '503': { description: 'Inference queue full; retry after the Retry-After delay', content: json(ref('Error')) },
+      '507': { description: 'The data directory is full (E_STORAGE_FULL); retry after the Retry-After delay', content: json(ref('Error')) },
     },
   },
   async handle(c) {

@@ -34,13 +34,14 @@ export function register(program: Command): void {
     .requiredOption('--id <id>', `client id, ${CLIENT_ID_SHAPE}`)
     .requiredOption('--role <role>', `one of ${ROLES.join(', ')}`)
     .option('--description <text>', 'what this client is', '')
+    .option('--ae-title <aet>', 'calling AE title this workstation sends DIMSE C-STORE from (1-16 characters; compared upper-case)')
     .action(
-      action(async (opts: { id: string; role: string; description: string }) => {
+      action(async (opts: { id: string; role: string; description: string; aeTitle?: string }) => {
         if (!isRole(opts.role)) throw new CxrError('E_BAD_ARGUMENT', `--role must be one of ${ROLES.join(', ')} (got '${opts.role}')`);
         const role = opts.role;
         if (!CLIENT_ID_PATTERN.test(opts.id)) throw new CxrError('E_BAD_ARGUMENT', `--id must be ${CLIENT_ID_SHAPE}`);
         const { secret } = await withDatabase(({ ds }) =>
-          createClient(ds, { id: opts.id, role, description: opts.description, createdBy: operator() }, (m, detail) =>
+          createClient(ds, { id: opts.id, role, description: opts.description, createdBy: operator(), aeTitle: opts.aeTitle }, (m, detail) =>
             appendAuditInTransaction(m, {
               actor: operator(),
               role: 'admin',
@@ -67,7 +68,9 @@ export function register(program: Command): void {
       action(async () => {
         await withDatabase(async ({ ds }) => {
           for (const c of await listClients(ds)) {
-            process.stdout.write(`${JSON.stringify({ id: c.id, role: c.role, description: c.description, createdAt: c.createdAt, revokedAt: c.revokedAt })}\n`);
+            process.stdout.write(
+              `${JSON.stringify({ id: c.id, role: c.role, aeTitle: c.aeTitle, description: c.description, createdAt: c.createdAt, revokedAt: c.revokedAt })}\n`,
+            );
           }
         });
       }),

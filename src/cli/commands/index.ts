@@ -22,4 +22,5 @@ export const commandLoaders: Record<string, () => Promise<{ register: RegisterCo
   train: () => import('./train.js'),
   evaluate: () => import('./evaluate.js'),
   calibrate: () => import('./calibrate.js'),
+  models: () => import('./models.js'),
 };

@@ -3,6 +3,7 @@ import { join, relative } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig, type ServiceConfig } from '../../app/config.js';
 import { openServiceDatabase } from '../../app/database.js';
+import { startDimseServer, type DimseServer } from '../../api/dimse/scp.js';
 import { buildService, closeServer, listen } from '../../app/server.js';
 import { loadEngine } from '../../inference/engine.js';
 import { jsonLogger } from '../../service/log.js';
@@ -32,7 +33,7 @@ function loud(lines: string[]): void {
   process.stderr.write(`\n${bar}\n${lines.map((l) => `!! ${l}`).join('\n')}\n${bar}\n\n`);
 }
 
-function banner(cfg: ServiceConfig, url: string, where: string, recovered: number): string {
+function banner(cfg: ServiceConfig, url: string, where: string, recovered: number, dimse: DimseServer | null): string {
   const example = exampleStudy();
   const dataEnv = cfg.dataDir === join(process.cwd(), '.cxr-data') ? '' : `CXR_DATA_DIR=${relative(process.cwd(), cfg.dataDir) || '.'} `;
   const lines = [
@@ -41,6 +42,9 @@ function banner(cfg: ServiceConfig, url: string, where: string, recovered: numbe
     `  stored objects: ${cfg.store === 'pg' ? 'PostgreSQL (CXR_STORE=pg)' : cfg.dicomDir}`,
     `  scoring workers in this process: ${cfg.workers}${cfg.workers === 0 ? ' (API only: run `cxr-triage worker` against the same database)' : ''}`,
     recovered > 0 ? `  re-queued ${recovered} accepted but unscored studies` : null,
+    dimse
+      ? `  DIMSE Storage SCP: AE title ${dimse.aeTitle} on ${dimse.host}:${dimse.port} (callers: \`cxr-triage client add --role workstation --ae-title AET ...\`)`
+      : `  DIMSE Storage SCP: off (CXR_DIMSE_PORT=0)`,
     ``,
     `Mint a token (same data directory / env as this server) and post the example study:`,
     `  TOKEN=$(${dataEnv}npx cxr-triage token --role workstation --sub ws-1)`,
@@ -61,6 +65,7 @@ export function register(program: Command): void {
       'run the triage API on the shipped models; without DATABASE_URL an embedded PostgreSQL starts under CXR_DATA_DIR. ' +
         'Configuration by environment: PORT, HOST, DATABASE_URL, CXR_DATA_DIR, CXR_JWT_SECRET, CXR_HMAC_KEY, CXR_MODELS_DIR, ' +
         'CXR_MAX_BODY_MB, CXR_QUEUE_SIZE, CXR_INFER_THREADS, CXR_INFER_CONCURRENCY, CXR_TTA, CXR_WAIT_TIMEOUT_S, CXR_PG_PORT, CXR_TOKEN_TTL_S, ' +
+        'CXR_DIMSE_AET, CXR_DIMSE_PORT, ' +
         'CXR_WORKERS, CXR_STORE (fs|pg), CXR_DICOM_DIR, CXR_JOB_RETRIES, CXR_JOB_RETRY_DELAY_S, CXR_JOB_TIMEOUT_S, CXR_JOB_MAINTENANCE_S, CXR_JOB_POLL_MS, CXR_STORE_GC_GRACE_S',
     )
     .option('--workers <n>', 'scoring workers inside this process (overrides CXR_WORKERS; default 1; 0 = API only, scoring left to `cxr-triage worker`)')
@@ -101,9 +106,23 @@ export function register(program: Command): void {
           defaultMetrics: true,
         });
         let server;
+        let dimse: DimseServer | null = null;
         try {
           server = await listen(parts.app, cfg.port, cfg.host);
+          if (cfg.dimse.port !== 0) {
+            dimse = await startDimseServer({
+              aeTitle: cfg.dimse.aeTitle,
+              host: cfg.host,
+              port: cfg.dimse.port,
+              maxBytes: cfg.maxBodyBytes,
+              ds: db.ds,
+              service: parts.service,
+              log,
+              metrics: parts.metrics,
+            });
+          }
         } catch (e) {
+          if (server) await closeServer(server.server);
           await parts.close();
           await engine.close();
           await db.close();
@@ -111,7 +130,7 @@ export function register(program: Command): void {
         }
         const m = parts.service.models;
         log.info('models loaded', { segmenter: `${m.segmenter.name}@${m.segmenter.version}`, classifier: `${m.classifier.name}@${m.classifier.version}` });
-        process.stdout.write(banner(cfg, server.url, db.where, parts.recovered));
+        process.stdout.write(banner(cfg, server.url, db.where, parts.recovered, dimse));
 
         let stopping = false;
         const shutdown = async (signal: string) => {
@@ -121,7 +140,7 @@ export function register(program: Command): void {
           }
           stopping = true;
           process.stderr.write(`${signal}: stopping (finishing requests and running inference; waiting jobs stay in PostgreSQL for any worker)…\n`);
-          await closeServer(server.server);
+          await Promise.all([closeServer(server.server), dimse?.close()]);
           await parts.close();
           await parts.service.closeEngine();
           await db.close();

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import type { LayersModel } from '@tensorflow/tfjs';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { copyFile, readdir, readFile, rm, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { CxrError } from '../../errors.js';
 import { initBackend } from '../../ml/backend.js';
 import { defaultConfig, type TrainConfig } from '../../ml/train/config.js';
@@ -242,11 +242,28 @@ export function register(program: Command): void {
         process.stderr.write(`${o.resume ? 'resuming' : 'training'} ${task} in ${runDir}\n`);
         // a run that fails before its first checkpoint leaves no folder behind
         const fresh = !o.resume && !existsSync(runDir);
+        // Ctrl-C: checkpoints are written atomically, so stopping now loses at most the running
+        // epoch; say how to continue instead of exiting silently
+        const onSigint = () => {
+          if (hasCheckpoint(runDir)) {
+            process.stderr.write(
+              `\ninterrupted: ${runDir} keeps its checkpoint after the last finished epoch. Resume with:\n` +
+                `  cxr-triage train ${task} --out ${out} --runs ${runsDir} --resume ${basename(runDir)}\n`,
+            );
+          } else {
+            if (fresh) rmSync(runDir, { recursive: true, force: true });
+            process.stderr.write('\ninterrupted before the first epoch finished: nothing to resume (the run folder was removed)\n');
+          }
+          process.exit(130);
+        };
+        process.once('SIGINT', onSigint);
         try {
           await runTraining();
         } catch (e) {
           if (fresh && !hasCheckpoint(runDir)) await rm(runDir, { recursive: true, force: true });
           throw e;
+        } finally {
+          process.off('SIGINT', onSigint);
         }
 
         async function runTraining(): Promise<void> {

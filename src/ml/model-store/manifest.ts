@@ -318,19 +318,37 @@ export function decisionRule(m: Partial<ModelManifest>): Record<string, unknown>
 
 /** What differs between two manifests' decision rules, as 'key: a -> b' lines (empty when they agree). */
 export function decisionDifferences(a: Partial<ModelManifest>, b: Partial<ModelManifest>): string[] {
-  const ra = decisionRule(a);
-  const rb = decisionRule(b);
-  const out: string[] = [];
-  const walk = (x: unknown, y: unknown, at: string): void => {
-    if (canonicalJson(x) === canonicalJson(y)) return;
-    if (x && y && typeof x === 'object' && typeof y === 'object' && !Array.isArray(x) && !Array.isArray(y)) {
-      const keys = [...new Set([...Object.keys(x), ...Object.keys(y)])].sort();
-      for (const k of keys) walk((x as Record<string, unknown>)[k], (y as Record<string, unknown>)[k], at ? `${at}.${k}` : k);
-      return;
-    }
-    const show = (v: unknown) => (v === undefined ? '(none)' : typeof v === 'string' && v.length === 64 ? `${v.slice(0, 12)}…` : JSON.stringify(v));
-    out.push(`${at}: ${show(x)} -> ${show(y)}`);
-  };
-  walk(ra, rb, '');
-  return out;
+  return valueChanges(decisionRule(a), decisionRule(b)).map(formatChange);
+}
+
+export interface ValueChange {
+  /** dotted path, e.g. threshold.value */
+  key: string;
+  from: unknown;
+  to: unknown;
+}
+
+/** Leaf-by-leaf differences of two JSON values (objects are walked, arrays and scalars compared whole). */
+export function valueChanges(a: unknown, b: unknown, at = ''): ValueChange[] {
+  if (canonicalJson(a) === canonicalJson(b)) return [];
+  const isObj = (v: unknown): v is Record<string, unknown> => v != null && typeof v === 'object' && !Array.isArray(v);
+  if (isObj(a) && isObj(b)) {
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+    return keys.flatMap((k) => valueChanges(a[k], b[k], at ? `${at}.${k}` : k));
+  }
+  return [{ key: at || '(value)', from: a, to: b }];
+}
+
+export function formatChange(c: ValueChange): string {
+  const show = (v: unknown) => (v === undefined ? '(none)' : typeof v === 'string' && /^[0-9a-f]{64}$/.test(v) ? `${v.slice(0, 12)}…` : JSON.stringify(v));
+  return `${c.key}: ${show(c.from)} -> ${show(c.to)}`;
+}
+
+/** The manifest sections `models diff` compares (what a reviewer of a new version asks about). */
+export const DIFF_SECTIONS = ['threshold', 'metrics', 'architecture', 'architectureConfig', 'inputSize', 'derivedFrom', 'files', 'training'] as const;
+
+/** Differences between two versions' manifests, section by section (createdAt, version and notes left out). */
+export function manifestChanges(a: ModelManifest, b: ModelManifest): ValueChange[] {
+  const pick = (m: ModelManifest) => Object.fromEntries(DIFF_SECTIONS.map((k) => [k, m[k]]));
+  return valueChanges(pick(a), pick(b));
 }

@@ -7,6 +7,8 @@ export interface Batch {
   n: number;
   /** sample identifiers, in batch order (for per-image reports) */
   ids?: string[];
+  /** seed of this training pass's dropout masks (set by the training loop) */
+  seed?: number;
 }
 
 /**
@@ -28,4 +30,27 @@ export interface TrainData {
   test?: BatchSource;
   /** labels of the train split, for balanced class weights (classifier only) */
   trainLabels?: ArrayLike<number>;
+}
+
+/** One line of runs/<id>/metrics.jsonl. */
+export interface EpochRecord {
+  epoch: number;
+  /** optimizer steps taken by the end of this epoch */
+  step: number;
+  lr: number;
+  trainLoss: number;
+  l2Penalty: number;
+  valLoss: number;
+  /** classifier: validation AUC (null with one class); segmenter: mean validation Dice */
+  valMetric: number | null;
+  valMetricName: 'auc' | 'dice';
+  valIou?: number | null;
+  best: boolean;
+  trainImages: number;
+  seconds: number;
+  imagesPerSecond: number;
+  /** tf.memory() after the epoch, with every temporary disposed: flat across epochs */
+  tensors: number;
+  bytes: number;
+  time: string;
 }
