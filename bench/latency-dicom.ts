@@ -4,7 +4,7 @@
  * seed. (The synthetic-radiograph generator makes realistic phantoms; this only needs the
  * size and pixel format of a real study.)
  */
-import { encodeDicom, newUid } from '../src/dicom/index.js';
+import { encodeDicom, newUid, type WriteSyntax } from '../src/dicom/index.js';
 
 export interface ChestDicomOptions {
   size?: number;
@@ -57,24 +57,28 @@ export function encodeChestCr(
   pixels: Uint16Array,
   size: number,
   id: { uidParts: (string | number)[]; patientId: string; viewPosition?: string; bodyPartExamined?: string },
+  write: { transferSyntax?: WriteSyntax } = {},
 ): Uint8Array {
   const uid = (k: string) => newUid([...id.uidParts, k]);
-  return encodeDicom({
-    rows: size,
-    columns: size,
-    bitsAllocated: 16,
-    bitsStored: 12,
-    pixelRepresentation: 0,
-    photometric: 'MONOCHROME2',
-    pixels,
-    modality: 'CR',
-    studyInstanceUid: uid('study'),
-    seriesInstanceUid: uid('series'),
-    sopInstanceUid: uid('sop'),
-    patientId: id.patientId,
-    viewPosition: id.viewPosition ?? 'PA',
-    bodyPartExamined: id.bodyPartExamined ?? 'CHEST',
-    windowCenter: 2048,
-    windowWidth: 4096,
-  });
+  return encodeDicom(
+    {
+      rows: size,
+      columns: size,
+      bitsAllocated: 16,
+      bitsStored: 12,
+      pixelRepresentation: 0,
+      photometric: 'MONOCHROME2',
+      pixels,
+      modality: 'CR',
+      studyInstanceUid: uid('study'),
+      seriesInstanceUid: uid('series'),
+      sopInstanceUid: uid('sop'),
+      patientId: id.patientId,
+      viewPosition: id.viewPosition ?? 'PA',
+      bodyPartExamined: id.bodyPartExamined ?? 'CHEST',
+      windowCenter: 2048,
+      windowWidth: 4096,
+    },
+    write,
+  );
 }

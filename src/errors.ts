@@ -37,6 +37,7 @@ export type ErrorCode =
   | 'E_QUEUE_FULL'
   | 'E_RATE_LIMITED'
   | 'E_STORAGE_FULL'
+  | 'E_UNAVAILABLE'
   | 'E_CONFIG'
   | 'E_INTERNAL';
 
@@ -63,6 +64,7 @@ export function exitCodeFor(code: ErrorCode): number {
     case 'E_BACKEND':
     case 'E_TRAINING_DIVERGED':
     case 'E_STORAGE_FULL':
+    case 'E_UNAVAILABLE':
       return 1;
     case 'E_INTERRUPTED':
       return 130;
@@ -94,6 +96,7 @@ export function httpStatusFor(code: ErrorCode): number {
     case 'E_BAD_ARGUMENT':
       return 400;
     case 'E_QUEUE_FULL':
+    case 'E_UNAVAILABLE':
       return 503;
     case 'E_RATE_LIMITED':
       return 429;

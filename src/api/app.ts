@@ -3,7 +3,9 @@ import { randomUUID } from 'node:crypto';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import helmet from 'helmet';
 import { CxrError, httpStatusFor, isCxrError } from '../errors.js';
+import { isDatabaseUnavailable } from '../db/unavailable.js';
 import { isStorageFullError, storageFullError } from '../service/storage.js';
+import { checkRequestTarget } from './input.js';
 import { buildOpenApi } from './openapi.js';
 import { handlerFor, type ApiDeps, type RouteDef } from './route.js';
 import { adminRoutes } from './routes/admin.js';
@@ -64,8 +66,10 @@ export function createApp(deps: ApiDeps): Express {
     const end = deps.metrics.requestSeconds.startTimer();
     res.on('finish', () => {
       const route = (res.locals.route as string | undefined) ?? 'unmatched';
-      end({ method: req.method, route });
-      deps.metrics.requests.inc({ method: req.method, route, status: String(res.statusCode) });
+      const seconds = end({ method: req.method, route });
+      const status = res.statusCode;
+      deps.metrics.requests.inc({ method: req.method, route, status: String(status) });
+      logRequest(deps, req, res, route, status, seconds);
     });
     next();
   });
@@ -76,12 +80,28 @@ export function createApp(deps: ApiDeps): Express {
         res.locals.route = r.path;
         next();
       },
+      checkRequestTarget,
       handlerFor(r, deps),
     );
   }
   app.use((req: Request, _res: Response, next: NextFunction) => next(new CxrError('E_NOT_FOUND', `no route ${req.method} ${req.path.slice(0, 200)}`)));
   app.use(errorHandler(deps));
   return app;
+}
+
+/**
+ * One access line per request, and for a refusal (status >= 400) one more line with its code
+ * and a count in cxr_http_refusals_total. Route templates, never URLs: a URL or body may
+ * carry patient data, a template and a client id do not.
+ */
+function logRequest(deps: ApiDeps, req: Request, res: Response, route: string, status: number, seconds: number): void {
+  const client = (res.locals.principal as { sub?: string } | undefined)?.sub ?? null;
+  const requestId = res.locals.requestId as string;
+  deps.log.info('request', { requestId, method: req.method, route, status, ms: Math.round(seconds * 1000), client });
+  if (status < 400) return;
+  const code = (res.locals.errorCode as string | undefined) ?? `http_${status}`;
+  deps.metrics.refusals.inc({ code, route });
+  deps.log.warn('request refused', { requestId, code, status, method: req.method, route, client, address: req.socket.remoteAddress ?? null });
 }
 
 /** Maps anything thrown to `{ error: { code, message } }`; internals never leak into a response. */
@@ -95,6 +115,10 @@ function errorHandler(deps: ApiDeps) {
       deps.storage?.noteFull(err);
     } else if (isCxrError(err)) {
       e = err;
+    } else if (isDatabaseUnavailable(err)) {
+      // a burst beyond the pool, or connections terminated under us: retry shortly, not a bug
+      e = new CxrError('E_UNAVAILABLE', 'the database is busy or unreachable; retry shortly');
+      deps.log.warn('database unavailable', { requestId, method: req.method, path: req.path, error: String((err as Error)?.message ?? err).slice(0, 300) });
     } else {
       const status = (err as { status?: number; statusCode?: number })?.status ?? (err as { statusCode?: number })?.statusCode;
       if (status === 413) e = new CxrError('E_PAYLOAD_TOO_LARGE', 'request body too large');
@@ -102,7 +126,8 @@ function errorHandler(deps: ApiDeps) {
       else e = new CxrError('E_INTERNAL', `internal error (request ${requestId})`);
     }
     const status = httpStatusFor(e.code);
-    if (status >= 500 && e.code !== 'E_QUEUE_FULL' && e.code !== 'E_STORAGE_FULL') {
+    res.locals.errorCode = e.code;
+    if (status >= 500 && e.code !== 'E_QUEUE_FULL' && e.code !== 'E_STORAGE_FULL' && e.code !== 'E_UNAVAILABLE') {
       deps.log.error('request failed', { requestId, method: req.method, path: req.path, error: String((err as Error)?.stack ?? err) });
     }
     if (res.headersSent) {
@@ -110,7 +135,7 @@ function errorHandler(deps: ApiDeps) {
       return;
     }
     if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="cxr-triage"');
-    if (e.code === 'E_QUEUE_FULL') res.setHeader('Retry-After', '5');
+    if (e.code === 'E_QUEUE_FULL' || e.code === 'E_UNAVAILABLE') res.setHeader('Retry-After', '5');
     if ((e.code === 'E_RATE_LIMITED' || e.code === 'E_STORAGE_FULL') && typeof e.details?.retryAfterSeconds === 'number')
       res.setHeader('Retry-After', String(e.details.retryAfterSeconds));
     // A body we refused unread is not drained: close the connection instead of reading it.

@@ -7,6 +7,7 @@ export interface ServiceMetrics {
   registry: Registry;
   requests: Counter<'method' | 'route' | 'status'>;
   requestSeconds: Histogram<'method' | 'route'>;
+  refusals: Counter<'code' | 'route'>;
   studies: Counter<'outcome'>;
   queueDepth: Gauge;
   queueRunning: Gauge;
@@ -37,6 +38,12 @@ export function createMetrics(opts: MetricsOptions = {}): ServiceMetrics {
     help: 'HTTP request latency by method and route template',
     labelNames: ['method', 'route'] as const,
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [registry],
+  });
+  const refusals = new Counter({
+    name: 'cxr_http_refusals_total',
+    help: 'Refused HTTP requests (status >= 400) by error code and route template',
+    labelNames: ['code', 'route'] as const,
     registers: [registry],
   });
   const studies = new Counter({
@@ -92,6 +99,7 @@ export function createMetrics(opts: MetricsOptions = {}): ServiceMetrics {
     dimse,
     requests,
     requestSeconds,
+    refusals,
     studies,
     queueDepth,
     queueRunning,

@@ -91,6 +91,7 @@ async function authenticate(deps: ApiDeps, req: Request): Promise<Principal> {
 }
 
 function send(res: Response, r: Reply): void {
+  if (r.code) res.locals.errorCode = r.code;
   for (const [k, v] of Object.entries(r.headers ?? {})) res.setHeader(k, v);
   res.status(r.status);
   if (r.json !== undefined) {

@@ -36,6 +36,8 @@ export interface ServiceConfig {
   inferThreads: number | null;
   tta: number | null;
   waitTimeoutMs: number;
+  /** on SIGTERM, longest wait for running inference before waiting clients get 202 */
+  drainTimeoutMs: number;
   /** failed token requests per name or address within authWindowMs before it is locked (0: no limit) */
   authMaxFailures: number;
   authWindowMs: number;
@@ -139,6 +141,7 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     inferThreads: p.optionalInt(env, 'CXR_INFER_THREADS', 1, 256),
     tta: p.optionalInt(env, 'CXR_TTA', 1, 32),
     waitTimeoutMs: p.int(env, 'CXR_WAIT_TIMEOUT_S', 60, 1, 3600) * 1000,
+    drainTimeoutMs: p.int(env, 'CXR_DRAIN_TIMEOUT_S', 20, 0, 3600) * 1000,
     authMaxFailures: p.int(env, 'CXR_AUTH_MAX_FAILURES', DEFAULT_AUTH_MAX_FAILURES, 0, 1_000_000),
     authWindowMs: p.int(env, 'CXR_AUTH_WINDOW_S', DEFAULT_AUTH_WINDOW_S, 1, 86_400) * 1000,
     dimse: {

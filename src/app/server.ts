@@ -38,6 +38,8 @@ export interface ServiceParts {
   recovered: number;
   /** stops taking work and lets running inference finish (the database stays open; waiting jobs stay in it) */
   close(): Promise<void>;
+  /** answers every ?wait=true client now, with its study as it stands (shutdown) */
+  releaseWaiters(): void;
 }
 
 export interface BuildOptions {
@@ -90,6 +92,7 @@ export async function buildService(o: BuildOptions): Promise<ServiceParts> {
     metrics,
     recovered,
     storage,
+    releaseWaiters: () => service.releaseWaiters(),
     close: async () => {
       ready = false;
       storage.close();

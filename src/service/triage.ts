@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { DataSource, EntityManager } from 'typeorm';
-import { decodeModality, readMetadata, type DicomMetadata } from '../dicom/index.js';
+import { checkDecodable, isValidUid, MAX_UID_LENGTH, readInstance, type DicomInstance, type DicomMetadata } from '../dicom/index.js';
 import { CxrError, isCxrError, httpStatusFor } from '../errors.js';
 import type { ModelVersionRow, PredictionRow, ReviewRow, StudyRow } from '../db/entities.js';
 import { registerModel, markActive, type ModelToRegister } from '../db/models.js';
@@ -22,11 +22,12 @@ import {
   recordPrediction,
   type NewPrediction,
 } from '../db/studies.js';
-import type { ModelRef, TriageEngine, TriageReport } from '../inference/types.js';
+import { recordedVersion, type ModelRef, type TriageEngine, type TriageReport } from '../inference/types.js';
 import type { FetchedJob, JobQueue } from './jobs.js';
 import type { Logger } from './log.js';
 import { collectGarbage, discardIfUnreferenced, sha256Hex, type ObjectStore } from './object-store.js';
 import { pseudonymisePatientId } from './pseudonym.js';
+import { sentBy } from './study-access.js';
 import { renderStudyImages, type StudyImages } from './study-images.js';
 import { WorkerPool } from './workers.js';
 
@@ -86,9 +87,16 @@ export class TriageService {
   private readonly imageCache = new Map<string, Promise<StudyImages>>();
   /** full-size renders hold several image-sized buffers each: a few at a time, a few more waiting */
   private readonly renders = new Limiter(2, 8);
+  /**
+   * Ingestion parses and decodes in memory (a deflated file is inflated up to the largest
+   * accepted image): two at a time bound that memory whatever many clients send at once.
+   */
+  private readonly ingests = new Limiter(2, 64);
   /** requests waiting (?wait=true) for a study this process may finish */
   private readonly waiters = new Map<string, Set<() => void>>();
   private closed = false;
+  private releaseAll!: () => void;
+  private readonly waitersReleased = new Promise<void>((r) => (this.releaseAll = r));
 
   constructor(private readonly o: TriageServiceOptions) {
     this.engine = o.engine;
@@ -126,9 +134,10 @@ export class TriageService {
 
   private async registerRef(ref: ModelRef, kind: 'segmenter' | 'classifier'): Promise<ModelVersionRow> {
     const info = this.o.readManifest ? await this.o.readManifest(ref) : { kind, manifest: {} };
-    const m: ModelToRegister = { kind, name: ref.name, version: ref.version, sha256: ref.sha256, manifest: info.manifest };
+    // the int8 file of a version is recorded as its own row (other bytes, other figures)
+    const m: ModelToRegister = { kind, name: ref.name, version: recordedVersion(ref), sha256: ref.sha256, manifest: info.manifest };
     const row = await registerModel(this.o.ds, m);
-    this.modelIds.set(`${ref.name}@${ref.version}`, row.id);
+    this.modelIds.set(`${ref.name}@${recordedVersion(ref)}`, row.id);
     return row;
   }
 
@@ -150,29 +159,37 @@ export class TriageService {
 
   private async acceptChecked(bytes: Uint8Array, submittedBy: string, audit?: AcceptAudit): Promise<AcceptResult> {
     if (this.closed) throw new CxrError('E_QUEUE_FULL', 'the service is shutting down; retry shortly');
-    const meta = readMetadata(bytes);
-    const uids = requireUids(meta);
+    return this.ingests.run(async () => {
+      // One parse serves the UIDs, the duplicate check, the row and the pixel check.
+      const instance = await readInstance(bytes, { maxPixels: this.o.maxPixels });
+      const meta = instance.meta;
+      const uids = requireUids(meta);
+      try {
+        return await this.store(bytes, instance, uids, submittedBy, audit);
+      } catch (e) {
+        // the UIDs travel with the refusal, so a STOW-RS answer names the instance without parsing it again
+        if (isCxrError(e)) throw new CxrError(e.code, e.message, { ...e.details, sopClassUid: meta.sopClassUid, sopInstanceUid: uids.sop });
+        throw e;
+      }
+    });
+  }
+
+  private async store(bytes: Uint8Array, instance: DicomInstance, uids: Uids, submittedBy: string, audit?: AcceptAudit): Promise<AcceptResult> {
+    const meta = instance.meta;
     const sha256 = sha256Hex(bytes);
     const existing = await whileConnectionsRecover(() => findStudyBySop(this.o.ds, uids.sop));
-    if (existing) return { study: sameContentOrConflict(existing, sha256), created: false };
-    // Counted before the pixels are decoded, so an overloaded service refuses cheaply.
+    if (existing) return { study: sameInstance(existing, sha256, submittedBy), created: false };
+    // Counted before the pixels are checked, so an overloaded service refuses cheaply.
     await whileConnectionsRecover(() => this.refuseWhenFull(this.o.ds.manager));
-    // Decoding the pixels here means an undecodable file is refused now with its code (422),
+    // Checking the pixels here means an undecodable file is refused now with its code (422),
     // rather than accepted and failed later where the sender never hears of it.
-    await decodeModality(bytes, { maxPixels: this.o.maxPixels });
+    await checkDecodable(instance, { maxPixels: this.o.maxPixels });
     // A lost connection rolled the transaction back (or committed it unseen: then the retry
     // finds the study and answers as for a re-post), so trying again is safe.
     return whileConnectionsRecover(() => this.record(bytes, meta, uids, sha256, submittedBy, audit));
   }
 
-  private async record(
-    bytes: Uint8Array,
-    meta: DicomMetadata,
-    uids: { study: string; series: string; sop: string },
-    sha256: string,
-    submittedBy: string,
-    audit?: AcceptAudit,
-  ): Promise<AcceptResult> {
+  private async record(bytes: Uint8Array, meta: DicomMetadata, uids: Uids, sha256: string, submittedBy: string, audit?: AcceptAudit): Promise<AcceptResult> {
     let wroteFile = false;
     try {
       const res = await this.o.ds.transaction(async (m) => {
@@ -197,7 +214,7 @@ export class TriageService {
           submittedBy,
           receivedAt: new Date(),
         });
-        const result = { study: r.created ? r.study : sameContentOrConflict(r.study, sha256), created: r.created };
+        const result = { study: r.created ? r.study : sameInstance(r.study, sha256, submittedBy), created: r.created };
         if (r.created) await this.o.jobs.enqueue(m, { studyId: r.study.id });
         await audit?.(m, result);
         return result;
@@ -268,15 +285,23 @@ export class TriageService {
         const study = await findStudy(this.o.ds, id).catch(() => null);
         if (study && study.status !== 'queued') return;
         const left = end - Date.now();
-        if (left <= 0 || this.closed) return;
+        if (left <= 0 || this.released) return;
         let timer: NodeJS.Timeout | undefined;
-        await Promise.race([woken, new Promise<void>((r) => (timer = setTimeout(r, Math.min(left, 250))))]);
+        await Promise.race([woken, this.waitersReleased, new Promise<void>((r) => (timer = setTimeout(r, Math.min(left, 250))))]);
         clearTimeout(timer);
       }
     } finally {
       set.delete(wake);
       if (set.size === 0) this.waiters.delete(id);
     }
+  }
+
+  private released = false;
+
+  /** Answers every waitForResult now, whatever its study's state (a shutdown's drain time is over). */
+  releaseWaiters(): void {
+    this.released = true;
+    this.releaseAll();
   }
 
   private finished(id: string): void {
@@ -336,7 +361,7 @@ export class TriageService {
   }
 
   private async modelId(ref: ModelRef, kind: 'segmenter' | 'classifier'): Promise<number> {
-    const known = this.modelIds.get(`${ref.name}@${ref.version}`);
+    const known = this.modelIds.get(`${ref.name}@${recordedVersion(ref)}`);
     if (known !== undefined) return known;
     return (await this.registerRef(ref, kind)).id;
   }
@@ -473,18 +498,41 @@ async function whileConnectionsRecover<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-function requireUids(meta: DicomMetadata): { study: string; series: string; sop: string } {
-  const missing = [
-    !meta.sopInstanceUid && 'SOPInstanceUID',
-    !meta.studyInstanceUid && 'StudyInstanceUID',
-    !meta.seriesInstanceUid && 'SeriesInstanceUID',
-  ].filter(Boolean);
+interface Uids {
+  study: string;
+  series: string;
+  sop: string;
+}
+
+/** The three identifying UIDs, present and well-formed (PS3.5 9.1), or E_MALFORMED naming the bad ones. */
+function requireUids(meta: DicomMetadata): Uids {
+  const named: [string, string | null][] = [
+    ['SOPInstanceUID', meta.sopInstanceUid],
+    ['StudyInstanceUID', meta.studyInstanceUid],
+    ['SeriesInstanceUID', meta.seriesInstanceUid],
+  ];
+  const missing = named.filter(([, v]) => !v).map(([n]) => n);
   if (missing.length > 0) throw new CxrError('E_MALFORMED', `the instance has no ${missing.join(', ')}`);
+  const bad = named.filter(([, v]) => !isValidUid(v!)).map(([n]) => n);
+  if (bad.length > 0)
+    throw new CxrError(
+      'E_MALFORMED',
+      `${bad.join(', ')} ${bad.length > 1 ? 'are not UIDs' : 'is not a UID'} (digits and dots, at most ${MAX_UID_LENGTH} characters)`,
+    );
+  if (meta.sopClassUid !== null && !isValidUid(meta.sopClassUid)) throw new CxrError('E_MALFORMED', 'SOPClassUID is not a UID');
   return { study: meta.studyInstanceUid!, series: meta.seriesInstanceUid!, sop: meta.sopInstanceUid! };
 }
 
-/** The same SOP Instance UID with different bytes is a different object claiming an existing identity. */
-function sameContentOrConflict(existing: StudyRow, sha256: string): StudyRow {
+/**
+ * A re-post of a known SOP Instance UID. From its own sender with the same bytes it is the
+ * existing study (idempotent retry). From another sender it is refused without a word about
+ * the existing study (a sender sees only its own studies). With other bytes, it is a
+ * different object claiming an existing identity.
+ */
+function sameInstance(existing: StudyRow, sha256: string, submittedBy: string): StudyRow {
+  if (!sentBy(existing, submittedBy)) {
+    throw new CxrError('E_CONFLICT', 'this SOP Instance UID was already received from another sender', { studyId: existing.id });
+  }
   if (existing.sha256 !== sha256) {
     throw new CxrError('E_CONFLICT', `SOP Instance ${existing.sopInstanceUid} was already received with different content`, { studyId: existing.id });
   }

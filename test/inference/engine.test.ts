@@ -58,7 +58,7 @@ test('a study gets a well-formed report: 4 TTA views in one run, decision at the
     assert.equal(typeof report.timingsMs[stage], 'number', stage);
   }
   const segManifest = await readManifest(dirs.segmenter);
-  assert.deepEqual(report.models.segmenter, { name: 'segmenter', version: 'random-small', sha256: segManifest.files['model.onnx'] });
+  assert.deepEqual(report.models.segmenter, { name: 'segmenter', version: 'random-small', sha256: segManifest.files['model.onnx'], precision: 'float' });
   assert.equal(report.models.classifier.version, 'random-small');
   assert.equal(report.cam!.values.length, report.cam!.width * report.cam!.height);
   assert.ok(report.cam!.values.every((v) => v >= 0 && v <= 1));

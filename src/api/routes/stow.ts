@@ -2,7 +2,6 @@
  * DICOMweb STOW-RS (PS3.18 10.5): several instances in one multipart/related request, each
  * stored or refused on its own, answered with a DICOM JSON dataset listing both.
  */
-import { readMetadata } from '../../dicom/index.js';
 import { CxrError, isCxrError, type ErrorCode } from '../../errors.js';
 import { readBody, type Reply } from '../http.js';
 import { parseContentType, splitMultipart } from '../multipart.js';
@@ -38,14 +37,18 @@ export function failureReasonFor(code: ErrorCode): number {
 
 type DicomJsonItem = Record<string, { vr: string; Value?: unknown[] }>;
 
-function uidsOf(bytes: Uint8Array): { sopClass: string | null; sopInstance: string | null } {
-  try {
-    const m = readMetadata(bytes);
-    return { sopClass: m.sopClassUid, sopInstance: m.sopInstanceUid };
-  } catch {
-    return { sopClass: null, sopInstance: null };
-  }
+/**
+ * Instances per STOW-RS request: a chest study is a handful of images; a request of
+ * thousands of tiny parts is refused whole (413), before any is stored or audited.
+ */
+export const MAX_PARTS_PER_REQUEST = 256;
+
+/** The media type a part or the `type` parameter names, without its own parameters (transfer-syntax). */
+function essence(v: string | undefined): string | undefined {
+  return v?.split(';')[0].trim().toLowerCase();
 }
+
+const uidOf = (e: CxrError, key: string): string | null => (typeof e.details?.[key] === 'string' ? (e.details[key] as string) : null);
 
 function refItem(sopClass: string | null, sopInstance: string | null): DicomJsonItem {
   const item: DicomJsonItem = {};
@@ -75,7 +78,7 @@ export const stow: RouteDef = {
       '202': { description: 'Some instances stored, some refused', content: { 'application/dicom+json': { schema: ref('DicomJson') } } },
       '400': { description: 'Broken multipart framing', content: json(ref('Error')) },
       '409': { description: 'No instance stored', content: { 'application/dicom+json': { schema: ref('DicomJson') } } },
-      '413': { description: 'Body larger than CXR_MAX_BODY_MB', content: json(ref('Error')) },
+      '413': { description: `Body larger than CXR_MAX_BODY_MB, or more than ${MAX_PARTS_PER_REQUEST} parts`, content: json(ref('Error')) },
       '415': { description: 'Not multipart/related; type="application/dicom"', content: json(ref('Error')) },
       '503': { description: 'Nothing stored because the inference queue is full', content: { 'application/dicom+json': { schema: ref('DicomJson') } } },
       '507': {
@@ -86,19 +89,21 @@ export const stow: RouteDef = {
   },
   async handle(c): Promise<Reply> {
     const ct = parseContentType(c.req.headers['content-type']);
-    if (!ct || ct.type !== 'multipart/related' || (ct.params.get('type') ?? '').toLowerCase() !== 'application/dicom') {
+    // Liberal in what real clients send: `type` quoted or not, with a transfer-syntax of its own, or absent.
+    const type = essence(ct?.params.get('type')) ?? 'application/dicom';
+    if (!ct || ct.type !== 'multipart/related' || type !== 'application/dicom') {
       throw new CxrError('E_UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be multipart/related; type="application/dicom"');
     }
     const boundary = ct.params.get('boundary');
     if (!boundary) throw new CxrError('E_BAD_REQUEST', 'multipart/related needs a boundary parameter');
-    const parts = splitMultipart(await readBody(c.req, c.deps.config.maxBodyBytes), boundary);
+    const parts = splitMultipart(await readBody(c.req, c.deps.config.maxBodyBytes), boundary, MAX_PARTS_PER_REQUEST);
     if (parts.length === 0) throw new CxrError('E_BAD_REQUEST', 'the request holds no instances');
     const stored: DicomJsonItem[] = [];
     const failed: DicomJsonItem[] = [];
     const failureCodes: ErrorCode[] = [];
     const actor = principalOf(c).sub;
     for (const [index, part] of parts.entries()) {
-      const partType = parseContentType(part.headers.get('content-type'))?.type ?? 'application/dicom';
+      const partType = essence(part.headers.get('content-type')) ?? 'application/dicom';
       try {
         if (partType !== 'application/dicom') throw new CxrError('E_UNSUPPORTED_MEDIA_TYPE', `part ${index + 1} is ${partType}, not application/dicom`);
         const res = await c.deps.service.accept(part.body, actor);
@@ -113,8 +118,8 @@ export const stow: RouteDef = {
         });
       } catch (e) {
         if (!isCxrError(e)) throw e;
-        const uids = uidsOf(part.body);
-        const item = refItem(uids.sopClass, uids.sopInstance);
+        // the service names the instance when it got that far; the part is never parsed twice
+        const item = refItem(uidOf(e, 'sopClassUid'), uidOf(e, 'sopInstanceUid'));
         item['00081197'] = { vr: 'US', Value: [failureReasonFor(e.code)] };
         // Error Comment (0000,0902) carries our stable code, so a sender can act on it.
         item['00000902'] = { vr: 'LO', Value: [`${e.code}: ${e.message}`.slice(0, 64)] };
@@ -125,7 +130,7 @@ export const stow: RouteDef = {
           action: 'study.create',
           studyId: (e.details?.studyId as string | undefined) ?? null,
           outcome: e.code,
-          detail: { part: index + 1, sopInstanceUid: uids.sopInstance, via: 'stow-rs' },
+          detail: { part: index + 1, sopInstanceUid: uidOf(e, 'sopInstanceUid'), via: 'stow-rs' },
         });
       }
     }
@@ -143,6 +148,6 @@ export const stow: RouteDef = {
       status = 202;
     }
     c.detail = { stored: stored.length, failed: failed.length };
-    return { status, json: body, type: 'application/dicom+json', headers };
+    return { status, json: body, type: 'application/dicom+json', headers, code: status >= 400 ? failureCodes[0] : undefined };
   },
 };

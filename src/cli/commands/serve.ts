@@ -5,6 +5,7 @@ import { loadConfig, type ServiceConfig } from '../../app/config.js';
 import { openServiceDatabase } from '../../app/database.js';
 import { startDimseServer, type DimseServer } from '../../api/dimse/scp.js';
 import { buildService, closeServer, listen } from '../../app/server.js';
+import { drainHttp, trackResponses } from '../../app/shutdown.js';
 import { loadEngine } from '../../inference/engine.js';
 import { jsonLogger } from '../../service/log.js';
 import { action, parseInteger } from '../run.js';
@@ -64,7 +65,7 @@ export function register(program: Command): void {
     .description(
       'run the triage API on the shipped models; without DATABASE_URL an embedded PostgreSQL starts under CXR_DATA_DIR. ' +
         'Configuration by environment: PORT, HOST, DATABASE_URL, CXR_DATA_DIR, CXR_JWT_SECRET, CXR_HMAC_KEY, CXR_MODELS_DIR, ' +
-        'CXR_MAX_BODY_MB, CXR_QUEUE_SIZE, CXR_INFER_THREADS, CXR_INFER_CONCURRENCY, CXR_TTA, CXR_WAIT_TIMEOUT_S, CXR_PG_PORT, CXR_TOKEN_TTL_S, ' +
+        'CXR_MAX_BODY_MB, CXR_QUEUE_SIZE, CXR_INFER_THREADS, CXR_INFER_CONCURRENCY, CXR_TTA, CXR_WAIT_TIMEOUT_S, CXR_DRAIN_TIMEOUT_S, CXR_PG_PORT, CXR_TOKEN_TTL_S, ' +
         'CXR_DIMSE_AET, CXR_DIMSE_PORT, ' +
         'CXR_WORKERS, CXR_STORE (fs|pg), CXR_DICOM_DIR, CXR_JOB_RETRIES, CXR_JOB_RETRY_DELAY_S, CXR_JOB_TIMEOUT_S, CXR_JOB_MAINTENANCE_S, CXR_JOB_POLL_MS, CXR_STORE_GC_GRACE_S',
     )
@@ -128,6 +129,7 @@ export function register(program: Command): void {
           await db.close();
           throw e;
         }
+        const inFlight = trackResponses(server.server);
         const m = parts.service.models;
         log.info('models loaded', { segmenter: `${m.segmenter.name}@${m.segmenter.version}`, classifier: `${m.classifier.name}@${m.classifier.version}` });
         process.stdout.write(banner(cfg, server.url, db.where, parts.recovered, dimse));
@@ -139,10 +141,15 @@ export function register(program: Command): void {
             process.exit(130);
           }
           stopping = true;
-          process.stderr.write(`${signal}: stopping (finishing requests and running inference; waiting jobs stay in PostgreSQL for any worker)…\n`);
-          await Promise.all([closeServer(server.server), dimse?.close()]);
-          await parts.close();
-          await parts.service.closeEngine();
+          process.stderr.write(
+            `${signal}: stopping: no new connections; waiting clients get their result or 202 within ${cfg.drainTimeoutMs / 1000} s; waiting jobs stay in PostgreSQL for any worker…\n`,
+          );
+          const [drained] = await Promise.all([
+            drainHttp({ server: server.server, service: parts, drainMs: cfg.drainTimeoutMs, log: (m) => process.stderr.write(`${m}\n`) }, inFlight),
+            dimse?.close(),
+          ]);
+          // inference still running past the drain time keeps its engine; its study stays queued for the next start
+          if (drained.workFinished) await parts.service.closeEngine();
           await db.close();
           process.stderr.write('stopped\n');
           process.exit(0);

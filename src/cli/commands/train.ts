@@ -2,7 +2,12 @@ import type { Command } from 'commander';
 import type { LayersModel } from '@tensorflow/tfjs';
 import { existsSync, rmSync } from 'node:fs';
 import os from 'node:os';
-import { copyFile, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { copyFile, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { csvLine } from '../../data/csv.js';
+import type { RowProblem } from '../../data/dataset.js';
+import { formatProblems, validateDataset } from '../../data/validate.js';
+import { parseWindowPolicy } from '../../dicom/index.js';
+import { ProgressBar } from '../../ml/train/progress.js';
 import { basename, join, resolve } from 'node:path';
 import { CxrError } from '../../errors.js';
 import { initBackend } from '../../ml/backend.js';
@@ -61,6 +66,8 @@ interface TrainCliOptions {
   init?: string;
   onnx?: boolean;
   calibrateViews?: string;
+  skipBad?: boolean;
+  validate?: boolean;
 }
 
 /** Per-thread share of a batch when gradient workers split it: what fits each 4 GiB wasm heap. */
@@ -190,6 +197,8 @@ export function register(program: Command): void {
     .option('--segmenter <dir>', 'classifier: segmenter version folder whose masks give the lung crops when the dataset has no masks/')
     .option('--window <policy>', 'DICOM window policy: auto|lung|header|minmax (default auto)')
     .option('--no-augment', 'train without augmentation')
+    .option('--skip-bad', 'train without the rows the dataset check finds unusable (listed, and saved as skipped.csv in the run folder) instead of stopping')
+    .option('--no-validate', 'skip decoding every image before training (the check `cxr-triage validate-dataset` runs)')
     .option('--version <name>', 'version folder name (default v<date>-<time>)')
     .option('--float32', 'store the version weights as float32 (default float16)')
     .option('--no-onnx', 'skip exporting model.onnx (and the served-pipeline calibration) at the end')
@@ -239,6 +248,9 @@ export function register(program: Command): void {
           };
         }
 
+        // every image is decoded before anything is written: a corrupt file stops the run now, not after an epoch
+        const skipped = o.resume || o.validate === false ? [] : await checkDataset(task, dataOptions, o);
+        if (skipped.length > 0) dataOptions = { ...dataOptions, exclude: skipped.map((p) => p.file) };
         process.stderr.write(`${o.resume ? 'resuming' : 'training'} ${task} in ${runDir}\n`);
         // a run that fails before its first checkpoint leaves no folder behind
         const fresh = !o.resume && !existsSync(runDir);
@@ -268,6 +280,12 @@ export function register(program: Command): void {
 
         async function runTraining(): Promise<void> {
           const prepared = await prepareTrainData(task, config, dataOptions, runDir, process.stderr);
+          if (skipped.length > 0) {
+            await writeFile(
+              join(runDir, 'skipped.csv'),
+              `${[csvLine(['line', 'file', 'problem']), ...skipped.map((p) => csvLine([String(p.line), p.file, p.message]))].join('\n')}\n`,
+            );
+          }
           if (o.init && o.resume) process.stderr.write('--init is ignored with --resume: the run continues from its checkpoint\n');
           const initFrom = o.init && !o.resume ? await loadInitModel(o.init) : undefined;
           if (initFrom) process.stderr.write(`starting from the weights of ${resolve(o.init!)}\n`);
@@ -303,6 +321,7 @@ export function register(program: Command): void {
             runId: runDir.split(/[\\/]/).pop(),
             workers,
             ...(initRecord ? { initFrom: initRecord } : {}),
+            ...(skipped.length > 0 ? { skippedRows: skipped.length } : {}),
             environment: runEnvironment(),
           };
           const finalized = await finalizeVersion({
@@ -339,6 +358,32 @@ export function register(program: Command): void {
         }
       }),
     );
+}
+
+/** Decodes the whole dataset first; problems stop the run (E_BAD_DATASET) unless --skip-bad, which returns them. */
+async function checkDataset(task: Task, data: DataOptions, o: TrainCliOptions): Promise<RowProblem[]> {
+  let bar: ProgressBar | null = null;
+  const report = await validateDataset(data.dataDir, {
+    requireMasks: task === 'segmenter',
+    window: parseWindowPolicy(data.window),
+    onImage: (done, total) => {
+      bar ??= new ProgressBar(process.stderr, 'checking images', total);
+      bar.tick(1);
+      if (done === total) bar.finish();
+    },
+  });
+  for (const w of report.warnings) process.stderr.write(`warning: ${w}\n`);
+  if (report.problems.length === 0) return [];
+  const listed = formatProblems(report, 20).join('\n  ');
+  if (!o.skipBad) {
+    throw new CxrError(
+      'E_BAD_DATASET',
+      `${report.problems.length} of ${report.rows} rows of ${data.dataDir}/labels.csv cannot be used; nothing was trained or written:\n  ${listed}\n` +
+        'fix them, or give --skip-bad to train without them',
+    );
+  }
+  process.stderr.write(`--skip-bad: training without ${report.problems.length} of ${report.rows} rows:\n  ${listed}\n`);
+  return report.problems;
 }
 
 function hasCheckpoint(runDir: string): boolean {

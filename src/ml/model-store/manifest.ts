@@ -63,6 +63,56 @@ export interface ThresholdInfo {
   warnings?: string[];
 }
 
+export interface PipelineFigures {
+  auc: number | null;
+  /** the threshold picked for the target recall on these probabilities */
+  threshold: number | null;
+  sensitivity: number | null;
+  specificity: number | null;
+}
+
+/** Float vs int8 through the served pipeline on one labelled subset (manifest `quantization.comparison`). */
+export interface QuantizationComparison {
+  subset: string;
+  /** dataset folder names (no machine paths) and the split files' names */
+  data: string[];
+  n: number;
+  views: number;
+  targetRecall: number;
+  /** the other network of the pipeline, as served during the comparison */
+  otherModel: { name: string; version: string; precision: 'float' | 'int8' };
+  float: PipelineFigures;
+  int8: PipelineFigures;
+  aucDelta: number | null;
+  /** |p_int8 - p_float| over the subset's images (TTA-mean probabilities) */
+  probabilityDiff: { max: number; mean: number };
+  /** segmenter: mean and lowest Dice between the float and int8 cleaned masks */
+  maskAgreement?: { mean: number; min: number };
+}
+
+/** What `cxr-triage quantize` records in manifest.json (key `quantization`). */
+export interface QuantizationInfo {
+  file: string;
+  format: 'QDQ';
+  weights: string;
+  activations: string;
+  method: 'minmax' | 'percentile';
+  percentile?: number;
+  calibration: { images: number; inputsPerImage: number; data: string[]; subset: string | null };
+  ops: string[];
+  quantizedNodes: number;
+  floatNodes: { id: string; op: string; reason: string }[];
+  bytes: { float: number; int8: number };
+  comparison: QuantizationComparison | null;
+  /** the engine serves the int8 model unless told otherwise (CXR_PRECISION=float) */
+  served: boolean;
+  /** why served is what it is, in words */
+  decision: string;
+  /** classifier: the int8 model's own threshold, picked like `threshold` on its probabilities */
+  threshold?: ThresholdInfo;
+  quantizedAt: string;
+}
+
 /** Where a version came from when it is not a fresh training run. */
 export interface DerivedFrom {
   name: string;
@@ -103,6 +153,8 @@ export interface TrainingInfo {
   workers?: number;
   /** the model version whose weights the run started from (fine-tuning), when not random */
   initFrom?: InitFrom;
+  /** rows of labels.csv left out by `train --skip-bad` (listed in the run's skipped.csv) */
+  skippedRows?: number;
   /** code and library versions, the command line */
   environment?: RunEnvironment;
 }
@@ -126,6 +178,8 @@ export interface ModelManifest {
   files: Record<string, string>;
   /** the exported graph, once `export-onnx` has written model.onnx */
   onnx?: OnnxInfo;
+  /** the int8 model next to model.onnx, once `quantize` has written it */
+  quantization?: QuantizationInfo;
   /** set when this version re-used another's weights with a new decision rule */
   derivedFrom?: DerivedFrom;
   /** plain-language notes for a reader of this file (what the two thresholds mean, ...) */

@@ -1,4 +1,4 @@
-import { writeFile, rename } from 'node:fs/promises';
+import { writeFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
@@ -61,7 +61,9 @@ export async function exportModelVersion(dir: string, log: (line: string) => voi
       nodes: result.stats.nodes,
       exportedAt: new Date().toISOString(),
     };
-    const { files: _old, ...rest } = manifest;
+    // an int8 model quantized from the previous model.onnx no longer matches it
+    const { files: _old, quantization, ...rest } = manifest;
+    if (quantization) await rm(join(dir, quantization.file), { force: true });
     const updated: Omit<ModelManifest, 'files'> = { ...rest, onnx: info };
     const written = await writeManifest(dir, updated);
     return { dir, kind, info, manifest: { ...written, onnx: info } };

@@ -29,6 +29,8 @@ export interface DataOptions {
   /** DICOM window policy name (default auto) */
   window?: string;
   augment: boolean;
+  /** files of labels.csv left out (`train --skip-bad`: rows validate-dataset found unusable) */
+  exclude?: string[];
 }
 
 export interface PreparedTrainData {
@@ -91,8 +93,23 @@ async function segmenterMasks(dir: string): Promise<{ maskFor: NonNullable<Batch
  */
 export async function prepareTrainData(task: Task, config: TrainConfig, opts: DataOptions, runDir: string, log: ProgressStream): Promise<PreparedTrainData> {
   const window: WindowPolicy = parseWindowPolicy(opts.window);
-  const ds = await loadDataset(opts.dataDir, { requireMasks: task === 'segmenter' });
-  const items = capItems(ds.items, opts.maxImages, config.seed);
+  const excluded = new Set(opts.exclude ?? []);
+  const ds = await loadDataset(opts.dataDir, {
+    requireMasks: task === 'segmenter',
+    // rows left out on purpose may be unreadable; any other problem still stops the run
+    ...(excluded.size > 0
+      ? {
+          onRowProblem: (p) => {
+            if (!excluded.has(p.file)) throw new CxrError('E_BAD_DATASET', `labels.csv line ${p.line}: ${p.message}`);
+          },
+        }
+      : {}),
+  });
+  const items = capItems(
+    ds.items.filter((i) => !excluded.has(i.file)),
+    opts.maxImages,
+    config.seed,
+  );
   let split: DatasetSplit;
   if (existsSync(join(runDir, 'split.csv'))) {
     split = await readSplit(runDir);
