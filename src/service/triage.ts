@@ -304,6 +304,11 @@ export class TriageService {
     this.releaseAll();
   }
 
+  /** Hands the jobs this process is scoring back to the queue (the process exits before they finish). */
+  releaseRunningJobs(): Promise<void> {
+    return this.workers.releaseRunning();
+  }
+
   private finished(id: string): void {
     for (const w of this.waiters.get(id) ?? []) w();
   }

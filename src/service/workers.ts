@@ -27,6 +27,7 @@ export class WorkerPool {
   private stopping = false;
   private running = 0;
   private readonly loops: Promise<void>[] = [];
+  private readonly current = new Set<FetchedJob>();
   private readonly sleepers = new Set<() => void>();
   private unsubscribe: (() => void) | null = null;
 
@@ -61,6 +62,22 @@ export class WorkerPool {
     this.unsubscribe?.();
     this.wake();
     await Promise.all(this.loops);
+  }
+
+  /**
+   * Hands the jobs running now back to the queue for another attempt (a process that must exit
+   * before they finish): otherwise they would wait out their time limit before anyone retried them.
+   */
+  async releaseRunning(): Promise<void> {
+    const jobs = [...this.current];
+    this.current.clear();
+    await Promise.all(
+      jobs.map((job) =>
+        this.o.jobs
+          .fail(job, { code: 'E_SHUTDOWN', message: 'the worker stopped before the job finished' })
+          .catch((e) => this.o.log.warn('could not hand a running job back; it is retried when it expires', { studyId: job.data.studyId, error: String(e) })),
+      ),
+    );
   }
 
   private wake(): void {
@@ -98,16 +115,20 @@ export class WorkerPool {
 
   private async runOne(job: FetchedJob): Promise<void> {
     this.running++;
+    this.current.add(job);
     this.o.onChange?.(this.running);
     try {
       await this.o.score(job);
-      await this.o.jobs.complete(job);
+      // a job handed back at shutdown is not ours to complete any more
+      if (this.current.has(job)) await this.o.jobs.complete(job);
     } catch (e) {
+      if (!this.current.has(job)) return;
       const reason = { code: isCxrError(e) ? e.code : 'E_INTERNAL', message: String((e as Error)?.message ?? e).slice(0, 500) };
       this.o.log.warn('scoring attempt failed; it will be retried', { studyId: job.data.studyId, attempt: job.retryCount + 1, ...reason });
       // If even this fails (the database is gone), the job stays active until it expires and is retried then.
       await this.o.jobs.fail(job, reason).catch((f) => this.o.log.warn('marking a job failed did not reach the database', { error: String(f) }));
     } finally {
+      this.current.delete(job);
       this.running--;
       this.o.onChange?.(this.running);
     }

@@ -99,6 +99,7 @@ for (const kind of ['fs', 'pg'] as StoreKind[]) {
       CXR_JWT_SECRET: JWT_SECRET,
       CXR_HMAC_KEY: 'scale-test-hmac-key-0123456789abcdef',
       CXR_TTA: '2',
+      CXR_DIMSE_PORT: '0',
       CXR_INFER_THREADS: '1',
       // a killed worker's job is taken to have died after 4 s, and maintenance looks every second
       CXR_JOB_TIMEOUT_S: '4',

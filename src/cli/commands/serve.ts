@@ -150,6 +150,8 @@ export function register(program: Command): void {
           ]);
           // inference still running past the drain time keeps its engine; its study stays queued for the next start
           if (drained.workFinished) await parts.service.closeEngine();
+          // its job goes back to the queue now, for the next start or another worker, instead of after its time limit
+          else await parts.service.releaseRunningJobs();
           await db.close();
           process.stderr.write('stopped\n');
           process.exit(0);
