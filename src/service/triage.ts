@@ -285,7 +285,11 @@ export class TriageService {
         const study = await findStudy(this.o.ds, id).catch(() => null);
         if (study && study.status !== 'queued') return;
         const left = end - Date.now();
-        if (left <= 0 || this.released) return;
+        if (this.released) {
+          await Promise.allSettled([...this.recording]);
+          return;
+        }
+        if (left <= 0) return;
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([woken, this.waitersReleased, new Promise<void>((r) => (timer = setTimeout(r, Math.min(left, 250))))]);
         clearTimeout(timer);
@@ -297,6 +301,7 @@ export class TriageService {
   }
 
   private released = false;
+  private readonly recording = new Set<Promise<unknown>>();
 
   /** Answers every waitForResult now, whatever its study's state (a shutdown's drain time is over). */
   releaseWaiters(): void {
@@ -336,7 +341,18 @@ export class TriageService {
       throw e;
     }
     this.o.hooks?.inferenceSeconds?.((performance.now() - t0) / 1000);
-    await recordPrediction(this.o.ds, id, await this.predictionFrom(report));
+    // Its waiters were told "still queued" (shutdown): the study stays so, and the job is retried elsewhere.
+    const prediction = await this.predictionFrom(report);
+    if (this.released) throw new CxrError('E_QUEUE_FULL', 'the service stopped before this study was recorded');
+    // checked and registered in one turn of the event loop: a release either comes first (no
+    // record) or waits for this record, so a waiter's answer always matches the database
+    const recording = recordPrediction(this.o.ds, id, prediction);
+    this.recording.add(recording);
+    try {
+      await recording;
+    } finally {
+      this.recording.delete(recording);
+    }
     this.o.hooks?.study?.('scored');
     this.finished(id);
   }

@@ -1,6 +1,6 @@
 /** Workstations post studies; clinicians read them, their images, and record reviews. */
 import { CxrError } from '../../errors.js';
-import { findStudy, listReviews } from '../../db/studies.js';
+import { listReviews } from '../../db/studies.js';
 import { recordReview, reviewInput } from '../../service/reviews.js';
 import { findVisibleStudy } from '../../service/study-access.js';
 import type { StudyRow } from '../../db/entities.js';
@@ -26,11 +26,12 @@ async function loadStudy(c: Ctx): Promise<StudyRow> {
   return study;
 }
 
-async function viewReply(c: Ctx, id: string, status: number): Promise<Reply> {
+/** `status` may depend on the study's state: it is decided on the same read as the body, so the two always agree. */
+async function viewReply(c: Ctx, id: string, status: number | ((s: StudyRow) => number)): Promise<Reply> {
   const v = await c.deps.service.view(id);
   if (!v) throw new CxrError('E_NOT_FOUND', `no study ${id}`);
   return {
-    status,
+    status: typeof status === 'number' ? status : status(v.study),
     json: studyView(v, { withReviews: principalOf(c).role !== 'workstation' }),
     headers: { Location: `/v1/studies/${id}` },
   };
@@ -91,8 +92,8 @@ export const postStudy: RouteDef = {
     if (!res.created) return viewReply(c, id, 200);
     if (wait) {
       await c.deps.service.waitForResult(id, c.deps.config.waitTimeoutMs);
-      const study = await findStudy(c.deps.ds, id);
-      return viewReply(c, id, study?.status === 'queued' ? 202 : 200);
+      // a worker (here or in another process) may finish the study at any moment
+      return viewReply(c, id, (s) => (s.status === 'queued' ? 202 : 200));
     }
     return {
       status: 202,
