@@ -22,7 +22,7 @@ import { existsSync, mkdirSync, writeFileSync, readdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { chestDicom } from './latency-dicom.js';
+import { chestDicom } from '../src/data/simple-chest-dicom.js';
 import { helpFromHeader } from './usage.js';
 
 helpFromHeader(import.meta.url);
@@ -56,7 +56,7 @@ if (!args.models && !(hasOnnx(models, 'segmenter') && hasOnnx(models, 'classifie
   if (!(hasOnnx(models, 'segmenter') && hasOnnx(models, 'classifier'))) {
     log(`no shipped models with model.onnx: building random-weight full-size versions in ${models}`);
     const { initBackend } = await import('../src/ml/backend.js');
-    const { createRandomModels } = await import('./latency-models.js');
+    const { createRandomModels } = await import('../src/ml/random-models.js');
     await initBackend({ log });
     await createRandomModels(models, { size: 'full', log });
   }

@@ -22,7 +22,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { chestDicom } from './latency-dicom.js';
+import { chestDicom } from '../src/data/simple-chest-dicom.js';
 import { helpFromHeader } from './usage.js';
 
 helpFromHeader(import.meta.url);

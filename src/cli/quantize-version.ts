@@ -1,4 +1,5 @@
-import { writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { rm, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { readSplitFile, type SplitName } from '../data/split.js';
 import { CxrError } from '../errors.js';
@@ -7,7 +8,8 @@ import { loadServedModel } from '../inference/models.js';
 import { networkInputSource } from '../inference/network-inputs.js';
 import { itemsInSubset, recalibratedThreshold } from '../ml/calibrate.js';
 import type { EvalItem } from '../ml/evaluate.js';
-import { deriveVersion, readManifest, writeManifest, type ModelManifest, type ModelName } from '../ml/model-store/index.js';
+import { deriveVersion, ONNX_FILE, readManifest, writeManifest, type ModelManifest, type ModelName } from '../ml/model-store/index.js';
+import { decodeModel } from '../ml/onnx/quantize/proto.js';
 import { calibrateThreshold, dice, rocAuc } from '../ml/metrics.js';
 import { quantizeOnnx, type CalibrationInput, type CalibrationMethod, type QuantizableOp } from '../ml/onnx/quantize/index.js';
 import {
@@ -46,6 +48,8 @@ export interface QuantizeVersionOptions {
   targetRecall?: number;
   /** name of the new version (default: the next <version>-rN) */
   version?: string;
+  /** leave model.onnx out of the new version (rebuilt from the tfjs weights when float is asked for) */
+  dropFloat?: boolean;
   log?: (line: string) => void;
 }
 
@@ -156,12 +160,14 @@ export async function quantizeVersion(o: QuantizeVersionOptions): Promise<Quanti
         ...(kind === 'classifier' && manifest.threshold ? { threshold: manifest.threshold } : {}),
         quantizedAt: new Date().toISOString(),
       };
-      if (!o.compare) return { ...base, quantization: info };
-      await writeManifest(stage, { ...base, quantization: info });
-      const comparison = await compare(o, kind, stage, tta, log);
-      info.comparison = comparison.figures;
-      if (kind === 'classifier' && comparison.int8Threshold) info.threshold = comparison.int8Threshold;
-      Object.assign(info, decide(kind, comparison.figures));
+      if (o.compare) {
+        await writeManifest(stage, { ...base, quantization: info });
+        const comparison = await compare(o, kind, stage, tta, log);
+        info.comparison = comparison.figures;
+        if (kind === 'classifier' && comparison.int8Threshold) info.threshold = comparison.int8Threshold;
+        Object.assign(info, decide(kind, comparison.figures));
+      }
+      info.float = await floatRecord(stage, kind, f.bytes, Boolean(o.dropFloat), log);
       return { ...base, quantization: info };
     },
   });
@@ -172,6 +178,32 @@ export async function quantizeVersion(o: QuantizeVersionOptions): Promise<Quanti
     kind,
     info: derived.manifest.quantization!,
   };
+}
+
+/**
+ * What the manifest says about model.onnx; with `drop`, removes it from the folder after
+ * checking that the tfjs weights rebuild exactly these bytes (else it stays, with a warning).
+ */
+async function floatRecord(
+  dir: string,
+  kind: ModelName,
+  bytes: Uint8Array,
+  drop: boolean,
+  log: (line: string) => void,
+): Promise<NonNullable<QuantizationInfo['float']>> {
+  const metadata = Object.fromEntries((decodeModel(bytes).metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? '']));
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const record = { file: ONNX_FILE, sha256, bytes: bytes.length, shipped: true, metadata };
+  if (!drop) return record;
+  const { exportOnnxBytes } = await import('../ml/onnx/model-version.js');
+  const rebuilt = await exportOnnxBytes(dir, kind, metadata);
+  if (createHash('sha256').update(rebuilt).digest('hex') !== sha256) {
+    log(`warning: the tfjs weights do not rebuild model.onnx byte for byte (exporter changed since it was written?): model.onnx stays`);
+    return record;
+  }
+  await rm(join(dir, ONNX_FILE));
+  log(`model.onnx left out (${(bytes.length / 1e6).toFixed(1)} MB): float is rebuilt from the tfjs weights when asked for`);
+  return { ...record, shipped: false };
 }
 
 async function compare(

@@ -19,11 +19,13 @@ import {
   insertStudyOnce,
   listReviews,
   recordFailure,
+  recordNotScored,
   recordPrediction,
   type NewPrediction,
 } from '../db/studies.js';
 import { recordedVersion, type ModelRef, type TriageEngine, type TriageReport } from '../inference/types.js';
 import type { FetchedJob, JobQueue } from './jobs.js';
+import { classifyView, viewCheckFailure } from '../inference/view.js';
 import type { Logger } from './log.js';
 import { collectGarbage, discardIfUnreferenced, sha256Hex, type ObjectStore } from './object-store.js';
 import { pseudonymisePatientId } from './pseudonym.js';
@@ -202,6 +204,8 @@ export class TriageService {
           seriesInstanceUid: uids.series,
           sopInstanceUid: uids.sop,
           sopClassUid: meta.sopClassUid,
+          accessionNumber: meta.accessionNumber,
+          studyDate: meta.studyDate,
           patientPseudonym: pseudonymisePatientId(this.o.hmacKey, meta.patientId),
           modality: meta.modality,
           viewPosition: meta.viewPosition,
@@ -328,6 +332,13 @@ export class TriageService {
     const study = await findStudy(this.o.ds, id);
     if (study?.status !== 'queued') return;
     if (job.retryCount > 0) this.o.hooks?.study?.('retried');
+    // Only frontal chest images are scored; the others stay in the study, listed with why.
+    const view = classifyView(study.viewPosition, study.bodyPart);
+    if (view.kind === 'other') {
+      await recordNotScored(this.o.ds, id, view.reason);
+      this.finished(id);
+      return;
+    }
     let report: TriageReport;
     const t0 = performance.now();
     try {
@@ -346,7 +357,8 @@ export class TriageService {
     if (this.released) throw new CxrError('E_QUEUE_FULL', 'the service stopped before this study was recorded');
     // checked and registered in one turn of the event loop: a release either comes first (no
     // record) or waits for this record, so a waiter's answer always matches the database
-    const recording = recordPrediction(this.o.ds, id, prediction);
+    const excluded = view.kind === 'unknown' ? viewCheckFailure(report) : null;
+    const recording = recordPrediction(this.o.ds, id, prediction, excluded);
     this.recording.add(recording);
     try {
       await recording;
@@ -404,6 +416,11 @@ export class TriageService {
       timingsMs: r.timingsMs,
       report: r as unknown as Record<string, unknown>,
     };
+  }
+
+  /** The stored original of an instance, byte for byte as it was received. */
+  async original(study: StudyRow): Promise<Buffer> {
+    return this.o.store.get(study.sha256);
   }
 
   async view(id: string): Promise<StudyView | null> {

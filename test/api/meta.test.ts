@@ -16,7 +16,7 @@ import { verifyToken, signToken } from '../../src/api/tokens.js';
 import { FsObjectStore } from '../../src/service/fs-store.js';
 import { sha256Hex } from '../../src/service/object-store.js';
 import { pseudonymisePatientId } from '../../src/service/pseudonym.js';
-import { startHarness, study, type Harness } from './harness.js';
+import { startHarness, study, type Harness } from '../support/api.js';
 
 let h: Harness;
 let scratch: string;

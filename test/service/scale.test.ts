@@ -13,13 +13,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { createRandomModels } from '../../bench/latency-models.js';
+import { createRandomModels } from '../../src/ml/random-models.js';
 import { signToken } from '../../src/api/tokens.js';
 import { verifyAuditChain } from '../../src/db/audit.js';
 import { collectGarbage, type StoreKind } from '../../src/service/object-store.js';
 import { openObjectStore } from '../../src/service/stores.js';
-import { study } from '../api/harness.js';
-import { createTestDatabase } from '../db/test-database.js';
+import { study } from '../support/api.js';
+import { createTestDatabase } from '../support/database.js';
 
 const CLI = join(process.cwd(), 'bin', 'cxr-triage.js');
 const JWT_SECRET = 'scale-test-jwt-secret-0123456789abcdef';

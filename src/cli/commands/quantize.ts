@@ -29,6 +29,7 @@ interface QuantizeCliOptions {
   threads?: string;
   targetRecall?: string;
   version?: string;
+  dropFloat?: boolean;
   json?: boolean;
 }
 
@@ -68,6 +69,10 @@ export function register(program: Command): void {
     .option('--threads <n>', 'ONNX Runtime intra-op threads')
     .option('--target-recall <r>', "recall the int8 threshold is picked for (default: the float threshold's)")
     .option('--version <name>', 'name of the new version (default: the next <version>-rN)')
+    .option(
+      '--drop-float',
+      'leave model.onnx out of the new version (smaller folder); float is then rebuilt from the tfjs weights, checked by sha256, when asked for',
+    )
     .option('--json', "print the manifest's quantization record as JSON")
     .action(
       action(async (versionDir: string, o: QuantizeCliOptions) => {
@@ -108,6 +113,7 @@ export function register(program: Command): void {
           tta: parseInteger('--tta', o.tta, 1),
           targetRecall: o.targetRecall === undefined ? undefined : parseNumber('--target-recall', o.targetRecall),
           version: o.version,
+          dropFloat: o.dropFloat,
           log: (line) => process.stderr.write(`${line}\n`),
         });
         const q = r.info;

@@ -110,6 +110,12 @@ export interface QuantizationInfo {
   decision: string;
   /** classifier: the int8 model's own threshold, picked like `threshold` on its probabilities */
   threshold?: ThresholdInfo;
+  /**
+   * The float model. `shipped: false` (quantize --drop-float, to keep the folder small): the
+   * folder has no model.onnx; the engine rebuilds it from the tfjs weights when float is asked
+   * for (export-onnx with this graph metadata) and serves it only if its sha256 matches.
+   */
+  float?: { file: string; sha256: string; bytes: number; shipped: boolean; metadata: Record<string, string> };
   quantizedAt: string;
 }
 
@@ -129,6 +135,11 @@ export interface InitFrom {
   name?: string;
   version?: string;
   location: PortablePath;
+  /**
+   * Test images of this run whose patients trained (or validated) the initial model, from its
+   * split.csv: its test metrics are optimistic by that much. Absent when it had no split.csv.
+   */
+  testOverlap?: { images: number; patients: number; of: number };
 }
 
 export interface TrainingInfo {
