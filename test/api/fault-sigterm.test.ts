@@ -57,6 +57,8 @@ async function serve(extra: NodeJS.ProcessEnv = {}): Promise<ServeProcess> {
     CXR_HMAC_KEY: hmacKey,
     CXR_INFER_CONCURRENCY: '1',
     CXR_TTA: '2',
+    // no DIMSE listener: test files run in parallel and would race for port 11112
+    CXR_DIMSE_PORT: '0',
     ...extra,
   });
   running.add(s);
