@@ -15,6 +15,7 @@ import { metaRoutes } from './routes/meta.js';
 import { stow, stowStudy } from './routes/stow.js';
 import { wadoRoutes } from './routes/wado.js';
 import { qidoRoutes } from './routes/qido.js';
+import { diagnosticReports } from './routes/fhir.js';
 import { studyRoutes } from './routes/studies.js';
 import { json } from './openapi-types.js';
 
@@ -46,6 +47,7 @@ export const routes: readonly RouteDef[] = [
   stowStudy,
   ...wadoRoutes,
   ...qidoRoutes,
+  diagnosticReports,
   ...listRoutes,
   ...adminRoutes,
 ];

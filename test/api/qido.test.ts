@@ -2,7 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readMetadata } from '../../src/dicom/index.js';
-import { startHarness, study, type Harness } from '../support/api.js';
+import { startHarness, study, waitScored, type Harness } from '../support/api.js';
 
 let h: Harness;
 let clin: string;
@@ -87,4 +87,34 @@ test("QIDO-RS lists a study's series and instances, each with its WADO-RS Retrie
 test('a workstation finds only what it sent', async () => {
   assert.equal((await get(`/dicomweb/studies?StudyInstanceUID=${STUDY}`, `Bearer ${h.token('workstation', 'ws-qido')}`)).length, 1);
   assert.deepEqual(await get(`/dicomweb/studies?StudyInstanceUID=${STUDY}`, `Bearer ${h.token('workstation', 'ws-other')}`), []);
+});
+
+test('FHIR R4: a scored study has a preliminary DiagnosticReport with its Observation (probability, threshold, decision)', async () => {
+  const ids: { id: string }[] = await h.db.ds.query('SELECT id FROM studies WHERE study_instance_uid = $1', [STUDY]);
+  for (const { id } of ids) await waitScored(h, id);
+  const res = await h.http.get(`/fhir/r4/DiagnosticReport?study=${STUDY}`).set('Authorization', clin);
+  assert.equal(res.status, 200);
+  assert.match(res.headers['content-type'], /^application\/fhir\+json/);
+  const bundle = JSON.parse(res.text);
+  assert.equal(bundle.resourceType, 'Bundle');
+  assert.equal(bundle.total, 1);
+  const report = bundle.entry[0].resource;
+  assert.equal(report.resourceType, 'DiagnosticReport');
+  assert.equal(report.status, 'preliminary');
+  assert.deepEqual(report.identifier[0], { system: 'urn:dicom:uid', value: `urn:oid:${STUDY}` });
+  assert.equal(report.identifier[1].value, 'ACC-Q1');
+  assert.equal(report.effectiveDateTime, '2026-11-15');
+  assert.match(report.conclusion, /Not for diagnostic use\.$/);
+  assert.match(report.conclusion, /1 frontal image\(s\) scored/);
+  const obs = report.contained[0];
+  assert.equal(report.result[0].reference, `#${obs.id}`);
+  const wl = await h.http.get('/v1/worklist?limit=200').set('Authorization', clin);
+  const row = wl.body.items.find((i: { studyInstanceUid: string }) => i.studyInstanceUid === STUDY);
+  assert.equal(obs.valueQuantity.value, row.probability);
+  assert.equal(obs.interpretation[0].coding[0].code, row.decision === 'positive' ? 'POS' : 'NEG');
+  assert.match(obs.device.display, /@/);
+  const none = JSON.parse((await h.http.get('/fhir/r4/DiagnosticReport?study=1.2.3.4').set('Authorization', clin)).text);
+  assert.equal(none.total, 0);
+  assert.equal((await h.http.get('/fhir/r4/DiagnosticReport').set('Authorization', clin)).status, 400);
+  assert.equal((await h.http.get(`/fhir/r4/DiagnosticReport?study=${STUDY}`).set('Authorization', `Bearer ${h.token('workstation', 'ws-qido')}`)).status, 403);
 });
