@@ -24,7 +24,7 @@ interface ModelRefLike {
 
 async function reportFor(c: Ctx, studyUid: string): Promise<Resource[]> {
   const [row] = await worklist(c.deps.ds, { studyInstanceUid: studyUid }, null, 1);
-  if (!row || row.status !== 'scored' || row.probability === null) return [];
+  if (row?.status !== 'scored' || row.probability === null) return [];
   const [study, prediction] = await Promise.all([findStudy(c.deps.ds, row.studyId), findPrediction(c.deps.ds, row.studyId)]);
   if (!study || !prediction) return [];
   const models = (prediction.report as { models?: { segmenter?: ModelRefLike; classifier?: ModelRefLike } }).models ?? {};
