@@ -20,7 +20,8 @@ export interface ServeProcess {
 
 /** Starts serve; rejects with its output if it exits or does not listen within `timeoutMs`. */
 export async function startServe(env: NodeJS.ProcessEnv, timeoutMs = 120_000): Promise<ServeProcess> {
-  const proc = spawn(process.execPath, [CLI, 'serve', '--port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // No DIMSE listener unless asked for: benches and test files run side by side and would race for port 11112.
+  const proc = spawn(process.execPath, [CLI, 'serve', '--port', '0'], { env: { CXR_DIMSE_PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));
