@@ -12,7 +12,8 @@ import { adminRoutes } from './routes/admin.js';
 import { postToken } from './routes/auth.js';
 import { listRoutes } from './routes/lists.js';
 import { metaRoutes } from './routes/meta.js';
-import { stow } from './routes/stow.js';
+import { stow, stowStudy } from './routes/stow.js';
+import { wadoRoutes } from './routes/wado.js';
 import { studyRoutes } from './routes/studies.js';
 import { json } from './openapi-types.js';
 
@@ -35,7 +36,17 @@ const openApiRoute: RouteDef = {
 };
 
 /** Every route the app serves, in registration order. */
-export const routes: readonly RouteDef[] = [...metaRoutes, openApiRoute, postToken, ...studyRoutes, stow, ...listRoutes, ...adminRoutes];
+export const routes: readonly RouteDef[] = [
+  ...metaRoutes,
+  openApiRoute,
+  postToken,
+  ...studyRoutes,
+  stow,
+  stowStudy,
+  ...wadoRoutes,
+  ...listRoutes,
+  ...adminRoutes,
+];
 
 let cachedDocument: Record<string, unknown> | null = null;
 export function openApiDocument(): Record<string, unknown> {
@@ -134,7 +145,12 @@ function errorHandler(deps: ApiDeps) {
       res.destroy();
       return;
     }
-    if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="cxr-triage"');
+    if (status === 401) {
+      res.setHeader(
+        'WWW-Authenticate',
+        req.path.startsWith('/dicomweb/') ? ['Bearer realm="cxr-triage"', 'Basic realm="cxr-triage"'] : 'Bearer realm="cxr-triage"',
+      );
+    }
     if (e.code === 'E_QUEUE_FULL' || e.code === 'E_UNAVAILABLE') res.setHeader('Retry-After', '5');
     if ((e.code === 'E_RATE_LIMITED' || e.code === 'E_STORAGE_FULL') && typeof e.details?.retryAfterSeconds === 'number')
       res.setHeader('Retry-After', String(e.details.retryAfterSeconds));

@@ -58,7 +58,9 @@ export async function recalibrate(o: RecalibrateOptions): Promise<RecalibrateRes
   const items = itemsInSubset(await loadEvalItems(resolve(o.dataDir), { window: o.window }), split, o.subset);
   if (items.length === 0) throw new CxrError('E_BAD_DATASET', `${o.splitPath} assigns no images to '${o.subset}'`);
   if (!items.some((i) => i.label >= 0.5)) throw new CxrError('E_BAD_DATASET', `the ${o.subset} images hold no pneumonia case: recall is undefined there`);
-  const result = await scoreItems(items, { ...o.engine, classifierDir, tta: o.views }, { task: 'calibrate', verb: 'scoring', what: `${o.subset} images` });
+  // manifest.threshold belongs to model.onnx; the int8 model's own is picked by `quantize`
+  const engine = { ...o.engine, classifierDir, tta: o.views, precision: { classifier: 'float' as const } };
+  const result = await scoreItems(items, engine, { task: 'calibrate', verb: 'scoring', what: `${o.subset} images` });
   const calibration = calibrateThreshold(
     result.images.map((i) => i.probability),
     result.images.map((i) => i.label),

@@ -17,10 +17,12 @@ import {
   listQueuedStudyIds,
   listReviews,
   recordFailure,
+  recordNotScored,
   recordPrediction,
   type NewPrediction,
 } from '../db/studies.js';
-import type { ModelRef, TriageEngine, TriageReport } from '../inference/types.js';
+import { recordedVersion, type ModelRef, type TriageEngine, type TriageReport } from '../inference/types.js';
+import { classifyView, viewCheckFailure } from '../inference/view.js';
 import type { DicomStore } from './dicom-store.js';
 import { sha256Hex } from './dicom-store.js';
 import type { Logger } from './log.js';
@@ -112,9 +114,10 @@ export class TriageService {
 
   private async registerRef(ref: ModelRef, kind: 'segmenter' | 'classifier'): Promise<ModelVersionRow> {
     const info = this.o.readManifest ? await this.o.readManifest(ref) : { kind, manifest: {} };
-    const m: ModelToRegister = { kind, name: ref.name, version: ref.version, sha256: ref.sha256, manifest: info.manifest };
+    // the int8 file of a version is recorded as its own row (other bytes, other figures)
+    const m: ModelToRegister = { kind, name: ref.name, version: recordedVersion(ref), sha256: ref.sha256, manifest: info.manifest };
     const row = await registerModel(this.o.ds, m);
-    this.modelIds.set(`${ref.name}@${ref.version}`, row.id);
+    this.modelIds.set(`${ref.name}@${recordedVersion(ref)}`, row.id);
     return row;
   }
 
@@ -170,6 +173,8 @@ export class TriageService {
           seriesInstanceUid: uids.series,
           sopInstanceUid: uids.sop,
           sopClassUid: meta.sopClassUid,
+          accessionNumber: meta.accessionNumber,
+          studyDate: meta.studyDate,
           patientPseudonym: pseudonymisePatientId(this.o.hmacKey, meta.patientId),
           modality: meta.modality,
           viewPosition: meta.viewPosition,
@@ -224,6 +229,12 @@ export class TriageService {
   private async score(id: string): Promise<void> {
     const study = await findStudy(this.o.ds, id);
     if (!study || study.status !== 'queued') return;
+    // Only frontal chest images are scored; the others stay in the study, listed with why.
+    const view = classifyView(study.viewPosition, study.bodyPart);
+    if (view.kind === 'other') {
+      await recordNotScored(this.o.ds, id, view.reason);
+      return;
+    }
     let bytes: Buffer;
     try {
       bytes = await this.o.store.get(study.sha256);
@@ -240,7 +251,8 @@ export class TriageService {
       return;
     }
     this.o.hooks?.inferenceSeconds?.((performance.now() - t0) / 1000);
-    await recordPrediction(this.o.ds, id, await this.predictionFrom(report));
+    const excluded = view.kind === 'unknown' ? viewCheckFailure(report) : null;
+    await recordPrediction(this.o.ds, id, await this.predictionFrom(report), excluded);
     this.o.hooks?.study?.('scored');
   }
 
@@ -253,7 +265,7 @@ export class TriageService {
   }
 
   private async modelId(ref: ModelRef, kind: 'segmenter' | 'classifier'): Promise<number> {
-    const known = this.modelIds.get(`${ref.name}@${ref.version}`);
+    const known = this.modelIds.get(`${ref.name}@${recordedVersion(ref)}`);
     if (known !== undefined) return known;
     return (await this.registerRef(ref, kind)).id;
   }
@@ -275,6 +287,11 @@ export class TriageService {
       timingsMs: r.timingsMs,
       report: r as unknown as Record<string, unknown>,
     };
+  }
+
+  /** The stored original of an instance, byte for byte as it was received. */
+  async original(study: StudyRow): Promise<Buffer> {
+    return this.o.store.get(study.sha256);
   }
 
   async view(id: string): Promise<StudyView | null> {

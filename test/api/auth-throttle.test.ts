@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Server } from 'node:http';
 import { closeServer, listen, type ServiceParts } from '../../src/app/server.js';
-import { startHarness, type Harness } from './harness.js';
+import { startHarness, type Harness } from '../support/api.js';
 
 const MAX = 10;
 let h: Harness;

@@ -12,7 +12,7 @@ import { startDimseServer, type DimseServer } from '../../src/api/dimse/scp.js';
 import { insertClient } from '../../src/db/principals.js';
 import { readMetadata } from '../../src/dicom/index.js';
 import { silentLogger } from '../../src/service/log.js';
-import { startHarness, study, waitScored, type Harness } from './harness.js';
+import { startHarness, study, waitScored, type Harness } from '../support/api.js';
 
 let h: Harness;
 let scp: DimseServer;
@@ -194,4 +194,60 @@ test('C-STORE from an unknown AE stores nothing; a CT image has no accepted pres
   const ct = await store('WS-DX-1', join('fixtures', 'dicom', 'ct-s16-hu.dcm'));
   assert.doesNotMatch(ct.out, /Store Response \(Success\)/);
   assert.match(ct.out, /no presentation context|No presentation context/i, ct.out);
+});
+
+test('a PA, an AP and a lateral of one study in separate associations: one worklist row, two scored images, the lateral listed as not scored', async () => {
+  const studyUid = '2.25.4711000000000000000000000000000001';
+  const opts = { studyInstanceUid: studyUid, accessionNumber: 'ACC-4711', studyDate: '20261130' };
+  const files = [
+    file('pa.dcm', study(411, { ...opts, viewPosition: 'PA' })),
+    file('ap.dcm', study(412, { ...opts, viewPosition: 'AP' })),
+    file('lat.dcm', study(413, { ...opts, viewPosition: 'LL' })),
+  ];
+  for (const f of files) {
+    const r = await store('WS-DX-1', f);
+    assert.match(r.out, /Received Store Response \(Success\)/, r.out);
+  }
+  const ids: { id: string }[] = await h.db.ds.query('SELECT id FROM studies WHERE study_instance_uid = $1 ORDER BY seq', [studyUid]);
+  assert.equal(ids.length, 3);
+  for (const { id } of ids) await waitScored(h, id);
+
+  const res = await h.http.get('/v1/worklist?limit=200').set('Authorization', `Bearer ${h.token('clinician')}`);
+  assert.equal(res.status, 200);
+  const rows = (res.body.items as { studyInstanceUid: string }[]).filter((i) => i.studyInstanceUid === studyUid);
+  assert.equal(rows.length, 1, 'one row for the study');
+  const row = rows[0] as unknown as {
+    studyId: string;
+    status: string;
+    accessionNumber: string;
+    studyDate: string;
+    probability: number;
+    scoredImages: number;
+    instances: { id: string; viewPosition: string; status: string; probability: number | null; reason: string | null; decisive: boolean }[];
+  };
+  assert.equal(row.status, 'scored');
+  assert.equal(row.accessionNumber, 'ACC-4711');
+  assert.equal(row.studyDate, '2026-11-30');
+  assert.equal(row.scoredImages, 2);
+  assert.deepEqual(
+    row.instances.map((i) => [i.viewPosition, i.status]),
+    [
+      ['PA', 'scored'],
+      ['AP', 'scored'],
+      ['LL', 'not_scored'],
+    ],
+  );
+  assert.equal(row.instances[2].reason, 'lateral view (ViewPosition LL)');
+  assert.equal(row.instances[2].probability, null);
+  const preds: { n: number }[] = await h.db.ds.query('SELECT count(*)::int AS n FROM predictions WHERE study_id = $1', [row.instances[2].id]);
+  assert.equal(preds[0].n, 0, 'the lateral never went through the model');
+  // The study's decision is its most suspicious frontal result.
+  const frontal = row.instances.filter((i) => i.status === 'scored');
+  const top = frontal.reduce((a, b) => ((b.probability ?? 0) > (a.probability ?? 0) ? b : a));
+  assert.equal(row.probability, top.probability);
+  assert.equal(row.studyId, top.id);
+  assert.deepEqual(
+    row.instances.filter((i) => i.decisive).map((i) => i.id),
+    [top.id],
+  );
 });

@@ -14,11 +14,11 @@ import { mkdir, mkdtemp, open, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { createRandomModels } from '../../bench/latency-models.js';
-import { startServe, type ServeProcess } from '../../bench/serve-process.js';
+import { createRandomModels } from '../../src/ml/random-models.js';
+import { startServe, type ServeProcess } from '../support/serve-process.js';
 import { signToken } from '../../src/api/tokens.js';
-import { createTestDatabase, type TestDatabase } from '../db/test-database.js';
-import { study } from './harness.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { study } from '../support/api.js';
 
 let root: string;
 let mnt: string;
@@ -88,6 +88,8 @@ test('a full data directory: 507 E_STORAGE_FULL with Retry-After, /readyz not re
     CXR_HMAC_KEY: randomBytes(32).toString('hex'),
     CXR_MAX_BODY_MB: '1',
     CXR_TTA: '2',
+    // no DIMSE listener: test files run in parallel and would race for port 11112
+    CXR_DIMSE_PORT: '0',
   });
   const url = server.url;
   const token = signToken(

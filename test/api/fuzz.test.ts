@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { chestDicom } from '../../bench/latency-dicom.js';
+import { chestDicom } from '../../src/data/simple-chest-dicom.js';
 import { startServe, type ServeProcess } from './serve-process.js';
 
 const SEED = Number(process.env.CXR_FUZZ_SEED ?? 20261201);

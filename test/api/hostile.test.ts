@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { constants as zc, deflateRawSync, inflateRawSync } from 'node:zlib';
 import dicomParser from 'dicom-parser';
-import { chestDicom, encodeChestCr } from '../../bench/latency-dicom.js';
+import { chestDicom, encodeChestCr } from '../../src/data/simple-chest-dicom.js';
 import { startServe, type ServeProcess } from './serve-process.js';
 
 let s: ServeProcess;

@@ -15,7 +15,7 @@ import { openApiPath } from '../../src/api/openapi.js';
 import { verifyToken, signToken } from '../../src/api/tokens.js';
 import { DicomStore, sha256Hex } from '../../src/service/dicom-store.js';
 import { pseudonymisePatientId } from '../../src/service/pseudonym.js';
-import { startHarness, study, type Harness } from './harness.js';
+import { startHarness, study, type Harness } from '../support/api.js';
 
 let h: Harness;
 let scratch: string;

@@ -9,11 +9,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { createRandomModels } from '../../bench/latency-models.js';
-import { startServe as spawnServe } from '../../bench/serve-process.js';
+import { createRandomModels } from '../../src/ml/random-models.js';
+import { startServe as spawnServe } from '../support/serve-process.js';
 import { signToken } from '../../src/api/tokens.js';
 import type { Role } from '../../src/db/entities.js';
-import { createTestDatabase, type TestDatabase } from '../db/test-database.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 export interface ServeProcess {
   url: string;

@@ -17,7 +17,7 @@ import { cosineDecay } from '../../src/ml/train/schedule.js';
 import { readManifest, verifyManifest } from '../../src/ml/model-store/index.js';
 import { loadModel } from '../../src/ml/model-io.js';
 import { CxrError } from '../../src/errors.js';
-import { setupBackend } from './helpers.js';
+import { setupBackend } from '../support/ml.js';
 
 await setupBackend();
 

@@ -6,7 +6,7 @@ import { findActiveClient, findClient } from '../../src/db/principals.js';
 import { CxrError } from '../../src/errors.js';
 import { createClient, revokeActiveClient, type ClientAudit } from '../../src/service/clients.js';
 import { verifySecret } from '../../src/service/credentials.js';
-import { createTestDatabase, type TestDatabase } from '../db/test-database.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 let db: TestDatabase;
 before(async () => {

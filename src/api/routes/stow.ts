@@ -2,6 +2,7 @@
  * DICOMweb STOW-RS (PS3.18 10.5): several instances in one multipart/related request, each
  * stored or refused on its own, answered with a DICOM JSON dataset listing both.
  */
+import { readMetadata } from '../../dicom/index.js';
 import { CxrError, isCxrError, type ErrorCode } from '../../errors.js';
 import { readBody, type Reply } from '../http.js';
 import { parseContentType, splitMultipart } from '../multipart.js';
@@ -57,11 +58,40 @@ function refItem(sopClass: string | null, sopInstance: string | null): DicomJson
   return item;
 }
 
+/** The WADO-RS URL of a stored instance (or of its study), absolute on the host the request came to. */
+export function wadoUrl(base: string, study: string, series?: string, sop?: string): string {
+  let url = `${base}/dicomweb/studies/${study}`;
+  if (series && sop) url += `/series/${series}/instances/${sop}`;
+  return url;
+}
+
+function baseUrl(req: { protocol: string; get(name: string): string | undefined }): string {
+  return `${req.protocol}://${req.get('host') ?? 'localhost'}`;
+}
+
+/** STOW-RS to /dicomweb/studies/{uid}: every instance must belong to that study (PS3.18 10.5.1). */
+function checkTargetStudy(bytes: Uint8Array, target: string): void {
+  let meta: ReturnType<typeof readMetadata>;
+  try {
+    meta = readMetadata(bytes);
+  } catch {
+    return; // unreadable: accept() refuses it with its own code
+  }
+  const uid = meta.studyInstanceUid;
+  if (uid !== target) {
+    throw new CxrError('E_BAD_REQUEST', `the instance belongs to study ${uid ?? '(none)'}, not the study ${target} of the request URL`, {
+      sopInstanceUid: meta.sopInstanceUid,
+      sopClassUid: meta.sopClassUid,
+    });
+  }
+}
+
 export const stow: RouteDef = {
   method: 'post',
   path: '/dicomweb/studies',
   roles: ['workstation'],
   audit: 'study.create',
+  basicAuth: true,
   doc: {
     summary: 'Store instances (STOW-RS)',
     tags: ['dicomweb'],
@@ -100,15 +130,21 @@ export const stow: RouteDef = {
     if (parts.length === 0) throw new CxrError('E_BAD_REQUEST', 'the request holds no instances');
     const stored: DicomJsonItem[] = [];
     const failed: DicomJsonItem[] = [];
+    const studies = new Set<string>();
     const failureCodes: ErrorCode[] = [];
     const actor = principalOf(c).sub;
+    const target = typeof c.req.params.study === 'string' ? c.req.params.study : null;
+    const base = baseUrl(c.req);
     for (const [index, part] of parts.entries()) {
       const partType = essence(part.headers.get('content-type')) ?? 'application/dicom';
       try {
         if (partType !== 'application/dicom') throw new CxrError('E_UNSUPPORTED_MEDIA_TYPE', `part ${index + 1} is ${partType}, not application/dicom`);
+        if (target) checkTargetStudy(part.body, target);
         const res = await c.deps.service.accept(part.body, actor);
         const item = refItem(res.study.sopClassUid, res.study.sopInstanceUid);
-        item['00081190'] = { vr: 'UR', Value: [`/v1/studies/${res.study.id}`] };
+        // RetrieveURL (0008,1190): where WADO-RS returns the instance as stored.
+        item['00081190'] = { vr: 'UR', Value: [wadoUrl(base, res.study.studyInstanceUid, res.study.seriesInstanceUid, res.study.sopInstanceUid)] };
+        studies.add(res.study.studyInstanceUid);
         stored.push(item);
         c.audits.push({
           action: 'study.create',
@@ -135,6 +171,8 @@ export const stow: RouteDef = {
       }
     }
     const body: DicomJsonItem = {};
+    // The study's RetrieveURL when the request stored into exactly one study (the usual case).
+    if (studies.size === 1) body['00081190'] = { vr: 'UR', Value: [wadoUrl(base, [...studies][0])] };
     if (stored.length > 0) body['00081199'] = { vr: 'SQ', Value: stored };
     if (failed.length > 0) body['00081198'] = { vr: 'SQ', Value: failed };
     let status = 200;
@@ -149,5 +187,16 @@ export const stow: RouteDef = {
     }
     c.detail = { stored: stored.length, failed: failed.length };
     return { status, json: body, type: 'application/dicom+json', headers, code: status >= 400 ? failureCodes[0] : undefined };
+  },
+};
+
+/** STOW-RS into one study: the same as /dicomweb/studies, refusing instances of other studies. */
+export const stowStudy: RouteDef = {
+  ...stow,
+  path: '/dicomweb/studies/:study',
+  doc: {
+    ...stow.doc,
+    summary: 'Store instances of one study (STOW-RS)',
+    description: `${stow.doc.description} An instance of another study than the one in the URL is refused (E_BAD_REQUEST, FailureReason 0xC000).`,
   },
 };

@@ -21,6 +21,8 @@ export const commandLoaders: Record<string, () => Promise<{ register: RegisterCo
   train: () => import('./train.js'),
   evaluate: () => import('./evaluate.js'),
   calibrate: () => import('./calibrate.js'),
+  quantize: () => import('./quantize.js'),
   models: () => import('./models.js'),
   'validate-dataset': () => import('./validate-dataset.js'),
+  runs: () => import('./runs.js'),
 };

@@ -5,6 +5,8 @@ import os from 'node:os';
 import { copyFile, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { csvLine } from '../../data/csv.js';
 import type { RowProblem } from '../../data/dataset.js';
+import { splitOverlap } from '../../data/leakage.js';
+import { readSplit, readSplitFile } from '../../data/split.js';
 import { formatProblems, validateDataset } from '../../data/validate.js';
 import { parseWindowPolicy } from '../../dicom/index.js';
 import { ProgressBar } from '../../ml/train/progress.js';
@@ -28,6 +30,7 @@ import {
 import { exportModelVersion } from '../../ml/onnx/model-version.js';
 import { DEFAULT_TTA } from '../../inference/engine.js';
 import { recalibrate } from '../recalibrate.js';
+import { applyConfig, loadTrainConfig } from '../train-config.js';
 import type { Task } from '../../ml/train/types.js';
 import { action, parseInteger, parseNumber } from '../run.js';
 
@@ -67,7 +70,9 @@ interface TrainCliOptions {
   onnx?: boolean;
   calibrateViews?: string;
   skipBad?: boolean;
+  splitFile?: string;
   validate?: boolean;
+  config?: string;
 }
 
 /** Per-thread share of a batch when gradient workers split it: what fits each 4 GiB wasm heap. */
@@ -170,7 +175,11 @@ export function register(program: Command): void {
     )
     .argument('<model>', 'segmenter | classifier')
     .option('--data <dir>', 'dataset folder: images/, labels.csv, optional masks/ (required unless --resume)')
-    .requiredOption('--out <dir>', 'where the model version goes, e.g. models/classifier')
+    .option('--out <dir>', 'where the model version goes, e.g. models/classifier (required, here or in --config)')
+    .option(
+      '--config <file>',
+      'options from a YAML or JSON file, keys as the flags (epochs: 3, target-recall: 0.9); flags given here win; copied into the run folder',
+    )
     .option('--runs <dir>', 'where runs go (default <out>/runs)')
     .option('--run-id <id>', 'name of the run folder (default <model>-<date>-<time>)')
     .option('--resume [id]', 'continue a run from its last checkpoint (default: the latest run)')
@@ -186,10 +195,14 @@ export function register(program: Command): void {
     .option('--lr-min <f>', 'final learning rate as a fraction of the initial one (default 0.01)')
     .option('--l2 <x>', 'L2 on kernels (default 1e-3)')
     .option('--seed <n>', 'seed for weights, split, order and augmentation (default 1)')
-    .option('--patience <n>', 'stop after this many epochs without a better validation metric (0 = never)')
+    .option(
+      '--patience <n>',
+      'stop after this many epochs without a better validation metric: AUC (classifier, default 8) or Dice (segmenter, default 5); 0 = never',
+    )
     .option('--max-images <n>', 'use at most this many images of the dataset (a quick run)')
     .option('--size <px>', 'network input side (segmenter 256, classifier 224)')
     .option('--split <a/b/c>', 'train/validation/test fractions by patient (default 70/10/20)')
+    .option('--split-file <csv>', "reuse a split (file,patient_id,label,split), e.g. a version's split.csv, instead of drawing one")
     .option('--target-recall <r>', 'classifier: recall the threshold is calibrated for on validation (default 0.95)')
     .option('--focal-alpha <a>', 'classifier: focal loss alpha (default 0.25)')
     .option('--focal-gamma <g>', 'classifier: focal loss gamma (default 2)')
@@ -211,8 +224,23 @@ export function register(program: Command): void {
     .option('--blocks <list>', 'classifier: dense layers per block (default 6,12,24,16)')
     .option('--growth <n>', 'classifier: growth rate (default 32)')
     .option('--dropout <p>', 'classifier: dropout before the head (default 0.5)')
+    .addHelpText(
+      'after',
+      `
+Environment:
+  CXR_BACKEND=tensorflow|wasm|cpu   force a tfjs backend (default: the first that loads)
+  CXR_NATIVE_KERNELS=0              keep convolutions on tfjs-wasm instead of onnxruntime's native kernels
+  CXR_ORT_THREADS, CXR_WASM_THREADS threads of those kernels (default: all cores / 1)
+  CXR_SHARED_DIR                    the 'shared' data root manifests record paths against (default ../shared)
+  CXR_DATA_ROOTS=name=/path,...     more named data roots (a site's image store), so manifests never hold absolute paths
+
+Ctrl-C stops a run (exit 130) and prints the --resume command; checkpoints are written after every epoch.`,
+    )
     .action(
-      action(async (model: string, o: TrainCliOptions) => {
+      action(async (model: string, cliOptions: TrainCliOptions, cmd: Command) => {
+        const fileConfig = cliOptions.config ? await loadTrainConfig(cliOptions.config, cmd) : null;
+        const o = fileConfig ? applyConfig(cliOptions, fileConfig, cmd) : cliOptions;
+        if (!o.out) throw new CxrError('E_BAD_ARGUMENT', '--out is required (the model folder the version goes to, e.g. models/classifier)');
         if (model !== 'segmenter' && model !== 'classifier') {
           throw new CxrError('E_BAD_ARGUMENT', `model must be 'segmenter' or 'classifier', got '${model}'`);
         }
@@ -242,6 +270,7 @@ export function register(program: Command): void {
             dataDir: resolve(o.data),
             maxImages: o.maxImages ? parseInteger('--max-images', o.maxImages, 1) : undefined,
             split: o.split ? parseSplit(o.split) : undefined,
+            splitFile: o.splitFile ? resolve(o.splitFile) : undefined,
             segmenterDir: o.segmenter ? resolve(o.segmenter) : undefined,
             window: o.window,
             augment: o.augment,
@@ -280,6 +309,7 @@ export function register(program: Command): void {
 
         async function runTraining(): Promise<void> {
           const prepared = await prepareTrainData(task, config, dataOptions, runDir, process.stderr);
+          if (fileConfig) await writeFile(join(runDir, 'train-config.yaml'), fileConfig.text);
           if (skipped.length > 0) {
             await writeFile(
               join(runDir, 'skipped.csv'),
@@ -290,7 +320,7 @@ export function register(program: Command): void {
           const initFrom = o.init && !o.resume ? await loadInitModel(o.init) : undefined;
           if (initFrom) process.stderr.write(`starting from the weights of ${resolve(o.init!)}\n`);
           // a resumed run keeps the provenance its start recorded
-          const initRecord = o.resume ? await savedInitFrom(runDir) : o.init ? await describeInit(o.init) : undefined;
+          const initRecord = o.resume ? await savedInitFrom(runDir) : o.init ? await describeInit(o.init, runDir) : undefined;
           process.stderr.write(
             `batch ${config.batchSize} x ${config.accumulate} accumulated; ${workers > 0 ? `${workers + 1} threads (${workers} gradient worker${workers > 1 ? 's' : ''})` : 'one thread'}\n`,
           );
@@ -391,10 +421,24 @@ function hasCheckpoint(runDir: string): boolean {
 }
 
 /** The --init version as the manifest records it: name and version from its manifest, where it was relative to a named root. */
-async function describeInit(dir: string): Promise<InitFrom> {
+async function describeInit(dir: string, runDir: string): Promise<InitFrom> {
   const d = resolve(dir);
   const m = existsSync(join(d, 'manifest.json')) ? await readManifest(d).catch(() => null) : null;
-  return { ...(m ? { name: m.name, version: m.version } : {}), location: portablePath(d) };
+  const record: InitFrom = { ...(m ? { name: m.name, version: m.version } : {}), location: portablePath(d) };
+  // fine-tuning on the folder the initial model trained on: its patients must not be in our test split
+  if (existsSync(join(d, 'split.csv')) && existsSync(join(runDir, 'split.csv'))) {
+    const overlap = splitOverlap(await readSplit(runDir), await readSplitFile(join(d, 'split.csv')));
+    record.testOverlap = overlap;
+    if (overlap.images > 0) {
+      process.stderr.write(
+        `warning: ${overlap.images} of ${overlap.of} test images (${overlap.patients} patients) trained or validated the initial model ${m?.version ?? d}: ` +
+          `the test metrics will be optimistic. Reuse its split with --split-file ${join(d, 'split.csv')}\n`,
+      );
+    }
+  } else {
+    process.stderr.write(`note: ${d} has no split.csv, so whether its training images are in this run's test split is unknown\n`);
+  }
+  return record;
 }
 
 /** The initFrom a run's start saved in its config.json (so a resumed run does not lose it). */

@@ -63,6 +63,62 @@ export interface ThresholdInfo {
   warnings?: string[];
 }
 
+export interface PipelineFigures {
+  auc: number | null;
+  /** the threshold picked for the target recall on these probabilities */
+  threshold: number | null;
+  sensitivity: number | null;
+  specificity: number | null;
+}
+
+/** Float vs int8 through the served pipeline on one labelled subset (manifest `quantization.comparison`). */
+export interface QuantizationComparison {
+  subset: string;
+  /** dataset folder names (no machine paths) and the split files' names */
+  data: string[];
+  n: number;
+  views: number;
+  targetRecall: number;
+  /** the other network of the pipeline, as served during the comparison */
+  otherModel: { name: string; version: string; precision: 'float' | 'int8' };
+  float: PipelineFigures;
+  int8: PipelineFigures;
+  aucDelta: number | null;
+  /** |p_int8 - p_float| over the subset's images (TTA-mean probabilities) */
+  probabilityDiff: { max: number; mean: number };
+  /** segmenter: mean and lowest Dice between the float and int8 cleaned masks */
+  maskAgreement?: { mean: number; min: number };
+}
+
+/** What `cxr-triage quantize` records in manifest.json (key `quantization`). */
+export interface QuantizationInfo {
+  file: string;
+  format: 'QDQ';
+  weights: string;
+  activations: string;
+  method: 'minmax' | 'percentile';
+  percentile?: number;
+  calibration: { images: number; inputsPerImage: number; data: string[]; subset: string | null };
+  ops: string[];
+  quantizedNodes: number;
+  floatNodes: { id: string; op: string; reason: string }[];
+  bytes: { float: number; int8: number };
+  comparison: QuantizationComparison | null;
+  /** the engine serves the int8 model unless told otherwise (CXR_PRECISION=float) */
+  served: boolean;
+  /** why served is what it is, in words */
+  decision: string;
+  /** classifier: the int8 model's own threshold, picked like `threshold` on its probabilities */
+  threshold?: ThresholdInfo;
+  /**
+   * The float model. `shipped: false` (quantize --drop-float, to keep the folder small): the
+   * folder has no model.onnx; the engine rebuilds it from the tfjs weights when float is asked
+   * for (export-onnx with this graph metadata) and serves it only if its sha256 matches.
+   */
+  float?: { file: string; sha256: string; bytes: number; shipped: boolean; metadata: Record<string, string> };
+  quantizedAt: string;
+}
+
 /** Where a version came from when it is not a fresh training run. */
 export interface DerivedFrom {
   name: string;
@@ -79,6 +135,11 @@ export interface InitFrom {
   name?: string;
   version?: string;
   location: PortablePath;
+  /**
+   * Test images of this run whose patients trained (or validated) the initial model, from its
+   * split.csv: its test metrics are optimistic by that much. Absent when it had no split.csv.
+   */
+  testOverlap?: { images: number; patients: number; of: number };
 }
 
 export interface TrainingInfo {
@@ -128,6 +189,8 @@ export interface ModelManifest {
   files: Record<string, string>;
   /** the exported graph, once `export-onnx` has written model.onnx */
   onnx?: OnnxInfo;
+  /** the int8 model next to model.onnx, once `quantize` has written it */
+  quantization?: QuantizationInfo;
   /** set when this version re-used another's weights with a new decision rule */
   derivedFrom?: DerivedFrom;
   /** plain-language notes for a reader of this file (what the two thresholds mean, ...) */

@@ -6,7 +6,7 @@ import { CxrError } from '../../errors.js';
 import { createBatchSource, type BatchOptions } from '../../data/batches.js';
 import { loadDataset, readItemImage, readItemMask, type DatasetItem } from '../../data/dataset.js';
 import { hashItems } from '../../data/hash.js';
-import { readSplit, splitByPatient, writeSplit, type DatasetSplit } from '../../data/split.js';
+import { readSplit, readSplitFile, splitByPatient, writeSplit, type DatasetSplit } from '../../data/split.js';
 import type { MaskLike } from '../../imaging/lung-crop.js';
 import type { GrayImage } from '../../imaging/types.js';
 import type { EvalItem } from '../evaluate.js';
@@ -31,6 +31,8 @@ export interface DataOptions {
   augment: boolean;
   /** files of labels.csv left out (`train --skip-bad`: rows validate-dataset found unusable) */
   exclude?: string[];
+  /** reuse this split CSV (file,patient_id,label,split) instead of drawing one */
+  splitFile?: string;
 }
 
 export interface PreparedTrainData {
@@ -113,6 +115,13 @@ export async function prepareTrainData(task: Task, config: TrainConfig, opts: Da
   let split: DatasetSplit;
   if (existsSync(join(runDir, 'split.csv'))) {
     split = await readSplit(runDir);
+  } else if (opts.splitFile) {
+    split = await readSplitFile(opts.splitFile);
+    const known = new Set(items.map((i) => i.file));
+    const unassigned = items.filter((i) => !split.assignments.some((a) => a.file === i.file)).length;
+    // the split's files must be in the folder (pick() below says which is not); extra images are left out
+    log.write(`split: reusing ${opts.splitFile}${unassigned > 0 ? ` (${unassigned} images of the folder are not in it and are left out)` : ''}\n`);
+    await writeSplit(runDir, split);
   } else {
     split = splitByPatient(items, { seed: config.seed, fractions: opts.split });
     await writeSplit(runDir, split);
