@@ -122,8 +122,10 @@ function checkAnswers(answers: PromiseSettledResult<Answer>[], dbStatus: Map<str
       assert.equal(body.status, 'queued');
       deferred++;
     }
-    // what the client was told is what the database holds
-    assert.equal(dbStatus.get(body.id!), body.status);
+    // a result is what the database holds; a 202 names a stored study (its inference may
+    // still have finished after the answer, when the drain time ran out while it ran)
+    if (status === 200) assert.equal(dbStatus.get(body.id!), 'scored');
+    else assert.ok(['queued', 'scored'].includes(dbStatus.get(body.id!) ?? ''), `study ${body.id} is stored`);
   }
   return { scored, deferred };
 }
