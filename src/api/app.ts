@@ -16,6 +16,8 @@ import { listRoutes } from './routes/lists.js';
 import { metaRoutes } from './routes/meta.js';
 import { stow, stowStudy } from './routes/stow.js';
 import { wadoRoutes } from './routes/wado.js';
+import { qidoRoutes } from './routes/qido.js';
+import { diagnosticReports } from './routes/fhir.js';
 import { studyRoutes } from './routes/studies.js';
 import { json } from './openapi-types.js';
 import { mountWebApp } from './web.js';
@@ -49,6 +51,8 @@ export const routes: readonly RouteDef[] = [
   stow,
   stowStudy,
   ...wadoRoutes,
+  ...qidoRoutes,
+  diagnosticReports,
   ...listRoutes,
   ...adminRoutes,
 ];
