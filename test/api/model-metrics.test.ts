@@ -5,6 +5,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { type Harness, startHarness, study, waitScored } from '../support/api.js';
 
 let h: Harness;
@@ -56,4 +58,25 @@ test('metrics count predictions and QC failures per classifier version and repor
   assert.equal(sample(m, 'cxr_drift_psi', { model_version: version, feature: 'positive_rate' }), null);
   assert.equal(sample(m, 'cxr_storage_full', {}), null, 'an unlabelled gauge is matched below');
   assert.match(m, /^cxr_storage_full 0$/m);
+});
+
+test('every metric the alert rules and the dashboard query is one /metrics serves', async () => {
+  const served = new Set(
+    (await h.http.get('/metrics')).text
+      .split('\n')
+      .filter((l) => l.startsWith('# TYPE '))
+      .map((l) => l.split(' ')[2]),
+  );
+  const repo = join(import.meta.dirname, '..', '..');
+  const queried = new Set(
+    [readFileSync(join(repo, 'deploy/prometheus/alerts.yml'), 'utf8'), readFileSync(join(repo, 'deploy/grafana/cxr-triage.json'), 'utf8')]
+      .flatMap((t) => t.match(/cxr_[a-z_]+/g) ?? [])
+      .map((n) => n.replace(/_(bucket|sum|count)$/, '')),
+  );
+  assert.ok(queried.size >= 10);
+  assert.deepEqual(
+    [...queried].filter((n) => !served.has(n)),
+    [],
+    'no alert or panel watches a metric that does not exist',
+  );
 });
