@@ -143,7 +143,12 @@ export async function quantizeVersion(o: QuantizeVersionOptions): Promise<Quanti
         activations: 'uint8, asymmetric, per tensor',
         method: q.method,
         ...(q.method === 'percentile' ? { percentile: o.percentile ?? 99.99 } : {}),
-        calibration: { images: calibItems.length, inputsPerImage: kind === 'classifier' ? tta : 1, data: setName(o.calib), subset: o.calib.splitPath ? o.calib.subset : null },
+        calibration: {
+          images: calibItems.length,
+          inputsPerImage: kind === 'classifier' ? tta : 1,
+          data: setName(o.calib),
+          subset: o.calib.splitPath ? o.calib.subset : null,
+        },
         ops: [...new Set(q.plan.quantized.map((p) => p.op))],
         quantizedNodes: q.plan.quantized.length,
         floatNodes: q.plan.float,

@@ -100,6 +100,8 @@ export interface WorklistFilters {
   decision?: 'positive' | 'negative';
   reviewed?: boolean;
   status?: 'scored' | 'failed';
+  /** one study */
+  studyInstanceUid?: string;
 }
 
 /** Sort position of a worklist row; the cursor carries the last one. */
@@ -171,6 +173,7 @@ export async function worklist(ds: DataSource, f: WorklistFilters, after: Workli
     return `$${params.length}`;
   };
   if (f.status) where.push(`w.status = ${p(f.status)}`);
+  if (f.studyInstanceUid) where.push(`w.study_instance_uid = ${p(f.studyInstanceUid)}`);
   if (f.flagged !== undefined) where.push(`w.flagged = ${p(f.flagged)}`);
   if (f.decision) where.push(`w.decision = ${p(f.decision)}`);
   if (f.reviewed !== undefined)

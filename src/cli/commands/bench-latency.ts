@@ -61,7 +61,14 @@ export function register(program: Command): void {
         for (const f of files) await readInputFile(f); // typed errors before any timing
         const tLoad = performance.now();
         const precision = opts.precision === undefined ? undefined : parsePrecision(opts.precision);
-        const engine = await loadEngine({ modelsDir: opts.models, tta, threads, providers, precision, onWarning: (m) => process.stderr.write(`warning: ${m}\n`) });
+        const engine = await loadEngine({
+          modelsDir: opts.models,
+          tta,
+          threads,
+          providers,
+          precision,
+          onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+        });
         const loadMs = performance.now() - tLoad;
         try {
           // one untimed pass per file, as the reference does

@@ -24,4 +24,5 @@ export const commandLoaders: Record<string, () => Promise<{ register: RegisterCo
   quantize: () => import('./quantize.js'),
   models: () => import('./models.js'),
   'validate-dataset': () => import('./validate-dataset.js'),
+  runs: () => import('./runs.js'),
 };

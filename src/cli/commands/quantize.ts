@@ -34,7 +34,11 @@ interface QuantizeCliOptions {
 }
 
 const f4 = (v: number | null | undefined) => (v == null ? 'n/a' : v.toFixed(4));
-const list = (s: string | undefined) => (s ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+const list = (s: string | undefined) =>
+  (s ?? '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 
 export function register(program: Command): void {
   program
@@ -73,10 +77,12 @@ export function register(program: Command): void {
         if (!existsSync(join(dir, MANIFEST_FILE))) throw new CxrError('E_NOT_FOUND', `${versionDir} is not a model version folder (no ${MANIFEST_FILE})`);
         if (!o.calib) throw new CxrError('E_BAD_ARGUMENT', '--calib DATA_DIR is required: the images whose activations set the int8 ranges');
         if (!existsSync(o.calib)) throw new CxrError('E_NOT_FOUND', `no dataset folder ${o.calib}`);
-        if (o.method !== 'minmax' && o.method !== 'percentile') throw new CxrError('E_BAD_ARGUMENT', `--method must be minmax or percentile, got '${o.method}'`);
+        if (o.method !== 'minmax' && o.method !== 'percentile')
+          throw new CxrError('E_BAD_ARGUMENT', `--method must be minmax or percentile, got '${o.method}'`);
         const ops = o.ops === undefined ? undefined : list(o.ops);
         for (const op of ops ?? []) {
-          if (!(QUANTIZABLE_OPS as readonly string[]).includes(op)) throw new CxrError('E_BAD_ARGUMENT', `--ops: '${op}' is not one of ${QUANTIZABLE_OPS.join(', ')}`);
+          if (!(QUANTIZABLE_OPS as readonly string[]).includes(op))
+            throw new CxrError('E_BAD_ARGUMENT', `--ops: '${op}' is not one of ${QUANTIZABLE_OPS.join(', ')}`);
         }
         // both networks calibrate on the classifier's train images and compare on its validation images
         const kind = (await readManifest(dir)).name === 'segmenter' ? 'segmenter' : 'classifier';

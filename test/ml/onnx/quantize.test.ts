@@ -149,8 +149,22 @@ const EVERY_LAYER: { name: string; shape: number[]; tolerance: number; body: (x:
     body: (x) => {
       const a = ap(L.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'tanh' }), x);
       const b = ap(L.conv2d({ filters: 4, kernelSize: 1, activation: 'softplus' }), x);
-      let y = ap(L.concatenate({}), [ap(L.add({}), [a, b]), ap(L.multiply({}), [a, b]), ap(L.maximum({}), [a, b]), ap(L.minimum({}), [a, b]), ap(L.average({}), [a, b])]);
-      y = ap(L.cropping2D({ cropping: [[1, 1], [1, 1]] }), y);
+      let y = ap(L.concatenate({}), [
+        ap(L.add({}), [a, b]),
+        ap(L.multiply({}), [a, b]),
+        ap(L.maximum({}), [a, b]),
+        ap(L.minimum({}), [a, b]),
+        ap(L.average({}), [a, b]),
+      ]);
+      y = ap(
+        L.cropping2D({
+          cropping: [
+            [1, 1],
+            [1, 1],
+          ],
+        }),
+        y,
+      );
       y = ap(L.upSampling2d({ size: [2, 2] }), y);
       y = ap(L.upSampling2d({ size: [1, 1], interpolation: 'bilinear' }), y);
       y = ap(L.dense({ units: 5, activation: 'swish' }), y); // rank 4: a 1x1 convolution
@@ -257,5 +271,8 @@ test('--keep-float keeps named nodes in float; a name that matches no quantizabl
   const plan = planQuantization(m, { keepFloat: [first.name!] });
   assert.ok(plan.float.some((f) => f.id === first.name && /keep-float/.test(f.reason)));
   assert.ok(!plan.quantized.some((p) => p.id === first.name));
-  assert.throws(() => planQuantization(m, { keepFloat: ['no_such_node'] }), (e) => e instanceof CxrError && e.code === 'E_BAD_ARGUMENT');
+  assert.throws(
+    () => planQuantization(m, { keepFloat: ['no_such_node'] }),
+    (e) => e instanceof CxrError && e.code === 'E_BAD_ARGUMENT',
+  );
 });

@@ -219,9 +219,10 @@ export function applyQdq(model: ModelProto, plan: QuantizationPlan, ranges: Read
     n.input = (n.input ?? []).map((i) => renames.get(i) ?? i);
   }
   // a graph output that a folded ReLU produced is never folded (plan.ts); others keep their float producer
-  for (const o of g.output ?? []) if (!nodes.some((n) => n.output?.includes(o.name!))) {
-    throw new CxrError('E_MODEL_INVALID', `quantize: graph output ${o.name} lost its producer`);
-  }
+  for (const o of g.output ?? [])
+    if (!nodes.some((n) => n.output?.includes(o.name!))) {
+      throw new CxrError('E_MODEL_INVALID', `quantize: graph output ${o.name} lost its producer`);
+    }
   g.node = nodes;
   // float weights and biases no graph node reads any more
   const read = new Set(nodes.flatMap((n) => n.input ?? []));
