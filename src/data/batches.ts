@@ -43,6 +43,12 @@ export interface BatchOptions {
   cacheBytes?: number;
   /** drop a last batch smaller than batchSize */
   dropLast?: boolean;
+  /**
+   * Training: instead of one pass over every item, each epoch draws `perEpoch` items with
+   * probability proportional to `weights` (one per item), e.g. so that a small dataset is
+   * not drowned out by a large one. See `weightedEpochOrder`.
+   */
+  sample?: { perEpoch: number; weights: readonly number[] };
 }
 
 export interface DataBatch {
@@ -124,8 +130,15 @@ export function createBatchSource(items: readonly DatasetItem[], opts: BatchOpti
     cache.set(k, p);
     return p;
   };
+  if (opts.sample) {
+    const { perEpoch, weights } = opts.sample;
+    if (!Number.isInteger(perEpoch) || perEpoch < 1) throw new CxrError('E_BAD_ARGUMENT', `images per epoch must be a positive integer, got ${perEpoch}`);
+    if (weights.length !== list.length || weights.some((w) => !(w >= 0)) || !weights.some((w) => w > 0)) {
+      throw new CxrError('E_BAD_ARGUMENT', 'sampling weights must be one non-negative number per item, not all zero');
+    }
+  }
   return {
-    size: list.length,
+    size: opts.sample ? opts.sample.perEpoch : list.length,
     batches: (epoch: number, batchSize: number) => batchStream(list, opts, epoch, batchSize, load),
   };
 }
@@ -145,7 +158,11 @@ async function* batchStream(
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new CxrError('E_BAD_ARGUMENT', `batch size must be a positive integer, got ${batchSize}`);
   const seed = opts.seed ?? 1;
   const indices = items.map((_, k) => k);
-  const order = opts.shuffle ? rngFor(['batch-order', seed, epoch]).shuffle(indices) : indices;
+  const order = opts.sample
+    ? weightedEpochOrder(opts.sample.weights, opts.sample.perEpoch, seed, epoch)
+    : opts.shuffle
+      ? rngFor(['batch-order', seed, epoch]).shuffle(indices)
+      : indices;
   const starts: number[] = [];
   for (let s = 0; s < order.length; s += batchSize) {
     if (opts.dropLast && s + batchSize > order.length) break;
@@ -166,6 +183,33 @@ async function* batchStream(
     next?.catch(() => undefined);
     yield current;
   }
+}
+
+/**
+ * The item indices of one sampled epoch: `count` draws where item k is expected
+ * count * w_k / sum(w) times. Systematic (low-variance) sampling over a shuffled order, so
+ * every item appears floor or ceil of its expectation (never a lucky streak of one film),
+ * then the draws are shuffled. Deterministic for (weights, count, seed, epoch).
+ */
+export function weightedEpochOrder(weights: readonly number[], count: number, seed: number, epoch: number): number[] {
+  const rng = rngFor(['epoch-sample', seed, epoch]);
+  const order = rng.shuffle(weights.map((_, k) => k));
+  const total = weights.reduce((s, w) => s + w, 0);
+  const step = total / count;
+  const picks: number[] = [];
+  let next = rng.next() * step;
+  let cum = 0;
+  for (const k of order) {
+    cum += weights[k];
+    while (next < cum && picks.length < count) {
+      picks.push(k);
+      next += step;
+    }
+  }
+  // float round-off can leave the last draw just past the end
+  const last = order.filter((k) => weights[k] > 0).pop()!;
+  while (picks.length < count) picks.push(last);
+  return rng.shuffle(picks);
 }
 
 function assemble(batchItems: DatasetItem[], prepared: Prepared[], opts: BatchOptions, rng: Rng): DataBatch {

@@ -53,6 +53,20 @@ interface TrainCliOptions {
   init?: string;
   onnx?: boolean;
   calibrateViews?: string;
+  epochImages?: string;
+  sourceWeights?: string;
+}
+
+/** `nih=1,kermany=2` -> { nih: 1, kermany: 2 } */
+export function parseSourceWeights(v: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const part of v.split(',')) {
+    const m = /^([^=]*)=(.+)$/.exec(part.trim());
+    const w = m ? Number(m[2]) : NaN;
+    if (!m || !(w >= 0) || !Number.isFinite(w)) throw new CxrError('E_BAD_ARGUMENT', `--source-weights must be SOURCE=WEIGHT,..., got '${v}'`);
+    out[m[1]] = w;
+  }
+  return out;
 }
 
 /** Per-thread share of a batch when gradient workers split it: what fits each 4 GiB wasm heap. */
@@ -182,6 +196,8 @@ export function register(program: Command): void {
     .option('--segmenter <dir>', 'classifier: segmenter version folder whose masks give the lung crops when the dataset has no masks/')
     .option('--window <policy>', 'DICOM window policy: auto|lung|header|minmax (default auto)')
     .option('--no-augment', 'train without augmentation')
+    .option('--epoch-images <n>', 'train images drawn per epoch, weighted by --source-weights (default: one pass over the train split)')
+    .option('--source-weights <list>', "share of each labels.csv 'source' in a drawn epoch, e.g. nih=1,kermany=2 (default: 1 each)")
     .option('--version <name>', 'version folder name (default v<date>-<time>)')
     .option('--float32', 'store the version weights as float32 (default float16)')
     .option('--no-onnx', 'skip exporting model.onnx (and the served-pipeline calibration) at the end')
@@ -225,6 +241,8 @@ export function register(program: Command): void {
             segmenterDir: o.segmenter ? resolve(o.segmenter) : undefined,
             window: o.window,
             augment: o.augment,
+            ...(o.epochImages ? { epochImages: parseInteger('--epoch-images', o.epochImages, 1) } : {}),
+            ...(o.sourceWeights ? { sourceWeights: parseSourceWeights(o.sourceWeights) } : {}),
           };
         }
 

@@ -29,6 +29,35 @@ export interface DataOptions {
   /** DICOM window policy name (default auto) */
   window?: string;
   augment: boolean;
+  /**
+   * Train images drawn per epoch (weighted, see `sourceWeights`); default: one pass over the
+   * train split.
+   */
+  epochImages?: number;
+  /**
+   * Share of each source in the drawn epochs (normalised over the sources present); an item's
+   * source is its labels.csv `source` column ('' without one). Sources not named get weight 1.
+   * Only used with epochImages.
+   */
+  sourceWeights?: Record<string, number>;
+}
+
+/** The source an item belongs to (labels.csv `source` column; '' when there is none). */
+export function itemSource(item: DatasetItem): string {
+  return item.fields.source ?? '';
+}
+
+/**
+ * Per-item sampling weights so that each source's total share of an epoch is its weight over
+ * the sum of the weights of the sources present, however many images it has.
+ */
+export function sourceSamplingWeights(items: readonly DatasetItem[], weights: Record<string, number> = {}): number[] {
+  const counts = new Map<string, number>();
+  for (const i of items) counts.set(itemSource(i), (counts.get(itemSource(i)) ?? 0) + 1);
+  return items.map((i) => {
+    const s = itemSource(i);
+    return (weights[s] ?? 1) / counts.get(s)!;
+  });
 }
 
 export interface PreparedTrainData {
@@ -140,10 +169,18 @@ export async function prepareTrainData(
   );
   return {
     data: {
-      train: createBatchSource(train, { ...base, shuffle: true, seed: config.seed, augment: opts.augment ? {} : false, cacheBytes: TRAIN_CACHE_BYTES }),
+      train: createBatchSource(train, {
+        ...base,
+        shuffle: true,
+        seed: config.seed,
+        augment: opts.augment ? {} : false,
+        cacheBytes: TRAIN_CACHE_BYTES,
+        ...(opts.epochImages ? { sample: { perEpoch: opts.epochImages, weights: sourceSamplingWeights(train, opts.sourceWeights) } } : {}),
+      }),
       validation: createBatchSource(validation, { ...base, cacheBytes: EVAL_CACHE_BYTES }),
       test: createBatchSource(test, { ...base, cacheBytes: 0 }),
       trainLabels: train.map((i) => i.target),
+      validationGroups: validation.map(itemSource),
     },
     info: {
       dataDir: opts.dataDir,

@@ -28,6 +28,8 @@ export interface EpochRecord {
   valMetric: number | null;
   valMetricName: 'auc' | 'dice';
   valIou?: number | null;
+  /** classifier with several validation sources: AUC per source (the metric is their mean) */
+  valBySource?: Record<string, number | null>;
   best: boolean;
   trainImages: number;
   seconds: number;
@@ -113,6 +115,23 @@ export function copyWeights(from: tf.LayersModel, to: tf.LayersModel): void {
     );
   }
   to.setWeights(src.map((w) => w.read()));
+}
+
+/** AUC per validation source, or null when there are fewer than two sources. */
+export function aucBySource(scores: Float32Array, labels: Float32Array, groups: readonly string[] | undefined): Record<string, number | null> | null {
+  if (!groups || new Set(groups).size < 2) return null;
+  if (groups.length !== scores.length) throw new CxrError('E_BAD_ARGUMENT', `${groups.length} validation groups for ${scores.length} scores`);
+  const out: Record<string, number | null> = {};
+  for (const g of [...new Set(groups)].sort()) {
+    const idx = groups.flatMap((x, k) => (x === g ? [k] : []));
+    out[g] = rocAuc(Float32Array.from(idx.map((k) => scores[k])), Float32Array.from(idx.map((k) => labels[k])));
+  }
+  return out;
+}
+
+function meanOfDefined(values: (number | null)[]): number | null {
+  const v = values.filter((x): x is number => x != null);
+  return v.length > 0 ? v.reduce((s, x) => s + x, 0) / v.length : null;
 }
 
 function stepsPerEpoch(config: TrainConfig, trainSize: number): number {
@@ -236,7 +255,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
       const val = await predictSource(model, opts.data.validation, config.task, config.inputSize, config.batchSize, loss);
       const metricName = config.task === 'classifier' ? 'auc' : 'dice';
-      const valMetric = config.task === 'classifier' ? rocAuc(val.scores, val.labels) : mean(val.dice);
+      const bySource = config.task === 'classifier' ? aucBySource(val.scores, val.labels, opts.data.validationGroups) : null;
+      const valMetric = config.task === 'classifier' ? (bySource ? meanOfDefined(Object.values(bySource)) : rocAuc(val.scores, val.labels)) : mean(val.dice);
       // with a one-class validation split AUC is undefined; fall back to the loss to pick the best epoch
       const score = valMetric ?? -val.loss;
       const best = isBetter(score, state.bestMetric);
@@ -262,6 +282,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         valMetric,
         valMetricName: metricName,
         ...(config.task === 'segmenter' ? { valIou: mean(val.iou) } : {}),
+        ...(bySource ? { valBySource: bySource } : {}),
         best,
         trainImages: images,
         seconds: (Date.now() - t0) / 1000,
@@ -276,7 +297,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       await appendFile(paths.metrics, `${JSON.stringify(record)}\n`);
       await saveCheckpoint(paths, model, await adam.getState(), state);
       log.write(
-        `epoch ${epoch + 1}: train loss ${record.trainLoss.toFixed(4)}, val loss ${val.loss.toFixed(4)}, val ${metricName} ${valMetric == null ? 'n/a' : valMetric.toFixed(4)}${best ? ' (best)' : ''}${state.stopped ? `; stopping: no improvement in ${config.patience} epochs` : ''}\n`,
+        `epoch ${epoch + 1}: train loss ${record.trainLoss.toFixed(4)}, val loss ${val.loss.toFixed(4)}, val ${metricName} ${valMetric == null ? 'n/a' : valMetric.toFixed(4)}${bySource ? ` (${Object.entries(bySource).map(([k, v]) => `${k} ${v == null ? 'n/a' : v.toFixed(4)}`).join(', ')})` : ''}${best ? ' (best)' : ''}${state.stopped ? `; stopping: no improvement in ${config.patience} epochs` : ''}\n`,
       );
     }
   } finally {

@@ -28,4 +28,10 @@ export interface TrainData {
   test?: BatchSource;
   /** labels of the train split, for balanced class weights (classifier only) */
   trainLabels?: ArrayLike<number>;
+  /**
+   * classifier: the source (dataset) of each validation image, in the validation source's
+   * order; with more than one, the epoch's metric is the mean of the per-source AUCs, so the
+   * checkpoint is not chosen by the largest set alone
+   */
+  validationGroups?: readonly string[];
 }
