@@ -1,8 +1,9 @@
-import { resolve } from 'node:path';
+import { basename, relative, resolve } from 'node:path';
 import { readSplitFile, type SplitName } from '../data/split.js';
 import { CxrError } from '../errors.js';
 import { itemsInSubset, recalibratedThreshold } from '../ml/calibrate.js';
-import { readManifest, writeManifest, type ModelManifest } from '../ml/manifest.js';
+import { readManifest, writeManifest, type CalibrationInfo, type ModelManifest } from '../ml/manifest.js';
+import { applyCalibration, calibrationReport, fitCalibration, type CalibrationMethod } from '../ml/probability-calibration.js';
 import { calibrateThreshold, type Calibration } from '../ml/metrics.js';
 import { loadEvalItems } from '../ml/train/dataset-source.js';
 import type { EngineOptions } from '../inference/engine.js';
@@ -21,6 +22,8 @@ export interface RecalibrateOptions {
   window?: string;
   /** score and report, but leave the manifest as it is */
   dryRun?: boolean;
+  /** probability calibration fitted on the same images before the threshold is picked (default platt; none removes it) */
+  fit?: CalibrationMethod | 'none';
 }
 
 export interface RecalibrateResult {
@@ -32,6 +35,14 @@ export interface RecalibrateResult {
   /** recall on the subset at the previous threshold */
   recallAtPrevious: number | null;
   n: number;
+  /** the probability calibration fitted (null with fit 'none') */
+  probabilityCalibration: CalibrationInfo | null;
+}
+
+/** Where a split file is, as the manifest records it: its name when it sits in the version folder, else relative to the working directory (never an absolute path). */
+function splitReference(splitPath: string, classifierDir: string): string {
+  const inside = relative(resolve(classifierDir), splitPath);
+  return inside === basename(splitPath) ? inside : relative(process.cwd(), splitPath);
 }
 
 /**
@@ -51,23 +62,38 @@ export async function recalibrate(o: RecalibrateOptions): Promise<RecalibrateRes
     { ...o.engine, classifierDir: o.classifierDir, tta: o.views },
     { task: 'calibrate', verb: 'scoring', what: `${o.subset} images` },
   );
-  const calibration = calibrateThreshold(
-    result.images.map((i) => i.probability),
-    result.images.map((i) => i.label),
-    o.targetRecall,
-  );
-  const { files: _files, ...manifest } = await readManifest(o.classifierDir);
-  if (!o.dryRun) {
-    const threshold = recalibratedThreshold(calibration, {
-      views: o.views,
-      scorer: 'onnxruntime',
-      subset: o.subset,
-      n: items.length,
-      split: splitPath,
-      at: new Date().toISOString(),
-    });
-    // writeManifest re-hashes the folder, so the served model still passes assertManifest
-    await writeManifest(o.classifierDir, { ...manifest, threshold });
+  const labels = result.images.map((i) => i.label);
+  // fitted on the uncalibrated probabilities, whatever calibration the version had before
+  const raw = result.images.map((i) => i.rawProbability ?? i.probability);
+  const at = new Date().toISOString();
+  const splitRef = splitReference(splitPath, o.classifierDir);
+  const method = o.fit ?? 'platt';
+  let probabilityCalibration: CalibrationInfo | null = null;
+  let probabilities = raw;
+  if (method !== 'none') {
+    const fitted = fitCalibration(raw, labels, method);
+    probabilities = raw.map((p) => applyCalibration(fitted, p));
+    probabilityCalibration = {
+      ...fitted,
+      fittedOn: { views: o.views, subset: o.subset, n: items.length, split: splitRef, at },
+      eceBefore: calibrationReport(raw, labels).ece,
+      eceAfter: calibrationReport(probabilities, labels).ece,
+    };
   }
-  return { version: manifest.version, calibration, previous: manifest.threshold, recallAtPrevious: result.recall, n: items.length };
+  // the threshold is picked on what the engine will compare with it: the calibrated probability
+  const calibration = calibrateThreshold(probabilities, labels, o.targetRecall);
+  const { files: _files, calibration: _previousCalibration, ...manifest } = await readManifest(o.classifierDir);
+  if (!o.dryRun) {
+    const threshold = recalibratedThreshold(calibration, { views: o.views, scorer: 'onnxruntime', subset: o.subset, n: items.length, split: splitRef, at });
+    // writeManifest re-hashes the folder, so the served model still passes assertManifest
+    await writeManifest(o.classifierDir, { ...manifest, threshold, ...(probabilityCalibration ? { calibration: probabilityCalibration } : {}) });
+  }
+  return {
+    version: manifest.version,
+    calibration,
+    previous: manifest.threshold,
+    recallAtPrevious: result.recall,
+    n: items.length,
+    probabilityCalibration,
+  };
 }

@@ -5,6 +5,7 @@ import { maskArea, touchesBorder, type BinaryMask } from '../imaging/components.
 import { lungBox, lungCrop, type LungBox } from '../imaging/lung-crop.js';
 import { grayImage, toGray, type GrayImage, type SampledImage } from '../imaging/types.js';
 import { cleanMask, segmenterInput } from '../ml/preprocess.js';
+import { applyCalibration } from '../ml/probability-calibration.js';
 import { camToImage, normalizeCam } from './cam.js';
 import { decide, meanAndSpread } from './decision.js';
 import { loadServedModel, type ServedModel } from './models.js';
@@ -55,8 +56,10 @@ export interface OnnxTriageEngine extends TriageEngine {
 
 /** What the models say about one windowed image. */
 export interface ImageScore {
-  /** mean over the TTA views */
+  /** mean over the TTA views, through the manifest's probability calibration when it has one */
   probability: number;
+  /** mean over the TTA views before calibration (what a calibration is fitted on) */
+  rawProbability: number;
   /** sample standard deviation over the views */
   spread: number;
   probabilities: number[];
@@ -118,6 +121,7 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
     loadServedModel(modelsDir, 'classifier', opts.classifierDir),
   ]);
   const threshold = cls.manifest.threshold;
+  const calibration = cls.manifest.calibration ?? null;
   if (!threshold) throw new CxrError('E_MODEL_INVALID', `${cls.dir}: the classifier manifest has no calibrated threshold`);
   const segSize = inputSide(seg, 256);
   const clsSize = inputSide(cls, 224);
@@ -166,8 +170,9 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
     // the identity view's map: the other views are rotated and do not line up with the crop
     const cam = normalizeCam((camAll.data as Float32Array).subarray(0, camH * camW));
     lap('classify');
+    // the TTA spread stays on the raw views: the uncertainty bound was set on those
     const { mean, spread } = meanAndSpread(probabilities);
-    return { probability: mean, spread, probabilities, mask, lungAreaFraction: area / (segSize * segSize), box, cam: { width: camW, height: camH, values: cam } };
+    return { probability: applyCalibration(calibration, mean), rawProbability: mean, spread, probabilities, mask, lungAreaFraction: area / (segSize * segSize), box, cam: { width: camW, height: camH, values: cam } };
   }
 
   function stopwatch() {

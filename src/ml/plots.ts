@@ -1,5 +1,6 @@
 import type { RgbImage } from '../imaging/overlay.js';
 import type { CurvePoint } from './metrics.js';
+import type { CalibrationReport } from './probability-calibration.js';
 
 /**
  * ROC and precision-recall curves drawn straight into an RGB buffer (no plotting library
@@ -25,6 +26,7 @@ const GLYPHS: Record<string, string[]> = {
   '-': ['00000', '00000', '00000', '11111', '00000', '00000', '00000'],
   ' ': ['00000', '00000', '00000', '00000', '00000', '00000', '00000'],
   A: ['01110', '10001', '10001', '11111', '10001', '10001', '10001'],
+  B: ['11110', '10001', '10001', '11110', '10001', '10001', '11110'],
   C: ['01110', '10001', '10000', '10000', '10000', '10001', '01110'],
   D: ['11110', '10001', '10001', '10001', '10001', '10001', '11110'],
   E: ['11111', '10000', '10000', '11110', '10000', '10000', '11111'],
@@ -39,6 +41,7 @@ const GLYPHS: Record<string, string[]> = {
   S: ['01111', '10000', '10000', '01110', '00001', '00001', '11110'],
   T: ['11111', '00100', '00100', '00100', '00100', '00100', '00100'],
   U: ['10001', '10001', '10001', '10001', '10001', '10001', '01110'],
+  V: ['10001', '10001', '10001', '10001', '10001', '01010', '00100'],
 };
 
 class Canvas implements RgbImage {
@@ -137,6 +140,20 @@ export function plotCurve(xy: readonly { x: number; y: number }[], opts: CurvePl
   // the y label runs along the top of the axis (the font has no rotated glyphs)
   c.text(left + 6, top + 6, opts.yLabel, AXIS, 1);
   return c;
+}
+
+/**
+ * Reliability diagram: observed pneumonia frequency against mean predicted probability per
+ * non-empty bin, with the diagonal a calibrated model would follow; ECE in the title.
+ */
+export function reliabilityPlot(report: CalibrationReport): RgbImage {
+  const pts = report.bins.filter((b) => b.n > 0).map((b) => ({ x: b.meanPredicted!, y: b.observed! }));
+  const img = plotCurve(pts, { title: `ECE ${report.ece.toFixed(3)}`, xLabel: 'PREDICTED', yLabel: 'OBSERVED', diagonal: true, marker: null });
+  // each bin's point, so a bin alone between empty ones still shows
+  const size = img.width;
+  const canvas = img as Canvas;
+  for (const p of pts) canvas.dot(56 + p.x * (size - 20 - 56), size - 50 - p.y * (size - 50 - 40), CURVE, 4);
+  return img;
 }
 
 export function rocPlot(points: readonly CurvePoint[], auc: number | null, threshold: number | null): RgbImage {

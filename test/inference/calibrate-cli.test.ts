@@ -61,7 +61,7 @@ test('calibrate --dry-run prints the new threshold and leaves the manifest byte 
   assert.equal(await readFile(join(classifierDir, 'manifest.json'), 'utf8'), before);
 });
 
-test("calibrate writes the threshold calibrateThreshold picks on evaluate's per-image probabilities of the validation rows, reaching the target recall there, and the manifest still verifies", async () => {
+test("calibrate --fit none writes the threshold calibrateThreshold picks on evaluate's per-image probabilities of the validation rows, reaching the target recall there, and the manifest still verifies", async () => {
   const perImage = join(root, 'per-image.csv');
   const ev = await cli(['evaluate', '--data', data, '--models', models, '--json', '--threads', '1', '--per-image', perImage]);
   assert.equal(ev.code, 0, ev.stderr);
@@ -71,9 +71,12 @@ test("calibrate writes the threshold calibrateThreshold picks on evaluate's per-
   const labels = rows.map(([, l]) => Number(l));
   const expected = calibrateThreshold(scores, labels, TARGET);
 
-  const r = await cli(['calibrate', '--data', data, '--split', splitCsv, '--models', models, '--target-recall', String(TARGET), '--threads', '1']);
+  const r = await cli(['calibrate', '--data', data, '--split', splitCsv, '--models', models, '--target-recall', String(TARGET), '--threads', '1', '--fit', 'none']);
   assert.equal(r.code, 0, r.stderr);
   const m = await readManifest(classifierDir);
+  assert.equal(m.calibration, undefined);
+  // the manifest names the split relative to where the command ran, never by an absolute path
+  assert.ok(!m.threshold!.calibratedOn!.split.startsWith('/'), m.threshold!.calibratedOn!.split);
   assert.equal(m.threshold!.value, expected.threshold);
   assert.equal(m.threshold!.targetRecall, TARGET);
   assert.equal(m.threshold!.validationSensitivity, expected.sensitivity);
@@ -84,5 +87,30 @@ test("calibrate writes the threshold calibrateThreshold picks on evaluate's per-
   );
   const recall = binaryMetrics(confusionAt(scores, labels, m.threshold!.value)).recall!;
   assert.ok(recall >= TARGET, `recall ${recall} < ${TARGET}`);
+  assert.deepEqual(await verifyManifest(classifierDir), { ok: true, modified: [], missing: [], unlisted: [] });
+});
+
+test('calibrate fits a Platt calibration on the raw served probabilities, picks the threshold on the calibrated ones, and the engine serves them', async () => {
+  const r = await cli(['calibrate', '--data', data, '--split', splitCsv, '--models', models, '--target-recall', String(TARGET), '--threads', '1']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /calibration\s+platt: p' = sigmoid\(/);
+  const m = await readManifest(classifierDir);
+  const cal = m.calibration!;
+  assert.equal(cal.method, 'platt');
+  assert.ok(cal.a > 0 && Number.isFinite(cal.b));
+  assert.deepEqual({ subset: cal.fittedOn.subset, n: cal.fittedOn.n, views: cal.fittedOn.views }, { subset: 'validation', n: validation.size, views: 4 });
+  assert.ok(cal.eceBefore >= 0 && cal.eceAfter >= 0);
+
+  // evaluate now reports calibrated probabilities: sigmoid(a logit(raw) + b) of the raw ones
+  const perImage = join(root, 'per-image-calibrated.csv');
+  const ev = await cli(['evaluate', '--data', data, '--models', models, '--json', '--threads', '1', '--per-image', perImage]);
+  assert.equal(ev.code, 0, ev.stderr);
+  const rows = parseCsv(await readFile(perImage, 'utf8')).rows.map((x) => x.fields).filter(([file]) => validation.has(file));
+  const scores = rows.map(([, , p]) => Number(p));
+  const labels = rows.map(([, l]) => Number(l));
+  assert.equal(m.threshold!.value, calibrateThreshold(scores, labels, TARGET).threshold);
+  const recall = binaryMetrics(confusionAt(scores, labels, m.threshold!.value)).recall!;
+  assert.ok(recall >= TARGET, `recall ${recall} < ${TARGET}`);
+  assert.equal(JSON.parse(ev.stdout).threshold, m.threshold!.value);
   assert.deepEqual(await verifyManifest(classifierDir), { ok: true, modified: [], missing: [], unlisted: [] });
 });

@@ -21,7 +21,10 @@ interface CalibrateCliOptions {
   threads?: string;
   providers?: string;
   dryRun?: boolean;
+  fit: string;
 }
+
+const FITS = ['platt', 'temperature', 'none'] as const;
 
 const f4 = (v: number | null | undefined) => (v == null ? 'n/a' : v.toFixed(4));
 
@@ -41,11 +44,14 @@ export function register(program: Command): void {
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default 2)')
     .option('--providers <list>', 'execution providers in order, e.g. cuda,cpu (default cpu)')
     .option('--dry-run', 'print the new threshold without writing the manifest')
+    .option('--fit <method>', `probability calibration fitted on the same images before the threshold: ${FITS.join('|')} (none removes it)`, 'platt')
     .action(
       action(async (o: CalibrateCliOptions) => {
         const subset = parseSplitName(o.subset);
         const targetRecall = parseNumber('--target-recall', o.targetRecall);
         if (!(targetRecall > 0 && targetRecall <= 1)) throw new CxrError('E_BAD_ARGUMENT', `--target-recall must be in (0,1], got ${o.targetRecall}`);
+        const fit = FITS.find((f) => f === o.fit);
+        if (!fit) throw new CxrError('E_BAD_ARGUMENT', `--fit must be one of ${FITS.join(', ')}, got '${o.fit}'`);
         const views = o.tta === undefined ? DEFAULT_TTA : parseInteger('--tta', o.tta, 1);
         const threads = o.threads === undefined ? undefined : parseInteger('--threads', o.threads, 1);
         const providers = o.providers === undefined ? undefined : parseProviders(o.providers);
@@ -62,6 +68,7 @@ export function register(program: Command): void {
           views,
           window: o.window,
           dryRun: o.dryRun,
+          fit,
         });
         const cal = r.calibration;
         const old = r.previous;
@@ -74,6 +81,9 @@ export function register(program: Command): void {
           `sensitivity       ${f4(old?.validationSensitivity)} -> ${f4(cal.sensitivity)}`,
           `specificity       ${f4(old?.validationSpecificity)} -> ${f4(cal.specificity)}`,
           `confusion         TP ${c.tp}  FP ${c.fp}  TN ${c.tn}  FN ${c.fn}`,
+          r.probabilityCalibration
+            ? `calibration       ${r.probabilityCalibration.method}: p' = sigmoid(${f4(r.probabilityCalibration.a)} logit(p) + ${f4(r.probabilityCalibration.b)}); ECE ${f4(r.probabilityCalibration.eceBefore)} -> ${f4(r.probabilityCalibration.eceAfter)}`
+            : 'calibration       none (threshold on raw probabilities)',
         ];
         process.stdout.write(`${lines.join('\n')}\n`);
         process.stderr.write(o.dryRun ? 'dry run: manifest not written\n' : `wrote ${resolve(classifierDir, 'manifest.json')}\n`);

@@ -8,7 +8,7 @@ import { CxrError } from '../../errors.js';
 import { encodeRgbPng } from '../../imaging/png.js';
 import { parseProviders } from '../../inference/session.js';
 import { averagePrecision, operatingPoints } from '../../ml/metrics.js';
-import { precisionRecallPlot, rocPlot } from '../../ml/plots.js';
+import { precisionRecallPlot, reliabilityPlot, rocPlot } from '../../ml/plots.js';
 import { loadEvalItems } from '../../ml/train/dataset-source.js';
 import { action, parseInteger } from '../run.js';
 import { scoreItems } from '../score-items.js';
@@ -43,6 +43,7 @@ export function jsonSummary(r: EvaluationResult): Record<string, unknown> {
     threshold: r.threshold,
     confusion: r.confusion,
     n: r.n,
+    ece: r.calibration.ece,
     ...('dice' in r ? { dice: r.dice, iou: r.iou } : {}),
   };
 }
@@ -62,6 +63,7 @@ export function formatTable(r: EvaluationResult): string {
     ['F1', f3(r.f1)],
     ['confusion', `TP ${c.tp}  FP ${c.fp}  TN ${c.tn}  FN ${c.fn}`],
   ];
+  rows.push(['calibration error (ECE)', `${f3(r.calibration.ece)} (10 bins; max ${f3(r.calibration.mce)})`]);
   if ('dice' in r) rows.push(['lung Dice', f3(r.dice)], ['lung IoU', f3(r.iou)]);
   if (r.calibratedHere != null) rows.push([`threshold for recall ${r.targetRecall} here`, r.calibratedHere.toFixed(4)]);
   rows.push(['models', `segmenter ${r.models.segmenter.version}, classifier ${r.models.classifier.version} (${r.scorer})`]);
@@ -92,7 +94,8 @@ async function writePlots(dir: string, r: EvaluationResult): Promise<string[]> {
   const files: string[] = [];
   const roc = rocPlot(pts, r.auc, r.threshold);
   const pr = precisionRecallPlot(pts, averagePrecision(scores, labels), r.threshold);
-  for (const [name, img] of [['roc.png', roc], ['pr.png', pr]] as const) {
+  const reliability = reliabilityPlot(r.calibration);
+  for (const [name, img] of [['roc.png', roc], ['pr.png', pr], ['reliability.png', reliability]] as const) {
     const path = join(dir, name);
     await writeFile(path, await encodeRgbPng(img.data, img.width, img.height));
     files.push(path);
@@ -109,7 +112,7 @@ export function register(program: Command): void {
     .option('--segmenter <dir>', 'a segmenter version folder (overrides --models)')
     .option('--classifier <dir>', 'a classifier version folder (overrides --models)')
     .option('--json', 'print one JSON object instead of a table')
-    .option('--plots <dir>', 'write ROC and precision-recall curves (roc.png, pr.png) into this folder')
+    .option('--plots <dir>', 'write ROC and precision-recall curves and the reliability diagram (roc.png, pr.png, reliability.png) into this folder')
     .option('--max-images <n>', 'evaluate at most this many images')
     .option('--split <csv>', "only the images a training split assigns to --subset (the split.csv in a model version's folder)")
     .option('--subset <name>', `with --split: ${SPLIT_NAMES.join('|')}`, 'test')
