@@ -34,7 +34,7 @@ export function chestDicom(opts: ChestDicomOptions = {}): Uint8Array {
     const v = y / size;
     for (let x = 0; x < size; x++) {
       const u = x / size;
-      const body = Math.exp(-(((u - 0.5) / 0.42) ** 8) - (((v - 0.55) / 0.55) ** 8));
+      const body = Math.exp(-(((u - 0.5) / 0.42) ** 8) - ((v - 0.55) / 0.55) ** 8);
       let lung = 0;
       for (const l of lungs) {
         const d = ((u - l.cx) / l.rx) ** 2 + ((v - l.cy) / l.ry) ** 2;

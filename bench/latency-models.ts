@@ -25,7 +25,14 @@ export interface RandomModelsOptions {
 export const SMALL_UNET: UNetOptions = { inputSize: 64, base: 4, depth: 3 };
 export const SMALL_DENSENET: DenseNetOptions = { inputSize: 32, blocks: [2, 2], growth: 8, stemFilters: 16, bnSize: 2 };
 
-function manifestFor(name: 'segmenter' | 'classifier', version: string, architecture: string, config: Record<string, unknown>, inputSize: number, threshold: number | null): Omit<ModelManifest, 'files'> {
+function manifestFor(
+  name: 'segmenter' | 'classifier',
+  version: string,
+  architecture: string,
+  config: Record<string, unknown>,
+  inputSize: number,
+  threshold: number | null,
+): Omit<ModelManifest, 'files'> {
   return {
     name,
     version,
@@ -42,8 +49,7 @@ function manifestFor(name: 'segmenter' | 'classifier', version: string, architec
       split: { train: 0, validation: 0, test: 0 },
     },
     metrics: { validation: {}, test: {} },
-    threshold:
-      threshold === null ? null : { value: threshold, targetRecall: 0.95, validationSensitivity: 1, validationSpecificity: 0 },
+    threshold: threshold === null ? null : { value: threshold, targetRecall: 0.95, validationSensitivity: 1, validationSpecificity: 0 },
   };
 }
 

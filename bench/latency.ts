@@ -63,14 +63,21 @@ if (!args.models && !(hasOnnx(models, 'segmenter') && hasOnnx(models, 'classifie
 const studyDir = join(work, `studies-${args.files}`);
 let files: string[] = [];
 if (!existsSync(join(studyDir, 'labels.csv'))) {
-  const r = spawnSync(process.execPath, [join(repo, 'bin', 'cxr-triage.js'), 'synth', '--out', studyDir, '--count', args.files!, '--seed', '4242', '--size', '2048', '--force', '--quiet'], {
-    cwd: repo,
-    encoding: 'utf8',
-  });
+  const r = spawnSync(
+    process.execPath,
+    [join(repo, 'bin', 'cxr-triage.js'), 'synth', '--out', studyDir, '--count', args.files!, '--seed', '4242', '--size', '2048', '--force', '--quiet'],
+    {
+      cwd: repo,
+      encoding: 'utf8',
+    },
+  );
   if (r.status !== 0) log(`synth failed (${r.stderr.trim().split('\n').pop()}); using simple generated studies`);
 }
 if (existsSync(join(studyDir, 'images'))) {
-  files = readdirSync(join(studyDir, 'images')).filter((f) => f.endsWith('.dcm')).sort().map((f) => join(studyDir, 'images', f));
+  files = readdirSync(join(studyDir, 'images'))
+    .filter((f) => f.endsWith('.dcm'))
+    .sort()
+    .map((f) => join(studyDir, 'images', f));
 }
 if (files.length === 0) {
   for (let i = 0; i < Number(args.files); i++) {
@@ -83,15 +90,30 @@ log(`${files.length} studies of 2048x2048 16-bit in ${work}; models ${models}`);
 
 function run(cmd: string, argv: string[]): Record<string, unknown> | { error: string } {
   const r = spawnSync(cmd, argv, { cwd: repo, encoding: 'utf8', maxBuffer: 1 << 24 });
-  const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  const line = r.stdout
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .pop();
   if (r.status !== 0 || !line) return { error: `${cmd} exited ${r.status}: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}` };
   return JSON.parse(line) as Record<string, unknown>;
 }
 
 log('ours: cxr-triage bench latency ...');
 const ours = run(process.execPath, [
-  join(repo, 'bin', 'cxr-triage.js'), 'bench', 'latency', ...files,
-  '--tta', args.tta!, '--repeat', args.repeat!, '--threads', args.threads!, '--models', models, '--json',
+  join(repo, 'bin', 'cxr-triage.js'),
+  'bench',
+  'latency',
+  ...files,
+  '--tta',
+  args.tta!,
+  '--repeat',
+  args.repeat!,
+  '--threads',
+  args.threads!,
+  '--models',
+  models,
+  '--json',
 ]);
 
 const reference = join(repo, '..', 'shared', 'bench', 'reference_pipeline.py');
@@ -109,10 +131,14 @@ else {
     encoding: 'utf8',
     maxBuffer: 1 << 24,
   });
-  const lines = r.stdout.trim().split('\n').filter((l) => l.startsWith('{'));
-  ref = r.status === 0 && lines.length >= 2
-    ? { ...(JSON.parse(lines[lines.length - 2]) as Record<string, unknown>), ...(JSON.parse(lines[lines.length - 1]) as Record<string, unknown>) }
-    : { error: `reference exited ${r.status}: ${(r.stderr || '').trim().split('\n').slice(-2).join(' | ')}` };
+  const lines = r.stdout
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'));
+  ref =
+    r.status === 0 && lines.length >= 2
+      ? { ...(JSON.parse(lines[lines.length - 2]) as Record<string, unknown>), ...(JSON.parse(lines[lines.length - 1]) as Record<string, unknown>) }
+      : { error: `reference exited ${r.status}: ${(r.stderr || '').trim().split('\n').slice(-2).join(' | ')}` };
 }
 
 console.log(JSON.stringify({ ours }));

@@ -100,10 +100,16 @@ if (values.json) {
   console.log(JSON.stringify({ model, size, batch, backend: backendDescription(), stepWallMs: wall, stepCpuMs: cpu, kernels: rows }));
 } else {
   console.log(`${model} ${size}px batch ${batch} on ${backendDescription()}`);
-  console.log(`step: ${wall.toFixed(0)} ms wall, ${cpu.toFixed(0)} ms CPU; ${(wall / batch).toFixed(0)} ms/image wall, ${(cpu / batch).toFixed(0)} ms/image CPU`);
+  console.log(
+    `step: ${wall.toFixed(0)} ms wall, ${cpu.toFixed(0)} ms CPU; ${(wall / batch).toFixed(0)} ms/image wall, ${(cpu / batch).toFixed(0)} ms/image CPU`,
+  );
   console.log(`${'kernel'.padEnd(26)} ${'CPU ms'.padStart(9)} ${'share'.padStart(6)} ${'wall ms'.padStart(9)} ${'calls'.padStart(6)}`);
   for (const r of rows.slice(0, 25)) {
-    console.log(`${r.name.padEnd(26)} ${r.cpuMs.toFixed(0).padStart(9)} ${((100 * r.cpuMs) / cpu).toFixed(1).padStart(5)}% ${r.wallMs.toFixed(0).padStart(9)} ${r.calls.toFixed(0).padStart(6)}`);
+    console.log(
+      `${r.name.padEnd(26)} ${r.cpuMs.toFixed(0).padStart(9)} ${((100 * r.cpuMs) / cpu).toFixed(1).padStart(5)}% ${r.wallMs.toFixed(0).padStart(9)} ${r.calls.toFixed(0).padStart(6)}`,
+    );
   }
-  console.log(`${'outside kernels'.padEnd(26)} ${(cpu - inKernels.cpu).toFixed(0).padStart(9)} ${((100 * (cpu - inKernels.cpu)) / cpu).toFixed(1).padStart(5)}% ${(wall - inKernels.wall).toFixed(0).padStart(9)}`);
+  console.log(
+    `${'outside kernels'.padEnd(26)} ${(cpu - inKernels.cpu).toFixed(0).padStart(9)} ${((100 * (cpu - inKernels.cpu)) / cpu).toFixed(1).padStart(5)}% ${(wall - inKernels.wall).toFixed(0).padStart(9)}`,
+  );
 }

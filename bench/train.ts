@@ -185,11 +185,12 @@ async function main(): Promise<void> {
           console.log(`  ${label}: failed: ${tfjs.error}`);
           return;
         }
-        const cpuRatio =
-          referenceCpu == null || 'error' in referenceCpu ? '' : `, CPU ${(tfjs.cpuMsPerImage / referenceCpu.ms_per_image).toFixed(1)}x`;
+        const cpuRatio = referenceCpu == null || 'error' in referenceCpu ? '' : `, CPU ${(tfjs.cpuMsPerImage / referenceCpu.ms_per_image).toFixed(1)}x`;
         const ratio = 'error' in reference ? '' : `; ${(tfjs.msPerImage / reference.ms_per_image).toFixed(1)}x PyTorch wall${cpuRatio}`;
         console.log(`  ${label}: ${tfjs.msPerImage.toFixed(0)} ms/image wall, ${tfjs.cpuMsPerImage.toFixed(0)} ms/image CPU (batch ${tfjs.batch}${ratio})`);
-        console.log(`                  ${tfjs.backend}; steps ${tfjs.stepMs.join(', ')} ms; wasm heap ${tfjs.heapMiB} MiB; tensors ${tfjs.tensorsBefore} -> ${tfjs.tensorsAfter}`);
+        console.log(
+          `                  ${tfjs.backend}; steps ${tfjs.stepMs.join(', ')} ms; wasm heap ${tfjs.heapMiB} MiB; tensors ${tfjs.tensorsBefore} -> ${tfjs.tensorsAfter}`,
+        );
       });
     }
   }

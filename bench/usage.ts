@@ -9,7 +9,11 @@ export function helpFromHeader(moduleUrl: string, argv: readonly string[] = proc
   if (!argv.includes('--help') && !argv.includes('-h')) return;
   const source = readFileSync(fileURLToPath(moduleUrl), 'utf8');
   const m = /^\/\*\*([\s\S]*?)\*\//.exec(source);
-  const text = (m ? m[1] : 'no usage text').split('\n').map((l) => l.replace(/^\s*\* ?/, '')).join('\n').trim();
+  const text = (m ? m[1] : 'no usage text')
+    .split('\n')
+    .map((l) => l.replace(/^\s*\* ?/, ''))
+    .join('\n')
+    .trim();
   process.stdout.write(`${text}\n`);
   process.exit(0);
 }

@@ -26,7 +26,11 @@ test('area resize averages the covered source pixels', () => {
 
 test('area resize of 9x9 to 2x2 weighs the shared middle pixel half to each side', () => {
   // each output pixel covers 4.5 source pixels per axis: rows/columns 0-3 whole, 4 at half weight
-  const src = grayImage(9, 9, Float32Array.from({ length: 81 }, (_, i) => i));
+  const src = grayImage(
+    9,
+    9,
+    Float32Array.from({ length: 81 }, (_, i) => i),
+  );
   const r = resizeArea(src, 2, 2);
   // output 0 covers source 0..4.5 (pixel 4 at half weight), output 1 covers 4.5..9 (pixel 4 at half)
   const weight = (o: number, k: number): number => (k === 4 ? 0.5 : (o === 0 ? k < 4 : k > 4) ? 1 : 0);
@@ -35,13 +39,23 @@ test('area resize of 9x9 to 2x2 weighs the shared middle pixel half to each side
     for (let j = 0; j < 9; j++) for (let i = 0; i < 9; i++) acc += weight(oy, j) * weight(ox, i) * (j * 9 + i);
     return acc / (4.5 * 4.5);
   };
-  for (const [ox, oy] of [[0, 0], [1, 0], [0, 1], [1, 1]]) assert.ok(Math.abs(r.data[oy * 2 + ox] - expect(ox, oy)) < 1e-5, `${ox},${oy}`);
+  for (const [ox, oy] of [
+    [0, 0],
+    [1, 0],
+    [0, 1],
+    [1, 1],
+  ])
+    assert.ok(Math.abs(r.data[oy * 2 + ox] - expect(ox, oy)) < 1e-5, `${ox},${oy}`);
   // by hand: the column mean of 0..3 and half of 4 is 8/4.5; rows add 9x that
   assert.ok(Math.abs(r.data[0] - (8 / 4.5) * 10) < 1e-5);
 });
 
 test('area resize of a region reads in place exactly as crop-then-resize', () => {
-  const src = grayImage(97, 83, Float32Array.from({ length: 97 * 83 }, (_, i) => Math.sin(i * 0.37) * 0.5 + 0.5));
+  const src = grayImage(
+    97,
+    83,
+    Float32Array.from({ length: 97 * 83 }, (_, i) => Math.sin(i * 0.37) * 0.5 + 0.5),
+  );
   const region = { x0: 11, y0: 7, x1: 90, y1: 71 };
   const inPlace = resizeArea(src, 16, 12, region);
   const copied = resizeArea(crop(src, 11, 7, 90, 71), 16, 12);
@@ -77,7 +91,10 @@ test('identity warp returns the image and a 90 degree turn moves corners', () =>
   const turned = warpAffine(sq, rotateScaleShift(3, 3, 90, 1), { interpolation: 'nearest' });
   // counter-clockwise on screen: top-left goes to bottom-left
   assert.equal(turned.data[6], 1);
-  assert.equal(turned.data.reduce((a, b) => a + b, 0), 1);
+  assert.equal(
+    turned.data.reduce((a, b) => a + b, 0),
+    1,
+  );
 });
 
 test('samples outside the source take the fill value', () => {
@@ -89,7 +106,10 @@ test('gray PNG round-trips at round(255*y)', async () => {
   const img = grayImage(3, 1, Float32Array.from([0, 0.5, 1]));
   assert.deepEqual(Array.from(toGray8(img)), [0, 128, 255]);
   const back = await decodeDisplayImage(await encodeGrayPng(img));
-  assert.deepEqual(Array.from(back.data).map((v) => Math.round(v * 255)), [0, 128, 255]);
+  assert.deepEqual(
+    Array.from(back.data).map((v) => Math.round(v * 255)),
+    [0, 128, 255],
+  );
 });
 
 test('an unreadable image is a typed E_BAD_IMAGE error', async () => {

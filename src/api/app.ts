@@ -110,6 +110,9 @@ function errorHandler(deps: ApiDeps) {
     // A body we refused unread is not drained: close the connection instead of reading it.
     if (!req.complete) res.setHeader('Connection', 'close');
     const message = status >= 500 && e.code === 'E_INTERNAL' ? `internal error (request ${requestId})` : e.message;
-    res.status(status).type('application/json').send(JSON.stringify({ error: { code: e.code, message, requestId } }));
+    res
+      .status(status)
+      .type('application/json')
+      .send(JSON.stringify({ error: { code: e.code, message, requestId } }));
   };
 }

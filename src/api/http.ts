@@ -120,7 +120,8 @@ export class Query {
   oneOf<T extends string>(name: string, allowed: readonly T[]): T | undefined {
     const v = this.raw(name);
     if (v === undefined || v === '') return undefined;
-    if (!(allowed as readonly string[]).includes(v)) throw new CxrError('E_BAD_REQUEST', `query parameter '${name}' must be one of ${allowed.join(', ')} (got '${v}')`);
+    if (!(allowed as readonly string[]).includes(v))
+      throw new CxrError('E_BAD_REQUEST', `query parameter '${name}' must be one of ${allowed.join(', ')} (got '${v}')`);
     return v as T;
   }
 
@@ -128,7 +129,8 @@ export class Query {
     const v = this.raw(name);
     if (v === undefined || v === '') return def;
     const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw new CxrError('E_BAD_REQUEST', `query parameter '${name}' must be an integer from ${min} to ${max} (got '${v}')`);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new CxrError('E_BAD_REQUEST', `query parameter '${name}' must be an integer from ${min} to ${max} (got '${v}')`);
     return n;
   }
 
@@ -136,7 +138,8 @@ export class Query {
     const v = this.raw(name);
     if (v === undefined || v === '') return undefined;
     const d = new Date(v);
-    if (!/^\d{4}-\d{2}-\d{2}/.test(v) || Number.isNaN(d.getTime())) throw new CxrError('E_BAD_REQUEST', `query parameter '${name}' must be an ISO 8601 date or time (got '${v}')`);
+    if (!/^\d{4}-\d{2}-\d{2}/.test(v) || Number.isNaN(d.getTime()))
+      throw new CxrError('E_BAD_REQUEST', `query parameter '${name}' must be an ISO 8601 date or time (got '${v}')`);
     return d;
   }
 

@@ -67,7 +67,15 @@ const schemas: Record<string, JsonSchema> = {
   },
   Review: {
     type: 'object',
-    properties: { id: str, studyId: str, predictionId: str, reviewer: str, verdict: { type: 'string', enum: ['agree', 'disagree'] }, note: str, createdAt: dateTime },
+    properties: {
+      id: str,
+      studyId: str,
+      predictionId: str,
+      reviewer: str,
+      verdict: { type: 'string', enum: ['agree', 'disagree'] },
+      note: str,
+      createdAt: dateTime,
+    },
   },
   ReviewRequest: {
     type: 'object',
@@ -266,7 +274,13 @@ export function buildOpenApi(routes: readonly RouteDef[], version: string): Reco
   for (const r of routes) {
     const p = openApiPath(r.path);
     const pathParams = [...r.path.matchAll(/:([A-Za-z0-9_]+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
-    const queryParams = (r.doc.query ?? []).map((q) => ({ name: q.name, in: 'query', required: q.required ?? false, description: q.description, schema: q.schema }));
+    const queryParams = (r.doc.query ?? []).map((q) => ({
+      name: q.name,
+      in: 'query',
+      required: q.required ?? false,
+      description: q.description,
+      schema: q.schema,
+    }));
     const responses: Record<string, unknown> = { ...r.doc.responses };
     if (r.roles !== 'public') {
       responses['401'] ??= { description: 'Missing, invalid or expired token', content: { 'application/json': { schema: ref('Error') } } };
@@ -276,7 +290,11 @@ export function buildOpenApi(routes: readonly RouteDef[], version: string): Reco
     paths[p][r.method] = {
       operationId: `${r.method}${p.replace(/[{}]/g, '').replace(/[^A-Za-z0-9]+(.)?/g, (_m, ch: string | undefined) => (ch ? ch.toUpperCase() : ''))}`,
       summary: r.doc.summary,
-      description: [r.doc.description, r.roles === 'public' ? 'No authentication.' : `Roles: ${r.roles.join(', ')}.`, r.audit ? `Audited as '${r.audit}'.` : null]
+      description: [
+        r.doc.description,
+        r.roles === 'public' ? 'No authentication.' : `Roles: ${r.roles.join(', ')}.`,
+        r.audit ? `Audited as '${r.audit}'.` : null,
+      ]
         .filter(Boolean)
         .join(' '),
       tags: r.doc.tags,

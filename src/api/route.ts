@@ -10,15 +10,21 @@ import { findActiveClient, findActiveUser } from '../db/principals.js';
 import { CxrError, httpStatusFor, isCxrError } from '../errors.js';
 import type { Logger } from '../service/log.js';
 import type { TriageService } from '../service/triage.js';
-import type { ServiceConfig } from './config.js';
 import { UUID_RE, type Reply } from './http.js';
 import type { ServiceMetrics } from './metrics.js';
-import type { LoginThrottle } from './login-throttle.js';
+import type { LoginThrottle } from '../service/login-throttle.js';
 import type { OperationDoc } from './openapi-types.js';
-import { verifyToken, type Principal } from './tokens.js';
+import { verifyToken, type JwtConfig, type Principal } from './tokens.js';
+
+/** The settings the routes read (a subset of the service configuration, which lives above api/). */
+export interface ApiSettings {
+  jwt: JwtConfig;
+  maxBodyBytes: number;
+  waitTimeoutMs: number;
+}
 
 export interface ApiDeps {
-  config: Pick<ServiceConfig, 'jwt' | 'maxBodyBytes' | 'waitTimeoutMs'>;
+  config: ApiSettings;
   ds: DataSource;
   service: TriageService;
   metrics: ServiceMetrics;
@@ -123,9 +129,10 @@ export function handlerFor(route: RouteDef, deps: ApiDeps) {
     const audit = async (status: number, error?: unknown) => {
       if (!route.audit || !c.principal || auditedInTx) return;
       const base = { actor: c.principal.sub, role: c.principal.role, requestId };
-      const rows = c.audits.length > 0 && !error
-        ? c.audits
-        : [{ action: route.audit, studyId: c.studyId, outcome: outcomeOf(status, error), detail: { ...c.detail, status, method: req.method } }];
+      const rows =
+        c.audits.length > 0 && !error
+          ? c.audits
+          : [{ action: route.audit, studyId: c.studyId, outcome: outcomeOf(status, error), detail: { ...c.detail, status, method: req.method } }];
       for (const row of rows) await appendAudit(deps.ds, { ...base, ...row });
     };
     if (route.studyParam && UUID_RE.test(String(req.params.id ?? ''))) c.studyId = String(req.params.id).toLowerCase();

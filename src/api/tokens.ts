@@ -6,9 +6,16 @@ import { createSecretKey, randomUUID, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { CxrError } from '../errors.js';
 import { isRole, type Role } from '../db/entities.js';
-import type { JwtConfig } from './config.js';
 
 export const JWT_ALGORITHM = 'HS256' as const;
+
+export interface JwtConfig {
+  secret: Buffer;
+  issuer: string;
+  audience: string;
+  /** lifetime of tokens from POST /v1/auth/token */
+  ttlSeconds: number;
+}
 
 /** Who a token speaks for: an API client, a user, or an operator token minted on the server. */
 export type PrincipalKind = 'client' | 'user' | 'operator';

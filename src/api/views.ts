@@ -13,7 +13,15 @@ export function studyLinks(id: string) {
 }
 
 export function reviewView(r: ReviewRow) {
-  return { id: r.id, studyId: r.studyId, predictionId: r.predictionId, reviewer: r.reviewer, verdict: r.verdict, note: r.note, createdAt: r.createdAt.toISOString() };
+  return {
+    id: r.id,
+    studyId: r.studyId,
+    predictionId: r.predictionId,
+    reviewer: r.reviewer,
+    verdict: r.verdict,
+    note: r.note,
+    createdAt: r.createdAt.toISOString(),
+  };
 }
 
 export function studyView(v: StudyView, opts: { withReviews: boolean }) {

@@ -171,7 +171,12 @@ async function* batchStream(
   const build = async (b: number): Promise<DataBatch> => {
     const idx = order.slice(starts[b], starts[b] + batchSize);
     const prepared = await Promise.all(idx.map(load));
-    return assemble(idx.map((k) => items[k]), prepared, opts, rngFor(['augment', seed, epoch, b]));
+    return assemble(
+      idx.map((k) => items[k]),
+      prepared,
+      opts,
+      rngFor(['augment', seed, epoch, b]),
+    );
   };
   // Prepare the next batch while the consumer works on the current one.
   let next: Promise<DataBatch> | null = starts.length > 0 ? build(0) : null;
@@ -234,4 +239,3 @@ function assemble(batchItems: DatasetItem[], prepared: Prepared[], opts: BatchOp
   });
   return { x, y, n, ids: batchItems.map((i) => i.file), items: batchItems, ...(seg ? {} : { cropped }) };
 }
-

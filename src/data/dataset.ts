@@ -234,4 +234,3 @@ export function describeItems(items: readonly DatasetItem[]): { images: number; 
   const pneumonia = items.filter((i) => i.label === 'pneumonia').length;
   return { images: items.length, patients: patients.size, normal: items.length - pneumonia, pneumonia };
 }
-

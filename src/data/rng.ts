@@ -111,7 +111,9 @@ function hashString(s: string): number {
 
 /** A generator seeded from a list of parts (SHA-256 of their JSON), e.g. [seed, 'patient', 12]. */
 export function rngFor(parts: readonly (string | number)[]): Rng {
-  const h = createHash('sha256').update(JSON.stringify(parts.map(String))).digest();
+  const h = createHash('sha256')
+    .update(JSON.stringify(parts.map(String)))
+    .digest();
   return new Rng(h.readUInt32LE(0), h.readUInt32LE(4), h.readUInt32LE(8), h.readUInt32LE(12));
 }
 

@@ -56,7 +56,8 @@ export interface SplitOptions {
 }
 
 export function normaliseFractions(f: readonly number[]): [number, number, number] {
-  if (f.length !== 3 || f.some((v) => !Number.isFinite(v) || v < 0)) throw new CxrError('E_BAD_ARGUMENT', `split fractions must be three non-negative numbers, got ${f.join('/')}`);
+  if (f.length !== 3 || f.some((v) => !Number.isFinite(v) || v < 0))
+    throw new CxrError('E_BAD_ARGUMENT', `split fractions must be three non-negative numbers, got ${f.join('/')}`);
   const sum = f[0] + f[1] + f[2];
   if (!(sum > 0) || f[0] <= 0) throw new CxrError('E_BAD_ARGUMENT', `split fractions need a positive train share, got ${f.join('/')}`);
   return [f[0] / sum, f[1] / sum, f[2] / sum];
@@ -76,7 +77,10 @@ export function splitByPatient(items: readonly SplitInput[], opts: SplitOptions 
   const where = new Map<string, SplitName>();
   for (const stratum of ['normal', 'pneumonia'] as const) {
     // Sorted first so the result does not depend on the order of the input rows.
-    const ids = [...byPatient.entries()].filter(([, p]) => p.label === stratum).map(([id]) => id).sort();
+    const ids = [...byPatient.entries()]
+      .filter(([, p]) => p.label === stratum)
+      .map(([id]) => id)
+      .sort();
     const order = rngFor(['split', seed, stratum]).shuffle(ids);
     const total = order.reduce((n, id) => n + byPatient.get(id)!.images, 0);
     const target = fractions.map((f) => f * total);

@@ -21,7 +21,10 @@ parentPort!.on('message', (job: Job) => {
       const dicom = st.dicom;
       parentPort!.postMessage({ index: job.index, dicom, png, row: st.row }, [dicom.buffer as ArrayBuffer, png.buffer as ArrayBuffer]);
     } catch (e) {
-      parentPort!.postMessage({ index: job.index, error: e instanceof Error ? { name: e.name, message: e.message, code: (e as { code?: string }).code } : { message: String(e) } });
+      parentPort!.postMessage({
+        index: job.index,
+        error: e instanceof Error ? { name: e.name, message: e.message, code: (e as { code?: string }).code } : { message: String(e) },
+      });
     }
   })();
 });

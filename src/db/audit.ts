@@ -152,19 +152,28 @@ export async function verifyAuditChain(ds: DataSource, batchSize = 5000): Promis
   let lastSeq: string | null = null;
   let checked = 0;
   for (;;) {
-    const raw: RawAuditRow[] = await ds.query(
-      `SELECT ${SELECT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2`,
-      [lastSeq ?? '0', batchSize],
-    );
+    const raw: RawAuditRow[] = await ds.query(`SELECT ${SELECT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2`, [lastSeq ?? '0', batchSize]);
     if (raw.length === 0) break;
     for (const r of raw) {
       const row = fromRaw(r);
       if (row.prevHash !== prev) {
-        return { ok: false, checked, headHash: prev, headSeq: lastSeq, firstBroken: { seq: row.seq, reason: 'prev_hash_mismatch', expected: prev, found: row.prevHash } };
+        return {
+          ok: false,
+          checked,
+          headHash: prev,
+          headSeq: lastSeq,
+          firstBroken: { seq: row.seq, reason: 'prev_hash_mismatch', expected: prev, found: row.prevHash },
+        };
       }
       const recomputed = chainHash(row.prevHash, contentOf(row));
       if (recomputed !== row.hash) {
-        return { ok: false, checked, headHash: prev, headSeq: lastSeq, firstBroken: { seq: row.seq, reason: 'hash_mismatch', expected: recomputed, found: row.hash } };
+        return {
+          ok: false,
+          checked,
+          headHash: prev,
+          headSeq: lastSeq,
+          firstBroken: { seq: row.seq, reason: 'hash_mismatch', expected: recomputed, found: row.hash },
+        };
       }
       prev = row.hash;
       lastSeq = row.seq;

@@ -145,7 +145,9 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   };
 }
 
-type EmbeddedPostgresClass = new (opts: Record<string, unknown>) => {
+type EmbeddedPostgresClass = new (
+  opts: Record<string, unknown>,
+) => {
   initialise(): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;

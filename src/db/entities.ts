@@ -245,12 +245,4 @@ export const AuditEntity = new EntitySchema<AuditRow>({
   },
 });
 
-export const entities = [
-  ModelVersionEntity,
-  StudyEntity,
-  PredictionEntity,
-  ReviewEntity,
-  ApiClientEntity,
-  UserEntity,
-  AuditEntity,
-];
+export const entities = [ModelVersionEntity, StudyEntity, PredictionEntity, ReviewEntity, ApiClientEntity, UserEntity, AuditEntity];

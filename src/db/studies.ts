@@ -68,10 +68,11 @@ export async function recordPrediction(ds: DataSource, studyId: string, p: NewPr
 }
 
 export async function recordFailure(ds: DataSource, studyId: string, code: string, message: string): Promise<void> {
-  await ds.query(
-    `UPDATE studies SET status = 'failed', error_code = $2, error_message = $3, scored_at = now() WHERE id = $1 AND status = 'queued'`,
-    [studyId, code, message.slice(0, 500)],
-  );
+  await ds.query(`UPDATE studies SET status = 'failed', error_code = $2, error_message = $3, scored_at = now() WHERE id = $1 AND status = 'queued'`, [
+    studyId,
+    code,
+    message.slice(0, 500),
+  ]);
 }
 
 export async function addReview(
@@ -132,7 +133,9 @@ export async function worklist(ds: DataSource, f: WorklistFilters, after: Workli
   if (f.decision) where.push(`pr.decision = ${p(f.decision)}`);
   if (f.reviewed !== undefined) where.push(`${f.reviewed ? '' : 'NOT '}EXISTS (SELECT 1 FROM reviews r WHERE r.study_id = s.id)`);
   if (after) {
-    where.push(`(COALESCE(pr.flagged, true), COALESCE(pr.probability, 2), s.seq) < (${p(after.flagged)}::boolean, ${p(after.rank)}::float8, ${p(after.seq)}::bigint)`);
+    where.push(
+      `(COALESCE(pr.flagged, true), COALESCE(pr.probability, 2), s.seq) < (${p(after.flagged)}::boolean, ${p(after.rank)}::float8, ${p(after.seq)}::bigint)`,
+    );
   }
   const rows: Record<string, unknown>[] = await ds.query(
     `SELECT s.id, s.status, s.study_instance_uid, s.modality, s.view_position, s.received_at, s.error_code, s.seq,

@@ -1,11 +1,6 @@
 /** The shapes src/dicom hands to the rest of the system (re-exported by index.ts). */
 
-export type WindowPolicy =
-  | { kind: 'auto' }
-  | { kind: 'lung' }
-  | { kind: 'header' }
-  | { kind: 'minmax' }
-  | { kind: 'explicit'; center: number; width: number };
+export type WindowPolicy = { kind: 'auto' } | { kind: 'lung' } | { kind: 'header' } | { kind: 'minmax' } | { kind: 'explicit'; center: number; width: number };
 
 export interface AppliedWindow {
   policy: WindowPolicy['kind'];

@@ -30,9 +30,7 @@ export function voiLut(x: number, lut: LookupTable): number {
   return lut.data[i <= 0 ? 0 : i >= n ? n - 1 : i] / (2 ** lut.bits - 1);
 }
 
-export type VoiMapping =
-  | { kind: 'linear' | 'linear-exact' | 'sigmoid'; center: number; width: number }
-  | { kind: 'lut'; lut: LookupTable };
+export type VoiMapping = { kind: 'linear' | 'linear-exact' | 'sigmoid'; center: number; width: number } | { kind: 'lut'; lut: LookupTable };
 
 /**
  * Applies a VOI mapping to every value, inverting for MONOCHROME1 in the same pass (the

@@ -121,10 +121,7 @@ export function chooseWindow(img: WindowInputs, policy: WindowPolicy): Choice {
       const lb = img.lowerBound;
       const hu = huEvidence(img.meta, () => (lb !== undefined && lb >= HU_MIN_THRESHOLD ? lb : getRange().min));
       if (hu !== null) return lung(`auto: ${hu}, so the lung window W1500/L-600`);
-      return (
-        header(img, 'auto: not Hounsfield units; ') ??
-        minmax(getRange, 'auto: not Hounsfield units and the file has no window; ')
-      );
+      return header(img, 'auto: not Hounsfield units; ') ?? minmax(getRange, 'auto: not Hounsfield units and the file has no window; ');
     }
     default: {
       const never: never = policy;
@@ -151,8 +148,7 @@ const POLICY_KINDS = ['auto', 'lung', 'header', 'minmax'] as const;
 export function parseWindowPolicy(name: string | undefined, center?: number, width?: number): WindowPolicy {
   if (center !== undefined || width !== undefined) {
     if (center === undefined || width === undefined) throw new CxrError('E_BAD_ARGUMENT', 'give both --center and --width');
-    if (name !== undefined && name !== 'explicit')
-      throw new CxrError('E_BAD_ARGUMENT', `--window ${name} conflicts with --center/--width`);
+    if (name !== undefined && name !== 'explicit') throw new CxrError('E_BAD_ARGUMENT', `--window ${name} conflicts with --center/--width`);
     if (!(width >= 1)) throw new CxrError('E_BAD_ARGUMENT', `window width must be >= 1, got ${width}`);
     return { kind: 'explicit', center, width };
   }

@@ -69,4 +69,3 @@ export async function readWindowedFrame(bytes: Uint8Array, opts: DecodeOptions &
 export async function readWindowed(bytes: Uint8Array, opts: DecodeOptions & { window?: WindowPolicy } = {}): Promise<WindowedImage> {
   return windowWords(await decodeWords(bytes, { maxPixels: opts.maxPixels }), opts.window ?? { kind: 'auto' });
 }
-

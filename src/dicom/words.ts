@@ -9,20 +9,10 @@ export type Words = Uint8Array | Uint16Array | Int16Array | Uint32Array;
 /** The host must be little-endian for zero-copy views of little-endian pixel data. */
 const HOST_LITTLE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-export function nativeWords(
-  bytes: Uint8Array,
-  offset: number,
-  length: number,
-  pixels: number,
-  bitsAllocated: 1 | 8 | 16 | 32,
-  littleEndian: boolean,
-): Words {
+export function nativeWords(bytes: Uint8Array, offset: number, length: number, pixels: number, bitsAllocated: 1 | 8 | 16 | 32, littleEndian: boolean): Words {
   const needed = Math.ceil((pixels * bitsAllocated) / 8);
   if (length < needed || offset + needed > bytes.length)
-    throw new CxrError(
-      'E_TRUNCATED',
-      `pixel data holds ${Math.max(0, Math.min(length, bytes.length - offset))} bytes, the image needs ${needed}`,
-    );
+    throw new CxrError('E_TRUNCATED', `pixel data holds ${Math.max(0, Math.min(length, bytes.length - offset))} bytes, the image needs ${needed}`);
   if (bitsAllocated === 1) {
     // Bit-packed, least significant bit first (PS3.5 8.1.1).
     const out = new Uint8Array(pixels);

@@ -95,7 +95,9 @@ export const IMPLEMENTATION_VERSION_NAME = 'CXR_TRIAGE_01';
  * seed parts, as a decimal. Same seed, same UID, so regenerated fixtures are byte-identical.
  */
 export function newUid(seedParts: (string | number)[]): string {
-  const h = createHash('sha256').update(JSON.stringify(seedParts.map(String))).digest();
+  const h = createHash('sha256')
+    .update(JSON.stringify(seedParts.map(String)))
+    .digest();
   let n = 0n;
   for (let i = 0; i < 16; i++) n = (n << 8n) | BigInt(h[i]);
   return `2.25.${n.toString()}`;
@@ -450,20 +452,12 @@ function datasetElements(img: ImageToWrite, sopClassUid: string, highBit: number
     els.push({ tag: tag(0x0028, 0x1041), vr: 'SS', value: [1] });
     els.push(str(tag(0x0028, 0x2110), 'CS', '00'));
     els.push(str(tag(0x0028, 0x0301), 'CS', 'NO'));
-    els.push(
-      str(tag(0x2050, 0x0020), 'CS', img.photometric === 'MONOCHROME1' ? 'INVERSE' : 'IDENTITY'),
-    );
+    els.push(str(tag(0x2050, 0x0020), 'CS', img.photometric === 'MONOCHROME1' ? 'INVERSE' : 'IDENTITY'));
     const region = (img.bodyPartExamined ?? 'CHEST').toUpperCase() === 'CHEST' ? ['51185008', 'Chest'] : ['38266002', 'Entire body'];
     els.push({
       tag: tag(0x0008, 0x2218),
       vr: 'SQ',
-      value: [
-        [
-          str(tag(0x0008, 0x0100), 'SH', region[0]),
-          str(tag(0x0008, 0x0102), 'SH', 'SCT'),
-          str(tag(0x0008, 0x0104), 'LO', region[1]),
-        ],
-      ],
+      value: [[str(tag(0x0008, 0x0100), 'SH', region[0]), str(tag(0x0008, 0x0102), 'SH', 'SCT'), str(tag(0x0008, 0x0104), 'LO', region[1])]],
     });
     if (intent === 'FOR PRESENTATION' && img.windowCenter === undefined && img.voiLut === undefined) {
       // Window Center/Width are Type 1C for DX For Presentation without a VOI LUT: give the full range.

@@ -22,7 +22,9 @@ export async function encodeGrayPng(img: GrayImage): Promise<Buffer> {
 
 export async function encodeRgbPng(rgb: Uint8Array, width: number, height: number): Promise<Buffer> {
   if (rgb.length !== width * height * 3) throw new RangeError('rgb buffer size does not match dimensions');
-  return sharp(rgb, { raw: { width, height, channels: 3 } }).png().toBuffer();
+  return sharp(rgb, { raw: { width, height, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 /**

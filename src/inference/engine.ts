@@ -172,7 +172,16 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
     lap('classify');
     // the TTA spread stays on the raw views: the uncertainty bound was set on those
     const { mean, spread } = meanAndSpread(probabilities);
-    return { probability: applyCalibration(calibration, mean), rawProbability: mean, spread, probabilities, mask, lungAreaFraction: area / (segSize * segSize), box, cam: { width: camW, height: camH, values: cam } };
+    return {
+      probability: applyCalibration(calibration, mean),
+      rawProbability: mean,
+      spread,
+      probabilities,
+      mask,
+      lungAreaFraction: area / (segSize * segSize),
+      box,
+      cam: { width: camW, height: camH, values: cam },
+    };
   }
 
   function stopwatch() {

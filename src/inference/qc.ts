@@ -22,9 +22,7 @@ export interface QcInput {
 }
 
 /** ViewPosition codes (PS3.3 C.8.11.5.1.2 and common vendor values) that are not frontal. */
-const NON_FRONTAL_VIEWS = new Set([
-  'LATERAL', 'LAT', 'LL', 'RL', 'LLD', 'RLD', 'LLO', 'RLO', 'LAO', 'RAO', 'LPO', 'RPO', 'OBLIQUE', 'XTABLE', 'LLAT', 'RLAT',
-]);
+const NON_FRONTAL_VIEWS = new Set(['LATERAL', 'LAT', 'LL', 'RL', 'LLD', 'RLD', 'LLO', 'RLO', 'LAO', 'RAO', 'LPO', 'RPO', 'OBLIQUE', 'XTABLE', 'LLAT', 'RLAT']);
 
 /** True when ViewPosition says lateral/oblique/decubitus or BodyPartExamined is not the chest. */
 export function isNotFrontalChest(viewPosition: string | null, bodyPart: string | null): boolean {

@@ -28,7 +28,10 @@ export interface OpenSession {
 }
 
 export function parseProviders(value: string): ExecutionProvider[] {
-  const names = value.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const names = value
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
   for (const n of names) {
     if (!(EXECUTION_PROVIDERS as readonly string[]).includes(n)) {
       throw new CxrError('E_BAD_ARGUMENT', `unknown execution provider '${n}' (use ${EXECUTION_PROVIDERS.join(', ')})`);
@@ -65,7 +68,10 @@ export async function openSession(model: Uint8Array, label: string, cfg: Session
   const wanted = cfg.providers && cfg.providers.length > 0 ? [...cfg.providers] : ['cpu' as const];
   const providers: ExecutionProvider[] = wanted.includes('cpu') ? wanted : [...wanted, 'cpu'];
   try {
-    return { session: await ort.InferenceSession.create(model, sessionOptions(threads, providers, providers.length > 1, cfg.allowSpinning ?? false)), providers };
+    return {
+      session: await ort.InferenceSession.create(model, sessionOptions(threads, providers, providers.length > 1, cfg.allowSpinning ?? false)),
+      providers,
+    };
   } catch (e) {
     if (providers.length === 1) throw new CxrError('E_BACKEND', `${label}: onnxruntime cannot load the model (${(e as Error).message})`);
     cfg.onWarning?.(`${label}: execution providers ${providers.join(',')} unavailable (${(e as Error).message}); using cpu`);

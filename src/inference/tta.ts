@@ -27,8 +27,7 @@ export function ttaBatch(img: GrayImage, views: TtaView[]): Float32Array {
   const size = img.width * img.height;
   const batch = new Float32Array(views.length * size);
   views.forEach((v, i) => {
-    const data =
-      v.angleDeg === 0 && v.scale === 1 ? img.data : warpAffine(img, rotateScaleShift(img.width, img.height, v.angleDeg, v.scale)).data;
+    const data = v.angleDeg === 0 && v.scale === 1 ? img.data : warpAffine(img, rotateScaleShift(img.width, img.height, v.angleDeg, v.scale)).data;
     batch.set(data, i * size);
   });
   return batch;

@@ -2,12 +2,7 @@ import type { AppliedWindow, DicomMetadata, WindowPolicy } from '../dicom/index.
 import type { GrayImage } from '../imaging/types.js';
 
 /** QC flags a report can carry; any of them flags the study for a human. */
-export type QcFlag =
-  | 'lung_area_low'
-  | 'lung_area_high'
-  | 'mask_touches_border'
-  | 'not_frontal_chest'
-  | 'image_too_small';
+export type QcFlag = 'lung_area_low' | 'lung_area_high' | 'mask_touches_border' | 'not_frontal_chest' | 'image_too_small';
 
 /** Why a study was flagged: positive, uncertain (TTA spread too wide), or a QC flag. */
 export type FlagReason = 'positive' | 'uncertain' | `qc:${QcFlag}`;

@@ -79,11 +79,7 @@ async function choose(opts: InitBackendOptions): Promise<BackendName> {
   if (forced != null && forced !== '' && !isBackendName(forced)) {
     throw new CxrError('E_CONFIG', `CXR_BACKEND must be one of ${BACKEND_NAMES.join(', ')}, got '${forced}'`);
   }
-  const order: BackendName[] = forced
-    ? [forced]
-    : opts.prefer
-      ? [opts.prefer, ...BACKEND_NAMES.filter((b) => b !== opts.prefer)]
-      : [...BACKEND_NAMES];
+  const order: BackendName[] = forced ? [forced] : opts.prefer ? [opts.prefer, ...BACKEND_NAMES.filter((b) => b !== opts.prefer)] : [...BACKEND_NAMES];
   const failures: string[] = [];
   for (const name of order) {
     const detail = await tryBackend(name, opts, failures);

@@ -112,9 +112,7 @@ export function buildDenseNet121SE(opts: DenseNetOptions = {}): tf.LayersModel {
     }
   });
 
-  const features = tf.layers.activation({ activation: 'relu', name: FEATURES_LAYER }).apply(
-    batchNorm('features_bn').apply(x),
-  ) as SymbolicTensor;
+  const features = tf.layers.activation({ activation: 'relu', name: FEATURES_LAYER }).apply(batchNorm('features_bn').apply(x)) as SymbolicTensor;
   let h = tf.layers.globalAveragePooling2d({ name: 'pool' }).apply(features) as SymbolicTensor;
   h = tf.layers.dropout({ rate: cfg.dropout, name: 'dropout' }).apply(h) as SymbolicTensor;
   const probability = tf.layers

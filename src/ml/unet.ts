@@ -33,9 +33,7 @@ export function unetConfig(opts: UNetOptions = {}): UNetConfig {
 function doubleConv(x: SymbolicTensor, filters: number, name: string, seeds: SeedSequence): SymbolicTensor {
   let y = x;
   for (const i of [1, 2]) {
-    y = tf.layers
-      .conv2d({ filters, kernelSize: 3, padding: 'same', kernelInitializer: heNormal(seeds), name: `${name}_conv${i}` })
-      .apply(y) as SymbolicTensor;
+    y = tf.layers.conv2d({ filters, kernelSize: 3, padding: 'same', kernelInitializer: heNormal(seeds), name: `${name}_conv${i}` }).apply(y) as SymbolicTensor;
     y = batchNorm(`${name}_bn${i}`).apply(y) as SymbolicTensor;
     y = relu(`${name}_relu${i}`).apply(y) as SymbolicTensor;
   }

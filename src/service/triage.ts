@@ -366,4 +366,3 @@ function sameContentOrConflict(existing: StudyRow, sha256: string): StudyRow {
   }
   return existing;
 }
-

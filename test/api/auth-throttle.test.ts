@@ -1,59 +1,117 @@
+/**
+ * Issue 10 row 3: the sign-in brake is counted in PostgreSQL, before each secret is checked.
+ * Replayed over real HTTP (the app listening on loopback) on a real database: hundreds of
+ * concurrent wrong secrets get exactly CXR_AUTH_MAX_FAILURES checks, two service instances on
+ * one database share the count, and a restart keeps it.
+ */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { LoginThrottle } from '../../src/api/login-throttle.js';
+import type { Server } from 'node:http';
+import { closeServer, listen, type ServiceParts } from '../../src/app/server.js';
 import { startHarness, type Harness } from './harness.js';
 
-test('the throttle locks a key at the failure limit until the window since its first failure ends', () => {
-  let t = 1_000_000;
-  const th = new LoginThrottle({ maxFailures: 3, windowMs: 60_000, now: () => t });
-  th.fail(['name:a', 'address:x']);
-  t += 10_000;
-  th.fail(['name:a', 'address:x']);
-  assert.equal(th.retryAfterSeconds(['name:a', 'address:x']), 0);
-  t += 5_000;
-  th.fail(['name:a', 'address:x']);
-  // locked from the third failure until 60 s after the first
-  assert.equal(th.retryAfterSeconds(['name:a']), 45);
-  assert.equal(th.retryAfterSeconds(['name:b', 'address:x']), 45);
-  assert.equal(th.retryAfterSeconds(['name:b', 'address:y']), 0);
-  t += 44_500;
-  assert.equal(th.retryAfterSeconds(['name:a']), 1);
-  t += 500;
-  assert.equal(th.retryAfterSeconds(['name:a', 'address:x']), 0);
-  // a success clears the name's count; the address keeps its own
-  th.fail(['name:c', 'address:z']);
-  th.fail(['name:c', 'address:z']);
-  th.succeed('name:c');
-  th.fail(['name:c', 'address:z']);
-  assert.equal(th.retryAfterSeconds(['name:c']), 0);
-  assert.ok(th.retryAfterSeconds(['address:z']) > 0);
-  const off = new LoginThrottle({ maxFailures: 0, windowMs: 60_000 });
-  for (let i = 0; i < 5; i++) off.fail(['name:a']);
-  assert.equal(off.retryAfterSeconds(['name:a']), 0);
-});
-
+const MAX = 10;
 let h: Harness;
+const servers: Server[] = [];
+
 before(async () => {
-  h = await startHarness({ authMaxFailures: 3, authWindowMs: 600_000 });
+  h = await startHarness({ authMaxFailures: MAX, authWindowMs: 600_000 });
 });
 after(async () => {
+  for (const s of servers) await closeServer(s, 1000);
   await h?.close();
 });
 
-test('POST /v1/auth/token answers 429 E_RATE_LIMITED with Retry-After after repeated failures, even to the right secret, and audits it', async () => {
-  const admin = h.token('admin');
-  const created = await h.http.post('/v1/admin/clients').set('Authorization', `Bearer ${admin}`).send({ id: 'ws-guessed', role: 'workstation' });
+async function serve(parts: ServiceParts): Promise<string> {
+  const { server, url } = await listen(parts.app, 0, '127.0.0.1');
+  servers.push(server);
+  return url;
+}
+
+function tokenRequest(url: string, body: Record<string, string>): Promise<Response> {
+  return fetch(`${url}/v1/auth/token`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+}
+
+async function outcomes(actor: string): Promise<string[]> {
+  const rows: { outcome: string }[] = await h.db.ds.query(`SELECT outcome FROM audit_log WHERE action = 'auth.token' AND actor = $1 ORDER BY seq`, [actor]);
+  return rows.map((r) => r.outcome);
+}
+
+async function createClient(id: string): Promise<string> {
+  const created = await h.http
+    .post('/v1/admin/clients')
+    .set('Authorization', `Bearer ${h.token('admin')}`)
+    .send({ id, role: 'workstation' });
   assert.equal(created.status, 201);
-  const secret: string = created.body.secret;
-  const attempt = (s: string) => h.http.post('/v1/auth/token').send({ client_id: 'ws-guessed', client_secret: s });
-  for (let i = 0; i < 3; i++) assert.equal((await attempt(`guess-${i}`)).status, 401);
-  const locked = await attempt(secret);
-  assert.equal(locked.status, 429);
-  assert.equal(locked.body.error.code, 'E_RATE_LIMITED');
-  const retry = Number(locked.headers['retry-after']);
-  assert.ok(retry > 590 && retry <= 600, `Retry-After ${locked.headers['retry-after']}`);
-  // the address is locked too: another name from the same host is refused
-  assert.equal((await h.http.post('/v1/auth/token').send({ client_id: 'someone-else', client_secret: 'x' })).status, 429);
-  const audit: { outcome: string }[] = await h.db.ds.query(`SELECT outcome FROM audit_log WHERE action = 'auth.token' AND actor = 'ws-guessed' ORDER BY seq`);
-  assert.deepEqual(audit.map((a) => a.outcome), ['E_UNAUTHENTICATED', 'E_UNAUTHENTICATED', 'E_UNAUTHENTICATED', 'E_RATE_LIMITED']);
+  return created.body.secret as string;
+}
+
+/** Every key's window started `seconds` earlier, as if that much time had passed. */
+async function age(seconds: number): Promise<void> {
+  await h.db.ds.query(`UPDATE login_attempts SET window_start = window_start - $1 * interval '1 second'`, [seconds]);
+}
+
+test('300 concurrent wrong secrets for one client: exactly CXR_AUTH_MAX_FAILURES are checked, the rest get 429 with Retry-After, all audited', async () => {
+  const url = await serve(h.parts);
+  const secret = await createClient('ws-burst');
+  const replies = await Promise.all(Array.from({ length: 300 }, (_, i) => tokenRequest(url, { client_id: 'ws-burst', client_secret: `guess-${i}` })));
+  const statuses = replies.map((r) => r.status);
+  assert.equal(statuses.filter((s) => s === 401).length, MAX, `statuses: ${statuses.join(',')}`);
+  assert.equal(statuses.filter((s) => s === 429).length, 300 - MAX);
+  for (const r of replies.filter((x) => x.status === 429)) {
+    const retry = Number(r.headers.get('retry-after'));
+    assert.ok(retry > 0 && retry <= 600, `Retry-After ${r.headers.get('retry-after')}`);
+    assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'E_RATE_LIMITED');
+  }
+  const audit = await outcomes('ws-burst');
+  assert.equal(audit.length, 300, 'every attempt is audited');
+  assert.equal(audit.filter((o) => o === 'E_UNAUTHENTICATED').length, MAX, 'only MAX secrets were checked');
+  assert.equal(audit.filter((o) => o === 'E_RATE_LIMITED').length, 300 - MAX);
+  // the right secret is refused too while the name is locked
+  assert.equal((await tokenRequest(url, { client_id: 'ws-burst', client_secret: secret })).status, 429);
+  // once the window has passed, the name and the address may try again, and the right secret works
+  await age(601);
+  assert.equal((await tokenRequest(url, { client_id: 'ws-burst', client_secret: secret })).status, 200);
+});
+
+test('two instances on one database share the count, and a restarted instance still refuses', async () => {
+  await h.db.ds.query('DELETE FROM login_attempts');
+  const secret = await createClient('ws-shared');
+  const a = await serve(h.parts);
+  const b = await serve(await h.restart());
+  // 100 guesses at once, split over both instances: still only MAX checked in total
+  const replies = await Promise.all(
+    Array.from({ length: 100 }, (_, i) => tokenRequest(i % 2 === 0 ? a : b, { client_id: 'ws-shared', client_secret: `guess-${i}` })),
+  );
+  assert.equal(replies.filter((r) => r.status === 401).length, MAX);
+  assert.equal(replies.filter((r) => r.status === 429).length, 100 - MAX);
+  assert.equal((await outcomes('ws-shared')).filter((o) => o === 'E_UNAUTHENTICATED').length, MAX);
+  // a third instance built after the others (a restart) reads the same count
+  const c = await serve(await h.restart());
+  const after = await tokenRequest(c, { client_id: 'ws-shared', client_secret: secret });
+  assert.equal(after.status, 429);
+  assert.ok(Number(after.headers.get('retry-after')) > 0);
+});
+
+test("a success clears the name's count but not the address's; another name from a locked address is refused", async () => {
+  await h.db.ds.query('DELETE FROM login_attempts');
+  const url = await serve(h.parts);
+  const secret = await createClient('ws-mixed');
+  for (let i = 0; i < MAX - 1; i++) assert.equal((await tokenRequest(url, { client_id: 'ws-mixed', client_secret: `guess-${i}` })).status, 401);
+  assert.equal((await tokenRequest(url, { client_id: 'ws-mixed', client_secret: secret })).status, 200);
+  const rows: { key: string; attempts: number }[] = await h.db.ds.query('SELECT key, attempts FROM login_attempts ORDER BY key');
+  assert.deepEqual(rows, [{ key: 'address:127.0.0.1', attempts: MAX - 1 }], 'the name is cleared; the address keeps its failures, not the success');
+  // one more failure (another name) locks the address
+  assert.equal((await tokenRequest(url, { client_id: 'someone', client_secret: 'x' })).status, 401);
+  const refused = await tokenRequest(url, { client_id: 'someone-else', client_secret: 'y' });
+  assert.equal(refused.status, 429);
+  assert.deepEqual(await outcomes('someone-else'), ['E_RATE_LIMITED']);
+});
+
+test('CXR_AUTH_MAX_FAILURES=0 turns the brake off and writes no rows', async () => {
+  await h.db.ds.query('DELETE FROM login_attempts');
+  const off = await serve(await h.restart({ authMaxFailures: 0 }));
+  const replies = await Promise.all(Array.from({ length: 2 * MAX }, (_, i) => tokenRequest(off, { client_id: 'ws-off', client_secret: `g${i}` })));
+  assert.ok(replies.every((r) => r.status === 401));
+  assert.deepEqual(await h.db.ds.query('SELECT key FROM login_attempts'), []);
 });

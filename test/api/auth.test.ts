@@ -134,7 +134,10 @@ test('client credentials: admin creates a client, it gets a token (JSON, form, B
   assert.equal(viaJson.status, 200);
   assert.equal(viaJson.body.token_type, 'Bearer');
   assert.equal(viaJson.body.role, 'workstation');
-  const viaForm = await h.http.post('/v1/auth/token').type('form').send({ grant_type: 'client_credentials', client_id: 'ws-radiology-1', client_secret: secret });
+  const viaForm = await h.http
+    .post('/v1/auth/token')
+    .type('form')
+    .send({ grant_type: 'client_credentials', client_id: 'ws-radiology-1', client_secret: secret });
   assert.equal(viaForm.status, 200);
   const viaBasic = await h.http
     .post('/v1/auth/token')
@@ -145,7 +148,10 @@ test('client credentials: admin creates a client, it gets a token (JSON, form, B
 
   const token: string = viaJson.body.access_token;
   const decoded = jwt.decode(token) as jwt.JwtPayload;
-  assert.deepEqual([decoded.sub, decoded.role, decoded.kind, decoded.iss, decoded.aud], ['ws-radiology-1', 'workstation', 'client', 'cxr-triage', 'cxr-triage-api']);
+  assert.deepEqual(
+    [decoded.sub, decoded.role, decoded.kind, decoded.iss, decoded.aud],
+    ['ws-radiology-1', 'workstation', 'client', 'cxr-triage', 'cxr-triage-api'],
+  );
   // a workstation may post but not read the worklist
   assert.equal((await h.http.get('/v1/worklist').set('Authorization', `Bearer ${token}`)).status, 403);
 
@@ -165,8 +171,13 @@ test('client credentials: admin creates a client, it gets a token (JSON, form, B
   const dup = await h.http.post('/v1/admin/clients').set('Authorization', `Bearer ${admin}`).send({ id: 'ws-radiology-1', role: 'workstation' });
   assert.equal(dup.status, 409);
 
-  const audit: { outcome: string }[] = await h.db.ds.query(`SELECT outcome FROM audit_log WHERE action = 'auth.token' AND actor = 'ws-radiology-1' ORDER BY seq`);
-  assert.deepEqual(audit.map((a) => a.outcome), ['ok', 'ok', 'ok', 'E_UNAUTHENTICATED', 'E_UNAUTHENTICATED']);
+  const audit: { outcome: string }[] = await h.db.ds.query(
+    `SELECT outcome FROM audit_log WHERE action = 'auth.token' AND actor = 'ws-radiology-1' ORDER BY seq`,
+  );
+  assert.deepEqual(
+    audit.map((a) => a.outcome),
+    ['ok', 'ok', 'ok', 'E_UNAUTHENTICATED', 'E_UNAUTHENTICATED'],
+  );
   const list = await h.http.get('/v1/admin/clients').set('Authorization', `Bearer ${admin}`);
   assert.equal(list.status, 200);
   const row = list.body.items.find((c: { id: string }) => c.id === 'ws-radiology-1');
@@ -185,7 +196,10 @@ test('users: password grant for a person, a generated password when none is give
   const generated = await h.http.post('/v1/admin/users').set('Authorization', `Bearer ${admin}`).send({ id: 'auditor.a', role: 'auditor' });
   assert.equal(generated.status, 201);
   assert.ok(generated.body.password.length >= 40, 'generated.body.password.length >= 40');
-  assert.equal((await h.http.post('/v1/admin/users').set('Authorization', `Bearer ${admin}`).send({ id: 'short.pw', role: 'auditor', password: 'abc' })).status, 400);
+  assert.equal(
+    (await h.http.post('/v1/admin/users').set('Authorization', `Bearer ${admin}`).send({ id: 'short.pw', role: 'auditor', password: 'abc' })).status,
+    400,
+  );
   assert.equal((await h.http.post('/v1/admin/users').set('Authorization', `Bearer ${admin}`).send({ id: 'x y', role: 'auditor' })).status, 400);
   assert.equal((await h.http.post('/v1/admin/users').set('Authorization', `Bearer ${admin}`).send({ id: 'bad.role', role: 'root' })).status, 400);
 

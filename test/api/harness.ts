@@ -12,7 +12,7 @@ import supertest from 'supertest';
 import type TestAgent from 'supertest/lib/agent.js';
 import { createRandomModels } from '../../bench/latency-models.js';
 import { chestDicom } from '../../bench/latency-dicom.js';
-import { buildService, type ServiceParts, type ServiceSettings } from '../../src/api/server.js';
+import { buildService, type ServiceParts, type ServiceSettings } from '../../src/app/server.js';
 import { signToken } from '../../src/api/tokens.js';
 import type { Role } from '../../src/db/entities.js';
 import { loadEngine, type OnnxTriageEngine } from '../../src/inference/engine.js';
@@ -30,8 +30,8 @@ export interface Harness {
   parts: ServiceParts;
   http: TestAgent;
   token(role: Role, sub?: string): string;
-  /** builds a second service on the same database, store and engine (a restart) */
-  restart(): Promise<ServiceParts>;
+  /** builds a second service on the same database, store and engine (a restart), optionally with other settings */
+  restart(overrides?: Partial<ServiceSettings>): Promise<ServiceParts>;
   close(): Promise<void>;
 }
 
@@ -62,8 +62,15 @@ export async function startHarness(overrides: Partial<ServiceSettings> = {}): Pr
     modelsDir,
     ...overrides,
   };
-  const build = () =>
-    buildService({ ds: db.ds, engine, settings, log: silentLogger, loadEngine: () => loadEngine({ modelsDir, tta: 2, threads: 1 }), defaultMetrics: false });
+  const build = (more: Partial<ServiceSettings> = {}) =>
+    buildService({
+      ds: db.ds,
+      engine,
+      settings: { ...settings, ...more },
+      log: silentLogger,
+      loadEngine: () => loadEngine({ modelsDir, tta: 2, threads: 1 }),
+      defaultMetrics: false,
+    });
   const parts = await build();
   const extra: ServiceParts[] = [];
   return {
@@ -75,8 +82,8 @@ export async function startHarness(overrides: Partial<ServiceSettings> = {}): Pr
     parts,
     http: supertest(parts.app),
     token: (role, sub = `${role}-1`) => signToken(settings.jwt, { sub, role, kind: 'operator' }).token,
-    restart: async () => {
-      const p = await build();
+    restart: async (more) => {
+      const p = await build(more);
       extra.push(p);
       return p;
     },

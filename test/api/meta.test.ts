@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openApiDocument, routes } from '../../src/api/app.js';
-import { loadConfig } from '../../src/api/config.js';
+import { loadConfig } from '../../src/app/config.js';
 import { hashSecret, verifySecret } from '../../src/api/credentials.js';
 import { toCsv } from '../../src/api/csv.js';
 import { openApiPath } from '../../src/api/openapi.js';
@@ -59,7 +59,9 @@ test('the OpenAPI document describes every route the app serves, with roles and 
   const doc = r.body as { openapi: string; paths: Record<string, Record<string, { responses: Record<string, unknown>; security?: unknown[] }>> };
   assert.equal(doc.openapi, '3.1.0');
   assert.deepEqual(doc, JSON.parse(JSON.stringify(openApiDocument())));
-  const documented = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m} ${p}`)).sort();
+  const documented = Object.entries(doc.paths)
+    .flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m} ${p}`))
+    .sort();
   const served = routes.map((x) => `${x.method} ${openApiPath(x.path)}`).sort();
   assert.deepEqual(documented, served);
   for (const required of [
@@ -135,7 +137,13 @@ test('configuration: defaults, every invalid variable reported at once, developm
       /DATABASE_URL must be a postgres:\/\/ URL/.test(e.message) &&
       /CXR_MAX_BODY_MB must be an integer/.test(e.message),
   );
-  const env = loadConfig({ CXR_DATA_DIR: dir, CXR_JWT_SECRET: 'j'.repeat(32), CXR_HMAC_KEY: 'h'.repeat(40), PORT: '9000', DATABASE_URL: 'postgres://u:p@db/x' });
+  const env = loadConfig({
+    CXR_DATA_DIR: dir,
+    CXR_JWT_SECRET: 'j'.repeat(32),
+    CXR_HMAC_KEY: 'h'.repeat(40),
+    PORT: '9000',
+    DATABASE_URL: 'postgres://u:p@db/x',
+  });
   assert.deepEqual([env.notices, env.port, env.jwt.secret.toString(), env.databaseUrl], [[], 9000, 'j'.repeat(32), 'postgres://u:p@db/x']);
 });
 
@@ -170,13 +178,16 @@ test('the DICOM store names files by content, writes them once, and detects corr
   await writeFile(a.path, 'other bytes');
   await assert.rejects(store.get(a.sha256), /corrupt/);
   await assert.rejects(store.get('f'.repeat(64)), (e: Error & { code?: string }) => e.code === 'E_NOT_FOUND');
-  assert.equal((await readFile(a.path, 'utf8')), 'other bytes');
+  assert.equal(await readFile(a.path, 'utf8'), 'other bytes');
 });
 
 test('CSV cells are quoted when needed and formula-like text is neutralised', () => {
-  const csv = toCsv<{ a: unknown; b: unknown; c: unknown }>(['a', 'b', 'c'], [
-    { a: 'x,y', b: 'say "hi"', c: ['p', 'q'] },
-    { a: '=HYPERLINK("evil")', b: -1.5, c: null },
-  ]);
+  const csv = toCsv<{ a: unknown; b: unknown; c: unknown }>(
+    ['a', 'b', 'c'],
+    [
+      { a: 'x,y', b: 'say "hi"', c: ['p', 'q'] },
+      { a: '=HYPERLINK("evil")', b: -1.5, c: null },
+    ],
+  );
   assert.equal(csv, 'a,b,c\r\n"x,y","say ""hi""",p;q\r\n"\'=HYPERLINK(""evil"")",-1.5,\r\n');
 });

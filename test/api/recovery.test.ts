@@ -144,7 +144,10 @@ test('activating another model version swaps the engine; new predictions record 
   const admin = `Bearer ${h.token('admin')}`;
   const r = await h.http.post('/v1/admin/models/classifier/random-v2/activate').set('Authorization', admin);
   assert.equal(r.status, 200, JSON.stringify(r.body));
-  const active = r.body.items.filter((m: { active: boolean }) => m.active).map((m: { name: string; version: string }) => `${m.name}@${m.version}`).sort();
+  const active = r.body.items
+    .filter((m: { active: boolean }) => m.active)
+    .map((m: { name: string; version: string }) => `${m.name}@${m.version}`)
+    .sort();
   assert.deepEqual(active, ['classifier@random-v2', 'segmenter@random-small']);
   assert.equal((await readFile(join(h.modelsDir, 'classifier', 'ACTIVE'), 'utf8')).trim(), 'random-v2');
 
@@ -156,7 +159,10 @@ test('activating another model version swaps the engine; new predictions record 
   assert.equal(posted.body.prediction.report.models.classifier.version, 'random-v2');
   assert.equal(posted.body.prediction.threshold, 0.45);
   const hist = await h.http.get('/v1/predictions?model=classifier@random-v2').set('Authorization', `Bearer ${h.token('auditor')}`);
-  assert.deepEqual(hist.body.items.map((p: { studyId: string }) => p.studyId), [posted.body.id]);
+  assert.deepEqual(
+    hist.body.items.map((p: { studyId: string }) => p.studyId),
+    [posted.body.id],
+  );
 
   assert.equal((await h.http.post('/v1/admin/models/classifier/nope/activate').set('Authorization', admin)).status, 404);
   assert.equal((await h.http.post('/v1/admin/models/other/random-v2/activate').set('Authorization', admin)).status, 404);

@@ -162,7 +162,9 @@ test('serve starts on an embedded PostgreSQL, scores a study, works with the ope
     const got = await fetch(`${s2.url}/v1/studies/${report.id}`, { headers: { Authorization: `Bearer ${clin}` } });
     assert.equal(got.status, 200);
     assert.equal(((await got.json()) as { prediction: { decision: string } }).prediction.decision, report.prediction.decision);
-    const verify = await fetch(`${s2.url}/v1/audit/verify`, { headers: { Authorization: `Bearer ${cli(['token', '--role', 'auditor', '--sub', 'a']).stdout.trim()}` } });
+    const verify = await fetch(`${s2.url}/v1/audit/verify`, {
+      headers: { Authorization: `Bearer ${cli(['token', '--role', 'auditor', '--sub', 'a']).stdout.trim()}` },
+    });
     assert.equal(((await verify.json()) as { ok: boolean }).ok, true);
   } finally {
     s2.proc.kill('SIGINT');

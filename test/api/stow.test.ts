@@ -67,7 +67,9 @@ test('three good instances and a bad one: 202, three referenced, one failed with
   assert.deepEqual(failed[0]['00081197'], { vr: 'US', Value: [FAILURE_REASON.cannotUnderstand] });
   assert.match(String(failed[0]['00000902'].Value?.[0]), /^E_NOT_DICOM/);
   for (const item of stored) await waitScored(h, String(item['00081190'].Value?.[0]).split('/').pop()!);
-  const rows: { n: number }[] = await h.db.ds.query(`SELECT count(*)::int AS n FROM predictions p JOIN studies s ON s.id = p.study_id WHERE s.submitted_by = 'ws-stow'`);
+  const rows: { n: number }[] = await h.db.ds.query(
+    `SELECT count(*)::int AS n FROM predictions p JOIN studies s ON s.id = p.study_id WHERE s.submitted_by = 'ws-stow'`,
+  );
   assert.equal(rows[0].n, 3);
   const audit: { outcome: string; n: number }[] = await h.db.ds.query(
     `SELECT outcome, count(*)::int AS n FROM audit_log WHERE actor = 'ws-stow' AND action = 'study.create' GROUP BY outcome ORDER BY outcome`,
@@ -98,14 +100,19 @@ test('nothing stored: 409 with every failure listed, including a wrong part type
     [FAILURE_REASON.cannotUnderstand, FAILURE_REASON.cannotUnderstand, FAILURE_REASON.duplicateSopInstance],
   );
   assert.equal(uid(failed[2]), readMetadata(tampered).sopInstanceUid);
-  const rows: { n: number }[] = await h.db.ds.query(`SELECT count(*)::int AS n FROM studies WHERE sop_instance_uid = $1`, [readMetadata(study(205)).sopInstanceUid]);
+  const rows: { n: number }[] = await h.db.ds.query(`SELECT count(*)::int AS n FROM studies WHERE sop_instance_uid = $1`, [
+    readMetadata(study(205)).sopInstanceUid,
+  ]);
   assert.equal(rows[0].n, 0);
 });
 
 test('a full inference queue refuses every instance with Out of Resources and 503', async () => {
   const held = Array.from({ length: h.settings.queueSize }, () => h.parts.service.queue.reserve());
   try {
-    assert.ok(held.every((r) => r !== null), 'all slots reserved');
+    assert.ok(
+      held.every((r) => r !== null),
+      'all slots reserved',
+    );
     const res = await stow(related([{ body: study(206) }]));
     assert.equal(res.status, 503);
     assert.equal(res.headers['retry-after'], '5');
@@ -125,6 +132,10 @@ test('wrong media types are 415, broken framing 400, and a non-workstation 403',
   assert.equal((await stow(related([{ body: study(207) }]), 'application/dicom')).status, 415);
   assert.equal((await stow(related([{ body: study(207) }]), 'multipart/related; type="application/dicom"')).status, 400);
   assert.equal((await stow(Buffer.from(`--${BOUNDARY}\r\n\r\nunterminated`))).status, 400);
-  const clin = await h.http.post('/dicomweb/studies').set('Authorization', `Bearer ${h.token('clinician')}`).set('Content-Type', 'multipart/related; type="application/dicom"; boundary=x').send('--x--');
+  const clin = await h.http
+    .post('/dicomweb/studies')
+    .set('Authorization', `Bearer ${h.token('clinician')}`)
+    .set('Content-Type', 'multipart/related; type="application/dicom"; boundary=x')
+    .send('--x--');
   assert.equal(clin.status, 403);
 });

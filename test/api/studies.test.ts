@@ -26,7 +26,8 @@ after(async () => {
   await h?.close();
 });
 
-const post = (body: Buffer, query = '', auth = ws) => h.http.post(`/v1/studies${query}`).set('Authorization', auth).set('Content-Type', 'application/dicom').send(body);
+const post = (body: Buffer, query = '', auth = ws) =>
+  h.http.post(`/v1/studies${query}`).set('Authorization', auth).set('Content-Type', 'application/dicom').send(body);
 
 function storedFiles(): string[] {
   const root = h.settings.dicomDir;
@@ -71,7 +72,7 @@ test('the patient id is stored only as its HMAC pseudonym', async () => {
   const rows: { patient_pseudonym: string }[] = await h.db.ds.query('SELECT patient_pseudonym FROM studies WHERE id = $1', [firstId]);
   assert.equal(rows[0].patient_pseudonym, pseudonymisePatientId(h.settings.hmacKey, 'LAT101'));
   const dump = JSON.stringify(await h.db.ds.query('SELECT * FROM studies'));
-  assert.ok(!dump.includes('LAT101'), '!dump.includes(\'LAT101\')');
+  assert.ok(!dump.includes('LAT101'), "!dump.includes('LAT101')");
 });
 
 test('?wait=true returns the finished report', async () => {
@@ -83,7 +84,10 @@ test('?wait=true returns the finished report', async () => {
 });
 
 test('multipart/form-data with a file part is accepted like a raw body', async () => {
-  const r = await h.http.post('/v1/studies?wait=true').set('Authorization', ws).attach('file', study(103), { filename: 'cxr.dcm', contentType: 'application/dicom' });
+  const r = await h.http
+    .post('/v1/studies?wait=true')
+    .set('Authorization', ws)
+    .attach('file', study(103), { filename: 'cxr.dcm', contentType: 'application/dicom' });
   assert.equal(r.status, 200);
   assert.equal(r.body.status, 'scored');
   const empty = await h.http.post('/v1/studies').set('Authorization', ws).field('note', 'no file');
@@ -176,12 +180,20 @@ test('a workstation reads the studies it sent (no reviews), not those of another
 });
 
 test('images: windowed PNG, mask and heatmap overlays at the native size', async () => {
-  for (const [kind, channels] of [['image', 1], ['mask', 3], ['heatmap', 3]] as const) {
-    const r = await h.http.get(`/v1/studies/${firstId}/${kind}.png`).set('Authorization', clin).buffer(true).parse((res, cb) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => cb(null, Buffer.concat(chunks)));
-    });
+  for (const [kind, channels] of [
+    ['image', 1],
+    ['mask', 3],
+    ['heatmap', 3],
+  ] as const) {
+    const r = await h.http
+      .get(`/v1/studies/${firstId}/${kind}.png`)
+      .set('Authorization', clin)
+      .buffer(true)
+      .parse((res, cb) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => cb(null, Buffer.concat(chunks)));
+      });
     assert.equal(r.status, 200, kind);
     assert.equal(r.headers['content-type'], 'image/png');
     const meta = await sharp(r.body as Buffer).metadata();
@@ -196,23 +208,37 @@ test('reviews: a clinician agrees or disagrees with a note; bad verdicts are 400
   assert.equal(r.status, 201);
   assert.deepEqual([r.body.verdict, r.body.reviewer, r.body.note], ['disagree', 'dr-1', 'no consolidation seen']);
   assert.equal((await h.http.post(`/v1/studies/${firstId}/reviews`).set('Authorization', clin).send({ verdict: 'maybe' })).status, 400);
-  assert.equal((await h.http.post(`/v1/studies/${firstId}/reviews`).set('Authorization', clin).send({ verdict: 'agree', note: 'x'.repeat(4001) })).status, 400);
+  assert.equal(
+    (
+      await h.http
+        .post(`/v1/studies/${firstId}/reviews`)
+        .set('Authorization', clin)
+        .send({ verdict: 'agree', note: 'x'.repeat(4001) })
+    ).status,
+    400,
+  );
   assert.equal((await h.http.post(`/v1/studies/${firstId}/reviews`).set('Authorization', clin).set('Content-Type', 'text/plain').send('agree')).status, 415);
   const list = await h.http.get(`/v1/studies/${firstId}/reviews`).set('Authorization', aud);
   assert.equal(list.status, 200);
-  assert.deepEqual(list.body.items.map((x: { verdict: string }) => x.verdict), ['disagree']);
+  assert.deepEqual(
+    list.body.items.map((x: { verdict: string }) => x.verdict),
+    ['disagree'],
+  );
   const view = await h.http.get(`/v1/studies/${firstId}`).set('Authorization', clin);
   assert.equal(view.body.reviews.length, 1);
   const audit: { outcome: string; detail: { verdict: string } }[] = await h.db.ds.query(
     `SELECT outcome, detail FROM audit_log WHERE action = 'review.create' AND study_id = $1 ORDER BY seq`,
     [firstId],
   );
-  assert.deepEqual(audit.map((a) => [a.outcome, a.detail.verdict ?? null]), [
-    ['ok', 'disagree'],
-    ['E_BAD_REQUEST', null],
-    ['E_BAD_REQUEST', null],
-    ['E_UNSUPPORTED_MEDIA_TYPE', null],
-  ]);
+  assert.deepEqual(
+    audit.map((a) => [a.outcome, a.detail.verdict ?? null]),
+    [
+      ['ok', 'disagree'],
+      ['E_BAD_REQUEST', null],
+      ['E_BAD_REQUEST', null],
+      ['E_UNSUPPORTED_MEDIA_TYPE', null],
+    ],
+  );
 });
 
 test('the worklist pages through every scored study, flagged first, then by probability', async () => {
@@ -236,7 +262,10 @@ test('the worklist pages through every scored study, flagged first, then by prob
     assert.ok(Number(a.flagged) > Number(b.flagged) || (a.flagged === b.flagged && a.probability >= b.probability), `order at ${i}`);
   }
   const reviewed = await h.http.get('/v1/worklist?reviewed=true').set('Authorization', clin);
-  assert.deepEqual(reviewed.body.items.map((s: { studyId: string }) => s.studyId), [firstId]);
+  assert.deepEqual(
+    reviewed.body.items.map((s: { studyId: string }) => s.studyId),
+    [firstId],
+  );
   assert.equal((await h.http.get('/v1/worklist?flagged=maybe').set('Authorization', clin)).status, 400);
   assert.equal((await h.http.get('/v1/worklist?cursor=garbage').set('Authorization', clin)).status, 400);
   assert.equal((await h.http.get('/v1/worklist?limit=0').set('Authorization', clin)).status, 400);
@@ -248,7 +277,10 @@ test('prediction history: filters, pagination and the CSV export agree with each
   const [{ n }] = await h.db.ds.query('SELECT count(*)::int AS n FROM predictions');
   assert.equal(all.body.items.length, n);
   const disagreed = await h.http.get('/v1/predictions?agreement=disagree').set('Authorization', aud);
-  assert.deepEqual(disagreed.body.items.map((p: { studyId: string }) => p.studyId), [firstId]);
+  assert.deepEqual(
+    disagreed.body.items.map((p: { studyId: string }) => p.studyId),
+    [firstId],
+  );
   const byModel = await h.http.get('/v1/predictions?model=classifier@random-small&reviewed=false').set('Authorization', aud);
   assert.equal(byModel.body.items.length, n - 1);
   const none = await h.http.get('/v1/predictions?model=classifier@other').set('Authorization', aud);
@@ -300,14 +332,19 @@ test('every study read and write is in the audit log, and the chain verifies', a
   const actions = rows.map((r) => `${r.action}:${r.actor}:${r.outcome}`);
   assert.equal(actions[0], 'study.create:ws-1:ok');
   assert.ok(actions.includes('study.create:ws-1:ok') && actions.filter((a) => a === 'study.create:ws-1:ok').length === 2, 'create and re-post');
-  assert.ok(actions.includes('study.read:dr-1:ok'), 'actions.includes(\'study.read:dr-1:ok\')');
-  assert.ok(actions.includes('study.read:ws-2:E_NOT_FOUND'), 'actions.includes(\'study.read:ws-2:E_NOT_FOUND\')');
+  assert.ok(actions.includes('study.read:dr-1:ok'), "actions.includes('study.read:dr-1:ok')");
+  assert.ok(actions.includes('study.read:ws-2:E_NOT_FOUND'), "actions.includes('study.read:ws-2:E_NOT_FOUND')");
   assert.equal(actions.filter((a) => a.startsWith('study.image.read:dr-1:ok')).length, 3);
   assert.ok(actions.includes('study.image.read:ws-1:E_FORBIDDEN'), 'denied image read linked to the study');
   for (const r of rows) assert.ok(r.request_id.length > 0, 'r.request_id.length > 0');
   // list reads record which studies were shown
-  const shown: { detail: { studyIds: string[] } }[] = await h.db.ds.query(`SELECT detail FROM audit_log WHERE action = 'worklist.read' AND actor = 'dr-1' AND outcome = 'ok'`);
-  assert.ok(shown.some((r) => r.detail.studyIds.includes(firstId)), 'the worklist read that showed the study is recorded');
+  const shown: { detail: { studyIds: string[] } }[] = await h.db.ds.query(
+    `SELECT detail FROM audit_log WHERE action = 'worklist.read' AND actor = 'dr-1' AND outcome = 'ok'`,
+  );
+  assert.ok(
+    shown.some((r) => r.detail.studyIds.includes(firstId)),
+    'the worklist read that showed the study is recorded',
+  );
 
   const page = await h.http.get(`/v1/audit?studyId=${firstId}&limit=3`).set('Authorization', aud);
   assert.equal(page.status, 200);

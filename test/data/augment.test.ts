@@ -34,7 +34,11 @@ test('augmenting an image that is its own mask leaves them aligned', () => {
 
 test('photometric changes touch the image only and stay in [0,1]', () => {
   const m = shape();
-  const img = grayImage(m.width, m.height, m.data.map((v) => 0.2 + 0.6 * v));
+  const img = grayImage(
+    m.width,
+    m.height,
+    m.data.map((v) => 0.2 + 0.6 * v),
+  );
   const p = { ...NO_AUGMENT, brightness: 0.1, contrast: 1.5, gamma: 0.8, noiseStd: 0.05, noiseSeed: 3 };
   const out = augmentPair(img, m, p);
   assert.deepEqual(Array.from(out.mask!.data), Array.from(m.data));

@@ -26,8 +26,14 @@ async function collect(it: AsyncIterable<DataBatch>): Promise<DataBatch[]> {
 
 test('segmenter batches hold resized images and binary masks of every item once', async () => {
   const bs = await collect(batches(ds.items, { task: 'segmenter', size: 32, batchSize: 3 }));
-  assert.deepEqual(bs.map((b) => b.n), [3, 3, 1]);
-  assert.deepEqual(bs.flatMap((b) => b.ids), ds.items.map((i) => i.file));
+  assert.deepEqual(
+    bs.map((b) => b.n),
+    [3, 3, 1],
+  );
+  assert.deepEqual(
+    bs.flatMap((b) => b.ids),
+    ds.items.map((i) => i.file),
+  );
   for (const b of bs) {
     assert.equal(b.x.length, b.n * 32 * 32);
     assert.equal(b.y.length, b.n * 32 * 32);
@@ -48,7 +54,10 @@ test('segmenter batches hold resized images and binary masks of every item once'
 test('classifier batches are lung crops with labels, from masks or from maskFor', async () => {
   const bs = await collect(batches(ds.items, { task: 'classifier', size: 24, batchSize: 4 }));
   assert.equal(bs.length, 2);
-  assert.deepEqual(Array.from(bs[0].y), ds.items.slice(0, 4).map((i) => i.target));
+  assert.deepEqual(
+    Array.from(bs[0].y),
+    ds.items.slice(0, 4).map((i) => i.target),
+  );
   assert.ok(bs.every((b) => b.cropped!.every(Boolean)));
   assert.equal(bs[0].x.length, 4 * 24 * 24);
 
@@ -89,9 +98,15 @@ test('shuffled order and augmentation are deterministic per seed and epoch', asy
   const e0 = await collect(src.batches(0, 4));
   const again = await collect(createBatchSource(ds.items, { task: 'segmenter', size: 24, shuffle: true, seed: 3, augment: {} }).batches(0, 4));
   const e1 = await collect(src.batches(1, 4));
-  assert.deepEqual(e0.flatMap((b) => b.ids), again.flatMap((b) => b.ids));
+  assert.deepEqual(
+    e0.flatMap((b) => b.ids),
+    again.flatMap((b) => b.ids),
+  );
   assert.deepEqual(Array.from(e0[0].x), Array.from(again[0].x));
-  assert.notDeepEqual(e0.flatMap((b) => b.ids), e1.flatMap((b) => b.ids));
+  assert.notDeepEqual(
+    e0.flatMap((b) => b.ids),
+    e1.flatMap((b) => b.ids),
+  );
   assert.deepEqual(new Set(e1.flatMap((b) => b.ids)), new Set(ds.items.map((i) => i.file)));
 });
 
@@ -130,7 +145,10 @@ test('a weighted epoch draws each item floor or ceil of its expected count, repr
   const order = weightedEpochOrder([6, 3, 1], 10, 5, 0);
   assert.equal(order.length, 10);
   const count = (k: number, o: number[]): number => o.filter((x) => x === k).length;
-  assert.deepEqual([0, 1, 2].map((k) => count(k, order)), [6, 3, 1]);
+  assert.deepEqual(
+    [0, 1, 2].map((k) => count(k, order)),
+    [6, 3, 1],
+  );
   assert.deepEqual(weightedEpochOrder([6, 3, 1], 10, 5, 0), order);
   // 7 draws over weights 1:1:1: each item 2 or 3 times; a zero weight is never drawn
   const w = [1, 1, 1, 0];
@@ -151,7 +169,11 @@ test('a sampled batch source gives perEpoch items per epoch, weighted, and refus
   assert.equal(ids.length, 6);
   assert.deepEqual([...new Set(ids)].sort(), [items[0].file, items[1].file].sort());
   assert.equal(ids.filter((i) => i === items[0].file).length, 3);
-  for (const weights of [[1, 1], [1, -1, 1, 1], [0, 0, 0, 0]]) {
+  for (const weights of [
+    [1, 1],
+    [1, -1, 1, 1],
+    [0, 0, 0, 0],
+  ]) {
     assert.throws(
       () => createBatchSource(items, { task: 'classifier', size: 16, sample: { perEpoch: 2, weights } }),
       (e: unknown) => isCxrError(e) && e.code === 'E_BAD_ARGUMENT',

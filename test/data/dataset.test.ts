@@ -23,11 +23,17 @@ async function rejectsWith(p: Promise<unknown>, re: RegExp): Promise<void> {
 test('CSV parsing handles quotes, embedded commas and newlines, CRLF and a BOM', () => {
   const t = parseCsv('\ufefffile,label\r\n"a,b.png",normal\r\n"say ""hi""\nthere",pneumonia\n\n');
   assert.deepEqual(t.header, ['file', 'label']);
-  assert.deepEqual(t.rows.map((r) => r.fields), [
-    ['a,b.png', 'normal'],
-    ['say "hi"\nthere', 'pneumonia'],
-  ]);
-  assert.deepEqual(t.rows.map((r) => r.line), [2, 3]);
+  assert.deepEqual(
+    t.rows.map((r) => r.fields),
+    [
+      ['a,b.png', 'normal'],
+      ['say "hi"\nthere', 'pneumonia'],
+    ],
+  );
+  assert.deepEqual(
+    t.rows.map((r) => r.line),
+    [2, 3],
+  );
   assert.equal(csvLine(['a,b', 'x"y', 3]), '"a,b","x""y",3');
 });
 
@@ -49,10 +55,13 @@ test('a PNG dataset with masks loads, and samples come with matching masks', asy
     const ds = await loadDataset(dir);
     assert.equal(ds.items.length, 2);
     assert.equal(ds.masked, 2);
-    assert.deepEqual(ds.items.map((i) => [i.row, i.label, i.target, i.patientId, i.kind]), [
-      [2, 'normal', 0, 'p1', 'png'],
-      [3, 'pneumonia', 1, 'p2', 'png'],
-    ]);
+    assert.deepEqual(
+      ds.items.map((i) => [i.row, i.label, i.target, i.patientId, i.kind]),
+      [
+        [2, 'normal', 0, 'p1', 'png'],
+        [3, 'pneumonia', 1, 'p2', 'png'],
+      ],
+    );
     const s = await readSample(ds.items[1]);
     assert.equal(s.image.width, 32);
     assert.ok(Math.abs(s.image.data[12 * 32 + 16] - 200 / 255) < 1e-6);
@@ -76,7 +85,7 @@ test('dataset errors name the labels.csv line', async () => {
   ]);
   const malformed = await pngDataset([['images/a.png', 'normal', 'p1']], { csv: 'file,label,patient_id\nimages/a.png,normal\n' });
   const noColumn = await pngDataset([['images/a.png', 'normal', 'p1']], { csv: 'file,label\nimages/a.png,normal\n' });
-  const escape = await pngDataset([['images/a.png', 'normal', 'p1']], { csv: 'file,label,patient_id\n../a.png,normal,p1\n' });
+  const outside = await pngDataset([['images/a.png', 'normal', 'p1']], { csv: 'file,label,patient_id\n../a.png,normal,p1\n' });
   const twice = await pngDataset([['images/a.png', 'normal', 'p1']], { csv: 'file,label,patient_id\nimages/a.png,normal,p1\nimages/a.png,normal,p1\n' });
   const wrongMask = await pngDataset(
     [
@@ -91,7 +100,7 @@ test('dataset errors name the labels.csv line', async () => {
     await rejectsWith(loadDataset(unknown), /labels\.csv line 3: unknown label 'covid'/);
     await rejectsWith(loadDataset(malformed), /labels\.csv line 2: 2 fields, but the header has 3/);
     await rejectsWith(loadDataset(noColumn), /no 'patient_id' column/);
-    await rejectsWith(loadDataset(escape), /line 2: file '\.\.\/a\.png' points outside the dataset folder/);
+    await rejectsWith(loadDataset(outside), /line 2: file '\.\.\/a\.png' points outside the dataset folder/);
     await rejectsWith(loadDataset(twice), /line 3: 'images\/a\.png' is listed twice \(also line 2\)/);
     await rejectsWith(loadDataset(wrongMask), /labels\.csv line 3: mask of 'images\/b\.png' is 16x24 but the image is 32x24/);
     // Also when the size check is deferred to reading the sample.
@@ -99,7 +108,7 @@ test('dataset errors name the labels.csv line', async () => {
     await rejectsWith(readSample(ds.items[1]), /line 3: mask of 'images\/b\.png' is 16x24 but the image is 32x24/);
     await rejectsWith(loadDataset(join(missing, 'nowhere')), /has no labels\.csv/);
   } finally {
-    for (const d of [missing, unknown, malformed, noColumn, escape, twice, wrongMask]) rmSync(d, { recursive: true, force: true });
+    for (const d of [missing, unknown, malformed, noColumn, outside, twice, wrongMask]) rmSync(d, { recursive: true, force: true });
   }
 });
 

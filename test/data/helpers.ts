@@ -11,7 +11,12 @@ export function tempDir(prefix: string): string {
 export async function writePng(path: string, width: number, height: number, v: number | ((x: number, y: number) => number)): Promise<void> {
   const px = new Uint8Array(width * height);
   for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) px[y * width + x] = typeof v === 'number' ? v : v(x, y);
-  writeFileSync(path, await sharp(px, { raw: { width, height, channels: 1 } }).png().toBuffer());
+  writeFileSync(
+    path,
+    await sharp(px, { raw: { width, height, channels: 1 } })
+      .png()
+      .toBuffer(),
+  );
 }
 
 /** A PNG dataset: rows of [file, label, patient]; images 32x24 with a bright box; masks optional. */
@@ -22,7 +27,10 @@ export async function pngDataset(rows: [string, string, string][], opts: { masks
   for (const [file] of rows) {
     if (!file.startsWith('images/')) continue;
     await writePng(join(dir, file), 32, 24, (x, y) => (x > 8 && x < 24 && y > 4 && y < 20 ? 200 : 40));
-    if (opts.masks) await writePng(join(dir, 'masks', file.slice('images/'.length).replace(/\.\w+$/, '.png')), 32, 24, (x, y) => (x > 8 && x < 24 && y > 4 && y < 20 ? 255 : 0));
+    if (opts.masks)
+      await writePng(join(dir, 'masks', file.slice('images/'.length).replace(/\.\w+$/, '.png')), 32, 24, (x, y) =>
+        x > 8 && x < 24 && y > 4 && y < 20 ? 255 : 0,
+      );
   }
   writeFileSync(join(dir, 'labels.csv'), opts.csv ?? ['file,label,patient_id', ...rows.map((r) => r.join(','))].join('\n') + '\n');
   return dir;

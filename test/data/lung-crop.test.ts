@@ -25,7 +25,11 @@ test('lungBox is the mask bounding box grown by the margin and scaled to the ima
 });
 
 test('lungCrop cuts the box and resizes it; no box means the whole image', () => {
-  const img = grayImage(4, 4, Float32Array.from({ length: 16 }, (_, i) => i));
+  const img = grayImage(
+    4,
+    4,
+    Float32Array.from({ length: 16 }, (_, i) => i),
+  );
   const c = lungCrop(img, { x0: 1, y0: 1, x1: 3, y1: 3 }, 2);
   assert.deepEqual(Array.from(c.data), [5, 6, 9, 10]);
   const whole = lungCrop(img, null, 2);

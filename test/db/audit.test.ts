@@ -42,7 +42,9 @@ test('a row hash is sha256 of the previous hash followed by the canonical JSON o
     detail: { k: 1 },
   };
   const expected = createHash('sha256')
-    .update(GENESIS_HASH + '{"action":"x","actor":"a","at":"2025-01-02T03:04:05.678Z","detail":{"k":1},"outcome":"ok","requestId":"r","role":null,"studyId":null}')
+    .update(
+      GENESIS_HASH + '{"action":"x","actor":"a","at":"2025-01-02T03:04:05.678Z","detail":{"k":1},"outcome":"ok","requestId":"r","role":null,"studyId":null}',
+    )
     .digest('hex');
   assert.equal(chainHash(GENESIS_HASH, content), expected);
 });
@@ -81,7 +83,10 @@ test('paging lists the log in chain order with a cursor, and filters by actor', 
   const page2 = await listAudit(db.ds, { limit: 5, after: page1.next });
   assert.equal(page2.items[0].prevHash, page1.items[4].hash);
   const mine = await listAudit(db.ds, { limit: 100, actor: 'user-2' });
-  assert.deepEqual(mine.items.map((r) => r.requestId), ['req-2']);
+  assert.deepEqual(
+    mine.items.map((r) => r.requestId),
+    ['req-2'],
+  );
 });
 
 test('a row changed behind the trigger is reported as the first broken row', async () => {
@@ -99,8 +104,17 @@ test('a row changed behind the trigger is reported as the first broken row', asy
   assert.equal(v.checked, 10);
 
   // Recomputing the forged row's own hash only moves the break to the link after it.
-  const forged: { prev_hash: string; at: Date; actor: string; role: string; action: string; study_id: null; request_id: string; outcome: string; detail: Record<string, unknown> }[] =
-    await su.query('SELECT * FROM audit_log WHERE seq = $1', [victim]).then((r) => r.rows);
+  const forged: {
+    prev_hash: string;
+    at: Date;
+    actor: string;
+    role: string;
+    action: string;
+    study_id: null;
+    request_id: string;
+    outcome: string;
+    detail: Record<string, unknown>;
+  }[] = await su.query('SELECT * FROM audit_log WHERE seq = $1', [victim]).then((r) => r.rows);
   const f = forged[0];
   const rehash = chainHash(f.prev_hash, {
     at: f.at.toISOString(),

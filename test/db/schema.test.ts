@@ -34,7 +34,7 @@ test('an empty database gets every table from the migrations, and a second run a
     );
     assert.deepEqual(
       tables.map((t) => t.table_name),
-      ['api_clients', 'audit_log', 'model_versions', 'predictions', 'reviews', 'studies', 'typeorm_migrations', 'users'],
+      ['api_clients', 'audit_log', 'login_attempts', 'model_versions', 'predictions', 'reviews', 'studies', 'typeorm_migrations', 'users'],
     );
     assert.equal(await ds.showMigrations(), false);
     assert.deepEqual(await ds.runMigrations(), []);

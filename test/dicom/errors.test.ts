@@ -26,7 +26,14 @@ function small(overrides: Partial<ImageToWrite> = {}): Uint8Array {
 function patchUS(bytes: Uint8Array, group: number, element: number, value: number): Uint8Array {
   const out = bytes.slice();
   for (let i = 132; i + 10 <= out.length; i++) {
-    if (out[i] === (group & 0xff) && out[i + 1] === group >> 8 && out[i + 2] === (element & 0xff) && out[i + 3] === element >> 8 && out[i + 4] === 0x55 && out[i + 5] === 0x53) {
+    if (
+      out[i] === (group & 0xff) &&
+      out[i + 1] === group >> 8 &&
+      out[i + 2] === (element & 0xff) &&
+      out[i + 3] === element >> 8 &&
+      out[i + 4] === 0x55 &&
+      out[i + 5] === 0x53
+    ) {
       out[i + 8] = value & 0xff;
       out[i + 9] = value >> 8;
       return out;

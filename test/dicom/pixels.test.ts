@@ -74,20 +74,19 @@ test('stored values: BitsStored masking, HighBit shift, sign extension', () => {
 
 test('toModality applies the same masking in its fast loops, then slope and intercept', () => {
   const words = Uint16Array.from([0xf123, 0x0fff, 0x0800, 0x07ff]);
-  assert.deepEqual([...toModality(words, 4, { bitsStored: 12, shift: 0, signed: false }, { kind: 'rescale', slope: 2, intercept: -1024 })], [
-    0x123 * 2 - 1024,
-    4095 * 2 - 1024,
-    2048 * 2 - 1024,
-    2047 * 2 - 1024,
-  ]);
-  assert.deepEqual([...toModality(words, 4, { bitsStored: 12, shift: 0, signed: true }, { kind: 'rescale', slope: 0.5, intercept: 10 })], [
-    0x123 * 0.5 + 10,
-    -1 * 0.5 + 10,
-    -2048 * 0.5 + 10,
-    2047 * 0.5 + 10,
-  ]);
+  assert.deepEqual(
+    [...toModality(words, 4, { bitsStored: 12, shift: 0, signed: false }, { kind: 'rescale', slope: 2, intercept: -1024 })],
+    [0x123 * 2 - 1024, 4095 * 2 - 1024, 2048 * 2 - 1024, 2047 * 2 - 1024],
+  );
+  assert.deepEqual(
+    [...toModality(words, 4, { bitsStored: 12, shift: 0, signed: true }, { kind: 'rescale', slope: 0.5, intercept: 10 })],
+    [0x123 * 0.5 + 10, -1 * 0.5 + 10, -2048 * 0.5 + 10, 2047 * 0.5 + 10],
+  );
   const signed16 = Int16Array.from([-32768, -1, 0, 32767]);
-  assert.deepEqual([...toModality(signed16, 4, { bitsStored: 16, shift: 0, signed: true }, { kind: 'rescale', slope: 1, intercept: 0 })], [-32768, -1, 0, 32767]);
+  assert.deepEqual(
+    [...toModality(signed16, 4, { bitsStored: 16, shift: 0, signed: true }, { kind: 'rescale', slope: 1, intercept: 0 })],
+    [-32768, -1, 0, 32767],
+  );
 });
 
 test('modality LUT sequence maps stored values through the table, clamped at both ends', () => {
@@ -112,7 +111,10 @@ test('native words: little and big endian, unaligned offsets and 1-bit packing r
   assert.deepEqual([...nativeWords(be32, 0, 4, 1, 32, false)], [0x01020304]);
   const bits = new Uint8Array([0b10100101, 0b00000001]);
   assert.deepEqual([...nativeWords(bits, 0, 2, 9, 1, true)], [1, 0, 1, 0, 0, 1, 0, 1, 1]);
-  assert.throws(() => nativeWords(le, 1, 4, 3, 16, true), (e: unknown) => e instanceof CxrError && e.code === 'E_TRUNCATED');
+  assert.throws(
+    () => nativeWords(le, 1, 4, 3, 16, true),
+    (e: unknown) => e instanceof CxrError && e.code === 'E_TRUNCATED',
+  );
 });
 
 test('RLE PackBits: literal runs, replicate runs and the -128 no-op', () => {
@@ -120,7 +122,10 @@ test('RLE PackBits: literal runs, replicate runs and the -128 no-op', () => {
   const out = new Uint8Array(7);
   unpackBits(Uint8Array.from([...src, 6]), 0, 9, out);
   assert.deepEqual([...out], [7, 8, 9, 5, 5, 5, 6]);
-  assert.throws(() => unpackBits(Uint8Array.from([5, 1]), 0, 2, new Uint8Array(6)), (e: unknown) => e instanceof CxrError && e.code === 'E_DECODE_FAILED');
+  assert.throws(
+    () => unpackBits(Uint8Array.from([5, 1]), 0, 2, new Uint8Array(6)),
+    (e: unknown) => e instanceof CxrError && e.code === 'E_DECODE_FAILED',
+  );
 });
 
 test('RLE 16-bit frame: segment 0 holds the high bytes', () => {
@@ -216,9 +221,17 @@ test('explicit and parsed policies; bad widths are E_BAD_ARGUMENT', () => {
   assert.deepEqual(parseWindowPolicy(undefined), { kind: 'auto' });
   assert.deepEqual(parseWindowPolicy('minmax'), { kind: 'minmax' });
   assert.deepEqual(parseWindowPolicy(undefined, 40, 400), { kind: 'explicit', center: 40, width: 400 });
-  for (const bad of [() => parseWindowPolicy('bone'), () => parseWindowPolicy(undefined, 40), () => parseWindowPolicy(undefined, 40, 0), () => parseWindowPolicy('lung', 1, 2)])
+  for (const bad of [
+    () => parseWindowPolicy('bone'),
+    () => parseWindowPolicy(undefined, 40),
+    () => parseWindowPolicy(undefined, 40, 0),
+    () => parseWindowPolicy('lung', 1, 2),
+  ])
     assert.throws(bad, (e: unknown) => e instanceof CxrError && e.code === 'E_BAD_ARGUMENT');
-  assert.throws(() => applyWindow(image([1]), { kind: 'explicit', center: 0, width: 0.5 }), (e: unknown) => e instanceof CxrError && e.code === 'E_BAD_ARGUMENT');
+  assert.throws(
+    () => applyWindow(image([1]), { kind: 'explicit', center: 0, width: 0.5 }),
+    (e: unknown) => e instanceof CxrError && e.code === 'E_BAD_ARGUMENT',
+  );
 });
 
 function tiny(overrides: Partial<ImageToWrite>): Uint8Array {
@@ -262,10 +275,30 @@ test('readWindowed (per-word table) equals applyWindow(decodeModality()) for eve
   const side = 600; // 360000 pixels: large enough for decodeModality's table path too
   const n = side * side;
   const variants: Partial<ImageToWrite>[] = [
-    { bitsStored: 12, pixelRepresentation: 0, photometric: 'MONOCHROME1', pixels: Uint16Array.from({ length: n }, (_, i) => (i * 37) % 4096), windowCenter: 1500, windowWidth: 2500 },
-    { bitsStored: 16, pixelRepresentation: 1, photometric: 'MONOCHROME2', pixels: Int16Array.from({ length: n }, (_, i) => ((i * 101) % 3000) - 1500), rescaleSlope: 0.5, rescaleIntercept: -300 },
+    {
+      bitsStored: 12,
+      pixelRepresentation: 0,
+      photometric: 'MONOCHROME1',
+      pixels: Uint16Array.from({ length: n }, (_, i) => (i * 37) % 4096),
+      windowCenter: 1500,
+      windowWidth: 2500,
+    },
+    {
+      bitsStored: 16,
+      pixelRepresentation: 1,
+      photometric: 'MONOCHROME2',
+      pixels: Int16Array.from({ length: n }, (_, i) => ((i * 101) % 3000) - 1500),
+      rescaleSlope: 0.5,
+      rescaleIntercept: -300,
+    },
     { bitsAllocated: 8, bitsStored: 8, pixelRepresentation: 0, photometric: 'MONOCHROME1', pixels: Uint8Array.from({ length: n }, (_, i) => (i * 13) % 256) },
-    { bitsStored: 12, pixelRepresentation: 0, photometric: 'MONOCHROME2', pixels: Uint16Array.from({ length: n }, (_, i) => (i * 7) % 4096), voiLut: { firstMapped: 100, bits: 8, data: Array.from({ length: 3000 }, (_, i) => Math.floor((i / 2999) * 255)) } },
+    {
+      bitsStored: 12,
+      pixelRepresentation: 0,
+      photometric: 'MONOCHROME2',
+      pixels: Uint16Array.from({ length: n }, (_, i) => (i * 7) % 4096),
+      voiLut: { firstMapped: 100, bits: 8, data: Array.from({ length: 3000 }, (_, i) => Math.floor((i / 2999) * 255)) },
+    },
   ];
   for (const v of variants) {
     const bytes = tiny({ rows: side, columns: side, ...v });

@@ -78,7 +78,11 @@ test('pydicom reads back the stored values, rescaled, from every written file', 
     const values = new Float64Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
     const slope = img.rescaleSlope ?? 1;
     const intercept = img.rescaleIntercept ?? 0;
-    assert.deepEqual([...values], [...img.pixels].map((v) => v * slope + intercept), rec.file);
+    assert.deepEqual(
+      [...values],
+      [...img.pixels].map((v) => v * slope + intercept),
+      rec.file,
+    );
   }
 });
 
@@ -87,7 +91,11 @@ test('our reader round-trips every written file', async () => {
     const mod = await decodeModality(new Uint8Array(readFileSync(path)));
     const slope = img.rescaleSlope ?? 1;
     const intercept = img.rescaleIntercept ?? 0;
-    assert.deepEqual([...mod.values], [...img.pixels].map((v) => Math.fround(v * slope + intercept)), `${syntax} ${img.modality}`);
+    assert.deepEqual(
+      [...mod.values],
+      [...img.pixels].map((v) => Math.fround(v * slope + intercept)),
+      `${syntax} ${img.modality}`,
+    );
     assert.equal(mod.meta.patientId, 'WRITE-1');
     assert.equal(mod.meta.photometricInterpretation, 'MONOCHROME1');
   }
@@ -115,18 +123,68 @@ function tagsOf(path: string): Set<string> {
 
 test('CR and DX files carry the Type 1 and Type 2 attributes of their IODs', () => {
   // Patient, General Study, General Series, General Equipment, General Image, Image Pixel, SOP Common
-  const common = ['0010,0010', '0010,0020', '0010,0030', '0010,0040', '0020,000d', '0008,0020', '0008,0030', '0008,0090', '0020,0010', '0008,0050',
-    '0008,0060', '0020,000e', '0020,0011', '0008,0070', '0020,0013', '0020,0020', '0028,0002', '0028,0004', '0028,0010', '0028,0011',
-    '0028,0100', '0028,0101', '0028,0102', '0028,0103', '7fe0,0010', '0008,0016', '0008,0018'];
+  const common = [
+    '0010,0010',
+    '0010,0020',
+    '0010,0030',
+    '0010,0040',
+    '0020,000d',
+    '0008,0020',
+    '0008,0030',
+    '0008,0090',
+    '0020,0010',
+    '0008,0050',
+    '0008,0060',
+    '0020,000e',
+    '0020,0011',
+    '0008,0070',
+    '0020,0013',
+    '0020,0020',
+    '0028,0002',
+    '0028,0004',
+    '0028,0010',
+    '0028,0011',
+    '0028,0100',
+    '0028,0101',
+    '0028,0102',
+    '0028,0103',
+    '7fe0,0010',
+    '0008,0016',
+    '0008,0018',
+  ];
   const cr = [...common, '0018,0015', '0018,5101']; // CR Series
-  const dx = [...common, '0008,0068', '0020,0062', '0008,2218', '0008,0008', '0028,1040', '0028,1041', '0028,1052', '0028,1053', '0028,1054',
-    '0028,2110', '0028,0301', '2050,0020', '0018,7004', '0018,1164', '0040,0555', '0028,1050', '0028,1051'];
+  const dx = [
+    ...common,
+    '0008,0068',
+    '0020,0062',
+    '0008,2218',
+    '0008,0008',
+    '0028,1040',
+    '0028,1041',
+    '0028,1052',
+    '0028,1053',
+    '0028,1054',
+    '0028,2110',
+    '0028,0301',
+    '2050,0020',
+    '0018,7004',
+    '0018,1164',
+    '0040,0555',
+    '0028,1050',
+    '0028,1051',
+  ];
   const crFile = written.find((w) => w.img.modality === 'CR' && w.syntax === 'explicit-le')!.path;
   const dxFile = written.find((w) => w.img.modality === 'DX' && w.syntax === 'explicit-le')!.path;
   const crTags = tagsOf(crFile);
   const dxTags = tagsOf(dxFile);
-  assert.deepEqual(cr.filter((t) => !crTags.has(t)), []);
-  assert.deepEqual(dx.filter((t) => !dxTags.has(t)), []);
+  assert.deepEqual(
+    cr.filter((t) => !crTags.has(t)),
+    [],
+  );
+  assert.deepEqual(
+    dx.filter((t) => !dxTags.has(t)),
+    [],
+  );
   const dxMeta = readMetadata(new Uint8Array(readFileSync(dxFile)));
   assert.equal(dxMeta.sopClassUid, '1.2.840.10008.5.1.4.1.1.1.1');
   assert.equal(dxMeta.rescaleType, 'US');
@@ -154,5 +212,9 @@ test('the writer refuses inconsistent images with E_BAD_ARGUMENT', () => {
     { windowCenter: 1, windowWidth: undefined },
   ];
   for (const b of bad)
-    assert.throws(() => encodeDicom({ ...base, ...b } as ImageToWrite), (e: unknown) => e instanceof CxrError && e.code === 'E_BAD_ARGUMENT', JSON.stringify(Object.keys(b)));
+    assert.throws(
+      () => encodeDicom({ ...base, ...b } as ImageToWrite),
+      (e: unknown) => e instanceof CxrError && e.code === 'E_BAD_ARGUMENT',
+      JSON.stringify(Object.keys(b)),
+    );
 });

@@ -65,13 +65,29 @@ test("calibrate --fit none writes the threshold calibrateThreshold picks on eval
   const perImage = join(root, 'per-image.csv');
   const ev = await cli(['evaluate', '--data', data, '--models', models, '--json', '--threads', '1', '--per-image', perImage]);
   assert.equal(ev.code, 0, ev.stderr);
-  const rows = parseCsv(await readFile(perImage, 'utf8')).rows.map((r) => r.fields).filter(([file]) => validation.has(file));
+  const rows = parseCsv(await readFile(perImage, 'utf8'))
+    .rows.map((r) => r.fields)
+    .filter(([file]) => validation.has(file));
   assert.equal(rows.length, validation.size);
   const scores = rows.map(([, , p]) => Number(p));
   const labels = rows.map(([, l]) => Number(l));
   const expected = calibrateThreshold(scores, labels, TARGET);
 
-  const r = await cli(['calibrate', '--data', data, '--split', splitCsv, '--models', models, '--target-recall', String(TARGET), '--threads', '1', '--fit', 'none']);
+  const r = await cli([
+    'calibrate',
+    '--data',
+    data,
+    '--split',
+    splitCsv,
+    '--models',
+    models,
+    '--target-recall',
+    String(TARGET),
+    '--threads',
+    '1',
+    '--fit',
+    'none',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const m = await readManifest(classifierDir);
   assert.equal(m.calibration, undefined);
@@ -82,7 +98,12 @@ test("calibrate --fit none writes the threshold calibrateThreshold picks on eval
   assert.equal(m.threshold!.validationSensitivity, expected.sensitivity);
   assert.equal(m.threshold!.validationSpecificity, expected.specificity);
   assert.deepEqual(
-    { views: m.threshold!.calibratedOn!.views, scorer: m.threshold!.calibratedOn!.scorer, subset: m.threshold!.calibratedOn!.subset, n: m.threshold!.calibratedOn!.n },
+    {
+      views: m.threshold!.calibratedOn!.views,
+      scorer: m.threshold!.calibratedOn!.scorer,
+      subset: m.threshold!.calibratedOn!.subset,
+      n: m.threshold!.calibratedOn!.n,
+    },
     { views: 4, scorer: 'onnxruntime', subset: 'validation', n: validation.size },
   );
   const recall = binaryMetrics(confusionAt(scores, labels, m.threshold!.value)).recall!;
@@ -105,7 +126,9 @@ test('calibrate fits a Platt calibration on the raw served probabilities, picks 
   const perImage = join(root, 'per-image-calibrated.csv');
   const ev = await cli(['evaluate', '--data', data, '--models', models, '--json', '--threads', '1', '--per-image', perImage]);
   assert.equal(ev.code, 0, ev.stderr);
-  const rows = parseCsv(await readFile(perImage, 'utf8')).rows.map((x) => x.fields).filter(([file]) => validation.has(file));
+  const rows = parseCsv(await readFile(perImage, 'utf8'))
+    .rows.map((x) => x.fields)
+    .filter(([file]) => validation.has(file));
   const scores = rows.map(([, , p]) => Number(p));
   const labels = rows.map(([, l]) => Number(l));
   assert.equal(m.threshold!.value, calibrateThreshold(scores, labels, TARGET).threshold);

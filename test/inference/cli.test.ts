@@ -72,7 +72,10 @@ test('export-onnx rewrites model.onnx and leaves a manifest whose hashes match',
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   assert.equal(out.kind, 'classifier');
-  assert.deepEqual(out.onnx.outputs.map((o: { name: string }) => o.name), ['probability', 'features', 'cam']);
+  assert.deepEqual(
+    out.onnx.outputs.map((o: { name: string }) => o.name),
+    ['probability', 'features', 'cam'],
+  );
   assert.ok(out.onnx.parityMaxAbsDiff <= 1e-4);
   const check = await verifyManifest(dirs.classifier);
   assert.ok(check.ok, JSON.stringify(check));

@@ -36,22 +36,10 @@ test('labelling joins diagonal neighbours with 8-connectivity but not with 4', (
 });
 
 test('keeping the two largest components drops smaller blobs', () => {
-  const m = parse([
-    '##.....#',
-    '##..#...',
-    '....#..#',
-    '###.#..#',
-    '###.....',
-  ]);
+  const m = parse(['##.....#', '##..#...', '....#..#', '###.#..#', '###.....']);
   // sizes in scan order: 4 (top-left), 1, 3 (column), 2 (right pair), 6 (bottom-left)
   assert.deepEqual(labelComponents(m).sizes, [4, 1, 3, 2, 6]);
-  assert.deepEqual(show(keepLargestComponents(m, 2)), [
-    '##......',
-    '##......',
-    '........',
-    '###.....',
-    '###.....',
-  ]);
+  assert.deepEqual(show(keepLargestComponents(m, 2)), ['##......', '##......', '........', '###.....', '###.....']);
 });
 
 test('equal-size components are kept in scan order', () => {
@@ -60,53 +48,20 @@ test('equal-size components are kept in scan order', () => {
 });
 
 test('holes enclosed by foreground are filled; background reaching the border is not', () => {
-  const m = parse([
-    '.#####.',
-    '.#...#.',
-    '.#.#.#.',
-    '.#####.',
-    '.#...#.',
-    '.#...#.',
-  ]);
+  const m = parse(['.#####.', '.#...#.', '.#.#.#.', '.#####.', '.#...#.', '.#...#.']);
   // the lower pocket opens on the bottom border, so it stays background
-  assert.deepEqual(show(fillHoles(m)), [
-    '.#####.',
-    '.#####.',
-    '.#####.',
-    '.#####.',
-    '.#...#.',
-    '.#...#.',
-  ]);
+  assert.deepEqual(show(fillHoles(m)), ['.#####.', '.#####.', '.#####.', '.#####.', '.#...#.', '.#...#.']);
 });
 
 test('a diagonal gap in the outline does not let the background leak into a hole', () => {
-  const m = parse([
-    '.###.',
-    '#...#',
-    '#...#',
-    '.###.',
-  ]);
+  const m = parse(['.###.', '#...#', '#...#', '.###.']);
   assert.deepEqual(show(fillHoles(m)), ['.###.', '#####', '#####', '.###.']);
 });
 
 test('lung clean-up keeps two lungs, fills their holes and drops a speck', () => {
-  const m = parse([
-    '..........',
-    '.###..###.',
-    '.#.#..###.',
-    '.###..#.#.',
-    '......###.',
-    '#.........',
-  ]);
+  const m = parse(['..........', '.###..###.', '.#.#..###.', '.###..#.#.', '......###.', '#.........']);
   const clean = cleanLungMask(m);
-  assert.deepEqual(show(clean), [
-    '..........',
-    '.###..###.',
-    '.###..###.',
-    '.###..###.',
-    '......###.',
-    '..........',
-  ]);
+  assert.deepEqual(show(clean), ['..........', '.###..###.', '.###..###.', '.###..###.', '......###.', '..........']);
   assert.equal(maskArea(clean), 21);
   assert.equal(touchesBorder(clean), false);
   assert.equal(touchesBorder(m), true);

@@ -157,7 +157,10 @@ test('a model.onnx that no longer matches its manifest hash is refused', async (
   try {
     await cp(root, copy, { recursive: true });
     await appendFile(join(copy, 'segmenter', 'random-small', 'model.onnx'), new Uint8Array([0]));
-    await assert.rejects(loadEngine({ modelsDir: copy }), (e: unknown) => e instanceof CxrError && e.code === 'E_MODEL_INVALID' && /model\.onnx/.test(e.message));
+    await assert.rejects(
+      loadEngine({ modelsDir: copy }),
+      (e: unknown) => e instanceof CxrError && e.code === 'E_MODEL_INVALID' && /model\.onnx/.test(e.message),
+    );
   } finally {
     await rm(copy, { recursive: true, force: true });
   }

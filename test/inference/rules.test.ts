@@ -77,7 +77,11 @@ test('TTA views follow the reference: identity, then +5/-5/0 degrees with scales
 });
 
 test('the TTA batch holds the identity view first, then the warped views', () => {
-  const img = grayImage(8, 8, Float32Array.from({ length: 64 }, (_, i) => (i % 8) / 7));
+  const img = grayImage(
+    8,
+    8,
+    Float32Array.from({ length: 64 }, (_, i) => (i % 8) / 7),
+  );
   const batch = ttaBatch(img, ttaViews(3));
   assert.equal(batch.length, 3 * 64);
   assert.deepEqual(Array.from(batch.subarray(0, 64)), Array.from(img.data));

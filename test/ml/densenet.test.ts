@@ -59,8 +59,18 @@ test('the networks use only standard Keras layer classes the ONNX exporter knows
   const m = buildDenseNet121SE(small);
   const classes = [...new Set(m.layers.map((l) => l.getClassName()))].sort();
   assert.deepEqual(classes, [
-    'Activation', 'AveragePooling2D', 'BatchNormalization', 'Concatenate', 'Conv2D', 'Dense',
-    'Dropout', 'GlobalAveragePooling2D', 'InputLayer', 'MaxPooling2D', 'Multiply', 'Reshape',
+    'Activation',
+    'AveragePooling2D',
+    'BatchNormalization',
+    'Concatenate',
+    'Conv2D',
+    'Dense',
+    'Dropout',
+    'GlobalAveragePooling2D',
+    'InputLayer',
+    'MaxPooling2D',
+    'Multiply',
+    'Reshape',
   ]);
   m.dispose();
 });

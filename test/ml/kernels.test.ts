@@ -13,11 +13,7 @@ import type { KernelConfig, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
 import { initBackend } from '../../src/ml/backend.js';
 import { conv2dBackpropFilterConfig } from '../../src/ml/kernels/conv2d-backprop-filter.js';
 import { conv2dBackpropInputConfig } from '../../src/ml/kernels/conv2d-backprop-input.js';
-import {
-  nativeConv2DBackpropFilterConfig,
-  nativeConv2DBackpropInputConfig,
-  nativeConv2DConfig,
-} from '../../src/ml/kernels/native/conv-kernels.js';
+import { nativeConv2DBackpropFilterConfig, nativeConv2DBackpropInputConfig, nativeConv2DConfig } from '../../src/ml/kernels/native/conv-kernels.js';
 import { nativeConcatConfig, nativeSliceConfig, nativeSplitVConfig } from '../../src/ml/kernels/native/copy-kernels.js';
 import { nativeRuntime, nativeRuntimeError } from '../../src/ml/kernels/native/ort-runtime.js';
 import { nativeMaxPoolGradConfig } from '../../src/ml/kernels/native/pool-kernels.js';
@@ -116,7 +112,9 @@ describe('Conv2DBackpropFilter on wasm matches the cpu backend', () => {
         const xv = values(xShape, 1);
         const dyv = values(outShape, 2);
         const attrs = { strides: [s, s], pad, dataFormat: 'NHWC', dimRoundingMode: undefined, filterShape } as unknown as NamedAttrMap;
-        const expected = await onCpu(() => tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: tf.tensor(xv, xShape), dy: tf.tensor(dyv, outShape) }, attrs) as tf.Tensor);
+        const expected = await onCpu(
+          () => tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: tf.tensor(xv, xShape), dy: tf.tensor(dyv, outShape) }, attrs) as tf.Tensor,
+        );
         const actual = await onWasm(kernel!, { x: tf.tensor(xv, xShape), dy: tf.tensor(dyv, outShape) }, attrs);
         assert.deepEqual(actual.shape, filterShape);
         assertClose(actual.data, expected.data, 1e-4, label(c));
@@ -136,7 +134,9 @@ describe('Conv2DBackpropInput on wasm matches the cpu backend', () => {
         const wv = values(filterShape, 3);
         const dyv = values(outShape, 4);
         const attrs = { strides: [s, s], pad, dataFormat: 'NHWC', dimRoundingMode: undefined, inputShape: xShape } as unknown as NamedAttrMap;
-        const expected = await onCpu(() => tf.conv2dTranspose(tf.tensor(dyv, outShape) as tf.Tensor4D, tf.tensor(wv, filterShape) as tf.Tensor4D, xShape, s, pad));
+        const expected = await onCpu(() =>
+          tf.conv2dTranspose(tf.tensor(dyv, outShape) as tf.Tensor4D, tf.tensor(wv, filterShape) as tf.Tensor4D, xShape, s, pad),
+        );
         const actual = await onWasm(kernel!, { dy: tf.tensor(dyv, outShape), filter: tf.tensor(wv, filterShape) }, attrs);
         assert.deepEqual(actual.shape, xShape);
         assertClose(actual.data, expected.data, 1e-4, label(c));
@@ -156,7 +156,14 @@ describe('native forward convolution matches the cpu backend', () => {
         const wv = values(filterShape, 6);
         const bv = values([co], 7);
         const expected = await onCpu(() =>
-          tf.fused.conv2d({ x: tf.tensor(xv, xShape) as tf.Tensor4D, filter: tf.tensor(wv, filterShape) as tf.Tensor4D, strides: s, pad, bias: tf.tensor(bv), activation }),
+          tf.fused.conv2d({
+            x: tf.tensor(xv, xShape) as tf.Tensor4D,
+            filter: tf.tensor(wv, filterShape) as tf.Tensor4D,
+            strides: s,
+            pad,
+            bias: tf.tensor(bv),
+            activation,
+          }),
         );
         const kernel = nativeConv2DConfig(native!, refuse, true).kernelFunc;
         const attrs = { strides: [s, s], pad, dataFormat: 'NHWC', dilations: [1, 1], dimRoundingMode: undefined, activation } as unknown as NamedAttrMap;
@@ -177,8 +184,14 @@ describe('native Slice, SplitV and Concat match the cpu backend', () => {
   test('Slice of inner channels and of a spatial window', { skip }, async () => {
     const kernel = nativeSliceConfig(native!, refuse).kernelFunc;
     for (const [begin, size] of [
-      [[0, 0, 0, 8], [2, 16, 16, 32]],
-      [[0, 1, 0, 0], [2, 14, 16, 40]],
+      [
+        [0, 0, 0, 8],
+        [2, 16, 16, 32],
+      ],
+      [
+        [0, 1, 0, 0],
+        [2, 14, 16, 40],
+      ],
     ]) {
       const expected = await onCpu(() => tf.slice(tf.tensor(v, shape), begin, size));
       const actual = await onWasm(kernel, { x: tf.tensor(v, shape) }, { begin, size } as unknown as NamedAttrMap);
@@ -191,13 +204,23 @@ describe('native Slice, SplitV and Concat match the cpu backend', () => {
     const kernel = nativeSplitVConfig(native!, refuse).kernelFunc;
     await tf.setBackend('wasm');
     const x = tf.tensor(v, shape);
-    const outs = kernel({ inputs: { x } as unknown as Record<string, TensorInfo>, backend: tf.backend(), attrs: { numOrSizeSplits: [8, 32], axis: 3 } as unknown as NamedAttrMap }) as TensorInfo[];
+    const outs = kernel({
+      inputs: { x } as unknown as Record<string, TensorInfo>,
+      backend: tf.backend(),
+      attrs: { numOrSizeSplits: [8, 32], axis: 3 } as unknown as NamedAttrMap,
+    }) as TensorInfo[];
     const parts = outs.map((o) => tf.engine().makeTensorFromTensorInfo(o));
     const got = parts.map((p) => ({ data: (p.dataSync() as Float32Array).slice(), shape: p.shape }));
     tf.dispose([x, ...parts]);
     for (const [i, [begin, size]] of [
-      [[0, 0, 0, 0], [2, 16, 16, 8]],
-      [[0, 0, 0, 8], [2, 16, 16, 32]],
+      [
+        [0, 0, 0, 0],
+        [2, 16, 16, 8],
+      ],
+      [
+        [0, 0, 0, 8],
+        [2, 16, 16, 32],
+      ],
     ].entries()) {
       const expected = await onCpu(() => tf.slice(tf.tensor(v, shape), begin, size));
       assert.deepEqual(got[i].shape, size);
@@ -213,7 +236,11 @@ describe('native Slice, SplitV and Concat match the cpu backend', () => {
       const expected = await onCpu(() => tf.concat([tf.tensor(v, shape), tf.tensor(a, aShape)], axis));
       await tf.setBackend('wasm');
       const ins = [tf.tensor(v, shape), tf.tensor(a, aShape)];
-      const out = kernel({ inputs: ins as unknown as Record<string, TensorInfo>, backend: tf.backend(), attrs: { axis } as unknown as NamedAttrMap }) as TensorInfo;
+      const out = kernel({
+        inputs: ins as unknown as Record<string, TensorInfo>,
+        backend: tf.backend(),
+        attrs: { axis } as unknown as NamedAttrMap,
+      }) as TensorInfo;
       const y = tf.engine().makeTensorFromTensorInfo(out);
       assert.deepEqual(y.shape, expected.shape);
       assert.deepEqual((y.dataSync() as Float32Array).slice(), expected.data);
@@ -239,11 +266,12 @@ describe('native MaxPoolGrad matches the cpu backend, ties included', () => {
         tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(x as tf.Tensor4D, k, s, pad), tf.tensor(dy, pooledShape))))(tf.tensor(xv, shape)),
       );
       const kernel = nativeMaxPoolGradConfig(native!, refuse).kernelFunc;
-      const actual = await onWasm(
-        kernel,
-        { dy: tf.tensor(dy, pooledShape), input: tf.tensor(xv, shape), output: tf.zeros(pooledShape) },
-        { filterSize: [k, k], strides: [s, s], pad, dimRoundingMode: undefined } as unknown as NamedAttrMap,
-      );
+      const actual = await onWasm(kernel, { dy: tf.tensor(dy, pooledShape), input: tf.tensor(xv, shape), output: tf.zeros(pooledShape) }, {
+        filterSize: [k, k],
+        strides: [s, s],
+        pad,
+        dimRoundingMode: undefined,
+      } as unknown as NamedAttrMap);
       assert.deepEqual(actual.data, expected.data);
     });
   }
@@ -263,10 +291,19 @@ describe('registered wasm kernels match the cpu backend', () => {
 
   test('Tile broadcasts a per-channel vector and general tiles exactly', async () => {
     for (const [shape, reps] of [
-      [[1, 1, 1, 5], [2, 3, 4, 1]],
-      [[2, 3], [2, 2]],
+      [
+        [1, 1, 1, 5],
+        [2, 3, 4, 1],
+      ],
+      [
+        [2, 3],
+        [2, 2],
+      ],
       [[4], [3]],
-      [[1, 3, 1, 2], [2, 1, 3, 2]],
+      [
+        [1, 3, 1, 2],
+        [2, 1, 3, 2],
+      ],
     ] as [number[], number[]][]) {
       const v = values(shape, 8);
       const { actual, expected } = await both(() => tf.tile(tf.tensor(v, shape), reps));
@@ -298,7 +335,14 @@ describe('registered wasm kernels match the cpu backend', () => {
     const v = variance.map(Math.abs);
     for (const withParams of [true, false]) {
       const { actual, expected } = await both(() =>
-        tf.batchNorm(tf.tensor(x, shape), tf.tensor(mean), tf.tensor(v), withParams ? tf.tensor(offset) : undefined, withParams ? tf.tensor(scale) : undefined, 1e-3),
+        tf.batchNorm(
+          tf.tensor(x, shape),
+          tf.tensor(mean),
+          tf.tensor(v),
+          withParams ? tf.tensor(offset) : undefined,
+          withParams ? tf.tensor(scale) : undefined,
+          1e-3,
+        ),
       );
       assertClose(actual.data, expected.data, 1e-5, `batchNorm params=${withParams}`);
     }

@@ -5,7 +5,13 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, symlinkSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  assertManifest, readManifest, refreshFileHashes, resolveModelVersion, verifyManifest, versionFromDate, writeManifest,
+  assertManifest,
+  readManifest,
+  refreshFileHashes,
+  resolveModelVersion,
+  verifyManifest,
+  versionFromDate,
+  writeManifest,
   type ModelManifest,
 } from '../../src/ml/manifest.js';
 import { CxrError } from '../../src/errors.js';
@@ -22,7 +28,11 @@ function base(name: string, version: string, createdAt: string): Omit<ModelManif
     inputSize: 224,
     createdAt,
     training: {
-      dataDir: 'data/x', dataHash: 'abc', dataSize: 10, config: { lr: 1e-4 }, epochs: 3,
+      dataDir: 'data/x',
+      dataHash: 'abc',
+      dataSize: 10,
+      config: { lr: 1e-4 },
+      epochs: 3,
       split: { train: 7, validation: 1, test: 2 },
     },
     metrics: { validation: { auc: 0.9 }, test: { auc: 0.8 } },

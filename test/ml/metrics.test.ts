@@ -1,7 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  averagePrecision, binaryMetrics, calibrateThreshold, classificationReport, confusionAt, dice, iou, operatingPoints, rocAuc,
+  averagePrecision,
+  binaryMetrics,
+  calibrateThreshold,
+  classificationReport,
+  confusionAt,
+  dice,
+  iou,
+  operatingPoints,
+  rocAuc,
 } from '../../src/ml/metrics.js';
 
 test('AUC counts correctly ordered positive/negative pairs, ties as one half', () => {
@@ -64,9 +72,17 @@ test('operating points run from nothing positive to everything positive', () => 
   const pts = operatingPoints([0.9, 0.5, 0.5, 0.1], [1, 0, 1, 0]);
   assert.deepEqual(
     pts.map((p) => [p.threshold, p.fpr, p.tpr]),
-    [[Infinity, 0, 0], [0.9, 0, 0.5], [0.5, 0.5, 1], [0.1, 1, 1]],
+    [
+      [Infinity, 0, 0],
+      [0.9, 0, 0.5],
+      [0.5, 0.5, 1],
+      [0.1, 1, 1],
+    ],
   );
-  assert.deepEqual(pts.map((p) => p.precision), [null, 1, 2 / 3, 0.5]);
+  assert.deepEqual(
+    pts.map((p) => p.precision),
+    [null, 1, 2 / 3, 0.5],
+  );
 });
 
 test('Dice and IoU of binary masks, two empty masks agreeing fully', () => {

@@ -59,11 +59,20 @@ test('temperature scaling keeps b at 0 and still helps an overconfident model', 
   const cal = fitCalibration(p, y, 'temperature');
   assert.equal(cal.b, 0);
   assert.ok(Math.abs(cal.a - 0.4) < 0.06, `a ${cal.a}`);
-  assert.ok(calibrationReport(p.map((v) => applyCalibration(cal, v)), y).ece < calibrationReport(p, y).ece / 2);
+  assert.ok(
+    calibrationReport(
+      p.map((v) => applyCalibration(cal, v)),
+      y,
+    ).ece <
+      calibrationReport(p, y).ece / 2,
+  );
 });
 
 test('a calibration needs both classes, and no calibration leaves the probability alone', () => {
-  assert.throws(() => fitCalibration([0.2, 0.4], [1, 1]), (e: unknown) => isCxrError(e) && e.code === 'E_BAD_DATASET');
+  assert.throws(
+    () => fitCalibration([0.2, 0.4], [1, 1]),
+    (e: unknown) => isCxrError(e) && e.code === 'E_BAD_DATASET',
+  );
   assert.equal(applyCalibration(null, 0.37), 0.37);
   // a perfectly separated set still gives a finite fit (Platt's smoothed targets)
   const sep = fitCalibration([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]);

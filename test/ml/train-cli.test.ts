@@ -25,17 +25,56 @@ test('train segmenter and classifier on phantoms, then evaluate them end to end'
   const models = join(tmp, 'models');
   const tiny = ['--epochs', '1', '--batch', '4', '--accumulate', '1', '--split', '50/25/25', '--size', '32'];
   const segOut = ok(
-    cli('train', 'segmenter', '--data', data, '--out', join(models, 'segmenter'), '--runs', join(tmp, 'runs'), '--run-id', 'seg', '--base', '2', '--depth', '2', ...tiny),
+    cli(
+      'train',
+      'segmenter',
+      '--data',
+      data,
+      '--out',
+      join(models, 'segmenter'),
+      '--runs',
+      join(tmp, 'runs'),
+      '--run-id',
+      'seg',
+      '--base',
+      '2',
+      '--depth',
+      '2',
+      ...tiny,
+    ),
     'train segmenter',
   );
   const segDir = segOut.trim();
   assert.equal(segDir, join(models, 'segmenter', readdirSync(join(models, 'segmenter'))[0]));
   assert.equal((await verifyManifest(segDir)).ok, true);
-  assert.equal(readFileSync(join(tmp, 'runs', 'seg', 'metrics.jsonl'), 'utf8').trim().split('\n').length, 1);
+  assert.equal(
+    readFileSync(join(tmp, 'runs', 'seg', 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n').length,
+    1,
+  );
   assert.ok(existsSync(join(tmp, 'runs', 'seg', 'split.csv')));
 
   const clsDir = ok(
-    cli('train', 'classifier', '--data', data, '--out', join(models, 'classifier'), '--runs', join(tmp, 'runs'), '--run-id', 'cls', '--blocks', '1,1', '--growth', '4', '--target-recall', '0.9', ...tiny),
+    cli(
+      'train',
+      'classifier',
+      '--data',
+      data,
+      '--out',
+      join(models, 'classifier'),
+      '--runs',
+      join(tmp, 'runs'),
+      '--run-id',
+      'cls',
+      '--blocks',
+      '1,1',
+      '--growth',
+      '4',
+      '--target-recall',
+      '0.9',
+      ...tiny,
+    ),
     'train classifier',
   ).trim();
   const manifest = JSON.parse(readFileSync(join(clsDir, 'manifest.json'), 'utf8'));
@@ -50,7 +89,24 @@ test('train segmenter and classifier on phantoms, then evaluate them end to end'
   }
   // --no-onnx leaves the tfjs version only, still fully hashed (split.csv included)
   const plain = ok(
-    cli('train', 'segmenter', '--data', data, '--out', join(tmp, 'plain'), '--runs', join(tmp, 'runs'), '--run-id', 'seg-plain', '--base', '2', '--depth', '2', '--no-onnx', ...tiny),
+    cli(
+      'train',
+      'segmenter',
+      '--data',
+      data,
+      '--out',
+      join(tmp, 'plain'),
+      '--runs',
+      join(tmp, 'runs'),
+      '--run-id',
+      'seg-plain',
+      '--base',
+      '2',
+      '--depth',
+      '2',
+      '--no-onnx',
+      ...tiny,
+    ),
     'train segmenter --no-onnx',
   ).trim();
   assert.ok(!existsSync(join(plain, 'model.onnx')) && existsSync(join(plain, 'split.csv')));
@@ -70,7 +126,9 @@ test('train segmenter and classifier on phantoms, then evaluate them end to end'
   for (const f of ['roc.png', 'pr.png', 'reliability.png']) assert.ok(existsSync(join(tmp, 'plots', f)), f);
 
   // only the held-out patients of the classifier's own split
-  const testOnly = JSON.parse(ok(cli('evaluate', '--data', data, '--models', models, '--json', '--split', join(clsDir, 'split.csv'), '--subset', 'test'), 'evaluate --split'));
+  const testOnly = JSON.parse(
+    ok(cli('evaluate', '--data', data, '--models', models, '--json', '--split', join(clsDir, 'split.csv'), '--subset', 'test'), 'evaluate --split'),
+  );
   assert.equal(testOnly.n, manifest.training.split.test);
   assert.equal(cli('evaluate', '--data', data, '--models', models, '--split', join(clsDir, 'split.csv'), '--subset', 'holdout').status, 2);
 
@@ -80,8 +138,29 @@ test('train segmenter and classifier on phantoms, then evaluate them end to end'
 
   // with a segmenter giving the crops, the threshold is re-picked on the served pipeline
   const servedRun = cli(
-    'train', 'classifier', '--data', data, '--out', join(tmp, 'served'), '--runs', join(tmp, 'runs'), '--run-id', 'cls-served',
-    '--segmenter', segDir, '--blocks', '1,1', '--growth', '4', '--target-recall', '0.9', '--calibrate-views', '2', '--init', clsDir, ...tiny,
+    'train',
+    'classifier',
+    '--data',
+    data,
+    '--out',
+    join(tmp, 'served'),
+    '--runs',
+    join(tmp, 'runs'),
+    '--run-id',
+    'cls-served',
+    '--segmenter',
+    segDir,
+    '--blocks',
+    '1,1',
+    '--growth',
+    '4',
+    '--target-recall',
+    '0.9',
+    '--calibrate-views',
+    '2',
+    '--init',
+    clsDir,
+    ...tiny,
   );
   const servedDir = ok(servedRun, 'train classifier --segmenter').trim();
   assert.match(servedRun.stderr, /re-calibrated on the served pipeline \(2 TTA views, validation\)/);

@@ -65,7 +65,10 @@ function tinyConfig(task: 'segmenter' | 'classifier', epochs: number): TrainConf
 }
 
 function readJsonl(path: string): EpochRecord[] {
-  return readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as EpochRecord);
+  return readFileSync(path, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as EpochRecord);
 }
 
 test('cosine decay starts at the rate, halves mid-way and ends at the floor', () => {
@@ -89,13 +92,27 @@ test('segmenter training lowers the loss, checkpoints, and resumes from the save
   assert.ok(existsSync(join(runDir, 'checkpoint', 'model.json')));
   assert.ok(existsSync(join(runDir, 'checkpoint', 'optimizer.bin')));
   // 16 images, batch 4, accumulate 2 -> 2 optimizer steps per epoch
-  assert.deepEqual(readJsonl(join(runDir, 'metrics.jsonl')).map((r) => [r.epoch, r.step]), [[1, 2], [2, 4]]);
+  assert.deepEqual(
+    readJsonl(join(runDir, 'metrics.jsonl')).map((r) => [r.epoch, r.step]),
+    [
+      [1, 2],
+      [2, 4],
+    ],
+  );
 
   const resumed = await train({ config: tinyConfig('segmenter', 4), data, runDir, resume: true, log: sink });
   resumed.model.dispose();
   assert.ok(log.some((l) => l.includes('resuming') && l.includes('after epoch 2')));
   const records = readJsonl(join(runDir, 'metrics.jsonl'));
-  assert.deepEqual(records.map((r) => [r.epoch, r.step]), [[1, 2], [2, 4], [3, 6], [4, 8]]);
+  assert.deepEqual(
+    records.map((r) => [r.epoch, r.step]),
+    [
+      [1, 2],
+      [2, 4],
+      [3, 6],
+      [4, 8],
+    ],
+  );
   assert.ok(records[3].trainLoss < records[0].trainLoss, `loss ${records[0].trainLoss} -> ${records[3].trainLoss}`);
   for (const r of records) {
     assert.equal(r.valMetricName, 'dice');
@@ -205,7 +222,10 @@ test('a run given initial weights starts from them, and a different architecture
   assert.ok(maxDiff(trained, startWeights[kernel]) < 1e-6);
   assert.ok(maxDiff(trained, fresh.weights[kernel].read().dataSync()) > 1e-3);
   const wider = buildModel({ ...config, architecture: { blocks: [1, 1], growth: 8, stemFilters: 4 } });
-  assert.throws(() => copyWeights(start, wider), (e: unknown) => e instanceof CxrError && e.code === 'E_BAD_ARGUMENT');
+  assert.throws(
+    () => copyWeights(start, wider),
+    (e: unknown) => e instanceof CxrError && e.code === 'E_BAD_ARGUMENT',
+  );
   for (const m of [result.model, fresh, wider, start]) m.dispose();
 });
 

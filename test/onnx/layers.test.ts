@@ -116,13 +116,50 @@ test("ZeroPadding2D before pooling matches tfjs, folded into the pool's pads whe
   // negative inputs: the zero padding wins at the border windows
   const kept = await check([6, 6, 2], (x) => ap(L.maxPooling2d({ poolSize: 3, strides: 2 }), ap(L.zeroPadding2d({ padding: 1 }), x)), 2, [-2, -1]);
   assert.equal(kept.export.stats.ops.Max, 1);
-  await check([7, 6, 2], (x) => ap(L.maxPooling2d({ poolSize: 3, strides: 2, padding: 'same' }), ap(L.zeroPadding2d({ padding: [[1, 0], [1, 1]] }), x)), 3, [-2, -1]);
+  await check(
+    [7, 6, 2],
+    (x) =>
+      ap(
+        L.maxPooling2d({ poolSize: 3, strides: 2, padding: 'same' }),
+        ap(
+          L.zeroPadding2d({
+            padding: [
+              [1, 0],
+              [1, 1],
+            ],
+          }),
+          x,
+        ),
+      ),
+    3,
+    [-2, -1],
+  );
   await check([6, 6, 2], (x) => ap(L.averagePooling2d({ poolSize: 3, strides: 2 }), ap(L.zeroPadding2d({ padding: 1 }), x)), 4, [-2, -1]);
 });
 
 test('asymmetric ZeroPadding2D as a model output, and Cropping2D', async () => {
-  await check([4, 5, 2], (x) => ap(L.zeroPadding2d({ padding: [[1, 2], [0, 3]] }), x));
-  await check([6, 7, 2], (x) => ap(L.cropping2D({ cropping: [[1, 2], [3, 0]] }), x));
+  await check([4, 5, 2], (x) =>
+    ap(
+      L.zeroPadding2d({
+        padding: [
+          [1, 2],
+          [0, 3],
+        ],
+      }),
+      x,
+    ),
+  );
+  await check([6, 7, 2], (x) =>
+    ap(
+      L.cropping2D({
+        cropping: [
+          [1, 2],
+          [3, 0],
+        ],
+      }),
+      x,
+    ),
+  );
 });
 
 test('Concatenate on the channel axis of feature maps and on vectors', async () => {
@@ -184,7 +221,10 @@ test('several outputs keep their order and public names', async () => {
     const c = ap(L.conv2d({ filters: 2, kernelSize: 3, padding: 'same', activation: 'relu' }), x);
     return [ap(L.globalAveragePooling2d({}), c), c];
   });
-  assert.deepEqual(r.export.outputs.map((o) => o.name), ['output_0', 'output_1']);
+  assert.deepEqual(
+    r.export.outputs.map((o) => o.name),
+    ['output_0', 'output_1'],
+  );
   assert.deepEqual(r.export.outputs[1].shape, ['N', 2, 4, 4]);
   assert.deepEqual(r.export.inputs[0].shape, ['N', 1, 4, 4]);
 });

@@ -36,7 +36,10 @@ async function densenet(opts: Parameters<typeof buildDenseNet121SE>[0], size: nu
   const r = await parity(model, randomInput([2, size, size, 1], 6, 0, 1), 2, { outputNames: ['probability', 'features'], cam: true });
   assert.ok(r.maxAbsDiff[0] <= TOL, `probability max abs diff ${r.maxAbsDiff[0]}`);
   assert.ok(r.maxAbsDiff[1] <= TOL, `features max abs diff ${r.maxAbsDiff[1]}`);
-  assert.deepEqual(r.export.outputs.map((o) => o.name), ['probability', 'features', 'cam']);
+  assert.deepEqual(
+    r.export.outputs.map((o) => o.name),
+    ['probability', 'features', 'cam'],
+  );
   // the in-graph CAM against the definition, on ONNX's own features (NCHW), first image
   const [, c, h, w] = r.onnxOutputs.features.dims as number[];
   const kernel = model.getLayer('probability').getWeights()[0].dataSync();

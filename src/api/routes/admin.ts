@@ -19,7 +19,8 @@ const errs = {
 function str(body: Record<string, unknown>, name: string, max: number, required: boolean): string | undefined {
   const v = body[name];
   if (v === undefined && !required) return undefined;
-  if (typeof v !== 'string' || v.length > max || (required && v.length === 0)) throw new CxrError('E_BAD_REQUEST', `${name} must be a string of at most ${max} characters`);
+  if (typeof v !== 'string' || v.length > max || (required && v.length === 0))
+    throw new CxrError('E_BAD_REQUEST', `${name} must be a string of at most ${max} characters`);
   return v;
 }
 
@@ -44,7 +45,11 @@ export const createClient: RouteDef = {
     tags: ['admin'],
     description: 'Returns the generated client secret once; only its scrypt hash is stored.',
     requestBody: { required: true, content: json(ref('ClientCreate')) },
-    responses: { '201': { description: 'Created', content: json(ref('ClientCreated')) }, ...errs, '409': { description: 'Id taken', content: json(ref('Error')) } },
+    responses: {
+      '201': { description: 'Created', content: json(ref('ClientCreated')) },
+      ...errs,
+      '409': { description: 'Id taken', content: json(ref('Error')) },
+    },
   },
   async handle(c) {
     const body = await readJsonObject(c.req);
@@ -70,7 +75,11 @@ export const getClients: RouteDef = {
   path: '/v1/admin/clients',
   roles: ['admin'],
   audit: 'admin.client.list',
-  doc: { summary: 'List API clients', tags: ['admin'], responses: { '200': { description: 'All clients, revoked included', content: json(ref('ClientList')) } } },
+  doc: {
+    summary: 'List API clients',
+    tags: ['admin'],
+    responses: { '200': { description: 'All clients, revoked included', content: json(ref('ClientList')) } },
+  },
   async handle(c) {
     return { status: 200, json: { items: (await listClients(c.deps.ds)).map(clientView) } };
   },
@@ -105,7 +114,11 @@ export const createUser: RouteDef = {
     tags: ['admin'],
     description: 'A person who signs in with a password (grant_type=password). Without a password one is generated and returned once.',
     requestBody: { required: true, content: json(ref('UserCreate')) },
-    responses: { '201': { description: 'Created', content: json(ref('UserCreated')) }, ...errs, '409': { description: 'Id taken', content: json(ref('Error')) } },
+    responses: {
+      '201': { description: 'Created', content: json(ref('UserCreated')) },
+      ...errs,
+      '409': { description: 'Id taken', content: json(ref('Error')) },
+    },
   },
   async handle(c) {
     const body = await readJsonObject(c.req);
@@ -172,7 +185,10 @@ export const activateModel: RouteDef = {
     responses: {
       '200': { description: 'Activated; the model versions now', content: json(ref('ModelList')) },
       '404': { description: 'No such model version in the models directory', content: json(ref('Error')) },
-      '409': { description: 'The version cannot be served (files differ from its manifest, or it does not load); the active one stays', content: json(ref('Error')) },
+      '409': {
+        description: 'The version cannot be served (files differ from its manifest, or it does not load); the active one stays',
+        content: json(ref('Error')),
+      },
     },
   },
   async handle(c) {

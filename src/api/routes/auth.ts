@@ -46,7 +46,7 @@ export const postToken: RouteDef = {
     tags: ['auth'],
     description:
       'grant_type=client_credentials with client_id and client_secret (body or HTTP Basic), or grant_type=password with username and password. ' +
-      'Returns a JWT (HS256) for the principal\'s role. Every attempt is audited.',
+      "Returns a JWT (HS256) for the principal's role. Every attempt is audited.",
     requestBody: {
       required: true,
       content: { 'application/json': { schema: ref('TokenRequest') }, 'application/x-www-form-urlencoded': { schema: ref('TokenRequest') } },
@@ -74,13 +74,21 @@ export const postToken: RouteDef = {
       throw new CxrError('E_BAD_REQUEST', "grant_type must be 'client_credentials' or 'password'");
     }
     if (!id || !secret || id.length > 64 || secret.length > 1024) throw new CxrError('E_BAD_REQUEST', 'credentials missing or too long');
-    const throttle = c.deps.loginThrottle;
-    const keys = [`${grant}:${id}`, `address:${c.req.socket.remoteAddress ?? 'unknown'}`];
-    const wait = throttle?.retryAfterSeconds(keys) ?? 0;
-    if (wait > 0) {
+    // Counted before the secret is checked (and atomically with the limit): concurrent
+    // guesses cannot all slip through a check made before any of them was counted.
+    const gate = c.deps.loginThrottle ? await c.deps.loginThrottle.begin(`${grant}:${id}`, c.req.socket.remoteAddress ?? 'unknown') : null;
+    if (gate && !gate.allowed) {
       // refused before the secret is checked: a locked name gives a guesser no signal
-      await appendAudit(c.deps.ds, { actor: id, role: null, action: 'auth.token', studyId: null, requestId: c.requestId, outcome: 'E_RATE_LIMITED', detail: { grant } });
-      throw new CxrError('E_RATE_LIMITED', `too many failed attempts: try again in ${wait} s`, { retryAfterSeconds: wait });
+      await appendAudit(c.deps.ds, {
+        actor: id,
+        role: null,
+        action: 'auth.token',
+        studyId: null,
+        requestId: c.requestId,
+        outcome: 'E_RATE_LIMITED',
+        detail: { grant },
+      });
+      throw new CxrError('E_RATE_LIMITED', `too many failed attempts: try again in ${gate.retryAfterSeconds} s`, { retryAfterSeconds: gate.retryAfterSeconds });
     }
     const row = grant === 'client_credentials' ? await findActiveClient(c.deps.ds, id) : await findActiveUser(c.deps.ds, id);
     const storedHash = row ? ('secretHash' in row ? row.secretHash : row.passwordHash) : await DUMMY_HASH_PROMISE;
@@ -96,10 +104,10 @@ export const postToken: RouteDef = {
       detail: { grant },
     });
     if (!principal) {
-      throttle?.fail(keys);
+      await gate?.failed();
       throw new CxrError('E_UNAUTHENTICATED', 'invalid credentials');
     }
-    throttle?.succeed(keys[0]);
+    await gate?.succeeded();
     const { token, expiresIn } = signToken(c.deps.config.jwt, principal);
     return {
       status: 200,

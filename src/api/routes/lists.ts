@@ -17,7 +17,15 @@ const badRequest = { '400': { description: 'Invalid query parameter or cursor', 
 
 function isWorklistKey(v: unknown): v is WorklistKey {
   const k = v as WorklistKey;
-  return typeof v === 'object' && v !== null && typeof k.flagged === 'boolean' && typeof k.rank === 'number' && Number.isFinite(k.rank) && typeof k.seq === 'string' && /^\d{1,19}$/.test(k.seq);
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof k.flagged === 'boolean' &&
+    typeof k.rank === 'number' &&
+    Number.isFinite(k.rank) &&
+    typeof k.seq === 'string' &&
+    /^\d{1,19}$/.test(k.seq)
+  );
 }
 
 export const getWorklist: RouteDef = {
@@ -121,7 +129,11 @@ export const getPredictions: RouteDef = {
     const before = decodeCursor(q.string('cursor', 200), isSeq);
     const rows = await listPredictions(c.deps.ds, f, before, limit + 1);
     const page = rows.slice(0, limit);
-    c.detail = { count: page.length, studyIds: page.map((r) => r.studyId), filters: definedOnly({ ...f, from: f.from?.toISOString(), to: f.to?.toISOString() }) };
+    c.detail = {
+      count: page.length,
+      studyIds: page.map((r) => r.studyId),
+      filters: definedOnly({ ...f, from: f.from?.toISOString(), to: f.to?.toISOString() }),
+    };
     return {
       status: 200,
       json: { items: page.map(predictionJson), nextCursor: rows.length > limit ? encodeCursor(page[page.length - 1].predictionId) : null },

@@ -97,7 +97,7 @@ export const postStudy: RouteDef = {
 export const getStudy: RouteDef = {
   method: 'get',
   path: '/v1/studies/:id',
-    studyParam: true,
+  studyParam: true,
   roles: ['clinician', 'workstation'],
   audit: 'study.read',
   doc: {
@@ -122,7 +122,7 @@ function imageRoute(kind: 'image' | 'mask' | 'heatmap', summary: string): RouteD
     doc: {
       summary,
       tags: ['studies'],
-      description: 'Rendered from the stored original by the active models, at the image\'s native size.',
+      description: "Rendered from the stored original by the active models, at the image's native size.",
       responses: {
         '200': { description: 'PNG image', content: { 'image/png': { schema: { type: 'string', format: 'binary' } } } },
         '404': { description: 'No such study', content: json(ref('Error')) },
@@ -151,7 +151,7 @@ export const getHeatmap = imageRoute('heatmap', 'Read the class activation heatm
 export const postReview: RouteDef = {
   method: 'post',
   path: '/v1/studies/:id/reviews',
-    studyParam: true,
+  studyParam: true,
   roles: ['clinician'],
   audit: 'review.create',
   doc: {
@@ -189,7 +189,7 @@ export const postReview: RouteDef = {
 export const getReviews: RouteDef = {
   method: 'get',
   path: '/v1/studies/:id/reviews',
-    studyParam: true,
+  studyParam: true,
   roles: ['clinician', 'auditor'],
   audit: 'review.read',
   doc: {

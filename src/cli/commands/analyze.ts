@@ -52,8 +52,14 @@ export function formatReport(file: string, r: TriageReport): string {
   lines.push(`  window       ${w.source}${w.center === null ? '' : ` C${w.center}/W${w.width}`} (${w.reason})`);
   lines.push(`  image        ${r.image.width}x${r.image.height}`);
   const m = r.models;
-  lines.push(`  models       segmenter ${m.segmenter.version} (${m.segmenter.sha256.slice(0, 12)}), classifier ${m.classifier.version} (${m.classifier.sha256.slice(0, 12)})`);
-  lines.push(`  timings ms   ${Object.entries(r.timingsMs).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}`);
+  lines.push(
+    `  models       segmenter ${m.segmenter.version} (${m.segmenter.sha256.slice(0, 12)}), classifier ${m.classifier.version} (${m.classifier.sha256.slice(0, 12)})`,
+  );
+  lines.push(
+    `  timings ms   ${Object.entries(r.timingsMs)
+      .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+      .join(', ')}`,
+  );
   return `${lines.join('\n')}\n`;
 }
 

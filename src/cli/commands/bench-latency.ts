@@ -97,7 +97,9 @@ export function register(program: Command): void {
             process.stdout.write(
               `${out.studies} studies (${files.length} files x ${repeat}), TTA ${tta}, ${threads} threads, ${out.providers.join(',')}\n` +
                 `per study: p50 ${out.per_study_ms_p50} ms, p90 ${out.per_study_ms_p90} ms; peak RSS ${out.peak_rss_mb} MB; load ${out.load_ms} ms\n` +
-                `stage p50 ms: ${Object.entries(out.stage_ms_p50).map(([k, v]) => `${k} ${v}`).join(', ')}\n`,
+                `stage p50 ms: ${Object.entries(out.stage_ms_p50)
+                  .map(([k, v]) => `${k} ${v}`)
+                  .join(', ')}\n`,
             );
           }
         } finally {

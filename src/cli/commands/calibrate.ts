@@ -31,7 +31,9 @@ const f4 = (v: number | null | undefined) => (v == null ? 'n/a' : v.toFixed(4));
 export function register(program: Command): void {
   program
     .command('calibrate')
-    .description("re-pick the classifier's decision threshold on the probabilities the served pipeline (ONNX Runtime, TTA) gives for a split's images, and write it into the classifier manifest")
+    .description(
+      "re-pick the classifier's decision threshold on the probabilities the served pipeline (ONNX Runtime, TTA) gives for a split's images, and write it into the classifier manifest",
+    )
     .requiredOption('--data <dir>', 'dataset folder: images/, labels.csv')
     .requiredOption('--split <csv>', 'split CSV (file,patient_id,label,split) as train writes it')
     .option('--subset <name>', `rows of the split to calibrate on: ${SPLIT_NAMES.join('|')}`, 'validation')

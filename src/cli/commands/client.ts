@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../../api/config.js';
+import { loadConfig } from '../../app/config.js';
 import { generateSecret, hashSecret } from '../../api/credentials.js';
-import { openServiceDatabase } from '../../api/database.js';
+import { openServiceDatabase } from '../../app/database.js';
 import { appendAudit } from '../../db/audit.js';
 import { isRole, ROLES } from '../../db/entities.js';
 import { insertClient, listClients, revokeClient } from '../../db/principals.js';

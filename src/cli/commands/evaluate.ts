@@ -95,7 +95,11 @@ async function writePlots(dir: string, r: EvaluationResult): Promise<string[]> {
   const roc = rocPlot(pts, r.auc, r.threshold);
   const pr = precisionRecallPlot(pts, averagePrecision(scores, labels), r.threshold);
   const reliability = reliabilityPlot(r.calibration);
-  for (const [name, img] of [['roc.png', roc], ['pr.png', pr], ['reliability.png', reliability]] as const) {
+  for (const [name, img] of [
+    ['roc.png', roc],
+    ['pr.png', pr],
+    ['reliability.png', reliability],
+  ] as const) {
     const path = join(dir, name);
     await writeFile(path, await encodeRgbPng(img.data, img.width, img.height));
     files.push(path);

@@ -31,10 +31,7 @@ export function register(program: Command): void {
     .description('window a DICOM image and write it as an 8-bit grayscale PNG at native size')
     .argument('<file>', 'DICOM Part 10 file (single-frame grayscale)')
     .requiredOption('--out <png>', 'output PNG path')
-    .option(
-      '--window <policy>',
-      'auto (lung window for HU data, else the file\'s VOI, else min-max) | lung (W1500/L-600) | header | minmax',
-    )
+    .option('--window <policy>', "auto (lung window for HU data, else the file's VOI, else min-max) | lung (W1500/L-600) | header | minmax")
     .option('--center <c>', 'explicit window centre (with --width; overrides --window)')
     .option('--width <w>', 'explicit window width, >= 1 (with --center)')
     .action(

@@ -1,9 +1,9 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { Command } from 'commander';
-import { loadConfig, type ServiceConfig } from '../../api/config.js';
-import { openServiceDatabase } from '../../api/database.js';
-import { buildService, closeServer, listen } from '../../api/server.js';
+import { loadConfig, type ServiceConfig } from '../../app/config.js';
+import { openServiceDatabase } from '../../app/database.js';
+import { buildService, closeServer, listen } from '../../app/server.js';
 import { loadEngine } from '../../inference/engine.js';
 import { jsonLogger } from '../../service/log.js';
 import { action, parseInteger } from '../run.js';
@@ -14,7 +14,11 @@ export function exampleStudy(root = join(import.meta.dirname, '..', '..', '..'))
   let found = candidates.find((c) => existsSync(c)) ?? null;
   if (!found) {
     const dir = join(root, 'fixtures', 'dicom');
-    const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.dcm')).sort() : [];
+    const files = existsSync(dir)
+      ? readdirSync(dir)
+          .filter((f) => f.endsWith('.dcm'))
+          .sort()
+      : [];
     const pick = files.find((f) => /chest|cxr|cr-|dx-/i.test(f)) ?? files[0];
     found = pick ? join(dir, pick) : null;
   }
@@ -68,9 +72,16 @@ export function register(program: Command): void {
         const log = jsonLogger();
         if (cfg.notices.length > 0) loud(['DEVELOPMENT KEYS IN USE', ...cfg.notices]);
 
-        process.stderr.write(cfg.databaseUrl ? 'connecting to PostgreSQL…\n' : `starting embedded PostgreSQL on 127.0.0.1:${cfg.embeddedPgPort} (${join(cfg.dataDir, 'pg')})…\n`);
+        process.stderr.write(
+          cfg.databaseUrl ? 'connecting to PostgreSQL…\n' : `starting embedded PostgreSQL on 127.0.0.1:${cfg.embeddedPgPort} (${join(cfg.dataDir, 'pg')})…\n`,
+        );
         const db = await openServiceDatabase(cfg);
-        const engineOptions = { modelsDir: cfg.modelsDir, threads: cfg.inferThreads ?? undefined, tta: cfg.tta ?? undefined, onWarning: (m: string) => log.warn(m) };
+        const engineOptions = {
+          modelsDir: cfg.modelsDir,
+          threads: cfg.inferThreads ?? undefined,
+          tta: cfg.tta ?? undefined,
+          onWarning: (m: string) => log.warn(m),
+        };
         let engine;
         try {
           process.stderr.write(`loading models from ${cfg.modelsDir}…\n`);

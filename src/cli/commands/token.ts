@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../../api/config.js';
+import { loadConfig } from '../../app/config.js';
 import { signToken } from '../../api/tokens.js';
 import { isRole, ROLES } from '../../db/entities.js';
 import { CxrError } from '../../errors.js';
@@ -8,9 +8,7 @@ import { action, parseInteger } from '../run.js';
 export function register(program: Command): void {
   program
     .command('token')
-    .description(
-      'mint an access token with the key the server verifies with (CXR_JWT_SECRET, or the development key in CXR_DATA_DIR); prints only the token',
-    )
+    .description('mint an access token with the key the server verifies with (CXR_JWT_SECRET, or the development key in CXR_DATA_DIR); prints only the token')
     .requiredOption('--role <role>', `one of ${ROLES.join(', ')}`)
     .requiredOption('--sub <subject>', 'who the token speaks for (appears in the audit log)')
     .option('--ttl <seconds>', 'lifetime in seconds (default CXR_TOKEN_TTL_S, 3600)')

@@ -180,7 +180,7 @@ export function register(program: Command): void {
     )
     .option('--accumulate <n>', 'passes averaged into one optimizer step (one thread: segmenter 2, classifier 4; with workers: 1)')
     .option('--workers <n>', 'gradient worker threads besides the main one, each on a share of every batch (default: cores - 1; 0 = one thread)')
-    .option('--init <dir>', 'start from this model version\'s weights (fine-tuning; same architecture), e.g. a classifier pre-trained on phantoms')
+    .option('--init <dir>', "start from this model version's weights (fine-tuning; same architecture), e.g. a classifier pre-trained on phantoms")
     .option('--lr <x>', 'initial Adam learning rate (segmenter 1e-3, classifier 3e-4), cosine-decayed')
     .option('--lr-min <f>', 'final learning rate as a fraction of the initial one (default 0.01)')
     .option('--l2 <x>', 'L2 on kernels (default 1e-3)')

@@ -305,21 +305,32 @@ function lung(side: Side, p: LungParams): LungGeometry {
   if (side > 0) {
     const Wd = p.cardioX - topX;
     ctrl = [
-      p.cardioX, p.cardioY,
-      topX + 1.02 * Wd, p.cardioY - 0.14 * Hh,
-      topX + 0.84 * Wd, p.cardioY - 0.42 * Hh,
-      topX + 0.42 * Wd, p.cardioY - 0.7 * Hh,
-      topX + 0.1 * Wd, p.cardioY - 0.9 * Hh,
-      topX, topY,
+      p.cardioX,
+      p.cardioY,
+      topX + 1.02 * Wd,
+      p.cardioY - 0.14 * Hh,
+      topX + 0.84 * Wd,
+      p.cardioY - 0.42 * Hh,
+      topX + 0.42 * Wd,
+      p.cardioY - 0.7 * Hh,
+      topX + 0.1 * Wd,
+      p.cardioY - 0.9 * Hh,
+      topX,
+      topY,
     ];
   } else {
     const ra = xc - p.heartMax;
     ctrl = [
-      p.cardioX, p.cardioY,
-      ra, p.cardioY - 0.28 * Hh,
-      ra + 0.25 * (topX - ra), p.cardioY - 0.58 * Hh,
-      topX - 0.006 * s, p.cardioY - 0.85 * Hh,
-      topX, topY,
+      p.cardioX,
+      p.cardioY,
+      ra,
+      p.cardioY - 0.28 * Hh,
+      ra + 0.25 * (topX - ra),
+      p.cardioY - 0.58 * Hh,
+      topX - 0.006 * s,
+      p.cardioY - 0.85 * Hh,
+      topX,
+      topY,
     ];
   }
   const heartBorder = spline(ctrl, 6);
@@ -384,4 +395,3 @@ export function lateralXAt(l: LungGeometry, y: number): number {
   }
   return pts[pts.length - 2];
 }
-

@@ -27,17 +27,28 @@ export function drawRibs(buf: Float32Array, c: Canvas, a: Anatomy, rng: Rng, str
       const X = (f: number): number => a.xc + side * f * lat;
       const yT = y0 + fall;
       const ctrl = [
-        sx, y0,
-        X(0.2), y0 - rise * 0.8,
-        X(0.4), y0 - rise,
-        X(0.62), y0 - rise * 0.2 + fall * 0.12,
-        X(0.82), y0 + fall * 0.42,
-        X(0.95), y0 + fall * 0.78,
-        X(1.0), yT,
-        X(0.97), yT + drop * 0.16,
-        X(0.86), yT + drop * 0.45,
-        X(0.66), yT + drop * 0.78,
-        X(first ? 0.35 : 0.5), yT + drop,
+        sx,
+        y0,
+        X(0.2),
+        y0 - rise * 0.8,
+        X(0.4),
+        y0 - rise,
+        X(0.62),
+        y0 - rise * 0.2 + fall * 0.12,
+        X(0.82),
+        y0 + fall * 0.42,
+        X(0.95),
+        y0 + fall * 0.78,
+        X(1.0),
+        yT,
+        X(0.97),
+        yT + drop * 0.16,
+        X(0.86),
+        yT + drop * 0.45,
+        X(0.66),
+        yT + drop * 0.78,
+        X(first ? 0.35 : 0.5),
+        yT + drop,
       ];
       const pts = spline(ctrl, 8);
       const n = pts.length / 2;
@@ -48,7 +59,7 @@ export function drawRibs(buf: Float32Array, c: Canvas, a: Anatomy, rng: Rng, str
         if (i <= turn) {
           const t = i / turn;
           // The rib head near the spine is hidden by the mediastinum anyway.
-          w.push(widthPost * (1 + 0.25 * Math.max(0, 0.15 - t) / 0.15));
+          w.push(widthPost * (1 + (0.25 * Math.max(0, 0.15 - t)) / 0.15));
           amp.push(strength * Math.min(1, 0.25 + 0.75 * (t / 0.35)));
         } else {
           // Anterior ribs are further from the detector: wider, fainter, blurrier, and fade
@@ -74,18 +85,23 @@ export function drawClavicles(buf: Float32Array, c: Canvas, a: Anatomy, rng: Rng
     const xLat = a.xc + side * Math.min(a.shoulderHalfWidth - 0.05 * s, a.bodyHalfWidth + 0.02 * s);
     const L = xLat - xMed;
     const ctrl = [
-      xMed, yMed,
-      xMed + L * 0.25, yMed - 0.004 * s,
-      xMed + L * 0.55, (yMed + yLat) / 2 - 0.006 * s,
-      xMed + L * 0.8, yLat + 0.002 * s,
-      xLat, yLat - 0.008 * s,
+      xMed,
+      yMed,
+      xMed + L * 0.25,
+      yMed - 0.004 * s,
+      xMed + L * 0.55,
+      (yMed + yLat) / 2 - 0.006 * s,
+      xMed + L * 0.8,
+      yLat + 0.002 * s,
+      xLat,
+      yLat - 0.008 * s,
     ];
     const pts = spline(ctrl, 10);
     const n = pts.length / 2;
     const w: number[] = [];
     for (let i = 0; i < n; i++) {
       const t = i / (n - 1);
-      w.push((0.028 - 0.009 * t + 0.008 * Math.max(0, t - 0.8) / 0.2) * s);
+      w.push((0.028 - 0.009 * t + (0.008 * Math.max(0, t - 0.8)) / 0.2) * s);
     }
     strokePolyline(buf, c, pts, { width: w, amp: strength, profile: 'cortex' });
     // Acromion and the top of the humerus at the shoulder.

@@ -191,7 +191,11 @@ export function fillSoft(buf: Float32Array, c: Canvas, poly: ArrayLike<number>, 
 
 /** The blurred indicator of a polygon over the whole canvas, in [0,1]. */
 export function softMask(c: Canvas, polys: readonly ArrayLike<number>[], sigma: number): Float32Array {
-  const mask = fillPolygons(c.width, c.height, polys.map((p) => c.toPixels(p)));
+  const mask = fillPolygons(
+    c.width,
+    c.height,
+    polys.map((p) => c.toPixels(p)),
+  );
   const out = new Float32Array(mask.length);
   for (let k = 0; k < mask.length; k++) out[k] = mask[k];
   smoothBlurInPlace(out, c.width, c.height, sigma * c.scale);

@@ -10,7 +10,19 @@ import type { Anatomy, LungGeometry } from './anatomy.js';
 import { addEllipse, addRect, ellipsePoints, fillSoft, insidePolygon, spline, strokePolyline, type Canvas } from './canvas.js';
 import { textCells, textWidthCells } from './font.js';
 
-export type DeviceKind = 'marker' | 'annotation' | 'ecg' | 'central-line' | 'ng-tube' | 'et-tube' | 'pacemaker' | 'sternal-wires' | 'nodule' | 'granuloma' | 'nipples' | 'necklace';
+export type DeviceKind =
+  | 'marker'
+  | 'annotation'
+  | 'ecg'
+  | 'central-line'
+  | 'ng-tube'
+  | 'et-tube'
+  | 'pacemaker'
+  | 'sternal-wires'
+  | 'nodule'
+  | 'granuloma'
+  | 'nipples'
+  | 'necklace';
 
 export function sampleDevices(rng: Rng, a: Anatomy): DeviceKind[] {
   const ap = a.pose.view === 'AP';
@@ -120,7 +132,19 @@ function ecg(buf: Float32Array, c: Canvas, a: Anatomy, rng: Rng): void {
     // The wire wanders off to the nearest side or the top.
     const tx = x < a.xc ? -0.1 : a.pose.aspect + 0.1;
     const ty = y + rng.uniform(-0.3, 0.3);
-    const wire = spline([x, y, x + (tx - x) * 0.3 + rng.normal(0, 0.05), y + rng.normal(0, 0.08), x + (tx - x) * 0.7 + rng.normal(0, 0.05), (y + ty) / 2 + rng.normal(0, 0.08), tx, ty], 14);
+    const wire = spline(
+      [
+        x,
+        y,
+        x + (tx - x) * 0.3 + rng.normal(0, 0.05),
+        y + rng.normal(0, 0.08),
+        x + (tx - x) * 0.7 + rng.normal(0, 0.05),
+        (y + ty) / 2 + rng.normal(0, 0.08),
+        tx,
+        ty,
+      ],
+      14,
+    );
     strokePolyline(buf, c, wire, { width: rng.uniform(0.0025, 0.004), amp: 0.9, profile: 'tube', mode: 'max' });
   }
 }
@@ -130,11 +154,16 @@ function centralLine(buf: Float32Array, c: Canvas, a: Anatomy, rng: Rng): void {
   const side = rng.chance(0.6) ? -1 : 1;
   const tipY = a.yHilum + rng.uniform(-0.02, 0.07) * s;
   const ctrl = [
-    a.xc + side * (a.shoulderHalfWidth - 0.06 * s), a.yAcromion + 0.06 * s,
-    a.xc + side * 0.2 * s, a.yApex + 0.06 * s,
-    a.xc + side * 0.08 * s, a.yApex + 0.09 * s,
-    a.xc - 0.045 * s, a.yApex + 0.16 * s,
-    a.xc - 0.045 * s, tipY,
+    a.xc + side * (a.shoulderHalfWidth - 0.06 * s),
+    a.yAcromion + 0.06 * s,
+    a.xc + side * 0.2 * s,
+    a.yApex + 0.06 * s,
+    a.xc + side * 0.08 * s,
+    a.yApex + 0.09 * s,
+    a.xc - 0.045 * s,
+    a.yApex + 0.16 * s,
+    a.xc - 0.045 * s,
+    tipY,
   ];
   strokePolyline(buf, c, spline(ctrl, 14), { width: rng.uniform(0.003, 0.005) * s, amp: 0.9, profile: 'tube', mode: 'max' });
 }
@@ -143,7 +172,20 @@ function ngTube(buf: Float32Array, c: Canvas, a: Anatomy, rng: Rng): void {
   const s = a.s;
   const gx = a.left.cardio[0] + (a.left.cp[0] - a.left.cardio[0]) * 0.4;
   const gy = a.left.domeTop + 0.08 * s;
-  const ctrl = [a.xc + 0.005 * s, -0.1, a.xc + 0.01 * s, a.yApex, a.xc + 0.015 * s, a.yHilum, a.xc + 0.03 * s, a.left.cardio[1] + 0.03 * s, gx, gy, gx + rng.uniform(-0.05, 0.05) * s, gy + 0.06 * s];
+  const ctrl = [
+    a.xc + 0.005 * s,
+    -0.1,
+    a.xc + 0.01 * s,
+    a.yApex,
+    a.xc + 0.015 * s,
+    a.yHilum,
+    a.xc + 0.03 * s,
+    a.left.cardio[1] + 0.03 * s,
+    gx,
+    gy,
+    gx + rng.uniform(-0.05, 0.05) * s,
+    gy + 0.06 * s,
+  ];
   const pts = spline(ctrl, 14);
   strokePolyline(buf, c, pts, { width: 0.007 * s, amp: 0.5, profile: 'tube', mode: 'max' });
   strokePolyline(buf, c, pts, { width: 0.0025 * s, amp: 1.2, profile: 'flat', mode: 'max' });
@@ -170,7 +212,10 @@ function pacemaker(buf: Float32Array, c: Canvas, a: Anatomy, rng: Rng): void {
   const heartX = a.xc + rng.uniform(0.02, 0.12) * s;
   const heartY = a.left.cardio[1] - rng.uniform(0.02, 0.06) * s;
   for (let k = 0; k < rng.int(1, 2); k++) {
-    const lead = spline([px - side * w, py, a.xc + side * 0.06 * s, a.yApex + 0.1 * s, a.xc - 0.04 * s, a.yHilum + 0.02 * s, heartX + k * 0.03 * s, heartY], 16);
+    const lead = spline(
+      [px - side * w, py, a.xc + side * 0.06 * s, a.yApex + 0.1 * s, a.xc - 0.04 * s, a.yHilum + 0.02 * s, heartX + k * 0.03 * s, heartY],
+      16,
+    );
     strokePolyline(buf, c, lead, { width: 0.004 * s, amp: 1.5, profile: 'tube', mode: 'max' });
   }
 }

@@ -136,7 +136,12 @@ function patchy(C: Float32Array, spec: PneumoniaSpec, a: Anatomy, c: Canvas, rng
     const bottom = lung.cp[1];
     // Cluster centre: usually lower or mid zone.
     const zone = rng.weighted({ lower: 0.6, mid: 0.3, upper: 0.1 });
-    const yc = zone === 'lower' ? bottom - (bottom - top) * rng.uniform(0.12, 0.3) : zone === 'mid' ? top + (bottom - top) * rng.uniform(0.4, 0.6) : top + (bottom - top) * rng.uniform(0.15, 0.3);
+    const yc =
+      zone === 'lower'
+        ? bottom - (bottom - top) * rng.uniform(0.12, 0.3)
+        : zone === 'mid'
+          ? top + (bottom - top) * rng.uniform(0.4, 0.6)
+          : top + (bottom - top) * rng.uniform(0.15, 0.3);
     const xc = lung.hilum[0] + (lung.cp[0] - lung.hilum[0]) * rng.uniform(0.25, 0.75);
     const spread = rng.uniform(0.05, 0.12) * s;
     const n = rng.int(6, 20);

@@ -100,8 +100,7 @@ export function renderDensity(a: Anatomy, c: Canvas, rng: Rng, layers: RenderLay
         else if (dx <= hwS) {
           const t = (dx - hwN) / (hwS - hwN);
           yTop = a.yNeckBase + (a.yAcromion - a.yNeckBase) * (0.45 * t + 0.55 * Math.sqrt(t));
-        }
-        else yTop = a.yAcromion + (dx - hwS) * 1.5;
+        } else yTop = a.yAcromion + (dx - hwS) * 1.5;
         body *= smoothstep(yTop - 0.012 * s, yTop + 0.03 * s, y);
       }
       if (dx < hwN) {

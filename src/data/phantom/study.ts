@@ -126,7 +126,8 @@ export function checkOptions(opts: SynthOptions): Required<Omit<SynthOptions, 'k
   if (!Number.isInteger(sizeMin) || !Number.isInteger(sizeMax) || sizeMin < 64 || sizeMax > 8192 || sizeMin > sizeMax)
     throw new CxrError('E_BAD_ARGUMENT', `size range must be integers with 64 <= min <= max <= 8192, got ${sizeMin}-${sizeMax}`);
   if (!(pneumoniaRate >= 0 && pneumoniaRate <= 1)) throw new CxrError('E_BAD_ARGUMENT', `pneumonia rate must be in [0,1], got ${pneumoniaRate}`);
-  if (!Number.isInteger(workSize) || workSize < 64 || workSize > 4096) throw new CxrError('E_BAD_ARGUMENT', `work size must be an integer in 64..4096, got ${workSize}`);
+  if (!Number.isInteger(workSize) || workSize < 64 || workSize > 4096)
+    throw new CxrError('E_BAD_ARGUMENT', `work size must be an integer in 64..4096, got ${workSize}`);
   return { sizeMin, sizeMax, pneumoniaRate, workSize };
 }
 
@@ -217,7 +218,13 @@ export function generateStudy(seed: number, index: number, opts: SynthOptions = 
   addTableNoise(v, width, acq.fork('noise'), sigma, (x) => 0.6 + 0.6 * Math.min(1, Math.max(0, (x + 1000) / 1000)));
 
   // The exact lung mask at native size, from the same outlines moved by the same positioning.
-  const mask = fillPolygons(width, height, [a.right.outline, a.left.outline].map((p) => toNative(p, forward, height)), undefined, 255);
+  const mask = fillPolygons(
+    width,
+    height,
+    [a.right.outline, a.left.outline].map((p) => toNative(p, forward, height)),
+    undefined,
+    255,
+  );
 
   const name = studyName(plan.seed, index);
   const modality: 'CR' | 'DX' = acq.chance(0.5) ? 'CR' : 'DX';

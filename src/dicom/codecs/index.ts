@@ -32,8 +32,7 @@ function fail(syntax: string, msg: string): never {
 
 function checkHeader(syntax: string, h: StreamHeader | null, fmt: PixelFormat): StreamHeader {
   if (h === null) fail(syntax, 'no frame header found in the compressed stream');
-  if (h.width !== fmt.columns || h.height !== fmt.rows)
-    fail(syntax, `the stream is ${h.width}x${h.height}, the DICOM header says ${fmt.columns}x${fmt.rows}`);
+  if (h.width !== fmt.columns || h.height !== fmt.rows) fail(syntax, `the stream is ${h.width}x${h.height}, the DICOM header says ${fmt.columns}x${fmt.rows}`);
   if (h.components !== 1) fail(syntax, `the stream has ${h.components} components, a grayscale image has 1`);
   return h;
 }

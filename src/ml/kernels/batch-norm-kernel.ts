@@ -20,7 +20,8 @@ export function batchNormConfig(fallback: KernelConfig['kernelFunc']): KernelCon
       const { inputs, backend, attrs } = args;
       const { x, mean, variance, offset, scale } = inputs;
       const c = x.shape[x.shape.length - 1];
-      const perChannel = (t: TensorInfo | undefined) => t == null || (t.dtype === 'float32' && tf.util.sizeFromShape(t.shape) === c && t.shape[t.shape.length - 1] === c);
+      const perChannel = (t: TensorInfo | undefined) =>
+        t == null || (t.dtype === 'float32' && tf.util.sizeFromShape(t.shape) === c && t.shape[t.shape.length - 1] === c);
       if (x.shape.length !== 4 || x.dtype !== 'float32' || ![mean, variance, offset, scale].every(perChannel)) {
         return fallback(args as never);
       }

@@ -105,7 +105,7 @@ function subPixel(s: WasmKernelScope, dy: TensorInfo, filter: TensorInfo, info: 
             if (a >= kh || b >= kw) continue;
             for (let c = 0; c < cin; c++) {
               const from = ((a * kw + b) * cin + c) * cout;
-              const to = ((jy * tw + jx) * cout) * phases + (ry * sw + rx) * cin + c;
+              const to = (jy * tw + jx) * cout * phases + (ry * sw + rx) * cin + c;
               for (let o = 0; o < cout; o++) out[to + o * phases] = src[from + o];
             }
           }
@@ -142,7 +142,6 @@ export function conv2dBackpropInputConfig(fallback: KernelConfig['kernelFunc']):
   return {
     kernelName: tf.Conv2DBackpropInput,
     backendName: 'wasm',
-    kernelFunc: ((args: Parameters<typeof conv2dBackpropInputWasm>[0]) =>
-      conv2dBackpropInputWasm(args, fallback)) as unknown as KernelConfig['kernelFunc'],
+    kernelFunc: ((args: Parameters<typeof conv2dBackpropInputWasm>[0]) => conv2dBackpropInputWasm(args, fallback)) as unknown as KernelConfig['kernelFunc'],
   };
 }

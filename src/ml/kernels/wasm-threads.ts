@@ -33,8 +33,7 @@ const FACTORY_PREFIX = 'var WasmBackendModuleThreadedSimd';
  * names it refers to, which a pthread worker (evaluating it at global scope) lacks.
  */
 const FACTORY_PRELUDE =
-  "var require$$0=require('fs'),require$$1=require('path'),require$$3=require('perf_hooks')," +
-  "require$$4=require('os'),commonjsGlobal=globalThis;\n";
+  "var require$$0=require('fs'),require$$1=require('path'),require$$3=require('perf_hooks')," + "require$$4=require('os'),commonjsGlobal=globalThis;\n";
 
 export interface ThreadedWasmPatch {
   /** Undo the global patches. */

@@ -57,21 +57,13 @@ export function bnRelu(x: SymbolicTensor, name: string): SymbolicTensor {
  * Dense(relu) → Dense(sigmoid) → Reshape to 1x1xC → channel-wise Multiply. The hidden width
  * is max(C / reduction, minHidden), as in the PyTorch reference.
  */
-export function squeezeExcite(
-  x: SymbolicTensor,
-  name: string,
-  opts: { reduction: number; minHidden: number; seeds: SeedSequence },
-): SymbolicTensor {
+export function squeezeExcite(x: SymbolicTensor, name: string, opts: { reduction: number; minHidden: number; seeds: SeedSequence }): SymbolicTensor {
   const channels = x.shape[x.shape.length - 1];
   if (channels == null) throw new RangeError(`${name}: channel dimension must be known`);
   const hidden = Math.max(Math.floor(channels / opts.reduction), opts.minHidden);
   let s = tf.layers.globalAveragePooling2d({ name: `${name}_squeeze` }).apply(x) as SymbolicTensor;
-  s = tf.layers
-    .dense({ units: hidden, activation: 'relu', kernelInitializer: heNormal(opts.seeds), name: `${name}_fc1` })
-    .apply(s) as SymbolicTensor;
-  s = tf.layers
-    .dense({ units: channels, activation: 'sigmoid', kernelInitializer: glorotUniform(opts.seeds), name: `${name}_fc2` })
-    .apply(s) as SymbolicTensor;
+  s = tf.layers.dense({ units: hidden, activation: 'relu', kernelInitializer: heNormal(opts.seeds), name: `${name}_fc1` }).apply(s) as SymbolicTensor;
+  s = tf.layers.dense({ units: channels, activation: 'sigmoid', kernelInitializer: glorotUniform(opts.seeds), name: `${name}_fc2` }).apply(s) as SymbolicTensor;
   s = tf.layers.reshape({ targetShape: [1, 1, channels], name: `${name}_reshape` }).apply(s) as SymbolicTensor;
   return tf.layers.multiply({ name: `${name}_scale` }).apply([x, s]) as SymbolicTensor;
 }

@@ -250,8 +250,5 @@ function findCamHead(model: tf.LayersModel): { features: tf.SymbolicTensor; dens
     }
     t = node.inputTensors[0];
   }
-  throw new CxrError(
-    'E_MODEL_INVALID',
-    'ONNX export: no class-activation head (GlobalAveragePooling2D -> [Dropout] -> Dense) before the first output',
-  );
+  throw new CxrError('E_MODEL_INVALID', 'ONNX export: no class-activation head (GlobalAveragePooling2D -> [Dropout] -> Dense) before the first output');
 }

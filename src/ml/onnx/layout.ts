@@ -35,8 +35,7 @@ export function convKernelToOihw(k: Float32Array, kh: number, kw: number, cin: n
   const out = new Float32Array(k.length);
   for (let y = 0; y < kh; y++)
     for (let x = 0; x < kw; x++)
-      for (let i = 0; i < cin; i++)
-        for (let o = 0; o < cout; o++) out[((o * cin + i) * kh + y) * kw + x] = k[((y * kw + x) * cin + i) * cout + o];
+      for (let i = 0; i < cin; i++) for (let o = 0; o < cout; o++) out[((o * cin + i) * kh + y) * kw + x] = k[((y * kw + x) * cin + i) * cout + o];
   return out;
 }
 
@@ -45,8 +44,7 @@ export function deconvKernelToIohw(k: Float32Array, kh: number, kw: number, cout
   const out = new Float32Array(k.length);
   for (let y = 0; y < kh; y++)
     for (let x = 0; x < kw; x++)
-      for (let o = 0; o < cout; o++)
-        for (let i = 0; i < cin; i++) out[((i * cout + o) * kh + y) * kw + x] = k[((y * kw + x) * cout + o) * cin + i];
+      for (let o = 0; o < cout; o++) for (let i = 0; i < cin; i++) out[((i * cout + o) * kh + y) * kw + x] = k[((y * kw + x) * cout + o) * cin + i];
   return out;
 }
 
@@ -55,8 +53,7 @@ export function depthwiseKernelToOihw(k: Float32Array, kh: number, kw: number, c
   const out = new Float32Array(k.length);
   for (let y = 0; y < kh; y++)
     for (let x = 0; x < kw; x++)
-      for (let i = 0; i < c; i++)
-        for (let j = 0; j < m; j++) out[((i * m + j) * kh + y) * kw + x] = k[((y * kw + x) * c + i) * m + j];
+      for (let i = 0; i < c; i++) for (let j = 0; j < m; j++) out[((i * m + j) * kh + y) * kw + x] = k[((y * kw + x) * c + i) * m + j];
   return out;
 }
 
@@ -84,8 +81,7 @@ export function nchwToNhwc(data: Float32Array, n: number, c: number, h: number, 
   const out = new Float32Array(data.length);
   for (let b = 0; b < n; b++)
     for (let ch = 0; ch < c; ch++)
-      for (let y = 0; y < h; y++)
-        for (let x = 0; x < w; x++) out[((b * h + y) * w + x) * c + ch] = data[((b * c + ch) * h + y) * w + x];
+      for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) out[((b * h + y) * w + x) * c + ch] = data[((b * c + ch) * h + y) * w + x];
   return out;
 }
 
@@ -94,7 +90,6 @@ export function nhwcToNchw(data: Float32Array, n: number, h: number, w: number, 
   const out = new Float32Array(data.length);
   for (let b = 0; b < n; b++)
     for (let y = 0; y < h; y++)
-      for (let x = 0; x < w; x++)
-        for (let ch = 0; ch < c; ch++) out[((b * c + ch) * h + y) * w + x] = data[((b * h + y) * w + x) * c + ch];
+      for (let x = 0; x < w; x++) for (let ch = 0; ch < c; ch++) out[((b * c + ch) * h + y) * w + x] = data[((b * h + y) * w + x) * c + ch];
   return out;
 }

@@ -54,8 +54,7 @@ export async function exportModelVersion(dir: string, log: (line: string) => voi
   log(`loading ${kind} ${manifest.version} (${manifest.architecture}) from ${dir}`);
   const model = await loadModel(dir);
   try {
-    const outputNames =
-      kind === 'segmenter' ? ['mask'] : model.outputs.length === 2 ? ['probability', 'features'] : ['probability'];
+    const outputNames = kind === 'segmenter' ? ['mask'] : model.outputs.length === 2 ? ['probability', 'features'] : ['probability'];
     const result = exportLayersModel(model, {
       outputNames,
       cam: kind === 'classifier',

@@ -77,7 +77,10 @@ export async function dataParallelGradients(model: tf.LayersModel, opts: DataPar
   const workers = await Promise.all(
     Array.from({ length: count }, async () => {
       const results = new SharedArrayBuffer(resultFloats * 4);
-      const w = new WorkerClient(new Worker(bootstrap, { eval: true, env: { ...process.env, CXR_BACKEND: 'wasm', CXR_ORT_THREADS: '1' } }), new Float32Array(results));
+      const w = new WorkerClient(
+        new Worker(bootstrap, { eval: true, env: { ...process.env, CXR_BACKEND: 'wasm', CXR_ORT_THREADS: '1' } }),
+        new Float32Array(results),
+      );
       await w.call({ type: 'init', topology, loss: opts.loss, nativeThreads: 1, weights: weightsBuffer, results });
       return w;
     }),

@@ -118,13 +118,7 @@ async function segmenterMasks(dir: string): Promise<{ maskFor: NonNullable<Batch
  * resuming), hashes it, and returns lazy batch sources for train (shuffled, augmented),
  * validation and test.
  */
-export async function prepareTrainData(
-  task: Task,
-  config: TrainConfig,
-  opts: DataOptions,
-  runDir: string,
-  log: ProgressStream,
-): Promise<PreparedTrainData> {
+export async function prepareTrainData(task: Task, config: TrainConfig, opts: DataOptions, runDir: string, log: ProgressStream): Promise<PreparedTrainData> {
   const window: WindowPolicy = parseWindowPolicy(opts.window);
   const ds = await loadDataset(opts.dataDir, { requireMasks: task === 'segmenter' });
   const items = capItems(ds.items, opts.maxImages, config.seed);

@@ -52,8 +52,7 @@ export async function finalizeVersion(opts: FinalizeOptions): Promise<FinalizedV
 
   const model: tf.LayersModel = await loadModel(dir);
   try {
-    const classWeights =
-      config.classWeights === 'balanced' ? balancedClassWeights(opts.data.trainLabels ?? []) : config.classWeights;
+    const classWeights = config.classWeights === 'balanced' ? balancedClassWeights(opts.data.trainLabels ?? []) : config.classWeights;
     const loss = lossFor(config, config.task === 'classifier' ? classWeights : null);
     const predict = (src: BatchSource) => predictSource(model, src, config.task, config.inputSize, config.batchSize, loss);
     const val = await predict(opts.data.validation);

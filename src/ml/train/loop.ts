@@ -184,11 +184,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   }
 
   const classWeights =
-    config.task === 'classifier'
-      ? config.classWeights === 'balanced'
-        ? balancedClassWeights(opts.data.trainLabels ?? [])
-        : config.classWeights
-      : null;
+    config.task === 'classifier' ? (config.classWeights === 'balanced' ? balancedClassWeights(opts.data.trainLabels ?? []) : config.classWeights) : null;
   const loss = lossFor(config, classWeights);
   const layerVars = model.trainableWeights;
   const vars = layerVars.map((w) => w.read() as tf.Variable);
@@ -297,7 +293,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       await appendFile(paths.metrics, `${JSON.stringify(record)}\n`);
       await saveCheckpoint(paths, model, await adam.getState(), state);
       log.write(
-        `epoch ${epoch + 1}: train loss ${record.trainLoss.toFixed(4)}, val loss ${val.loss.toFixed(4)}, val ${metricName} ${valMetric == null ? 'n/a' : valMetric.toFixed(4)}${bySource ? ` (${Object.entries(bySource).map(([k, v]) => `${k} ${v == null ? 'n/a' : v.toFixed(4)}`).join(', ')})` : ''}${best ? ' (best)' : ''}${state.stopped ? `; stopping: no improvement in ${config.patience} epochs` : ''}\n`,
+        `epoch ${epoch + 1}: train loss ${record.trainLoss.toFixed(4)}, val loss ${val.loss.toFixed(4)}, val ${metricName} ${valMetric == null ? 'n/a' : valMetric.toFixed(4)}${
+          bySource
+            ? ` (${Object.entries(bySource)
+                .map(([k, v]) => `${k} ${v == null ? 'n/a' : v.toFixed(4)}`)
+                .join(', ')})`
+            : ''
+        }${best ? ' (best)' : ''}${state.stopped ? `; stopping: no improvement in ${config.patience} epochs` : ''}\n`,
       );
     }
   } finally {

@@ -81,7 +81,14 @@ const toNCHW = [0, 3, 1, 2];
 const toNHWC = [0, 2, 3, 1];
 const HWIOtoOIHW = [3, 2, 0, 1];
 
-function convInfo(xShape: number[], filterShape: number[], strides: number | [number, number], dilations: number | [number, number], pad: Conv2DAttrs['pad'], rounding: Conv2DAttrs['dimRoundingMode']) {
+function convInfo(
+  xShape: number[],
+  filterShape: number[],
+  strides: number | [number, number],
+  dilations: number | [number, number],
+  pad: Conv2DAttrs['pad'],
+  rounding: Conv2DAttrs['dimRoundingMode'],
+) {
   return tf.backend_util.computeConv2DInfo(
     xShape as [number, number, number, number],
     filterShape as [number, number, number, number],
@@ -122,54 +129,52 @@ export function nativeConv2DConfig(ort: NativeRuntime, fallback: KernelFunc, fus
     const key = `conv|${x.shape}|${filter.shape}|${JSON.stringify(convAttrs(info))}|${bias != null}|${activation}`;
     const ins: Record<string, TensorInfo> = bias != null ? { x, w: filter, b: bias } : { x, w: filter };
     const { out, views, outView } = heapIO(backend, info.outShape, ins);
-    return guarded(backend, out, () => ort.run(
-      key,
-      (): OnnxGraph => {
-        if (isPointwise(info)) {
-          // NHWC 1x1 stride 1: a plain matrix product over pixels, no layout change.
-          const m = info.batchSize * info.outHeight * info.outWidth;
-          const nodes: OnnxNode[] = [
-            { op: 'Reshape', inputs: ['x', 'xShape'], outputs: ['x2'] },
-            { op: 'Reshape', inputs: ['w', 'wShape'], outputs: ['w2'] },
-            { op: 'Gemm', inputs: bias != null ? ['x2', 'w2', 'b'] : ['x2', 'w2'], outputs: ['y2'] },
-          ];
-          if (activation === 'relu') nodes.push({ op: 'Relu', inputs: ['y2'], outputs: ['y2r'] });
-          nodes.push({ op: 'Reshape', inputs: [activation === 'relu' ? 'y2r' : 'y2', 'yShape'], outputs: ['y'] });
-          return {
-            inputs: [
-              { name: 'x', shape: x.shape },
-              { name: 'w', shape: filter.shape },
-              ...(bias != null ? [{ name: 'b', shape: [co] }] : []),
-            ],
-            outputs: [{ name: 'y', shape: info.outShape }],
-            constants: [
-              { name: 'xShape', values: [m, info.inChannels] },
-              { name: 'wShape', values: [info.inChannels, co] },
-              { name: 'yShape', values: info.outShape },
-            ],
-            nodes,
-          };
-        }
-        const nodes: OnnxNode[] = [
-          { op: 'Transpose', inputs: ['x'], outputs: ['xc'], attrs: { perm: toNCHW } },
-          { op: 'Transpose', inputs: ['w'], outputs: ['wc'], attrs: { perm: HWIOtoOIHW } },
-          { op: 'Conv', inputs: bias != null ? ['xc', 'wc', 'b'] : ['xc', 'wc'], outputs: ['yc'], attrs: convAttrs(info) },
-        ];
-        if (activation === 'relu') nodes.push({ op: 'Relu', inputs: ['yc'], outputs: ['yr'] });
-        nodes.push({ op: 'Transpose', inputs: [activation === 'relu' ? 'yr' : 'yc'], outputs: ['y'], attrs: { perm: toNHWC } });
-        return {
-          inputs: [
-            { name: 'x', shape: x.shape },
-            { name: 'w', shape: filter.shape },
-            ...(bias != null ? [{ name: 'b', shape: [co] }] : []),
-          ],
-          outputs: [{ name: 'y', shape: info.outShape }],
-          nodes,
-        };
-      },
-      views,
-      { y: outView },
-    ), () => fallback(args as never) as TensorInfo);
+    return guarded(
+      backend,
+      out,
+      () =>
+        ort.run(
+          key,
+          (): OnnxGraph => {
+            if (isPointwise(info)) {
+              // NHWC 1x1 stride 1: a plain matrix product over pixels, no layout change.
+              const m = info.batchSize * info.outHeight * info.outWidth;
+              const nodes: OnnxNode[] = [
+                { op: 'Reshape', inputs: ['x', 'xShape'], outputs: ['x2'] },
+                { op: 'Reshape', inputs: ['w', 'wShape'], outputs: ['w2'] },
+                { op: 'Gemm', inputs: bias != null ? ['x2', 'w2', 'b'] : ['x2', 'w2'], outputs: ['y2'] },
+              ];
+              if (activation === 'relu') nodes.push({ op: 'Relu', inputs: ['y2'], outputs: ['y2r'] });
+              nodes.push({ op: 'Reshape', inputs: [activation === 'relu' ? 'y2r' : 'y2', 'yShape'], outputs: ['y'] });
+              return {
+                inputs: [{ name: 'x', shape: x.shape }, { name: 'w', shape: filter.shape }, ...(bias != null ? [{ name: 'b', shape: [co] }] : [])],
+                outputs: [{ name: 'y', shape: info.outShape }],
+                constants: [
+                  { name: 'xShape', values: [m, info.inChannels] },
+                  { name: 'wShape', values: [info.inChannels, co] },
+                  { name: 'yShape', values: info.outShape },
+                ],
+                nodes,
+              };
+            }
+            const nodes: OnnxNode[] = [
+              { op: 'Transpose', inputs: ['x'], outputs: ['xc'], attrs: { perm: toNCHW } },
+              { op: 'Transpose', inputs: ['w'], outputs: ['wc'], attrs: { perm: HWIOtoOIHW } },
+              { op: 'Conv', inputs: bias != null ? ['xc', 'wc', 'b'] : ['xc', 'wc'], outputs: ['yc'], attrs: convAttrs(info) },
+            ];
+            if (activation === 'relu') nodes.push({ op: 'Relu', inputs: ['yc'], outputs: ['yr'] });
+            nodes.push({ op: 'Transpose', inputs: [activation === 'relu' ? 'yr' : 'yc'], outputs: ['y'], attrs: { perm: toNHWC } });
+            return {
+              inputs: [{ name: 'x', shape: x.shape }, { name: 'w', shape: filter.shape }, ...(bias != null ? [{ name: 'b', shape: [co] }] : [])],
+              outputs: [{ name: 'y', shape: info.outShape }],
+              nodes,
+            };
+          },
+          views,
+          { y: outView },
+        ),
+      () => fallback(args as never) as TensorInfo,
+    );
   }) as unknown as KernelFunc;
   return { kernelName: fused ? tf.FusedConv2D : tf.Conv2D, backendName: 'wasm', kernelFunc };
 }
@@ -189,29 +194,35 @@ export function nativeConv2DBackpropInputConfig(ort: NativeRuntime, fallback: Ke
       const m = info.batchSize * ho * wo;
       const key = `dx1|${dy.shape}|${filter.shape}`;
       const { out, views, outView } = heapIO(backend, attrs.inputShape, { dy, w: filter });
-      return guarded(backend, out, () => ort.run(
-        key,
-        () => ({
-          inputs: [
-            { name: 'dy', shape: dy.shape },
-            { name: 'w', shape: filter.shape },
-          ],
-          outputs: [{ name: 'dx', shape: attrs.inputShape }],
-          constants: [
-            { name: 'dyShape', values: [m, info.outChannels] },
-            { name: 'wShape', values: [info.inChannels, info.outChannels] },
-            { name: 'dxShape', values: attrs.inputShape },
-          ],
-          nodes: [
-            { op: 'Reshape', inputs: ['dy', 'dyShape'], outputs: ['dy2'] },
-            { op: 'Reshape', inputs: ['w', 'wShape'], outputs: ['w2'] },
-            { op: 'Gemm', inputs: ['dy2', 'w2'], outputs: ['dx2'], attrs: { transB: 1 } },
-            { op: 'Reshape', inputs: ['dx2', 'dxShape'], outputs: ['dx'] },
-          ],
-        }),
-        views,
-        { dx: outView },
-      ), () => fallback(args as never) as TensorInfo);
+      return guarded(
+        backend,
+        out,
+        () =>
+          ort.run(
+            key,
+            () => ({
+              inputs: [
+                { name: 'dy', shape: dy.shape },
+                { name: 'w', shape: filter.shape },
+              ],
+              outputs: [{ name: 'dx', shape: attrs.inputShape }],
+              constants: [
+                { name: 'dyShape', values: [m, info.outChannels] },
+                { name: 'wShape', values: [info.inChannels, info.outChannels] },
+                { name: 'dxShape', values: attrs.inputShape },
+              ],
+              nodes: [
+                { op: 'Reshape', inputs: ['dy', 'dyShape'], outputs: ['dy2'] },
+                { op: 'Reshape', inputs: ['w', 'wShape'], outputs: ['w2'] },
+                { op: 'Gemm', inputs: ['dy2', 'w2'], outputs: ['dx2'], attrs: { transB: 1 } },
+                { op: 'Reshape', inputs: ['dx2', 'dxShape'], outputs: ['dx'] },
+              ],
+            }),
+            views,
+            { dx: outView },
+          ),
+        () => fallback(args as never) as TensorInfo,
+      );
     }
     if (sh === 1 && sw === 1) {
       const pads = [kh - 1 - top, kw - 1 - left, h + kh - 1 - (kh - 1 - top) - ho, w + kw - 1 - (kw - 1 - left) - wo];
@@ -243,24 +254,30 @@ export function nativeConv2DBackpropInputConfig(ort: NativeRuntime, fallback: Ke
     }
     const key = `dx|${dy.shape}|${filter.shape}|${attrs.inputShape}|${sh},${sw}|${top},${left},${bottom},${right}`;
     const { out, views, outView } = heapIO(backend, attrs.inputShape, { dy, w: filter });
-    return guarded(backend, out, () => ort.run(
-      key,
-      () => ({
-        inputs: [
-          { name: 'dy', shape: dy.shape },
-          { name: 'w', shape: filter.shape },
-        ],
-        outputs: [{ name: 'dx', shape: attrs.inputShape }],
-        constants,
-        nodes: [
-          { op: 'Transpose', inputs: ['dy'], outputs: ['dyc'], attrs: { perm: toNCHW } },
-          ...node,
-          { op: 'Transpose', inputs: ['dxc'], outputs: ['dx'], attrs: { perm: toNHWC } },
-        ],
-      }),
-      views,
-      { dx: outView },
-    ), () => fallback(args as never) as TensorInfo);
+    return guarded(
+      backend,
+      out,
+      () =>
+        ort.run(
+          key,
+          () => ({
+            inputs: [
+              { name: 'dy', shape: dy.shape },
+              { name: 'w', shape: filter.shape },
+            ],
+            outputs: [{ name: 'dx', shape: attrs.inputShape }],
+            constants,
+            nodes: [
+              { op: 'Transpose', inputs: ['dy'], outputs: ['dyc'], attrs: { perm: toNCHW } },
+              ...node,
+              { op: 'Transpose', inputs: ['dxc'], outputs: ['dx'], attrs: { perm: toNHWC } },
+            ],
+          }),
+          views,
+          { dx: outView },
+        ),
+      () => fallback(args as never) as TensorInfo,
+    );
   }) as unknown as KernelFunc;
   return { kernelName: tf.Conv2DBackpropInput, backendName: 'wasm', kernelFunc };
 }
@@ -282,66 +299,70 @@ export function nativeConv2DBackpropFilterConfig(ort: NativeRuntime, fallback: K
     const pointwise = kh === 1 && kw === 1 && sh === 1 && sw === 1 && top === 0 && left === 0 && bottom === 0 && right === 0;
     const key = `dw|${x.shape}|${dy.shape}|${attrs.filterShape}|${sh},${sw}|${top},${left},${bottom},${right}`;
     const { out, views, outView } = heapIO(backend, attrs.filterShape, { x, dy });
-    return guarded(backend, out, () => ort.run(
-      key,
-      (): OnnxGraph => {
-        const constants: NonNullable<OnnxGraph['constants']> = [
-          { name: 'dyShape', values: [m, cout] },
-        ];
-        const nodes: OnnxNode[] = [{ op: 'Reshape', inputs: ['dy', 'dyShape'], outputs: ['dy2'] }];
-        if (pointwise) {
-          constants.push({ name: 'xShape', values: [m, cin] }, { name: 'wShape', values: [kh, kw, cin, cout] });
-          nodes.push(
-            { op: 'Reshape', inputs: ['x', 'xShape'], outputs: ['x2'] },
-            { op: 'Gemm', inputs: ['x2', 'dy2'], outputs: ['g'], attrs: { transA: 1 } },
-            { op: 'Reshape', inputs: ['g', 'wShape'], outputs: ['dw'] },
-          );
-        } else {
-          let src = 'x';
-          if (top > 0 || left > 0 || bottom > 0 || right > 0) {
-            constants.push({ name: 'pads', values: [0, top, left, 0, 0, bottom, right, 0] });
-            nodes.push({ op: 'Pad', inputs: ['x', 'pads'], outputs: ['xp'] });
-            src = 'xp';
-          }
-          constants.push(
-            { name: 'axes', values: [1, 2] },
-            { name: 'steps', values: [sh, sw] },
-            { name: 'tapShape', values: [m, cin] },
-            { name: 'wtShape', values: [kh, kw, cout, cin] },
-          );
-          nodes.push({ op: 'Transpose', inputs: ['dy2'], outputs: ['dyT'], attrs: { perm: [1, 0] } });
-          const parts: string[] = [];
-          for (let a = 0; a < kh; a++) {
-            for (let b = 0; b < kw; b++) {
-              const t = `t${a}_${b}`;
-              constants.push({ name: `s${a}_${b}`, values: [a, b] }, { name: `e${a}_${b}`, values: [a + (ho - 1) * sh + 1, b + (wo - 1) * sw + 1] });
+    return guarded(
+      backend,
+      out,
+      () =>
+        ort.run(
+          key,
+          (): OnnxGraph => {
+            const constants: NonNullable<OnnxGraph['constants']> = [{ name: 'dyShape', values: [m, cout] }];
+            const nodes: OnnxNode[] = [{ op: 'Reshape', inputs: ['dy', 'dyShape'], outputs: ['dy2'] }];
+            if (pointwise) {
+              constants.push({ name: 'xShape', values: [m, cin] }, { name: 'wShape', values: [kh, kw, cin, cout] });
               nodes.push(
-                { op: 'Slice', inputs: [src, `s${a}_${b}`, `e${a}_${b}`, 'axes', 'steps'], outputs: [t] },
-                { op: 'Reshape', inputs: [t, 'tapShape'], outputs: [`${t}_2d`] },
-                { op: 'MatMul', inputs: ['dyT', `${t}_2d`], outputs: [`${t}_g`] }, // [cout, cin]
+                { op: 'Reshape', inputs: ['x', 'xShape'], outputs: ['x2'] },
+                { op: 'Gemm', inputs: ['x2', 'dy2'], outputs: ['g'], attrs: { transA: 1 } },
+                { op: 'Reshape', inputs: ['g', 'wShape'], outputs: ['dw'] },
               );
-              parts.push(`${t}_g`);
+            } else {
+              let src = 'x';
+              if (top > 0 || left > 0 || bottom > 0 || right > 0) {
+                constants.push({ name: 'pads', values: [0, top, left, 0, 0, bottom, right, 0] });
+                nodes.push({ op: 'Pad', inputs: ['x', 'pads'], outputs: ['xp'] });
+                src = 'xp';
+              }
+              constants.push(
+                { name: 'axes', values: [1, 2] },
+                { name: 'steps', values: [sh, sw] },
+                { name: 'tapShape', values: [m, cin] },
+                { name: 'wtShape', values: [kh, kw, cout, cin] },
+              );
+              nodes.push({ op: 'Transpose', inputs: ['dy2'], outputs: ['dyT'], attrs: { perm: [1, 0] } });
+              const parts: string[] = [];
+              for (let a = 0; a < kh; a++) {
+                for (let b = 0; b < kw; b++) {
+                  const t = `t${a}_${b}`;
+                  constants.push({ name: `s${a}_${b}`, values: [a, b] }, { name: `e${a}_${b}`, values: [a + (ho - 1) * sh + 1, b + (wo - 1) * sw + 1] });
+                  nodes.push(
+                    { op: 'Slice', inputs: [src, `s${a}_${b}`, `e${a}_${b}`, 'axes', 'steps'], outputs: [t] },
+                    { op: 'Reshape', inputs: [t, 'tapShape'], outputs: [`${t}_2d`] },
+                    { op: 'MatMul', inputs: ['dyT', `${t}_2d`], outputs: [`${t}_g`] }, // [cout, cin]
+                  );
+                  parts.push(`${t}_g`);
+                }
+              }
+              nodes.push(
+                { op: 'Concat', inputs: parts, outputs: ['gt'], attrs: { axis: 0 } },
+                { op: 'Reshape', inputs: ['gt', 'wtShape'], outputs: ['gt4'] },
+                { op: 'Transpose', inputs: ['gt4'], outputs: ['dw'], attrs: { perm: [0, 1, 3, 2] } },
+              );
             }
-          }
-          nodes.push(
-            { op: 'Concat', inputs: parts, outputs: ['gt'], attrs: { axis: 0 } },
-            { op: 'Reshape', inputs: ['gt', 'wtShape'], outputs: ['gt4'] },
-            { op: 'Transpose', inputs: ['gt4'], outputs: ['dw'], attrs: { perm: [0, 1, 3, 2] } },
-          );
-        }
-        return {
-          inputs: [
-            { name: 'x', shape: x.shape },
-            { name: 'dy', shape: dy.shape },
-          ],
-          outputs: [{ name: 'dw', shape: attrs.filterShape }],
-          constants,
-          nodes,
-        };
-      },
-      views,
-      { dw: outView },
-    ), () => fallback(args as never) as TensorInfo);
+            return {
+              inputs: [
+                { name: 'x', shape: x.shape },
+                { name: 'dy', shape: dy.shape },
+              ],
+              outputs: [{ name: 'dw', shape: attrs.filterShape }],
+              constants,
+              nodes,
+            };
+          },
+          views,
+          { dw: outView },
+        ),
+      () => fallback(args as never) as TensorInfo,
+    );
   }) as unknown as KernelFunc;
   return { kernelName: tf.Conv2DBackpropFilter, backendName: 'wasm', kernelFunc };
 }

@@ -19,7 +19,14 @@ export function nativeMaxPoolGradConfig(ort: NativeRuntime, fallback: KernelConf
     const { inputs, backend, attrs } = args;
     const { dy, input } = inputs;
     if (input.dtype !== 'float32' || input.shape.length !== 4) return fallback(args as never);
-    const info = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], attrs.filterSize, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode);
+    const info = tf.backend_util.computePool2DInfo(
+      input.shape as [number, number, number, number],
+      attrs.filterSize,
+      attrs.strides,
+      1,
+      attrs.pad,
+      attrs.dimRoundingMode,
+    );
     const [n, h, w, c] = input.shape;
     const total = n * h * w * c;
     const p = info.padInfo;

@@ -125,4 +125,3 @@ export const conv2dTranspose: Converter = (ctx) => {
   });
   return finish(ctx, out, w, b, 1);
 };
-

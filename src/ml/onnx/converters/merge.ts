@@ -28,7 +28,12 @@ const allNonNegative = (ctx: LayerContext) => ctx.inputs.every((t) => t.nonNegat
 
 export const add: Converter = (ctx) => elementwise(ctx, 'Add', allNonNegative(ctx));
 export const multiply: Converter = (ctx) => elementwise(ctx, 'Mul', allNonNegative(ctx));
-export const maximum: Converter = (ctx) => elementwise(ctx, 'Max', ctx.inputs.some((t) => t.nonNegative === true));
+export const maximum: Converter = (ctx) =>
+  elementwise(
+    ctx,
+    'Max',
+    ctx.inputs.some((t) => t.nonNegative === true),
+  );
 export const minimum: Converter = (ctx) => elementwise(ctx, 'Min', allNonNegative(ctx));
 
 export const average: Converter = (ctx) => {

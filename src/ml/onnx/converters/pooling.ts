@@ -1,15 +1,5 @@
 import { samePadding } from '../layout.js';
-import {
-  cfgPair,
-  cfgString,
-  dim,
-  requireChannelsLast,
-  requireRank,
-  unsupported,
-  type Converter,
-  type LayerContext,
-  type TensorRef,
-} from '../context.js';
+import { cfgPair, cfgString, dim, requireChannelsLast, requireRank, unsupported, type Converter, type LayerContext, type TensorRef } from '../context.js';
 
 function pool(ctx: LayerContext, op: 'MaxPool' | 'AveragePool'): TensorRef {
   requireChannelsLast(ctx);
@@ -21,8 +11,7 @@ function pool(ctx: LayerContext, op: 'MaxPool' | 'AveragePool'): TensorRef {
   if (padding !== 'same' && padding !== 'valid') unsupported(ctx, `padding '${padding}'`);
   // TF's 'same' pooling ignores the padded cells: -inf for max, excluded from the mean for
   // average (ONNX count_include_pad=0), so explicit ONNX pads reproduce it.
-  const same = (size: number | null, k: number, s: number): [number, number] =>
-    padding === 'same' ? samePadding(dim(ctx, size), k, s) : [0, 0];
+  const same = (size: number | null, k: number, s: number): [number, number] => (padding === 'same' ? samePadding(dim(ctx, size), k, s) : [0, 0]);
   const [st, sb] = same(x.shape[1], kernel[0], strides[0]);
   const [sl, sr] = same(x.shape[2], kernel[1], strides[1]);
   let zero: [number, number, number, number] = [0, 0, 0, 0];

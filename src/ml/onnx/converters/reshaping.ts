@@ -87,11 +87,6 @@ export const upSampling2d: Converter = (ctx) => {
     interpolation === 'nearest'
       ? { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }
       : { mode: 'linear', coordinate_transformation_mode: 'asymmetric' };
-  const name = g.node(
-    'Resize',
-    [ctx.materialize(x), '', g.floatInit(`${base}/scales`, Float32Array.of(1, 1, sh, sw), [4])],
-    `${base}/upsample`,
-    attrs,
-  );
+  const name = g.node('Resize', [ctx.materialize(x), '', g.floatInit(`${base}/scales`, Float32Array.of(1, 1, sh, sw), [4])], `${base}/upsample`, attrs);
   return { name, shape: ctx.outputShape, nonNegative: x.nonNegative };
 };

@@ -5,15 +5,8 @@
 import { resolve } from 'node:path';
 import { CxrError } from '../errors.js';
 import { loadOrCreateDevSecret, type LoadedSecret } from './keys.js';
-import { DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_WINDOW_S } from './login-throttle.js';
-
-export interface JwtConfig {
-  secret: Buffer;
-  issuer: string;
-  audience: string;
-  /** lifetime of tokens from POST /v1/auth/token */
-  ttlSeconds: number;
-}
+import { DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_WINDOW_S } from '../service/login-throttle.js';
+import type { JwtConfig } from '../api/tokens.js';
 
 export interface ServiceConfig {
   host: string;
@@ -91,7 +84,8 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
   const notices: string[] = [];
   const dataDir = resolve(p.text(env, 'CXR_DATA_DIR', './.cxr-data'));
   const databaseUrl = env.DATABASE_URL?.trim() ? env.DATABASE_URL.trim() : null;
-  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) p.list.push(`DATABASE_URL must be a postgres:// URL (got '${databaseUrl.replace(/:[^:@/]*@/, ':***@')}')`);
+  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl))
+    p.list.push(`DATABASE_URL must be a postgres:// URL (got '${databaseUrl.replace(/:[^:@/]*@/, ':***@')}')`);
   const port = p.int(env, 'PORT', 8080, 0, 65535);
   const host = p.text(env, 'HOST', '127.0.0.1', /^[0-9A-Za-z.:-]+$/, 'a host name or IP address');
   const ttl = p.int(env, 'CXR_TOKEN_TTL_S', 3600, 60, 7 * 24 * 3600);

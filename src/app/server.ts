@@ -12,15 +12,12 @@ import { DicomStore } from '../service/dicom-store.js';
 import type { Logger } from '../service/log.js';
 import { activateModelVersion, manifestReader } from '../service/model-activation.js';
 import { TriageService } from '../service/triage.js';
-import { createApp } from './app.js';
+import { createApp } from '../api/app.js';
 import type { ServiceConfig } from './config.js';
-import { createMetrics, type ServiceMetrics } from './metrics.js';
-import { DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_WINDOW_S, LoginThrottle } from './login-throttle.js';
+import { createMetrics, type ServiceMetrics } from '../api/metrics.js';
+import { DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_WINDOW_S, LoginThrottle } from '../service/login-throttle.js';
 
-export type ServiceSettings = Pick<
-  ServiceConfig,
-  'jwt' | 'hmacKey' | 'dicomDir' | 'maxBodyBytes' | 'queueSize' | 'inferConcurrency' | 'waitTimeoutMs'
-> &
+export type ServiceSettings = Pick<ServiceConfig, 'jwt' | 'hmacKey' | 'dicomDir' | 'maxBodyBytes' | 'queueSize' | 'inferConcurrency' | 'waitTimeoutMs'> &
   Partial<Pick<ServiceConfig, 'authMaxFailures' | 'authWindowMs'>> & { modelsDir?: string };
 
 export interface ServiceParts {
@@ -68,7 +65,7 @@ export async function buildService(o: BuildOptions): Promise<ServiceParts> {
     metrics,
     log: o.log,
     modelsReady: () => ready,
-    loginThrottle: new LoginThrottle({
+    loginThrottle: new LoginThrottle(o.ds, {
       maxFailures: o.settings.authMaxFailures ?? DEFAULT_AUTH_MAX_FAILURES,
       windowMs: o.settings.authWindowMs ?? DEFAULT_AUTH_WINDOW_S * 1000,
     }),
