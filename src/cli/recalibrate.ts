@@ -1,16 +1,16 @@
 import { basename, relative, resolve } from 'node:path';
-import { readSplitFile, type SplitName } from '../data/split.js';
+import type { SplitName } from '../data/split.js';
 import { CxrError } from '../errors.js';
-import { itemsInSubset, recalibratedThreshold } from '../ml/calibrate.js';
+import { loadSplitItems, recalibratedThreshold } from '../ml/calibrate.js';
 import { readManifest, writeManifest, type CalibrationInfo, type ModelManifest } from '../ml/manifest.js';
 import { applyCalibration, calibrationReport, fitCalibration, type CalibrationMethod } from '../ml/probability-calibration.js';
 import { calibrateThreshold, type Calibration } from '../ml/metrics.js';
-import { loadEvalItems } from '../ml/train/dataset-source.js';
 import type { EngineOptions } from '../inference/engine.js';
 import { scoreItems } from './score-items.js';
 
 export interface RecalibrateOptions {
-  dataDir: string;
+  /** dataset folder(s) the split's rows come from */
+  dataDir: string | readonly string[];
   /** split CSV as train writes it */
   splitPath: string;
   subset: SplitName;
@@ -53,8 +53,8 @@ function splitReference(splitPath: string, classifierDir: string): string {
  */
 export async function recalibrate(o: RecalibrateOptions): Promise<RecalibrateResult> {
   const splitPath = resolve(o.splitPath);
-  const split = await readSplitFile(splitPath);
-  const items = itemsInSubset(await loadEvalItems(resolve(o.dataDir), { window: o.window }), split, o.subset);
+  const dirs = (typeof o.dataDir === 'string' ? [o.dataDir] : o.dataDir).map((d) => resolve(d));
+  const items = await loadSplitItems(dirs, splitPath, o.subset, { window: o.window });
   if (items.length === 0) throw new CxrError('E_BAD_DATASET', `${o.splitPath} assigns no images to '${o.subset}'`);
   if (!items.some((i) => i.label >= 0.5)) throw new CxrError('E_BAD_DATASET', `the ${o.subset} images hold no pneumonia case: recall is undefined there`);
   const result = await scoreItems(

@@ -30,6 +30,8 @@ export interface ImageScorer {
 
 export interface EvalItem {
   id: string;
+  /** the set the image belongs to in a pool of datasets ('' or absent for one folder) */
+  source?: string;
   label: number;
   image(): Promise<GrayImage>;
   /** ground-truth lung mask at any size (compared at the scorer's mask resolution), when the dataset has one */

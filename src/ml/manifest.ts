@@ -42,6 +42,8 @@ export interface TrainingInfo {
   workers?: number;
   /** the model version whose weights the run started from (fine-tuning), when not random */
   initFrom?: string;
+  /** a pool of dataset folders: each set's name, images, sampling weight and split counts */
+  datasets?: { name: string; images: number; weight: number; train: number; validation: number; test: number }[];
 }
 
 /**
@@ -67,7 +69,12 @@ export interface ModelManifest {
   inputSize: number;
   createdAt: string;
   training: TrainingInfo;
-  metrics: { validation: MetricValues; test: MetricValues };
+  metrics: {
+    validation: MetricValues;
+    test: MetricValues;
+    /** a pool: each set's figures on its own rows, at the same (pooled) threshold */
+    sets?: Record<string, { validation: MetricValues; test: MetricValues }>;
+  };
   /** classifier decision threshold; null for the segmenter (its masks are cut at 0.5) */
   threshold: ThresholdInfo | null;
   /** classifier: probability calibration applied before the threshold (absent: none; the threshold is then on raw probabilities) */

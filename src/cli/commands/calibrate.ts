@@ -5,11 +5,11 @@ import { CxrError } from '../../errors.js';
 import { DEFAULT_TTA } from '../../inference/engine.js';
 import { locateModelVersion } from '../../inference/models.js';
 import { parseProviders } from '../../inference/session.js';
-import { action, parseInteger, parseNumber } from '../run.js';
+import { action, collect, parseInteger, parseNumber } from '../run.js';
 import { recalibrate } from '../recalibrate.js';
 
 interface CalibrateCliOptions {
-  data: string;
+  data: string[];
   split: string;
   subset: string;
   models: string;
@@ -34,7 +34,7 @@ export function register(program: Command): void {
     .description(
       "re-pick the classifier's decision threshold on the probabilities the served pipeline (ONNX Runtime, TTA) gives for a split's images, and write it into the classifier manifest",
     )
-    .requiredOption('--data <dir>', 'dataset folder: images/, labels.csv')
+    .requiredOption('--data <dir>', 'dataset folder: images/, labels.csv (repeat for the sets of a pooled split)', collect, [])
     .requiredOption('--split <csv>', 'split CSV (file,patient_id,label,split) as train writes it')
     .option('--subset <name>', `rows of the split to calibrate on: ${SPLIT_NAMES.join('|')}`, 'validation')
     .option('--models <dir>', 'models folder holding segmenter/ and classifier/ versions', 'models')

@@ -2,20 +2,20 @@ import type { Command } from 'commander';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { csvLine } from '../../data/csv.js';
-import { parseSplitName, readSplitFile, SPLIT_NAMES } from '../../data/split.js';
-import { itemsInSubset } from '../../ml/calibrate.js';
+import { parseSplitName, SPLIT_NAMES } from '../../data/split.js';
+import { loadSplitItems } from '../../ml/calibrate.js';
 import { CxrError } from '../../errors.js';
 import { encodeRgbPng } from '../../imaging/png.js';
 import { parseProviders } from '../../inference/session.js';
 import { averagePrecision, operatingPoints } from '../../ml/metrics.js';
 import { precisionRecallPlot, reliabilityPlot, rocPlot } from '../../ml/plots.js';
 import { loadEvalItems } from '../../ml/train/dataset-source.js';
-import { action, parseInteger } from '../run.js';
+import { action, collect, parseInteger } from '../run.js';
 import { scoreItems } from '../score-items.js';
 import type { EvaluationResult } from '../../ml/evaluate.js';
 
 interface EvaluateCliOptions {
-  data: string;
+  data: string[];
   models: string;
   segmenter?: string;
   classifier?: string;
@@ -111,7 +111,7 @@ export function register(program: Command): void {
   program
     .command('evaluate')
     .description('run the full pipeline (segment, crop, classify) over a dataset folder and report classification and mask metrics')
-    .requiredOption('--data <dir>', 'dataset folder: images/, labels.csv, optional masks/')
+    .requiredOption('--data <dir>', 'dataset folder: images/, labels.csv, optional masks/ (repeatable: several folders are scored as one pool)', collect, [])
     .option('--models <dir>', 'models folder holding segmenter/ and classifier/ versions', 'models')
     .option('--segmenter <dir>', 'a segmenter version folder (overrides --models)')
     .option('--classifier <dir>', 'a classifier version folder (overrides --models)')
@@ -131,14 +131,17 @@ export function register(program: Command): void {
         const threads = o.threads === undefined ? undefined : parseInteger('--threads', o.threads, 1);
         const providers = o.providers === undefined ? undefined : parseProviders(o.providers);
         const subset = o.split ? parseSplitName(o.subset ?? 'test') : null;
-        const all = await loadEvalItems(resolve(o.data), {
-          // a split names whole patients: cap after selecting them, not before
-          maxImages: o.maxImages && !o.split ? parseInteger('--max-images', o.maxImages, 1) : undefined,
-          window: o.window,
-        });
-        let items = o.split && subset ? itemsInSubset(all, await readSplitFile(resolve(o.split)), subset) : all;
+        const dirs = o.data.map((d) => resolve(d));
+        let items =
+          o.split && subset
+            ? await loadSplitItems(dirs, resolve(o.split), subset, { window: o.window })
+            : await loadEvalItems(dirs, {
+                // a split names whole patients: cap after selecting them, not before
+                maxImages: o.maxImages ? parseInteger('--max-images', o.maxImages, 1) : undefined,
+                window: o.window,
+              });
         if (o.split && o.maxImages) items = items.slice(0, parseInteger('--max-images', o.maxImages, 1));
-        if (items.length === 0) throw new CxrError('E_BAD_DATASET', `${o.data} has no images`);
+        if (items.length === 0) throw new CxrError('E_BAD_DATASET', `${o.data.join(', ')} has no images`);
         // the serving engine, so the decisions reported here are the ones `analyze` and the service make
         const result = await scoreItems(
           items,

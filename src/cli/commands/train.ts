@@ -16,10 +16,11 @@ import { exportModelVersion } from '../../ml/onnx/model-version.js';
 import { DEFAULT_TTA } from '../../inference/engine.js';
 import { recalibrate } from '../recalibrate.js';
 import type { Task } from '../../ml/train/types.js';
-import { action, parseInteger, parseNumber } from '../run.js';
+import { action, collect, parseInteger, parseNumber } from '../run.js';
+import { parseDatasetSpec } from '../../data/multi-dataset.js';
 
 interface TrainCliOptions {
-  data?: string;
+  data: string[];
   out: string;
   runs?: string;
   runId?: string;
@@ -54,6 +55,7 @@ interface TrainCliOptions {
   onnx?: boolean;
   calibrateViews?: string;
   epochImages?: string;
+  freezeBlocks?: string;
   sourceWeights?: string;
 }
 
@@ -125,6 +127,7 @@ export function configFromOptions(task: Task, o: TrainCliOptions, workers = 0): 
   if (o.focalGamma) c.focalGamma = parseNumber('--focal-gamma', o.focalGamma);
   if (o.classWeights) c.classWeights = parseClassWeights(o.classWeights);
   if (o.float32) c.float16 = false;
+  if (o.freezeBlocks) c.freezeBlocks = parseInteger('--freeze-blocks', o.freezeBlocks, 0);
   if (task === 'segmenter') {
     c.architecture = {
       ...(o.base ? { base: parseInteger('--base', o.base, 1) } : {}),
@@ -168,7 +171,13 @@ export function register(program: Command): void {
         'writes a model version <out>/<version>/ with manifest.json, and the run (config, metrics.jsonl, checkpoints) to <out>/runs/<id>/',
     )
     .argument('<model>', 'segmenter | classifier')
-    .option('--data <dir>', 'dataset folder: images/, labels.csv, optional masks/ (required unless --resume)')
+    .option(
+      '--data <dir[:weight]>',
+      'dataset folder: images/, labels.csv, optional masks/ (required unless --resume); repeat it to train on a pool of sets, ' +
+        'each split by patient on its own and drawn in proportion to its weight (default 1), e.g. --data nih:1 --data kermany:1',
+      collect,
+      [],
+    )
     .requiredOption('--out <dir>', 'where the model version goes, e.g. models/classifier')
     .option('--runs <dir>', 'where runs go (default <out>/runs)')
     .option('--run-id <id>', 'name of the run folder (default <model>-<date>-<time>)')
@@ -210,6 +219,7 @@ export function register(program: Command): void {
     .option('--blocks <list>', 'classifier: dense layers per block (default 6,12,24,16)')
     .option('--growth <n>', 'classifier: growth rate (default 32)')
     .option('--dropout <p>', 'classifier: dropout before the head (default 0.5)')
+    .option('--freeze-blocks <n>', 'classifier fine-tuning: keep the stem and the first N dense blocks as --init gave them (cheaper steps; default 0)')
     .action(
       action(async (model: string, o: TrainCliOptions) => {
         if (model !== 'segmenter' && model !== 'classifier') {
@@ -231,11 +241,13 @@ export function register(program: Command): void {
           config = { ...saved.config, ...(o.epochs ? { epochs: parseInteger('--epochs', o.epochs, 1) } : {}) };
           dataOptions = saved.data;
         } else {
-          if (!o.data) throw new CxrError('E_BAD_ARGUMENT', '--data is required (unless --resume)');
+          if (o.data.length === 0) throw new CxrError('E_BAD_ARGUMENT', '--data is required (unless --resume)');
+          const specs = o.data.map(parseDatasetSpec).map((s) => ({ ...s, dir: resolve(s.dir) }));
           runDir = join(runsDir, o.runId ?? newRunId(task));
           config = configFromOptions(task, o, workers);
           dataOptions = {
-            dataDir: resolve(o.data),
+            dataDir: specs[0].dir,
+            ...(specs.length > 1 ? { datasets: specs } : {}),
             maxImages: o.maxImages ? parseInteger('--max-images', o.maxImages, 1) : undefined,
             split: o.split ? parseSplit(o.split) : undefined,
             segmenterDir: o.segmenter ? resolve(o.segmenter) : undefined,
@@ -328,7 +340,7 @@ async function servedCalibration(dir: string, config: TrainConfig, data: DataOpt
     return;
   }
   const r = await recalibrate({
-    dataDir: data.dataDir,
+    dataDir: data.datasets ? data.datasets.map((d) => d.dir) : data.dataDir,
     splitPath: join(dir, 'split.csv'),
     subset: 'validation',
     classifierDir: dir,

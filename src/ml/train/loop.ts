@@ -9,7 +9,7 @@ import { loadModel, saveModel } from '../model-io.js';
 import { dataParallelEngine } from '../parallel/data-parallel.js';
 import { Adam } from './adam.js';
 import { loadCheckpoint, runPaths, saveCheckpoint, type RunPaths, type TrainerState } from './checkpoint.js';
-import { balancedClassWeights, buildModel, validateConfig, type TrainConfig } from './config.js';
+import { balancedClassWeights, buildModel, freezeBlocks, validateConfig, type TrainConfig } from './config.js';
 import { predictSource, type LossFn } from './predict.js';
 import { ProgressBar, type ProgressStream } from './progress.js';
 import { cosineDecay } from './schedule.js';
@@ -186,6 +186,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const classWeights =
     config.task === 'classifier' ? (config.classWeights === 'balanced' ? balancedClassWeights(opts.data.trainLabels ?? []) : config.classWeights) : null;
   const loss = lossFor(config, classWeights);
+  if (config.freezeBlocks) log.write(`${freezeBlocks(model, config.freezeBlocks)} layers of the stem and blocks 1-${config.freezeBlocks} frozen\n`);
   const layerVars = model.trainableWeights;
   const vars = layerVars.map((w) => w.read() as tf.Variable);
   const kernels = vars.filter((_, i) => layerVars[i].originalName.endsWith('/kernel'));

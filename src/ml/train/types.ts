@@ -34,4 +34,6 @@ export interface TrainData {
    * checkpoint is not chosen by the largest set alone
    */
   validationGroups?: readonly string[];
+  /** the source of each test image, for per-set test figures */
+  testGroups?: readonly string[];
 }
