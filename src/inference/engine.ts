@@ -51,7 +51,7 @@ export interface OnnxTriageEngine extends TriageEngine {
    * The model part of analyze() on an already windowed image (a dataset's PNG, say): what
    * `evaluate` runs, so its decisions are the ones `analyze` and the service make.
    */
-  scoreImage(image: GrayImage, opts?: { tta?: number }): Promise<ImageScore>;
+  scoreImage(image: GrayImage, opts?: { tta?: number; features?: boolean }): Promise<ImageScore>;
 }
 
 /** What the models say about one windowed image. */
@@ -68,6 +68,8 @@ export interface ImageScore {
   lungAreaFraction: number;
   /** in image pixels; null when no lung was found (the whole image was classified) */
   box: LungBox | null;
+  /** with `features`: the identity view's globally average-pooled features (what the head reads) */
+  features?: Float32Array;
   /** identity view's CAM scaled to [0,1], covering the box */
   cam: { width: number; height: number; values: Float32Array };
 }
@@ -136,9 +138,14 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
 
   const runSegmenter = (img: Float32Array) =>
     serial.run(() => segSession.session.run({ [segNames.input]: new ort.Tensor('float32', img, [1, 1, segSize, segSize]) }, [segNames.output]));
-  const runClassifier = (batch: Float32Array, n: number) =>
+  const hasFeatures = clsSession.session.outputNames.includes('features');
+  const runClassifier = (batch: Float32Array, n: number, features = false) =>
     serial.run(() =>
-      clsSession.session.run({ [clsNames.input]: new ort.Tensor('float32', batch, [n, 1, clsSize, clsSize]) }, [clsNames.output, clsNames.cam!]),
+      clsSession.session.run({ [clsNames.input]: new ort.Tensor('float32', batch, [n, 1, clsSize, clsSize]) }, [
+        clsNames.output,
+        clsNames.cam!,
+        ...(features ? ['features'] : []),
+      ]),
     );
 
   // warm-up: the first run plans memory and packs weights for the batch size served
@@ -148,7 +155,9 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
   let closed = false;
 
   /** Everything after decoding: segment, clean, crop, TTA batch, classify. */
-  async function score(image: SampledImage, views: TtaView[], lap: (stage: string) => void): Promise<ImageScore> {
+  async function score(image: SampledImage, views: TtaView[], lap: (stage: string) => void, wantFeatures = false): Promise<ImageScore> {
+    if (wantFeatures && !hasFeatures)
+      throw new CxrError('E_MODEL_INVALID', `classifier ${cls.ref.version}: model.onnx has no 'features' output; re-run export-onnx`);
     // the same steps as training and `evaluate` (src/ml/preprocess.ts, src/imaging/lung-crop.ts)
     const small = segmenterInput(image, segSize);
     lap('resize');
@@ -163,13 +172,27 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
     lap('crop');
     const batch = ttaBatch(crop, views);
     lap('tta');
-    const clsOut = await runClassifier(batch, views.length);
+    const clsOut = await runClassifier(batch, views.length, wantFeatures);
     const probabilities = Array.from(clsOut[clsNames.output].data as Float32Array);
     const camAll = clsOut[clsNames.cam!];
     const [, , camH, camW] = camAll.dims as number[];
     // the identity view's map: the other views are rotated and do not line up with the crop
     const cam = normalizeCam((camAll.data as Float32Array).subarray(0, camH * camW));
     lap('classify');
+    let features: Float32Array | undefined;
+    if (wantFeatures) {
+      // [N, C, h, w]: the identity view's maps, averaged over h x w as the head's pooling does
+      const f = clsOut.features;
+      const [, channels, fh, fw] = f.dims as number[];
+      const data = f.data as Float32Array;
+      features = new Float32Array(channels);
+      const plane = fh * fw;
+      for (let c = 0; c < channels; c++) {
+        let s = 0;
+        for (let k = 0; k < plane; k++) s += data[c * plane + k];
+        features[c] = s / plane;
+      }
+    }
     // the TTA spread stays on the raw views: the uncertainty bound was set on those
     const { mean, spread } = meanAndSpread(probabilities);
     return {
@@ -181,6 +204,7 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
       lungAreaFraction: area / (segSize * segSize),
       box,
       cam: { width: camW, height: camH, values: cam },
+      ...(features ? { features } : {}),
     };
   }
 
@@ -268,9 +292,9 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
     settings: { threads, tta: defaultTta, uncertainBound, qc },
     threshold: { value: threshold.value, targetRecall: threshold.targetRecall },
     analyze,
-    async scoreImage(image: GrayImage, sopts: { tta?: number } = {}): Promise<ImageScore> {
+    async scoreImage(image: GrayImage, sopts: { tta?: number; features?: boolean } = {}): Promise<ImageScore> {
       open();
-      return score(image, ttaViews(sopts.tta ?? defaultTta), () => {});
+      return score(image, ttaViews(sopts.tta ?? defaultTta), () => {}, sopts.features);
     },
     async close() {
       if (closed) return;

@@ -29,12 +29,7 @@ export function itemsInSubset<T extends Pick<EvalItem, 'id'>>(items: readonly T[
  * pool's split (with a `dataset` column) may be read with any of its folders: the rows of
  * the sets given are kept, so `--data adult --split pool.csv` scores the adult rows only.
  */
-export async function loadSplitItems(
-  dataDirs: readonly string[],
-  splitPath: string,
-  subset: SplitName,
-  opts: { window?: string } = {},
-): Promise<EvalItem[]> {
+export async function loadSplitItems(dataDirs: readonly string[], splitPath: string, subset: SplitName, opts: { window?: string } = {}): Promise<EvalItem[]> {
   const split = await readSplitFile(splitPath);
   const pooled = split.assignments.some((a) => a.dataset !== undefined);
   const items = await loadEvalItems(dataDirs, { window: opts.window, pooled });

@@ -264,7 +264,12 @@ test('with several validation sources the epoch metric is the mean of per-source
 });
 
 test('freezeBlocks keeps the stem and the first blocks at their initial weights while later blocks and the head learn', async () => {
-  const config: TrainConfig = { ...tinyConfig('classifier', 1), lr: 1e-2, freezeBlocks: 1, architecture: { blocks: [1, 1], growth: 4, stemFilters: 4, dropout: 0 } };
+  const config: TrainConfig = {
+    ...tinyConfig('classifier', 1),
+    lr: 1e-2,
+    freezeBlocks: 1,
+    architecture: { blocks: [1, 1], growth: 4, stemFilters: 4, dropout: 0 },
+  };
   const start = buildModel({ ...config, seed: 5 });
   const before = new Map(start.weights.map((w) => [w.originalName, w.read().dataSync().slice()]));
   const data = { train: ArraySource.of(samples('classifier', 8, 't', 31)), validation: ArraySource.of(samples('classifier', 4, 'v', 32)) };

@@ -21,4 +21,5 @@ export const commandLoaders: Record<string, () => Promise<{ register: RegisterCo
   train: () => import('./train.js'),
   evaluate: () => import('./evaluate.js'),
   calibrate: () => import('./calibrate.js'),
+  'refit-head': () => import('./refit-head.js'),
 };
