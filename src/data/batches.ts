@@ -14,7 +14,8 @@
  * ({ size, batches(epoch, batchSize) }), deterministic for its seed and the epoch.
  */
 import { CxrError } from '../errors.js';
-import { lungBox, lungCrop, DEFAULT_LUNG_MARGIN, type MaskLike } from '../imaging/lung-crop.js';
+import type { MaskLike } from '../imaging/lung-crop.js';
+import { classifierCrop, DEFAULT_LUNG_MARGIN, segmenterInput } from '../imaging/pixel-contract.js';
 import { resizeArea } from '../imaging/resize.js';
 import type { GrayImage } from '../imaging/types.js';
 import type { WindowPolicy } from '../dicom/index.js';
@@ -79,11 +80,11 @@ export async function prepareItem(item: DatasetItem, opts: BatchOptions): Promis
     const small = resizeArea(mask, size, size);
     const d = small.data;
     for (let k = 0; k < d.length; k++) d[k] = d[k] >= 0.5 ? 1 : 0;
-    return { image: resizeArea(image, size, size), mask: small, cropped: false };
+    return { image: segmenterInput(image, size), mask: small, cropped: false };
   }
   const m: MaskLike | null = mask ?? (opts.maskFor ? await opts.maskFor(item, image) : null);
-  const box = m ? lungBox(m, image.width, image.height, opts.lungMargin ?? DEFAULT_LUNG_MARGIN) : null;
-  return { image: lungCrop(image, box, size), mask: null, cropped: box !== null };
+  const { crop, box } = classifierCrop(image, m, size, opts.lungMargin ?? DEFAULT_LUNG_MARGIN);
+  return { image: crop, mask: null, cropped: box !== null };
 }
 
 class SampleCache {

@@ -2,16 +2,15 @@ import * as ort from 'onnxruntime-node';
 import { readWindowedFrame, type WindowPolicy } from '../dicom/index.js';
 import { CxrError } from '../errors.js';
 import { maskArea, touchesBorder, type BinaryMask } from '../imaging/components.js';
-import { lungBox, lungCrop, type LungBox } from '../imaging/lung-crop.js';
+import type { LungBox } from '../imaging/lung-crop.js';
+import { classifierCrop, lungMask, segmenterInput, ttaBatch, ttaViews, type TtaView } from '../imaging/pixel-contract.js';
 import { grayImage, toGray, type GrayImage, type SampledImage } from '../imaging/types.js';
-import { cleanMask, segmenterInput } from '../ml/preprocess.js';
 import { applyCalibration } from '../ml/probability-calibration.js';
 import { camToImage, normalizeCam } from './cam.js';
 import { decide, meanAndSpread } from './decision.js';
 import { loadServedModel, type ServedModel } from './models.js';
 import { DEFAULT_QC_LIMITS, qcFlags, type QcLimits } from './qc.js';
 import { openSession, type ExecutionProvider, type OpenSession } from './session.js';
-import { ttaBatch, ttaViews, type TtaView } from './tta.js';
 import type { AnalyzeOptions, ModelRef, TriageEngine, TriageReport, TriageResult } from './types.js';
 
 export interface EngineOptions {
@@ -158,17 +157,16 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
   async function score(image: SampledImage, views: TtaView[], lap: (stage: string) => void, wantFeatures = false): Promise<ImageScore> {
     if (wantFeatures && !hasFeatures)
       throw new CxrError('E_MODEL_INVALID', `classifier ${cls.ref.version}: model.onnx has no 'features' output; re-run export-onnx`);
-    // the same steps as training and `evaluate` (src/ml/preprocess.ts, src/imaging/lung-crop.ts)
+    // the pixel contract (src/imaging/pixel-contract.ts): the same steps as training and `evaluate`
     const small = segmenterInput(image, segSize);
     lap('resize');
     const segOut = await runSegmenter(small.data);
     const prob = segOut[segNames.output].data as Float32Array;
     lap('segment');
-    const mask = cleanMask(prob, segSize, maskThreshold);
+    const mask = lungMask(prob, segSize, maskThreshold);
     const area = maskArea(mask);
-    const box = area > 0 ? lungBox(mask, image.width, image.height, opts.lungMargin) : null;
     lap('postprocess');
-    const crop = lungCrop(image, box, clsSize);
+    const { crop, box } = classifierCrop(image, mask, clsSize, opts.lungMargin);
     lap('crop');
     const batch = ttaBatch(crop, views);
     lap('tta');

@@ -13,7 +13,7 @@ import type { GrayImage } from '../../imaging/types.js';
 import type { EvalItem } from '../evaluate.js';
 import { readManifest } from '../manifest.js';
 import { loadModel } from '../model-io.js';
-import { cleanMask, segmenterInput } from '../preprocess.js';
+import { lungMask, segmenterInput } from '../../imaging/pixel-contract.js';
 import type { TrainConfig } from './config.js';
 import { shuffledIndices } from './rng.js';
 import type { ProgressStream } from './progress.js';
@@ -114,7 +114,7 @@ async function segmenterMasks(dir: string): Promise<{ maskFor: NonNullable<Batch
       const out = tf.tidy(() => model.predict(tf.tensor4d(input.data, [1, size, size, 1])) as tf.Tensor);
       const prob = (await out.data()) as Float32Array;
       out.dispose();
-      return cleanMask(prob, size);
+      return lungMask(prob, size);
     },
   };
 }
