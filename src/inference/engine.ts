@@ -67,8 +67,8 @@ export interface ImageScore {
   lungAreaFraction: number;
   /** in image pixels; null when no lung was found (the whole image was classified) */
   box: LungBox | null;
-  /** with `features`: the identity view's globally average-pooled features (what the head reads) */
-  features?: Float32Array;
+  /** with `features`: each view's globally average-pooled features (what the head reads), identity first */
+  features?: Float32Array[];
   /** identity view's CAM scaled to [0,1], covering the box */
   cam: { width: number; height: number; values: Float32Array };
 }
@@ -177,18 +177,23 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
     // the identity view's map: the other views are rotated and do not line up with the crop
     const cam = normalizeCam((camAll.data as Float32Array).subarray(0, camH * camW));
     lap('classify');
-    let features: Float32Array | undefined;
+    let features: Float32Array[] | undefined;
     if (wantFeatures) {
-      // [N, C, h, w]: the identity view's maps, averaged over h x w as the head's pooling does
+      // [N, C, h, w]: each view's maps, averaged over h x w as the head's pooling does
       const f = clsOut.features;
-      const [, channels, fh, fw] = f.dims as number[];
+      const [n, channels, fh, fw] = f.dims as number[];
       const data = f.data as Float32Array;
-      features = new Float32Array(channels);
       const plane = fh * fw;
-      for (let c = 0; c < channels; c++) {
-        let s = 0;
-        for (let k = 0; k < plane; k++) s += data[c * plane + k];
-        features[c] = s / plane;
+      features = [];
+      for (let v = 0; v < n; v++) {
+        const pooled = new Float32Array(channels);
+        for (let c = 0; c < channels; c++) {
+          const o = (v * channels + c) * plane;
+          let s = 0;
+          for (let k = 0; k < plane; k++) s += data[o + k];
+          pooled[c] = s / plane;
+        }
+        features.push(pooled);
       }
     }
     // the TTA spread stays on the raw views: the uncertainty bound was set on those

@@ -20,6 +20,9 @@ export interface ProbabilityCalibration {
   b: number;
 }
 
+/** The smallest slope a fit may have: a calibration keeps the model's ranking. */
+const MIN_SLOPE = 1e-3;
+
 /** Probabilities are clamped this far from 0 and 1 before the logit, so it stays finite. */
 const EPS = 1e-6;
 
@@ -116,6 +119,24 @@ export function fitCalibration(probabilities: ArrayLike<number>, labels: ArrayLi
     if (gain < 1e-12 * n) break;
   }
   if (!Number.isFinite(a) || !Number.isFinite(b)) throw new CxrError('E_BAD_DATASET', 'the calibration fit did not converge');
+  if (a < MIN_SLOPE) {
+    // a model that ranks no better than chance (or backwards) on the fitting set: a calibration
+    // must never reverse its ranking, so the slope is held at the floor and only b is fitted,
+    // which says little more than the base rate
+    a = MIN_SLOPE;
+    b = 0;
+    for (let iter = 0; iter < 100; iter++) {
+      let g = 0;
+      let h = 1e-9;
+      for (let i = 0; i < n; i++) {
+        const p = sigmoid(a * x[i] + b);
+        g += p - t[i];
+        h += p * (1 - p);
+      }
+      b -= g / h;
+      if (Math.abs(g / h) < 1e-12) break;
+    }
+  }
   return { method, a, b };
 }
 

@@ -74,6 +74,11 @@ test('a calibration needs both classes, and no calibration leaves the probabilit
     (e: unknown) => isCxrError(e) && e.code === 'E_BAD_DATASET',
   );
   assert.equal(applyCalibration(null, 0.37), 0.37);
+  // a model that ranks backwards gets a flat calibration at about the base rate, never a reversed one
+  const backwards = fitCalibration([0.9, 0.8, 0.7, 0.2, 0.1, 0.3], [0, 0, 0, 1, 1, 0]);
+  assert.ok(backwards.a > 0 && backwards.a <= 1e-3, String(backwards.a));
+  // mean of the smoothed targets: (2 x 3/4 + 4 x 1/6) / 6 = 0.361
+  assert.ok(Math.abs(applyCalibration(backwards, 0.5) - 0.361) < 0.02, String(applyCalibration(backwards, 0.5)));
   // a perfectly separated set still gives a finite fit (Platt's smoothed targets)
   const sep = fitCalibration([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]);
   assert.ok(Number.isFinite(sep.a) && Number.isFinite(sep.b));
