@@ -23,7 +23,7 @@ import { loadConfig } from '../src/app/config.js';
 import { openServiceDatabase } from '../src/app/database.js';
 import { signToken } from '../src/api/tokens.js';
 import { decodeModality } from '../src/dicom/index.js';
-import { chestDicom, encodeChestCr } from './latency-dicom.js';
+import { chestDicom, encodeChestCr } from '../src/data/simple-chest-dicom.js';
 import { helpFromHeader } from './usage.js';
 
 helpFromHeader(import.meta.url);
@@ -65,7 +65,7 @@ async function modelsDir(): Promise<string> {
     log(`no models in ${configured}: building random full-size models into ${cached} (once)…`);
     const tf = await import('@tensorflow/tfjs');
     await tf.setBackend('cpu');
-    const { createRandomModels } = await import('./latency-models.js');
+    const { createRandomModels } = await import('../src/ml/random-models.js');
     await createRandomModels(cached, { size: 'full', seed: 1, threshold: 0.5, log });
   }
   return cached;
@@ -105,6 +105,7 @@ async function main(): Promise<number> {
     }
     process.env.CXR_MODELS_DIR = await modelsDir();
     process.env.CXR_QUEUE_SIZE ??= String(Math.max(64, clients * 2));
+    process.env.CXR_DIMSE_PORT ??= '0'; // HTTP load only; leave 11112 to a real server
     log(`starting cxr-triage serve (data ${process.env.CXR_DATA_DIR}, models ${process.env.CXR_MODELS_DIR})…`);
     ({ url, proc: server } = await startServer({ ...process.env }));
   }

@@ -25,6 +25,8 @@ export type ErrorCode =
   | 'E_MODEL_INVALID'
   | 'E_BACKEND'
   | 'E_TRAINING_DIVERGED'
+  /** a long job stopped by the user (SIGINT); exit status 130 like a shell's */
+  | 'E_INTERRUPTED'
   // service
   | 'E_UNAUTHENTICATED'
   | 'E_FORBIDDEN'
@@ -34,6 +36,8 @@ export type ErrorCode =
   | 'E_CONFLICT'
   | 'E_QUEUE_FULL'
   | 'E_RATE_LIMITED'
+  | 'E_STORAGE_FULL'
+  | 'E_UNAVAILABLE'
   | 'E_CONFIG'
   | 'E_INTERNAL';
 
@@ -59,7 +63,11 @@ export function exitCodeFor(code: ErrorCode): number {
     case 'E_INTERNAL':
     case 'E_BACKEND':
     case 'E_TRAINING_DIVERGED':
+    case 'E_STORAGE_FULL':
+    case 'E_UNAVAILABLE':
       return 1;
+    case 'E_INTERRUPTED':
+      return 130;
     case 'E_CONFIG':
     case 'E_MODEL_MISSING':
     case 'E_MODEL_INVALID':
@@ -88,9 +96,13 @@ export function httpStatusFor(code: ErrorCode): number {
     case 'E_BAD_ARGUMENT':
       return 400;
     case 'E_QUEUE_FULL':
+    case 'E_UNAVAILABLE':
       return 503;
     case 'E_RATE_LIMITED':
       return 429;
+    case 'E_STORAGE_FULL':
+      // 507 Insufficient Storage (RFC 4918): the request was fine, the server has no room now
+      return 507;
     case 'E_INTERNAL':
     case 'E_BACKEND':
     case 'E_TRAINING_DIVERGED':

@@ -3,13 +3,17 @@ import { randomUUID } from 'node:crypto';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import helmet from 'helmet';
 import { CxrError, httpStatusFor, isCxrError } from '../errors.js';
+import { isDatabaseUnavailable } from '../db/unavailable.js';
+import { isStorageFullError, storageFullError } from '../service/storage.js';
+import { checkRequestTarget } from './input.js';
 import { buildOpenApi } from './openapi.js';
 import { handlerFor, type ApiDeps, type RouteDef } from './route.js';
 import { adminRoutes } from './routes/admin.js';
 import { postToken } from './routes/auth.js';
 import { listRoutes } from './routes/lists.js';
 import { metaRoutes } from './routes/meta.js';
-import { stow } from './routes/stow.js';
+import { stow, stowStudy } from './routes/stow.js';
+import { wadoRoutes } from './routes/wado.js';
 import { studyRoutes } from './routes/studies.js';
 import { json } from './openapi-types.js';
 
@@ -32,7 +36,17 @@ const openApiRoute: RouteDef = {
 };
 
 /** Every route the app serves, in registration order. */
-export const routes: readonly RouteDef[] = [...metaRoutes, openApiRoute, postToken, ...studyRoutes, stow, ...listRoutes, ...adminRoutes];
+export const routes: readonly RouteDef[] = [
+  ...metaRoutes,
+  openApiRoute,
+  postToken,
+  ...studyRoutes,
+  stow,
+  stowStudy,
+  ...wadoRoutes,
+  ...listRoutes,
+  ...adminRoutes,
+];
 
 let cachedDocument: Record<string, unknown> | null = null;
 export function openApiDocument(): Record<string, unknown> {
@@ -63,8 +77,10 @@ export function createApp(deps: ApiDeps): Express {
     const end = deps.metrics.requestSeconds.startTimer();
     res.on('finish', () => {
       const route = (res.locals.route as string | undefined) ?? 'unmatched';
-      end({ method: req.method, route });
-      deps.metrics.requests.inc({ method: req.method, route, status: String(res.statusCode) });
+      const seconds = end({ method: req.method, route });
+      const status = res.statusCode;
+      deps.metrics.requests.inc({ method: req.method, route, status: String(status) });
+      logRequest(deps, req, res, route, status, seconds);
     });
     next();
   });
@@ -75,6 +91,7 @@ export function createApp(deps: ApiDeps): Express {
         res.locals.route = r.path;
         next();
       },
+      checkRequestTarget,
       handlerFor(r, deps),
     );
   }
@@ -83,13 +100,36 @@ export function createApp(deps: ApiDeps): Express {
   return app;
 }
 
+/**
+ * One access line per request, and for a refusal (status >= 400) one more line with its code
+ * and a count in cxr_http_refusals_total. Route templates, never URLs: a URL or body may
+ * carry patient data, a template and a client id do not.
+ */
+function logRequest(deps: ApiDeps, req: Request, res: Response, route: string, status: number, seconds: number): void {
+  const client = (res.locals.principal as { sub?: string } | undefined)?.sub ?? null;
+  const requestId = res.locals.requestId as string;
+  deps.log.info('request', { requestId, method: req.method, route, status, ms: Math.round(seconds * 1000), client });
+  if (status < 400) return;
+  const code = (res.locals.errorCode as string | undefined) ?? `http_${status}`;
+  deps.metrics.refusals.inc({ code, route });
+  deps.log.warn('request refused', { requestId, code, status, method: req.method, route, client, address: req.socket.remoteAddress ?? null });
+}
+
 /** Maps anything thrown to `{ error: { code, message } }`; internals never leak into a response. */
 function errorHandler(deps: ApiDeps) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
     const requestId = res.locals.requestId as string;
     let e: CxrError;
-    if (isCxrError(err)) {
+    if (isStorageFullError(err)) {
+      // the disk (or PostgreSQL's) is full: one 507 code for every layer, logged once per change by the monitor
+      e = isCxrError(err) ? err : storageFullError('the database has no room');
+      deps.storage?.noteFull(err);
+    } else if (isCxrError(err)) {
       e = err;
+    } else if (isDatabaseUnavailable(err)) {
+      // a burst beyond the pool, or connections terminated under us: retry shortly, not a bug
+      e = new CxrError('E_UNAVAILABLE', 'the database is busy or unreachable; retry shortly');
+      deps.log.warn('database unavailable', { requestId, method: req.method, path: req.path, error: String((err as Error)?.message ?? err).slice(0, 300) });
     } else {
       const status = (err as { status?: number; statusCode?: number })?.status ?? (err as { statusCode?: number })?.statusCode;
       if (status === 413) e = new CxrError('E_PAYLOAD_TOO_LARGE', 'request body too large');
@@ -97,16 +137,23 @@ function errorHandler(deps: ApiDeps) {
       else e = new CxrError('E_INTERNAL', `internal error (request ${requestId})`);
     }
     const status = httpStatusFor(e.code);
-    if (status >= 500 && e.code !== 'E_QUEUE_FULL') {
+    res.locals.errorCode = e.code;
+    if (status >= 500 && e.code !== 'E_QUEUE_FULL' && e.code !== 'E_STORAGE_FULL' && e.code !== 'E_UNAVAILABLE') {
       deps.log.error('request failed', { requestId, method: req.method, path: req.path, error: String((err as Error)?.stack ?? err) });
     }
     if (res.headersSent) {
       res.destroy();
       return;
     }
-    if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="cxr-triage"');
-    if (e.code === 'E_QUEUE_FULL') res.setHeader('Retry-After', '5');
-    if (e.code === 'E_RATE_LIMITED' && typeof e.details?.retryAfterSeconds === 'number') res.setHeader('Retry-After', String(e.details.retryAfterSeconds));
+    if (status === 401) {
+      res.setHeader(
+        'WWW-Authenticate',
+        req.path.startsWith('/dicomweb/') ? ['Bearer realm="cxr-triage"', 'Basic realm="cxr-triage"'] : 'Bearer realm="cxr-triage"',
+      );
+    }
+    if (e.code === 'E_QUEUE_FULL' || e.code === 'E_UNAVAILABLE') res.setHeader('Retry-After', '5');
+    if ((e.code === 'E_RATE_LIMITED' || e.code === 'E_STORAGE_FULL') && typeof e.details?.retryAfterSeconds === 'number')
+      res.setHeader('Retry-After', String(e.details.retryAfterSeconds));
     // A body we refused unread is not drained: close the connection instead of reading it.
     if (!req.complete) res.setHeader('Connection', 'close');
     const message = status >= 500 && e.code === 'E_INTERNAL' ? `internal error (request ${requestId})` : e.message;

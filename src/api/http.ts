@@ -1,6 +1,7 @@
 /** Request reading and query parsing shared by the routes; every refusal is a CxrError. */
 import type { Request } from 'express';
 import { CxrError } from '../errors.js';
+import { parseJson } from './input.js';
 
 /** What a route handler returns; the route wrapper audits it, then sends it. */
 export interface Reply {
@@ -9,6 +10,8 @@ export interface Reply {
   body?: Buffer | string;
   type?: string;
   headers?: Record<string, string>;
+  /** the error code of a refusal answered as a reply (status >= 400) rather than thrown */
+  code?: string;
 }
 
 export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -81,13 +84,7 @@ export async function readBody(req: Request, limit: number): Promise<Buffer> {
 /** A JSON object body (Content-Type application/json), at most `limit` bytes. */
 export async function readJsonObject(req: Request, limit = 64 * 1024): Promise<Record<string, unknown>> {
   requireMediaType(req, ['application/json']);
-  const raw = await readBody(req, limit);
-  let v: unknown;
-  try {
-    v = JSON.parse(raw.toString('utf8'));
-  } catch {
-    throw new CxrError('E_BAD_REQUEST', 'request body is not valid JSON');
-  }
+  const v = parseJson((await readBody(req, limit)).toString('utf8'));
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new CxrError('E_BAD_REQUEST', 'request body must be a JSON object');
   return v as Record<string, unknown>;
 }

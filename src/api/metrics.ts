@@ -6,10 +6,13 @@ export interface ServiceMetrics {
   registry: Registry;
   requests: Counter<'method' | 'route' | 'status'>;
   requestSeconds: Histogram<'method' | 'route'>;
+  refusals: Counter<'code' | 'route'>;
   studies: Counter<'outcome'>;
   queueDepth: Gauge;
   queueRunning: Gauge;
   inferenceSeconds: Histogram;
+  /** DIMSE operations: associate, echo, store; outcome ok or the refusal code */
+  dimse: Counter<'operation' | 'outcome'>;
   hooks: ServiceHooks;
 }
 
@@ -29,6 +32,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): ServiceM
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [registry],
   });
+  const refusals = new Counter({
+    name: 'cxr_http_refusals_total',
+    help: 'Refused HTTP requests (status >= 400) by error code and route template',
+    labelNames: ['code', 'route'] as const,
+    registers: [registry],
+  });
   const studies = new Counter({
     name: 'cxr_studies_total',
     help: 'Studies by outcome: accepted, duplicate, rejected (at ingestion), scored, failed (at inference)',
@@ -44,10 +53,18 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): ServiceM
     buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30],
     registers: [registry],
   });
+  const dimse = new Counter({
+    name: 'cxr_dimse_operations_total',
+    help: 'DIMSE operations (associate, echo, store) by outcome: ok, or the stable code of the refusal',
+    labelNames: ['operation', 'outcome'] as const,
+    registers: [registry],
+  });
   return {
     registry,
+    dimse,
     requests,
     requestSeconds,
+    refusals,
     studies,
     queueDepth,
     queueRunning,

@@ -32,12 +32,20 @@ const CRLF = Buffer.from('\r\n');
 const HEADER_END = Buffer.from('\r\n\r\n');
 
 /**
+ * Boundaries longer than RFC 2046's 70 characters are sent by real clients (Orthanc 1.10
+ * sends 73): accepted up to this, which no sane sender reaches.
+ */
+export const MAX_BOUNDARY_LENGTH = 256;
+
+/**
  * Splits a multipart body into parts. Throws E_BAD_REQUEST when the framing is broken (no
  * opening or closing delimiter, a part without a header block): the body as a whole cannot be
- * trusted then, unlike one bad instance inside good framing.
+ * trusted then, unlike one bad instance inside good framing. More than `maxParts` parts is
+ * refused as a whole (E_PAYLOAD_TOO_LARGE) as soon as the next one starts.
  */
-export function splitMultipart(body: Buffer, boundary: string): Part[] {
-  if (!boundary || boundary.length > 70) throw new CxrError('E_BAD_REQUEST', 'multipart boundary is missing or longer than 70 characters');
+export function splitMultipart(body: Buffer, boundary: string, maxParts = Number.POSITIVE_INFINITY): Part[] {
+  if (!boundary || boundary.length > MAX_BOUNDARY_LENGTH)
+    throw new CxrError('E_BAD_REQUEST', `multipart boundary is missing or longer than ${MAX_BOUNDARY_LENGTH} characters`);
   const delimiter = Buffer.from(`--${boundary}`);
   const between = Buffer.concat([CRLF, delimiter]);
   let pos = body.indexOf(delimiter);
@@ -68,6 +76,8 @@ export function splitMultipart(body: Buffer, boundary: string): Part[] {
     }
     const next = body.indexOf(between, headerEnd);
     if (next === -1) throw new CxrError('E_BAD_REQUEST', 'multipart body has no closing boundary');
+    if (parts.length >= maxParts)
+      throw new CxrError('E_PAYLOAD_TOO_LARGE', `the request holds more than ${maxParts} parts; send at most ${maxParts} per request`);
     parts.push({ headers, body: body.subarray(headerEnd, next) });
     pos = next + 2;
   }
@@ -83,43 +93,59 @@ function parseHeaders(block: string): Map<string, string> {
   return headers;
 }
 
-/** The first file part of a multipart/form-data upload, at most `limit` bytes. */
+/**
+ * The first file part of a multipart/form-data upload, at most `limit` bytes. busboy emits
+ * 'error' on itself and on the file stream (a body that ends without its closing boundary
+ * does both): every stream here has an error listener, and the promise settles once.
+ */
 export function readFormFile(req: Request, limit: number): Promise<{ field: string; bytes: Buffer }> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit + 64 * 1024) return Promise.reject(tooLarge(limit));
   return new Promise((resolve, reject) => {
     let bb: busboy.Busboy;
     try {
-      bb = busboy({ headers: req.headers, limits: { files: 1, fileSize: limit, fields: 20, fieldSize: 8 * 1024, parts: 40 } });
+      bb = busboy({ headers: req.headers, limits: { files: 1, fileSize: limit, fields: 20, fieldSize: 8 * 1024, parts: 40, headerPairs: 50 } });
     } catch (e) {
       reject(new CxrError('E_BAD_REQUEST', `multipart/form-data body cannot be parsed: ${(e as Error).message}`));
       return;
     }
     let file: { field: string; bytes: Buffer } | null = null;
     let failed: CxrError | null = null;
+    let settled = false;
     const fail = (e: CxrError) => {
       if (!failed) failed = e;
+    };
+    const finish = () => {
+      if (settled) return;
+      settled = true;
+      req.unpipe(bb);
+      if (failed) {
+        // the rest of the body is not read: drain it so the connection can answer
+        req.resume();
+        reject(failed);
+      } else if (!file) reject(new CxrError('E_BAD_REQUEST', 'multipart/form-data body has no file part'));
+      else resolve(file);
+    };
+    const broken = (e: unknown) => {
+      fail(new CxrError('E_BAD_REQUEST', `multipart/form-data body cannot be parsed: ${(e as Error)?.message ?? String(e)}`));
+      finish();
     };
     bb.on('file', (field, stream) => {
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('limit', () => fail(tooLarge(limit)));
+      stream.on('error', broken);
       stream.on('close', () => {
         if (!failed && !file) file = { field, bytes: Buffer.concat(chunks) };
       });
     });
     bb.on('filesLimit', () => fail(new CxrError('E_BAD_REQUEST', 'send one file per request (use STOW-RS for several)')));
-    bb.on('error', (e) => {
-      fail(new CxrError('E_BAD_REQUEST', `multipart/form-data body cannot be parsed: ${(e as Error).message}`));
-      req.unpipe(bb);
-      req.resume();
-      reject(failed);
-    });
-    bb.on('close', () => {
-      if (failed) reject(failed);
-      else if (!file) reject(new CxrError('E_BAD_REQUEST', 'multipart/form-data body has no file part'));
-      else resolve(file);
-    });
+    bb.on('partsLimit', () => fail(new CxrError('E_BAD_REQUEST', 'too many parts in the multipart/form-data body')));
+    bb.on('fieldsLimit', () => fail(new CxrError('E_BAD_REQUEST', 'too many fields in the multipart/form-data body')));
+    bb.on('error', broken);
+    bb.on('close', finish);
+    req.on('error', broken);
+    req.on('aborted', () => broken(new Error('request aborted by the client')));
     req.pipe(bb);
   });
 }

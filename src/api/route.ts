@@ -13,6 +13,8 @@ import type { TriageService } from '../service/triage.js';
 import { UUID_RE, type Reply } from './http.js';
 import type { ServiceMetrics } from './metrics.js';
 import type { LoginThrottle } from '../service/login-throttle.js';
+import type { StorageMonitor } from '../service/storage.js';
+import { DUMMY_HASH_PROMISE, verifySecret } from '../service/credentials.js';
 import type { OperationDoc } from './openapi-types.js';
 import { verifyToken, type JwtConfig, type Principal } from './tokens.js';
 
@@ -35,6 +37,8 @@ export interface ApiDeps {
   modelsReady: () => boolean;
   /** brake on failed token requests (absent: none) */
   loginThrottle?: LoginThrottle;
+  /** whether the data directory has room; absent: not watched */
+  storage?: StorageMonitor;
 }
 
 export interface Ctx {
@@ -62,6 +66,8 @@ export interface RouteDef {
   audit?: string;
   /** the route's :id is a study id: audit rows name it even when the request is refused */
   studyParam?: boolean;
+  /** also accepts HTTP Basic with an API client's id and secret (DICOMweb routes: PACS send static credentials) */
+  basicAuth?: boolean;
   doc: OperationDoc;
   handle(c: Ctx): Promise<Reply>;
 }
@@ -79,8 +85,27 @@ function bearer(req: Request): string {
   return m[1];
 }
 
+/**
+ * HTTP Basic with an API client's id and secret, for machines that can send only a static
+ * credential (a PACS forwarding by DICOMweb): checked against the stored scrypt hash on every
+ * request, so revoking the client ends it at once. An unknown id costs as much as a wrong secret.
+ */
+async function basicClient(deps: ApiDeps, header: string): Promise<Principal> {
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  const decoded = m ? Buffer.from(m[1], 'base64').toString('utf8') : '';
+  const colon = decoded.indexOf(':');
+  if (colon < 1) throw new CxrError('E_UNAUTHENTICATED', 'Authorization: Basic needs base64 of "client_id:client_secret"');
+  const id = decoded.slice(0, colon);
+  const client = await findActiveClient(deps.ds, id);
+  const ok = await verifySecret(decoded.slice(colon + 1), client?.secretHash ?? (await DUMMY_HASH_PROMISE));
+  if (!client || !ok) throw new CxrError('E_UNAUTHENTICATED', 'unknown client or wrong secret');
+  return { sub: client.id, role: client.role, kind: 'client' };
+}
+
 /** Verifies the token and that the client or user behind it has not been revoked since it was issued. */
-async function authenticate(deps: ApiDeps, req: Request): Promise<Principal> {
+async function authenticate(deps: ApiDeps, req: Request, route: RouteDef): Promise<Principal> {
+  const h = req.headers.authorization;
+  if (route.basicAuth && h && /^Basic\s/i.test(h)) return basicClient(deps, h);
   const p = verifyToken(deps.config.jwt, bearer(req));
   if (p.kind === 'client' && !(await findActiveClient(deps.ds, p.sub))) throw new CxrError('E_UNAUTHENTICATED', 'the client behind this token was revoked');
   if (p.kind === 'user' && !(await findActiveUser(deps.ds, p.sub))) throw new CxrError('E_UNAUTHENTICATED', 'the user behind this token was disabled');
@@ -88,6 +113,7 @@ async function authenticate(deps: ApiDeps, req: Request): Promise<Principal> {
 }
 
 function send(res: Response, r: Reply): void {
+  if (r.code) res.locals.errorCode = r.code;
   for (const [k, v] of Object.entries(r.headers ?? {})) res.setHeader(k, v);
   res.status(r.status);
   if (r.json !== undefined) {
@@ -138,7 +164,7 @@ export function handlerFor(route: RouteDef, deps: ApiDeps) {
     if (route.studyParam && UUID_RE.test(String(req.params.id ?? ''))) c.studyId = String(req.params.id).toLowerCase();
     try {
       if (route.roles !== 'public') {
-        c.principal = await authenticate(deps, req);
+        c.principal = await authenticate(deps, req, route);
         res.locals.principal = c.principal;
         if (!route.roles.includes(c.principal.role)) {
           throw new CxrError('E_FORBIDDEN', `role '${c.principal.role}' may not ${route.doc.summary.toLowerCase()}`);

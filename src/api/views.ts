@@ -30,7 +30,11 @@ export function studyView(v: StudyView, opts: { withReviews: boolean }) {
   return {
     id: s.id,
     status: s.status,
+    /** why this instance does not count toward its study's decision (null: it does) */
+    notScoredReason: s.exclusionReason,
     studyInstanceUid: s.studyInstanceUid,
+    accessionNumber: s.accessionNumber,
+    studyDate: s.studyDate,
     seriesInstanceUid: s.seriesInstanceUid,
     sopInstanceUid: s.sopInstanceUid,
     sopClassUid: s.sopClassUid,
@@ -87,6 +91,7 @@ export function clientView(c: ApiClientRow) {
     id: c.id,
     role: c.role,
     description: c.description,
+    aeTitle: c.aeTitle,
     createdBy: c.createdBy,
     createdAt: c.createdAt.toISOString(),
     revokedAt: c.revokedAt?.toISOString() ?? null,

@@ -25,11 +25,20 @@ export interface ServiceConfig {
   inferThreads: number | null;
   tta: number | null;
   waitTimeoutMs: number;
+  /** on SIGTERM, longest wait for running inference before waiting clients get 202 */
+  drainTimeoutMs: number;
   /** failed token requests per name or address within authWindowMs before it is locked (0: no limit) */
   authMaxFailures: number;
   authWindowMs: number;
+  /** DIMSE Storage SCP: our AE title, and its port on `host` (0: off) */
+  dimse: DimseConfig;
   /** loud messages the server prints at start (generated development keys) */
   notices: string[];
+}
+
+export interface DimseConfig {
+  aeTitle: string;
+  port: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -111,8 +120,20 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     inferThreads: p.optionalInt(env, 'CXR_INFER_THREADS', 1, 256),
     tta: p.optionalInt(env, 'CXR_TTA', 1, 32),
     waitTimeoutMs: p.int(env, 'CXR_WAIT_TIMEOUT_S', 60, 1, 3600) * 1000,
+    drainTimeoutMs: p.int(env, 'CXR_DRAIN_TIMEOUT_S', 20, 0, 3600) * 1000,
     authMaxFailures: p.int(env, 'CXR_AUTH_MAX_FAILURES', DEFAULT_AUTH_MAX_FAILURES, 0, 1_000_000),
     authWindowMs: p.int(env, 'CXR_AUTH_WINDOW_S', DEFAULT_AUTH_WINDOW_S, 1, 86_400) * 1000,
+    dimse: {
+      // PS3.5 AE: 1-16 characters, no backslash or control characters, not only spaces.
+      aeTitle: p.text(
+        env,
+        'CXR_DIMSE_AET',
+        'CXRTRIAGE',
+        /^[\x21-\x5b\x5d-\x7e]([\x20-\x5b\x5d-\x7e]{0,14}[\x21-\x5b\x5d-\x7e])?$/,
+        'an AE title of 1-16 characters without backslash',
+      ),
+      port: p.int(env, 'CXR_DIMSE_PORT', 11112, 0, 65535),
+    },
     notices,
   };
   cfg.jwt.secret = secret(env, 'CXR_JWT_SECRET', dataDir, 'jwt-secret', p, notices, 'JWT signing key', 'tokens signed with it stop working when it changes.');

@@ -1,4 +1,4 @@
-/** The service database: DATABASE_URL when set, else the embedded PostgreSQL under the data directory; migrated. */
+/** The service database: DATABASE_URL when set, else the embedded PostgreSQL of the data directory; migrated. */
 import type { DataSource } from 'typeorm';
 import { openDatabase, redactUrl } from '../db/data-source.js';
 import { startEmbeddedPostgres } from '../db/embedded.js';
@@ -30,7 +30,7 @@ export async function openServiceDatabase(cfg: Pick<ServiceConfig, 'databaseUrl'
   }
   return {
     ds,
-    where: `${redactUrl(pg.url)} (embedded, ${pg.owned ? 'started here' : 'already running'})`,
+    where: `${redactUrl(pg.url)} (embedded, ${pg.owned ? `started here, cluster in ${pg.dir}` : 'already running'})`,
     embedded: true,
     close: async () => {
       await ds.destroy();

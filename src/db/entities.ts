@@ -10,7 +10,8 @@ export function isRole(v: unknown): v is Role {
   return typeof v === 'string' && (ROLES as readonly string[]).includes(v);
 }
 
-export type StudyStatus = 'queued' | 'scored' | 'failed';
+/** per instance; not_scored: kept and listed, but not a frontal chest image (see exclusionReason) */
+export type StudyStatus = 'queued' | 'scored' | 'failed' | 'not_scored';
 export type ModelKind = 'segmenter' | 'classifier';
 export type Verdict = 'agree' | 'disagree';
 
@@ -42,7 +43,12 @@ export interface StudyRow {
   imageColumns: number | null;
   sha256: string;
   sizeBytes: string;
+  accessionNumber: string | null;
+  /** YYYY-MM-DD */
+  studyDate: string | null;
   status: StudyStatus;
+  /** why this instance does not count toward its study's decision; null: it does */
+  exclusionReason: string | null;
   errorCode: string | null;
   errorMessage: string | null;
   submittedBy: string;
@@ -85,6 +91,8 @@ export interface ApiClientRow {
   role: Role;
   secretHash: string;
   description: string;
+  /** calling AE title this client sends DIMSE C-STORE from (trimmed, upper-case); null: HTTP only */
+  aeTitle: string | null;
   createdBy: string;
   createdAt: Date;
   revokedAt: Date | null;
@@ -152,7 +160,10 @@ export const StudyEntity = new EntitySchema<StudyRow>({
     imageColumns: { type: 'int', name: 'image_columns', nullable: true },
     sha256: { type: 'char', length: 64 },
     sizeBytes: { type: 'bigint', name: 'size_bytes' },
+    accessionNumber: { type: 'text', name: 'accession_number', nullable: true },
+    studyDate: { type: 'date', name: 'study_date', nullable: true },
     status: { type: 'text' },
+    exclusionReason: { type: 'text', name: 'exclusion_reason', nullable: true },
     errorCode: { type: 'text', name: 'error_code', nullable: true },
     errorMessage: { type: 'text', name: 'error_message', nullable: true },
     submittedBy: { type: 'text', name: 'submitted_by' },
@@ -207,6 +218,7 @@ export const ApiClientEntity = new EntitySchema<ApiClientRow>({
     role: { type: 'text' },
     secretHash: { type: 'text', name: 'secret_hash' },
     description: { type: 'text' },
+    aeTitle: { type: 'text', name: 'ae_title', nullable: true },
     createdBy: { type: 'text', name: 'created_by' },
     createdAt: { ...ts, name: 'created_at' },
     revokedAt: { ...tsNull, name: 'revoked_at' },

@@ -2,6 +2,7 @@
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
 import type { DataSource } from 'typeorm';
 import { CxrError } from '../errors.js';
+import { canonicalJson, decisionDifferences, type ModelManifest } from '../ml/model-store/index.js';
 import { ModelVersionEntity, type ModelKind, type ModelVersionRow } from './entities.js';
 
 export interface ModelToRegister {
@@ -34,6 +35,31 @@ export async function registerModel(ds: DataSource, m: ModelToRegister): Promise
     );
   }
   if (row.kind !== m.kind) throw new CxrError('E_MODEL_INVALID', `model ${m.name}@${m.version} was recorded as a ${row.kind}, not a ${m.kind}`);
+  return agreeWithFiles(ds, row, m);
+}
+
+/**
+ * The files are the source of truth and the registry mirrors them: a version whose decision rule
+ * (threshold, file hashes, architecture) on disk differs from what was registered is refused,
+ * because predictions already made under that name were made by the registered rule. Provenance
+ * reworded on disk (e.g. paths made portable) is copied into the row.
+ */
+async function agreeWithFiles(ds: DataSource, row: ModelVersionRow, m: ModelToRegister): Promise<ModelVersionRow> {
+  const recorded = row.manifest as Partial<ModelManifest>;
+  const onDisk = m.manifest as Partial<ModelManifest>;
+  if (Object.keys(recorded).length === 0 || Object.keys(onDisk).length === 0) return row;
+  const diff = decisionDifferences(recorded, onDisk);
+  if (diff.length > 0) {
+    throw new CxrError(
+      'E_MODEL_INVALID',
+      `model ${m.name}@${m.version} on disk differs from the registered one (${diff.join('; ')}): versions are immutable, ` +
+        'so put the registered files back and ship the change as a new version (`cxr-triage calibrate` writes one)',
+    );
+  }
+  if (canonicalJson(recorded) !== canonicalJson(onDisk)) {
+    await ds.query(`UPDATE model_versions SET manifest = $1 WHERE id = $2`, [JSON.stringify(m.manifest), row.id]);
+    return { ...row, manifest: m.manifest };
+  }
   return row;
 }
 

@@ -7,6 +7,23 @@ export async function findActiveClient(db: DataSource | EntityManager, id: strin
   return db.getRepository(ApiClientEntity).findOneBy({ id, revokedAt: IsNull() });
 }
 
+/** The active client that registered this calling AE title (compared trimmed and upper-case). */
+export async function findActiveClientByAeTitle(db: DataSource | EntityManager, aeTitle: string): Promise<ApiClientRow | null> {
+  const ae = normaliseAeTitle(aeTitle);
+  // A null in a TypeORM where clause is dropped, not matched: never look up without a title.
+  if (ae === null) return null;
+  return db.getRepository(ApiClientEntity).findOneBy({ aeTitle: ae, revokedAt: IsNull() });
+}
+
+/**
+ * An AE title as stored: trimmed (senders pad to 16 with spaces) and upper-case; null when it
+ * is not 1-16 characters of the default repertoire without backslash and control characters.
+ */
+export function normaliseAeTitle(raw: string): string | null {
+  const t = raw.trim().toUpperCase();
+  return /^[\x20-\x5b\x5d-\x7e]{1,16}$/.test(t) ? t : null;
+}
+
 export async function findClient(db: DataSource | EntityManager, id: string): Promise<ApiClientRow | null> {
   return db.getRepository(ApiClientEntity).findOneBy({ id });
 }
@@ -18,13 +35,13 @@ export async function listClients(db: DataSource | EntityManager): Promise<ApiCl
 /** Inserts a client; false when the id is taken (revoked ids stay taken, so audit trails stay unambiguous). */
 export async function insertClient(
   m: EntityManager | DataSource,
-  c: { id: string; role: Role; secretHash: string; description: string; createdBy: string },
+  c: { id: string; role: Role; secretHash: string; description: string; createdBy: string; aeTitle?: string | null },
 ): Promise<boolean> {
   const res = await m
     .createQueryBuilder()
     .insert()
     .into(ApiClientEntity)
-    .values({ ...c, createdAt: new Date(), revokedAt: null })
+    .values({ ...c, aeTitle: c.aeTitle ?? null, createdAt: new Date(), revokedAt: null })
     .orIgnore()
     .returning(['id'])
     .execute();

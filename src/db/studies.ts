@@ -3,7 +3,8 @@ import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialE
 import type { DataSource, EntityManager } from 'typeorm';
 import { PredictionEntity, ReviewEntity, StudyEntity, type PredictionRow, type ReviewRow, type StudyRow, type Verdict } from './entities.js';
 
-export type NewStudy = Omit<StudyRow, 'seq' | 'status' | 'errorCode' | 'errorMessage' | 'scoredAt'>;
+export type NewStudy = Omit<StudyRow, 'seq' | 'status' | 'errorCode' | 'errorMessage' | 'scoredAt' | 'exclusionReason' | 'accessionNumber' | 'studyDate'> &
+  Partial<Pick<StudyRow, 'accessionNumber' | 'studyDate'>>;
 
 /**
  * Inserts a study unless its SOP Instance UID is already known; concurrent posts of the same
@@ -14,7 +15,7 @@ export async function insertStudyOnce(m: EntityManager, s: NewStudy): Promise<{ 
     .createQueryBuilder()
     .insert()
     .into(StudyEntity)
-    .values({ ...s, status: 'queued' })
+    .values({ accessionNumber: null, studyDate: null, ...s, status: 'queued' })
     .orIgnore()
     .returning(['id'])
     .execute();
@@ -51,7 +52,7 @@ export type NewPrediction = Omit<PredictionRow, 'id' | 'studyId' | 'createdAt'>;
  * Stores the prediction and marks the study scored in one transaction. The unique study_id
  * makes a second run for the same study (a retry after restart) a no-op, never a second row.
  */
-export async function recordPrediction(ds: DataSource, studyId: string, p: NewPrediction): Promise<boolean> {
+export async function recordPrediction(ds: DataSource, studyId: string, p: NewPrediction, exclusionReason: string | null = null): Promise<boolean> {
   return ds.transaction(async (m) => {
     const res = await m
       .createQueryBuilder()
@@ -62,9 +63,20 @@ export async function recordPrediction(ds: DataSource, studyId: string, p: NewPr
       .returning(['id'])
       .execute();
     const inserted = Array.isArray(res.raw) && res.raw.length > 0;
-    await m.query(`UPDATE studies SET status = 'scored', scored_at = now(), error_code = NULL, error_message = NULL WHERE id = $1`, [studyId]);
+    await m.query(`UPDATE studies SET status = 'scored', scored_at = now(), error_code = NULL, error_message = NULL, exclusion_reason = $2 WHERE id = $1`, [
+      studyId,
+      exclusionReason,
+    ]);
     return inserted;
   });
+}
+
+/** An instance that is kept and listed but not scored (not a frontal chest image), with why. */
+export async function recordNotScored(ds: DataSource, studyId: string, reason: string): Promise<void> {
+  await ds.query(`UPDATE studies SET status = 'not_scored', exclusion_reason = $2, scored_at = now() WHERE id = $1 AND status = 'queued'`, [
+    studyId,
+    reason.slice(0, 500),
+  ]);
 }
 
 export async function recordFailure(ds: DataSource, studyId: string, code: string, message: string): Promise<void> {
@@ -98,12 +110,36 @@ export interface WorklistKey {
   seq: string;
 }
 
+/** One instance of a worklist study, and whether (and why not) it counts toward the decision. */
+export interface WorklistInstance {
+  /** the instance's id: /v1/studies/{id} shows it */
+  id: string;
+  sopInstanceUid: string;
+  seriesInstanceUid: string;
+  viewPosition: string | null;
+  /** scored: its result counts; not_scored: kept and listed, see reason; failed: could not be read */
+  status: 'scored' | 'not_scored' | 'failed';
+  probability: number | null;
+  flagged: boolean | null;
+  /** why it was not scored (or why its result does not count), or the failure message */
+  reason: string | null;
+  errorCode: string | null;
+  /** true for the instance the study's decision comes from */
+  decisive: boolean;
+}
+
 export interface WorklistItem {
+  /** the instance the study's decision comes from (its images, report and reviews) */
   studyId: string;
+  /** scored: at least one frontal image scored; failed: none could be */
   status: 'scored' | 'failed';
   studyInstanceUid: string;
+  accessionNumber: string | null;
+  /** YYYY-MM-DD */
+  studyDate: string | null;
   modality: string | null;
   viewPosition: string | null;
+  /** first instance received */
   receivedAt: Date;
   probability: number | null;
   decision: 'positive' | 'negative' | null;
@@ -113,40 +149,78 @@ export interface WorklistItem {
   errorCode: string | null;
   reviewCount: number;
   lastVerdict: Verdict | null;
+  scoredImages: number;
+  instances: WorklistInstance[];
   key: WorklistKey;
 }
 
 /**
- * Flagged first, then by probability descending; a study that could not be scored counts as
- * flagged and sorts on top, since a triage list must not quietly clear what it could not read.
- * Keyset pagination on (flagged, rank, seq), so pages stay stable while new studies arrive.
+ * One row per study (StudyInstanceUID), once none of its instances is waiting. The study takes
+ * its most suspicious frontal result (flagged first, then the highest probability); it is
+ * flagged when that result is, when a frontal image could not be read, or when no frontal image
+ * was scored at all — a triage list must not quietly clear what it could not read. Flagged
+ * first, then by probability descending (a study without a result sorts on top). Keyset
+ * pagination on (flagged, rank, seq of the study's latest instance), so pages stay stable
+ * while new studies arrive.
  */
 export async function worklist(ds: DataSource, f: WorklistFilters, after: WorklistKey | null, limit: number): Promise<WorklistItem[]> {
-  const where: string[] = [`s.status IN ('scored', 'failed')`];
+  const where: string[] = ['true'];
   const params: unknown[] = [];
   const p = (v: unknown) => {
     params.push(v);
     return `$${params.length}`;
   };
-  if (f.status) where.push(`s.status = ${p(f.status)}`);
-  if (f.flagged !== undefined) where.push(`COALESCE(pr.flagged, true) = ${p(f.flagged)}`);
-  if (f.decision) where.push(`pr.decision = ${p(f.decision)}`);
-  if (f.reviewed !== undefined) where.push(`${f.reviewed ? '' : 'NOT '}EXISTS (SELECT 1 FROM reviews r WHERE r.study_id = s.id)`);
-  if (after) {
+  if (f.status) where.push(`w.status = ${p(f.status)}`);
+  if (f.flagged !== undefined) where.push(`w.flagged = ${p(f.flagged)}`);
+  if (f.decision) where.push(`w.decision = ${p(f.decision)}`);
+  if (f.reviewed !== undefined)
     where.push(
-      `(COALESCE(pr.flagged, true), COALESCE(pr.probability, 2), s.seq) < (${p(after.flagged)}::boolean, ${p(after.rank)}::float8, ${p(after.seq)}::bigint)`,
+      `${f.reviewed ? '' : 'NOT '}EXISTS (SELECT 1 FROM reviews r JOIN studies rs ON rs.id = r.study_id WHERE rs.study_instance_uid = w.study_instance_uid)`,
     );
-  }
+  if (after) where.push(`(w.flagged, w.rank, w.seq) < (${p(after.flagged)}::boolean, ${p(after.rank)}::float8, ${p(after.seq)}::bigint)`);
   const rows: Record<string, unknown>[] = await ds.query(
-    `SELECT s.id, s.status, s.study_instance_uid, s.modality, s.view_position, s.received_at, s.error_code, s.seq,
-            pr.probability, pr.decision, COALESCE(pr.flagged, true) AS flagged,
-            COALESCE(pr.flag_reasons, ARRAY['failed']::text[]) AS flag_reasons, COALESCE(pr.qc_flags, '{}'::text[]) AS qc_flags,
-            COALESCE(pr.probability, 2) AS rank,
-            (SELECT count(*) FROM reviews r WHERE r.study_id = s.id)::int AS review_count,
-            (SELECT r.verdict FROM reviews r WHERE r.study_id = s.id ORDER BY r.id DESC LIMIT 1) AS last_verdict
-       FROM studies s LEFT JOIN predictions pr ON pr.study_id = s.id
+    `WITH i AS (
+       SELECT s.*, pr.probability, pr.decision, pr.flagged, pr.flag_reasons, pr.qc_flags,
+              (s.status = 'scored' AND s.exclusion_reason IS NULL) AS usable,
+              (s.status = 'failed' AND s.exclusion_reason IS NULL) AS unreadable
+         FROM studies s LEFT JOIN predictions pr ON pr.study_id = s.id
+     ),
+     g AS (
+       SELECT study_instance_uid, bool_or(status = 'queued') AS pending, bool_or(usable) AS any_usable, bool_or(unreadable) AS any_unreadable,
+              count(*) FILTER (WHERE usable)::int AS scored_images, max(seq) AS seq, min(received_at) AS received_at,
+              max(accession_number) AS accession_number, to_char(max(study_date), 'YYYY-MM-DD') AS study_date
+         FROM i GROUP BY study_instance_uid
+     ),
+     d AS (
+       SELECT DISTINCT ON (study_instance_uid) * FROM i
+        ORDER BY study_instance_uid, usable DESC, flagged DESC NULLS LAST, probability DESC NULLS LAST, unreadable DESC, seq
+     ),
+     w AS (
+       SELECT g.study_instance_uid, g.seq, g.received_at, g.accession_number, g.study_date, g.scored_images,
+              d.id, d.modality, d.view_position, d.error_code,
+              CASE WHEN g.any_usable THEN 'scored' ELSE 'failed' END AS status,
+              CASE WHEN g.any_usable THEN d.probability END AS probability,
+              CASE WHEN g.any_usable THEN d.decision END AS decision,
+              (NOT g.any_usable OR d.flagged OR g.any_unreadable) AS flagged,
+              CASE WHEN g.any_usable THEN d.flag_reasons || CASE WHEN g.any_unreadable THEN ARRAY['frontal_image_failed'] ELSE '{}'::text[] END
+                   WHEN g.any_unreadable THEN ARRAY['failed'] ELSE ARRAY['no_frontal_image'] END AS flag_reasons,
+              CASE WHEN g.any_usable THEN d.qc_flags ELSE '{}'::text[] END AS qc_flags,
+              CASE WHEN g.any_usable THEN d.probability ELSE 2 END AS rank
+         FROM g JOIN d USING (study_instance_uid)
+        WHERE NOT g.pending
+     )
+     SELECT w.*,
+            (SELECT count(*) FROM reviews r JOIN studies rs ON rs.id = r.study_id WHERE rs.study_instance_uid = w.study_instance_uid)::int AS review_count,
+            (SELECT r.verdict FROM reviews r JOIN studies rs ON rs.id = r.study_id WHERE rs.study_instance_uid = w.study_instance_uid ORDER BY r.id DESC LIMIT 1) AS last_verdict,
+            (SELECT json_agg(json_build_object('id', i.id, 'sopInstanceUid', i.sop_instance_uid, 'seriesInstanceUid', i.series_instance_uid,
+                                               'viewPosition', i.view_position, 'status', CASE WHEN i.usable THEN 'scored' WHEN i.unreadable THEN 'failed' ELSE 'not_scored' END,
+                                               'probability', i.probability, 'flagged', i.flagged,
+                                               'reason', COALESCE(i.exclusion_reason, i.error_message), 'errorCode', i.error_code, 'decisive', i.id = w.id)
+                             ORDER BY i.seq)
+               FROM i WHERE i.study_instance_uid = w.study_instance_uid) AS instances
+       FROM w
       WHERE ${where.join(' AND ')}
-      ORDER BY COALESCE(pr.flagged, true) DESC, COALESCE(pr.probability, 2) DESC, s.seq DESC
+      ORDER BY w.flagged DESC, w.rank DESC, w.seq DESC
       LIMIT ${p(limit)}`,
     params,
   );
@@ -154,6 +228,8 @@ export async function worklist(ds: DataSource, f: WorklistFilters, after: Workli
     studyId: r.id as string,
     status: r.status as 'scored' | 'failed',
     studyInstanceUid: r.study_instance_uid as string,
+    accessionNumber: r.accession_number as string | null,
+    studyDate: r.study_date as string | null,
     modality: r.modality as string | null,
     viewPosition: r.view_position as string | null,
     receivedAt: r.received_at as Date,
@@ -165,6 +241,8 @@ export async function worklist(ds: DataSource, f: WorklistFilters, after: Workli
     errorCode: r.error_code as string | null,
     reviewCount: r.review_count as number,
     lastVerdict: r.last_verdict as Verdict | null,
+    scoredImages: r.scored_images as number,
+    instances: r.instances as WorklistInstance[],
     key: { flagged: r.flagged as boolean, rank: r.rank as number, seq: String(r.seq) },
   }));
 }

@@ -13,6 +13,8 @@ export function tagKey(group: number, element: number): string {
 export const TAG = {
   sopClassUid: tagKey(0x0008, 0x0016),
   sopInstanceUid: tagKey(0x0008, 0x0018),
+  studyDate: tagKey(0x0008, 0x0020),
+  accessionNumber: tagKey(0x0008, 0x0050),
   modality: tagKey(0x0008, 0x0060),
   patientId: tagKey(0x0010, 0x0020),
   bodyPartExamined: tagKey(0x0018, 0x0015),
@@ -139,4 +141,14 @@ export function sequenceItems(ds: DataSet, key: string): DataSet[] {
   const el = ds.elements[key];
   if (el === undefined || el.items === undefined) return [];
   return el.items.map((item) => item.dataSet).filter((d): d is DataSet => d !== undefined);
+}
+
+/** A DICOM DA value (YYYYMMDD, or the old YYYY.MM.DD) as YYYY-MM-DD; null when it is not a real date. */
+export function isoDate(da: string | null): string | null {
+  const m = /^(\d{4})\.?(\d{2})\.?(\d{2})$/.exec((da ?? '').trim());
+  if (!m) return null;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const t = new Date(Date.UTC(y, mo - 1, d));
+  if (t.getUTCFullYear() !== y || t.getUTCMonth() !== mo - 1 || t.getUTCDate() !== d) return null;
+  return `${m[1]}-${m[2]}-${m[3]}`;
 }

@@ -6,7 +6,7 @@ import { checkSyntaxSupported, frameBytes } from './frame.js';
 import { readLut } from './lut.js';
 import { extractMetadata } from './metadata.js';
 import { toModality, type ModalityTransform, type StoredLayout } from './modality.js';
-import { parsePart10, type ParsedDicom } from './parse.js';
+import { parsePart10, parsePart10Async, type ParsedDicom } from './parse.js';
 import { checkPixelFormat, DEFAULT_MAX_PIXELS } from './pixel-format.js';
 import type { DicomMetadata, LookupTable, ModalityImage } from './types.js';
 import { TRANSFER_SYNTAX } from './uids.js';
@@ -45,8 +45,7 @@ export interface DecodedWords {
   voiLut: LookupTable | null;
 }
 
-async function decodeParsed(parsed: ParsedDicom, opts: DecodeOptions): Promise<DecodedWords> {
-  const meta = extractMetadata(parsed);
+async function decodeParsed(parsed: ParsedDicom, meta: DicomMetadata, opts: DecodeOptions): Promise<DecodedWords> {
   const fmt = checkPixelFormat(meta, parsed.dataSet.elements[TAG.pixelData] !== undefined, opts.maxPixels ?? DEFAULT_MAX_PIXELS);
   checkSyntaxSupported(meta.transferSyntaxUid);
   const transform = modalityTransform(parsed, meta);
@@ -77,13 +76,47 @@ export function asTyped(e: unknown, code: 'E_DECODE_FAILED' | 'E_MALFORMED'): Cx
 
 export async function decodeWords(bytes: Uint8Array, opts: DecodeOptions = {}): Promise<DecodedWords> {
   let parsed: ParsedDicom;
+  let meta: DicomMetadata;
   try {
-    parsed = parsePart10(bytes);
+    parsed = parsePart10(bytes, opts);
+    meta = extractMetadata(parsed);
   } catch (e) {
     throw asTyped(e, 'E_MALFORMED');
   }
   try {
-    return await decodeParsed(parsed, opts);
+    return await decodeParsed(parsed, meta, opts);
+  } catch (e) {
+    throw asTyped(e, 'E_DECODE_FAILED');
+  }
+}
+
+/** One parsed instance: its metadata, and the parse the pixel check reuses. */
+export interface DicomInstance {
+  meta: DicomMetadata;
+  parsed: ParsedDicom;
+}
+
+/**
+ * Ingestion's single parse: the file meta, the dataset (a deflated one inflated by a bounded
+ * stream) and the metadata, with nothing decoded yet, so a duplicate costs no pixel work.
+ */
+export async function readInstance(bytes: Uint8Array, opts: DecodeOptions = {}): Promise<DicomInstance> {
+  try {
+    const parsed = await parsePart10Async(bytes, opts);
+    return { parsed, meta: extractMetadata(parsed) };
+  } catch (e) {
+    throw asTyped(e, 'E_MALFORMED');
+  }
+}
+
+/**
+ * Proves the instance's one frame decodes (compressed frames are decoded; native ones are
+ * located and sized), refusing it with its code otherwise; no modality array is built: the
+ * scorer decodes for its own purpose later, from the stored bytes.
+ */
+export async function checkDecodable(instance: DicomInstance, opts: DecodeOptions = {}): Promise<void> {
+  try {
+    await decodeParsed(instance.parsed, instance.meta, opts);
   } catch (e) {
     throw asTyped(e, 'E_DECODE_FAILED');
   }

@@ -15,9 +15,13 @@ const NATIVE_SYNTAXES: ReadonlySet<string> = new Set([
 
 export type FrameBytes = { kind: 'native'; offset: number; length: number } | { kind: 'encapsulated'; stream: Uint8Array };
 
+/** Whether ingestion decodes pixel data in this transfer syntax (what a DIMSE SCP may accept). */
+export function isSyntaxSupported(syntax: string): boolean {
+  return NATIVE_SYNTAXES.has(syntax) || ENCAPSULATED_SYNTAXES.has(syntax);
+}
+
 export function checkSyntaxSupported(syntax: string): void {
-  if (!NATIVE_SYNTAXES.has(syntax) && !ENCAPSULATED_SYNTAXES.has(syntax))
-    throw new CxrError('E_UNSUPPORTED_SYNTAX', `transfer syntax ${syntax} (${transferSyntaxName(syntax)}) is not supported`);
+  if (!isSyntaxSupported(syntax)) throw new CxrError('E_UNSUPPORTED_SYNTAX', `transfer syntax ${syntax} (${transferSyntaxName(syntax)}) is not supported`);
 }
 
 export function frameBytes(parsed: ParsedDicom): FrameBytes {

@@ -6,8 +6,12 @@
  */
 
 export type { AppliedWindow, DicomMetadata, LookupTable, ModalityImage, WindowPolicy, WindowedFrame, WindowedImage } from './types.js';
-export { decodeModality, readMetadata, type DecodeOptions } from './decode.js';
+export { checkDecodable, decodeModality, readInstance, readMetadata, type DecodeOptions, type DicomInstance } from './decode.js';
+export { DATASET_SLACK_BYTES, maxInflatedBytes } from './inflate.js';
+export { isValidUid, MAX_UID_LENGTH } from './uids.js';
 export { applyWindow, chooseWindow, parseWindowPolicy, LUNG_WINDOW } from './window.js';
 export { DEFAULT_MAX_PIXELS } from './pixel-format.js';
-export { encodeDicom, newUid, type ImageToWrite, type WriteSyntax } from './write.js';
+export { encodeDicom, newUid, wrapPart10, type ImageToWrite, type WriteSyntax } from './write.js';
 export { readWindowed, readWindowedFrame } from './windowed.js';
+export { isSyntaxSupported } from './frame.js';
+export { SOP_CLASS, TRANSFER_SYNTAX } from './uids.js';

@@ -1,5 +1,5 @@
 /** The attributes the rest of the system needs, read once from a parsed file. */
-import { TAG, decimal, decimals, integerString, pair, sequenceItems, text, uint16 } from './attributes.js';
+import { TAG, decimal, decimals, integerString, isoDate, pair, sequenceItems, text, uint16 } from './attributes.js';
 import type { ParsedDicom } from './parse.js';
 import type { DicomMetadata } from './types.js';
 import { transferSyntaxName } from './uids.js';
@@ -20,6 +20,8 @@ export function extractMetadata(parsed: ParsedDicom): DicomMetadata {
     sopInstanceUid: text(ds, TAG.sopInstanceUid),
     sopClassUid: text(ds, TAG.sopClassUid),
     patientId: text(ds, TAG.patientId),
+    accessionNumber: text(ds, TAG.accessionNumber),
+    studyDate: isoDate(text(ds, TAG.studyDate)),
     modality: text(ds, TAG.modality),
     viewPosition: text(ds, TAG.viewPosition),
     bodyPartExamined: text(ds, TAG.bodyPartExamined),

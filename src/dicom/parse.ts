@@ -5,8 +5,8 @@
  */
 import dicomParser from 'dicom-parser';
 import type { DataSet } from 'dicom-parser';
-import { inflateRawSync } from 'node:zlib';
 import { CxrError } from '../errors.js';
+import { inflateDataset, inflateDatasetSync, maxInflatedBytes } from './inflate.js';
 import { TRANSFER_SYNTAX } from './uids.js';
 
 export interface ParsedDicom {
@@ -16,9 +16,6 @@ export interface ParsedDicom {
   /** The bytes every element offset refers to (the inflated copy for deflated files). */
   byteArray: Uint8Array;
 }
-
-/** Inflated datasets beyond this are refused: a few KiB of deflate can expand to gigabytes. */
-export const MAX_INFLATED_BYTES = 1024 * 1024 * 1024;
 
 function messageOf(e: unknown): string {
   if (typeof e === 'string') return e;
@@ -36,17 +33,8 @@ export function classifyParserError(e: unknown): CxrError {
   return new CxrError('E_MALFORMED', `cannot parse the DICOM dataset (${msg})`);
 }
 
-function inflater(byteArray: Uint8Array, position: number): Uint8Array {
-  let inflated: Buffer;
-  try {
-    inflated = inflateRawSync(byteArray.subarray(position), { maxOutputLength: MAX_INFLATED_BYTES });
-  } catch (e) {
-    const msg = messageOf(e);
-    if (/maxOutputLength|Cannot create a Buffer larger/i.test(msg))
-      throw new CxrError('E_TOO_LARGE', `the deflated dataset inflates past ${MAX_INFLATED_BYTES} bytes`);
-    if (/unexpected end/i.test(msg)) throw new CxrError('E_TRUNCATED', 'the deflated dataset ends early');
-    throw new CxrError('E_MALFORMED', `the deflated dataset does not inflate (${msg})`);
-  }
+/** dicom-parser's inflater callback: returns the file with its dataset inflated in place. */
+function withInflated(byteArray: Uint8Array, position: number, inflated: Uint8Array): Uint8Array {
   const full = new Uint8Array(position + inflated.length);
   full.set(byteArray.subarray(0, position));
   full.set(inflated, position);
@@ -55,11 +43,14 @@ function inflater(byteArray: Uint8Array, position: number): Uint8Array {
 
 const KNOWN_SYNTAXES = new Set<string>(Object.values(TRANSFER_SYNTAX));
 
-/**
- * Parses a Part 10 file: 128-byte preamble, `DICM`, file meta in Explicit VR Little Endian,
- * then the dataset in the transfer syntax the meta names.
- */
-export function parsePart10(bytes: Uint8Array): ParsedDicom {
+interface Part10Header {
+  transferSyntaxUid: string;
+  /** where the dataset starts (just past the file meta group) */
+  datasetStart: number;
+}
+
+/** The preamble, `DICM` and the file meta information (Explicit VR Little Endian). */
+function readHeader(bytes: Uint8Array): Part10Header {
   if (bytes.length < 132 || bytes[128] !== 0x44 || bytes[129] !== 0x49 || bytes[130] !== 0x43 || bytes[131] !== 0x4d) {
     if (bytes.length < 132 && bytes.length > 0 && isPrefixOfPart10(bytes))
       throw new CxrError('E_TRUNCATED', `the file ends after ${bytes.length} bytes, inside the preamble`);
@@ -81,6 +72,11 @@ export function parsePart10(bytes: Uint8Array): ParsedDicom {
   const transferSyntaxUid = (meta.string('x00020010') ?? '').replace(/\0/g, '').trim();
   if (!KNOWN_SYNTAXES.has(transferSyntaxUid) && !/^[0-9.]+$/.test(transferSyntaxUid))
     throw new CxrError('E_MALFORMED', `transfer syntax UID '${transferSyntaxUid.slice(0, 64)}' is not a UID`);
+  return { transferSyntaxUid, datasetStart: (meta as DataSet & { position?: number }).position ?? -1 };
+}
+
+function parseWith(bytes: Uint8Array, header: Part10Header, inflater: (b: Uint8Array, position: number) => Uint8Array): ParsedDicom {
+  const { transferSyntaxUid } = header;
   let dataSet: DataSet;
   try {
     // The library compares against this exact UID, so hand it the cleaned one.
@@ -94,6 +90,37 @@ export function parsePart10(bytes: Uint8Array): ParsedDicom {
     littleEndian: transferSyntaxUid !== TRANSFER_SYNTAX.explicitBig,
     byteArray: dataSet.byteArray as Uint8Array,
   };
+}
+
+export interface ParseOptions {
+  /** the largest image accepted, in pixels: it sets the inflate limit of deflated files */
+  maxPixels?: number;
+}
+
+/**
+ * Parses a Part 10 file: 128-byte preamble, `DICM`, file meta in Explicit VR Little Endian,
+ * then the dataset in the transfer syntax the meta names. A deflated dataset is inflated
+ * synchronously up to the global limit (see inflate.ts).
+ */
+export function parsePart10(bytes: Uint8Array, opts: ParseOptions = {}): ParsedDicom {
+  const header = readHeader(bytes);
+  const limit = maxInflatedBytes(opts.maxPixels);
+  return parseWith(bytes, header, (b, position) => withInflated(b, position, inflateDatasetSync(b.subarray(position), limit)));
+}
+
+/**
+ * The same, for ingestion: a deflated dataset is inflated by a stream that stops at the
+ * declared image's size (or the global limit), without blocking the event loop.
+ */
+export async function parsePart10Async(bytes: Uint8Array, opts: ParseOptions = {}): Promise<ParsedDicom> {
+  const header = readHeader(bytes);
+  if (header.transferSyntaxUid !== TRANSFER_SYNTAX.deflatedExplicitLittle) return parseWith(bytes, header, () => bytes);
+  const position = header.datasetStart;
+  const inflated = await inflateDataset(bytes.subarray(position), maxInflatedBytes(opts.maxPixels));
+  return parseWith(bytes, header, (b, p) => {
+    if (p !== position) throw new CxrError('E_MALFORMED', 'the file meta information length does not match its elements');
+    return withInflated(b, p, inflated);
+  });
 }
 
 /** True when the bytes could be the start of a Part 10 file (zero-ish preamble or a DICM prefix). */

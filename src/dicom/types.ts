@@ -18,6 +18,10 @@ export interface DicomMetadata {
   sopInstanceUid: string | null;
   sopClassUid: string | null;
   patientId: string | null;
+  /** AccessionNumber (0008,0050): the RIS order this study fulfils */
+  accessionNumber: string | null;
+  /** StudyDate (0008,0020) as YYYY-MM-DD; null when absent or not a real date */
+  studyDate: string | null;
   modality: string | null;
   viewPosition: string | null;
   bodyPartExamined: string | null;

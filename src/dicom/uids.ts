@@ -53,3 +53,15 @@ const CT_SOP_CLASSES = new Set<string>([SOP_CLASS.ctImage, '1.2.840.10008.5.1.4.
 export function isCtSopClass(uid: string | null): boolean {
   return uid !== null && CT_SOP_CLASSES.has(uid);
 }
+
+/** PS3.5 9.1: a UID is at most 64 characters. */
+export const MAX_UID_LENGTH = 64;
+
+/**
+ * PS3.5 9.1: digits in dot-separated components, at most 64 characters. Leading zeros in a
+ * component are tolerated (some devices write them); anything else (quotes, letters, spaces
+ * inside, empty components) is not a UID.
+ */
+export function isValidUid(uid: string): boolean {
+  return uid.length > 0 && uid.length <= MAX_UID_LENGTH && /^[0-9]+(\.[0-9]+)*$/.test(uid);
+}

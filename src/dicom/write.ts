@@ -521,10 +521,18 @@ export function encodeDicom(img: ImageToWrite, opts: WriteOptions = {}): Uint8Ar
   const enc: Encoding = { explicit: syntax !== 'implicit-le', little: syntax !== 'explicit-be' };
   let dataset = encodeElements(datasetElements(img, sopClassUid, highBit), enc);
   if (syntax === 'deflated-explicit-le') dataset = new Uint8Array(deflateRawSync(dataset, { level: 6 }));
-  const meta = fileMeta(sopClassUid, img.sopInstanceUid, syntaxUid);
+  return wrapPart10(dataset, sopClassUid, img.sopInstanceUid, syntaxUid);
+}
 
+/**
+ * A dataset received without file meta (a DIMSE C-STORE data set, in the transfer syntax the
+ * association negotiated) as a Part 10 file: preamble, "DICM", file meta naming the SOP class,
+ * instance and syntax, then the dataset bytes untouched — so what is stored is what was sent.
+ */
+export function wrapPart10(dataset: Uint8Array, sopClassUid: string, sopInstanceUid: string, transferSyntaxUid: string): Uint8Array {
+  const meta = fileMeta(sopClassUid, sopInstanceUid, transferSyntaxUid);
   const out = new Uint8Array(132 + meta.length + dataset.length);
-  out.set([0x44, 0x49, 0x43, 0x4d], 128); // "DICM"
+  out.set([0x44, 0x49, 0x43, 0x4d], 128);
   out.set(meta, 132);
   out.set(dataset, 132 + meta.length);
   return out;

@@ -10,6 +10,7 @@ import { camToImage, normalizeCam } from './cam.js';
 import { decide, meanAndSpread } from './decision.js';
 import { loadServedModel, type ServedModel } from './models.js';
 import { DEFAULT_QC_LIMITS, qcFlags, type QcLimits } from './qc.js';
+import { requestedPrecision, type Precision } from './precision.js';
 import { openSession, type ExecutionProvider, type OpenSession } from './session.js';
 import type { AnalyzeOptions, ModelRef, TriageEngine, TriageReport, TriageResult } from './types.js';
 
@@ -35,11 +36,21 @@ export interface EngineOptions {
   lungMargin?: number;
   /** the segmenter's probability cut (default 0.5) */
   maskThreshold?: number;
+  /**
+   * float or int8 models, for both or per model (default: $CXR_PRECISION, else auto = int8
+   * where its manifest says to serve it; precision.ts)
+   */
+  precision?: Precision | { segmenter?: Precision; classifier?: Precision };
   onWarning?: (message: string) => void;
 }
 
 export const DEFAULT_TTA = 4;
-export const DEFAULT_UNCERTAIN_BOUND = 0.1;
+/**
+ * The TTA spread above which a study is 'uncertain': the 99th percentile of the spread over
+ * the same 240 real films (0.080; the largest 0.088), so about one study in a hundred is
+ * flagged for it. It belongs to a classifier: recompute it with bench/qc-limits.ts for a new one.
+ */
+export const DEFAULT_UNCERTAIN_BOUND = 0.08;
 
 /** The engine the service and the CLI share; extends TriageEngine with what it was built with. */
 export interface OnnxTriageEngine extends TriageEngine {
@@ -117,12 +128,16 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
   const qc: QcLimits = { ...DEFAULT_QC_LIMITS, ...opts.qc };
   const maskThreshold = opts.maskThreshold ?? 0.5;
 
+  const per = typeof opts.precision === 'object' ? opts.precision : { segmenter: opts.precision, classifier: opts.precision };
   const [seg, cls] = await Promise.all([
-    loadServedModel(modelsDir, 'segmenter', opts.segmenterDir),
-    loadServedModel(modelsDir, 'classifier', opts.classifierDir),
+    loadServedModel(modelsDir, 'segmenter', opts.segmenterDir, requestedPrecision(per.segmenter)),
+    loadServedModel(modelsDir, 'classifier', opts.classifierDir, requestedPrecision(per.classifier)),
   ]);
-  const threshold = cls.manifest.threshold;
-  const calibration = cls.manifest.calibration ?? null;
+  // the int8 classifier has its own threshold, picked on its own probabilities
+  const threshold = cls.served.threshold;
+  // the probability calibration belongs to model.onnx, as manifest.threshold does: the int8
+  // model's own threshold was picked (by quantize) on its uncalibrated probabilities
+  const calibration = cls.served.precision === 'float' ? (cls.manifest.calibration ?? null) : null;
   if (!threshold) throw new CxrError('E_MODEL_INVALID', `${cls.dir}: the classifier manifest has no calibrated threshold`);
   const segSize = inputSide(seg, 256);
   const clsSize = inputSide(cls, 224);

@@ -10,7 +10,15 @@ export interface QcLimits {
   minImageSide: number;
 }
 
-export const DEFAULT_QC_LIMITS: QcLimits = { minLungFraction: 0.08, maxLungFraction: 0.65, minImageSide: 256 };
+/**
+ * Lung-area limits set on real films, not guessed (README "QC limits"; `bench/qc-limits.ts`):
+ * the served segmenter's masks on 240 validation-side films (120 NIH adult rows of the
+ * classifier's train/validation split, 120 Kermany pediatric films), ordered by area and
+ * judged by eye. Below 12% of the frame (the lowest ~4%) most masks miss a lung or sit in the
+ * mediastinum; above 42% (the top ~1.5%) they spill into the neck, shoulders or abdomen.
+ * The previous guess, 8%-65%, flagged none of those.
+ */
+export const DEFAULT_QC_LIMITS: QcLimits = { minLungFraction: 0.12, maxLungFraction: 0.42, minImageSide: 256 };
 
 export interface QcInput {
   lungAreaFraction: number;

@@ -10,8 +10,18 @@ export type FlagReason = 'positive' | 'uncertain' | `qc:${QcFlag}`;
 export interface ModelRef {
   name: string;
   version: string;
-  /** sha256 of the model.onnx that produced the numbers */
+  /** sha256 of the ONNX file that produced the numbers (model.onnx, or model.int8.onnx) */
   sha256: string;
+  /** float (model.onnx) or int8 (model.int8.onnx); absent means float */
+  precision?: 'float' | 'int8';
+}
+
+/**
+ * The name a served model is recorded under (model_versions, predictions): the version,
+ * with `+int8` for the quantized file, whose bytes and figures differ from the float one's.
+ */
+export function recordedVersion(ref: ModelRef): string {
+  return ref.precision === 'int8' ? `${ref.version}+int8` : ref.version;
 }
 
 /** The recall-focused report stored for every prediction. */

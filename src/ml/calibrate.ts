@@ -7,7 +7,7 @@ import { datasetName } from '../data/multi-dataset.js';
 import { readSplitFile, type DatasetSplit, type SplitName } from '../data/split.js';
 import { CxrError } from '../errors.js';
 import type { EvalItem } from './evaluate.js';
-import type { ThresholdInfo } from './manifest.js';
+import type { ThresholdInfo } from './model-store/index.js';
 import type { Calibration } from './metrics.js';
 import { loadEvalItems } from './train/dataset-source.js';
 
@@ -43,13 +43,26 @@ export async function loadSplitItems(dataDirs: readonly string[], splitPath: str
   return itemsInSubset(items, split, subset, names);
 }
 
+/** Below this many positive images a threshold's recall is too uncertain to trust unremarked. */
+export const MIN_CALIBRATION_POSITIVES = 20;
+
+/** The warning a threshold picked on `positives` positive images carries, or null when there are enough. */
+export function fewPositivesWarning(positives: number): string | null {
+  return positives < MIN_CALIBRATION_POSITIVES
+    ? `calibrated on ${positives} positive image${positives === 1 ? '' : 's'} (fewer than ${MIN_CALIBRATION_POSITIVES}): the recall it promises is uncertain`
+    : null;
+}
+
 /** The manifest's threshold block after a calibration, with a record of what it was calibrated on. */
 export function recalibratedThreshold(cal: Calibration, calibratedOn: NonNullable<ThresholdInfo['calibratedOn']>): ThresholdInfo {
+  const positives = cal.confusion.tp + cal.confusion.fn;
+  const warning = fewPositivesWarning(positives);
   return {
     value: cal.threshold,
     targetRecall: cal.targetRecall,
     validationSensitivity: cal.sensitivity,
     validationSpecificity: cal.specificity,
-    calibratedOn,
+    calibratedOn: { ...calibratedOn, positives },
+    ...(warning ? { warnings: [warning] } : {}),
   };
 }

@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CxrError } from '../errors.js';
+import { isStorageFullError, storageFullError } from './storage.js';
 
 export interface StoredObject {
   sha256: string;
@@ -36,9 +37,9 @@ export class DicomStore {
     const existing = await stat(path).catch(() => null);
     if (existing?.isFile() && existing.size === bytes.length) return { sha256, size: bytes.length, path };
     const dir = join(this.root, sha256.slice(0, 2));
-    await mkdir(dir, { recursive: true });
     const tmp = join(dir, `.${sha256}.${randomBytes(6).toString('hex')}.tmp`);
     try {
+      await mkdir(dir, { recursive: true });
       const fh = await open(tmp, 'wx', 0o640);
       try {
         await fh.writeFile(bytes);
@@ -47,11 +48,13 @@ export class DicomStore {
         await fh.close();
       }
       await rename(tmp, path);
+      await syncDirectory(dir);
     } catch (e) {
       await rm(tmp, { force: true });
+      // no room is not a bug of ours: one code the API answers 507 to, and the monitor watches
+      if (isStorageFullError(e)) throw storageFullError(`cannot store DICOM ${sha256.slice(0, 12)}… (${(e as NodeJS.ErrnoException).code})`);
       throw new CxrError('E_INTERNAL', `cannot store DICOM ${sha256.slice(0, 12)}…: ${(e as Error).message}`);
     }
-    await syncDirectory(dir);
     return { sha256, size: bytes.length, path };
   }
 

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
-import { decodeModality, readMetadata, type DicomMetadata } from '../dicom/index.js';
+import { checkDecodable, isValidUid, MAX_UID_LENGTH, readInstance, type DicomInstance, type DicomMetadata } from '../dicom/index.js';
 import { CxrError, isCxrError, httpStatusFor } from '../errors.js';
 import type { ModelVersionRow, PredictionRow, ReviewRow, StudyRow } from '../db/entities.js';
 import { registerModel, markActive, type ModelToRegister } from '../db/models.js';
@@ -17,15 +17,18 @@ import {
   listQueuedStudyIds,
   listReviews,
   recordFailure,
+  recordNotScored,
   recordPrediction,
   type NewPrediction,
 } from '../db/studies.js';
-import type { ModelRef, TriageEngine, TriageReport } from '../inference/types.js';
+import { recordedVersion, type ModelRef, type TriageEngine, type TriageReport } from '../inference/types.js';
+import { classifyView, viewCheckFailure } from '../inference/view.js';
 import type { DicomStore } from './dicom-store.js';
 import { sha256Hex } from './dicom-store.js';
 import type { Logger } from './log.js';
 import { pseudonymisePatientId } from './pseudonym.js';
 import { InferenceQueue } from './queue.js';
+import { sentBy } from './study-access.js';
 import { renderStudyImages, type StudyImages } from './study-images.js';
 
 export interface ServiceHooks {
@@ -73,7 +76,14 @@ export class TriageService {
   private readonly imageCache = new Map<string, Promise<StudyImages>>();
   /** full-size renders hold several image-sized buffers each: a few at a time, a few more waiting */
   private readonly renders = new Limiter(2, 8);
+  /**
+   * Ingestion parses and decodes in memory (a deflated file is inflated up to the largest
+   * accepted image): two at a time bound that memory whatever many clients send at once.
+   */
+  private readonly ingests = new Limiter(2, 64);
   private closed = false;
+  private releaseAll!: () => void;
+  private readonly waitersReleased = new Promise<void>((r) => (this.releaseAll = r));
 
   constructor(private readonly o: TriageServiceOptions) {
     this.engine = o.engine;
@@ -104,9 +114,10 @@ export class TriageService {
 
   private async registerRef(ref: ModelRef, kind: 'segmenter' | 'classifier'): Promise<ModelVersionRow> {
     const info = this.o.readManifest ? await this.o.readManifest(ref) : { kind, manifest: {} };
-    const m: ModelToRegister = { kind, name: ref.name, version: ref.version, sha256: ref.sha256, manifest: info.manifest };
+    // the int8 file of a version is recorded as its own row (other bytes, other figures)
+    const m: ModelToRegister = { kind, name: ref.name, version: recordedVersion(ref), sha256: ref.sha256, manifest: info.manifest };
     const row = await registerModel(this.o.ds, m);
-    this.modelIds.set(`${ref.name}@${ref.version}`, row.id);
+    this.modelIds.set(`${ref.name}@${recordedVersion(ref)}`, row.id);
     return row;
   }
 
@@ -127,18 +138,33 @@ export class TriageService {
 
   private async acceptChecked(bytes: Uint8Array, submittedBy: string): Promise<AcceptResult> {
     if (this.closed) throw new CxrError('E_QUEUE_FULL', 'the service is shutting down; retry shortly');
-    const meta = readMetadata(bytes);
-    const uids = requireUids(meta);
+    return this.ingests.run(async () => {
+      // One parse serves the UIDs, the duplicate check, the row and the pixel check.
+      const instance = await readInstance(bytes, { maxPixels: this.o.maxPixels });
+      const meta = instance.meta;
+      const uids = requireUids(meta);
+      try {
+        return await this.store(bytes, instance, uids, submittedBy);
+      } catch (e) {
+        // the UIDs travel with the refusal, so a STOW-RS answer names the instance without parsing it again
+        if (isCxrError(e)) throw new CxrError(e.code, e.message, { ...e.details, sopClassUid: meta.sopClassUid, sopInstanceUid: uids.sop });
+        throw e;
+      }
+    });
+  }
+
+  private async store(bytes: Uint8Array, instance: DicomInstance, uids: Uids, submittedBy: string): Promise<AcceptResult> {
+    const meta = instance.meta;
     const sha256 = sha256Hex(bytes);
     const existing = await findStudyBySop(this.o.ds, uids.sop);
-    if (existing) return { study: sameContentOrConflict(existing, sha256), created: false };
+    if (existing) return { study: sameInstance(existing, sha256, submittedBy), created: false };
     // The slot is taken before the pixels are decoded, so an overloaded service refuses cheaply.
     const slot = this.queue.reserve();
     if (!slot) throw new CxrError('E_QUEUE_FULL', `the inference queue is full (${this.o.queueCapacity} waiting); retry shortly`);
     try {
-      // Decoding the pixels here means an undecodable file is refused now with its code (422),
+      // Checking the pixels here means an undecodable file is refused now with its code (422),
       // rather than accepted and failed later where the sender never hears of it.
-      await decodeModality(bytes, { maxPixels: this.o.maxPixels });
+      await checkDecodable(instance, { maxPixels: this.o.maxPixels });
       await this.o.store.put(bytes);
       const { study, created } = await this.o.ds.transaction((m) =>
         insertStudyOnce(m, {
@@ -147,6 +173,8 @@ export class TriageService {
           seriesInstanceUid: uids.series,
           sopInstanceUid: uids.sop,
           sopClassUid: meta.sopClassUid,
+          accessionNumber: meta.accessionNumber,
+          studyDate: meta.studyDate,
           patientPseudonym: pseudonymisePatientId(this.o.hmacKey, meta.patientId),
           modality: meta.modality,
           viewPosition: meta.viewPosition,
@@ -162,7 +190,7 @@ export class TriageService {
       );
       if (!created) {
         slot.release();
-        return { study: sameContentOrConflict(study, sha256), created: false };
+        return { study: sameInstance(study, sha256, submittedBy), created: false };
       }
       slot.commit(study.id);
       return { study, created: true };
@@ -180,11 +208,12 @@ export class TriageService {
     return ids.length;
   }
 
-  /** Resolves when the study is no longer waiting or running, or after timeoutMs. */
+  /** Resolves when the study is no longer waiting or running, after timeoutMs, or when the service releases its waiters (shutdown). */
   async waitForResult(id: string, timeoutMs: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       this.queue.whenDone(id),
+      this.waitersReleased,
       new Promise<void>((r) => {
         timer = setTimeout(r, timeoutMs);
       }),
@@ -192,9 +221,20 @@ export class TriageService {
     clearTimeout(timer);
   }
 
+  /** Answers every waitForResult now, whatever its study's state (a shutdown's drain time is over). */
+  releaseWaiters(): void {
+    this.releaseAll();
+  }
+
   private async score(id: string): Promise<void> {
     const study = await findStudy(this.o.ds, id);
     if (!study || study.status !== 'queued') return;
+    // Only frontal chest images are scored; the others stay in the study, listed with why.
+    const view = classifyView(study.viewPosition, study.bodyPart);
+    if (view.kind === 'other') {
+      await recordNotScored(this.o.ds, id, view.reason);
+      return;
+    }
     let bytes: Buffer;
     try {
       bytes = await this.o.store.get(study.sha256);
@@ -211,7 +251,8 @@ export class TriageService {
       return;
     }
     this.o.hooks?.inferenceSeconds?.((performance.now() - t0) / 1000);
-    await recordPrediction(this.o.ds, id, await this.predictionFrom(report));
+    const excluded = view.kind === 'unknown' ? viewCheckFailure(report) : null;
+    await recordPrediction(this.o.ds, id, await this.predictionFrom(report), excluded);
     this.o.hooks?.study?.('scored');
   }
 
@@ -224,7 +265,7 @@ export class TriageService {
   }
 
   private async modelId(ref: ModelRef, kind: 'segmenter' | 'classifier'): Promise<number> {
-    const known = this.modelIds.get(`${ref.name}@${ref.version}`);
+    const known = this.modelIds.get(`${ref.name}@${recordedVersion(ref)}`);
     if (known !== undefined) return known;
     return (await this.registerRef(ref, kind)).id;
   }
@@ -246,6 +287,11 @@ export class TriageService {
       timingsMs: r.timingsMs,
       report: r as unknown as Record<string, unknown>,
     };
+  }
+
+  /** The stored original of an instance, byte for byte as it was received. */
+  async original(study: StudyRow): Promise<Buffer> {
+    return this.o.store.get(study.sha256);
   }
 
   async view(id: string): Promise<StudyView | null> {
@@ -349,18 +395,41 @@ class Limiter {
   }
 }
 
-function requireUids(meta: DicomMetadata): { study: string; series: string; sop: string } {
-  const missing = [
-    !meta.sopInstanceUid && 'SOPInstanceUID',
-    !meta.studyInstanceUid && 'StudyInstanceUID',
-    !meta.seriesInstanceUid && 'SeriesInstanceUID',
-  ].filter(Boolean);
+interface Uids {
+  study: string;
+  series: string;
+  sop: string;
+}
+
+/** The three identifying UIDs, present and well-formed (PS3.5 9.1), or E_MALFORMED naming the bad ones. */
+function requireUids(meta: DicomMetadata): Uids {
+  const named: [string, string | null][] = [
+    ['SOPInstanceUID', meta.sopInstanceUid],
+    ['StudyInstanceUID', meta.studyInstanceUid],
+    ['SeriesInstanceUID', meta.seriesInstanceUid],
+  ];
+  const missing = named.filter(([, v]) => !v).map(([n]) => n);
   if (missing.length > 0) throw new CxrError('E_MALFORMED', `the instance has no ${missing.join(', ')}`);
+  const bad = named.filter(([, v]) => !isValidUid(v!)).map(([n]) => n);
+  if (bad.length > 0)
+    throw new CxrError(
+      'E_MALFORMED',
+      `${bad.join(', ')} ${bad.length > 1 ? 'are not UIDs' : 'is not a UID'} (digits and dots, at most ${MAX_UID_LENGTH} characters)`,
+    );
+  if (meta.sopClassUid !== null && !isValidUid(meta.sopClassUid)) throw new CxrError('E_MALFORMED', 'SOPClassUID is not a UID');
   return { study: meta.studyInstanceUid!, series: meta.seriesInstanceUid!, sop: meta.sopInstanceUid! };
 }
 
-/** The same SOP Instance UID with different bytes is a different object claiming an existing identity. */
-function sameContentOrConflict(existing: StudyRow, sha256: string): StudyRow {
+/**
+ * A re-post of a known SOP Instance UID. From its own sender with the same bytes it is the
+ * existing study (idempotent retry). From another sender it is refused without a word about
+ * the existing study (a sender sees only its own studies). With other bytes, it is a
+ * different object claiming an existing identity.
+ */
+function sameInstance(existing: StudyRow, sha256: string, submittedBy: string): StudyRow {
+  if (!sentBy(existing, submittedBy)) {
+    throw new CxrError('E_CONFLICT', 'this SOP Instance UID was already received from another sender', { studyId: existing.id });
+  }
   if (existing.sha256 !== sha256) {
     throw new CxrError('E_CONFLICT', `SOP Instance ${existing.sopInstanceUid} was already received with different content`, { studyId: existing.id });
   }

@@ -8,7 +8,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { routes } from '../../src/api/app.js';
 import { ROLES, type Role } from '../../src/db/entities.js';
-import { startHarness, type Harness } from './harness.js';
+import { startHarness, type Harness } from '../support/api.js';
 
 let h: Harness;
 before(async () => {

@@ -9,13 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openApiDocument, routes } from '../../src/api/app.js';
 import { loadConfig } from '../../src/app/config.js';
-import { hashSecret, verifySecret } from '../../src/api/credentials.js';
+import { hashSecret, verifySecret } from '../../src/service/credentials.js';
 import { toCsv } from '../../src/api/csv.js';
 import { openApiPath } from '../../src/api/openapi.js';
 import { verifyToken, signToken } from '../../src/api/tokens.js';
 import { DicomStore, sha256Hex } from '../../src/service/dicom-store.js';
 import { pseudonymisePatientId } from '../../src/service/pseudonym.js';
-import { startHarness, study, type Harness } from './harness.js';
+import { startHarness, study, type Harness } from '../support/api.js';
 
 let h: Harness;
 let scratch: string;
@@ -28,11 +28,11 @@ after(async () => {
   await rm(scratch, { recursive: true, force: true });
 });
 
-test('healthz is up; readyz reports the database and the models', async () => {
+test('healthz is up; readyz reports the database, the models and the storage', async () => {
   const live = await h.http.get('/healthz');
   assert.deepEqual([live.status, live.body], [200, { status: 'ok' }]);
   const ready = await h.http.get('/readyz');
-  assert.deepEqual([ready.status, ready.body], [200, { status: 'ready', checks: { database: 'ok', models: 'ok' } }]);
+  assert.deepEqual([ready.status, ready.body], [200, { status: 'ready', checks: { database: 'ok', models: 'ok', storage: 'ok' } }]);
 });
 
 test('metrics expose request counts and latencies, studies by outcome, queue depth and inference time', async () => {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { splitMultipart, parseContentType } from '../../src/api/multipart.js';
 import { FAILURE_REASON } from '../../src/api/routes/stow.js';
 import { readMetadata } from '../../src/dicom/index.js';
-import { startHarness, study, waitScored, type Harness } from './harness.js';
+import { startHarness, study, waitScored, type Harness } from '../support/api.js';
 
 let h: Harness;
 let ws: string;
@@ -59,14 +59,22 @@ test('three good instances and a bad one: 202, three referenced, one failed with
     stored.map(uid),
     good.map((b) => readMetadata(b).sopInstanceUid),
   );
-  for (const item of stored) {
+  for (const [k, item] of stored.entries()) {
     assert.equal(item['00081150'].Value?.[0], '1.2.840.10008.5.1.4.1.1.1');
-    assert.match(String(item['00081190'].Value?.[0]), /^\/v1\/studies\/[0-9a-f-]{36}$/);
+    // RetrieveURL is the instance's WADO-RS URL
+    const m = readMetadata(good[k]);
+    assert.match(
+      String(item['00081190'].Value?.[0]),
+      new RegExp(`^http://127\\.0\\.0\\.1:\\d+/dicomweb/studies/${m.studyInstanceUid}/series/${m.seriesInstanceUid}/instances/${m.sopInstanceUid}$`),
+    );
   }
   assert.equal(failed.length, 1);
   assert.deepEqual(failed[0]['00081197'], { vr: 'US', Value: [FAILURE_REASON.cannotUnderstand] });
   assert.match(String(failed[0]['00000902'].Value?.[0]), /^E_NOT_DICOM/);
-  for (const item of stored) await waitScored(h, String(item['00081190'].Value?.[0]).split('/').pop()!);
+  for (const item of stored) {
+    const [row] = await h.db.ds.query('SELECT id FROM studies WHERE sop_instance_uid = $1', [uid(item)]);
+    await waitScored(h, row.id);
+  }
   const rows: { n: number }[] = await h.db.ds.query(
     `SELECT count(*)::int AS n FROM predictions p JOIN studies s ON s.id = p.study_id WHERE s.submitted_by = 'ws-stow'`,
   );
@@ -138,4 +146,61 @@ test('wrong media types are 415, broken framing 400, and a non-workstation 403',
     .set('Content-Type', 'multipart/related; type="application/dicom"; boundary=x')
     .send('--x--');
   assert.equal(clin.status, 403);
+});
+
+test('WADO-RS returns a stored instance byte for byte at its RetrieveURL; another sender gets 404', async () => {
+  const bytes = study(231);
+  const res = await stow(related([{ body: bytes }]));
+  assert.equal(res.status, 200);
+  const url = new URL(String((res.body['00081199'].Value as Item[])[0]['00081190'].Value?.[0]));
+  const m = readMetadata(bytes);
+  assert.equal(res.body['00081190'].Value[0], `${url.origin}/dicomweb/studies/${m.studyInstanceUid}`);
+  const got = await h.http
+    .get(url.pathname)
+    .set('Authorization', ws)
+    .buffer(true)
+    .parse((r, cb) => {
+      const chunks: Buffer[] = [];
+      r.on('data', (c: Buffer) => chunks.push(c));
+      r.on('end', () => cb(null, Buffer.concat(chunks)));
+    });
+  assert.equal(got.status, 200);
+  const ct = parseContentType(got.headers['content-type']);
+  assert.equal(ct?.type, 'multipart/related');
+  const parts = splitMultipart(got.body as Buffer, ct!.params.get('boundary')!);
+  assert.equal(parts.length, 1);
+  assert.ok(parts[0].body.equals(bytes));
+  const other = await h.http.get(url.pathname).set('Authorization', `Bearer ${h.token('workstation', 'ws-other')}`);
+  assert.equal(other.status, 404);
+});
+
+test('STOW-RS to /dicomweb/studies/{uid} refuses an instance of another study; HTTP Basic with a client id and secret is accepted', async () => {
+  const { createClient } = await import('../../src/service/clients.js');
+  const { secret } = await createClient(h.db.ds, { id: 'pacs-fwd', role: 'workstation', description: '', createdBy: 'test' }, async () => {});
+  const basic = `Basic ${Buffer.from(`pacs-fwd:${secret}`).toString('base64')}`;
+  const mine = study(232);
+  const other = study(233);
+  const target = readMetadata(mine).studyInstanceUid;
+  const res = await h.http
+    .post(`/dicomweb/studies/${target}`)
+    .set('Authorization', basic)
+    .set('Content-Type', `multipart/related; type="application/dicom"; boundary=${BOUNDARY}`)
+    .send(related([{ body: mine }, { body: other }]));
+  assert.equal(res.status, 202);
+  assert.deepEqual((res.body['00081199'].Value as Item[]).map(uid), [readMetadata(mine).sopInstanceUid]);
+  const failed = res.body['00081198'].Value as Item[];
+  assert.deepEqual(failed.map(uid), [readMetadata(other).sopInstanceUid]);
+  assert.match(String(failed[0]['00000902'].Value?.[0]), /^E_BAD_REQUEST/);
+  const [row] = await h.db.ds.query('SELECT submitted_by FROM studies WHERE sop_instance_uid = $1', [readMetadata(mine).sopInstanceUid]);
+  assert.equal(row.submitted_by, 'pacs-fwd');
+  const wrong = await h.http
+    .post('/dicomweb/studies')
+    .set('Authorization', `Basic ${Buffer.from('pacs-fwd:nope').toString('base64')}`)
+    .set('Content-Type', `multipart/related; type="application/dicom"; boundary=${BOUNDARY}`)
+    .send(related([{ body: study(234) }]));
+  assert.equal(wrong.status, 401);
+  assert.match(String(wrong.headers['www-authenticate']), /Basic/);
+  // Basic is for DICOMweb routes only
+  const elsewhere = await h.http.get('/v1/worklist').set('Authorization', basic);
+  assert.equal(elsewhere.status, 401);
 });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { encodeDicom, newUid } from '../../src/dicom/index.js';
 import { pseudonymisePatientId } from '../../src/service/pseudonym.js';
-import { startHarness, study, waitScored, type Harness } from './harness.js';
+import { startHarness, study, waitScored, type Harness } from '../support/api.js';
 
 let h: Harness;
 let ws: string;

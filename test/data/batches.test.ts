@@ -6,7 +6,7 @@ import { writeSynthDataset } from '../../src/data/synth-dataset.js';
 import { loadDataset, type Dataset } from '../../src/data/dataset.js';
 import { batches, createBatchSource, weightedEpochOrder, type DataBatch } from '../../src/data/batches.js';
 import { isCxrError } from '../../src/errors.js';
-import { pngDataset, tempDir } from './helpers.js';
+import { pngDataset, tempDir } from '../support/data.js';
 
 let root: string;
 let ds: Dataset;

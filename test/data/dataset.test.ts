@@ -6,7 +6,7 @@ import { parseCsv, csvLine } from '../../src/data/csv.js';
 import { loadDataset, readSample, describeItems } from '../../src/data/dataset.js';
 import { datasetHash } from '../../src/data/hash.js';
 import { isCxrError } from '../../src/errors.js';
-import { pngDataset, writePng } from './helpers.js';
+import { pngDataset, writePng } from '../support/data.js';
 
 const NIH = resolve('..', 'shared', 'data', 'nih-cxr8-pneumonia');
 const haveNih = existsSync(join(NIH, 'labels.csv'));

@@ -4,7 +4,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeSynthDataset } from '../../src/data/synth-dataset.js';
-import { tempDir } from './helpers.js';
+import { tempDir } from '../support/data.js';
 
 const hasDciodvfy = spawnSync('sh', ['-c', 'command -v dciodvfy']).status === 0;
 

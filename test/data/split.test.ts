@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { loadDataset } from '../../src/data/dataset.js';
 import { readSplit, splitByPatient, writeSplit, SPLIT_NAMES, type SplitInput } from '../../src/data/split.js';
 import { rngFor } from '../../src/data/rng.js';
-import { tempDir } from './helpers.js';
+import { tempDir } from '../support/data.js';
 
 const NIH = resolve('..', 'shared', 'data', 'nih-cxr8-pneumonia');
 const haveNih = existsSync(join(NIH, 'labels.csv'));

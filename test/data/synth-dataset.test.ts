@@ -8,7 +8,7 @@ import { writeSynthDataset } from '../../src/data/synth-dataset.js';
 import { loadDataset, readSample } from '../../src/data/dataset.js';
 import { datasetHash } from '../../src/data/hash.js';
 import { parseCsv } from '../../src/data/csv.js';
-import { tempDir } from './helpers.js';
+import { tempDir } from '../support/data.js';
 
 const opts = { count: 5, seed: 17, sizeMin: 96, sizeMax: 140, workSize: 96 };
 

@@ -3,7 +3,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { appendAudit, canonicalJson, chainHash, GENESIS_HASH, listAudit, verifyAuditChain, type AuditContent } from '../../src/db/audit.js';
-import { createTestDatabase, type TestDatabase } from './test-database.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 let db: TestDatabase;
 before(async () => {

@@ -3,7 +3,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createDataSource, openDatabase } from '../../src/db/data-source.js';
 import { entities } from '../../src/db/entities.js';
-import { createTestDatabase, type TestDatabase } from './test-database.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 /** TypeORM column type → PostgreSQL's udt_name */
 const PG_TYPE: Record<string, string> = {
@@ -16,6 +16,7 @@ const PG_TYPE: Record<string, string> = {
   uuid: 'uuid',
   jsonb: 'jsonb',
   timestamptz: 'timestamptz',
+  date: 'date',
 };
 
 let db: TestDatabase;

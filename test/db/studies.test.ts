@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { registerModel } from '../../src/db/models.js';
 import { listPredictions } from '../../src/db/predictions.js';
 import { addReview, insertStudyOnce, recordFailure, recordPrediction, worklist, type NewPrediction, type WorklistKey } from '../../src/db/studies.js';
-import { createTestDatabase, type TestDatabase } from './test-database.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 let db: TestDatabase;
 let segId: number;

@@ -13,7 +13,7 @@ import { decodeModality, readMetadata, readWindowed } from '../../src/dicom/inde
 import { TRANSFER_SYNTAX } from '../../src/dicom/uids.js';
 import { CxrError } from '../../src/errors.js';
 import { COMPRESSED, writeNativeFixtures } from '../../fixtures/dicom/make-fixtures.js';
-import { runTool, scratchDir } from './helpers.js';
+import { runTool, scratchDir } from '../support/dicom.js';
 
 const FIXTURES = fileURLToPath(new URL('../../fixtures/dicom/', import.meta.url));
 const fixture = (stem: string) => new Uint8Array(readFileSync(join(FIXTURES, `${stem}.dcm`)));

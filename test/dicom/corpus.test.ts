@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { decodeModality } from '../../src/dicom/index.js';
 import { TRANSFER_SYNTAX } from '../../src/dicom/uids.js';
 import { CxrError } from '../../src/errors.js';
-import { PYDICOM_CORPUS, PYTHON, runTool, scratchDir } from './helpers.js';
+import { PYDICOM_CORPUS, PYTHON, runTool, scratchDir } from '../support/dicom.js';
 
 const DUMP_SCRIPT = fileURLToPath(new URL('./pydicom_dump.py', import.meta.url));
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { encodeDicom, newUid, readWindowed, type ImageToWrite, type WindowPolicy, type WriteSyntax } from '../../src/dicom/index.js';
 import { encodeGray8Png } from '../../src/cli/commands/render.js';
-import { readPgm, runTool, scratchDir } from './helpers.js';
+import { readPgm, runTool, scratchDir } from '../support/dicom.js';
 
 const W = 48;
 const H = 40;

@@ -147,6 +147,8 @@ function meta(overrides: Partial<DicomMetadata> = {}): DicomMetadata {
     sopInstanceUid: null,
     sopClassUid: null,
     patientId: null,
+    accessionNumber: null,
+    studyDate: null,
     modality: 'CR',
     viewPosition: null,
     bodyPartExamined: null,

@@ -5,7 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { applyWindow, decodeModality, readMetadata } from '../../src/dicom/index.js';
 import { CxrError } from '../../src/errors.js';
-import { rng } from './helpers.js';
+import { rng } from '../support/dicom.js';
 
 interface Source {
   name: string;

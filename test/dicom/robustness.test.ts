@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { encodeDicom } from '../../src/dicom/index.js';
 import { sources as fixtureSources } from '../../fixtures/dicom/make-fixtures.js';
-import { PYDICOM_CORPUS } from './helpers.js';
+import { PYDICOM_CORPUS } from '../support/dicom.js';
 import type { RobustnessSummary } from './robustness-worker.js';
 
 const FIXTURES = fileURLToPath(new URL('../../fixtures/dicom/', import.meta.url));

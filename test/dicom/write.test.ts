@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import dicomParser from 'dicom-parser';
 import { decodeModality, encodeDicom, newUid, readMetadata, type ImageToWrite, type WriteSyntax } from '../../src/dicom/index.js';
 import { CxrError } from '../../src/errors.js';
-import { PYTHON, runTool, scratchDir } from './helpers.js';
+import { PYTHON, runTool, scratchDir } from '../support/dicom.js';
 
 const SYNTAXES: WriteSyntax[] = ['explicit-le', 'implicit-le', 'explicit-be', 'deflated-explicit-le'];
 const MODALITIES = ['CR', 'DX', 'CT', 'OT'] as const;

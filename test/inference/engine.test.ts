@@ -9,13 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
-import { createRandomModels } from '../../bench/latency-models.js';
-import { chestDicom } from '../../bench/latency-dicom.js';
+import { createRandomModels } from '../../src/ml/random-models.js';
+import { chestDicom } from '../../src/data/simple-chest-dicom.js';
 import { loadEngine, type OnnxTriageEngine } from '../../src/inference/engine.js';
 import { classActivationMap } from '../../src/inference/cam.js';
 import { loadModel } from '../../src/ml/model-io.js';
 import { featuresModel, HEAD_LAYER } from '../../src/ml/densenet.js';
-import { readManifest } from '../../src/ml/manifest.js';
+import { readManifest } from '../../src/ml/model-store/index.js';
 import { CxrError } from '../../src/errors.js';
 import { sessionOptions } from '../../src/inference/session.js';
 
@@ -58,7 +58,7 @@ test('a study gets a well-formed report: 4 TTA views in one run, decision at the
     assert.equal(typeof report.timingsMs[stage], 'number', stage);
   }
   const segManifest = await readManifest(dirs.segmenter);
-  assert.deepEqual(report.models.segmenter, { name: 'segmenter', version: 'random-small', sha256: segManifest.files['model.onnx'] });
+  assert.deepEqual(report.models.segmenter, { name: 'segmenter', version: 'random-small', sha256: segManifest.files['model.onnx'], precision: 'float' });
   assert.equal(report.models.classifier.version, 'random-small');
   assert.equal(report.cam!.values.length, report.cam!.width * report.cam!.height);
   assert.ok(report.cam!.values.every((v) => v >= 0 && v <= 1));

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { buildDenseNet121SE, featuresModel, FEATURES_LAYER, HEAD_LAYER } from '../../src/ml/densenet.js';
-import { paramCounts, setupBackend } from './helpers.js';
+import { paramCounts, setupBackend } from '../support/ml.js';
 
 await setupBackend();
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { diceBceLoss, focalLoss, l2Penalty } from '../../src/ml/losses.js';
-import { closeTo, setupBackend } from './helpers.js';
+import { closeTo, setupBackend } from '../support/ml.js';
 
 await setupBackend();
 

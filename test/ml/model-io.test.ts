@@ -9,7 +9,7 @@ import { buildUNet } from '../../src/ml/unet.js';
 import { loadModel, saveModel } from '../../src/ml/model-io.js';
 import { float16BitsToFloat32, float32ToFloat16Bits } from '../../src/ml/float16.js';
 import { CxrError } from '../../src/errors.js';
-import { setupBackend } from './helpers.js';
+import { setupBackend } from '../support/ml.js';
 
 await setupBackend();
 

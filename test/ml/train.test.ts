@@ -6,17 +6,18 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { ArraySource, type Sample } from '../../src/ml/train/array-source.js';
 import { defaultConfig, type TrainConfig } from '../../src/ml/train/config.js';
-import { aucBySource, copyWeights, train, type EpochRecord } from '../../src/ml/train/loop.js';
+import { aucBySource, copyWeights, train } from '../../src/ml/train/loop.js';
+import type { EpochRecord } from '../../src/ml/train/types.js';
 import { buildModel, validateConfig } from '../../src/ml/train/config.js';
 import { finalizeVersion } from '../../src/ml/train/finalize.js';
 import { mulberry32 } from '../../src/ml/train/rng.js';
 import { capItems, sourceSamplingWeights } from '../../src/ml/train/dataset-source.js';
 import type { DatasetItem } from '../../src/data/dataset.js';
 import { cosineDecay } from '../../src/ml/train/schedule.js';
-import { readManifest, verifyManifest } from '../../src/ml/manifest.js';
+import { readManifest, verifyManifest } from '../../src/ml/model-store/index.js';
 import { loadModel } from '../../src/ml/model-io.js';
 import { CxrError } from '../../src/errors.js';
-import { setupBackend } from './helpers.js';
+import { setupBackend } from '../support/ml.js';
 
 await setupBackend();
 
@@ -152,7 +153,7 @@ test('classifier run ends in a version folder with a calibrated threshold and a 
     data,
     outDir: join(tmp, 'models', 'classifier'),
     version: 'v-test',
-    training: { dataDir: 'in-memory', dataHash: 'test', dataSize: 32, split: { train: 16, validation: 8, test: 8 } },
+    training: { data: { root: 'external', path: 'in-memory' }, dataHash: 'test', dataSize: 32, split: { train: 16, validation: 8, test: 8 } },
     now: new Date('2025-02-03T04:05:06Z'),
   });
   result.model.dispose();

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { buildUNet } from '../../src/ml/unet.js';
-import { paramCounts, setupBackend } from './helpers.js';
+import { paramCounts, setupBackend } from '../support/ml.js';
 
 await setupBackend();
 

@@ -1,15 +1,15 @@
 /** Administration: API clients, users, and which model versions serve. */
 import { isRole, ROLES } from '../../db/entities.js';
 import { listModels } from '../../db/models.js';
-import { disableUser, findClient, findUser, insertClient, insertUser, listClients, listUsers, revokeClient } from '../../db/principals.js';
+import { disableUser, findUser, insertUser, listClients, listUsers } from '../../db/principals.js';
 import { CxrError } from '../../errors.js';
-import { generateSecret, hashSecret } from '../credentials.js';
+import { CLIENT_ID_PATTERN, CLIENT_ID_SHAPE, createClient as createApiClient, revokeActiveClient } from '../../service/clients.js';
+import { generateSecret, hashSecret } from '../../service/credentials.js';
 import { readJsonObject } from '../http.js';
 import { json, ref } from '../openapi-types.js';
 import { principalOf, type Ctx, type RouteDef } from '../route.js';
 import { clientView, modelView, userView } from '../views.js';
 
-const CLIENT_ID = /^[A-Za-z0-9._-]{3,64}$/;
 const USER_ID = /^[A-Za-z0-9._@-]{3,64}$/;
 const errs = {
   '400': { description: 'Invalid body', content: json(ref('Error')) },
@@ -54,19 +54,14 @@ export const createClient: RouteDef = {
   async handle(c) {
     const body = await readJsonObject(c.req);
     const id = str(body, 'id', 64, true)!;
-    if (!CLIENT_ID.test(id)) throw new CxrError('E_BAD_REQUEST', 'id must be 3-64 characters of A-Z a-z 0-9 . _ -');
+    if (!CLIENT_ID_PATTERN.test(id)) throw new CxrError('E_BAD_REQUEST', `id must be ${CLIENT_ID_SHAPE}`);
     const role = roleOf(body);
     const description = str(body, 'description', 500, false) ?? '';
-    const secret = generateSecret();
-    const secretHash = await hashSecret(secret);
-    const created = await c.deps.ds.transaction(async (m) => {
-      const ok = await insertClient(m, { id, role, secretHash, description, createdBy: principalOf(c).sub });
-      if (ok) await c.auditIn(m, { action: 'admin.client.create', studyId: null, outcome: 'ok', detail: { clientId: id, clientRole: role, status: 201 } });
-      return ok;
-    });
-    if (!created) throw new CxrError('E_CONFLICT', `client id '${id}' is taken (revoked ids are not reused)`);
-    const row = (await findClient(c.deps.ds, id))!;
-    return { status: 201, json: { ...clientView(row), secret }, headers: { 'Cache-Control': 'no-store' } };
+    const aeTitle = body.aeTitle === null ? undefined : str(body, 'aeTitle', 64, false);
+    const { client, secret } = await createApiClient(c.deps.ds, { id, role, description, createdBy: principalOf(c).sub, aeTitle }, (m, detail) =>
+      c.auditIn(m, { action: 'admin.client.create', studyId: null, outcome: 'ok', detail: { ...detail, status: 201 } }),
+    );
+    return { status: 201, json: { ...clientView(client), secret }, headers: { 'Cache-Control': 'no-store' } };
   },
 };
 
@@ -97,9 +92,9 @@ export const deleteClient: RouteDef = {
     responses: { '204': { description: 'Revoked' }, '404': { description: 'No active client with this id', content: json(ref('Error')) } },
   },
   async handle(c) {
-    const id = pathId(c, CLIENT_ID);
+    const id = pathId(c, CLIENT_ID_PATTERN);
     c.detail = { clientId: id };
-    if (!(await revokeClient(c.deps.ds, id))) throw new CxrError('E_NOT_FOUND', `no active client '${id}'`);
+    await revokeActiveClient(c.deps.ds, id);
     return { status: 204 };
   },
 };

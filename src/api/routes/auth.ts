@@ -2,8 +2,9 @@
 import { appendAudit } from '../../db/audit.js';
 import { findActiveClient, findActiveUser } from '../../db/principals.js';
 import { CxrError } from '../../errors.js';
-import { DUMMY_HASH_PROMISE, verifySecret } from '../credentials.js';
+import { DUMMY_HASH_PROMISE, verifySecret } from '../../service/credentials.js';
 import { readBody, requireMediaType, type Reply } from '../http.js';
+import { checkJson, decodeComponent, parseJson } from '../input.js';
 import { json, ref } from '../openapi-types.js';
 import type { RouteDef } from '../route.js';
 import { signToken, type Principal } from '../tokens.js';
@@ -13,25 +14,23 @@ async function readCredentials(c: Parameters<RouteDef['handle']>[0]): Promise<Re
   const raw = (await readBody(c.req, 8 * 1024)).toString('utf8');
   let fields: Record<string, unknown>;
   if (t === 'application/json') {
-    try {
-      fields = JSON.parse(raw) as Record<string, unknown>;
-    } catch {
-      throw new CxrError('E_BAD_REQUEST', 'request body is not valid JSON');
-    }
-    if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) throw new CxrError('E_BAD_REQUEST', 'request body must be a JSON object');
+    const v = parseJson(raw);
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new CxrError('E_BAD_REQUEST', 'request body must be a JSON object');
+    fields = v as Record<string, unknown>;
   } else {
     fields = Object.fromEntries(new URLSearchParams(raw));
+    checkJson(fields, 'form body');
   }
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(fields)) if (typeof v === 'string') out[k] = v;
-  // OAuth 2 client_secret_basic: client id and secret in an HTTP Basic header.
+  // OAuth 2 client_secret_basic: client id and secret in an HTTP Basic header, form-urlencoded (RFC 6749 2.3.1).
   const basic = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(c.req.headers.authorization ?? '');
   if (basic) {
     const decoded = Buffer.from(basic[1], 'base64').toString('utf8');
     const i = decoded.indexOf(':');
     if (i > 0) {
-      out.client_id ??= decodeURIComponent(decoded.slice(0, i));
-      out.client_secret ??= decodeURIComponent(decoded.slice(i + 1));
+      out.client_id ??= decodeComponent(decoded.slice(0, i), 'the HTTP Basic client id');
+      out.client_secret ??= decodeComponent(decoded.slice(i + 1), 'the HTTP Basic client secret');
     }
   }
   return out;

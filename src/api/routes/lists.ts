@@ -6,6 +6,7 @@ import { listPredictions, type PredictionFilters, type PredictionRecord } from '
 import { worklist, type WorklistKey } from '../../db/studies.js';
 import { toCsv } from '../csv.js';
 import { decodeCursor, encodeCursor, Query, type Reply } from '../http.js';
+import { isSeqText } from '../input.js';
 import { json, ref, type ParamDoc } from '../openapi-types.js';
 import type { RouteDef } from '../route.js';
 import { modelView, studyLinks } from '../views.js';
@@ -17,15 +18,7 @@ const badRequest = { '400': { description: 'Invalid query parameter or cursor', 
 
 function isWorklistKey(v: unknown): v is WorklistKey {
   const k = v as WorklistKey;
-  return (
-    typeof v === 'object' &&
-    v !== null &&
-    typeof k.flagged === 'boolean' &&
-    typeof k.rank === 'number' &&
-    Number.isFinite(k.rank) &&
-    typeof k.seq === 'string' &&
-    /^\d{1,19}$/.test(k.seq)
-  );
+  return typeof v === 'object' && v !== null && typeof k.flagged === 'boolean' && typeof k.rank === 'number' && Number.isFinite(k.rank) && isSeqText(k.seq);
 }
 
 export const getWorklist: RouteDef = {
@@ -108,8 +101,6 @@ function definedOnly(o: object): Record<string, unknown> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
 }
 
-const isSeq = (v: unknown): v is string => typeof v === 'string' && /^\d{1,19}$/.test(v);
-
 export const getPredictions: RouteDef = {
   method: 'get',
   path: '/v1/predictions',
@@ -126,7 +117,7 @@ export const getPredictions: RouteDef = {
     const q = new Query(c.req.query);
     const limit = q.int('limit', 50, 1, 200);
     const f = predictionFilters(q);
-    const before = decodeCursor(q.string('cursor', 200), isSeq);
+    const before = decodeCursor(q.string('cursor', 200), isSeqText);
     const rows = await listPredictions(c.deps.ds, f, before, limit + 1);
     const page = rows.slice(0, limit);
     c.detail = {
@@ -196,7 +187,13 @@ export const getPredictionsCsv: RouteDef = {
     }
     const truncated = rows.length > CSV_MAX_ROWS;
     const out = rows.slice(0, CSV_MAX_ROWS);
-    c.detail = { count: out.length, truncated, filters: definedOnly({ ...f, from: f.from?.toISOString(), to: f.to?.toISOString() }) };
+    // which studies were exported is part of the access record, as for the JSON pages
+    c.detail = {
+      count: out.length,
+      studyIds: out.map((r) => r.studyId),
+      truncated,
+      filters: definedOnly({ ...f, from: f.from?.toISOString(), to: f.to?.toISOString() }),
+    };
     return {
       status: 200,
       body: toCsv(CSV_COLUMNS, out),
@@ -249,7 +246,7 @@ export const getAudit: RouteDef = {
     const q = new Query(c.req.query);
     const limit = q.int('limit', 100, 1, 1000);
     const res = await listAudit(c.deps.ds, {
-      after: decodeCursor(q.string('cursor', 200), isSeq) ?? undefined,
+      after: decodeCursor(q.string('cursor', 200), isSeqText) ?? undefined,
       limit,
       studyId: q.uuid('studyId'),
       actor: q.string('actor'),

@@ -19,7 +19,7 @@ export const readyz: RouteDef = {
   doc: {
     summary: 'Readiness',
     tags: ['operations'],
-    description: 'Ready when the database answers and the models are loaded.',
+    description: 'Ready when the database answers, the models are loaded and the data directory has room.',
     responses: {
       '200': { description: 'Ready', content: json(ref('Readiness')) },
       '503': { description: 'Not ready', content: json(ref('Readiness')) },
@@ -33,8 +33,10 @@ export const readyz: RouteDef = {
       database = 'unavailable';
     }
     const models = c.deps.modelsReady() ? 'ok' : 'not_loaded';
-    const ready = database === 'ok' && models === 'ok';
-    return { status: ready ? 200 : 503, json: { status: ready ? 'ready' : 'not_ready', checks: { database, models } } };
+    // while the data directory is full, a load balancer should send studies elsewhere
+    const storage = c.deps.storage?.full ? 'full' : 'ok';
+    const ready = database === 'ok' && models === 'ok' && storage === 'ok';
+    return { status: ready ? 200 : 503, json: { status: ready ? 'ready' : 'not_ready', checks: { database, models, storage } } };
   },
 };
 

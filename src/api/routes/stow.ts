@@ -8,6 +8,7 @@ import { readBody, type Reply } from '../http.js';
 import { parseContentType, splitMultipart } from '../multipart.js';
 import { json, ref } from '../openapi-types.js';
 import { principalOf, type RouteDef } from '../route.js';
+import { STORAGE_RETRY_AFTER_S } from '../../service/storage.js';
 
 /** Failure Reason (0008,1197) values, PS3.18 table 10.5.3-2 and PS3.4 annex C. */
 export const FAILURE_REASON = {
@@ -21,6 +22,7 @@ export const FAILURE_REASON = {
 export function failureReasonFor(code: ErrorCode): number {
   switch (code) {
     case 'E_QUEUE_FULL':
+    case 'E_STORAGE_FULL':
       return FAILURE_REASON.outOfResources;
     case 'E_CONFLICT':
       return FAILURE_REASON.duplicateSopInstance;
@@ -36,14 +38,18 @@ export function failureReasonFor(code: ErrorCode): number {
 
 type DicomJsonItem = Record<string, { vr: string; Value?: unknown[] }>;
 
-function uidsOf(bytes: Uint8Array): { sopClass: string | null; sopInstance: string | null } {
-  try {
-    const m = readMetadata(bytes);
-    return { sopClass: m.sopClassUid, sopInstance: m.sopInstanceUid };
-  } catch {
-    return { sopClass: null, sopInstance: null };
-  }
+/**
+ * Instances per STOW-RS request: a chest study is a handful of images; a request of
+ * thousands of tiny parts is refused whole (413), before any is stored or audited.
+ */
+export const MAX_PARTS_PER_REQUEST = 256;
+
+/** The media type a part or the `type` parameter names, without its own parameters (transfer-syntax). */
+function essence(v: string | undefined): string | undefined {
+  return v?.split(';')[0].trim().toLowerCase();
 }
+
+const uidOf = (e: CxrError, key: string): string | null => (typeof e.details?.[key] === 'string' ? (e.details[key] as string) : null);
 
 function refItem(sopClass: string | null, sopInstance: string | null): DicomJsonItem {
   const item: DicomJsonItem = {};
@@ -52,11 +58,40 @@ function refItem(sopClass: string | null, sopInstance: string | null): DicomJson
   return item;
 }
 
+/** The WADO-RS URL of a stored instance (or of its study), absolute on the host the request came to. */
+export function wadoUrl(base: string, study: string, series?: string, sop?: string): string {
+  let url = `${base}/dicomweb/studies/${study}`;
+  if (series && sop) url += `/series/${series}/instances/${sop}`;
+  return url;
+}
+
+function baseUrl(req: { protocol: string; get(name: string): string | undefined }): string {
+  return `${req.protocol}://${req.get('host') ?? 'localhost'}`;
+}
+
+/** STOW-RS to /dicomweb/studies/{uid}: every instance must belong to that study (PS3.18 10.5.1). */
+function checkTargetStudy(bytes: Uint8Array, target: string): void {
+  let meta: ReturnType<typeof readMetadata>;
+  try {
+    meta = readMetadata(bytes);
+  } catch {
+    return; // unreadable: accept() refuses it with its own code
+  }
+  const uid = meta.studyInstanceUid;
+  if (uid !== target) {
+    throw new CxrError('E_BAD_REQUEST', `the instance belongs to study ${uid ?? '(none)'}, not the study ${target} of the request URL`, {
+      sopInstanceUid: meta.sopInstanceUid,
+      sopClassUid: meta.sopClassUid,
+    });
+  }
+}
+
 export const stow: RouteDef = {
   method: 'post',
   path: '/dicomweb/studies',
   roles: ['workstation'],
   audit: 'study.create',
+  basicAuth: true,
   doc: {
     summary: 'Store instances (STOW-RS)',
     tags: ['dicomweb'],
@@ -73,31 +108,43 @@ export const stow: RouteDef = {
       '202': { description: 'Some instances stored, some refused', content: { 'application/dicom+json': { schema: ref('DicomJson') } } },
       '400': { description: 'Broken multipart framing', content: json(ref('Error')) },
       '409': { description: 'No instance stored', content: { 'application/dicom+json': { schema: ref('DicomJson') } } },
-      '413': { description: 'Body larger than CXR_MAX_BODY_MB', content: json(ref('Error')) },
+      '413': { description: `Body larger than CXR_MAX_BODY_MB, or more than ${MAX_PARTS_PER_REQUEST} parts`, content: json(ref('Error')) },
       '415': { description: 'Not multipart/related; type="application/dicom"', content: json(ref('Error')) },
       '503': { description: 'Nothing stored because the inference queue is full', content: { 'application/dicom+json': { schema: ref('DicomJson') } } },
+      '507': {
+        description: 'Nothing stored because the data directory is full (E_STORAGE_FULL); retry after the Retry-After delay',
+        content: { 'application/dicom+json': { schema: ref('DicomJson') } },
+      },
     },
   },
   async handle(c): Promise<Reply> {
     const ct = parseContentType(c.req.headers['content-type']);
-    if (!ct || ct.type !== 'multipart/related' || (ct.params.get('type') ?? '').toLowerCase() !== 'application/dicom') {
+    // Liberal in what real clients send: `type` quoted or not, with a transfer-syntax of its own, or absent.
+    const type = essence(ct?.params.get('type')) ?? 'application/dicom';
+    if (!ct || ct.type !== 'multipart/related' || type !== 'application/dicom') {
       throw new CxrError('E_UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be multipart/related; type="application/dicom"');
     }
     const boundary = ct.params.get('boundary');
     if (!boundary) throw new CxrError('E_BAD_REQUEST', 'multipart/related needs a boundary parameter');
-    const parts = splitMultipart(await readBody(c.req, c.deps.config.maxBodyBytes), boundary);
+    const parts = splitMultipart(await readBody(c.req, c.deps.config.maxBodyBytes), boundary, MAX_PARTS_PER_REQUEST);
     if (parts.length === 0) throw new CxrError('E_BAD_REQUEST', 'the request holds no instances');
     const stored: DicomJsonItem[] = [];
     const failed: DicomJsonItem[] = [];
+    const studies = new Set<string>();
     const failureCodes: ErrorCode[] = [];
     const actor = principalOf(c).sub;
+    const target = typeof c.req.params.study === 'string' ? c.req.params.study : null;
+    const base = baseUrl(c.req);
     for (const [index, part] of parts.entries()) {
-      const partType = parseContentType(part.headers.get('content-type'))?.type ?? 'application/dicom';
+      const partType = essence(part.headers.get('content-type')) ?? 'application/dicom';
       try {
         if (partType !== 'application/dicom') throw new CxrError('E_UNSUPPORTED_MEDIA_TYPE', `part ${index + 1} is ${partType}, not application/dicom`);
+        if (target) checkTargetStudy(part.body, target);
         const res = await c.deps.service.accept(part.body, actor);
         const item = refItem(res.study.sopClassUid, res.study.sopInstanceUid);
-        item['00081190'] = { vr: 'UR', Value: [`/v1/studies/${res.study.id}`] };
+        // RetrieveURL (0008,1190): where WADO-RS returns the instance as stored.
+        item['00081190'] = { vr: 'UR', Value: [wadoUrl(base, res.study.studyInstanceUid, res.study.seriesInstanceUid, res.study.sopInstanceUid)] };
+        studies.add(res.study.studyInstanceUid);
         stored.push(item);
         c.audits.push({
           action: 'study.create',
@@ -107,33 +154,49 @@ export const stow: RouteDef = {
         });
       } catch (e) {
         if (!isCxrError(e)) throw e;
-        const uids = uidsOf(part.body);
-        const item = refItem(uids.sopClass, uids.sopInstance);
+        // the service names the instance when it got that far; the part is never parsed twice
+        const item = refItem(uidOf(e, 'sopClassUid'), uidOf(e, 'sopInstanceUid'));
         item['00081197'] = { vr: 'US', Value: [failureReasonFor(e.code)] };
         // Error Comment (0000,0902) carries our stable code, so a sender can act on it.
         item['00000902'] = { vr: 'LO', Value: [`${e.code}: ${e.message}`.slice(0, 64)] };
         failed.push(item);
         failureCodes.push(e.code);
+        if (e.code === 'E_STORAGE_FULL') c.deps.storage?.noteFull(e);
         c.audits.push({
           action: 'study.create',
           studyId: (e.details?.studyId as string | undefined) ?? null,
           outcome: e.code,
-          detail: { part: index + 1, sopInstanceUid: uids.sopInstance, via: 'stow-rs' },
+          detail: { part: index + 1, sopInstanceUid: uidOf(e, 'sopInstanceUid'), via: 'stow-rs' },
         });
       }
     }
     const body: DicomJsonItem = {};
+    // The study's RetrieveURL when the request stored into exactly one study (the usual case).
+    if (studies.size === 1) body['00081190'] = { vr: 'UR', Value: [wadoUrl(base, [...studies][0])] };
     if (stored.length > 0) body['00081199'] = { vr: 'SQ', Value: stored };
     if (failed.length > 0) body['00081198'] = { vr: 'SQ', Value: failed };
     let status = 200;
     const headers: Record<string, string> = {};
     if (stored.length === 0) {
-      status = failureCodes.every((code) => code === 'E_QUEUE_FULL') ? 503 : 409;
+      const storageFull = failureCodes.every((code) => code === 'E_STORAGE_FULL');
+      status = storageFull ? 507 : failureCodes.every((code) => code === 'E_QUEUE_FULL') ? 503 : 409;
       if (status === 503) headers['Retry-After'] = '5';
+      if (storageFull) headers['Retry-After'] = String(STORAGE_RETRY_AFTER_S);
     } else if (failed.length > 0) {
       status = 202;
     }
     c.detail = { stored: stored.length, failed: failed.length };
-    return { status, json: body, type: 'application/dicom+json', headers };
+    return { status, json: body, type: 'application/dicom+json', headers, code: status >= 400 ? failureCodes[0] : undefined };
+  },
+};
+
+/** STOW-RS into one study: the same as /dicomweb/studies, refusing instances of other studies. */
+export const stowStudy: RouteDef = {
+  ...stow,
+  path: '/dicomweb/studies/:study',
+  doc: {
+    ...stow.doc,
+    summary: 'Store instances of one study (STOW-RS)',
+    description: `${stow.doc.description} An instance of another study than the one in the URL is refused (E_BAD_REQUEST, FailureReason 0xC000).`,
   },
 };

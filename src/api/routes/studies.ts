@@ -1,6 +1,8 @@
 /** Workstations post studies; clinicians read them, their images, and record reviews. */
 import { CxrError } from '../../errors.js';
-import { addReview, findPrediction, findStudy, listReviews } from '../../db/studies.js';
+import { findStudy, listReviews } from '../../db/studies.js';
+import { recordReview, reviewInput } from '../../service/reviews.js';
+import { findVisibleStudy } from '../../service/study-access.js';
 import type { StudyRow } from '../../db/entities.js';
 import { Query, readBody, readJsonObject, requireMediaType, UUID_RE, type Reply } from '../http.js';
 import { readFormFile } from '../multipart.js';
@@ -15,12 +17,11 @@ const idParam = (c: Ctx): string => {
   return c.studyId;
 };
 
-/** A workstation sees only the studies it sent; anyone else with access sees all. */
+/** The study named by the path, when the caller may see it (service/study-access.ts); 404 alike otherwise. */
 async function loadStudy(c: Ctx): Promise<StudyRow> {
   const id = idParam(c);
-  const study = await findStudy(c.deps.ds, id);
-  const p = principalOf(c);
-  if (!study || (p.role === 'workstation' && study.submittedBy !== p.sub)) throw new CxrError('E_NOT_FOUND', `no study ${id}`);
+  const study = await findVisibleStudy(c.deps.ds, id, principalOf(c));
+  if (!study) throw new CxrError('E_NOT_FOUND', `no study ${id}`);
   return study;
 }
 
@@ -47,7 +48,8 @@ export const postStudy: RouteDef = {
     description:
       'One DICOM Part 10 instance, as the whole body (application/dicom) or as the file part of a multipart/form-data upload. ' +
       'The instance is validated (including decoding its pixels), stored durably and queued for inference. Re-posting a known ' +
-      'SOP Instance UID returns the existing study (200) instead of creating a duplicate.',
+      'SOP Instance UID returns the existing study (200) instead of creating a duplicate; an instance another workstation sent ' +
+      'is refused (409) without details of that study.',
     query: [{ name: 'wait', description: 'wait for the report (up to CXR_WAIT_TIMEOUT_S) and return it', schema: { type: 'boolean' } }],
     requestBody: {
       required: true,
@@ -64,11 +66,12 @@ export const postStudy: RouteDef = {
         headers: { Location: { description: 'the study resource', schema: { type: 'string' } } },
       },
       ...errors,
-      '409': { description: 'This SOP Instance UID was received before with different content', content: json(ref('Error')) },
+      '409': { description: 'This SOP Instance UID was received before with different content, or from another sender', content: json(ref('Error')) },
       '413': { description: 'Body larger than CXR_MAX_BODY_MB, or an image too large to decode', content: json(ref('Error')) },
       '415': { description: 'Content-Type is not application/dicom or multipart/form-data', content: json(ref('Error')) },
       '422': { description: 'Not a usable DICOM instance; the code says why (E_NOT_DICOM, E_TRUNCATED, ...)', content: json(ref('Error')) },
       '503': { description: 'Inference queue full; retry after the Retry-After delay', content: json(ref('Error')) },
+      '507': { description: 'The data directory is full (E_STORAGE_FULL); retry after the Retry-After delay', content: json(ref('Error')) },
     },
   },
   async handle(c) {
@@ -169,19 +172,10 @@ export const postReview: RouteDef = {
   },
   async handle(c) {
     const study = await loadStudy(c);
-    const body = await readJsonObject(c.req);
-    const verdict = body.verdict;
-    if (verdict !== 'agree' && verdict !== 'disagree') throw new CxrError('E_BAD_REQUEST', "verdict must be 'agree' or 'disagree'");
-    const note = body.note ?? '';
-    if (typeof note !== 'string' || note.length > 4000) throw new CxrError('E_BAD_REQUEST', 'note must be a string of at most 4000 characters');
-    const prediction = await findPrediction(c.deps.ds, study.id);
-    if (!prediction) throw new CxrError('E_CONFLICT', `study ${study.id} has no prediction to review (status ${study.status})`);
-    const reviewer = principalOf(c).sub;
-    const review = await c.deps.ds.transaction(async (m) => {
-      const r = await addReview(m, { studyId: study.id, predictionId: prediction.id, reviewer, verdict, note });
-      await c.auditIn(m, { action: 'review.create', studyId: study.id, outcome: 'ok', detail: { reviewId: r.id, verdict, status: 201 } });
-      return r;
-    });
+    const input = reviewInput(await readJsonObject(c.req));
+    const review = await recordReview(c.deps.ds, study, principalOf(c).sub, input, (m, r) =>
+      c.auditIn(m, { action: 'review.create', studyId: study.id, outcome: 'ok', detail: { reviewId: r.id, verdict: r.verdict, status: 201 } }),
+    );
     return { status: 201, json: reviewView(review), headers: { Location: `/v1/studies/${study.id}/reviews` } };
   },
 };

@@ -6,6 +6,7 @@ import { CxrError } from '../../errors.js';
 import { encodeRgbPng } from '../../imaging/png.js';
 import { heatmapOverlay, maskOverlay, type RgbImage } from '../../imaging/overlay.js';
 import { loadEngine } from '../../inference/engine.js';
+import { parsePrecision, PRECISION_ENV } from '../../inference/precision.js';
 import { parseProviders } from '../../inference/session.js';
 import type { TriageReport } from '../../inference/types.js';
 import { action, parseInteger, parseNumber } from '../run.js';
@@ -20,6 +21,7 @@ interface AnalyzeCliOptions {
   providers?: string;
   uncertainBound?: string;
   window?: string;
+  precision?: string;
 }
 
 async function writePng(path: string, img: RgbImage): Promise<void> {
@@ -52,9 +54,8 @@ export function formatReport(file: string, r: TriageReport): string {
   lines.push(`  window       ${w.source}${w.center === null ? '' : ` C${w.center}/W${w.width}`} (${w.reason})`);
   lines.push(`  image        ${r.image.width}x${r.image.height}`);
   const m = r.models;
-  lines.push(
-    `  models       segmenter ${m.segmenter.version} (${m.segmenter.sha256.slice(0, 12)}), classifier ${m.classifier.version} (${m.classifier.sha256.slice(0, 12)})`,
-  );
+  const ref = (x: typeof m.segmenter) => `${x.version}${x.precision === 'int8' ? ' int8' : ''} (${x.sha256.slice(0, 12)})`;
+  lines.push(`  models       segmenter ${ref(m.segmenter)}, classifier ${ref(m.classifier)}`);
   lines.push(
     `  timings ms   ${Object.entries(r.timingsMs)
       .map(([k, v]) => `${k} ${v.toFixed(1)}`)
@@ -77,6 +78,7 @@ export function register(program: Command): void {
     .option('--providers <list>', 'execution providers in order, e.g. cuda,cpu (default cpu)')
     .option('--uncertain-bound <s>', 'TTA spread above which a study is uncertain (default 0.1)')
     .option('--window <policy>', 'auto | lung | header | minmax (default auto)')
+    .option('--precision <p>', `auto | float | int8 (default $${PRECISION_ENV} or auto: int8 where its manifest says to serve it)`)
     .action(
       action(async (file: string, opts: AnalyzeCliOptions) => {
         const tta = opts.tta === undefined ? undefined : parseInteger('--tta', opts.tta, 1);
@@ -91,6 +93,7 @@ export function register(program: Command): void {
           threads,
           providers,
           uncertainBound,
+          precision: opts.precision === undefined ? undefined : parsePrecision(opts.precision),
           onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
         });
         try {

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { readInputFile } from '../../dicom/read-file.js';
 import { loadEngine } from '../../inference/engine.js';
+import { parsePrecision, PRECISION_ENV } from '../../inference/precision.js';
 import { parseProviders } from '../../inference/session.js';
 import { action, parseInteger } from '../run.js';
 
@@ -11,6 +12,7 @@ interface LatencyOptions {
   models: string;
   threads: string;
   providers?: string;
+  precision?: string;
   json?: boolean;
 }
 
@@ -48,6 +50,7 @@ export function register(program: Command): void {
     .option('--models <dir>', 'models folder', 'models')
     .option('--threads <n>', 'ONNX Runtime intra-op threads', '2')
     .option('--providers <list>', 'execution providers, e.g. cuda,cpu', 'cpu')
+    .option('--precision <p>', `auto | float | int8 (default $${PRECISION_ENV} or auto)`)
     .option('--json', 'print one JSON line')
     .action(
       action(async (files: string[], opts: LatencyOptions) => {
@@ -57,7 +60,15 @@ export function register(program: Command): void {
         const providers = parseProviders(opts.providers ?? 'cpu');
         for (const f of files) await readInputFile(f); // typed errors before any timing
         const tLoad = performance.now();
-        const engine = await loadEngine({ modelsDir: opts.models, tta, threads, providers, onWarning: (m) => process.stderr.write(`warning: ${m}\n`) });
+        const precision = opts.precision === undefined ? undefined : parsePrecision(opts.precision);
+        const engine = await loadEngine({
+          modelsDir: opts.models,
+          tta,
+          threads,
+          providers,
+          precision,
+          onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+        });
         const loadMs = performance.now() - tLoad;
         try {
           // one untimed pass per file, as the reference does
@@ -91,6 +102,7 @@ export function register(program: Command): void {
             load_ms: round1(loadMs),
             stage_ms_p50: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, round1(median(v))])),
             models: { segmenter: engine.models.segmenter.version, classifier: engine.models.classifier.version },
+            precision: { segmenter: engine.models.segmenter.precision ?? 'float', classifier: engine.models.classifier.precision ?? 'float' },
           };
           if (opts.json) process.stdout.write(`${JSON.stringify(out)}\n`);
           else {

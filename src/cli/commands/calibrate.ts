@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { parseSplitName, SPLIT_NAMES } from '../../data/split.js';
 import { CxrError } from '../../errors.js';
 import { DEFAULT_TTA } from '../../inference/engine.js';
-import { locateModelVersion } from '../../inference/models.js';
+import { locateModelVersion } from '../../ml/model-store/index.js';
 import { parseProviders } from '../../inference/session.js';
 import { action, collect, parseInteger, parseNumber } from '../run.js';
 import { recalibrate } from '../recalibrate.js';
@@ -22,6 +22,7 @@ interface CalibrateCliOptions {
   providers?: string;
   dryRun?: boolean;
   fit: string;
+  version?: string;
 }
 
 const FITS = ['platt', 'temperature', 'none'] as const;
@@ -32,7 +33,8 @@ export function register(program: Command): void {
   program
     .command('calibrate')
     .description(
-      "re-pick the classifier's decision threshold on the probabilities the served pipeline (ONNX Runtime, TTA) gives for a split's images, and write it into the classifier manifest",
+      "re-pick the classifier's decision threshold on the probabilities the served pipeline (ONNX Runtime, TTA) gives for a split's images; " +
+        'writes it as a NEW version <version>-rN beside the calibrated one (derivedFrom names it), which stays untouched and active until you activate the new one',
     )
     .requiredOption('--data <dir>', 'dataset folder: images/, labels.csv (repeat for the sets of a pooled split)', collect, [])
     .requiredOption('--split <csv>', 'split CSV (file,patient_id,label,split) as train writes it')
@@ -45,7 +47,8 @@ export function register(program: Command): void {
     .option('--window <policy>', 'DICOM window policy: auto|lung|header|minmax (default auto)')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default 2)')
     .option('--providers <list>', 'execution providers in order, e.g. cuda,cpu (default cpu)')
-    .option('--dry-run', 'print the new threshold without writing the manifest')
+    .option('--version <name>', 'name of the new version (default: the next <version>-rN)')
+    .option('--dry-run', 'print the new threshold without writing a version')
     .option('--fit <method>', `probability calibration fitted on the same images before the threshold: ${FITS.join('|')} (none removes it)`, 'platt')
     .action(
       action(async (o: CalibrateCliOptions) => {
@@ -69,7 +72,8 @@ export function register(program: Command): void {
           targetRecall,
           views,
           window: o.window,
-          dryRun: o.dryRun,
+          write: o.dryRun ? 'none' : 'derive',
+          version: o.version,
           fit,
         });
         const cal = r.calibration;
@@ -87,8 +91,14 @@ export function register(program: Command): void {
             ? `calibration       ${r.probabilityCalibration.method}: p' = sigmoid(${f4(r.probabilityCalibration.a)} logit(p) + ${f4(r.probabilityCalibration.b)}); ECE ${f4(r.probabilityCalibration.eceBefore)} -> ${f4(r.probabilityCalibration.eceAfter)}`
             : 'calibration       none (threshold on raw probabilities)',
         ];
+        if (r.written) lines.push(`new version       ${r.written.version} (${r.written.dir})`);
         process.stdout.write(`${lines.join('\n')}\n`);
-        process.stderr.write(o.dryRun ? 'dry run: manifest not written\n' : `wrote ${resolve(classifierDir, 'manifest.json')}\n`);
+        for (const w of r.threshold.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
+        process.stderr.write(
+          r.written
+            ? `wrote ${r.written.dir}; ${r.version} is unchanged. Serve the new one with \`cxr-triage models activate classifier ${r.written.version} --models ${o.models}\`\n`
+            : 'dry run: no version written\n',
+        );
       }),
     );
 }

@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../app/config.js';
-import { generateSecret, hashSecret } from '../../api/credentials.js';
 import { openServiceDatabase } from '../../app/database.js';
-import { appendAudit } from '../../db/audit.js';
+import { appendAudit, appendAuditInTransaction } from '../../db/audit.js';
 import { isRole, ROLES } from '../../db/entities.js';
-import { insertClient, listClients, revokeClient } from '../../db/principals.js';
+import { listClients } from '../../db/principals.js';
 import { CxrError } from '../../errors.js';
+import { CLIENT_ID_PATTERN, CLIENT_ID_SHAPE, createClient, revokeActiveClient } from '../../service/clients.js';
 import { action } from '../run.js';
 import { randomUUID } from 'node:crypto';
 import { userInfo } from 'node:os';
@@ -31,32 +31,28 @@ export function register(program: Command): void {
   client
     .command('add')
     .description('create a client and print its generated secret (shown once; only a scrypt hash is stored)')
-    .requiredOption('--id <id>', 'client id, 3-64 characters of A-Z a-z 0-9 . _ -')
+    .requiredOption('--id <id>', `client id, ${CLIENT_ID_SHAPE}`)
     .requiredOption('--role <role>', `one of ${ROLES.join(', ')}`)
     .option('--description <text>', 'what this client is', '')
+    .option('--ae-title <aet>', 'calling AE title this workstation sends DIMSE C-STORE from (1-16 characters; compared upper-case)')
     .action(
-      action(async (opts: { id: string; role: string; description: string }) => {
+      action(async (opts: { id: string; role: string; description: string; aeTitle?: string }) => {
         if (!isRole(opts.role)) throw new CxrError('E_BAD_ARGUMENT', `--role must be one of ${ROLES.join(', ')} (got '${opts.role}')`);
         const role = opts.role;
-        if (!/^[A-Za-z0-9._-]{3,64}$/.test(opts.id)) throw new CxrError('E_BAD_ARGUMENT', '--id must be 3-64 characters of A-Z a-z 0-9 . _ -');
-        const secret = generateSecret();
-        const secretHash = await hashSecret(secret);
-        await withDatabase(async ({ ds }) => {
-          const created = await ds.transaction(async (m) => {
-            const ok = await insertClient(m, { id: opts.id, role, secretHash, description: opts.description, createdBy: operator() });
-            return ok;
-          });
-          if (!created) throw new CxrError('E_CONFLICT', `client id '${opts.id}' is taken (revoked ids are not reused)`);
-          await appendAudit(ds, {
-            actor: operator(),
-            role: 'admin',
-            action: 'admin.client.create',
-            studyId: null,
-            requestId: `cli-${randomUUID()}`,
-            outcome: 'ok',
-            detail: { clientId: opts.id, clientRole: role, via: 'cli' },
-          });
-        });
+        if (!CLIENT_ID_PATTERN.test(opts.id)) throw new CxrError('E_BAD_ARGUMENT', `--id must be ${CLIENT_ID_SHAPE}`);
+        const { secret } = await withDatabase(({ ds }) =>
+          createClient(ds, { id: opts.id, role, description: opts.description, createdBy: operator(), aeTitle: opts.aeTitle }, (m, detail) =>
+            appendAuditInTransaction(m, {
+              actor: operator(),
+              role: 'admin',
+              action: 'admin.client.create',
+              studyId: null,
+              requestId: `cli-${randomUUID()}`,
+              outcome: 'ok',
+              detail: { ...detail, via: 'cli' },
+            }).then(() => undefined),
+          ),
+        );
         process.stderr.write(`client '${opts.id}' (${role}) created; its secret follows and will not be shown again:\n`);
         process.stdout.write(`${secret}\n`);
         process.stderr.write(
@@ -72,7 +68,9 @@ export function register(program: Command): void {
       action(async () => {
         await withDatabase(async ({ ds }) => {
           for (const c of await listClients(ds)) {
-            process.stdout.write(`${JSON.stringify({ id: c.id, role: c.role, description: c.description, createdAt: c.createdAt, revokedAt: c.revokedAt })}\n`);
+            process.stdout.write(
+              `${JSON.stringify({ id: c.id, role: c.role, aeTitle: c.aeTitle, description: c.description, createdAt: c.createdAt, revokedAt: c.revokedAt })}\n`,
+            );
           }
         });
       }),
@@ -85,7 +83,7 @@ export function register(program: Command): void {
     .action(
       action(async (opts: { id: string }) => {
         await withDatabase(async ({ ds }) => {
-          if (!(await revokeClient(ds, opts.id))) throw new CxrError('E_NOT_FOUND', `no active client '${opts.id}'`);
+          await revokeActiveClient(ds, opts.id);
           await appendAudit(ds, {
             actor: operator(),
             role: 'admin',

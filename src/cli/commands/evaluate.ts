@@ -1,8 +1,11 @@
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { csvLine } from '../../data/csv.js';
-import { parseSplitName, SPLIT_NAMES } from '../../data/split.js';
+import { filesTrainedOn } from '../../data/leakage.js';
+import { parseSplitName, readSplitFile, SPLIT_NAMES, type SplitName } from '../../data/split.js';
+import { locateModelVersion, readManifest } from '../../ml/model-store/index.js';
 import { loadSplitItems } from '../../ml/calibrate.js';
 import { CxrError } from '../../errors.js';
 import { encodeRgbPng } from '../../imaging/png.js';
@@ -72,16 +75,17 @@ export function formatTable(r: EvaluationResult): string {
 }
 
 /**
- * One row per image: file, label, probability and the decision at the threshold, with the
- * manifest's rule (positive at or above it), the rule the confusion matrix counts by and
- * `analyze` decides by.
+ * One row per image: file, label (normal|pneumonia, as in labels.csv), probability and the
+ * decision at the threshold, with the manifest's rule (positive at or above it), the rule the
+ * confusion matrix counts by and `analyze` decides by.
  */
 export function perImageCsv(r: EvaluationResult): string {
   const hasDice = r.images.some((i) => i.dice !== undefined);
   const head = ['file', 'label', 'probability', 'decision', ...(hasDice ? ['dice'] : [])];
   const rows = r.images.map((i) => {
     const decision = i.probability >= r.threshold ? 'positive' : 'negative';
-    return csvLine([i.id, String(i.label), String(i.probability), decision, ...(hasDice ? [i.dice === undefined ? '' : String(i.dice)] : [])]);
+    const label = i.label >= 0.5 ? 'pneumonia' : 'normal';
+    return csvLine([i.id, label, String(i.probability), decision, ...(hasDice ? [i.dice === undefined ? '' : String(i.dice)] : [])]);
   });
   return `${[csvLine(head), ...rows].join('\n')}\n`;
 }
@@ -107,6 +111,32 @@ async function writePlots(dir: string, r: EvaluationResult): Promise<string[]> {
   return files;
 }
 
+/**
+ * Says when the images evaluated trained the classifier (its own split.csv) or, for a version's
+ * test split, the model it was fine-tuned from (training.initFrom.testOverlap): the figures are
+ * optimistic then.
+ */
+async function leakageWarnings(o: EvaluateCliOptions, files: string[], subset: SplitName | null): Promise<string[]> {
+  const dir = o.classifier ? resolve(o.classifier) : await locateModelVersion(o.models, 'classifier').catch(() => null);
+  if (!dir || !existsSync(join(dir, 'manifest.json'))) return [];
+  const out: string[] = [];
+  const m = await readManifest(dir);
+  if (subset !== 'train' && subset !== 'validation' && existsSync(join(dir, 'split.csv'))) {
+    const seen = filesTrainedOn(files, await readSplitFile(join(dir, 'split.csv')));
+    if (seen.length > 0)
+      out.push(
+        `${seen.length} of the ${files.length} images evaluated trained or validated classifier ${m.version} (its split.csv): these figures are optimistic`,
+      );
+  }
+  const overlap = m.training?.initFrom?.testOverlap;
+  if (subset === 'test' && overlap && overlap.images > 0) {
+    out.push(
+      `${overlap.images} of ${overlap.of} test images of ${m.version} (${overlap.patients} patients) trained the model it was fine-tuned from (${m.training.initFrom?.version ?? 'initFrom'}): these figures are optimistic`,
+    );
+  }
+  return out;
+}
+
 export function register(program: Command): void {
   program
     .command('evaluate')
@@ -121,7 +151,7 @@ export function register(program: Command): void {
     .option('--split <csv>', "only the images a training split assigns to --subset (the split.csv in a model version's folder)")
     .option('--subset <name>', `with --split: ${SPLIT_NAMES.join('|')}`, 'test')
     .option('--window <policy>', 'DICOM window policy: auto|lung|header|minmax (default auto)')
-    .option('--per-image <csv>', 'write file, label, probability and decision of every image to this CSV file')
+    .option('--per-image <csv>', 'write file, label (normal|pneumonia), probability and decision of every image to this CSV file')
     .option('--tta <n>', 'test-time-augmented views (default 4, as analyze)')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default 2)')
     .option('--providers <list>', 'execution providers in order, e.g. cuda,cpu (default cpu)')
@@ -161,6 +191,12 @@ export function register(program: Command): void {
           const files = await writePlots(resolve(o.plots), result);
           process.stderr.write(`plots: ${files.join(', ')}\n`);
         }
+        for (const w of await leakageWarnings(
+          o,
+          items.map((i) => i.id),
+          subset,
+        ))
+          process.stderr.write(`warning: ${w}\n`);
         process.stdout.write(o.json ? `${JSON.stringify(jsonSummary(result))}\n` : formatTable(result));
       }),
     );

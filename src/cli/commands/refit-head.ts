@@ -24,7 +24,7 @@ import { loadEngine } from '../../inference/engine.js';
 import { initBackend } from '../../ml/backend.js';
 import { bootstrapInterval } from '../../ml/bootstrap.js';
 import { loadSplitItems } from '../../ml/calibrate.js';
-import { readManifest, versionFromDate, writeManifest, type MetricValues } from '../../ml/manifest.js';
+import { portablePath, readManifest, versionFromDate, writeManifest, type MetricValues } from '../../ml/model-store/index.js';
 import { calibrateThreshold, classificationReport, rocAuc } from '../../ml/metrics.js';
 import { loadModel, saveModel } from '../../ml/model-io.js';
 import { exportModelVersion } from '../../ml/onnx/model-version.js';
@@ -317,7 +317,7 @@ export function register(program: Command): void {
           inputSize: base.inputSize,
           createdAt: at,
           training: {
-            dataDir: dirs.map(datasetName).join(' + '),
+            data: portablePath(dirs[0]),
             dataHash: base.training.dataHash,
             dataSize: rows.length,
             config: {
@@ -334,9 +334,10 @@ export function register(program: Command): void {
             epochs: 0,
             split: { train: train.length, validation: validation.length, test: test.length, seed: split.seed, file: 'split.csv' },
             maskSource: `segmenter ${(await readManifest(resolve(o.segmenter))).version}`,
-            initFrom: `classifier ${base.version}`,
-            datasets: Object.keys(weights).map((name) => ({
+            initFrom: { name: 'classifier', version: base.version, location: portablePath(resolve(o.classifier)) },
+            datasets: Object.keys(weights).map((name, k) => ({
               name,
+              data: portablePath(dirs[k]),
               images: count(rows, name),
               weight: weights[name],
               train: count(train, name),

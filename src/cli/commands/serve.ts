@@ -3,7 +3,9 @@ import { join, relative } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig, type ServiceConfig } from '../../app/config.js';
 import { openServiceDatabase } from '../../app/database.js';
+import { startDimseServer, type DimseServer } from '../../api/dimse/scp.js';
 import { buildService, closeServer, listen } from '../../app/server.js';
+import { drainHttp, trackResponses } from '../../app/shutdown.js';
 import { loadEngine } from '../../inference/engine.js';
 import { jsonLogger } from '../../service/log.js';
 import { action, parseInteger } from '../run.js';
@@ -32,7 +34,7 @@ function loud(lines: string[]): void {
   process.stderr.write(`\n${bar}\n${lines.map((l) => `!! ${l}`).join('\n')}\n${bar}\n\n`);
 }
 
-function banner(cfg: ServiceConfig, url: string, where: string, recovered: number): string {
+function banner(cfg: ServiceConfig, url: string, where: string, recovered: number, dimse: DimseServer | null): string {
   const example = exampleStudy();
   const dataEnv = cfg.dataDir === join(process.cwd(), '.cxr-data') ? '' : `CXR_DATA_DIR=${relative(process.cwd(), cfg.dataDir) || '.'} `;
   const lines = [
@@ -40,6 +42,9 @@ function banner(cfg: ServiceConfig, url: string, where: string, recovered: numbe
     `  database: ${where}`,
     `  stored DICOM: ${cfg.dicomDir}`,
     recovered > 0 ? `  re-queued ${recovered} accepted but unscored studies` : null,
+    dimse
+      ? `  DIMSE Storage SCP: AE title ${dimse.aeTitle} on ${dimse.host}:${dimse.port} (callers: \`cxr-triage client add --role workstation --ae-title AET ...\`)`
+      : `  DIMSE Storage SCP: off (CXR_DIMSE_PORT=0)`,
     ``,
     `Mint a token (same data directory / env as this server) and post the example study:`,
     `  TOKEN=$(${dataEnv}npx cxr-triage token --role workstation --sub ws-1)`,
@@ -59,7 +64,8 @@ export function register(program: Command): void {
     .description(
       'run the triage API on the shipped models; without DATABASE_URL an embedded PostgreSQL starts under CXR_DATA_DIR. ' +
         'Configuration by environment: PORT, HOST, DATABASE_URL, CXR_DATA_DIR, CXR_JWT_SECRET, CXR_HMAC_KEY, CXR_MODELS_DIR, ' +
-        'CXR_MAX_BODY_MB, CXR_QUEUE_SIZE, CXR_INFER_THREADS, CXR_INFER_CONCURRENCY, CXR_TTA, CXR_WAIT_TIMEOUT_S, CXR_PG_PORT, CXR_TOKEN_TTL_S',
+        'CXR_MAX_BODY_MB, CXR_QUEUE_SIZE, CXR_INFER_THREADS, CXR_INFER_CONCURRENCY, CXR_TTA, CXR_WAIT_TIMEOUT_S, CXR_DRAIN_TIMEOUT_S, CXR_PG_PORT, CXR_TOKEN_TTL_S, ' +
+        'CXR_DIMSE_AET, CXR_DIMSE_PORT',
     )
     .option('--port <n>', 'listen port (overrides PORT)')
     .option('--host <addr>', 'listen address (overrides HOST; default 127.0.0.1)')
@@ -72,9 +78,7 @@ export function register(program: Command): void {
         const log = jsonLogger();
         if (cfg.notices.length > 0) loud(['DEVELOPMENT KEYS IN USE', ...cfg.notices]);
 
-        process.stderr.write(
-          cfg.databaseUrl ? 'connecting to PostgreSQL…\n' : `starting embedded PostgreSQL on 127.0.0.1:${cfg.embeddedPgPort} (${join(cfg.dataDir, 'pg')})…\n`,
-        );
+        process.stderr.write(cfg.databaseUrl ? 'connecting to PostgreSQL…\n' : `starting embedded PostgreSQL on 127.0.0.1:${cfg.embeddedPgPort}…\n`);
         const db = await openServiceDatabase(cfg);
         const engineOptions = {
           modelsDir: cfg.modelsDir,
@@ -99,17 +103,32 @@ export function register(program: Command): void {
           defaultMetrics: true,
         });
         let server;
+        let dimse: DimseServer | null = null;
         try {
           server = await listen(parts.app, cfg.port, cfg.host);
+          if (cfg.dimse.port !== 0) {
+            dimse = await startDimseServer({
+              aeTitle: cfg.dimse.aeTitle,
+              host: cfg.host,
+              port: cfg.dimse.port,
+              maxBytes: cfg.maxBodyBytes,
+              ds: db.ds,
+              service: parts.service,
+              log,
+              metrics: parts.metrics,
+            });
+          }
         } catch (e) {
+          if (server) await closeServer(server.server);
           await parts.close();
           await engine.close();
           await db.close();
           throw e;
         }
+        const inFlight = trackResponses(server.server);
         const m = parts.service.models;
         log.info('models loaded', { segmenter: `${m.segmenter.name}@${m.segmenter.version}`, classifier: `${m.classifier.name}@${m.classifier.version}` });
-        process.stdout.write(banner(cfg, server.url, db.where, parts.recovered));
+        process.stdout.write(banner(cfg, server.url, db.where, parts.recovered, dimse));
 
         let stopping = false;
         const shutdown = async (signal: string) => {
@@ -118,10 +137,15 @@ export function register(program: Command): void {
             process.exit(130);
           }
           stopping = true;
-          process.stderr.write(`${signal}: stopping (finishing requests and running inference; queued studies resume at next start)…\n`);
-          await closeServer(server.server);
-          await parts.close();
-          await parts.service.closeEngine();
+          process.stderr.write(
+            `${signal}: stopping: no new connections; waiting clients get their result or 202 within ${cfg.drainTimeoutMs / 1000} s; queued studies resume at next start…\n`,
+          );
+          const [drained] = await Promise.all([
+            drainHttp({ server: server.server, service: parts, drainMs: cfg.drainTimeoutMs, log: (m) => process.stderr.write(`${m}\n`) }, inFlight),
+            dimse?.close(),
+          ]);
+          // inference still running past the drain time keeps its engine; its study stays queued for the next start
+          if (drained.workFinished) await parts.service.closeEngine();
           await db.close();
           process.stderr.write('stopped\n');
           process.exit(0);

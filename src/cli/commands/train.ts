@@ -1,9 +1,16 @@
 import type { Command } from 'commander';
 import type { LayersModel } from '@tensorflow/tfjs';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import os from 'node:os';
-import { copyFile, readdir, readFile, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { copyFile, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { csvLine } from '../../data/csv.js';
+import type { RowProblem } from '../../data/dataset.js';
+import { splitOverlap } from '../../data/leakage.js';
+import { readSplit, readSplitFile } from '../../data/split.js';
+import { formatProblems, validateDataset } from '../../data/validate.js';
+import { parseWindowPolicy } from '../../dicom/index.js';
+import { ProgressBar } from '../../ml/train/progress.js';
+import { basename, join, resolve } from 'node:path';
 import { CxrError } from '../../errors.js';
 import { initBackend } from '../../ml/backend.js';
 import { defaultConfig, type TrainConfig } from '../../ml/train/config.js';
@@ -11,10 +18,19 @@ import { prepareTrainData, type DataOptions } from '../../ml/train/dataset-sourc
 import { finalizeVersion } from '../../ml/train/finalize.js';
 import { train } from '../../ml/train/loop.js';
 import { loadModel } from '../../ml/model-io.js';
-import { readManifest, refreshFileHashes } from '../../ml/manifest.js';
+import {
+  portablePath,
+  readManifest,
+  refreshFileHashes,
+  runEnvironment,
+  versionFromDate,
+  type InitFrom,
+  type TrainingInfo,
+} from '../../ml/model-store/index.js';
 import { exportModelVersion } from '../../ml/onnx/model-version.js';
 import { DEFAULT_TTA } from '../../inference/engine.js';
 import { recalibrate } from '../recalibrate.js';
+import { applyConfig, loadTrainConfig } from '../train-config.js';
 import type { Task } from '../../ml/train/types.js';
 import { action, collect, parseInteger, parseNumber } from '../run.js';
 import { parseDatasetSpec } from '../../data/multi-dataset.js';
@@ -57,6 +73,10 @@ interface TrainCliOptions {
   epochImages?: string;
   freezeBlocks?: string;
   sourceWeights?: string;
+  skipBad?: boolean;
+  splitFile?: string;
+  validate?: boolean;
+  config?: string;
 }
 
 /** `nih=1,kermany=2` -> { nih: 1, kermany: 2 } */
@@ -178,7 +198,11 @@ export function register(program: Command): void {
       collect,
       [],
     )
-    .requiredOption('--out <dir>', 'where the model version goes, e.g. models/classifier')
+    .option('--out <dir>', 'where the model version goes, e.g. models/classifier (required, here or in --config)')
+    .option(
+      '--config <file>',
+      'options from a YAML or JSON file, keys as the flags (epochs: 3, target-recall: 0.9); flags given here win; copied into the run folder',
+    )
     .option('--runs <dir>', 'where runs go (default <out>/runs)')
     .option('--run-id <id>', 'name of the run folder (default <model>-<date>-<time>)')
     .option('--resume [id]', 'continue a run from its last checkpoint (default: the latest run)')
@@ -194,10 +218,14 @@ export function register(program: Command): void {
     .option('--lr-min <f>', 'final learning rate as a fraction of the initial one (default 0.01)')
     .option('--l2 <x>', 'L2 on kernels (default 1e-3)')
     .option('--seed <n>', 'seed for weights, split, order and augmentation (default 1)')
-    .option('--patience <n>', 'stop after this many epochs without a better validation metric (0 = never)')
+    .option(
+      '--patience <n>',
+      'stop after this many epochs without a better validation metric: AUC (classifier, default 8) or Dice (segmenter, default 5); 0 = never',
+    )
     .option('--max-images <n>', 'use at most this many images of the dataset (a quick run)')
     .option('--size <px>', 'network input side (segmenter 256, classifier 224)')
     .option('--split <a/b/c>', 'train/validation/test fractions by patient (default 70/10/20)')
+    .option('--split-file <csv>', "reuse a split (file,patient_id,label,split), e.g. a version's split.csv, instead of drawing one")
     .option('--target-recall <r>', 'classifier: recall the threshold is calibrated for on validation (default 0.95)')
     .option('--focal-alpha <a>', 'classifier: focal loss alpha (default 0.25)')
     .option('--focal-gamma <g>', 'classifier: focal loss gamma (default 2)')
@@ -207,6 +235,8 @@ export function register(program: Command): void {
     .option('--no-augment', 'train without augmentation')
     .option('--epoch-images <n>', 'train images drawn per epoch, weighted by --source-weights (default: one pass over the train split)')
     .option('--source-weights <list>', "share of each labels.csv 'source' in a drawn epoch, e.g. nih=1,kermany=2 (default: 1 each)")
+    .option('--skip-bad', 'train without the rows the dataset check finds unusable (listed, and saved as skipped.csv in the run folder) instead of stopping')
+    .option('--no-validate', 'skip decoding every image before training (the check `cxr-triage validate-dataset` runs)')
     .option('--version <name>', 'version folder name (default v<date>-<time>)')
     .option('--float32', 'store the version weights as float32 (default float16)')
     .option('--no-onnx', 'skip exporting model.onnx (and the served-pipeline calibration) at the end')
@@ -220,16 +250,34 @@ export function register(program: Command): void {
     .option('--growth <n>', 'classifier: growth rate (default 32)')
     .option('--dropout <p>', 'classifier: dropout before the head (default 0.5)')
     .option('--freeze-blocks <n>', 'classifier fine-tuning: keep the stem and the first N dense blocks as --init gave them (cheaper steps; default 0)')
+    .addHelpText(
+      'after',
+      `
+Environment:
+  CXR_BACKEND=tensorflow|wasm|cpu   force a tfjs backend (default: the first that loads)
+  CXR_NATIVE_KERNELS=0              keep convolutions on tfjs-wasm instead of onnxruntime's native kernels
+  CXR_ORT_THREADS, CXR_WASM_THREADS threads of those kernels (default: all cores / 1)
+  CXR_SHARED_DIR                    the 'shared' data root manifests record paths against (default ../shared)
+  CXR_DATA_ROOTS=name=/path,...     more named data roots (a site's image store), so manifests never hold absolute paths
+
+Ctrl-C stops a run (exit 130) and prints the --resume command; checkpoints are written after every epoch.`,
+    )
     .action(
-      action(async (model: string, o: TrainCliOptions) => {
+      action(async (model: string, cliOptions: TrainCliOptions, cmd: Command) => {
+        const fileConfig = cliOptions.config ? await loadTrainConfig(cliOptions.config, cmd) : null;
+        const o = fileConfig ? applyConfig(cliOptions, fileConfig, cmd) : cliOptions;
+        if (!o.out) throw new CxrError('E_BAD_ARGUMENT', '--out is required (the model folder the version goes to, e.g. models/classifier)');
         if (model !== 'segmenter' && model !== 'classifier') {
           throw new CxrError('E_BAD_ARGUMENT', `model must be 'segmenter' or 'classifier', got '${model}'`);
         }
         const task: Task = model;
         const out = resolve(o.out);
         const runsDir = resolve(o.runs ?? join(out, 'runs'));
-        const backend = await initBackend();
         const workers = workerCount(o);
+        const version = o.version ?? versionFromDate(new Date());
+        // refused now, not after hours of training
+        if (existsSync(join(out, version))) throw new CxrError('E_CONFLICT', `model version ${join(out, version)} already exists: give another --version`);
+        const backend = await initBackend();
 
         let runDir: string;
         let config: TrainConfig;
@@ -241,8 +289,10 @@ export function register(program: Command): void {
           config = { ...saved.config, ...(o.epochs ? { epochs: parseInteger('--epochs', o.epochs, 1) } : {}) };
           dataOptions = saved.data;
         } else {
-          if (o.data.length === 0) throw new CxrError('E_BAD_ARGUMENT', '--data is required (unless --resume)');
-          const specs = o.data.map(parseDatasetSpec).map((s) => ({ ...s, dir: resolve(s.dir) }));
+          // --config gives one folder as a string (flags give a list)
+          const dataArgs: string[] = Array.isArray(o.data) ? o.data : o.data ? [String(o.data)] : [];
+          if (dataArgs.length === 0) throw new CxrError('E_BAD_ARGUMENT', '--data is required (unless --resume)');
+          const specs = dataArgs.map(parseDatasetSpec).map((s) => ({ ...s, dir: resolve(s.dir) }));
           runDir = join(runsDir, o.runId ?? newRunId(task));
           config = configFromOptions(task, o, workers);
           dataOptions = {
@@ -250,6 +300,7 @@ export function register(program: Command): void {
             ...(specs.length > 1 ? { datasets: specs } : {}),
             maxImages: o.maxImages ? parseInteger('--max-images', o.maxImages, 1) : undefined,
             split: o.split ? parseSplit(o.split) : undefined,
+            splitFile: o.splitFile ? resolve(o.splitFile) : undefined,
             segmenterDir: o.segmenter ? resolve(o.segmenter) : undefined,
             window: o.window,
             augment: o.augment,
@@ -258,63 +309,176 @@ export function register(program: Command): void {
           };
         }
 
+        // every image is decoded before anything is written: a corrupt file stops the run now, not after an epoch
+        const skipped = o.resume || o.validate === false ? [] : await checkDataset(task, dataOptions, o);
+        if (skipped.length > 0) dataOptions = { ...dataOptions, exclude: skipped.map((p) => p.file) };
         process.stderr.write(`${o.resume ? 'resuming' : 'training'} ${task} in ${runDir}\n`);
-        const prepared = await prepareTrainData(task, config, dataOptions, runDir, process.stderr);
-        if (o.init && o.resume) process.stderr.write('--init is ignored with --resume: the run continues from its checkpoint\n');
-        const initFrom = o.init && !o.resume ? await loadInitModel(o.init) : undefined;
-        if (initFrom) process.stderr.write(`starting from the weights of ${resolve(o.init!)}\n`);
-        process.stderr.write(
-          `batch ${config.batchSize} x ${config.accumulate} accumulated; ${workers > 0 ? `${workers + 1} threads (${workers} gradient worker${workers > 1 ? 's' : ''})` : 'one thread'}\n`,
-        );
-        const result = await train({
-          workers,
-          initFrom,
-          config,
-          data: prepared.data,
-          runDir,
-          resume: Boolean(o.resume),
-          log: process.stderr,
-          runInfo: {
-            data: dataOptions,
-            dataHash: prepared.info.dataHash,
-            dataSize: prepared.info.dataSize,
-            split: prepared.info.split,
-            backend,
-            workers,
-            ...(o.init ? { init: resolve(o.init) } : {}),
-          },
-        });
-        initFrom?.dispose();
-        const finalized = await finalizeVersion({
-          result,
-          data: prepared.data,
-          outDir: out,
-          version: o.version,
-          training: { ...prepared.info, backend, runId: runDir.split(/[\\/]/).pop(), workers, ...(o.init ? { initFrom: resolve(o.init) } : {}) },
-        });
-        result.model.dispose();
-        const dir = finalized.dir;
-        // the split travels with the version, so `calibrate` and a reader can find its images
-        if (existsSync(join(runDir, 'split.csv'))) await copyFile(join(runDir, 'split.csv'), join(dir, 'split.csv'));
-        if (o.onnx !== false) {
-          // the export re-hashes the folder, split.csv included
-          await exportModelVersion(dir, (line) => process.stderr.write(`${line}\n`));
-          if (task === 'classifier') await servedCalibration(dir, config, dataOptions, o);
-        } else {
-          await refreshFileHashes(dir);
+        // a run that fails before its first checkpoint leaves no folder behind
+        const fresh = !o.resume && !existsSync(runDir);
+        // Ctrl-C: checkpoints are written atomically, so stopping now loses at most the running
+        // epoch; say how to continue instead of exiting silently
+        const onSigint = () => {
+          if (hasCheckpoint(runDir)) {
+            process.stderr.write(
+              `\ninterrupted: ${runDir} keeps its checkpoint after the last finished epoch. Resume with:\n` +
+                `  cxr-triage train ${task} --out ${out} --runs ${runsDir} --resume ${basename(runDir)}\n`,
+            );
+          } else {
+            if (fresh) rmSync(runDir, { recursive: true, force: true });
+            process.stderr.write('\ninterrupted before the first epoch finished: nothing to resume (the run folder was removed)\n');
+          }
+          process.exit(130);
+        };
+        process.once('SIGINT', onSigint);
+        try {
+          await runTraining();
+        } catch (e) {
+          if (fresh && !hasCheckpoint(runDir)) await rm(runDir, { recursive: true, force: true });
+          throw e;
+        } finally {
+          process.off('SIGINT', onSigint);
         }
-        const manifest = await readManifest(dir);
-        const m = manifest.metrics.test;
-        const summary =
-          task === 'classifier'
-            ? `threshold ${fmt(manifest.threshold?.value)} (validation sensitivity ${fmt(manifest.threshold?.validationSensitivity)}, specificity ${fmt(manifest.threshold?.validationSpecificity)}); ` +
-              `test split, single view at the training threshold ${fmt(m.threshold)}: AUC ${fmt(m.auc)}, recall ${fmt(m.recall)}, specificity ${fmt(m.specificity)} ` +
-              '(`cxr-triage evaluate` scores it the served way)'
-            : `test Dice ${fmt(m.dice)}, IoU ${fmt(m.iou)}`;
-        process.stderr.write(`best epoch ${result.state.bestEpoch} of ${result.state.epochsDone}; ${summary}\n`);
-        process.stdout.write(`${dir}\n`);
+
+        async function runTraining(): Promise<void> {
+          const prepared = await prepareTrainData(task, config, dataOptions, runDir, process.stderr);
+          if (fileConfig) await writeFile(join(runDir, 'train-config.yaml'), fileConfig.text);
+          if (skipped.length > 0) {
+            await writeFile(
+              join(runDir, 'skipped.csv'),
+              `${[csvLine(['line', 'file', 'problem']), ...skipped.map((p) => csvLine([String(p.line), p.file, p.message]))].join('\n')}\n`,
+            );
+          }
+          if (o.init && o.resume) process.stderr.write('--init is ignored with --resume: the run continues from its checkpoint\n');
+          const initFrom = o.init && !o.resume ? await loadInitModel(o.init) : undefined;
+          if (initFrom) process.stderr.write(`starting from the weights of ${resolve(o.init!)}\n`);
+          // a resumed run keeps the provenance its start recorded
+          const initRecord = o.resume ? await savedInitFrom(runDir) : o.init ? await describeInit(o.init, runDir) : undefined;
+          process.stderr.write(
+            `batch ${config.batchSize} x ${config.accumulate} accumulated; ${workers > 0 ? `${workers + 1} threads (${workers} gradient worker${workers > 1 ? 's' : ''})` : 'one thread'}\n`,
+          );
+          const result = await train({
+            workers,
+            initFrom,
+            config,
+            data: prepared.data,
+            runDir,
+            resume: Boolean(o.resume),
+            log: process.stderr,
+            runInfo: {
+              data: dataOptions,
+              dataHash: prepared.info.dataHash,
+              dataSize: prepared.info.dataSize,
+              split: prepared.info.split,
+              backend,
+              workers,
+              ...(initRecord ? { initFrom: initRecord } : {}),
+            },
+          });
+          initFrom?.dispose();
+          const { dataDir, ...info } = prepared.info;
+          const training: Omit<TrainingInfo, 'config' | 'epochs' | 'bestEpoch'> = {
+            ...info,
+            data: portablePath(dataDir),
+            backend,
+            runId: runDir.split(/[\\/]/).pop(),
+            workers,
+            ...(initRecord ? { initFrom: initRecord } : {}),
+            ...(skipped.length > 0 ? { skippedRows: skipped.length } : {}),
+            environment: runEnvironment(),
+          };
+          const finalized = await finalizeVersion({
+            result,
+            data: prepared.data,
+            outDir: out,
+            version,
+            training,
+            // in the staging folder: a failure here publishes no version
+            build: async (stage) => {
+              // the split travels with the version, so `calibrate` and a reader can find its images
+              if (existsSync(join(runDir, 'split.csv'))) await copyFile(join(runDir, 'split.csv'), join(stage, 'split.csv'));
+              if (o.onnx !== false) {
+                // the export re-hashes the folder, split.csv included
+                await exportModelVersion(stage, (line) => process.stderr.write(`${line}\n`));
+                if (task === 'classifier') await servedCalibration(stage, config, dataOptions, o);
+              } else {
+                await refreshFileHashes(stage);
+              }
+            },
+          });
+          result.model.dispose();
+          const dir = finalized.dir;
+          const manifest = await readManifest(dir);
+          const m = manifest.metrics.test;
+          const summary =
+            task === 'classifier'
+              ? `threshold ${fmt(manifest.threshold?.value)} (validation sensitivity ${fmt(manifest.threshold?.validationSensitivity)}, specificity ${fmt(manifest.threshold?.validationSpecificity)}); ` +
+                `test split, single view at the training threshold ${fmt(m.threshold)}: AUC ${fmt(m.auc)}, recall ${fmt(m.recall)}, specificity ${fmt(m.specificity)} ` +
+                '(`cxr-triage evaluate` scores it the served way)'
+              : `test Dice ${fmt(m.dice)}, IoU ${fmt(m.iou)}`;
+          process.stderr.write(`best epoch ${result.state.bestEpoch} of ${result.state.epochsDone}; ${summary}\n`);
+          process.stdout.write(`${dir}\n`);
+        }
       }),
     );
+}
+
+/** Decodes the whole dataset first; problems stop the run (E_BAD_DATASET) unless --skip-bad, which returns them. */
+async function checkDataset(task: Task, data: DataOptions, o: TrainCliOptions): Promise<RowProblem[]> {
+  let bar: ProgressBar | null = null;
+  const report = await validateDataset(data.dataDir, {
+    requireMasks: task === 'segmenter',
+    window: parseWindowPolicy(data.window),
+    onImage: (done, total) => {
+      bar ??= new ProgressBar(process.stderr, 'checking images', total);
+      bar.tick(1);
+      if (done === total) bar.finish();
+    },
+  });
+  for (const w of report.warnings) process.stderr.write(`warning: ${w}\n`);
+  if (report.problems.length === 0) return [];
+  const listed = formatProblems(report, 20).join('\n  ');
+  if (!o.skipBad) {
+    throw new CxrError(
+      'E_BAD_DATASET',
+      `${report.problems.length} of ${report.rows} rows of ${data.dataDir}/labels.csv cannot be used; nothing was trained or written:\n  ${listed}\n` +
+        'fix them, or give --skip-bad to train without them',
+    );
+  }
+  process.stderr.write(`--skip-bad: training without ${report.problems.length} of ${report.rows} rows:\n  ${listed}\n`);
+  return report.problems;
+}
+
+function hasCheckpoint(runDir: string): boolean {
+  return existsSync(join(runDir, 'checkpoint', 'state.json')) || existsSync(join(runDir, 'checkpoint.old', 'state.json'));
+}
+
+/** The --init version as the manifest records it: name and version from its manifest, where it was relative to a named root. */
+async function describeInit(dir: string, runDir: string): Promise<InitFrom> {
+  const d = resolve(dir);
+  const m = existsSync(join(d, 'manifest.json')) ? await readManifest(d).catch(() => null) : null;
+  const record: InitFrom = { ...(m ? { name: m.name, version: m.version } : {}), location: portablePath(d) };
+  // fine-tuning on the folder the initial model trained on: its patients must not be in our test split
+  if (existsSync(join(d, 'split.csv')) && existsSync(join(runDir, 'split.csv'))) {
+    const overlap = splitOverlap(await readSplit(runDir), await readSplitFile(join(d, 'split.csv')));
+    record.testOverlap = overlap;
+    if (overlap.images > 0) {
+      process.stderr.write(
+        `warning: ${overlap.images} of ${overlap.of} test images (${overlap.patients} patients) trained or validated the initial model ${m?.version ?? d}: ` +
+          `the test metrics will be optimistic. Reuse its split with --split-file ${join(d, 'split.csv')}\n`,
+      );
+    }
+  } else {
+    process.stderr.write(`note: ${d} has no split.csv, so whether its training images are in this run's test split is unknown\n`);
+  }
+  return record;
+}
+
+/** The initFrom a run's start saved in its config.json (so a resumed run does not lose it). */
+async function savedInitFrom(runDir: string): Promise<InitFrom | undefined> {
+  const path = join(runDir, 'config.json');
+  if (!existsSync(path)) return undefined;
+  const saved = JSON.parse(await readFile(path, 'utf8')) as { initFrom?: InitFrom };
+  return saved.initFrom;
 }
 
 async function loadInitModel(dir: string): Promise<LayersModel> {
@@ -348,7 +512,10 @@ async function servedCalibration(dir: string, config: TrainConfig, data: DataOpt
     targetRecall: config.targetRecall,
     views,
     window: data.window,
+    // the version is still in its staging folder: part of building it
+    write: 'in-place',
   });
+  for (const w of r.threshold.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
   process.stderr.write(
     `threshold re-calibrated on the served pipeline (${views} TTA views, validation): ${fmt(r.previous?.value)} -> ${fmt(r.calibration.threshold)}, ` +
       `sensitivity ${fmt(r.calibration.sensitivity)}, specificity ${fmt(r.calibration.specificity)}\n`,

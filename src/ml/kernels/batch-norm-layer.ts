@@ -35,16 +35,51 @@ interface BatchNormLike {
 }
 type Call = (this: BatchNormLike, inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => tf.Tensor;
 
-let installed = false;
+/** The tfjs-layers release whose BatchNormalization fields and `call` this patch was written against. */
+export const SUPPORTED_LAYERS = '4.22.0';
 
-export function installFusedBatchNormTraining(): void {
-  if (installed) return;
-  const proto = Object.getPrototypeOf(tf.layers.batchNormalization({})) as { call: Call };
+let patched: Call | null = null;
+
+function hasVariable(v: unknown, write: boolean): boolean {
+  const o = v as { read?: unknown; write?: unknown } | null | undefined;
+  return typeof o?.read === 'function' && (!write || typeof o.write === 'function');
+}
+
+/** The layer's fields this patch reads are there (a built, scaled and centred BatchNormalization of the pinned release). */
+function looksPatchable(l: BatchNormLike): boolean {
+  return (
+    typeof l.axis === 'number' &&
+    typeof l.momentum === 'number' &&
+    typeof l.epsilon === 'number' &&
+    hasVariable(l.gamma, false) &&
+    hasVariable(l.beta, false) &&
+    hasVariable(l.movingMean, true) &&
+    hasVariable(l.movingVariance, true)
+  );
+}
+
+function batchNormPrototype(): { call: Call } {
+  return Object.getPrototypeOf(tf.layers.batchNormalization({})) as { call: Call };
+}
+
+/**
+ * Installs the patch (once per process). Returns whether it is installed: false, leaving
+ * tfjs alone, when tfjs-layers is not the release it was written against or its
+ * BatchNormalization no longer looks the same (package.json pins the version exactly).
+ */
+export function installFusedBatchNormTraining(): boolean {
+  if (patched != null) return true;
+  if (tf.version_layers !== SUPPORTED_LAYERS) return false;
+  const proto = batchNormPrototype();
   const original = proto.call;
-  proto.call = function (this: BatchNormLike, inputs, kwargs) {
+  const probe = tf.layers.batchNormalization({}) as unknown as Partial<BatchNormLike>;
+  if (typeof original !== 'function' || typeof probe.axis !== 'number' || typeof probe.center !== 'boolean' || typeof probe.scale !== 'boolean') {
+    return false;
+  }
+  patched = function (this: BatchNormLike, inputs, kwargs) {
     const x = Array.isArray(inputs) ? inputs[0] : inputs;
     const lastAxis = this.axis === -1 || this.axis === x.rank - 1;
-    if (kwargs?.training !== true || tf.getBackend() !== 'wasm' || !lastAxis || !this.scale || !this.center || x.dtype !== 'float32') {
+    if (kwargs?.training !== true || tf.getBackend() !== 'wasm' || !lastAxis || !this.scale || !this.center || x.dtype !== 'float32' || !looksPatchable(this)) {
       return original.call(this, inputs, kwargs);
     }
     return tf.tidy(() => {
@@ -60,7 +95,13 @@ export function installFusedBatchNormTraining(): void {
       return y;
     });
   };
-  installed = true;
+  proto.call = patched;
+  return true;
+}
+
+/** Whether BatchNormalization layers currently run through this patch. */
+export function fusedBatchNormTrainingActive(): boolean {
+  return patched != null && batchNormPrototype().call === patched;
 }
 
 /** y = BN(x) over all axes but the last, with the batch's mean and (biased) variance. */

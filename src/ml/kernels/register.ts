@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig } from '@tensorflow/tfjs';
 import { fusedBatchNormGradConfig } from './batch-norm-grad.js';
 import { batchNormConfig } from './batch-norm-kernel.js';
-import { installFusedBatchNormTraining } from './batch-norm-layer.js';
+import { fusedBatchNormTrainingActive, installFusedBatchNormTraining, SUPPORTED_LAYERS } from './batch-norm-layer.js';
 import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter.js';
 import { conv2dBackpropInputConfig } from './conv2d-backprop-input.js';
 import { nativeConv2DBackpropFilterConfig, nativeConv2DBackpropInputConfig, nativeConv2DConfig } from './native/conv-kernels.js';
@@ -10,14 +10,20 @@ import { nativeConcatConfig, nativeSliceConfig, nativeSplitVConfig } from './nat
 import type { NativeRuntime } from './native/ort-runtime.js';
 import { nativeMaxPoolGradConfig } from './native/pool-kernels.js';
 import { meanConfig, sumConfig } from './reduce.js';
-import { setStreamingBackprop } from './streaming-backprop.js';
+import { SUPPORTED_CORE, setStreamingBackprop, streamingBackpropActive } from './streaming-backprop.js';
 import { tileConfig } from './tile.js';
 
 let registered: { native: boolean } | null = null;
+/** The kernels this module put in tfjs' registry, to check later that they are still the registered ones. */
+const replaced: KernelConfig[] = [];
 
 function replaceKernel(config: KernelConfig): void {
   if (tf.getKernel(config.kernelName, config.backendName) != null) tf.unregisterKernel(config.kernelName, config.backendName);
   tf.registerKernel(config);
+  // a native kernel replaces the composed wasm one registered before it for the same op
+  const earlier = replaced.findIndex((k) => k.kernelName === config.kernelName && k.backendName === config.backendName);
+  if (earlier >= 0) replaced.splice(earlier, 1);
+  replaced.push(config);
 }
 
 function current(kernelName: string): KernelConfig['kernelFunc'] {
@@ -61,4 +67,47 @@ export function registerWasmTrainingKernels(native: NativeRuntime | null = null)
   setStreamingBackprop(true);
   registered = { native: native != null };
   return registered;
+}
+
+export interface PatchState {
+  /** what is patched, e.g. `kernel Conv2DBackpropFilter (wasm)` */
+  patch: string;
+  active: boolean;
+  /** why not, when inactive */
+  reason?: string;
+}
+
+/**
+ * Whether each patch of tfjs' internals made by registerWasmTrainingKernels is in effect
+ * now: every replaced kernel is still the registered one, the FusedBatchNorm gradient is
+ * ours, BatchNormalization layers run the fused training path, and the engine runs the
+ * streaming backward pass. Empty before registerWasmTrainingKernels. A patch that silently
+ * stopped applying (a tfjs release that moved what it patches) shows up here as inactive.
+ */
+export function trainingPatchStates(): PatchState[] {
+  if (registered == null) return [];
+  const states: PatchState[] = replaced.map((k) => {
+    const now = tf.getKernel(k.kernelName, k.backendName);
+    return {
+      patch: `kernel ${k.kernelName} (${k.backendName})`,
+      active: now?.kernelFunc === k.kernelFunc,
+      reason: now == null ? 'no kernel registered' : 'another kernel is registered',
+    };
+  });
+  states.push({
+    patch: 'gradient of FusedBatchNorm',
+    active: tf.getGradient(fusedBatchNormGradConfig.kernelName)?.gradFunc === fusedBatchNormGradConfig.gradFunc,
+    reason: 'another gradient is registered',
+  });
+  states.push({
+    patch: 'BatchNormalization.call (fused training mode)',
+    active: fusedBatchNormTrainingActive(),
+    reason: `needs @tensorflow/tfjs-layers ${SUPPORTED_LAYERS} (found ${tf.version_layers})`,
+  });
+  states.push({
+    patch: 'engine.gradients (streaming backward pass)',
+    active: streamingBackpropActive(),
+    reason: `needs @tensorflow/tfjs-core ${SUPPORTED_CORE} (found ${tf.version_core})`,
+  });
+  return states.map((s) => (s.active ? { patch: s.patch, active: true } : s));
 }

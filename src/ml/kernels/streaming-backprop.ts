@@ -32,8 +32,9 @@ interface EngineInternals {
   gradients: (f: () => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tensor, allowNoGradients?: boolean) => { value: tf.Tensor; grads: tf.Tensor[] };
 }
 
-const SUPPORTED_CORE = '4.22.0';
+export const SUPPORTED_CORE = '4.22.0';
 let original: EngineInternals['gradients'] | null = null;
+let streaming: EngineInternals['gradients'] | null = null;
 
 /**
  * Switches the engine to the streaming backward pass (true) or back to tfjs' own (false).
@@ -45,6 +46,7 @@ export function setStreamingBackprop(on: boolean): boolean {
   if (!on) {
     if (original != null) engine.gradients = original;
     original = null;
+    streaming = null;
     return false;
   }
   if (original != null) return true;
@@ -78,7 +80,13 @@ export function setStreamingBackprop(on: boolean): boolean {
       return { value: y, grads };
     });
   };
+  streaming = engine.gradients;
   return true;
+}
+
+/** Whether the engine's backward pass is currently this streaming one. */
+export function streamingBackpropActive(): boolean {
+  return streaming != null && (tf.engine() as unknown as EngineInternals).gradients === streaming;
 }
 
 /** Tensor id -> accumulated gradient, counting how many ids refer to each tensor. */

@@ -1,17 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import type { KernelBackend, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
+import { wasmHeap } from './wasm-heap.js';
 
 /**
  * Runs other wasm kernels from inside a kernel, the way tfjs' own composite kernels do:
  * straight through the kernel registry, so nothing lands on the gradient tape and every
  * intermediate is a backend-level TensorInfo that this scope frees when the kernel ends.
  */
-/** The parts of tfjs' BackendWasm used to build small tensors directly on its heap. */
-interface WasmHeapBackend {
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array;
-}
-
 export class WasmKernelScope {
   private readonly temps: TensorInfo[] = [];
 
@@ -19,12 +14,12 @@ export class WasmKernelScope {
 
   /** A view of a float32 tensor's data on the wasm heap (valid until the next allocation). */
   heap(t: TensorInfo): Float32Array {
-    return (this.backend as unknown as WasmHeapBackend).typedArrayFromHeap(t);
+    return wasmHeap(this.backend).typedArrayFromHeap(t);
   }
 
   /** A new float32 tensor filled by `fill` with the heap view of its data. */
   build(shape: number[], fill: (out: Float32Array) => void): TensorInfo {
-    const out = (this.backend as unknown as WasmHeapBackend).makeOutput(shape, 'float32');
+    const out = wasmHeap(this.backend).makeOutput(shape, 'float32');
     this.temps.push(out);
     fill(this.heap(out));
     return out;

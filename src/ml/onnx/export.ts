@@ -25,12 +25,9 @@ export interface ExportOptions {
   metadata?: Record<string, string>;
 }
 
-export interface GraphIo {
-  name: string;
-  shape: Dim[];
-  /** NCHW for rank-4 tensors; 'NC' etc. for the rest */
-  layout: string;
-}
+/** The graph's inputs and outputs as the manifest records them (the model store owns the format). */
+export type { GraphIo } from '../model-store/manifest.js';
+import type { GraphIo } from '../model-store/manifest.js';
 
 export interface ExportResult {
   bytes: Uint8Array;

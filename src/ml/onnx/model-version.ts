@@ -1,31 +1,12 @@
-import { writeFile, rename } from 'node:fs/promises';
+import { writeFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
 import { CxrError } from '../../errors.js';
-import { readManifest, writeManifest, type ModelManifest } from '../manifest.js';
+import { ONNX_FILE, readManifest, writeManifest, type ModelManifest, type OnnxInfo } from '../model-store/index.js';
 import { loadModel } from '../model-io.js';
-import { exportLayersModel, type ExportResult, type GraphIo } from './export.js';
+import { exportLayersModel, type ExportResult } from './export.js';
 import { nchwToNhwc } from './layout.js';
-
-export const ONNX_FILE = 'model.onnx';
-
-/** What manifest.json says about the exported graph (key `onnx`). */
-export interface OnnxInfo {
-  file: string;
-  opset: number;
-  /**
-   * Rank-4 tensors are NCHW. The image input is [N,1,H,W]; with one channel its bytes are
-   * those of an NHWC [N,H,W,1] array, so either layout can be fed as is.
-   */
-  inputs: GraphIo[];
-  outputs: GraphIo[];
-  /** max |tfjs - onnxruntime| / max(1, max |tfjs|) over the outputs, on a random image at export time */
-  parityMaxAbsDiff: number;
-  foldedBatchNorms: number;
-  nodes: number;
-  exportedAt: string;
-}
 
 export interface ExportVersionResult {
   dir: string;
@@ -54,12 +35,7 @@ export async function exportModelVersion(dir: string, log: (line: string) => voi
   log(`loading ${kind} ${manifest.version} (${manifest.architecture}) from ${dir}`);
   const model = await loadModel(dir);
   try {
-    const outputNames = kind === 'segmenter' ? ['mask'] : model.outputs.length === 2 ? ['probability', 'features'] : ['probability'];
-    const result = exportLayersModel(model, {
-      outputNames,
-      cam: kind === 'classifier',
-      metadata: { name: manifest.name, version: manifest.version, architecture: manifest.architecture },
-    });
+    const result = exportGraph(model, kind, { name: manifest.name, version: manifest.version, architecture: manifest.architecture });
     log(`exported ${result.stats.layers} layers to ${result.stats.nodes} ONNX nodes (${result.stats.foldedBatchNorms} batch norms folded)`);
     const parityMaxAbsDiff = await checkParity(model, result.bytes, result);
     log(`parity tfjs (${tf.getBackend()}) vs onnxruntime on every output: max |diff| ${parityMaxAbsDiff.toExponential(2)} (relative to scale >= 1)`);
@@ -80,10 +56,32 @@ export async function exportModelVersion(dir: string, log: (line: string) => voi
       nodes: result.stats.nodes,
       exportedAt: new Date().toISOString(),
     };
-    const { files: _old, ...rest } = manifest;
+    // an int8 model quantized from the previous model.onnx no longer matches it
+    const { files: _old, quantization, ...rest } = manifest;
+    if (quantization) await rm(join(dir, quantization.file), { force: true });
     const updated: Omit<ModelManifest, 'files'> = { ...rest, onnx: info };
     const written = await writeManifest(dir, updated);
     return { dir, kind, info, manifest: { ...written, onnx: info } };
+  } finally {
+    model.dispose();
+  }
+}
+
+function exportGraph(model: tf.LayersModel, kind: 'segmenter' | 'classifier', metadata: Record<string, string>): ExportResult {
+  const outputNames = kind === 'segmenter' ? ['mask'] : model.outputs.length === 2 ? ['probability', 'features'] : ['probability'];
+  return exportLayersModel(model, { outputNames, cam: kind === 'classifier', metadata });
+}
+
+/**
+ * The bytes export-onnx would write for a version folder, with the given graph metadata,
+ * without writing anything: a version that ships only its int8 model rebuilds its float
+ * model from the tfjs weights this way (the export is deterministic; the caller checks the
+ * bytes against the sha256 recorded when the float model was dropped).
+ */
+export async function exportOnnxBytes(dir: string, kind: 'segmenter' | 'classifier', metadata: Record<string, string>): Promise<Uint8Array> {
+  const model = await loadModel(dir);
+  try {
+    return exportGraph(model, kind, metadata).bytes;
   } finally {
     model.dispose();
   }

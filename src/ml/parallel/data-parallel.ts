@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { nativeRuntime } from '../kernels/native/ort-runtime.js';
+import { seedDropout, shareSeed } from '../layers/dropout-seed.js';
 import type { FromWorker, LossSpec, ToWorker } from './protocol.js';
 
 export type { LossSpec } from './protocol.js';
@@ -13,6 +14,8 @@ export interface GradientBatch {
   x: Float32Array;
   y: Float32Array;
   n: number;
+  /** dropout seed of this pass; each share derives its own (shareSeed) */
+  seed?: number;
 }
 
 /** What the training loop plugs in instead of computing gradients itself. */
@@ -112,10 +115,12 @@ export async function dataParallelGradients(model: tf.LayersModel, opts: DataPar
           x: batch.x.slice(s * xPer, (s + n) * xPer),
           y: batch.y.slice(s * yPer, (s + n) * yPer),
           n,
+          seed: shareSeed(batch.seed, i + 1),
         });
       });
       // This thread's share, while the workers run theirs.
       const n0 = shares[0];
+      seedDropout(model, shareSeed(batch.seed, 0));
       const local = tf.variableGrads(() => {
         const x = tf.tensor(batch.x.subarray(0, n0 * xPer), [n0, ...inShape]);
         const y = tf.tensor(batch.y.subarray(0, n0 * yPer), [n0, ...outShape]);

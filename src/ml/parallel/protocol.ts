@@ -33,6 +33,8 @@ export interface StepMessage {
   x: Float32Array;
   y: Float32Array;
   n: number;
+  /** dropout seed of this share's pass */
+  seed?: number;
 }
 
 export type ToWorker = InitMessage | StepMessage | { type: 'close' };

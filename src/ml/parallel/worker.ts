@@ -7,6 +7,7 @@ import { parentPort } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { backendDescription, initBackend } from '../backend.js';
+import { seedDropout } from '../layers/dropout-seed.js';
 import type { FromWorker, InitMessage, StepMessage, ToWorker } from './protocol.js';
 
 type LossFn = (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.Scalar;
@@ -59,6 +60,7 @@ function step(r: Replica, msg: StepMessage): number {
 
   const inShape = (r.model.inputs[0].shape as (number | null)[]).slice(1) as number[];
   const outShape = (r.model.outputs[0].shape as (number | null)[]).slice(1) as number[];
+  seedDropout(r.model, msg.seed);
   const { value, grads } = tf.variableGrads(() => {
     const x = tf.tensor(msg.x, [msg.n, ...inShape]);
     const y = tf.tensor(msg.y, [msg.n, ...outShape]);

@@ -5,7 +5,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { CxrError } from '../../errors.js';
 import { loadModel, saveModel } from '../model-io.js';
 import type { AdamState } from './adam.js';
-import type { EpochRecord } from './loop.js';
+import type { EpochRecord } from './types.js';
 
 /** Where a run keeps its state: config, per-epoch metrics, last checkpoint and best weights. */
 export interface RunPaths {

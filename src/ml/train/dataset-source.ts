@@ -7,11 +7,11 @@ import { createBatchSource, type BatchOptions } from '../../data/batches.js';
 import { readItemImage, readItemMask, type DatasetItem } from '../../data/dataset.js';
 import { datasetName, itemSource, loadDatasets, type DatasetSpec, type LoadedSource } from '../../data/multi-dataset.js';
 import { hashItems } from '../../data/hash.js';
-import { readSplit, splitBySet, writeSplit, type DatasetSplit } from '../../data/split.js';
+import { readSplit, readSplitFile, splitBySet, writeSplit, type DatasetSplit } from '../../data/split.js';
 import type { MaskLike } from '../../imaging/lung-crop.js';
 import type { GrayImage } from '../../imaging/types.js';
 import type { EvalItem } from '../evaluate.js';
-import { readManifest } from '../manifest.js';
+import { readManifest } from '../model-store/index.js';
 import { loadModel } from '../model-io.js';
 import { lungMask, segmenterInput } from '../../imaging/pixel-contract.js';
 import type { TrainConfig } from './config.js';
@@ -47,6 +47,10 @@ export interface DataOptions {
    * Only used with epochImages. A pool's default: its sets' weights.
    */
   sourceWeights?: Record<string, number>;
+  /** files of labels.csv left out (`train --skip-bad`: rows validate-dataset found unusable) */
+  exclude?: string[];
+  /** reuse this split CSV (file,patient_id,label,split) instead of drawing one */
+  splitFile?: string;
 }
 
 export { itemSource };
@@ -126,12 +130,34 @@ async function segmenterMasks(dir: string): Promise<{ maskFor: NonNullable<Batch
  */
 export async function prepareTrainData(task: Task, config: TrainConfig, opts: DataOptions, runDir: string, log: ProgressStream): Promise<PreparedTrainData> {
   const window: WindowPolicy = parseWindowPolicy(opts.window);
-  const pool = await loadDatasets(opts.datasets ?? [{ dir: opts.dataDir }], { requireMasks: task === 'segmenter' });
+  const excluded = new Set(opts.exclude ?? []);
+  const pool = await loadDatasets(opts.datasets ?? [{ dir: opts.dataDir }], {
+    requireMasks: task === 'segmenter',
+    // rows left out on purpose may be unreadable; any other problem still stops the run
+    ...(excluded.size > 0
+      ? {
+          onRowProblem: (p) => {
+            if (!excluded.has(p.file)) throw new CxrError('E_BAD_DATASET', `labels.csv line ${p.line}: ${p.message}`);
+          },
+        }
+      : {}),
+  });
   const pooled = pool.sources.length > 1;
-  const items = capItems(pool.items, opts.maxImages, config.seed);
+  const items = capItems(
+    pool.items.filter((i) => !excluded.has(i.file)),
+    opts.maxImages,
+    config.seed,
+  );
   let split: DatasetSplit;
   if (existsSync(join(runDir, 'split.csv'))) {
     split = await readSplit(runDir);
+  } else if (opts.splitFile) {
+    split = await readSplitFile(opts.splitFile);
+    const known = new Set(items.map((i) => i.file));
+    const unassigned = items.filter((i) => !split.assignments.some((a) => a.file === i.file)).length;
+    // the split's files must be in the folder (pick() below says which is not); extra images are left out
+    log.write(`split: reusing ${opts.splitFile}${unassigned > 0 ? ` (${unassigned} images of the folder are not in it and are left out)` : ''}\n`);
+    await writeSplit(runDir, split);
   } else {
     split = splitBySet(
       items.map((i) => ({ file: i.file, patientId: i.patientId, label: i.label, ...(pooled ? { dataset: itemSource(i) } : {}) })),

@@ -3,7 +3,19 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { CxrError } from '../../errors.js';
-import { writeManifest, versionFromDate, type MetricValues, type ModelManifest, type ModelName, type ThresholdInfo, type TrainingInfo } from '../manifest.js';
+import { fewPositivesWarning } from '../calibrate.js';
+import {
+  readManifest,
+  THRESHOLD_NOTES,
+  versionFromDate,
+  writeManifest,
+  writeVersion,
+  type MetricValues,
+  type ModelManifest,
+  type ModelName,
+  type ThresholdInfo,
+  type TrainingInfo,
+} from '../model-store/index.js';
 import { calibrateThreshold, classificationReport, mean } from '../metrics.js';
 import { loadModel, saveModel } from '../model-io.js';
 import { architectureName, architectureOptions, balancedClassWeights } from './config.js';
@@ -20,6 +32,11 @@ export interface FinalizeOptions {
   version?: string;
   training: Omit<TrainingInfo, 'config' | 'epochs' | 'bestEpoch'>;
   now?: Date;
+  /**
+   * Further steps on the version while it is still in its staging folder (copy the split,
+   * export model.onnx, re-calibrate on the served pipeline); a failure there publishes nothing.
+   */
+  build?: (dir: string) => Promise<void>;
 }
 
 export interface FinalizedVersion {
@@ -69,15 +86,28 @@ function perSetMetrics(data: TrainData, val: SourcePredictions, test: SourcePred
 /**
  * Turns a finished run into a model version: weights saved (float16 if configured), then
  * reloaded so that the threshold is calibrated on validation and the test split is scored
- * with exactly the weights that ship; manifest written last, hashing every file.
+ * with exactly the weights that ship; manifest written last, hashing every file. All of it
+ * happens in a staging folder that is renamed into <outDir>/<version> only when complete.
  */
 export async function finalizeVersion(opts: FinalizeOptions): Promise<FinalizedVersion> {
-  const { config, model: trained } = opts.result;
   const now = opts.now ?? new Date();
-  const name: ModelName = opts.name ?? config.task;
   const version = opts.version ?? versionFromDate(now);
-  const dir = join(opts.outDir, version);
-  if (existsSync(join(dir, 'manifest.json'))) throw new CxrError('E_CONFLICT', `model version ${dir} already exists`);
+  if (existsSync(join(opts.outDir, version))) throw new CxrError('E_CONFLICT', `model version ${join(opts.outDir, version)} already exists`);
+  const { dir, result } = await writeVersion(opts.outDir, version, async (stage) => {
+    const written = await buildVersion(opts, stage, version, now);
+    await opts.build?.(stage);
+    return written;
+  });
+  await writeFile(
+    join(opts.result.paths.dir, 'version.json'),
+    `${JSON.stringify({ dir, name: result.name, version, bestEpoch: opts.result.state.bestEpoch, metrics: result.metrics, threshold: result.threshold }, null, 2)}\n`,
+  );
+  return { dir, manifest: await readManifest(dir) };
+}
+
+async function buildVersion(opts: FinalizeOptions, dir: string, version: string, now: Date): Promise<ModelManifest> {
+  const { config, model: trained } = opts.result;
+  const name: ModelName = opts.name ?? config.task;
   await saveModel(trained, dir, { float16: config.float16, metadata: { name, version, task: config.task } });
 
   const model: tf.LayersModel = await loadModel(dir);
@@ -97,11 +127,13 @@ export async function finalizeVersion(opts: FinalizeOptions): Promise<FinalizedV
       } catch (e) {
         throw new CxrError('E_BAD_DATASET', `cannot calibrate the threshold: ${(e as Error).message} in the validation split`);
       }
+      const warning = fewPositivesWarning(cal.confusion.tp + cal.confusion.fn);
       threshold = {
         value: cal.threshold,
         targetRecall: cal.targetRecall,
         validationSensitivity: cal.sensitivity,
         validationSpecificity: cal.specificity,
+        ...(warning ? { warnings: [warning] } : {}),
       };
       const sets = perSetMetrics(opts.data, val, test, cal.threshold);
       metrics = {
@@ -112,7 +144,7 @@ export async function finalizeVersion(opts: FinalizeOptions): Promise<FinalizedV
     } else {
       metrics = { validation: segmentationMetrics(val), test: test ? segmentationMetrics(test) : {} };
     }
-    const manifest = await writeManifest(dir, {
+    return await writeManifest(dir, {
       name,
       version,
       architecture: architectureName(config.task),
@@ -127,12 +159,8 @@ export async function finalizeVersion(opts: FinalizeOptions): Promise<FinalizedV
       },
       metrics,
       threshold,
+      ...(config.task === 'classifier' ? { notes: THRESHOLD_NOTES } : {}),
     });
-    await writeFile(
-      join(opts.result.paths.dir, 'version.json'),
-      `${JSON.stringify({ dir, name, version, bestEpoch: opts.result.state.bestEpoch, metrics, threshold }, null, 2)}\n`,
-    );
-    return { dir, manifest };
   } finally {
     model.dispose();
   }

@@ -7,38 +7,14 @@ import { diceBceLoss, focalLoss, l2Penalty } from '../losses.js';
 import { mean, rocAuc } from '../metrics.js';
 import { loadModel, saveModel } from '../model-io.js';
 import { dataParallelEngine } from '../parallel/data-parallel.js';
+import { seedDropout, shareSeed, stepSeed } from '../layers/dropout-seed.js';
 import { Adam } from './adam.js';
 import { loadCheckpoint, runPaths, saveCheckpoint, type RunPaths, type TrainerState } from './checkpoint.js';
 import { balancedClassWeights, buildModel, freezeBlocks, validateConfig, type TrainConfig } from './config.js';
 import { predictSource, type LossFn } from './predict.js';
 import { ProgressBar, type ProgressStream } from './progress.js';
 import { cosineDecay } from './schedule.js';
-import type { Batch, TrainData } from './types.js';
-
-/** One line of runs/<id>/metrics.jsonl. */
-export interface EpochRecord {
-  epoch: number;
-  /** optimizer steps taken by the end of this epoch */
-  step: number;
-  lr: number;
-  trainLoss: number;
-  l2Penalty: number;
-  valLoss: number;
-  /** classifier: validation AUC (null with one class); segmenter: mean validation Dice */
-  valMetric: number | null;
-  valMetricName: 'auc' | 'dice';
-  valIou?: number | null;
-  /** classifier with several validation sources: AUC per source (the metric is their mean) */
-  valBySource?: Record<string, number | null>;
-  best: boolean;
-  trainImages: number;
-  seconds: number;
-  imagesPerSecond: number;
-  /** tf.memory() after the epoch, with every temporary disposed: flat across epochs */
-  tensors: number;
-  bytes: number;
-  time: string;
-}
+import type { Batch, EpochRecord, TrainData } from './types.js';
 
 /** Computes the mean loss and its gradients for one batch, gradients in `vars` order. */
 export interface GradientEngine {
@@ -70,6 +46,11 @@ export interface TrainOptions {
    * architecture must match the config's. Ignored on resume, where the checkpoint wins.
    */
   initFrom?: tf.LayersModel;
+  /**
+   * Stops the run at the next batch (E_INTERRUPTED); the last epoch's checkpoint stays, so
+   * `resume` continues exactly where it was.
+   */
+  signal?: AbortSignal;
 }
 
 export interface TrainResult {
@@ -90,6 +71,7 @@ export function localGradients(model: tf.LayersModel, vars: readonly tf.Variable
   const s = config.inputSize;
   return {
     async gradients(batch: Batch) {
+      seedDropout(model, shareSeed(batch.seed, 0));
       const { value, grads } = tf.variableGrads(() => {
         const x = tf.tensor4d(batch.x, [batch.n, s, s, 1]);
         const y = config.task === 'classifier' ? tf.tensor2d(batch.y, [batch.n, 1]) : tf.tensor4d(batch.y, [batch.n, s, s, 1]);
@@ -229,8 +211,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         accBatches = 0;
         state.step++;
       };
+      let batchIndex = 0;
       for await (const batch of opts.data.train.batches(epoch, config.batchSize)) {
-        const { loss: l, grads } = await engine.gradients(batch);
+        if (opts.signal?.aborted)
+          throw new CxrError('E_INTERRUPTED', `interrupted in epoch ${epoch + 1}; the checkpoint after epoch ${state.epochsDone} is kept`);
+        // every random draw of the pass follows from (seed, epoch, batch): same seed, same run; resume, same stream
+        const { loss: l, grads } = await engine.gradients({ ...batch, seed: stepSeed(config.seed, epoch, batchIndex++) });
         if (!Number.isFinite(l)) {
           tf.dispose(grads);
           throw new CxrError('E_TRAINING_DIVERGED', `loss is ${l} at epoch ${epoch + 1}, step ${state.step}; lower --lr`);

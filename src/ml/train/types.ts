@@ -7,6 +7,8 @@ export interface Batch {
   n: number;
   /** sample identifiers, in batch order (for per-image reports) */
   ids?: string[];
+  /** seed of this training pass's dropout masks (set by the training loop) */
+  seed?: number;
 }
 
 /**
@@ -36,4 +38,29 @@ export interface TrainData {
   validationGroups?: readonly string[];
   /** the source of each test image, for per-set test figures */
   testGroups?: readonly string[];
+}
+
+/** One line of runs/<id>/metrics.jsonl. */
+export interface EpochRecord {
+  epoch: number;
+  /** optimizer steps taken by the end of this epoch */
+  step: number;
+  lr: number;
+  trainLoss: number;
+  l2Penalty: number;
+  valLoss: number;
+  /** classifier: validation AUC (null with one class); segmenter: mean validation Dice */
+  valMetric: number | null;
+  valMetricName: 'auc' | 'dice';
+  valIou?: number | null;
+  /** classifier with several validation sources: AUC per source (the metric is their mean) */
+  valBySource?: Record<string, number | null>;
+  best: boolean;
+  trainImages: number;
+  seconds: number;
+  imagesPerSecond: number;
+  /** tf.memory() after the epoch, with every temporary disposed: flat across epochs */
+  tensors: number;
+  bytes: number;
+  time: string;
 }

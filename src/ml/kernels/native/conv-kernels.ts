@@ -10,6 +10,7 @@ import type {
 } from '@tensorflow/tfjs';
 import type { OnnxGraph, OnnxNode } from './onnx-graph.js';
 import type { NativeRuntime } from './ort-runtime.js';
+import { wasmHeap } from '../wasm-heap.js';
 
 /**
  * Convolution kernels of the wasm backend executed by onnxruntime's native CPU kernels
@@ -29,15 +30,10 @@ import type { NativeRuntime } from './ort-runtime.js';
  * Anything outside these cases (other activations, NCHW, crops from negative padding)
  * runs `fallback`, the pure-wasm kernel.
  */
-interface HeapBackend {
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array;
-}
-
 type KernelFunc = KernelConfig['kernelFunc'];
 
 function heapIO(backend: KernelBackend, outShape: number[], inputs: Record<string, TensorInfo>) {
-  const b = backend as unknown as HeapBackend;
+  const b = wasmHeap(backend);
   const out = b.makeOutput(outShape, 'float32');
   // Views are taken after the allocation: growing the heap detaches older views.
   const views: Record<string, Float32Array> = {};

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ConcatAttrs, KernelBackend, KernelConfig, SliceAttrs, SplitVAttrs, TensorInfo } from '@tensorflow/tfjs';
 import type { NativeRuntime } from './ort-runtime.js';
+import { wasmHeap } from '../wasm-heap.js';
 
 /**
  * Slice, SplitV and Concat along inner axes, on onnxruntime. tfjs' wasm versions are
@@ -14,18 +15,9 @@ const MIN_ELEMENTS = 16 * 1024;
 
 type KernelFunc = KernelConfig['kernelFunc'];
 
-interface HeapBackend {
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array;
-}
-
 /** True when every dimension before `axis` is 1: the pieces are contiguous blocks. */
 function contiguous(shape: readonly number[], axis: number): boolean {
   return shape.slice(0, axis).every((d) => d === 1);
-}
-
-function heap(backend: KernelBackend): HeapBackend {
-  return backend as unknown as HeapBackend;
 }
 
 export function nativeSliceConfig(ort: NativeRuntime, fallback: KernelFunc): KernelConfig {
@@ -36,7 +28,7 @@ export function nativeSliceConfig(ort: NativeRuntime, fallback: KernelFunc): Ker
     if (x.dtype !== 'float32' || tf.util.sizeFromShape(size) < MIN_ELEMENTS || tf.slice_util.isSliceContinous(x.shape, begin, size)) {
       return fallback(args as never);
     }
-    const out = heap(backend).makeOutput(size, 'float32');
+    const out = wasmHeap(backend).makeOutput(size, 'float32');
     try {
       ort.run(
         `slice|${x.shape}|${begin}|${size}`,
@@ -49,8 +41,8 @@ export function nativeSliceConfig(ort: NativeRuntime, fallback: KernelFunc): Ker
           ],
           nodes: [{ op: 'Slice', inputs: ['x', 'starts', 'ends'], outputs: ['y'] }],
         }),
-        { x: heap(backend).typedArrayFromHeap(x) },
-        { y: heap(backend).typedArrayFromHeap(out) },
+        { x: wasmHeap(backend).typedArrayFromHeap(x) },
+        { y: wasmHeap(backend).typedArrayFromHeap(out) },
       );
       return out;
     } catch {
@@ -69,7 +61,7 @@ export function nativeSplitVConfig(ort: NativeRuntime, fallback: KernelFunc): Ke
     if (x.dtype !== 'float32' || tf.util.sizeFromShape(x.shape) < MIN_ELEMENTS || contiguous(x.shape, axis)) return fallback(args as never);
     const sizes = tf.backend_util.prepareSplitSize(x as unknown as tf.Tensor, attrs.numOrSizeSplits, axis);
     const shapes = sizes.map((s) => x.shape.map((d, i) => (i === axis ? s : d)));
-    const outs = shapes.map((shape) => heap(backend).makeOutput(shape, 'float32'));
+    const outs = shapes.map((shape) => wasmHeap(backend).makeOutput(shape, 'float32'));
     const names = outs.map((_, i) => `y${i}`);
     try {
       ort.run(
@@ -80,8 +72,8 @@ export function nativeSplitVConfig(ort: NativeRuntime, fallback: KernelFunc): Ke
           constants: [{ name: 'sizes', values: sizes }],
           nodes: [{ op: 'Split', inputs: ['x', 'sizes'], outputs: names, attrs: { axis } }],
         }),
-        { x: heap(backend).typedArrayFromHeap(x) },
-        Object.fromEntries(outs.map((o, i) => [names[i], heap(backend).typedArrayFromHeap(o)])),
+        { x: wasmHeap(backend).typedArrayFromHeap(x) },
+        Object.fromEntries(outs.map((o, i) => [names[i], wasmHeap(backend).typedArrayFromHeap(o)])),
       );
       return outs;
     } catch {
@@ -103,7 +95,7 @@ export function nativeConcatConfig(ort: NativeRuntime, fallback: KernelFunc): Ke
       axis,
     );
     if (tf.util.sizeFromShape(outShape) < MIN_ELEMENTS || contiguous(outShape, axis)) return fallback(args as never);
-    const out = heap(backend).makeOutput(outShape, 'float32');
+    const out = wasmHeap(backend).makeOutput(outShape, 'float32');
     const names = nonEmpty.map((_, i) => `x${i}`);
     try {
       ort.run(
@@ -113,8 +105,8 @@ export function nativeConcatConfig(ort: NativeRuntime, fallback: KernelFunc): Ke
           outputs: [{ name: 'y', shape: outShape }],
           nodes: [{ op: 'Concat', inputs: names, outputs: ['y'], attrs: { axis } }],
         }),
-        Object.fromEntries(nonEmpty.map((t, i) => [names[i], heap(backend).typedArrayFromHeap(t)])),
-        { y: heap(backend).typedArrayFromHeap(out) },
+        Object.fromEntries(nonEmpty.map((t, i) => [names[i], wasmHeap(backend).typedArrayFromHeap(t)])),
+        { y: wasmHeap(backend).typedArrayFromHeap(out) },
       );
       return out;
     } catch {

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { KernelBackend, KernelConfig, MaxPoolGradAttrs, TensorInfo } from '@tensorflow/tfjs';
 import type { OnnxGraph } from './onnx-graph.js';
 import type { NativeRuntime } from './ort-runtime.js';
+import { wasmHeap } from '../wasm-heap.js';
 
 /**
  * MaxPoolGrad on onnxruntime: MaxPool again with its Indices output (the first maximum of
@@ -9,11 +10,6 @@ import type { NativeRuntime } from './ort-runtime.js';
  * scatter-added to those positions. tfjs' wasm kernel is a scalar loop that took ~0.3 s
  * for DenseNet's single stem pooling at batch 8.
  */
-interface HeapBackend {
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array;
-}
-
 export function nativeMaxPoolGradConfig(ort: NativeRuntime, fallback: KernelConfig['kernelFunc']): KernelConfig {
   const kernelFunc = ((args: { inputs: { dy: TensorInfo; input: TensorInfo; output: TensorInfo }; backend: KernelBackend; attrs: MaxPoolGradAttrs }) => {
     const { inputs, backend, attrs } = args;
@@ -30,7 +26,7 @@ export function nativeMaxPoolGradConfig(ort: NativeRuntime, fallback: KernelConf
     const [n, h, w, c] = input.shape;
     const total = n * h * w * c;
     const p = info.padInfo;
-    const heap = backend as unknown as HeapBackend;
+    const heap = wasmHeap(backend);
     const out = heap.makeOutput(input.shape, 'float32');
     try {
       ort.run(

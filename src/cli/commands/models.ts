@@ -1,0 +1,251 @@
+import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { loadConfig } from '../../app/config.js';
+import { openServiceDatabase } from '../../app/database.js';
+import { listModels } from '../../db/models.js';
+import type { ModelVersionRow } from '../../db/entities.js';
+import { CxrError } from '../../errors.js';
+import {
+  activateOnDisk,
+  formatChange,
+  formatPortablePath,
+  listVersions,
+  locateModelVersion,
+  MANIFEST_FILE,
+  manifestChanges,
+  manifestDigest,
+  MODEL_NAMES,
+  ONNX_FILE,
+  readActive,
+  readManifest,
+  verifyManifest,
+  type ModelManifest,
+  type ModelName,
+  type VersionEntry,
+} from '../../ml/model-store/index.js';
+import { action } from '../run.js';
+
+interface ModelsOptions {
+  models: string;
+  json?: boolean;
+  registry?: boolean;
+}
+
+const f3 = (v: unknown) => (typeof v === 'number' ? v.toFixed(3) : 'n/a');
+
+/** The headline figures: the served threshold, then the test split as training scored it (single view, at its own threshold). */
+function headline(m: ModelManifest): string {
+  const t = m.metrics.test ?? {};
+  if (m.threshold) {
+    const how = m.threshold.calibratedOn ? `${m.threshold.calibratedOn.views} views` : 'single view';
+    return `threshold ${f3(m.threshold.value)} (${how}, recall target ${m.threshold.targetRecall}); training test split: AUC ${f3(t.auc)}, recall ${f3(t.recall)}, specificity ${f3(t.specificity)} at ${f3(t.threshold)}`;
+  }
+  return `training test split: Dice ${f3(t.dice)}, IoU ${f3(t.iou)}`;
+}
+
+/** A version named as a folder path, NAME@VERSION, NAME/VERSION, or a version name found under either model. */
+export async function findVersion(modelsDir: string, ref: string): Promise<VersionEntry> {
+  if (existsSync(join(ref, MANIFEST_FILE))) {
+    const m = await readManifest(ref);
+    return { name: m.name as ModelName, version: m.version, dir: resolve(ref), manifest: m };
+  }
+  const parts = ref.split(/[@/]/);
+  const names = parts.length === 2 ? [parts[0]] : MODEL_NAMES;
+  const version = parts[parts.length - 1];
+  const found: VersionEntry[] = [];
+  for (const n of names) {
+    if (!(MODEL_NAMES as readonly string[]).includes(n)) throw new CxrError('E_BAD_ARGUMENT', `no model '${n}' (models are ${MODEL_NAMES.join(', ')})`);
+    for (const v of await listVersions(modelsDir, n as ModelName)) if (v.version === version) found.push(v);
+  }
+  if (found.length === 0) throw new CxrError('E_NOT_FOUND', `no version '${ref}' in ${modelsDir} (give NAME@VERSION or a version folder)`);
+  if (found.length > 1) throw new CxrError('E_BAD_ARGUMENT', `'${ref}' is a version of both models: give NAME@VERSION`);
+  return found[0];
+}
+
+async function registryRows(): Promise<ModelVersionRow[]> {
+  const db = await openServiceDatabase(loadConfig());
+  try {
+    return await listModels(db.ds);
+  } finally {
+    await db.close();
+  }
+}
+
+interface ListedVersion {
+  name: ModelName;
+  version: string;
+  active: boolean;
+  createdAt: string;
+  onnx: boolean;
+  derivedFrom: string | null;
+  threshold: number | null;
+  summary: string;
+  /** registry: 'active' (served at the last start), 'registered', 'not registered', or null without --registry */
+  registry: string | null;
+}
+
+export function register(program: Command): void {
+  const models = program
+    .command('models')
+    .description('model versions on disk (and in the service registry): list, show, activate, diff')
+    .addHelpText(
+      'after',
+      '\nmodels/<name>/ACTIVE names the version the service serves (first non-comment line); without it the newest is served.\n' +
+        'Versions are immutable: `calibrate` writes a new <version>-rN; activate it here or with POST /v1/admin/models/<name>/<version>/activate.',
+    );
+
+  models
+    .command('list')
+    .description('every version of both models: which is active, threshold and test metrics, derivation, registry state')
+    .option('--models <dir>', 'models folder', 'models')
+    .option('--registry', "also read the service database's model_versions (DATABASE_URL, else the embedded PostgreSQL)")
+    .option('--json', 'print one JSON array')
+    .action(
+      action(async (o: ModelsOptions) => {
+        const rows = o.registry ? await registryRows() : null;
+        const out: ListedVersion[] = [];
+        for (const name of MODEL_NAMES) {
+          const versions = await listVersions(o.models, name);
+          const active = versions.length ? await locateModelVersion(o.models, name).catch(() => null) : null;
+          for (const v of versions) {
+            const row = rows?.find((r) => r.name === name && r.version === v.version);
+            out.push({
+              name,
+              version: v.version,
+              active: active === v.dir,
+              createdAt: v.manifest.createdAt,
+              onnx: Boolean(v.manifest.files[ONNX_FILE]),
+              derivedFrom: v.manifest.derivedFrom ? `${v.manifest.derivedFrom.version} (${v.manifest.derivedFrom.reason})` : null,
+              threshold: v.manifest.threshold?.value ?? null,
+              summary: headline(v.manifest),
+              registry: rows ? (row ? (row.active ? 'active' : 'registered') : 'not registered') : null,
+            });
+          }
+          // registered versions whose folder is gone: predictions name them, the disk no longer has them
+          for (const r of rows ?? []) {
+            if (r.name === name && !versions.some((v) => v.version === r.version)) {
+              out.push({
+                name,
+                version: r.version,
+                active: false,
+                createdAt: '',
+                onnx: false,
+                derivedFrom: null,
+                threshold: null,
+                summary: '(not on disk)',
+                registry: r.active ? 'active' : 'registered',
+              });
+            }
+          }
+        }
+        if (o.json) {
+          process.stdout.write(`${JSON.stringify(out)}\n`);
+          return;
+        }
+        if (out.length === 0) process.stderr.write(`no model versions in ${resolve(o.models)}\n`);
+        for (const v of out) {
+          const flags = [
+            v.active ? 'ACTIVE' : '',
+            v.onnx ? '' : 'no model.onnx',
+            v.derivedFrom ? `from ${v.derivedFrom}` : '',
+            v.registry ? `registry: ${v.registry}` : '',
+          ]
+            .filter(Boolean)
+            .join(', ');
+          process.stdout.write(`${v.active ? '*' : ' '} ${v.name.padEnd(10)} ${v.version.padEnd(22)} ${v.summary}${flags ? `  [${flags}]` : ''}\n`);
+        }
+      }),
+    );
+
+  models
+    .command('show')
+    .description('one version: manifest summary, provenance, digest, whether its files verify and whether it is active')
+    .argument('<version>', 'NAME@VERSION, a version name, or a version folder')
+    .option('--models <dir>', 'models folder', 'models')
+    .option('--json', 'print the manifest with digest, active and verification added')
+    .action(
+      action(async (ref: string, o: ModelsOptions) => {
+        const v = await findVersion(o.models, ref);
+        const check = await verifyManifest(v.dir);
+        const active = (await readActive(o.models, v.name).catch(() => null)) === v.version;
+        const m = v.manifest;
+        if (o.json) {
+          process.stdout.write(`${JSON.stringify({ ...m, digest: manifestDigest(m), active, verified: check })}\n`);
+          return;
+        }
+        const t = m.training;
+        const lines: [string, string][] = [
+          ['version', `${m.name}@${m.version}${active ? ' (ACTIVE)' : ''}`],
+          ['folder', v.dir],
+          ['digest', manifestDigest(m)],
+          ['files', check.ok ? `${Object.keys(m.files).length} verified` : `DO NOT MATCH: ${JSON.stringify(check)}`],
+          ['architecture', `${m.architecture} ${JSON.stringify(m.architectureConfig)}, input ${m.inputSize}`],
+          ['created', m.createdAt],
+          ['summary', headline(m)],
+        ];
+        if (m.threshold?.calibratedOn) {
+          const c = m.threshold.calibratedOn;
+          lines.push(['calibrated on', `${c.n} ${c.subset} images of ${formatPortablePath(c.split)}, ${c.views} views, ${c.scorer}, ${c.at}`]);
+        }
+        for (const w of m.threshold?.warnings ?? []) lines.push(['warning', w]);
+        if (m.derivedFrom)
+          lines.push([
+            'derived from',
+            `${m.derivedFrom.name}@${m.derivedFrom.version} (${m.derivedFrom.reason}, digest ${m.derivedFrom.digest.slice(0, 12)}…)`,
+          ]);
+        if (t) {
+          lines.push(['data', `${t.data ? formatPortablePath(t.data) : '?'} (${t.dataSize} images, sha256 ${String(t.dataHash).slice(0, 12)}…)`]);
+          lines.push(['split', `${t.split.train}/${t.split.validation}/${t.split.test} (seed ${t.split.seed ?? '?'})`]);
+          lines.push(['epochs', `${t.epochs} (best ${t.bestEpoch ?? '?'})`]);
+          if (t.initFrom) lines.push(['init from', `${t.initFrom.name ?? '?'}@${t.initFrom.version ?? '?'} (${formatPortablePath(t.initFrom.location)})`]);
+          if (t.environment) {
+            const e = t.environment;
+            lines.push(['code', `${e.gitCommit ?? 'unknown commit'}; node ${e.node}, tfjs ${e.tfjs}, onnxruntime ${e.onnxruntime}, ${e.platform}`]);
+            lines.push(['command', e.command.join(' ')]);
+          }
+        }
+        const w = Math.max(...lines.map(([k]) => k.length));
+        process.stdout.write(`${lines.map(([k, x]) => `${k.padEnd(w)}  ${x}`).join('\n')}\n`);
+      }),
+    );
+
+  models
+    .command('activate')
+    .description('make a version the one the service serves (writes models/<name>/ACTIVE atomically, after checking its files and model.onnx)')
+    .argument('<name>', 'segmenter | classifier')
+    .argument('<version>', 'version folder name')
+    .option('--models <dir>', 'models folder', 'models')
+    .action(
+      action(async (name: string, version: string, o: ModelsOptions) => {
+        const before = (MODEL_NAMES as readonly string[]).includes(name) ? await readActive(o.models, name as ModelName).catch(() => null) : null;
+        const { entry } = await activateOnDisk(o.models, name, version);
+        process.stdout.write(`${entry.name} ${before ?? '(newest)'} -> ${entry.version}\n`);
+        process.stderr.write(
+          `wrote ${join(resolve(o.models), entry.name, 'ACTIVE')}. A service started now serves it; a running one keeps its models until restarted ` +
+            `or until POST /v1/admin/models/${entry.name}/${entry.version}/activate\n`,
+        );
+      }),
+    );
+
+  models
+    .command('diff')
+    .description('what changed between two versions: threshold and calibration, metrics, architecture, files, training')
+    .argument('<a>', 'NAME@VERSION, a version name, or a version folder')
+    .argument('<b>', 'the same, for the other version')
+    .option('--models <dir>', 'models folder', 'models')
+    .option('--json', 'print the changes as a JSON array of {key, from, to}')
+    .action(
+      action(async (a: string, b: string, o: ModelsOptions) => {
+        const va = await findVersion(o.models, a);
+        const vb = await findVersion(o.models, b);
+        const changes = manifestChanges(va.manifest, vb.manifest);
+        if (o.json) {
+          process.stdout.write(`${JSON.stringify(changes)}\n`);
+          return;
+        }
+        process.stdout.write(`${va.name}@${va.version} -> ${vb.name}@${vb.version}: ${changes.length} change${changes.length === 1 ? '' : 's'}\n`);
+        for (const c of changes) process.stdout.write(`  ${formatChange(c)}\n`);
+      }),
+    );
+}

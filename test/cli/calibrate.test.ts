@@ -1,0 +1,218 @@
+/**
+ * `calibrate` picks the threshold on the very probabilities `evaluate` (the served pipeline,
+ * TTA included) reports for the split's rows, and writes it as a new version derived from the
+ * calibrated one, which (active or not) stays byte for byte as it was.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { createRandomModels } from '../../src/ml/random-models.js';
+import { loadDataset } from '../../src/data/dataset.js';
+import { csvLine, parseCsv } from '../../src/data/csv.js';
+import { writeSynthDataset } from '../../src/data/synth-dataset.js';
+import { locateModelVersion, manifestDigest, readActive, readManifest, verifyManifest, writeActive } from '../../src/ml/model-store/index.js';
+import { calibrateThreshold, confusionAt, binaryMetrics } from '../../src/ml/metrics.js';
+import { runCli as cli } from '../support/cli.js';
+
+const STUDIES = 8;
+const TARGET = 0.75;
+let root: string;
+let models: string;
+let classifierDir: string;
+let data: string;
+let splitCsv: string;
+let validation: Set<string>;
+
+before(async () => {
+  await tf.setBackend('cpu');
+  root = await mkdtemp(join(tmpdir(), 'cxr-calibrate-cli-'));
+  models = join(root, 'models');
+  data = join(root, 'data');
+  classifierDir = (await createRandomModels(models, { size: 'small', seed: 4 })).classifier;
+  await writeSynthDataset({ out: data, count: STUDIES, seed: 90_417, sizeMin: 128, sizeMax: 192, workSize: 128 });
+  // Every other study of each label in validation, so recall is defined there and a cut is needed.
+  const ds = await loadDataset(data);
+  const seen = { normal: 0, pneumonia: 0 };
+  const lines = [csvLine(['file', 'patient_id', 'label', 'split'])];
+  const chosen: string[] = [];
+  for (const i of ds.items) {
+    const subset = seen[i.label]++ % 2 === 0 ? 'validation' : 'train';
+    if (subset === 'validation') chosen.push(i.file);
+    lines.push(csvLine([i.file, i.patientId, i.label, subset]));
+  }
+  assert.ok(seen.normal > 0 && seen.pneumonia > 0, 'the synthetic set needs both labels');
+  await mkdir(join(root, 'run'));
+  splitCsv = join(root, 'run', 'split.csv');
+  await writeFile(splitCsv, `${lines.join('\n')}\n`);
+  validation = new Set(chosen);
+});
+
+after(async () => {
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+test('calibrate --dry-run prints the new threshold and leaves the manifest byte for byte as it was', async () => {
+  const before = await readFile(join(classifierDir, 'manifest.json'), 'utf8');
+  const r = await cli(['calibrate', '--data', data, '--split', splitCsv, '--models', models, '--target-recall', String(TARGET), '--threads', '1', '--dry-run']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /threshold\s+\S+ -> \d\.\d{4}/);
+  assert.equal(await readFile(join(classifierDir, 'manifest.json'), 'utf8'), before);
+});
+
+test("calibrating the active version leaves it untouched and active, and writes a new version -r1 (derivedFrom it) with the threshold calibrateThreshold picks on evaluate's per-image probabilities of the validation rows", async () => {
+  const active = basename(classifierDir);
+  await writeActive(models, 'classifier', active);
+  const sourceManifest = await readFile(join(classifierDir, 'manifest.json'), 'utf8');
+  const sourceDigest = manifestDigest(await readManifest(classifierDir));
+  const perImage = join(root, 'per-image.csv');
+  const ev = await cli(['evaluate', '--data', data, '--models', models, '--json', '--threads', '1', '--per-image', perImage]);
+  assert.equal(ev.code, 0, ev.stderr);
+  const rows = parseCsv(await readFile(perImage, 'utf8'))
+    .rows.map((r) => r.fields)
+    .filter(([file]) => validation.has(file));
+  assert.equal(rows.length, validation.size);
+  const scores = rows.map(([, , p]) => Number(p));
+  const labels = rows.map(([, l]) => (l === 'pneumonia' ? 1 : 0));
+  const expected = calibrateThreshold(scores, labels, TARGET);
+
+  // --fit none: the threshold on the raw probabilities, as evaluate printed them
+  const r = await cli([
+    'calibrate',
+    '--data',
+    data,
+    '--split',
+    splitCsv,
+    '--models',
+    models,
+    '--target-recall',
+    String(TARGET),
+    '--threads',
+    '1',
+    '--fit',
+    'none',
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  // the calibrated version is untouched and still the one served
+  assert.equal(await readFile(join(classifierDir, 'manifest.json'), 'utf8'), sourceManifest);
+  assert.deepEqual(await verifyManifest(classifierDir), { ok: true, modified: [], missing: [], unlisted: [] });
+  assert.equal(await readActive(models, 'classifier'), active);
+  assert.equal(await locateModelVersion(models, 'classifier'), classifierDir);
+  const derivedDir = join(dirname(classifierDir), `${active}-r1`);
+  assert.match(r.stdout, new RegExp(`new version\\s+${active}-r1`));
+  assert.match(r.stderr, /models activate classifier/);
+  const m = await readManifest(derivedDir);
+  assert.equal(m.version, `${active}-r1`);
+  assert.deepEqual({ ...m.derivedFrom!, at: '' }, { name: 'classifier', version: active, digest: sourceDigest, reason: 'calibrate', at: '' });
+  assert.deepEqual(m.threshold!.calibratedOn!.split, { root: 'external', path: 'split.csv' });
+  assert.equal(m.files['model.onnx'], (await readManifest(classifierDir)).files['model.onnx']);
+  assert.equal(m.calibration, undefined);
+  assert.equal(m.threshold!.value, expected.threshold);
+  assert.equal(m.threshold!.targetRecall, TARGET);
+  assert.equal(m.threshold!.validationSensitivity, expected.sensitivity);
+  assert.equal(m.threshold!.validationSpecificity, expected.specificity);
+  assert.deepEqual(
+    {
+      views: m.threshold!.calibratedOn!.views,
+      scorer: m.threshold!.calibratedOn!.scorer,
+      subset: m.threshold!.calibratedOn!.subset,
+      n: m.threshold!.calibratedOn!.n,
+    },
+    { views: 4, scorer: 'onnxruntime', subset: 'validation', n: validation.size },
+  );
+  const recall = binaryMetrics(confusionAt(scores, labels, m.threshold!.value)).recall!;
+  assert.ok(recall >= TARGET, `recall ${recall} < ${TARGET}`);
+  assert.deepEqual(await verifyManifest(derivedDir), { ok: true, modified: [], missing: [], unlisted: [] });
+  // with few positives the threshold carries a warning, in the manifest and on stderr
+  assert.match(m.threshold!.warnings![0], /fewer than 20/);
+  assert.match(r.stderr, /warning: calibrated on \d+ positive image/);
+  // a second calibration of the same source is the next revision, not an overwrite
+  const again = await cli(['calibrate', '--data', data, '--split', splitCsv, '--models', models, '--target-recall', '0.5', '--threads', '1']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal((await readManifest(join(dirname(classifierDir), `${active}-r2`))).derivedFrom!.version, active);
+});
+
+test('models diff shows the threshold change between a version and its calibrated revision; models activate switches ACTIVE, models list and show report it', async () => {
+  const active = basename(classifierDir);
+  const revision = `${active}-r1`;
+  const a = await readManifest(classifierDir);
+  const b = await readManifest(join(dirname(classifierDir), revision));
+  const diff = await cli(['models', 'diff', `classifier@${active}`, `classifier@${revision}`, '--models', models]);
+  assert.equal(diff.code, 0, diff.stderr);
+  assert.ok(diff.stdout.includes(`threshold.value: ${a.threshold!.value} -> ${b.threshold!.value}`), diff.stdout);
+  assert.match(diff.stdout, /derivedFrom: \(none\) -> \{/);
+  assert.doesNotMatch(diff.stdout, /files\.model\.onnx/);
+  const json = JSON.parse(
+    (await cli(['models', 'diff', `classifier/${active}`, join(dirname(classifierDir), revision), '--models', models, '--json'])).stdout,
+  ) as { key: string }[];
+  assert.ok(json.some((c) => c.key === 'threshold.value'));
+
+  const act = await cli(['models', 'activate', 'classifier', revision, '--models', models]);
+  assert.equal(act.code, 0, act.stderr);
+  assert.equal(await readActive(models, 'classifier'), revision);
+  // the segmenter is pinned to what it was, so activating the classifier never changes it
+  assert.equal(await readActive(models, 'segmenter'), basename(await locateModelVersion(models, 'segmenter')));
+  const list = JSON.parse((await cli(['models', 'list', '--models', models, '--json'])).stdout) as {
+    name: string;
+    version: string;
+    active: boolean;
+    derivedFrom: string | null;
+  }[];
+  assert.deepEqual(
+    list.filter((v) => v.name === 'classifier' && v.active).map((v) => [v.version, v.derivedFrom]),
+    [[revision, `${active} (calibrate)`]],
+  );
+  const show = await cli(['models', 'show', `classifier@${revision}`, '--models', models]);
+  assert.match(show.stdout, /\(ACTIVE\)/);
+  assert.match(show.stdout, new RegExp(`derived from\\s+classifier@${active} \\(calibrate`));
+  // a version that does not exist, or whose files were changed, is not activated
+  assert.equal((await cli(['models', 'activate', 'classifier', 'v-nope', '--models', models])).code, 2);
+  await appendFile(join(dirname(classifierDir), `${active}-r2`, 'model.json'), ' ');
+  const bad = await cli(['models', 'activate', 'classifier', `${active}-r2`, '--models', models]);
+  assert.match(bad.stderr, /E_MODEL_INVALID.*modified: model\.json/);
+  assert.equal(await readActive(models, 'classifier'), revision);
+});
+
+test('calibrate fits a Platt calibration on the raw served probabilities into the new version, picks the threshold on the calibrated ones, and the engine serves them', async () => {
+  const r = await cli([
+    'calibrate',
+    '--data',
+    data,
+    '--split',
+    splitCsv,
+    '--models',
+    models,
+    '--target-recall',
+    String(TARGET),
+    '--threads',
+    '1',
+    '--version',
+    'platt',
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /calibration\s+platt: p' = sigmoid\(/);
+  const dir = join(dirname(classifierDir), 'platt');
+  const m = await readManifest(dir);
+  const cal = m.calibration!;
+  assert.equal(cal.method, 'platt');
+  assert.ok(cal.a > 0 && Number.isFinite(cal.b));
+  assert.deepEqual({ subset: cal.fittedOn.subset, n: cal.fittedOn.n, views: cal.fittedOn.views }, { subset: 'validation', n: validation.size, views: 4 });
+  assert.ok(cal.eceBefore >= 0 && cal.eceAfter >= 0);
+  assert.deepEqual(await verifyManifest(dir), { ok: true, modified: [], missing: [], unlisted: [] });
+
+  // evaluate with the new version reports calibrated probabilities, and the threshold reaches the target on them
+  const perImage = join(root, 'per-image-platt.csv');
+  const ev = await cli(['evaluate', '--data', data, '--models', models, '--classifier', dir, '--json', '--threads', '1', '--per-image', perImage]);
+  assert.equal(ev.code, 0, ev.stderr);
+  const rows = parseCsv(await readFile(perImage, 'utf8'))
+    .rows.map((x) => x.fields)
+    .filter(([file]) => validation.has(file));
+  const scores = rows.map(([, , p]) => Number(p));
+  const labels = rows.map(([, l]) => (l === 'pneumonia' ? 1 : 0));
+  assert.equal(m.threshold!.value, calibrateThreshold(scores, labels, TARGET).threshold);
+  assert.ok(binaryMetrics(confusionAt(scores, labels, m.threshold!.value)).recall! >= TARGET);
+  assert.equal(JSON.parse(ev.stdout).threshold, m.threshold!.value);
+  assert.ok(typeof JSON.parse(ev.stdout).ece === 'number');
+});

@@ -1,0 +1,87 @@
+/**
+ * `evaluate` and `analyze` decide alike: synthetic studies from a seed no model saw, random-weight
+ * small model versions, both subcommands run as a user runs them.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { createRandomModels } from '../../src/ml/random-models.js';
+import { parseCsv } from '../../src/data/csv.js';
+import { writeSynthDataset } from '../../src/data/synth-dataset.js';
+import { onnxScorer } from '../../src/inference/scorer.js';
+import { readManifest, writeManifest } from '../../src/ml/model-store/index.js';
+import { loadEvalItems } from '../../src/ml/train/dataset-source.js';
+import { runCli as cli } from '../support/cli.js';
+
+const STUDIES = 6;
+let root: string;
+let models: string;
+let data: string;
+
+before(async () => {
+  await tf.setBackend('cpu');
+  root = await mkdtemp(join(tmpdir(), 'cxr-eval-cli-'));
+  models = join(root, 'models');
+  data = join(root, 'data');
+  const dirs = await createRandomModels(models, { size: 'small', seed: 4 });
+  await writeSynthDataset({ out: data, count: STUDIES, seed: 90_417, sizeMin: 128, sizeMax: 192, workSize: 128 });
+
+  // Random weights give probabilities in a narrow band: put the threshold between the middle
+  // two of this set so that both decisions occur and the comparison is not vacuous.
+  const scorer = await onnxScorer({ segmenterDir: dirs.segmenter, classifierDir: dirs.classifier, threads: 1 });
+  const probs: number[] = [];
+  try {
+    for (const item of await loadEvalItems(data)) probs.push((await scorer.score(await item.image())).probability);
+  } finally {
+    await scorer.dispose();
+  }
+  probs.sort((a, b) => a - b);
+  const mid = (probs[STUDIES / 2 - 1] + probs[STUDIES / 2]) / 2;
+  const { files: _files, ...manifest } = await readManifest(dirs.classifier);
+  await writeManifest(dirs.classifier, { ...manifest, threshold: { ...manifest.threshold!, value: mid } });
+});
+
+after(async () => {
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+test("evaluate reports, study by study, the probability and decision analyze prints, and its confusion matrix tallies analyze's decisions", async () => {
+  const perImage = join(root, 'per-image.csv');
+  const ev = await cli(['evaluate', '--data', data, '--models', models, '--json', '--threads', '1', '--per-image', perImage]);
+  assert.equal(ev.code, 0, ev.stderr);
+  const summary = JSON.parse(ev.stdout);
+  assert.equal(summary.n, STUDIES);
+  const rows = parseCsv(await readFile(perImage, 'utf8')).rows.map((r) => r.fields);
+  assert.equal(rows.length, STUDIES);
+
+  const tally = { tp: 0, fp: 0, tn: 0, fn: 0 };
+  const decisions = new Set<string>();
+  for (const [file, label, probability, decision] of rows) {
+    const an = await cli(['analyze', join(data, file), '--json', '--models', models, '--threads', '1']);
+    assert.equal(an.code, 0, an.stderr);
+    const report = JSON.parse(an.stdout);
+    assert.equal(report.probability, Number(probability), file);
+    assert.equal(report.decision, decision, file);
+    assert.equal(report.threshold, summary.threshold);
+    decisions.add(report.decision);
+    const positive = report.decision === 'positive';
+    assert.ok(label === 'pneumonia' || label === 'normal', label);
+    if (label === 'pneumonia') positive ? tally.tp++ : tally.fn++;
+    else positive ? tally.fp++ : tally.tn++;
+  }
+  assert.deepEqual(summary.confusion, tally);
+  assert.deepEqual([...decisions].sort(), ['negative', 'positive']);
+});
+
+test('evaluate of models without model.onnx exits 3 with E_MODEL_MISSING and says to run export-onnx', async () => {
+  const bare = join(root, 'bare');
+  await cp(models, bare, { recursive: true });
+  const seg = join(bare, 'segmenter', (await readdir(join(bare, 'segmenter')))[0]);
+  await rm(join(seg, 'model.onnx'));
+  const r = await cli(['evaluate', '--data', data, '--models', bare]);
+  assert.equal(r.code, 3);
+  assert.match(r.stderr, /^error E_MODEL_MISSING: .*export-onnx/m);
+});

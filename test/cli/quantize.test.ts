@@ -1,0 +1,222 @@
+/**
+ * `quantize` writes a new version (<version>-rN, the source untouched) holding model.onnx and
+ * model.int8.onnx, compares both through the served pipeline on the validation rows, gives
+ * the int8 classifier its own threshold and records the serving decision in a manifest that
+ * verifies; the engine serves int8 when that decision says so, float when told
+ * (CXR_PRECISION / --precision).
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { createRandomModels } from '../../src/ml/random-models.js';
+import { csvLine, parseCsv } from '../../src/data/csv.js';
+import { loadDataset } from '../../src/data/dataset.js';
+import { writeSynthDataset } from '../../src/data/synth-dataset.js';
+import { CxrError } from '../../src/errors.js';
+import { loadEngine } from '../../src/inference/engine.js';
+import { manifestDigest, readManifest, verifyManifest, writeManifest } from '../../src/ml/model-store/index.js';
+import { calibrateThreshold } from '../../src/ml/metrics.js';
+import { itemsInSubset } from '../../src/ml/calibrate.js';
+import { readSplitFile } from '../../src/data/split.js';
+import { loadEvalItems } from '../../src/ml/train/dataset-source.js';
+import { exportModelVersion } from '../../src/ml/onnx/model-version.js';
+import { decide } from '../../src/cli/quantize-version.js';
+import { runCli as cli } from '../support/cli.js';
+
+let root: string;
+let models: string;
+let dirs: { segmenter: string; classifier: string };
+/** the versions quantize derives */
+const derived: { segmenter?: string; classifier?: string } = {};
+let data: string;
+let splitCsv: string;
+let validation: Set<string>;
+
+before(async () => {
+  await tf.setBackend('cpu');
+  root = await mkdtemp(join(tmpdir(), 'cxr-quantize-cli-'));
+  models = join(root, 'models');
+  data = join(root, 'data');
+  dirs = await createRandomModels(models, { size: 'small', seed: 6 });
+  await writeSynthDataset({ out: data, count: 10, seed: 31_337, sizeMin: 128, sizeMax: 160, workSize: 128 });
+  const ds = await loadDataset(data);
+  const seen = { normal: 0, pneumonia: 0 };
+  const lines = [csvLine(['file', 'patient_id', 'label', 'split'])];
+  const chosen: string[] = [];
+  for (const i of ds.items) {
+    const subset = seen[i.label]++ % 2 === 0 ? 'validation' : 'train';
+    if (subset === 'validation') chosen.push(i.file);
+    lines.push(csvLine([i.file, i.patientId, i.label, subset]));
+  }
+  assert.ok(seen.normal >= 2 && seen.pneumonia >= 2, 'the synthetic set needs both labels in both subsets');
+  await mkdir(join(root, 'run'));
+  splitCsv = join(root, 'run', 'split.csv');
+  await writeFile(splitCsv, `${lines.join('\n')}\n`);
+  validation = new Set(chosen);
+});
+
+after(async () => {
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+const common = () => ['--calib', data, '--split', splitCsv, '--models', models, '--threads', '1', '--tta', '2', '--max-images', '4'];
+
+async function quantize(dir: string, extra: string[] = [], models_ = models): Promise<{ dir: string; version: string; source: string }> {
+  const r = await cli(['quantize', dir, ...common(), '--models', models_, '--json', ...extra]);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout);
+}
+
+test("quantize a classifier: a new -r1 version with both models; the int8 threshold is calibrateThreshold on the int8 pipeline's validation probabilities", async () => {
+  const before = manifestDigest(await readManifest(dirs.classifier));
+  const out = await quantize(dirs.classifier);
+  assert.equal(out.version, 'random-small-r1');
+  assert.equal(out.source, 'random-small');
+  derived.classifier = out.dir;
+  assert.equal(manifestDigest(await readManifest(dirs.classifier)), before, 'the quantized version is untouched');
+  const m = await readManifest(out.dir);
+  assert.equal(m.derivedFrom?.reason, 'quantize');
+  const q = m.quantization!;
+  assert.equal(q.file, 'model.int8.onnx');
+  assert.ok(m.files['model.int8.onnx'] && m.files['model.onnx'], 'both models are hashed in the manifest');
+  assert.ok((await verifyManifest(out.dir)).ok);
+  assert.ok(q.quantizedNodes > 0 && q.bytes.int8 < q.bytes.float);
+  assert.deepEqual(q.calibration.data, ['data', 'split.csv:train']);
+  assert.equal(q.calibration.images, 4);
+  assert.equal(q.calibration.inputsPerImage, 2);
+  const c = q.comparison!;
+  assert.equal(c.n, validation.size);
+  assert.equal(c.otherModel.name, 'segmenter');
+  assert.deepEqual({ served: q.served, decision: q.decision }, decide('classifier', c));
+  assert.ok(q.threshold);
+  assert.equal(c.int8.threshold, q.threshold.value);
+  // no machine paths in what the manifest records
+  assert.doesNotMatch(JSON.stringify(q), new RegExp(root.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+
+  // the same pipeline, scored here: int8 classifier, the segmenter as served
+  const items = itemsInSubset(await loadEvalItems(data), await readSplitFile(splitCsv), 'validation');
+  const engine = await loadEngine({ modelsDir: models, classifierDir: out.dir, threads: 1, tta: 2, precision: { classifier: 'int8' } });
+  const probs: number[] = [];
+  try {
+    for (const item of items) probs.push((await engine.scoreImage(await item.image())).probability);
+  } finally {
+    await engine.close();
+  }
+  const expected = calibrateThreshold(
+    probs,
+    items.map((i) => i.label),
+    c.targetRecall,
+  );
+  assert.equal(q.threshold.value, expected.threshold);
+  assert.equal(q.threshold.validationSensitivity, expected.sensitivity);
+});
+
+test('quantize a segmenter: float-vs-int8 comparison with mask agreement and the decision the rule gives', async () => {
+  const r = await cli(['quantize', dirs.segmenter, ...common()]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /AUC\s+float \S+\s+int8 \S+/);
+  assert.match(r.stdout, /mask agreement\s+mean Dice/);
+  assert.match(r.stdout, /decision\s+(int8|float) served/);
+  derived.segmenter = join(models, 'segmenter', 'random-small-r1');
+  const m = await readManifest(derived.segmenter);
+  const q = m.quantization!;
+  const c = q.comparison!;
+  assert.equal(c.views, 2);
+  assert.ok(c.maskAgreement && c.maskAgreement.mean > 0.5 && c.maskAgreement.min <= c.maskAgreement.mean);
+  assert.equal(c.otherModel.name, 'classifier');
+  assert.equal(q.threshold, undefined, 'a segmenter has no threshold');
+  assert.deepEqual({ served: q.served, decision: q.decision }, decide('segmenter', c));
+});
+
+test('the engine serves int8 where the manifest says so, with its own threshold; CXR_PRECISION=float and --precision float force float', async () => {
+  for (const d of [derived.segmenter!, derived.classifier!]) {
+    const { files: _f, ...m } = await readManifest(d);
+    await writeManifest(d, { ...m, quantization: { ...m.quantization!, served: true } });
+  }
+  const cm = await readManifest(derived.classifier!);
+  // the newest versions (the derived ones) are served
+  const auto = await loadEngine({ modelsDir: models, threads: 1, precision: 'auto' });
+  try {
+    assert.equal(auto.models.segmenter.precision, 'int8');
+    assert.equal(auto.models.classifier.precision, 'int8');
+    assert.equal(auto.models.classifier.sha256, cm.files['model.int8.onnx']);
+    assert.equal(auto.threshold.value, cm.quantization!.threshold!.value);
+  } finally {
+    await auto.close();
+  }
+  const dcm = 'fixtures/dicom/cr-mono1-u12.dcm';
+  const a = await cli(['analyze', dcm, '--models', models, '--threads', '1', '--json']);
+  assert.equal(a.code, 0, a.stderr);
+  assert.equal(JSON.parse(a.stdout).models.classifier.precision, 'int8');
+  const f = await cli(['analyze', dcm, '--models', models, '--threads', '1', '--json'], { CXR_PRECISION: 'float' });
+  assert.equal(f.code, 0, f.stderr);
+  const rf = JSON.parse(f.stdout);
+  assert.equal(rf.models.classifier.precision, 'float');
+  assert.equal(rf.models.classifier.sha256, cm.files['model.onnx']);
+  assert.equal(rf.threshold, cm.threshold!.value);
+  const p = await cli(['analyze', dcm, '--models', models, '--threads', '1', '--json', '--precision', 'float'], { CXR_PRECISION: 'int8' });
+  assert.equal(JSON.parse(p.stdout).models.segmenter.precision, 'float');
+  const bad = await cli(['analyze', dcm, '--models', models, '--precision', 'fp8']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /E_BAD_ARGUMENT/);
+});
+
+test('asking for int8 where a version has none is E_MODEL_MISSING; a manifest that says served but is not marked stays float under auto', async () => {
+  const other = join(root, 'other');
+  const fresh = await createRandomModels(other, { size: 'small', seed: 7 });
+  await assert.rejects(
+    loadEngine({ modelsDir: other, threads: 1, precision: 'int8' }),
+    (e) => e instanceof CxrError && e.code === 'E_MODEL_MISSING' && /quantize/.test(e.message),
+  );
+  const out = await quantize(fresh.classifier, ['--no-compare'], other);
+  const q = (await readManifest(out.dir)).quantization!;
+  assert.equal(q.comparison, null);
+  assert.equal(q.served, false);
+  const e = await loadEngine({ modelsDir: other, threads: 1 });
+  try {
+    assert.equal(e.models.classifier.precision, 'float');
+  } finally {
+    await e.close();
+  }
+});
+
+test('export-onnx on a quantized version drops the int8 model quantized from the previous model.onnx', async () => {
+  const other = join(root, 'other2');
+  const fresh = await createRandomModels(other, { size: 'small', seed: 8 });
+  const out = await quantize(fresh.segmenter, ['--no-compare', '--version', 'q1'], other);
+  assert.equal(out.version, 'q1');
+  assert.ok(existsSync(join(out.dir, 'model.int8.onnx')));
+  await exportModelVersion(out.dir);
+  assert.ok(!existsSync(join(out.dir, 'model.int8.onnx')));
+  assert.equal((await readManifest(out.dir)).quantization, undefined);
+  assert.ok((await verifyManifest(out.dir)).ok);
+});
+
+test('--drop-float ships only model.int8.onnx; float is rebuilt from the tfjs weights and served only with the recorded sha256', async () => {
+  const other = join(root, 'other3');
+  const fresh = await createRandomModels(other, { size: 'small', seed: 9 });
+  const floatSha = (await readManifest(fresh.classifier)).files['model.onnx'];
+  const out = await quantize(fresh.classifier, ['--no-compare', '--drop-float'], other);
+  assert.ok(!existsSync(join(out.dir, 'model.onnx')));
+  assert.ok(existsSync(join(out.dir, 'model.int8.onnx')));
+  assert.ok((await verifyManifest(out.dir)).ok);
+  const m = await readManifest(out.dir);
+  assert.deepEqual({ sha256: m.quantization!.float!.sha256, shipped: m.quantization!.float!.shipped }, { sha256: floatSha, shipped: false });
+  const e = await loadEngine({ modelsDir: other, threads: 1, precision: 'float' });
+  try {
+    assert.equal(e.models.classifier.precision, 'float');
+    assert.equal(e.models.classifier.sha256, floatSha);
+  } finally {
+    await e.close();
+  }
+  // a rebuilt model that is not the one measured is refused
+  const { files: _f, ...rest } = m;
+  await writeManifest(out.dir, { ...rest, quantization: { ...rest.quantization!, float: { ...rest.quantization!.float!, metadata: { version: 'other' } } } });
+  await assert.rejects(loadEngine({ modelsDir: other, threads: 1, precision: 'float' }), (err) => err instanceof CxrError && err.code === 'E_MODEL_INVALID');
+  const q = await loadEngine({ modelsDir: other, threads: 1, precision: { classifier: 'int8' } });
+  await q.close();
+});

@@ -1,0 +1,152 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  assertManifest,
+  findAbsolutePaths,
+  listVersions,
+  portableCommand,
+  portablePath,
+  readManifest,
+  refreshFileHashes,
+  REPO_ROOT,
+  resolveModelVersion,
+  verifyManifest,
+  versionFromDate,
+  writeManifest,
+  type ModelManifest,
+} from '../../src/ml/model-store/index.js';
+import { CxrError } from '../../src/errors.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'cxr-manifest-'));
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+
+function base(name: string, version: string, createdAt: string): Omit<ModelManifest, 'files'> {
+  return {
+    name,
+    version,
+    architecture: 'densenet121-se',
+    architectureConfig: { growth: 32 },
+    inputSize: 224,
+    createdAt,
+    training: {
+      data: { root: 'repo', path: 'data/x' },
+      dataHash: 'abc',
+      dataSize: 10,
+      config: { lr: 1e-4 },
+      epochs: 3,
+      split: { train: 7, validation: 1, test: 2 },
+    },
+    metrics: { validation: { auc: 0.9 }, test: { auc: 0.8 } },
+    threshold: { value: 0.31, targetRecall: 0.95, validationSensitivity: 1, validationSpecificity: 0.5 },
+  };
+}
+
+function version(dir: string, name: string, v: string, createdAt: string): string {
+  const d = join(dir, name, v);
+  mkdirSync(d, { recursive: true });
+  writeFileSync(join(d, 'model.json'), '{"a":1}');
+  writeFileSync(join(d, 'weights.bin'), Buffer.from([1, 2, 3]));
+  return d;
+}
+
+test('writeManifest records the sha256 of every file in the folder', async () => {
+  const d = version(tmp, 'classifier', 'v1', '2025-01-01T00:00:00.000Z');
+  mkdirSync(join(d, 'extra'));
+  writeFileSync(join(d, 'extra', 'note.txt'), 'hi');
+  const m = await writeManifest(d, base('classifier', 'v1', '2025-01-01T00:00:00.000Z'));
+  const sha = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');
+  assert.deepEqual(m.files, {
+    'extra/note.txt': sha('hi'),
+    'model.json': sha('{"a":1}'),
+    'weights.bin': sha(Buffer.from([1, 2, 3])),
+  });
+  const back = await readManifest(d);
+  assert.deepEqual(back, m);
+  assert.equal((await verifyManifest(d)).ok, true);
+});
+
+test('verification catches a modified, a missing and an unlisted file', async () => {
+  const d = version(tmp, 'classifier', 'v2', '2025-01-02T00:00:00.000Z');
+  await writeManifest(d, base('classifier', 'v2', '2025-01-02T00:00:00.000Z'));
+  writeFileSync(join(d, 'weights.bin'), Buffer.from([1, 2, 4]));
+  let check = await verifyManifest(d);
+  assert.deepEqual(check, { ok: false, modified: ['weights.bin'], missing: [], unlisted: [] });
+  rmSync(join(d, 'model.json'));
+  writeFileSync(join(d, 'model.onnx'), 'onnx');
+  check = await verifyManifest(d);
+  assert.deepEqual(check, { ok: false, modified: ['weights.bin'], missing: ['model.json'], unlisted: ['model.onnx'] });
+  await assert.rejects(assertManifest(d), (e: unknown) => e instanceof CxrError && e.code === 'E_MODEL_INVALID' && /weights\.bin/.test(e.message));
+});
+
+test('refreshFileHashes adds a file written after training (model.onnx) and keeps the rest', async () => {
+  const d = version(tmp, 'segmenter', 'v1', '2025-01-03T00:00:00.000Z');
+  const first = await writeManifest(d, { ...base('segmenter', 'v1', '2025-01-03T00:00:00.000Z'), threshold: null });
+  writeFileSync(join(d, 'model.onnx'), 'graph');
+  const m = await refreshFileHashes(d);
+  assert.deepEqual(Object.keys(m.files).sort(), ['model.json', 'model.onnx', 'weights.bin']);
+  assert.equal(m.files['model.json'], first.files['model.json']);
+  assert.deepEqual({ ...m, files: {} }, { ...first, files: {} });
+  assert.equal((await verifyManifest(d)).ok, true);
+});
+
+test('a malformed manifest is E_MODEL_INVALID, a missing one E_MODEL_MISSING', async () => {
+  const d = join(tmp, 'bad');
+  mkdirSync(d);
+  await assert.rejects(readManifest(d), (e: unknown) => e instanceof CxrError && e.code === 'E_MODEL_MISSING');
+  writeFileSync(join(d, 'manifest.json'), '{"name":"x"}');
+  await assert.rejects(readManifest(d), (e: unknown) => e instanceof CxrError && e.code === 'E_MODEL_INVALID');
+  writeFileSync(join(d, 'manifest.json'), '{not json');
+  await assert.rejects(readManifest(d), (e: unknown) => e instanceof CxrError && e.code === 'E_MODEL_INVALID');
+});
+
+test('resolveModelVersion takes the newest version, a named one, or a version folder itself', async () => {
+  const root = join(tmp, 'models');
+  const old = version(root, 'classifier', 'v20250101-000000', '2025-01-01T00:00:00.000Z');
+  await writeManifest(old, base('classifier', 'v20250101-000000', '2025-01-01T00:00:00.000Z'));
+  const newer = version(root, 'classifier', 'v20250301-000000', '2025-03-01T00:00:00.000Z');
+  await writeManifest(newer, base('classifier', 'v20250301-000000', '2025-03-01T00:00:00.000Z'));
+  assert.equal(await resolveModelVersion(root, 'classifier'), newer);
+  assert.equal(await resolveModelVersion(root, 'classifier', 'v20250101-000000'), old);
+  assert.equal(await resolveModelVersion(old, 'classifier'), old);
+  await assert.rejects(resolveModelVersion(root, 'segmenter'), (e: unknown) => e instanceof CxrError && e.code === 'E_MODEL_MISSING');
+  assert.equal(JSON.parse(readFileSync(join(newer, 'manifest.json'), 'utf8')).version, 'v20250301-000000');
+  // a version linked in from elsewhere counts like a folder
+  const elsewhere = version(join(tmp, 'elsewhere'), 'classifier', 'v20250401-000000', '2025-04-01T00:00:00.000Z');
+  await writeManifest(elsewhere, base('classifier', 'v20250401-000000', '2025-04-01T00:00:00.000Z'));
+  symlinkSync(elsewhere, join(root, 'classifier', 'v20250401-000000'));
+  assert.equal(await resolveModelVersion(root, 'classifier'), join(root, 'classifier', 'v20250401-000000'));
+});
+
+test('version names sort with time', () => {
+  assert.equal(versionFromDate(new Date('2025-01-31T12:34:56.789Z')), 'v20250131-123456');
+});
+
+test('shipped manifests hold no absolute path and still verify against their files', async () => {
+  for (const name of ['segmenter', 'classifier'] as const) {
+    for (const v of await listVersions('models', name)) {
+      assert.deepEqual(findAbsolutePaths(v.manifest), [], `${v.dir}`);
+      assert.equal((await verifyManifest(v.dir)).ok, true, v.dir);
+      assert.ok(v.manifest.training.data && typeof v.manifest.training.data.root === 'string', `${v.dir}: training.data is a named root`);
+    }
+  }
+});
+
+test('writeManifest refuses an absolute path; portablePath names the most specific root, else external', async () => {
+  const dir = join(tmp, 'abs', 'classifier', 'v1');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'weights.bin'), 'w');
+  const m = base('classifier', 'v1', '2025-01-01T00:00:00Z');
+  await assert.rejects(
+    writeManifest(dir, { ...m, training: { ...m.training, data: { root: 'x', path: '/work/data' } } }),
+    (e: unknown) => e instanceof CxrError && e.code === 'E_MODEL_INVALID' && /training\.data\.path/.test(e.message),
+  );
+  assert.deepEqual(portablePath(join(REPO_ROOT, 'models', 'classifier')), { root: 'repo', path: 'models/classifier' });
+  assert.deepEqual(portablePath(join(REPO_ROOT, '..', 'shared', 'data', 'nih')), { root: 'shared', path: 'data/nih' });
+  assert.deepEqual(portablePath('/nowhere/site-films'), { root: 'external', path: 'site-films' });
+  assert.deepEqual(portablePath('/nowhere/site-films', { site: '/nowhere' }), { root: 'site', path: 'site-films' });
+  assert.deepEqual(portableCommand(['train', `--data=${join(REPO_ROOT, 'x')}`, join(REPO_ROOT, 'y')]), ['train', '--data={repo}/x', '{repo}/y']);
+});

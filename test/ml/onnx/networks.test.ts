@@ -1,0 +1,70 @@
+/**
+ * Exporter parity on the project's two networks, small variants and full size: tfjs (wasm
+ * backend) against onnxruntime-node, every output, max |diff| <= 1e-4, with random weights
+ * including batch-norm statistics.
+ */
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { parity, randomizeWeights, randomInput } from './parity.js';
+import { buildUNet } from '../../../src/ml/unet.js';
+import { buildDenseNet121SE } from '../../../src/ml/densenet.js';
+import { classActivationMap } from '../../../src/inference/cam.js';
+
+const TOL = 1e-4;
+
+before(async () => {
+  await tf.setBackend('wasm');
+  await tf.ready();
+});
+
+async function unet(opts: Parameters<typeof buildUNet>[0], size: number) {
+  const model = buildUNet(opts);
+  randomizeWeights(model, 11);
+  const r = await parity(model, randomInput([2, size, size, 1], 5, 0, 1), 2, { outputNames: ['mask'] });
+  model.dispose();
+  assert.ok(r.maxAbsDiff[0] <= TOL, `mask max abs diff ${r.maxAbsDiff[0]}`);
+  // every conv's batch norm folds away: the graph has no BatchNormalization node
+  assert.equal(r.export.stats.ops.BatchNormalization, undefined);
+  return r;
+}
+
+async function densenet(opts: Parameters<typeof buildDenseNet121SE>[0], size: number) {
+  const model = buildDenseNet121SE({ ...opts, withFeatures: true });
+  randomizeWeights(model, 13);
+  const r = await parity(model, randomInput([2, size, size, 1], 6, 0, 1), 2, { outputNames: ['probability', 'features'], cam: true });
+  assert.ok(r.maxAbsDiff[0] <= TOL, `probability max abs diff ${r.maxAbsDiff[0]}`);
+  assert.ok(r.maxAbsDiff[1] <= TOL, `features max abs diff ${r.maxAbsDiff[1]}`);
+  assert.deepEqual(
+    r.export.outputs.map((o) => o.name),
+    ['probability', 'features', 'cam'],
+  );
+  // the in-graph CAM against the definition, on ONNX's own features (NCHW), first image
+  const [, c, h, w] = r.onnxOutputs.features.dims as number[];
+  const kernel = model.getLayer('probability').getWeights()[0].dataSync();
+  const want = classActivationMap((r.onnxOutputs.features.data as Float32Array).subarray(0, c * h * w), c, h, w, kernel);
+  const got = r.onnxOutputs.cam.data as Float32Array;
+  for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= TOL, `cam[${i}] ${got[i]} vs ${want[i]}`);
+  model.dispose();
+  return r;
+}
+
+test('U-Net, small variant (3 levels, base 4)', async () => {
+  await unet({ inputSize: 64, base: 4, depth: 3 }, 64);
+});
+
+test('U-Net, full size (256, 4 levels, base 16)', async () => {
+  const r = await unet({}, 256);
+  assert.deepEqual(r.export.inputs[0].shape, ['N', 1, 256, 256]);
+});
+
+test('DenseNet121-SE, small variant (two blocks) with features and CAM outputs', async () => {
+  await densenet({ inputSize: 32, blocks: [2, 3], growth: 8, stemFilters: 16 }, 32);
+});
+
+test('DenseNet121-SE, full size (224, blocks 6-12-24-16) with features and CAM outputs', async () => {
+  const r = await densenet({}, 224);
+  assert.deepEqual(r.export.outputs[1].shape, ['N', 1024, 7, 7]);
+  assert.equal(r.export.stats.parameters > 7e6, true);
+});
