@@ -51,6 +51,7 @@ interface RefitCliOptions {
   threads?: string;
   targetRecall: string;
   report?: string;
+  partialTest?: boolean;
 }
 
 interface FeatureRow {
@@ -169,6 +170,7 @@ export function register(program: Command): void {
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default 2)')
     .option('--target-recall <r>', 'recall the threshold is calibrated for on validation', '0.95')
     .option('--report <dir>', 'write per-image validation and test probabilities (CSV) here')
+    .option('--partial-test', 'report on the test films whose features exist (extracting none) and leave the rest out, saying how many')
     .action(
       action(async (o: RefitCliOptions) => {
         const specs = o.data.map(parseDatasetSpec);
@@ -203,7 +205,8 @@ export function register(program: Command): void {
         const cachePath = o.cache.length > 0 ? resolve(o.cache[0]) : null;
         const cached = new Map<string, FeatureRow>();
         for (const c of o.cache) await readCache(resolve(c), cached);
-        let todo = items.filter((i) => (cached.get(i.id)?.views.length ?? 0) < viewsFor(i.id));
+        // --partial-test reports on the test films already extracted and extracts none
+        let todo = items.filter((i) => (cached.get(i.id)?.views.length ?? 0) < viewsFor(i.id) && !(o.partialTest && where.get(i.id) === 'test'));
         if (o.shard) {
           const m = /^(\d+)\/(\d+)$/.exec(o.shard);
           if (!m || Number(m[1]) >= Number(m[2])) throw new CxrError('E_BAD_ARGUMENT', `--shard must be K/N with K < N, got '${o.shard}'`);
@@ -234,7 +237,18 @@ export function register(program: Command): void {
           bar.finish();
         }
         if (o.extractOnly) return;
-        const missing = items.filter((i) => (cached.get(i.id)?.views.length ?? 0) < viewsFor(i.id)).length;
+        const ready = (id: string): boolean => (cached.get(id)?.views.length ?? 0) >= viewsFor(id);
+        const unscoredTest = o.partialTest ? items.filter((i) => where.get(i.id) === 'test' && !ready(i.id)) : [];
+        if (unscoredTest.length > 0) {
+          for (const s of new Set(unscoredTest.map((i) => i.source ?? ''))) {
+            const left = unscoredTest.filter((i) => (i.source ?? '') === s).length;
+            const all = items.filter((i) => (i.source ?? '') === s && where.get(i.id) === 'test').length;
+            process.stderr.write(`warning: ${left} of ${all} ${s} test films have no features and are left out of the test figures\n`);
+          }
+          const left = new Set(unscoredTest.map((i) => i.id));
+          items = items.filter((i) => !left.has(i.id));
+        }
+        const missing = items.filter((i) => !ready(i.id)).length;
         if (missing > 0) throw new CxrError('E_BAD_ARGUMENT', `${missing} images have no features yet (run the other shards, or without --shard)`);
         const rows = items.map((i) => cached.get(i.id)!);
         const train = rows.filter((r) => r.split === 'train');
