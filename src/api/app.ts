@@ -14,6 +14,8 @@ import { listRoutes } from './routes/lists.js';
 import { metaRoutes } from './routes/meta.js';
 import { stow, stowStudy } from './routes/stow.js';
 import { wadoRoutes } from './routes/wado.js';
+import { qidoRoutes } from './routes/qido.js';
+import { diagnosticReports } from './routes/fhir.js';
 import { studyRoutes } from './routes/studies.js';
 import { json } from './openapi-types.js';
 
@@ -44,6 +46,8 @@ export const routes: readonly RouteDef[] = [
   stow,
   stowStudy,
   ...wadoRoutes,
+  ...qidoRoutes,
+  diagnosticReports,
   ...listRoutes,
   ...adminRoutes,
 ];

@@ -8,11 +8,14 @@
 
 /** SQLSTATE classes/codes: 08 connection exception, 57P01-57P03 admin/crash shutdown, cannot connect now */
 const UNAVAILABLE_SQLSTATES = /^(08\d{3}|57P0[123])$/;
-const UNAVAILABLE_MESSAGES = /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED|Client has encountered a connection error/i;
+const UNAVAILABLE_MESSAGES =
+  /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED|Client has encountered a connection error|Query runner already released/i;
 
 export function isDatabaseUnavailable(e: unknown): boolean {
   const err = e as { code?: unknown; message?: unknown; driverError?: { code?: unknown; message?: unknown } } | null;
   if (!err || typeof err !== 'object') return false;
+  // TypeORM, when a transaction's connection was terminated under it
+  if ((err as { name?: unknown }).name === 'QueryRunnerAlreadyReleasedError') return true;
   const code = err.driverError?.code ?? err.code;
   if (typeof code === 'string' && UNAVAILABLE_SQLSTATES.test(code)) return true;
   const message = String(err.driverError?.message ?? err.message ?? '');

@@ -1,6 +1,11 @@
 import type { RgbImage } from '../imaging/overlay.js';
+import type { CurveBand } from './bootstrap.js';
 import type { CurvePoint } from './metrics.js';
+<<<<<<< HEAD
 import type { CalibrationReport } from './probability-calibration.js';
+=======
+import { EXTRA_GLYPHS } from './plot-glyphs.js';
+>>>>>>> main
 
 /**
  * ROC and precision-recall curves drawn straight into an RGB buffer (no plotting library
@@ -82,7 +87,7 @@ class Canvas implements RgbImage {
   text(x: number, y: number, s: string, c: Rgb, scale = 2): void {
     let cx = x;
     for (const ch of s.toUpperCase()) {
-      const g = GLYPHS[ch] ?? GLYPHS[' '];
+      const g = GLYPHS[ch] ?? EXTRA_GLYPHS[ch] ?? GLYPHS[' '];
       for (let gy = 0; gy < 7; gy++) {
         for (let gx = 0; gx < 5; gx++) {
           if (g[gy][gx] !== '1') continue;
@@ -103,6 +108,29 @@ export interface CurvePlotOptions {
   diagonal?: boolean;
   /** the operating point to mark, in [0,1]^2 */
   marker?: { x: number; y: number } | null;
+  /** a horizontal no-skill line at this height (PR: the prevalence) */
+  noSkill?: number | null;
+  /** a shaded band around the curve (bootstrap percentiles) */
+  band?: CurveBand | null;
+  /** a second title line (n, prevalence, model version) */
+  subtitle?: string;
+  /** legend text for the marker (e.g. the threshold) */
+  markerLabel?: string;
+}
+
+/** What a curve plot says about the data it was drawn from. */
+export interface PlotContext {
+  n: number;
+  prevalence: number;
+  /** the classifier version, e.g. v20261129-152734 */
+  version: string;
+  band?: CurveBand | null;
+}
+
+const BAND: Rgb = [205, 222, 245];
+
+function subtitleOf(ctx: PlotContext | undefined): string | undefined {
+  return ctx ? `N=${ctx.n} PREVALENCE ${ctx.prevalence.toFixed(3)} ${ctx.version}` : undefined;
 }
 
 const AXIS: Rgb = [0, 0, 0];
@@ -125,7 +153,16 @@ export function plotCurve(xy: readonly { x: number; y: number }[], opts: CurvePl
     c.line(px(i / 10), top, px(i / 10), bottom, GRID);
     c.line(left, py(i / 10), right, py(i / 10), GRID);
   }
+  if (opts.band) {
+    // vertical strokes between the percentiles at each grid point, joined across the gaps
+    const b = opts.band;
+    for (let i = 0; i + 1 < b.x.length; i++) {
+      if (!Number.isFinite(b.lo[i]) || !Number.isFinite(b.hi[i])) continue;
+      for (let xp = px(b.x[i]); xp <= px(b.x[i + 1]); xp++) c.line(xp, py(b.lo[i]), xp, py(b.hi[i]), BAND);
+    }
+  }
   if (opts.diagonal) c.line(px(0), py(0), px(1), py(1), CHANCE);
+  if (opts.noSkill != null) c.line(px(0), py(opts.noSkill), px(1), py(opts.noSkill), CHANCE);
   c.line(left, bottom, right, bottom, AXIS, 2);
   c.line(left, top, left, bottom, AXIS, 2);
   for (const v of [0, 0.5, 1]) {
@@ -136,12 +173,26 @@ export function plotCurve(xy: readonly { x: number; y: number }[], opts: CurvePl
   for (let i = 1; i < xy.length; i++) c.line(px(xy[i - 1].x), py(xy[i - 1].y), px(xy[i].x), py(xy[i].y), CURVE, 3);
   if (opts.marker) c.dot(px(opts.marker.x), py(opts.marker.y), MARK, 5);
   c.text(left, 12, opts.title, AXIS, 2);
+  if (opts.subtitle) c.text(left + opts.title.length * 12 + 12, 16, opts.subtitle, AXIS, 1);
+  // legend, lower right of the plot area
+  const legend: [Rgb, string][] = [];
+  if (opts.marker && opts.markerLabel) legend.push([MARK, opts.markerLabel]);
+  if (opts.band) legend.push([BAND, `BOOTSTRAP 95% BAND (${opts.band.samples})`]);
+  if (opts.noSkill != null) legend.push([CHANCE, `NO SKILL ${opts.noSkill.toFixed(3)}`]);
+  else if (opts.diagonal) legend.push([CHANCE, 'NO SKILL']);
+  legend.forEach(([colour, text], i) => {
+    const y = bottom - 14 - (legend.length - 1 - i) * 12;
+    const x = right - 8 - text.length * 6 - 14;
+    c.dot(x, y + 3, colour, 4);
+    c.text(x + 10, y, text, AXIS, 1);
+  });
   c.text((left + right) / 2 - opts.xLabel.length * 6, size - 28, opts.xLabel, AXIS, 2);
   // the y label runs along the top of the axis (the font has no rotated glyphs)
   c.text(left + 6, top + 6, opts.yLabel, AXIS, 1);
   return c;
 }
 
+<<<<<<< HEAD
 /**
  * Reliability diagram: observed pneumonia frequency against mean predicted probability per
  * non-empty bin, with the diagonal a calibrated model would follow; ECE in the title.
@@ -157,20 +208,42 @@ export function reliabilityPlot(report: CalibrationReport): RgbImage {
 }
 
 export function rocPlot(points: readonly CurvePoint[], auc: number | null, threshold: number | null): RgbImage {
+=======
+export function rocPlot(points: readonly CurvePoint[], auc: number | null, threshold: number | null, ctx?: PlotContext): RgbImage {
+>>>>>>> main
   const marker = threshold == null ? null : markerAt(points, threshold, (p) => ({ x: p.fpr, y: p.tpr }));
   return plotCurve(
     points.map((p) => ({ x: p.fpr, y: p.tpr })),
-    { title: `ROC AUC ${auc == null ? '-' : auc.toFixed(3)}`, xLabel: 'FPR', yLabel: 'TPR', diagonal: true, marker },
+    {
+      title: `ROC AUC ${auc == null ? '-' : auc.toFixed(3)}`,
+      xLabel: 'FPR',
+      yLabel: 'TPR',
+      diagonal: true,
+      marker,
+      markerLabel: threshold == null ? undefined : `OPERATING POINT T=${threshold.toFixed(3)}`,
+      band: ctx?.band,
+      subtitle: subtitleOf(ctx),
+    },
   );
 }
 
-export function precisionRecallPlot(points: readonly CurvePoint[], ap: number | null, threshold: number | null): RgbImage {
+export function precisionRecallPlot(points: readonly CurvePoint[], ap: number | null, threshold: number | null, ctx?: PlotContext): RgbImage {
   // the curve starts at the first real operating point: at +Infinity precision is undefined
   const real = points.filter((p) => p.precision != null);
   const marker = threshold == null ? null : markerAt(real, threshold, (p) => ({ x: p.recall, y: p.precision ?? 0 }));
   return plotCurve(
     real.map((p) => ({ x: p.recall, y: p.precision ?? 0 })),
-    { title: `PR AP ${ap == null ? '-' : ap.toFixed(3)}`, xLabel: 'RECALL', yLabel: 'PRECISION', marker },
+    {
+      title: `PR AP ${ap == null ? '-' : ap.toFixed(3)}`,
+      xLabel: 'RECALL',
+      yLabel: 'PRECISION',
+      marker,
+      markerLabel: threshold == null ? undefined : `OPERATING POINT T=${threshold.toFixed(3)}`,
+      // a classifier that says positive at random has precision = prevalence at every recall
+      noSkill: ctx?.prevalence,
+      band: ctx?.band,
+      subtitle: subtitleOf(ctx),
+    },
   );
 }
 

@@ -88,6 +88,8 @@ test('a full data directory: 507 E_STORAGE_FULL with Retry-After, /readyz not re
     CXR_HMAC_KEY: randomBytes(32).toString('hex'),
     CXR_MAX_BODY_MB: '1',
     CXR_TTA: '2',
+    // no DIMSE listener: test files run in parallel and would race for port 11112
+    CXR_DIMSE_PORT: '0',
   });
   const url = server.url;
   const token = signToken(

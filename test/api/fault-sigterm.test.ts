@@ -57,6 +57,8 @@ async function serve(extra: NodeJS.ProcessEnv = {}): Promise<ServeProcess> {
     CXR_HMAC_KEY: hmacKey,
     CXR_INFER_CONCURRENCY: '1',
     CXR_TTA: '2',
+    // no DIMSE listener: test files run in parallel and would race for port 11112
+    CXR_DIMSE_PORT: '0',
     ...extra,
   });
   running.add(s);
@@ -120,8 +122,10 @@ function checkAnswers(answers: PromiseSettledResult<Answer>[], dbStatus: Map<str
       assert.equal(body.status, 'queued');
       deferred++;
     }
-    // what the client was told is what the database holds
-    assert.equal(dbStatus.get(body.id!), body.status);
+    // a result is what the database holds; a 202 names a stored study (its inference may
+    // still have finished after the answer, when the drain time ran out while it ran)
+    if (status === 200) assert.equal(dbStatus.get(body.id!), 'scored');
+    else assert.ok(['queued', 'scored'].includes(dbStatus.get(body.id!) ?? ''), `study ${body.id} is stored`);
   }
   return { scored, deferred };
 }

@@ -52,8 +52,6 @@ export async function startServe(env: Record<string, string> = {}): Promise<Serv
       CXR_HMAC_KEY: randomBytes(32).toString('hex'),
       CXR_TTA: '2',
       CXR_INFER_THREADS: '1',
-      // no DIMSE listener: test files run in parallel and would race for port 11112
-      CXR_DIMSE_PORT: '0',
       ...env,
     });
   } catch (e) {

@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import { createRandomModels } from '../../src/ml/random-models.js';
 import { chestDicom } from '../../src/data/simple-chest-dicom.js';
 import { verifyManifest, readManifest } from '../../src/ml/model-store/index.js';
-import { runCli as cli } from '../support/cli.js';
+import { runCli as cli, spawnCli } from '../support/cli.js';
 
 let root: string;
 let dirs: { segmenter: string; classifier: string };
@@ -54,7 +54,7 @@ test('analyze without --json prints a readable report', async () => {
 test('analyze of a file that is not DICOM exits 2 with error E_NOT_DICOM', async () => {
   const bogus = join(root, 'notes.txt');
   await writeFile(bogus, 'this is not a DICOM file, it is long enough to have a preamble though '.repeat(4));
-  const r = await cli(['analyze', bogus, '--models', join(root, 'models')]);
+  const r = await spawnCli(['analyze', bogus, '--models', join(root, 'models')]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /^error E_NOT_DICOM: /);
   assert.equal(r.stdout, '');
@@ -68,7 +68,7 @@ test('analyze with no models exits 3 with E_MODEL_MISSING and how to get them', 
 
 test('export-onnx rewrites model.onnx and leaves a manifest whose hashes match', async () => {
   const before = await readManifest(dirs.classifier);
-  const r = await cli(['export-onnx', '--model', dirs.classifier, '--json'], { CXR_BACKEND: 'cpu' });
+  const r = await spawnCli(['export-onnx', '--model', dirs.classifier, '--json'], { CXR_BACKEND: 'cpu' });
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   assert.equal(out.kind, 'classifier');

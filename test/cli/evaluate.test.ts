@@ -12,7 +12,7 @@ import { createRandomModels } from '../../src/ml/random-models.js';
 import { parseCsv } from '../../src/data/csv.js';
 import { writeSynthDataset } from '../../src/data/synth-dataset.js';
 import { onnxScorer } from '../../src/inference/scorer.js';
-import { readManifest, writeManifest } from '../../src/ml/model-store/index.js';
+import { readManifest, verifyManifest, writeManifest } from '../../src/ml/model-store/index.js';
 import { loadEvalItems } from '../../src/ml/train/dataset-source.js';
 import { runCli as cli } from '../support/cli.js';
 
@@ -20,6 +20,7 @@ const STUDIES = 6;
 let root: string;
 let models: string;
 let data: string;
+let classifierDir: string;
 
 before(async () => {
   await tf.setBackend('cpu');
@@ -27,6 +28,7 @@ before(async () => {
   models = join(root, 'models');
   data = join(root, 'data');
   const dirs = await createRandomModels(models, { size: 'small', seed: 4 });
+  classifierDir = dirs.classifier;
   await writeSynthDataset({ out: data, count: STUDIES, seed: 90_417, sizeMin: 128, sizeMax: 192, workSize: 128 });
 
   // Random weights give probabilities in a narrow band: put the threshold between the middle
@@ -84,4 +86,19 @@ test('evaluate of models without model.onnx exits 3 with E_MODEL_MISSING and say
   const r = await cli(['evaluate', '--data', data, '--models', bare]);
   assert.equal(r.code, 3);
   assert.match(r.stderr, /^error E_MODEL_MISSING: .*export-onnx/m);
+});
+
+test("evaluate --save stores plots, per-image results and the summary in the classifier version's evaluations/ folder, and the version still verifies", async () => {
+  const r = await cli(['evaluate', '--data', data, '--models', models, '--json', '--threads', '1', '--tta', '1', '--save']);
+  assert.equal(r.code, 0, r.stderr);
+  const runs = await readdir(join(classifierDir, 'evaluations'));
+  assert.equal(runs.length, 1);
+  assert.match(runs[0], /-all$/);
+  const saved = join(classifierDir, 'evaluations', runs[0]);
+  assert.deepEqual((await readdir(saved)).sort(), ['per-image.csv', 'pr.png', 'roc.png', 'summary.json']);
+  const summary = JSON.parse(await readFile(join(saved, 'summary.json'), 'utf8'));
+  assert.equal(summary.n, STUDIES);
+  assert.deepEqual(summary.confusion, JSON.parse(r.stdout).confusion);
+  assert.equal(parseCsv(await readFile(join(saved, 'per-image.csv'), 'utf8')).rows.length, STUDIES);
+  assert.deepEqual(await verifyManifest(classifierDir), { ok: true, modified: [], missing: [], unlisted: [] });
 });

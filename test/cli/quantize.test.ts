@@ -18,7 +18,7 @@ import { loadDataset } from '../../src/data/dataset.js';
 import { writeSynthDataset } from '../../src/data/synth-dataset.js';
 import { CxrError } from '../../src/errors.js';
 import { loadEngine } from '../../src/inference/engine.js';
-import { manifestDigest, readManifest, verifyManifest, writeManifest } from '../../src/ml/model-store/index.js';
+import { manifestDigest, readManifest, servableVersion, verifyManifest, writeManifest } from '../../src/ml/model-store/index.js';
 import { calibrateThreshold } from '../../src/ml/metrics.js';
 import { itemsInSubset } from '../../src/ml/calibrate.js';
 import { readSplitFile } from '../../src/data/split.js';
@@ -206,6 +206,8 @@ test('--drop-float ships only model.int8.onnx; float is rebuilt from the tfjs we
   assert.ok((await verifyManifest(out.dir)).ok);
   const m = await readManifest(out.dir);
   assert.deepEqual({ sha256: m.quantization!.float!.sha256, shipped: m.quantization!.float!.shipped }, { sha256: floatSha, shipped: false });
+  // it can be activated like any other version
+  assert.equal((await servableVersion(other, 'classifier', out.version)).version, out.version);
   const e = await loadEngine({ modelsDir: other, threads: 1, precision: 'float' });
   try {
     assert.equal(e.models.classifier.precision, 'float');

@@ -9,6 +9,7 @@ import { loadDataset, readSample } from '../../src/data/dataset.js';
 import { datasetHash } from '../../src/data/hash.js';
 import { parseCsv } from '../../src/data/csv.js';
 import { tempDir } from '../support/data.js';
+import { runCli } from '../support/cli.js';
 
 const opts = { count: 5, seed: 17, sizeMin: 96, sizeMax: 140, workSize: 96 };
 
@@ -82,19 +83,14 @@ test('cxr-triage synth writes the dataset, reports progress and a contact sheet'
   }
 });
 
-test('cxr-triage synth rejects bad arguments with a clear error', () => {
-  const bad = (args: string[], re: RegExp): void => {
-    try {
-      execFileSync(process.execPath, ['bin/cxr-triage.js', 'synth', '--out', tempDir('x'), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-      assert.fail('expected a failure');
-    } catch (e) {
-      const err = e as { status: number; stderr: string };
-      assert.equal(err.status, 2);
-      assert.match(err.stderr, re);
-    }
+test('cxr-triage synth rejects bad arguments with a clear error', async () => {
+  const bad = async (args: string[], re: RegExp): Promise<void> => {
+    const r = await runCli(['synth', '--out', tempDir('x'), ...args]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, re);
   };
-  bad(['--size', '10-20'], /error E_BAD_ARGUMENT: size range/);
-  bad(['--size', 'big'], /error E_BAD_ARGUMENT: --size must be N or MIN-MAX/);
-  bad(['--pneumonia-rate', '1.5'], /error E_BAD_ARGUMENT: pneumonia rate must be in \[0,1\]/);
-  bad(['--count', '0'], /error E_BAD_ARGUMENT: --count must be an integer >= 1/);
+  await bad(['--size', '10-20'], /error E_BAD_ARGUMENT: size range/);
+  await bad(['--size', 'big'], /error E_BAD_ARGUMENT: --size must be N or MIN-MAX/);
+  await bad(['--pneumonia-rate', '1.5'], /error E_BAD_ARGUMENT: pneumonia rate must be in \[0,1\]/);
+  await bad(['--count', '0'], /error E_BAD_ARGUMENT: --count must be an integer >= 1/);
 });

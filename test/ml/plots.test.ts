@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { operatingPoints } from '../../src/ml/metrics.js';
 import { precisionRecallPlot, rocPlot } from '../../src/ml/plots.js';
+import { bootstrapBand } from '../../src/ml/bootstrap.js';
 import { decodeDisplayImage, encodeRgbPng } from '../../src/imaging/png.js';
 
 function colourAt(img: { width: number; data: Uint8Array }, x: number, y: number): [number, number, number] {
@@ -41,4 +42,21 @@ test('the PR plot encodes as an RGB PNG of its size with curve and marker drawn'
   const back = await decodeDisplayImage(png);
   assert.equal(back.width, 480);
   assert.equal(back.height, 480);
+});
+
+test('with its context a PR plot carries the no-skill line at the prevalence, a bootstrap band, a legend and n, prevalence and version', () => {
+  const scores = [0.95, 0.9, 0.85, 0.7, 0.65, 0.6, 0.4, 0.35, 0.3, 0.2, 0.15, 0.1];
+  const labels = [1, 1, 0, 1, 1, 0, 1, 0, 0, 0, 0, 0];
+  const band = bootstrapBand(scores, labels, 'pr', { samples: 100, seed: 3 });
+  assert.ok(band.samples > 90);
+  band.lo.forEach((lo, i) => assert.ok(lo <= band.hi[i], `band at ${band.x[i]}`));
+  const plain = precisionRecallPlot(operatingPoints(scores, labels), 0.7, 0.6);
+  const img = precisionRecallPlot(operatingPoints(scores, labels), 0.7, 0.6, { n: 12, prevalence: 5 / 12, version: 'v-test', band });
+  // the no-skill line: grey across the plot at precision 5/12 (y = 430 - 390 * 5/12), where the plain plot is background
+  const y = Math.round(430 - (430 - 40) * (5 / 12));
+  assert.deepEqual(colourAt(img, 300, y), [160, 160, 160]);
+  assert.ok(count(img, [205, 222, 245]) > 500, 'band drawn');
+  assert.equal(count(plain, [205, 222, 245]), 0);
+  // more ink: the legend and the subtitle
+  assert.ok(count(img, [0, 0, 0]) > count(plain, [0, 0, 0]) + 300);
 });

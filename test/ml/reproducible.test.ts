@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
@@ -16,6 +16,7 @@ import { ArraySource, type Sample } from '../../src/ml/train/array-source.js';
 import { defaultConfig, type TrainConfig } from '../../src/ml/train/config.js';
 import { train } from '../../src/ml/train/loop.js';
 import { mulberry32 } from '../../src/ml/train/rng.js';
+import { readScalars } from '../../src/ml/train/tfevents.js';
 import { setupBackend } from '../support/ml.js';
 
 await setupBackend();
@@ -88,6 +89,19 @@ test('two classifier runs with the same seed (dropout 0.5, shuffled, augmented) 
   const b = await run('b', 3);
   assertSameWeights(a, b, 'run b vs run a');
   assert.deepEqual(losses(join(tmp, 'b')), losses(join(tmp, 'a')));
+  // the run is tracked for TensorBoard too: a loss per optimizer step, the epoch figures per epoch
+  const events = readdirSync(join(tmp, 'a')).filter((f) => f.startsWith('events.out.tfevents.'));
+  assert.equal(events.length, 1);
+  const { scalars } = readScalars(new Uint8Array(readFileSync(join(tmp, 'a', events[0]))));
+  assert.equal(scalars.filter((s) => s.tag === 'train/loss').length, 3 * 4);
+  assert.deepEqual(
+    scalars.filter((s) => s.tag === 'epoch/train_loss').map((s) => s.value),
+    losses(join(tmp, 'a')).map(Math.fround),
+  );
+  assert.deepEqual(
+    scalars.filter((s) => s.tag === 'epoch/val_auc').map((s) => s.step),
+    [4, 8, 12],
+  );
   // and the seed matters: another seed is another run
   const other = await train({ config: { ...config(1), seed: 4 }, data: data(), runDir: join(tmp, 'other') });
   assert.notDeepEqual(losses(join(tmp, 'other'))[0], losses(join(tmp, 'a'))[0]);

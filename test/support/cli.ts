@@ -1,4 +1,12 @@
+/**
+ * Running `cxr-triage` from tests. `runCli` runs a command in this process through
+ * src/cli/program.ts (no Node start, no tsx compile, modules loaded once per test file:
+ * the subprocesses were 45% of the suite's time). `spawnCli` runs bin/cxr-triage.js as a
+ * user does; keep it for smoke tests, servers, and commands whose environment changes
+ * process-wide state chosen once (CXR_BACKEND, thread counts).
+ */
 import { spawn } from 'node:child_process';
+import { runCli as runProgram } from '../../src/cli/program.js';
 
 export interface CliResult {
   code: number | null;
@@ -7,7 +15,7 @@ export interface CliResult {
 }
 
 /** Runs `cxr-triage ARGS...` as a user would (bin/cxr-triage.js from the repository root). */
-export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+export function spawnCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, ['bin/cxr-triage.js', ...args], { env: { ...process.env, ...env } });
     let stdout = '';
@@ -16,4 +24,56 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
     p.stderr.on('data', (d) => (stderr += d));
     p.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+type Write = typeof process.stdout.write;
+
+/**
+ * Sends the text a command writes to `sink`. Only strings are taken: the commands write
+ * text, while node:test's reporter in this process writes Buffers to stdout, which must
+ * still reach the runner.
+ */
+function capture(stream: NodeJS.WriteStream, sink: (s: string) => void): () => void {
+  const original = stream.write;
+  stream.write = function (this: NodeJS.WriteStream, chunk: unknown, ...rest: unknown[]): boolean {
+    if (typeof chunk !== 'string') return (original as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+    sink(chunk);
+    const done = rest.find((r) => typeof r === 'function') as (() => void) | undefined;
+    if (done) queueMicrotask(done);
+    return true;
+  } as Write;
+  return () => {
+    stream.write = original;
+  };
+}
+
+let queue: Promise<unknown> = Promise.resolve();
+
+/**
+ * Runs `cxr-triage ARGS...` in this process with `env` added to process.env for its
+ * duration; output and exit status as from a subprocess. Calls run one at a time.
+ */
+export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  const run = async (): Promise<CliResult> => {
+    let stdout = '';
+    let stderr = '';
+    const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, env);
+    const restoreOut = capture(process.stdout, (s) => (stdout += s));
+    const restoreErr = capture(process.stderr, (s) => (stderr += s));
+    try {
+      const code = await runProgram(args, { inProcess: true });
+      return { code, stdout, stderr };
+    } finally {
+      restoreOut();
+      restoreErr();
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  };
+  const result = queue.then(run, run);
+  queue = result.catch(() => {});
+  return result;
 }

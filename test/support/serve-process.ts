@@ -18,9 +18,20 @@ export interface ServeProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Starts serve; rejects with its output if it exits or does not listen within `timeoutMs`. */
-export async function startServe(env: NodeJS.ProcessEnv, timeoutMs = 120_000): Promise<ServeProcess> {
-  const proc = spawn(process.execPath, [CLI, 'serve', '--port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+export interface StartOptions {
+  /** listen port (0, the default: a free one); a restart on the same port keeps clients' URL */
+  port?: number;
+  timeoutMs?: number;
+}
+
+/** Starts serve; rejects with its output if it exits or does not listen within the timeout (120 s). */
+export async function startServe(env: NodeJS.ProcessEnv, opts: StartOptions = {}): Promise<ServeProcess> {
+  const timeoutMs = opts.timeoutMs ?? 120_000;
+  // No DIMSE listener unless asked for: benches and test files run side by side and would race for port 11112.
+  const proc = spawn(process.execPath, [CLI, 'serve', '--port', String(opts.port ?? 0)], {
+    env: { CXR_DIMSE_PORT: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));

@@ -5,8 +5,14 @@ import { join, resolve } from 'node:path';
 import { csvLine } from '../../data/csv.js';
 import { filesTrainedOn } from '../../data/leakage.js';
 import { parseSplitName, readSplitFile, SPLIT_NAMES, type SplitName } from '../../data/split.js';
+<<<<<<< HEAD
 import { locateModelVersion, readManifest } from '../../ml/model-store/index.js';
 import { loadSplitItems } from '../../ml/calibrate.js';
+=======
+import { EVALUATIONS_DIR, locateModelVersion, readManifest } from '../../ml/model-store/index.js';
+import { bootstrapBand } from '../../ml/bootstrap.js';
+import { itemsInSubset } from '../../ml/calibrate.js';
+>>>>>>> main
 import { CxrError } from '../../errors.js';
 import { encodeRgbPng } from '../../imaging/png.js';
 import { parseProviders } from '../../inference/session.js';
@@ -32,6 +38,7 @@ interface EvaluateCliOptions {
   providers?: string;
   split?: string;
   subset?: string;
+  save?: boolean;
 }
 
 /** The keys `evaluate --json` prints, in this order. */
@@ -96,9 +103,21 @@ async function writePlots(dir: string, r: EvaluationResult): Promise<string[]> {
   const labels = r.images.map((i) => i.label);
   const pts = operatingPoints(scores, labels);
   const files: string[] = [];
+<<<<<<< HEAD
   const roc = rocPlot(pts, r.auc, r.threshold);
   const pr = precisionRecallPlot(pts, averagePrecision(scores, labels), r.threshold);
   const reliability = reliabilityPlot(r.calibration);
+=======
+  const positives = labels.filter((l) => l >= 0.5).length;
+  const ctx = (kind: 'roc' | 'pr') => ({
+    n: labels.length,
+    prevalence: positives / Math.max(1, labels.length),
+    version: r.models.classifier.version,
+    band: positives > 0 && positives < labels.length ? bootstrapBand(scores, labels, kind, { samples: 200, seed: 1 }) : null,
+  });
+  const roc = rocPlot(pts, r.auc, r.threshold, ctx('roc'));
+  const pr = precisionRecallPlot(pts, averagePrecision(scores, labels), r.threshold, ctx('pr'));
+>>>>>>> main
   for (const [name, img] of [
     ['roc.png', roc],
     ['pr.png', pr],
@@ -116,8 +135,33 @@ async function writePlots(dir: string, r: EvaluationResult): Promise<string[]> {
  * test split, the model it was fine-tuned from (training.initFrom.testOverlap): the figures are
  * optimistic then.
  */
+/** The classifier version folder evaluate scores with (as the engine resolves it), or null. */
+async function classifierDirOf(o: EvaluateCliOptions): Promise<string | null> {
+  return o.classifier ? resolve(o.classifier) : await locateModelVersion(o.models, 'classifier').catch(() => null);
+}
+
+/**
+ * `--save`: the plots, the per-image CSV and the summary go into the classifier version's
+ * evaluations/<time>-<subset>/ folder, which its manifest's hashes leave out (the version
+ * itself is not changed by being evaluated).
+ */
+async function saveEvaluation(o: EvaluateCliOptions, result: EvaluationResult, subset: SplitName | null): Promise<string> {
+  const dir = await classifierDirOf(o);
+  if (!dir) throw new CxrError('E_MODEL_MISSING', '--save: no classifier version folder to save into');
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const out = join(dir, EVALUATIONS_DIR, `${stamp}-${subset ?? 'all'}`);
+  await mkdir(out, { recursive: true });
+  await writePlots(out, result);
+  await writeFile(join(out, 'per-image.csv'), perImageCsv(result));
+  await writeFile(
+    join(out, 'summary.json'),
+    `${JSON.stringify({ ...jsonSummary(result), data: o.data, split: o.split ?? null, subset, models: result.models, scorer: result.scorer, at: new Date().toISOString() }, null, 2)}\n`,
+  );
+  return out;
+}
+
 async function leakageWarnings(o: EvaluateCliOptions, files: string[], subset: SplitName | null): Promise<string[]> {
-  const dir = o.classifier ? resolve(o.classifier) : await locateModelVersion(o.models, 'classifier').catch(() => null);
+  const dir = await classifierDirOf(o);
   if (!dir || !existsSync(join(dir, 'manifest.json'))) return [];
   const out: string[] = [];
   const m = await readManifest(dir);
@@ -151,6 +195,7 @@ export function register(program: Command): void {
     .option('--split <csv>', "only the images a training split assigns to --subset (the split.csv in a model version's folder)")
     .option('--subset <name>', `with --split: ${SPLIT_NAMES.join('|')}`, 'test')
     .option('--window <policy>', 'DICOM window policy: auto|lung|header|minmax (default auto)')
+    .option('--save', "also store the plots, per-image results and summary in the classifier version's evaluations/<time>-<subset>/ folder")
     .option('--per-image <csv>', 'write file, label (normal|pneumonia), probability and decision of every image to this CSV file')
     .option('--tta <n>', 'test-time-augmented views (default 4, as analyze)')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default 2)')
@@ -191,6 +236,7 @@ export function register(program: Command): void {
           const files = await writePlots(resolve(o.plots), result);
           process.stderr.write(`plots: ${files.join(', ')}\n`);
         }
+        if (o.save) process.stderr.write(`saved: ${await saveEvaluation(o, result, subset)}\n`);
         for (const w of await leakageWarnings(
           o,
           items.map((i) => i.id),

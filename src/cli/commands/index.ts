@@ -12,6 +12,7 @@ export const commandLoaders: Record<string, () => Promise<{ register: RegisterCo
   inspect: () => import('./inspect.js'),
   render: () => import('./render.js'),
   serve: () => import('./serve.js'),
+  worker: () => import('./worker.js'),
   token: () => import('./token.js'),
   client: () => import('./client.js'),
   'export-onnx': () => import('./export-onnx.js'),
@@ -25,4 +26,5 @@ export const commandLoaders: Record<string, () => Promise<{ register: RegisterCo
   quantize: () => import('./quantize.js'),
   models: () => import('./models.js'),
   'validate-dataset': () => import('./validate-dataset.js'),
+  runs: () => import('./runs.js'),
 };

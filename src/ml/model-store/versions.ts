@@ -140,7 +140,7 @@ export function notAVersion(dir: string, name: ModelName, modelsDir: string): Cx
 
 /**
  * Checks that `<modelsDir>/<name>/<version>` can be served: a name the service knows, a
- * published version whose files match its manifest, with model.onnx.
+ * published version whose files match its manifest, with model.onnx (or only its int8 model).
  */
 export async function servableVersion(modelsDir: string, name: string, version: string): Promise<VersionEntry> {
   if (!(MODEL_NAMES as readonly string[]).includes(name)) throw new CxrError('E_NOT_FOUND', `no model '${name}' (models are ${MODEL_NAMES.join(', ')})`);
@@ -148,7 +148,11 @@ export async function servableVersion(modelsDir: string, name: string, version: 
   if (!VERSION_NAME.test(version) || !existsSync(join(dir, MANIFEST_FILE)))
     throw new CxrError('E_NOT_FOUND', `no ${name} version '${version}' in ${modelsDir}`);
   const manifest = await assertManifest(dir);
-  if (!manifest.files[ONNX_FILE]) throw new CxrError('E_MODEL_MISSING', `${dir} has no ${ONNX_FILE}: run \`cxr-triage export-onnx --model ${dir}\``);
+  // a version shipped with only its int8 model (quantize --drop-float) rebuilds float on demand
+  const q = manifest.quantization;
+  const int8Only = q !== undefined && Boolean(manifest.files[q.file]) && q.float?.shipped === false;
+  if (!manifest.files[ONNX_FILE] && !int8Only)
+    throw new CxrError('E_MODEL_MISSING', `${dir} has no ${ONNX_FILE}: run \`cxr-triage export-onnx --model ${dir}\``);
   return { name: name as ModelName, version, dir, manifest };
 }
 

@@ -9,6 +9,7 @@ import { loadModel, saveModel } from '../model-io.js';
 import { dataParallelEngine } from '../parallel/data-parallel.js';
 import { seedDropout, shareSeed, stepSeed } from '../layers/dropout-seed.js';
 import { Adam } from './adam.js';
+import { EventFileWriter } from './tfevents.js';
 import { loadCheckpoint, runPaths, saveCheckpoint, type RunPaths, type TrainerState } from './checkpoint.js';
 import { balancedClassWeights, buildModel, freezeBlocks, validateConfig, type TrainConfig } from './config.js';
 import { predictSource, type LossFn } from './predict.js';
@@ -189,6 +190,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   if (trainSize === 0) throw new CxrError('E_BAD_DATASET', 'the train split is empty');
   if (opts.data.validation.size === 0) throw new CxrError('E_BAD_DATASET', 'the validation split is empty');
   const totalSteps = stepsPerEpoch(config, trainSize) * config.epochs;
+  // TensorBoard reads the run folder (`tensorboard --logdir <runs>`): per-step and per-epoch scalars
+  const events = new EventFileWriter(paths.dir);
 
   try {
     for (let epoch = state.epochsDone; epoch < config.epochs && !state.stopped; epoch++) {
@@ -197,6 +200,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       let acc: tf.Tensor[] | null = null;
       let accImages = 0;
       let accBatches = 0;
+      let accLoss = 0;
       let lossSum = 0;
       let images = 0;
       let lr = cosineDecay(state.step, totalSteps, config.lr, config.lrMinFactor);
@@ -206,10 +210,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         const avg = tf.tidy(() => acc!.map((g) => tf.div(g, accImages)));
         adam.apply(avg, lr);
         tf.dispose([...avg, ...acc]);
+        state.step++;
+        events.scalars({ 'train/loss': accLoss / accImages, 'train/lr': lr }, state.step);
         acc = null;
         accImages = 0;
         accBatches = 0;
-        state.step++;
+        accLoss = 0;
       };
       let batchIndex = 0;
       for await (const batch of opts.data.train.batches(epoch, config.batchSize)) {
@@ -226,6 +232,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         tf.dispose(grads);
         if (prev) tf.dispose(prev);
         accImages += batch.n;
+        accLoss += l * batch.n;
         accBatches++;
         lossSum += l * batch.n;
         images += batch.n;
@@ -278,6 +285,18 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       state.epochsDone = epoch + 1;
       if (config.patience > 0 && state.staleEpochs >= config.patience) state.stopped = true;
       await appendFile(paths.metrics, `${JSON.stringify(record)}\n`);
+      events.scalars(
+        {
+          'epoch/train_loss': record.trainLoss,
+          'epoch/val_loss': record.valLoss,
+          [`epoch/val_${metricName}`]: valMetric,
+          ...(record.valIou != null ? { 'epoch/val_iou': record.valIou } : {}),
+          'epoch/l2_penalty': record.l2Penalty,
+          'epoch/images_per_second': record.imagesPerSecond,
+          'epoch/epoch': record.epoch,
+        },
+        state.step,
+      );
       await saveCheckpoint(paths, model, await adam.getState(), state);
       log.write(
         `epoch ${epoch + 1}: train loss ${record.trainLoss.toFixed(4)}, val loss ${val.loss.toFixed(4)}, val ${metricName} ${valMetric == null ? 'n/a' : valMetric.toFixed(4)}${

@@ -1,0 +1,175 @@
+/**
+ * A real Orthanc (Debian `orthanc` + `orthanc-dicomweb`) in front of the service, as a site
+ * runs it: a private instance per test file (its own configuration, ports and storage in a
+ * temporary directory) holds a study and forwards it (a) by its DICOMweb plugin (STOW-RS with
+ * HTTP Basic client credentials) and (b) by C-STORE (modality forwarding); both are scored.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { startDimseServer, type DimseServer } from '../../src/api/dimse/scp.js';
+import { closeServer, listen } from '../../src/app/server.js';
+import { readMetadata } from '../../src/dicom/index.js';
+import { createClient } from '../../src/service/clients.js';
+import { silentLogger } from '../../src/service/log.js';
+import { startHarness, study, waitScored, type Harness } from '../support/api.js';
+
+const ORTHANC = '/usr/sbin/Orthanc';
+const DICOMWEB_PLUGIN = '/usr/share/orthanc/plugins/libOrthancDicomWeb.so';
+
+let h: Harness;
+let scp: DimseServer;
+let http: { server: Server; url: string };
+let orthanc: ChildProcess | null = null;
+let orthancUrl = '';
+let orthancLog = '';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+async function orthancApi(method: string, path: string, body?: unknown): Promise<unknown> {
+  const res = await fetch(`${orthancUrl}${path}`, {
+    method,
+    body: body === undefined ? undefined : body instanceof Uint8Array ? body : JSON.stringify(body),
+    headers: body instanceof Uint8Array ? { 'Content-Type': 'application/dicom' } : undefined,
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`Orthanc ${method} ${path}: ${res.status} ${text}\n${orthancLog.slice(-2000)}`);
+  return text ? JSON.parse(text) : null;
+}
+
+before(async () => {
+  h = await startHarness();
+  scp = await startDimseServer({
+    aeTitle: 'CXRTRIAGE',
+    host: '127.0.0.1',
+    port: 0,
+    maxBytes: h.settings.maxBodyBytes,
+    ds: h.db.ds,
+    service: h.parts.service,
+    log: silentLogger,
+  });
+  http = await listen(h.parts.app, 0, '127.0.0.1');
+  // The site registers its Orthanc once: a workstation client whose secret Orthanc's DICOMweb
+  // plugin sends by HTTP Basic, and whose AE title its C-STOREs come from.
+  const { secret } = await createClient(
+    h.db.ds,
+    { id: 'orthanc-fwd', role: 'workstation', description: 'test Orthanc', createdBy: 'test', aeTitle: 'ORTHANC' },
+    async () => {},
+  );
+  const dir = join(h.root, 'orthanc');
+  await mkdir(join(dir, 'db'), { recursive: true });
+  const [httpPort, dicomPort] = [await freePort(), await freePort()];
+  const config = {
+    Name: 'cxr-test-orthanc',
+    StorageDirectory: join(dir, 'db'),
+    IndexDirectory: join(dir, 'db'),
+    HttpPort: httpPort,
+    DicomPort: dicomPort,
+    DicomAet: 'ORTHANC',
+    RemoteAccessAllowed: false,
+    AuthenticationEnabled: false,
+    StableAge: 1,
+    Plugins: [DICOMWEB_PLUGIN],
+    DicomWeb: {
+      Enable: true,
+      Root: '/dicom-web/',
+      Servers: { cxr: { Url: `${http.url}/dicomweb/`, Username: 'orthanc-fwd', Password: secret } },
+    },
+    DicomModalities: { cxr: ['CXRTRIAGE', '127.0.0.1', scp.port] },
+  };
+  await writeFile(join(dir, 'orthanc.json'), JSON.stringify(config, null, 2));
+  orthancUrl = `http://127.0.0.1:${httpPort}`;
+  const proc = spawn(ORTHANC, [join(dir, 'orthanc.json')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  orthanc = proc;
+  proc.stdout!.on('data', (d) => (orthancLog += d));
+  proc.stderr!.on('data', (d) => (orthancLog += d));
+  const exited = new Promise<never>((_, reject) => proc.once('exit', (code) => reject(new Error(`Orthanc exited with ${code}:\n${orthancLog}`))));
+  const up = (async () => {
+    for (let i = 0; i < 200; i++) {
+      try {
+        const r = await fetch(`${orthancUrl}/system`);
+        if (r.ok) return;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`Orthanc did not start in 20 s:\n${orthancLog}`);
+  })();
+  await Promise.race([up, exited]);
+});
+
+after(async () => {
+  if (orthanc && orthanc.exitCode === null) {
+    const p = orthanc;
+    p.kill('SIGTERM');
+    await new Promise((r) => p.once('exit', r));
+  }
+  if (http) await closeServer(http.server, 1000);
+  await scp?.close(1000);
+  await h?.close();
+});
+
+/** Stores an instance in Orthanc through its REST API; returns Orthanc's study id. */
+async function storeInOrthanc(bytes: Uint8Array): Promise<string> {
+  const res = (await orthancApi('POST', '/instances', bytes)) as { ParentStudy: string; Status: string };
+  assert.match(res.Status, /Success|AlreadyStored/);
+  return res.ParentStudy;
+}
+
+async function instanceRow(sop: string): Promise<{ id: string; submitted_by: string } | undefined> {
+  const rows: { id: string; submitted_by: string }[] = await h.db.ds.query('SELECT id, submitted_by FROM studies WHERE sop_instance_uid = $1', [sop]);
+  return rows[0];
+}
+
+test('Orthanc and its DICOMweb plugin are installed (CI installs orthanc and orthanc-dicomweb)', async () => {
+  const plugins = (await orthancApi('GET', '/plugins')) as string[];
+  assert.ok(plugins.includes('dicom-web'), `plugins: ${plugins.join(', ')}`);
+});
+
+test('Orthanc forwards a study by its DICOMweb plugin (STOW-RS, HTTP Basic): stored under its client and scored', async () => {
+  const bytes = study(601, { accessionNumber: 'ORTH-WEB-1', studyDate: '20261201' });
+  const meta = readMetadata(bytes);
+  const orthancStudy = await storeInOrthanc(bytes);
+  const res = (await orthancApi('POST', '/dicom-web/servers/cxr/stow', { Resources: [orthancStudy], Synchronous: true })) as Record<string, unknown>;
+  assert.ok(res, 'the plugin answered');
+  const row = await instanceRow(meta.sopInstanceUid!);
+  assert.ok(row, `the instance reached the service:\n${orthancLog.slice(-2000)}`);
+  assert.equal(row.submitted_by, 'orthanc-fwd');
+  await waitScored(h, row.id);
+  const [p] = await h.db.ds.query('SELECT count(*)::int AS n FROM predictions WHERE study_id = $1', [row.id]);
+  assert.equal(p.n, 1);
+  const [a] = await h.db.ds.query(`SELECT detail FROM audit_log WHERE action = 'study.create' AND study_id = $1`, [row.id]);
+  assert.equal(a.detail.via, 'stow-rs');
+});
+
+test('Orthanc forwards a study by C-STORE (modality forwarding) from its AE title: stored and scored', async () => {
+  const bytes = study(602, { accessionNumber: 'ORTH-DIMSE-1' });
+  const meta = readMetadata(bytes);
+  const orthancStudy = await storeInOrthanc(bytes);
+  const echo = await orthancApi('POST', '/modalities/cxr/echo', {});
+  assert.deepEqual(echo, {});
+  await orthancApi('POST', '/modalities/cxr/store', { Resources: [orthancStudy], Synchronous: true });
+  const row = await instanceRow(meta.sopInstanceUid!);
+  assert.ok(row, `the instance reached the service:\n${orthancLog.slice(-2000)}`);
+  assert.equal(row.submitted_by, 'orthanc-fwd');
+  await waitScored(h, row.id);
+  const [p] = await h.db.ds.query('SELECT count(*)::int AS n FROM predictions WHERE study_id = $1', [row.id]);
+  assert.equal(p.n, 1);
+  const [a] = await h.db.ds.query(`SELECT detail FROM audit_log WHERE action = 'study.create' AND study_id = $1`, [row.id]);
+  assert.equal(a.detail.via, 'dimse');
+  assert.equal(a.detail.callingAe, 'ORTHANC');
+});

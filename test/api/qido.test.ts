@@ -1,0 +1,120 @@
+/** DICOMweb QIDO-RS over what the service holds: studies, series, instances by the common keys. */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readMetadata } from '../../src/dicom/index.js';
+import { startHarness, study, waitScored, type Harness } from '../support/api.js';
+
+let h: Harness;
+let clin: string;
+const STUDY = '2.25.5511000000000000000000000000000001';
+const opts = { studyInstanceUid: STUDY, accessionNumber: 'ACC-Q1', studyDate: '20261115' };
+const pa = study(701, { ...opts, viewPosition: 'PA' });
+const lat = study(702, { ...opts, viewPosition: 'LL' });
+const other = study(703, { accessionNumber: 'ACC-Q2', studyDate: '20261201' });
+
+before(async () => {
+  h = await startHarness();
+  clin = `Bearer ${h.token('clinician')}`;
+  const ws = `Bearer ${h.token('workstation', 'ws-qido')}`;
+  for (const body of [pa, lat, other]) {
+    const res = await h.http.post('/v1/studies').set('Authorization', ws).set('Content-Type', 'application/dicom').send(body);
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+  }
+});
+after(async () => {
+  await h?.close();
+});
+
+type Item = Record<string, { vr: string; Value?: unknown[] }>;
+const get = async (path: string, auth = clin): Promise<Item[]> => {
+  const res = await h.http.get(path).set('Authorization', auth);
+  assert.equal(res.status, 200, `${path}: ${JSON.stringify(res.body)}`);
+  assert.match(res.headers['content-type'], /^application\/dicom\+json/);
+  return JSON.parse(res.text) as Item[];
+};
+const v = (item: Item, tag: string) => item[tag]?.Value?.[0];
+
+test('QIDO-RS finds the study by StudyInstanceUID, by AccessionNumber (keyword or tag) and by a StudyDate range', async () => {
+  const byUid = await get(`/dicomweb/studies?StudyInstanceUID=${STUDY}`);
+  assert.equal(byUid.length, 1);
+  assert.equal(v(byUid[0], '0020000D'), STUDY);
+  assert.equal(v(byUid[0], '00080050'), 'ACC-Q1');
+  assert.equal(v(byUid[0], '00080020'), '20261115');
+  assert.equal(v(byUid[0], '00201206'), 2);
+  assert.equal(v(byUid[0], '00201208'), 2);
+  assert.deepEqual(byUid[0]['00080061'].Value, ['CR']);
+  assert.match(String(v(byUid[0], '00081190')), new RegExp(`/dicomweb/studies/${STUDY}$`));
+  assert.deepEqual(
+    (await get('/dicomweb/studies?AccessionNumber=ACC-Q1')).map((i) => v(i, '0020000D')),
+    [STUDY],
+  );
+  assert.deepEqual(
+    (await get('/dicomweb/studies?00080050=ACC-Q1')).map((i) => v(i, '0020000D')),
+    [STUDY],
+  );
+  assert.deepEqual(
+    (await get('/dicomweb/studies?StudyDate=20261101-20261130')).map((i) => v(i, '0020000D')),
+    [STUDY],
+  );
+  assert.deepEqual(
+    (await get('/dicomweb/studies?StudyDate=20261201-')).map((i) => v(i, '00080050')),
+    ['ACC-Q2'],
+  );
+  assert.deepEqual(await get('/dicomweb/studies?AccessionNumber=NOPE'), []);
+  const bad = await h.http.get('/dicomweb/studies?StudyDate=yesterday').set('Authorization', clin);
+  assert.equal(bad.status, 400);
+});
+
+test("QIDO-RS lists a study's series and instances, each with its WADO-RS RetrieveURL, which returns the instance", async () => {
+  const series = await get(`/dicomweb/studies/${STUDY}/series`);
+  assert.equal(series.length, 2);
+  const instances = await get(`/dicomweb/studies/${STUDY}/instances`);
+  assert.deepEqual(
+    instances.map((i) => [v(i, '00080018'), v(i, '00185101')]),
+    [
+      [readMetadata(pa).sopInstanceUid, 'PA'],
+      [readMetadata(lat).sopInstanceUid, 'LL'],
+    ],
+  );
+  const inSeries = await get(`/dicomweb/studies/${STUDY}/series/${readMetadata(pa).seriesInstanceUid}/instances`);
+  assert.equal(inSeries.length, 1);
+  const url = new URL(String(v(inSeries[0], '00081190')));
+  const res = await h.http.get(url.pathname).set('Authorization', clin);
+  assert.equal(res.status, 200);
+  assert.match(res.headers['content-type'], /^multipart\/related; type="application\/dicom"/);
+});
+
+test('a workstation finds only what it sent', async () => {
+  assert.equal((await get(`/dicomweb/studies?StudyInstanceUID=${STUDY}`, `Bearer ${h.token('workstation', 'ws-qido')}`)).length, 1);
+  assert.deepEqual(await get(`/dicomweb/studies?StudyInstanceUID=${STUDY}`, `Bearer ${h.token('workstation', 'ws-other')}`), []);
+});
+
+test('FHIR R4: a scored study has a preliminary DiagnosticReport with its Observation (probability, threshold, decision)', async () => {
+  const ids: { id: string }[] = await h.db.ds.query('SELECT id FROM studies WHERE study_instance_uid = $1', [STUDY]);
+  for (const { id } of ids) await waitScored(h, id);
+  const res = await h.http.get(`/fhir/r4/DiagnosticReport?study=${STUDY}`).set('Authorization', clin);
+  assert.equal(res.status, 200);
+  assert.match(res.headers['content-type'], /^application\/fhir\+json/);
+  const bundle = JSON.parse(res.text);
+  assert.equal(bundle.resourceType, 'Bundle');
+  assert.equal(bundle.total, 1);
+  const report = bundle.entry[0].resource;
+  assert.equal(report.resourceType, 'DiagnosticReport');
+  assert.equal(report.status, 'preliminary');
+  assert.deepEqual(report.identifier[0], { system: 'urn:dicom:uid', value: `urn:oid:${STUDY}` });
+  assert.equal(report.identifier[1].value, 'ACC-Q1');
+  assert.equal(report.effectiveDateTime, '2026-11-15');
+  assert.match(report.conclusion, /Not for diagnostic use\.$/);
+  assert.match(report.conclusion, /1 frontal image\(s\) scored/);
+  const obs = report.contained[0];
+  assert.equal(report.result[0].reference, `#${obs.id}`);
+  const wl = await h.http.get('/v1/worklist?limit=200').set('Authorization', clin);
+  const row = wl.body.items.find((i: { studyInstanceUid: string }) => i.studyInstanceUid === STUDY);
+  assert.equal(obs.valueQuantity.value, row.probability);
+  assert.equal(obs.interpretation[0].coding[0].code, row.decision === 'positive' ? 'POS' : 'NEG');
+  assert.match(obs.device.display, /@/);
+  const none = JSON.parse((await h.http.get('/fhir/r4/DiagnosticReport?study=1.2.3.4').set('Authorization', clin)).text);
+  assert.equal(none.total, 0);
+  assert.equal((await h.http.get('/fhir/r4/DiagnosticReport').set('Authorization', clin)).status, 400);
+  assert.equal((await h.http.get(`/fhir/r4/DiagnosticReport?study=${STUDY}`).set('Authorization', `Bearer ${h.token('workstation', 'ws-qido')}`)).status, 403);
+});
