@@ -1,11 +1,8 @@
 import type { RgbImage } from '../imaging/overlay.js';
 import type { CurveBand } from './bootstrap.js';
 import type { CurvePoint } from './metrics.js';
-<<<<<<< HEAD
 import type { CalibrationReport } from './probability-calibration.js';
-=======
 import { EXTRA_GLYPHS } from './plot-glyphs.js';
->>>>>>> main
 
 /**
  * ROC and precision-recall curves drawn straight into an RGB buffer (no plotting library
@@ -31,7 +28,6 @@ const GLYPHS: Record<string, string[]> = {
   '-': ['00000', '00000', '00000', '11111', '00000', '00000', '00000'],
   ' ': ['00000', '00000', '00000', '00000', '00000', '00000', '00000'],
   A: ['01110', '10001', '10001', '11111', '10001', '10001', '10001'],
-  B: ['11110', '10001', '10001', '11110', '10001', '10001', '11110'],
   C: ['01110', '10001', '10000', '10000', '10000', '10001', '01110'],
   D: ['11110', '10001', '10001', '10001', '10001', '10001', '11110'],
   E: ['11111', '10000', '10000', '11110', '10000', '10000', '11111'],
@@ -46,7 +42,6 @@ const GLYPHS: Record<string, string[]> = {
   S: ['01111', '10000', '10000', '01110', '00001', '00001', '11110'],
   T: ['11111', '00100', '00100', '00100', '00100', '00100', '00100'],
   U: ['10001', '10001', '10001', '10001', '10001', '10001', '01110'],
-  V: ['10001', '10001', '10001', '10001', '10001', '01010', '00100'],
 };
 
 class Canvas implements RgbImage {
@@ -192,7 +187,6 @@ export function plotCurve(xy: readonly { x: number; y: number }[], opts: CurvePl
   return c;
 }
 
-<<<<<<< HEAD
 /**
  * Reliability diagram: observed pneumonia frequency against mean predicted probability per
  * non-empty bin, with the diagonal a calibrated model would follow; ECE in the title.
@@ -207,10 +201,7 @@ export function reliabilityPlot(report: CalibrationReport): RgbImage {
   return img;
 }
 
-export function rocPlot(points: readonly CurvePoint[], auc: number | null, threshold: number | null): RgbImage {
-=======
 export function rocPlot(points: readonly CurvePoint[], auc: number | null, threshold: number | null, ctx?: PlotContext): RgbImage {
->>>>>>> main
   const marker = threshold == null ? null : markerAt(points, threshold, (p) => ({ x: p.fpr, y: p.tpr }));
   return plotCurve(
     points.map((p) => ({ x: p.fpr, y: p.tpr })),

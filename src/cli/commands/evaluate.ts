@@ -5,14 +5,9 @@ import { join, resolve } from 'node:path';
 import { csvLine } from '../../data/csv.js';
 import { filesTrainedOn } from '../../data/leakage.js';
 import { parseSplitName, readSplitFile, SPLIT_NAMES, type SplitName } from '../../data/split.js';
-<<<<<<< HEAD
-import { locateModelVersion, readManifest } from '../../ml/model-store/index.js';
-import { loadSplitItems } from '../../ml/calibrate.js';
-=======
 import { EVALUATIONS_DIR, locateModelVersion, readManifest } from '../../ml/model-store/index.js';
 import { bootstrapBand } from '../../ml/bootstrap.js';
-import { itemsInSubset } from '../../ml/calibrate.js';
->>>>>>> main
+import { loadSplitItems } from '../../ml/calibrate.js';
 import { CxrError } from '../../errors.js';
 import { encodeRgbPng } from '../../imaging/png.js';
 import { parseProviders } from '../../inference/session.js';
@@ -103,11 +98,6 @@ async function writePlots(dir: string, r: EvaluationResult): Promise<string[]> {
   const labels = r.images.map((i) => i.label);
   const pts = operatingPoints(scores, labels);
   const files: string[] = [];
-<<<<<<< HEAD
-  const roc = rocPlot(pts, r.auc, r.threshold);
-  const pr = precisionRecallPlot(pts, averagePrecision(scores, labels), r.threshold);
-  const reliability = reliabilityPlot(r.calibration);
-=======
   const positives = labels.filter((l) => l >= 0.5).length;
   const ctx = (kind: 'roc' | 'pr') => ({
     n: labels.length,
@@ -117,7 +107,7 @@ async function writePlots(dir: string, r: EvaluationResult): Promise<string[]> {
   });
   const roc = rocPlot(pts, r.auc, r.threshold, ctx('roc'));
   const pr = precisionRecallPlot(pts, averagePrecision(scores, labels), r.threshold, ctx('pr'));
->>>>>>> main
+  const reliability = reliabilityPlot(r.calibration);
   for (const [name, img] of [
     ['roc.png', roc],
     ['pr.png', pr],
