@@ -12,6 +12,7 @@ export const commandLoaders: Record<string, () => Promise<{ register: RegisterCo
   inspect: () => import('./inspect.js'),
   render: () => import('./render.js'),
   serve: () => import('./serve.js'),
+  worker: () => import('./worker.js'),
   token: () => import('./token.js'),
   client: () => import('./client.js'),
   'export-onnx': () => import('./export-onnx.js'),
