@@ -103,15 +103,34 @@ function run(cmd: string, argv: string[]): Record<string, unknown> | { error: st
   return JSON.parse(line) as Record<string, unknown>;
 }
 
-const loadAvg = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+const loadAvg = () =>
+  loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
 const loadBefore = loadAvg();
-const precisions = args.precision!.split(',').map((p) => p.trim()).filter(Boolean);
+const precisions = args
+  .precision!.split(',')
+  .map((p) => p.trim())
+  .filter(Boolean);
 const ours: Record<string, Record<string, unknown> | { error: string }> = {};
 for (const precision of precisions) {
   log(`ours (${precision}): cxr-triage bench latency ...`);
   ours[precision] = run(process.execPath, [
-    join(repo, 'bin', 'cxr-triage.js'), 'bench', 'latency', ...files,
-    '--tta', args.tta!, '--repeat', args.repeat!, '--threads', args.threads!, '--models', models, '--precision', precision, '--json',
+    join(repo, 'bin', 'cxr-triage.js'),
+    'bench',
+    'latency',
+    ...files,
+    '--tta',
+    args.tta!,
+    '--repeat',
+    args.repeat!,
+    '--threads',
+    args.threads!,
+    '--models',
+    models,
+    '--precision',
+    precision,
+    '--json',
   ]);
 }
 

@@ -22,7 +22,7 @@ import { grayImage } from '../src/imaging/types.js';
 import { loadEngine } from '../src/inference/engine.js';
 import { parsePrecision } from '../src/inference/precision.js';
 import { itemsInSubset } from '../src/ml/calibrate.js';
-import { segmenterInput } from '../src/ml/preprocess.js';
+import { segmenterInput } from '../src/imaging/pixel-contract.js';
 import { loadEvalItems } from '../src/ml/train/dataset-source.js';
 import { helpFromHeader } from './usage.js';
 
@@ -111,16 +111,39 @@ const q = (xs: number[], p: number) => {
 const P = [0.5, 1, 2.5, 5, 50, 95, 97.5, 99, 99.5];
 const summary = (rs: Row[]) => ({
   n: rs.length,
-  area: Object.fromEntries(P.map((p) => [`p${p}`, Number(q(rs.map((r) => r.area), p).toFixed(4))])),
+  area: Object.fromEntries(
+    P.map((p) => [
+      `p${p}`,
+      Number(
+        q(
+          rs.map((r) => r.area),
+          p,
+        ).toFixed(4),
+      ),
+    ]),
+  ),
   areaMin: Number(Math.min(...rs.map((r) => r.area)).toFixed(4)),
   areaMax: Number(Math.max(...rs.map((r) => r.area)).toFixed(4)),
   touchesBorder: rs.filter((r) => r.border).length,
-  spread: Object.fromEntries([50, 90, 95, 99, 99.5].map((p) => [`p${p}`, Number(q(rs.map((r) => r.spread), p).toFixed(4))])),
+  spread: Object.fromEntries(
+    [50, 90, 95, 99, 99.5].map((p) => [
+      `p${p}`,
+      Number(
+        q(
+          rs.map((r) => r.spread),
+          p,
+        ).toFixed(4),
+      ),
+    ]),
+  ),
   spreadMax: Number(Math.max(...rs.map((r) => r.spread)).toFixed(4)),
 });
 const sets = [...new Set(rows.map((r) => r.set))];
 const out = {
-  models: { segmenter: `${engine.models.segmenter.version} ${engine.models.segmenter.precision}`, classifier: `${engine.models.classifier.version} ${engine.models.classifier.precision}` },
+  models: {
+    segmenter: `${engine.models.segmenter.version} ${engine.models.segmenter.precision}`,
+    classifier: `${engine.models.classifier.version} ${engine.models.classifier.precision}`,
+  },
   tta: Number(args.tta),
   perSet: Object.fromEntries(sets.map((s) => [s, summary(rows.filter((r) => r.set === s))])),
   pooled: summary(rows),
@@ -129,6 +152,14 @@ if (args.json) process.stdout.write(`${JSON.stringify(out)}\n`);
 else process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
 if (args.sheet) {
   const sorted = [...rows].sort((a, b) => a.area - b.area);
-  await writeFile(args.sheet, await contactSheetPng(sorted.map((r) => r.tile!), { tile: 128, columns: 16 }));
-  process.stderr.write(`wrote ${args.sheet}: ${sorted.length} masks by lung area, smallest first (row-major); areas ${sorted.map((r) => r.area.toFixed(3)).join(' ')}\n`);
+  await writeFile(
+    args.sheet,
+    await contactSheetPng(
+      sorted.map((r) => r.tile!),
+      { tile: 128, columns: 16 },
+    ),
+  );
+  process.stderr.write(
+    `wrote ${args.sheet}: ${sorted.length} masks by lung area, smallest first (row-major); areas ${sorted.map((r) => r.area.toFixed(3)).join(' ')}\n`,
+  );
 }

@@ -1,6 +1,7 @@
 /** Prometheus metrics, one registry per app so that several apps (tests) never share counters. */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ServiceHooks } from '../service/triage.js';
+import type { JobCounts } from '../service/jobs.js';
+import type { ServiceHooks, StudyOutcome } from '../service/triage.js';
 
 export interface ServiceMetrics {
   registry: Registry;
@@ -16,7 +17,14 @@ export interface ServiceMetrics {
   hooks: ServiceHooks;
 }
 
-export function createMetrics(opts: { defaultMetrics?: boolean } = {}): ServiceMetrics {
+export interface MetricsOptions {
+  /** process metrics (CPU, memory, event loop) */
+  defaultMetrics?: boolean;
+  /** the shared job queue's counts, read at scrape time (null: not known yet) */
+  jobCounts?: () => Promise<JobCounts | null>;
+}
+
+export function createMetrics(opts: MetricsOptions = {}): ServiceMetrics {
   const registry = new Registry();
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'cxr_' });
   const requests = new Counter({
@@ -40,13 +48,40 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): ServiceM
   });
   const studies = new Counter({
     name: 'cxr_studies_total',
-    help: 'Studies by outcome: accepted, duplicate, rejected (at ingestion), scored, failed (at inference)',
+    help:
+      'Studies by outcome in this process: accepted, duplicate, rejected (at ingestion), scored, failed (unreadable at inference), ' +
+      'retried (a job attempt after a failed one), dead_letter (gave up after every retry)',
     labelNames: ['outcome'] as const,
     registers: [registry],
   });
-  for (const o of ['accepted', 'duplicate', 'rejected', 'scored', 'failed']) studies.inc({ outcome: o }, 0);
-  const queueDepth = new Gauge({ name: 'cxr_inference_queue_depth', help: 'Studies waiting for inference', registers: [registry] });
-  const queueRunning = new Gauge({ name: 'cxr_inference_running', help: 'Studies being scored now', registers: [registry] });
+  const outcomes: StudyOutcome[] = ['accepted', 'duplicate', 'rejected', 'scored', 'failed', 'retried', 'dead_letter'];
+  for (const o of outcomes) studies.inc({ outcome: o }, 0);
+  // One read of the job table per scrape feeds every job gauge.
+  let pending: Promise<JobCounts | null> | null = null;
+  const counts = async (): Promise<JobCounts | null> => {
+    pending ??= (opts.jobCounts?.() ?? Promise.resolve(null)).catch(() => null).finally(() => setTimeout(() => (pending = null), 100));
+    return pending;
+  };
+  const jobGauge = (name: string, help: string, pick: (c: JobCounts) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        const c = await counts();
+        if (c) this.set(pick(c));
+      },
+    });
+  const queueDepth = jobGauge(
+    'cxr_inference_queue_depth',
+    'Scoring jobs waiting to run, in the queue every process shares (includes retrying)',
+    (c) => c.waiting,
+  );
+  jobGauge('cxr_jobs_retrying', 'Scoring jobs waiting out a back-off delay after a failed attempt', (c) => c.retrying);
+  jobGauge('cxr_jobs_active', 'Scoring jobs being run by some worker now', (c) => c.active);
+  jobGauge('cxr_jobs_dead', 'Scoring jobs that ran out of attempts (their studies are failed with error E_JOB_DEAD)', (c) => c.deadLetter);
+  jobGauge('cxr_jobs_oldest_age_seconds', 'Age of the oldest scoring job still waiting to run', (c) => c.oldestWaitingSeconds);
+  const queueRunning = new Gauge({ name: 'cxr_inference_running', help: 'Studies being scored now by this process', registers: [registry] });
   const inferenceSeconds = new Histogram({
     name: 'cxr_inference_duration_seconds',
     help: 'Time to score one study (decode, segment, classify with TTA, CAM)',
@@ -72,10 +107,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): ServiceM
     hooks: {
       study: (outcome) => studies.inc({ outcome }),
       inferenceSeconds: (s) => inferenceSeconds.observe(s),
-      queue: (waiting, running) => {
-        queueDepth.set(waiting);
-        queueRunning.set(running);
-      },
+      running: (n) => queueRunning.set(n),
     },
   };
 }

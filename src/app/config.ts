@@ -4,6 +4,8 @@
  */
 import { resolve } from 'node:path';
 import { CxrError } from '../errors.js';
+import { DEFAULT_JOB_SETTINGS, type JobSettings } from '../service/jobs.js';
+import { STORE_KINDS, type StoreKind } from '../service/object-store.js';
 import { loadOrCreateDevSecret, type LoadedSecret } from './keys.js';
 import { DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_WINDOW_S } from '../service/login-throttle.js';
 import type { JwtConfig } from '../api/tokens.js';
@@ -21,7 +23,16 @@ export interface ServiceConfig {
   hmacKey: Buffer;
   maxBodyBytes: number;
   queueSize: number;
+  /** scoring jobs one worker process runs at once (CXR_INFER_CONCURRENCY) */
   inferConcurrency: number;
+  /** in-process scoring workers of `serve` (CXR_WORKERS, or --workers; default inferConcurrency; 0: API only) */
+  workers: number;
+  /** where originals and derived objects live: a directory (fs) or PostgreSQL (pg) */
+  store: StoreKind;
+  jobs: JobSettings;
+  /** unreferenced stored objects older than this are garbage-collected */
+  storeGcGraceMs: number;
+  jobPollMs: number;
   inferThreads: number | null;
   tta: number | null;
   waitTimeoutMs: number;
@@ -117,6 +128,16 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     maxBodyBytes: maxBodyMb * 1024 * 1024,
     queueSize: p.int(env, 'CXR_QUEUE_SIZE', 64, 1, 100_000),
     inferConcurrency: p.int(env, 'CXR_INFER_CONCURRENCY', 1, 1, 64),
+    workers: 0,
+    store: p.text(env, 'CXR_STORE', 'fs', new RegExp(`^(${STORE_KINDS.join('|')})$`), STORE_KINDS.join(' or ')) as StoreKind,
+    jobs: {
+      retryLimit: p.int(env, 'CXR_JOB_RETRIES', DEFAULT_JOB_SETTINGS.retryLimit, 0, 100),
+      retryDelaySeconds: p.int(env, 'CXR_JOB_RETRY_DELAY_S', DEFAULT_JOB_SETTINGS.retryDelaySeconds, 1, 3600),
+      expireInSeconds: p.int(env, 'CXR_JOB_TIMEOUT_S', DEFAULT_JOB_SETTINGS.expireInSeconds, 1, 86_400),
+      maintenanceIntervalSeconds: p.int(env, 'CXR_JOB_MAINTENANCE_S', DEFAULT_JOB_SETTINGS.maintenanceIntervalSeconds, 1, 3600),
+    },
+    storeGcGraceMs: p.int(env, 'CXR_STORE_GC_GRACE_S', 3600, 0, 30 * 86_400) * 1000,
+    jobPollMs: p.int(env, 'CXR_JOB_POLL_MS', 500, 10, 60_000),
     inferThreads: p.optionalInt(env, 'CXR_INFER_THREADS', 1, 256),
     tta: p.optionalInt(env, 'CXR_TTA', 1, 32),
     waitTimeoutMs: p.int(env, 'CXR_WAIT_TIMEOUT_S', 60, 1, 3600) * 1000,
@@ -136,6 +157,7 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     },
     notices,
   };
+  cfg.workers = p.int(env, 'CXR_WORKERS', cfg.inferConcurrency, 0, 64);
   cfg.jwt.secret = secret(env, 'CXR_JWT_SECRET', dataDir, 'jwt-secret', p, notices, 'JWT signing key', 'tokens signed with it stop working when it changes.');
   cfg.hmacKey = secret(
     env,

@@ -1,26 +1,29 @@
 /**
  * Composition of the running service from a migrated database and a loaded engine: the
- * store, the triage service (with restart recovery), metrics and the express app. `serve`,
- * the tests and the load check all build the service through here.
+ * runtime (store, job queue, triage service and its in-process workers), metrics and the
+ * express app. `serve`, the tests and the load check all build the service through here.
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import type { DataSource } from 'typeorm';
 import type { TriageEngine } from '../inference/types.js';
-import { DicomStore } from '../service/dicom-store.js';
 import type { Logger } from '../service/log.js';
 import { StorageMonitor } from '../service/storage.js';
 import { activateModelVersion, manifestReader } from '../service/model-activation.js';
-import { TriageService } from '../service/triage.js';
+import { startRuntime, type Runtime, type RuntimeSettings } from '../service/runtime.js';
+import type { TriageService } from '../service/triage.js';
 import { createApp } from '../api/app.js';
 import type { ServiceConfig } from './config.js';
 import { createMetrics, type ServiceMetrics } from '../api/metrics.js';
 import { DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_WINDOW_S, LoginThrottle } from '../service/login-throttle.js';
 
 export type ServiceSettings = Pick<ServiceConfig, 'jwt' | 'hmacKey' | 'dicomDir' | 'maxBodyBytes' | 'queueSize' | 'inferConcurrency' | 'waitTimeoutMs'> &
-  Partial<Pick<ServiceConfig, 'authMaxFailures' | 'authWindowMs'>> & {
+  Partial<Pick<ServiceConfig, 'authMaxFailures' | 'authWindowMs' | 'store' | 'jobs' | 'storeGcGraceMs'>> & {
     modelsDir?: string;
+    /** in-process scoring workers (default inferConcurrency; 0: API only) */
+    workers?: number;
+    jobPollMs?: number;
     /** how often a full data directory is checked for room again (tests shorten it) */
     storageProbeMs?: number;
   };
@@ -31,9 +34,9 @@ export interface ServiceParts {
   metrics: ServiceMetrics;
   /** whether the data directory has room (readiness, 507 refusals) */
   storage: StorageMonitor;
-  /** studies found accepted-but-unscored at start and re-queued */
+  /** studies found accepted without a live job at start and queued */
   recovered: number;
-  /** stops taking work and lets running inference finish (the database stays open) */
+  /** stops taking work and lets running inference finish (the database stays open; waiting jobs stay in it) */
   close(): Promise<void>;
   /** answers every ?wait=true client now, with its study as it stands (shutdown) */
   releaseWaiters(): void;
@@ -51,19 +54,20 @@ export interface BuildOptions {
 }
 
 export async function buildService(o: BuildOptions): Promise<ServiceParts> {
-  const metrics = createMetrics({ defaultMetrics: o.defaultMetrics });
-  const service = new TriageService({
+  let runtime: Runtime | null = null;
+  // Job gauges are read from PostgreSQL at scrape time: every process reports the shared queue.
+  const metrics = createMetrics({ defaultMetrics: o.defaultMetrics, jobCounts: () => runtime?.jobs.counts() ?? Promise.resolve(null) });
+  const settings: RuntimeSettings = { ...o.settings, workers: o.settings.workers ?? o.settings.inferConcurrency };
+  runtime = await startRuntime({
     ds: o.ds,
-    store: new DicomStore(o.settings.dicomDir),
     engine: o.engine,
-    hmacKey: o.settings.hmacKey,
-    queueCapacity: o.settings.queueSize,
-    inferConcurrency: o.settings.inferConcurrency,
+    settings,
     log: o.log,
     hooks: metrics.hooks,
     readManifest: o.settings.modelsDir ? manifestReader(o.settings.modelsDir) : undefined,
   });
-  await service.registerEngineModels();
+  const { service, recovered } = runtime;
+  const close = runtime.close;
   let ready = true;
   const storage = new StorageMonitor({ dir: o.settings.dicomDir, log: o.log, needBytes: o.settings.maxBodyBytes, probeEveryMs: o.settings.storageProbeMs });
   const modelsDir = o.settings.modelsDir;
@@ -82,7 +86,6 @@ export async function buildService(o: BuildOptions): Promise<ServiceParts> {
     }),
     activateModel: modelsDir && loadEngine ? (name, version) => activateModelVersion({ modelsDir, service, loadEngine }, name, version) : undefined,
   });
-  const recovered = await service.recover();
   return {
     app,
     service,
@@ -93,7 +96,7 @@ export async function buildService(o: BuildOptions): Promise<ServiceParts> {
     close: async () => {
       ready = false;
       storage.close();
-      await service.close();
+      await close();
     },
   };
 }

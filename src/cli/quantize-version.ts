@@ -184,7 +184,13 @@ export async function quantizeVersion(o: QuantizeVersionOptions): Promise<Quanti
  * What the manifest says about model.onnx; with `drop`, removes it from the folder after
  * checking that the tfjs weights rebuild exactly these bytes (else it stays, with a warning).
  */
-async function floatRecord(dir: string, kind: ModelName, bytes: Uint8Array, drop: boolean, log: (line: string) => void): Promise<NonNullable<QuantizationInfo['float']>> {
+async function floatRecord(
+  dir: string,
+  kind: ModelName,
+  bytes: Uint8Array,
+  drop: boolean,
+  log: (line: string) => void,
+): Promise<NonNullable<QuantizationInfo['float']>> {
   const metadata = Object.fromEntries((decodeModel(bytes).metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? '']));
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   const record = { file: ONNX_FILE, sha256, bytes: bytes.length, shipped: true, metadata };

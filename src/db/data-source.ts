@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { DataSource } from 'typeorm';
 import { migrations } from '../../migrations/index.js';
 import { CxrError } from '../errors.js';
@@ -11,6 +12,19 @@ export interface DatabaseOptions {
   logging?: boolean;
 }
 
+/**
+ * A pooled client whose connection the server ends (a failover, pg_terminate_backend, an idle
+ * timeout) while it is checked out emits 'error'; pg-pool listens only on idle clients, so
+ * without this the process would die of an unhandled 'error' event. The query using the
+ * connection still fails (and the caller sees it); the pool discards the broken client.
+ */
+class ResilientClient extends pg.Client {
+  constructor(config?: string | pg.ClientConfig) {
+    super(config);
+    this.on('error', () => undefined);
+  }
+}
+
 /** A data source for the service schema. `synchronize` is off: schema comes from migrations. */
 export function createDataSource(opts: DatabaseOptions): DataSource {
   return new DataSource({
@@ -22,7 +36,7 @@ export function createDataSource(opts: DatabaseOptions): DataSource {
     migrationsRun: false,
     migrationsTableName: 'typeorm_migrations',
     logging: opts.logging ?? false,
-    extra: { max: opts.poolSize ?? 10, connectionTimeoutMillis: 10_000 },
+    extra: { max: opts.poolSize ?? 10, connectionTimeoutMillis: 10_000, Client: ResilientClient },
   });
 }
 
@@ -52,4 +66,17 @@ export function redactUrl(url: string): string {
   } catch {
     return '<unparseable DATABASE_URL>';
   }
+}
+
+/**
+ * True when a query failed because its connection went away (the server terminated it, a
+ * failover, a network cut) rather than because of the statement: the work can be retried
+ * on a fresh connection.
+ */
+export function isConnectionLost(e: unknown): boolean {
+  const err = e as { code?: string; driverError?: { code?: string }; message?: string };
+  const code = err?.driverError?.code ?? err?.code ?? '';
+  if (/^(08|57P0[1-3])/.test(code)) return true;
+  // TypeORM releases a transaction's runner when its client errors; the next statement says so
+  return /Connection terminated|not queryable|Query runner already released|ECONNRESET|ECONNREFUSED|EPIPE/.test(String(err?.message ?? ''));
 }

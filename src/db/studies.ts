@@ -40,20 +40,24 @@ export async function listReviews(db: DataSource | EntityManager, studyId: strin
   return db.getRepository(ReviewEntity).find({ where: { studyId }, order: { id: 'ASC' } });
 }
 
-/** Accepted studies without a result, oldest first: what a restart must finish. */
-export async function listQueuedStudyIds(ds: DataSource): Promise<string[]> {
-  const rows: { id: string }[] = await ds.query(`SELECT id FROM studies WHERE status = 'queued' ORDER BY seq`);
-  return rows.map((r) => r.id);
+/** Accepted studies without a result, across every process: the queue's depth as a client sees it. */
+export async function countQueuedStudies(db: DataSource | EntityManager): Promise<number> {
+  const rows: { n: number }[] = await db.query(`SELECT count(*)::int AS n FROM studies WHERE status = 'queued'`);
+  return rows[0].n;
 }
 
 export type NewPrediction = Omit<PredictionRow, 'id' | 'studyId' | 'createdAt'>;
 
 /**
- * Stores the prediction and marks the study scored in one transaction. The unique study_id
- * makes a second run for the same study (a retry after restart) a no-op, never a second row.
+ * Stores the prediction and marks the study scored in one transaction, only while the study
+ * is still queued (its row locked meanwhile): a retry of a job whose earlier attempt finished,
+ * or one racing the study's dead letter, changes nothing. The unique study_id backs this up:
+ * never a second prediction for a study.
  */
 export async function recordPrediction(ds: DataSource, studyId: string, p: NewPrediction, exclusionReason: string | null = null): Promise<boolean> {
   return ds.transaction(async (m) => {
+    const rows: { status: string }[] = await m.query(`SELECT status FROM studies WHERE id = $1 FOR UPDATE`, [studyId]);
+    if (rows[0]?.status !== 'queued') return false;
     const res = await m
       .createQueryBuilder()
       .insert()
@@ -79,12 +83,13 @@ export async function recordNotScored(ds: DataSource, studyId: string, reason: s
   ]);
 }
 
-export async function recordFailure(ds: DataSource, studyId: string, code: string, message: string): Promise<void> {
-  await ds.query(`UPDATE studies SET status = 'failed', error_code = $2, error_message = $3, scored_at = now() WHERE id = $1 AND status = 'queued'`, [
-    studyId,
-    code,
-    message.slice(0, 500),
-  ]);
+/** Marks a still-queued study failed with the reason; false when it had already finished. */
+export async function recordFailure(ds: DataSource, studyId: string, code: string, message: string): Promise<boolean> {
+  const [, changed]: [unknown, number] = await ds.query(
+    `UPDATE studies SET status = 'failed', error_code = $2, error_message = $3, scored_at = now() WHERE id = $1 AND status = 'queued'`,
+    [studyId, code, message.slice(0, 500)],
+  );
+  return changed > 0;
 }
 
 export async function addReview(

@@ -1,20 +1,22 @@
 /**
- * The service core, below HTTP: accept a DICOM instance (validate, store durably, record,
- * queue), score queued studies with the engine, recover unfinished ones after a restart,
- * and render a study's images for review.
+ * The service core, below HTTP: accept a DICOM instance (validate, store durably, record and
+ * enqueue its job in one transaction), score jobs with the engine in this process's workers,
+ * settle jobs that ran out of attempts, and render a study's images for review.
  */
 import { randomUUID } from 'node:crypto';
-import type { DataSource } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import { checkDecodable, isValidUid, MAX_UID_LENGTH, readInstance, type DicomInstance, type DicomMetadata } from '../dicom/index.js';
 import { CxrError, isCxrError, httpStatusFor } from '../errors.js';
 import type { ModelVersionRow, PredictionRow, ReviewRow, StudyRow } from '../db/entities.js';
 import { registerModel, markActive, type ModelToRegister } from '../db/models.js';
+import { isConnectionLost } from '../db/data-source.js';
+import { lockObject } from '../db/objects.js';
 import {
+  countQueuedStudies,
   findPrediction,
   findStudy,
   findStudyBySop,
   insertStudyOnce,
-  listQueuedStudyIds,
   listReviews,
   recordFailure,
   recordNotScored,
@@ -22,19 +24,22 @@ import {
   type NewPrediction,
 } from '../db/studies.js';
 import { recordedVersion, type ModelRef, type TriageEngine, type TriageReport } from '../inference/types.js';
+import type { FetchedJob, JobQueue } from './jobs.js';
 import { classifyView, viewCheckFailure } from '../inference/view.js';
-import type { DicomStore } from './dicom-store.js';
-import { sha256Hex } from './dicom-store.js';
 import type { Logger } from './log.js';
+import { collectGarbage, discardIfUnreferenced, sha256Hex, type ObjectStore } from './object-store.js';
 import { pseudonymisePatientId } from './pseudonym.js';
-import { InferenceQueue } from './queue.js';
 import { sentBy } from './study-access.js';
 import { renderStudyImages, type StudyImages } from './study-images.js';
+import { WorkerPool } from './workers.js';
+
+export type StudyOutcome = 'accepted' | 'duplicate' | 'rejected' | 'scored' | 'failed' | 'retried' | 'dead_letter';
 
 export interface ServiceHooks {
-  study?: (outcome: 'accepted' | 'duplicate' | 'rejected' | 'scored' | 'failed') => void;
+  study?: (outcome: StudyOutcome) => void;
   inferenceSeconds?: (s: number) => void;
-  queue?: (waiting: number, running: number) => void;
+  /** scoring jobs running in this process */
+  running?: (n: number) => void;
 }
 
 /** Describes how to find a model version's manifest, for the model_versions table. */
@@ -42,11 +47,14 @@ export type ManifestReader = (ref: ModelRef) => Promise<{ kind: 'segmenter' | 'c
 
 export interface TriageServiceOptions {
   ds: DataSource;
-  store: DicomStore;
+  store: ObjectStore;
+  jobs: JobQueue;
   engine: TriageEngine;
   hmacKey: Buffer;
+  /** accepted studies waiting for a result, across all processes, beyond which new ones are refused */
   queueCapacity: number;
-  inferConcurrency: number;
+  /** scoring loops in this process (0: an API-only process) */
+  workers: number;
   log: Logger;
   hooks?: ServiceHooks;
   readManifest?: ManifestReader;
@@ -54,6 +62,8 @@ export interface TriageServiceOptions {
   maxPixels?: number;
   /** studies whose rendered images are kept in memory */
   imageCacheSize?: number;
+  /** idle workers look for jobs this often (ms) */
+  pollMs?: number;
 }
 
 export interface AcceptResult {
@@ -62,6 +72,9 @@ export interface AcceptResult {
   created: boolean;
 }
 
+/** Writes the request's audit row in the transaction that records the study: both or neither. */
+export type AcceptAudit = (m: EntityManager, r: AcceptResult) => Promise<void>;
+
 export interface StudyView {
   study: StudyRow;
   prediction: PredictionRow | null;
@@ -69,7 +82,7 @@ export interface StudyView {
 }
 
 export class TriageService {
-  readonly queue: InferenceQueue;
+  readonly workers: WorkerPool;
   private engine: TriageEngine;
   private readonly inUse = new Map<TriageEngine, { count: number; retired: boolean }>();
   private modelIds = new Map<string, number>();
@@ -81,19 +94,28 @@ export class TriageService {
    * accepted image): two at a time bound that memory whatever many clients send at once.
    */
   private readonly ingests = new Limiter(2, 64);
+  /** requests waiting (?wait=true) for a study this process may finish */
+  private readonly waiters = new Map<string, Set<() => void>>();
   private closed = false;
   private releaseAll!: () => void;
   private readonly waitersReleased = new Promise<void>((r) => (this.releaseAll = r));
 
   constructor(private readonly o: TriageServiceOptions) {
     this.engine = o.engine;
-    this.queue = new InferenceQueue({
-      capacity: o.queueCapacity,
-      concurrency: o.inferConcurrency,
-      run: (id) => this.score(id),
-      onChange: (w, r) => o.hooks?.queue?.(w, r),
-      onError: (id, e) => o.log.error('scoring crashed', { studyId: id, error: String((e as Error)?.stack ?? e) }),
+    this.workers = new WorkerPool({
+      jobs: o.jobs,
+      concurrency: o.workers,
+      score: (job) => this.scoreJob(job),
+      settleDead: (job) => this.settleDead(job),
+      log: o.log,
+      pollMs: o.pollMs,
+      onChange: (n) => o.hooks?.running?.(n),
     });
+  }
+
+  /** Starts this process's scoring workers (none when it was built with workers: 0). */
+  startWorkers(): void {
+    this.workers.start();
   }
 
   get models(): { segmenter: ModelRef; classifier: ModelRef } {
@@ -123,11 +145,12 @@ export class TriageService {
 
   /**
    * Validates and accepts one instance. Everything that can be wrong with the bytes is found
-   * before anything is written, so a refused instance leaves no file and no row behind.
+   * before anything is written, so a refused instance leaves no file and no row behind; the
+   * study row, its job (and with `audit`, the request's audit row) commit together.
    */
-  async accept(bytes: Uint8Array, submittedBy: string): Promise<AcceptResult> {
+  async accept(bytes: Uint8Array, submittedBy: string, audit?: AcceptAudit): Promise<AcceptResult> {
     try {
-      const res = await this.acceptChecked(bytes, submittedBy);
+      const res = await this.acceptChecked(bytes, submittedBy, audit);
       this.o.hooks?.study?.(res.created ? 'accepted' : 'duplicate');
       return res;
     } catch (e) {
@@ -136,7 +159,7 @@ export class TriageService {
     }
   }
 
-  private async acceptChecked(bytes: Uint8Array, submittedBy: string): Promise<AcceptResult> {
+  private async acceptChecked(bytes: Uint8Array, submittedBy: string, audit?: AcceptAudit): Promise<AcceptResult> {
     if (this.closed) throw new CxrError('E_QUEUE_FULL', 'the service is shutting down; retry shortly');
     return this.ingests.run(async () => {
       // One parse serves the UIDs, the duplicate check, the row and the pixel check.
@@ -144,7 +167,7 @@ export class TriageService {
       const meta = instance.meta;
       const uids = requireUids(meta);
       try {
-        return await this.store(bytes, instance, uids, submittedBy);
+        return await this.store(bytes, instance, uids, submittedBy, audit);
       } catch (e) {
         // the UIDs travel with the refusal, so a STOW-RS answer names the instance without parsing it again
         if (isCxrError(e)) throw new CxrError(e.code, e.message, { ...e.details, sopClassUid: meta.sopClassUid, sopInstanceUid: uids.sop });
@@ -153,21 +176,29 @@ export class TriageService {
     });
   }
 
-  private async store(bytes: Uint8Array, instance: DicomInstance, uids: Uids, submittedBy: string): Promise<AcceptResult> {
+  private async store(bytes: Uint8Array, instance: DicomInstance, uids: Uids, submittedBy: string, audit?: AcceptAudit): Promise<AcceptResult> {
     const meta = instance.meta;
     const sha256 = sha256Hex(bytes);
-    const existing = await findStudyBySop(this.o.ds, uids.sop);
+    const existing = await whileConnectionsRecover(() => findStudyBySop(this.o.ds, uids.sop));
     if (existing) return { study: sameInstance(existing, sha256, submittedBy), created: false };
-    // The slot is taken before the pixels are decoded, so an overloaded service refuses cheaply.
-    const slot = this.queue.reserve();
-    if (!slot) throw new CxrError('E_QUEUE_FULL', `the inference queue is full (${this.o.queueCapacity} waiting); retry shortly`);
+    // Counted before the pixels are checked, so an overloaded service refuses cheaply.
+    await whileConnectionsRecover(() => this.refuseWhenFull(this.o.ds.manager));
+    // Checking the pixels here means an undecodable file is refused now with its code (422),
+    // rather than accepted and failed later where the sender never hears of it.
+    await checkDecodable(instance, { maxPixels: this.o.maxPixels });
+    // A lost connection rolled the transaction back (or committed it unseen: then the retry
+    // finds the study and answers as for a re-post), so trying again is safe.
+    return whileConnectionsRecover(() => this.record(bytes, meta, uids, sha256, submittedBy, audit));
+  }
+
+  private async record(bytes: Uint8Array, meta: DicomMetadata, uids: Uids, sha256: string, submittedBy: string, audit?: AcceptAudit): Promise<AcceptResult> {
+    let wroteFile = false;
     try {
-      // Checking the pixels here means an undecodable file is refused now with its code (422),
-      // rather than accepted and failed later where the sender never hears of it.
-      await checkDecodable(instance, { maxPixels: this.o.maxPixels });
-      await this.o.store.put(bytes);
-      const { study, created } = await this.o.ds.transaction((m) =>
-        insertStudyOnce(m, {
+      const res = await this.o.ds.transaction(async (m) => {
+        await lockObject(m, sha256);
+        const put = await this.o.store.put(bytes, m);
+        wroteFile = put.created && !this.o.store.transactional;
+        const r = await insertStudyOnce(m, {
           id: randomUUID(),
           studyInstanceUid: uids.study,
           seriesInstanceUid: uids.series,
@@ -186,82 +217,180 @@ export class TriageService {
           sizeBytes: String(bytes.length),
           submittedBy,
           receivedAt: new Date(),
-        }),
-      );
-      if (!created) {
-        slot.release();
-        return { study: sameInstance(study, sha256, submittedBy), created: false };
-      }
-      slot.commit(study.id);
-      return { study, created: true };
+        });
+        const result = { study: r.created ? r.study : sameInstance(r.study, sha256, submittedBy), created: r.created };
+        if (r.created) await this.o.jobs.enqueue(m, { studyId: r.study.id });
+        await audit?.(m, result);
+        return result;
+      });
+      if (res.created) this.o.jobs.notify();
+      return res;
     } catch (e) {
-      slot.release();
+      // The file is stored but the study is not (the transaction failed or the connection
+      // died): remove it now if no study names it; if the database cannot say, the garbage
+      // collector will.
+      if (wroteFile) await this.discardFile(sha256);
       throw e;
     }
   }
 
-  /** Re-enqueues every accepted study without a result; returns how many. */
+  /**
+   * A few tries: after connections were cut, the pool can hand out more dead ones before it
+   * has noticed them all. Past that the garbage collector removes the file.
+   */
+  private async discardFile(sha256: string): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await discardIfUnreferenced(this.o.ds, this.o.store, sha256);
+        return;
+      } catch (d) {
+        if (attempt >= 4) {
+          this.o.log.warn('could not remove the file of a failed accept; the garbage collector will', { sha256, error: String(d) });
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+      }
+    }
+  }
+
+  private async refuseWhenFull(m: EntityManager): Promise<void> {
+    const waiting = await countQueuedStudies(m);
+    if (waiting >= this.o.queueCapacity) {
+      throw new CxrError('E_QUEUE_FULL', `the inference queue is full (${waiting} studies waiting); retry shortly`);
+    }
+  }
+
+  /** Enqueues every accepted study that has no live job (e.g. accepted before an upgrade); returns how many. */
   async recover(): Promise<number> {
-    const ids = await listQueuedStudyIds(this.o.ds);
-    for (const id of ids) this.queue.enqueueRecovered(id);
-    if (ids.length > 0) this.o.log.info('recovered accepted but unscored studies', { count: ids.length });
+    const ids = await this.o.jobs.studiesWithoutJob();
+    for (const id of ids) await this.o.jobs.enqueueNow({ studyId: id });
+    if (ids.length > 0) this.o.log.info('queued jobs for accepted but unscored studies', { count: ids.length });
     return ids.length;
   }
 
-  /** Resolves when the study is no longer waiting or running, after timeoutMs, or when the service releases its waiters (shutdown). */
-  async waitForResult(id: string, timeoutMs: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      this.queue.whenDone(id),
-      this.waitersReleased,
-      new Promise<void>((r) => {
-        timer = setTimeout(r, timeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
+  /** Removes stored objects no study names that are older than graceMs; returns how many. */
+  collectGarbage(graceMs: number): Promise<number> {
+    return collectGarbage(this.o.ds, this.o.store, graceMs);
   }
+
+  /**
+   * Resolves when the study is no longer queued, or after timeoutMs. A study scored in this
+   * process wakes its waiters at once; one scored by another process is seen by polling.
+   */
+  async waitForResult(id: string, timeoutMs: number): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    let wake!: () => void;
+    const woken = new Promise<void>((r) => (wake = r));
+    const set = this.waiters.get(id) ?? new Set();
+    set.add(wake);
+    this.waiters.set(id, set);
+    try {
+      for (;;) {
+        const study = await findStudy(this.o.ds, id).catch(() => null);
+        if (study && study.status !== 'queued') return;
+        const left = end - Date.now();
+        if (this.released) {
+          await Promise.allSettled([...this.recording]);
+          return;
+        }
+        if (left <= 0) return;
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([woken, this.waitersReleased, new Promise<void>((r) => (timer = setTimeout(r, Math.min(left, 250))))]);
+        clearTimeout(timer);
+      }
+    } finally {
+      set.delete(wake);
+      if (set.size === 0) this.waiters.delete(id);
+    }
+  }
+
+  private released = false;
+  private readonly recording = new Set<Promise<unknown>>();
 
   /** Answers every waitForResult now, whatever its study's state (a shutdown's drain time is over). */
   releaseWaiters(): void {
+    this.released = true;
     this.releaseAll();
   }
 
-  private async score(id: string): Promise<void> {
+  /** Hands the jobs this process is scoring back to the queue (the process exits before they finish). */
+  releaseRunningJobs(): Promise<void> {
+    return this.workers.releaseRunning();
+  }
+
+  private finished(id: string): void {
+    for (const w of this.waiters.get(id) ?? []) w();
+  }
+
+  /**
+   * One attempt at a job. A study already finished (a retry after the attempt that finished
+   * it lost its connection) is left alone; a file that cannot be read or analysed fails the
+   * study at once with its code; anything else throws, so the job is retried.
+   */
+  private async scoreJob(job: FetchedJob): Promise<void> {
+    const id = job.data.studyId;
     const study = await findStudy(this.o.ds, id);
-    if (!study || study.status !== 'queued') return;
+    if (study?.status !== 'queued') return;
+    if (job.retryCount > 0) this.o.hooks?.study?.('retried');
     // Only frontal chest images are scored; the others stay in the study, listed with why.
     const view = classifyView(study.viewPosition, study.bodyPart);
     if (view.kind === 'other') {
       await recordNotScored(this.o.ds, id, view.reason);
+      this.finished(id);
       return;
     }
-    let bytes: Buffer;
-    try {
-      bytes = await this.o.store.get(study.sha256);
-    } catch (e) {
-      await this.fail(id, e);
-      return;
-    }
-    const t0 = performance.now();
     let report: TriageReport;
+    const t0 = performance.now();
     try {
+      const bytes = await this.o.store.get(study.sha256);
       report = (await this.analyze(bytes, false)).report;
     } catch (e) {
-      await this.fail(id, e);
-      return;
+      if (isCxrError(e) && httpStatusFor(e.code) < 500) {
+        await this.fail(id, e.code, e.message);
+        return;
+      }
+      throw e;
     }
     this.o.hooks?.inferenceSeconds?.((performance.now() - t0) / 1000);
+    // Its waiters were told "still queued" (shutdown): the study stays so, and the job is retried elsewhere.
+    const prediction = await this.predictionFrom(report);
+    if (this.released) throw new CxrError('E_QUEUE_FULL', 'the service stopped before this study was recorded');
+    // checked and registered in one turn of the event loop: a release either comes first (no
+    // record) or waits for this record, so a waiter's answer always matches the database
     const excluded = view.kind === 'unknown' ? viewCheckFailure(report) : null;
-    await recordPrediction(this.o.ds, id, await this.predictionFrom(report), excluded);
+    const recording = recordPrediction(this.o.ds, id, prediction, excluded);
+    this.recording.add(recording);
+    try {
+      await recording;
+    } finally {
+      this.recording.delete(recording);
+    }
     this.o.hooks?.study?.('scored');
+    this.finished(id);
   }
 
-  private async fail(id: string, e: unknown): Promise<void> {
-    const code = isCxrError(e) ? e.code : 'E_INTERNAL';
-    const message = isCxrError(e) ? e.message : 'internal error while scoring';
-    if (!isCxrError(e) || httpStatusFor(e.code) >= 500) this.o.log.error('scoring failed', { studyId: id, code, error: String((e as Error)?.stack ?? e) });
+  /** The job ran out of attempts (or its worker died holding it every time): the study fails visibly, with the reason. */
+  private async settleDead(job: FetchedJob): Promise<void> {
+    const output = (job.output ?? {}) as { code?: string; message?: string; value?: { message?: string } };
+    const code = typeof output.code === 'string' ? output.code : 'E_INTERNAL';
+    const why = output.message ?? output.value?.message ?? 'no reason recorded';
+    const changed = await recordFailure(
+      this.o.ds,
+      job.data.studyId,
+      'E_JOB_DEAD',
+      `scoring gave up after ${job.retryLimit + 1} attempts (last: ${code}: ${why})`,
+    );
+    if (changed) {
+      this.o.log.error('scoring job dead-lettered', { studyId: job.data.studyId, code, reason: why });
+      this.o.hooks?.study?.('dead_letter');
+      this.finished(job.data.studyId);
+    }
+  }
+
+  private async fail(id: string, code: string, message: string): Promise<void> {
     await recordFailure(this.o.ds, id, code, message);
     this.o.hooks?.study?.('failed');
+    this.finished(id);
   }
 
   private async modelId(ref: ModelRef, kind: 'segmenter' | 'classifier'): Promise<number> {
@@ -362,10 +491,10 @@ export class TriageService {
     await this.engine.close();
   }
 
-  /** Stops taking work, lets running jobs finish; queued studies stay queued for the next start. */
+  /** Stops taking work and lets running jobs finish; waiting jobs stay in PostgreSQL for any worker. */
   async close(): Promise<void> {
     this.closed = true;
-    await this.queue.stop();
+    await this.workers.stop();
   }
 }
 
@@ -391,6 +520,18 @@ class Limiter {
       const next = this.queue.shift();
       if (next) next();
       else this.active--;
+    }
+  }
+}
+
+/** Runs fn again, twice at most, when it failed because a database connection was lost. */
+async function whileConnectionsRecover<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (attempt >= 3 || !isConnectionLost(e)) throw e;
+      await new Promise((r) => setTimeout(r, 25 * attempt));
     }
   }
 }

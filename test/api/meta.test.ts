@@ -13,7 +13,8 @@ import { hashSecret, verifySecret } from '../../src/service/credentials.js';
 import { toCsv } from '../../src/api/csv.js';
 import { openApiPath } from '../../src/api/openapi.js';
 import { verifyToken, signToken } from '../../src/api/tokens.js';
-import { DicomStore, sha256Hex } from '../../src/service/dicom-store.js';
+import { FsObjectStore } from '../../src/service/fs-store.js';
+import { sha256Hex } from '../../src/service/object-store.js';
 import { pseudonymisePatientId } from '../../src/service/pseudonym.js';
 import { startHarness, study, type Harness } from '../support/api.js';
 
@@ -166,7 +167,7 @@ test('pseudonyms are keyed HMAC-SHA256 of the trimmed patient id; empty ids stay
 });
 
 test('the DICOM store names files by content, writes them once, and detects corruption', async () => {
-  const store = new DicomStore(join(scratch, 'store'));
+  const store = new FsObjectStore(join(scratch, 'store'));
   const bytes = Buffer.from('some bytes');
   const a = await store.put(bytes);
   assert.equal(a.sha256, sha256Hex(bytes));

@@ -115,12 +115,16 @@ test('nothing stored: 409 with every failure listed, including a wrong part type
 });
 
 test('a full inference queue refuses every instance with Out of Resources and 503', async () => {
-  const held = Array.from({ length: h.settings.queueSize }, () => h.parts.service.queue.reserve());
+  // The queue's depth is the number of accepted-but-unscored studies in PostgreSQL, shared by
+  // every process: rows without a job fill it the way a stalled fleet of workers would.
+  const waiting = await h.db.ds.query(`SELECT count(*)::int AS n FROM studies WHERE status = 'queued'`);
+  const fill = h.settings.queueSize - waiting[0].n;
+  await h.db.ds.query(
+    `INSERT INTO studies (id, study_instance_uid, series_instance_uid, sop_instance_uid, sha256, size_bytes, submitted_by, received_at)
+     SELECT gen_random_uuid(), '1.9', '1.9.1', '1.9.1.' || i, repeat('a', 64), 1, 'ws-filler', now() FROM generate_series(1, $1) i`,
+    [fill],
+  );
   try {
-    assert.ok(
-      held.every((r) => r !== null),
-      'all slots reserved',
-    );
     const res = await stow(related([{ body: study(206) }]));
     assert.equal(res.status, 503);
     assert.equal(res.headers['retry-after'], '5');
@@ -129,7 +133,7 @@ test('a full inference queue refuses every instance with Out of Resources and 50
     assert.equal(single.status, 503);
     assert.equal(single.body.error.code, 'E_QUEUE_FULL');
   } finally {
-    for (const r of held) r?.release();
+    await h.db.ds.query(`DELETE FROM studies WHERE submitted_by = 'ws-filler'`);
   }
   const after = await h.http.post('/v1/studies').set('Authorization', ws).set('Content-Type', 'application/dicom').send(study(206));
   assert.equal(after.status, 202);

@@ -35,7 +35,27 @@ test('an empty database gets every table from the migrations, and a second run a
     );
     assert.deepEqual(
       tables.map((t) => t.table_name),
-      ['api_clients', 'audit_log', 'login_attempts', 'model_versions', 'predictions', 'reviews', 'studies', 'typeorm_migrations', 'users'],
+      [
+        'api_clients',
+        'audit_log',
+        'login_attempts',
+        'model_versions',
+        'object_chunks',
+        'objects',
+        'predictions',
+        'reviews',
+        'studies',
+        'typeorm_migrations',
+        'users',
+      ],
+    );
+    // the job queue's tables come from a migration too (pg-boss's plan for the pinned version)
+    const jobTables: { table_name: string }[] = await ds.query(
+      `SELECT table_name FROM information_schema.tables WHERE table_schema = 'pgboss' AND table_name IN ('job', 'queue', 'version') ORDER BY table_name`,
+    );
+    assert.deepEqual(
+      jobTables.map((t) => t.table_name),
+      ['job', 'queue', 'version'],
     );
     assert.equal(await ds.showMigrations(), false);
     assert.deepEqual(await ds.runMigrations(), []);

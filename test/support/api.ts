@@ -13,6 +13,7 @@ import type TestAgent from 'supertest/lib/agent.js';
 import { createRandomModels } from '../../src/ml/random-models.js';
 import { chestDicom } from '../../src/data/simple-chest-dicom.js';
 import { buildService, type ServiceParts, type ServiceSettings } from '../../src/app/server.js';
+import { isConnectionLost } from '../../src/db/data-source.js';
 import { signToken } from '../../src/api/tokens.js';
 import type { Role } from '../../src/db/entities.js';
 import { loadEngine, type OnnxTriageEngine } from '../../src/inference/engine.js';
@@ -110,7 +111,11 @@ export function study(
 export async function waitScored(h: Harness, id: string, timeoutMs = 30_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    const rows: { status: string }[] = await h.db.ds.query('SELECT status FROM studies WHERE id = $1', [id]);
+    // a connection cut by a fault test is not the study's fate: ask again
+    const rows: { status: string }[] = await h.db.ds.query('SELECT status FROM studies WHERE id = $1', [id]).catch((e) => {
+      if (isConnectionLost(e)) return [];
+      throw e;
+    });
     if (rows[0] && rows[0].status !== 'queued') return;
     if (Date.now() > end) throw new Error(`study ${id} still queued after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 20));

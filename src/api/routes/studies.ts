@@ -1,9 +1,10 @@
 /** Workstations post studies; clinicians read them, their images, and record reviews. */
 import { CxrError } from '../../errors.js';
-import { findStudy, listReviews } from '../../db/studies.js';
+import { listReviews } from '../../db/studies.js';
 import { recordReview, reviewInput } from '../../service/reviews.js';
 import { findVisibleStudy } from '../../service/study-access.js';
 import type { StudyRow } from '../../db/entities.js';
+import type { AcceptResult } from '../../service/triage.js';
 import { Query, readBody, readJsonObject, requireMediaType, UUID_RE, type Reply } from '../http.js';
 import { readFormFile } from '../multipart.js';
 import { json, ref } from '../openapi-types.js';
@@ -25,11 +26,12 @@ async function loadStudy(c: Ctx): Promise<StudyRow> {
   return study;
 }
 
-async function viewReply(c: Ctx, id: string, status: number): Promise<Reply> {
+/** `status` may depend on the study's state: it is decided on the same read as the body, so the two always agree. */
+async function viewReply(c: Ctx, id: string, status: number | ((s: StudyRow) => number)): Promise<Reply> {
   const v = await c.deps.service.view(id);
   if (!v) throw new CxrError('E_NOT_FOUND', `no study ${id}`);
   return {
-    status,
+    status: typeof status === 'number' ? status : status(v.study),
     json: studyView(v, { withReviews: principalOf(c).role !== 'workstation' }),
     headers: { Location: `/v1/studies/${id}` },
   };
@@ -79,15 +81,19 @@ export const postStudy: RouteDef = {
     const wait = new Query(c.req.query).bool('wait') ?? false;
     const max = c.deps.config.maxBodyBytes;
     const bytes = t === 'application/dicom' ? await readBody(c.req, max) : (await readFormFile(c.req, max)).bytes;
-    const res = await c.deps.service.accept(bytes, principalOf(c).sub);
+    const detail = (r: AcceptResult) => ({ sopInstanceUid: r.study.sopInstanceUid, sha256: r.study.sha256, duplicate: !r.created });
+    // A new study's audit row commits with it: never a study without its row (nor a row without its study).
+    const res = await c.deps.service.accept(bytes, principalOf(c).sub, (m, r) =>
+      c.auditIn(m, { action: 'study.create', studyId: r.study.id, outcome: 'ok', detail: { ...detail(r), wait, method: 'POST' } }),
+    );
     const id = res.study.id;
     c.studyId = id;
-    c.detail = { sopInstanceUid: res.study.sopInstanceUid, sha256: res.study.sha256, duplicate: !res.created };
+    c.detail = detail(res);
     if (!res.created) return viewReply(c, id, 200);
     if (wait) {
       await c.deps.service.waitForResult(id, c.deps.config.waitTimeoutMs);
-      const study = await findStudy(c.deps.ds, id);
-      return viewReply(c, id, study?.status === 'queued' ? 202 : 200);
+      // a worker (here or in another process) may finish the study at any moment
+      return viewReply(c, id, (s) => (s.status === 'queued' ? 202 : 200));
     }
     return {
       status: 202,

@@ -69,7 +69,10 @@ export function register(program: Command): void {
     .option('--threads <n>', 'ONNX Runtime intra-op threads')
     .option('--target-recall <r>', "recall the int8 threshold is picked for (default: the float threshold's)")
     .option('--version <name>', 'name of the new version (default: the next <version>-rN)')
-    .option('--drop-float', 'leave model.onnx out of the new version (smaller folder); float is then rebuilt from the tfjs weights, checked by sha256, when asked for')
+    .option(
+      '--drop-float',
+      'leave model.onnx out of the new version (smaller folder); float is then rebuilt from the tfjs weights, checked by sha256, when asked for',
+    )
     .option('--json', "print the manifest's quantization record as JSON")
     .action(
       action(async (versionDir: string, o: QuantizeCliOptions) => {

@@ -40,7 +40,8 @@ function banner(cfg: ServiceConfig, url: string, where: string, recovered: numbe
   const lines = [
     `cxr-triage is listening on ${url}`,
     `  database: ${where}`,
-    `  stored DICOM: ${cfg.dicomDir}`,
+    `  stored objects: ${cfg.store === 'pg' ? 'PostgreSQL (CXR_STORE=pg)' : cfg.dicomDir}`,
+    `  scoring workers in this process: ${cfg.workers}${cfg.workers === 0 ? ' (API only: run `cxr-triage worker` against the same database)' : ''}`,
     recovered > 0 ? `  re-queued ${recovered} accepted but unscored studies` : null,
     dimse
       ? `  DIMSE Storage SCP: AE title ${dimse.aeTitle} on ${dimse.host}:${dimse.port} (callers: \`cxr-triage client add --role workstation --ae-title AET ...\`)`
@@ -65,15 +66,18 @@ export function register(program: Command): void {
       'run the triage API on the shipped models; without DATABASE_URL an embedded PostgreSQL starts under CXR_DATA_DIR. ' +
         'Configuration by environment: PORT, HOST, DATABASE_URL, CXR_DATA_DIR, CXR_JWT_SECRET, CXR_HMAC_KEY, CXR_MODELS_DIR, ' +
         'CXR_MAX_BODY_MB, CXR_QUEUE_SIZE, CXR_INFER_THREADS, CXR_INFER_CONCURRENCY, CXR_TTA, CXR_WAIT_TIMEOUT_S, CXR_DRAIN_TIMEOUT_S, CXR_PG_PORT, CXR_TOKEN_TTL_S, ' +
-        'CXR_DIMSE_AET, CXR_DIMSE_PORT',
+        'CXR_DIMSE_AET, CXR_DIMSE_PORT, ' +
+        'CXR_WORKERS, CXR_STORE (fs|pg), CXR_DICOM_DIR, CXR_JOB_RETRIES, CXR_JOB_RETRY_DELAY_S, CXR_JOB_TIMEOUT_S, CXR_JOB_MAINTENANCE_S, CXR_JOB_POLL_MS, CXR_STORE_GC_GRACE_S',
     )
+    .option('--workers <n>', 'scoring workers inside this process (overrides CXR_WORKERS; default 1; 0 = API only, scoring left to `cxr-triage worker`)')
     .option('--port <n>', 'listen port (overrides PORT)')
     .option('--host <addr>', 'listen address (overrides HOST; default 127.0.0.1)')
     .action(
-      action(async (opts: { port?: string; host?: string }) => {
+      action(async (opts: { port?: string; host?: string; workers?: string }) => {
         const env = { ...process.env };
         if (opts.port !== undefined) env.PORT = String(parseInteger('--port', opts.port, 0));
         if (opts.host !== undefined) env.HOST = opts.host;
+        if (opts.workers !== undefined) env.CXR_WORKERS = String(parseInteger('--workers', opts.workers, 0));
         const cfg = loadConfig(env);
         const log = jsonLogger();
         if (cfg.notices.length > 0) loud(['DEVELOPMENT KEYS IN USE', ...cfg.notices]);
@@ -138,7 +142,7 @@ export function register(program: Command): void {
           }
           stopping = true;
           process.stderr.write(
-            `${signal}: stopping: no new connections; waiting clients get their result or 202 within ${cfg.drainTimeoutMs / 1000} s; queued studies resume at next start…\n`,
+            `${signal}: stopping: no new connections; waiting clients get their result or 202 within ${cfg.drainTimeoutMs / 1000} s; waiting jobs stay in PostgreSQL for any worker…\n`,
           );
           const [drained] = await Promise.all([
             drainHttp({ server: server.server, service: parts, drainMs: cfg.drainTimeoutMs, log: (m) => process.stderr.write(`${m}\n`) }, inFlight),
@@ -146,6 +150,8 @@ export function register(program: Command): void {
           ]);
           // inference still running past the drain time keeps its engine; its study stays queued for the next start
           if (drained.workFinished) await parts.service.closeEngine();
+          // its job goes back to the queue now, for the next start or another worker, instead of after its time limit
+          else await parts.service.releaseRunningJobs();
           await db.close();
           process.stderr.write('stopped\n');
           process.exit(0);

@@ -151,7 +151,8 @@ export async function servableVersion(modelsDir: string, name: string, version: 
   // a version shipped with only its int8 model (quantize --drop-float) rebuilds float on demand
   const q = manifest.quantization;
   const int8Only = q !== undefined && Boolean(manifest.files[q.file]) && q.float?.shipped === false;
-  if (!manifest.files[ONNX_FILE] && !int8Only) throw new CxrError('E_MODEL_MISSING', `${dir} has no ${ONNX_FILE}: run \`cxr-triage export-onnx --model ${dir}\``);
+  if (!manifest.files[ONNX_FILE] && !int8Only)
+    throw new CxrError('E_MODEL_MISSING', `${dir} has no ${ONNX_FILE}: run \`cxr-triage export-onnx --model ${dir}\``);
   return { name: name as ModelName, version, dir, manifest };
 }
 

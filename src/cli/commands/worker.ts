@@ -1,0 +1,91 @@
+import type { Command } from 'commander';
+import { loadConfig } from '../../app/config.js';
+import { openServiceDatabase } from '../../app/database.js';
+import { loadEngine } from '../../inference/engine.js';
+import { jsonLogger } from '../../service/log.js';
+import { manifestReader } from '../../service/model-activation.js';
+import { startRuntime } from '../../service/runtime.js';
+import type { StudyOutcome } from '../../service/triage.js';
+import { action, parseInteger } from '../run.js';
+
+export function register(program: Command): void {
+  program
+    .command('worker')
+    .description(
+      'score studies from the job queue in PostgreSQL, without serving HTTP: run as many as the machines allow next to ' +
+        '`cxr-triage serve --workers 0` (same DATABASE_URL, same CXR_STORE and store directory or volume). ' +
+        'Configuration by environment as for serve: DATABASE_URL, CXR_DATA_DIR, CXR_HMAC_KEY, CXR_MODELS_DIR, CXR_STORE, CXR_DICOM_DIR, ' +
+        'CXR_INFER_THREADS, CXR_INFER_CONCURRENCY, CXR_TTA, CXR_JOB_RETRIES, CXR_JOB_RETRY_DELAY_S, CXR_JOB_TIMEOUT_S, CXR_JOB_MAINTENANCE_S, CXR_JOB_POLL_MS',
+    )
+    .option('--concurrency <n>', 'jobs scored at once in this process (overrides CXR_INFER_CONCURRENCY; default 1)')
+    .option('--progress-s <n>', 'seconds between progress lines', '30')
+    .action(
+      action(async (opts: { concurrency?: string; progressS: string }) => {
+        const env = { ...process.env };
+        if (opts.concurrency !== undefined) env.CXR_INFER_CONCURRENCY = String(parseInteger('--concurrency', opts.concurrency, 1));
+        const progressMs = parseInteger('--progress-s', opts.progressS, 1) * 1000;
+        const cfg = loadConfig(env);
+        const log = jsonLogger();
+        const db = await openServiceDatabase(cfg);
+        let engine;
+        try {
+          engine = await loadEngine({
+            modelsDir: cfg.modelsDir,
+            threads: cfg.inferThreads ?? undefined,
+            tta: cfg.tta ?? undefined,
+            onWarning: (m) => log.warn(m),
+          });
+        } catch (e) {
+          await db.close();
+          throw e;
+        }
+        const counts: Partial<Record<StudyOutcome, number>> = {};
+        let runtime;
+        try {
+          runtime = await startRuntime({
+            ds: db.ds,
+            engine,
+            settings: { ...cfg, workers: cfg.inferConcurrency },
+            log,
+            hooks: { study: (o) => (counts[o] = (counts[o] ?? 0) + 1) },
+            readManifest: manifestReader(cfg.modelsDir),
+          });
+        } catch (e) {
+          await engine.close();
+          await db.close();
+          throw e;
+        }
+        const m = engine.models;
+        log.info('worker ready', {
+          pid: process.pid,
+          concurrency: cfg.inferConcurrency,
+          store: cfg.store,
+          database: db.where,
+          segmenter: `${m.segmenter.name}@${m.segmenter.version}`,
+          classifier: `${m.classifier.name}@${m.classifier.version}`,
+          queuedAtStart: runtime.recovered,
+        });
+        const progress = setInterval(() => {
+          runtime.jobs
+            .counts()
+            .then((c) => log.info('worker progress', { ...counts, queueWaiting: c.waiting, queueActive: c.active, deadLetter: c.deadLetter }))
+            .catch(() => log.info('worker progress', { ...counts }));
+        }, progressMs);
+        progress.unref();
+
+        let stopping = false;
+        const shutdown = async (signal: string) => {
+          if (stopping) process.exit(130);
+          stopping = true;
+          clearInterval(progress);
+          log.info(`${signal}: stopping after the jobs running now; waiting jobs stay queued for other workers`);
+          await runtime.close();
+          await engine.close();
+          await db.close();
+          process.exit(0);
+        };
+        process.on('SIGINT', () => void shutdown('SIGINT'));
+        process.on('SIGTERM', () => void shutdown('SIGTERM'));
+      }),
+    );
+}

@@ -1,0 +1,94 @@
+/**
+ * The parts every process of a deployment runs, HTTP or not: the object store, the job queue
+ * and the triage service with its scoring workers. `serve` adds the API on top; `worker` runs
+ * only this.
+ */
+import type { DataSource } from 'typeorm';
+import type { TriageEngine } from '../inference/types.js';
+import { DEFAULT_JOB_SETTINGS, JobQueue, retryOnDeadlock, type JobSettings } from './jobs.js';
+import type { Logger } from './log.js';
+import type { StoreKind } from './object-store.js';
+import { openObjectStore } from './stores.js';
+import { TriageService, type ManifestReader, type ServiceHooks } from './triage.js';
+
+export interface RuntimeSettings {
+  hmacKey: Buffer;
+  /** the fs store's directory */
+  dicomDir: string;
+  store?: StoreKind;
+  /** accepted-but-unscored studies beyond which new ones are refused */
+  queueSize: number;
+  /** scoring loops in this process (0: API only) */
+  workers: number;
+  jobs?: JobSettings;
+  /** unreferenced stored objects older than this are collected (default one hour) */
+  storeGcGraceMs?: number;
+  /** idle workers poll this often (default 500 ms) */
+  jobPollMs?: number;
+}
+
+export interface Runtime {
+  service: TriageService;
+  jobs: JobQueue;
+  /** studies found accepted without a live job at start and queued */
+  recovered: number;
+  /** stops the workers (running jobs finish) and the queue's maintenance; the database stays open */
+  close(): Promise<void>;
+}
+
+export async function startRuntime(o: {
+  ds: DataSource;
+  engine: TriageEngine;
+  settings: RuntimeSettings;
+  log: Logger;
+  hooks?: ServiceHooks;
+  readManifest?: ManifestReader;
+}): Promise<Runtime> {
+  const s = o.settings;
+  const jobs = new JobQueue(o.ds, s.jobs ?? DEFAULT_JOB_SETTINGS, o.log);
+  const service = new TriageService({
+    ds: o.ds,
+    store: openObjectStore(s.store ?? 'fs', { dir: s.dicomDir, ds: o.ds }),
+    jobs,
+    engine: o.engine,
+    hmacKey: s.hmacKey,
+    queueCapacity: s.queueSize,
+    workers: s.workers,
+    log: o.log,
+    hooks: o.hooks,
+    readManifest: o.readManifest,
+    pollMs: s.jobPollMs,
+  });
+  let gc: NodeJS.Timeout | null = null;
+  try {
+    await jobs.start();
+    // processes starting together race on marking the same model versions active
+    await retryOnDeadlock(() => service.registerEngineModels());
+    const recovered = await service.recover();
+    service.startWorkers();
+    if (s.workers > 0) {
+      // Files stored by a process killed before its transaction committed; a worker sweeps now and then.
+      const grace = s.storeGcGraceMs ?? 3_600_000;
+      const sweep = () =>
+        service
+          .collectGarbage(grace)
+          .then((n) => n > 0 && o.log.info('removed unreferenced stored objects', { count: n }))
+          .catch((e) => o.log.warn('store garbage collection failed', { error: String(e) }));
+      gc = setInterval(sweep, Math.max(60_000, Math.min(grace, 15 * 60_000)));
+      gc.unref();
+    }
+    return {
+      service,
+      jobs,
+      recovered,
+      close: async () => {
+        if (gc) clearInterval(gc);
+        await service.close();
+        await jobs.stop();
+      },
+    };
+  } catch (e) {
+    await jobs.stop().catch(() => undefined);
+    throw e;
+  }
+}
