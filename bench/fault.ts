@@ -28,7 +28,6 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, open, readdir, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -38,7 +37,7 @@ import { verifyAuditChain } from '../src/db/audit.js';
 import { openDatabase } from '../src/db/data-source.js';
 import { decodeModality } from '../src/dicom/index.js';
 import { chestDicom, encodeChestCr } from '../src/data/simple-chest-dicom.js';
-import { peakRssMiB, startServe, type ServeProcess } from '../test/support/serve-process.js';
+import { freePort, peakRssMiB, startServe, type ServeProcess } from '../test/support/serve-process.js';
 import { helpFromHeader } from './usage.js';
 
 helpFromHeader(import.meta.url);
@@ -71,17 +70,6 @@ const token = signToken(
   { secret: Buffer.from(jwtSecret), issuer: 'cxr-triage', audience: 'cxr-triage-api', ttlSeconds: 3600 },
   { sub: 'fault-bench', role: 'workstation', kind: 'operator' },
 ).token;
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-    s.on('error', rej);
-  });
-}
 
 async function admin<T>(fn: (c: pg.Client) => Promise<T>, database?: string): Promise<T> {
   const u = new URL(args['admin-url']);

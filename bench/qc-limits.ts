@@ -22,7 +22,7 @@ import { grayImage } from '../src/imaging/types.js';
 import { loadEngine } from '../src/inference/engine.js';
 import { parsePrecision } from '../src/inference/precision.js';
 import { itemsInSubset } from '../src/ml/calibrate.js';
-import { segmenterInput } from '../src/ml/preprocess.js';
+import { segmenterInput } from '../src/imaging/pixel-contract.js';
 import { loadEvalItems } from '../src/ml/train/dataset-source.js';
 import { helpFromHeader } from './usage.js';
 

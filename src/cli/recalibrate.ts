@@ -1,15 +1,16 @@
 import { dirname, resolve } from 'node:path';
-import { readSplitFile, type SplitName } from '../data/split.js';
+import type { SplitName } from '../data/split.js';
 import { CxrError } from '../errors.js';
-import { itemsInSubset, recalibratedThreshold } from '../ml/calibrate.js';
-import { deriveVersion, portablePath, readManifest, writeManifest, type ModelManifest } from '../ml/model-store/index.js';
+import { loadSplitItems, recalibratedThreshold } from '../ml/calibrate.js';
+import { deriveVersion, portablePath, readManifest, writeManifest, type CalibrationInfo, type ModelManifest } from '../ml/model-store/index.js';
 import { calibrateThreshold, type Calibration } from '../ml/metrics.js';
-import { loadEvalItems } from '../ml/train/dataset-source.js';
+import { applyCalibration, calibrationReport, fitCalibration, type CalibrationMethod } from '../ml/probability-calibration.js';
 import type { EngineOptions } from '../inference/engine.js';
 import { scoreItems } from './score-items.js';
 
 export interface RecalibrateOptions {
-  dataDir: string;
+  /** dataset folder(s) the split's rows come from */
+  dataDir: string | readonly string[];
   /** split CSV as train writes it */
   splitPath: string;
   subset: SplitName;
@@ -28,6 +29,8 @@ export interface RecalibrateOptions {
   write: 'derive' | 'in-place' | 'none';
   /** with 'derive': the new version's name (default the next -rN revision) */
   version?: string;
+  /** probability calibration fitted on the same images before the threshold is picked (default platt; none removes it) */
+  fit?: CalibrationMethod | 'none';
 }
 
 export interface RecalibrateResult {
@@ -43,6 +46,8 @@ export interface RecalibrateResult {
   /** recall on the subset at the previous threshold */
   recallAtPrevious: number | null;
   n: number;
+  /** the probability calibration fitted (null with fit 'none') */
+  probabilityCalibration: CalibrationInfo | null;
 }
 
 /**
@@ -54,36 +59,61 @@ export interface RecalibrateResult {
 export async function recalibrate(o: RecalibrateOptions): Promise<RecalibrateResult> {
   const splitPath = resolve(o.splitPath);
   const classifierDir = resolve(o.classifierDir);
-  const split = await readSplitFile(splitPath);
-  const items = itemsInSubset(await loadEvalItems(resolve(o.dataDir), { window: o.window }), split, o.subset);
+  const dirs = (typeof o.dataDir === 'string' ? [o.dataDir] : o.dataDir).map((d) => resolve(d));
+  const items = await loadSplitItems(dirs, splitPath, o.subset, { window: o.window });
   if (items.length === 0) throw new CxrError('E_BAD_DATASET', `${o.splitPath} assigns no images to '${o.subset}'`);
   if (!items.some((i) => i.label >= 0.5)) throw new CxrError('E_BAD_DATASET', `the ${o.subset} images hold no pneumonia case: recall is undefined there`);
   // manifest.threshold belongs to model.onnx; the int8 model's own is picked by `quantize`
   const engine = { ...o.engine, classifierDir, tta: o.views, precision: { classifier: 'float' as const } };
   const result = await scoreItems(items, engine, { task: 'calibrate', verb: 'scoring', what: `${o.subset} images` });
-  const calibration = calibrateThreshold(
-    result.images.map((i) => i.probability),
-    result.images.map((i) => i.label),
-    o.targetRecall,
-  );
-  const { files: _files, ...manifest } = await readManifest(classifierDir);
-  const threshold = recalibratedThreshold(calibration, {
-    views: o.views,
-    scorer: 'onnxruntime',
-    subset: o.subset,
-    n: items.length,
-    // the split usually sits in the version folder (and is copied into a derived one)
-    split: portablePath(splitPath, { version: classifierDir, models: dirname(dirname(classifierDir)) }),
-    at: new Date().toISOString(),
-  });
+  const labels = result.images.map((i) => i.label);
+  // fitted on the uncalibrated probabilities, whatever calibration the version had before
+  const raw = result.images.map((i) => i.rawProbability ?? i.probability);
+  const at = new Date().toISOString();
+  // the split usually sits in the version folder (and is copied into a derived one)
+  const splitRef = portablePath(splitPath, { version: classifierDir, models: dirname(dirname(classifierDir)) });
+  const method = o.fit ?? 'platt';
+  let probabilityCalibration: CalibrationInfo | null = null;
+  let probabilities = raw;
+  if (method !== 'none') {
+    const fitted = fitCalibration(raw, labels, method);
+    probabilities = raw.map((p) => applyCalibration(fitted, p));
+    probabilityCalibration = {
+      ...fitted,
+      fittedOn: { views: o.views, subset: o.subset, n: items.length, split: splitRef, at },
+      eceBefore: calibrationReport(raw, labels).ece,
+      eceAfter: calibrationReport(probabilities, labels).ece,
+    };
+  }
+  // the threshold is picked on what the engine will compare with it: the calibrated probability
+  const calibration = calibrateThreshold(probabilities, labels, o.targetRecall);
+  const { files: _files, calibration: _previousCalibration, ...manifest } = await readManifest(classifierDir);
+  const threshold = recalibratedThreshold(calibration, { views: o.views, scorer: 'onnxruntime', subset: o.subset, n: items.length, split: splitRef, at });
+  const withCalibration = probabilityCalibration ? { calibration: probabilityCalibration } : {};
   let written: RecalibrateResult['written'] = null;
   if (o.write === 'in-place') {
     // writeManifest re-hashes the folder, so the served model still passes assertManifest
-    await writeManifest(classifierDir, { ...manifest, threshold });
+    await writeManifest(classifierDir, { ...manifest, threshold, ...withCalibration });
     written = { dir: classifierDir, version: manifest.version };
   } else if (o.write === 'derive') {
-    const derived = await deriveVersion(classifierDir, { version: o.version, reason: 'calibrate', change: async (_dir, m) => ({ ...m, threshold }) });
+    const derived = await deriveVersion(classifierDir, {
+      version: o.version,
+      reason: 'calibrate',
+      change: async (_dir, m) => {
+        const { calibration: _old, ...rest } = m;
+        return { ...rest, threshold, ...withCalibration };
+      },
+    });
     written = { dir: derived.dir, version: derived.manifest.version };
   }
-  return { version: manifest.version, written, calibration, previous: manifest.threshold, threshold, recallAtPrevious: result.recall, n: items.length };
+  return {
+    version: manifest.version,
+    written,
+    calibration,
+    previous: manifest.threshold,
+    threshold,
+    recallAtPrevious: result.recall,
+    n: items.length,
+    probabilityCalibration,
+  };
 }

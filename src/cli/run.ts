@@ -31,3 +31,8 @@ export function parseInteger(name: string, value: string, min = -Infinity): numb
   if (!Number.isInteger(n) || n < min) throw new CxrError('E_BAD_ARGUMENT', `${name} must be an integer >= ${min}, got '${value}'`);
   return n;
 }
+
+/** Commander collector for a repeatable option: every occurrence is kept, in order. */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}

@@ -1,11 +1,14 @@
 /**
- * Training augmentation applied identically to an image and its lung mask: rotation, zoom,
- * shift and an optional horizontal flip (off by default: the heart is on the patient's left,
- * and a flipped chest is not a chest film), then brightness, contrast, gamma and noise on the
- * image only. `augmentPair` is a pure function of (image, mask, params); `sampleAugment`
+ * Training augmentation applied identically to an image and its lung mask: a crop (each side
+ * cut independently, so the aspect ratio changes as it does between sites and in squashed
+ * public copies), rotation, zoom, shift and an optional horizontal flip (off by default: the
+ * heart is on the patient's left, and a flipped chest is not a chest film), then brightness,
+ * contrast, gamma, noise and a JPEG-like softening (Gaussian blur plus a pull towards each
+ * 8x8 block's mean, the blocking of a heavily compressed film) on the image only. `augmentPair` is a pure function of (image, mask, params); `sampleAugment`
  * draws params from a seeded source.
  */
 import { warpAffine, rotateScaleShift, type Affine } from '../imaging/affine.js';
+import { gaussianBlurInPlace } from '../imaging/blur.js';
 import { grayImage, type GrayImage } from '../imaging/types.js';
 import { fillNormal, Rng } from './rng.js';
 
@@ -28,6 +31,15 @@ export interface AugmentParams {
   noiseStd: number;
   /** seed of the noise field */
   noiseSeed: number;
+  /** crop box as fractions of the width / height: left, top, width, height (1,1 = no crop) */
+  cropX: number;
+  cropY: number;
+  cropW: number;
+  cropH: number;
+  /** Gaussian blur sigma in pixels (0 = none) */
+  blurSigma: number;
+  /** weight of each 8x8 block's mean mixed into its pixels (0 = none) */
+  blockMix: number;
 }
 
 export const NO_AUGMENT: AugmentParams = {
@@ -41,6 +53,12 @@ export const NO_AUGMENT: AugmentParams = {
   gamma: 1,
   noiseStd: 0,
   noiseSeed: 0,
+  cropX: 0,
+  cropY: 0,
+  cropW: 1,
+  cropH: 1,
+  blurSigma: 0,
+  blockMix: 0,
 };
 
 export interface AugmentRanges {
@@ -56,6 +74,10 @@ export interface AugmentRanges {
   maxNoise: number;
   /** probability of a horizontal flip; 0 by default */
   flipProbability: number;
+  /** smallest crop side as a fraction of the image side (1 = no crop) */
+  minCrop: number;
+  maxBlurSigma: number;
+  maxBlockMix: number;
 }
 
 export const DEFAULT_AUGMENT: AugmentRanges = {
@@ -70,6 +92,9 @@ export const DEFAULT_AUGMENT: AugmentRanges = {
   maxGamma: 1.25,
   maxNoise: 0.02,
   flipProbability: 0,
+  minCrop: 0.85,
+  maxBlurSigma: 1,
+  maxBlockMix: 0.25,
 };
 
 /** Draws augmentation parameters; `source` is an Rng or any uniform [0,1) function. */
@@ -90,16 +115,38 @@ export function sampleAugment(source: Rng | (() => number), ranges: Partial<Augm
     gamma: logBetween(r.minGamma, r.maxGamma),
     noiseStd: between(0, r.maxNoise),
     noiseSeed: Math.floor(u() * 4294967296),
+    // drawn after the older parameters, so a seed gives those the values it always gave
+    ...cropBox(between(r.minCrop, 1), between(r.minCrop, 1), u(), u()),
+    blurSigma: between(0, r.maxBlurSigma),
+    blockMix: between(0, r.maxBlockMix),
   };
+}
+
+function cropBox(w: number, h: number, ux: number, uy: number): Pick<AugmentParams, 'cropX' | 'cropY' | 'cropW' | 'cropH'> {
+  return { cropW: w, cropH: h, cropX: (1 - w) * ux, cropY: (1 - h) * uy };
 }
 
 /** The output→input map for the geometric part of `p` on a width x height image. */
 export function augmentAffine(width: number, height: number, p: AugmentParams): Affine {
-  const m = rotateScaleShift(width, height, p.angleDeg, p.scale, p.shiftX * width, p.shiftY * height);
+  const m = withCrop(rotateScaleShift(width, height, p.angleDeg, p.scale, p.shiftX * width, p.shiftY * height), width, height, p);
   if (!p.flip) return m;
   // Flip the output: output x reads what unflipped output (width-1-x) would have read.
   const [a, b, c, d, e, f] = m;
   return [-a, b, a * (width - 1) + c, -d, e, d * (width - 1) + f];
+}
+
+/**
+ * The crop comes first: the rest of the geometry works on the cropped picture stretched to
+ * the full size, whose pixel centre x sits at cropX*W + (x + 0.5) * cropW - 0.5 in the input.
+ */
+function withCrop(m: Affine, width: number, height: number, p: AugmentParams): Affine {
+  const cw = p.cropW ?? 1;
+  const ch = p.cropH ?? 1;
+  if (cw === 1 && ch === 1 && !p.cropX && !p.cropY) return m;
+  const ox = (p.cropX ?? 0) * width + 0.5 * cw - 0.5;
+  const oy = (p.cropY ?? 0) * height + 0.5 * ch - 0.5;
+  const [a, b, c, d, e, f] = m;
+  return [cw * a, cw * b, cw * c + ox, ch * d, ch * e, ch * f + oy];
 }
 
 /**
@@ -110,7 +157,8 @@ export function augmentAffine(width: number, height: number, p: AugmentParams): 
 export function augmentPair(image: GrayImage, mask: GrayImage | null, p: AugmentParams): { image: GrayImage; mask: GrayImage | null } {
   if (mask && (mask.width !== image.width || mask.height !== image.height))
     throw new RangeError(`mask ${mask.width}x${mask.height} does not match image ${image.width}x${image.height}`);
-  const identityGeometry = p.angleDeg === 0 && p.scale === 1 && p.shiftX === 0 && p.shiftY === 0 && !p.flip;
+  const identityGeometry =
+    p.angleDeg === 0 && p.scale === 1 && p.shiftX === 0 && p.shiftY === 0 && !p.flip && (p.cropW ?? 1) === 1 && (p.cropH ?? 1) === 1 && !p.cropX && !p.cropY;
   const m = augmentAffine(image.width, image.height, p);
   const img = identityGeometry ? grayImage(image.width, image.height, Float32Array.from(image.data)) : warpAffine(image, m, { fill: 0 });
   let outMask: GrayImage | null = null;
@@ -120,7 +168,25 @@ export function augmentPair(image: GrayImage, mask: GrayImage | null, p: Augment
     for (let k = 0; k < d.length; k++) d[k] = d[k] >= 0.5 ? 1 : 0;
   }
   photometric(img.data, p);
+  jpegLike(img.data, img.width, img.height, p);
   return { image: img, mask: outMask };
+}
+
+/** Blur, then pull each pixel towards its 8x8 block's mean (blocks cut at the image edge where the size is not a multiple of 8). */
+export function jpegLike(d: Float32Array, width: number, height: number, p: Pick<AugmentParams, 'blurSigma' | 'blockMix'>): void {
+  if (p.blurSigma > 0) gaussianBlurInPlace(d, width, height, p.blurSigma);
+  const q = p.blockMix ?? 0;
+  if (!(q > 0)) return;
+  for (let by = 0; by < height; by += 8) {
+    for (let bx = 0; bx < width; bx += 8) {
+      const y1 = Math.min(height, by + 8);
+      const x1 = Math.min(width, bx + 8);
+      let s = 0;
+      for (let y = by; y < y1; y++) for (let x = bx; x < x1; x++) s += d[y * width + x];
+      const mean = s / ((y1 - by) * (x1 - bx));
+      for (let y = by; y < y1; y++) for (let x = bx; x < x1; x++) d[y * width + x] = (1 - q) * d[y * width + x] + q * mean;
+    }
+  }
 }
 
 function photometric(d: Float32Array, p: AugmentParams): void {

@@ -14,7 +14,8 @@
  * ({ size, batches(epoch, batchSize) }), deterministic for its seed and the epoch.
  */
 import { CxrError } from '../errors.js';
-import { lungBox, lungCrop, DEFAULT_LUNG_MARGIN, type MaskLike } from '../imaging/lung-crop.js';
+import type { MaskLike } from '../imaging/lung-crop.js';
+import { classifierCrop, DEFAULT_LUNG_MARGIN, segmenterInput } from '../imaging/pixel-contract.js';
 import { resizeArea } from '../imaging/resize.js';
 import type { GrayImage } from '../imaging/types.js';
 import type { WindowPolicy } from '../dicom/index.js';
@@ -43,6 +44,12 @@ export interface BatchOptions {
   cacheBytes?: number;
   /** drop a last batch smaller than batchSize */
   dropLast?: boolean;
+  /**
+   * Training: instead of one pass over every item, each epoch draws `perEpoch` items with
+   * probability proportional to `weights` (one per item), e.g. so that a small dataset is
+   * not drowned out by a large one. See `weightedEpochOrder`.
+   */
+  sample?: { perEpoch: number; weights: readonly number[] };
 }
 
 export interface DataBatch {
@@ -73,11 +80,11 @@ export async function prepareItem(item: DatasetItem, opts: BatchOptions): Promis
     const small = resizeArea(mask, size, size);
     const d = small.data;
     for (let k = 0; k < d.length; k++) d[k] = d[k] >= 0.5 ? 1 : 0;
-    return { image: resizeArea(image, size, size), mask: small, cropped: false };
+    return { image: segmenterInput(image, size), mask: small, cropped: false };
   }
   const m: MaskLike | null = mask ?? (opts.maskFor ? await opts.maskFor(item, image) : null);
-  const box = m ? lungBox(m, image.width, image.height, opts.lungMargin ?? DEFAULT_LUNG_MARGIN) : null;
-  return { image: lungCrop(image, box, size), mask: null, cropped: box !== null };
+  const { crop, box } = classifierCrop(image, m, size, opts.lungMargin ?? DEFAULT_LUNG_MARGIN);
+  return { image: crop, mask: null, cropped: box !== null };
 }
 
 class SampleCache {
@@ -124,8 +131,15 @@ export function createBatchSource(items: readonly DatasetItem[], opts: BatchOpti
     cache.set(k, p);
     return p;
   };
+  if (opts.sample) {
+    const { perEpoch, weights } = opts.sample;
+    if (!Number.isInteger(perEpoch) || perEpoch < 1) throw new CxrError('E_BAD_ARGUMENT', `images per epoch must be a positive integer, got ${perEpoch}`);
+    if (weights.length !== list.length || weights.some((w) => !(w >= 0)) || !weights.some((w) => w > 0)) {
+      throw new CxrError('E_BAD_ARGUMENT', 'sampling weights must be one non-negative number per item, not all zero');
+    }
+  }
   return {
-    size: list.length,
+    size: opts.sample ? opts.sample.perEpoch : list.length,
     batches: (epoch: number, batchSize: number) => batchStream(list, opts, epoch, batchSize, load),
   };
 }
@@ -145,7 +159,11 @@ async function* batchStream(
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new CxrError('E_BAD_ARGUMENT', `batch size must be a positive integer, got ${batchSize}`);
   const seed = opts.seed ?? 1;
   const indices = items.map((_, k) => k);
-  const order = opts.shuffle ? rngFor(['batch-order', seed, epoch]).shuffle(indices) : indices;
+  const order = opts.sample
+    ? weightedEpochOrder(opts.sample.weights, opts.sample.perEpoch, seed, epoch)
+    : opts.shuffle
+      ? rngFor(['batch-order', seed, epoch]).shuffle(indices)
+      : indices;
   const starts: number[] = [];
   for (let s = 0; s < order.length; s += batchSize) {
     if (opts.dropLast && s + batchSize > order.length) break;
@@ -171,6 +189,33 @@ async function* batchStream(
     next?.catch(() => undefined);
     yield current;
   }
+}
+
+/**
+ * The item indices of one sampled epoch: `count` draws where item k is expected
+ * count * w_k / sum(w) times. Systematic (low-variance) sampling over a shuffled order, so
+ * every item appears floor or ceil of its expectation (never a lucky streak of one film),
+ * then the draws are shuffled. Deterministic for (weights, count, seed, epoch).
+ */
+export function weightedEpochOrder(weights: readonly number[], count: number, seed: number, epoch: number): number[] {
+  const rng = rngFor(['epoch-sample', seed, epoch]);
+  const order = rng.shuffle(weights.map((_, k) => k));
+  const total = weights.reduce((s, w) => s + w, 0);
+  const step = total / count;
+  const picks: number[] = [];
+  let next = rng.next() * step;
+  let cum = 0;
+  for (const k of order) {
+    cum += weights[k];
+    while (next < cum && picks.length < count) {
+      picks.push(k);
+      next += step;
+    }
+  }
+  // float round-off can leave the last draw just past the end
+  const last = order.filter((k) => weights[k] > 0).pop()!;
+  while (picks.length < count) picks.push(last);
+  return rng.shuffle(picks);
 }
 
 function assemble(batchItems: DatasetItem[], prepared: Prepared[], opts: BatchOptions, rng: Rng): DataBatch {

@@ -27,6 +27,8 @@ export interface SplitInput {
   file: string;
   patientId: string;
   label: Label;
+  /** the set an image belongs to in a pool of datasets (written as the split's `dataset` column) */
+  dataset?: string;
 }
 
 export interface SplitCounts {
@@ -41,7 +43,7 @@ export interface DatasetSplit {
   /** train, validation, test fractions (sum 1) */
   fractions: [number, number, number];
   /** one entry per image, in input order */
-  assignments: { file: string; patientId: string; label: Label; split: SplitName }[];
+  assignments: { file: string; patientId: string; label: Label; split: SplitName; dataset?: string }[];
   /** file names per split, in input order */
   train: string[];
   validation: string[];
@@ -102,7 +104,18 @@ export function splitByPatient(items: readonly SplitInput[], opts: SplitOptions 
       where.set(id, SPLIT_NAMES[best]);
     }
   }
-  const assignments = items.map((it) => ({ file: it.file, patientId: it.patientId, label: it.label, split: where.get(it.patientId)! }));
+  const assignments = items.map((it) => ({
+    file: it.file,
+    patientId: it.patientId,
+    label: it.label,
+    split: where.get(it.patientId)!,
+    ...(it.dataset !== undefined ? { dataset: it.dataset } : {}),
+  }));
+  return fromAssignments(seed, fractions, assignments);
+}
+
+/** The split's file lists and counts from its per-image assignments. */
+export function fromAssignments(seed: number, fractions: [number, number, number], assignments: DatasetSplit['assignments']): DatasetSplit {
   const counts = {} as Record<SplitName, SplitCounts>;
   for (const name of SPLIT_NAMES) {
     const mine = assignments.filter((a) => a.split === name);
@@ -113,14 +126,38 @@ export function splitByPatient(items: readonly SplitInput[], opts: SplitOptions 
   return { seed, fractions, assignments, train: files('train'), validation: files('validation'), test: files('test'), counts };
 }
 
-/** Writes `split.json` (the whole split) and `split.csv` (file,patient_id,label,split) into `dir`. */
+/**
+ * A pool of datasets split set by set: each set's patients are split (and stratified) on
+ * their own, so every set keeps its own train/validation/test shares and can be reported
+ * apart. One set (no `dataset` on the items) is splitByPatient.
+ */
+export function splitBySet(items: readonly SplitInput[], opts: SplitOptions = {}): DatasetSplit {
+  const sets = [...new Set(items.map((i) => i.dataset ?? ''))];
+  if (sets.length <= 1) return splitByPatient(items, opts);
+  const where = new Map<string, SplitName>();
+  for (const set of sets) {
+    const part = splitByPatient(
+      items.filter((i) => (i.dataset ?? '') === set),
+      opts,
+    );
+    for (const a of part.assignments) where.set(a.file, a.split);
+  }
+  const assignments = items.map((it) => ({ file: it.file, patientId: it.patientId, label: it.label, split: where.get(it.file)!, dataset: it.dataset ?? '' }));
+  return fromAssignments(opts.seed ?? 1, normaliseFractions(opts.fractions ?? [0.7, 0.1, 0.2]), assignments);
+}
+
+/** Writes `split.json` (the whole split) and `split.csv` (file,patient_id,label,split[,dataset]) into `dir`. */
 export async function writeSplit(dir: string, split: DatasetSplit): Promise<{ json: string; csv: string }> {
   await mkdir(dir, { recursive: true });
   const json = join(dir, 'split.json');
   const csv = join(dir, 'split.csv');
   const { seed, fractions, counts, assignments } = split;
   await writeFile(json, JSON.stringify({ seed, fractions, counts, train: split.train, validation: split.validation, test: split.test }, null, 2) + '\n');
-  const lines = [csvLine(['file', 'patient_id', 'label', 'split']), ...assignments.map((a) => csvLine([a.file, a.patientId, a.label, a.split]))];
+  const pooled = assignments.some((a) => a.dataset !== undefined);
+  const lines = [
+    csvLine(['file', 'patient_id', 'label', 'split', ...(pooled ? ['dataset'] : [])]),
+    ...assignments.map((a) => csvLine([a.file, a.patientId, a.label, a.split, ...(pooled ? [a.dataset ?? ''] : [])])),
+  ];
   await writeFile(csv, lines.join('\n') + '\n');
   return { json, csv };
 }
@@ -151,27 +188,14 @@ export async function readSplitFile(path: string, seed = 0, fractions: [number, 
     return k;
   };
   const [iF, iP, iL, iS] = [idx('file'), idx('patient_id'), idx('label'), idx('split')];
+  // a pool's split names each image's set; a one-set split has no such column
+  const iD = t.header.indexOf('dataset');
   const assignments = t.rows.map((r) => {
     const split = r.fields[iS] as SplitName;
     const label = r.fields[iL] as Label;
     if (!SPLIT_NAMES.includes(split)) throw new CxrError('E_BAD_DATASET', `split.csv line ${r.line}: unknown split '${r.fields[iS]}'`);
     if (label !== 'normal' && label !== 'pneumonia') throw new CxrError('E_BAD_DATASET', `split.csv line ${r.line}: unknown label '${r.fields[iL]}'`);
-    return { file: r.fields[iF], patientId: r.fields[iP], label, split };
+    return { file: r.fields[iF], patientId: r.fields[iP], label, split, ...(iD >= 0 ? { dataset: r.fields[iD] } : {}) };
   });
-  const counts = {} as Record<SplitName, SplitCounts>;
-  for (const name of SPLIT_NAMES) {
-    const mine = assignments.filter((a) => a.split === name);
-    const pneumonia = mine.filter((a) => a.label === 'pneumonia').length;
-    counts[name] = { images: mine.length, patients: new Set(mine.map((a) => a.patientId)).size, normal: mine.length - pneumonia, pneumonia };
-  }
-  const files = (name: SplitName): string[] => assignments.filter((a) => a.split === name).map((a) => a.file);
-  return {
-    seed: meta.seed ?? seed,
-    fractions: meta.fractions ?? fractions,
-    assignments,
-    train: files('train'),
-    validation: files('validation'),
-    test: files('test'),
-    counts,
-  };
+  return fromAssignments(meta.seed ?? seed, meta.fractions ?? fractions, assignments);
 }

@@ -2,17 +2,17 @@ import * as ort from 'onnxruntime-node';
 import { readWindowedFrame, type WindowPolicy } from '../dicom/index.js';
 import { CxrError } from '../errors.js';
 import { maskArea, touchesBorder, type BinaryMask } from '../imaging/components.js';
-import { lungBox, lungCrop, type LungBox } from '../imaging/lung-crop.js';
+import type { LungBox } from '../imaging/lung-crop.js';
+import { classifierCrop, lungMask, segmenterInput, ttaBatch, ttaViews, type TtaView } from '../imaging/pixel-contract.js';
 import { encodeRuns } from '../imaging/mask-runs.js';
 import { grayImage, toGray, type GrayImage, type SampledImage } from '../imaging/types.js';
-import { cleanMask, segmenterInput } from '../ml/preprocess.js';
+import { applyCalibration } from '../ml/probability-calibration.js';
 import { camToImage, normalizeCam } from './cam.js';
 import { decide, meanAndSpread } from './decision.js';
 import { loadServedModel, type ServedModel } from './models.js';
 import { DEFAULT_QC_LIMITS, qcFlags, type QcLimits } from './qc.js';
 import { requestedPrecision, type Precision } from './precision.js';
 import { openSession, type ExecutionProvider, type OpenSession } from './session.js';
-import { ttaBatch, ttaViews, type TtaView } from './tta.js';
 import type { AnalyzeOptions, ModelRef, TriageEngine, TriageReport, TriageResult } from './types.js';
 
 export interface EngineOptions {
@@ -62,13 +62,15 @@ export interface OnnxTriageEngine extends TriageEngine {
    * The model part of analyze() on an already windowed image (a dataset's PNG, say): what
    * `evaluate` runs, so its decisions are the ones `analyze` and the service make.
    */
-  scoreImage(image: GrayImage, opts?: { tta?: number }): Promise<ImageScore>;
+  scoreImage(image: GrayImage, opts?: { tta?: number; features?: boolean }): Promise<ImageScore>;
 }
 
 /** What the models say about one windowed image. */
 export interface ImageScore {
-  /** mean over the TTA views */
+  /** mean over the TTA views, through the manifest's probability calibration when it has one */
   probability: number;
+  /** mean over the TTA views before calibration (what a calibration is fitted on) */
+  rawProbability: number;
   /** sample standard deviation over the views */
   spread: number;
   probabilities: number[];
@@ -77,6 +79,8 @@ export interface ImageScore {
   lungAreaFraction: number;
   /** in image pixels; null when no lung was found (the whole image was classified) */
   box: LungBox | null;
+  /** with `features`: each view's globally average-pooled features (what the head reads), identity first */
+  features?: Float32Array[];
   /** identity view's CAM scaled to [0,1], covering the box */
   cam: { width: number; height: number; values: Float32Array };
 }
@@ -132,6 +136,9 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
   ]);
   // the int8 classifier has its own threshold, picked on its own probabilities
   const threshold = cls.served.threshold;
+  // the probability calibration belongs to model.onnx, as manifest.threshold does: the int8
+  // model's own threshold was picked (by quantize) on its uncalibrated probabilities
+  const calibration = cls.served.precision === 'float' ? (cls.manifest.calibration ?? null) : null;
   if (!threshold) throw new CxrError('E_MODEL_INVALID', `${cls.dir}: the classifier manifest has no calibrated threshold`);
   const segSize = inputSide(seg, 256);
   const clsSize = inputSide(cls, 224);
@@ -146,9 +153,14 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
 
   const runSegmenter = (img: Float32Array) =>
     serial.run(() => segSession.session.run({ [segNames.input]: new ort.Tensor('float32', img, [1, 1, segSize, segSize]) }, [segNames.output]));
-  const runClassifier = (batch: Float32Array, n: number) =>
+  const hasFeatures = clsSession.session.outputNames.includes('features');
+  const runClassifier = (batch: Float32Array, n: number, features = false) =>
     serial.run(() =>
-      clsSession.session.run({ [clsNames.input]: new ort.Tensor('float32', batch, [n, 1, clsSize, clsSize]) }, [clsNames.output, clsNames.cam!]),
+      clsSession.session.run({ [clsNames.input]: new ort.Tensor('float32', batch, [n, 1, clsSize, clsSize]) }, [
+        clsNames.output,
+        clsNames.cam!,
+        ...(features ? ['features'] : []),
+      ]),
     );
 
   // warm-up: the first run plans memory and packs weights for the batch size served
@@ -158,37 +170,60 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
   let closed = false;
 
   /** Everything after decoding: segment, clean, crop, TTA batch, classify. */
-  async function score(image: SampledImage, views: TtaView[], lap: (stage: string) => void): Promise<ImageScore> {
-    // the same steps as training and `evaluate` (src/ml/preprocess.ts, src/imaging/lung-crop.ts)
+  async function score(image: SampledImage, views: TtaView[], lap: (stage: string) => void, wantFeatures = false): Promise<ImageScore> {
+    if (wantFeatures && !hasFeatures)
+      throw new CxrError('E_MODEL_INVALID', `classifier ${cls.ref.version}: model.onnx has no 'features' output; re-run export-onnx`);
+    // the pixel contract (src/imaging/pixel-contract.ts): the same steps as training and `evaluate`
     const small = segmenterInput(image, segSize);
     lap('resize');
     const segOut = await runSegmenter(small.data);
     const prob = segOut[segNames.output].data as Float32Array;
     lap('segment');
-    const mask = cleanMask(prob, segSize, maskThreshold);
+    const mask = lungMask(prob, segSize, maskThreshold);
     const area = maskArea(mask);
-    const box = area > 0 ? lungBox(mask, image.width, image.height, opts.lungMargin) : null;
     lap('postprocess');
-    const crop = lungCrop(image, box, clsSize);
+    const { crop, box } = classifierCrop(image, mask, clsSize, opts.lungMargin);
     lap('crop');
     const batch = ttaBatch(crop, views);
     lap('tta');
-    const clsOut = await runClassifier(batch, views.length);
+    const clsOut = await runClassifier(batch, views.length, wantFeatures);
     const probabilities = Array.from(clsOut[clsNames.output].data as Float32Array);
     const camAll = clsOut[clsNames.cam!];
     const [, , camH, camW] = camAll.dims as number[];
     // the identity view's map: the other views are rotated and do not line up with the crop
     const cam = normalizeCam((camAll.data as Float32Array).subarray(0, camH * camW));
     lap('classify');
+    let features: Float32Array[] | undefined;
+    if (wantFeatures) {
+      // [N, C, h, w]: each view's maps, averaged over h x w as the head's pooling does
+      const f = clsOut.features;
+      const [n, channels, fh, fw] = f.dims as number[];
+      const data = f.data as Float32Array;
+      const plane = fh * fw;
+      features = [];
+      for (let v = 0; v < n; v++) {
+        const pooled = new Float32Array(channels);
+        for (let c = 0; c < channels; c++) {
+          const o = (v * channels + c) * plane;
+          let s = 0;
+          for (let k = 0; k < plane; k++) s += data[o + k];
+          pooled[c] = s / plane;
+        }
+        features.push(pooled);
+      }
+    }
+    // the TTA spread stays on the raw views: the uncertainty bound was set on those
     const { mean, spread } = meanAndSpread(probabilities);
     return {
-      probability: mean,
+      probability: applyCalibration(calibration, mean),
+      rawProbability: mean,
       spread,
       probabilities,
       mask,
       lungAreaFraction: area / (segSize * segSize),
       box,
       cam: { width: camW, height: camH, values: cam },
+      ...(features ? { features } : {}),
     };
   }
 
@@ -277,9 +312,9 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
     settings: { threads, tta: defaultTta, uncertainBound, qc },
     threshold: { value: threshold.value, targetRecall: threshold.targetRecall },
     analyze,
-    async scoreImage(image: GrayImage, sopts: { tta?: number } = {}): Promise<ImageScore> {
+    async scoreImage(image: GrayImage, sopts: { tta?: number; features?: boolean } = {}): Promise<ImageScore> {
       open();
-      return score(image, ttaViews(sopts.tta ?? defaultTta), () => {});
+      return score(image, ttaViews(sopts.tta ?? defaultTta), () => {}, sopts.features);
     },
     async close() {
       if (closed) return;

@@ -1,10 +1,7 @@
 import * as ort from 'onnxruntime-node';
-import { maskArea } from '../imaging/components.js';
-import { lungBox, lungCrop } from '../imaging/lung-crop.js';
+import { classifierCrop, lungMask, segmenterInput, ttaBatch, ttaViews } from '../imaging/pixel-contract.js';
 import type { GrayImage } from '../imaging/types.js';
-import { cleanMask, segmenterInput } from '../ml/preprocess.js';
 import { openSession } from './session.js';
-import { ttaBatch, ttaViews } from './tta.js';
 
 /**
  * What each network of the served pipeline is fed for an image: the segmenter's resized
@@ -35,9 +32,9 @@ export async function networkInputSource(
     async inputs(image: GrayImage): Promise<NetworkInputs> {
       const small = segmenterInput(image, s);
       const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', small.data, [1, 1, s, s]) });
-      const mask = cleanMask(out[session.outputNames[0]].data as Float32Array, s);
-      const box = maskArea(mask) > 0 ? lungBox(mask, image.width, image.height) : null;
-      const crop = lungCrop(image, box, c);
+      // the pixel contract, as the engine and training run it
+      const mask = lungMask(out[session.outputNames[0]].data as Float32Array, s);
+      const { crop } = classifierCrop(image, mask, c);
       return {
         segmenter: { data: small.data, dims: [1, 1, s, s] },
         classifier: { data: ttaBatch(crop, views), dims: [views.length, 1, c, c] },

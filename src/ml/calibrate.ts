@@ -3,15 +3,18 @@
  * produces (TTA-averaged ONNX Runtime), not the single-view ones training saw: the two differ,
  * and a threshold picked on one does not hold its recall on the other.
  */
-import type { DatasetSplit, SplitName } from '../data/split.js';
+import { datasetName } from '../data/multi-dataset.js';
+import { readSplitFile, type DatasetSplit, type SplitName } from '../data/split.js';
 import { CxrError } from '../errors.js';
 import type { EvalItem } from './evaluate.js';
 import type { ThresholdInfo } from './model-store/index.js';
 import type { Calibration } from './metrics.js';
+import { loadEvalItems } from './train/dataset-source.js';
 
 /** The items the split assigns to `subset`, in dataset order; every file the split lists there must be in the dataset. */
-export function itemsInSubset<T extends Pick<EvalItem, 'id'>>(items: readonly T[], split: DatasetSplit, subset: SplitName): T[] {
-  const wanted = new Set(split[subset]);
+export function itemsInSubset<T extends Pick<EvalItem, 'id'>>(items: readonly T[], split: DatasetSplit, subset: SplitName, sets?: ReadonlySet<string>): T[] {
+  // a pool's split, read with only some of its folders: the rows of those sets
+  const wanted = new Set(sets ? split.assignments.filter((a) => a.split === subset && sets.has(a.dataset ?? '')).map((a) => a.file) : split[subset]);
   const present = new Set(items.map((i) => i.id));
   const missing = [...wanted].filter((f) => !present.has(f));
   if (missing.length > 0) {
@@ -19,6 +22,25 @@ export function itemsInSubset<T extends Pick<EvalItem, 'id'>>(items: readonly T[
     throw new CxrError('E_BAD_DATASET', `the split's ${subset} files are not all in the dataset folder: ${shown}`);
   }
   return items.filter((i) => wanted.has(i.id));
+}
+
+/**
+ * The images of one or several dataset folders that a split file assigns to `subset`. A
+ * pool's split (with a `dataset` column) may be read with any of its folders: the rows of
+ * the sets given are kept, so `--data adult --split pool.csv` scores the adult rows only.
+ */
+export async function loadSplitItems(dataDirs: readonly string[], splitPath: string, subset: SplitName, opts: { window?: string } = {}): Promise<EvalItem[]> {
+  const split = await readSplitFile(splitPath);
+  const pooled = split.assignments.some((a) => a.dataset !== undefined);
+  const items = await loadEvalItems(dataDirs, { window: opts.window, pooled });
+  if (!pooled) return itemsInSubset(items, split, subset);
+  const names = new Set(dataDirs.map(datasetName));
+  const known = new Set(split.assignments.map((a) => a.dataset ?? ''));
+  const unknown = [...names].filter((n) => !known.has(n));
+  if (unknown.length > 0) {
+    throw new CxrError('E_BAD_DATASET', `${splitPath} names no images of ${unknown.join(', ')} (its sets: ${[...known].join(', ')})`);
+  }
+  return itemsInSubset(items, split, subset, names);
 }
 
 /** Below this many positive images a threshold's recall is too uncertain to trust unremarked. */

@@ -1,11 +1,14 @@
 import type { BinaryMask } from '../imaging/components.js';
 import { resizeArea } from '../imaging/resize.js';
 import type { GrayImage } from '../imaging/types.js';
+import { calibrationReport, type CalibrationReport } from './probability-calibration.js';
 import { calibrateThreshold, classificationReport, dice, iou, mean, type ClassificationReport } from './metrics.js';
 
 /** What the pipeline says about one image: the classifier probability and the cleaned lung mask. */
 export interface ScoredImage {
   probability: number;
+  /** the probability before the version's calibration, when the scorer applies one */
+  rawProbability?: number;
   /** lung mask at the segmenter's resolution, after clean-up (what the crop was taken from) */
   mask: BinaryMask;
 }
@@ -27,6 +30,8 @@ export interface ImageScorer {
 
 export interface EvalItem {
   id: string;
+  /** the set the image belongs to in a pool of datasets ('' or absent for one folder) */
+  source?: string;
   label: number;
   image(): Promise<GrayImage>;
   /** ground-truth lung mask at any size (compared at the scorer's mask resolution), when the dataset has one */
@@ -42,7 +47,9 @@ export interface EvaluationResult extends ClassificationReport {
   calibratedHere: number | null;
   models: ImageScorer['models'];
   scorer: string;
-  images: { id: string; label: number; probability: number; dice?: number }[];
+  images: { id: string; label: number; probability: number; rawProbability?: number; dice?: number }[];
+  /** expected calibration error and reliability bins of the probabilities (10 bins) */
+  calibration: CalibrationReport;
 }
 
 /** A ground-truth mask on the predicted mask's grid: area-resized and cut at 0.5, as training's targets are. */
@@ -73,7 +80,12 @@ export async function evaluateItems(
     const scored = await scorer.score(image);
     scores.push(scored.probability);
     labels.push(item.label);
-    const row: EvaluationResult['images'][number] = { id: item.id, label: item.label, probability: scored.probability };
+    const row: EvaluationResult['images'][number] = {
+      id: item.id,
+      label: item.label,
+      probability: scored.probability,
+      ...(scored.rawProbability !== undefined ? { rawProbability: scored.rawProbability } : {}),
+    };
     const truth = item.mask ? await item.mask() : null;
     if (truth) {
       withMasks++;
@@ -95,6 +107,7 @@ export async function evaluateItems(
     ...(withMasks > 0 ? { dice: mean(dices), iou: mean(ious) } : {}),
     targetRecall: scorer.targetRecall,
     calibratedHere,
+    calibration: calibrationReport(scores, labels),
     models: scorer.models,
     scorer: scorer.description,
     images,

@@ -1,6 +1,7 @@
 import type { RgbImage } from '../imaging/overlay.js';
 import type { CurveBand } from './bootstrap.js';
 import type { CurvePoint } from './metrics.js';
+import type { CalibrationReport } from './probability-calibration.js';
 import { EXTRA_GLYPHS } from './plot-glyphs.js';
 
 /**
@@ -184,6 +185,20 @@ export function plotCurve(xy: readonly { x: number; y: number }[], opts: CurvePl
   // the y label runs along the top of the axis (the font has no rotated glyphs)
   c.text(left + 6, top + 6, opts.yLabel, AXIS, 1);
   return c;
+}
+
+/**
+ * Reliability diagram: observed pneumonia frequency against mean predicted probability per
+ * non-empty bin, with the diagonal a calibrated model would follow; ECE in the title.
+ */
+export function reliabilityPlot(report: CalibrationReport): RgbImage {
+  const pts = report.bins.filter((b) => b.n > 0).map((b) => ({ x: b.meanPredicted!, y: b.observed! }));
+  const img = plotCurve(pts, { title: `ECE ${report.ece.toFixed(3)}`, xLabel: 'PREDICTED', yLabel: 'OBSERVED', diagonal: true, marker: null });
+  // each bin's point, so a bin alone between empty ones still shows
+  const size = img.width;
+  const canvas = img as Canvas;
+  for (const p of pts) canvas.dot(56 + p.x * (size - 20 - 56), size - 50 - p.y * (size - 50 - 40), CURVE, 4);
+  return img;
 }
 
 export function rocPlot(points: readonly CurvePoint[], auc: number | null, threshold: number | null, ctx?: PlotContext): RgbImage {

@@ -78,7 +78,22 @@ test("calibrating the active version leaves it untouched and active, and writes 
   const labels = rows.map(([, l]) => (l === 'pneumonia' ? 1 : 0));
   const expected = calibrateThreshold(scores, labels, TARGET);
 
-  const r = await cli(['calibrate', '--data', data, '--split', splitCsv, '--models', models, '--target-recall', String(TARGET), '--threads', '1']);
+  // --fit none: the threshold on the raw probabilities, as evaluate printed them
+  const r = await cli([
+    'calibrate',
+    '--data',
+    data,
+    '--split',
+    splitCsv,
+    '--models',
+    models,
+    '--target-recall',
+    String(TARGET),
+    '--threads',
+    '1',
+    '--fit',
+    'none',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   // the calibrated version is untouched and still the one served
   assert.equal(await readFile(join(classifierDir, 'manifest.json'), 'utf8'), sourceManifest);
@@ -93,6 +108,7 @@ test("calibrating the active version leaves it untouched and active, and writes 
   assert.deepEqual({ ...m.derivedFrom!, at: '' }, { name: 'classifier', version: active, digest: sourceDigest, reason: 'calibrate', at: '' });
   assert.deepEqual(m.threshold!.calibratedOn!.split, { root: 'external', path: 'split.csv' });
   assert.equal(m.files['model.onnx'], (await readManifest(classifierDir)).files['model.onnx']);
+  assert.equal(m.calibration, undefined);
   assert.equal(m.threshold!.value, expected.threshold);
   assert.equal(m.threshold!.targetRecall, TARGET);
   assert.equal(m.threshold!.validationSensitivity, expected.sensitivity);
@@ -157,4 +173,46 @@ test('models diff shows the threshold change between a version and its calibrate
   const bad = await cli(['models', 'activate', 'classifier', `${active}-r2`, '--models', models]);
   assert.match(bad.stderr, /E_MODEL_INVALID.*modified: model\.json/);
   assert.equal(await readActive(models, 'classifier'), revision);
+});
+
+test('calibrate fits a Platt calibration on the raw served probabilities into the new version, picks the threshold on the calibrated ones, and the engine serves them', async () => {
+  const r = await cli([
+    'calibrate',
+    '--data',
+    data,
+    '--split',
+    splitCsv,
+    '--models',
+    models,
+    '--target-recall',
+    String(TARGET),
+    '--threads',
+    '1',
+    '--version',
+    'platt',
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /calibration\s+platt: p' = sigmoid\(/);
+  const dir = join(dirname(classifierDir), 'platt');
+  const m = await readManifest(dir);
+  const cal = m.calibration!;
+  assert.equal(cal.method, 'platt');
+  assert.ok(cal.a > 0 && Number.isFinite(cal.b));
+  assert.deepEqual({ subset: cal.fittedOn.subset, n: cal.fittedOn.n, views: cal.fittedOn.views }, { subset: 'validation', n: validation.size, views: 4 });
+  assert.ok(cal.eceBefore >= 0 && cal.eceAfter >= 0);
+  assert.deepEqual(await verifyManifest(dir), { ok: true, modified: [], missing: [], unlisted: [] });
+
+  // evaluate with the new version reports calibrated probabilities, and the threshold reaches the target on them
+  const perImage = join(root, 'per-image-platt.csv');
+  const ev = await cli(['evaluate', '--data', data, '--models', models, '--classifier', dir, '--json', '--threads', '1', '--per-image', perImage]);
+  assert.equal(ev.code, 0, ev.stderr);
+  const rows = parseCsv(await readFile(perImage, 'utf8'))
+    .rows.map((x) => x.fields)
+    .filter(([file]) => validation.has(file));
+  const scores = rows.map(([, , p]) => Number(p));
+  const labels = rows.map(([, l]) => (l === 'pneumonia' ? 1 : 0));
+  assert.equal(m.threshold!.value, calibrateThreshold(scores, labels, TARGET).threshold);
+  assert.ok(binaryMetrics(confusionAt(scores, labels, m.threshold!.value)).recall! >= TARGET);
+  assert.equal(JSON.parse(ev.stdout).threshold, m.threshold!.value);
+  assert.ok(typeof JSON.parse(ev.stdout).ece === 'number');
 });

@@ -121,7 +121,8 @@ async function pgReachable(port: string): Promise<boolean> {
 }
 
 test('serve starts on an embedded PostgreSQL (as root too, with a private data directory), scores a study, works with the operator CLI, and stops cleanly', {
-  timeout: 240_000,
+  // several starts of serve and its embedded PostgreSQL: minutes when the machine is busy
+  timeout: 480_000,
 }, async () => {
   const s = await startServe();
   assert.match(s.stderr(), /DEVELOPMENT KEYS IN USE/);

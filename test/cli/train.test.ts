@@ -120,12 +120,13 @@ test('train segmenter and classifier on phantoms, then evaluate them end to end'
   const lines = json.trim().split('\n');
   assert.equal(lines.length, 1);
   const r = JSON.parse(lines[0]);
-  assert.deepEqual(Object.keys(r), ['auc', 'accuracy', 'precision', 'recall', 'specificity', 'f1', 'threshold', 'confusion', 'n', 'dice', 'iou']);
+  assert.deepEqual(Object.keys(r), ['auc', 'accuracy', 'precision', 'recall', 'specificity', 'f1', 'threshold', 'confusion', 'n', 'ece', 'dice', 'iou']);
+  assert.ok(r.ece >= 0 && r.ece <= 1);
   assert.equal(r.n, 16);
   assert.equal(r.threshold, manifest.threshold.value);
   assert.equal(r.confusion.tp + r.confusion.fp + r.confusion.tn + r.confusion.fn, 16);
   assert.ok(r.dice >= 0 && r.dice <= 1);
-  assert.ok(existsSync(join(tmp, 'plots', 'roc.png')) && existsSync(join(tmp, 'plots', 'pr.png')));
+  for (const f of ['roc.png', 'pr.png', 'reliability.png']) assert.ok(existsSync(join(tmp, 'plots', f)), f);
 
   // only the held-out patients of the classifier's own split
   const testOnly = JSON.parse(

@@ -4,7 +4,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeSynthDataset } from '../../src/data/synth-dataset.js';
 import { loadDataset, type Dataset } from '../../src/data/dataset.js';
-import { batches, createBatchSource, type DataBatch } from '../../src/data/batches.js';
+import { batches, createBatchSource, weightedEpochOrder, type DataBatch } from '../../src/data/batches.js';
 import { isCxrError } from '../../src/errors.js';
 import { pngDataset, tempDir } from '../support/data.js';
 
@@ -137,5 +137,46 @@ test('segmenter batches need masks and say which row lacks one', async () => {
     await assert.rejects(collect(batches(items, { task: 'segmenter', size: 8, batchSize: 1 })), /line 2: 'images\/a\.png' has no lung mask/);
   } finally {
     rmSync(png, { recursive: true, force: true });
+  }
+});
+
+test('a weighted epoch draws each item floor or ceil of its expected count, reproducibly', () => {
+  // weights 6:3:1 over 10 draws: expected 6, 3 and 1 exactly
+  const order = weightedEpochOrder([6, 3, 1], 10, 5, 0);
+  assert.equal(order.length, 10);
+  const count = (k: number, o: number[]): number => o.filter((x) => x === k).length;
+  assert.deepEqual(
+    [0, 1, 2].map((k) => count(k, order)),
+    [6, 3, 1],
+  );
+  assert.deepEqual(weightedEpochOrder([6, 3, 1], 10, 5, 0), order);
+  // 7 draws over weights 1:1:1: each item 2 or 3 times; a zero weight is never drawn
+  const w = [1, 1, 1, 0];
+  for (let epoch = 0; epoch < 5; epoch++) {
+    const o = weightedEpochOrder(w, 7, 1, epoch);
+    assert.equal(o.length, 7);
+    for (const k of [0, 1, 2]) assert.ok(count(k, o) === 2 || count(k, o) === 3, `epoch ${epoch}: ${o}`);
+    assert.equal(count(3, o), 0);
+  }
+  assert.notDeepEqual(weightedEpochOrder(w, 7, 1, 0), weightedEpochOrder(w, 7, 1, 1));
+});
+
+test('a sampled batch source gives perEpoch items per epoch, weighted, and refuses bad weights', async () => {
+  const items = ds.items.slice(0, 4);
+  const src = createBatchSource(items, { task: 'classifier', size: 16, shuffle: true, seed: 3, sample: { perEpoch: 6, weights: [1, 1, 0, 0] } });
+  assert.equal(src.size, 6);
+  const ids = (await collect(src.batches(0, 4))).flatMap((b) => b.ids);
+  assert.equal(ids.length, 6);
+  assert.deepEqual([...new Set(ids)].sort(), [items[0].file, items[1].file].sort());
+  assert.equal(ids.filter((i) => i === items[0].file).length, 3);
+  for (const weights of [
+    [1, 1],
+    [1, -1, 1, 1],
+    [0, 0, 0, 0],
+  ]) {
+    assert.throws(
+      () => createBatchSource(items, { task: 'classifier', size: 16, sample: { perEpoch: 2, weights } }),
+      (e: unknown) => isCxrError(e) && e.code === 'E_BAD_ARGUMENT',
+    );
   }
 });

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { qcFlags, isNotFrontalChest, DEFAULT_QC_LIMITS, type QcInput } from '../../src/inference/qc.js';
 import { decide, meanAndSpread } from '../../src/inference/decision.js';
-import { ttaViews, ttaBatch } from '../../src/inference/tta.js';
+import { ttaViews, ttaBatch } from '../../src/imaging/pixel-contract.js';
 import { classActivationMap, normalizeCam, camToImage } from '../../src/inference/cam.js';
 import { grayImage } from '../../src/imaging/types.js';
 

@@ -6,12 +6,12 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { ArraySource, type Sample } from '../../src/ml/train/array-source.js';
 import { defaultConfig, type TrainConfig } from '../../src/ml/train/config.js';
-import { copyWeights, train } from '../../src/ml/train/loop.js';
+import { aucBySource, copyWeights, train } from '../../src/ml/train/loop.js';
 import type { EpochRecord } from '../../src/ml/train/types.js';
-import { buildModel } from '../../src/ml/train/config.js';
+import { buildModel, validateConfig } from '../../src/ml/train/config.js';
 import { finalizeVersion } from '../../src/ml/train/finalize.js';
 import { mulberry32 } from '../../src/ml/train/rng.js';
-import { capItems } from '../../src/ml/train/dataset-source.js';
+import { capItems, sourceSamplingWeights } from '../../src/ml/train/dataset-source.js';
 import type { DatasetItem } from '../../src/data/dataset.js';
 import { cosineDecay } from '../../src/ml/train/schedule.js';
 import { readManifest, verifyManifest } from '../../src/ml/model-store/index.js';
@@ -242,4 +242,53 @@ test('--max-images keeps whole patients and never exceeds the cap', () => {
   }
   assert.equal(capItems(items, 10, 1).length, 7);
   assert.deepEqual(capItems(items, 4, 2), capItems(items, 4, 2));
+});
+
+test('source sampling weights give each source its share of an epoch however many images it has', () => {
+  const item = (source: string | undefined): DatasetItem => ({ fields: source === undefined ? {} : { source } }) as unknown as DatasetItem;
+  const items = [item('nih'), item('kermany'), item('kermany'), item('kermany'), item(undefined)];
+  const w = sourceSamplingWeights(items, { nih: 1, kermany: 3 });
+  assert.deepEqual(w, [1, 1, 1, 1, 1]);
+  const share = (s: number[], k: number[]): number => k.reduce((a, i) => a + s[i], 0) / s.reduce((a, b) => a + b, 0);
+  assert.equal(share(sourceSamplingWeights(items), [0]), 1 / 3);
+  assert.equal(share(sourceSamplingWeights(items), [1, 2, 3]), 1 / 3);
+});
+
+test('with several validation sources the epoch metric is the mean of per-source AUCs', () => {
+  // source a ranks perfectly (AUC 1), source b exactly backwards (AUC 0); pooled AUC would differ
+  const scores = Float32Array.from([0.9, 0.1, 0.2, 0.8, 0.95]);
+  const labels = Float32Array.from([1, 0, 1, 0, 1]);
+  const by = aucBySource(scores, labels, ['a', 'a', 'b', 'b', 'a']);
+  assert.deepEqual(by, { a: 1, b: 0 });
+  assert.equal(aucBySource(scores, labels, ['a', 'a', 'a', 'a', 'a']), null);
+  assert.equal(aucBySource(scores, labels, undefined), null);
+});
+
+test('freezeBlocks keeps the stem and the first blocks at their initial weights while later blocks and the head learn', async () => {
+  const config: TrainConfig = {
+    ...tinyConfig('classifier', 1),
+    lr: 1e-2,
+    freezeBlocks: 1,
+    architecture: { blocks: [1, 1], growth: 4, stemFilters: 4, dropout: 0 },
+  };
+  const start = buildModel({ ...config, seed: 5 });
+  const before = new Map(start.weights.map((w) => [w.originalName, w.read().dataSync().slice()]));
+  const data = { train: ArraySource.of(samples('classifier', 8, 't', 31)), validation: ArraySource.of(samples('classifier', 4, 'v', 32)) };
+  const result = await train({ config, data, runDir: join(tmp, 'frozen'), initFrom: start });
+  const changed = (name: string): boolean => {
+    // by original name: the reloaded best model's variables carry a uniqueness suffix
+    const w = result.model.weights.find((x) => x.originalName === name)!;
+    const now = w.read().dataSync();
+    const was = before.get(name)!;
+    return now.some((v, i) => v !== was[i]);
+  };
+  const kernels = start.weights.filter((w) => w.originalName.endsWith('/kernel')).map((w) => w.originalName);
+  const frozen = kernels.filter((n) => /^(stem|block1_|transition1_)/.test(n));
+  const trained = kernels.filter((n) => /^(block2_|probability)/.test(n));
+  assert.ok(frozen.length > 0 && trained.length > 0);
+  for (const n of frozen) assert.ok(!changed(n), `${n} moved`);
+  for (const n of trained) assert.ok(changed(n), `${n} did not move`);
+  result.model.dispose();
+  start.dispose();
+  assert.throws(() => validateConfig({ ...config, task: 'segmenter', freezeBlocks: 1 }), /freezeBlocks is for the classifier/);
 });

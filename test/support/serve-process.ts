@@ -4,6 +4,7 @@
  * its exit observable — the real server a deployment runs, not the app in-process.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 
 export const CLI = join(import.meta.dirname, '..', '..', 'bin', 'cxr-triage.js');
@@ -69,4 +70,16 @@ export async function peakRssMiB(pid: number): Promise<number | null> {
   } catch {
     return null;
   }
+}
+
+/** A loopback port nobody listens on right now (for a server that must keep its port across restarts). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
 }

@@ -5,11 +5,11 @@ import { CxrError } from '../../errors.js';
 import { DEFAULT_TTA } from '../../inference/engine.js';
 import { locateModelVersion } from '../../ml/model-store/index.js';
 import { parseProviders } from '../../inference/session.js';
-import { action, parseInteger, parseNumber } from '../run.js';
+import { action, collect, parseInteger, parseNumber } from '../run.js';
 import { recalibrate } from '../recalibrate.js';
 
 interface CalibrateCliOptions {
-  data: string;
+  data: string[];
   split: string;
   subset: string;
   models: string;
@@ -21,8 +21,11 @@ interface CalibrateCliOptions {
   threads?: string;
   providers?: string;
   dryRun?: boolean;
+  fit: string;
   version?: string;
 }
+
+const FITS = ['platt', 'temperature', 'none'] as const;
 
 const f4 = (v: number | null | undefined) => (v == null ? 'n/a' : v.toFixed(4));
 
@@ -33,7 +36,7 @@ export function register(program: Command): void {
       "re-pick the classifier's decision threshold on the probabilities the served pipeline (ONNX Runtime, TTA) gives for a split's images; " +
         'writes it as a NEW version <version>-rN beside the calibrated one (derivedFrom names it), which stays untouched and active until you activate the new one',
     )
-    .requiredOption('--data <dir>', 'dataset folder: images/, labels.csv')
+    .requiredOption('--data <dir>', 'dataset folder: images/, labels.csv (repeat for the sets of a pooled split)', collect, [])
     .requiredOption('--split <csv>', 'split CSV (file,patient_id,label,split) as train writes it')
     .option('--subset <name>', `rows of the split to calibrate on: ${SPLIT_NAMES.join('|')}`, 'validation')
     .option('--models <dir>', 'models folder holding segmenter/ and classifier/ versions', 'models')
@@ -46,11 +49,14 @@ export function register(program: Command): void {
     .option('--providers <list>', 'execution providers in order, e.g. cuda,cpu (default cpu)')
     .option('--version <name>', 'name of the new version (default: the next <version>-rN)')
     .option('--dry-run', 'print the new threshold without writing a version')
+    .option('--fit <method>', `probability calibration fitted on the same images before the threshold: ${FITS.join('|')} (none removes it)`, 'platt')
     .action(
       action(async (o: CalibrateCliOptions) => {
         const subset = parseSplitName(o.subset);
         const targetRecall = parseNumber('--target-recall', o.targetRecall);
         if (!(targetRecall > 0 && targetRecall <= 1)) throw new CxrError('E_BAD_ARGUMENT', `--target-recall must be in (0,1], got ${o.targetRecall}`);
+        const fit = FITS.find((f) => f === o.fit);
+        if (!fit) throw new CxrError('E_BAD_ARGUMENT', `--fit must be one of ${FITS.join(', ')}, got '${o.fit}'`);
         const views = o.tta === undefined ? DEFAULT_TTA : parseInteger('--tta', o.tta, 1);
         const threads = o.threads === undefined ? undefined : parseInteger('--threads', o.threads, 1);
         const providers = o.providers === undefined ? undefined : parseProviders(o.providers);
@@ -68,6 +74,7 @@ export function register(program: Command): void {
           window: o.window,
           write: o.dryRun ? 'none' : 'derive',
           version: o.version,
+          fit,
         });
         const cal = r.calibration;
         const old = r.previous;
@@ -80,6 +87,9 @@ export function register(program: Command): void {
           `sensitivity       ${f4(old?.validationSensitivity)} -> ${f4(cal.sensitivity)}`,
           `specificity       ${f4(old?.validationSpecificity)} -> ${f4(cal.specificity)}`,
           `confusion         TP ${c.tp}  FP ${c.fp}  TN ${c.tn}  FN ${c.fn}`,
+          r.probabilityCalibration
+            ? `calibration       ${r.probabilityCalibration.method}: p' = sigmoid(${f4(r.probabilityCalibration.a)} logit(p) + ${f4(r.probabilityCalibration.b)}); ECE ${f4(r.probabilityCalibration.eceBefore)} -> ${f4(r.probabilityCalibration.eceAfter)}`
+            : 'calibration       none (threshold on raw probabilities)',
         ];
         if (r.written) lines.push(`new version       ${r.written.version} (${r.written.dir})`);
         process.stdout.write(`${lines.join('\n')}\n`);

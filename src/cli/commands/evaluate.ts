@@ -7,19 +7,19 @@ import { filesTrainedOn } from '../../data/leakage.js';
 import { parseSplitName, readSplitFile, SPLIT_NAMES, type SplitName } from '../../data/split.js';
 import { EVALUATIONS_DIR, locateModelVersion, readManifest } from '../../ml/model-store/index.js';
 import { bootstrapBand } from '../../ml/bootstrap.js';
-import { itemsInSubset } from '../../ml/calibrate.js';
+import { loadSplitItems } from '../../ml/calibrate.js';
 import { CxrError } from '../../errors.js';
 import { encodeRgbPng } from '../../imaging/png.js';
 import { parseProviders } from '../../inference/session.js';
 import { averagePrecision, operatingPoints } from '../../ml/metrics.js';
-import { precisionRecallPlot, rocPlot } from '../../ml/plots.js';
+import { precisionRecallPlot, reliabilityPlot, rocPlot } from '../../ml/plots.js';
 import { loadEvalItems } from '../../ml/train/dataset-source.js';
-import { action, parseInteger } from '../run.js';
+import { action, collect, parseInteger } from '../run.js';
 import { scoreItems } from '../score-items.js';
 import type { EvaluationResult } from '../../ml/evaluate.js';
 
 interface EvaluateCliOptions {
-  data: string;
+  data: string[];
   models: string;
   segmenter?: string;
   classifier?: string;
@@ -48,6 +48,7 @@ export function jsonSummary(r: EvaluationResult): Record<string, unknown> {
     threshold: r.threshold,
     confusion: r.confusion,
     n: r.n,
+    ece: r.calibration.ece,
     ...('dice' in r ? { dice: r.dice, iou: r.iou } : {}),
   };
 }
@@ -67,6 +68,7 @@ export function formatTable(r: EvaluationResult): string {
     ['F1', f3(r.f1)],
     ['confusion', `TP ${c.tp}  FP ${c.fp}  TN ${c.tn}  FN ${c.fn}`],
   ];
+  rows.push(['calibration error (ECE)', `${f3(r.calibration.ece)} (10 bins; max ${f3(r.calibration.mce)})`]);
   if ('dice' in r) rows.push(['lung Dice', f3(r.dice)], ['lung IoU', f3(r.iou)]);
   if (r.calibratedHere != null) rows.push([`threshold for recall ${r.targetRecall} here`, r.calibratedHere.toFixed(4)]);
   rows.push(['models', `segmenter ${r.models.segmenter.version}, classifier ${r.models.classifier.version} (${r.scorer})`]);
@@ -105,9 +107,11 @@ async function writePlots(dir: string, r: EvaluationResult): Promise<string[]> {
   });
   const roc = rocPlot(pts, r.auc, r.threshold, ctx('roc'));
   const pr = precisionRecallPlot(pts, averagePrecision(scores, labels), r.threshold, ctx('pr'));
+  const reliability = reliabilityPlot(r.calibration);
   for (const [name, img] of [
     ['roc.png', roc],
     ['pr.png', pr],
+    ['reliability.png', reliability],
   ] as const) {
     const path = join(dir, name);
     await writeFile(path, await encodeRgbPng(img.data, img.width, img.height));
@@ -171,12 +175,12 @@ export function register(program: Command): void {
   program
     .command('evaluate')
     .description('run the full pipeline (segment, crop, classify) over a dataset folder and report classification and mask metrics')
-    .requiredOption('--data <dir>', 'dataset folder: images/, labels.csv, optional masks/')
+    .requiredOption('--data <dir>', 'dataset folder: images/, labels.csv, optional masks/ (repeatable: several folders are scored as one pool)', collect, [])
     .option('--models <dir>', 'models folder holding segmenter/ and classifier/ versions', 'models')
     .option('--segmenter <dir>', 'a segmenter version folder (overrides --models)')
     .option('--classifier <dir>', 'a classifier version folder (overrides --models)')
     .option('--json', 'print one JSON object instead of a table')
-    .option('--plots <dir>', 'write ROC and precision-recall curves (roc.png, pr.png) into this folder')
+    .option('--plots <dir>', 'write ROC and precision-recall curves and the reliability diagram (roc.png, pr.png, reliability.png) into this folder')
     .option('--max-images <n>', 'evaluate at most this many images')
     .option('--split <csv>', "only the images a training split assigns to --subset (the split.csv in a model version's folder)")
     .option('--subset <name>', `with --split: ${SPLIT_NAMES.join('|')}`, 'test')
@@ -192,14 +196,17 @@ export function register(program: Command): void {
         const threads = o.threads === undefined ? undefined : parseInteger('--threads', o.threads, 1);
         const providers = o.providers === undefined ? undefined : parseProviders(o.providers);
         const subset = o.split ? parseSplitName(o.subset ?? 'test') : null;
-        const all = await loadEvalItems(resolve(o.data), {
-          // a split names whole patients: cap after selecting them, not before
-          maxImages: o.maxImages && !o.split ? parseInteger('--max-images', o.maxImages, 1) : undefined,
-          window: o.window,
-        });
-        let items = o.split && subset ? itemsInSubset(all, await readSplitFile(resolve(o.split)), subset) : all;
+        const dirs = o.data.map((d) => resolve(d));
+        let items =
+          o.split && subset
+            ? await loadSplitItems(dirs, resolve(o.split), subset, { window: o.window })
+            : await loadEvalItems(dirs, {
+                // a split names whole patients: cap after selecting them, not before
+                maxImages: o.maxImages ? parseInteger('--max-images', o.maxImages, 1) : undefined,
+                window: o.window,
+              });
         if (o.split && o.maxImages) items = items.slice(0, parseInteger('--max-images', o.maxImages, 1));
-        if (items.length === 0) throw new CxrError('E_BAD_DATASET', `${o.data} has no images`);
+        if (items.length === 0) throw new CxrError('E_BAD_DATASET', `${o.data.join(', ')} has no images`);
         // the serving engine, so the decisions reported here are the ones `analyze` and the service make
         const result = await scoreItems(
           items,

@@ -23,6 +23,7 @@ export const commandLoaders: Record<string, () => Promise<{ register: RegisterCo
   train: () => import('./train.js'),
   evaluate: () => import('./evaluate.js'),
   calibrate: () => import('./calibrate.js'),
+  'refit-head': () => import('./refit-head.js'),
   quantize: () => import('./quantize.js'),
   models: () => import('./models.js'),
   'validate-dataset': () => import('./validate-dataset.js'),

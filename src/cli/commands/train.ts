@@ -32,10 +32,11 @@ import { DEFAULT_TTA } from '../../inference/engine.js';
 import { recalibrate } from '../recalibrate.js';
 import { applyConfig, loadTrainConfig } from '../train-config.js';
 import type { Task } from '../../ml/train/types.js';
-import { action, parseInteger, parseNumber } from '../run.js';
+import { action, collect, parseInteger, parseNumber } from '../run.js';
+import { parseDatasetSpec } from '../../data/multi-dataset.js';
 
 interface TrainCliOptions {
-  data?: string;
+  data: string[];
   out: string;
   runs?: string;
   runId?: string;
@@ -69,10 +70,25 @@ interface TrainCliOptions {
   init?: string;
   onnx?: boolean;
   calibrateViews?: string;
+  epochImages?: string;
+  freezeBlocks?: string;
+  sourceWeights?: string;
   skipBad?: boolean;
   splitFile?: string;
   validate?: boolean;
   config?: string;
+}
+
+/** `nih=1,kermany=2` -> { nih: 1, kermany: 2 } */
+export function parseSourceWeights(v: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const part of v.split(',')) {
+    const m = /^([^=]*)=(.+)$/.exec(part.trim());
+    const w = m ? Number(m[2]) : NaN;
+    if (!m || !(w >= 0) || !Number.isFinite(w)) throw new CxrError('E_BAD_ARGUMENT', `--source-weights must be SOURCE=WEIGHT,..., got '${v}'`);
+    out[m[1]] = w;
+  }
+  return out;
 }
 
 /** Per-thread share of a batch when gradient workers split it: what fits each 4 GiB wasm heap. */
@@ -131,6 +147,7 @@ export function configFromOptions(task: Task, o: TrainCliOptions, workers = 0): 
   if (o.focalGamma) c.focalGamma = parseNumber('--focal-gamma', o.focalGamma);
   if (o.classWeights) c.classWeights = parseClassWeights(o.classWeights);
   if (o.float32) c.float16 = false;
+  if (o.freezeBlocks) c.freezeBlocks = parseInteger('--freeze-blocks', o.freezeBlocks, 0);
   if (task === 'segmenter') {
     c.architecture = {
       ...(o.base ? { base: parseInteger('--base', o.base, 1) } : {}),
@@ -174,7 +191,13 @@ export function register(program: Command): void {
         'writes a model version <out>/<version>/ with manifest.json, and the run (config, metrics.jsonl, checkpoints) to <out>/runs/<id>/',
     )
     .argument('<model>', 'segmenter | classifier')
-    .option('--data <dir>', 'dataset folder: images/, labels.csv, optional masks/ (required unless --resume)')
+    .option(
+      '--data <dir[:weight]>',
+      'dataset folder: images/, labels.csv, optional masks/ (required unless --resume); repeat it to train on a pool of sets, ' +
+        'each split by patient on its own and drawn in proportion to its weight (default 1), e.g. --data nih:1 --data kermany:1',
+      collect,
+      [],
+    )
     .option('--out <dir>', 'where the model version goes, e.g. models/classifier (required, here or in --config)')
     .option(
       '--config <file>',
@@ -210,6 +233,8 @@ export function register(program: Command): void {
     .option('--segmenter <dir>', 'classifier: segmenter version folder whose masks give the lung crops when the dataset has no masks/')
     .option('--window <policy>', 'DICOM window policy: auto|lung|header|minmax (default auto)')
     .option('--no-augment', 'train without augmentation')
+    .option('--epoch-images <n>', 'train images drawn per epoch, weighted by --source-weights (default: one pass over the train split)')
+    .option('--source-weights <list>', "share of each labels.csv 'source' in a drawn epoch, e.g. nih=1,kermany=2 (default: 1 each)")
     .option('--skip-bad', 'train without the rows the dataset check finds unusable (listed, and saved as skipped.csv in the run folder) instead of stopping')
     .option('--no-validate', 'skip decoding every image before training (the check `cxr-triage validate-dataset` runs)')
     .option('--version <name>', 'version folder name (default v<date>-<time>)')
@@ -224,6 +249,7 @@ export function register(program: Command): void {
     .option('--blocks <list>', 'classifier: dense layers per block (default 6,12,24,16)')
     .option('--growth <n>', 'classifier: growth rate (default 32)')
     .option('--dropout <p>', 'classifier: dropout before the head (default 0.5)')
+    .option('--freeze-blocks <n>', 'classifier fine-tuning: keep the stem and the first N dense blocks as --init gave them (cheaper steps; default 0)')
     .addHelpText(
       'after',
       `
@@ -263,17 +289,23 @@ Ctrl-C stops a run (exit 130) and prints the --resume command; checkpoints are w
           config = { ...saved.config, ...(o.epochs ? { epochs: parseInteger('--epochs', o.epochs, 1) } : {}) };
           dataOptions = saved.data;
         } else {
-          if (!o.data) throw new CxrError('E_BAD_ARGUMENT', '--data is required (unless --resume)');
+          // --config gives one folder as a string (flags give a list)
+          const dataArgs: string[] = Array.isArray(o.data) ? o.data : o.data ? [String(o.data)] : [];
+          if (dataArgs.length === 0) throw new CxrError('E_BAD_ARGUMENT', '--data is required (unless --resume)');
+          const specs = dataArgs.map(parseDatasetSpec).map((s) => ({ ...s, dir: resolve(s.dir) }));
           runDir = join(runsDir, o.runId ?? newRunId(task));
           config = configFromOptions(task, o, workers);
           dataOptions = {
-            dataDir: resolve(o.data),
+            dataDir: specs[0].dir,
+            ...(specs.length > 1 ? { datasets: specs } : {}),
             maxImages: o.maxImages ? parseInteger('--max-images', o.maxImages, 1) : undefined,
             split: o.split ? parseSplit(o.split) : undefined,
             splitFile: o.splitFile ? resolve(o.splitFile) : undefined,
             segmenterDir: o.segmenter ? resolve(o.segmenter) : undefined,
             window: o.window,
             augment: o.augment,
+            ...(o.epochImages ? { epochImages: parseInteger('--epoch-images', o.epochImages, 1) } : {}),
+            ...(o.sourceWeights ? { sourceWeights: parseSourceWeights(o.sourceWeights) } : {}),
           };
         }
 
@@ -472,7 +504,7 @@ async function servedCalibration(dir: string, config: TrainConfig, data: DataOpt
     return;
   }
   const r = await recalibrate({
-    dataDir: data.dataDir,
+    dataDir: data.datasets ? data.datasets.map((d) => d.dir) : data.dataDir,
     splitPath: join(dir, 'split.csv'),
     subset: 'validation',
     classifierDir: dir,

@@ -3,6 +3,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { CxrError } from '../../errors.js';
+import type { ProbabilityCalibration } from '../probability-calibration.js';
 import { findAbsolutePaths, type PortablePath, type RunEnvironment } from './provenance.js';
 
 /**
@@ -168,6 +169,19 @@ export interface TrainingInfo {
   skippedRows?: number;
   /** code and library versions, the command line */
   environment?: RunEnvironment;
+  /** a pool of dataset folders: each set's name, images, sampling weight and split counts */
+  datasets?: { name: string; data?: PortablePath; images: number; weight: number; train: number; validation: number; test: number }[];
+}
+
+/**
+ * The probability calibration the engine applies to the served (TTA-mean) probability before
+ * the threshold: p' = sigmoid(a * logit(p) + b), fitted on `fittedOn` by `calibrate`.
+ */
+export interface CalibrationInfo extends ProbabilityCalibration {
+  fittedOn: { views: number; subset: string; n: number; split: string | PortablePath; at: string };
+  /** expected calibration error (10 bins) on the fitting set before and after */
+  eceBefore: number;
+  eceAfter: number;
 }
 
 export type MetricValues = Record<string, number | null | Record<string, number>>;
@@ -182,9 +196,16 @@ export interface ModelManifest {
   inputSize: number;
   createdAt: string;
   training: TrainingInfo;
-  metrics: { validation: MetricValues; test: MetricValues };
+  metrics: {
+    validation: MetricValues;
+    test: MetricValues;
+    /** a pool: each set's figures on its own rows, at the same (pooled) threshold */
+    sets?: Record<string, { validation: MetricValues; test: MetricValues }>;
+  };
   /** classifier decision threshold; null for the segmenter (its masks are cut at 0.5) */
   threshold: ThresholdInfo | null;
+  /** classifier: probability calibration applied before the threshold (absent: none; the threshold is then on raw probabilities) */
+  calibration?: CalibrationInfo;
   /** sha256 (hex) of every file in the version folder except manifest.json, keyed by relative path */
   files: Record<string, string>;
   /** the exported graph, once `export-onnx` has written model.onnx */
@@ -284,6 +305,12 @@ function validate(raw: unknown, path: string): ModelManifest {
   if (m.threshold != null) {
     const t = m.threshold as Record<string, unknown>;
     if (typeof t.value !== 'number' || typeof t.targetRecall !== 'number') fail(path, "'threshold' needs numeric value and targetRecall");
+  }
+  if (m.calibration != null) {
+    const c = m.calibration as Record<string, unknown>;
+    if (typeof c.a !== 'number' || typeof c.b !== 'number' || !Number.isFinite(c.a) || !Number.isFinite(c.b) || !((c.a as number) > 0)) {
+      fail(path, "'calibration' needs finite numbers a > 0 and b");
+    }
   }
   if (m.training == null || typeof m.training !== 'object') fail(path, "'training' is missing");
   if (m.metrics == null || typeof m.metrics !== 'object') fail(path, "'metrics' is missing");

@@ -32,6 +32,13 @@ export interface TrainConfig {
   targetRecall: number;
   /** store the version's weights as float16 */
   float16: boolean;
+  /**
+   * classifier: the stem and the first N dense blocks (with their transitions) are kept as
+   * initialised (fine-tuning: the early filters see edges and textures any film has), so the
+   * backward pass stops at block N+1: about 1.7x (N=2) to 2.5x (N=3) cheaper per image.
+   * Their batch-norm statistics still follow the new data. 0 or absent: everything trains.
+   */
+  freezeBlocks?: number;
 }
 
 export function defaultConfig(task: Task): TrainConfig {
@@ -72,6 +79,8 @@ export function validateConfig(c: TrainConfig): TrainConfig {
   if (!(c.targetRecall > 0 && c.targetRecall <= 1)) bad(`target recall must be in (0,1], got ${c.targetRecall}`);
   if (!(c.focalAlpha >= 0 && c.focalAlpha <= 1)) bad(`focal alpha must be in [0,1], got ${c.focalAlpha}`);
   if (!(c.focalGamma >= 0)) bad(`focal gamma must be >= 0, got ${c.focalGamma}`);
+  if (c.freezeBlocks != null && (!Number.isInteger(c.freezeBlocks) || c.freezeBlocks < 0)) bad(`freezeBlocks must be an integer >= 0, got ${c.freezeBlocks}`);
+  if (c.freezeBlocks && c.task !== 'classifier') bad('freezeBlocks is for the classifier');
   if (Array.isArray(c.classWeights) && (c.classWeights.length !== 2 || c.classWeights.some((w) => !(w > 0)))) {
     bad('class weights must be two positive numbers');
   }
@@ -96,6 +105,24 @@ export function architectureOptions(c: TrainConfig): Record<string, unknown> {
 export function buildModel(c: TrainConfig): tf.LayersModel {
   const opts = { ...c.architecture, inputSize: c.inputSize, seed: c.seed };
   return c.task === 'segmenter' ? buildUNet(opts) : buildDenseNet121SE({ ...opts, withFeatures: false });
+}
+
+/** Marks the classifier's stem and first `blocks` dense blocks (and their transitions) not trainable; returns how many layers it froze. */
+export function freezeBlocks(model: tf.LayersModel, blocks: number): number {
+  if (blocks <= 0) return 0;
+  const frozen = (name: string): boolean => {
+    if (name.startsWith('stem')) return true;
+    const m = /^(block|transition)(\d+)_/.exec(name);
+    return m != null && Number(m[2]) <= blocks;
+  };
+  let n = 0;
+  for (const layer of model.layers) {
+    if (frozen(layer.name)) {
+      layer.trainable = false;
+      n++;
+    }
+  }
+  return n;
 }
 
 /** Balanced weights N / (2 N_c), so each class contributes equally to the loss. */

@@ -4,15 +4,16 @@ import * as tf from '@tensorflow/tfjs';
 import { parseWindowPolicy, type WindowPolicy } from '../../dicom/index.js';
 import { CxrError } from '../../errors.js';
 import { createBatchSource, type BatchOptions } from '../../data/batches.js';
-import { loadDataset, readItemImage, readItemMask, type DatasetItem } from '../../data/dataset.js';
+import { readItemImage, readItemMask, type DatasetItem } from '../../data/dataset.js';
+import { datasetName, itemSource, loadDatasets, type DatasetSpec, type LoadedSource } from '../../data/multi-dataset.js';
 import { hashItems } from '../../data/hash.js';
-import { readSplit, readSplitFile, splitByPatient, writeSplit, type DatasetSplit } from '../../data/split.js';
+import { readSplit, readSplitFile, splitBySet, writeSplit, type DatasetSplit } from '../../data/split.js';
 import type { MaskLike } from '../../imaging/lung-crop.js';
 import type { GrayImage } from '../../imaging/types.js';
 import type { EvalItem } from '../evaluate.js';
 import { readManifest } from '../model-store/index.js';
 import { loadModel } from '../model-io.js';
-import { cleanMask, segmenterInput } from '../preprocess.js';
+import { lungMask, segmenterInput } from '../../imaging/pixel-contract.js';
 import type { TrainConfig } from './config.js';
 import { shuffledIndices } from './rng.js';
 import type { ProgressStream } from './progress.js';
@@ -20,7 +21,13 @@ import type { TrainData, Task } from './types.js';
 
 /** How a run reads its dataset; saved in the run's config.json so --resume reads the same. */
 export interface DataOptions {
+  /** the dataset folder (the first one of a pool) */
   dataDir: string;
+  /**
+   * several dataset folders trained on as one pool, each split by patient on its own and
+   * drawn with its weight (see multi-dataset.ts); absent: dataDir alone
+   */
+  datasets?: DatasetSpec[];
   maxImages?: number;
   /** train/validation/test fractions (default 70/10/20) */
   split?: [number, number, number];
@@ -29,10 +36,36 @@ export interface DataOptions {
   /** DICOM window policy name (default auto) */
   window?: string;
   augment: boolean;
+  /**
+   * Train images drawn per epoch (weighted, see `sourceWeights`); default: one pass over the
+   * train split (for a pool: as many draws as the train split has images, by the set weights).
+   */
+  epochImages?: number;
+  /**
+   * Share of each source in the drawn epochs (normalised over the sources present); an item's
+   * source is its labels.csv `source` column ('' without one). Sources not named get weight 1.
+   * Only used with epochImages. A pool's default: its sets' weights.
+   */
+  sourceWeights?: Record<string, number>;
   /** files of labels.csv left out (`train --skip-bad`: rows validate-dataset found unusable) */
   exclude?: string[];
   /** reuse this split CSV (file,patient_id,label,split) instead of drawing one */
   splitFile?: string;
+}
+
+export { itemSource };
+
+/**
+ * Per-item sampling weights so that each source's total share of an epoch is its weight over
+ * the sum of the weights of the sources present, however many images it has.
+ */
+export function sourceSamplingWeights(items: readonly DatasetItem[], weights: Record<string, number> = {}): number[] {
+  const counts = new Map<string, number>();
+  for (const i of items) counts.set(itemSource(i), (counts.get(itemSource(i)) ?? 0) + 1);
+  return items.map((i) => {
+    const s = itemSource(i);
+    return (weights[s] ?? 1) / counts.get(s)!;
+  });
 }
 
 export interface PreparedTrainData {
@@ -43,6 +76,8 @@ export interface PreparedTrainData {
     dataSize: number;
     split: { train: number; validation: number; test: number; seed: number; file: string };
     maskSource?: string;
+    /** a pool's sets: folder name, images, sampling weight, and split counts */
+    datasets?: (Omit<LoadedSource, 'dir'> & { train: number; validation: number; test: number })[];
   };
 }
 
@@ -83,7 +118,7 @@ async function segmenterMasks(dir: string): Promise<{ maskFor: NonNullable<Batch
       const out = tf.tidy(() => model.predict(tf.tensor4d(input.data, [1, size, size, 1])) as tf.Tensor);
       const prob = (await out.data()) as Float32Array;
       out.dispose();
-      return cleanMask(prob, size);
+      return lungMask(prob, size);
     },
   };
 }
@@ -96,7 +131,7 @@ async function segmenterMasks(dir: string): Promise<{ maskFor: NonNullable<Batch
 export async function prepareTrainData(task: Task, config: TrainConfig, opts: DataOptions, runDir: string, log: ProgressStream): Promise<PreparedTrainData> {
   const window: WindowPolicy = parseWindowPolicy(opts.window);
   const excluded = new Set(opts.exclude ?? []);
-  const ds = await loadDataset(opts.dataDir, {
+  const pool = await loadDatasets(opts.datasets ?? [{ dir: opts.dataDir }], {
     requireMasks: task === 'segmenter',
     // rows left out on purpose may be unreadable; any other problem still stops the run
     ...(excluded.size > 0
@@ -107,8 +142,9 @@ export async function prepareTrainData(task: Task, config: TrainConfig, opts: Da
         }
       : {}),
   });
+  const pooled = pool.sources.length > 1;
   const items = capItems(
-    ds.items.filter((i) => !excluded.has(i.file)),
+    pool.items.filter((i) => !excluded.has(i.file)),
     opts.maxImages,
     config.seed,
   );
@@ -123,7 +159,10 @@ export async function prepareTrainData(task: Task, config: TrainConfig, opts: Da
     log.write(`split: reusing ${opts.splitFile}${unassigned > 0 ? ` (${unassigned} images of the folder are not in it and are left out)` : ''}\n`);
     await writeSplit(runDir, split);
   } else {
-    split = splitByPatient(items, { seed: config.seed, fractions: opts.split });
+    split = splitBySet(
+      items.map((i) => ({ file: i.file, patientId: i.patientId, label: i.label, ...(pooled ? { dataset: itemSource(i) } : {}) })),
+      { seed: config.seed, fractions: opts.split },
+    );
     await writeSplit(runDir, split);
   }
   const byFile = new Map(items.map((i) => [i.file, i]));
@@ -154,16 +193,40 @@ export async function prepareTrainData(task: Task, config: TrainConfig, opts: Da
   const base: BatchOptions = { task, size: config.inputSize, window, maskFor };
   const hash = await hashItems(items);
   const c = split.counts;
+  const sourceWeights = opts.sourceWeights ?? (pooled ? Object.fromEntries(pool.sources.map((s) => [s.name, s.weight])) : undefined);
+  const epochImages = opts.epochImages ?? (pooled ? train.length : undefined);
+  const perSet = pool.sources.map((s) => ({
+    name: s.name,
+    images: s.images,
+    weight: s.weight,
+    train: train.filter((i) => itemSource(i) === s.name).length,
+    validation: validation.filter((i) => itemSource(i) === s.name).length,
+    test: test.filter((i) => itemSource(i) === s.name).length,
+  }));
+  if (pooled) {
+    for (const s of perSet) {
+      log.write(`set ${s.name}: ${s.images} images, train ${s.train} / validation ${s.validation} / test ${s.test}, weight ${s.weight}\n`);
+    }
+  }
   log.write(
-    `data: ${items.length} images (${ds.items.length} in folder), train ${c.train.images} / validation ${c.validation.images} / test ${c.test.images} ` +
+    `data: ${items.length} images (${pool.items.length} in ${pooled ? `${pool.sources.length} folders` : 'folder'}), train ${c.train.images} / validation ${c.validation.images} / test ${c.test.images} ` +
       `images by patient; pneumonia ${c.train.pneumonia}/${c.validation.pneumonia}/${c.test.pneumonia}; masks: ${maskSource ?? 'n/a'}\n`,
   );
   return {
     data: {
-      train: createBatchSource(train, { ...base, shuffle: true, seed: config.seed, augment: opts.augment ? {} : false, cacheBytes: TRAIN_CACHE_BYTES }),
+      train: createBatchSource(train, {
+        ...base,
+        shuffle: true,
+        seed: config.seed,
+        augment: opts.augment ? {} : false,
+        cacheBytes: TRAIN_CACHE_BYTES,
+        ...(epochImages ? { sample: { perEpoch: epochImages, weights: sourceSamplingWeights(train, sourceWeights) } } : {}),
+      }),
       validation: createBatchSource(validation, { ...base, cacheBytes: EVAL_CACHE_BYTES }),
       test: createBatchSource(test, { ...base, cacheBytes: 0 }),
       trainLabels: train.map((i) => i.target),
+      validationGroups: validation.map(itemSource),
+      testGroups: test.map(itemSource),
     },
     info: {
       dataDir: opts.dataDir,
@@ -171,17 +234,31 @@ export async function prepareTrainData(task: Task, config: TrainConfig, opts: Da
       dataSize: items.length,
       split: { train: train.length, validation: validation.length, test: test.length, seed: split.seed, file: 'split.csv' },
       ...(maskSource ? { maskSource } : {}),
+      ...(pooled ? { datasets: perSet } : {}),
     },
   };
 }
 
-/** Every image of a dataset folder as an evaluation item (lazy: pixels are read when scored). */
-export async function loadEvalItems(dataDir: string, opts: { maxImages?: number; window?: string; seed?: number } = {}): Promise<EvalItem[]> {
+/**
+ * Every image of one or several dataset folders as evaluation items (lazy: pixels are read
+ * when scored). With several folders, or `pooled` (a pool's split file names images as
+ * `<folder name>/<file>`), ids carry the folder name as training's pool does.
+ */
+export async function loadEvalItems(
+  dataDirs: string | readonly string[],
+  opts: { maxImages?: number; window?: string; seed?: number; pooled?: boolean } = {},
+): Promise<EvalItem[]> {
   const window = parseWindowPolicy(opts.window);
-  const ds = await loadDataset(dataDir);
-  const items = capItems(ds.items, opts.maxImages, opts.seed ?? 1);
+  const dirs = typeof dataDirs === 'string' ? [dataDirs] : dataDirs;
+  const pool = await loadDatasets(dirs.map((dir) => ({ dir })));
+  const named =
+    opts.pooled && dirs.length === 1
+      ? pool.items.map((i) => ({ ...i, file: `${datasetName(dirs[0])}/${i.file}`, fields: { ...i.fields, source: datasetName(dirs[0]) } }))
+      : pool.items;
+  const items = capItems(named, opts.maxImages, opts.seed ?? 1);
   return items.map((item) => ({
     id: item.file,
+    source: itemSource(item),
     label: item.target,
     image: () => readItemImage(item, { window }),
     ...(item.mask ? { mask: () => readItemMask(item) } : {}),

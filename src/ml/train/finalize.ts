@@ -53,6 +53,36 @@ function classificationMetrics(p: SourcePredictions, threshold: number): MetricV
   return { ...r, confusion: { ...r.confusion }, loss: p.loss };
 }
 
+/** The predictions of one set of a pool (rows where groups[k] === name); the loss is not split. */
+function ofSet(p: SourcePredictions, groups: readonly string[], name: string): SourcePredictions {
+  const idx = groups.flatMap((g, k) => (g === name ? [k] : []));
+  return {
+    ...p,
+    ids: idx.map((k) => p.ids[k]),
+    scores: Float32Array.from(idx.map((k) => p.scores[k])),
+    labels: Float32Array.from(idx.map((k) => p.labels[k])),
+    n: idx.length,
+    loss: NaN,
+  };
+}
+
+/** Each set's validation and test figures at the pooled threshold, when the data is a pool. */
+function perSetMetrics(data: TrainData, val: SourcePredictions, test: SourcePredictions | null, threshold: number): ModelManifest['metrics']['sets'] {
+  const vg = data.validationGroups;
+  const names = [...new Set(vg ?? [])].sort();
+  if (!vg || names.length < 2) return undefined;
+  const tg = data.testGroups;
+  const out: NonNullable<ModelManifest['metrics']['sets']> = {};
+  for (const name of names) {
+    const { loss: _v, ...v } = classificationMetrics(ofSet(val, vg, name), threshold);
+    const t = test && tg ? ofSet(test, tg, name) : null;
+    const testMetrics = t && t.n > 0 ? classificationMetrics(t, threshold) : {};
+    delete testMetrics.loss;
+    out[name] = { validation: v, test: testMetrics };
+  }
+  return out;
+}
+
 /**
  * Turns a finished run into a model version: weights saved (float16 if configured), then
  * reloaded so that the threshold is calibrated on validation and the test split is scored
@@ -105,9 +135,11 @@ async function buildVersion(opts: FinalizeOptions, dir: string, version: string,
         validationSpecificity: cal.specificity,
         ...(warning ? { warnings: [warning] } : {}),
       };
+      const sets = perSetMetrics(opts.data, val, test, cal.threshold);
       metrics = {
         validation: classificationMetrics(val, cal.threshold),
         test: test ? classificationMetrics(test, cal.threshold) : {},
+        ...(sets ? { sets } : {}),
       };
     } else {
       metrics = { validation: segmentationMetrics(val), test: test ? segmentationMetrics(test) : {} };

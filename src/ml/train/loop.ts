@@ -11,7 +11,7 @@ import { seedDropout, shareSeed, stepSeed } from '../layers/dropout-seed.js';
 import { Adam } from './adam.js';
 import { EventFileWriter } from './tfevents.js';
 import { loadCheckpoint, runPaths, saveCheckpoint, type RunPaths, type TrainerState } from './checkpoint.js';
-import { balancedClassWeights, buildModel, validateConfig, type TrainConfig } from './config.js';
+import { balancedClassWeights, buildModel, freezeBlocks, validateConfig, type TrainConfig } from './config.js';
 import { predictSource, type LossFn } from './predict.js';
 import { ProgressBar, type ProgressStream } from './progress.js';
 import { cosineDecay } from './schedule.js';
@@ -100,6 +100,23 @@ export function copyWeights(from: tf.LayersModel, to: tf.LayersModel): void {
   to.setWeights(src.map((w) => w.read()));
 }
 
+/** AUC per validation source, or null when there are fewer than two sources. */
+export function aucBySource(scores: Float32Array, labels: Float32Array, groups: readonly string[] | undefined): Record<string, number | null> | null {
+  if (!groups || new Set(groups).size < 2) return null;
+  if (groups.length !== scores.length) throw new CxrError('E_BAD_ARGUMENT', `${groups.length} validation groups for ${scores.length} scores`);
+  const out: Record<string, number | null> = {};
+  for (const g of [...new Set(groups)].sort()) {
+    const idx = groups.flatMap((x, k) => (x === g ? [k] : []));
+    out[g] = rocAuc(Float32Array.from(idx.map((k) => scores[k])), Float32Array.from(idx.map((k) => labels[k])));
+  }
+  return out;
+}
+
+function meanOfDefined(values: (number | null)[]): number | null {
+  const v = values.filter((x): x is number => x != null);
+  return v.length > 0 ? v.reduce((s, x) => s + x, 0) / v.length : null;
+}
+
 function stepsPerEpoch(config: TrainConfig, trainSize: number): number {
   return Math.ceil(Math.ceil(trainSize / config.batchSize) / config.accumulate);
 }
@@ -152,6 +169,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const classWeights =
     config.task === 'classifier' ? (config.classWeights === 'balanced' ? balancedClassWeights(opts.data.trainLabels ?? []) : config.classWeights) : null;
   const loss = lossFor(config, classWeights);
+  if (config.freezeBlocks) log.write(`${freezeBlocks(model, config.freezeBlocks)} layers of the stem and blocks 1-${config.freezeBlocks} frozen\n`);
   const layerVars = model.trainableWeights;
   const vars = layerVars.map((w) => w.read() as tf.Variable);
   const kernels = vars.filter((_, i) => layerVars[i].originalName.endsWith('/kernel'));
@@ -227,7 +245,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
       const val = await predictSource(model, opts.data.validation, config.task, config.inputSize, config.batchSize, loss);
       const metricName = config.task === 'classifier' ? 'auc' : 'dice';
-      const valMetric = config.task === 'classifier' ? rocAuc(val.scores, val.labels) : mean(val.dice);
+      const bySource = config.task === 'classifier' ? aucBySource(val.scores, val.labels, opts.data.validationGroups) : null;
+      const valMetric = config.task === 'classifier' ? (bySource ? meanOfDefined(Object.values(bySource)) : rocAuc(val.scores, val.labels)) : mean(val.dice);
       // with a one-class validation split AUC is undefined; fall back to the loss to pick the best epoch
       const score = valMetric ?? -val.loss;
       const best = isBetter(score, state.bestMetric);
@@ -253,6 +272,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         valMetric,
         valMetricName: metricName,
         ...(config.task === 'segmenter' ? { valIou: mean(val.iou) } : {}),
+        ...(bySource ? { valBySource: bySource } : {}),
         best,
         trainImages: images,
         seconds: (Date.now() - t0) / 1000,
@@ -279,7 +299,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       );
       await saveCheckpoint(paths, model, await adam.getState(), state);
       log.write(
-        `epoch ${epoch + 1}: train loss ${record.trainLoss.toFixed(4)}, val loss ${val.loss.toFixed(4)}, val ${metricName} ${valMetric == null ? 'n/a' : valMetric.toFixed(4)}${best ? ' (best)' : ''}${state.stopped ? `; stopping: no improvement in ${config.patience} epochs` : ''}\n`,
+        `epoch ${epoch + 1}: train loss ${record.trainLoss.toFixed(4)}, val loss ${val.loss.toFixed(4)}, val ${metricName} ${valMetric == null ? 'n/a' : valMetric.toFixed(4)}${
+          bySource
+            ? ` (${Object.entries(bySource)
+                .map(([k, v]) => `${k} ${v == null ? 'n/a' : v.toFixed(4)}`)
+                .join(', ')})`
+            : ''
+        }${best ? ' (best)' : ''}${state.stopped ? `; stopping: no improvement in ${config.patience} epochs` : ''}\n`,
       );
     }
   } finally {

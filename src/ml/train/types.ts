@@ -30,6 +30,14 @@ export interface TrainData {
   test?: BatchSource;
   /** labels of the train split, for balanced class weights (classifier only) */
   trainLabels?: ArrayLike<number>;
+  /**
+   * classifier: the source (dataset) of each validation image, in the validation source's
+   * order; with more than one, the epoch's metric is the mean of the per-source AUCs, so the
+   * checkpoint is not chosen by the largest set alone
+   */
+  validationGroups?: readonly string[];
+  /** the source of each test image, for per-set test figures */
+  testGroups?: readonly string[];
 }
 
 /** One line of runs/<id>/metrics.jsonl. */
@@ -45,6 +53,8 @@ export interface EpochRecord {
   valMetric: number | null;
   valMetricName: 'auc' | 'dice';
   valIou?: number | null;
+  /** classifier with several validation sources: AUC per source (the metric is their mean) */
+  valBySource?: Record<string, number | null>;
   best: boolean;
   trainImages: number;
   seconds: number;

@@ -1,0 +1,397 @@
+/**
+ * `refit-head`: a classifier fitted to new sets on a CPU that cannot afford backpropagation.
+ * The network up to global average pooling stays as the base version has it; each image goes
+ * once through the served pipeline (ONNX Runtime, the segmenter's crop) and its pooled
+ * features are kept: one view for train rows, every TTA view for validation and test rows.
+ * The head (Dense 1, sigmoid) is refitted on the train rows (ml/train/head.ts), and because
+ * the served probability is the mean over views of sigmoid(w . f_v + b), the validation and
+ * test rows give exactly what the served pipeline will say with the new head (with its
+ * float16-rounded weights) without scoring them again: the L2 strength, the Platt
+ * calibration and the threshold are chosen on validation from those, and test figures (per
+ * set, with bootstrap intervals) are reported from them.
+ */
+import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { appendFile, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { csvLine } from '../../data/csv.js';
+import type { DatasetItem } from '../../data/dataset.js';
+import { datasetName, parseDatasetSpec } from '../../data/multi-dataset.js';
+import { readSplitFile, SPLIT_NAMES, type SplitName } from '../../data/split.js';
+import { CxrError } from '../../errors.js';
+import { loadEngine } from '../../inference/engine.js';
+import { initBackend } from '../../ml/backend.js';
+import { bootstrapInterval } from '../../ml/bootstrap.js';
+import { loadSplitItems } from '../../ml/calibrate.js';
+import { portablePath, readManifest, versionFromDate, writeManifest, type MetricValues } from '../../ml/model-store/index.js';
+import { calibrateThreshold, classificationReport, rocAuc } from '../../ml/metrics.js';
+import { loadModel, saveModel } from '../../ml/model-io.js';
+import { exportModelVersion } from '../../ml/onnx/model-version.js';
+import { applyCalibration, calibrationReport, fitCalibration } from '../../ml/probability-calibration.js';
+import { capItems } from '../../ml/train/dataset-source.js';
+import { fitHead, type HeadFit } from '../../ml/train/head.js';
+import { ProgressBar } from '../../ml/train/progress.js';
+import { action, collect, parseInteger, parseNumber } from '../run.js';
+
+interface RefitCliOptions {
+  data: string[];
+  split: string;
+  classifier: string;
+  segmenter: string;
+  out: string;
+  cache: string[];
+  shard?: string;
+  extractOnly?: boolean;
+  maxTrainPerSet?: string;
+  maxTestPerSet?: string;
+  views: string;
+  l2: string;
+  version?: string;
+  threads?: string;
+  targetRecall: string;
+  report?: string;
+  partialTest?: boolean;
+}
+
+interface FeatureRow {
+  id: string;
+  label: number;
+  source: string;
+  split: SplitName;
+  /** pooled features per view, identity first */
+  views: Float32Array[];
+}
+
+const toB64 = (f: Float32Array): string => Buffer.from(f.buffer, f.byteOffset, f.byteLength).toString('base64');
+const fromB64 = (s: string): Float32Array => {
+  const b = Buffer.from(s, 'base64');
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+};
+
+/** Features already extracted (one JSON line per image); the row with the most views wins. */
+async function readCache(path: string, into: Map<string, FeatureRow>): Promise<void> {
+  if (!existsSync(path)) return;
+  for (const line of (await readFile(path, 'utf8')).split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const r = JSON.parse(line) as Omit<FeatureRow, 'views'> & { views?: string[]; f?: string };
+      const views = r.views ? r.views.map(fromB64) : [fromB64(r.f!)];
+      const prev = into.get(r.id);
+      if (!prev || prev.views.length < views.length) into.set(r.id, { id: r.id, label: r.label, source: r.source, split: r.split, views });
+    } catch {
+      // a line cut short by an interrupted run: recomputed
+    }
+  }
+}
+
+/** Per-row weights so that each set's rows together weigh its share; mean weight 1. */
+function setWeights(rows: readonly FeatureRow[], weights: Record<string, number>): number[] {
+  const count = new Map<string, number>();
+  for (const r of rows) count.set(r.source, (count.get(r.source) ?? 0) + 1);
+  const total = [...count.keys()].reduce((s, k) => s + (weights[k] ?? 1), 0);
+  return rows.map((r) => ((weights[r.source] ?? 1) / total) * (rows.length / count.get(r.source)!));
+}
+
+/** The served probability with this head: the mean over the row's views of sigmoid(w . f + b). */
+function served(head: { weights: ArrayLike<number>; bias: number }, row: FeatureRow): number {
+  let s = 0;
+  for (const f of row.views) {
+    let z = head.bias;
+    for (let c = 0; c < f.length; c++) z += head.weights[c] * f[c];
+    s += 1 / (1 + Math.exp(-z));
+  }
+  return s / row.views.length;
+}
+
+function bySet<T>(rows: readonly FeatureRow[], fn: (mine: FeatureRow[]) => T): Record<string, T> {
+  const out: Record<string, T> = {};
+  for (const s of [...new Set(rows.map((r) => r.source))].sort()) out[s] = fn(rows.filter((r) => r.source === s));
+  return out;
+}
+
+/** Figures at the threshold with 95% bootstrap intervals (AUC, accuracy, recall, specificity). */
+function figures(p: number[], y: number[], threshold: number): MetricValues {
+  const r = classificationReport(p, y, threshold);
+  const ci = (stat: (pp: number[], yy: number[]) => number | null) => {
+    const iv = bootstrapInterval(
+      p.length,
+      (idx) =>
+        stat(
+          Array.from(idx, (i) => p[i]),
+          Array.from(idx, (i) => y[i]),
+        ),
+      { resamples: 1000, seed: 7 },
+    );
+    return iv ? { lo: iv.lo, hi: iv.hi } : null;
+  };
+  const at = (pp: number[], yy: number[]) => classificationReport(pp, yy, threshold);
+  const intervals: Record<string, number> = {};
+  for (const [k, iv] of Object.entries({
+    auc: ci((pp, yy) => rocAuc(pp, yy)),
+    accuracy: ci((pp, yy) => at(pp, yy).accuracy),
+    recall: ci((pp, yy) => at(pp, yy).recall),
+    specificity: ci((pp, yy) => at(pp, yy).specificity),
+  })) {
+    if (iv) {
+      intervals[`${k}Lo`] = iv.lo;
+      intervals[`${k}Hi`] = iv.hi;
+    }
+  }
+  return {
+    ...r,
+    confusion: { ...r.confusion },
+    ece: calibrationReport(p, y).ece,
+    ci95: intervals,
+    flaggedPer100: (100 * (r.confusion.tp + r.confusion.fp)) / r.n,
+  };
+}
+
+export function register(program: Command): void {
+  program
+    .command('refit-head')
+    .description(
+      "refit a classifier version's final layer on frozen served-pipeline features of one or several dataset folders (one pass per image), choose L2, " +
+        'Platt calibration and threshold on validation from the exact served probabilities, and write a new version with model.onnx and per-set figures',
+    )
+    .requiredOption('--data <dir[:weight]>', 'dataset folder, repeatable; the weight is the set’s share of the fit (default 1)', collect, [])
+    .requiredOption('--split <csv>', 'split CSV of the pool (train rows fit, validation rows choose and calibrate, test rows are reported)')
+    .requiredOption('--classifier <dir>', 'the classifier version whose features are used')
+    .requiredOption('--segmenter <dir>', 'the segmenter version giving the lung crops')
+    .requiredOption('--out <dir>', 'where the new version goes, e.g. models/classifier')
+    .option('--cache <file>', 'feature cache (JSON lines), reused when it exists; repeatable (all are read, the first is written)', collect, [])
+    .option('--shard <k/n>', 'extract only every n-th image starting at k (run n processes side by side, each with its own first --cache)')
+    .option('--extract-only', 'stop after extracting features')
+    .option('--max-train-per-set <n>', 'fit on at most this many train images of each set (whole patients, seeded)')
+    .option('--max-test-per-set <n>', 'report on at most this many test images of each set (whole patients, seeded)')
+    .option('--views <n>', 'TTA views of the validation and test rows: what the service averages', '4')
+    .option('--l2 <list>', 'L2 strengths to try on standardised features', '0.003,0.01,0.03')
+    .option('--version <name>', 'version folder name (default v<date>-<time>)')
+    .option('--threads <n>', 'ONNX Runtime intra-op threads (default 2)')
+    .option('--target-recall <r>', 'recall the threshold is calibrated for on validation', '0.95')
+    .option('--report <dir>', 'write per-image validation and test probabilities (CSV) here')
+    .option('--partial-test', 'report on the test films whose features exist (extracting none) and leave the rest out, saying how many')
+    .action(
+      action(async (o: RefitCliOptions) => {
+        const specs = o.data.map(parseDatasetSpec);
+        const dirs = specs.map((s) => resolve(s.dir));
+        const weights = Object.fromEntries(specs.map((s) => [datasetName(s.dir), s.weight ?? 1]));
+        const splitPath = resolve(o.split);
+        const split = await readSplitFile(splitPath);
+        const where = new Map(split.assignments.map((a) => [a.file, a.split]));
+        const patient = new Map(split.assignments.map((a) => [a.file, a.patientId]));
+        const evalViews = parseInteger('--views', o.views, 1);
+        let items = (await Promise.all(SPLIT_NAMES.map((s) => loadSplitItems(dirs, splitPath, s)))).flat();
+        // caps keep whole patients of each set (seeded), so a cap never splits a patient
+        for (const [subset, cap] of [
+          ['train', o.maxTrainPerSet],
+          ['test', o.maxTestPerSet],
+        ] as const) {
+          if (!cap) continue;
+          const n = parseInteger(`--max-${subset}-per-set`, cap, 1);
+          const keep = new Set<string>();
+          for (const s of new Set(items.map((i) => i.source ?? ''))) {
+            const mine = items.filter((i) => (i.source ?? '') === s && where.get(i.id) === subset);
+            for (const c of capItems(
+              mine.map((i) => ({ file: i.id, patientId: patient.get(i.id)! }) as DatasetItem),
+              n,
+              1,
+            ))
+              keep.add(c.file);
+          }
+          items = items.filter((i) => where.get(i.id) !== subset || keep.has(i.id));
+        }
+        const viewsFor = (id: string): number => (where.get(id) === 'train' ? 1 : evalViews);
+        const cachePath = o.cache.length > 0 ? resolve(o.cache[0]) : null;
+        const cached = new Map<string, FeatureRow>();
+        for (const c of o.cache) await readCache(resolve(c), cached);
+        // --partial-test reports on the test films already extracted and extracts none
+        let todo = items.filter((i) => (cached.get(i.id)?.views.length ?? 0) < viewsFor(i.id) && !(o.partialTest && where.get(i.id) === 'test'));
+        if (o.shard) {
+          const m = /^(\d+)\/(\d+)$/.exec(o.shard);
+          if (!m || Number(m[1]) >= Number(m[2])) throw new CxrError('E_BAD_ARGUMENT', `--shard must be K/N with K < N, got '${o.shard}'`);
+          const [k, n] = [Number(m[1]), Number(m[2])];
+          todo = todo.filter((_, i) => i % n === k);
+        }
+        process.stderr.write(`${items.length} images (${items.length - todo.length} with features, ${todo.length} to extract)\n`);
+        if (todo.length > 0) {
+          const engine = await loadEngine({
+            classifierDir: resolve(o.classifier),
+            segmenterDir: resolve(o.segmenter),
+            tta: evalViews,
+            threads: o.threads ? parseInteger('--threads', o.threads, 1) : undefined,
+          });
+          if (cachePath) await mkdir(resolve(cachePath, '..'), { recursive: true });
+          const bar = new ProgressBar(process.stderr, 'features', todo.length);
+          try {
+            for (const item of todo) {
+              const s = await engine.scoreImage(await item.image(), { tta: viewsFor(item.id), features: true });
+              const row: FeatureRow = { id: item.id, label: item.label, source: item.source ?? '', split: where.get(item.id)!, views: s.features! };
+              cached.set(item.id, row);
+              if (cachePath) await appendFile(cachePath, `${JSON.stringify({ ...row, views: row.views.map(toB64) })}\n`);
+              bar.tick(1);
+            }
+          } finally {
+            await engine.close();
+          }
+          bar.finish();
+        }
+        if (o.extractOnly) return;
+        const ready = (id: string): boolean => (cached.get(id)?.views.length ?? 0) >= viewsFor(id);
+        const unscoredTest = o.partialTest ? items.filter((i) => where.get(i.id) === 'test' && !ready(i.id)) : [];
+        if (unscoredTest.length > 0) {
+          for (const s of new Set(unscoredTest.map((i) => i.source ?? ''))) {
+            const left = unscoredTest.filter((i) => (i.source ?? '') === s).length;
+            const all = items.filter((i) => (i.source ?? '') === s && where.get(i.id) === 'test').length;
+            process.stderr.write(`warning: ${left} of ${all} ${s} test films have no features and are left out of the test figures\n`);
+          }
+          const left = new Set(unscoredTest.map((i) => i.id));
+          items = items.filter((i) => !left.has(i.id));
+        }
+        const missing = items.filter((i) => !ready(i.id)).length;
+        if (missing > 0) throw new CxrError('E_BAD_ARGUMENT', `${missing} images have no features yet (run the other shards, or without --shard)`);
+        const rows = items.map((i) => cached.get(i.id)!);
+        const train = rows.filter((r) => r.split === 'train');
+        const validation = rows.filter((r) => r.split === 'validation');
+        const test = rows.filter((r) => r.split === 'test');
+        const sampleWeights = setWeights(train, weights);
+        const meanSetAuc = (head: HeadFit) => {
+          const aucs = bySet(validation, (mine) =>
+            rocAuc(
+              mine.map((r) => served(head, r)),
+              mine.map((r) => r.label),
+            ),
+          );
+          const v = Object.values(aucs).filter((x): x is number => x != null);
+          return { mean: v.reduce((a, b) => a + b, 0) / Math.max(1, v.length), aucs };
+        };
+        let best: { fit: HeadFit; score: number } | null = null;
+        for (const l2 of o.l2.split(',').map((v) => parseNumber('--l2', v))) {
+          const fit = fitHead(
+            train.map((r) => r.views[0]),
+            train.map((r) => r.label),
+            { l2, sampleWeights },
+          );
+          const v = meanSetAuc(fit);
+          const shown = Object.entries(v.aucs)
+            .map(([k, a]) => `${k} ${a?.toFixed(4)}`)
+            .join(', ');
+          process.stderr.write(`l2 ${l2}: served validation AUC ${v.mean.toFixed(4)} (${shown}), ${fit.iterations} Newton steps\n`);
+          if (!best || v.mean > best.score) best = { fit, score: v.mean };
+        }
+        const fit = best!.fit;
+
+        // the new version: the base model with the refitted head, saved as float16
+        await initBackend();
+        const base = await readManifest(resolve(o.classifier));
+        const model = await loadModel(resolve(o.classifier));
+        const head = model.getLayer('probability');
+        const [kernel] = head.getWeights();
+        if (kernel.shape[0] !== fit.weights.length)
+          throw new CxrError('E_MODEL_INVALID', `head has ${kernel.shape[0]} inputs, features have ${fit.weights.length}`);
+        head.setWeights([tf.tensor2d(Float32Array.from(fit.weights), [fit.weights.length, 1]), tf.tensor1d([fit.bias])]);
+        const version = o.version ?? versionFromDate(new Date());
+        const dir = join(resolve(o.out), version);
+        if (existsSync(join(dir, 'manifest.json'))) throw new CxrError('E_CONFLICT', `model version ${dir} already exists`);
+        await saveModel(model, dir, { float16: true, metadata: { name: 'classifier', version, task: 'classifier' } });
+        model.dispose();
+        // the head as it ships (float16-rounded), so the figures below are the served ones
+        const saved = await loadModel(dir);
+        const [k16, b16] = saved.getLayer('probability').getWeights();
+        const shipped = { weights: k16.dataSync() as Float32Array, bias: (b16.dataSync() as Float32Array)[0] };
+        saved.dispose();
+        await copyFile(splitPath, join(dir, 'split.csv'));
+
+        const targetRecall = parseNumber('--target-recall', o.targetRecall);
+        const vRaw = validation.map((r) => served(shipped, r));
+        const vLabels = validation.map((r) => r.label);
+        const platt = fitCalibration(vRaw, vLabels, 'platt');
+        const cal = (rs: FeatureRow[]) => rs.map((r) => applyCalibration(platt, served(shipped, r)));
+        const vCal = cal(validation);
+        const threshold = calibrateThreshold(vCal, vLabels, targetRecall);
+        const at = new Date().toISOString();
+        const setFigures = (rs: FeatureRow[]) =>
+          figures(
+            cal(rs),
+            rs.map((r) => r.label),
+            threshold.threshold,
+          );
+        const sets: Record<string, { validation: MetricValues; test: MetricValues }> = {};
+        for (const s of [...new Set(rows.map((r) => r.source))].sort()) {
+          const t = test.filter((r) => r.source === s);
+          sets[s] = { validation: setFigures(validation.filter((r) => r.source === s)), test: t.length ? setFigures(t) : {} };
+        }
+        const count = (rs: FeatureRow[], s: string) => rs.filter((r) => r.source === s).length;
+        const scorer = `onnxruntime features of ${base.version} (${evalViews} TTA views) with the refitted head applied`;
+        await writeManifest(dir, {
+          name: 'classifier',
+          version,
+          architecture: base.architecture,
+          architectureConfig: base.architectureConfig,
+          inputSize: base.inputSize,
+          createdAt: at,
+          training: {
+            data: portablePath(dirs[0]),
+            dataHash: base.training.dataHash,
+            dataSize: rows.length,
+            config: {
+              method: 'head refit on frozen features (weighted L2 logistic regression, Newton), base network unchanged',
+              l2: fit.l2,
+              l2Tried: o.l2,
+              setWeights: weights,
+              trainViews: 1,
+              evalViews,
+              validationMeanSetAuc: best!.score,
+              ...(o.maxTrainPerSet ? { maxTrainPerSet: Number(o.maxTrainPerSet) } : {}),
+              ...(o.maxTestPerSet ? { maxTestPerSet: Number(o.maxTestPerSet) } : {}),
+            },
+            epochs: 0,
+            split: { train: train.length, validation: validation.length, test: test.length, seed: split.seed, file: 'split.csv' },
+            maskSource: `segmenter ${(await readManifest(resolve(o.segmenter))).version}`,
+            initFrom: { name: 'classifier', version: base.version, location: portablePath(resolve(o.classifier)) },
+            datasets: Object.keys(weights).map((name, k) => ({
+              name,
+              data: portablePath(dirs[k]),
+              images: count(rows, name),
+              weight: weights[name],
+              train: count(train, name),
+              validation: count(validation, name),
+              test: count(test, name),
+            })),
+          },
+          metrics: { validation: setFigures(validation), test: test.length ? setFigures(test) : {}, sets },
+          threshold: {
+            value: threshold.threshold,
+            targetRecall,
+            validationSensitivity: threshold.sensitivity,
+            validationSpecificity: threshold.specificity,
+            calibratedOn: { views: evalViews, scorer, subset: 'validation', n: validation.length, split: 'split.csv', at },
+          },
+          calibration: {
+            ...platt,
+            fittedOn: { views: evalViews, subset: 'validation', n: validation.length, split: 'split.csv', at },
+            eceBefore: calibrationReport(vRaw, vLabels).ece,
+            eceAfter: calibrationReport(vCal, vLabels).ece,
+          },
+        });
+        await exportModelVersion(dir, (line) => process.stderr.write(`${line}\n`));
+        if (o.report) {
+          await mkdir(resolve(o.report), { recursive: true });
+          const lines = [csvLine(['file', 'set', 'split', 'label', 'raw_probability', 'probability', 'decision'])];
+          for (const r of [...validation, ...test]) {
+            const raw = served(shipped, r);
+            const p = applyCalibration(platt, raw);
+            lines.push(csvLine([r.id, r.source, r.split, String(r.label), String(raw), String(p), p >= threshold.threshold ? 'positive' : 'negative']));
+          }
+          await writeFile(join(resolve(o.report), `${version}-per-image.csv`), `${lines.join('\n')}\n`);
+        }
+        for (const [s, m] of Object.entries(sets)) {
+          const t = m.test as Record<string, unknown>;
+          process.stderr.write(
+            `${s}: test ${JSON.stringify({ auc: t.auc, accuracy: t.accuracy, recall: t.recall, specificity: t.specificity, ci95: t.ci95 })}\n`,
+          );
+        }
+        process.stdout.write(`${dir}\n`);
+      }),
+    );
+}
