@@ -39,9 +39,9 @@ const schemas: Record<string, JsonSchema> = {
     required: ['user', 'csrfToken', 'expiresAt', 'idleTimeoutSeconds'],
     properties: {
       user: { type: 'object', properties: { id: str, role: ref('Role'), displayName: str } },
-      csrfToken: { type: 'string', description: 'send as X-CSRF-Token on every POST and DELETE of this session' },
-      expiresAt: dateTime,
-      idleTimeoutSeconds: { type: 'integer' },
+      csrfToken: { type: ['string', 'null'], description: 'send as X-CSRF-Token on every POST and DELETE of this session (null for a bearer token)' },
+      expiresAt: dateTimeOrNull,
+      idleTimeoutSeconds: { type: ['integer', 'null'] },
     },
   },
   Token: {

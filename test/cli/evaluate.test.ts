@@ -95,7 +95,7 @@ test("evaluate --save stores plots, per-image results and the summary in the cla
   assert.equal(runs.length, 1);
   assert.match(runs[0], /-all$/);
   const saved = join(classifierDir, 'evaluations', runs[0]);
-  assert.deepEqual((await readdir(saved)).sort(), ['per-image.csv', 'pr.png', 'roc.png', 'summary.json']);
+  assert.deepEqual((await readdir(saved)).sort(), ['per-image.csv', 'pr.png', 'reliability.png', 'roc.png', 'summary.json']);
   const summary = JSON.parse(await readFile(join(saved, 'summary.json'), 'utf8'));
   assert.equal(summary.n, STUDIES);
   assert.deepEqual(summary.confusion, JSON.parse(r.stdout).confusion);

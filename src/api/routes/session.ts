@@ -109,13 +109,17 @@ export const getSession: RouteDef = {
   doc: {
     summary: 'The signed-in person',
     tags: ['auth'],
-    description: 'Who the session cookie belongs to and the CSRF token of the session (a reloaded page reads it here).',
+    description:
+      'Who the session cookie belongs to and the CSRF token of the session (a reloaded page reads it here); with a bearer token, who it speaks for and no CSRF token.',
     responses: { '200': { description: 'The session', content: json(ref('Session')) }, '401': { description: 'Not signed in', content: json(ref('Error')) } },
   },
   async handle(c) {
     const p = principalOf(c);
-    const token = readCookie(c.req.headers.cookie, SESSION_COOKIE);
-    if (!token || c.req.headers.authorization) throw new CxrError('E_UNAUTHENTICATED', 'no web session (this route reads the session cookie)');
+    const token = c.req.headers.authorization ? undefined : readCookie(c.req.headers.cookie, SESSION_COOKIE);
+    if (!token) {
+      // a bearer token has no web session: who it speaks for, without a CSRF token
+      return { status: 200, json: { user: { id: p.sub, role: p.role, displayName: '' }, csrfToken: null, expiresAt: null, idleTimeoutSeconds: null } };
+    }
     const user = await findActiveUser(c.deps.ds, p.sub);
     const check = await checkSession(c.deps.ds, token, c.deps.sessionPolicy);
     if (!user || !check.ok) throw new CxrError('E_UNAUTHENTICATED', 'the session ended');
