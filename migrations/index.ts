@@ -2,6 +2,7 @@ import { InitialSchema1764320000000 } from './1764320000000-InitialSchema.js';
 import { LoginAttempts1796152985517 } from './1796152985517-LoginAttempts.js';
 import { ClientAeTitles1796153333948 } from './1796153333948-ClientAeTitles.js';
 import { StudiesAsUnit1796155128792 } from './1796155128792-StudiesAsUnit.js';
+import { WebSessionsAndReviewLabels1796153366700 } from './1796153366700-WebSessionsAndReviewLabels.js';
 import { JobsAndObjectStore1796160000000 } from './1796160000000-JobsAndObjectStore.js';
 
 /** Every migration, oldest first. The data source runs them; nothing else creates schema. */
@@ -9,6 +10,7 @@ export const migrations = [
   InitialSchema1764320000000,
   LoginAttempts1796152985517,
   ClientAeTitles1796153333948,
+  WebSessionsAndReviewLabels1796153366700,
   StudiesAsUnit1796155128792,
   JobsAndObjectStore1796160000000,
 ];

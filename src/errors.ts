@@ -30,6 +30,7 @@ export type ErrorCode =
   // service
   | 'E_UNAUTHENTICATED'
   | 'E_FORBIDDEN'
+  | 'E_CSRF'
   | 'E_UNSUPPORTED_MEDIA_TYPE'
   | 'E_PAYLOAD_TOO_LARGE'
   | 'E_BAD_REQUEST'
@@ -82,6 +83,7 @@ export function httpStatusFor(code: ErrorCode): number {
     case 'E_UNAUTHENTICATED':
       return 401;
     case 'E_FORBIDDEN':
+    case 'E_CSRF':
       return 403;
     case 'E_NOT_FOUND':
       return 404;

@@ -9,7 +9,9 @@ import { checkRequestTarget } from './input.js';
 import { buildOpenApi } from './openapi.js';
 import { handlerFor, type ApiDeps, type RouteDef } from './route.js';
 import { adminRoutes } from './routes/admin.js';
+import { appDataRoutes } from './routes/app-data.js';
 import { postToken } from './routes/auth.js';
+import { sessionRoutes } from './routes/session.js';
 import { listRoutes } from './routes/lists.js';
 import { metaRoutes } from './routes/meta.js';
 import { stow, stowStudy } from './routes/stow.js';
@@ -18,6 +20,7 @@ import { qidoRoutes } from './routes/qido.js';
 import { diagnosticReports } from './routes/fhir.js';
 import { studyRoutes } from './routes/studies.js';
 import { json } from './openapi-types.js';
+import { mountWebApp } from './web.js';
 
 export type { ApiDeps } from './route.js';
 
@@ -42,7 +45,9 @@ export const routes: readonly RouteDef[] = [
   ...metaRoutes,
   openApiRoute,
   postToken,
+  ...sessionRoutes,
   ...studyRoutes,
+  ...appDataRoutes,
   stow,
   stowStudy,
   ...wadoRoutes,
@@ -99,6 +104,7 @@ export function createApp(deps: ApiDeps): Express {
       handlerFor(r, deps),
     );
   }
+  mountWebApp(app);
   app.use((req: Request, _res: Response, next: NextFunction) => next(new CxrError('E_NOT_FOUND', `no route ${req.method} ${req.path.slice(0, 200)}`)));
   app.use(errorHandler(deps));
   return app;

@@ -10,6 +10,8 @@ export interface Reply {
   body?: Buffer | string;
   type?: string;
   headers?: Record<string, string>;
+  /** the handler answered on the response itself (a server-sent event stream): nothing more to send */
+  streamed?: true;
   /** the error code of a refusal answered as a reply (status >= 400) rather than thrown */
   code?: string;
 }

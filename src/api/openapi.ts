@@ -33,6 +33,17 @@ const schemas: Record<string, JsonSchema> = {
       password: str,
     },
   },
+  LoginRequest: { type: 'object', required: ['username', 'password'], properties: { username: str, password: str } },
+  Session: {
+    type: 'object',
+    required: ['user', 'csrfToken', 'expiresAt', 'idleTimeoutSeconds'],
+    properties: {
+      user: { type: 'object', properties: { id: str, role: ref('Role'), displayName: str } },
+      csrfToken: { type: 'string', description: 'send as X-CSRF-Token on every POST and DELETE of this session' },
+      expiresAt: dateTime,
+      idleTimeoutSeconds: { type: 'integer' },
+    },
+  },
   Token: {
     type: 'object',
     required: ['access_token', 'token_type', 'expires_in', 'role'],
@@ -73,14 +84,21 @@ const schemas: Record<string, JsonSchema> = {
       predictionId: str,
       reviewer: str,
       verdict: { type: 'string', enum: ['agree', 'disagree'] },
+      label: { type: ['string', 'null'], enum: ['pneumonia', 'no_pneumonia', 'uncertain', null] },
       note: str,
+      amendsId: strOrNull,
       createdAt: dateTime,
     },
   },
   ReviewRequest: {
     type: 'object',
     required: ['verdict'],
-    properties: { verdict: { type: 'string', enum: ['agree', 'disagree'] }, note: { type: 'string', maxLength: 4000 } },
+    properties: {
+      verdict: { type: 'string', enum: ['agree', 'disagree'] },
+      label: { type: 'string', enum: ['pneumonia', 'no_pneumonia', 'uncertain'], description: "the clinician's own reading" },
+      note: { type: 'string', maxLength: 4000 },
+      amends: { type: 'integer', description: 'id of the earlier review of this study that this one amends' },
+    },
   },
   StudyLinks: { type: 'object', properties: { self: str, image: str, mask: str, heatmap: str, reviews: str } },
   Study: {

@@ -10,7 +10,9 @@ import { findActiveClient, findActiveUser } from '../db/principals.js';
 import { CxrError, httpStatusFor, isCxrError } from '../errors.js';
 import type { Logger } from '../service/log.js';
 import type { TriageService } from '../service/triage.js';
+import { checkSession, CSRF_HEADER, csrfMatches, readCookie, SESSION_COOKIE, type SessionPolicy } from '../service/web-sessions.js';
 import { UUID_RE, type Reply } from './http.js';
+import type { StudyEvents } from './events.js';
 import type { ServiceMetrics } from './metrics.js';
 import type { LoginThrottle } from '../service/login-throttle.js';
 import type { StorageMonitor } from '../service/storage.js';
@@ -35,6 +37,10 @@ export interface ApiDeps {
   activateModel?: (name: string, version: string) => Promise<void>;
   /** models loaded and warmed */
   modelsReady: () => boolean;
+  /** live study events for the web app's worklist (absent: /v1/events answers 404) */
+  events?: StudyEvents;
+  /** idle and absolute timeouts of people's web sessions (cookie sign-in) */
+  sessionPolicy: SessionPolicy;
   /** brake on failed token requests (absent: none) */
   loginThrottle?: LoginThrottle;
   /** whether the data directory has room; absent: not watched */
@@ -85,6 +91,33 @@ function bearer(req: Request): string {
   return m[1];
 }
 
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+const SESSION_ENDED: Record<string, string> = {
+  unknown: 'not signed in (unknown or ended session)',
+  logout: 'this session was signed out',
+  idle: 'the session expired after inactivity: sign in again',
+  absolute: 'the session reached its maximum age: sign in again',
+  disabled: 'the user behind this session was disabled',
+};
+
+/**
+ * A person in the web app: the session cookie, and on every state change the CSRF token the
+ * page got at sign-in (SameSite=Strict already stops cross-site posts; the token also covers
+ * same-site pages and older browsers).
+ */
+async function authenticateSession(deps: ApiDeps, req: Request, token: string): Promise<Principal> {
+  const check = await checkSession(deps.ds, token, deps.sessionPolicy);
+  if (!check.ok) throw new CxrError('E_UNAUTHENTICATED', SESSION_ENDED[check.reason]);
+  if (!SAFE_METHODS.has(req.method)) {
+    const sent = req.headers[CSRF_HEADER];
+    if (!csrfMatches(typeof sent === 'string' ? sent : undefined, check.session.csrfToken)) {
+      throw new CxrError('E_CSRF', `a signed-in page must send its CSRF token in ${CSRF_HEADER} on every change`);
+    }
+  }
+  return { sub: check.session.userId, role: check.session.role, kind: 'user' };
+}
+
 /**
  * HTTP Basic with an API client's id and secret, for machines that can send only a static
  * credential (a PACS forwarding by DICOMweb): checked against the stored scrypt hash on every
@@ -102,9 +135,17 @@ async function basicClient(deps: ApiDeps, header: string): Promise<Principal> {
   return { sub: client.id, role: client.role, kind: 'client' };
 }
 
-/** Verifies the token and that the client or user behind it has not been revoked since it was issued. */
+/**
+ * Machines send a bearer token (or HTTP Basic on DICOMweb routes); people's browsers send the
+ * session cookie. A request with an Authorization header is judged by it alone, so a token never
+ * mixes with a cookie. A token is checked against its client or user not having been revoked since.
+ */
 async function authenticate(deps: ApiDeps, req: Request, route: RouteDef): Promise<Principal> {
   const h = req.headers.authorization;
+  if (!h) {
+    const cookie = readCookie(req.headers.cookie, SESSION_COOKIE);
+    if (cookie !== undefined) return authenticateSession(deps, req, cookie);
+  }
   if (route.basicAuth && h && /^Basic\s/i.test(h)) return basicClient(deps, h);
   const p = verifyToken(deps.config.jwt, bearer(req));
   if (p.kind === 'client' && !(await findActiveClient(deps.ds, p.sub))) throw new CxrError('E_UNAUTHENTICATED', 'the client behind this token was revoked');
@@ -113,6 +154,7 @@ async function authenticate(deps: ApiDeps, req: Request, route: RouteDef): Promi
 }
 
 function send(res: Response, r: Reply): void {
+  if (r.streamed) return;
   if (r.code) res.locals.errorCode = r.code;
   for (const [k, v] of Object.entries(r.headers ?? {})) res.setHeader(k, v);
   res.status(r.status);

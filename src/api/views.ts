@@ -19,7 +19,9 @@ export function reviewView(r: ReviewRow) {
     predictionId: r.predictionId,
     reviewer: r.reviewer,
     verdict: r.verdict,
+    label: r.label,
     note: r.note,
+    amendsId: r.amendsId,
     createdAt: r.createdAt.toISOString(),
   };
 }

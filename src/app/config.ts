@@ -2,6 +2,7 @@
  * Service configuration from the environment, validated at start: every problem is reported
  * at once, with the variable's name and what it must look like.
  */
+import { DEFAULT_SESSION_IDLE_S, DEFAULT_SESSION_MAX_S } from '../service/web-sessions.js';
 import { resolve } from 'node:path';
 import { CxrError } from '../errors.js';
 import { DEFAULT_JOB_SETTINGS, type JobSettings } from '../service/jobs.js';
@@ -41,6 +42,9 @@ export interface ServiceConfig {
   /** failed token requests per name or address within authWindowMs before it is locked (0: no limit) */
   authMaxFailures: number;
   authWindowMs: number;
+  /** people's web sessions: signed out after this long without a request, and this long after sign-in whatever happens */
+  sessionIdleMs: number;
+  sessionMaxMs: number;
   /** DIMSE Storage SCP: our AE title, and its port on `host` (0: off) */
   dimse: DimseConfig;
   /** loud messages the server prints at start (generated development keys) */
@@ -144,6 +148,8 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     drainTimeoutMs: p.int(env, 'CXR_DRAIN_TIMEOUT_S', 20, 0, 3600) * 1000,
     authMaxFailures: p.int(env, 'CXR_AUTH_MAX_FAILURES', DEFAULT_AUTH_MAX_FAILURES, 0, 1_000_000),
     authWindowMs: p.int(env, 'CXR_AUTH_WINDOW_S', DEFAULT_AUTH_WINDOW_S, 1, 86_400) * 1000,
+    sessionIdleMs: p.int(env, 'CXR_SESSION_IDLE_S', DEFAULT_SESSION_IDLE_S, 1, 7 * 86_400) * 1000,
+    sessionMaxMs: p.int(env, 'CXR_SESSION_MAX_S', DEFAULT_SESSION_MAX_S, 1, 30 * 86_400) * 1000,
     dimse: {
       // PS3.5 AE: 1-16 characters, no backslash or control characters, not only spaces.
       aeTitle: p.text(

@@ -13,13 +13,16 @@ import { StorageMonitor } from '../service/storage.js';
 import { activateModelVersion, manifestReader } from '../service/model-activation.js';
 import { startRuntime, type Runtime, type RuntimeSettings } from '../service/runtime.js';
 import type { TriageService } from '../service/triage.js';
+import { DEFAULT_SESSION_IDLE_S, DEFAULT_SESSION_MAX_S } from '../service/web-sessions.js';
 import { createApp } from '../api/app.js';
+import { StudyEvents } from '../api/events.js';
 import type { ServiceConfig } from './config.js';
 import { createMetrics, type ServiceMetrics } from '../api/metrics.js';
+import { registerModelMetrics } from '../api/model-metrics.js';
 import { DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_WINDOW_S, LoginThrottle } from '../service/login-throttle.js';
 
 export type ServiceSettings = Pick<ServiceConfig, 'jwt' | 'hmacKey' | 'dicomDir' | 'maxBodyBytes' | 'queueSize' | 'inferConcurrency' | 'waitTimeoutMs'> &
-  Partial<Pick<ServiceConfig, 'authMaxFailures' | 'authWindowMs' | 'store' | 'jobs' | 'storeGcGraceMs'>> & {
+  Partial<Pick<ServiceConfig, 'authMaxFailures' | 'authWindowMs' | 'store' | 'jobs' | 'storeGcGraceMs' | 'sessionIdleMs' | 'sessionMaxMs'>> & {
     modelsDir?: string;
     /** in-process scoring workers (default inferConcurrency; 0: API only) */
     workers?: number;
@@ -70,15 +73,22 @@ export async function buildService(o: BuildOptions): Promise<ServiceParts> {
   const close = runtime.close;
   let ready = true;
   const storage = new StorageMonitor({ dir: o.settings.dicomDir, log: o.log, needBytes: o.settings.maxBodyBytes, probeEveryMs: o.settings.storageProbeMs });
+  registerModelMetrics({ ds: o.ds, registry: metrics.registry, storageFull: () => storage.full });
   const modelsDir = o.settings.modelsDir;
   const loadEngine = o.loadEngine;
+  const events = new StudyEvents(o.ds, o.log);
   const app = createApp({
+    events,
     config: o.settings,
     ds: o.ds,
     service,
     metrics,
     log: o.log,
     modelsReady: () => ready,
+    sessionPolicy: {
+      idleMs: o.settings.sessionIdleMs ?? DEFAULT_SESSION_IDLE_S * 1000,
+      absoluteMs: o.settings.sessionMaxMs ?? DEFAULT_SESSION_MAX_S * 1000,
+    },
     storage,
     loginThrottle: new LoginThrottle(o.ds, {
       maxFailures: o.settings.authMaxFailures ?? DEFAULT_AUTH_MAX_FAILURES,
@@ -95,6 +105,7 @@ export async function buildService(o: BuildOptions): Promise<ServiceParts> {
     releaseWaiters: () => service.releaseWaiters(),
     close: async () => {
       ready = false;
+      await events.close();
       storage.close();
       await close();
     },

@@ -82,9 +82,16 @@ export interface ReviewRow {
   predictionId: string;
   reviewer: string;
   verdict: Verdict;
+  /** the clinician's own reading, when given */
+  label: ReviewLabel | null;
   note: string;
+  /** the earlier review this one amends (history is appended, never overwritten) */
+  amendsId: string | null;
   createdAt: Date;
 }
+
+export type ReviewLabel = 'pneumonia' | 'no_pneumonia' | 'uncertain';
+export const REVIEW_LABELS: readonly ReviewLabel[] = ['pneumonia', 'no_pneumonia', 'uncertain'];
 
 export interface ApiClientRow {
   id: string;
@@ -205,7 +212,9 @@ export const ReviewEntity = new EntitySchema<ReviewRow>({
     predictionId: { type: 'bigint', name: 'prediction_id' },
     reviewer: { type: 'text' },
     verdict: { type: 'text' },
+    label: { type: 'text', nullable: true },
     note: { type: 'text' },
+    amendsId: { type: 'bigint', name: 'amends_id', nullable: true },
     createdAt: { ...ts, name: 'created_at' },
   },
 });

@@ -1,7 +1,7 @@
 /** Studies, their predictions and reviews: the rows a workstation creates and a clinician reads. */
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
 import type { DataSource, EntityManager } from 'typeorm';
-import { PredictionEntity, ReviewEntity, StudyEntity, type PredictionRow, type ReviewRow, type StudyRow, type Verdict } from './entities.js';
+import { PredictionEntity, ReviewEntity, StudyEntity, type PredictionRow, type ReviewLabel, type ReviewRow, type StudyRow, type Verdict } from './entities.js';
 
 export type NewStudy = Omit<StudyRow, 'seq' | 'status' | 'errorCode' | 'errorMessage' | 'scoredAt' | 'exclusionReason' | 'accessionNumber' | 'studyDate'> &
   Partial<Pick<StudyRow, 'accessionNumber' | 'studyDate'>>;
@@ -94,10 +94,10 @@ export async function recordFailure(ds: DataSource, studyId: string, code: strin
 
 export async function addReview(
   m: EntityManager,
-  r: { studyId: string; predictionId: string; reviewer: string; verdict: Verdict; note: string },
+  r: { studyId: string; predictionId: string; reviewer: string; verdict: Verdict; note: string; label?: ReviewLabel | null; amendsId?: string | null },
 ): Promise<ReviewRow> {
   const repo = m.getRepository(ReviewEntity);
-  return repo.save(repo.create({ ...r, createdAt: new Date() }));
+  return repo.save(repo.create({ ...r, label: r.label ?? null, amendsId: r.amendsId ?? null, createdAt: new Date() }));
 }
 
 export interface WorklistFilters {
@@ -105,6 +105,11 @@ export interface WorklistFilters {
   decision?: 'positive' | 'negative';
   reviewed?: boolean;
   status?: 'scored' | 'failed';
+  /** received at or after / before */
+  from?: Date;
+  to?: Date;
+  /** classifier version (or name@version) of the prediction */
+  model?: string;
   /** one study */
   studyInstanceUid?: string;
 }
@@ -149,6 +154,9 @@ export interface WorklistItem {
   /** first instance received */
   receivedAt: Date;
   probability: number | null;
+  threshold: number | null;
+  /** the classifier behind the prediction, name@version */
+  modelVersion: string | null;
   decision: 'positive' | 'negative' | null;
   flagged: boolean;
   flagReasons: string[];
@@ -185,10 +193,14 @@ export async function worklist(ds: DataSource, f: WorklistFilters, after: Workli
     where.push(
       `${f.reviewed ? '' : 'NOT '}EXISTS (SELECT 1 FROM reviews r JOIN studies rs ON rs.id = r.study_id WHERE rs.study_instance_uid = w.study_instance_uid)`,
     );
+  if (f.from) where.push(`w.received_at >= ${p(f.from)}`);
+  if (f.to) where.push(`w.received_at < ${p(f.to)}`);
+  if (f.model) where.push(`(w.model_version = ${p(f.model)} OR w.model_version LIKE '%@' || ${p(f.model)})`);
   if (after) where.push(`(w.flagged, w.rank, w.seq) < (${p(after.flagged)}::boolean, ${p(after.rank)}::float8, ${p(after.seq)}::bigint)`);
   const rows: Record<string, unknown>[] = await ds.query(
     `WITH i AS (
-       SELECT s.*, pr.probability, pr.decision, pr.flagged, pr.flag_reasons, pr.qc_flags,
+       SELECT s.*, pr.probability, pr.threshold, pr.decision, pr.flagged, pr.flag_reasons, pr.qc_flags,
+              (SELECT mv.name || '@' || mv.version FROM model_versions mv WHERE mv.id = pr.classifier_id) AS model_version,
               (s.status = 'scored' AND s.exclusion_reason IS NULL) AS usable,
               (s.status = 'failed' AND s.exclusion_reason IS NULL) AS unreadable
          FROM studies s LEFT JOIN predictions pr ON pr.study_id = s.id
@@ -208,6 +220,8 @@ export async function worklist(ds: DataSource, f: WorklistFilters, after: Workli
               d.id, d.modality, d.view_position, d.error_code,
               CASE WHEN g.any_usable THEN 'scored' ELSE 'failed' END AS status,
               CASE WHEN g.any_usable THEN d.probability END AS probability,
+              CASE WHEN g.any_usable THEN d.threshold END AS threshold,
+              CASE WHEN g.any_usable THEN d.model_version END AS model_version,
               CASE WHEN g.any_usable THEN d.decision END AS decision,
               (NOT g.any_usable OR d.flagged OR g.any_unreadable) AS flagged,
               CASE WHEN g.any_usable THEN d.flag_reasons || CASE WHEN g.any_unreadable THEN ARRAY['frontal_image_failed'] ELSE '{}'::text[] END
@@ -242,6 +256,8 @@ export async function worklist(ds: DataSource, f: WorklistFilters, after: Workli
     viewPosition: r.view_position as string | null,
     receivedAt: r.received_at as Date,
     probability: r.probability as number | null,
+    threshold: r.threshold as number | null,
+    modelVersion: r.model_version as string | null,
     decision: r.decision as 'positive' | 'negative' | null,
     flagged: r.flagged as boolean,
     flagReasons: r.flag_reasons as string[],

@@ -4,6 +4,7 @@ import { CxrError } from '../errors.js';
 import { maskArea, touchesBorder, type BinaryMask } from '../imaging/components.js';
 import type { LungBox } from '../imaging/lung-crop.js';
 import { classifierCrop, lungMask, segmenterInput, ttaBatch, ttaViews, type TtaView } from '../imaging/pixel-contract.js';
+import { encodeRuns } from '../imaging/mask-runs.js';
 import { grayImage, toGray, type GrayImage, type SampledImage } from '../imaging/types.js';
 import { applyCalibration } from '../ml/probability-calibration.js';
 import { camToImage, normalizeCam } from './cam.js';
@@ -287,6 +288,7 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
       models,
       image: { width: image.width, height: image.height },
       cam: { width: s.cam.width, height: s.cam.height, values: Array.from(s.cam.values, (v) => Math.round(v * 1e4) / 1e4) },
+      mask: { width: s.mask.width, height: s.mask.height, runs: encodeRuns(s.mask.data) },
       timingsMs: sw.timings,
     };
     sw.lap('report');

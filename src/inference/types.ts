@@ -47,6 +47,11 @@ export interface TriageReport {
    * enough to store with the report, so a heatmap can be drawn again without the models.
    */
   cam?: { width: number; height: number; values: number[] };
+  /**
+   * The cleaned lung mask at the segmenter's resolution over the whole image, as run lengths
+   * (src/imaging/mask-runs.ts), so the outline a reviewer sees is the one behind the decision.
+   */
+  mask?: { width: number; height: number; runs: number[] };
   /** per stage (decode, resize, segment, postprocess, crop, tta, classify, report) and total */
   timingsMs: Record<string, number>;
 }

@@ -26,11 +26,12 @@ import {
 import { recordedVersion, type ModelRef, type TriageEngine, type TriageReport } from '../inference/types.js';
 import type { FetchedJob, JobQueue } from './jobs.js';
 import { classifyView, viewCheckFailure } from '../inference/view.js';
+import { renderStoredImages } from './stored-images.js';
 import type { Logger } from './log.js';
 import { collectGarbage, discardIfUnreferenced, sha256Hex, type ObjectStore } from './object-store.js';
 import { pseudonymisePatientId } from './pseudonym.js';
 import { sentBy } from './study-access.js';
-import { renderStudyImages, type StudyImages } from './study-images.js';
+import type { StudyImages } from './study-images.js';
 import { WorkerPool } from './workers.js';
 
 export type StudyOutcome = 'accepted' | 'duplicate' | 'rejected' | 'scored' | 'failed' | 'retried' | 'dead_letter';
@@ -431,25 +432,22 @@ export class TriageService {
   }
 
   /**
-   * The windowed image, mask overlay and heatmap overlay of a stored study, rendered from its
-   * original bytes by the active engine; the last few studies' renders are kept, since a
-   * viewer asks for all three at once.
+   * The windowed image, mask overlay and heatmap overlay of a scored study, drawn from its original
+   * bytes and what was stored with its prediction (window, mask, CAM, lung box): no model runs,
+   * so the view is the one behind the decision even after another model was activated. The last
+   * few studies' renders are kept, since a viewer asks for all three at once.
    */
-  async images(study: StudyRow): Promise<StudyImages> {
-    const hit = this.imageCache.get(study.id);
+  async images(study: StudyRow, prediction: PredictionRow): Promise<StudyImages> {
+    const key = `${study.id}:${prediction.id}`;
+    const hit = this.imageCache.get(key);
     if (hit) {
-      this.imageCache.delete(study.id);
-      this.imageCache.set(study.id, hit);
+      this.imageCache.delete(key);
+      this.imageCache.set(key, hit);
       return hit;
     }
-    const p = this.renders.run(async () => {
-      const bytes = await this.o.store.get(study.sha256);
-      const res = await this.analyze(bytes, true);
-      if (!res.artifacts) throw new CxrError('E_BACKEND', 'the engine returned no images');
-      return renderStudyImages(res.artifacts);
-    });
-    this.imageCache.set(study.id, p);
-    p.catch(() => this.imageCache.delete(study.id));
+    const p = this.renders.run(async () => renderStoredImages(await this.o.store.get(study.sha256), prediction.report as unknown as TriageReport));
+    this.imageCache.set(key, p);
+    p.catch(() => this.imageCache.delete(key));
     const max = this.o.imageCacheSize ?? 8;
     while (this.imageCache.size > max) this.imageCache.delete(this.imageCache.keys().next().value as string);
     return p;

@@ -11,6 +11,7 @@ test('every runnable bench prints its usage for --help and exits 0 before doing 
     ['latency.ts', 'npx tsx bench/latency.ts'],
     ['load.ts', 'npx tsx bench/load.ts'],
     ['fault.ts', 'npx tsx bench/fault.ts'],
+    ['web.ts', 'npx tsx bench/web.ts'],
     ['model-sheet.ts', 'npx tsx bench/model-sheet.ts'],
     ['synth.ts', 'bench/synth.ts'],
     ['train.ts', 'npx tsx bench/train.ts'],

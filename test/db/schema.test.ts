@@ -47,6 +47,7 @@ test('an empty database gets every table from the migrations, and a second run a
         'studies',
         'typeorm_migrations',
         'users',
+        'web_sessions',
       ],
     );
     // the job queue's tables come from a migration too (pg-boss's plan for the pinned version)

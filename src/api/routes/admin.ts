@@ -1,10 +1,10 @@
 /** Administration: API clients, users, and which model versions serve. */
 import { isRole, ROLES } from '../../db/entities.js';
 import { listModels } from '../../db/models.js';
-import { disableUser, findUser, insertUser, listClients, listUsers } from '../../db/principals.js';
+import { listClients, listUsers } from '../../db/principals.js';
 import { CxrError } from '../../errors.js';
 import { CLIENT_ID_PATTERN, CLIENT_ID_SHAPE, createClient as createApiClient, revokeActiveClient } from '../../service/clients.js';
-import { generateSecret, hashSecret } from '../../service/credentials.js';
+import { createUser as createUserAccount, disableActiveUser } from '../../service/users.js';
 import { readJsonObject } from '../http.js';
 import { json, ref } from '../openapi-types.js';
 import { principalOf, type Ctx, type RouteDef } from '../route.js';
@@ -118,21 +118,19 @@ export const createUser: RouteDef = {
   async handle(c) {
     const body = await readJsonObject(c.req);
     const id = str(body, 'id', 64, true)!;
-    if (!USER_ID.test(id)) throw new CxrError('E_BAD_REQUEST', 'id must be 3-64 characters of A-Z a-z 0-9 . _ @ -');
     const role = roleOf(body);
     const displayName = str(body, 'displayName', 200, false) ?? '';
     const given = str(body, 'password', 1024, false);
-    if (given !== undefined && given.length < 12) throw new CxrError('E_BAD_REQUEST', 'password must be at least 12 characters');
-    const password = given ?? generateSecret();
-    const passwordHash = await hashSecret(password);
-    const created = await c.deps.ds.transaction(async (m) => {
-      const ok = await insertUser(m, { id, displayName, role, passwordHash, createdBy: principalOf(c).sub });
-      if (ok) await c.auditIn(m, { action: 'admin.user.create', studyId: null, outcome: 'ok', detail: { userId: id, userRole: role, status: 201 } });
-      return ok;
-    });
-    if (!created) throw new CxrError('E_CONFLICT', `user id '${id}' is taken`);
-    const row = (await findUser(c.deps.ds, id))!;
-    return { status: 201, json: { ...userView(row), ...(given === undefined ? { password } : {}) }, headers: { 'Cache-Control': 'no-store' } };
+    const { user, generatedPassword } = await createUserAccount(
+      c.deps.ds,
+      { id, role, displayName, password: given, createdBy: principalOf(c).sub },
+      (m, detail) => c.auditIn(m, { action: 'admin.user.create', studyId: null, outcome: 'ok', detail: { ...detail, status: 201 } }),
+    );
+    return {
+      status: 201,
+      json: { ...userView(user), ...(generatedPassword !== null ? { password: generatedPassword } : {}) },
+      headers: { 'Cache-Control': 'no-store' },
+    };
   },
 };
 
@@ -160,7 +158,9 @@ export const deleteUser: RouteDef = {
   async handle(c) {
     const id = pathId(c, USER_ID);
     c.detail = { userId: id };
-    if (!(await disableUser(c.deps.ds, id))) throw new CxrError('E_NOT_FOUND', `no active user '${id}'`);
+    await disableActiveUser(c.deps.ds, id, (m) =>
+      c.auditIn(m, { action: 'admin.user.disable', studyId: null, outcome: 'ok', detail: { userId: id, status: 204 } }),
+    );
     return { status: 204 };
   },
 };

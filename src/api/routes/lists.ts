@@ -36,6 +36,9 @@ export const getWorklist: RouteDef = {
       { name: 'decision', description: 'positive or negative', schema: { type: 'string', enum: ['positive', 'negative'] } },
       boolParam('reviewed', 'only reviewed (true) or unreviewed (false) studies'),
       { name: 'status', description: 'scored or failed', schema: { type: 'string', enum: ['scored', 'failed'] } },
+      { name: 'from', description: 'received at or after (ISO 8601)', schema: { type: 'string', format: 'date-time' } },
+      { name: 'to', description: 'received before (ISO 8601)', schema: { type: 'string', format: 'date-time' } },
+      { name: 'model', description: 'classifier version, or name@version', schema: { type: 'string' } },
       limitParam,
       cursorParam,
     ],
@@ -49,6 +52,9 @@ export const getWorklist: RouteDef = {
       decision: q.oneOf('decision', ['positive', 'negative'] as const),
       reviewed: q.bool('reviewed'),
       status: q.oneOf('status', ['scored', 'failed'] as const),
+      from: q.date('from'),
+      to: q.date('to'),
+      model: q.string('model', 200),
     };
     const after = decodeCursor(q.string('cursor', 400), isWorklistKey);
     const rows = await worklist(c.deps.ds, filters, after, limit + 1);

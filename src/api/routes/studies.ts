@@ -1,6 +1,6 @@
 /** Workstations post studies; clinicians read them, their images, and record reviews. */
 import { CxrError } from '../../errors.js';
-import { listReviews } from '../../db/studies.js';
+import { findPrediction, listReviews } from '../../db/studies.js';
 import { recordReview, reviewInput } from '../../service/reviews.js';
 import { findVisibleStudy } from '../../service/study-access.js';
 import type { StudyRow } from '../../db/entities.js';
@@ -131,23 +131,28 @@ function imageRoute(kind: 'image' | 'mask' | 'heatmap', summary: string): RouteD
     doc: {
       summary,
       tags: ['studies'],
-      description: "Rendered from the stored original by the active models, at the image's native size.",
+      description:
+        "Drawn at the image's native size from the stored original and what was stored with its prediction (window, lung mask, CAM, lung box); no model runs, so the overlay is the one behind the decision.",
       responses: {
         '200': { description: 'PNG image', content: { 'image/png': { schema: { type: 'string', format: 'binary' } } } },
         '404': { description: 'No such study', content: json(ref('Error')) },
-        '422': { description: 'The stored instance cannot be analysed', content: json(ref('Error')) },
+        '409': { description: 'The study has no prediction yet', content: json(ref('Error')) },
       },
     },
     async handle(c) {
       const study = await loadStudy(c);
       c.detail = { image: kind };
-      const images = await c.deps.service.images(study);
-      const m = c.deps.service.models;
+      const prediction = await findPrediction(c.deps.ds, study.id);
+      if (!prediction) throw new CxrError('E_CONFLICT', `study ${study.id} has no prediction yet (status ${study.status})`);
+      const images = await c.deps.service.images(study, prediction);
+      const m = (prediction.report as { models?: Record<string, { name: string; version: string }> }).models;
       return {
         status: 200,
         body: images[kind],
         type: 'image/png',
-        headers: { 'X-Cxr-Models': `${m.segmenter.name}@${m.segmenter.version}, ${m.classifier.name}@${m.classifier.version}` },
+        headers: m
+          ? ({ 'X-Cxr-Models': `${m.segmenter.name}@${m.segmenter.version}, ${m.classifier.name}@${m.classifier.version}` } as Record<string, string>)
+          : {},
       };
     },
   };
@@ -166,7 +171,9 @@ export const postReview: RouteDef = {
   doc: {
     summary: 'Record a review',
     tags: ['reviews'],
-    description: "A clinician's verdict on the study's prediction: agree or disagree, with an optional note.",
+    description:
+      "A clinician's verdict on the study's prediction: agree or disagree, optionally their own reading (label) and a note. " +
+      'To amend a review, post a new one with `amends` set to its id: the history keeps both and the audit log says which amended which.',
     requestBody: { required: true, content: json(ref('ReviewRequest')) },
     responses: {
       '201': { description: 'Recorded', content: json(ref('Review')) },
@@ -180,7 +187,12 @@ export const postReview: RouteDef = {
     const study = await loadStudy(c);
     const input = reviewInput(await readJsonObject(c.req));
     const review = await recordReview(c.deps.ds, study, principalOf(c).sub, input, (m, r) =>
-      c.auditIn(m, { action: 'review.create', studyId: study.id, outcome: 'ok', detail: { reviewId: r.id, verdict: r.verdict, status: 201 } }),
+      c.auditIn(m, {
+        action: input.amendsId === null ? 'review.create' : 'review.amend',
+        studyId: study.id,
+        outcome: 'ok',
+        detail: { reviewId: r.id, verdict: r.verdict, label: r.label, amends: r.amendsId, status: 201 },
+      }),
     );
     return { status: 201, json: reviewView(review), headers: { Location: `/v1/studies/${study.id}/reviews` } };
   },

@@ -1,29 +1,12 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../../app/config.js';
-import { openServiceDatabase } from '../../app/database.js';
 import { appendAudit, appendAuditInTransaction } from '../../db/audit.js';
 import { isRole, ROLES } from '../../db/entities.js';
 import { listClients } from '../../db/principals.js';
 import { CxrError } from '../../errors.js';
 import { CLIENT_ID_PATTERN, CLIENT_ID_SHAPE, createClient, revokeActiveClient } from '../../service/clients.js';
 import { action } from '../run.js';
+import { operator, withDatabase } from '../operator.js';
 import { randomUUID } from 'node:crypto';
-import { userInfo } from 'node:os';
-
-async function withDatabase<T>(fn: (db: Awaited<ReturnType<typeof openServiceDatabase>>) => Promise<T>): Promise<T> {
-  const cfg = loadConfig();
-  const db = await openServiceDatabase(cfg);
-  try {
-    return await fn(db);
-  } finally {
-    await db.close();
-  }
-}
-
-/** Operator actions are audited like API ones, under the operator's login name. */
-function operator(): string {
-  return `operator:${userInfo().username}`;
-}
 
 export function register(program: Command): void {
   const client = program.command('client').description('manage API clients (workstations, integrations) in the service database');

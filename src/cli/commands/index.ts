@@ -15,6 +15,7 @@ export const commandLoaders: Record<string, () => Promise<{ register: RegisterCo
   worker: () => import('./worker.js'),
   token: () => import('./token.js'),
   client: () => import('./client.js'),
+  user: () => import('./user.js'),
   'export-onnx': () => import('./export-onnx.js'),
   analyze: () => import('./analyze.js'),
   bench: () => import('./bench-latency.js'),

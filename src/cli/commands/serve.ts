@@ -54,6 +54,7 @@ function banner(cfg: ServiceConfig, url: string, where: string, recovered: numbe
       : `  curl -s -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/dicom' --data-binary @study.dcm '${url}/v1/studies?wait=true'`,
     `Read it back as a clinician:`,
     `  CLIN=$(${dataEnv}npx cxr-triage token --role clinician --sub dr-1); curl -s -H "Authorization: Bearer $CLIN" ${url}/v1/worklist`,
+    `Web app for people: ${url}/app/   (create one: ${dataEnv}npx cxr-triage user add NAME --role clinician)`,
     `API description: ${url}/v1/openapi.json   health: ${url}/readyz   metrics: ${url}/metrics`,
   ];
   return `${lines.filter((l) => l !== null).join('\n')}\n`;

@@ -1,0 +1,138 @@
+/**
+ * Monitoring of the models in use, computed from PostgreSQL at scrape time so that every API
+ * process reports the same numbers whichever process or worker scored: predictions and QC
+ * failures per classifier version, the recent flag rate against the rate its validation
+ * predicts, review agreement, the recent probability distribution, and drift as PSI against
+ * validation (README "Running at scale" explains each; deploy/prometheus/alerts.yml uses them).
+ * One query serves a scrape; results are reused for a few seconds.
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { DataSource } from 'typeorm';
+import { type ModelActivity, modelActivity } from '../db/model-monitoring.js';
+import { expectedFlagRate, operatingPointOf, psi } from '../service/drift.js';
+
+/** fewer recent predictions than this and the flag rate and drift are not reported (too noisy) */
+export const MIN_RECENT_FOR_DRIFT = 30;
+
+export interface ModelMetricsOptions {
+  ds: DataSource;
+  registry: Registry;
+  /** whether the store refuses writes for lack of room */
+  storageFull?: () => boolean;
+  recentHours?: number;
+  cacheMs?: number;
+}
+
+const BIN_LABELS = Array.from({ length: 10 }, (_, i) => `${(i / 10).toFixed(1)}-${((i + 1) / 10).toFixed(1)}`);
+
+export function registerModelMetrics(o: ModelMetricsOptions): void {
+  let cached: { at: number; rows: Promise<ModelActivity[]> } | null = null;
+  const activity = (): Promise<ModelActivity[]> => {
+    const now = Date.now();
+    if (!cached || now - cached.at > (o.cacheMs ?? 5000)) {
+      cached = { at: now, rows: modelActivity(o.ds, o.recentHours ?? 24) };
+      cached.rows.catch(() => {
+        cached = null;
+      });
+    }
+    return cached.rows;
+  };
+  const registers = [o.registry];
+  // counters follow the database's monotonic counts: each scrape adds what was stored since the last one
+  const counted = new Map<string, number>();
+  const countFrom = (key: 'predictions' | 'qcFailures') =>
+    async function collect(this: Counter<'model_version'>) {
+      for (const a of await activity()) {
+        const id = `${key}:${a.modelVersion}`;
+        const last = counted.get(id) ?? 0;
+        this.inc({ model_version: a.modelVersion }, Math.max(0, a[key] - last));
+        counted.set(id, Math.max(last, a[key]));
+      }
+    };
+  new Counter({
+    name: 'cxr_predictions_total',
+    help: 'Predictions stored, per classifier version',
+    labelNames: ['model_version'],
+    registers,
+    collect: countFrom('predictions'),
+  });
+  new Counter({
+    name: 'cxr_qc_failures_total',
+    help: 'Predictions with a QC flag, per classifier version',
+    labelNames: ['model_version'],
+    registers,
+    collect: countFrom('qcFailures'),
+  });
+  const perModel = (name: string, help: string, value: (a: ModelActivity) => number | null, extraLabels: string[] = []) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['model_version', ...extraLabels],
+      registers,
+      async collect() {
+        this.reset();
+        for (const a of await activity()) {
+          const v = value(a);
+          if (v !== null && Number.isFinite(v)) this.set({ model_version: a.modelVersion }, v);
+        }
+      },
+    });
+  perModel('cxr_model_flag_rate', `Share of studies flagged in the last ${o.recentHours ?? 24} h (reported from ${MIN_RECENT_FOR_DRIFT} predictions)`, (a) =>
+    a.recent >= MIN_RECENT_FOR_DRIFT ? a.recentFlagged / a.recent : null,
+  );
+  perModel('cxr_model_flag_rate_expected', 'Share of studies the threshold flags as positive on a population like the validation split', (a) => {
+    const op = operatingPointOf(a.manifest);
+    return op ? expectedFlagRate(op) : null;
+  });
+  perModel('cxr_review_agreement_ratio', "Share of reviewed studies (last 30 days) whose latest review agrees with the model's decision", (a) =>
+    a.reviewed > 0 ? a.agreed / a.reviewed : null,
+  );
+  perModel('cxr_reviews_considered', 'Reviewed studies behind cxr_review_agreement_ratio', (a) => a.reviewed);
+  new Gauge({
+    name: 'cxr_model_recent_probability_share',
+    help: 'Share of the recent predictions per probability bin, per classifier version',
+    labelNames: ['model_version', 'bin'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const a of await activity()) {
+        if (a.recent === 0) continue;
+        a.recentHistogram.forEach((n, i) => this.set({ model_version: a.modelVersion, bin: BIN_LABELS[i] }, n / a.recent));
+      }
+    },
+  });
+  new Gauge({
+    name: 'cxr_drift_psi',
+    help:
+      'Population stability index of recent predictions against validation: feature positive_rate (positive vs negative decisions against the ' +
+      'rate validation predicts) and, when the manifest records its validation histogram (drift.probabilityHistogram), probability',
+    labelNames: ['model_version', 'feature'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const a of await activity()) {
+        if (a.recent < MIN_RECENT_FOR_DRIFT) continue;
+        const op = operatingPointOf(a.manifest);
+        if (op) {
+          const e = expectedFlagRate(op);
+          this.set({ model_version: a.modelVersion, feature: 'positive_rate' }, psi([e, 1 - e], [a.recentPositive, a.recent - a.recentPositive]));
+        }
+        const ref = (a.manifest.drift as { probabilityHistogram?: number[] } | undefined)?.probabilityHistogram;
+        if (Array.isArray(ref) && ref.length === a.recentHistogram.length) {
+          this.set({ model_version: a.modelVersion, feature: 'probability' }, psi(ref, a.recentHistogram));
+        }
+      }
+    },
+  });
+  if (o.storageFull) {
+    const full = o.storageFull;
+    new Gauge({
+      name: 'cxr_storage_full',
+      help: '1 while the store refuses new studies for lack of room (507 E_STORAGE_FULL), else 0',
+      registers,
+      collect() {
+        this.set(full() ? 1 : 0);
+      },
+    });
+  }
+}

@@ -1,0 +1,67 @@
+/** Per classifier version: what it decided recently and how clinicians' reviews agreed, for /metrics. */
+import type { DataSource } from 'typeorm';
+
+export interface ModelActivity {
+  modelVersion: string;
+  manifest: Record<string, unknown>;
+  /** all predictions ever, and those with a QC flag (monotonic: rows are never deleted) */
+  predictions: number;
+  qcFailures: number;
+  /** within the recent window */
+  recent: number;
+  recentPositive: number;
+  recentFlagged: number;
+  /** probabilities of the recent window in 10 bins over [0,1] */
+  recentHistogram: number[];
+  /** studies whose latest review is within the review window, and how many of those agreed */
+  reviewed: number;
+  agreed: number;
+}
+
+export async function modelActivity(ds: DataSource, recentHours = 24, reviewDays = 30): Promise<ModelActivity[]> {
+  const rows: {
+    version: string;
+    manifest: Record<string, unknown>;
+    predictions: number;
+    qc_failures: number;
+    recent: number;
+    recent_positive: number;
+    recent_flagged: number;
+    hist: number[] | null;
+    reviewed: number;
+    agreed: number;
+  }[] = await ds.query(
+    `SELECT mv.name || '@' || mv.version AS version, mv.manifest,
+            count(pr.id)::int AS predictions,
+            count(pr.id) FILTER (WHERE cardinality(pr.qc_flags) > 0)::int AS qc_failures,
+            count(pr.id) FILTER (WHERE pr.created_at >= now() - make_interval(hours => $1))::int AS recent,
+            count(pr.id) FILTER (WHERE pr.created_at >= now() - make_interval(hours => $1) AND pr.decision = 'positive')::int AS recent_positive,
+            count(pr.id) FILTER (WHERE pr.created_at >= now() - make_interval(hours => $1) AND pr.flagged)::int AS recent_flagged,
+            (SELECT array_agg(COALESCE(h.n, 0) ORDER BY b.bin)
+               FROM generate_series(1, 10) b(bin)
+               LEFT JOIN (SELECT LEAST(width_bucket(p2.probability, 0, 1, 10), 10) AS bin, count(*)::int AS n
+                            FROM predictions p2 WHERE p2.classifier_id = mv.id AND p2.created_at >= now() - make_interval(hours => $1)
+                           GROUP BY 1) h ON h.bin = b.bin) AS hist,
+            count(lr.verdict)::int AS reviewed,
+            count(lr.verdict) FILTER (WHERE lr.verdict = 'agree')::int AS agreed
+       FROM model_versions mv
+       LEFT JOIN predictions pr ON pr.classifier_id = mv.id
+       LEFT JOIN LATERAL (SELECT r.verdict FROM reviews r WHERE r.prediction_id = pr.id AND r.created_at >= now() - make_interval(days => $2)
+                           ORDER BY r.id DESC LIMIT 1) lr ON true
+      WHERE mv.kind = 'classifier'
+      GROUP BY mv.id`,
+    [recentHours, reviewDays],
+  );
+  return rows.map((r) => ({
+    modelVersion: r.version,
+    manifest: r.manifest,
+    predictions: r.predictions,
+    qcFailures: r.qc_failures,
+    recent: r.recent,
+    recentPositive: r.recent_positive,
+    recentFlagged: r.recent_flagged,
+    recentHistogram: r.hist ?? new Array(10).fill(0),
+    reviewed: r.reviewed,
+    agreed: r.agreed,
+  }));
+}

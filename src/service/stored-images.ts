@@ -1,0 +1,58 @@
+/**
+ * What a reviewer sees is what was stored with the prediction: the film is windowed with the
+ * window the report names, the lung outline is drawn from the stored mask and the heatmap from
+ * the stored CAM over the stored lung box. No model runs here, so a view never shows the output
+ * of a model other than the one behind the decision.
+ */
+import { decodeModality, readWindowed, type WindowPolicy } from '../dicom/index.js';
+import { runsToImage } from '../imaging/mask-scale.js';
+import { grayImage } from '../imaging/types.js';
+import { camToImage } from '../inference/cam.js';
+import type { TriageReport } from '../inference/types.js';
+import { CxrError } from '../errors.js';
+import { renderStudyImages, type StudyImages } from './study-images.js';
+
+function storedPolicy(w: TriageReport['window']): WindowPolicy {
+  if (w.center !== null && w.width !== null) return { kind: 'explicit', center: w.center, width: w.width };
+  return { kind: w.policy === 'explicit' ? 'auto' : w.policy };
+}
+
+export async function renderStoredImages(bytes: Uint8Array, report: TriageReport): Promise<StudyImages> {
+  const img = await readWindowed(bytes, { window: storedPolicy(report.window) });
+  const windowed = { width: img.width, height: img.height, data: img.data };
+  if (!report.mask) throw new CxrError('E_NOT_FOUND', 'this prediction was stored without its lung mask (scored by an older version of the service)');
+  const mask = runsToImage(report.mask.runs, report.mask.width, report.mask.height, img.width, img.height);
+  const box = report.lungBox ?? { x0: 0, y0: 0, x1: img.width, y1: img.height };
+  const heatmap = report.cam
+    ? camToImage(Float32Array.from(report.cam.values), report.cam.width, report.cam.height, box, img.width, img.height)
+    : grayImage(img.width, img.height);
+  return renderStudyImages({ windowed, mask, heatmap });
+}
+
+/** The film for the browser viewer: modality values as 16-bit codes over [min, max], little-endian. */
+export interface FilmCodes {
+  width: number;
+  height: number;
+  codes: Buffer;
+  min: number;
+  max: number;
+  invert: boolean;
+}
+
+export async function filmCodes(bytes: Uint8Array): Promise<FilmCodes> {
+  const m = await decodeModality(bytes);
+  let min = Number.POSITIVE_INFINITY;
+  let max = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < m.values.length; i++) {
+    const v = m.values[i];
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  if (!(max > min)) max = min + 1;
+  // a typed array is in the platform's byte order: little-endian on every machine Node supports here (x64, arm64)
+  const u16 = new Uint16Array(m.values.length);
+  const k = 65535 / (max - min);
+  for (let i = 0; i < m.values.length; i++) u16[i] = Math.round((m.values[i] - min) * k);
+  const codes = Buffer.from(u16.buffer, u16.byteOffset, u16.byteLength);
+  return { width: m.width, height: m.height, codes, min, max, invert: m.meta.photometricInterpretation === 'MONOCHROME1' };
+}

@@ -1,0 +1,246 @@
+import { useEffect, useState } from 'preact/hooks';
+import { api, ApiError } from '../api.js';
+
+interface Client {
+  id: string;
+  role: string;
+  description: string;
+  aeTitle?: string | null;
+  createdAt: string;
+  revokedAt: string | null;
+}
+interface User {
+  id: string;
+  role: string;
+  displayName: string;
+  createdAt: string;
+  disabledAt: string | null;
+}
+interface ModelItem {
+  kind: string;
+  name: string;
+  version: string;
+  active: boolean;
+}
+
+const ROLES = ['workstation', 'clinician', 'auditor', 'admin'];
+
+export function AdminPage() {
+  const [clients, setClients] = useState<Client[]>([]);
+  const [users, setUsers] = useState<User[]>([]);
+  const [models, setModels] = useState<ModelItem[]>([]);
+  const [message, setMessage] = useState<string | null>(null);
+  const [newClient, setNewClient] = useState({ id: '', role: 'workstation', description: '', aeTitle: '' });
+  const [newUser, setNewUser] = useState({ id: '', role: 'clinician', displayName: '' });
+
+  const load = async () => {
+    const [c, u, m] = await Promise.all([
+      api<{ items: Client[] }>('GET', '/v1/admin/clients'),
+      api<{ items: User[] }>('GET', '/v1/admin/users'),
+      api<{ items: ModelItem[] }>('GET', '/v1/models'),
+    ]);
+    setClients(c.items);
+    setUsers(u.items);
+    setModels(m.items);
+  };
+  useEffect(() => {
+    load().catch((e) => setMessage(e instanceof ApiError ? e.message : String(e)));
+  }, []);
+
+  const act = async (what: () => Promise<string>) => {
+    try {
+      setMessage(await what());
+      await load();
+    } catch (e) {
+      setMessage(e instanceof ApiError ? `Refused: ${e.message}` : String(e));
+    }
+  };
+
+  return (
+    <section class="admin">
+      <h1>Administration</h1>
+      {message && (
+        <p role="status" class="status">
+          {message}
+        </p>
+      )}
+      <h2>Clients (machines)</h2>
+      <table>
+        <caption class="sr-only">API clients</caption>
+        <thead>
+          <tr>
+            <th scope="col">Id</th>
+            <th scope="col">Role</th>
+            <th scope="col">AE title</th>
+            <th scope="col">Description</th>
+            <th scope="col">State</th>
+          </tr>
+        </thead>
+        <tbody>
+          {clients.map((c) => (
+            <tr key={c.id}>
+              <td>{c.id}</td>
+              <td>{c.role}</td>
+              <td>{c.aeTitle ?? '—'}</td>
+              <td>{c.description}</td>
+              <td>
+                {c.revokedAt ? (
+                  'revoked'
+                ) : (
+                  <button
+                    type="button"
+                    onClick={() =>
+                      act(async () => {
+                        await api('DELETE', `/v1/admin/clients/${c.id}`);
+                        return `Client ${c.id} revoked.`;
+                      })
+                    }
+                  >
+                    Revoke {c.id}
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <form
+        class="inline"
+        aria-label="New client"
+        onSubmit={(e) => {
+          e.preventDefault();
+          act(async () => {
+            const body: Record<string, string> = { id: newClient.id, role: newClient.role, description: newClient.description };
+            if (newClient.aeTitle) body.aeTitle = newClient.aeTitle;
+            const r = await api<{ secret?: string; clientSecret?: string }>('POST', '/v1/admin/clients', body);
+            return `Client ${newClient.id} created. Its secret, shown once: ${r.secret ?? r.clientSecret ?? '(see response)'}`;
+          });
+        }}
+      >
+        <label>
+          Client id <input required value={newClient.id} onInput={(e) => setNewClient({ ...newClient, id: e.currentTarget.value })} />
+        </label>
+        <label>
+          Client role{' '}
+          <select value={newClient.role} onChange={(e) => setNewClient({ ...newClient, role: e.currentTarget.value })}>
+            {ROLES.map((r) => (
+              <option key={r}>{r}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          AE title <input size={16} value={newClient.aeTitle} onInput={(e) => setNewClient({ ...newClient, aeTitle: e.currentTarget.value })} />
+        </label>
+        <label>
+          Description <input value={newClient.description} onInput={(e) => setNewClient({ ...newClient, description: e.currentTarget.value })} />
+        </label>
+        <button type="submit">Create client</button>
+      </form>
+
+      <h2>Users (people)</h2>
+      <table>
+        <caption class="sr-only">Users</caption>
+        <thead>
+          <tr>
+            <th scope="col">Id</th>
+            <th scope="col">Name</th>
+            <th scope="col">Role</th>
+            <th scope="col">State</th>
+          </tr>
+        </thead>
+        <tbody>
+          {users.map((u) => (
+            <tr key={u.id}>
+              <td>{u.id}</td>
+              <td>{u.displayName}</td>
+              <td>{u.role}</td>
+              <td>
+                {u.disabledAt ? (
+                  'disabled'
+                ) : (
+                  <button
+                    type="button"
+                    onClick={() =>
+                      act(async () => {
+                        await api('DELETE', `/v1/admin/users/${u.id}`);
+                        return `User ${u.id} disabled.`;
+                      })
+                    }
+                  >
+                    Disable {u.id}
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <form
+        class="inline"
+        aria-label="New user"
+        onSubmit={(e) => {
+          e.preventDefault();
+          act(async () => {
+            const r = await api<{ password?: string }>('POST', '/v1/admin/users', newUser);
+            return `User ${newUser.id} created. Their password, shown once: ${r.password ?? '(the one given)'}`;
+          });
+        }}
+      >
+        <label>
+          User id <input required value={newUser.id} onInput={(e) => setNewUser({ ...newUser, id: e.currentTarget.value })} />
+        </label>
+        <label>
+          Display name <input value={newUser.displayName} onInput={(e) => setNewUser({ ...newUser, displayName: e.currentTarget.value })} />
+        </label>
+        <label>
+          User role{' '}
+          <select value={newUser.role} onChange={(e) => setNewUser({ ...newUser, role: e.currentTarget.value })}>
+            {ROLES.filter((r) => r !== 'workstation').map((r) => (
+              <option key={r}>{r}</option>
+            ))}
+          </select>
+        </label>
+        <button type="submit">Create user</button>
+      </form>
+
+      <h2>Models</h2>
+      <table>
+        <caption class="sr-only">Model versions</caption>
+        <thead>
+          <tr>
+            <th scope="col">Kind</th>
+            <th scope="col">Version</th>
+            <th scope="col">State</th>
+          </tr>
+        </thead>
+        <tbody>
+          {models.map((m) => (
+            <tr key={`${m.name}@${m.version}`}>
+              <td>{m.kind}</td>
+              <td>
+                {m.name}@{m.version}
+              </td>
+              <td>
+                {m.active ? (
+                  'active'
+                ) : (
+                  <button
+                    type="button"
+                    onClick={() =>
+                      act(async () => {
+                        await api('POST', `/v1/admin/models/${m.name}/${m.version}/activate`);
+                        return `${m.name}@${m.version} is now active.`;
+                      })
+                    }
+                  >
+                    Activate {m.version}
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
