@@ -15,7 +15,8 @@ export function isDatabaseUnavailable(e: unknown): boolean {
   const err = e as { code?: unknown; message?: unknown; driverError?: { code?: unknown; message?: unknown } } | null;
   if (!err || typeof err !== 'object') return false;
   // TypeORM, when a transaction's connection was terminated under it
-  if ((err as { name?: unknown }).name === 'QueryRunnerAlreadyReleasedError') return true;
+  const name = (err as { name?: unknown }).name;
+  if (name === 'QueryRunnerAlreadyReleasedError' || name === 'QueryRunnerProviderAlreadyReleasedError') return true;
   const code = err.driverError?.code ?? err.code;
   if (typeof code === 'string' && UNAVAILABLE_SQLSTATES.test(code)) return true;
   const message = String(err.driverError?.message ?? err.message ?? '');
