@@ -89,7 +89,21 @@ test('a token without expiry, without a valid role, or without a subject is refu
 function requestFor(method: string, path: string, role: Role) {
   const p = path.replace(':id', randomUUID()).replace(':name', 'classifier').replace(':version', 'none');
   const req = (h.http as unknown as Record<string, (p: string) => import('supertest').Test>)[method](p).set('Authorization', `Bearer ${h.token(role)}`);
-  return method === 'post' ? req.set('Content-Type', 'application/json').send('{}') : req;
+  if (method === 'post') return req.set('Content-Type', 'application/json').send('{}');
+  // an event stream never ends by itself: the status is read from the headers and the stream closed
+  if (path === '/v1/events')
+    return req.buffer(false).parse((raw, done) => {
+      const res = raw as unknown as import('node:http').IncomingMessage;
+      if (String(res.headers['content-type']).startsWith('text/event-stream')) {
+        res.destroy();
+        done(null, {});
+        return;
+      }
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () => done(null, JSON.parse(text)));
+    });
+  return req;
 }
 
 test('every protected route answers 403 to every role it does not allow, and lets its own roles through', async () => {

@@ -152,7 +152,9 @@ test('a job that fails every attempt is retried with back-off, then dead-lettere
 
 test('PostgreSQL connections terminated under load: every accepted study is scored without a restart, no orphan file, no action without its audit row', async () => {
   const su = await h.db.superuser();
-  const posts = Array.from({ length: 24 }, (_, i) => study(400 + i));
+  // at least 24 posts, and more (up to 120) until the killer has struck twice: a fast machine must not finish before the faults
+  const posts: Buffer[] = [];
+  let next = 0;
   const results: { status: number; id?: string; sop: string }[] = [];
   let killing = true;
   let kills = 0;
@@ -166,8 +168,10 @@ test('PostgreSQL connections terminated under load: every accepted study is scor
     }
   })();
   await Promise.all(
-    [0, 1, 2, 3].map(async (lane) => {
-      for (let i = lane; i < posts.length; i += 4) {
+    [0, 1, 2, 3].map(async () => {
+      while (next < 120 && (next < 24 || kills < 2)) {
+        const i = next++;
+        posts[i] = study(400 + i);
         const r = await post(posts[i]);
         results.push({ status: r.status, id: r.body?.id, sop: readMetadata(posts[i]).sopInstanceUid! });
       }
