@@ -104,7 +104,7 @@ export function register(program: Command): void {
           engine,
           settings: cfg,
           log,
-          loadEngine: () => loadEngine(engineOptions),
+          loadEngine: (pick) => loadEngine({ ...engineOptions, ...pick }),
           defaultMetrics: true,
         });
         let server;
