@@ -10,6 +10,7 @@ import { ShadowScorer } from './shadow.js';
 import { DEFAULT_JOB_SETTINGS, JobQueue, retryOnDeadlock, type JobSettings } from './jobs.js';
 import type { Logger } from './log.js';
 import type { StoreKind } from './object-store.js';
+import { assertRegistryAgrees } from './model-registry.js';
 import { openObjectStore } from './stores.js';
 import { TriageService, type ManifestReader, type ServiceHooks } from './triage.js';
 
@@ -46,8 +47,9 @@ export async function startRuntime(o: {
   hooks?: ServiceHooks;
   readManifest?: ManifestReader;
   /**
-   * With both, workers follow the versions the registry marks active (another process's
-   * activation or `model promote`) and score shadow candidates' samples.
+   * The models folder: every registered version is checked against it before any work is taken.
+   * With loadEngine too, workers follow the versions the registry marks active (another
+   * process's activation or `model promote`) and score shadow candidates' samples.
    */
   modelsDir?: string;
   loadEngine?: EngineLoader;
@@ -84,6 +86,8 @@ export async function startRuntime(o: {
   }
   let gc: NodeJS.Timeout | null = null;
   try {
+    // before the queue starts: a process whose files disagree with the registry takes no job
+    if (o.modelsDir) await assertRegistryAgrees(o.ds, o.modelsDir);
     await jobs.start();
     // processes starting together race on marking the same model versions active
     await retryOnDeadlock(() => service.registerEngineModels());
