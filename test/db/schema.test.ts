@@ -47,6 +47,7 @@ test('an empty database gets every table from the migrations, and a second run a
         'shadow_predictions',
         'shadow_settings',
         'studies',
+        'study_worklist',
         'typeorm_migrations',
         'users',
         'web_sessions',
