@@ -68,6 +68,7 @@ export async function buildService(o: BuildOptions): Promise<ServiceParts> {
     log: o.log,
     hooks: metrics.hooks,
     readManifest: o.settings.modelsDir ? manifestReader(o.settings.modelsDir) : undefined,
+    modelsDir: o.settings.modelsDir,
   });
   const { service, recovered } = runtime;
   const close = runtime.close;

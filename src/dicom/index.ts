@@ -6,7 +6,8 @@
  */
 
 export type { AppliedWindow, DicomMetadata, LookupTable, ModalityImage, WindowPolicy, WindowedFrame, WindowedImage } from './types.js';
-export { checkDecodable, decodeModality, readInstance, readMetadata, type DecodeOptions, type DicomInstance } from './decode.js';
+export { checkDecodable, decodeModality, decodeModalityCodes, readInstance, readMetadata, type DecodeOptions, type DicomInstance } from './decode.js';
+export { codesFromValues, codesFromWordTable, type SpreadCodes } from './modality-codes.js';
 export { DATASET_SLACK_BYTES, maxInflatedBytes } from './inflate.js';
 export { isValidUid, MAX_UID_LENGTH } from './uids.js';
 export { applyWindow, chooseWindow, parseWindowPolicy, LUNG_WINDOW } from './window.js';

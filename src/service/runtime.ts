@@ -8,6 +8,7 @@ import type { TriageEngine } from '../inference/types.js';
 import { DEFAULT_JOB_SETTINGS, JobQueue, retryOnDeadlock, type JobSettings } from './jobs.js';
 import type { Logger } from './log.js';
 import type { StoreKind } from './object-store.js';
+import { assertRegistryAgrees } from './model-registry.js';
 import { openObjectStore } from './stores.js';
 import { TriageService, type ManifestReader, type ServiceHooks } from './triage.js';
 
@@ -43,6 +44,8 @@ export async function startRuntime(o: {
   log: Logger;
   hooks?: ServiceHooks;
   readManifest?: ManifestReader;
+  /** the models folder: every registered version is checked against it before any work is taken */
+  modelsDir?: string;
 }): Promise<Runtime> {
   const s = o.settings;
   const jobs = new JobQueue(o.ds, s.jobs ?? DEFAULT_JOB_SETTINGS, o.log);
@@ -61,6 +64,8 @@ export async function startRuntime(o: {
   });
   let gc: NodeJS.Timeout | null = null;
   try {
+    // before the queue starts: a process whose files disagree with the registry takes no job
+    if (o.modelsDir) await assertRegistryAgrees(o.ds, o.modelsDir);
     await jobs.start();
     // processes starting together race on marking the same model versions active
     await retryOnDeadlock(() => service.registerEngineModels());

@@ -45,6 +45,7 @@ test('an empty database gets every table from the migrations, and a second run a
         'predictions',
         'reviews',
         'studies',
+        'study_worklist',
         'typeorm_migrations',
         'users',
         'web_sessions',

@@ -49,6 +49,7 @@ export function register(program: Command): void {
             log,
             hooks: { study: (o) => (counts[o] = (counts[o] ?? 0) + 1) },
             readManifest: manifestReader(cfg.modelsDir),
+            modelsDir: cfg.modelsDir,
           });
         } catch (e) {
           await engine.close();
