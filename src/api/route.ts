@@ -34,8 +34,8 @@ export interface ApiDeps {
   service: TriageService;
   metrics: ServiceMetrics;
   log: Logger;
-  /** loads an engine with this model version in place of the active one of its kind and swaps it in */
-  activateModel?: (name: string, version: string) => Promise<void>;
+  /** loads an engine with this model version in place of the active one of its kind and swaps it in; ends a shadow run of it */
+  activateModel?: (name: string, version: string, by: string) => Promise<{ shadowStopped: string | null }>;
   /** models loaded and warmed */
   modelsReady: () => boolean;
   /** live study events for the web app's worklist (absent: /v1/events answers 404) */

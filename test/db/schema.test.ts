@@ -44,6 +44,8 @@ test('an empty database gets every table from the migrations, and a second run a
         'objects',
         'predictions',
         'reviews',
+        'shadow_predictions',
+        'shadow_settings',
         'studies',
         'study_worklist',
         'typeorm_migrations',

@@ -233,7 +233,8 @@ export const activateModel: RouteDef = {
     if (!MODEL_PART.test(name) || !MODEL_PART.test(version)) throw new CxrError('E_NOT_FOUND', 'no such model version');
     c.detail = { model: `${name}@${version}` };
     if (!c.deps.activateModel) throw new CxrError('E_CONFLICT', 'this server was started without model activation');
-    await c.deps.activateModel(name, version);
+    const { shadowStopped } = await c.deps.activateModel(name, version, principalOf(c).sub);
+    if (shadowStopped) c.detail = { ...c.detail, shadowStopped };
     return { status: 200, json: { items: (await listModels(c.deps.ds)).map(modelView) } };
   },
 };
