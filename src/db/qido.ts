@@ -7,14 +7,20 @@ import type { DataSource } from 'typeorm';
 import { StudyEntity, type StudyRow } from './entities.js';
 
 export interface QidoFilter {
-  studyInstanceUid?: string;
-  seriesInstanceUid?: string;
-  sopInstanceUid?: string;
+  /** UID list matching: any of these */
+  studyInstanceUid?: string[];
+  seriesInstanceUid?: string[];
+  sopInstanceUid?: string[];
   accessionNumber?: string;
+  /** the stored pseudonym of the PatientID asked for (the identifier itself is never stored) */
+  patientPseudonym?: string;
   /** inclusive YYYY-MM-DD bounds; either may be open */
   studyDateFrom?: string;
   studyDateTo?: string;
-  modality?: string;
+  /** the instance's modality is one of these */
+  modality?: string[];
+  /** the instance's study has an instance of one of these modalities */
+  modalitiesInStudy?: string[];
   /** only instances this client sent */
   submittedBy?: string;
   limit: number;
@@ -55,13 +61,16 @@ function where(f: QidoFilter): { sql: string; params: unknown[] } {
     return `$${params.length}`;
   };
   const w: string[] = ['true'];
-  if (f.studyInstanceUid) w.push(`s.study_instance_uid = ${p(f.studyInstanceUid)}`);
-  if (f.seriesInstanceUid) w.push(`s.series_instance_uid = ${p(f.seriesInstanceUid)}`);
-  if (f.sopInstanceUid) w.push(`s.sop_instance_uid = ${p(f.sopInstanceUid)}`);
+  if (f.studyInstanceUid) w.push(`s.study_instance_uid = ANY(${p(f.studyInstanceUid)})`);
+  if (f.seriesInstanceUid) w.push(`s.series_instance_uid = ANY(${p(f.seriesInstanceUid)})`);
+  if (f.sopInstanceUid) w.push(`s.sop_instance_uid = ANY(${p(f.sopInstanceUid)})`);
   if (f.accessionNumber) w.push(`s.accession_number = ${p(f.accessionNumber)}`);
+  if (f.patientPseudonym) w.push(`s.patient_pseudonym = ${p(f.patientPseudonym)}`);
+  if (f.modalitiesInStudy)
+    w.push(`s.study_instance_uid IN (SELECT m.study_instance_uid FROM studies m WHERE m.modality = ANY(${p(f.modalitiesInStudy)}))`);
   if (f.studyDateFrom) w.push(`s.study_date >= ${p(f.studyDateFrom)}::date`);
   if (f.studyDateTo) w.push(`s.study_date <= ${p(f.studyDateTo)}::date`);
-  if (f.modality) w.push(`s.modality = ${p(f.modality)}`);
+  if (f.modality) w.push(`s.modality = ANY(${p(f.modality)})`);
   if (f.submittedBy) w.push(`s.submitted_by = ${p(f.submittedBy)}`);
   return { sql: w.join(' AND '), params };
 }
