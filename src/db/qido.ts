@@ -4,6 +4,7 @@
  * only what it sent (`submittedBy`).
  */
 import type { DataSource } from 'typeorm';
+import { StudyEntity, type StudyRow } from './entities.js';
 
 export interface QidoFilter {
   studyInstanceUid?: string;
@@ -118,4 +119,22 @@ export async function qidoInstances(ds: DataSource, f: QidoFilter): Promise<Qido
     columns: r.image_columns as number | null,
     transferSyntax: r.transfer_syntax as string | null,
   }));
+}
+
+/** The instances WADO-RS retrieves: a study, a series of it, or one instance, oldest first; a workstation's own only. */
+export async function instanceRows(
+  db: DataSource,
+  f: { studyInstanceUid: string; seriesInstanceUid?: string; sopInstanceUid?: string; submittedBy?: string },
+  limit = 2000,
+): Promise<StudyRow[]> {
+  return db.getRepository(StudyEntity).find({
+    where: {
+      studyInstanceUid: f.studyInstanceUid,
+      ...(f.seriesInstanceUid !== undefined ? { seriesInstanceUid: f.seriesInstanceUid } : {}),
+      ...(f.sopInstanceUid !== undefined ? { sopInstanceUid: f.sopInstanceUid } : {}),
+      ...(f.submittedBy !== undefined ? { submittedBy: f.submittedBy } : {}),
+    },
+    order: { seq: 'ASC' },
+    take: limit,
+  });
 }

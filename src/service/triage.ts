@@ -444,6 +444,26 @@ export class TriageService {
     return this.o.store.get(study.sha256);
   }
 
+  /**
+   * The first bytes of a stored original (at least `minBytes`, whole pieces), for what reads
+   * only its header (DICOMweb metadata and query attributes) without the pixel data.
+   */
+  async originalHead(study: StudyRow, minBytes: number): Promise<Buffer> {
+    const pieces: Buffer[] = [];
+    let n = 0;
+    for await (const piece of this.o.store.read(study.sha256)) {
+      pieces.push(piece);
+      n += piece.length;
+      if (n >= minBytes) break;
+    }
+    return Buffer.concat(pieces, n);
+  }
+
+  /** The pseudonym a PatientID is stored as here (QIDO-RS matches PatientID through it). */
+  patientPseudonym(patientId: string): string | null {
+    return pseudonymisePatientId(this.o.hmacKey, patientId);
+  }
+
   async view(id: string): Promise<StudyView | null> {
     const study = await findStudy(this.o.ds, id);
     if (!study) return null;

@@ -10,7 +10,7 @@ import { CxrError } from '../../errors.js';
 import { Query, type Reply } from '../http.js';
 import { json, ref, type ParamDoc } from '../openapi-types.js';
 import { principalOf, type Ctx, type RouteDef } from '../route.js';
-import { wadoUrl } from './stow.js';
+import { baseUrl, wadoUrl } from './stow.js';
 
 type DicomJson = Record<string, { vr: string; Value?: unknown[] }>;
 
@@ -57,7 +57,7 @@ function filterOf(c: Ctx): QidoFilter {
   };
 }
 
-const base = (c: Ctx) => `${c.req.protocol}://${c.req.get('host') ?? 'localhost'}`;
+const base = (c: Ctx) => baseUrl(c.req);
 const ui = (v: string) => ({ vr: 'UI', Value: [v] });
 const opt = (vr: string, v: string | number | null | undefined) => (v === null || v === undefined || v === '' ? { vr } : { vr, Value: [v] });
 

@@ -265,18 +265,25 @@ export async function sha256File(path: string): Promise<string> {
  * they describe the version and do not change it, so they are not part of its hashes.
  */
 export const EVALUATIONS_DIR = 'evaluations';
+/**
+ * The model card and its pictures and notes (src/ml/model-card.ts): documentation generated
+ * from the version, left out of the hashes like evaluations/, so writing a card does not
+ * change the version it describes.
+ */
+export const MODEL_CARD_FILE = 'MODEL_CARD.md';
+export const CARD_DIR = 'card';
 
-/** Relative paths ('/'-separated, sorted) of every regular file under dir except the manifest and evaluations/. */
+/** Relative paths ('/'-separated, sorted) of every regular file under dir except the manifest, the model card, card/ and evaluations/. */
 async function listFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
   async function walk(d: string): Promise<void> {
     for (const entry of await readdir(d, { withFileTypes: true })) {
       const p = join(d, entry.name);
       if (entry.isDirectory()) {
-        if (d !== dir || entry.name !== EVALUATIONS_DIR) await walk(p);
+        if (d !== dir || (entry.name !== EVALUATIONS_DIR && entry.name !== CARD_DIR)) await walk(p);
       } else if (entry.isFile()) {
         const rel = relative(dir, p).split(sep).join('/');
-        if (rel !== MANIFEST_FILE && !rel.includes('.tmp-')) out.push(rel);
+        if (rel !== MANIFEST_FILE && rel !== MODEL_CARD_FILE && !rel.includes('.tmp-')) out.push(rel);
       }
     }
   }
