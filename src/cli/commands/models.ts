@@ -29,7 +29,8 @@ import { promoteModelVersion } from '../../service/model-activation.js';
 import { parseFraction, startShadow, stopShadow } from '../../service/shadow.js';
 import { runningShadow } from '../../db/shadow.js';
 import { auditOperator, operator, withDatabase } from '../operator.js';
-import { action } from '../run.js';
+import { action, collect } from '../run.js';
+import { buildModelCard, writeModelCard } from '../model-card.js';
 
 interface ModelsOptions {
   models: string;
@@ -216,6 +217,42 @@ export function register(program: Command): void {
         }
         const w = Math.max(...lines.map(([k]) => k.length));
         process.stdout.write(`${lines.map(([k, x]) => `${k.padEnd(w)}  ${x}`).join('\n')}\n`);
+      }),
+    );
+
+  models
+    .command('card')
+    .description(
+      "a version's model card (MODEL_CARD.md): intended use, data with attribution, per-set figures with 95% bootstrap intervals from the manifest and " +
+        'the evaluations saved in evaluations/ (`evaluate --save`), calibration, what the threshold means per 100 studies, known failure modes, provenance',
+    )
+    .argument('<version>', 'NAME@VERSION, a version name, or a version folder')
+    .option('--models <dir>', 'models folder', 'models')
+    .option('--write', 'write MODEL_CARD.md into the version folder (left out of the manifest hashes, like evaluations/) instead of printing it')
+    .option('--pictures', "draw each saved evaluation's most confident errors through the served pipeline into card/ (needs the data folders)")
+    .option('--segmenter <dir>', 'segmenter version folder for --pictures (default: the one --models serves)')
+    .option('--data <dir>', 'a data folder, found by its name before the recorded paths (repeatable): for --pictures and README attributions', collect, [])
+    .addHelpText(
+      'after',
+      '\nA person\'s notes go in <version>/card/notes.json: {"summary": "...", "intendedUse": [...], "notForUse": [...], ' +
+        '"failureModes": [{"title": "...", "detail": "...", "pictures": ["card/x.png"]}]}; the card adds them to what it computes.',
+    )
+    .action(
+      action(async (ref: string, o: ModelsOptions & { write?: boolean; pictures?: boolean; segmenter?: string; data: string[] }) => {
+        const v = await findVersion(o.models, ref);
+        const segmenterDir = o.pictures
+          ? o.segmenter
+            ? resolve(o.segmenter)
+            : v.name === 'segmenter'
+              ? v.dir
+              : await locateModelVersion(o.models, 'segmenter')
+          : undefined;
+        const opts = { pictures: o.pictures, segmenterDir, dataDirs: o.data, log: (line: string) => process.stderr.write(`${line}\n`) };
+        if (o.write) {
+          process.stdout.write(`${await writeModelCard(v.dir, opts)}\n`);
+          return;
+        }
+        process.stdout.write((await buildModelCard(v.dir, opts)).text);
       }),
     );
 
