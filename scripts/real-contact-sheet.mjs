@@ -20,6 +20,16 @@ if (missing.length > 0) {
   process.exit(0);
 }
 const args = [join(root, 'bin', 'cxr-triage.js'), 'contact-sheet', ...sets.flatMap((d) => ['--data', d])];
-args.push('--models', join(root, 'models'), '--per-set', '6', '--side', '144', '--out', join(root, 'fixtures', 'real-contact-sheet.png'), ...process.argv.slice(2));
+args.push(
+  '--models',
+  join(root, 'models'),
+  '--per-set',
+  '6',
+  '--side',
+  '144',
+  '--out',
+  join(root, 'fixtures', 'real-contact-sheet.png'),
+  ...process.argv.slice(2),
+);
 const r = spawnSync(process.execPath, args, { stdio: 'inherit' });
 process.exit(r.status ?? 1);

@@ -10,7 +10,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { DataSource } from 'typeorm';
 import { type ModelActivity, modelActivity } from '../db/model-monitoring.js';
 import type { ShadowComparison } from '../db/shadow.js';
-import { expectedFlagRate, operatingPointOf, psi } from '../service/drift.js';
+import { driftFeatures, expectedFlagRate, operatingPointOf } from '../service/drift.js';
 import { shadowComparisons } from '../service/shadow.js';
 
 /** fewer recent predictions than this and the flag rate and drift are not reported (too noisy) */
@@ -118,22 +118,14 @@ export function registerModelMetrics(o: ModelMetricsOptions): void {
     name: 'cxr_drift_psi',
     help:
       'Population stability index of recent predictions against validation: feature positive_rate (positive vs negative decisions against the ' +
-      'rate validation predicts) and, when the manifest records its validation histogram (drift.probabilityHistogram), probability',
+      'rate validation predicts) and, when the manifest records validation histograms (drift, written by calibrate), probability and lung_area',
     labelNames: ['model_version', 'feature'],
     registers,
     async collect() {
       this.reset();
       for (const a of await activity()) {
         if (a.recent < MIN_RECENT_FOR_DRIFT) continue;
-        const op = operatingPointOf(a.manifest);
-        if (op) {
-          const e = expectedFlagRate(op);
-          this.set({ model_version: a.modelVersion, feature: 'positive_rate' }, psi([e, 1 - e], [a.recentPositive, a.recent - a.recentPositive]));
-        }
-        const ref = (a.manifest.drift as { probabilityHistogram?: number[] } | undefined)?.probabilityHistogram;
-        if (Array.isArray(ref) && ref.length === a.recentHistogram.length) {
-          this.set({ model_version: a.modelVersion, feature: 'probability' }, psi(ref, a.recentHistogram));
-        }
+        for (const d of driftFeatures(a, a.manifest)) this.set({ model_version: a.modelVersion, feature: d.feature }, d.psi);
       }
     },
   });

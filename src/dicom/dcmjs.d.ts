@@ -12,7 +12,9 @@ declare module 'dcmjs' {
   }
   const dcmjs: {
     data: {
-      DicomMetaDictionary: { nameMap: Record<string, { tag: string; vr: string } | undefined>; unpunctuateTag(tag: string): string };
+      DicomMetaDictionary: {
+        dictionary: Record<string, { vr: string } | undefined>;
+        nameMap: Record<string, { tag: string; vr: string } | undefined>; unpunctuateTag(tag: string): string };
       DicomMessage: { readFile(buffer: ArrayBuffer, options?: { ignoreErrors?: boolean; untilTag?: string; includeUntilTagValue?: boolean }): DcmjsDicomDict };
     };
     log: { setLevel(level: string): void; getLogger(name: string): { setLevel(level: string): void } };

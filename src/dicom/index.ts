@@ -16,5 +16,5 @@ export { encodeDicom, newUid, wrapPart10, type ImageToWrite, type WriteSyntax } 
 export { readWindowed, readWindowedFrame } from './windowed.js';
 export { isSyntaxSupported } from './frame.js';
 export { SOP_CLASS, TRANSFER_SYNTAX } from './uids.js';
-export { dicomJson, tagOf, type DicomJsonDataset, type DicomJsonElement } from './json.js';
+export { dicomJson, tagOf, vrOfTag, type DicomJsonDataset, type DicomJsonElement } from './json.js';
 export { nativeFrame, rgbFrame } from './frame-out.js';

@@ -101,3 +101,10 @@ export function tagOf(keywordOrTag: string): string | null {
   const entry = dcmjs.data.DicomMetaDictionary.nameMap[keywordOrTag];
   return entry ? dcmjs.data.DicomMetaDictionary.unpunctuateTag(entry.tag).toUpperCase() : null;
 }
+
+/** The data dictionary's VR of a tag (8 hex digits); UN when the dictionary has none. */
+export function vrOfTag(tag: string): string {
+  const t = tag.toUpperCase();
+  const entry = dcmjs.data.DicomMetaDictionary.dictionary[`(${t.slice(0, 4)},${t.slice(4)})`];
+  return entry?.vr && /^[A-Z]{2}$/.test(entry.vr) ? entry.vr : 'UN';
+}

@@ -12,6 +12,8 @@ export interface ScoredImage {
   rawProbability?: number;
   /** lung mask at the segmenter's resolution, after clean-up (what the crop was taken from) */
   mask: BinaryMask;
+  /** the lung area share the service records for QC and drift, when the scorer reports it */
+  lungAreaFraction?: number;
 }
 
 /**
@@ -48,7 +50,7 @@ export interface EvaluationResult extends ClassificationReport {
   calibratedHere: number | null;
   models: ImageScorer['models'];
   scorer: string;
-  images: { id: string; label: number; probability: number; rawProbability?: number; dice?: number }[];
+  images: { id: string; label: number; probability: number; rawProbability?: number; lungAreaFraction?: number; dice?: number }[];
   /** expected calibration error and reliability bins of the probabilities (10 bins) */
   calibration: CalibrationReport;
   /** 95% bootstrap intervals over the images (bootstrapFigures: aucLo, aucHi, recallLo, ...) */
@@ -107,6 +109,7 @@ export async function evaluateItems(
       label: item.label,
       probability: scored.probability,
       ...(scored.rawProbability !== undefined ? { rawProbability: scored.rawProbability } : {}),
+      ...(scored.lungAreaFraction !== undefined ? { lungAreaFraction: scored.lungAreaFraction } : {}),
     };
     const truth = item.mask ? await item.mask() : null;
     if (truth) {

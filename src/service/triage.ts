@@ -440,7 +440,7 @@ export class TriageService {
   }
 
   /** The stored original of an instance, byte for byte as it was received. */
-  async original(study: StudyRow): Promise<Buffer> {
+  async original(study: Pick<StudyRow, 'sha256'>): Promise<Buffer> {
     return this.o.store.get(study.sha256);
   }
 
@@ -448,7 +448,7 @@ export class TriageService {
    * The first bytes of a stored original (at least `minBytes`, whole pieces), for what reads
    * only its header (DICOMweb metadata and query attributes) without the pixel data.
    */
-  async originalHead(study: StudyRow, minBytes: number): Promise<Buffer> {
+  async originalHead(study: Pick<StudyRow, 'sha256'>, minBytes: number): Promise<Buffer> {
     const pieces: Buffer[] = [];
     let n = 0;
     for await (const piece of this.o.store.read(study.sha256)) {

@@ -42,6 +42,7 @@ test('an empty database gets every table from the migrations, and a second run a
         'model_versions',
         'object_chunks',
         'objects',
+        'operator_tokens',
         'predictions',
         'reviews',
         'shadow_predictions',

@@ -7,8 +7,7 @@
  * study. A workstation retrieves what it sent; a clinician any instance. Accept is negotiated:
  * what a route cannot produce is 406 E_NOT_ACCEPTABLE.
  */
-import { instanceRows } from '../../db/qido.js';
-import type { StudyRow } from '../../db/entities.js';
+import { instanceRows, type StoredInstance } from '../../db/qido.js';
 import { dicomJson, nativeFrame, readWindowed, rgbFrame, type DicomJsonDataset, type WindowPolicy } from '../../dicom/index.js';
 import { CxrError, isCxrError } from '../../errors.js';
 import { encodeRendered, toGray8 } from '../../imaging/png.js';
@@ -27,7 +26,7 @@ const INSTANCE = `${SERIES}/instances/:instance`;
 const PATHS: Record<Level, string> = { study: STUDY, series: SERIES, instance: INSTANCE };
 
 /** The instances a request names, that the caller may see; none is 404 (absent and "not yours" alike). */
-async function selected(c: Ctx, level: Level, what: string): Promise<StudyRow[]> {
+async function selected(c: Ctx, level: Level, what: string): Promise<StoredInstance[]> {
   const p = c.req.params as Record<string, string | undefined>;
   const caller = principalOf(c);
   const rows = await instanceRows(c.deps.ds, {
@@ -43,11 +42,11 @@ async function selected(c: Ctx, level: Level, what: string): Promise<StudyRow[]>
 }
 
 /** One audit row per instance read, once the reply is ready (a refusal keeps the route's one row). */
-function audited(c: Ctx, rows: StudyRow[], what: string): void {
+function audited(c: Ctx, rows: StoredInstance[], what: string): void {
   for (const r of rows) c.audits.push({ action: 'study.retrieve', studyId: r.id, outcome: 'ok', detail: { what, sopInstanceUid: r.sopInstanceUid } });
 }
 
-const instanceUrl = (c: Ctx, r: StudyRow) => wadoUrl(baseUrl(c.req), r.studyInstanceUid, r.seriesInstanceUid, r.sopInstanceUid);
+const instanceUrl = (c: Ctx, r: StoredInstance) => wadoUrl(baseUrl(c.req), r.studyInstanceUid, r.seriesInstanceUid, r.sopInstanceUid);
 
 const notAcceptable: Record<string, ResponseDoc> = {
   '404': { description: 'No such study, series or instance (or not one this caller sent)', content: json(ref('Error')) },
@@ -70,7 +69,7 @@ function route(level: Level, suffix: string, summary: string, description: strin
 // ---- instances (application/dicom) ----
 
 /** As stored: a requested transfer syntax other than `*` must be the one each instance has. */
-const dicomOffer = (rows: StudyRow[]): Offer => ({
+const dicomOffer = (rows: StoredInstance[]): Offer => ({
   media: 'multipart/related',
   part: 'application/dicom',
   accepts: (p) => p['transfer-syntax'] === undefined || p['transfer-syntax'] === '*' || rows.every((r) => r.transferSyntax === p['transfer-syntax']),
@@ -105,7 +104,7 @@ const HEAD_BYTES = 64 * 1024;
  * file when that reaches the pixel data (a header is a few KiB; the pixels are megabytes),
  * else from the whole file (a report has no pixel data; a header can be long).
  */
-export async function headerJson(c: Ctx, r: StudyRow): Promise<DicomJsonDataset> {
+export async function headerJson(c: Ctx, r: StoredInstance): Promise<DicomJsonDataset> {
   const url = instanceUrl(c, r);
   const bulk = () => `${url}/frames/1`;
   const head = await c.deps.service.originalHead(r, HEAD_BYTES);
@@ -238,7 +237,7 @@ function rendered(level: Level): RouteDef {
         return { status: 200, body, type };
       }
       const parts = [];
-      const shown: StudyRow[] = [];
+      const shown: StoredInstance[] = [];
       for (const r of rows) {
         try {
           parts.push({ type, body: await render(await c.deps.service.original(r), window, offer.format, quality), location: `${instanceUrl(c, r)}/rendered` });

@@ -1,3 +1,4 @@
+import type { DriftReference } from '../drift-reference.js';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
@@ -206,6 +207,8 @@ export interface ModelManifest {
   threshold: ThresholdInfo | null;
   /** classifier: probability calibration applied before the threshold (absent: none; the threshold is then on raw probabilities) */
   calibration?: CalibrationInfo;
+  /** classifier: validation's served probabilities and lung areas, the reference of the service's drift PSI */
+  drift?: DriftReference;
   /** sha256 (hex) of every file in the version folder except manifest.json, keyed by relative path */
   files: Record<string, string>;
   /** the exported graph, once `export-onnx` has written model.onnx */
