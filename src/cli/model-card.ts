@@ -18,6 +18,7 @@ import { setFigures } from '../ml/evaluate.js';
 import {
   attributionFromReadme,
   figuresFromManifest,
+  figuresFromTraining,
   renderModelCard,
   type CardFigures,
   type CardNotes,
@@ -182,7 +183,7 @@ async function drawErrors(e: SavedEvaluation, versionDir: string, segmenterDir: 
   } finally {
     await engine.close();
   }
-  const sheet = contactSheet(tiles, { side: 128, columns: 3, title: `${e.sets.join('+')} ${e.subset} - MOST CONFIDENT ERRORS` });
+  const sheet = contactSheet(tiles, { side: 112, columns: 3, title: `${e.sets.join('+')} ${e.subset} - MOST CONFIDENT ERRORS` });
   await writeFile(out, await encodeRgbPng(sheet.data, sheet.width, sheet.height));
   return true;
 }
@@ -203,6 +204,7 @@ export async function buildModelCard(dir: string, opts: CardOptions = {}): Promi
   const evals = newest(await savedEvaluations(dir, given));
   const figures: CardFigures[] = [...figuresFromManifest(m, 'refit-head (served-pipeline features)')];
   for (const e of evals) figures.push(...(await evaluationFigures(e)));
+  if (figures.length === 0) figures.push(...figuresFromTraining(m, 'training (single view, at the threshold training picked)'));
 
   // attributions: each data set's README where the data is here, else what an earlier card cached
   const cached = (await readJson<DatasetAttribution[]>(join(dir, CARD_DIR, DATASETS_FILE))) ?? [];
@@ -227,9 +229,12 @@ export async function buildModelCard(dir: string, opts: CardOptions = {}): Promi
     const seg = opts.segmenterDir;
     if (!seg) throw new CxrError('E_BAD_ARGUMENT', '--pictures needs a segmenter (--segmenter DIR or --models with one)');
     await mkdir(join(dir, CARD_DIR), { recursive: true });
-    for (const e of evals) {
+    // one picture per set (its test evaluation when there is one): pictures weigh on the folder
+    const bySet = new Map<string, SavedEvaluation>();
+    for (const e of evals) if (!bySet.has(e.sets.join('+')) || e.subset === 'test') bySet.set(e.sets.join('+'), e);
+    for (const e of bySet.values()) {
       const name = pictureName(e.sets.join('+'), e.subset);
-      if (await drawErrors(e, dir, seg, join(dir, CARD_DIR, name))) opts.log?.(`drew ${join(CARD_DIR, name)}`);
+      if (await drawErrors(e, dir, seg, join(dir, CARD_DIR, name))) opts.log?.(`drew ${CARD_DIR}/${name}`);
       else opts.log?.(`no pictures for ${e.sets.join('+')} ${e.subset}: its data folder is not here`);
     }
   }

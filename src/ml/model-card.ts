@@ -138,6 +138,37 @@ export function figuresFromManifest(m: ModelManifest, how: string): CardFigures[
 }
 
 /**
+ * The validation and test figures training stored (manifest metrics.validation/test: one set,
+ * scored the way training scores, no intervals), for a version with nothing better.
+ */
+export function figuresFromTraining(m: ModelManifest, how: string): CardFigures[] {
+  const t = m.training.data;
+  const set = (typeof t === 'string' ? t : t.path).split('/').pop() ?? 'data';
+  const out: CardFigures[] = [];
+  for (const subset of ['validation', 'test'] as const) {
+    const v = m.metrics[subset] as Record<string, unknown>;
+    const c = v?.confusion as { tp: number; fn: number } | undefined;
+    if (!v || typeof v.n !== 'number' || typeof v.auc !== 'number' || !c) continue;
+    const num = (k: string) => (typeof v[k] === 'number' ? (v[k] as number) : null);
+    out.push({
+      set,
+      subset,
+      n: v.n,
+      positives: c.tp + c.fn,
+      auc: num('auc'),
+      accuracy: num('accuracy'),
+      recall: num('recall'),
+      specificity: num('specificity'),
+      ece: num('ece'),
+      threshold: num('threshold') ?? 0,
+      ci95: {},
+      how,
+    });
+  }
+  return out;
+}
+
+/**
  * Failure modes the figures themselves show: a set ranked no better than chance, normal
  * films flagged more often than not, pneumonias missed beyond the recall target. Each
  * statement names its set, subset and numbers, so a reader can check it in the table.
@@ -197,8 +228,8 @@ function dataSection(m: ModelManifest, datasets: readonly DatasetAttribution[]):
     for (const d of t.datasets)
       rows.push(`| ${d.name} | ${d.images} | ${d.train} / ${d.validation} / ${d.test} | ${d.data ? formatPortablePath(d.data) : 'n/a'} |`);
   } else {
-    const name = typeof t.data === 'string' ? t.data : formatPortablePath(t.data as PortablePath);
-    rows.push(`| ${name} | ${t.dataSize} | ${t.split.train} / ${t.split.validation} / ${t.split.test} | ${name} |`);
+    const where = typeof t.data === 'string' ? t.data : formatPortablePath(t.data as PortablePath);
+    rows.push(`| ${where.split('/').pop()} | ${t.dataSize} | ${t.split.train} / ${t.split.validation} / ${t.split.test} | ${where} |`);
   }
   const out = [...rows, ''];
   if (t.split.file) out.push(`Split by patient (seed ${t.split.seed ?? 'n/a'}); the split is kept as \`${t.split.file}\` in this folder.`, '');
@@ -247,7 +278,10 @@ function thresholdSection(m: ModelManifest, figures: readonly CardFigures[]): st
     '',
   );
   const rows = ['| at the validation prevalence of | flagged per 100 studies | with pneumonia | false alarms | pneumonias missed |', '| --- | --- | --- | --- | --- |'];
-  const validation = figures.filter((f) => f.subset === 'validation' && f.recall != null && f.specificity != null && f.n > 0);
+  // only rows measured at this threshold say what it does
+  const validation = figures.filter(
+    (f) => f.subset === 'validation' && f.recall != null && f.specificity != null && f.n > 0 && Math.abs(f.threshold - threshold.value) < 1e-9,
+  );
   const pooledPositives = on?.positives ?? (typeof m.metrics.validation.n === 'number' ? positivesOf(m.metrics.validation) : null);
   if (on && pooledPositives != null && threshold.validationSpecificity != null && !validation.some((f) => f.set === 'pooled')) {
     const p = per100(pooledPositives / on.n, threshold.validationSensitivity, threshold.validationSpecificity);

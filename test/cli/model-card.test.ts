@@ -19,7 +19,8 @@ import { splitByPatient, writeSplit } from '../../src/data/split.js';
 import { writeSynthDataset } from '../../src/data/synth-dataset.js';
 import { decodeDisplayImage } from '../../src/imaging/png.js';
 import { pickFilms } from '../../src/cli/commands/contact-sheet.js';
-import { REPO_ROOT, verifyManifest } from '../../src/ml/model-store/index.js';
+import { REPO_ROOT, sha256File, verifyManifest } from '../../src/ml/model-store/index.js';
+import { parseCsv } from '../../src/data/csv.js';
 import { runCli as cli } from '../support/cli.js';
 
 let root: string;
@@ -63,8 +64,17 @@ test('evaluate prints ECE and 95% intervals; models card --write --pictures turn
   assert.ok(summary.ci95.aucLo <= summary.auc && summary.auc <= summary.ci95.aucHi);
   const [run] = await readdir(join(classifierDir, 'evaluations'));
   const saved = join(classifierDir, 'evaluations', run);
-  assert.equal(await readFile(join(saved, 'split.csv'), 'utf8'), await readFile(split, 'utf8'), 'the split is kept with the figures');
+  // the split's rows of the images evaluated are kept with the figures, and the whole split's sha256
+  const whole = parseCsv(await readFile(split, 'utf8'));
+  const kept = parseCsv(await readFile(join(saved, 'split.csv'), 'utf8'));
+  assert.deepEqual(kept.header, whole.header);
+  assert.deepEqual(
+    kept.rows.map((r) => r.fields),
+    whole.rows.filter((r) => r.fields[3] === 'test').map((r) => r.fields),
+  );
+  assert.equal(kept.rows.length, summary.n);
   const savedSummary = await readFile(join(saved, 'summary.json'), 'utf8');
+  assert.equal(JSON.parse(savedSummary).splitSha256, await sha256File(split));
   assert.ok(!savedSummary.includes(root), 'summary.json names a machine path');
   assert.deepEqual(JSON.parse(savedSummary).datasets, ['synth-set']);
 

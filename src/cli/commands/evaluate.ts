@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { csvLine } from '../../data/csv.js';
+import { csvLine, parseCsv } from '../../data/csv.js';
 import { filesTrainedOn } from '../../data/leakage.js';
 import { parseSplitName, readSplitFile, SPLIT_NAMES, type SplitName } from '../../data/split.js';
-import { EVALUATIONS_DIR, locateModelVersion, portablePath, readManifest } from '../../ml/model-store/index.js';
+import { EVALUATIONS_DIR, locateModelVersion, portablePath, readManifest, sha256File } from '../../ml/model-store/index.js';
 import { datasetName } from '../../data/multi-dataset.js';
 import { bootstrapBand } from '../../ml/bootstrap.js';
 import { loadSplitItems } from '../../ml/calibrate.js';
@@ -159,14 +159,16 @@ async function saveEvaluation(o: EvaluateCliOptions, result: EvaluationResult, s
   await mkdir(out, { recursive: true });
   await writePlots(out, result);
   await writeFile(join(out, 'per-image.csv'), perImageCsv(result));
-  // the split kept beside the figures (a pool's split may exist nowhere else), and paths
-  // relative to a named data root: the folder is committed with the version
-  if (o.split) await copyFile(resolve(o.split), join(out, 'split.csv'));
+  // the split's rows of the images evaluated kept beside the figures (a pool's split may
+  // exist nowhere else; all of it would weigh more than the figures), with the whole file's
+  // sha256, and paths relative to a named data root: the folder is committed with the version
+  const split = o.split ? await keepSplitRows(resolve(o.split), new Set(result.images.map((i) => i.id)), join(out, 'split.csv')) : null;
   const summary = {
     ...jsonSummary(result),
     data: o.data.map((d) => portablePath(resolve(d))),
     datasets: o.data.map((d) => datasetName(d)),
-    split: o.split ? 'split.csv' : null,
+    split: split ? 'split.csv' : null,
+    ...(split ? { splitSha256: split.sha256, splitRows: `the ${split.kept} of its ${split.rows} rows naming the images evaluated` } : {}),
     subset,
     models: result.models,
     scorer: result.scorer,
@@ -174,6 +176,15 @@ async function saveEvaluation(o: EvaluateCliOptions, result: EvaluationResult, s
   };
   await writeFile(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   return out;
+}
+
+/** Writes the rows of a split CSV naming `ids` (header kept) to `out`; the whole file's sha256 and row counts. */
+async function keepSplitRows(path: string, ids: ReadonlySet<string>, out: string): Promise<{ sha256: string; rows: number; kept: number }> {
+  const t = parseCsv(await readFile(path, 'utf8'), 'split.csv');
+  const file = t.header.indexOf('file');
+  const kept = t.rows.filter((r) => ids.has(r.fields[file]));
+  await writeFile(out, `${[csvLine(t.header), ...kept.map((r) => csvLine(r.fields))].join('\n')}\n`);
+  return { sha256: await sha256File(path), rows: t.rows.length, kept: kept.length };
 }
 
 async function leakageWarnings(o: EvaluateCliOptions, files: string[], subset: SplitName | null): Promise<string[]> {
