@@ -255,6 +255,14 @@ test('a clinician cannot reach the admin pages or the admin API; an admin can', 
   const admin = await signIn('ad-cy');
   await admin.page.getByRole('heading', { name: 'Users (people)' }).waitFor();
   await admin.page.getByRole('cell', { name: 'dr-ada', exact: true }).waitFor();
+  // the shadow-run control: its fields by their names; the active version is refused (a real POST with the page's CSRF token)
+  await admin.page.getByRole('heading', { name: 'Shadow run' }).waitFor();
+  await admin.page.getByText('No candidate runs in shadow.').waitFor();
+  await admin.page.getByRole('combobox', { name: 'Candidate model' }).selectOption('classifier');
+  await admin.page.getByRole('textbox', { name: 'Candidate version' }).fill('random-small');
+  await admin.page.getByRole('spinbutton', { name: 'Sample fraction' }).fill('0.5');
+  await admin.page.getByRole('button', { name: 'Start shadow run' }).click();
+  await admin.page.getByRole('status').filter({ hasText: 'Refused: classifier@random-small is the active version' }).waitFor();
   await accessible(admin.page, 'the admin pages');
   await admin.context.close();
 });
