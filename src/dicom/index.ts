@@ -6,6 +6,7 @@
  */
 
 export type { AppliedWindow, DicomMetadata, LookupTable, ModalityImage, WindowPolicy, WindowedFrame, WindowedImage } from './types.js';
+export { observeDecoding, type DecodeStep } from './decode-observer.js';
 export { checkDecodable, decodeModality, readInstance, readMetadata, type DecodeOptions, type DicomInstance } from './decode.js';
 export { DATASET_SLACK_BYTES, maxInflatedBytes } from './inflate.js';
 export { isValidUid, MAX_UID_LENGTH } from './uids.js';
