@@ -5,6 +5,8 @@
  */
 import type { DataSource } from 'typeorm';
 import type { TriageEngine } from '../inference/types.js';
+import { RegistryFollower, type EngineLoader } from './model-activation.js';
+import { ShadowScorer } from './shadow.js';
 import { DEFAULT_JOB_SETTINGS, JobQueue, retryOnDeadlock, type JobSettings } from './jobs.js';
 import type { Logger } from './log.js';
 import type { StoreKind } from './object-store.js';
@@ -44,11 +46,19 @@ export async function startRuntime(o: {
   log: Logger;
   hooks?: ServiceHooks;
   readManifest?: ManifestReader;
-  /** the models folder: every registered version is checked against it before any work is taken */
+  /**
+   * The models folder: every registered version is checked against it before any work is taken.
+   * With loadEngine too, workers follow the versions the registry marks active (another
+   * process's activation or `model promote`) and score shadow candidates' samples.
+   */
   modelsDir?: string;
+  loadEngine?: EngineLoader;
 }): Promise<Runtime> {
   const s = o.settings;
   const jobs = new JobQueue(o.ds, s.jobs ?? DEFAULT_JOB_SETTINGS, o.log);
+  // built after the service, which both act on
+  let follower: RegistryFollower | null = null;
+  let shadow: ShadowScorer | null = null;
   const service = new TriageService({
     ds: o.ds,
     store: openObjectStore(s.store ?? 'fs', { dir: s.dicomDir, ds: o.ds }),
@@ -61,7 +71,19 @@ export async function startRuntime(o: {
     hooks: o.hooks,
     readManifest: o.readManifest,
     pollMs: s.jobPollMs,
+    beforeScore: () => follower?.sync() ?? Promise.resolve(),
+    afterScore: (study, bytes, models) => shadow?.score(study, bytes, models) ?? Promise.resolve(),
   });
+  if (o.modelsDir && o.loadEngine) {
+    const d = { ds: o.ds, modelsDir: o.modelsDir, service, loadEngine: o.loadEngine };
+    follower = new RegistryFollower({ ...d, log: o.log });
+    shadow = new ShadowScorer({
+      ...d,
+      modelId: (ref, kind) => service.modelId(ref, kind),
+      log: o.log,
+      onOutcome: (x) => o.hooks?.shadow?.(x),
+    });
+  }
   let gc: NodeJS.Timeout | null = null;
   try {
     // before the queue starts: a process whose files disagree with the registry takes no job
@@ -89,6 +111,7 @@ export async function startRuntime(o: {
       close: async () => {
         if (gc) clearInterval(gc);
         await service.close();
+        await shadow?.close();
         await jobs.stop();
       },
     };

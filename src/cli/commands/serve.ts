@@ -107,7 +107,7 @@ export function register(program: Command): void {
             engine,
             settings: cfg,
             log,
-            loadEngine: () => loadEngine(engineOptions),
+            loadEngine: (pick) => loadEngine({ ...engineOptions, ...pick }),
             defaultMetrics: true,
           });
         } catch (e) {
