@@ -19,7 +19,8 @@ import { loadEngine } from '../../src/inference/engine.js';
 import { manifestDigest, readManifest, servableVersion, verifyManifest, writeManifest } from '../../src/ml/model-store/index.js';
 import { calibrateThreshold } from '../../src/ml/metrics.js';
 import { itemsInSubset } from '../../src/ml/calibrate.js';
-import { readSplitFile } from '../../src/data/split.js';
+import { readSplitFile, splitBySet, writeSplit } from '../../src/data/split.js';
+import { loadDatasets } from '../../src/data/multi-dataset.js';
 import { loadEvalItems } from '../../src/ml/train/dataset-source.js';
 import { exportNewRevision } from '../../src/ml/onnx/model-version.js';
 import { decide } from '../../src/cli/quantize-version.js';
@@ -214,4 +215,41 @@ test('--drop-float ships only model.int8.onnx; float is rebuilt from the tfjs we
   await assert.rejects(loadEngine({ modelsDir: other, threads: 1, precision: 'float' }), (err) => err instanceof CxrError && err.code === 'E_MODEL_INVALID');
   const q = await loadEngine({ modelsDir: other, threads: 1, precision: { classifier: 'int8' } });
   await q.close();
+});
+
+test('quantize a version trained on a pool: --calib repeated with the pool split calibrates and compares on both sets', async () => {
+  const child = join(root, 'child');
+  await writeSynthDataset({ out: child, count: 10, seed: 4242, sizeMin: 128, sizeMax: 160, workSize: 128 });
+  const pool = await loadDatasets([{ dir: data }, { dir: child }]);
+  const split = splitBySet(
+    pool.items.map((i) => ({ file: i.file, patientId: i.patientId, label: i.label, dataset: i.fields.source })),
+    { seed: 1, fractions: [0.4, 0.6, 0] },
+  );
+  await writeSplit(join(root, 'pool'), split);
+  const r = await cli([
+    'quantize',
+    dirs.classifier,
+    '--calib',
+    data,
+    '--calib',
+    child,
+    '--split',
+    join(root, 'pool', 'split.csv'),
+    '--models',
+    models,
+    '--threads',
+    '1',
+    '--tta',
+    '1',
+    '--max-images',
+    '4',
+    '--version',
+    'pooled',
+    '--json',
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const q = JSON.parse(r.stdout).quantization;
+  assert.deepEqual(q.calibration.data, ['data', 'child', 'split.csv:train']);
+  assert.deepEqual(q.comparison.data, ['data', 'child', 'split.csv:validation']);
+  assert.equal(q.comparison.n, split.counts.validation.images, 'every validation film of both sets is compared');
 });
