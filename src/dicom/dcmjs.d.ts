@@ -15,6 +15,7 @@ declare module 'dcmjs' {
       DicomMetaDictionary: {
         dictionary: Record<string, { vr: string } | undefined>;
         nameMap: Record<string, { tag: string; vr: string } | undefined>; unpunctuateTag(tag: string): string };
+      DicomDict: new (meta: Record<string, DcmjsElement>) => { dict: Record<string, DcmjsElement>; write(): ArrayBuffer };
       DicomMessage: { readFile(buffer: ArrayBuffer, options?: { ignoreErrors?: boolean; untilTag?: string; includeUntilTagValue?: boolean }): DcmjsDicomDict };
     };
     log: { setLevel(level: string): void; getLogger(name: string): { setLevel(level: string): void } };

@@ -6,7 +6,6 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -19,7 +18,7 @@ import { createRandomModels } from '../../src/ml/random-models.js';
 import { signToken } from '../../src/api/tokens.js';
 import { chestDicom } from '../../src/data/simple-chest-dicom.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { CLI, type ServeProcess, startServe } from '../support/serve-process.js';
+import { addUser as addServerUser, type ServeProcess, startServe } from '../support/serve-process.js';
 
 const CHROMIUM = process.env.CXR_CHROMIUM ?? '/usr/bin/chromium';
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
@@ -51,14 +50,7 @@ function token(role: 'workstation' | 'clinician' | 'auditor', sub: string): stri
 }
 
 function addUser(name: string, role: string): void {
-  const r = spawnSync(process.execPath, [CLI, 'user', 'add', name, '--role', role, '--display-name', `Dr ${name}`, '--password-stdin'], {
-    env: env(),
-    input: `${PASSWORD}\n`,
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-  assert.equal(r.status, 0, `user add ${name}: ${r.stderr}`);
-  assert.match(r.stderr, new RegExp(`user '${name}' \\(${role}\\) created`));
+  assert.match(addServerUser(env(), name, role, PASSWORD), new RegExp(`user '${name}' \\(${role}\\) created`));
 }
 
 async function signIn(name: string): Promise<{ context: BrowserContext; page: Page }> {
@@ -252,9 +244,21 @@ test('a clinician cannot reach the admin pages or the admin API; an admin can', 
   assert.equal(r.status(), 403);
   await context.close();
 
+  // a long-lived operator token on record, for the admin page's "Operator tokens" table
+  const minted = spawnSync(process.execPath, [CLI, 'token', '--role', 'workstation', '--sub', 'pacs-static', '--ttl', '31536000'], {
+    env: env(),
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.equal(minted.status, 0, minted.stderr);
+  const tokenId = /token ([0-9a-f-]{36}) /.exec(minted.stderr)?.[1];
+  const pacs = minted.stdout.trim();
+
   const admin = await signIn('ad-cy');
   await admin.page.getByRole('heading', { name: 'Users (people)' }).waitFor();
   await admin.page.getByRole('cell', { name: 'dr-ada', exact: true }).waitFor();
+  await admin.page.getByRole('heading', { name: 'Operator tokens' }).waitFor();
+  await admin.page.getByRole('cell', { name: 'pacs-static', exact: true }).waitFor();
   // the shadow-run control: its fields by their names; the active version is refused (a real POST with the page's CSRF token)
   await admin.page.getByRole('heading', { name: 'Shadow run' }).waitFor();
   await admin.page.getByText('No candidate runs in shadow.').waitFor();
@@ -264,6 +268,11 @@ test('a clinician cannot reach the admin pages or the admin API; an admin can', 
   await admin.page.getByRole('button', { name: 'Start shadow run' }).click();
   await admin.page.getByRole('status').filter({ hasText: 'Refused: classifier@random-small is the active version' }).waitFor();
   await accessible(admin.page, 'the admin pages');
+  const studies = () => fetch(`${base}/dicomweb/studies`, { headers: { Authorization: `Bearer ${pacs}` } }).then((r) => r.status);
+  assert.equal(await studies(), 200);
+  await admin.page.getByRole('button', { name: `Revoke token ${tokenId} (pacs-static)` }).click();
+  await admin.page.getByText(`Token ${tokenId} (pacs-static) revoked.`).waitFor();
+  assert.equal(await studies(), 401, 'a token revoked on the admin page is refused');
   await admin.context.close();
 });
 
