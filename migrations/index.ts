@@ -4,6 +4,7 @@ import { ClientAeTitles1796153333948 } from './1796153333948-ClientAeTitles.js';
 import { StudiesAsUnit1796155128792 } from './1796155128792-StudiesAsUnit.js';
 import { WebSessionsAndReviewLabels1796153366700 } from './1796153366700-WebSessionsAndReviewLabels.js';
 import { JobsAndObjectStore1796160000000 } from './1796160000000-JobsAndObjectStore.js';
+import { ResultsOutbox1796170000000 } from './1796170000000-ResultsOutbox.js';
 
 /** Every migration, oldest first. The data source runs them; nothing else creates schema. */
 export const migrations = [
@@ -13,4 +14,5 @@ export const migrations = [
   WebSessionsAndReviewLabels1796153366700,
   StudiesAsUnit1796155128792,
   JobsAndObjectStore1796160000000,
+  ResultsOutbox1796170000000,
 ];

@@ -19,6 +19,7 @@ import { wadoRoutes } from './routes/wado.js';
 import { qidoRoutes } from './routes/qido.js';
 import { diagnosticReports } from './routes/fhir.js';
 import { studyRoutes } from './routes/studies.js';
+import { deliveryRoutes } from './routes/deliveries.js';
 import { json } from './openapi-types.js';
 import { mountWebApp } from './web.js';
 
@@ -47,6 +48,7 @@ export const routes: readonly RouteDef[] = [
   postToken,
   ...sessionRoutes,
   ...studyRoutes,
+  ...deliveryRoutes,
   ...appDataRoutes,
   stow,
   stowStudy,

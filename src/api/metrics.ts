@@ -94,6 +94,12 @@ export function createMetrics(opts: MetricsOptions = {}): ServiceMetrics {
     labelNames: ['operation', 'outcome'] as const,
     registers: [registry],
   });
+  const resultSends = new Counter({
+    name: 'cxr_result_sends_total',
+    help: 'Attempts to send an AI result object (SR, Secondary Capture) to a PACS, by outcome: delivered, retry, failed',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
   return {
     registry,
     dimse,
@@ -108,6 +114,7 @@ export function createMetrics(opts: MetricsOptions = {}): ServiceMetrics {
       study: (outcome) => studies.inc({ outcome }),
       inferenceSeconds: (s) => inferenceSeconds.observe(s),
       running: (n) => queueRunning.set(n),
+      resultSend: (outcome) => resultSends.inc({ outcome }),
     },
   };
 }

@@ -1,7 +1,8 @@
 /**
  * QIDO-RS queries over the instances the service holds: studies, series and instances with
  * the common matching keys (UIDs, AccessionNumber, StudyDate, Modality). A workstation sees
- * only what it sent (`submittedBy`).
+ * only what it sent (`submittedBy`). Instances are the originals and the service's own AI result
+ * objects (view `dicom_instances`, migrations/1796170000000-ResultsOutbox.ts).
  */
 import type { DataSource } from 'typeorm';
 
@@ -71,7 +72,7 @@ export async function qidoStudies(ds: DataSource, f: QidoFilter): Promise<QidoSt
     `SELECT s.study_instance_uid, max(s.accession_number) AS accession_number, to_char(max(s.study_date), 'YYYYMMDD') AS study_date,
             array_remove(array_agg(DISTINCT s.modality), NULL) AS modalities,
             count(DISTINCT s.series_instance_uid)::int AS series, count(*)::int AS instances, min(s.seq) AS first
-       FROM studies s WHERE ${sql}
+       FROM dicom_instances s WHERE ${sql}
       GROUP BY s.study_instance_uid ORDER BY first LIMIT ${f.limit} OFFSET ${f.offset}`,
     params,
   );
@@ -89,7 +90,7 @@ export async function qidoSeries(ds: DataSource, f: QidoFilter): Promise<QidoSer
   const { sql, params } = where(f);
   const rows: Record<string, unknown>[] = await ds.query(
     `SELECT s.study_instance_uid, s.series_instance_uid, max(s.modality) AS modality, count(*)::int AS instances, min(s.seq) AS first
-       FROM studies s WHERE ${sql}
+       FROM dicom_instances s WHERE ${sql}
       GROUP BY s.study_instance_uid, s.series_instance_uid ORDER BY first LIMIT ${f.limit} OFFSET ${f.offset}`,
     params,
   );
@@ -105,7 +106,7 @@ export async function qidoInstances(ds: DataSource, f: QidoFilter): Promise<Qido
   const { sql, params } = where(f);
   const rows: Record<string, unknown>[] = await ds.query(
     `SELECT s.study_instance_uid, s.series_instance_uid, s.sop_instance_uid, s.sop_class_uid, s.view_position, s.image_rows, s.image_columns, s.transfer_syntax
-       FROM studies s WHERE ${sql} ORDER BY s.seq LIMIT ${f.limit} OFFSET ${f.offset}`,
+       FROM dicom_instances s WHERE ${sql} ORDER BY s.seq LIMIT ${f.limit} OFFSET ${f.offset}`,
     params,
   );
   return rows.map((r) => ({

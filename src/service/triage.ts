@@ -30,6 +30,7 @@ import { renderStoredImages } from './stored-images.js';
 import type { Logger } from './log.js';
 import { collectGarbage, discardIfUnreferenced, sha256Hex, type ObjectStore } from './object-store.js';
 import { pseudonymisePatientId } from './pseudonym.js';
+import { enqueueResults, type ResultsSettings } from './results.js';
 import { sentBy } from './study-access.js';
 import type { StudyImages } from './study-images.js';
 import { WorkerPool } from './workers.js';
@@ -41,6 +42,8 @@ export interface ServiceHooks {
   inferenceSeconds?: (s: number) => void;
   /** scoring jobs running in this process */
   running?: (n: number) => void;
+  /** a result object send attempt ended (results outbox) */
+  resultSend?: (outcome: 'delivered' | 'retry' | 'failed') => void;
 }
 
 /** Describes how to find a model version's manifest, for the model_versions table. */
@@ -65,6 +68,10 @@ export interface TriageServiceOptions {
   imageCacheSize?: number;
   /** idle workers look for jobs this often (ms) */
   pollMs?: number;
+  /** destinations and retry policy of the AI result objects; absent: none are made */
+  results?: ResultsSettings;
+  /** a prediction with result objects was recorded (the outbox looks at once) */
+  onResultsQueued?: () => void;
 }
 
 export interface AcceptResult {
@@ -359,7 +366,15 @@ export class TriageService {
     // checked and registered in one turn of the event loop: a release either comes first (no
     // record) or waits for this record, so a waiter's answer always matches the database
     const excluded = view.kind === 'unknown' ? viewCheckFailure(report) : null;
-    const recording = recordPrediction(this.o.ds, id, prediction, excluded);
+    // AI result objects (SR, Secondary Capture) and their deliveries go with a result that counts
+    const results = this.o.results;
+    const recording = recordPrediction(
+      this.o.ds,
+      id,
+      prediction,
+      excluded,
+      results && !excluded ? (m, pid) => enqueueResults(m, results, study, pid) : undefined,
+    );
     this.recording.add(recording);
     try {
       await recording;
@@ -367,6 +382,7 @@ export class TriageService {
       this.recording.delete(recording);
     }
     this.o.hooks?.study?.('scored');
+    this.o.onResultsQueued?.();
     this.finished(id);
   }
 
@@ -420,7 +436,7 @@ export class TriageService {
   }
 
   /** The stored original of an instance, byte for byte as it was received. */
-  async original(study: StudyRow): Promise<Buffer> {
+  async original(study: Pick<StudyRow, 'sha256'>): Promise<Buffer> {
     return this.o.store.get(study.sha256);
   }
 

@@ -4,7 +4,7 @@
  * sent; a clinician any instance.
  */
 import { randomBytes } from 'node:crypto';
-import { findStudyBySop } from '../../db/studies.js';
+import { findInstanceBySop } from '../../db/results.js';
 import { CxrError } from '../../errors.js';
 import { canSee } from '../../service/study-access.js';
 import type { Reply } from '../http.js';
@@ -28,7 +28,8 @@ export const retrieveInstance: RouteDef = {
   },
   async handle(c): Promise<Reply> {
     const { study: studyUid, series, instance } = c.req.params as Record<string, string>;
-    const row = await findStudyBySop(c.deps.ds, String(instance));
+    // originals and the service's own result objects (SR, Secondary Capture) alike
+    const row = await findInstanceBySop(c.deps.ds, String(instance));
     // absent, in another study or series, or another sender's: the same 404
     if (!row || row.studyInstanceUid !== studyUid || row.seriesInstanceUid !== series || !canSee(row, principalOf(c))) {
       throw new CxrError('E_NOT_FOUND', 'no such instance');
