@@ -5,12 +5,13 @@
  * bench/load.ts (16 clients posting 2048x2048 studies with ?wait=true), and prints studies/s
  * and p50/p99 latency; the engine-alone figure is `cxr-triage bench latency` on a study of the
  * same size (studies/s = 1000 / p50 ms, one stream, the same threads). The last column is the
- * service's share of the engine-alone throughput.
+ * service's share of the engine-alone throughput. The service is measured in steady state: the
+ * first --warmup seconds of load (models loading, the first wave of 16 uploads) are not counted.
  *
- *   npx tsx bench/throughput.ts                       # workers 1 and 2, 20 s each
+ *   npx tsx bench/throughput.ts                       # workers 1 and 2, 60 s each (20 s warm-up)
  *   npx tsx bench/throughput.ts --workers 1,2,4 --seconds 30 --clients 16 --size 2048 --json
  *
- * Options: --workers LIST, --seconds N (per worker count), --clients N, --size N (image side),
+ * Options: --workers LIST, --seconds N (per worker count), --warmup N (of those seconds), --clients N, --size N (image side),
  * --threads N (ONNX Runtime threads per worker; default: cores / workers, at least 1), --tta N,
  * --store fs|pg, --database URL (admin connection; default CXR_TEST_DATABASE_URL or
  * postgres://postgres@127.0.0.1:5432/test), --json. Models: CXR_MODELS_DIR or ./models.
@@ -30,7 +31,8 @@ helpFromHeader(import.meta.url);
 const { values: args } = parseArgs({
   options: {
     workers: { type: 'string', default: '1,2' },
-    seconds: { type: 'string', default: '20' },
+    seconds: { type: 'string', default: '60' },
+    warmup: { type: 'string', default: '20' },
     clients: { type: 'string', default: '16' },
     size: { type: 'string', default: '2048' },
     threads: { type: 'string' },
@@ -96,7 +98,22 @@ function runLoad(env: NodeJS.ProcessEnv, url: string): Promise<LoadResult> {
   return new Promise((res, rej) => {
     const p = spawn(
       process.execPath,
-      ['--import', 'tsx', join(ROOT, 'bench', 'load.ts'), '--url', url, '--clients', args.clients, '--seconds', args.seconds, '--size', args.size, '--json'],
+      [
+        '--import',
+        'tsx',
+        join(ROOT, 'bench', 'load.ts'),
+        '--url',
+        url,
+        '--clients',
+        args.clients,
+        '--seconds',
+        args.seconds,
+        '--warmup',
+        args.warmup,
+        '--size',
+        args.size,
+        '--json',
+      ],
       { env, stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let out = '';

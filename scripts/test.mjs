@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs every test/**/*.test.ts through node:test with tsx (Node 20's --test takes no globs).
 // Extra arguments narrow the run: `npm test -- dicom` runs files whose path contains "dicom".
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
@@ -21,8 +21,21 @@ if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
   process.exit(1);
 }
+// Longest first (times recorded by scripts/test-durations.mjs): files start in this order, so the
+// slow ones overlap each other instead of finishing alone after everything else. A file not in
+// the record counts as the median one.
+const DURATIONS = 'test/durations.json';
+const known = existsSync(DURATIONS) ? JSON.parse(readFileSync(DURATIONS, 'utf8')) : {};
+const recorded = Object.values(known).sort((a, b) => a - b);
+const typical = recorded.length > 0 ? recorded[Math.floor(recorded.length / 2)] : 0;
+const weight = (f) => known[f] ?? typical;
+files.sort((a, b) => weight(b) - weight(a) || a.localeCompare(b));
+
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], {
+const reporters = ['--test-reporter=spec', '--test-reporter-destination=stdout'];
+if (process.env.TEST_RECORD_DURATIONS === '1' && filters.length > 0) console.error('TEST_RECORD_DURATIONS: only a whole-suite run is recorded');
+else if (process.env.TEST_RECORD_DURATIONS === '1') reporters.push('--test-reporter=./scripts/test-durations.mjs', `--test-reporter-destination=${DURATIONS}`);
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...reporters, ...files], {
   stdio: 'inherit',
 });
 process.exit(r.status ?? 1);

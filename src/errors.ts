@@ -32,6 +32,8 @@ export type ErrorCode =
   | 'E_FORBIDDEN'
   | 'E_CSRF'
   | 'E_UNSUPPORTED_MEDIA_TYPE'
+  /** none of the media types the request's Accept allows can be produced (HTTP 406) */
+  | 'E_NOT_ACCEPTABLE'
   | 'E_PAYLOAD_TOO_LARGE'
   | 'E_BAD_REQUEST'
   | 'E_CONFLICT'
@@ -97,6 +99,8 @@ export function httpStatusFor(code: ErrorCode): number {
       return 413;
     case 'E_UNSUPPORTED_MEDIA_TYPE':
       return 415;
+    case 'E_NOT_ACCEPTABLE':
+      return 406;
     case 'E_BAD_REQUEST':
     case 'E_BAD_ARGUMENT':
       return 400;

@@ -10,11 +10,12 @@ test('input errors exit with status 2 and map to 4xx', () => {
   }
 });
 
-test('auth errors map to 401 and 403, oversize to 413, media type to 415', () => {
+test('auth errors map to 401 and 403, oversize to 413, media type to 415, Accept to 406', () => {
   assert.equal(httpStatusFor('E_UNAUTHENTICATED'), 401);
   assert.equal(httpStatusFor('E_FORBIDDEN'), 403);
   assert.equal(httpStatusFor('E_PAYLOAD_TOO_LARGE'), 413);
   assert.equal(httpStatusFor('E_UNSUPPORTED_MEDIA_TYPE'), 415);
+  assert.equal(httpStatusFor('E_NOT_ACCEPTABLE'), 406);
 });
 
 test('CxrError carries its code and message', () => {

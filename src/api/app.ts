@@ -13,6 +13,7 @@ import { appDataRoutes } from './routes/app-data.js';
 import { postToken } from './routes/auth.js';
 import { sessionRoutes } from './routes/session.js';
 import { listRoutes } from './routes/lists.js';
+import { shadowRoutes } from './routes/shadow.js';
 import { metaRoutes } from './routes/meta.js';
 import { stow, stowStudy } from './routes/stow.js';
 import { wadoRoutes } from './routes/wado.js';
@@ -56,6 +57,7 @@ export const routes: readonly RouteDef[] = [
   ...qidoRoutes,
   diagnosticReports,
   ...listRoutes,
+  ...shadowRoutes,
   ...adminRoutes,
 ];
 

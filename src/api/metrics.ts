@@ -100,6 +100,12 @@ export function createMetrics(opts: MetricsOptions = {}): ServiceMetrics {
     labelNames: ['outcome'] as const,
     registers: [registry],
   });
+  const shadow = new Counter({
+    name: 'cxr_shadow_results_total',
+    help: 'Sampled studies a shadow candidate scored (outcome ok) or failed to score (failed: logged; the study keeps its result), by this process',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
   return {
     registry,
     dimse,
@@ -115,6 +121,7 @@ export function createMetrics(opts: MetricsOptions = {}): ServiceMetrics {
       inferenceSeconds: (s) => inferenceSeconds.observe(s),
       running: (n) => queueRunning.set(n),
       resultSend: (outcome) => resultSends.inc({ outcome }),
+      shadow: (outcome) => shadow.inc({ outcome: outcome === 'scored' ? 'ok' : 'failed' }),
     },
   };
 }

@@ -9,7 +9,9 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { DataSource } from 'typeorm';
 import { type ModelActivity, modelActivity } from '../db/model-monitoring.js';
-import { expectedFlagRate, operatingPointOf, psi } from '../service/drift.js';
+import type { ShadowComparison } from '../db/shadow.js';
+import { driftFeatures, expectedFlagRate, operatingPointOf } from '../service/drift.js';
+import { shadowComparisons } from '../service/shadow.js';
 
 /** fewer recent predictions than this and the flag rate and drift are not reported (too noisy) */
 export const MIN_RECENT_FOR_DRIFT = 30;
@@ -36,6 +38,17 @@ export function registerModelMetrics(o: ModelMetricsOptions): void {
       });
     }
     return cached.rows;
+  };
+  let shadowCached: { at: number; rows: Promise<ShadowComparison[]> } | null = null;
+  const shadows = (): Promise<ShadowComparison[]> => {
+    const now = Date.now();
+    if (!shadowCached || now - shadowCached.at > (o.cacheMs ?? 5000)) {
+      shadowCached = { at: now, rows: shadowComparisons(o.ds) };
+      shadowCached.rows.catch(() => {
+        shadowCached = null;
+      });
+    }
+    return shadowCached.rows;
   };
   const registers = [o.registry];
   // counters follow the database's monotonic counts: each scrape adds what was stored since the last one
@@ -105,25 +118,42 @@ export function registerModelMetrics(o: ModelMetricsOptions): void {
     name: 'cxr_drift_psi',
     help:
       'Population stability index of recent predictions against validation: feature positive_rate (positive vs negative decisions against the ' +
-      'rate validation predicts) and, when the manifest records its validation histogram (drift.probabilityHistogram), probability',
+      'rate validation predicts) and, when the manifest records validation histograms (drift, written by calibrate), probability and lung_area',
     labelNames: ['model_version', 'feature'],
     registers,
     async collect() {
       this.reset();
       for (const a of await activity()) {
         if (a.recent < MIN_RECENT_FOR_DRIFT) continue;
-        const op = operatingPointOf(a.manifest);
-        if (op) {
-          const e = expectedFlagRate(op);
-          this.set({ model_version: a.modelVersion, feature: 'positive_rate' }, psi([e, 1 - e], [a.recentPositive, a.recent - a.recentPositive]));
-        }
-        const ref = (a.manifest.drift as { probabilityHistogram?: number[] } | undefined)?.probabilityHistogram;
-        if (Array.isArray(ref) && ref.length === a.recentHistogram.length) {
-          this.set({ model_version: a.modelVersion, feature: 'probability' }, psi(ref, a.recentHistogram));
-        }
+        for (const d of driftFeatures(a, a.manifest)) this.set({ model_version: a.modelVersion, feature: d.feature }, d.psi);
       }
     },
   });
+  const perCandidate = (name: string, help: string, value: (c: ShadowComparison) => number | null) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['candidate', 'running'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const c of await shadows()) {
+          const v = value(c);
+          if (v !== null && Number.isFinite(v)) this.set({ candidate: c.candidate, running: String(c.setting?.stoppedAt === null) }, v);
+        }
+      },
+    });
+  perCandidate(
+    'cxr_shadow_agreement_ratio',
+    "Share of a shadow candidate's scored studies where its decision matches the active model's",
+    (c) => c.decisionAgreement,
+  );
+  perCandidate('cxr_shadow_scored', 'Studies a shadow candidate scored (its results are kept apart from the served ones)', (c) => c.scored);
+  perCandidate(
+    'cxr_shadow_mean_abs_probability_difference',
+    'Mean |candidate probability - active probability| over the studies both scored',
+    (c) => c.meanAbsProbabilityDifference,
+  );
   if (o.storageFull) {
     const full = o.storageFull;
     new Gauge({

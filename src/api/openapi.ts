@@ -328,6 +328,22 @@ const schemas: Record<string, JsonSchema> = {
   },
   ClientCreated: { allOf: [ref('Client'), { type: 'object', properties: { secret: { type: 'string', description: 'shown once' } } }] },
   ClientList: { type: 'object', properties: { items: { type: 'array', items: ref('Client') } } },
+  OperatorToken: {
+    type: 'object',
+    description: 'An operator token on record (cxr-triage token); the token itself is never stored',
+    properties: {
+      id: { type: 'string', format: 'uuid', description: 'the JWT id (jti)' },
+      subject: str,
+      role: ref('Role'),
+      description: str,
+      createdBy: str,
+      issuedAt: dateTime,
+      expiresAt: dateTime,
+      revokedAt: dateTimeOrNull,
+      revokedBy: { type: ['string', 'null'] },
+    },
+  },
+  OperatorTokenList: { type: 'object', properties: { items: { type: 'array', items: ref('OperatorToken') } } },
   UserCreate: {
     type: 'object',
     required: ['id', 'role'],

@@ -18,7 +18,8 @@ import type { LoginThrottle } from '../service/login-throttle.js';
 import type { StorageMonitor } from '../service/storage.js';
 import { DUMMY_HASH_PROMISE, verifySecret } from '../service/credentials.js';
 import type { OperationDoc } from './openapi-types.js';
-import { verifyToken, type JwtConfig, type Principal } from './tokens.js';
+import { checkOperatorToken } from '../service/operator-tokens.js';
+import { verifyTokenDetail, type JwtConfig, type Principal } from './tokens.js';
 
 /** The settings the routes read (a subset of the service configuration, which lives above api/). */
 export interface ApiSettings {
@@ -33,8 +34,8 @@ export interface ApiDeps {
   service: TriageService;
   metrics: ServiceMetrics;
   log: Logger;
-  /** loads an engine with this model version in place of the active one of its kind and swaps it in */
-  activateModel?: (name: string, version: string) => Promise<void>;
+  /** loads an engine with this model version in place of the active one of its kind and swaps it in; ends a shadow run of it */
+  activateModel?: (name: string, version: string, by: string) => Promise<{ shadowStopped: string | null }>;
   /** models loaded and warmed */
   modelsReady: () => boolean;
   /** live study events for the web app's worklist (absent: /v1/events answers 404) */
@@ -138,7 +139,8 @@ async function basicClient(deps: ApiDeps, header: string): Promise<Principal> {
 /**
  * Machines send a bearer token (or HTTP Basic on DICOMweb routes); people's browsers send the
  * session cookie. A request with an Authorization header is judged by it alone, so a token never
- * mixes with a cookie. A token is checked against its client or user not having been revoked since.
+ * mixes with a cookie. A token is checked against its client or user not having been revoked since,
+ * and an operator token against its own record.
  */
 async function authenticate(deps: ApiDeps, req: Request, route: RouteDef): Promise<Principal> {
   const h = req.headers.authorization;
@@ -147,7 +149,10 @@ async function authenticate(deps: ApiDeps, req: Request, route: RouteDef): Promi
     if (cookie !== undefined) return authenticateSession(deps, req, cookie);
   }
   if (route.basicAuth && h && /^Basic\s/i.test(h)) return basicClient(deps, h);
-  const p = verifyToken(deps.config.jwt, bearer(req));
+  const t = verifyTokenDetail(deps.config.jwt, bearer(req));
+  const p = t.principal;
+  // an operator token is on record by its id (cxr-triage token): revoked there, refused here
+  if (p.kind === 'operator') await checkOperatorToken(deps.ds, t, deps.config.jwt.ttlSeconds);
   if (p.kind === 'client' && !(await findActiveClient(deps.ds, p.sub))) throw new CxrError('E_UNAUTHENTICATED', 'the client behind this token was revoked');
   if (p.kind === 'user' && !(await findActiveUser(deps.ds, p.sub))) throw new CxrError('E_UNAUTHENTICATED', 'the user behind this token was disabled');
   return p;

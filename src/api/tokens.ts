@@ -40,19 +40,42 @@ function keyOf(secret: Buffer): KeyObject {
   return k;
 }
 
-export function signToken(cfg: JwtConfig, p: Principal, ttlSeconds = cfg.ttlSeconds): { token: string; expiresIn: number } {
-  const token = jwt.sign({ role: p.role, kind: p.kind }, keyOf(cfg.secret), {
+/** A signed token, with its id (jti) and times, which an operator token is recorded under. */
+export interface SignedToken {
+  token: string;
+  expiresIn: number;
+  id: string;
+  issuedAt: Date;
+  expiresAt: Date;
+}
+
+export function signToken(cfg: JwtConfig, p: Principal, ttlSeconds = cfg.ttlSeconds): SignedToken {
+  const id = randomUUID();
+  // whole seconds, as the token's iat and exp are
+  const iat = Math.floor(Date.now() / 1000);
+  const token = jwt.sign({ role: p.role, kind: p.kind, iat }, keyOf(cfg.secret), {
     algorithm: JWT_ALGORITHM,
     subject: p.sub,
     issuer: cfg.issuer,
     audience: cfg.audience,
     expiresIn: ttlSeconds,
-    jwtid: randomUUID(),
+    jwtid: id,
   });
-  return { token, expiresIn: ttlSeconds };
+  return { token, expiresIn: ttlSeconds, id, issuedAt: new Date(iat * 1000), expiresAt: new Date((iat + ttlSeconds) * 1000) };
+}
+
+/** A verified token: whom it speaks for, its id (jti; null when absent) and its whole lifetime. */
+export interface VerifiedToken {
+  principal: Principal;
+  id: string | null;
+  lifetimeSeconds: number;
 }
 
 export function verifyToken(cfg: JwtConfig, token: string): Principal {
+  return verifyTokenDetail(cfg, token).principal;
+}
+
+export function verifyTokenDetail(cfg: JwtConfig, token: string): VerifiedToken {
   let claims: jwt.JwtPayload | string;
   try {
     claims = jwt.verify(token, keyOf(cfg.secret), {
@@ -70,5 +93,8 @@ export function verifyToken(cfg: JwtConfig, token: string): Principal {
   if (!isRole(claims.role)) throw new CxrError('E_UNAUTHENTICATED', 'invalid token (no valid role)');
   const kind = claims.kind === 'client' || claims.kind === 'user' || claims.kind === 'operator' ? claims.kind : null;
   if (!kind) throw new CxrError('E_UNAUTHENTICATED', 'invalid token (no principal kind)');
-  return { sub: claims.sub, role: claims.role, kind };
+  const id = typeof claims.jti === 'string' ? claims.jti : null;
+  // no iat: judged as living from the epoch, i.e. long-lived
+  const lifetimeSeconds = claims.exp - (typeof claims.iat === 'number' ? claims.iat : 0);
+  return { principal: { sub: claims.sub, role: claims.role, kind }, id, lifetimeSeconds };
 }

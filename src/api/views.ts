@@ -1,5 +1,6 @@
 /** The JSON shapes the API returns, built from rows in one place. */
 import type { ApiClientRow, ModelVersionRow, ReviewRow, UserRow } from '../db/entities.js';
+import type { OperatorTokenRow } from '../db/operator-tokens.js';
 import type { StudyView } from '../service/triage.js';
 
 export function studyLinks(id: string) {
@@ -98,6 +99,21 @@ export function clientView(c: ApiClientRow) {
     createdBy: c.createdBy,
     createdAt: c.createdAt.toISOString(),
     revokedAt: c.revokedAt?.toISOString() ?? null,
+  };
+}
+
+/** An operator token on record (never the token itself). */
+export function operatorTokenView(t: OperatorTokenRow) {
+  return {
+    id: t.id,
+    subject: t.subject,
+    role: t.role,
+    description: t.description,
+    createdBy: t.createdBy,
+    issuedAt: t.issuedAt.toISOString(),
+    expiresAt: t.expiresAt.toISOString(),
+    revokedAt: t.revokedAt?.toISOString() ?? null,
+    revokedBy: t.revokedBy,
   };
 }
 

@@ -10,7 +10,7 @@ import type { DataSource } from 'typeorm';
 import type { TriageEngine } from '../inference/types.js';
 import type { Logger } from '../service/log.js';
 import { StorageMonitor } from '../service/storage.js';
-import { activateModelVersion, manifestReader } from '../service/model-activation.js';
+import { activateModelVersion, manifestReader, type EngineLoader } from '../service/model-activation.js';
 import { startRuntime, type Runtime, type RuntimeSettings } from '../service/runtime.js';
 import type { TriageService } from '../service/triage.js';
 import { DEFAULT_SESSION_IDLE_S, DEFAULT_SESSION_MAX_S } from '../service/web-sessions.js';
@@ -52,8 +52,8 @@ export interface BuildOptions {
   engine: TriageEngine;
   settings: ServiceSettings;
   log: Logger;
-  /** loads an engine from the models directory as it stands; enables model activation */
-  loadEngine?: () => Promise<TriageEngine>;
+  /** loads an engine from the models directory as it stands (or given version folders); enables model activation, following the registry and shadow scoring */
+  loadEngine?: EngineLoader;
   /** process metrics (CPU, memory, event loop); off in tests */
   defaultMetrics?: boolean;
 }
@@ -70,6 +70,8 @@ export async function buildService(o: BuildOptions): Promise<ServiceParts> {
     log: o.log,
     hooks: metrics.hooks,
     readManifest: o.settings.modelsDir ? manifestReader(o.settings.modelsDir) : undefined,
+    modelsDir: o.settings.modelsDir,
+    loadEngine: o.loadEngine,
   });
   const { service, recovered } = runtime;
   const close = runtime.close;
@@ -96,7 +98,8 @@ export async function buildService(o: BuildOptions): Promise<ServiceParts> {
       maxFailures: o.settings.authMaxFailures ?? DEFAULT_AUTH_MAX_FAILURES,
       windowMs: o.settings.authWindowMs ?? DEFAULT_AUTH_WINDOW_S * 1000,
     }),
-    activateModel: modelsDir && loadEngine ? (name, version) => activateModelVersion({ modelsDir, service, loadEngine }, name, version) : undefined,
+    activateModel:
+      modelsDir && loadEngine ? (name, version, by) => activateModelVersion({ ds: o.ds, modelsDir, service, loadEngine }, name, version, by) : undefined,
   });
   return {
     app,

@@ -3,6 +3,7 @@ import type { SplitName } from '../data/split.js';
 import { CxrError } from '../errors.js';
 import { loadSplitItems, recalibratedThreshold } from '../ml/calibrate.js';
 import { deriveVersion, portablePath, readManifest, writeManifest, type CalibrationInfo, type ModelManifest } from '../ml/model-store/index.js';
+import { driftReference } from '../ml/drift-reference.js';
 import { calibrateThreshold, type Calibration } from '../ml/metrics.js';
 import { applyCalibration, calibrationReport, fitCalibration, type CalibrationMethod } from '../ml/probability-calibration.js';
 import type { EngineOptions } from '../inference/engine.js';
@@ -89,7 +90,14 @@ export async function recalibrate(o: RecalibrateOptions): Promise<RecalibrateRes
   const calibration = calibrateThreshold(probabilities, labels, o.targetRecall);
   const { files: _files, calibration: _previousCalibration, ...manifest } = await readManifest(classifierDir);
   const threshold = recalibratedThreshold(calibration, { views: o.views, scorer: 'onnxruntime', subset: o.subset, n: items.length, split: splitRef, at });
-  const withCalibration = probabilityCalibration ? { calibration: probabilityCalibration } : {};
+  const withCalibration = {
+    ...(probabilityCalibration ? { calibration: probabilityCalibration } : {}),
+    drift: driftReference(
+      o.subset,
+      probabilities,
+      result.images.map((i) => i.lungAreaFraction),
+    ),
+  };
   let written: RecalibrateResult['written'] = null;
   if (o.write === 'in-place') {
     // writeManifest re-hashes the folder, so the served model still passes assertManifest

@@ -13,6 +13,8 @@ export interface ModelActivity {
   recentFlagged: number;
   /** probabilities of the recent window in 10 bins over [0,1] */
   recentHistogram: number[];
+  /** lung area fractions of the recent window in 10 bins over [0, 0.6) (the last bin takes everything above) */
+  recentLungHistogram: number[];
   /** studies whose latest review is within the review window, and how many of those agreed */
   reviewed: number;
   agreed: number;
@@ -28,6 +30,7 @@ export async function modelActivity(ds: DataSource, recentHours = 24, reviewDays
     recent_positive: number;
     recent_flagged: number;
     hist: number[] | null;
+    lung_hist: number[] | null;
     reviewed: number;
     agreed: number;
   }[] = await ds.query(
@@ -42,6 +45,11 @@ export async function modelActivity(ds: DataSource, recentHours = 24, reviewDays
                LEFT JOIN (SELECT LEAST(width_bucket(p2.probability, 0, 1, 10), 10) AS bin, count(*)::int AS n
                             FROM predictions p2 WHERE p2.classifier_id = mv.id AND p2.created_at >= now() - make_interval(hours => $1)
                            GROUP BY 1) h ON h.bin = b.bin) AS hist,
+            (SELECT array_agg(COALESCE(h.n, 0) ORDER BY b.bin)
+               FROM generate_series(1, 10) b(bin)
+               LEFT JOIN (SELECT LEAST(GREATEST(width_bucket(p2.lung_area_fraction, 0, 0.6, 10), 1), 10) AS bin, count(*)::int AS n
+                            FROM predictions p2 WHERE p2.classifier_id = mv.id AND p2.created_at >= now() - make_interval(hours => $1)
+                           GROUP BY 1) h ON h.bin = b.bin) AS lung_hist,
             count(lr.verdict)::int AS reviewed,
             count(lr.verdict) FILTER (WHERE lr.verdict = 'agree')::int AS agreed
        FROM model_versions mv
@@ -61,6 +69,7 @@ export async function modelActivity(ds: DataSource, recentHours = 24, reviewDays
     recentPositive: r.recent_positive,
     recentFlagged: r.recent_flagged,
     recentHistogram: r.hist ?? new Array(10).fill(0),
+    recentLungHistogram: r.lung_hist ?? new Array(10).fill(0),
     reviewed: r.reviewed,
     agreed: r.agreed,
   }));

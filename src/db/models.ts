@@ -1,6 +1,6 @@
 /** Model versions: every prediction names the exact segmenter and classifier that made it. */
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
-import type { DataSource } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import { CxrError } from '../errors.js';
 import { canonicalJson, decisionDifferences, type ModelManifest } from '../ml/model-store/index.js';
 import { ModelVersionEntity, type ModelKind, type ModelVersionRow } from './entities.js';
@@ -65,11 +65,14 @@ async function agreeWithFiles(ds: DataSource, row: ModelVersionRow, m: ModelToRe
 
 /** Makes one version the active one of its kind (deactivating the other in the same transaction). */
 export async function markActive(ds: DataSource, id: number): Promise<void> {
-  await ds.transaction(async (t) => {
-    const row = await t.getRepository(ModelVersionEntity).findOneByOrFail({ id });
-    await t.query(`UPDATE model_versions SET active = false WHERE kind = $1 AND active AND id <> $2`, [row.kind, id]);
-    await t.query(`UPDATE model_versions SET active = true, activated_at = now() WHERE id = $1 AND NOT active`, [id]);
-  });
+  await ds.transaction((t) => markActiveIn(t, id));
+}
+
+/** markActive inside the caller's transaction (a promotion commits it with its audit row). */
+export async function markActiveIn(t: EntityManager, id: number): Promise<void> {
+  const row = await t.getRepository(ModelVersionEntity).findOneByOrFail({ id });
+  await t.query(`UPDATE model_versions SET active = false WHERE kind = $1 AND active AND id <> $2`, [row.kind, id]);
+  await t.query(`UPDATE model_versions SET active = true, activated_at = now() WHERE id = $1 AND NOT active`, [id]);
 }
 
 export async function listModels(ds: DataSource): Promise<ModelVersionRow[]> {

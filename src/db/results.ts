@@ -224,36 +224,6 @@ export async function studyDeliveries(db: Db, studyInstanceUid: string, submitte
   }));
 }
 
-/** An instance the service holds by SOP Instance UID, original or derived (WADO-RS). */
-export interface HeldInstance {
-  /** the original's study id (for a derived object: its source's) */
-  id: string;
-  studyInstanceUid: string;
-  seriesInstanceUid: string;
-  sopInstanceUid: string;
-  sha256: string;
-  submittedBy: string;
-  derived: boolean;
-}
-
-export async function findInstanceBySop(db: Db, sopInstanceUid: string): Promise<HeldInstance | null> {
-  const rows: Record<string, unknown>[] = await db.query(
-    `SELECT id, study_instance_uid, series_instance_uid, sop_instance_uid, sha256, submitted_by, derived FROM dicom_instances WHERE sop_instance_uid = $1 LIMIT 1`,
-    [sopInstanceUid],
-  );
-  const r = rows[0];
-  if (!r) return null;
-  return {
-    id: r.id as string,
-    studyInstanceUid: r.study_instance_uid as string,
-    seriesInstanceUid: r.series_instance_uid as string,
-    sopInstanceUid: r.sop_instance_uid as string,
-    sha256: r.sha256 as string,
-    submittedBy: r.submitted_by as string,
-    derived: r.derived as boolean,
-  };
-}
-
 /** Whether the service holds an instance of the study (that this sender sent). */
 export async function studyHeld(db: Db, studyInstanceUid: string, submittedBy?: string): Promise<boolean> {
   const rows: unknown[] = await db.query(`SELECT 1 FROM studies WHERE study_instance_uid = $1 AND ($2::text IS NULL OR submitted_by = $2) LIMIT 1`, [

@@ -7,12 +7,13 @@ export interface WorklistCounts {
   awaitingScore: number;
 }
 
+/** What is waiting, in studies (one worklist row each): read from the kept per-study rows. */
 export async function worklistCounts(ds: DataSource): Promise<WorklistCounts> {
   const [r]: { flagged_unreviewed: number; unreviewed: number; awaiting: number }[] = await ds.query(
-    `SELECT count(*) FILTER (WHERE s.status IN ('scored', 'failed') AND COALESCE(pr.flagged, true) AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.study_id = s.id))::int AS flagged_unreviewed,
-            count(*) FILTER (WHERE s.status IN ('scored', 'failed') AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.study_id = s.id))::int AS unreviewed,
-            count(*) FILTER (WHERE s.status = 'queued')::int AS awaiting
-       FROM studies s LEFT JOIN predictions pr ON pr.study_id = s.id`,
+    `SELECT count(*) FILTER (WHERE NOT pending AND flagged AND review_count = 0)::int AS flagged_unreviewed,
+            count(*) FILTER (WHERE NOT pending AND review_count = 0)::int AS unreviewed,
+            count(*) FILTER (WHERE pending)::int AS awaiting
+       FROM study_worklist`,
   );
   return { flaggedUnreviewed: r.flagged_unreviewed, unreviewed: r.unreviewed, awaitingScore: r.awaiting };
 }

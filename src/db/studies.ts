@@ -184,7 +184,9 @@ export interface WorklistItem {
  * was scored at all — a triage list must not quietly clear what it could not read. Flagged
  * first, then by probability descending (a study without a result sorts on top). Keyset
  * pagination on (flagged, rank, seq of the study's latest instance), so pages stay stable
- * while new studies arrive.
+ * while new studies arrive. The per-study row is kept by a trigger in study_worklist
+ * (migration WorklistSummary, where these rules are written in SQL), so a page is an index scan
+ * however many studies the database holds.
  */
 export async function worklist(ds: DataSource, f: WorklistFilters, after: WorklistKey | null, limit: number): Promise<WorklistItem[]> {
   const where: string[] = ['true'];
@@ -197,59 +199,23 @@ export async function worklist(ds: DataSource, f: WorklistFilters, after: Workli
   if (f.studyInstanceUid) where.push(`w.study_instance_uid = ${p(f.studyInstanceUid)}`);
   if (f.flagged !== undefined) where.push(`w.flagged = ${p(f.flagged)}`);
   if (f.decision) where.push(`w.decision = ${p(f.decision)}`);
-  if (f.reviewed !== undefined)
-    where.push(
-      `${f.reviewed ? '' : 'NOT '}EXISTS (SELECT 1 FROM reviews r JOIN studies rs ON rs.id = r.study_id WHERE rs.study_instance_uid = w.study_instance_uid)`,
-    );
+  if (f.reviewed !== undefined) where.push(`w.review_count ${f.reviewed ? '>' : '='} 0`);
   if (f.from) where.push(`w.received_at >= ${p(f.from)}`);
   if (f.to) where.push(`w.received_at < ${p(f.to)}`);
   if (f.model) where.push(`(w.model_version = ${p(f.model)} OR w.model_version LIKE '%@' || ${p(f.model)})`);
   if (after) where.push(`(w.flagged, w.rank, w.seq) < (${p(after.flagged)}::boolean, ${p(after.rank)}::float8, ${p(after.seq)}::bigint)`);
   const rows: Record<string, unknown>[] = await ds.query(
-    `WITH i AS (
-       SELECT s.*, pr.probability, pr.threshold, pr.decision, pr.flagged, pr.flag_reasons, pr.qc_flags,
-              (SELECT mv.name || '@' || mv.version FROM model_versions mv WHERE mv.id = pr.classifier_id) AS model_version,
-              (s.status = 'scored' AND s.exclusion_reason IS NULL) AS usable,
-              (s.status = 'failed' AND s.exclusion_reason IS NULL) AS unreadable
-         FROM studies s LEFT JOIN predictions pr ON pr.study_id = s.id
-     ),
-     g AS (
-       SELECT study_instance_uid, bool_or(status = 'queued') AS pending, bool_or(usable) AS any_usable, bool_or(unreadable) AS any_unreadable,
-              count(*) FILTER (WHERE usable)::int AS scored_images, max(seq) AS seq, min(received_at) AS received_at,
-              max(accession_number) AS accession_number, to_char(max(study_date), 'YYYY-MM-DD') AS study_date
-         FROM i GROUP BY study_instance_uid
-     ),
-     d AS (
-       SELECT DISTINCT ON (study_instance_uid) * FROM i
-        ORDER BY study_instance_uid, usable DESC, flagged DESC NULLS LAST, probability DESC NULLS LAST, unreadable DESC, seq
-     ),
-     w AS (
-       SELECT g.study_instance_uid, g.seq, g.received_at, g.accession_number, g.study_date, g.scored_images,
-              d.id, d.modality, d.view_position, d.error_code,
-              CASE WHEN g.any_usable THEN 'scored' ELSE 'failed' END AS status,
-              CASE WHEN g.any_usable THEN d.probability END AS probability,
-              CASE WHEN g.any_usable THEN d.threshold END AS threshold,
-              CASE WHEN g.any_usable THEN d.model_version END AS model_version,
-              CASE WHEN g.any_usable THEN d.decision END AS decision,
-              (NOT g.any_usable OR d.flagged OR g.any_unreadable) AS flagged,
-              CASE WHEN g.any_usable THEN d.flag_reasons || CASE WHEN g.any_unreadable THEN ARRAY['frontal_image_failed'] ELSE '{}'::text[] END
-                   WHEN g.any_unreadable THEN ARRAY['failed'] ELSE ARRAY['no_frontal_image'] END AS flag_reasons,
-              CASE WHEN g.any_usable THEN d.qc_flags ELSE '{}'::text[] END AS qc_flags,
-              CASE WHEN g.any_usable THEN d.probability ELSE 2 END AS rank
-         FROM g JOIN d USING (study_instance_uid)
-        WHERE NOT g.pending
-     )
-     SELECT w.*,
-            (SELECT count(*) FROM reviews r JOIN studies rs ON rs.id = r.study_id WHERE rs.study_instance_uid = w.study_instance_uid)::int AS review_count,
-            (SELECT r.verdict FROM reviews r JOIN studies rs ON rs.id = r.study_id WHERE rs.study_instance_uid = w.study_instance_uid ORDER BY r.id DESC LIMIT 1) AS last_verdict,
-            (SELECT json_agg(json_build_object('id', i.id, 'sopInstanceUid', i.sop_instance_uid, 'seriesInstanceUid', i.series_instance_uid,
-                                               'viewPosition', i.view_position, 'status', CASE WHEN i.usable THEN 'scored' WHEN i.unreadable THEN 'failed' ELSE 'not_scored' END,
-                                               'probability', i.probability, 'flagged', i.flagged,
-                                               'reason', COALESCE(i.exclusion_reason, i.error_message), 'errorCode', i.error_code, 'decisive', i.id = w.id)
-                             ORDER BY i.seq)
-               FROM i WHERE i.study_instance_uid = w.study_instance_uid) AS instances
-       FROM w
-      WHERE ${where.join(' AND ')}
+    `SELECT w.*,
+            (SELECT json_agg(json_build_object('id', s.id, 'sopInstanceUid', s.sop_instance_uid, 'seriesInstanceUid', s.series_instance_uid,
+                                               'viewPosition', s.view_position,
+                                               'status', CASE WHEN s.exclusion_reason IS NOT NULL OR s.status NOT IN ('scored', 'failed') THEN 'not_scored' ELSE s.status END,
+                                               'probability', pr.probability, 'flagged', pr.flagged,
+                                               'reason', COALESCE(s.exclusion_reason, s.error_message), 'errorCode', s.error_code, 'decisive', s.id = w.id)
+                             ORDER BY s.seq)
+               FROM studies s LEFT JOIN predictions pr ON pr.study_id = s.id
+              WHERE s.study_instance_uid = w.study_instance_uid) AS instances
+       FROM study_worklist w
+      WHERE NOT w.pending AND ${where.join(' AND ')}
       ORDER BY w.flagged DESC, w.rank DESC, w.seq DESC
       LIMIT ${p(limit)}`,
     params,

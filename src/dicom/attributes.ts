@@ -24,6 +24,7 @@ export const TAG = {
   seriesInstanceUid: tagKey(0x0020, 0x000e),
   samplesPerPixel: tagKey(0x0028, 0x0002),
   photometricInterpretation: tagKey(0x0028, 0x0004),
+  planarConfiguration: tagKey(0x0028, 0x0006),
   numberOfFrames: tagKey(0x0028, 0x0008),
   rows: tagKey(0x0028, 0x0010),
   columns: tagKey(0x0028, 0x0011),

@@ -7,6 +7,7 @@ import { readLut } from './lut.js';
 import { extractMetadata } from './metadata.js';
 import { toModality, type ModalityTransform, type StoredLayout } from './modality.js';
 import { parsePart10, parsePart10Async, type ParsedDicom } from './parse.js';
+import { codesFromValues, codesFromWordTable, type SpreadCodes } from './modality-codes.js';
 import { checkPixelFormat, DEFAULT_MAX_PIXELS } from './pixel-format.js';
 import type { DicomMetadata, LookupTable, ModalityImage } from './types.js';
 import { TRANSFER_SYNTAX } from './uids.js';
@@ -132,6 +133,25 @@ export async function decodeModality(bytes: Uint8Array, opts: DecodeOptions = {}
       ? lookupAll(index, n, toModality(identityWords(index instanceof Uint8Array ? 8 : 16), index instanceof Uint8Array ? 256 : 65536, d.layout, d.transform))
       : toModality(d.words, n, d.layout, d.transform);
   return { meta: d.meta, width: d.width, height: d.height, values, voiLut: d.voiLut };
+}
+
+/** The film as 16-bit codes over its modality value range (see modality-codes.ts), for the viewer. */
+export async function decodeModalityCodes(
+  bytes: Uint8Array,
+  opts: DecodeOptions = {},
+): Promise<SpreadCodes & { meta: DicomMetadata; width: number; height: number }> {
+  const d = await decodeWords(bytes, opts);
+  const n = d.width * d.height;
+  const index = asTableIndex(d.words);
+  const spread =
+    index === null
+      ? codesFromValues(toModality(d.words, n, d.layout, d.transform))
+      : codesFromWordTable(
+          index,
+          n,
+          toModality(identityWords(index instanceof Uint8Array ? 8 : 16), index instanceof Uint8Array ? 256 : 65536, d.layout, d.transform),
+        );
+  return { meta: d.meta, width: d.width, height: d.height, ...spread };
 }
 
 export function readMetadata(bytes: Uint8Array): DicomMetadata {

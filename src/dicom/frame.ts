@@ -6,7 +6,7 @@ import { ENCAPSULATED_SYNTAXES } from './codecs/index.js';
 import type { ParsedDicom } from './parse.js';
 import { TRANSFER_SYNTAX, transferSyntaxName } from './uids.js';
 
-const NATIVE_SYNTAXES: ReadonlySet<string> = new Set([
+export const NATIVE_SYNTAXES: ReadonlySet<string> = new Set([
   TRANSFER_SYNTAX.implicitLittle,
   TRANSFER_SYNTAX.explicitLittle,
   TRANSFER_SYNTAX.explicitBig,

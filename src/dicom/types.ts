@@ -1,6 +1,12 @@
 /** The shapes src/dicom hands to the rest of the system (re-exported by index.ts). */
 
-export type WindowPolicy = { kind: 'auto' } | { kind: 'lung' } | { kind: 'header' } | { kind: 'minmax' } | { kind: 'explicit'; center: number; width: number };
+export type WindowPolicy = { kind: 'auto' } | { kind: 'lung' } | { kind: 'header' } | { kind: 'minmax' } | {
+      kind: 'explicit';
+      center: number;
+      width: number;
+      /** VOI LUT Function (PS3.3 C.11.2.1.3); default linear */
+      fn?: 'linear' | 'linear-exact' | 'sigmoid';
+    };
 
 export interface AppliedWindow {
   policy: WindowPolicy['kind'];

@@ -110,7 +110,7 @@ export function chooseWindow(img: WindowInputs, policy: WindowPolicy): Choice {
         throw new CxrError('E_BAD_ARGUMENT', `window width must be >= 1 and centre finite, got C${center}/W${width}`);
       return {
         window: { source: 'explicit', center, width, reason: `explicit window C${fmt(center)}/W${fmt(width)} as requested` },
-        mapping: { kind: 'linear', center, width },
+        mapping: { kind: policy.fn ?? 'linear', center, width },
       };
     }
     case 'minmax':

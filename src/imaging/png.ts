@@ -52,3 +52,14 @@ export async function decodeDisplayImage(bytes: Uint8Array, name = 'image'): Pro
     throw new CxrError('E_BAD_IMAGE', `${name}: not a readable PNG/JPEG image (${(e as Error).message})`);
   }
 }
+
+/** A rendered image for a viewer (WADO-RS rendered): 8-bit grey or RGB as PNG, or JPEG at `quality`. */
+export async function encodeRendered(
+  img: { width: number; height: number; channels: 1 | 3; pixels: Uint8Array },
+  format: 'png' | 'jpeg',
+  quality = 90,
+): Promise<Buffer> {
+  const s = sharp(img.pixels, { raw: { width: img.width, height: img.height, channels: img.channels } });
+  const shaped = img.channels === 1 ? s.toColourspace('b-w') : s;
+  return format === 'png' ? shaped.png().toBuffer() : shaped.jpeg({ quality, chromaSubsampling: img.channels === 1 ? '4:4:4' : '4:2:0' }).toBuffer();
+}

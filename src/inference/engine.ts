@@ -294,12 +294,7 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
     sw.lap('report');
     const result: TriageResult = { report, meta: win.meta };
     if (aopts.artifacts) {
-      const box = s.box ?? { x0: 0, y0: 0, x1: image.width, y1: image.height };
-      result.artifacts = {
-        windowed: toGray(image),
-        mask: maskToImage(s.mask, image.width, image.height),
-        heatmap: camToImage(s.cam.values, s.cam.width, s.cam.height, box, image.width, image.height),
-      };
+      result.artifacts = { windowed: toGray(image), ...scoreOverlays(s, image.width, image.height) };
       sw.lap('artifacts');
     }
     sw.total();
@@ -325,6 +320,12 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
       });
     },
   };
+}
+
+/** A score's lung mask and CAM heatmap at the image's size: what a reviewer's overlays are drawn from. */
+export function scoreOverlays(s: Pick<ImageScore, 'mask' | 'box' | 'cam'>, width: number, height: number): { mask: GrayImage; heatmap: GrayImage } {
+  const box = s.box ?? { x0: 0, y0: 0, x1: width, y1: height };
+  return { mask: maskToImage(s.mask, width, height), heatmap: camToImage(s.cam.values, s.cam.width, s.cam.height, box, width, height) };
 }
 
 /** The segmenter-frame mask scaled (nearest) to the image, as 0/1 floats. */

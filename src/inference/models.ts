@@ -36,7 +36,10 @@ export async function loadServedModel(modelsDir: string, name: ModelName, versio
   const float = (await readManifest(dir).catch(() => null))?.quantization?.float;
   const rebuild = float?.shipped === false;
   if (!existsSync(join(dir, ONNX_FILE)) && !rebuild) {
-    throw new CxrError('E_MODEL_MISSING', `${dir} has no ${ONNX_FILE}: run \`cxr-triage export-onnx --model ${dir}\``);
+    throw new CxrError(
+      'E_MODEL_MISSING',
+      `${dir} has no ${ONNX_FILE}: run \`cxr-triage export-onnx --model ${dir}\` (it writes a revision of it with model.onnx) and activate that`,
+    );
   }
   // every file must match the manifest: a model that is not the one measured is not served
   const manifest = await assertManifest(dir);

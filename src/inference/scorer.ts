@@ -19,7 +19,7 @@ export async function onnxScorer(opts: EngineOptions = {}): Promise<ImageScorer>
     targetRecall: engine.threshold.targetRecall,
     async score(image: GrayImage): Promise<ScoredImage> {
       const s = await engine.scoreImage(image);
-      return { probability: s.probability, rawProbability: s.rawProbability, mask: s.mask };
+      return { probability: s.probability, rawProbability: s.rawProbability, mask: s.mask, lungAreaFraction: s.lungAreaFraction };
     },
     dispose: () => engine.close(),
   };

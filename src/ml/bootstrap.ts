@@ -5,7 +5,7 @@
  * wide, which is the point: a reader should see how little one curve says.
  */
 import { mulberry32 } from '../data/rng.js';
-import { operatingPoints, type CurvePoint } from './metrics.js';
+import { binaryMetrics, confusionAt, operatingPoints, rocAuc, type CurvePoint } from './metrics.js';
 
 export interface CurveBand {
   x: number[];
@@ -92,4 +92,43 @@ export function bootstrapInterval(
   const alpha = (1 - (opts.level ?? 0.95)) / 2;
   const at = (q: number): number => values[Math.min(values.length - 1, Math.max(0, Math.round(q * (values.length - 1))))];
   return { lo: at(alpha), hi: at(1 - alpha), n: values.length };
+}
+
+/** The figures `bootstrapFigures` gives intervals for, in the order reports print them. */
+export const INTERVAL_FIGURES = ['auc', 'accuracy', 'recall', 'specificity'] as const;
+export type IntervalFigure = (typeof INTERVAL_FIGURES)[number];
+
+/**
+ * 95% percentile-bootstrap intervals of AUC, and of accuracy, recall and specificity at
+ * `threshold`, over resamples of the scored images, flattened as manifests store them
+ * (`aucLo`, `aucHi`, ...). A figure undefined on every resample (one class only) is left out.
+ * Seeded (default 1000 resamples, seed 7, what refit-head, evaluate and the model cards use),
+ * so the same probabilities always give the same intervals.
+ */
+export function bootstrapFigures(
+  scores: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  threshold: number,
+  opts: { resamples?: number; seed?: number; level?: number } = {},
+): Record<string, number> {
+  const n = scores.length;
+  const p = new Float64Array(n);
+  const y = new Float64Array(n);
+  const stat = (fig: IntervalFigure) => (idx: Int32Array) => {
+    for (let i = 0; i < idx.length; i++) {
+      p[i] = scores[idx[i]];
+      y[i] = labels[idx[i]];
+    }
+    if (fig === 'auc') return rocAuc(p, y);
+    return binaryMetrics(confusionAt(p, y, threshold))[fig];
+  };
+  const out: Record<string, number> = {};
+  for (const fig of INTERVAL_FIGURES) {
+    const iv = bootstrapInterval(n, stat(fig), { resamples: opts.resamples ?? 1000, seed: opts.seed ?? 7, level: opts.level });
+    if (iv) {
+      out[`${fig}Lo`] = iv.lo;
+      out[`${fig}Hi`] = iv.hi;
+    }
+  }
+  return out;
 }

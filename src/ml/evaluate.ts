@@ -1,6 +1,7 @@
 import type { BinaryMask } from '../imaging/components.js';
 import { resizeArea } from '../imaging/resize.js';
 import type { GrayImage } from '../imaging/types.js';
+import { bootstrapFigures } from './bootstrap.js';
 import { calibrationReport, type CalibrationReport } from './probability-calibration.js';
 import { calibrateThreshold, classificationReport, dice, iou, mean, type ClassificationReport } from './metrics.js';
 
@@ -11,6 +12,8 @@ export interface ScoredImage {
   rawProbability?: number;
   /** lung mask at the segmenter's resolution, after clean-up (what the crop was taken from) */
   mask: BinaryMask;
+  /** the lung area share the service records for QC and drift, when the scorer reports it */
+  lungAreaFraction?: number;
 }
 
 /**
@@ -47,9 +50,28 @@ export interface EvaluationResult extends ClassificationReport {
   calibratedHere: number | null;
   models: ImageScorer['models'];
   scorer: string;
-  images: { id: string; label: number; probability: number; rawProbability?: number; dice?: number }[];
+  images: { id: string; label: number; probability: number; rawProbability?: number; lungAreaFraction?: number; dice?: number }[];
   /** expected calibration error and reliability bins of the probabilities (10 bins) */
   calibration: CalibrationReport;
+  /** 95% bootstrap intervals over the images (bootstrapFigures: aucLo, aucHi, recallLo, ...) */
+  ci95: Record<string, number>;
+  /** a pool of sets: each set's figures on its own images, at the same threshold */
+  sets?: Record<string, SetFigures>;
+}
+
+/** One set's figures in a pooled evaluation. */
+export interface SetFigures extends ClassificationReport {
+  ece: number;
+  ci95: Record<string, number>;
+}
+
+/** Figures of some scored images at a threshold: the report, ECE and 95% bootstrap intervals. */
+export function setFigures(scores: readonly number[], labels: readonly number[], threshold: number): SetFigures {
+  return {
+    ...classificationReport(scores, labels, threshold),
+    ece: calibrationReport(scores, labels).ece,
+    ci95: bootstrapFigures(scores, labels, threshold),
+  };
 }
 
 /** A ground-truth mask on the predicted mask's grid: area-resized and cut at 0.5, as training's targets are. */
@@ -75,7 +97,9 @@ export async function evaluateItems(
   const ious: number[] = [];
   let withMasks = 0;
   const images: EvaluationResult['images'] = [];
+  const sources: string[] = [];
   for (const item of items) {
+    sources.push(item.source ?? '');
     const image = await item.image();
     const scored = await scorer.score(image);
     scores.push(scored.probability);
@@ -85,6 +109,7 @@ export async function evaluateItems(
       label: item.label,
       probability: scored.probability,
       ...(scored.rawProbability !== undefined ? { rawProbability: scored.rawProbability } : {}),
+      ...(scored.lungAreaFraction !== undefined ? { lungAreaFraction: scored.lungAreaFraction } : {}),
     };
     const truth = item.mask ? await item.mask() : null;
     if (truth) {
@@ -102,12 +127,27 @@ export async function evaluateItems(
   if (scorer.targetRecall != null && labels.some((l) => l >= 0.5)) {
     calibratedHere = calibrateThreshold(scores, labels, scorer.targetRecall).threshold;
   }
+  const names = [...new Set(sources)].sort();
+  let sets: Record<string, SetFigures> | undefined;
+  if (names.length > 1) {
+    sets = {};
+    for (const name of names) {
+      const mine = sources.flatMap((s, i) => (s === name ? [i] : []));
+      sets[name] = setFigures(
+        mine.map((i) => scores[i]),
+        mine.map((i) => labels[i]),
+        scorer.threshold,
+      );
+    }
+  }
   return {
     ...classificationReport(scores, labels, scorer.threshold),
     ...(withMasks > 0 ? { dice: mean(dices), iou: mean(ious) } : {}),
     targetRecall: scorer.targetRecall,
     calibratedHere,
     calibration: calibrationReport(scores, labels),
+    ci95: bootstrapFigures(scores, labels, scorer.threshold),
+    ...(sets ? { sets } : {}),
     models: scorer.models,
     scorer: scorer.description,
     images,

@@ -49,8 +49,10 @@ class Canvas implements RgbImage {
   constructor(
     readonly width: number,
     readonly height: number,
+    data?: Uint8Array,
   ) {
-    this.data = new Uint8Array(width * height * 3).fill(255);
+    // a given buffer is drawn into in place (drawText); a new canvas starts white
+    this.data = data ?? new Uint8Array(width * height * 3).fill(255);
   }
 
   set(x: number, y: number, c: Rgb): void {
@@ -243,4 +245,17 @@ function markerAt(points: readonly CurvePoint[], t: number, xy: (p: CurvePoint) 
   let best: CurvePoint | null = null;
   for (const p of points) if (p.threshold >= t && (best == null || p.threshold < best.threshold)) best = p;
   return best ? xy(best) : null;
+}
+
+/**
+ * Text in the plots' 5x7 bitmap font (upper case; unknown characters as spaces) drawn into
+ * an RGB image at (x, y), each font pixel `scale` pixels square; for captions outside plots.
+ */
+export function drawText(img: RgbImage, x: number, y: number, s: string, color: Rgb, scale = 1): void {
+  new Canvas(img.width, img.height, img.data).text(x, y, s, color, scale);
+}
+
+/** Width in pixels of `s` drawn by drawText at `scale`. */
+export function textWidth(s: string, scale = 1): number {
+  return s.length === 0 ? 0 : (s.length * 6 - 1) * scale;
 }

@@ -46,3 +46,36 @@ export function operatingPointOf(manifest: Record<string, unknown>): ValidationO
   if (n <= 0) return null;
   return { prevalence: (c.tp + c.fn) / n, sensitivity: t.validationSensitivity, specificity: t.validationSpecificity };
 }
+
+/** What the database counted for one classifier version in the recent window. */
+export interface RecentDistribution {
+  recent: number;
+  recentPositive: number;
+  /** probabilities in DRIFT_BINS bins over [0, 1] */
+  recentHistogram: readonly number[];
+  /** lung area fractions in DRIFT_BINS bins over LUNG_AREA_RANGE */
+  recentLungHistogram: readonly number[];
+}
+
+/**
+ * PSI per feature of the recent predictions against the version's validation: positive_rate
+ * (decisions against the rate the operating point predicts), and probability and lung_area
+ * when the manifest keeps their validation histograms (`drift`, written by calibrate).
+ */
+export function driftFeatures(recent: RecentDistribution, manifest: Record<string, unknown>): { feature: string; psi: number }[] {
+  const out: { feature: string; psi: number }[] = [];
+  if (recent.recent <= 0) return out;
+  const op = operatingPointOf(manifest);
+  if (op) {
+    const e = expectedFlagRate(op);
+    out.push({ feature: 'positive_rate', psi: psi([e, 1 - e], [recent.recentPositive, recent.recent - recent.recentPositive]) });
+  }
+  const ref = manifest.drift as { probabilityHistogram?: unknown; lungAreaHistogram?: unknown } | undefined;
+  const usable = (h: unknown, against: readonly number[]): h is number[] =>
+    Array.isArray(h) && h.length === against.length && h.every((x) => typeof x === 'number') && h.some((x) => x > 0) && against.some((x) => x > 0);
+  if (usable(ref?.probabilityHistogram, recent.recentHistogram))
+    out.push({ feature: 'probability', psi: psi(ref.probabilityHistogram, recent.recentHistogram) });
+  if (usable(ref?.lungAreaHistogram, recent.recentLungHistogram))
+    out.push({ feature: 'lung_area', psi: psi(ref.lungAreaHistogram, recent.recentLungHistogram) });
+  return out;
+}

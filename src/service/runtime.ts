@@ -5,9 +5,12 @@
  */
 import type { DataSource } from 'typeorm';
 import type { TriageEngine } from '../inference/types.js';
+import { RegistryFollower, type EngineLoader } from './model-activation.js';
+import { ShadowScorer } from './shadow.js';
 import { DEFAULT_JOB_SETTINGS, JobQueue, retryOnDeadlock, type JobSettings } from './jobs.js';
 import type { Logger } from './log.js';
 import type { StoreKind } from './object-store.js';
+import { assertRegistryAgrees } from './model-registry.js';
 import { openObjectStore } from './stores.js';
 import { ResultsOutbox } from './outbox.js';
 import { DEFAULT_RESULTS_SETTINGS, type ResultsSettings } from './results.js';
@@ -49,6 +52,13 @@ export async function startRuntime(o: {
   log: Logger;
   hooks?: ServiceHooks;
   readManifest?: ManifestReader;
+  /**
+   * The models folder: every registered version is checked against it before any work is taken.
+   * With loadEngine too, workers follow the versions the registry marks active (another
+   * process's activation or `model promote`) and score shadow candidates' samples.
+   */
+  modelsDir?: string;
+  loadEngine?: EngineLoader;
 }): Promise<Runtime> {
   const s = o.settings;
   const jobs = new JobQueue(o.ds, s.jobs ?? DEFAULT_JOB_SETTINGS, o.log);
@@ -57,6 +67,9 @@ export async function startRuntime(o: {
   // Worker processes build and send result objects; an API-only process leaves that to them.
   const outbox =
     s.workers > 0 ? new ResultsOutbox({ ds: o.ds, store, settings: results, log: o.log, pollMs: s.outboxPollMs, onAttempt: o.hooks?.resultSend }) : null;
+  // built after the service, which both act on
+  let follower: RegistryFollower | null = null;
+  let shadow: ShadowScorer | null = null;
   const service = new TriageService({
     ds: o.ds,
     store,
@@ -71,9 +84,23 @@ export async function startRuntime(o: {
     hooks: o.hooks,
     readManifest: o.readManifest,
     pollMs: s.jobPollMs,
+    beforeScore: () => follower?.sync() ?? Promise.resolve(),
+    afterScore: (study, bytes, models) => shadow?.score(study, bytes, models) ?? Promise.resolve(),
   });
+  if (o.modelsDir && o.loadEngine) {
+    const d = { ds: o.ds, modelsDir: o.modelsDir, service, loadEngine: o.loadEngine };
+    follower = new RegistryFollower({ ...d, log: o.log });
+    shadow = new ShadowScorer({
+      ...d,
+      modelId: (ref, kind) => service.modelId(ref, kind),
+      log: o.log,
+      onOutcome: (x) => o.hooks?.shadow?.(x),
+    });
+  }
   let gc: NodeJS.Timeout | null = null;
   try {
+    // before the queue starts: a process whose files disagree with the registry takes no job
+    if (o.modelsDir) await assertRegistryAgrees(o.ds, o.modelsDir);
     await jobs.start();
     // processes starting together race on marking the same model versions active
     await retryOnDeadlock(() => service.registerEngineModels());
@@ -99,6 +126,7 @@ export async function startRuntime(o: {
         if (gc) clearInterval(gc);
         await service.close();
         await outbox?.stop();
+        await shadow?.close();
         await jobs.stop();
       },
     };

@@ -4,7 +4,7 @@
  * the stored CAM over the stored lung box. No model runs here, so a view never shows the output
  * of a model other than the one behind the decision.
  */
-import { decodeModality, readWindowed, type WindowPolicy } from '../dicom/index.js';
+import { decodeModalityCodes, readWindowed, type WindowPolicy } from '../dicom/index.js';
 import { runsToImage } from '../imaging/mask-scale.js';
 import { grayImage, type GrayImage } from '../imaging/types.js';
 import { camToImage } from '../inference/cam.js';
@@ -51,19 +51,8 @@ export interface FilmCodes {
 }
 
 export async function filmCodes(bytes: Uint8Array): Promise<FilmCodes> {
-  const m = await decodeModality(bytes);
-  let min = Number.POSITIVE_INFINITY;
-  let max = Number.NEGATIVE_INFINITY;
-  for (let i = 0; i < m.values.length; i++) {
-    const v = m.values[i];
-    if (v < min) min = v;
-    if (v > max) max = v;
-  }
-  if (!(max > min)) max = min + 1;
+  const m = await decodeModalityCodes(bytes);
   // a typed array is in the platform's byte order: little-endian on every machine Node supports here (x64, arm64)
-  const u16 = new Uint16Array(m.values.length);
-  const k = 65535 / (max - min);
-  for (let i = 0; i < m.values.length; i++) u16[i] = Math.round((m.values[i] - min) * k);
-  const codes = Buffer.from(u16.buffer, u16.byteOffset, u16.byteLength);
-  return { width: m.width, height: m.height, codes, min, max, invert: m.meta.photometricInterpretation === 'MONOCHROME1' };
+  const codes = Buffer.from(m.codes.buffer, m.codes.byteOffset, m.codes.byteLength);
+  return { width: m.width, height: m.height, codes, min: m.min, max: m.max, invert: m.meta.photometricInterpretation === 'MONOCHROME1' };
 }

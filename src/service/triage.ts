@@ -44,6 +44,8 @@ export interface ServiceHooks {
   running?: (n: number) => void;
   /** a result object send attempt ended (results outbox) */
   resultSend?: (outcome: 'delivered' | 'retry' | 'failed') => void;
+  /** a shadow candidate scored a sampled study, or failed to */
+  shadow?: (outcome: 'scored' | 'failed') => void;
 }
 
 /** Describes how to find a model version's manifest, for the model_versions table. */
@@ -72,6 +74,13 @@ export interface TriageServiceOptions {
   results?: ResultsSettings;
   /** a prediction with result objects was recorded (the outbox looks at once) */
   onResultsQueued?: () => void;
+  /** runs before each study is scored (a worker follows the registry's active versions); a failure is logged, the study scored */
+  beforeScore?: () => Promise<void>;
+  /**
+   * runs after a study's result is recorded and its waiters told (shadow scoring), inside the
+   * job; must not throw
+   */
+  afterScore?: (study: StudyRow, bytes: Uint8Array, models: TriageReport['models']) => Promise<void>;
 }
 
 export interface AcceptResult {
@@ -347,10 +356,14 @@ export class TriageService {
       this.finished(id);
       return;
     }
+    if (this.o.beforeScore) {
+      await this.o.beforeScore().catch((e) => this.o.log.warn('following the active model versions failed; scoring with this engine', { error: String(e) }));
+    }
     let report: TriageReport;
+    let bytes: Uint8Array;
     const t0 = performance.now();
     try {
-      const bytes = await this.o.store.get(study.sha256);
+      bytes = await this.o.store.get(study.sha256);
       report = (await this.analyze(bytes, false)).report;
     } catch (e) {
       if (isCxrError(e) && httpStatusFor(e.code) < 500) {
@@ -384,6 +397,12 @@ export class TriageService {
     this.o.hooks?.study?.('scored');
     this.o.onResultsQueued?.();
     this.finished(id);
+    // the study's own result is recorded and answered; a candidate's scoring only lengthens this job
+    if (this.o.afterScore) {
+      await this.o
+        .afterScore(study, bytes, report.models)
+        .catch((e) => this.o.log.warn('a step after scoring failed; the result stands', { studyId: id, error: String(e) }));
+    }
   }
 
   /** The job ran out of attempts (or its worker died holding it every time): the study fails visibly, with the reason. */
@@ -410,7 +429,8 @@ export class TriageService {
     this.finished(id);
   }
 
-  private async modelId(ref: ModelRef, kind: 'segmenter' | 'classifier'): Promise<number> {
+  /** The model_versions id of a served model, registering it the first time. */
+  async modelId(ref: ModelRef, kind: 'segmenter' | 'classifier'): Promise<number> {
     const known = this.modelIds.get(`${ref.name}@${recordedVersion(ref)}`);
     if (known !== undefined) return known;
     return (await this.registerRef(ref, kind)).id;
@@ -438,6 +458,26 @@ export class TriageService {
   /** The stored original of an instance, byte for byte as it was received. */
   async original(study: Pick<StudyRow, 'sha256'>): Promise<Buffer> {
     return this.o.store.get(study.sha256);
+  }
+
+  /**
+   * The first bytes of a stored original (at least `minBytes`, whole pieces), for what reads
+   * only its header (DICOMweb metadata and query attributes) without the pixel data.
+   */
+  async originalHead(study: Pick<StudyRow, 'sha256'>, minBytes: number): Promise<Buffer> {
+    const pieces: Buffer[] = [];
+    let n = 0;
+    for await (const piece of this.o.store.read(study.sha256)) {
+      pieces.push(piece);
+      n += piece.length;
+      if (n >= minBytes) break;
+    }
+    return Buffer.concat(pieces, n);
+  }
+
+  /** The pseudonym a PatientID is stored as here (QIDO-RS matches PatientID through it). */
+  patientPseudonym(patientId: string): string | null {
+    return pseudonymisePatientId(this.o.hmacKey, patientId);
   }
 
   async view(id: string): Promise<StudyView | null> {

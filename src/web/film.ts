@@ -35,16 +35,20 @@ export function windowTable(f: Pick<Film, 'min' | 'max' | 'invert'>, w: Window):
   return lut;
 }
 
-/** Writes the windowed film into RGBA pixels (an ImageData's buffer). */
+/**
+ * Writes the windowed film into RGBA pixels (an ImageData's buffer): one 32-bit store per pixel
+ * from a table of opaque grey words (byte order of the platform, little-endian in every browser
+ * this runs in), four times fewer writes than byte by byte on a 2048x2048 film.
+ */
 export function paint(f: Film, lut: Uint8Array, rgba: Uint8ClampedArray): void {
   const n = f.width * f.height;
-  for (let i = 0, o = 0; i < n; i++, o += 4) {
-    const g = lut[f.codes[i]];
-    rgba[o] = g;
-    rgba[o + 1] = g;
-    rgba[o + 2] = g;
-    rgba[o + 3] = 255;
-  }
+  const grey = new Uint32Array(256);
+  for (let g = 0; g < 256; g++) grey[g] = (0xff000000 | (g << 16) | (g << 8) | g) >>> 0;
+  const word = new Uint32Array(65536);
+  for (let code = 0; code < 65536; code++) word[code] = grey[lut[code]];
+  const out = new Uint32Array(rgba.buffer, rgba.byteOffset, n);
+  const codes = f.codes;
+  for (let i = 0; i < n; i++) out[i] = word[codes[i]];
 }
 
 /** Dragging changes level with vertical motion and width with horizontal, scaled to the film's range. */

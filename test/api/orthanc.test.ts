@@ -110,3 +110,31 @@ test('Orthanc forwards a study by C-STORE (modality forwarding) from its AE titl
   assert.equal(a.detail.via, 'dimse');
   assert.equal(a.detail.callingAe, 'ORTHANC');
 });
+
+test("Orthanc's DICOMweb plugin as a client: QIDO-RS finds the study it sent by AccessionNumber, WADO-RS retrieves it back into Orthanc", async () => {
+  const bytes = study(603, { accessionNumber: 'ORTH-QR-1', studyDate: '20261202' });
+  const meta = readMetadata(bytes);
+  const orthancStudy = await storeInOrthanc(bytes);
+  await orthancApi('POST', '/dicom-web/servers/cxr/stow', { Resources: [orthancStudy], Synchronous: true });
+  assert.ok(await instanceRow(meta.sopInstanceUid!), `the instance reached the service:\n${orthancLog().slice(-2000)}`);
+  // Orthanc forgets it, then finds and fetches it from the service
+  await orthancApi('DELETE', `/studies/${orthancStudy}`);
+  // the plugin answers its own simplified form: { tag: { Name, Type, Value } } with the value as a string
+  const found = (await orthancApi('POST', '/dicom-web/servers/cxr/qido', { Uri: '/studies', Arguments: { AccessionNumber: 'ORTH-QR-1' } })) as Record<
+    string,
+    { Value?: unknown }
+  >[];
+  assert.equal(found.length, 1, JSON.stringify(found));
+  assert.equal(found[0]['0020000D'].Value, meta.studyInstanceUid, JSON.stringify(found[0]));
+  assert.equal(found[0]['00080050'].Value, 'ORTH-QR-1');
+  await orthancApi('POST', '/dicom-web/servers/cxr/retrieve', { Resources: [{ Study: meta.studyInstanceUid }] });
+  const back = (await orthancApi('POST', '/tools/find', { Level: 'Instance', Query: { SOPInstanceUID: meta.sopInstanceUid } })) as string[];
+  assert.equal(back.length, 1, `Orthanc holds the instance again:\n${orthancLog().slice(-2000)}`);
+  const file = Buffer.from(await (await fetch(`${orthanc!.url}/instances/${back[0]}/file`)).arrayBuffer());
+  assert.equal(readMetadata(file).sopInstanceUid, meta.sopInstanceUid);
+  const [a] = await h.db.ds.query(
+    `SELECT count(*)::int AS n FROM audit_log WHERE action = 'study.retrieve' AND actor = 'orthanc-fwd' AND detail->>'sopInstanceUid' = $1`,
+    [meta.sopInstanceUid],
+  );
+  assert.equal(a.n, 1, 'the retrieve is audited under the Orthanc client');
+});

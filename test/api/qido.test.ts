@@ -98,6 +98,56 @@ test("QIDO-RS lists a study's series and instances, each with its WADO-RS Retrie
   assert.match(res.headers['content-type'], /^multipart\/related; type="application\/dicom"/);
 });
 
+test('QIDO-RS matches PatientID (by its pseudonym), ModalitiesInStudy, UID lists, Modality and SOPInstanceUID; adds header attributes, includefield; pages with limit/offset', async () => {
+  const paM = readMetadata(pa);
+  const latM = readMetadata(lat);
+  const otherM = readMetadata(other);
+  assert.deepEqual(
+    (await get('/dicomweb/studies?PatientID=LAT703')).map((i) => v(i, '00080050')),
+    ['ACC-Q2'],
+  );
+  assert.deepEqual(await get('/dicomweb/studies?00100020=NOBODY'), []);
+  // a study's usual attributes come from its first instance's header; one the file lacks is named, empty
+  const [st] = await get(`/dicomweb/studies?StudyInstanceUID=${STUDY}`);
+  assert.deepEqual(st['00100020'], { vr: 'LO', Value: ['LAT701'] });
+  assert.deepEqual(st['00100010'], { vr: 'PN' });
+  assert.deepEqual(st['00081030'], { vr: 'LO' });
+
+  assert.equal((await get(`/dicomweb/studies?ModalitiesInStudy=CR&StudyInstanceUID=${STUDY}`)).length, 1);
+  assert.equal((await get(`/dicomweb/studies?ModalitiesInStudy=DX,MR&StudyInstanceUID=${STUDY}`)).length, 0);
+  assert.equal((await get(`/dicomweb/studies?00080061=DX%5CCR&StudyInstanceUID=${STUDY}`)).length, 1);
+  assert.equal((await get(`/dicomweb/studies?Modality=CR&StudyInstanceUID=${STUDY}`)).length, 1, 'Modality at study level is ModalitiesInStudy');
+  const both = await get(`/dicomweb/studies?StudyInstanceUID=${STUDY},${otherM.studyInstanceUid}`);
+  assert.deepEqual(both.map((i) => v(i, '0020000D')).sort(), [STUDY, otherM.studyInstanceUid].sort());
+
+  const s = await get(`/dicomweb/series?SeriesInstanceUID=${latM.seriesInstanceUid}&Modality=CR`);
+  assert.equal(s.length, 1);
+  assert.equal(v(s[0], '0020000D'), STUDY);
+  assert.equal(v(s[0], '00180015'), 'CHEST');
+  assert.deepEqual(await get(`/dicomweb/series?SeriesInstanceUID=${latM.seriesInstanceUid}&Modality=DX`), []);
+
+  const inst = await get(`/dicomweb/instances?SOPInstanceUID=${paM.sopInstanceUid}&includefield=PatientID,00080060&includefield=WindowCenter`);
+  assert.equal(inst.length, 1);
+  assert.equal(v(inst[0], '00100020'), 'LAT701');
+  assert.equal(v(inst[0], '00080060'), 'CR');
+  assert.deepEqual(inst[0]['00281050'], { vr: 'DS', Value: [2048] });
+  assert.deepEqual(inst[0]['00280004'], { vr: 'CS', Value: ['MONOCHROME2'] });
+  const all = await get(`/dicomweb/instances?SOPInstanceUID=${paM.sopInstanceUid}&includefield=all`);
+  assert.ok(Object.keys(all[0]).length > 25, `${Object.keys(all[0]).length} attributes`);
+  assert.equal(all[0]['7FE00010'], undefined, 'never the pixel data');
+  assert.equal((await h.http.get('/dicomweb/instances?includefield=NoSuchKeyword').set('Authorization', clin)).status, 400);
+
+  const page1 = await get('/dicomweb/studies?limit=1');
+  const page2 = await get('/dicomweb/studies?limit=1&offset=1');
+  assert.equal(page1.length, 1);
+  assert.equal(page2.length, 1);
+  assert.notEqual(v(page1[0], '0020000D'), v(page2[0], '0020000D'));
+  assert.equal((await get('/dicomweb/instances?limit=2')).length, 2);
+  // three films and the four result objects of the two frontal ones
+  assert.equal((await get('/dicomweb/instances?limit=2&offset=6')).length, 1);
+  assert.equal((await h.http.get('/dicomweb/studies?limit=0').set('Authorization', clin)).status, 400);
+});
+
 test('a workstation finds only what it sent', async () => {
   assert.equal((await get(`/dicomweb/studies?StudyInstanceUID=${STUDY}`, `Bearer ${h.token('workstation', 'ws-qido')}`)).length, 1);
   assert.deepEqual(await get(`/dicomweb/studies?StudyInstanceUID=${STUDY}`, `Bearer ${h.token('workstation', 'ws-other')}`), []);

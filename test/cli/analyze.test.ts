@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { createRandomModels } from '../../src/ml/random-models.js';
 import { chestDicom } from '../../src/data/simple-chest-dicom.js';
-import { verifyManifest, readManifest } from '../../src/ml/model-store/index.js';
+import { manifestDigest, verifyManifest, readManifest } from '../../src/ml/model-store/index.js';
 import { runCli as cli, spawnCli } from '../support/cli.js';
 
 let root: string;
@@ -66,22 +66,35 @@ test('analyze with no models exits 3 with E_MODEL_MISSING and how to get them', 
   assert.match(r.stderr, /^error E_MODEL_MISSING: .*cxr-triage train segmenter/);
 });
 
-test('export-onnx rewrites model.onnx and leaves a manifest whose hashes match', async () => {
+test('export-onnx writes model.onnx into a new revision and leaves the published version byte for byte as it was', async () => {
   const before = await readManifest(dirs.classifier);
+  const manifestBefore = await readFile(join(dirs.classifier, 'manifest.json'));
+  const onnxBefore = await readFile(join(dirs.classifier, 'model.onnx'));
   const r = await spawnCli(['export-onnx', '--model', dirs.classifier, '--json'], { CXR_BACKEND: 'cpu' });
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   assert.equal(out.kind, 'classifier');
+  assert.equal(out.dir, join(root, 'models', 'classifier', 'random-small-r1'));
+  assert.deepEqual(
+    { name: out.derivedFrom.name, version: out.derivedFrom.version, digest: out.derivedFrom.digest, reason: out.derivedFrom.reason },
+    { name: 'classifier', version: 'random-small', digest: manifestDigest(before), reason: 'export-onnx' },
+  );
+  assert.match(r.stderr, /models activate classifier random-small-r1/);
   assert.deepEqual(
     out.onnx.outputs.map((o: { name: string }) => o.name),
     ['probability', 'features', 'cam'],
   );
   assert.ok(out.onnx.parityMaxAbsDiff <= 1e-4);
-  const check = await verifyManifest(dirs.classifier);
+  const check = await verifyManifest(out.dir);
   assert.ok(check.ok, JSON.stringify(check));
-  const after = JSON.parse(await readFile(join(dirs.classifier, 'manifest.json'), 'utf8'));
+  const after = await readManifest(out.dir);
+  assert.equal(after.version, 'random-small-r1');
   assert.equal(after.files['model.onnx'], out.sha256);
-  assert.equal(after.threshold.value, before.threshold!.value); // the rest of the manifest is kept
+  assert.equal(after.threshold!.value, before.threshold!.value); // the rest of the manifest is kept
+  // the source: same manifest bytes, same model.onnx bytes, still verifies
+  assert.ok((await readFile(join(dirs.classifier, 'manifest.json'))).equals(manifestBefore));
+  assert.ok((await readFile(join(dirs.classifier, 'model.onnx'))).equals(onnxBefore));
+  assert.ok((await verifyManifest(dirs.classifier)).ok);
 });
 
 test('bench latency --json prints one line with p50, p90 and peak RSS', async () => {

@@ -3,6 +3,7 @@
  * TTA included) reports for the split's rows, and writes it as a new version derived from the
  * calibrated one, which (active or not) stays byte for byte as it was.
  */
+import { histogram } from '../../src/ml/drift-reference.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -125,6 +126,14 @@ test("calibrating the active version leaves it untouched and active, and writes 
   const recall = binaryMetrics(confusionAt(scores, labels, m.threshold!.value)).recall!;
   assert.ok(recall >= TARGET, `recall ${recall} < ${TARGET}`);
   assert.deepEqual(await verifyManifest(derivedDir), { ok: true, modified: [], missing: [], unlisted: [] });
+  // the validation distributions the service's drift PSI compares against
+  assert.equal(m.drift!.subset, 'validation');
+  assert.equal(m.drift!.n, validation.size);
+  assert.deepEqual(m.drift!.probabilityHistogram, histogram(scores, 0, 1));
+  assert.equal(
+    m.drift!.lungAreaHistogram!.reduce((x, y) => x + y, 0),
+    validation.size,
+  );
   // with few positives the threshold carries a warning, in the manifest and on stderr
   assert.match(m.threshold!.warnings![0], /fewer than 20/);
   assert.match(r.stderr, /warning: calibrated on \d+ positive image/);

@@ -23,7 +23,7 @@ import { calibrateThreshold } from '../../src/ml/metrics.js';
 import { itemsInSubset } from '../../src/ml/calibrate.js';
 import { readSplitFile } from '../../src/data/split.js';
 import { loadEvalItems } from '../../src/ml/train/dataset-source.js';
-import { exportModelVersion } from '../../src/ml/onnx/model-version.js';
+import { exportNewRevision } from '../../src/ml/onnx/model-version.js';
 import { decide } from '../../src/cli/quantize-version.js';
 import { runCli as cli } from '../support/cli.js';
 
@@ -184,15 +184,19 @@ test('asking for int8 where a version has none is E_MODEL_MISSING; a manifest th
   }
 });
 
-test('export-onnx on a quantized version drops the int8 model quantized from the previous model.onnx', async () => {
+test('export-onnx on a quantized version writes a revision without the int8 model quantized from the previous model.onnx; the source keeps it', async () => {
   const other = join(root, 'other2');
   const fresh = await createRandomModels(other, { size: 'small', seed: 8 });
   const out = await quantize(fresh.segmenter, ['--no-compare', '--version', 'q1'], other);
   assert.equal(out.version, 'q1');
   assert.ok(existsSync(join(out.dir, 'model.int8.onnx')));
-  await exportModelVersion(out.dir);
-  assert.ok(!existsSync(join(out.dir, 'model.int8.onnx')));
-  assert.equal((await readManifest(out.dir)).quantization, undefined);
+  const r = await exportNewRevision(out.dir);
+  assert.equal(r.manifest.version, 'q1-r1');
+  assert.ok(!existsSync(join(r.dir, 'model.int8.onnx')));
+  assert.equal((await readManifest(r.dir)).quantization, undefined);
+  assert.ok((await verifyManifest(r.dir)).ok);
+  assert.ok(existsSync(join(out.dir, 'model.int8.onnx')));
+  assert.notEqual((await readManifest(out.dir)).quantization, undefined);
   assert.ok((await verifyManifest(out.dir)).ok);
 });
 

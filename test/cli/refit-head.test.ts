@@ -69,6 +69,10 @@ test('refit-head writes a verified version with per-set figures and calibration 
   assert.deepEqual(await verifyManifest(dir), { ok: true, modified: [], missing: [], unlisted: [] });
   const m = await readManifest(dir);
   assert.deepEqual(Object.keys(m.metrics.sets!).sort(), sets);
+  // the card it writes carries each set's validation row with its intervals
+  const card = await readFile(join(dir, 'MODEL_CARD.md'), 'utf8');
+  for (const s of sets) assert.match(card, new RegExp(`^\\| ${s} \\| validation \\| \\d+ \\(\\d+\\) \\| `, 'm'), card);
+  assert.ok(!card.includes(root), 'the card names a machine path');
   assert.ok(m.calibration && m.calibration.method === 'platt');
   assert.equal(m.threshold!.calibratedOn!.split, 'split.csv');
   assert.ok(!(await readFile(join(dir, 'manifest.json'), 'utf8')).includes(root), 'the manifest names a machine path');

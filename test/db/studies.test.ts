@@ -6,8 +6,18 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { registerModel } from '../../src/db/models.js';
+import { worklistCounts } from '../../src/db/stats.js';
 import { listPredictions } from '../../src/db/predictions.js';
-import { addReview, insertStudyOnce, recordFailure, recordPrediction, worklist, type NewPrediction, type WorklistKey } from '../../src/db/studies.js';
+import {
+  addReview,
+  insertStudyOnce,
+  recordFailure,
+  recordPrediction,
+  worklist,
+  type NewPrediction,
+  type NewStudy,
+  type WorklistKey,
+} from '../../src/db/studies.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 let db: TestDatabase;
@@ -35,27 +45,30 @@ function prediction(p: number, flagged: boolean, classifierId = clsId): NewPredi
   };
 }
 
+/** An instance of study `uid` (series n) with fixed, valid fields. */
+function instanceOf(uid: string, n: number): NewStudy {
+  return {
+    id: randomUUID(),
+    studyInstanceUid: uid,
+    seriesInstanceUid: `${uid}.${n}`,
+    sopInstanceUid: `${uid}.${n}.1`,
+    sopClassUid: null,
+    patientPseudonym: null,
+    modality: 'CR',
+    viewPosition: 'PA',
+    bodyPart: 'CHEST',
+    transferSyntax: null,
+    imageRows: 10,
+    imageColumns: 10,
+    sha256: 'a'.repeat(64),
+    sizeBytes: '100',
+    submittedBy: 'ws',
+    receivedAt: new Date(),
+  };
+}
+
 async function newStudy(name: string): Promise<string> {
-  const { study, created } = await db.ds.transaction((m) =>
-    insertStudyOnce(m, {
-      id: randomUUID(),
-      studyInstanceUid: `1.2.3.${name}`,
-      seriesInstanceUid: `1.2.3.${name}.1`,
-      sopInstanceUid: `1.2.3.${name}.1.1`,
-      sopClassUid: null,
-      patientPseudonym: null,
-      modality: 'CR',
-      viewPosition: 'PA',
-      bodyPart: 'CHEST',
-      transferSyntax: null,
-      imageRows: 10,
-      imageColumns: 10,
-      sha256: 'a'.repeat(64),
-      sizeBytes: '100',
-      submittedBy: 'ws',
-      receivedAt: new Date(),
-    }),
-  );
+  const { study, created } = await db.ds.transaction((m) => insertStudyOnce(m, instanceOf(`1.2.3.${name}`, 1)));
   assert.equal(created, true);
   ids[name] = study.id;
   return study.id;
@@ -174,4 +187,75 @@ test('a model version whose weights changed under the same version is refused', 
     registerModel(db.ds, { kind: 'classifier', name: 'classifier', version: 'v1', sha256: 'f'.repeat(64), manifest: {} }),
     (e: Error & { code?: string }) => e.code === 'E_MODEL_INVALID',
   );
+});
+
+test('instances of one study committed by two transactions at once leave one worklist row that counts both', async () => {
+  // Each round commits both writers together; the per-study lock taken at commit makes the
+  // second recompute read what the first committed, so the row never keeps one writer's view.
+  for (let round = 0; round < 12; round++) {
+    const uid = `1.2.9.${round}`;
+    const runners = [db.ds.createQueryRunner(), db.ds.createQueryRunner()];
+    try {
+      await Promise.all(runners.map((r) => r.startTransaction()));
+      for (const [n, r] of runners.entries()) {
+        const p = n === 0 ? 0.2 : 0.8;
+        const { study } = await insertStudyOnce(r.manager, instanceOf(uid, n + 1));
+        await r.query(`UPDATE studies SET status = 'scored', scored_at = now() WHERE id = $1`, [study.id]);
+        const pr = prediction(p, p >= 0.5);
+        await r.query(
+          `INSERT INTO predictions (study_id, segmenter_id, classifier_id, probability, threshold, target_recall, decision, flagged, flag_reasons, tta_views, tta_spread, qc_flags, lung_area_fraction, timings_ms, report, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, now())`,
+          [
+            study.id,
+            pr.segmenterId,
+            pr.classifierId,
+            pr.probability,
+            pr.threshold,
+            pr.targetRecall,
+            pr.decision,
+            pr.flagged,
+            pr.flagReasons,
+            pr.ttaViews,
+            pr.ttaSpread,
+            pr.qcFlags,
+            pr.lungAreaFraction,
+            pr.timingsMs,
+            pr.report,
+          ],
+        );
+      }
+      await Promise.all(runners.map((r) => r.commitTransaction()));
+    } finally {
+      await Promise.all(runners.map((r) => r.release()));
+    }
+    const [row] = await worklist(db.ds, { studyInstanceUid: uid }, null, 10);
+    assert.equal(row.scoredImages, 2, `round ${round}`);
+    assert.equal(row.instances.length, 2);
+    assert.equal(row.probability, 0.8, 'the most suspicious frontal result decides');
+    assert.equal(row.flagged, true);
+  }
+});
+
+test('a review updates the study row at once: review count, last verdict and the reviewed filter', async () => {
+  const id = await newStudy('reviewedLater');
+  assert.equal(await recordPrediction(db.ds, id, prediction(0.7, true)), true);
+  const before = await worklist(db.ds, { studyInstanceUid: '1.2.3.reviewedLater', reviewed: false }, null, 10);
+  assert.equal(before.length, 1);
+  assert.equal(before[0].reviewCount, 0);
+  const [{ id: predictionId }]: { id: string }[] = await db.ds.query('SELECT id FROM predictions WHERE study_id = $1', [id]);
+  await db.ds.transaction((m) => addReview(m, { studyId: id, predictionId, reviewer: 'dr', verdict: 'disagree', note: '' }));
+  const [after] = await worklist(db.ds, { studyInstanceUid: '1.2.3.reviewedLater', reviewed: true }, null, 10);
+  assert.equal(after.reviewCount, 1);
+  assert.equal(after.lastVerdict, 'disagree');
+});
+
+test('worklist counts are in studies and agree with the worklist filters', async () => {
+  const counts = await worklistCounts(db.ds);
+  const all = async (f: Parameters<typeof worklist>[1]) => (await worklist(db.ds, f, null, 10_000)).length;
+  assert.equal(counts.flaggedUnreviewed, await all({ flagged: true, reviewed: false }));
+  assert.equal(counts.unreviewed, await all({ reviewed: false }));
+  const [{ n }]: { n: number }[] = await db.ds.query(`SELECT count(DISTINCT study_instance_uid)::int AS n FROM studies WHERE status = 'queued'`);
+  assert.equal(counts.awaitingScore, n);
+  assert.ok(counts.awaitingScore >= 1, "the 'waiting' study is accepted and not scored");
+  assert.ok(counts.flaggedUnreviewed >= 4);
 });

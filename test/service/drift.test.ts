@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { expectedFlagRate, operatingPointOf, PSI_FLOOR, psi } from '../../src/service/drift.js';
+import { driftReference, histogram } from '../../src/ml/drift-reference.js';
+import { driftFeatures, expectedFlagRate, operatingPointOf, PSI_FLOOR, psi } from '../../src/service/drift.js';
 
 test('PSI is 0 for the same distribution, whatever the counts', () => {
   assert.equal(psi([10, 20, 70], [1, 2, 7]), 0);
@@ -38,4 +39,51 @@ test("a manifest's operating point comes from its threshold and validation confu
   assert.deepEqual(operatingPointOf(manifest), { prevalence: 30 / 55, sensitivity: 0.9, specificity: 0.4 });
   assert.equal(operatingPointOf({ threshold: { validationSensitivity: 0.9, validationSpecificity: null } }), null);
   assert.equal(operatingPointOf({}), null);
+});
+
+test('validation histograms put each value in its equal-width bin, the top value and beyond in the last', () => {
+  assert.deepEqual(histogram([0, 0.05, 0.1, 0.55, 0.99, 1], 0, 1), [2, 1, 0, 0, 0, 1, 0, 0, 0, 2]);
+  assert.deepEqual(histogram([-0.1, 0.06, 0.3, 0.6, 0.9], 0, 0.6), [1, 1, 0, 0, 0, 1, 0, 0, 0, 2]);
+});
+
+test('a drift reference keeps the lung-area histogram only when every image reported its area', () => {
+  const full = driftReference('validation', [0.1, 0.9], [0.3, 0.31]);
+  assert.deepEqual(full, {
+    subset: 'validation',
+    n: 2,
+    probabilityHistogram: [0, 1, 0, 0, 0, 0, 0, 0, 0, 1],
+    lungAreaHistogram: [0, 0, 0, 0, 0, 2, 0, 0, 0, 0],
+  });
+  assert.equal(driftReference('validation', [0.1, 0.9], [0.3, undefined]).lungAreaHistogram, undefined);
+});
+
+test('drift features: positive rate always, probability and lung area against the manifest histograms', () => {
+  const manifest = {
+    threshold: { validationSensitivity: 1, validationSpecificity: 0.5 },
+    metrics: { validation: { confusion: { tp: 5, fn: 0, tn: 5, fp: 5 } } },
+    drift: { probabilityHistogram: [1, 1, 0, 0, 0, 0, 0, 0, 0, 0], lungAreaHistogram: [0, 0, 0, 0, 1, 1, 0, 0, 0, 0] },
+  };
+  // validation: prevalence 1/3, so 1/3 x 1 + 2/3 x 0.5 = 2/3 positive
+  const recent = {
+    recent: 10,
+    recentPositive: 8,
+    recentHistogram: [1, 1, 0, 0, 0, 0, 0, 0, 0, 0],
+    recentLungHistogram: [0, 0, 0, 0, 8, 2, 0, 0, 0, 0],
+  };
+  const got = driftFeatures(recent, manifest);
+  assert.deepEqual(
+    got.map((d) => d.feature),
+    ['positive_rate', 'probability', 'lung_area'],
+  );
+  const e = expectedFlagRate({ prevalence: 1 / 3, sensitivity: 1, specificity: 0.5 });
+  assert.ok(Math.abs(e - 2 / 3) < 1e-12);
+  assert.equal(got[0].psi, psi([e, 1 - e], [8, 2]));
+  assert.equal(got[1].psi, 0, 'the same probability distribution');
+  assert.equal(got[2].psi, psi([1, 1], [8, 2]));
+  assert.deepEqual(driftFeatures({ ...recent, recent: 0 }, manifest), [], 'nothing recent, nothing to compare');
+  assert.deepEqual(
+    driftFeatures(recent, { drift: { probabilityHistogram: [1, 2] } }).map((d) => d.feature),
+    [],
+    'no operating point, and a histogram of other bins is ignored',
+  );
 });

@@ -70,7 +70,7 @@ export async function startHarness(overrides: Partial<ServiceSettings> = {}): Pr
       settings: { ...settings, ...more },
       // CXR_TEST_LOG=1 shows the service's log lines when a test needs explaining
       log: process.env.CXR_TEST_LOG ? jsonLogger() : silentLogger,
-      loadEngine: () => loadEngine({ modelsDir, tta: 2, threads: 1 }),
+      loadEngine: (pick) => loadEngine({ modelsDir, tta: 2, threads: 1, ...pick }),
       defaultMetrics: false,
     });
   const parts = await build();

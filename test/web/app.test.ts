@@ -236,6 +236,9 @@ test('an auditor filters history, downloads the CSV and runs the chain verificat
   await page.getByRole('button', { name: 'Verify chain' }).click();
   await page.getByText(/Chain intact: all \d+ rows verified/).waitFor();
   await page.getByRole('figure').first().waitFor();
+  // the shadow comparison section is part of the models view (empty until a candidate runs)
+  await page.getByRole('heading', { name: 'Shadow candidates' }).waitFor();
+  await page.getByText('No candidate has run in shadow.').waitFor();
   await accessible(page, 'the audit pages');
   await context.close();
 });

@@ -1,14 +1,16 @@
 /** Administration: API clients, users, and which model versions serve. */
 import { isRole, ROLES } from '../../db/entities.js';
 import { listModels } from '../../db/models.js';
+import { listOperatorTokens } from '../../db/operator-tokens.js';
 import { listClients, listUsers } from '../../db/principals.js';
 import { CxrError } from '../../errors.js';
 import { CLIENT_ID_PATTERN, CLIENT_ID_SHAPE, createClient as createApiClient, revokeActiveClient } from '../../service/clients.js';
+import { revokeOperatorToken } from '../../service/operator-tokens.js';
 import { createUser as createUserAccount, disableActiveUser } from '../../service/users.js';
-import { readJsonObject } from '../http.js';
+import { Query, readJsonObject } from '../http.js';
 import { json, ref } from '../openapi-types.js';
 import { principalOf, type Ctx, type RouteDef } from '../route.js';
-import { clientView, modelView, userView } from '../views.js';
+import { clientView, modelView, operatorTokenView, userView } from '../views.js';
 
 const USER_ID = /^[A-Za-z0-9._@-]{3,64}$/;
 const errs = {
@@ -165,6 +167,45 @@ export const deleteUser: RouteDef = {
   },
 };
 
+export const getTokens: RouteDef = {
+  method: 'get',
+  path: '/v1/admin/tokens',
+  roles: ['admin'],
+  audit: 'admin.token.list',
+  doc: {
+    summary: 'List operator tokens',
+    tags: ['admin'],
+    description: 'Operator tokens on record (minted by `cxr-triage token`), newest first; never the tokens themselves. Revoked and expired ones only with all=true.',
+    query: [{ name: 'all', description: 'include revoked and expired tokens', schema: { type: 'boolean' } }],
+    responses: { '200': { description: 'Tokens on record', content: json(ref('OperatorTokenList')) } },
+  },
+  async handle(c) {
+    const all = new Query(c.req.query).bool('all') ?? false;
+    return { status: 200, json: { items: (await listOperatorTokens(c.deps.ds, { all })).map(operatorTokenView) } };
+  },
+};
+
+export const deleteToken: RouteDef = {
+  method: 'delete',
+  path: '/v1/admin/tokens/:id',
+  roles: ['admin'],
+  audit: 'admin.token.revoke',
+  doc: {
+    summary: 'Revoke an operator token',
+    tags: ['admin'],
+    description: 'Refused (401 E_UNAUTHENTICATED) from its next request on; the record stays for the audit trail.',
+    responses: { '204': { description: 'Revoked' }, '404': { description: 'No unrevoked token with this id', content: json(ref('Error')) } },
+  },
+  async handle(c) {
+    const id = String(c.req.params.id ?? '');
+    c.detail = { tokenId: id.slice(0, 64) };
+    await revokeOperatorToken(c.deps.ds, id, principalOf(c).sub, (m, detail) =>
+      c.auditIn(m, { action: 'admin.token.revoke', studyId: null, outcome: 'ok', detail: { ...detail, status: 204 } }),
+    );
+    return { status: 204 };
+  },
+};
+
 const MODEL_PART = /^[A-Za-z0-9._-]{1,100}$/;
 
 export const activateModel: RouteDef = {
@@ -192,9 +233,10 @@ export const activateModel: RouteDef = {
     if (!MODEL_PART.test(name) || !MODEL_PART.test(version)) throw new CxrError('E_NOT_FOUND', 'no such model version');
     c.detail = { model: `${name}@${version}` };
     if (!c.deps.activateModel) throw new CxrError('E_CONFLICT', 'this server was started without model activation');
-    await c.deps.activateModel(name, version);
+    const { shadowStopped } = await c.deps.activateModel(name, version, principalOf(c).sub);
+    if (shadowStopped) c.detail = { ...c.detail, shadowStopped };
     return { status: 200, json: { items: (await listModels(c.deps.ds)).map(modelView) } };
   },
 };
 
-export const adminRoutes = [createClient, getClients, deleteClient, createUser, getUsers, deleteUser, activateModel];
+export const adminRoutes = [createClient, getClients, deleteClient, createUser, getUsers, deleteUser, getTokens, deleteToken, activateModel];

@@ -65,7 +65,7 @@ export function wadoUrl(base: string, study: string, series?: string, sop?: stri
   return url;
 }
 
-function baseUrl(req: { protocol: string; get(name: string): string | undefined }): string {
+export function baseUrl(req: { protocol: string; get(name: string): string | undefined }): string {
   return `${req.protocol}://${req.get('host') ?? 'localhost'}`;
 }
 

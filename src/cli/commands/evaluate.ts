@@ -1,11 +1,12 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { csvLine } from '../../data/csv.js';
+import { csvLine, parseCsv } from '../../data/csv.js';
 import { filesTrainedOn } from '../../data/leakage.js';
 import { parseSplitName, readSplitFile, SPLIT_NAMES, type SplitName } from '../../data/split.js';
-import { EVALUATIONS_DIR, locateModelVersion, readManifest } from '../../ml/model-store/index.js';
+import { EVALUATIONS_DIR, locateModelVersion, portablePath, readManifest, sha256File } from '../../ml/model-store/index.js';
+import { datasetName } from '../../data/multi-dataset.js';
 import { bootstrapBand } from '../../ml/bootstrap.js';
 import { loadSplitItems } from '../../ml/calibrate.js';
 import { CxrError } from '../../errors.js';
@@ -49,26 +50,41 @@ export function jsonSummary(r: EvaluationResult): Record<string, unknown> {
     confusion: r.confusion,
     n: r.n,
     ece: r.calibration.ece,
+    ci95: r.ci95,
+    ...(r.sets ? { sets: r.sets } : {}),
     ...('dice' in r ? { dice: r.dice, iou: r.iou } : {}),
   };
 }
 
 const f3 = (v: number | null | undefined) => (v == null ? 'n/a' : v.toFixed(3));
 
+/** A figure with its 95% bootstrap interval when it has one: `0.874 (95% CI 0.806-0.935)`. */
+export function withInterval(value: number | null | undefined, ci: Record<string, number>, key: string): string {
+  const lo = ci[`${key}Lo`];
+  const hi = ci[`${key}Hi`];
+  return value == null || lo === undefined || hi === undefined ? f3(value) : `${f3(value)} (95% CI ${f3(lo)}-${f3(hi)})`;
+}
+
 export function formatTable(r: EvaluationResult): string {
   const c = r.confusion;
   const rows: [string, string][] = [
     ['images', String(r.n)],
     ['threshold', `${r.threshold.toFixed(4)}${r.targetRecall != null ? ` (calibrated for recall ${r.targetRecall})` : ''}`],
-    ['AUC', f3(r.auc)],
-    ['accuracy', f3(r.accuracy)],
-    ['recall (sensitivity)', f3(r.recall)],
-    ['specificity', f3(r.specificity)],
+    ['AUC', withInterval(r.auc, r.ci95, 'auc')],
+    ['accuracy', withInterval(r.accuracy, r.ci95, 'accuracy')],
+    ['recall (sensitivity)', withInterval(r.recall, r.ci95, 'recall')],
+    ['specificity', withInterval(r.specificity, r.ci95, 'specificity')],
     ['precision', f3(r.precision)],
     ['F1', f3(r.f1)],
     ['confusion', `TP ${c.tp}  FP ${c.fp}  TN ${c.tn}  FN ${c.fn}`],
   ];
   rows.push(['calibration error (ECE)', `${f3(r.calibration.ece)} (10 bins; max ${f3(r.calibration.mce)})`]);
+  rows.push(['intervals', '95% percentile bootstrap over the images (1000 resamples, seed 7)']);
+  for (const [name, s] of Object.entries(r.sets ?? {}))
+    rows.push([
+      `set ${name}`,
+      `n ${s.n}, AUC ${withInterval(s.auc, s.ci95, 'auc')}, recall ${withInterval(s.recall, s.ci95, 'recall')}, specificity ${withInterval(s.specificity, s.ci95, 'specificity')}, ECE ${f3(s.ece)}`,
+    ]);
   if ('dice' in r) rows.push(['lung Dice', f3(r.dice)], ['lung IoU', f3(r.iou)]);
   if (r.calibratedHere != null) rows.push([`threshold for recall ${r.targetRecall} here`, r.calibratedHere.toFixed(4)]);
   rows.push(['models', `segmenter ${r.models.segmenter.version}, classifier ${r.models.classifier.version} (${r.scorer})`]);
@@ -143,11 +159,32 @@ async function saveEvaluation(o: EvaluateCliOptions, result: EvaluationResult, s
   await mkdir(out, { recursive: true });
   await writePlots(out, result);
   await writeFile(join(out, 'per-image.csv'), perImageCsv(result));
-  await writeFile(
-    join(out, 'summary.json'),
-    `${JSON.stringify({ ...jsonSummary(result), data: o.data, split: o.split ?? null, subset, models: result.models, scorer: result.scorer, at: new Date().toISOString() }, null, 2)}\n`,
-  );
+  // the split's rows of the images evaluated kept beside the figures (a pool's split may
+  // exist nowhere else; all of it would weigh more than the figures), with the whole file's
+  // sha256, and paths relative to a named data root: the folder is committed with the version
+  const split = o.split ? await keepSplitRows(resolve(o.split), new Set(result.images.map((i) => i.id)), join(out, 'split.csv')) : null;
+  const summary = {
+    ...jsonSummary(result),
+    data: o.data.map((d) => portablePath(resolve(d))),
+    datasets: o.data.map((d) => datasetName(d)),
+    split: split ? 'split.csv' : null,
+    ...(split ? { splitSha256: split.sha256, splitRows: `the ${split.kept} of its ${split.rows} rows naming the images evaluated` } : {}),
+    subset,
+    models: result.models,
+    scorer: result.scorer,
+    at: new Date().toISOString(),
+  };
+  await writeFile(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   return out;
+}
+
+/** Writes the rows of a split CSV naming `ids` (header kept) to `out`; the whole file's sha256 and row counts. */
+async function keepSplitRows(path: string, ids: ReadonlySet<string>, out: string): Promise<{ sha256: string; rows: number; kept: number }> {
+  const t = parseCsv(await readFile(path, 'utf8'), 'split.csv');
+  const file = t.header.indexOf('file');
+  const kept = t.rows.filter((r) => ids.has(r.fields[file]));
+  await writeFile(out, `${[csvLine(t.header), ...kept.map((r) => csvLine(r.fields))].join('\n')}\n`);
+  return { sha256: await sha256File(path), rows: t.rows.length, kept: kept.length };
 }
 
 async function leakageWarnings(o: EvaluateCliOptions, files: string[], subset: SplitName | null): Promise<string[]> {

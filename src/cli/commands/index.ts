@@ -28,4 +28,5 @@ export const commandLoaders: Record<string, () => Promise<{ register: RegisterCo
   models: () => import('./models.js'),
   'validate-dataset': () => import('./validate-dataset.js'),
   runs: () => import('./runs.js'),
+  'contact-sheet': () => import('./contact-sheet.js'),
 };

@@ -8,6 +8,7 @@ import type { ModelVersionRow } from '../../db/entities.js';
 import { CxrError } from '../../errors.js';
 import {
   activateOnDisk,
+  servableVersion,
   formatChange,
   formatPortablePath,
   listVersions,
@@ -24,7 +25,12 @@ import {
   type ModelName,
   type VersionEntry,
 } from '../../ml/model-store/index.js';
-import { action } from '../run.js';
+import { promoteModelVersion } from '../../service/model-activation.js';
+import { parseFraction, startShadow, stopShadow } from '../../service/shadow.js';
+import { runningShadow } from '../../db/shadow.js';
+import { auditOperator, operator, withDatabase } from '../operator.js';
+import { action, collect } from '../run.js';
+import { buildModelCard, writeModelCard } from '../model-card.js';
 
 interface ModelsOptions {
   models: string;
@@ -88,11 +94,15 @@ interface ListedVersion {
 export function register(program: Command): void {
   const models = program
     .command('models')
-    .description('model versions on disk (and in the service registry): list, show, activate, diff')
+    .alias('model')
+    .description('model versions on disk (and in the service registry): list, show, activate, diff; shadow candidates and promotion')
     .addHelpText(
       'after',
       '\nmodels/<name>/ACTIVE names the version the service serves (first non-comment line); without it the newest is served.\n' +
-        'Versions are immutable: `calibrate` writes a new <version>-rN; activate it here or with POST /v1/admin/models/<name>/<version>/activate.',
+        'Versions are immutable: `calibrate` writes a new <version>-rN; activate it here or with POST /v1/admin/models/<name>/<version>/activate.\n' +
+        'Try a version on live traffic first: `model shadow NAME@VERSION --fraction 0.2` scores a sample of studies with it as well\n' +
+        '(never shown or sent), GET /v1/models/shadow compares it, and `model promote NAME@VERSION` makes it the active one.\n' +
+        '`model` and `models` are the same command.',
     );
 
   models
@@ -211,6 +221,42 @@ export function register(program: Command): void {
     );
 
   models
+    .command('card')
+    .description(
+      "a version's model card (MODEL_CARD.md): intended use, data with attribution, per-set figures with 95% bootstrap intervals from the manifest and " +
+        'the evaluations saved in evaluations/ (`evaluate --save`), calibration, what the threshold means per 100 studies, known failure modes, provenance',
+    )
+    .argument('<version>', 'NAME@VERSION, a version name, or a version folder')
+    .option('--models <dir>', 'models folder', 'models')
+    .option('--write', 'write MODEL_CARD.md into the version folder (left out of the manifest hashes, like evaluations/) instead of printing it')
+    .option('--pictures', "draw each saved evaluation's most confident errors through the served pipeline into card/ (needs the data folders)")
+    .option('--segmenter <dir>', 'segmenter version folder for --pictures (default: the one --models serves)')
+    .option('--data <dir>', 'a data folder, found by its name before the recorded paths (repeatable): for --pictures and README attributions', collect, [])
+    .addHelpText(
+      'after',
+      '\nA person\'s notes go in <version>/card/notes.json: {"summary": "...", "intendedUse": [...], "notForUse": [...], ' +
+        '"failureModes": [{"title": "...", "detail": "...", "pictures": ["card/x.png"]}]}; the card adds them to what it computes.',
+    )
+    .action(
+      action(async (ref: string, o: ModelsOptions & { write?: boolean; pictures?: boolean; segmenter?: string; data: string[] }) => {
+        const v = await findVersion(o.models, ref);
+        const segmenterDir = o.pictures
+          ? o.segmenter
+            ? resolve(o.segmenter)
+            : v.name === 'segmenter'
+              ? v.dir
+              : await locateModelVersion(o.models, 'segmenter')
+          : undefined;
+        const opts = { pictures: o.pictures, segmenterDir, dataDirs: o.data, log: (line: string) => process.stderr.write(`${line}\n`) };
+        if (o.write) {
+          process.stdout.write(`${await writeModelCard(v.dir, opts)}\n`);
+          return;
+        }
+        process.stdout.write((await buildModelCard(v.dir, opts)).text);
+      }),
+    );
+
+  models
     .command('activate')
     .description('make a version the one the service serves (writes models/<name>/ACTIVE atomically, after checking its files and model.onnx)')
     .argument('<name>', 'segmenter | classifier')
@@ -246,6 +292,108 @@ export function register(program: Command): void {
         }
         process.stdout.write(`${va.name}@${va.version} -> ${vb.name}@${vb.version}: ${changes.length} change${changes.length === 1 ? '' : 's'}\n`);
         for (const c of changes) process.stdout.write(`  ${formatChange(c)}\n`);
+      }),
+    );
+
+  models
+    .command('shadow')
+    .description(
+      'score a sample of new studies with a candidate version as well as the active model (stored apart: never in the worklist, FHIR, PACS results or statistics); ' +
+        'without arguments, say which candidate runs. Needs the service database (DATABASE_URL, else the embedded PostgreSQL under CXR_DATA_DIR)',
+    )
+    .argument('[version]', 'NAME@VERSION, a version name, or a version folder under the models folder')
+    .option(
+      '--fraction <f>',
+      'share of studies sampled, in (0, 1]: a study is in when a hash of its StudyInstanceUID falls below it, so every worker and every rerun agree',
+    )
+    .option('--off', 'stop the running candidate (its results and comparison stay)')
+    .option('--clear', 'the same as --off')
+    .option('--models <dir>', 'models folder (default CXR_MODELS_DIR, else models)')
+    .option('--json', 'print the setting as JSON')
+    .addHelpText(
+      'after',
+      '\nOne candidate runs at a time; starting another replaces it. Each change is audited (model.shadow.start / model.shadow.stop).\n' +
+        'Workers read the setting from PostgreSQL before each study; a candidate that fails to load or score is logged and counted\n' +
+        '(cxr_shadow_results_total{outcome="failed"}), never the study. Compare with GET /v1/models/shadow (auditor, admin).',
+    )
+    .action(
+      action(async (ref: string | undefined, o: { fraction?: string; off?: boolean; clear?: boolean; models?: string; json?: boolean }) => {
+        const stop = Boolean(o.off || o.clear);
+        if (stop && (ref !== undefined || o.fraction !== undefined)) throw new CxrError('E_BAD_ARGUMENT', '--off takes no version and no --fraction');
+        const say = (x: unknown, text: string) => process.stdout.write(o.json ? `${JSON.stringify(x)}\n` : `${text}\n`);
+        if (stop) {
+          const stopped = await withDatabase(({ ds }) => stopShadow(ds, operator(), (m, detail) => auditOperator(m, 'model.shadow.stop', detail)));
+          say({ stopped }, stopped ? `stopped shadow candidate ${stopped.name}@${stopped.version}` : 'no shadow candidate was running');
+          return;
+        }
+        if (ref === undefined) {
+          if (o.fraction !== undefined) throw new CxrError('E_BAD_ARGUMENT', '--fraction needs a version');
+          const running = await withDatabase(({ ds }) => runningShadow(ds));
+          say(
+            { running },
+            running
+              ? `${running.name}@${running.version} scores ${running.fraction} of studies (since ${running.startedAt.toISOString()}, by ${running.startedBy})`
+              : 'no shadow candidate is running',
+          );
+          return;
+        }
+        if (o.fraction === undefined) throw new CxrError('E_BAD_ARGUMENT', 'give --fraction F (a share of studies in (0, 1])');
+        const fraction = parseFraction(o.fraction);
+        const modelsDir = o.models ?? loadConfig().modelsDir;
+        const v = await findVersion(modelsDir, ref);
+        // the workers load it from their models folder: it must verify and have its ONNX model
+        await servableVersion(modelsDir, v.name, v.version);
+        if ((await readActive(modelsDir, v.name).catch(() => null)) === v.version)
+          throw new CxrError('E_CONFLICT', `${v.name}@${v.version} is the active version: there is nothing to compare it with`);
+        const r = await withDatabase(({ ds }) =>
+          startShadow(ds, { kind: v.name, name: v.name, version: v.version, fraction, by: operator() }, (m, detail) =>
+            auditOperator(m, 'model.shadow.start', detail),
+          ),
+        );
+        say(
+          r,
+          `${v.name}@${v.version} now scores ${fraction} of new studies in shadow` +
+            (r.replaced ? ` (replacing ${r.replaced.name}@${r.replaced.version})` : ''),
+        );
+      }),
+    );
+
+  models
+    .command('promote')
+    .description(
+      'make a version the active one for the whole deployment: checks its files, writes models/<name>/ACTIVE, marks it active in the service registry, ' +
+        'ends its shadow run and writes an audit row (model.promote), all or nothing. Running workers switch before their next study',
+    )
+    .argument('<version>', 'NAME@VERSION, a version name, or a version folder under the models folder')
+    .option('--models <dir>', 'models folder (default CXR_MODELS_DIR, else models)')
+    .option('--json', 'print the result as JSON')
+    .addHelpText(
+      'after',
+      '\nThe same step as POST /v1/admin/models/<name>/<version>/activate, without a running service: workers of every process read\n' +
+        "the registry's active versions before each study and load the promoted one from their models folder (a shared volume, or the same image).",
+    )
+    .action(
+      action(async (ref: string, o: { models?: string; json?: boolean }) => {
+        const modelsDir = o.models ?? loadConfig().modelsDir;
+        const v = await findVersion(modelsDir, ref);
+        const r = await withDatabase(({ ds }) =>
+          promoteModelVersion({
+            ds,
+            modelsDir,
+            name: v.name,
+            version: v.version,
+            by: operator(),
+            audit: (m, detail) => auditOperator(m, 'model.promote', detail),
+          }),
+        );
+        if (o.json) {
+          process.stdout.write(`${JSON.stringify(r)}\n`);
+          return;
+        }
+        process.stdout.write(`${v.name} ${r.from ?? '(newest)'} -> ${r.to}${r.shadowStopped ? ` (shadow run of ${r.shadowStopped} ended)` : ''}\n`);
+        process.stderr.write(
+          `wrote ${join(resolve(modelsDir), v.name, 'ACTIVE')} and marked ${r.registered} active; running workers switch before their next study\n`,
+        );
       }),
     );
 }

@@ -22,10 +22,10 @@ import { readSplitFile, SPLIT_NAMES, type SplitName } from '../../data/split.js'
 import { CxrError } from '../../errors.js';
 import { loadEngine } from '../../inference/engine.js';
 import { initBackend } from '../../ml/backend.js';
-import { bootstrapInterval } from '../../ml/bootstrap.js';
+import { setFigures } from '../../ml/evaluate.js';
 import { loadSplitItems } from '../../ml/calibrate.js';
 import { portablePath, readManifest, versionFromDate, writeManifest, type MetricValues } from '../../ml/model-store/index.js';
-import { calibrateThreshold, classificationReport, rocAuc } from '../../ml/metrics.js';
+import { calibrateThreshold, rocAuc } from '../../ml/metrics.js';
 import { loadModel, saveModel } from '../../ml/model-io.js';
 import { exportModelVersion } from '../../ml/onnx/model-version.js';
 import { applyCalibration, calibrationReport, fitCalibration } from '../../ml/probability-calibration.js';
@@ -33,6 +33,7 @@ import { capItems } from '../../ml/train/dataset-source.js';
 import { fitHead, type HeadFit } from '../../ml/train/head.js';
 import { ProgressBar } from '../../ml/train/progress.js';
 import { action, collect, parseInteger, parseNumber } from '../run.js';
+import { writeModelCard } from '../model-card.js';
 
 interface RefitCliOptions {
   data: string[];
@@ -112,37 +113,10 @@ function bySet<T>(rows: readonly FeatureRow[], fn: (mine: FeatureRow[]) => T): R
 
 /** Figures at the threshold with 95% bootstrap intervals (AUC, accuracy, recall, specificity). */
 function figures(p: number[], y: number[], threshold: number): MetricValues {
-  const r = classificationReport(p, y, threshold);
-  const ci = (stat: (pp: number[], yy: number[]) => number | null) => {
-    const iv = bootstrapInterval(
-      p.length,
-      (idx) =>
-        stat(
-          Array.from(idx, (i) => p[i]),
-          Array.from(idx, (i) => y[i]),
-        ),
-      { resamples: 1000, seed: 7 },
-    );
-    return iv ? { lo: iv.lo, hi: iv.hi } : null;
-  };
-  const at = (pp: number[], yy: number[]) => classificationReport(pp, yy, threshold);
-  const intervals: Record<string, number> = {};
-  for (const [k, iv] of Object.entries({
-    auc: ci((pp, yy) => rocAuc(pp, yy)),
-    accuracy: ci((pp, yy) => at(pp, yy).accuracy),
-    recall: ci((pp, yy) => at(pp, yy).recall),
-    specificity: ci((pp, yy) => at(pp, yy).specificity),
-  })) {
-    if (iv) {
-      intervals[`${k}Lo`] = iv.lo;
-      intervals[`${k}Hi`] = iv.hi;
-    }
-  }
+  const r = setFigures(p, y, threshold);
   return {
     ...r,
     confusion: { ...r.confusion },
-    ece: calibrationReport(p, y).ece,
-    ci95: intervals,
     flaggedPer100: (100 * (r.confusion.tp + r.confusion.fp)) / r.n,
   };
 }
@@ -375,6 +349,8 @@ export function register(program: Command): void {
           },
         });
         await exportModelVersion(dir, (line) => process.stderr.write(`${line}\n`));
+        // the card documents the figures above (it is outside the manifest's hashes)
+        process.stderr.write(`model card: ${await writeModelCard(dir, { dataDirs: dirs })}\n`);
         if (o.report) {
           await mkdir(resolve(o.report), { recursive: true });
           const lines = [csvLine(['file', 'set', 'split', 'label', 'raw_probability', 'probability', 'decision'])];

@@ -101,14 +101,22 @@ export function register(program: Command): void {
           await db.close();
           throw e;
         }
-        const parts = await buildService({
-          ds: db.ds,
-          engine,
-          settings: cfg,
-          log,
-          loadEngine: () => loadEngine(engineOptions),
-          defaultMetrics: true,
-        });
+        let parts;
+        try {
+          // checks the registry against the models folder before taking work (service/model-registry.ts)
+          parts = await buildService({
+            ds: db.ds,
+            engine,
+            settings: cfg,
+            log,
+            loadEngine: (pick) => loadEngine({ ...engineOptions, ...pick }),
+            defaultMetrics: true,
+          });
+        } catch (e) {
+          await engine.close();
+          await db.close();
+          throw e;
+        }
         let server;
         let dimse: DimseServer | null = null;
         try {
@@ -135,7 +143,6 @@ export function register(program: Command): void {
         const inFlight = trackResponses(server.server);
         const m = parts.service.models;
         log.info('models loaded', { segmenter: `${m.segmenter.name}@${m.segmenter.version}`, classifier: `${m.classifier.name}@${m.classifier.version}` });
-        process.stdout.write(banner(cfg, server.url, db.where, parts.recovered, dimse));
 
         let stopping = false;
         const shutdown = async (signal: string) => {
@@ -161,6 +168,8 @@ export function register(program: Command): void {
         };
         process.on('SIGINT', () => void shutdown('SIGINT'));
         process.on('SIGTERM', () => void shutdown('SIGTERM'));
+        // the banner last: a supervisor (or test) that stops the server as soon as it reads it finds the handlers in place
+        process.stdout.write(banner(cfg, server.url, db.where, parts.recovered, dimse));
       }),
     );
 }

@@ -28,19 +28,20 @@ export function register(program: Command): void {
         const cfg = loadConfig(env);
         const log = jsonLogger();
         const db = await openServiceDatabase(cfg);
+        const engineOptions = {
+          modelsDir: cfg.modelsDir,
+          threads: cfg.inferThreads ?? undefined,
+          tta: cfg.tta ?? undefined,
+          onWarning: (m: string) => log.warn(m),
+        };
         let engine;
         try {
-          engine = await loadEngine({
-            modelsDir: cfg.modelsDir,
-            threads: cfg.inferThreads ?? undefined,
-            tta: cfg.tta ?? undefined,
-            onWarning: (m) => log.warn(m),
-          });
+          engine = await loadEngine(engineOptions);
         } catch (e) {
           await db.close();
           throw e;
         }
-        const counts: Partial<Record<StudyOutcome, number>> = {};
+        const counts: Partial<Record<StudyOutcome | 'shadow_scored' | 'shadow_failed', number>> = {};
         let runtime;
         try {
           runtime = await startRuntime({
@@ -48,8 +49,11 @@ export function register(program: Command): void {
             engine,
             settings: { ...cfg, workers: cfg.inferConcurrency },
             log,
-            hooks: { study: (o) => (counts[o] = (counts[o] ?? 0) + 1) },
+            hooks: { study: (o) => (counts[o] = (counts[o] ?? 0) + 1), shadow: (o) => (counts[`shadow_${o}`] = (counts[`shadow_${o}`] ?? 0) + 1) },
             readManifest: manifestReader(cfg.modelsDir),
+            modelsDir: cfg.modelsDir,
+            // the registry's active versions and shadow candidates load from the same folder
+            loadEngine: (pick) => loadEngine({ ...engineOptions, ...pick }),
           });
         } catch (e) {
           await engine.close();

@@ -1,3 +1,4 @@
+import type { DriftReference } from '../drift-reference.js';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
@@ -206,6 +207,8 @@ export interface ModelManifest {
   threshold: ThresholdInfo | null;
   /** classifier: probability calibration applied before the threshold (absent: none; the threshold is then on raw probabilities) */
   calibration?: CalibrationInfo;
+  /** classifier: validation's served probabilities and lung areas, the reference of the service's drift PSI */
+  drift?: DriftReference;
   /** sha256 (hex) of every file in the version folder except manifest.json, keyed by relative path */
   files: Record<string, string>;
   /** the exported graph, once `export-onnx` has written model.onnx */
@@ -262,18 +265,25 @@ export async function sha256File(path: string): Promise<string> {
  * they describe the version and do not change it, so they are not part of its hashes.
  */
 export const EVALUATIONS_DIR = 'evaluations';
+/**
+ * The model card and its pictures and notes (src/ml/model-card.ts): documentation generated
+ * from the version, left out of the hashes like evaluations/, so writing a card does not
+ * change the version it describes.
+ */
+export const MODEL_CARD_FILE = 'MODEL_CARD.md';
+export const CARD_DIR = 'card';
 
-/** Relative paths ('/'-separated, sorted) of every regular file under dir except the manifest and evaluations/. */
+/** Relative paths ('/'-separated, sorted) of every regular file under dir except the manifest, the model card, card/ and evaluations/. */
 async function listFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
   async function walk(d: string): Promise<void> {
     for (const entry of await readdir(d, { withFileTypes: true })) {
       const p = join(d, entry.name);
       if (entry.isDirectory()) {
-        if (d !== dir || entry.name !== EVALUATIONS_DIR) await walk(p);
+        if (d !== dir || (entry.name !== EVALUATIONS_DIR && entry.name !== CARD_DIR)) await walk(p);
       } else if (entry.isFile()) {
         const rel = relative(dir, p).split(sep).join('/');
-        if (rel !== MANIFEST_FILE && !rel.includes('.tmp-')) out.push(rel);
+        if (rel !== MANIFEST_FILE && rel !== MODEL_CARD_FILE && !rel.includes('.tmp-')) out.push(rel);
       }
     }
   }

@@ -113,7 +113,7 @@ export async function restoreActive(modelsDir: string, name: ModelName, text: st
 function howToShip(name: ModelName, modelsDir: string): string {
   return (
     `train one with \`cxr-triage train ${name} --data DIR --out ${join(modelsDir, name)}\`, ` +
-    `then \`cxr-triage export-onnx --model ${join(modelsDir, name, '<version>')}\` writes its model.onnx`
+    `then \`cxr-triage export-onnx --model ${join(modelsDir, name, '<version>')}\` writes a revision of it with model.onnx`
   );
 }
 
@@ -152,7 +152,10 @@ export async function servableVersion(modelsDir: string, name: string, version: 
   const q = manifest.quantization;
   const int8Only = q !== undefined && Boolean(manifest.files[q.file]) && q.float?.shipped === false;
   if (!manifest.files[ONNX_FILE] && !int8Only)
-    throw new CxrError('E_MODEL_MISSING', `${dir} has no ${ONNX_FILE}: run \`cxr-triage export-onnx --model ${dir}\``);
+    throw new CxrError(
+      'E_MODEL_MISSING',
+      `${dir} has no ${ONNX_FILE}: run \`cxr-triage export-onnx --model ${dir}\` (it writes a revision of it with model.onnx) and activate that`,
+    );
   return { name: name as ModelName, version, dir, manifest };
 }
 

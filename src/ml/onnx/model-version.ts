@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
 import { CxrError } from '../../errors.js';
-import { ONNX_FILE, readManifest, writeManifest, type ModelManifest, type OnnxInfo } from '../model-store/index.js';
+import { deriveVersion, ONNX_FILE, readManifest, writeManifest, type ModelManifest, type OnnxInfo } from '../model-store/index.js';
 import { loadModel } from '../model-io.js';
 import { exportLayersModel, type ExportResult } from './export.js';
 import { nchwToNhwc } from './layout.js';
@@ -18,19 +18,57 @@ export interface ExportVersionResult {
 /** Parity worse than this means the export is wrong, not float rounding. */
 export const PARITY_LIMIT = 1e-3;
 
-function kindOf(m: ModelManifest): 'segmenter' | 'classifier' {
+function kindOf(m: Pick<ModelManifest, 'name' | 'architecture'>): 'segmenter' | 'classifier' {
   if (m.name === 'segmenter' || m.architecture.toLowerCase().includes('unet')) return 'segmenter';
   if (m.name === 'classifier' || m.architecture.toLowerCase().includes('densenet')) return 'classifier';
   throw new CxrError('E_MODEL_INVALID', `cannot tell whether ${m.name} (${m.architecture}) is the segmenter or the classifier`);
 }
 
 /**
- * Converts a model version folder's tfjs artifacts to model.onnx (the classifier with its
- * class-activation outputs), checks it against tfjs on a random input, and rewrites the
- * manifest with the ONNX description and fresh sha256 of every file.
+ * Converts a version folder's tfjs artifacts to model.onnx in place and rewrites its manifest
+ * (ONNX description, fresh sha256 of every file). Only for a version being built (a staging
+ * folder, random test models): a published version is never rewritten — `exportNewRevision`
+ * writes a revision of it instead.
  */
 export async function exportModelVersion(dir: string, log: (line: string) => void = () => {}): Promise<ExportVersionResult> {
-  const manifest = await readManifest(dir);
+  const r = await exportInto(dir, await readManifest(dir), log);
+  const written = await writeManifest(dir, r.manifest);
+  return { dir, kind: r.kind, info: r.info, manifest: { ...written, onnx: r.info } };
+}
+
+/**
+ * export-onnx on a published version: a new revision (`<version>-rN`, or `version`) with the
+ * source's files, a fresh model.onnx and `derivedFrom` (reason 'export-onnx'), published
+ * atomically; the source stays byte for byte as it was (predictions name it and its hash).
+ */
+export async function exportNewRevision(
+  sourceDir: string,
+  o: { version?: string; log?: (line: string) => void } = {},
+): Promise<ExportVersionResult & { source: string }> {
+  const out: { r?: Exported } = {};
+  const { dir, manifest } = await deriveVersion(sourceDir, {
+    version: o.version,
+    reason: 'export-onnx',
+    change: async (stage, base) => {
+      out.r = await exportInto(stage, base, o.log ?? (() => {}));
+      return out.r.manifest;
+    },
+  });
+  const r = out.r as Exported;
+  return { dir, kind: r.kind, info: r.info, manifest: { ...manifest, onnx: r.info }, source: sourceDir };
+}
+
+interface Exported {
+  kind: 'segmenter' | 'classifier';
+  info: OnnxInfo;
+  manifest: Omit<ModelManifest, 'files'>;
+}
+
+/**
+ * Writes model.onnx into `dir` (checked against tfjs on a random input) and returns the
+ * manifest with the ONNX description; the caller writes it (which re-hashes every file).
+ */
+async function exportInto(dir: string, manifest: Omit<ModelManifest, 'files'>, log: (line: string) => void): Promise<Exported> {
   const kind = kindOf(manifest);
   log(`loading ${kind} ${manifest.version} (${manifest.architecture}) from ${dir}`);
   const model = await loadModel(dir);
@@ -57,11 +95,9 @@ export async function exportModelVersion(dir: string, log: (line: string) => voi
       exportedAt: new Date().toISOString(),
     };
     // an int8 model quantized from the previous model.onnx no longer matches it
-    const { files: _old, quantization, ...rest } = manifest;
+    const { files: _old, quantization, ...rest } = manifest as ModelManifest;
     if (quantization) await rm(join(dir, quantization.file), { force: true });
-    const updated: Omit<ModelManifest, 'files'> = { ...rest, onnx: info };
-    const written = await writeManifest(dir, updated);
-    return { dir, kind, info, manifest: { ...written, onnx: info } };
+    return { kind, info, manifest: { ...rest, onnx: info } };
   } finally {
     model.dispose();
   }

@@ -16,6 +16,14 @@ interface User {
   createdAt: string;
   disabledAt: string | null;
 }
+interface OperatorToken {
+  id: string;
+  subject: string;
+  role: string;
+  description: string;
+  expiresAt: string;
+  revokedAt: string | null;
+}
 interface ModelItem {
   kind: string;
   name: string;
@@ -29,19 +37,22 @@ export function AdminPage() {
   const [clients, setClients] = useState<Client[]>([]);
   const [users, setUsers] = useState<User[]>([]);
   const [models, setModels] = useState<ModelItem[]>([]);
+  const [tokens, setTokens] = useState<OperatorToken[]>([]);
   const [message, setMessage] = useState<string | null>(null);
   const [newClient, setNewClient] = useState({ id: '', role: 'workstation', description: '', aeTitle: '' });
   const [newUser, setNewUser] = useState({ id: '', role: 'clinician', displayName: '' });
 
   const load = async () => {
-    const [c, u, m] = await Promise.all([
+    const [c, u, m, t] = await Promise.all([
       api<{ items: Client[] }>('GET', '/v1/admin/clients'),
       api<{ items: User[] }>('GET', '/v1/admin/users'),
       api<{ items: ModelItem[] }>('GET', '/v1/models'),
+      api<{ items: OperatorToken[] }>('GET', '/v1/admin/tokens?all=true'),
     ]);
     setClients(c.items);
     setUsers(u.items);
     setModels(m.items);
+    setTokens(t.items);
   };
   useEffect(() => {
     load().catch((e) => setMessage(e instanceof ApiError ? e.message : String(e)));
@@ -202,6 +213,58 @@ export function AdminPage() {
         </label>
         <button type="submit">Create user</button>
       </form>
+
+      <h2>Operator tokens</h2>
+      <p>
+        Minted with <code>cxr-triage token</code> (a PACS that can send only a static header gets a long-lived one); revoking one refuses it from its
+        next request on.
+      </p>
+      <table>
+        <caption class="sr-only">Operator tokens</caption>
+        <thead>
+          <tr>
+            <th scope="col">Id</th>
+            <th scope="col">Subject</th>
+            <th scope="col">Role</th>
+            <th scope="col">Description</th>
+            <th scope="col">Expires</th>
+            <th scope="col">State</th>
+          </tr>
+        </thead>
+        <tbody>
+          {tokens.map((t) => (
+            <tr key={t.id}>
+              <td>
+                <code>{t.id}</code>
+              </td>
+              <td>{t.subject}</td>
+              <td>{t.role}</td>
+              <td>{t.description}</td>
+              <td>{t.expiresAt.slice(0, 10)}</td>
+              <td>
+                {t.revokedAt ? (
+                  'revoked'
+                ) : Date.parse(t.expiresAt) <= Date.now() ? (
+                  'expired'
+                ) : (
+                  <button
+                    type="button"
+                    aria-label={`Revoke token ${t.id} (${t.subject})`}
+                    onClick={() =>
+                      act(async () => {
+                        await api('DELETE', `/v1/admin/tokens/${t.id}`);
+                        return `Token ${t.id} (${t.subject}) revoked.`;
+                      })
+                    }
+                  >
+                    Revoke
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
 
       <h2>Models</h2>
       <table>

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError, query } from '../api.js';
 import { BarChart, LineChart } from '../charts.js';
+import { ShadowSection } from './shadow.js';
 
 interface PredictionRow {
   predictionId: string;
@@ -289,6 +290,8 @@ export function AuditPage() {
           })}
         </tbody>
       </table>
+
+      <ShadowSection />
 
       <h2>Charts (last 30 days)</h2>
       <div class="charts">

@@ -146,6 +146,9 @@ export function ViewerPage(props: { studyId: string }) {
     setFilm(null);
     setError(null);
     setCompare(null);
+    // the film (8 MB at 2048x2048) is fetched alongside the study, not after it
+    const filmLoad = loadFilm(id);
+    filmLoad.catch(() => undefined);
     reload()
       .then((s) => {
         if (s.prediction) layers.current = { heat: heatLayer(s.prediction.report), outline: outlineLayer(s.prediction.report) };
@@ -153,7 +156,7 @@ export function ViewerPage(props: { studyId: string }) {
           (p) => setPriors(p.items),
           () => setPriors([]),
         );
-        return loadFilm(id);
+        return filmLoad;
       })
       .then((f) => {
         setFilm(f);

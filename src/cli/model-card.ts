@@ -1,0 +1,269 @@
+/**
+ * Gathers what a version's model card is made of (src/ml/model-card.ts renders it): the
+ * manifest, the evaluations saved in evaluations/ (newest per set and subset), the datasets'
+ * README attributions (cached in card/datasets.json so a card can be regenerated where the
+ * data is absent), card/notes.json, and the failure-mode pictures in card/. With pictures
+ * asked for, the most confident errors of each saved evaluation are drawn through the served
+ * pipeline (lung outline and CAM heatmap) into card/errors-<set>-<subset>.png.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { parseCsv } from '../data/csv.js';
+import { CxrError } from '../errors.js';
+import { encodeRgbPng } from '../imaging/png.js';
+import { loadEngine, scoreOverlays } from '../inference/engine.js';
+import { contactSheet, type FilmTile } from '../ml/contact-sheet.js';
+import { setFigures } from '../ml/evaluate.js';
+import {
+  attributionFromReadme,
+  figuresFromManifest,
+  figuresFromTraining,
+  renderModelCard,
+  type CardFigures,
+  type CardNotes,
+  type DatasetAttribution,
+  type FailureMode,
+} from '../ml/model-card.js';
+import {
+  CARD_DIR,
+  EVALUATIONS_DIR,
+  MANIFEST_FILE,
+  MODEL_CARD_FILE,
+  manifestDigest,
+  readManifest,
+  resolvePortablePath,
+  type ModelManifest,
+  type PortablePath,
+} from '../ml/model-store/index.js';
+import { loadEvalItems } from '../ml/train/dataset-source.js';
+
+interface SavedEvaluation {
+  folder: string;
+  summary: Record<string, unknown>;
+  sets: string[];
+  subset: string;
+  dataDirs: string[];
+}
+
+const DATASETS_FILE = 'datasets.json';
+const NOTES_FILE = 'notes.json';
+
+async function readJson<T>(path: string): Promise<T | null> {
+  if (!existsSync(path)) return null;
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as T;
+  } catch (e) {
+    throw new CxrError('E_BAD_ARGUMENT', `${path} is not JSON: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Where a recorded data folder is here: a folder given by name (--data), the portable path,
+ * or a folder of that name under the shared data root; null when none exists.
+ */
+function dataDirHere(p: PortablePath | string, given: readonly string[] = []): string | null {
+  const name = basename(typeof p === 'string' ? p : p.path);
+  const named = given.find((d) => basename(resolve(d)) === name);
+  if (named && existsSync(named)) return resolve(named);
+  if (typeof p !== 'string') {
+    const at = resolvePortablePath(p);
+    if (at && existsSync(at)) return at;
+    const shared = resolvePortablePath({ root: 'shared', path: `data/${basename(p.path)}` });
+    return shared && existsSync(shared) ? shared : null;
+  }
+  return existsSync(p) ? resolve(p) : null;
+}
+
+/** The saved evaluations, newest last (folder names start with their time). */
+async function savedEvaluations(dir: string, given: readonly string[]): Promise<SavedEvaluation[]> {
+  const root = join(dir, EVALUATIONS_DIR);
+  if (!existsSync(root)) return [];
+  const out: SavedEvaluation[] = [];
+  for (const folder of (await readdir(root)).sort()) {
+    const summary = await readJson<Record<string, unknown>>(join(root, folder, 'summary.json'));
+    if (!summary) continue;
+    const data = (summary.data as (PortablePath | string)[] | undefined) ?? [];
+    const sets = (summary.datasets as string[] | undefined) ?? data.map((d) => basename(typeof d === 'string' ? d : d.path));
+    out.push({
+      folder: join(root, folder),
+      summary,
+      sets,
+      subset: (summary.subset as string | null) ?? 'all',
+      dataDirs: data.map((d) => dataDirHere(d, given)).filter((d): d is string => d != null),
+    });
+  }
+  return out;
+}
+
+async function perImage(folder: string): Promise<{ file: string; label: number; probability: number }[]> {
+  const path = join(folder, 'per-image.csv');
+  if (!existsSync(path)) return [];
+  const t = parseCsv(await readFile(path, 'utf8'), 'per-image.csv');
+  const [f, l, p] = ['file', 'label', 'probability'].map((c) => t.header.indexOf(c));
+  return t.rows.map((r) => ({ file: r.fields[f], label: r.fields[l] === 'pneumonia' || r.fields[l] === '1' ? 1 : 0, probability: Number(r.fields[p]) }));
+}
+
+/** Card rows of one saved evaluation: per set of a pool, else one row; intervals from per-image.csv when the summary has none. */
+async function evaluationFigures(e: SavedEvaluation): Promise<CardFigures[]> {
+  const s = e.summary;
+  const how = `evaluate (served pipeline), ${String(s.at ?? '').slice(0, 10)}`;
+  const threshold = Number(s.threshold);
+  const row = (set: string, v: Record<string, unknown>, ci95: Record<string, number>): CardFigures => {
+    const c = v.confusion as { tp: number; fn: number };
+    const num = (k: string) => (typeof v[k] === 'number' ? (v[k] as number) : null);
+    return {
+      set,
+      subset: e.subset,
+      n: Number(v.n),
+      positives: c.tp + c.fn,
+      auc: num('auc'),
+      accuracy: num('accuracy'),
+      recall: num('recall'),
+      specificity: num('specificity'),
+      ece: num('ece'),
+      threshold,
+      ci95,
+      how,
+    };
+  };
+  const pooled = s.sets && typeof s.sets === 'object' && !Array.isArray(s.sets) ? (s.sets as Record<string, Record<string, unknown>>) : null;
+  if (pooled) return Object.entries(pooled).map(([set, v]) => row(set, v, (v.ci95 as Record<string, number>) ?? {}));
+  let ci95 = s.ci95 as Record<string, number> | undefined;
+  if (!ci95) {
+    const rows = await perImage(e.folder);
+    ci95 = rows.length
+      ? setFigures(
+          rows.map((r) => r.probability),
+          rows.map((r) => r.label),
+          threshold,
+        ).ci95
+      : {};
+  }
+  return [row(e.sets.join('+') || 'all', s, ci95)];
+}
+
+/** The newest evaluation per (sets, subset). */
+function newest(evals: readonly SavedEvaluation[]): SavedEvaluation[] {
+  const by = new Map<string, SavedEvaluation>();
+  for (const e of evals) by.set(`${e.sets.join('+')}|${e.subset}`, e);
+  return [...by.values()];
+}
+
+const pictureName = (set: string, subset: string) => `errors-${set}-${subset}.png`.replace(/[^A-Za-z0-9._+-]/g, '_');
+
+/**
+ * The three normal films scored highest and the three pneumonias scored lowest of an
+ * evaluation, through the served pipeline with this version, as one sheet.
+ */
+async function drawErrors(e: SavedEvaluation, versionDir: string, segmenterDir: string, out: string): Promise<boolean> {
+  const rows = await perImage(e.folder);
+  if (rows.length === 0 || e.dataDirs.length === 0) return false;
+  const fp = rows.filter((r) => r.label === 0).sort((a, b) => b.probability - a.probability).slice(0, 3);
+  const fn = rows.filter((r) => r.label === 1).sort((a, b) => a.probability - b.probability).slice(0, 3);
+  const wanted = new Set([...fp, ...fn].map((r) => r.file));
+  const items = (await loadEvalItems(e.dataDirs, { pooled: e.dataDirs.length === 1 && rows.some((r) => r.file.startsWith(`${e.sets[0]}/`)) })).filter((i) =>
+    wanted.has(i.id),
+  );
+  if (items.length === 0) return false;
+  const engine = await loadEngine({ classifierDir: versionDir, segmenterDir, threads: 1 });
+  const tiles: FilmTile[] = [];
+  try {
+    for (const r of [...fp, ...fn]) {
+      const item = items.find((i) => i.id === r.file);
+      if (!item) continue;
+      const image = await item.image();
+      const s = await engine.scoreImage(image);
+      tiles.push({
+        image,
+        ...scoreOverlays(s, image.width, image.height),
+        caption: [`${r.label ? 'PNEUMONIA' : 'NORMAL'} ${s.probability.toFixed(3)}`, basename(r.file).slice(0, 20)],
+      });
+    }
+  } finally {
+    await engine.close();
+  }
+  const sheet = contactSheet(tiles, { side: 112, columns: 3, title: `${e.sets.join('+')} ${e.subset} - MOST CONFIDENT ERRORS` });
+  await writeFile(out, await encodeRgbPng(sheet.data, sheet.width, sheet.height));
+  return true;
+}
+
+export interface CardOptions {
+  /** draw the error pictures (needs the data folders and a segmenter) */
+  pictures?: boolean;
+  segmenterDir?: string;
+  /** data folders to look for by name before the recorded paths */
+  dataDirs?: string[];
+  log?: (line: string) => void;
+}
+
+/** The model card text of a version folder, and the attributions found (to cache in card/datasets.json). */
+export async function buildModelCard(dir: string, opts: CardOptions = {}): Promise<{ text: string; datasets: DatasetAttribution[] }> {
+  const m: ModelManifest = await readManifest(dir);
+  const given = opts.dataDirs ?? [];
+  const evals = newest(await savedEvaluations(dir, given));
+  const figures: CardFigures[] = [...figuresFromManifest(m, 'refit-head (served-pipeline features)')];
+  for (const e of evals) figures.push(...(await evaluationFigures(e)));
+  if (figures.length === 0) figures.push(...figuresFromTraining(m, 'training (single view, at the threshold training picked)'));
+
+  // attributions: each data set's README where the data is here, else what an earlier card cached
+  const cached = (await readJson<DatasetAttribution[]>(join(dir, CARD_DIR, DATASETS_FILE))) ?? [];
+  const places = new Map<string, string | null>();
+  for (const d of m.training.datasets ?? []) places.set(d.name, dataDirHere(d.data ?? d.name, given));
+  if (!m.training.datasets?.length && m.training.data) {
+    const p = m.training.data;
+    places.set(basename(typeof p === 'string' ? p : p.path), dataDirHere(p, given));
+  }
+  for (const e of evals) e.sets.forEach((s, k) => places.set(s, places.get(s) ?? e.dataDirs[k] ?? null));
+  const datasets: DatasetAttribution[] = [];
+  for (const [name, at] of places) {
+    const readme = at ? join(at, 'README.md') : null;
+    const found = readme && existsSync(readme) ? attributionFromReadme(name, await readFile(readme, 'utf8')) : null;
+    const a = found ?? cached.find((c) => c.name === name);
+    if (a) datasets.push(a);
+  }
+
+  const notes = (await readJson<CardNotes>(join(dir, CARD_DIR, NOTES_FILE))) ?? {};
+  const failureModes: FailureMode[] = [...(notes.failureModes ?? [])];
+  if (opts.pictures) {
+    const seg = opts.segmenterDir;
+    if (!seg) throw new CxrError('E_BAD_ARGUMENT', '--pictures needs a segmenter (--segmenter DIR or --models with one)');
+    await mkdir(join(dir, CARD_DIR), { recursive: true });
+    // one picture per set (its test evaluation when there is one): pictures weigh on the folder
+    const bySet = new Map<string, SavedEvaluation>();
+    for (const e of evals) if (!bySet.has(e.sets.join('+')) || e.subset === 'test') bySet.set(e.sets.join('+'), e);
+    for (const e of bySet.values()) {
+      const name = pictureName(e.sets.join('+'), e.subset);
+      if (await drawErrors(e, dir, seg, join(dir, CARD_DIR, name))) opts.log?.(`drew ${CARD_DIR}/${name}`);
+      else opts.log?.(`no pictures for ${e.sets.join('+')} ${e.subset}: its data folder is not here`);
+    }
+  }
+  const pictures = existsSync(join(dir, CARD_DIR))
+    ? (await readdir(join(dir, CARD_DIR))).filter((f) => f.endsWith('.png')).sort().map((f) => `${CARD_DIR}/${f}`)
+    : [];
+  for (const e of evals) {
+    const p = `${CARD_DIR}/${pictureName(e.sets.join('+'), e.subset)}`;
+    if (pictures.includes(p))
+      failureModes.push({
+        title: `Most confident errors on ${e.sets.join('+')} ${e.subset}`,
+        detail: 'the normal films this version scores highest (top row) and the pneumonias it scores lowest (bottom row), with the lung outline and the CAM heatmap the served pipeline draws.',
+        pictures: [p],
+      });
+  }
+  let folderBytes = (await stat(join(dir, MANIFEST_FILE))).size;
+  for (const f of Object.keys(m.files)) folderBytes += (await stat(join(dir, f))).size;
+  const text = renderModelCard({ manifest: m, digest: manifestDigest(m), figures, datasets, notes: { ...notes, failureModes }, pictures, folderBytes });
+  return { text, datasets };
+}
+
+/** Writes MODEL_CARD.md (and card/datasets.json when attributions were found) into the version folder. */
+export async function writeModelCard(dir: string, opts: CardOptions = {}): Promise<string> {
+  const { text, datasets } = await buildModelCard(dir, opts);
+  if (datasets.length > 0) {
+    await mkdir(join(dir, CARD_DIR), { recursive: true });
+    await writeFile(join(dir, CARD_DIR, DATASETS_FILE), `${JSON.stringify(datasets, null, 2)}\n`);
+  }
+  const path = join(dir, MODEL_CARD_FILE);
+  await writeFile(path, text);
+  return path;
+}

@@ -1,0 +1,383 @@
+/**
+ * The model card of a version (MODEL_CARD.md), as pure functions of what the version folder
+ * records: the manifest, the evaluations saved beside it (`evaluate --save`), the datasets'
+ * attributions and the notes a person wrote (card/notes.json). Nothing here reads files or
+ * measures anything, so the same inputs always give the same text (`cxr-triage models card`
+ * gathers the inputs; test/ml/model-card.test.ts checks the text).
+ */
+import { formatPortablePath, type ModelManifest, type PortablePath, type ThresholdInfo } from './model-store/index.js';
+
+/** One set's figures on one subset, at the served threshold. */
+export interface CardFigures {
+  /** dataset name (folder base name), or 'pooled' */
+  set: string;
+  subset: string;
+  n: number;
+  positives: number;
+  auc: number | null;
+  accuracy: number | null;
+  recall: number | null;
+  specificity: number | null;
+  ece: number | null;
+  threshold: number;
+  /** 95% bootstrap intervals, flattened (aucLo, aucHi, recallLo, ...) */
+  ci95: Record<string, number>;
+  /** how the figures were produced, e.g. 'evaluate (served pipeline), 2026-12-01' */
+  how: string;
+}
+
+export interface DatasetAttribution {
+  name: string;
+  /** the README's title line */
+  title: string;
+  /** the README's terms and citation paragraph */
+  terms: string;
+}
+
+export interface FailureMode {
+  title: string;
+  detail: string;
+  /** pictures relative to the version folder */
+  pictures?: string[];
+}
+
+/** What a person adds to a card (card/notes.json): each list replaces the default for its section. */
+export interface CardNotes {
+  intendedUse?: string[];
+  notForUse?: string[];
+  failureModes?: FailureMode[];
+  /** free text under the title */
+  summary?: string;
+}
+
+export interface ModelCardInput {
+  manifest: ModelManifest;
+  /** manifestDigest(manifest) */
+  digest: string;
+  figures: CardFigures[];
+  datasets: DatasetAttribution[];
+  notes: CardNotes;
+  /** failure-mode pictures found in card/ (relative paths), shown under "Known failure modes" */
+  pictures: string[];
+  /** size of the version folder's shipped files (the manifest's files plus manifest.json) */
+  folderBytes: number;
+}
+
+/** Per 100 studies at a prevalence, the flagged ones, and of them the true and false alarms, and the missed. */
+export interface Per100 {
+  flagged: number;
+  truePositives: number;
+  falseAlarms: number;
+  missed: number;
+}
+
+export function per100(prevalence: number, recall: number, specificity: number): Per100 {
+  const truePositives = 100 * prevalence * recall;
+  const falseAlarms = 100 * (1 - prevalence) * (1 - specificity);
+  return { flagged: truePositives + falseAlarms, truePositives, falseAlarms, missed: 100 * prevalence - truePositives };
+}
+
+/** The decision rule the service applies to this version by default: the int8 model's own when int8 is served. */
+export function servedThreshold(m: ModelManifest): { precision: 'int8' | 'float'; threshold: ThresholdInfo | null } {
+  if (m.quantization?.served && m.quantization.threshold) return { precision: 'int8', threshold: m.quantization.threshold };
+  return { precision: 'float', threshold: m.threshold };
+}
+
+/**
+ * The title line (first `# ` heading) and the paragraph that starts with "Terms:" of a
+ * dataset folder's README, which is where the data sets here state their licence and
+ * citation. Null when the README has no such paragraph.
+ */
+export function attributionFromReadme(name: string, readme: string): DatasetAttribution | null {
+  const lines = readme.split(/\r?\n/);
+  const title = (lines.find((l) => l.startsWith('# ')) ?? `# ${name}`).slice(2).trim();
+  const start = lines.findIndex((l) => /^Terms:/.test(l.trim()));
+  if (start < 0) return null;
+  const para: string[] = [];
+  for (let i = start; i < lines.length && lines[i].trim() !== ''; i++) para.push(lines[i].trim());
+  return { name, title, terms: para.join(' ') };
+}
+
+const f3 = (v: number | null | undefined): string => (v == null ? 'n/a' : v.toFixed(3));
+const pct = (v: number): string => `${(100 * v).toFixed(1)}%`;
+const one = (v: number): string => v.toFixed(1);
+
+/** `0.874 (0.806-0.935)`: a figure and its 95% interval when there is one. */
+export function figureWithInterval(value: number | null, ci: Record<string, number>, key: string): string {
+  const lo = ci[`${key}Lo`];
+  const hi = ci[`${key}Hi`];
+  return value == null || lo === undefined || hi === undefined ? f3(value) : `${f3(value)} (${f3(lo)}-${f3(hi)})`;
+}
+
+/** Figures a refit-head or pooled training run stored per set in the manifest (metrics.sets). */
+export function figuresFromManifest(m: ModelManifest, how: string): CardFigures[] {
+  const out: CardFigures[] = [];
+  for (const [set, bySubset] of Object.entries(m.metrics.sets ?? {})) {
+    for (const subset of ['validation', 'test'] as const) {
+      const v = bySubset[subset] as Record<string, unknown>;
+      if (!v || typeof v.n !== 'number') continue;
+      const c = v.confusion as { tp: number; fn: number } | undefined;
+      const num = (k: string) => (typeof v[k] === 'number' ? (v[k] as number) : null);
+      out.push({
+        set,
+        subset,
+        n: v.n,
+        positives: c ? c.tp + c.fn : 0,
+        auc: num('auc'),
+        accuracy: num('accuracy'),
+        recall: num('recall'),
+        specificity: num('specificity'),
+        ece: num('ece'),
+        threshold: num('threshold') ?? 0,
+        ci95: (v.ci95 as Record<string, number>) ?? {},
+        how,
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * The validation and test figures training stored (manifest metrics.validation/test: one set,
+ * scored the way training scores, no intervals), for a version with nothing better.
+ */
+export function figuresFromTraining(m: ModelManifest, how: string): CardFigures[] {
+  const t = m.training.data;
+  const set = (typeof t === 'string' ? t : t.path).split('/').pop() ?? 'data';
+  const out: CardFigures[] = [];
+  for (const subset of ['validation', 'test'] as const) {
+    const v = m.metrics[subset] as Record<string, unknown>;
+    const c = v?.confusion as { tp: number; fn: number } | undefined;
+    if (!v || typeof v.n !== 'number' || typeof v.auc !== 'number' || !c) continue;
+    const num = (k: string) => (typeof v[k] === 'number' ? (v[k] as number) : null);
+    out.push({
+      set,
+      subset,
+      n: v.n,
+      positives: c.tp + c.fn,
+      auc: num('auc'),
+      accuracy: num('accuracy'),
+      recall: num('recall'),
+      specificity: num('specificity'),
+      ece: num('ece'),
+      threshold: num('threshold') ?? 0,
+      ci95: {},
+      how,
+    });
+  }
+  return out;
+}
+
+/**
+ * Failure modes the figures themselves show: a set ranked no better than chance, normal
+ * films flagged more often than not, pneumonias missed beyond the recall target. Each
+ * statement names its set, subset and numbers, so a reader can check it in the table.
+ */
+export function failuresFromFigures(figures: readonly CardFigures[], targetRecall: number | null): FailureMode[] {
+  const out: FailureMode[] = [];
+  for (const f of figures) {
+    const where = `${f.set} ${f.subset} (n ${f.n})`;
+    const aucHi = f.ci95.aucHi;
+    if (f.auc != null && (aucHi !== undefined ? aucHi < 0.5 : f.auc < 0.5)) {
+      out.push({ title: `Ranks ${f.set} films worse than chance`, detail: `AUC ${figureWithInterval(f.auc, f.ci95, 'auc')} on ${where}: its scores carry no usable signal there.` });
+    } else if (f.auc != null && f.auc < 0.7) {
+      out.push({ title: `Weak ranking on ${f.set} films`, detail: `AUC ${figureWithInterval(f.auc, f.ci95, 'auc')} on ${where}.` });
+    }
+    if (f.specificity != null && f.specificity < 0.5) {
+      out.push({
+        title: `Flags most normal ${f.set} films`,
+        detail: `specificity ${figureWithInterval(f.specificity, f.ci95, 'specificity')} on ${where}: about ${Math.round(100 * (1 - f.specificity))} of 100 normal films are flagged.`,
+      });
+    }
+    if (targetRecall != null && f.recall != null && f.recall < targetRecall - 0.05) {
+      out.push({
+        title: `Misses pneumonias on ${f.set} films`,
+        detail: `recall ${figureWithInterval(f.recall, f.ci95, 'recall')} on ${where}, below the ${targetRecall} it was calibrated for: about ${Math.round(100 * (1 - f.recall))} of 100 pneumonias are not flagged.`,
+      });
+    }
+  }
+  return out;
+}
+
+const DEFAULT_INTENDED: Record<string, string[]> = {
+  classifier: [
+    'Research and demonstration of a triage worklist: frontal chest radiographs scored for pneumonia so that likely positives are read first.',
+    'Every study is still read by a qualified reader; a "negative" only reorders the worklist.',
+    'Sites validating it on their own films (`cxr-triage evaluate`, `calibrate`) before any use.',
+  ],
+  segmenter: [
+    'Lung fields of frontal chest radiographs, to crop the classifier\'s input and to draw the outline a reviewer checks.',
+    'Quality control of the crop (lung-area limits) in the triage pipeline.',
+  ],
+};
+
+const DEFAULT_NOT_FOR: Record<string, string[]> = {
+  classifier: [
+    'Diagnosis, or ruling pneumonia out: it is not a medical device and was not validated clinically.',
+    'Lateral films, CT, non-chest images; films of populations or equipment unlike the data below without local validation.',
+    'Any set whose row below shows an AUC near 0.5 or below: the score does not rank those films.',
+  ],
+  segmenter: ['Measuring lung volumes or any diagnosis from the mask.', 'Films where the outline has not been checked by eye (see the failure modes).'],
+};
+
+function dataSection(m: ModelManifest, datasets: readonly DatasetAttribution[]): string[] {
+  const t = m.training;
+  const rows: string[] = ['| set | images | train / validation / test | source |', '| --- | --- | --- | --- |'];
+  const attribution = (name: string) => datasets.find((d) => d.name === name);
+  if (t.datasets?.length) {
+    for (const d of t.datasets)
+      rows.push(`| ${d.name} | ${d.images} | ${d.train} / ${d.validation} / ${d.test} | ${d.data ? formatPortablePath(d.data) : 'n/a'} |`);
+  } else {
+    const where = typeof t.data === 'string' ? t.data : formatPortablePath(t.data as PortablePath);
+    rows.push(`| ${where.split('/').pop()} | ${t.dataSize} | ${t.split.train} / ${t.split.validation} / ${t.split.test} | ${where} |`);
+  }
+  const out = [...rows, ''];
+  if (t.split.file) out.push(`Split by patient (seed ${t.split.seed ?? 'n/a'}); the split is kept as \`${t.split.file}\` in this folder.`, '');
+  if (t.initFrom?.version) out.push(`Weights started from ${t.initFrom.name ?? 'classifier'} ${t.initFrom.version}.`, '');
+  if (t.maskSource) out.push(`Lung crops from: ${t.maskSource}.`, '');
+  if (datasets.length > 0) {
+    out.push('Attribution (from each data set\'s README):', '');
+    for (const d of datasets) out.push(`- **${d.title}** (\`${d.name}\`): ${d.terms}`);
+    out.push('');
+  }
+  const named = new Set(datasets.map((d) => d.name));
+  const missing = (t.datasets ?? []).map((d) => d.name).filter((n) => !named.has(n) && !attribution(n));
+  if (missing.length > 0) out.push(`No README was found for ${missing.join(', ')}: see the data folder for its terms.`, '');
+  return out;
+}
+
+function figuresTable(figures: readonly CardFigures[]): string[] {
+  if (figures.length === 0) return ['No per-set evaluation is saved with this version (run `cxr-triage evaluate --save`).', ''];
+  const rows = [
+    '| set | subset | n (pneumonia) | AUC | recall | specificity | accuracy | ECE | threshold | measured by |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  ];
+  for (const f of figures) {
+    rows.push(
+      `| ${f.set} | ${f.subset} | ${f.n} (${f.positives}) | ${figureWithInterval(f.auc, f.ci95, 'auc')} | ${figureWithInterval(f.recall, f.ci95, 'recall')} | ` +
+        `${figureWithInterval(f.specificity, f.ci95, 'specificity')} | ${figureWithInterval(f.accuracy, f.ci95, 'accuracy')} | ${f3(f.ece)} | ${f.threshold.toFixed(4)} | ${f.how} |`,
+    );
+  }
+  return [
+    ...rows,
+    '',
+    'Intervals are 95% percentile bootstrap intervals over the images of each row (1000 seeded resamples): with a few dozen positives they are wide, and the point figure alone says little.',
+    '',
+  ];
+}
+
+function thresholdSection(m: ModelManifest, figures: readonly CardFigures[]): string[] {
+  const { precision, threshold } = servedThreshold(m);
+  if (!threshold) return ['No decision threshold: the segmenter\'s masks are cut at 0.5.', ''];
+  const out: string[] = [];
+  const on = threshold.calibratedOn;
+  out.push(
+    `A study is flagged when its probability is at least **${threshold.value.toFixed(4)}** (${precision} model${m.calibration ? ', after the probability calibration' : ''}), ` +
+      `chosen for recall ${threshold.targetRecall} on ${on ? `${on.n} ${on.subset} images (${on.views} views, ${on.scorer})` : 'the validation split'}: ` +
+      `validation recall ${f3(threshold.validationSensitivity)}, specificity ${f3(threshold.validationSpecificity)}.`,
+    '',
+  );
+  const rows = ['| at the validation prevalence of | flagged per 100 studies | with pneumonia | false alarms | pneumonias missed |', '| --- | --- | --- | --- | --- |'];
+  // only rows measured at this threshold say what it does
+  const validation = figures.filter(
+    (f) => f.subset === 'validation' && f.recall != null && f.specificity != null && f.n > 0 && Math.abs(f.threshold - threshold.value) < 1e-9,
+  );
+  const pooledPositives = on?.positives ?? (typeof m.metrics.validation.n === 'number' ? positivesOf(m.metrics.validation) : null);
+  if (on && pooledPositives != null && threshold.validationSpecificity != null && !validation.some((f) => f.set === 'pooled')) {
+    const p = per100(pooledPositives / on.n, threshold.validationSensitivity, threshold.validationSpecificity);
+    rows.push(`| ${on.subset} split as calibrated (${pooledPositives}/${on.n}, ${pct(pooledPositives / on.n)}) | ${one(p.flagged)} | ${one(p.truePositives)} | ${one(p.falseAlarms)} | ${one(p.missed)} |`);
+  }
+  for (const f of validation) {
+    const p = per100(f.positives / f.n, f.recall!, f.specificity!);
+    rows.push(`| ${f.set} (${f.positives}/${f.n}, ${pct(f.positives / f.n)}) | ${one(p.flagged)} | ${one(p.truePositives)} | ${one(p.falseAlarms)} | ${one(p.missed)} |`);
+  }
+  if (rows.length > 2) out.push(...rows, '', 'Per 100 studies = 100 x (prevalence x recall + (1 - prevalence) x (1 - specificity)); a site with another prevalence gets other numbers.', '');
+  for (const w of threshold.warnings ?? []) out.push(`Warning: ${w}`, '');
+  return out;
+}
+
+function positivesOf(v: Record<string, unknown>): number | null {
+  const c = v.confusion as { tp?: number; fn?: number } | undefined;
+  return c && typeof c.tp === 'number' && typeof c.fn === 'number' ? c.tp + c.fn : null;
+}
+
+function calibrationSection(m: ModelManifest, figures: readonly CardFigures[]): string[] {
+  if (m.name !== 'classifier') return [];
+  const out: string[] = [];
+  const c = m.calibration;
+  if (c) {
+    out.push(
+      `${c.method === 'platt' ? 'Platt scaling' : 'Temperature scaling'} p' = sigmoid(${c.a.toFixed(4)} logit(p) + ${c.b.toFixed(4)}), fitted on ${c.fittedOn.n} ${c.fittedOn.subset} images ` +
+        `(${c.fittedOn.views} views): expected calibration error ${f3(c.eceBefore)} before, ${f3(c.eceAfter)} after (10 bins).`,
+    );
+  } else {
+    out.push('No probability calibration: the probability is the raw mean over the TTA views.');
+  }
+  const eces = figures.filter((f) => f.ece != null).map((f) => `${f.set} ${f.subset} ${f3(f.ece)}`);
+  if (eces.length) out.push(`Expected calibration error (10 bins) of the served probabilities: ${eces.join('; ')}.`);
+  if (m.quantization?.served && c) out.push('The int8 model keeps its own threshold on its own raw probabilities; the calibration belongs to model.onnx.');
+  return [...out, ''];
+}
+
+function provenanceSection(m: ModelManifest, digest: string, folderBytes: number): string[] {
+  const t = m.training;
+  const out = [
+    `- version ${m.name}@${m.version}, created ${m.createdAt}, manifest digest \`${digest}\``,
+    `- architecture ${m.architecture}, input ${m.inputSize} px`,
+    `- training data ${typeof t.data === 'string' ? t.data : formatPortablePath(t.data)} (${t.dataSize} images, data sha256 ${String(t.dataHash).slice(0, 16)}…), ${t.epochs} epochs${t.bestEpoch ? ` (best ${t.bestEpoch})` : ''}`,
+  ];
+  if (m.derivedFrom) out.push(`- derived from ${m.derivedFrom.name}@${m.derivedFrom.version} (${m.derivedFrom.reason}, digest \`${m.derivedFrom.digest.slice(0, 16)}…\`)`);
+  if (t.initFrom?.version) out.push(`- initial weights ${t.initFrom.name ?? ''}@${t.initFrom.version}`);
+  if (m.quantization) out.push(`- int8: ${m.quantization.format}, ${m.quantization.quantizedNodes} nodes quantized, served: ${m.quantization.served ? 'yes' : 'no'} (${m.quantization.decision ?? ''})`);
+  if (t.environment) out.push(`- code ${t.environment.gitCommit ?? 'unknown commit'}, node ${t.environment.node}, command \`${t.environment.command.join(' ')}\``);
+  out.push(`- folder ${(folderBytes / 1e6).toFixed(1)} MB in ${Object.keys(m.files).length + 1} files${folderBytes > 25e6 ? ' (over the 25 MB a version folder should stay under)' : ''}`);
+  return [...out, ''];
+}
+
+/** MODEL_CARD.md of a version. */
+export function renderModelCard(input: ModelCardInput): string {
+  const { manifest: m, figures, notes } = input;
+  const kind = m.name === 'segmenter' ? 'segmenter' : 'classifier';
+  const target = servedThreshold(m).threshold?.targetRecall ?? null;
+  const failures = [...failuresFromFigures(figures, target), ...(notes.failureModes ?? [])];
+  const lines: string[] = [
+    `# Model card: ${m.name} ${m.version}`,
+    '',
+    `Generated by \`cxr-triage models card ${m.name}@${m.version}\` from manifest.json, the evaluations saved in evaluations/ and card/notes.json; edit those, not this file.`,
+    '',
+    '**Not for clinical use.**',
+    '',
+  ];
+  if (notes.summary) lines.push(notes.summary, '');
+  lines.push('## Intended use', '', ...(notes.intendedUse ?? DEFAULT_INTENDED[kind]).map((l) => `- ${l}`), '');
+  lines.push('## Not for use', '', ...(notes.notForUse ?? DEFAULT_NOT_FOR[kind]).map((l) => `- ${l}`), '');
+  lines.push('## Data', '', ...dataSection(m, input.datasets));
+  lines.push('## Performance per set', '');
+  if (kind === 'segmenter') {
+    lines.push(
+      `Training splits (${formatSplitFigure(m.metrics.validation)} validation, ${formatSplitFigure(m.metrics.test)} test).`,
+      '',
+    );
+  }
+  if (kind === 'classifier' || figures.length > 0) lines.push(...figuresTable(figures));
+  if (kind === 'classifier') lines.push('## Calibration', '', ...calibrationSection(m, figures));
+  lines.push('## Decision threshold', '', ...thresholdSection(m, figures));
+  lines.push('## Known failure modes', '');
+  if (failures.length === 0 && input.pictures.length === 0) lines.push('None recorded.', '');
+  for (const f of failures) {
+    lines.push(`- **${f.title}.** ${f.detail}`);
+    for (const p of f.pictures ?? []) lines.push(`  ![${f.title}](${p})`);
+  }
+  const shown = new Set(failures.flatMap((f) => f.pictures ?? []));
+  const rest = input.pictures.filter((p) => !shown.has(p));
+  if (failures.length > 0) lines.push('');
+  for (const p of rest) lines.push(`![${p}](${p})`, '');
+  lines.push('## Provenance', '', ...provenanceSection(m, input.digest, input.folderBytes));
+  return `${lines.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`;
+}
+
+function formatSplitFigure(v: Record<string, unknown>): string {
+  const n = typeof v.n === 'number' ? v.n : '?';
+  if (typeof v.dice === 'number') return `Dice ${f3(v.dice)}, IoU ${f3(v.iou as number)} on ${n}`;
+  return `AUC ${f3(v.auc as number)} on ${n}`;
+}

@@ -1,0 +1,136 @@
+/**
+ * `evaluate --save` then `models card --write --pictures` on a tiny random-weight version and
+ * synthetic films, as a user runs them: evaluate prints ECE and 95% bootstrap intervals, the
+ * saved evaluation keeps its split and names no machine path, the card carries that row with
+ * its intervals and the error pictures drawn through the served pipeline, and the version
+ * still verifies (the card is outside its hashes). `contact-sheet` draws films of each set
+ * into one PNG of the expected size; on the real films in ../shared when they are there.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { createRandomModels } from '../../src/ml/random-models.js';
+import { loadDataset } from '../../src/data/dataset.js';
+import { splitByPatient, writeSplit } from '../../src/data/split.js';
+import { writeSynthDataset } from '../../src/data/synth-dataset.js';
+import { decodeDisplayImage } from '../../src/imaging/png.js';
+import { pickFilms } from '../../src/cli/commands/contact-sheet.js';
+import { REPO_ROOT, sha256File, verifyManifest } from '../../src/ml/model-store/index.js';
+import { parseCsv } from '../../src/data/csv.js';
+import { runCli as cli } from '../support/cli.js';
+
+let root: string;
+let models: string;
+let data: string;
+let classifierDir: string;
+
+before(async () => {
+  await tf.setBackend('cpu');
+  root = await mkdtemp(join(tmpdir(), 'cxr-card-'));
+  models = join(root, 'models');
+  data = join(root, 'synth-set');
+  classifierDir = (await createRandomModels(models, { size: 'small', seed: 4 })).classifier;
+  await writeSynthDataset({ out: data, count: 16, seed: 31_337, sizeMin: 96, sizeMax: 128, workSize: 96 });
+  const ds = await loadDataset(data);
+  const split = splitByPatient(
+    ds.items.map((i) => ({ file: i.file, patientId: i.patientId, label: i.label })),
+    { seed: 1, fractions: [0.3, 0.2, 0.5] },
+  );
+  await writeSplit(join(root, 'split'), split);
+});
+
+after(async () => {
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+test('evaluate prints ECE and 95% intervals; models card --write --pictures turns the saved evaluation into a card row with intervals and error pictures', async () => {
+  const split = join(root, 'split', 'split.csv');
+  const base = ['evaluate', '--data', data, '--models', models, '--split', split, '--subset', 'test', '--threads', '1', '--tta', '1'];
+  const table = await cli(base);
+  assert.equal(table.code, 0, table.stderr);
+  assert.match(table.stdout, /^calibration error \(ECE\)\s+\d\.\d{3} \(10 bins; max \d\.\d{3}\)$/m);
+  assert.match(table.stdout, /^AUC\s+\d\.\d{3} \(95% CI \d\.\d{3}-\d\.\d{3}\)$/m);
+  assert.match(table.stdout, /^intervals\s+95% percentile bootstrap over the images \(1000 resamples, seed 7\)$/m);
+
+  const ev = await cli([...base, '--json', '--save']);
+  assert.equal(ev.code, 0, ev.stderr);
+  const summary = JSON.parse(ev.stdout);
+  for (const k of ['aucLo', 'aucHi', 'recallLo', 'recallHi', 'specificityLo', 'specificityHi', 'accuracyLo', 'accuracyHi'])
+    assert.equal(typeof summary.ci95[k], 'number', k);
+  assert.ok(summary.ci95.aucLo <= summary.auc && summary.auc <= summary.ci95.aucHi);
+  const [run] = await readdir(join(classifierDir, 'evaluations'));
+  const saved = join(classifierDir, 'evaluations', run);
+  // the split's rows of the images evaluated are kept with the figures, and the whole split's sha256
+  const whole = parseCsv(await readFile(split, 'utf8'));
+  const kept = parseCsv(await readFile(join(saved, 'split.csv'), 'utf8'));
+  assert.deepEqual(kept.header, whole.header);
+  assert.deepEqual(
+    kept.rows.map((r) => r.fields),
+    whole.rows.filter((r) => r.fields[3] === 'test').map((r) => r.fields),
+  );
+  assert.equal(kept.rows.length, summary.n);
+  const savedSummary = await readFile(join(saved, 'summary.json'), 'utf8');
+  assert.equal(JSON.parse(savedSummary).splitSha256, await sha256File(split));
+  assert.ok(!savedSummary.includes(root), 'summary.json names a machine path');
+  assert.deepEqual(JSON.parse(savedSummary).datasets, ['synth-set']);
+
+  const card = await cli(['models', 'card', classifierDir, '--models', models, '--write', '--pictures', '--data', data]);
+  assert.equal(card.code, 0, card.stderr);
+  assert.equal(card.stdout.trim(), join(classifierDir, 'MODEL_CARD.md'));
+  const text = await readFile(join(classifierDir, 'MODEL_CARD.md'), 'utf8');
+  const n = summary.n as number;
+  const pos = summary.confusion.tp + summary.confusion.fn;
+  const f3 = (v: number) => v.toFixed(3);
+  const row = `| synth-set | test | ${n} (${pos}) | ${f3(summary.auc)} (${f3(summary.ci95.aucLo)}-${f3(summary.ci95.aucHi)}) |`;
+  assert.ok(text.includes(row), `no row starting ${row} in\n${text}`);
+  for (const heading of ['## Intended use', '## Not for use', '## Data', '## Performance per set', '## Calibration', '## Decision threshold', '## Known failure modes', '## Provenance'])
+    assert.ok(text.includes(`\n${heading}\n`), heading);
+  assert.ok(text.includes('![Most confident errors on synth-set test](card/errors-synth-set-test.png)'), text);
+  const png = await decodeDisplayImage(await readFile(join(classifierDir, 'card', 'errors-synth-set-test.png')));
+  assert.ok(png.width > 128 && png.height > 128);
+  assert.ok(!text.includes(root), 'the card names a machine path');
+  assert.deepEqual(await verifyManifest(classifierDir), { ok: true, modified: [], missing: [], unlisted: [] });
+
+  const printed = await cli(['models', 'card', classifierDir, '--models', models, '--data', data]);
+  assert.equal(printed.code, 0, printed.stderr);
+  assert.equal(printed.stdout, text, 'printing and writing give the same card');
+});
+
+test('pickFilms draws half normal, half pneumonia, the same films for the same seed', () => {
+  const items = Array.from({ length: 10 }, (_, i) => ({ id: `f${i}`, label: i < 3 ? 1 : 0 }));
+  const a = pickFilms(items, 4, 1, 'set');
+  assert.equal(a.length, 4);
+  assert.equal(a.filter((i) => i.label === 1).length, 2);
+  assert.deepEqual(a, pickFilms([...items].reverse(), 4, 1, 'set'));
+  // fewer pneumonias than half: normals fill the rest
+  assert.equal(pickFilms(items, 8, 1, 'set').filter((i) => i.label === 1).length, 3);
+});
+
+test('contact-sheet draws each set’s films through the served pipeline into one PNG laid out tile by tile', async () => {
+  const out = join(root, 'sheet.png');
+  const r = await cli(['contact-sheet', '--data', data, '--models', models, '--per-set', '4', '--side', '64', '--threads', '1', '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const img = await decodeDisplayImage(await readFile(out));
+  // 4 tiles of 64 + 4 padding, 2 caption lines of 10, a title line
+  assert.deepEqual([img.width, img.height], [4 * 68 + 4, 18 + (68 + 20) + 4]);
+});
+
+const shared = process.env.CXR_SHARED_DIR ?? join(REPO_ROOT, '..', 'shared');
+const realSets = ['nih-cxr8-pneumonia', 'kermany-pediatric-pneumonia'].map((s) => join(shared, 'data', s));
+const absent = realSets.find((d) => !existsSync(join(d, 'labels.csv')));
+
+test(
+  'contact-sheet on real films of both sets with the shipped models',
+  { skip: absent ? `${absent} is absent (the real films live in ../shared, outside the repository)` : false },
+  async () => {
+    const out = join(root, 'real.png');
+    const r = await cli(['contact-sheet', ...realSets.flatMap((d) => ['--data', d]), '--models', join(REPO_ROOT, 'models'), '--per-set', '1', '--side', '96', '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    const img = await decodeDisplayImage(await readFile(out));
+    assert.deepEqual([img.width, img.height], [100 + 4, 18 + 2 * (100 + 20) + 4]);
+  },
+);
