@@ -36,6 +36,8 @@ export interface ApiDeps {
   log: Logger;
   /** loads an engine with this model version in place of the active one of its kind and swaps it in; ends a shadow run of it */
   activateModel?: (name: string, version: string, by: string) => Promise<{ shadowStopped: string | null }>;
+  /** the models folder the workers load from (shadow candidates are checked against it); absent: shadow runs cannot be started here */
+  modelsDir?: string;
   /** models loaded and warmed */
   modelsReady: () => boolean;
   /** live study events for the web app's worklist (absent: /v1/events answers 404) */

@@ -100,6 +100,7 @@ export async function buildService(o: BuildOptions): Promise<ServiceParts> {
     }),
     activateModel:
       modelsDir && loadEngine ? (name, version, by) => activateModelVersion({ ds: o.ds, modelsDir, service, loadEngine }, name, version, by) : undefined,
+    modelsDir,
   });
   return {
     app,

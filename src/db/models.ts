@@ -75,6 +75,35 @@ export async function markActiveIn(t: EntityManager, id: number): Promise<void> 
   await t.query(`UPDATE model_versions SET active = true, activated_at = now() WHERE id = $1 AND NOT active`, [id]);
 }
 
+/**
+ * Marks a version active only when no version of its kind is: a process starting on a database
+ * whose registry already names the active version must not overwrite it (a promotion made while
+ * it was down would be undone). Returns whether it marked it. Two processes starting together on
+ * an empty registry with different versions: one wins, the other's update breaks the one-active
+ * index and is answered false (its workers then follow the registry).
+ */
+export async function markActiveIfNone(ds: DataSource, id: number): Promise<boolean> {
+  try {
+    const [rows]: [unknown[], number] = await ds.query(
+      `UPDATE model_versions mv SET active = true, activated_at = now()
+        WHERE mv.id = $1 AND NOT mv.active
+          AND NOT EXISTS (SELECT 1 FROM model_versions o WHERE o.kind = mv.kind AND o.active)
+        RETURNING mv.id`,
+      [id],
+    );
+    return rows.length > 0;
+  } catch (e) {
+    const err = e as { code?: string; driverError?: { code?: string } };
+    if ((err.driverError?.code ?? err.code) === '23505') return false;
+    throw e;
+  }
+}
+
+/** The versions the registry marks active (at most one per kind). */
+export async function activeModels(q: Pick<DataSource, 'query'>): Promise<{ kind: ModelKind; name: string; version: string }[]> {
+  return q.query(`SELECT kind, name, version FROM model_versions WHERE active ORDER BY kind`);
+}
+
 export async function listModels(ds: DataSource): Promise<ModelVersionRow[]> {
   return ds.getRepository(ModelVersionEntity).find({ order: { kind: 'ASC', name: 'ASC', registeredAt: 'ASC' } });
 }

@@ -8,15 +8,20 @@
  * engine of its own. Every worker follows the registry before each job (RegistryFollower), so
  * an activation made through one process reaches all of them. Either way, a shadow run of the
  * version activated ends: it is the active model now.
+ *
+ * Once the registry names an active version, it is the source of truth at start too: a process
+ * loads the registry's versions from its models folder whatever its ACTIVE file says (a folder
+ * shipped before a promotion must not undo it), and only a registry with no active version of a
+ * kind takes ACTIVE (registryStartPick, adoptRegistryVersions).
  */
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { DataSource, EntityManager } from 'typeorm';
-import { markActiveIn, registerModel } from '../db/models.js';
+import { activeModels, markActiveIn, registerModel } from '../db/models.js';
 import { stopShadowIn } from '../db/shadow.js';
 import { CxrError, isCxrError } from '../errors.js';
 import { loadServedModel } from '../inference/models.js';
 import { recordedVersion, type ModelRef, type TriageEngine } from '../inference/types.js';
-import { activateOnDisk, readActive, readManifest, type ModelName } from '../ml/model-store/index.js';
+import { activateOnDisk, readActive, readManifest, servableVersion, type ModelName } from '../ml/model-store/index.js';
 import type { Logger } from './log.js';
 import type { ManifestReader, TriageService } from './triage.js';
 
@@ -88,7 +93,7 @@ export interface Promoted {
  * Promotion without a running engine (the command line): checks the version can be served
  * (files match the manifest, the ONNX model is there), writes ACTIVE, and in one transaction
  * marks it active in the registry, ends its shadow run and writes the audit row. Running workers
- * follow the registry before their next job; a process started later loads ACTIVE.
+ * follow the registry before their next job; a process started later loads the registry's version.
  */
 export function promoteModelVersion(o: {
   ds: DataSource;
@@ -169,7 +174,7 @@ export class RegistryFollower {
           segmenterDir: join(this.d.modelsDir, served.segmenter.name, want.segmenter),
           classifierDir: join(this.d.modelsDir, served.classifier.name, want.classifier),
         });
-        await this.d.service.swapEngine(engine);
+        await this.d.service.swapEngine(engine, 'record');
         this.d.log.info('serving the versions the registry marks active', { segmenter: want.segmenter, classifier: want.classifier });
       } catch (e) {
         this.failed.add(key);
@@ -180,6 +185,84 @@ export class RegistryFollower {
       }
     });
   }
+}
+
+/** The version folders to load: the registry's active versions, per kind (absent: the registry names none, ACTIVE decides). */
+export type EnginePick = { segmenterDir?: string; classifierDir?: string };
+
+/** The registry's versions are registered as served: `+int8` rows name the int8 file of the same version folder. */
+const folderVersion = (registered: string) => registered.replace(/\+int8$/, '');
+
+/**
+ * At start, before the engine loads: the folders of the versions the registry marks active, each
+ * checked to be servable from this models folder (manifest files verify, model.onnx there).
+ *
+ * A version the registry marks active that this folder lacks or cannot serve stops the start
+ * (E_MODEL_MISSING / E_MODEL_INVALID naming it) rather than serving another version: the
+ * deployment decided what scores studies, predictions record it, and a process quietly scoring
+ * with something else would mix two decision rules into one worklist; an unstarted worker
+ * leaves its jobs to the others, and the error says what to ship. `notes` says where ACTIVE
+ * disagrees with the registry (logged: the folder is stale, the registry wins).
+ */
+export async function registryStartPick(ds: DataSource, modelsDir: string): Promise<{ pick: EnginePick; notes: string[] }> {
+  const pick: EnginePick = {};
+  const notes: string[] = [];
+  for (const row of await activeModels(ds)) {
+    const version = folderVersion(row.version);
+    const dir = join(resolve(modelsDir), row.name, version);
+    try {
+      await servableVersion(modelsDir, row.name, version);
+    } catch (e) {
+      const missing = isCxrError(e) && e.code === 'E_NOT_FOUND';
+      const why = isCxrError(e) ? `${e.code}: ${e.message}` : String(e);
+      throw new CxrError(
+        missing ? 'E_MODEL_MISSING' : 'E_MODEL_INVALID',
+        `the registry (model_versions in PostgreSQL) marks ${row.name}@${row.version} active for the whole deployment, but this process cannot serve it ` +
+          `from ${dir} (${why}). It will not start with another version: ship that version folder to this process (shared volume or image), ` +
+          `or make a version it has the active one: \`cxr-triage model promote ${row.name}@VERSION\``,
+        { model: `${row.name}@${row.version}`, dir },
+      );
+    }
+    pick[row.kind === 'segmenter' ? 'segmenterDir' : 'classifierDir'] = dir;
+    const onDisk = await readActive(modelsDir, row.name as ModelName).catch(() => null);
+    if (onDisk !== version) {
+      notes.push(
+        `${join(resolve(modelsDir), row.name, 'ACTIVE')} names ${onDisk ?? '(none: the newest)'}, the registry ${row.name}@${version}: serving the registry's (\`cxr-triage model promote\` changes it)`,
+      );
+    }
+  }
+  return { pick, notes };
+}
+
+/**
+ * At start, after the engine loaded: if the registry marks other versions active than the engine
+ * runs (an engine loaded from ACTIVE by a caller that did not ask registryStartPick, or a promotion
+ * that landed while it loaded), loads the registry's and swaps them in without marking anything.
+ */
+export async function adoptRegistryVersions(d: {
+  ds: DataSource;
+  modelsDir: string;
+  service: TriageService;
+  loadEngine?: EngineLoader;
+  log: Logger;
+}): Promise<void> {
+  const { pick, notes } = await registryStartPick(d.ds, d.modelsDir);
+  const served = d.service.models;
+  const differs = (['segmenter', 'classifier'] as const).filter((k) => {
+    const dir = pick[`${k}Dir`];
+    return dir !== undefined && dir !== join(resolve(d.modelsDir), served[k].name, served[k].version);
+  });
+  if (differs.length === 0) return;
+  if (!d.loadEngine) {
+    throw new CxrError(
+      'E_MODEL_INVALID',
+      `the registry marks other versions active than this process loaded (${differs.join(', ')}), and it was built without a model loader to switch`,
+    );
+  }
+  for (const n of notes) d.log.warn(n);
+  await serially(async () => d.service.swapEngine(await d.loadEngine!(pick), 'record'));
+  const now = d.service.models;
+  d.log.info('serving the versions the registry marks active', { segmenter: now.segmenter.version, classifier: now.classifier.version });
 }
 
 /** Reads a served model's manifest for the model_versions table. */

@@ -5,7 +5,7 @@
  */
 import type { DataSource } from 'typeorm';
 import type { TriageEngine } from '../inference/types.js';
-import { RegistryFollower, type EngineLoader } from './model-activation.js';
+import { adoptRegistryVersions, RegistryFollower, type EngineLoader } from './model-activation.js';
 import { ShadowScorer } from './shadow.js';
 import { DEFAULT_JOB_SETTINGS, JobQueue, retryOnDeadlock, type JobSettings } from './jobs.js';
 import type { Logger } from './log.js';
@@ -100,10 +100,15 @@ export async function startRuntime(o: {
   let gc: NodeJS.Timeout | null = null;
   try {
     // before the queue starts: a process whose files disagree with the registry takes no job
-    if (o.modelsDir) await assertRegistryAgrees(o.ds, o.modelsDir);
+    if (o.modelsDir) {
+      await assertRegistryAgrees(o.ds, o.modelsDir);
+      // the registry's active versions, not this folder's ACTIVE, are what the deployment serves
+      await adoptRegistryVersions({ ds: o.ds, modelsDir: o.modelsDir, service, loadEngine: o.loadEngine, log: o.log });
+    }
     await jobs.start();
-    // processes starting together race on marking the same model versions active
-    await retryOnDeadlock(() => service.registerEngineModels());
+    // marks them active only where the registry names none yet: a stale folder never undoes a promotion
+    // (processes starting together race on the same rows)
+    await retryOnDeadlock(() => service.registerEngineModels('if-none'));
     const recovered = await service.recover();
     service.startWorkers();
     outbox?.start();

@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { ModelKind } from '../db/entities.js';
+import { activeModels } from '../db/models.js';
 import {
   recordShadowPrediction,
   runningShadow,
@@ -21,8 +22,9 @@ import {
   type ShadowComparison,
   type ShadowSetting,
 } from '../db/shadow.js';
-import { CxrError } from '../errors.js';
+import { CxrError, isCxrError } from '../errors.js';
 import type { ModelRef, TriageEngine, TriageReport } from '../inference/types.js';
+import { readActive, servableVersion, type ModelName } from '../ml/model-store/index.js';
 import type { EngineLoader } from './model-activation.js';
 import type { Logger } from './log.js';
 
@@ -57,6 +59,38 @@ export async function startShadow(
     await audit(m, { candidate: `${s.name}@${s.version}`, fraction: s.fraction, replaced: r.replaced ? `${r.replaced.name}@${r.replaced.version}` : null });
     return r;
   });
+}
+
+/** The version a model serves for the deployment: the registry's active one, else (a new registry) the folder's ACTIVE. */
+async function activeVersionOf(ds: DataSource, modelsDir: string, name: ModelName): Promise<string | null> {
+  const row = (await activeModels(ds)).find((r) => r.name === name);
+  if (row) return row.version.replace(/\+int8$/, '');
+  return readActive(modelsDir, name).catch(() => null);
+}
+
+/**
+ * Starts a shadow run of `name@version` (the step `cxr-triage model shadow` and
+ * POST /v1/admin/models/{name}/{version}/shadow share): the fraction must be in (0, 1], the
+ * version servable from `modelsDir` (the workers load it from their models folder: its files
+ * must verify and it needs its ONNX model; else E_CONFLICT, E_NOT_FOUND when there is no such
+ * folder), and not the active version (nothing to compare it with). Replaces a running
+ * candidate; `audit` writes the row in the same transaction.
+ */
+export async function startShadowRun(
+  ds: DataSource,
+  modelsDir: string,
+  s: { name: string; version: string; fraction: unknown; by: string },
+  audit: (m: EntityManager, detail: Record<string, unknown>) => Promise<void>,
+): Promise<{ started: ShadowSetting; replaced: ShadowSetting | null }> {
+  const fraction = parseFraction(s.fraction);
+  const entry = await servableVersion(modelsDir, s.name, s.version).catch((e: unknown) => {
+    if (isCxrError(e) && (e.code === 'E_NOT_FOUND' || e.code === 'E_BAD_ARGUMENT')) throw e;
+    const why = isCxrError(e) ? `${e.code}: ${e.message}` : String(e);
+    throw new CxrError('E_CONFLICT', `${s.name}@${s.version} cannot be served, so it cannot run in shadow: ${why}`);
+  });
+  if ((await activeVersionOf(ds, modelsDir, entry.name)) === entry.version)
+    throw new CxrError('E_CONFLICT', `${entry.name}@${entry.version} is the active version: there is nothing to compare it with`);
+  return startShadow(ds, { kind: entry.name, name: entry.name, version: entry.version, fraction, by: s.by }, audit);
 }
 
 /** Stops the running candidate (if any), audited in the same transaction; returns what was stopped. */

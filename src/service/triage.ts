@@ -8,7 +8,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { checkDecodable, isValidUid, MAX_UID_LENGTH, readInstance, type DicomInstance, type DicomMetadata } from '../dicom/index.js';
 import { CxrError, isCxrError, httpStatusFor } from '../errors.js';
 import type { ModelVersionRow, PredictionRow, ReviewRow, StudyRow } from '../db/entities.js';
-import { registerModel, markActive, type ModelToRegister } from '../db/models.js';
+import { registerModel, markActive, markActiveIfNone, type ModelToRegister } from '../db/models.js';
 import { isConnectionLost } from '../db/data-source.js';
 import { lockObject } from '../db/objects.js';
 import {
@@ -98,6 +98,9 @@ export interface StudyView {
   reviews: ReviewRow[];
 }
 
+/** What registering the engine's versions does to the registry's active ones (see registerEngineModels). */
+export type EngineMark = 'activate' | 'if-none' | 'record';
+
 export class TriageService {
   readonly workers: WorkerPool;
   private engine: TriageEngine;
@@ -139,13 +142,21 @@ export class TriageService {
     return this.engine.models;
   }
 
-  /** Records the engine's model versions as the active ones (called at start and on activation). */
-  async registerEngineModels(): Promise<ModelVersionRow[]> {
+  /**
+   * Records the engine's model versions in the registry. `mark` says what becomes of the
+   * registry's active versions: 'activate' makes these the active ones (an admin's activation),
+   * 'if-none' only where the registry names no active version of the kind yet (a process's
+   * start: the registry, not a models folder that may be stale, says what the deployment
+   * serves), 'record' leaves them alone (following the registry: marking could undo a promotion
+   * that landed while the engine was loading).
+   */
+  async registerEngineModels(mark: EngineMark = 'activate'): Promise<ModelVersionRow[]> {
     const rows: ModelVersionRow[] = [];
     for (const kind of ['segmenter', 'classifier'] as const) {
       const ref = this.engine.models[kind];
       const row = await this.registerRef(ref, kind);
-      await markActive(this.o.ds, row.id);
+      if (mark === 'activate') await markActive(this.o.ds, row.id);
+      else if (mark === 'if-none') await markActiveIfNone(this.o.ds, row.id);
       rows.push(row);
     }
     return rows;
@@ -529,12 +540,12 @@ export class TriageService {
   }
 
   /** Swaps in an engine running other model versions: new work uses it at once, the old one closes when idle. */
-  async swapEngine(next: TriageEngine): Promise<void> {
+  async swapEngine(next: TriageEngine, mark: EngineMark = 'activate'): Promise<void> {
     const old = this.engine;
     if (old === next) return;
     this.engine = next;
     this.imageCache.clear();
-    await this.registerEngineModels();
+    await this.registerEngineModels(mark);
     const use = this.inUse.get(old);
     if (!use || use.count === 0) this.retire(old);
     else use.retired = true;

@@ -74,6 +74,8 @@ test('the OpenAPI document describes every route the app serves, with roles and 
     'get /v1/predictions.csv',
     'get /v1/audit/verify',
     'post /v1/admin/models/{name}/{version}/activate',
+    'post /v1/admin/models/{name}/{version}/shadow',
+    'delete /v1/admin/models/shadow',
     'delete /v1/admin/clients/{id}',
     'post /v1/auth/token',
     'get /readyz',

@@ -254,3 +254,33 @@ test('Accept negotiation: what a resource is not available as is 406 E_NOT_ACCEP
   );
   assert.ok(n >= 7, 'refusals are audited with their code');
 });
+
+test('an OHIF-style browse: study list with its includefields, the series, series metadata, then each frame', async () => {
+  const list = await get('/dicomweb/studies?limit=101&offset=0&fuzzymatching=false&includefield=00081030%2C00080060', 'application/dicom+json');
+  assert.equal(list.status, 200);
+  const studies = jsonOf(list) as Record<string, { vr: string; Value?: unknown[] }>[];
+  const s = studies.find((i) => v(i, '0020000D') === STUDY)!;
+  // the films, and the AI result objects (SR, Secondary Capture OT) made for them
+  assert.deepEqual(s['00080061'].Value?.slice().sort(), ['CR', 'DX', 'OT', 'SR']);
+  assert.deepEqual(s['00100020'], { vr: 'LO', Value: ['LAT801'] }, "the first instance's patient id");
+  assert.equal(s['00081030'].vr, 'LO');
+  const series = jsonOf(await get(`/dicomweb/studies/${STUDY}/series`, 'application/dicom+json')) as Record<string, { Value?: unknown[] }>[];
+  assert.equal(series.length, 6);
+  for (const se of series) {
+    const uid = String(v(se, '0020000E'));
+    const meta = jsonOf(await get(`/dicomweb/studies/${STUDY}/series/${uid}/metadata`, 'application/dicom+json')) as Record<string, { Value?: unknown[] }>[];
+    for (const inst of meta) {
+      // a viewer asks an SR for no frames
+      if (v(inst, '00080060') === 'SR') continue;
+      const rows = Number(v(inst, '00280010'));
+      const cols = Number(v(inst, '00280011'));
+      const frame = parts(
+        await get(
+          `/dicomweb/studies/${STUDY}/series/${uid}/instances/${v(inst, '00080018')}/frames/1`,
+          'multipart/related; type="application/octet-stream"; transfer-syntax=*',
+        ),
+      );
+      assert.equal(frame[0].body.length, rows * cols * Number(v(inst, '00280002') ?? 1) * (Number(v(inst, '00280100')) / 8));
+    }
+  }
+});

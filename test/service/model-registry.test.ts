@@ -88,8 +88,10 @@ test('models list --registry shows which versions the service registered and whi
 });
 
 test('serve refuses to start when a registered model.onnx was rewritten or a registered version folder is gone, naming both', async () => {
-  // v2 served once: v1 stays registered, no longer served (the engine's own load check does not read it)
-  assert.equal((await runCli(['models', 'activate', 'classifier', 'v2', '--models', models])).code, 0);
+  // v2 served once: v1 stays registered, no longer served (the engine's own load check does not read it).
+  // The registry names v1 active by now, so ACTIVE alone would not switch a restart: promote does.
+  const promoted = await runCli(['model', 'promote', 'classifier@v2', '--models', models], { DATABASE_URL: db.url });
+  assert.equal(promoted.code, 0, promoted.stderr);
   await serveOnce();
   const onnx = join(models, 'classifier', 'v1', 'model.onnx');
   await copyFile(onnx, join(root, 'model.onnx.orig'));

@@ -14,9 +14,9 @@ import { verifyAuditChain } from '../../src/db/audit.js';
 import { createRandomModels } from '../../src/ml/random-models.js';
 import { activateOnDisk, readManifest } from '../../src/ml/model-store/index.js';
 import { inShadowSample } from '../../src/service/shadow.js';
-import { JOB_SCHEMA } from '../../migrations/1796160000000-JobsAndObjectStore.js';
 import { startHarness, study, waitScored, type Harness } from '../support/api.js';
 import { runCli } from '../support/cli.js';
+import { waitJobsDone } from '../support/jobs.js';
 
 let h: Harness;
 let env: Record<string, string>;
@@ -46,17 +46,6 @@ async function post(seed: number): Promise<{ id: string; uid: string }> {
   assert.equal(r.status, 202, JSON.stringify(r.body));
   const row: { study_instance_uid: string }[] = await h.db.ds.query('SELECT study_instance_uid FROM studies WHERE id = $1', [r.body.id]);
   return { id: r.body.id as string, uid: row[0].study_instance_uid };
-}
-
-/** Waits until no scoring job is left (the shadow step runs inside the job, after the study's result). */
-async function jobsDone(timeoutMs = 60_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const [{ n }]: { n: number }[] = await h.db.ds.query(`SELECT count(*)::int AS n FROM ${JOB_SCHEMA}.job WHERE name = 'score-study' AND state < 'completed'`);
-    if (n === 0) return;
-    if (Date.now() > end) throw new Error(`${n} scoring jobs still open after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 interface Pair {
@@ -100,7 +89,7 @@ test('model shadow sets a candidate; workers score the sampled studies with it t
     posted.set(p.uid, p.id);
   }
   for (const id of posted.values()) await waitScored(h, id);
-  await jobsDone();
+  await waitJobsDone(h.db.ds);
 
   const expected = [...posted].filter(([uid]) => inShadowSample(uid, FRACTION)).map(([, id]) => id);
   assert.ok(expected.length > 0 && expected.length < N, `the sample is a part of the studies (${expected.length} of ${N})`);
@@ -243,7 +232,7 @@ test('model promote switches what the running workers serve, ends the shadow run
   // the service was not restarted: its worker follows the registry before the next study
   const p = await post(4300);
   await waitScored(h, p.id);
-  await jobsDone();
+  await waitJobsDone(h.db.ds);
   const got = await h.http.get(`/v1/studies/${p.id}`).set('Authorization', auth('clinician'));
   assert.equal(got.body.prediction.report.models.classifier.version, CANDIDATE);
   assert.equal(got.body.prediction.threshold, (await readManifest(join(h.modelsDir, 'classifier', CANDIDATE))).threshold!.value);
@@ -266,7 +255,7 @@ test('a candidate that cannot load never costs a study its result; model shadow 
   await appendFile(join(h.modelsDir, 'classifier', 'random-broken', 'model.onnx'), 'x');
   const ids = [(await post(4400)).id, (await post(4401)).id];
   for (const id of ids) await waitScored(h, id);
-  await jobsDone();
+  await waitJobsDone(h.db.ds);
   const rows: { status: string; classifier: string }[] = await h.db.ds.query(
     `SELECT s.status, cls.version AS classifier FROM studies s JOIN predictions p ON p.study_id = s.id JOIN model_versions cls ON cls.id = p.classifier_id WHERE s.id = ANY($1::uuid[])`,
     [ids],

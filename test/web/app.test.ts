@@ -252,10 +252,27 @@ test('a clinician cannot reach the admin pages or the admin API; an admin can', 
   assert.equal(r.status(), 403);
   await context.close();
 
+  // a long-lived operator token on record, for the admin page's "Operator tokens" table
+  const minted = spawnSync(process.execPath, [CLI, 'token', '--role', 'workstation', '--sub', 'pacs-static', '--ttl', '31536000'], {
+    env: env(),
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.equal(minted.status, 0, minted.stderr);
+  const tokenId = /token ([0-9a-f-]{36}) /.exec(minted.stderr)?.[1];
+  const pacs = minted.stdout.trim();
+
   const admin = await signIn('ad-cy');
   await admin.page.getByRole('heading', { name: 'Users (people)' }).waitFor();
   await admin.page.getByRole('cell', { name: 'dr-ada', exact: true }).waitFor();
+  await admin.page.getByRole('heading', { name: 'Operator tokens' }).waitFor();
+  await admin.page.getByRole('cell', { name: 'pacs-static', exact: true }).waitFor();
   await accessible(admin.page, 'the admin pages');
+  const studies = () => fetch(`${base}/dicomweb/studies`, { headers: { Authorization: `Bearer ${pacs}` } }).then((r) => r.status);
+  assert.equal(await studies(), 200);
+  await admin.page.getByRole('button', { name: `Revoke token ${tokenId} (pacs-static)` }).click();
+  await admin.page.getByText(`Token ${tokenId} (pacs-static) revoked.`).waitFor();
+  assert.equal(await studies(), 401, 'a token revoked on the admin page is refused');
   await admin.context.close();
 });
 

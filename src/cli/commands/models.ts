@@ -8,7 +8,6 @@ import type { ModelVersionRow } from '../../db/entities.js';
 import { CxrError } from '../../errors.js';
 import {
   activateOnDisk,
-  servableVersion,
   formatChange,
   formatPortablePath,
   listVersions,
@@ -26,7 +25,7 @@ import {
   type VersionEntry,
 } from '../../ml/model-store/index.js';
 import { promoteModelVersion } from '../../service/model-activation.js';
-import { parseFraction, startShadow, stopShadow } from '../../service/shadow.js';
+import { parseFraction, startShadowRun, stopShadow } from '../../service/shadow.js';
 import { runningShadow } from '../../db/shadow.js';
 import { auditOperator, operator, withDatabase } from '../operator.js';
 import { action, collect } from '../run.js';
@@ -258,7 +257,10 @@ export function register(program: Command): void {
 
   models
     .command('activate')
-    .description('make a version the one the service serves (writes models/<name>/ACTIVE atomically, after checking its files and model.onnx)')
+    .description(
+      'make a version the one this models folder names (writes models/<name>/ACTIVE atomically, after checking its files and model.onnx); ' +
+        'a service serves it when its database names no active version yet, else `model promote` decides',
+    )
     .argument('<name>', 'segmenter | classifier')
     .argument('<version>', 'version folder name')
     .option('--models <dir>', 'models folder', 'models')
@@ -268,8 +270,9 @@ export function register(program: Command): void {
         const { entry } = await activateOnDisk(o.models, name, version);
         process.stdout.write(`${entry.name} ${before ?? '(newest)'} -> ${entry.version}\n`);
         process.stderr.write(
-          `wrote ${join(resolve(o.models), entry.name, 'ACTIVE')}. A service started now serves it; a running one keeps its models until restarted ` +
-            `or until POST /v1/admin/models/${entry.name}/${entry.version}/activate\n`,
+          `wrote ${join(resolve(o.models), entry.name, 'ACTIVE')}. A service started on a database whose registry names no active ${entry.name} yet serves it; ` +
+            `once the registry names one, the registry decides what every process serves: switch it with \`cxr-triage model promote ${entry.name}@${entry.version}\` ` +
+            `or POST /v1/admin/models/${entry.name}/${entry.version}/activate\n`,
         );
       }),
     );
@@ -341,12 +344,9 @@ export function register(program: Command): void {
         const fraction = parseFraction(o.fraction);
         const modelsDir = o.models ?? loadConfig().modelsDir;
         const v = await findVersion(modelsDir, ref);
-        // the workers load it from their models folder: it must verify and have its ONNX model
-        await servableVersion(modelsDir, v.name, v.version);
-        if ((await readActive(modelsDir, v.name).catch(() => null)) === v.version)
-          throw new CxrError('E_CONFLICT', `${v.name}@${v.version} is the active version: there is nothing to compare it with`);
+        // the step the admin API shares: servable from the models folder, not the registry's active version
         const r = await withDatabase(({ ds }) =>
-          startShadow(ds, { kind: v.name, name: v.name, version: v.version, fraction, by: operator() }, (m, detail) =>
+          startShadowRun(ds, modelsDir, { name: v.name, version: v.version, fraction, by: operator() }, (m, detail) =>
             auditOperator(m, 'model.shadow.start', detail),
           ),
         );

@@ -8,6 +8,7 @@ import { buildService, closeServer, listen } from '../../app/server.js';
 import { drainHttp, trackResponses } from '../../app/shutdown.js';
 import { loadEngine } from '../../inference/engine.js';
 import { jsonLogger } from '../../service/log.js';
+import { registryStartPick } from '../../service/model-activation.js';
 import { action, parseInteger } from '../run.js';
 
 /** The example study the start banner tells people to post (fixtures/ of this package). */
@@ -95,8 +96,11 @@ export function register(program: Command): void {
         };
         let engine;
         try {
+          // the registry's active versions when it names them; the folder's ACTIVE only for a new registry
+          const { pick, notes } = await registryStartPick(db.ds, cfg.modelsDir);
+          for (const n of notes) log.warn(n);
           process.stderr.write(`loading models from ${cfg.modelsDir}…\n`);
-          engine = await loadEngine(engineOptions);
+          engine = await loadEngine({ ...engineOptions, ...pick });
         } catch (e) {
           await db.close();
           throw e;

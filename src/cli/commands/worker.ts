@@ -3,7 +3,7 @@ import { loadConfig } from '../../app/config.js';
 import { openServiceDatabase } from '../../app/database.js';
 import { loadEngine } from '../../inference/engine.js';
 import { jsonLogger } from '../../service/log.js';
-import { manifestReader } from '../../service/model-activation.js';
+import { manifestReader, registryStartPick } from '../../service/model-activation.js';
 import { startRuntime } from '../../service/runtime.js';
 import type { StudyOutcome } from '../../service/triage.js';
 import { action, parseInteger } from '../run.js';
@@ -36,7 +36,10 @@ export function register(program: Command): void {
         };
         let engine;
         try {
-          engine = await loadEngine(engineOptions);
+          // the registry's active versions when it names them; the folder's ACTIVE only for a new registry
+          const { pick, notes } = await registryStartPick(db.ds, cfg.modelsDir);
+          for (const n of notes) log.warn(n);
+          engine = await loadEngine({ ...engineOptions, ...pick });
         } catch (e) {
           await db.close();
           throw e;
@@ -85,6 +88,8 @@ export function register(program: Command): void {
           clearInterval(progress);
           log.info(`${signal}: stopping after the jobs running now; waiting jobs stay queued for other workers`);
           await runtime.close();
+          // the engine serving now (a registry follow may have swapped the first one out) and the first
+          await runtime.service.closeEngine();
           await engine.close();
           await db.close();
           process.exit(0);

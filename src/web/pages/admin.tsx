@@ -30,6 +30,12 @@ interface ModelItem {
   version: string;
   active: boolean;
 }
+interface ShadowRun {
+  candidate: string;
+  fraction: number;
+  startedBy: string;
+  startedAt: string;
+}
 
 const ROLES = ['workstation', 'clinician', 'auditor', 'admin'];
 
@@ -41,18 +47,22 @@ export function AdminPage() {
   const [message, setMessage] = useState<string | null>(null);
   const [newClient, setNewClient] = useState({ id: '', role: 'workstation', description: '', aeTitle: '' });
   const [newUser, setNewUser] = useState({ id: '', role: 'clinician', displayName: '' });
+  const [shadow, setShadow] = useState<ShadowRun | null>(null);
+  const [newShadow, setNewShadow] = useState({ name: 'classifier', version: '', fraction: '0.2' });
 
   const load = async () => {
-    const [c, u, m, t] = await Promise.all([
+    const [c, u, m, t, sh] = await Promise.all([
       api<{ items: Client[] }>('GET', '/v1/admin/clients'),
       api<{ items: User[] }>('GET', '/v1/admin/users'),
       api<{ items: ModelItem[] }>('GET', '/v1/models'),
       api<{ items: OperatorToken[] }>('GET', '/v1/admin/tokens?all=true'),
+      api<{ running: ShadowRun | null }>('GET', '/v1/models/shadow'),
     ]);
     setClients(c.items);
     setUsers(u.items);
     setModels(m.items);
     setTokens(t.items);
+    setShadow(sh.running);
   };
   useEffect(() => {
     load().catch((e) => setMessage(e instanceof ApiError ? e.message : String(e)));
@@ -216,8 +226,8 @@ export function AdminPage() {
 
       <h2>Operator tokens</h2>
       <p>
-        Minted with <code>cxr-triage token</code> (a PACS that can send only a static header gets a long-lived one); revoking one refuses it from its
-        next request on.
+        Minted with <code>cxr-triage token</code> (a PACS that can send only a static header gets a long-lived one); revoking one refuses it from its next
+        request on.
       </p>
       <table>
         <caption class="sr-only">Operator tokens</caption>
@@ -304,6 +314,70 @@ export function AdminPage() {
           ))}
         </tbody>
       </table>
+
+      <h2>Shadow run</h2>
+      <p>
+        A candidate version scores a sample of new studies as well as the active model; its results are kept apart (never on the worklist or sent anywhere) and
+        compared on the auditor's page. One runs at a time: starting another replaces it.
+      </p>
+      {shadow ? (
+        <p>
+          <strong>{shadow.candidate}</strong> scores {Math.round(shadow.fraction * 1000) / 10}% of new studies (since{' '}
+          {shadow.startedAt.slice(0, 16).replace('T', ' ')}, by {shadow.startedBy}).{' '}
+          <button
+            type="button"
+            onClick={() =>
+              act(async () => {
+                const r = await api<{ stopped: ShadowRun | null }>('DELETE', '/v1/admin/models/shadow');
+                return r.stopped ? `Shadow run of ${r.stopped.candidate} stopped.` : 'No shadow run was running.';
+              })
+            }
+          >
+            Stop shadow run
+          </button>
+        </p>
+      ) : (
+        <p>No candidate runs in shadow.</p>
+      )}
+      <form
+        class="inline"
+        aria-label="Start a shadow run"
+        onSubmit={(e) => {
+          e.preventDefault();
+          act(async () => {
+            const r = await api<{ running: ShadowRun }>(
+              'POST',
+              `/v1/admin/models/${encodeURIComponent(newShadow.name)}/${encodeURIComponent(newShadow.version)}/shadow`,
+              { fraction: Number(newShadow.fraction) },
+            );
+            return `${r.running.candidate} now scores ${Math.round(r.running.fraction * 1000) / 10}% of new studies in shadow.`;
+          });
+        }}
+      >
+        <label>
+          Candidate model{' '}
+          <select value={newShadow.name} onChange={(e) => setNewShadow({ ...newShadow, name: e.currentTarget.value })}>
+            <option>classifier</option>
+            <option>segmenter</option>
+          </select>
+        </label>
+        <label>
+          Candidate version <input required value={newShadow.version} onInput={(e) => setNewShadow({ ...newShadow, version: e.currentTarget.value })} />
+        </label>
+        <label>
+          Sample fraction{' '}
+          <input
+            type="number"
+            required
+            min="0.01"
+            max="1"
+            step="0.01"
+            value={newShadow.fraction}
+            onInput={(e) => setNewShadow({ ...newShadow, fraction: e.currentTarget.value })}
+          />
+        </label>
+        <button type="submit">Start shadow run</button>
+      </form>
     </section>
   );
 }
