@@ -6,7 +6,7 @@ import { CxrError } from '../errors.js';
 import { loadEngine, type EngineOptions, type ImageScore, type OnnxTriageEngine } from '../inference/engine.js';
 import { loadServedModel } from '../inference/models.js';
 import { networkInputSource } from '../inference/network-inputs.js';
-import { itemsInSubset, recalibratedThreshold } from '../ml/calibrate.js';
+import { itemsInSubset, loadSplitItems, recalibratedThreshold } from '../ml/calibrate.js';
 import type { EvalItem } from '../ml/evaluate.js';
 import { deriveVersion, ONNX_FILE, readManifest, writeManifest, type ModelManifest, type ModelName } from '../ml/model-store/index.js';
 import { decodeModel } from '../ml/onnx/quantize/proto.js';
@@ -25,7 +25,8 @@ import { ProgressBar } from '../ml/train/progress.js';
 
 /** A labelled image set: a dataset folder, optionally narrowed to one subset of a split file. */
 export interface ImageSet {
-  dataDir: string;
+  /** one folder, or the folders of a pool (then splitPath is the pool's split) */
+  dataDir: string | readonly string[];
   splitPath?: string;
   subset: SplitName;
 }
@@ -69,9 +70,10 @@ function kindOf(m: ModelManifest): ModelName {
 }
 
 async function setItems(set: ImageSet): Promise<EvalItem[]> {
-  const items = await loadEvalItems(resolve(set.dataDir));
-  if (!set.splitPath) return items;
-  return itemsInSubset(items, await readSplitFile(resolve(set.splitPath)), set.subset);
+  const dirs = setDirs(set);
+  if (!set.splitPath) return loadEvalItems(dirs);
+  if (dirs.length > 1) return loadSplitItems(dirs, resolve(set.splitPath), set.subset);
+  return itemsInSubset(await loadEvalItems(dirs), await readSplitFile(resolve(set.splitPath)), set.subset);
 }
 
 /** `n` items spread evenly over the list (deterministic: the same images every run). */
@@ -80,7 +82,8 @@ function spread<T>(items: readonly T[], n: number): T[] {
   return Array.from({ length: n }, (_, i) => items[Math.floor(((i + 0.5) * items.length) / n)]);
 }
 
-const setName = (s: ImageSet) => [basename(resolve(s.dataDir)), ...(s.splitPath ? [`${basename(s.splitPath)}:${s.subset}`] : [])];
+const setDirs = (s: ImageSet): string[] => (typeof s.dataDir === 'string' ? [s.dataDir] : [...s.dataDir]).map((d) => resolve(d));
+const setName = (s: ImageSet) => [...setDirs(s).map((d) => basename(d)), ...(s.splitPath ? [`${basename(s.splitPath)}:${s.subset}`] : [])];
 
 /**
  * Quantizes a model version's model.onnx to model.int8.onnx (static QDQ, calibrated on the
@@ -98,7 +101,7 @@ export async function quantizeVersion(o: QuantizeVersionOptions): Promise<Quanti
 
   // calibration inputs: what the served pipeline feeds this network for real images
   const calibItems = spread(await setItems(o.calib), o.maxImages ?? 64);
-  if (calibItems.length === 0) throw new CxrError('E_BAD_DATASET', `no calibration images in ${o.calib.dataDir}`);
+  if (calibItems.length === 0) throw new CxrError('E_BAD_DATASET', `no calibration images in ${setDirs(o.calib).join(', ')}`);
   const segDir = kind === 'segmenter' ? dir : o.engine.segmenterDir;
   const seg = kind === 'segmenter' ? float : await loadServedModel(o.engine.modelsDir ?? 'models', 'segmenter', segDir, 'float');
   const clsSize = kind === 'classifier' ? manifest.inputSize : 224;
@@ -282,7 +285,7 @@ async function compare(
       scorer: 'onnxruntime int8',
       subset: figuresOut.subset,
       n: items.length,
-      split: set.splitPath ? basename(set.splitPath) : basename(resolve(set.dataDir)),
+      split: set.splitPath ? basename(set.splitPath) : setDirs(set).map((d) => basename(d)).join('+'),
       at: new Date().toISOString(),
     });
     return { figures: figuresOut, int8Threshold };

@@ -7,25 +7,25 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { createRandomModels } from '../../src/ml/random-models.js';
-import { csvLine, parseCsv } from '../../src/data/csv.js';
-import { loadDataset } from '../../src/data/dataset.js';
 import { writeSynthDataset } from '../../src/data/synth-dataset.js';
 import { CxrError } from '../../src/errors.js';
 import { loadEngine } from '../../src/inference/engine.js';
 import { manifestDigest, readManifest, servableVersion, verifyManifest, writeManifest } from '../../src/ml/model-store/index.js';
 import { calibrateThreshold } from '../../src/ml/metrics.js';
 import { itemsInSubset } from '../../src/ml/calibrate.js';
-import { readSplitFile } from '../../src/data/split.js';
+import { readSplitFile, splitBySet, writeSplit } from '../../src/data/split.js';
+import { loadDatasets } from '../../src/data/multi-dataset.js';
 import { loadEvalItems } from '../../src/ml/train/dataset-source.js';
 import { exportNewRevision } from '../../src/ml/onnx/model-version.js';
 import { decide } from '../../src/cli/quantize-version.js';
 import { runCli as cli } from '../support/cli.js';
+import { alternatingSplit } from '../support/data.js';
 
 let root: string;
 let models: string;
@@ -43,20 +43,10 @@ before(async () => {
   data = join(root, 'data');
   dirs = await createRandomModels(models, { size: 'small', seed: 6 });
   await writeSynthDataset({ out: data, count: 10, seed: 31_337, sizeMin: 128, sizeMax: 160, workSize: 128 });
-  const ds = await loadDataset(data);
-  const seen = { normal: 0, pneumonia: 0 };
-  const lines = [csvLine(['file', 'patient_id', 'label', 'split'])];
-  const chosen: string[] = [];
-  for (const i of ds.items) {
-    const subset = seen[i.label]++ % 2 === 0 ? 'validation' : 'train';
-    if (subset === 'validation') chosen.push(i.file);
-    lines.push(csvLine([i.file, i.patientId, i.label, subset]));
-  }
-  assert.ok(seen.normal >= 2 && seen.pneumonia >= 2, 'the synthetic set needs both labels in both subsets');
-  await mkdir(join(root, 'run'));
   splitCsv = join(root, 'run', 'split.csv');
-  await writeFile(splitCsv, `${lines.join('\n')}\n`);
-  validation = new Set(chosen);
+  const split = await alternatingSplit(data, splitCsv);
+  assert.ok(split.counts.normal >= 2 && split.counts.pneumonia >= 2, 'the synthetic set needs both labels in both subsets');
+  validation = split.validation;
 });
 
 after(async () => {
@@ -225,4 +215,41 @@ test('--drop-float ships only model.int8.onnx; float is rebuilt from the tfjs we
   await assert.rejects(loadEngine({ modelsDir: other, threads: 1, precision: 'float' }), (err) => err instanceof CxrError && err.code === 'E_MODEL_INVALID');
   const q = await loadEngine({ modelsDir: other, threads: 1, precision: { classifier: 'int8' } });
   await q.close();
+});
+
+test('quantize a version trained on a pool: --calib repeated with the pool split calibrates and compares on both sets', async () => {
+  const child = join(root, 'child');
+  await writeSynthDataset({ out: child, count: 10, seed: 4242, sizeMin: 128, sizeMax: 160, workSize: 128 });
+  const pool = await loadDatasets([{ dir: data }, { dir: child }]);
+  const split = splitBySet(
+    pool.items.map((i) => ({ file: i.file, patientId: i.patientId, label: i.label, dataset: i.fields.source })),
+    { seed: 1, fractions: [0.4, 0.6, 0] },
+  );
+  await writeSplit(join(root, 'pool'), split);
+  const r = await cli([
+    'quantize',
+    dirs.classifier,
+    '--calib',
+    data,
+    '--calib',
+    child,
+    '--split',
+    join(root, 'pool', 'split.csv'),
+    '--models',
+    models,
+    '--threads',
+    '1',
+    '--tta',
+    '1',
+    '--max-images',
+    '4',
+    '--version',
+    'pooled',
+    '--json',
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const q = JSON.parse(r.stdout).quantization;
+  assert.deepEqual(q.calibration.data, ['data', 'child', 'split.csv:train']);
+  assert.deepEqual(q.comparison.data, ['data', 'child', 'split.csv:validation']);
+  assert.equal(q.comparison.n, split.counts.validation.images, 'every validation film of both sets is compared');
 });

@@ -6,7 +6,6 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -19,7 +18,7 @@ import { createRandomModels } from '../../src/ml/random-models.js';
 import { signToken } from '../../src/api/tokens.js';
 import { chestDicom } from '../../src/data/simple-chest-dicom.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { CLI, type ServeProcess, startServe } from '../support/serve-process.js';
+import { addUser as addServerUser, type ServeProcess, startServe } from '../support/serve-process.js';
 
 const CHROMIUM = process.env.CXR_CHROMIUM ?? '/usr/bin/chromium';
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
@@ -51,14 +50,7 @@ function token(role: 'workstation' | 'clinician' | 'auditor', sub: string): stri
 }
 
 function addUser(name: string, role: string): void {
-  const r = spawnSync(process.execPath, [CLI, 'user', 'add', name, '--role', role, '--display-name', `Dr ${name}`, '--password-stdin'], {
-    env: env(),
-    input: `${PASSWORD}\n`,
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-  assert.equal(r.status, 0, `user add ${name}: ${r.stderr}`);
-  assert.match(r.stderr, new RegExp(`user '${name}' \\(${role}\\) created`));
+  assert.match(addServerUser(env(), name, role, PASSWORD), new RegExp(`user '${name}' \\(${role}\\) created`));
 }
 
 async function signIn(name: string): Promise<{ context: BrowserContext; page: Page }> {

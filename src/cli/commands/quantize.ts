@@ -6,11 +6,11 @@ import { CxrError } from '../../errors.js';
 import { locateModelVersion, MANIFEST_FILE, readManifest } from '../../ml/model-store/index.js';
 import { QUANTIZABLE_OPS, type QuantizableOp } from '../../ml/onnx/quantize/index.js';
 import { MAX_AUC_LOSS } from '../../ml/onnx/quantize/info.js';
-import { action, parseInteger, parseNumber } from '../run.js';
+import { action, collect, parseInteger, parseNumber } from '../run.js';
 import { quantizeVersion } from '../quantize-version.js';
 
 interface QuantizeCliOptions {
-  calib?: string;
+  calib: string[];
   split?: string;
   calibSubset: string;
   maxImages: string;
@@ -18,7 +18,7 @@ interface QuantizeCliOptions {
   percentile?: string;
   ops?: string;
   keepFloat?: string;
-  compareData?: string;
+  compareData: string[];
   compareSplit?: string;
   compareSubset: string;
   compare?: boolean;
@@ -50,7 +50,7 @@ export function register(program: Command): void {
         'the quantized version stays untouched and active until you activate the new one',
     )
     .argument('<version-dir>', 'model version folder (segmenter or classifier) holding model.onnx')
-    .option('--calib <dir>', 'dataset folder (images/, labels.csv) whose images calibrate the activation ranges')
+    .option('--calib <dir>', 'dataset folder (images/, labels.csv) whose images calibrate the activation ranges; repeat for the sets of a pooled --split', collect, [])
     .option('--split <csv>', "split CSV narrowing --calib to --calib-subset (default: the classifier version's split.csv)")
     .option('--calib-subset <name>', `subset of --split to calibrate on: ${SPLIT_NAMES.join('|')}`, 'train')
     .option('--max-images <n>', 'calibration images, drawn evenly from the set', '64')
@@ -58,7 +58,7 @@ export function register(program: Command): void {
     .option('--percentile <p>', 'share of values kept inside the range with --method percentile', '99.99')
     .option('--ops <list>', `op types in int8 (${QUANTIZABLE_OPS.join(',')}; default Conv: see README "int8")`)
     .option('--keep-float <list>', 'node names (or output tensor names) to keep in float, comma-separated')
-    .option('--compare-data <dir>', 'dataset folder for the float vs int8 comparison (default --calib)')
+    .option('--compare-data <dir>', 'dataset folder for the float vs int8 comparison (default --calib); repeatable like --calib', collect, [])
     .option('--compare-split <csv>', 'split CSV for the comparison (default --split)')
     .option('--compare-subset <name>', 'subset compared on', 'validation')
     .option('--no-compare', 'skip the comparison: the int8 model is then served only with --precision int8')
@@ -78,8 +78,8 @@ export function register(program: Command): void {
       action(async (versionDir: string, o: QuantizeCliOptions) => {
         const dir = resolve(versionDir);
         if (!existsSync(join(dir, MANIFEST_FILE))) throw new CxrError('E_NOT_FOUND', `${versionDir} is not a model version folder (no ${MANIFEST_FILE})`);
-        if (!o.calib) throw new CxrError('E_BAD_ARGUMENT', '--calib DATA_DIR is required: the images whose activations set the int8 ranges');
-        if (!existsSync(o.calib)) throw new CxrError('E_NOT_FOUND', `no dataset folder ${o.calib}`);
+        if (o.calib.length === 0) throw new CxrError('E_BAD_ARGUMENT', '--calib DATA_DIR is required: the images whose activations set the int8 ranges');
+        for (const d of [...o.calib, ...o.compareData]) if (!existsSync(d)) throw new CxrError('E_NOT_FOUND', `no dataset folder ${d}`);
         if (o.method !== 'minmax' && o.method !== 'percentile')
           throw new CxrError('E_BAD_ARGUMENT', `--method must be minmax or percentile, got '${o.method}'`);
         const ops = o.ops === undefined ? undefined : list(o.ops);
@@ -103,7 +103,7 @@ export function register(program: Command): void {
           percentile: o.percentile === undefined ? undefined : parseNumber('--percentile', o.percentile),
           ops: ops as QuantizableOp[] | undefined,
           keepFloat: o.keepFloat === undefined ? undefined : list(o.keepFloat),
-          compare: o.compare === false ? null : { dataDir: o.compareData ?? o.calib, splitPath: compareSplit, subset: compareSubset },
+          compare: o.compare === false ? null : { dataDir: o.compareData.length ? o.compareData : o.calib, splitPath: compareSplit, subset: compareSubset },
           engine: {
             modelsDir: o.models,
             segmenterDir: o.segmenter,
