@@ -1,6 +1,8 @@
 /** DICOMweb QIDO-RS over what the service holds: studies, series, instances by the common keys. */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { readMetadata } from '../../src/dicom/index.js';
 import { startHarness, study, waitScored, type Harness } from '../support/api.js';
 
@@ -166,4 +168,16 @@ test('FHIR R4: a scored study has a preliminary DiagnosticReport with its Observ
   assert.equal(none.total, 0);
   assert.equal((await h.http.get('/fhir/r4/DiagnosticReport').set('Authorization', clin)).status, 400);
   assert.equal((await h.http.get(`/fhir/r4/DiagnosticReport?study=${STUDY}`).set('Authorization', `Bearer ${h.token('workstation', 'ws-qido')}`)).status, 403);
+});
+
+test('a stored file that cannot be read does not hide a match: QIDO-RS answers with what the database holds', async () => {
+  const body = study(704, { accessionNumber: 'ACC-Q-LOST' });
+  const res = await h.http.post('/v1/studies').set('Authorization', `Bearer ${h.token('workstation', 'ws-qido')}`).set('Content-Type', 'application/dicom').send(body);
+  assert.equal(res.status, 202);
+  await waitScored(h, res.body.id);
+  const [{ sha256 }]: { sha256: string }[] = await h.db.ds.query('SELECT sha256 FROM studies WHERE id = $1', [res.body.id]);
+  await rm(join(h.settings.dicomDir, sha256.slice(0, 2), `${sha256}.dcm`));
+  const [found] = await get('/dicomweb/studies?AccessionNumber=ACC-Q-LOST');
+  assert.equal(v(found, '00080050'), 'ACC-Q-LOST');
+  assert.equal(found['00100020'], undefined, 'no header attributes without the file');
 });
