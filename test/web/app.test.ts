@@ -6,7 +6,6 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -19,7 +18,8 @@ import { createRandomModels } from '../../src/ml/random-models.js';
 import { signToken } from '../../src/api/tokens.js';
 import { chestDicom } from '../../src/data/simple-chest-dicom.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { addUser as addServerUser, CLI, type ServeProcess, startServe } from '../support/serve-process.js';
+import { spawnCliSync } from '../support/cli.js';
+import { addUser as addServerUser, type ServeProcess, startServe } from '../support/serve-process.js';
 
 const CHROMIUM = process.env.CXR_CHROMIUM ?? '/usr/bin/chromium';
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
@@ -246,11 +246,7 @@ test('a clinician cannot reach the admin pages or the admin API; an admin can', 
   await context.close();
 
   // a long-lived operator token on record, for the admin page's "Operator tokens" table
-  const minted = spawnSync(process.execPath, [CLI, 'token', '--role', 'workstation', '--sub', 'pacs-static', '--ttl', '31536000'], {
-    env: env(),
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
+  const minted = spawnCliSync(['token', '--role', 'workstation', '--sub', 'pacs-static', '--ttl', '31536000'], { env: env(), timeoutMs: 60_000 });
   assert.equal(minted.status, 0, minted.stderr);
   const tokenId = /token ([0-9a-f-]{36}) /.exec(minted.stderr)?.[1];
   const pacs = minted.stdout.trim();
