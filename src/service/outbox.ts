@@ -37,27 +37,33 @@ export function backoffMs(s: Pick<ResultsSettings, 'retryDelayMs' | 'maxRetryDel
   return Math.round(base * (1 + 0.1 * jitter));
 }
 
+/**
+ * Loops per process: while one waits out a destination that does not answer (up to the send
+ * timeout), the other keeps building and sending to the rest.
+ */
+const LOOPS = 2;
+
 export class ResultsOutbox {
   private stopping = false;
-  private loop: Promise<void> | null = null;
-  private wake: (() => void) | null = null;
+  private loops: Promise<void>[] = [];
+  private readonly sleepers = new Set<() => void>();
 
   constructor(private readonly o: OutboxOptions) {}
 
   start(): void {
-    if (this.loop) return;
-    this.loop = this.run();
+    if (this.loops.length > 0) return;
+    for (let i = 0; i < LOOPS; i++) this.loops.push(this.run());
   }
 
   /** Looks for work now (a prediction was just recorded in this process). */
   poke(): void {
-    this.wake?.();
+    for (const wake of [...this.sleepers]) wake();
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
-    this.wake?.();
-    await this.loop;
+    this.poke();
+    await Promise.all(this.loops);
   }
 
   private async run(): Promise<void> {
@@ -74,14 +80,13 @@ export class ResultsOutbox {
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const t = setTimeout(done, ms);
-      const self = this;
-      function done() {
+      const done = () => {
         clearTimeout(t);
-        self.wake = null;
+        this.sleepers.delete(done);
         resolve();
-      }
-      this.wake = done;
+      };
+      const t = setTimeout(done, ms);
+      this.sleepers.add(done);
     });
   }
 
