@@ -269,6 +269,17 @@ test('a destination that never answers: failed after the last attempt, with the 
     [first.id, deadDest()],
   );
   assert.deepEqual(a, { retry: 2 * (MAX_ATTEMPTS - 1), failed: 2 });
+  // /metrics counts this process's attempts by outcome; each is counted after its audit row commits
+  const metrics = (await h.http.get('/metrics')).text;
+  const counted = (outcome: string) => Number(new RegExp(`cxr_result_sends_total\\{outcome="${outcome}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
+  const [all] = await h.db.ds.query(
+    `SELECT count(*) FILTER (WHERE outcome = 'delivered')::int AS delivered, count(*) FILTER (WHERE outcome = 'failed')::int AS failed
+       FROM audit_log WHERE action = 'result.send'`,
+  );
+  // every delivery to the Orthancs is done; failures to the dead destination may still be happening
+  assert.equal(counted('delivered'), 8);
+  assert.equal(all.delivered, 8);
+  assert.ok(counted('failed') >= 2 && counted('failed') <= all.failed, `failed: ${counted('failed')} counted, ${all.failed} audited`);
 });
 
 test('delivery status in the API: by study id and by StudyInstanceUID, a workstation sees only what it sent', async () => {
