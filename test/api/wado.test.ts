@@ -284,3 +284,18 @@ test('an OHIF-style browse: study list with its includefields, the series, serie
     }
   }
 });
+
+test('thumbnails (study, series, instance) fit 128x128 unless viewport= says otherwise; rendered takes viewport= too', async () => {
+  const study = await get(`/dicomweb/studies/${STUDY}/thumbnail`);
+  assert.equal(study.type, 'image/jpeg');
+  const sm = await sharp(study.body).metadata();
+  assert.deepEqual([sm.width, sm.height], [128, 128], 'the first image (256x256) scaled down');
+  const inst = `/dicomweb/studies/${STUDY}/series/${STUDY}.2/instances/${STUDY}.2.1`;
+  const small = await sharp((await get(`${inst}/thumbnail`, 'image/png')).body).metadata();
+  assert.deepEqual([small.format, small.width, small.height], ['png', 64, 48], 'never enlarged');
+  const fitted = await sharp((await get(`${inst}/rendered?viewport=32,32`)).body).metadata();
+  assert.deepEqual([fitted.width, fitted.height], [32, 24], 'aspect ratio kept');
+  assert.equal((await sharp((await get(`/dicomweb/studies/${STUDY}/series/${STUDY}.2/thumbnail?viewport=16,16`)).body).metadata()).width, 16);
+  assert.equal((await get(`${inst}/thumbnail?viewport=0,5`)).status, 400);
+  assert.equal((await get(`${inst}/thumbnail`, 'application/dicom')).status, 406);
+});
