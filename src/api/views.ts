@@ -10,6 +10,7 @@ export function studyLinks(id: string) {
     mask: `/v1/studies/${id}/mask.png`,
     heatmap: `/v1/studies/${id}/heatmap.png`,
     reviews: `/v1/studies/${id}/reviews`,
+    deliveries: `/v1/studies/${id}/deliveries`,
   };
 }
 

@@ -22,11 +22,13 @@ import { registerModelMetrics } from '../api/model-metrics.js';
 import { DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_WINDOW_S, LoginThrottle } from '../service/login-throttle.js';
 
 export type ServiceSettings = Pick<ServiceConfig, 'jwt' | 'hmacKey' | 'dicomDir' | 'maxBodyBytes' | 'queueSize' | 'inferConcurrency' | 'waitTimeoutMs'> &
-  Partial<Pick<ServiceConfig, 'authMaxFailures' | 'authWindowMs' | 'store' | 'jobs' | 'storeGcGraceMs' | 'sessionIdleMs' | 'sessionMaxMs'>> & {
+  Partial<Pick<ServiceConfig, 'authMaxFailures' | 'authWindowMs' | 'store' | 'jobs' | 'storeGcGraceMs' | 'sessionIdleMs' | 'sessionMaxMs' | 'results'>> & {
     modelsDir?: string;
     /** in-process scoring workers (default inferConcurrency; 0: API only) */
     workers?: number;
     jobPollMs?: number;
+    /** the results outbox polls this often when idle (tests shorten it) */
+    outboxPollMs?: number;
     /** how often a full data directory is checked for room again (tests shorten it) */
     storageProbeMs?: number;
   };

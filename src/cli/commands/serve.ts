@@ -68,6 +68,8 @@ export function register(program: Command): void {
         'Configuration by environment: PORT, HOST, DATABASE_URL, CXR_DATA_DIR, CXR_JWT_SECRET, CXR_HMAC_KEY, CXR_MODELS_DIR, ' +
         'CXR_MAX_BODY_MB, CXR_QUEUE_SIZE, CXR_INFER_THREADS, CXR_INFER_CONCURRENCY, CXR_TTA, CXR_WAIT_TIMEOUT_S, CXR_DRAIN_TIMEOUT_S, CXR_PG_PORT, CXR_TOKEN_TTL_S, ' +
         'CXR_DIMSE_AET, CXR_DIMSE_PORT, ' +
+        'AI results to PACS: CXR_RESULTS_STOW_URL (STOW-RS URL), CXR_RESULTS_STOW_AUTH (Authorization header value), CXR_RESULTS_AE (AET@host:port, C-STORE), ' +
+        'CXR_RESULTS_ATTEMPTS (default 8), CXR_RESULTS_RETRY_DELAY_S (first retry, doubling; default 10), CXR_RESULTS_MAX_RETRY_DELAY_S (default 1800), ' +
         'CXR_WORKERS, CXR_STORE (fs|pg), CXR_DICOM_DIR, CXR_JOB_RETRIES, CXR_JOB_RETRY_DELAY_S, CXR_JOB_TIMEOUT_S, CXR_JOB_MAINTENANCE_S, CXR_JOB_POLL_MS, CXR_STORE_GC_GRACE_S',
     )
     .option('--workers <n>', 'scoring workers inside this process (overrides CXR_WORKERS; default 1; 0 = API only, scoring left to `cxr-triage worker`)')

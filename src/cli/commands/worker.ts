@@ -15,7 +15,8 @@ export function register(program: Command): void {
       'score studies from the job queue in PostgreSQL, without serving HTTP: run as many as the machines allow next to ' +
         '`cxr-triage serve --workers 0` (same DATABASE_URL, same CXR_STORE and store directory or volume). ' +
         'Configuration by environment as for serve: DATABASE_URL, CXR_DATA_DIR, CXR_HMAC_KEY, CXR_MODELS_DIR, CXR_STORE, CXR_DICOM_DIR, ' +
-        'CXR_INFER_THREADS, CXR_INFER_CONCURRENCY, CXR_TTA, CXR_JOB_RETRIES, CXR_JOB_RETRY_DELAY_S, CXR_JOB_TIMEOUT_S, CXR_JOB_MAINTENANCE_S, CXR_JOB_POLL_MS',
+        'CXR_INFER_THREADS, CXR_INFER_CONCURRENCY, CXR_TTA, CXR_JOB_RETRIES, CXR_JOB_RETRY_DELAY_S, CXR_JOB_TIMEOUT_S, CXR_JOB_MAINTENANCE_S, CXR_JOB_POLL_MS, ' +
+        'and the results destinations: CXR_RESULTS_STOW_URL, CXR_RESULTS_STOW_AUTH, CXR_RESULTS_AE (AET@host:port), CXR_RESULTS_ATTEMPTS, CXR_RESULTS_RETRY_DELAY_S, CXR_RESULTS_MAX_RETRY_DELAY_S, CXR_DIMSE_AET (calling AE)',
     )
     .option('--concurrency <n>', 'jobs scored at once in this process (overrides CXR_INFER_CONCURRENCY; default 1)')
     .option('--progress-s <n>', 'seconds between progress lines', '30')
