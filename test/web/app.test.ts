@@ -256,6 +256,14 @@ test('a clinician cannot reach the admin pages or the admin API; an admin can', 
   await admin.page.getByRole('cell', { name: 'dr-ada', exact: true }).waitFor();
   await admin.page.getByRole('heading', { name: 'Operator tokens' }).waitFor();
   await admin.page.getByRole('cell', { name: 'pacs-static', exact: true }).waitFor();
+  // the shadow-run control: its fields by their names; the active version is refused (a real POST with the page's CSRF token)
+  await admin.page.getByRole('heading', { name: 'Shadow run' }).waitFor();
+  await admin.page.getByText('No candidate runs in shadow.').waitFor();
+  await admin.page.getByRole('combobox', { name: 'Candidate model' }).selectOption('classifier');
+  await admin.page.getByRole('textbox', { name: 'Candidate version' }).fill('random-small');
+  await admin.page.getByRole('spinbutton', { name: 'Sample fraction' }).fill('0.5');
+  await admin.page.getByRole('button', { name: 'Start shadow run' }).click();
+  await admin.page.getByRole('status').filter({ hasText: 'Refused: classifier@random-small is the active version' }).waitFor();
   await accessible(admin.page, 'the admin pages');
   const studies = () => fetch(`${base}/dicomweb/studies`, { headers: { Authorization: `Bearer ${pacs}` } }).then((r) => r.status);
   assert.equal(await studies(), 200);
