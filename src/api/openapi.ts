@@ -157,6 +157,17 @@ const schemas: Record<string, JsonSchema> = {
       error: { oneOf: [{ type: 'null' }, { type: 'object', properties: { code: str, message: str } }] },
       prediction: { oneOf: [{ type: 'null' }, ref('Prediction')] },
       reviews: { type: 'array', items: ref('Review') },
+      results: {
+        type: 'object',
+        description: 'AI result objects (SR, Secondary Capture) made for this image, and their deliveries to PACS by state (details: links.deliveries)',
+        properties: {
+          objects: { type: 'integer' },
+          built: { type: 'integer' },
+          pending: { type: 'integer' },
+          delivered: { type: 'integer' },
+          failed: { type: 'integer' },
+        },
+      },
       links: ref('StudyLinks'),
     },
   },

@@ -72,6 +72,8 @@ export function studyView(v: StudyView, opts: { withReviews: boolean }) {
         }
       : null,
     ...(opts.withReviews ? { reviews: v.reviews.map(reviewView) } : {}),
+    /** the AI result objects (SR, Secondary Capture) made for this image, and their deliveries (details: links.deliveries) */
+    results: v.results,
     links: studyLinks(s.id),
   };
 }

@@ -22,7 +22,9 @@ import { registerModelMetrics } from '../api/model-metrics.js';
 import { DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_WINDOW_S, LoginThrottle } from '../service/login-throttle.js';
 
 export type ServiceSettings = Pick<ServiceConfig, 'jwt' | 'hmacKey' | 'dicomDir' | 'maxBodyBytes' | 'queueSize' | 'inferConcurrency' | 'waitTimeoutMs'> &
-  Partial<Pick<ServiceConfig, 'authMaxFailures' | 'authWindowMs' | 'store' | 'jobs' | 'storeGcGraceMs' | 'sessionIdleMs' | 'sessionMaxMs' | 'results'>> & {
+  Partial<Pick<ServiceConfig, 'authMaxFailures' | 'authWindowMs' | 'store' | 'jobs' | 'storeGcGraceMs' | 'sessionIdleMs' | 'sessionMaxMs'>> & {
+    /** AI result objects and their destinations (null: none made, for tests that count every decode) */
+    results?: ServiceConfig['results'] | null;
     modelsDir?: string;
     /** in-process scoring workers (default inferConcurrency; 0: API only) */
     workers?: number;

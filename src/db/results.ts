@@ -232,3 +232,25 @@ export async function studyHeld(db: Db, studyInstanceUid: string, submittedBy?: 
   ]);
   return rows.length > 0;
 }
+
+/** One instance's result objects and their deliveries, counted (the study JSON's `results`). */
+export interface ResultSummary {
+  objects: number;
+  built: number;
+  pending: number;
+  delivered: number;
+  failed: number;
+}
+
+export async function resultSummary(db: Db, sourceId: string): Promise<ResultSummary> {
+  const rows: ResultSummary[] = await db.query(
+    `SELECT (SELECT count(*) FROM derived_objects WHERE source_id = $1)::int AS objects,
+            (SELECT count(*) FROM derived_objects WHERE source_id = $1 AND sha256 IS NOT NULL)::int AS built,
+            count(*) FILTER (WHERE r.status = 'pending')::int AS pending,
+            count(*) FILTER (WHERE r.status = 'delivered')::int AS delivered,
+            count(*) FILTER (WHERE r.status = 'failed')::int AS failed
+       FROM result_deliveries r JOIN derived_objects d ON d.id = r.object_id WHERE d.source_id = $1`,
+    [sourceId],
+  );
+  return rows[0];
+}

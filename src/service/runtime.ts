@@ -31,7 +31,8 @@ export interface RuntimeSettings {
   /** idle workers poll this often (default 500 ms) */
   jobPollMs?: number;
   /** where AI result objects are sent, and the retry policy (default: made and kept, sent nowhere) */
-  results?: ResultsSettings;
+  /** null: no result objects at all (tests that count every decode or file) */
+  results?: ResultsSettings | null;
   /** the results outbox looks for work this often when idle (default 1000 ms) */
   outboxPollMs?: number;
 }
@@ -63,10 +64,12 @@ export async function startRuntime(o: {
   const s = o.settings;
   const jobs = new JobQueue(o.ds, s.jobs ?? DEFAULT_JOB_SETTINGS, o.log);
   const store = openObjectStore(s.store ?? 'fs', { dir: s.dicomDir, ds: o.ds });
-  const results = s.results ?? DEFAULT_RESULTS_SETTINGS;
+  const results = s.results === null ? undefined : (s.results ?? DEFAULT_RESULTS_SETTINGS);
   // Worker processes build and send result objects; an API-only process leaves that to them.
   const outbox =
-    s.workers > 0 ? new ResultsOutbox({ ds: o.ds, store, settings: results, log: o.log, pollMs: s.outboxPollMs, onAttempt: o.hooks?.resultSend }) : null;
+    results && s.workers > 0
+      ? new ResultsOutbox({ ds: o.ds, store, settings: results, log: o.log, pollMs: s.outboxPollMs, onAttempt: o.hooks?.resultSend })
+      : null;
   // built after the service, which both act on
   let follower: RegistryFollower | null = null;
   let shadow: ShadowScorer | null = null;

@@ -31,6 +31,7 @@ import type { Logger } from './log.js';
 import { collectGarbage, discardIfUnreferenced, sha256Hex, type ObjectStore } from './object-store.js';
 import { pseudonymisePatientId } from './pseudonym.js';
 import { enqueueResults, type ResultsSettings } from './results.js';
+import { resultSummary, type ResultSummary } from '../db/results.js';
 import { sentBy } from './study-access.js';
 import type { StudyImages } from './study-images.js';
 import { WorkerPool } from './workers.js';
@@ -96,6 +97,8 @@ export interface StudyView {
   study: StudyRow;
   prediction: PredictionRow | null;
   reviews: ReviewRow[];
+  /** its AI result objects and where their deliveries stand */
+  results: ResultSummary;
 }
 
 /** What registering the engine's versions does to the registry's active ones (see registerEngineModels). */
@@ -494,8 +497,8 @@ export class TriageService {
   async view(id: string): Promise<StudyView | null> {
     const study = await findStudy(this.o.ds, id);
     if (!study) return null;
-    const [prediction, reviews] = await Promise.all([findPrediction(this.o.ds, id), listReviews(this.o.ds, id)]);
-    return { study, prediction, reviews };
+    const [prediction, reviews, results] = await Promise.all([findPrediction(this.o.ds, id), listReviews(this.o.ds, id), resultSummary(this.o.ds, id)]);
+    return { study, prediction, reviews, results };
   }
 
   /**

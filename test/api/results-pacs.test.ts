@@ -297,6 +297,7 @@ test('delivery status in the API: by study id and by StudyInstanceUID, a worksta
   assert.equal(other.status, 404);
   const view = await h.http.get(`/v1/studies/${first.id}`).set('Authorization', clin);
   assert.equal(view.body.links.deliveries, `/v1/studies/${first.id}/deliveries`);
+  assert.deepEqual(view.body.results, { objects: 2, built: 2, pending: 0, delivered: 4, failed: 2 });
 });
 
 test('the service lists the result series by QIDO-RS and returns the SR and SC by WADO-RS, byte for byte as sent', async () => {
