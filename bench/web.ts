@@ -8,17 +8,11 @@
  *
  *   npx tsx bench/web.ts [--studies 10000] [--repeat 5] [--admin-url postgres://postgres@127.0.0.1:5432/test]
  */
-import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { chromium } from 'playwright-core';
-import { signToken } from '../src/api/tokens.js';
 import { chestDicom } from '../src/data/simple-chest-dicom.js';
-import { CLI, startServe } from '../test/support/serve-process.js';
+import { addUser, serveOnFreshDatabase } from '../test/support/serve-process.js';
 import { helpFromHeader } from './usage.js';
 
 helpFromHeader(import.meta.url);
@@ -34,40 +28,16 @@ const { values: args } = parseArgs({
 
 const N = Number(args.studies);
 const repeat = Number(args.repeat);
-const repo = resolve(import.meta.dirname, '..');
 const PASSWORD = 'bench-only-password';
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-const dbName = `cxr_bench_web_${randomBytes(4).toString('hex')}`;
-const admin = new pg.Client({ connectionString: args['admin-url'] });
-await admin.connect();
-await admin.query(`CREATE DATABASE ${dbName}`);
-const url = new URL(args['admin-url']);
-url.pathname = `/${dbName}`;
-const root = await mkdtemp(join(tmpdir(), 'cxr-bench-web-'));
-const secret = randomBytes(32).toString('base64');
-const env = {
-  ...process.env,
-  DATABASE_URL: url.toString(),
-  CXR_DATA_DIR: root,
-  CXR_JWT_SECRET: secret,
-  CXR_HMAC_KEY: randomBytes(32).toString('base64'),
-  CXR_DIMSE_PORT: '0',
-};
-const server = await startServe(env);
-const db = new pg.Client({ connectionString: url.toString() });
+const fresh = await serveOnFreshDatabase({ adminUrl: args['admin-url'], prefix: 'cxr_bench_web' });
+const server = fresh.server;
+const db = new pg.Client({ connectionString: fresh.dbUrl });
 try {
   await db.connect();
-  const add = spawnSync(process.execPath, [CLI, 'user', 'add', 'dr-bench', '--role', 'clinician', '--password-stdin'], {
-    env,
-    input: `${PASSWORD}\n`,
-    cwd: repo,
-  });
-  if (add.status !== 0) throw new Error(String(add.stderr));
-  const ws = signToken(
-    { secret: Buffer.from(secret, 'utf8'), issuer: 'cxr-triage', audience: 'cxr-triage-api', ttlSeconds: 600 },
-    { sub: 'ws-bench', role: 'workstation', kind: 'operator' },
-  ).token;
+  addUser(fresh.env, 'dr-bench', 'clinician', PASSWORD);
+  const ws = fresh.token('workstation', 'ws-bench');
   const posted = await fetch(`${server.url}/v1/studies?wait=true`, {
     method: 'POST',
     headers: { Authorization: `Bearer ${ws}`, 'Content-Type': 'application/dicom' },
@@ -131,10 +101,6 @@ try {
       `load average at the end: ${load}\n`,
   );
 } finally {
-  server.proc.kill('SIGTERM');
-  await server.exited;
   await db.end();
-  await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-  await admin.end();
-  await rm(root, { recursive: true, force: true });
+  await fresh.stop();
 }

@@ -41,6 +41,8 @@ export type ErrorCode =
   | 'E_RATE_LIMITED'
   | 'E_STORAGE_FULL'
   | 'E_UNAVAILABLE'
+  /** a results destination (PACS) could not be reached or refused what was sent */
+  | 'E_DESTINATION'
   | 'E_CONFIG'
   | 'E_INTERNAL';
 
@@ -68,6 +70,7 @@ export function exitCodeFor(code: ErrorCode): number {
     case 'E_TRAINING_DIVERGED':
     case 'E_STORAGE_FULL':
     case 'E_UNAVAILABLE':
+    case 'E_DESTINATION':
       return 1;
     case 'E_INTERRUPTED':
       return 130;
@@ -106,6 +109,9 @@ export function httpStatusFor(code: ErrorCode): number {
       return 503;
     case 'E_RATE_LIMITED':
       return 429;
+    case 'E_DESTINATION':
+      // 502 Bad Gateway: the server upstream of us (the PACS) failed
+      return 502;
     case 'E_STORAGE_FULL':
       // 507 Insufficient Storage (RFC 4918): the request was fine, the server has no room now
       return 507;

@@ -20,6 +20,7 @@ import { wadoRoutes } from './routes/wado.js';
 import { qidoRoutes } from './routes/qido.js';
 import { diagnosticReports } from './routes/fhir.js';
 import { studyRoutes } from './routes/studies.js';
+import { deliveryRoutes } from './routes/deliveries.js';
 import { json } from './openapi-types.js';
 import { mountWebApp } from './web.js';
 
@@ -48,6 +49,7 @@ export const routes: readonly RouteDef[] = [
   postToken,
   ...sessionRoutes,
   ...studyRoutes,
+  ...deliveryRoutes,
   ...appDataRoutes,
   stow,
   stowStudy,

@@ -94,6 +94,12 @@ export function createMetrics(opts: MetricsOptions = {}): ServiceMetrics {
     labelNames: ['operation', 'outcome'] as const,
     registers: [registry],
   });
+  const resultSends = new Counter({
+    name: 'cxr_result_sends_total',
+    help: 'Attempts to send an AI result object (SR, Secondary Capture) to a PACS, by outcome: delivered, retry, failed',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
   const shadow = new Counter({
     name: 'cxr_shadow_results_total',
     help: 'Sampled studies a shadow candidate scored (outcome ok) or failed to score (failed: logged; the study keeps its result), by this process',
@@ -114,6 +120,7 @@ export function createMetrics(opts: MetricsOptions = {}): ServiceMetrics {
       study: (outcome) => studies.inc({ outcome }),
       inferenceSeconds: (s) => inferenceSeconds.observe(s),
       running: (n) => queueRunning.set(n),
+      resultSend: (outcome) => resultSends.inc({ outcome }),
       shadow: (outcome) => shadow.inc({ outcome: outcome === 'scored' ? 'ok' : 'failed' }),
     },
   };

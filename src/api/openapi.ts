@@ -23,6 +23,35 @@ const schemas: Record<string, JsonSchema> = {
     },
   },
   Role: { type: 'string', enum: [...ROLES] },
+  Deliveries: {
+    type: 'object',
+    properties: {
+      studyInstanceUid: str,
+      counts: { type: 'object', properties: { pending: { type: 'integer' }, delivered: { type: 'integer' }, failed: { type: 'integer' } } },
+      items: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: {
+            kind: { type: 'string', enum: ['sr', 'sc'], description: 'sr: Comprehensive SR; sc: Secondary Capture picture' },
+            sopInstanceUid: str,
+            seriesInstanceUid: str,
+            sourceStudyId: { type: 'string', format: 'uuid', description: 'the scored instance the object reports on' },
+            built: { type: 'boolean' },
+            buildError: strOrNull,
+            destination: { type: ['string', 'null'], description: 'stow:URL or dimse:AET@host:port; null when no destination is configured' },
+            status: { type: ['string', 'null'], enum: ['pending', 'delivered', 'failed', null] },
+            attempts: { type: 'integer' },
+            maxAttempts: { type: ['integer', 'null'] },
+            nextAttemptAt: dateTimeOrNull,
+            lastAttemptAt: dateTimeOrNull,
+            deliveredAt: dateTimeOrNull,
+            error: { oneOf: [{ type: 'null' }, { type: 'object', properties: { code: str, message: str } }] },
+          },
+        },
+      },
+    },
+  },
   TokenRequest: {
     type: 'object',
     properties: {
@@ -100,7 +129,7 @@ const schemas: Record<string, JsonSchema> = {
       amends: { type: 'integer', description: 'id of the earlier review of this study that this one amends' },
     },
   },
-  StudyLinks: { type: 'object', properties: { self: str, image: str, mask: str, heatmap: str, reviews: str } },
+  StudyLinks: { type: 'object', properties: { self: str, image: str, mask: str, heatmap: str, reviews: str, deliveries: str } },
   Study: {
     type: 'object',
     properties: {
@@ -128,6 +157,17 @@ const schemas: Record<string, JsonSchema> = {
       error: { oneOf: [{ type: 'null' }, { type: 'object', properties: { code: str, message: str } }] },
       prediction: { oneOf: [{ type: 'null' }, ref('Prediction')] },
       reviews: { type: 'array', items: ref('Review') },
+      results: {
+        type: 'object',
+        description: 'AI result objects (SR, Secondary Capture) made for this image, and their deliveries to PACS by state (details: links.deliveries)',
+        properties: {
+          objects: { type: 'integer' },
+          built: { type: 'integer' },
+          pending: { type: 'integer' },
+          delivered: { type: 'integer' },
+          failed: { type: 'integer' },
+        },
+      },
       links: ref('StudyLinks'),
     },
   },

@@ -10,6 +10,7 @@ export function studyLinks(id: string) {
     mask: `/v1/studies/${id}/mask.png`,
     heatmap: `/v1/studies/${id}/heatmap.png`,
     reviews: `/v1/studies/${id}/reviews`,
+    deliveries: `/v1/studies/${id}/deliveries`,
   };
 }
 
@@ -71,6 +72,8 @@ export function studyView(v: StudyView, opts: { withReviews: boolean }) {
         }
       : null,
     ...(opts.withReviews ? { reviews: v.reviews.map(reviewView) } : {}),
+    /** the AI result objects (SR, Secondary Capture) made for this image, and their deliveries (details: links.deliveries) */
+    results: v.results,
     links: studyLinks(s.id),
   };
 }

@@ -10,6 +10,7 @@ import { STORE_KINDS, type StoreKind } from '../service/object-store.js';
 import { loadOrCreateDevSecret, type LoadedSecret } from './keys.js';
 import { DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_WINDOW_S } from '../service/login-throttle.js';
 import type { JwtConfig } from '../api/tokens.js';
+import { DEFAULT_RESULTS_SETTINGS, type ResultDestination, type ResultsSettings } from '../service/results.js';
 
 export interface ServiceConfig {
   host: string;
@@ -47,6 +48,8 @@ export interface ServiceConfig {
   sessionMaxMs: number;
   /** DIMSE Storage SCP: our AE title, and its port on `host` (0: off) */
   dimse: DimseConfig;
+  /** AI result objects: where they are sent (CXR_RESULTS_STOW_URL, CXR_RESULTS_AE) and the retry policy */
+  results: ResultsSettings;
   /** loud messages the server prints at start (generated development keys) */
   notices: string[];
 }
@@ -57,6 +60,44 @@ export interface DimseConfig {
 }
 
 type Env = Record<string, string | undefined>;
+
+/** PS3.5 AE title: 1-16 characters, no backslash or control characters, not only spaces. */
+const AE_TITLE = /^[\x21-\x5b\x5d-\x7e]([\x20-\x5b\x5d-\x7e]{0,14}[\x21-\x5b\x5d-\x7e])?$/;
+
+/** `AET@host:port` (CXR_RESULTS_AE), or why not. */
+export function parseAeAddress(raw: string): { aeTitle: string; host: string; port: number } | string {
+  const m = /^(.+)@([0-9A-Za-z.-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$/.exec(raw.trim());
+  if (!m) return `must be AET@host:port, e.g. ORTHANC@pacs.example.org:4242 (got '${raw}')`;
+  const port = Number(m[3]);
+  if (!AE_TITLE.test(m[1])) return `has an AE title '${m[1]}' that is not 1-16 characters without backslash`;
+  if (port < 1 || port > 65535) return `has port ${m[3]}, not 1-65535`;
+  return { aeTitle: m[1], host: m[2].replace(/^\[|\]$/g, ''), port };
+}
+
+function resultDestinations(env: Env, list: string[]): ResultDestination[] {
+  const out: ResultDestination[] = [];
+  const url = env.CXR_RESULTS_STOW_URL?.trim();
+  const auth = env.CXR_RESULTS_STOW_AUTH?.trim() || null;
+  if (url) {
+    let ok = false;
+    try {
+      ok = ['http:', 'https:'].includes(new URL(url).protocol);
+    } catch {
+      ok = false;
+    }
+    if (!ok) list.push(`CXR_RESULTS_STOW_URL must be an http:// or https:// STOW-RS URL, e.g. http://orthanc:8042/dicom-web/studies (got '${url}')`);
+    else out.push({ kind: 'stow', url, auth });
+  } else if (auth) {
+    list.push('CXR_RESULTS_STOW_AUTH is set but CXR_RESULTS_STOW_URL is not');
+  }
+  const ae = env.CXR_RESULTS_AE?.trim();
+  if (ae) {
+    const parsed = parseAeAddress(ae);
+    if (typeof parsed === 'string') list.push(`CXR_RESULTS_AE ${parsed}`);
+    else out.push({ kind: 'dimse', ...parsed });
+  }
+  return out;
+}
 
 class Problems {
   readonly list: string[] = [];
@@ -151,19 +192,21 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     sessionIdleMs: p.int(env, 'CXR_SESSION_IDLE_S', DEFAULT_SESSION_IDLE_S, 1, 7 * 86_400) * 1000,
     sessionMaxMs: p.int(env, 'CXR_SESSION_MAX_S', DEFAULT_SESSION_MAX_S, 1, 30 * 86_400) * 1000,
     dimse: {
-      // PS3.5 AE: 1-16 characters, no backslash or control characters, not only spaces.
-      aeTitle: p.text(
-        env,
-        'CXR_DIMSE_AET',
-        'CXRTRIAGE',
-        /^[\x21-\x5b\x5d-\x7e]([\x20-\x5b\x5d-\x7e]{0,14}[\x21-\x5b\x5d-\x7e])?$/,
-        'an AE title of 1-16 characters without backslash',
-      ),
+      aeTitle: p.text(env, 'CXR_DIMSE_AET', 'CXRTRIAGE', AE_TITLE, 'an AE title of 1-16 characters without backslash'),
       port: p.int(env, 'CXR_DIMSE_PORT', 11112, 0, 65535),
+    },
+    results: {
+      destinations: resultDestinations(env, p.list),
+      maxAttempts: p.int(env, 'CXR_RESULTS_ATTEMPTS', DEFAULT_RESULTS_SETTINGS.maxAttempts, 1, 100),
+      retryDelayMs: p.int(env, 'CXR_RESULTS_RETRY_DELAY_S', DEFAULT_RESULTS_SETTINGS.retryDelayMs / 1000, 1, 3600) * 1000,
+      maxRetryDelayMs: p.int(env, 'CXR_RESULTS_MAX_RETRY_DELAY_S', DEFAULT_RESULTS_SETTINGS.maxRetryDelayMs / 1000, 1, 86_400) * 1000,
+      callingAeTitle: DEFAULT_RESULTS_SETTINGS.callingAeTitle,
     },
     notices,
   };
   cfg.workers = p.int(env, 'CXR_WORKERS', cfg.inferConcurrency, 0, 64);
+  // C-STOREs of results come from the AE title the service answers to
+  cfg.results.callingAeTitle = cfg.dimse.aeTitle;
   cfg.jwt.secret = secret(env, 'CXR_JWT_SECRET', dataDir, 'jwt-secret', p, notices, 'JWT signing key', 'tokens signed with it stop working when it changes.');
   cfg.hmacKey = secret(
     env,

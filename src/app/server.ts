@@ -23,10 +23,14 @@ import { DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_WINDOW_S, LoginThrottle } from 
 
 export type ServiceSettings = Pick<ServiceConfig, 'jwt' | 'hmacKey' | 'dicomDir' | 'maxBodyBytes' | 'queueSize' | 'inferConcurrency' | 'waitTimeoutMs'> &
   Partial<Pick<ServiceConfig, 'authMaxFailures' | 'authWindowMs' | 'store' | 'jobs' | 'storeGcGraceMs' | 'sessionIdleMs' | 'sessionMaxMs'>> & {
+    /** AI result objects and their destinations (null: none made, for tests that count every decode) */
+    results?: ServiceConfig['results'] | null;
     modelsDir?: string;
     /** in-process scoring workers (default inferConcurrency; 0: API only) */
     workers?: number;
     jobPollMs?: number;
+    /** the results outbox polls this often when idle (tests shorten it) */
+    outboxPollMs?: number;
     /** how often a full data directory is checked for room again (tests shorten it) */
     storageProbeMs?: number;
   };

@@ -13,15 +13,8 @@ export const GENESIS_HASH = '0'.repeat(64);
 /** Arbitrary constant naming the chain-head lock (advisory locks are per database). */
 const CHAIN_LOCK_KEY = 0x6378_7261_7564_6974n; // "cxraudit"
 
-export interface AuditEntry {
-  actor: string;
-  role: string | null;
-  action: string;
-  studyId: string | null;
-  requestId: string;
-  outcome: string;
-  detail?: Record<string, unknown>;
-}
+/** What a caller appends: a row without its sequence number, time and hashes (detail optional). */
+export type AuditEntry = Pick<AuditRow, 'actor' | 'role' | 'action' | 'studyId' | 'requestId' | 'outcome'> & { detail?: Record<string, unknown> };
 
 /** The fields the hash covers: everything but seq (gaps from rolled-back appends are harmless) and the hashes. */
 export type AuditContent = Omit<AuditRow, 'seq' | 'at' | 'prevHash' | 'hash'> & { at: string };
@@ -151,30 +144,22 @@ export async function verifyAuditChain(ds: DataSource, batchSize = 5000): Promis
   let prev = GENESIS_HASH;
   let lastSeq: string | null = null;
   let checked = 0;
+  // the verified head so far, and the first row that breaks the chain
+  const broken = (firstBroken: NonNullable<AuditVerification['firstBroken']>): AuditVerification => ({
+    ok: false,
+    checked,
+    headHash: prev,
+    headSeq: lastSeq,
+    firstBroken,
+  });
   for (;;) {
     const raw: RawAuditRow[] = await ds.query(`SELECT ${SELECT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2`, [lastSeq ?? '0', batchSize]);
     if (raw.length === 0) break;
     for (const r of raw) {
       const row = fromRaw(r);
-      if (row.prevHash !== prev) {
-        return {
-          ok: false,
-          checked,
-          headHash: prev,
-          headSeq: lastSeq,
-          firstBroken: { seq: row.seq, reason: 'prev_hash_mismatch', expected: prev, found: row.prevHash },
-        };
-      }
+      if (row.prevHash !== prev) return broken({ seq: row.seq, reason: 'prev_hash_mismatch', expected: prev, found: row.prevHash });
       const recomputed = chainHash(row.prevHash, contentOf(row));
-      if (recomputed !== row.hash) {
-        return {
-          ok: false,
-          checked,
-          headHash: prev,
-          headSeq: lastSeq,
-          firstBroken: { seq: row.seq, reason: 'hash_mismatch', expected: recomputed, found: row.hash },
-        };
-      }
+      if (recomputed !== row.hash) return broken({ seq: row.seq, reason: 'hash_mismatch', expected: recomputed, found: row.hash });
       prev = row.hash;
       lastSeq = row.seq;
       checked++;

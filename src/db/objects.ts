@@ -20,10 +20,13 @@ export async function lockObject(m: EntityManager, sha256: string): Promise<void
   await m.query('SELECT pg_advisory_xact_lock($1::int, $2::int)', [OBJECT_LOCK_CLASS | 0, Number.parseInt(sha256.slice(0, 8), 16) | 0]);
 }
 
-/** The shas among these that a study names (kept by the garbage collector). */
+/** The shas among these that a study or a derived result object names (kept by the garbage collector). */
 export async function referencedObjects(db: DataSource | EntityManager, shas: readonly string[]): Promise<Set<string>> {
   if (shas.length === 0) return new Set();
-  const rows: { sha256: string }[] = await db.query(`SELECT DISTINCT sha256 FROM studies WHERE sha256 = ANY($1::char(64)[])`, [shas]);
+  const rows: { sha256: string }[] = await db.query(
+    `SELECT sha256 FROM studies WHERE sha256 = ANY($1::char(64)[]) UNION SELECT sha256 FROM derived_objects WHERE sha256 = ANY($1::char(64)[])`,
+    [shas],
+  );
   return new Set(rows.map((r) => r.sha256));
 }
 

@@ -53,8 +53,11 @@ export interface QidoInstance {
   transferSyntax: string | null;
 }
 
-/** Every instance the service holds, one row each: the table (or a view over it) all these queries read. */
-const INSTANCES = 'studies';
+/**
+ * Every instance the service holds, one row each: the originals and the service's own AI result
+ * objects (SR, Secondary Capture) once built — view `dicom_instances` (migrations/1796170000000-ResultsOutbox.ts).
+ */
+const INSTANCES = 'dicom_instances';
 
 function where(f: QidoFilter): { sql: string; params: unknown[] } {
   const params: unknown[] = [];
@@ -68,7 +71,8 @@ function where(f: QidoFilter): { sql: string; params: unknown[] } {
   if (f.sopInstanceUid) w.push(`s.sop_instance_uid = ANY(${p(f.sopInstanceUid)})`);
   if (f.accessionNumber) w.push(`s.accession_number = ${p(f.accessionNumber)}`);
   // by study: the pseudonym is the original's; every instance of its study matches
-  if (f.patientPseudonym) w.push(`s.study_instance_uid IN (SELECT pp.study_instance_uid FROM studies pp WHERE pp.patient_pseudonym = ${p(f.patientPseudonym)})`);
+  if (f.patientPseudonym)
+    w.push(`s.study_instance_uid IN (SELECT pp.study_instance_uid FROM studies pp WHERE pp.patient_pseudonym = ${p(f.patientPseudonym)})`);
   if (f.modalitiesInStudy)
     w.push(`s.study_instance_uid IN (SELECT m.study_instance_uid FROM ${INSTANCES} m WHERE m.modality = ANY(${p(f.modalitiesInStudy)}))`);
   if (f.studyDateFrom) w.push(`s.study_date >= ${p(f.studyDateFrom)}::date`);

@@ -54,7 +54,14 @@ export type NewPrediction = Omit<PredictionRow, 'id' | 'studyId' | 'createdAt'>;
  * or one racing the study's dead letter, changes nothing. The unique study_id backs this up:
  * never a second prediction for a study.
  */
-export async function recordPrediction(ds: DataSource, studyId: string, p: NewPrediction, exclusionReason: string | null = null): Promise<boolean> {
+export async function recordPrediction(
+  ds: DataSource,
+  studyId: string,
+  p: NewPrediction,
+  exclusionReason: string | null = null,
+  /** more writes that belong with a new prediction (the results outbox), in its transaction */
+  withPrediction?: (m: EntityManager, predictionId: string) => Promise<void>,
+): Promise<boolean> {
   return ds.transaction(async (m) => {
     const rows: { status: string }[] = await m.query(`SELECT status FROM studies WHERE id = $1 FOR UPDATE`, [studyId]);
     if (rows[0]?.status !== 'queued') return false;
@@ -67,6 +74,7 @@ export async function recordPrediction(ds: DataSource, studyId: string, p: NewPr
       .returning(['id'])
       .execute();
     const inserted = Array.isArray(res.raw) && res.raw.length > 0;
+    if (inserted && withPrediction) await withPrediction(m, String((res.raw as { id: string }[])[0].id));
     await m.query(`UPDATE studies SET status = 'scored', scored_at = now(), error_code = NULL, error_message = NULL, exclusion_reason = $2 WHERE id = $1`, [
       studyId,
       exclusionReason,

@@ -2,6 +2,7 @@
 import { CxrError } from '../errors.js';
 import { TAG, sequenceItems } from './attributes.js';
 import { decodeCompressedFrame } from './codecs/index.js';
+import { noteDecode } from './decode-observer.js';
 import { checkSyntaxSupported, frameBytes } from './frame.js';
 import { readLut } from './lut.js';
 import { extractMetadata } from './metadata.js';
@@ -47,6 +48,7 @@ export interface DecodedWords {
 }
 
 async function decodeParsed(parsed: ParsedDicom, meta: DicomMetadata, opts: DecodeOptions): Promise<DecodedWords> {
+  noteDecode('pixels');
   const fmt = checkPixelFormat(meta, parsed.dataSet.elements[TAG.pixelData] !== undefined, opts.maxPixels ?? DEFAULT_MAX_PIXELS);
   checkSyntaxSupported(meta.transferSyntaxUid);
   const transform = modalityTransform(parsed, meta);
@@ -125,6 +127,7 @@ export async function checkDecodable(instance: DicomInstance, opts: DecodeOption
 
 export async function decodeModality(bytes: Uint8Array, opts: DecodeOptions = {}): Promise<ModalityImage> {
   const d = await decodeWords(bytes, opts);
+  noteDecode('modality');
   const n = d.width * d.height;
   const index = asTableIndex(d.words);
   // Large 8/16-bit frames go through a per-word table: same function, one lookup per pixel.

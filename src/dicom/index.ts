@@ -6,6 +6,7 @@
  */
 
 export type { AppliedWindow, DicomMetadata, LookupTable, ModalityImage, WindowPolicy, WindowedFrame, WindowedImage } from './types.js';
+export { observeDecoding, type DecodeStep } from './decode-observer.js';
 export { checkDecodable, decodeModality, decodeModalityCodes, readInstance, readMetadata, type DecodeOptions, type DicomInstance } from './decode.js';
 export { codesFromValues, codesFromWordTable, type SpreadCodes } from './modality-codes.js';
 export { DATASET_SLACK_BYTES, maxInflatedBytes } from './inflate.js';

@@ -6,6 +6,7 @@
 import dicomParser from 'dicom-parser';
 import type { DataSet } from 'dicom-parser';
 import { CxrError } from '../errors.js';
+import { noteDecode } from './decode-observer.js';
 import { inflateDataset, inflateDatasetSync, maxInflatedBytes } from './inflate.js';
 import { TRANSFER_SYNTAX } from './uids.js';
 
@@ -103,6 +104,7 @@ export interface ParseOptions {
  * synchronously up to the global limit (see inflate.ts).
  */
 export function parsePart10(bytes: Uint8Array, opts: ParseOptions = {}): ParsedDicom {
+  noteDecode('parse');
   const header = readHeader(bytes);
   const limit = maxInflatedBytes(opts.maxPixels);
   return parseWith(bytes, header, (b, position) => withInflated(b, position, inflateDatasetSync(b.subarray(position), limit)));
@@ -113,6 +115,7 @@ export function parsePart10(bytes: Uint8Array, opts: ParseOptions = {}): ParsedD
  * declared image's size (or the global limit), without blocking the event loop.
  */
 export async function parsePart10Async(bytes: Uint8Array, opts: ParseOptions = {}): Promise<ParsedDicom> {
+  noteDecode('parse');
   const header = readHeader(bytes);
   if (header.transferSyntaxUid !== TRANSFER_SYNTAX.deflatedExplicitLittle) return parseWith(bytes, header, () => bytes);
   const position = header.datasetStart;

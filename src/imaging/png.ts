@@ -58,8 +58,11 @@ export async function encodeRendered(
   img: { width: number; height: number; channels: 1 | 3; pixels: Uint8Array },
   format: 'png' | 'jpeg',
   quality = 90,
+  /** fit inside this box, keeping the aspect ratio, never enlarging */
+  viewport?: { width: number; height: number },
 ): Promise<Buffer> {
-  const s = sharp(img.pixels, { raw: { width: img.width, height: img.height, channels: img.channels } });
+  let s = sharp(img.pixels, { raw: { width: img.width, height: img.height, channels: img.channels } });
+  if (viewport) s = s.resize(viewport.width, viewport.height, { fit: 'inside', withoutEnlargement: true });
   const shaped = img.channels === 1 ? s.toColourspace('b-w') : s;
   return format === 'png' ? shaped.png().toBuffer() : shaped.jpeg({ quality, chromaSubsampling: img.channels === 1 ? '4:4:4' : '4:2:0' }).toBuffer();
 }

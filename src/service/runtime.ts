@@ -12,6 +12,8 @@ import type { Logger } from './log.js';
 import type { StoreKind } from './object-store.js';
 import { assertRegistryAgrees } from './model-registry.js';
 import { openObjectStore } from './stores.js';
+import { ResultsOutbox } from './outbox.js';
+import { DEFAULT_RESULTS_SETTINGS, type ResultsSettings } from './results.js';
 import { TriageService, type ManifestReader, type ServiceHooks } from './triage.js';
 
 export interface RuntimeSettings {
@@ -28,6 +30,11 @@ export interface RuntimeSettings {
   storeGcGraceMs?: number;
   /** idle workers poll this often (default 500 ms) */
   jobPollMs?: number;
+  /** where AI result objects are sent, and the retry policy (default: made and kept, sent nowhere) */
+  /** null: no result objects at all (tests that count every decode or file) */
+  results?: ResultsSettings | null;
+  /** the results outbox looks for work this often when idle (default 1000 ms) */
+  outboxPollMs?: number;
 }
 
 export interface Runtime {
@@ -56,12 +63,21 @@ export async function startRuntime(o: {
 }): Promise<Runtime> {
   const s = o.settings;
   const jobs = new JobQueue(o.ds, s.jobs ?? DEFAULT_JOB_SETTINGS, o.log);
+  const store = openObjectStore(s.store ?? 'fs', { dir: s.dicomDir, ds: o.ds });
+  const results = s.results === null ? undefined : (s.results ?? DEFAULT_RESULTS_SETTINGS);
+  // Worker processes build and send result objects; an API-only process leaves that to them.
+  const outbox =
+    results && s.workers > 0
+      ? new ResultsOutbox({ ds: o.ds, store, settings: results, log: o.log, pollMs: s.outboxPollMs, onAttempt: o.hooks?.resultSend })
+      : null;
   // built after the service, which both act on
   let follower: RegistryFollower | null = null;
   let shadow: ShadowScorer | null = null;
   const service = new TriageService({
     ds: o.ds,
-    store: openObjectStore(s.store ?? 'fs', { dir: s.dicomDir, ds: o.ds }),
+    store,
+    results,
+    onResultsQueued: () => outbox?.poke(),
     jobs,
     engine: o.engine,
     hmacKey: s.hmacKey,
@@ -98,6 +114,7 @@ export async function startRuntime(o: {
     await retryOnDeadlock(() => service.registerEngineModels('if-none'));
     const recovered = await service.recover();
     service.startWorkers();
+    outbox?.start();
     if (s.workers > 0) {
       // Files stored by a process killed before its transaction committed; a worker sweeps now and then.
       const grace = s.storeGcGraceMs ?? 3_600_000;
@@ -116,6 +133,7 @@ export async function startRuntime(o: {
       close: async () => {
         if (gc) clearInterval(gc);
         await service.close();
+        await outbox?.stop();
         await shadow?.close();
         await jobs.stop();
       },

@@ -6,7 +6,7 @@
  */
 import { decodeModalityCodes, readWindowed, type WindowPolicy } from '../dicom/index.js';
 import { runsToImage } from '../imaging/mask-scale.js';
-import { grayImage } from '../imaging/types.js';
+import { grayImage, type GrayImage } from '../imaging/types.js';
 import { camToImage } from '../inference/cam.js';
 import type { TriageReport } from '../inference/types.js';
 import { CxrError } from '../errors.js';
@@ -17,7 +17,18 @@ function storedPolicy(w: TriageReport['window']): WindowPolicy {
   return { kind: w.policy === 'explicit' ? 'auto' : w.policy };
 }
 
+/** The windowed film, lung mask and heatmap behind a stored prediction, at the film's size. */
+export interface StoredLayers {
+  windowed: GrayImage;
+  mask: GrayImage;
+  heatmap: GrayImage;
+}
+
 export async function renderStoredImages(bytes: Uint8Array, report: TriageReport): Promise<StudyImages> {
+  return renderStudyImages(await storedLayers(bytes, report));
+}
+
+export async function storedLayers(bytes: Uint8Array, report: TriageReport): Promise<StoredLayers> {
   const img = await readWindowed(bytes, { window: storedPolicy(report.window) });
   const windowed = { width: img.width, height: img.height, data: img.data };
   if (!report.mask) throw new CxrError('E_NOT_FOUND', 'this prediction was stored without its lung mask (scored by an older version of the service)');
@@ -26,7 +37,7 @@ export async function renderStoredImages(bytes: Uint8Array, report: TriageReport
   const heatmap = report.cam
     ? camToImage(Float32Array.from(report.cam.values), report.cam.width, report.cam.height, box, img.width, img.height)
     : grayImage(img.width, img.height);
-  return renderStudyImages({ windowed, mask, heatmap });
+  return { windowed, mask, heatmap };
 }
 
 /** The film for the browser viewer: modality values as 16-bit codes over [min, max], little-endian. */

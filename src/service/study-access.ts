@@ -11,11 +11,11 @@ export interface Viewer {
   role: Role;
 }
 
-export function sentBy(study: StudyRow, sender: string): boolean {
+export function sentBy(study: Pick<StudyRow, 'submittedBy'>, sender: string): boolean {
   return study.submittedBy === sender;
 }
 
-export function canSee(study: StudyRow, viewer: Viewer): boolean {
+export function canSee(study: Pick<StudyRow, 'submittedBy'>, viewer: Viewer): boolean {
   return viewer.role !== 'workstation' || sentBy(study, viewer.sub);
 }
 

@@ -30,6 +30,8 @@ import { renderStoredImages } from './stored-images.js';
 import type { Logger } from './log.js';
 import { collectGarbage, discardIfUnreferenced, sha256Hex, type ObjectStore } from './object-store.js';
 import { pseudonymisePatientId } from './pseudonym.js';
+import { enqueueResults, type ResultsSettings } from './results.js';
+import { resultSummary, type ResultSummary } from '../db/results.js';
 import { sentBy } from './study-access.js';
 import type { StudyImages } from './study-images.js';
 import { WorkerPool } from './workers.js';
@@ -41,6 +43,8 @@ export interface ServiceHooks {
   inferenceSeconds?: (s: number) => void;
   /** scoring jobs running in this process */
   running?: (n: number) => void;
+  /** a result object send attempt ended (results outbox) */
+  resultSend?: (outcome: 'delivered' | 'retry' | 'failed') => void;
   /** a shadow candidate scored a sampled study, or failed to */
   shadow?: (outcome: 'scored' | 'failed') => void;
 }
@@ -67,6 +71,10 @@ export interface TriageServiceOptions {
   imageCacheSize?: number;
   /** idle workers look for jobs this often (ms) */
   pollMs?: number;
+  /** destinations and retry policy of the AI result objects; absent: none are made */
+  results?: ResultsSettings;
+  /** a prediction with result objects was recorded (the outbox looks at once) */
+  onResultsQueued?: () => void;
   /** runs before each study is scored (a worker follows the registry's active versions); a failure is logged, the study scored */
   beforeScore?: () => Promise<void>;
   /**
@@ -89,6 +97,8 @@ export interface StudyView {
   study: StudyRow;
   prediction: PredictionRow | null;
   reviews: ReviewRow[];
+  /** its AI result objects and where their deliveries stand */
+  results: ResultSummary;
 }
 
 /** What registering the engine's versions does to the registry's active ones (see registerEngineModels). */
@@ -383,7 +393,15 @@ export class TriageService {
     // checked and registered in one turn of the event loop: a release either comes first (no
     // record) or waits for this record, so a waiter's answer always matches the database
     const excluded = view.kind === 'unknown' ? viewCheckFailure(report) : null;
-    const recording = recordPrediction(this.o.ds, id, prediction, excluded);
+    // AI result objects (SR, Secondary Capture) and their deliveries go with a result that counts
+    const results = this.o.results;
+    const recording = recordPrediction(
+      this.o.ds,
+      id,
+      prediction,
+      excluded,
+      results && !excluded ? (m, pid) => enqueueResults(m, results, study, pid) : undefined,
+    );
     this.recording.add(recording);
     try {
       await recording;
@@ -391,6 +409,7 @@ export class TriageService {
       this.recording.delete(recording);
     }
     this.o.hooks?.study?.('scored');
+    this.o.onResultsQueued?.();
     this.finished(id);
     // the study's own result is recorded and answered; a candidate's scoring only lengthens this job
     if (this.o.afterScore) {
@@ -478,8 +497,8 @@ export class TriageService {
   async view(id: string): Promise<StudyView | null> {
     const study = await findStudy(this.o.ds, id);
     if (!study) return null;
-    const [prediction, reviews] = await Promise.all([findPrediction(this.o.ds, id), listReviews(this.o.ds, id)]);
-    return { study, prediction, reviews };
+    const [prediction, reviews, results] = await Promise.all([findPrediction(this.o.ds, id), listReviews(this.o.ds, id), resultSummary(this.o.ds, id)]);
+    return { study, prediction, reviews, results };
   }
 
   /**

@@ -6,10 +6,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { startDimseServer, type DimseServer } from '../../src/api/dimse/scp.js';
 import { closeServer, listen } from '../../src/app/server.js';
@@ -17,38 +14,14 @@ import { readMetadata } from '../../src/dicom/index.js';
 import { createClient } from '../../src/service/clients.js';
 import { silentLogger } from '../../src/service/log.js';
 import { startHarness, study, waitScored, type Harness } from '../support/api.js';
-
-const ORTHANC = '/usr/sbin/Orthanc';
-const DICOMWEB_PLUGIN = '/usr/share/orthanc/plugins/libOrthancDicomWeb.so';
+import { startOrthanc, type Orthanc } from '../support/pacs.js';
 
 let h: Harness;
 let scp: DimseServer;
 let http: { server: Server; url: string };
-let orthanc: ChildProcess | null = null;
-let orthancUrl = '';
-let orthancLog = '';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-async function orthancApi(method: string, path: string, body?: unknown): Promise<unknown> {
-  const res = await fetch(`${orthancUrl}${path}`, {
-    method,
-    body: body === undefined ? undefined : body instanceof Uint8Array ? body : JSON.stringify(body),
-    headers: body instanceof Uint8Array ? { 'Content-Type': 'application/dicom' } : undefined,
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`Orthanc ${method} ${path}: ${res.status} ${text}\n${orthancLog.slice(-2000)}`);
-  return text ? JSON.parse(text) : null;
-}
+let orthanc: Orthanc | null = null;
+const orthancLog = () => orthanc?.log() ?? '';
+const orthancApi = (method: string, path: string, body?: unknown) => orthanc!.api(method, path, body);
 
 before(async () => {
   h = await startHarness();
@@ -69,55 +42,19 @@ before(async () => {
     { id: 'orthanc-fwd', role: 'workstation', description: 'test Orthanc', createdBy: 'test', aeTitle: 'ORTHANC' },
     async () => {},
   );
-  const dir = join(h.root, 'orthanc');
-  await mkdir(join(dir, 'db'), { recursive: true });
-  const [httpPort, dicomPort] = [await freePort(), await freePort()];
-  const config = {
-    Name: 'cxr-test-orthanc',
-    StorageDirectory: join(dir, 'db'),
-    IndexDirectory: join(dir, 'db'),
-    HttpPort: httpPort,
-    DicomPort: dicomPort,
+  orthanc = await startOrthanc(join(h.root, 'orthanc'), {
     DicomAet: 'ORTHANC',
-    RemoteAccessAllowed: false,
-    AuthenticationEnabled: false,
-    StableAge: 1,
-    Plugins: [DICOMWEB_PLUGIN],
     DicomWeb: {
       Enable: true,
       Root: '/dicom-web/',
       Servers: { cxr: { Url: `${http.url}/dicomweb/`, Username: 'orthanc-fwd', Password: secret } },
     },
     DicomModalities: { cxr: ['CXRTRIAGE', '127.0.0.1', scp.port] },
-  };
-  await writeFile(join(dir, 'orthanc.json'), JSON.stringify(config, null, 2));
-  orthancUrl = `http://127.0.0.1:${httpPort}`;
-  const proc = spawn(ORTHANC, [join(dir, 'orthanc.json')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  orthanc = proc;
-  proc.stdout!.on('data', (d) => (orthancLog += d));
-  proc.stderr!.on('data', (d) => (orthancLog += d));
-  const exited = new Promise<never>((_, reject) => proc.once('exit', (code) => reject(new Error(`Orthanc exited with ${code}:\n${orthancLog}`))));
-  const up = (async () => {
-    for (let i = 0; i < 200; i++) {
-      try {
-        const r = await fetch(`${orthancUrl}/system`);
-        if (r.ok) return;
-      } catch {
-        // not listening yet
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`Orthanc did not start in 20 s:\n${orthancLog}`);
-  })();
-  await Promise.race([up, exited]);
+  });
 });
 
 after(async () => {
-  if (orthanc && orthanc.exitCode === null) {
-    const p = orthanc;
-    p.kill('SIGTERM');
-    await new Promise((r) => p.once('exit', r));
-  }
+  await orthanc?.stop();
   if (http) await closeServer(http.server, 1000);
   await scp?.close(1000);
   await h?.close();
@@ -147,7 +84,7 @@ test('Orthanc forwards a study by its DICOMweb plugin (STOW-RS, HTTP Basic): sto
   const res = (await orthancApi('POST', '/dicom-web/servers/cxr/stow', { Resources: [orthancStudy], Synchronous: true })) as Record<string, unknown>;
   assert.ok(res, 'the plugin answered');
   const row = await instanceRow(meta.sopInstanceUid!);
-  assert.ok(row, `the instance reached the service:\n${orthancLog.slice(-2000)}`);
+  assert.ok(row, `the instance reached the service:\n${orthancLog().slice(-2000)}`);
   assert.equal(row.submitted_by, 'orthanc-fwd');
   await waitScored(h, row.id);
   const [p] = await h.db.ds.query('SELECT count(*)::int AS n FROM predictions WHERE study_id = $1', [row.id]);
@@ -164,7 +101,7 @@ test('Orthanc forwards a study by C-STORE (modality forwarding) from its AE titl
   assert.deepEqual(echo, {});
   await orthancApi('POST', '/modalities/cxr/store', { Resources: [orthancStudy], Synchronous: true });
   const row = await instanceRow(meta.sopInstanceUid!);
-  assert.ok(row, `the instance reached the service:\n${orthancLog.slice(-2000)}`);
+  assert.ok(row, `the instance reached the service:\n${orthancLog().slice(-2000)}`);
   assert.equal(row.submitted_by, 'orthanc-fwd');
   await waitScored(h, row.id);
   const [p] = await h.db.ds.query('SELECT count(*)::int AS n FROM predictions WHERE study_id = $1', [row.id]);
@@ -179,7 +116,7 @@ test("Orthanc's DICOMweb plugin as a client: QIDO-RS finds the study it sent by 
   const meta = readMetadata(bytes);
   const orthancStudy = await storeInOrthanc(bytes);
   await orthancApi('POST', '/dicom-web/servers/cxr/stow', { Resources: [orthancStudy], Synchronous: true });
-  assert.ok(await instanceRow(meta.sopInstanceUid!), `the instance reached the service:\n${orthancLog.slice(-2000)}`);
+  assert.ok(await instanceRow(meta.sopInstanceUid!), `the instance reached the service:\n${orthancLog().slice(-2000)}`);
   // Orthanc forgets it, then finds and fetches it from the service
   await orthancApi('DELETE', `/studies/${orthancStudy}`);
   // the plugin answers its own simplified form: { tag: { Name, Type, Value } } with the value as a string
@@ -192,8 +129,8 @@ test("Orthanc's DICOMweb plugin as a client: QIDO-RS finds the study it sent by 
   assert.equal(found[0]['00080050'].Value, 'ORTH-QR-1');
   await orthancApi('POST', '/dicom-web/servers/cxr/retrieve', { Resources: [{ Study: meta.studyInstanceUid }] });
   const back = (await orthancApi('POST', '/tools/find', { Level: 'Instance', Query: { SOPInstanceUID: meta.sopInstanceUid } })) as string[];
-  assert.equal(back.length, 1, `Orthanc holds the instance again:\n${orthancLog.slice(-2000)}`);
-  const file = Buffer.from(await (await fetch(`${orthancUrl}/instances/${back[0]}/file`)).arrayBuffer());
+  assert.equal(back.length, 1, `Orthanc holds the instance again:\n${orthancLog().slice(-2000)}`);
+  const file = Buffer.from(await (await fetch(`${orthanc!.url}/instances/${back[0]}/file`)).arrayBuffer());
   assert.equal(readMetadata(file).sopInstanceUid, meta.sopInstanceUid);
   const [a] = await h.db.ds.query(
     `SELECT count(*)::int AS n FROM audit_log WHERE action = 'study.retrieve' AND actor = 'orthanc-fwd' AND detail->>'sopInstanceUid' = $1`,

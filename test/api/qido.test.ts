@@ -1,6 +1,8 @@
 /** DICOMweb QIDO-RS over what the service holds: studies, series, instances by the common keys. */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { readMetadata } from '../../src/dicom/index.js';
 import { startHarness, study, waitScored, type Harness } from '../support/api.js';
 
@@ -19,8 +21,16 @@ before(async () => {
   for (const body of [pa, lat, other]) {
     const res = await h.http.post('/v1/studies').set('Authorization', ws).set('Content-Type', 'application/dicom').send(body);
     assert.equal(res.status, 202, JSON.stringify(res.body));
+    await waitScored(h, res.body.id);
+  }
+  // the AI result objects (SR and Secondary Capture) of the two frontal films are instances too, once made
+  for (;;) {
+    const [r] = await h.db.ds.query(`SELECT count(*)::int AS n FROM derived_objects WHERE sha256 IS NOT NULL`);
+    if (r.n === 4) break;
+    await new Promise((done) => setTimeout(done, 50));
   }
 });
+const RESULT_CLASSES = ['1.2.840.10008.5.1.4.1.1.88.33', '1.2.840.10008.5.1.4.1.1.7'];
 after(async () => {
   await h?.close();
 });
@@ -40,9 +50,10 @@ test('QIDO-RS finds the study by StudyInstanceUID, by AccessionNumber (keyword o
   assert.equal(v(byUid[0], '0020000D'), STUDY);
   assert.equal(v(byUid[0], '00080050'), 'ACC-Q1');
   assert.equal(v(byUid[0], '00080020'), '20261115');
-  assert.equal(v(byUid[0], '00201206'), 2);
-  assert.equal(v(byUid[0], '00201208'), 2);
-  assert.deepEqual(byUid[0]['00080061'].Value, ['CR']);
+  // two films in two series, and the PA's SR and Secondary Capture in a series each
+  assert.equal(v(byUid[0], '00201206'), 4);
+  assert.equal(v(byUid[0], '00201208'), 4);
+  assert.deepEqual(byUid[0]['00080061'].Value, ['CR', 'OT', 'SR']);
   assert.match(String(v(byUid[0], '00081190')), new RegExp(`/dicomweb/studies/${STUDY}$`));
   assert.deepEqual(
     (await get('/dicomweb/studies?AccessionNumber=ACC-Q1')).map((i) => v(i, '0020000D')),
@@ -67,10 +78,15 @@ test('QIDO-RS finds the study by StudyInstanceUID, by AccessionNumber (keyword o
 
 test("QIDO-RS lists a study's series and instances, each with its WADO-RS RetrieveURL, which returns the instance", async () => {
   const series = await get(`/dicomweb/studies/${STUDY}/series`);
-  assert.equal(series.length, 2);
+  assert.equal(series.length, 4);
   const instances = await get(`/dicomweb/studies/${STUDY}/instances`);
   assert.deepEqual(
-    instances.map((i) => [v(i, '00080018'), v(i, '00185101')]),
+    instances.map((i) => v(i, '00080016')).filter((c) => RESULT_CLASSES.includes(String(c))),
+    RESULT_CLASSES,
+    'the PA film is followed by its SR and Secondary Capture',
+  );
+  assert.deepEqual(
+    instances.filter((i) => !RESULT_CLASSES.includes(String(v(i, '00080016')))).map((i) => [v(i, '00080018'), v(i, '00185101')]),
     [
       [readMetadata(pa).sopInstanceUid, 'PA'],
       [readMetadata(lat).sopInstanceUid, 'LL'],
@@ -129,7 +145,8 @@ test('QIDO-RS matches PatientID (by its pseudonym), ModalitiesInStudy, UID lists
   assert.equal(page2.length, 1);
   assert.notEqual(v(page1[0], '0020000D'), v(page2[0], '0020000D'));
   assert.equal((await get('/dicomweb/instances?limit=2')).length, 2);
-  assert.equal((await get('/dicomweb/instances?limit=2&offset=2')).length, 1);
+  // three films and the four result objects of the two frontal ones
+  assert.equal((await get('/dicomweb/instances?limit=2&offset=6')).length, 1);
   assert.equal((await h.http.get('/dicomweb/studies?limit=0').set('Authorization', clin)).status, 400);
 });
 
@@ -166,4 +183,16 @@ test('FHIR R4: a scored study has a preliminary DiagnosticReport with its Observ
   assert.equal(none.total, 0);
   assert.equal((await h.http.get('/fhir/r4/DiagnosticReport').set('Authorization', clin)).status, 400);
   assert.equal((await h.http.get(`/fhir/r4/DiagnosticReport?study=${STUDY}`).set('Authorization', `Bearer ${h.token('workstation', 'ws-qido')}`)).status, 403);
+});
+
+test('a stored file that cannot be read does not hide a match: QIDO-RS answers with what the database holds', async () => {
+  const body = study(704, { accessionNumber: 'ACC-Q-LOST' });
+  const res = await h.http.post('/v1/studies').set('Authorization', `Bearer ${h.token('workstation', 'ws-qido')}`).set('Content-Type', 'application/dicom').send(body);
+  assert.equal(res.status, 202);
+  await waitScored(h, res.body.id);
+  const [{ sha256 }]: { sha256: string }[] = await h.db.ds.query('SELECT sha256 FROM studies WHERE id = $1', [res.body.id]);
+  await rm(join(h.settings.dicomDir, sha256.slice(0, 2), `${sha256}.dcm`));
+  const [found] = await get('/dicomweb/studies?AccessionNumber=ACC-Q-LOST');
+  assert.equal(v(found, '00080050'), 'ACC-Q-LOST');
+  assert.equal(found['00100020'], undefined, 'no header attributes without the file');
 });

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import dicomParser from 'dicom-parser';
 import sharp from 'sharp';
 import { encodeDicom, readMetadata } from '../../src/dicom/index.js';
-import { startHarness, study, type Harness } from '../support/api.js';
+import { startHarness, study, waitScored, type Harness } from '../support/api.js';
 
 let h: Harness;
 let clin: string;
@@ -56,8 +56,19 @@ before(async () => {
   for (const body of [pa, named]) {
     const res = await h.http.post('/v1/studies').set('Authorization', ws).set('Content-Type', 'application/dicom').send(body);
     assert.equal(res.status, 202, JSON.stringify(res.body));
+    await waitScored(h, res.body.id);
+  }
+  // both films are frontal: each gets its AI result SR and Secondary Capture, instances of the study once made
+  for (;;) {
+    const rows: { sha256: string }[] = await h.db.ds.query(`SELECT sha256 FROM derived_objects WHERE sha256 IS NOT NULL ORDER BY id`);
+    if (rows.length === 4) {
+      resultShas = rows.map((r) => r.sha256);
+      break;
+    }
+    await new Promise((done) => setTimeout(done, 50));
   }
 });
+let resultShas: string[] = [];
 after(async () => {
   await h?.close();
 });
@@ -92,7 +103,10 @@ function parts(g: Got): { headers: Record<string, string>; body: Buffer }[] {
     if (g.body.subarray(next, next + 2).toString() === '--') break;
     const headEnd = g.body.indexOf('\r\n\r\n', next);
     const headers: Record<string, string> = {};
-    for (const line of g.body.subarray(next + 2, headEnd).toString().split('\r\n')) {
+    for (const line of g.body
+      .subarray(next + 2, headEnd)
+      .toString()
+      .split('\r\n')) {
       const i = line.indexOf(':');
       headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
     }
@@ -109,7 +123,7 @@ const v = (item: Record<string, { Value?: unknown[] }>, tag: string) => item[tag
 
 test('WADO-RS retrieves a study, a series and an instance as multipart/related application/dicom, byte for byte; dcmdump reads the instance', async () => {
   const all = parts(await get(`/dicomweb/studies/${STUDY}`));
-  assert.deepEqual(all.map((p) => sha(p.body)).sort(), [sha(pa), sha(named)].sort());
+  assert.deepEqual(all.map((p) => sha(p.body)).sort(), [sha(pa), sha(named), ...resultShas].sort());
   for (const p of all) assert.match(p.headers['content-type'], /^application\/dicom/);
   assert.ok(all.some((p) => p.headers['content-location']?.endsWith(`/instances/${paMeta.sopInstanceUid}`)));
 
@@ -117,7 +131,9 @@ test('WADO-RS retrieves a study, a series and an instance as multipart/related a
   assert.equal(series.length, 1);
   assert.equal(sha(series[0].body), sha(named));
 
-  const one = parts(await get(`/dicomweb/studies/${STUDY}/series/${paMeta.seriesInstanceUid}/instances/${paMeta.sopInstanceUid}`, 'multipart/related; type=application/dicom'));
+  const one = parts(
+    await get(`/dicomweb/studies/${STUDY}/series/${paMeta.seriesInstanceUid}/instances/${paMeta.sopInstanceUid}`, 'multipart/related; type=application/dicom'),
+  );
   assert.equal(one.length, 1);
   const file = join(h.root, 'retrieved.dcm');
   await writeFile(file, one[0].body);
@@ -134,7 +150,7 @@ test('WADO-RS retrieves a study, a series and an instance as multipart/related a
   const rows: { n: number }[] = await h.db.ds.query(
     `SELECT count(*)::int AS n FROM audit_log WHERE action = 'study.retrieve' AND actor = 'clinician-1' AND detail->>'what' = 'instance' AND outcome = 'ok'`,
   );
-  assert.equal(rows[0].n, 4, 'one audit row per instance retrieved (2 + 1 + 1)');
+  assert.equal(rows[0].n, 8, 'one audit row per instance retrieved (2 films + 4 result objects, + 1 + 1)');
 });
 
 test('WADO-RS metadata is DICOM JSON with VRs, PersonName objects and the pixel data by BulkDataURI, which returns the frame', async () => {
@@ -142,7 +158,8 @@ test('WADO-RS metadata is DICOM JSON with VRs, PersonName objects and the pixel 
   assert.equal(study.status, 200);
   assert.match(study.type, /^application\/dicom\+json/);
   const items = jsonOf(study) as Record<string, { vr: string; Value?: unknown[]; BulkDataURI?: string; InlineBinary?: string }>[];
-  assert.equal(items.length, 2);
+  // two films, and an SR and a Secondary Capture for each
+  assert.equal(items.length, 6);
   const dx = items.find((i) => v(i, '00080018') === `${STUDY}.2.1`)!;
   assert.deepEqual(dx['00100010'], { vr: 'PN', Value: [{ Alphabetic: 'Doe^Jane' }] });
   assert.deepEqual(dx['0020000D'], { vr: 'UI', Value: [STUDY] });
@@ -202,7 +219,8 @@ test('WADO-RS rendered: JPEG by default, PNG by Accept, the file window unless w
   assert.equal((await get(`${base}?window=2048,4096,cubic`)).status, 400);
 
   const studyRendered = parts(await get(`/dicomweb/studies/${STUDY}/rendered`));
-  assert.equal(studyRendered.length, 2);
+  // the two films and their two result pictures; the SRs have no pixels
+  assert.equal(studyRendered.length, 4);
   for (const p of studyRendered) {
     assert.equal(p.headers['content-type'], 'image/jpeg');
     assert.equal((await sharp(p.body).metadata()).format, 'jpeg');
@@ -231,7 +249,9 @@ test('Accept negotiation: what a resource is not available as is 406 E_NOT_ACCEP
   assert.equal((await get(`${inst}/rendered`, 'image/*')).type, 'image/jpeg');
   assert.equal((await get(inst, `multipart/related; type="application/dicom"; transfer-syntax=${paMeta.transferSyntaxUid}`)).status, 200);
   assert.equal((await get(`${inst}/frames/2`)).status, 404);
-  const [{ n }]: { n: number }[] = await h.db.ds.query(`SELECT count(*)::int AS n FROM audit_log WHERE action = 'study.retrieve' AND outcome = 'E_NOT_ACCEPTABLE'`);
+  const [{ n }]: { n: number }[] = await h.db.ds.query(
+    `SELECT count(*)::int AS n FROM audit_log WHERE action = 'study.retrieve' AND outcome = 'E_NOT_ACCEPTABLE'`,
+  );
   assert.ok(n >= 7, 'refusals are audited with their code');
 });
 
@@ -240,15 +260,18 @@ test('an OHIF-style browse: study list with its includefields, the series, serie
   assert.equal(list.status, 200);
   const studies = jsonOf(list) as Record<string, { vr: string; Value?: unknown[] }>[];
   const s = studies.find((i) => v(i, '0020000D') === STUDY)!;
-  assert.deepEqual(s['00080061'].Value?.slice().sort(), ['CR', 'DX']);
+  // the films, and the AI result objects (SR, Secondary Capture OT) made for them
+  assert.deepEqual(s['00080061'].Value?.slice().sort(), ['CR', 'DX', 'OT', 'SR']);
   assert.deepEqual(s['00100020'], { vr: 'LO', Value: ['LAT801'] }, "the first instance's patient id");
   assert.equal(s['00081030'].vr, 'LO');
   const series = jsonOf(await get(`/dicomweb/studies/${STUDY}/series`, 'application/dicom+json')) as Record<string, { Value?: unknown[] }>[];
-  assert.equal(series.length, 2);
+  assert.equal(series.length, 6);
   for (const se of series) {
     const uid = String(v(se, '0020000E'));
     const meta = jsonOf(await get(`/dicomweb/studies/${STUDY}/series/${uid}/metadata`, 'application/dicom+json')) as Record<string, { Value?: unknown[] }>[];
     for (const inst of meta) {
+      // a viewer asks an SR for no frames
+      if (v(inst, '00080060') === 'SR') continue;
       const rows = Number(v(inst, '00280010'));
       const cols = Number(v(inst, '00280011'));
       const frame = parts(
@@ -257,7 +280,22 @@ test('an OHIF-style browse: study list with its includefields, the series, serie
           'multipart/related; type="application/octet-stream"; transfer-syntax=*',
         ),
       );
-      assert.equal(frame[0].body.length, rows * cols * (Number(v(inst, '00280100')) / 8));
+      assert.equal(frame[0].body.length, rows * cols * Number(v(inst, '00280002') ?? 1) * (Number(v(inst, '00280100')) / 8));
     }
   }
+});
+
+test('thumbnails (study, series, instance) fit 128x128 unless viewport= says otherwise; rendered takes viewport= too', async () => {
+  const study = await get(`/dicomweb/studies/${STUDY}/thumbnail`);
+  assert.equal(study.type, 'image/jpeg');
+  const sm = await sharp(study.body).metadata();
+  assert.deepEqual([sm.width, sm.height], [128, 128], 'the first image (256x256) scaled down');
+  const inst = `/dicomweb/studies/${STUDY}/series/${STUDY}.2/instances/${STUDY}.2.1`;
+  const small = await sharp((await get(`${inst}/thumbnail`, 'image/png')).body).metadata();
+  assert.deepEqual([small.format, small.width, small.height], ['png', 64, 48], 'never enlarged');
+  const fitted = await sharp((await get(`${inst}/rendered?viewport=32,32`)).body).metadata();
+  assert.deepEqual([fitted.width, fitted.height], [32, 24], 'aspect ratio kept');
+  assert.equal((await sharp((await get(`/dicomweb/studies/${STUDY}/series/${STUDY}.2/thumbnail?viewport=16,16`)).body).metadata()).width, 16);
+  assert.equal((await get(`${inst}/thumbnail?viewport=0,5`)).status, 400);
+  assert.equal((await get(`${inst}/thumbnail`, 'application/dicom')).status, 406);
 });

@@ -6,17 +6,17 @@
 import { histogram } from '../../src/ml/drift-reference.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { createRandomModels } from '../../src/ml/random-models.js';
-import { loadDataset } from '../../src/data/dataset.js';
-import { csvLine, parseCsv } from '../../src/data/csv.js';
+import { parseCsv } from '../../src/data/csv.js';
 import { writeSynthDataset } from '../../src/data/synth-dataset.js';
 import { locateModelVersion, manifestDigest, readActive, readManifest, verifyManifest, writeActive } from '../../src/ml/model-store/index.js';
 import { calibrateThreshold, confusionAt, binaryMetrics } from '../../src/ml/metrics.js';
 import { runCli as cli } from '../support/cli.js';
+import { alternatingSplit } from '../support/data.js';
 
 const STUDIES = 8;
 const TARGET = 0.75;
@@ -35,20 +35,10 @@ before(async () => {
   classifierDir = (await createRandomModels(models, { size: 'small', seed: 4 })).classifier;
   await writeSynthDataset({ out: data, count: STUDIES, seed: 90_417, sizeMin: 128, sizeMax: 192, workSize: 128 });
   // Every other study of each label in validation, so recall is defined there and a cut is needed.
-  const ds = await loadDataset(data);
-  const seen = { normal: 0, pneumonia: 0 };
-  const lines = [csvLine(['file', 'patient_id', 'label', 'split'])];
-  const chosen: string[] = [];
-  for (const i of ds.items) {
-    const subset = seen[i.label]++ % 2 === 0 ? 'validation' : 'train';
-    if (subset === 'validation') chosen.push(i.file);
-    lines.push(csvLine([i.file, i.patientId, i.label, subset]));
-  }
-  assert.ok(seen.normal > 0 && seen.pneumonia > 0, 'the synthetic set needs both labels');
-  await mkdir(join(root, 'run'));
   splitCsv = join(root, 'run', 'split.csv');
-  await writeFile(splitCsv, `${lines.join('\n')}\n`);
-  validation = new Set(chosen);
+  const split = await alternatingSplit(data, splitCsv);
+  assert.ok(split.counts.normal > 0 && split.counts.pneumonia > 0, 'the synthetic set needs both labels');
+  validation = split.validation;
 });
 
 after(async () => {

@@ -7,14 +7,12 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { createRandomModels } from '../../src/ml/random-models.js';
-import { csvLine, parseCsv } from '../../src/data/csv.js';
-import { loadDataset } from '../../src/data/dataset.js';
 import { writeSynthDataset } from '../../src/data/synth-dataset.js';
 import { CxrError } from '../../src/errors.js';
 import { loadEngine } from '../../src/inference/engine.js';
@@ -27,6 +25,7 @@ import { loadEvalItems } from '../../src/ml/train/dataset-source.js';
 import { exportNewRevision } from '../../src/ml/onnx/model-version.js';
 import { decide } from '../../src/cli/quantize-version.js';
 import { runCli as cli } from '../support/cli.js';
+import { alternatingSplit } from '../support/data.js';
 
 let root: string;
 let models: string;
@@ -44,20 +43,10 @@ before(async () => {
   data = join(root, 'data');
   dirs = await createRandomModels(models, { size: 'small', seed: 6 });
   await writeSynthDataset({ out: data, count: 10, seed: 31_337, sizeMin: 128, sizeMax: 160, workSize: 128 });
-  const ds = await loadDataset(data);
-  const seen = { normal: 0, pneumonia: 0 };
-  const lines = [csvLine(['file', 'patient_id', 'label', 'split'])];
-  const chosen: string[] = [];
-  for (const i of ds.items) {
-    const subset = seen[i.label]++ % 2 === 0 ? 'validation' : 'train';
-    if (subset === 'validation') chosen.push(i.file);
-    lines.push(csvLine([i.file, i.patientId, i.label, subset]));
-  }
-  assert.ok(seen.normal >= 2 && seen.pneumonia >= 2, 'the synthetic set needs both labels in both subsets');
-  await mkdir(join(root, 'run'));
   splitCsv = join(root, 'run', 'split.csv');
-  await writeFile(splitCsv, `${lines.join('\n')}\n`);
-  validation = new Set(chosen);
+  const split = await alternatingSplit(data, splitCsv);
+  assert.ok(split.counts.normal >= 2 && split.counts.pneumonia >= 2, 'the synthetic set needs both labels in both subsets');
+  validation = split.validation;
 });
 
 after(async () => {

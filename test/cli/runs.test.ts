@@ -1,7 +1,6 @@
 /** `runs list` and `runs compare` over run folders written by the training loop (tiny classifier, one epoch). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import { defaultConfig } from '../../src/ml/train/config.js';
 import { train } from '../../src/ml/train/loop.js';
 import { mulberry32 } from '../../src/ml/train/rng.js';
 import { setupBackend } from '../support/ml.js';
+import { spawnCliSync } from '../support/cli.js';
 
 await setupBackend();
 const tmp = mkdtempSync(join(tmpdir(), 'cxr-runs-'));
@@ -20,10 +20,7 @@ function samples(n: number, seed: number): Sample[] {
   return Array.from({ length: n }, (_, i) => ({ id: `s${i}`, image: Float32Array.from({ length: 256 }, () => rand() + (i % 2) * 0.2), target: i % 2 }));
 }
 
-function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['bin/cxr-triage.js', ...args], { encoding: 'utf8', timeout: 120_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (...args: string[]) => spawnCliSync(args);
 
 test('runs list shows each run with its epochs and best metric; runs compare names the differing setting and lines up the epochs', async () => {
   for (const [id, lr] of [

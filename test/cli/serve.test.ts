@@ -6,17 +6,17 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import pg from 'pg';
 import { createRandomModels } from '../../src/ml/random-models.js';
+import { spawnCliSync } from '../support/cli.js';
+import { freePort, startServe as spawnServe } from '../support/serve-process.js';
 
-const CLI = join(process.cwd(), 'bin', 'cxr-triage.js');
 // As root (this project's machines, most containers) the embedded PostgreSQL runs as
 // 'postgres', which cannot traverse the 0700 directory mkdtemp makes: the data directory is
 // left private on purpose, and the cluster must then live in a directory of its own.
@@ -24,17 +24,6 @@ const asRoot = userInfo().uid === 0;
 let root: string;
 let env: NodeJS.ProcessEnv;
 const running = new Set<ChildProcess>();
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'cxr-serve-'));
@@ -72,42 +61,20 @@ interface Running {
 }
 
 async function startServe(): Promise<Running> {
-  const proc = spawn(process.execPath, [CLI, 'serve', '--port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  proc.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  running.add(proc);
-  const exited = new Promise<number | null>((r) =>
-    proc.on('close', (code) => {
-      running.delete(proc);
-      r(code);
-    }),
-  );
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start in 90 s:\n${err}`)), 90_000);
-    proc.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`serve exited with ${code} before listening:\n${err}`));
-    });
+  const s = await spawnServe(env, { timeoutMs: 90_000 });
+  running.add(s.proc);
+  const exited = s.exited.then(({ code }) => {
+    running.delete(s.proc);
+    return code;
   });
+  const out = s.stdout();
   assert.match(out, /TOKEN=\$\(.*npx cxr-triage token --role workstation --sub ws-1\)/);
   const example = /--data-binary @(\S+\.dcm)/.exec(out);
   assert.ok(example, 'the banner shows how to post the example study');
-  return { proc, url, example: example[1], stderr: () => err, banner: () => out, exited };
+  return { proc: s.proc, url: s.url, example: example[1], stderr: s.stderr, banner: s.stdout, exited };
 }
 
-function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { env, encoding: 'utf8', timeout: 60_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (args: string[]) => spawnCliSync(args, { env, timeoutMs: 60_000 });
 
 async function pgReachable(port: string): Promise<boolean> {
   const c = new pg.Client({ host: '127.0.0.1', port: Number(port), user: 'nobody', database: 'x', connectionTimeoutMillis: 1000 });
@@ -202,7 +169,7 @@ test('serve starts on an embedded PostgreSQL (as root too, with a private data d
 });
 
 test('serve refuses an invalid configuration with every problem listed and exit status 3', () => {
-  const r = spawnSync(process.execPath, [CLI, 'serve'], { env: { ...env, PORT: 'x', CXR_QUEUE_SIZE: '-1' }, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnCliSync(['serve'], { env: { ...env, PORT: 'x', CXR_QUEUE_SIZE: '-1' }, timeoutMs: 60_000 });
   assert.equal(r.status, 3);
   assert.match(r.stderr, /^error E_CONFIG: invalid configuration:\n {2}PORT must be an integer from 0 to 65535 \(got 'x'\)\n {2}CXR_QUEUE_SIZE must be/m);
 });

@@ -7,20 +7,17 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnCliSync, startCli } from '../support/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxr-train-safety-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 const data = join(tmp, 'data');
 const tiny = ['--base', '2', '--depth', '2', '--size', '32', '--batch', '4', '--accumulate', '1', '--split', '50/25/25', '--workers', '0', '--no-onnx'];
 
-function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['bin/cxr-triage.js', ...args], { encoding: 'utf8', timeout: 240_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (...args: string[]) => spawnCliSync(args);
 
 test.before(() => {
   const r = cli('synth', '--out', data, '--count', '12', '--seed', '5', '--size', '96-128', '--work-size', '96', '--quiet');
@@ -88,22 +85,7 @@ test('Ctrl-C during training prints the command that resumes the run, exits 130,
   assert.equal(cli('synth', '--out', clean, '--count', '8', '--seed', '6', '--size', '96-128', '--work-size', '96', '--quiet').status, 0);
   const out = join(tmp, 'models2', 'segmenter');
   const runs = join(tmp, 'runs2');
-  const child = spawn(process.execPath, [
-    'bin/cxr-triage.js',
-    'train',
-    'segmenter',
-    '--data',
-    clean,
-    '--out',
-    out,
-    '--runs',
-    runs,
-    '--run-id',
-    'r',
-    '--epochs',
-    '40',
-    ...tiny,
-  ]);
+  const child = startCli(['train', 'segmenter', '--data', clean, '--out', out, '--runs', runs, '--run-id', 'r', '--epochs', '40', ...tiny]);
   let stderr = '';
   const status = await new Promise<number | null>((resolve) => {
     child.stderr.on('data', (d: Buffer) => {

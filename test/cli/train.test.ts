@@ -1,18 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { parseCsv } from '../../src/data/csv.js';
 import { findAbsolutePaths, verifyManifest } from '../../src/ml/model-store/index.js';
+import { spawnCliSync } from '../support/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxr-train-cli-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 
-function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['bin/cxr-triage.js', ...args], { encoding: 'utf8', timeout: 240_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (...args: string[]) => spawnCliSync(args);
 
 function ok(r: ReturnType<typeof cli>, what: string): string {
   assert.equal(r.status, 0, `${what} failed:\n${r.stderr.slice(-2000)}`);
@@ -87,6 +85,23 @@ test('train segmenter and classifier on phantoms, then evaluate them end to end'
     assert.ok(existsSync(join(dir, 'model.onnx')) && existsSync(join(dir, 'split.csv')), dir);
     assert.equal((await verifyManifest(dir)).ok, true);
   }
+  // the version holds how training scored it: plots and per-image results, outside the hashes
+  const clsEval = join(clsDir, 'evaluations', 'training');
+  for (const f of ['roc.png', 'pr.png', 'reliability.png']) assert.deepEqual([...readFileSync(join(clsEval, f)).subarray(1, 4)], [...Buffer.from('PNG')], f);
+  const clsRows = parseCsv(readFileSync(join(clsEval, 'per-image.csv'), 'utf8'));
+  assert.deepEqual(clsRows.header, ['file', 'split', 'label', 'probability', 'decision']);
+  assert.equal(clsRows.rows.length, manifest.training.split.validation + manifest.training.split.test);
+  for (const [file, split, label, p, decision] of clsRows.rows.map((r) => r.fields)) {
+    assert.ok(['validation', 'test'].includes(split) && ['normal', 'pneumonia'].includes(label), file);
+    assert.equal(decision, Number(p) >= manifest.metrics.test.threshold ? 'positive' : 'negative');
+  }
+  const clsSummary = JSON.parse(readFileSync(join(clsEval, 'summary.json'), 'utf8'));
+  assert.deepEqual(clsSummary.plots.subset, 'test');
+  assert.equal(clsSummary.plots.n, manifest.training.split.test);
+  assert.equal(clsSummary.threshold, manifest.metrics.test.threshold);
+  const segRows = parseCsv(readFileSync(join(segDir, 'evaluations', 'training', 'per-image.csv'), 'utf8'));
+  assert.deepEqual(segRows.header, ['file', 'split', 'dice', 'iou']);
+  assert.ok(segRows.rows.length > 0 && segRows.rows.every((r) => Number(r.fields[2]) >= 0 && Number(r.fields[2]) <= 1));
   // --no-onnx leaves the tfjs version only, still fully hashed (split.csv included)
   const plain = ok(
     cli(

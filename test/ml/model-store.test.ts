@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -125,14 +125,25 @@ test('version names sort with time', () => {
   assert.equal(versionFromDate(new Date('2025-01-31T12:34:56.789Z')), 'v20250131-123456');
 });
 
+const SHIPPED = join(import.meta.dirname, '..', '..', 'models');
+
 test('shipped manifests hold no absolute path and still verify against their files', async () => {
+  // every JSON file shipped under models/ (manifests and tfjs topologies), found by walking the folder
+  const shipped = (readdirSync(SHIPPED, { recursive: true }) as string[]).filter((f) => /(^|[\\/])(manifest|model)\.json$/.test(f));
+  const manifests = shipped.filter((f) => f.endsWith('manifest.json'));
+  assert.ok(manifests.length >= 3, `shipped manifests: ${manifests.join(', ')}`);
+  for (const f of shipped) assert.deepEqual(findAbsolutePaths(JSON.parse(readFileSync(join(SHIPPED, f), 'utf8'))), [], f);
+  let versions = 0;
   for (const name of ['segmenter', 'classifier'] as const) {
-    for (const v of await listVersions('models', name)) {
+    for (const v of await listVersions(SHIPPED, name)) {
+      versions++;
       assert.deepEqual(findAbsolutePaths(v.manifest), [], `${v.dir}`);
       assert.equal((await verifyManifest(v.dir)).ok, true, v.dir);
       assert.ok(v.manifest.training.data && typeof v.manifest.training.data.root === 'string', `${v.dir}: training.data is a named root`);
     }
   }
+  // each manifest is a published version the store lists (none hides in a folder it skips)
+  assert.equal(versions, manifests.length);
 });
 
 test('writeManifest refuses an absolute path; portablePath names the most specific root, else external', async () => {

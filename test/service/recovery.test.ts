@@ -12,6 +12,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createRandomModels } from '../../src/ml/random-models.js';
 import { verifyAuditChain } from '../../src/db/audit.js';
+import { referencedObjects } from '../../src/db/objects.js';
 import { insertStudyOnce } from '../../src/db/studies.js';
 import { readMetadata } from '../../src/dicom/index.js';
 import { FsObjectStore } from '../../src/service/fs-store.js';
@@ -40,8 +41,8 @@ function storedShas(): string[] {
 
 async function orphanFiles(): Promise<string[]> {
   const shas = storedShas();
-  const named: { sha256: string }[] = await h.db.ds.query(`SELECT DISTINCT sha256 FROM studies WHERE sha256 = ANY($1::char(64)[])`, [shas]);
-  const keep = new Set(named.map((r) => r.sha256));
+  // named by a study, or by one of the AI result objects made for it
+  const keep = await referencedObjects(h.db.ds, shas);
   return shas.filter((s) => !keep.has(s));
 }
 

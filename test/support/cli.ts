@@ -5,8 +5,9 @@
  * user does; keep it for smoke tests, servers, and commands whose environment changes
  * process-wide state chosen once (CXR_BACKEND, thread counts).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { runCli as runProgram } from '../../src/cli/program.js';
+import { CLI } from './serve-process.js';
 
 export interface CliResult {
   code: number | null;
@@ -14,16 +15,39 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `cxr-triage ARGS...` as a user would (bin/cxr-triage.js from the repository root). */
+/** Runs `cxr-triage ARGS...` as a user would (bin/cxr-triage.js of this repository). */
 export function spawnCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['bin/cxr-triage.js', ...args], { env: { ...process.env, ...env } });
+    const p = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));
     p.stderr.on('data', (d) => (stderr += d));
     p.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+export interface SyncCliOptions {
+  /** the whole environment (default: this process's) */
+  env?: NodeJS.ProcessEnv;
+  /** killed after this long (default 240 s: tiny training runs on a busy machine) */
+  timeoutMs?: number;
+  /** written to its stdin */
+  input?: string;
+}
+
+/**
+ * `cxr-triage ARGS...` as a child process, waited for: for training, whose backend and thread
+ * counts are chosen once per process, and for commands a test wants to see exit on their own.
+ */
+export function spawnCliSync(args: string[], o: SyncCliOptions = {}): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { env: o.env ?? process.env, input: o.input, encoding: 'utf8', timeout: o.timeoutMs ?? 240_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** `cxr-triage ARGS...` started and left running: the test reads its output and sends it signals. */
+export function startCli(args: string[], o: { env?: NodeJS.ProcessEnv } = {}): ChildProcessWithoutNullStreams {
+  return spawn(process.execPath, [CLI, ...args], { env: o.env ?? process.env, stdio: 'pipe' });
 }
 
 type Write = typeof process.stdout.write;

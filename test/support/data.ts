@@ -1,7 +1,9 @@
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import sharp from 'sharp';
+import { csvLine } from '../../src/data/csv.js';
+import { loadDataset } from '../../src/data/dataset.js';
 
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `cxr-data-${prefix}-`));
@@ -34,4 +36,25 @@ export async function pngDataset(rows: [string, string, string][], opts: { masks
   }
   writeFileSync(join(dir, 'labels.csv'), opts.csv ?? ['file,label,patient_id', ...rows.map((r) => r.join(','))].join('\n') + '\n');
   return dir;
+}
+
+/**
+ * A split CSV (file, patient_id, label, split) for a dataset folder: every other image of each
+ * label in validation, the rest in train, so a threshold calibrated on validation has both
+ * labels to cut between. Written to `out` (its folder is made); returns the validation files
+ * and the count of each label.
+ */
+export async function alternatingSplit(dataDir: string, out: string): Promise<{ validation: Set<string>; counts: { normal: number; pneumonia: number } }> {
+  const ds = await loadDataset(dataDir);
+  const counts = { normal: 0, pneumonia: 0 };
+  const lines = [csvLine(['file', 'patient_id', 'label', 'split'])];
+  const validation = new Set<string>();
+  for (const i of ds.items) {
+    const subset = counts[i.label]++ % 2 === 0 ? 'validation' : 'train';
+    if (subset === 'validation') validation.add(i.file);
+    lines.push(csvLine([i.file, i.patientId, i.label, subset]));
+  }
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${lines.join('\n')}\n`);
+  return { validation, counts };
 }

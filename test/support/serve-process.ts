@@ -1,11 +1,16 @@
 /**
- * `cxr-triage serve` as a child process, for the fault bench and the fault tests: started
+ * `cxr-triage serve` as a child process, for the benches, the screenshot script and the tests that need the real server: started
  * with the given environment on a free loopback port, its banner awaited, its output kept,
  * its exit observable — the real server a deployment runs, not the app in-process.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
+import { signToken } from '../../src/api/tokens.js';
 
 export const CLI = join(import.meta.dirname, '..', '..', 'bin', 'cxr-triage.js');
 
@@ -82,4 +87,79 @@ export function freePort(): Promise<number> {
     });
     s.on('error', reject);
   });
+}
+
+/**
+ * `cxr-triage user add NAME --role ROLE --password-stdin` with a server's environment (same
+ * database); throws with its output when it fails, returns what it printed on stderr.
+ */
+export function addUser(env: NodeJS.ProcessEnv, name: string, role: string, password: string, displayName = `Dr ${name}`): string {
+  const r = spawnSync(process.execPath, [CLI, 'user', 'add', name, '--role', role, '--display-name', displayName, '--password-stdin'], {
+    env,
+    input: `${password}\n`,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  if (r.status !== 0) throw new Error(`user add ${name} exited ${r.status}: ${r.stderr}`);
+  return r.stderr;
+}
+
+export interface FreshServe {
+  server: ServeProcess;
+  /** the server's environment (DATABASE_URL, keys): for operator commands against it */
+  env: NodeJS.ProcessEnv;
+  dbUrl: string;
+  /** an operator token the server accepts */
+  token(role: 'workstation' | 'clinician' | 'auditor' | 'admin', sub: string): string;
+  /** stops the server, drops the database, removes the data directory */
+  stop(): Promise<void>;
+}
+
+/**
+ * `cxr-triage serve` on the shipped models (or CXR_MODELS_DIR of `env`) with a database of its
+ * own created through `adminUrl` and a fresh data directory: what the benches and the
+ * screenshot script measure and photograph.
+ */
+export async function serveOnFreshDatabase(o: { adminUrl: string; prefix: string; env?: NodeJS.ProcessEnv }): Promise<FreshServe> {
+  const dbName = `${o.prefix}_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: o.adminUrl });
+  await admin.connect();
+  const root = await mkdtemp(join(tmpdir(), `${o.prefix.replace(/_/g, '-')}-`));
+  const cleanUp = async () => {
+    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    await admin.end();
+    await rm(root, { recursive: true, force: true });
+  };
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  const url = new URL(o.adminUrl);
+  url.pathname = `/${dbName}`;
+  const secret = randomBytes(32).toString('base64');
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATABASE_URL: url.toString(),
+    CXR_DATA_DIR: root,
+    CXR_JWT_SECRET: secret,
+    CXR_HMAC_KEY: randomBytes(32).toString('base64'),
+    CXR_DIMSE_PORT: '0',
+    ...o.env,
+  };
+  let server: ServeProcess;
+  try {
+    server = await startServe(env);
+  } catch (e) {
+    await cleanUp();
+    throw e;
+  }
+  const jwt = { secret: Buffer.from(secret, 'utf8'), issuer: 'cxr-triage', audience: 'cxr-triage-api', ttlSeconds: 600 };
+  return {
+    server,
+    env,
+    dbUrl: url.toString(),
+    token: (role, sub) => signToken(jwt, { sub, role, kind: 'operator' }).token,
+    stop: async () => {
+      server.proc.kill('SIGTERM');
+      await server.exited;
+      await cleanUp();
+    },
+  };
 }

@@ -6,7 +6,6 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -19,7 +18,8 @@ import { createRandomModels } from '../../src/ml/random-models.js';
 import { signToken } from '../../src/api/tokens.js';
 import { chestDicom } from '../../src/data/simple-chest-dicom.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { CLI, type ServeProcess, startServe } from '../support/serve-process.js';
+import { spawnCliSync } from '../support/cli.js';
+import { addUser as addServerUser, type ServeProcess, startServe } from '../support/serve-process.js';
 
 const CHROMIUM = process.env.CXR_CHROMIUM ?? '/usr/bin/chromium';
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
@@ -51,14 +51,7 @@ function token(role: 'workstation' | 'clinician' | 'auditor', sub: string): stri
 }
 
 function addUser(name: string, role: string): void {
-  const r = spawnSync(process.execPath, [CLI, 'user', 'add', name, '--role', role, '--display-name', `Dr ${name}`, '--password-stdin'], {
-    env: env(),
-    input: `${PASSWORD}\n`,
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-  assert.equal(r.status, 0, `user add ${name}: ${r.stderr}`);
-  assert.match(r.stderr, new RegExp(`user '${name}' \\(${role}\\) created`));
+  assert.match(addServerUser(env(), name, role, PASSWORD), new RegExp(`user '${name}' \\(${role}\\) created`));
 }
 
 async function signIn(name: string): Promise<{ context: BrowserContext; page: Page }> {
@@ -253,11 +246,7 @@ test('a clinician cannot reach the admin pages or the admin API; an admin can', 
   await context.close();
 
   // a long-lived operator token on record, for the admin page's "Operator tokens" table
-  const minted = spawnSync(process.execPath, [CLI, 'token', '--role', 'workstation', '--sub', 'pacs-static', '--ttl', '31536000'], {
-    env: env(),
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
+  const minted = spawnCliSync(['token', '--role', 'workstation', '--sub', 'pacs-static', '--ttl', '31536000'], { env: env(), timeoutMs: 60_000 });
   assert.equal(minted.status, 0, minted.stderr);
   const tokenId = /token ([0-9a-f-]{36}) /.exec(minted.stderr)?.[1];
   const pacs = minted.stdout.trim();
@@ -267,6 +256,14 @@ test('a clinician cannot reach the admin pages or the admin API; an admin can', 
   await admin.page.getByRole('cell', { name: 'dr-ada', exact: true }).waitFor();
   await admin.page.getByRole('heading', { name: 'Operator tokens' }).waitFor();
   await admin.page.getByRole('cell', { name: 'pacs-static', exact: true }).waitFor();
+  // the shadow-run control: its fields by their names; the active version is refused (a real POST with the page's CSRF token)
+  await admin.page.getByRole('heading', { name: 'Shadow run' }).waitFor();
+  await admin.page.getByText('No candidate runs in shadow.').waitFor();
+  await admin.page.getByRole('combobox', { name: 'Candidate model' }).selectOption('classifier');
+  await admin.page.getByRole('textbox', { name: 'Candidate version' }).fill('random-small');
+  await admin.page.getByRole('spinbutton', { name: 'Sample fraction' }).fill('0.5');
+  await admin.page.getByRole('button', { name: 'Start shadow run' }).click();
+  await admin.page.getByRole('status').filter({ hasText: 'Refused: classifier@random-small is the active version' }).waitFor();
   await accessible(admin.page, 'the admin pages');
   const studies = () => fetch(`${base}/dicomweb/studies`, { headers: { Authorization: `Bearer ${pacs}` } }).then((r) => r.status);
   assert.equal(await studies(), 200);

@@ -115,7 +115,14 @@ async function withFile(c: Ctx, ids: { study: string; series?: string; sop?: str
     1,
   );
   if (!first) return own;
-  const header = await headerJson(c, first);
+  let header: DicomJson;
+  try {
+    header = await headerJson(c, first);
+  } catch (e) {
+    // a stored file that cannot be read must not hide the match: the database's attributes still answer
+    c.deps.log.warn('QIDO-RS could not read an instance header', { requestId: c.requestId, sha256: first.sha256, error: String((e as Error)?.message ?? e).slice(0, 200) });
+    return own;
+  }
   const picked: DicomJson = {};
   for (const [tag, el] of Object.entries(header)) {
     if (fields === 'all' ? !tag.startsWith('7FE0') : fields.includes(tag)) picked[tag] = el;

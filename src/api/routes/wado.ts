@@ -188,21 +188,50 @@ function windowOf(q: Query): WindowPolicy {
   return { kind: 'explicit', center, width, fn };
 }
 
-async function render(bytes: Uint8Array, window: WindowPolicy, format: 'png' | 'jpeg', quality: number): Promise<Buffer> {
+interface RenderOptions {
+  window: WindowPolicy;
+  format: 'png' | 'jpeg';
+  quality: number;
+  viewport?: { width: number; height: number };
+}
+
+async function render(bytes: Uint8Array, o: RenderOptions): Promise<Buffer> {
   try {
-    const img = await readWindowed(bytes, { window });
-    return await encodeRendered({ width: img.width, height: img.height, channels: 1, pixels: toGray8(img) }, format, quality);
+    const img = await readWindowed(bytes, { window: o.window });
+    return await encodeRendered({ width: img.width, height: img.height, channels: 1, pixels: toGray8(img) }, o.format, o.quality, o.viewport);
   } catch (e) {
     // a colour Secondary Capture has no window: its RGB as stored
     if (!isCxrError(e) || e.code !== 'E_NOT_GRAYSCALE') throw e;
     const f = rgbFrame(bytes);
-    return encodeRendered({ width: f.width, height: f.height, channels: 3, pixels: f.rgb }, format, quality);
+    return encodeRendered({ width: f.width, height: f.height, channels: 3, pixels: f.rgb }, o.format, o.quality, o.viewport);
   }
 }
+
+/** `viewport=vw,vh` (PS3.18 8.3.5.1.3): the image scaled to fit inside, never enlarged; source regions are not supported. */
+function viewportOf(q: Query, def?: { width: number; height: number }): { width: number; height: number } | undefined {
+  const raw = q.string('viewport', 100);
+  if (raw === undefined) return def;
+  const m = /^(\d{1,4}),(\d{1,4})$/.exec(raw.trim());
+  const [width, height] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
+  if (!m || width < 1 || height < 1) throw new CxrError('E_BAD_REQUEST', `viewport must be width,height in pixels, 1-9999 (got '${raw.slice(0, 40)}')`);
+  return { width, height };
+}
+
+/** Query parameters and Accept of a rendered or thumbnail request. */
+function renderOptions(c: Ctx, format: 'png' | 'jpeg', viewport?: { width: number; height: number }): RenderOptions {
+  const q = new Query(c.req.query);
+  return { window: windowOf(q), format, quality: q.int('quality', 90, 1, 100), viewport: viewportOf(q, viewport) };
+}
+
+const SINGLE_OFFERS: (Offer & { format: 'jpeg' | 'png' })[] = [
+  { media: 'image/jpeg', format: 'jpeg' },
+  { media: 'image/png', format: 'png' },
+];
 
 const renderedQuery: ParamDoc[] = [
   { name: 'window', description: "center,width[,function] (function linear, linear_exact or sigmoid); default: the file's window", schema: { type: 'string' } },
   { name: 'quality', description: 'JPEG quality 1-100 (default 90)', schema: { type: 'integer' } },
+  { name: 'viewport', description: 'width,height: scaled to fit inside, never enlarged', schema: { type: 'string' } },
 ];
 
 function rendered(level: Level): RouteDef {
@@ -216,23 +245,20 @@ function rendered(level: Level): RouteDef {
       : `Every image of the ${level} rendered, as multipart/related; type="image/jpeg" (or image/png); instances without pixel data (reports) are left out.`,
     { description: 'The rendered image(s)', content: single ? { ...binary('image/jpeg'), ...binary('image/png') } : binary('multipart/related') },
     async (c) => {
-      const q = new Query(c.req.query);
-      const window = windowOf(q);
-      const quality = q.int('quality', 90, 1, 100);
+      // bad parameters are refused before anything is read
+      renderOptions(c, 'jpeg');
       const rows = await selected(c, level, 'rendered');
       const offers: (Offer & { format: 'jpeg' | 'png' })[] = single
-        ? [
-            { media: 'image/jpeg', format: 'jpeg' },
-            { media: 'image/png', format: 'png' },
-          ]
+        ? SINGLE_OFFERS
         : [
             { media: 'multipart/related', part: 'image/jpeg', format: 'jpeg' },
             { media: 'multipart/related', part: 'image/png', format: 'png' },
           ];
       const { offer } = negotiate(c.req, offers);
       const type = `image/${offer.format}`;
+      const o = renderOptions(c, offer.format);
       if (single) {
-        const body = await render(await c.deps.service.original(rows[0]), window, offer.format, quality);
+        const body = await render(await c.deps.service.original(rows[0]), o);
         audited(c, rows, 'rendered');
         return { status: 200, body, type };
       }
@@ -240,7 +266,7 @@ function rendered(level: Level): RouteDef {
       const shown: StoredInstance[] = [];
       for (const r of rows) {
         try {
-          parts.push({ type, body: await render(await c.deps.service.original(r), window, offer.format, quality), location: `${instanceUrl(c, r)}/rendered` });
+          parts.push({ type, body: await render(await c.deps.service.original(r), o), location: `${instanceUrl(c, r)}/rendered` });
           shown.push(r);
         } catch (e) {
           if (!isCxrError(e) || e.code !== 'E_NO_PIXEL_DATA') throw e;
@@ -250,6 +276,37 @@ function rendered(level: Level): RouteDef {
       audited(c, shown, 'rendered');
       const m = multipartRelated(parts, type);
       return { status: 200, body: m.body, type: m.type };
+    },
+    renderedQuery,
+  );
+}
+
+// ---- thumbnail (image/jpeg, image/png) ----
+
+function thumbnail(level: Level): RouteDef {
+  return route(
+    level,
+    '/thumbnail',
+    `Retrieve a ${level} thumbnail (WADO-RS)`,
+    `One small image (within 128x128 unless viewport= says otherwise) of ${level === 'instance' ? 'the instance' : `the first image of the ${level}`}, image/jpeg or image/png by Accept.`,
+    { description: 'The thumbnail', content: { ...binary('image/jpeg'), ...binary('image/png') } },
+    async (c) => {
+      // bad parameters are refused before anything is read
+      renderOptions(c, 'jpeg');
+      const rows = await selected(c, level, 'thumbnail');
+      const { offer } = negotiate(c.req, SINGLE_OFFERS);
+      const o = renderOptions(c, offer.format, { width: 128, height: 128 });
+      for (const r of rows) {
+        try {
+          const body = await render(await c.deps.service.original(r), o);
+          audited(c, [r], 'thumbnail');
+          return { status: 200, body, type: `image/${offer.format}` };
+        } catch (e) {
+          // a report has no image: the next instance may
+          if (!isCxrError(e) || e.code !== 'E_NO_PIXEL_DATA') throw e;
+        }
+      }
+      throw new CxrError('E_NOT_FOUND', `no image in this ${level} to show`);
     },
     renderedQuery,
   );
@@ -267,5 +324,8 @@ export const wadoRoutes: RouteDef[] = [
   rendered('study'),
   rendered('series'),
   rendered('instance'),
+  thumbnail('study'),
+  thumbnail('series'),
+  thumbnail('instance'),
   retrieveFrames,
 ];

@@ -7,17 +7,14 @@ import { filesTrainedOn } from '../../data/leakage.js';
 import { parseSplitName, readSplitFile, SPLIT_NAMES, type SplitName } from '../../data/split.js';
 import { EVALUATIONS_DIR, locateModelVersion, portablePath, readManifest, sha256File } from '../../ml/model-store/index.js';
 import { datasetName } from '../../data/multi-dataset.js';
-import { bootstrapBand } from '../../ml/bootstrap.js';
 import { loadSplitItems } from '../../ml/calibrate.js';
 import { CxrError } from '../../errors.js';
-import { encodeRgbPng } from '../../imaging/png.js';
 import { parseProviders } from '../../inference/session.js';
-import { averagePrecision, operatingPoints } from '../../ml/metrics.js';
-import { precisionRecallPlot, reliabilityPlot, rocPlot } from '../../ml/plots.js';
 import { loadEvalItems } from '../../ml/train/dataset-source.js';
 import { action, collect, parseInteger } from '../run.js';
 import { scoreItems } from '../score-items.js';
 import type { EvaluationResult } from '../../ml/evaluate.js';
+import { perImageCsv, writeCurvePlots } from '../../ml/evaluation-files.js';
 
 interface EvaluateCliOptions {
   data: string[];
@@ -92,48 +89,19 @@ export function formatTable(r: EvaluationResult): string {
   return `${rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n')}\n`;
 }
 
-/**
- * One row per image: file, label (normal|pneumonia, as in labels.csv), probability and the
- * decision at the threshold, with the manifest's rule (positive at or above it), the rule the
- * confusion matrix counts by and `analyze` decides by.
- */
-export function perImageCsv(r: EvaluationResult): string {
-  const hasDice = r.images.some((i) => i.dice !== undefined);
-  const head = ['file', 'label', 'probability', 'decision', ...(hasDice ? ['dice'] : [])];
-  const rows = r.images.map((i) => {
-    const decision = i.probability >= r.threshold ? 'positive' : 'negative';
-    const label = i.label >= 0.5 ? 'pneumonia' : 'normal';
-    return csvLine([i.id, label, String(i.probability), decision, ...(hasDice ? [i.dice === undefined ? '' : String(i.dice)] : [])]);
-  });
-  return `${[csvLine(head), ...rows].join('\n')}\n`;
+/** The per-image CSV of an evaluation (src/ml/evaluation-files.ts). */
+function imagesCsv(r: EvaluationResult): string {
+  return perImageCsv(r.images, r.threshold);
 }
 
-async function writePlots(dir: string, r: EvaluationResult): Promise<string[]> {
-  await mkdir(dir, { recursive: true });
-  const scores = r.images.map((i) => i.probability);
-  const labels = r.images.map((i) => i.label);
-  const pts = operatingPoints(scores, labels);
-  const files: string[] = [];
-  const positives = labels.filter((l) => l >= 0.5).length;
-  const ctx = (kind: 'roc' | 'pr') => ({
-    n: labels.length,
-    prevalence: positives / Math.max(1, labels.length),
+function writePlots(dir: string, r: EvaluationResult): Promise<string[]> {
+  return writeCurvePlots(dir, {
+    scores: r.images.map((i) => i.probability),
+    labels: r.images.map((i) => i.label),
+    threshold: r.threshold,
     version: r.models.classifier.version,
-    band: positives > 0 && positives < labels.length ? bootstrapBand(scores, labels, kind, { samples: 200, seed: 1 }) : null,
+    calibration: r.calibration,
   });
-  const roc = rocPlot(pts, r.auc, r.threshold, ctx('roc'));
-  const pr = precisionRecallPlot(pts, averagePrecision(scores, labels), r.threshold, ctx('pr'));
-  const reliability = reliabilityPlot(r.calibration);
-  for (const [name, img] of [
-    ['roc.png', roc],
-    ['pr.png', pr],
-    ['reliability.png', reliability],
-  ] as const) {
-    const path = join(dir, name);
-    await writeFile(path, await encodeRgbPng(img.data, img.width, img.height));
-    files.push(path);
-  }
-  return files;
 }
 
 /**
@@ -158,7 +126,7 @@ async function saveEvaluation(o: EvaluateCliOptions, result: EvaluationResult, s
   const out = join(dir, EVALUATIONS_DIR, `${stamp}-${subset ?? 'all'}`);
   await mkdir(out, { recursive: true });
   await writePlots(out, result);
-  await writeFile(join(out, 'per-image.csv'), perImageCsv(result));
+  await writeFile(join(out, 'per-image.csv'), imagesCsv(result));
   // the split's rows of the images evaluated kept beside the figures (a pool's split may
   // exist nowhere else; all of it would weigh more than the figures), with the whole file's
   // sha256, and paths relative to a named data root: the folder is committed with the version
@@ -253,7 +221,7 @@ export function register(program: Command): void {
         if (o.perImage) {
           const path = resolve(o.perImage);
           try {
-            await writeFile(path, perImageCsv(result));
+            await writeFile(path, imagesCsv(result));
           } catch (e) {
             throw new CxrError('E_BAD_ARGUMENT', `cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
           }

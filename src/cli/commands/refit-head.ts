@@ -24,7 +24,7 @@ import { loadEngine } from '../../inference/engine.js';
 import { initBackend } from '../../ml/backend.js';
 import { setFigures } from '../../ml/evaluate.js';
 import { loadSplitItems } from '../../ml/calibrate.js';
-import { portablePath, readManifest, versionFromDate, writeManifest, type MetricValues } from '../../ml/model-store/index.js';
+import { MODEL_CARD_FILE, portablePath, readManifest, stageVersion, versionFromDate, writeManifest, type MetricValues } from '../../ml/model-store/index.js';
 import { calibrateThreshold, rocAuc } from '../../ml/metrics.js';
 import { loadModel, saveModel } from '../../ml/model-io.js';
 import { exportModelVersion } from '../../ml/onnx/model-version.js';
@@ -265,109 +265,116 @@ export function register(program: Command): void {
           throw new CxrError('E_MODEL_INVALID', `head has ${kernel.shape[0]} inputs, features have ${fit.weights.length}`);
         head.setWeights([tf.tensor2d(Float32Array.from(fit.weights), [fit.weights.length, 1]), tf.tensor1d([fit.bias])]);
         const version = o.version ?? versionFromDate(new Date());
-        const dir = join(resolve(o.out), version);
-        if (existsSync(join(dir, 'manifest.json'))) throw new CxrError('E_CONFLICT', `model version ${dir} already exists`);
-        await saveModel(model, dir, { float16: true, metadata: { name: 'classifier', version, task: 'classifier' } });
-        model.dispose();
-        // the head as it ships (float16-rounded), so the figures below are the served ones
-        const saved = await loadModel(dir);
-        const [k16, b16] = saved.getLayer('probability').getWeights();
-        const shipped = { weights: k16.dataSync() as Float32Array, bias: (b16.dataSync() as Float32Array)[0] };
-        saved.dispose();
-        await copyFile(splitPath, join(dir, 'split.csv'));
+        // built in a staging folder, renamed into place when complete (an existing version is refused)
+        const staged = await stageVersion(resolve(o.out), version);
+        const dir = staged.dir;
+        try {
+          await saveModel(model, dir, { float16: true, metadata: { name: 'classifier', version, task: 'classifier' } });
+          model.dispose();
+          // the head as it ships (float16-rounded), so the figures below are the served ones
+          const saved = await loadModel(dir);
+          const [k16, b16] = saved.getLayer('probability').getWeights();
+          const shipped = { weights: k16.dataSync() as Float32Array, bias: (b16.dataSync() as Float32Array)[0] };
+          saved.dispose();
+          await copyFile(splitPath, join(dir, 'split.csv'));
 
-        const targetRecall = parseNumber('--target-recall', o.targetRecall);
-        const vRaw = validation.map((r) => served(shipped, r));
-        const vLabels = validation.map((r) => r.label);
-        const platt = fitCalibration(vRaw, vLabels, 'platt');
-        const cal = (rs: FeatureRow[]) => rs.map((r) => applyCalibration(platt, served(shipped, r)));
-        const vCal = cal(validation);
-        const threshold = calibrateThreshold(vCal, vLabels, targetRecall);
-        const at = new Date().toISOString();
-        const setFigures = (rs: FeatureRow[]) =>
-          figures(
-            cal(rs),
-            rs.map((r) => r.label),
-            threshold.threshold,
-          );
-        const sets: Record<string, { validation: MetricValues; test: MetricValues }> = {};
-        for (const s of [...new Set(rows.map((r) => r.source))].sort()) {
-          const t = test.filter((r) => r.source === s);
-          sets[s] = { validation: setFigures(validation.filter((r) => r.source === s)), test: t.length ? setFigures(t) : {} };
-        }
-        const count = (rs: FeatureRow[], s: string) => rs.filter((r) => r.source === s).length;
-        const scorer = `onnxruntime features of ${base.version} (${evalViews} TTA views) with the refitted head applied`;
-        await writeManifest(dir, {
-          name: 'classifier',
-          version,
-          architecture: base.architecture,
-          architectureConfig: base.architectureConfig,
-          inputSize: base.inputSize,
-          createdAt: at,
-          training: {
-            data: portablePath(dirs[0]),
-            dataHash: base.training.dataHash,
-            dataSize: rows.length,
-            config: {
-              method: 'head refit on frozen features (weighted L2 logistic regression, Newton), base network unchanged',
-              l2: fit.l2,
-              l2Tried: o.l2,
-              setWeights: weights,
-              trainViews: 1,
-              evalViews,
-              validationMeanSetAuc: best!.score,
-              ...(o.maxTrainPerSet ? { maxTrainPerSet: Number(o.maxTrainPerSet) } : {}),
-              ...(o.maxTestPerSet ? { maxTestPerSet: Number(o.maxTestPerSet) } : {}),
-            },
-            epochs: 0,
-            split: { train: train.length, validation: validation.length, test: test.length, seed: split.seed, file: 'split.csv' },
-            maskSource: `segmenter ${(await readManifest(resolve(o.segmenter))).version}`,
-            initFrom: { name: 'classifier', version: base.version, location: portablePath(resolve(o.classifier)) },
-            datasets: Object.keys(weights).map((name, k) => ({
-              name,
-              data: portablePath(dirs[k]),
-              images: count(rows, name),
-              weight: weights[name],
-              train: count(train, name),
-              validation: count(validation, name),
-              test: count(test, name),
-            })),
-          },
-          metrics: { validation: setFigures(validation), test: test.length ? setFigures(test) : {}, sets },
-          threshold: {
-            value: threshold.threshold,
-            targetRecall,
-            validationSensitivity: threshold.sensitivity,
-            validationSpecificity: threshold.specificity,
-            calibratedOn: { views: evalViews, scorer, subset: 'validation', n: validation.length, split: 'split.csv', at },
-          },
-          calibration: {
-            ...platt,
-            fittedOn: { views: evalViews, subset: 'validation', n: validation.length, split: 'split.csv', at },
-            eceBefore: calibrationReport(vRaw, vLabels).ece,
-            eceAfter: calibrationReport(vCal, vLabels).ece,
-          },
-        });
-        await exportModelVersion(dir, (line) => process.stderr.write(`${line}\n`));
-        // the card documents the figures above (it is outside the manifest's hashes)
-        process.stderr.write(`model card: ${await writeModelCard(dir, { dataDirs: dirs })}\n`);
-        if (o.report) {
-          await mkdir(resolve(o.report), { recursive: true });
-          const lines = [csvLine(['file', 'set', 'split', 'label', 'raw_probability', 'probability', 'decision'])];
-          for (const r of [...validation, ...test]) {
-            const raw = served(shipped, r);
-            const p = applyCalibration(platt, raw);
-            lines.push(csvLine([r.id, r.source, r.split, String(r.label), String(raw), String(p), p >= threshold.threshold ? 'positive' : 'negative']));
+          const targetRecall = parseNumber('--target-recall', o.targetRecall);
+          const vRaw = validation.map((r) => served(shipped, r));
+          const vLabels = validation.map((r) => r.label);
+          const platt = fitCalibration(vRaw, vLabels, 'platt');
+          const cal = (rs: FeatureRow[]) => rs.map((r) => applyCalibration(platt, served(shipped, r)));
+          const vCal = cal(validation);
+          const threshold = calibrateThreshold(vCal, vLabels, targetRecall);
+          const at = new Date().toISOString();
+          const setFigures = (rs: FeatureRow[]) =>
+            figures(
+              cal(rs),
+              rs.map((r) => r.label),
+              threshold.threshold,
+            );
+          const sets: Record<string, { validation: MetricValues; test: MetricValues }> = {};
+          for (const s of [...new Set(rows.map((r) => r.source))].sort()) {
+            const t = test.filter((r) => r.source === s);
+            sets[s] = { validation: setFigures(validation.filter((r) => r.source === s)), test: t.length ? setFigures(t) : {} };
           }
-          await writeFile(join(resolve(o.report), `${version}-per-image.csv`), `${lines.join('\n')}\n`);
+          const count = (rs: FeatureRow[], s: string) => rs.filter((r) => r.source === s).length;
+          const scorer = `onnxruntime features of ${base.version} (${evalViews} TTA views) with the refitted head applied`;
+          await writeManifest(dir, {
+            name: 'classifier',
+            version,
+            architecture: base.architecture,
+            architectureConfig: base.architectureConfig,
+            inputSize: base.inputSize,
+            createdAt: at,
+            training: {
+              data: portablePath(dirs[0]),
+              dataHash: base.training.dataHash,
+              dataSize: rows.length,
+              config: {
+                method: 'head refit on frozen features (weighted L2 logistic regression, Newton), base network unchanged',
+                l2: fit.l2,
+                l2Tried: o.l2,
+                setWeights: weights,
+                trainViews: 1,
+                evalViews,
+                validationMeanSetAuc: best!.score,
+                ...(o.maxTrainPerSet ? { maxTrainPerSet: Number(o.maxTrainPerSet) } : {}),
+                ...(o.maxTestPerSet ? { maxTestPerSet: Number(o.maxTestPerSet) } : {}),
+              },
+              epochs: 0,
+              split: { train: train.length, validation: validation.length, test: test.length, seed: split.seed, file: 'split.csv' },
+              maskSource: `segmenter ${(await readManifest(resolve(o.segmenter))).version}`,
+              initFrom: { name: 'classifier', version: base.version, location: portablePath(resolve(o.classifier)) },
+              datasets: Object.keys(weights).map((name, k) => ({
+                name,
+                data: portablePath(dirs[k]),
+                images: count(rows, name),
+                weight: weights[name],
+                train: count(train, name),
+                validation: count(validation, name),
+                test: count(test, name),
+              })),
+            },
+            metrics: { validation: setFigures(validation), test: test.length ? setFigures(test) : {}, sets },
+            threshold: {
+              value: threshold.threshold,
+              targetRecall,
+              validationSensitivity: threshold.sensitivity,
+              validationSpecificity: threshold.specificity,
+              calibratedOn: { views: evalViews, scorer, subset: 'validation', n: validation.length, split: 'split.csv', at },
+            },
+            calibration: {
+              ...platt,
+              fittedOn: { views: evalViews, subset: 'validation', n: validation.length, split: 'split.csv', at },
+              eceBefore: calibrationReport(vRaw, vLabels).ece,
+              eceAfter: calibrationReport(vCal, vLabels).ece,
+            },
+          });
+          await exportModelVersion(dir, (line) => process.stderr.write(`${line}\n`));
+          // the card documents the figures above (it is outside the manifest's hashes)
+          await writeModelCard(dir, { dataDirs: dirs });
+          const published = await staged.publish();
+          process.stderr.write(`model card: ${join(published, MODEL_CARD_FILE)}\n`);
+          if (o.report) {
+            await mkdir(resolve(o.report), { recursive: true });
+            const lines = [csvLine(['file', 'set', 'split', 'label', 'raw_probability', 'probability', 'decision'])];
+            for (const r of [...validation, ...test]) {
+              const raw = served(shipped, r);
+              const p = applyCalibration(platt, raw);
+              lines.push(csvLine([r.id, r.source, r.split, String(r.label), String(raw), String(p), p >= threshold.threshold ? 'positive' : 'negative']));
+            }
+            await writeFile(join(resolve(o.report), `${version}-per-image.csv`), `${lines.join('\n')}\n`);
+          }
+          for (const [s, m] of Object.entries(sets)) {
+            const t = m.test as Record<string, unknown>;
+            process.stderr.write(
+              `${s}: test ${JSON.stringify({ auc: t.auc, accuracy: t.accuracy, recall: t.recall, specificity: t.specificity, ci95: t.ci95 })}\n`,
+            );
+          }
+          process.stdout.write(`${published}\n`);
+        } finally {
+          await staged.discard();
         }
-        for (const [s, m] of Object.entries(sets)) {
-          const t = m.test as Record<string, unknown>;
-          process.stderr.write(
-            `${s}: test ${JSON.stringify({ auc: t.auc, accuracy: t.accuracy, recall: t.recall, specificity: t.specificity, ci95: t.ci95 })}\n`,
-          );
-        }
-        process.stdout.write(`${dir}\n`);
       }),
     );
 }

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../app/config.js';
 import { openServiceDatabase } from '../../app/database.js';
-import { loadEngine } from '../../inference/engine.js';
+import { openServiceEngine } from '../../app/engine.js';
 import { jsonLogger } from '../../service/log.js';
-import { manifestReader, registryStartPick } from '../../service/model-activation.js';
+import { manifestReader } from '../../service/model-activation.js';
 import { startRuntime } from '../../service/runtime.js';
 import type { StudyOutcome } from '../../service/triage.js';
 import { action, parseInteger } from '../run.js';
@@ -15,7 +15,8 @@ export function register(program: Command): void {
       'score studies from the job queue in PostgreSQL, without serving HTTP: run as many as the machines allow next to ' +
         '`cxr-triage serve --workers 0` (same DATABASE_URL, same CXR_STORE and store directory or volume). ' +
         'Configuration by environment as for serve: DATABASE_URL, CXR_DATA_DIR, CXR_HMAC_KEY, CXR_MODELS_DIR, CXR_STORE, CXR_DICOM_DIR, ' +
-        'CXR_INFER_THREADS, CXR_INFER_CONCURRENCY, CXR_TTA, CXR_JOB_RETRIES, CXR_JOB_RETRY_DELAY_S, CXR_JOB_TIMEOUT_S, CXR_JOB_MAINTENANCE_S, CXR_JOB_POLL_MS',
+        'CXR_INFER_THREADS, CXR_INFER_CONCURRENCY, CXR_TTA, CXR_JOB_RETRIES, CXR_JOB_RETRY_DELAY_S, CXR_JOB_TIMEOUT_S, CXR_JOB_MAINTENANCE_S, CXR_JOB_POLL_MS, ' +
+        'and the results destinations: CXR_RESULTS_STOW_URL, CXR_RESULTS_STOW_AUTH, CXR_RESULTS_AE (AET@host:port), CXR_RESULTS_ATTEMPTS, CXR_RESULTS_RETRY_DELAY_S, CXR_RESULTS_MAX_RETRY_DELAY_S, CXR_DIMSE_AET (calling AE)',
     )
     .option('--concurrency <n>', 'jobs scored at once in this process (overrides CXR_INFER_CONCURRENCY; default 1)')
     .option('--progress-s <n>', 'seconds between progress lines', '30')
@@ -27,22 +28,7 @@ export function register(program: Command): void {
         const cfg = loadConfig(env);
         const log = jsonLogger();
         const db = await openServiceDatabase(cfg);
-        const engineOptions = {
-          modelsDir: cfg.modelsDir,
-          threads: cfg.inferThreads ?? undefined,
-          tta: cfg.tta ?? undefined,
-          onWarning: (m: string) => log.warn(m),
-        };
-        let engine;
-        try {
-          // the registry's active versions when it names them; the folder's ACTIVE only for a new registry
-          const { pick, notes } = await registryStartPick(db.ds, cfg.modelsDir);
-          for (const n of notes) log.warn(n);
-          engine = await loadEngine({ ...engineOptions, ...pick });
-        } catch (e) {
-          await db.close();
-          throw e;
-        }
+        const { engine, load } = await openServiceEngine(db, cfg, log);
         const counts: Partial<Record<StudyOutcome | 'shadow_scored' | 'shadow_failed', number>> = {};
         let runtime;
         try {
@@ -55,7 +41,7 @@ export function register(program: Command): void {
             readManifest: manifestReader(cfg.modelsDir),
             modelsDir: cfg.modelsDir,
             // the registry's active versions and shadow candidates load from the same folder
-            loadEngine: (pick) => loadEngine({ ...engineOptions, ...pick }),
+            loadEngine: load,
           });
         } catch (e) {
           await engine.close();

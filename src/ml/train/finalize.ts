@@ -1,10 +1,13 @@
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { csvLine } from '../../data/csv.js';
 import { join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { CxrError } from '../../errors.js';
 import { fewPositivesWarning } from '../calibrate.js';
+import { perImageCsv, writeCurvePlots } from '../evaluation-files.js';
 import {
+  EVALUATIONS_DIR,
   readManifest,
   THRESHOLD_NOTES,
   versionFromDate,
@@ -144,6 +147,14 @@ async function buildVersion(opts: FinalizeOptions, dir: string, version: string,
     } else {
       metrics = { validation: segmentationMetrics(val), test: test ? segmentationMetrics(test) : {} };
     }
+    await writeTrainingEvaluation(join(dir, EVALUATIONS_DIR, TRAINING_EVALUATION), {
+      task: config.task,
+      version,
+      validation: val,
+      test,
+      threshold: threshold?.value ?? null,
+      at: now,
+    });
     return await writeManifest(dir, {
       name,
       version,
@@ -164,4 +175,44 @@ async function buildVersion(opts: FinalizeOptions, dir: string, version: string,
   } finally {
     model.dispose();
   }
+}
+
+/** evaluations/<this>/ of a trained version: how training scored its held-out images. */
+export const TRAINING_EVALUATION = 'training';
+
+/**
+ * The plots and per-image results of the version as training scored it (tfjs, single view, the
+ * weights that ship), written in the staging folder so they are there the moment the version
+ * is: per-image.csv lists every validation and test image; the classifier's ROC, PR and
+ * reliability plots are of the test split (validation when there is none) at the threshold
+ * calibrated on validation. Under evaluations/, they are not part of the version's hashes.
+ */
+async function writeTrainingEvaluation(
+  out: string,
+  o: { task: 'segmenter' | 'classifier'; version: string; validation: SourcePredictions; test: SourcePredictions | null; threshold: number | null; at: Date },
+): Promise<void> {
+  await mkdir(out, { recursive: true });
+  const sets = [['validation', o.validation] as const, ...(o.test && o.test.n > 0 ? [['test', o.test] as const] : [])];
+  const plotted = sets[sets.length - 1];
+  const summary: Record<string, unknown> = {
+    version: o.version,
+    scorer: 'tfjs, single view, the shipped weights (as training scored them; `cxr-triage evaluate` scores the served pipeline)',
+    at: o.at.toISOString(),
+  };
+  if (o.task === 'classifier' && o.threshold !== null) {
+    const threshold = o.threshold;
+    const rows = sets.flatMap(([split, p]) => p.ids.map((id, k) => ({ id, split, label: p.labels[k], probability: p.scores[k] })));
+    await writeFile(join(out, 'per-image.csv'), perImageCsv(rows, threshold));
+    const [subset, p] = plotted;
+    const labels = Array.from(p.labels);
+    await writeCurvePlots(out, { scores: Array.from(p.scores), labels, threshold, version: o.version });
+    summary.threshold = threshold;
+    summary.plots = { subset, n: p.n, prevalence: labels.filter((l) => l >= 0.5).length / Math.max(1, p.n) };
+  } else {
+    const lines = [csvLine(['file', 'split', 'dice', 'iou'])];
+    for (const [split, p] of sets) p.ids.forEach((id, k) => lines.push(csvLine([id, split, String(p.dice[k]), String(p.iou[k])])));
+    await writeFile(join(out, 'per-image.csv'), `${lines.join('\n')}\n`);
+  }
+  summary.images = Object.fromEntries(sets.map(([split, p]) => [split, p.n]));
+  await writeFile(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
 }

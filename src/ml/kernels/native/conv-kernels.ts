@@ -10,7 +10,7 @@ import type {
 } from '@tensorflow/tfjs';
 import type { OnnxGraph, OnnxNode } from './onnx-graph.js';
 import type { NativeRuntime } from './ort-runtime.js';
-import { wasmHeap } from '../wasm-heap.js';
+import { runOnHeap } from './heap-run.js';
 
 /**
  * Convolution kernels of the wasm backend executed by onnxruntime's native CPU kernels
@@ -31,26 +31,6 @@ import { wasmHeap } from '../wasm-heap.js';
  * runs `fallback`, the pure-wasm kernel.
  */
 type KernelFunc = KernelConfig['kernelFunc'];
-
-function heapIO(backend: KernelBackend, outShape: number[], inputs: Record<string, TensorInfo>) {
-  const b = wasmHeap(backend);
-  const out = b.makeOutput(outShape, 'float32');
-  // Views are taken after the allocation: growing the heap detaches older views.
-  const views: Record<string, Float32Array> = {};
-  for (const [name, t] of Object.entries(inputs)) views[name] = b.typedArrayFromHeap(t);
-  return { out, views, outView: b.typedArrayFromHeap(out) };
-}
-
-/** Runs the ORT graph into `out`; on failure frees `out` and answers with the wasm kernel. */
-function guarded(backend: KernelBackend, out: TensorInfo, run: () => void, fallback: () => TensorInfo): TensorInfo {
-  try {
-    run();
-    return out;
-  } catch {
-    backend.disposeData(out.dataId);
-    return fallback();
-  }
-}
 
 function isNHWC(dataFormat: string | undefined): boolean {
   return dataFormat == null || dataFormat === 'NHWC' || dataFormat === 'channelsLast';
@@ -124,52 +104,43 @@ export function nativeConv2DConfig(ort: NativeRuntime, fallback: KernelFunc, fus
     const info = convInfo(x.shape, filter.shape, attrs.strides, attrs.dilations ?? 1, attrs.pad, attrs.dimRoundingMode);
     const key = `conv|${x.shape}|${filter.shape}|${JSON.stringify(convAttrs(info))}|${bias != null}|${activation}`;
     const ins: Record<string, TensorInfo> = bias != null ? { x, w: filter, b: bias } : { x, w: filter };
-    const { out, views, outView } = heapIO(backend, info.outShape, ins);
-    return guarded(
-      backend,
-      out,
-      () =>
-        ort.run(
-          key,
-          (): OnnxGraph => {
-            if (isPointwise(info)) {
-              // NHWC 1x1 stride 1: a plain matrix product over pixels, no layout change.
-              const m = info.batchSize * info.outHeight * info.outWidth;
-              const nodes: OnnxNode[] = [
-                { op: 'Reshape', inputs: ['x', 'xShape'], outputs: ['x2'] },
-                { op: 'Reshape', inputs: ['w', 'wShape'], outputs: ['w2'] },
-                { op: 'Gemm', inputs: bias != null ? ['x2', 'w2', 'b'] : ['x2', 'w2'], outputs: ['y2'] },
-              ];
-              if (activation === 'relu') nodes.push({ op: 'Relu', inputs: ['y2'], outputs: ['y2r'] });
-              nodes.push({ op: 'Reshape', inputs: [activation === 'relu' ? 'y2r' : 'y2', 'yShape'], outputs: ['y'] });
-              return {
-                inputs: [{ name: 'x', shape: x.shape }, { name: 'w', shape: filter.shape }, ...(bias != null ? [{ name: 'b', shape: [co] }] : [])],
-                outputs: [{ name: 'y', shape: info.outShape }],
-                constants: [
-                  { name: 'xShape', values: [m, info.inChannels] },
-                  { name: 'wShape', values: [info.inChannels, co] },
-                  { name: 'yShape', values: info.outShape },
-                ],
-                nodes,
-              };
-            }
-            const nodes: OnnxNode[] = [
-              { op: 'Transpose', inputs: ['x'], outputs: ['xc'], attrs: { perm: toNCHW } },
-              { op: 'Transpose', inputs: ['w'], outputs: ['wc'], attrs: { perm: HWIOtoOIHW } },
-              { op: 'Conv', inputs: bias != null ? ['xc', 'wc', 'b'] : ['xc', 'wc'], outputs: ['yc'], attrs: convAttrs(info) },
-            ];
-            if (activation === 'relu') nodes.push({ op: 'Relu', inputs: ['yc'], outputs: ['yr'] });
-            nodes.push({ op: 'Transpose', inputs: [activation === 'relu' ? 'yr' : 'yc'], outputs: ['y'], attrs: { perm: toNHWC } });
-            return {
-              inputs: [{ name: 'x', shape: x.shape }, { name: 'w', shape: filter.shape }, ...(bias != null ? [{ name: 'b', shape: [co] }] : [])],
-              outputs: [{ name: 'y', shape: info.outShape }],
-              nodes,
-            };
-          },
-          views,
-          { y: outView },
-        ),
-      () => fallback(args as never) as TensorInfo,
+    const graphInputs = [{ name: 'x', shape: x.shape }, { name: 'w', shape: filter.shape }, ...(bias != null ? [{ name: 'b', shape: [co] }] : [])];
+    return (
+      runOnHeap(ort, backend, key, ins, { y: info.outShape }, (): OnnxGraph => {
+        if (isPointwise(info)) {
+          // NHWC 1x1 stride 1: a plain matrix product over pixels, no layout change.
+          const m = info.batchSize * info.outHeight * info.outWidth;
+          const nodes: OnnxNode[] = [
+            { op: 'Reshape', inputs: ['x', 'xShape'], outputs: ['x2'] },
+            { op: 'Reshape', inputs: ['w', 'wShape'], outputs: ['w2'] },
+            { op: 'Gemm', inputs: bias != null ? ['x2', 'w2', 'b'] : ['x2', 'w2'], outputs: ['y2'] },
+          ];
+          if (activation === 'relu') nodes.push({ op: 'Relu', inputs: ['y2'], outputs: ['y2r'] });
+          nodes.push({ op: 'Reshape', inputs: [activation === 'relu' ? 'y2r' : 'y2', 'yShape'], outputs: ['y'] });
+          return {
+            inputs: graphInputs,
+            outputs: [{ name: 'y', shape: info.outShape }],
+            constants: [
+              { name: 'xShape', values: [m, info.inChannels] },
+              { name: 'wShape', values: [info.inChannels, co] },
+              { name: 'yShape', values: info.outShape },
+            ],
+            nodes,
+          };
+        }
+        const nodes: OnnxNode[] = [
+          { op: 'Transpose', inputs: ['x'], outputs: ['xc'], attrs: { perm: toNCHW } },
+          { op: 'Transpose', inputs: ['w'], outputs: ['wc'], attrs: { perm: HWIOtoOIHW } },
+          { op: 'Conv', inputs: bias != null ? ['xc', 'wc', 'b'] : ['xc', 'wc'], outputs: ['yc'], attrs: convAttrs(info) },
+        ];
+        if (activation === 'relu') nodes.push({ op: 'Relu', inputs: ['yc'], outputs: ['yr'] });
+        nodes.push({ op: 'Transpose', inputs: [activation === 'relu' ? 'yr' : 'yc'], outputs: ['y'], attrs: { perm: toNHWC } });
+        return {
+          inputs: graphInputs,
+          outputs: [{ name: 'y', shape: info.outShape }],
+          nodes,
+        };
+      })?.[0] ?? (fallback(args as never) as TensorInfo)
     );
   }) as unknown as KernelFunc;
   return { kernelName: fused ? tf.FusedConv2D : tf.Conv2D, backendName: 'wasm', kernelFunc };
@@ -183,96 +154,71 @@ export function nativeConv2DBackpropInputConfig(ort: NativeRuntime, fallback: Ke
     const info = convInfo(attrs.inputShape, filter.shape, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode);
     const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, inHeight: h, inWidth: w, outHeight: ho, outWidth: wo } = info;
     const { top, left, bottom, right } = info.padInfo;
-    let node: OnnxNode[];
+    let key: string;
+    let nodes: OnnxNode[];
     let constants: OnnxGraph['constants'] = [];
     if (isPointwise(info)) {
       // NHWC 1x1 stride 1: dX = dY·Wᵀ over pixels, no layout change.
       const m = info.batchSize * ho * wo;
-      const key = `dx1|${dy.shape}|${filter.shape}`;
-      const { out, views, outView } = heapIO(backend, attrs.inputShape, { dy, w: filter });
-      return guarded(
-        backend,
-        out,
-        () =>
-          ort.run(
-            key,
-            () => ({
-              inputs: [
-                { name: 'dy', shape: dy.shape },
-                { name: 'w', shape: filter.shape },
-              ],
-              outputs: [{ name: 'dx', shape: attrs.inputShape }],
-              constants: [
-                { name: 'dyShape', values: [m, info.outChannels] },
-                { name: 'wShape', values: [info.inChannels, info.outChannels] },
-                { name: 'dxShape', values: attrs.inputShape },
-              ],
-              nodes: [
-                { op: 'Reshape', inputs: ['dy', 'dyShape'], outputs: ['dy2'] },
-                { op: 'Reshape', inputs: ['w', 'wShape'], outputs: ['w2'] },
-                { op: 'Gemm', inputs: ['dy2', 'w2'], outputs: ['dx2'], attrs: { transB: 1 } },
-                { op: 'Reshape', inputs: ['dx2', 'dxShape'], outputs: ['dx'] },
-              ],
-            }),
-            views,
-            { dx: outView },
-          ),
-        () => fallback(args as never) as TensorInfo,
-      );
-    }
-    if (sh === 1 && sw === 1) {
-      const pads = [kh - 1 - top, kw - 1 - left, h + kh - 1 - (kh - 1 - top) - ho, w + kw - 1 - (kw - 1 - left) - wo];
-      if (pads.some((p) => p < 0)) return fallback(args as never);
+      key = `dx1|${dy.shape}|${filter.shape}`;
       constants = [
-        { name: 'starts', values: [-1, -1] },
-        { name: 'ends', values: [-kh - 1, -kw - 1] },
-        { name: 'axes', values: [2, 3] },
-        { name: 'steps', values: [-1, -1] },
+        { name: 'dyShape', values: [m, info.outChannels] },
+        { name: 'wShape', values: [info.inChannels, info.outChannels] },
+        { name: 'dxShape', values: attrs.inputShape },
       ];
-      node = [
-        // [kh, kw, cin, cout] -> [cin, cout, kh, kw], then rotate the taps by 180°
-        { op: 'Transpose', inputs: ['w'], outputs: ['wt'], attrs: { perm: [2, 3, 0, 1] } },
-        { op: 'Slice', inputs: ['wt', 'starts', 'ends', 'axes', 'steps'], outputs: ['wf'] },
-        { op: 'Conv', inputs: ['dyc', 'wf'], outputs: ['dxc'], attrs: { kernel_shape: [kh, kw], pads } },
+      nodes = [
+        { op: 'Reshape', inputs: ['dy', 'dyShape'], outputs: ['dy2'] },
+        { op: 'Reshape', inputs: ['w', 'wShape'], outputs: ['w2'] },
+        { op: 'Gemm', inputs: ['dy2', 'w2'], outputs: ['dx2'], attrs: { transB: 1 } },
+        { op: 'Reshape', inputs: ['dx2', 'dxShape'], outputs: ['dx'] },
       ];
     } else {
-      const outPad = [h - ((ho - 1) * sh + kh - top - bottom), w - ((wo - 1) * sw + kw - left - right)];
-      if (outPad[0] < 0 || outPad[0] >= sh || outPad[1] < 0 || outPad[1] >= sw) return fallback(args as never);
-      node = [
-        { op: 'Transpose', inputs: ['w'], outputs: ['wt'], attrs: { perm: HWIOtoOIHW } },
-        {
-          op: 'ConvTranspose',
-          inputs: ['dyc', 'wt'],
-          outputs: ['dxc'],
-          attrs: { kernel_shape: [kh, kw], strides: [sh, sw], pads: [top, left, bottom, right], output_padding: outPad },
-        },
+      let node: OnnxNode[];
+      if (sh === 1 && sw === 1) {
+        const pads = [kh - 1 - top, kw - 1 - left, h + kh - 1 - (kh - 1 - top) - ho, w + kw - 1 - (kw - 1 - left) - wo];
+        if (pads.some((p) => p < 0)) return fallback(args as never);
+        constants = [
+          { name: 'starts', values: [-1, -1] },
+          { name: 'ends', values: [-kh - 1, -kw - 1] },
+          { name: 'axes', values: [2, 3] },
+          { name: 'steps', values: [-1, -1] },
+        ];
+        node = [
+          // [kh, kw, cin, cout] -> [cin, cout, kh, kw], then rotate the taps by 180°
+          { op: 'Transpose', inputs: ['w'], outputs: ['wt'], attrs: { perm: [2, 3, 0, 1] } },
+          { op: 'Slice', inputs: ['wt', 'starts', 'ends', 'axes', 'steps'], outputs: ['wf'] },
+          { op: 'Conv', inputs: ['dyc', 'wf'], outputs: ['dxc'], attrs: { kernel_shape: [kh, kw], pads } },
+        ];
+      } else {
+        const outPad = [h - ((ho - 1) * sh + kh - top - bottom), w - ((wo - 1) * sw + kw - left - right)];
+        if (outPad[0] < 0 || outPad[0] >= sh || outPad[1] < 0 || outPad[1] >= sw) return fallback(args as never);
+        node = [
+          { op: 'Transpose', inputs: ['w'], outputs: ['wt'], attrs: { perm: HWIOtoOIHW } },
+          {
+            op: 'ConvTranspose',
+            inputs: ['dyc', 'wt'],
+            outputs: ['dxc'],
+            attrs: { kernel_shape: [kh, kw], strides: [sh, sw], pads: [top, left, bottom, right], output_padding: outPad },
+          },
+        ];
+      }
+      key = `dx|${dy.shape}|${filter.shape}|${attrs.inputShape}|${sh},${sw}|${top},${left},${bottom},${right}`;
+      nodes = [
+        { op: 'Transpose', inputs: ['dy'], outputs: ['dyc'], attrs: { perm: toNCHW } },
+        ...node,
+        { op: 'Transpose', inputs: ['dxc'], outputs: ['dx'], attrs: { perm: toNHWC } },
       ];
     }
-    const key = `dx|${dy.shape}|${filter.shape}|${attrs.inputShape}|${sh},${sw}|${top},${left},${bottom},${right}`;
-    const { out, views, outView } = heapIO(backend, attrs.inputShape, { dy, w: filter });
-    return guarded(
-      backend,
-      out,
-      () =>
-        ort.run(
-          key,
-          () => ({
-            inputs: [
-              { name: 'dy', shape: dy.shape },
-              { name: 'w', shape: filter.shape },
-            ],
-            outputs: [{ name: 'dx', shape: attrs.inputShape }],
-            constants,
-            nodes: [
-              { op: 'Transpose', inputs: ['dy'], outputs: ['dyc'], attrs: { perm: toNCHW } },
-              ...node,
-              { op: 'Transpose', inputs: ['dxc'], outputs: ['dx'], attrs: { perm: toNHWC } },
-            ],
-          }),
-          views,
-          { dx: outView },
-        ),
-      () => fallback(args as never) as TensorInfo,
+    return (
+      runOnHeap(ort, backend, key, { dy, w: filter }, { dx: attrs.inputShape }, () => ({
+        inputs: [
+          { name: 'dy', shape: dy.shape },
+          { name: 'w', shape: filter.shape },
+        ],
+        outputs: [{ name: 'dx', shape: attrs.inputShape }],
+        constants,
+        nodes,
+      }))?.[0] ?? (fallback(args as never) as TensorInfo)
     );
   }) as unknown as KernelFunc;
   return { kernelName: tf.Conv2DBackpropInput, backendName: 'wasm', kernelFunc };
@@ -294,70 +240,60 @@ export function nativeConv2DBackpropFilterConfig(ort: NativeRuntime, fallback: K
     const m = n * ho * wo;
     const pointwise = kh === 1 && kw === 1 && sh === 1 && sw === 1 && top === 0 && left === 0 && bottom === 0 && right === 0;
     const key = `dw|${x.shape}|${dy.shape}|${attrs.filterShape}|${sh},${sw}|${top},${left},${bottom},${right}`;
-    const { out, views, outView } = heapIO(backend, attrs.filterShape, { x, dy });
-    return guarded(
-      backend,
-      out,
-      () =>
-        ort.run(
-          key,
-          (): OnnxGraph => {
-            const constants: NonNullable<OnnxGraph['constants']> = [{ name: 'dyShape', values: [m, cout] }];
-            const nodes: OnnxNode[] = [{ op: 'Reshape', inputs: ['dy', 'dyShape'], outputs: ['dy2'] }];
-            if (pointwise) {
-              constants.push({ name: 'xShape', values: [m, cin] }, { name: 'wShape', values: [kh, kw, cin, cout] });
+    return (
+      runOnHeap(ort, backend, key, { x, dy }, { dw: attrs.filterShape }, (): OnnxGraph => {
+        const constants: NonNullable<OnnxGraph['constants']> = [{ name: 'dyShape', values: [m, cout] }];
+        const nodes: OnnxNode[] = [{ op: 'Reshape', inputs: ['dy', 'dyShape'], outputs: ['dy2'] }];
+        if (pointwise) {
+          constants.push({ name: 'xShape', values: [m, cin] }, { name: 'wShape', values: [kh, kw, cin, cout] });
+          nodes.push(
+            { op: 'Reshape', inputs: ['x', 'xShape'], outputs: ['x2'] },
+            { op: 'Gemm', inputs: ['x2', 'dy2'], outputs: ['g'], attrs: { transA: 1 } },
+            { op: 'Reshape', inputs: ['g', 'wShape'], outputs: ['dw'] },
+          );
+        } else {
+          let src = 'x';
+          if (top > 0 || left > 0 || bottom > 0 || right > 0) {
+            constants.push({ name: 'pads', values: [0, top, left, 0, 0, bottom, right, 0] });
+            nodes.push({ op: 'Pad', inputs: ['x', 'pads'], outputs: ['xp'] });
+            src = 'xp';
+          }
+          constants.push(
+            { name: 'axes', values: [1, 2] },
+            { name: 'steps', values: [sh, sw] },
+            { name: 'tapShape', values: [m, cin] },
+            { name: 'wtShape', values: [kh, kw, cout, cin] },
+          );
+          nodes.push({ op: 'Transpose', inputs: ['dy2'], outputs: ['dyT'], attrs: { perm: [1, 0] } });
+          const parts: string[] = [];
+          for (let a = 0; a < kh; a++) {
+            for (let b = 0; b < kw; b++) {
+              const t = `t${a}_${b}`;
+              constants.push({ name: `s${a}_${b}`, values: [a, b] }, { name: `e${a}_${b}`, values: [a + (ho - 1) * sh + 1, b + (wo - 1) * sw + 1] });
               nodes.push(
-                { op: 'Reshape', inputs: ['x', 'xShape'], outputs: ['x2'] },
-                { op: 'Gemm', inputs: ['x2', 'dy2'], outputs: ['g'], attrs: { transA: 1 } },
-                { op: 'Reshape', inputs: ['g', 'wShape'], outputs: ['dw'] },
+                { op: 'Slice', inputs: [src, `s${a}_${b}`, `e${a}_${b}`, 'axes', 'steps'], outputs: [t] },
+                { op: 'Reshape', inputs: [t, 'tapShape'], outputs: [`${t}_2d`] },
+                { op: 'MatMul', inputs: ['dyT', `${t}_2d`], outputs: [`${t}_g`] }, // [cout, cin]
               );
-            } else {
-              let src = 'x';
-              if (top > 0 || left > 0 || bottom > 0 || right > 0) {
-                constants.push({ name: 'pads', values: [0, top, left, 0, 0, bottom, right, 0] });
-                nodes.push({ op: 'Pad', inputs: ['x', 'pads'], outputs: ['xp'] });
-                src = 'xp';
-              }
-              constants.push(
-                { name: 'axes', values: [1, 2] },
-                { name: 'steps', values: [sh, sw] },
-                { name: 'tapShape', values: [m, cin] },
-                { name: 'wtShape', values: [kh, kw, cout, cin] },
-              );
-              nodes.push({ op: 'Transpose', inputs: ['dy2'], outputs: ['dyT'], attrs: { perm: [1, 0] } });
-              const parts: string[] = [];
-              for (let a = 0; a < kh; a++) {
-                for (let b = 0; b < kw; b++) {
-                  const t = `t${a}_${b}`;
-                  constants.push({ name: `s${a}_${b}`, values: [a, b] }, { name: `e${a}_${b}`, values: [a + (ho - 1) * sh + 1, b + (wo - 1) * sw + 1] });
-                  nodes.push(
-                    { op: 'Slice', inputs: [src, `s${a}_${b}`, `e${a}_${b}`, 'axes', 'steps'], outputs: [t] },
-                    { op: 'Reshape', inputs: [t, 'tapShape'], outputs: [`${t}_2d`] },
-                    { op: 'MatMul', inputs: ['dyT', `${t}_2d`], outputs: [`${t}_g`] }, // [cout, cin]
-                  );
-                  parts.push(`${t}_g`);
-                }
-              }
-              nodes.push(
-                { op: 'Concat', inputs: parts, outputs: ['gt'], attrs: { axis: 0 } },
-                { op: 'Reshape', inputs: ['gt', 'wtShape'], outputs: ['gt4'] },
-                { op: 'Transpose', inputs: ['gt4'], outputs: ['dw'], attrs: { perm: [0, 1, 3, 2] } },
-              );
+              parts.push(`${t}_g`);
             }
-            return {
-              inputs: [
-                { name: 'x', shape: x.shape },
-                { name: 'dy', shape: dy.shape },
-              ],
-              outputs: [{ name: 'dw', shape: attrs.filterShape }],
-              constants,
-              nodes,
-            };
-          },
-          views,
-          { dw: outView },
-        ),
-      () => fallback(args as never) as TensorInfo,
+          }
+          nodes.push(
+            { op: 'Concat', inputs: parts, outputs: ['gt'], attrs: { axis: 0 } },
+            { op: 'Reshape', inputs: ['gt', 'wtShape'], outputs: ['gt4'] },
+            { op: 'Transpose', inputs: ['gt4'], outputs: ['dw'], attrs: { perm: [0, 1, 3, 2] } },
+          );
+        }
+        return {
+          inputs: [
+            { name: 'x', shape: x.shape },
+            { name: 'dy', shape: dy.shape },
+          ],
+          outputs: [{ name: 'dw', shape: attrs.filterShape }],
+          constants,
+          nodes,
+        };
+      })?.[0] ?? (fallback(args as never) as TensorInfo)
     );
   }) as unknown as KernelFunc;
   return { kernelName: tf.Conv2DBackpropFilter, backendName: 'wasm', kernelFunc };

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ConcatAttrs, KernelBackend, KernelConfig, SliceAttrs, SplitVAttrs, TensorInfo } from '@tensorflow/tfjs';
 import type { NativeRuntime } from './ort-runtime.js';
-import { wasmHeap } from '../wasm-heap.js';
+import { runOnHeap } from './heap-run.js';
 
 /**
  * Slice, SplitV and Concat along inner axes, on onnxruntime. tfjs' wasm versions are
@@ -28,27 +28,17 @@ export function nativeSliceConfig(ort: NativeRuntime, fallback: KernelFunc): Ker
     if (x.dtype !== 'float32' || tf.util.sizeFromShape(size) < MIN_ELEMENTS || tf.slice_util.isSliceContinous(x.shape, begin, size)) {
       return fallback(args as never);
     }
-    const out = wasmHeap(backend).makeOutput(size, 'float32');
-    try {
-      ort.run(
-        `slice|${x.shape}|${begin}|${size}`,
-        () => ({
-          inputs: [{ name: 'x', shape: x.shape }],
-          outputs: [{ name: 'y', shape: size }],
-          constants: [
-            { name: 'starts', values: begin },
-            { name: 'ends', values: begin.map((b, i) => b + size[i]) },
-          ],
-          nodes: [{ op: 'Slice', inputs: ['x', 'starts', 'ends'], outputs: ['y'] }],
-        }),
-        { x: wasmHeap(backend).typedArrayFromHeap(x) },
-        { y: wasmHeap(backend).typedArrayFromHeap(out) },
-      );
-      return out;
-    } catch {
-      backend.disposeData(out.dataId);
-      return fallback(args as never);
-    }
+    return (
+      runOnHeap(ort, backend, `slice|${x.shape}|${begin}|${size}`, { x }, { y: size }, () => ({
+        inputs: [{ name: 'x', shape: x.shape }],
+        outputs: [{ name: 'y', shape: size }],
+        constants: [
+          { name: 'starts', values: begin },
+          { name: 'ends', values: begin.map((b, i) => b + size[i]) },
+        ],
+        nodes: [{ op: 'Slice', inputs: ['x', 'starts', 'ends'], outputs: ['y'] }],
+      }))?.[0] ?? fallback(args as never)
+    );
   }) as unknown as KernelFunc;
   return { kernelName: tf.Slice, backendName: 'wasm', kernelFunc };
 }
@@ -61,25 +51,15 @@ export function nativeSplitVConfig(ort: NativeRuntime, fallback: KernelFunc): Ke
     if (x.dtype !== 'float32' || tf.util.sizeFromShape(x.shape) < MIN_ELEMENTS || contiguous(x.shape, axis)) return fallback(args as never);
     const sizes = tf.backend_util.prepareSplitSize(x as unknown as tf.Tensor, attrs.numOrSizeSplits, axis);
     const shapes = sizes.map((s) => x.shape.map((d, i) => (i === axis ? s : d)));
-    const outs = shapes.map((shape) => wasmHeap(backend).makeOutput(shape, 'float32'));
-    const names = outs.map((_, i) => `y${i}`);
-    try {
-      ort.run(
-        `split|${x.shape}|${axis}|${sizes}`,
-        () => ({
-          inputs: [{ name: 'x', shape: x.shape }],
-          outputs: names.map((name, i) => ({ name, shape: shapes[i] })),
-          constants: [{ name: 'sizes', values: sizes }],
-          nodes: [{ op: 'Split', inputs: ['x', 'sizes'], outputs: names, attrs: { axis } }],
-        }),
-        { x: wasmHeap(backend).typedArrayFromHeap(x) },
-        Object.fromEntries(outs.map((o, i) => [names[i], wasmHeap(backend).typedArrayFromHeap(o)])),
-      );
-      return outs;
-    } catch {
-      for (const o of outs) backend.disposeData(o.dataId);
-      return fallback(args as never);
-    }
+    const names = shapes.map((_, i) => `y${i}`);
+    return (
+      runOnHeap(ort, backend, `split|${x.shape}|${axis}|${sizes}`, { x }, Object.fromEntries(names.map((name, i) => [name, shapes[i]])), () => ({
+        inputs: [{ name: 'x', shape: x.shape }],
+        outputs: names.map((name, i) => ({ name, shape: shapes[i] })),
+        constants: [{ name: 'sizes', values: sizes }],
+        nodes: [{ op: 'Split', inputs: ['x', 'sizes'], outputs: names, attrs: { axis } }],
+      })) ?? fallback(args as never)
+    );
   }) as unknown as KernelFunc;
   return { kernelName: tf.SplitV, backendName: 'wasm', kernelFunc };
 }
@@ -95,24 +75,21 @@ export function nativeConcatConfig(ort: NativeRuntime, fallback: KernelFunc): Ke
       axis,
     );
     if (tf.util.sizeFromShape(outShape) < MIN_ELEMENTS || contiguous(outShape, axis)) return fallback(args as never);
-    const out = wasmHeap(backend).makeOutput(outShape, 'float32');
     const names = nonEmpty.map((_, i) => `x${i}`);
-    try {
-      ort.run(
+    return (
+      runOnHeap(
+        ort,
+        backend,
         `concat|${nonEmpty.map((t) => t.shape).join(';')}|${axis}`,
+        Object.fromEntries(nonEmpty.map((t, i) => [names[i], t])),
+        { y: outShape },
         () => ({
           inputs: nonEmpty.map((t, i) => ({ name: names[i], shape: t.shape })),
           outputs: [{ name: 'y', shape: outShape }],
           nodes: [{ op: 'Concat', inputs: names, outputs: ['y'], attrs: { axis } }],
         }),
-        Object.fromEntries(nonEmpty.map((t, i) => [names[i], wasmHeap(backend).typedArrayFromHeap(t)])),
-        { y: wasmHeap(backend).typedArrayFromHeap(out) },
-      );
-      return out;
-    } catch {
-      backend.disposeData(out.dataId);
-      return fallback(args as never);
-    }
+      )?.[0] ?? fallback(args as never)
+    );
   }) as unknown as KernelFunc;
   return { kernelName: tf.Concat, backendName: 'wasm', kernelFunc };
 }

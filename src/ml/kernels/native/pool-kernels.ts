@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { KernelBackend, KernelConfig, MaxPoolGradAttrs, TensorInfo } from '@tensorflow/tfjs';
 import type { OnnxGraph } from './onnx-graph.js';
 import type { NativeRuntime } from './ort-runtime.js';
-import { wasmHeap } from '../wasm-heap.js';
+import { runOnHeap } from './heap-run.js';
 
 /**
  * MaxPoolGrad on onnxruntime: MaxPool again with its Indices output (the first maximum of
@@ -26,11 +26,13 @@ export function nativeMaxPoolGradConfig(ort: NativeRuntime, fallback: KernelConf
     const [n, h, w, c] = input.shape;
     const total = n * h * w * c;
     const p = info.padInfo;
-    const heap = wasmHeap(backend);
-    const out = heap.makeOutput(input.shape, 'float32');
-    try {
-      ort.run(
+    return (
+      runOnHeap(
+        ort,
+        backend,
         `maxpoolgrad|${input.shape}|${dy.shape}|${info.filterHeight},${info.filterWidth}|${info.strideHeight},${info.strideWidth}|${p.top},${p.left},${p.bottom},${p.right}`,
+        { x: input, dy },
+        { dx: input.shape },
         (): OnnxGraph => ({
           opset: 16,
           inputs: [
@@ -64,14 +66,8 @@ export function nativeMaxPoolGradConfig(ort: NativeRuntime, fallback: KernelConf
             { op: 'Transpose', inputs: ['dxc'], outputs: ['dx'], attrs: { perm: [0, 2, 3, 1] } },
           ],
         }),
-        { x: heap.typedArrayFromHeap(input), dy: heap.typedArrayFromHeap(dy) },
-        { dx: heap.typedArrayFromHeap(out) },
-      );
-      return out;
-    } catch {
-      backend.disposeData(out.dataId);
-      return fallback(args as never);
-    }
+      )?.[0] ?? fallback(args as never)
+    );
   }) as unknown as KernelConfig['kernelFunc'];
   return { kernelName: tf.MaxPoolGrad, backendName: 'wasm', kernelFunc };
 }

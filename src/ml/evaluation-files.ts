@@ -1,0 +1,88 @@
+/**
+ * The files an evaluation leaves behind, written the same way by `evaluate` (--plots,
+ * --per-image, --save) and by `train` into the new version's evaluations/training/ folder:
+ * ROC and precision-recall curves (n, prevalence, model version, the no-skill line on PR, the
+ * operating point in the legend, bootstrap bands), the reliability diagram, and one CSV row per
+ * image.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { csvLine } from '../data/csv.js';
+import { encodeRgbPng } from '../imaging/png.js';
+import { bootstrapBand } from './bootstrap.js';
+import { averagePrecision, operatingPoints, rocAuc } from './metrics.js';
+import { precisionRecallPlot, reliabilityPlot, rocPlot } from './plots.js';
+import { calibrationReport, type CalibrationReport } from './probability-calibration.js';
+
+export const PLOT_FILES = ['roc.png', 'pr.png', 'reliability.png'] as const;
+
+export interface ScoredImages {
+  scores: readonly number[];
+  labels: readonly number[];
+  /** the decision threshold: the operating point marked on both curves */
+  threshold: number;
+  /** the classifier version the scores came from (printed on the plots) */
+  version: string;
+  /** the reliability bins, when the caller has them already */
+  calibration?: CalibrationReport;
+}
+
+/** Writes roc.png, pr.png and reliability.png into dir; returns their paths. */
+export async function writeCurvePlots(dir: string, s: ScoredImages): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const { scores, labels } = s;
+  const pts = operatingPoints(scores, labels);
+  const positives = labels.filter((l) => l >= 0.5).length;
+  const ctx = (kind: 'roc' | 'pr') => ({
+    n: labels.length,
+    prevalence: positives / Math.max(1, labels.length),
+    version: s.version,
+    band: positives > 0 && positives < labels.length ? bootstrapBand(scores, labels, kind, { samples: 200, seed: 1 }) : null,
+  });
+  const images = {
+    'roc.png': rocPlot(pts, rocAuc(scores, labels), s.threshold, ctx('roc')),
+    'pr.png': precisionRecallPlot(pts, averagePrecision(scores, labels), s.threshold, ctx('pr')),
+    'reliability.png': reliabilityPlot(s.calibration ?? calibrationReport(scores, labels)),
+  };
+  const files: string[] = [];
+  for (const name of PLOT_FILES) {
+    const img = images[name];
+    const path = join(dir, name);
+    await writeFile(path, await encodeRgbPng(img.data, img.width, img.height));
+    files.push(path);
+  }
+  return files;
+}
+
+export interface ImageRow {
+  id: string;
+  label: number;
+  probability: number;
+  /** the split the image belongs to (train output lists validation and test together) */
+  split?: string;
+  dice?: number;
+}
+
+/**
+ * One row per image: file, [split,] label (normal|pneumonia, as in labels.csv), probability and
+ * the decision at the threshold, with the manifest's rule (positive at or above it), the rule
+ * the confusion matrix counts by and `analyze` decides by; [dice] where masks were scored.
+ */
+export function perImageCsv(images: readonly ImageRow[], threshold: number): string {
+  const hasSplit = images.some((i) => i.split !== undefined);
+  const hasDice = images.some((i) => i.dice !== undefined);
+  const head = ['file', ...(hasSplit ? ['split'] : []), 'label', 'probability', 'decision', ...(hasDice ? ['dice'] : [])];
+  const rows = images.map((i) => {
+    const decision = i.probability >= threshold ? 'positive' : 'negative';
+    const label = i.label >= 0.5 ? 'pneumonia' : 'normal';
+    return csvLine([
+      i.id,
+      ...(hasSplit ? [i.split ?? ''] : []),
+      label,
+      String(i.probability),
+      decision,
+      ...(hasDice ? [i.dice === undefined ? '' : String(i.dice)] : []),
+    ]);
+  });
+  return `${[csvLine(head), ...rows].join('\n')}\n`;
+}
