@@ -1,8 +1,9 @@
 /**
  * Decode once per purpose (issue 15): a posted file is parsed once at acceptance, its pixels
- * are checked there without building a modality array, and the worker parses and decodes it
- * once more to score it; a re-post of the same file costs one parse and no pixel work. Counted
- * on the real service through the dicom layer's decode observer.
+ * are checked there without building a modality array, the worker parses and decodes it once
+ * more to score it, and the results outbox once to draw the Secondary Capture result picture;
+ * a re-post of the same file costs one parse and no pixel work. Counted on the real service
+ * through the dicom layer's decode observer.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,6 +30,20 @@ async function stepsOf(fn: () => Promise<void>): Promise<DecodeStep[]> {
   return steps;
 }
 
+/** Waits until the study's result objects (SR and Secondary Capture) are built: the outbox's decode is part of the count. */
+async function resultsBuilt(studyId: string): Promise<void> {
+  const until = Date.now() + 60_000;
+  for (;;) {
+    const [row] = await h.db.ds.query(
+      `SELECT count(*) FILTER (WHERE sha256 IS NOT NULL)::int AS built, count(*)::int AS all FROM derived_objects WHERE source_id = $1`,
+      [studyId],
+    );
+    if (row.all > 0 && row.built === row.all) return;
+    if (Date.now() > until) throw new Error(`result objects of ${studyId} not built: ${JSON.stringify(row)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 const post = (body: Buffer) =>
   h.http
     .post('/v1/studies?wait=true')
@@ -42,9 +57,11 @@ test('a posted study is parsed once and its pixels decoded once to accept it, th
     const r = await post(body);
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.ok(['positive', 'negative'].includes(r.body.prediction?.decision ?? r.body.decision), JSON.stringify(r.body));
+    await resultsBuilt(r.body.id);
   });
-  // acceptance: parse + pixel check on that parse; scoring: parse + pixels; no modality array anywhere
-  assert.deepEqual(first, ['parse', 'pixels', 'parse', 'pixels']);
+  // acceptance: parse + pixel check on that parse; scoring: parse + pixels; the result picture:
+  // parse + pixels (built by the outbox after scoring); no modality array anywhere
+  assert.deepEqual(first, ['parse', 'pixels', 'parse', 'pixels', 'parse', 'pixels']);
   const again = await stepsOf(async () => {
     const r = await post(body);
     assert.equal(r.status, 200, JSON.stringify(r.body));

@@ -58,6 +58,7 @@ interface Listed {
   active: boolean;
   summary: string;
   registry: string | null;
+  disagreements: string[] | null;
 }
 
 async function listRegistry(): Promise<Listed[]> {
@@ -85,6 +86,7 @@ test('models list --registry shows which versions the service registered and whi
   assert.match(text.stdout, /^\* classifier\s+v1 .*\[ACTIVE, registry: active\]$/m);
   assert.match(text.stdout, /^ {2}classifier\s+v2 .*\[registry: not registered\]$/m);
   assert.deepEqual(await registryDisagreements(db.ds, models), []);
+  assert.ok(rows.every((r) => Array.isArray(r.disagreements) && r.disagreements.length === 0));
 });
 
 test('serve refuses to start when a registered model.onnx was rewritten or a registered version folder is gone, naming both', async () => {
@@ -105,6 +107,16 @@ test('serve refuses to start when a registered model.onnx was rewritten or a reg
   const gone = listed.find((r) => r.version === 'v0');
   assert.equal(gone?.summary, '(not on disk)');
   assert.equal(gone?.registry, 'registered');
+  // the list names what serve will refuse, per version
+  assert.match(gone?.disagreements?.join('\n') ?? '', /classifier@v0 is registered but its folder .* is gone/);
+  assert.match(
+    listed.find((r) => r.name === 'classifier' && r.version === 'v1')?.disagreements?.join('\n') ?? '',
+    /files changed since the manifest was written: model\.onnx/,
+  );
+  assert.deepEqual(listed.find((r) => r.name === 'classifier' && r.version === 'v2')?.disagreements, []);
+  const text = await runCli(['models', 'list', '--models', models, '--registry'], { DATABASE_URL: db.url });
+  assert.match(text.stdout, /^ {2}classifier\s+v1 .*DISAGREES WITH THE REGISTRY\]$/m);
+  assert.match(text.stderr, /the registry and .* disagree \(serve and worker will not start until the registered files are back\)/);
 
   await assert.rejects(startServe(env), (e: Error) => {
     assert.match(e.message, /serve exited \(3\) before listening/);

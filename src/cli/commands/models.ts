@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { loadConfig } from '../../app/config.js';
 import { openServiceDatabase } from '../../app/database.js';
 import { listModels } from '../../db/models.js';
+import { registryDisagreements } from '../../service/model-registry.js';
 import type { ModelVersionRow } from '../../db/entities.js';
 import { CxrError } from '../../errors.js';
 import {
@@ -68,10 +69,11 @@ export async function findVersion(modelsDir: string, ref: string): Promise<Versi
   return found[0];
 }
 
-async function registryRows(): Promise<ModelVersionRow[]> {
+/** The registry's rows and every way they disagree with the folder (the check serve and worker run at start). */
+async function readRegistry(modelsDir: string): Promise<{ rows: ModelVersionRow[]; disagreements: string[] }> {
   const db = await openServiceDatabase(loadConfig());
   try {
-    return await listModels(db.ds);
+    return { rows: await listModels(db.ds), disagreements: await registryDisagreements(db.ds, modelsDir) };
   } finally {
     await db.close();
   }
@@ -88,6 +90,8 @@ interface ListedVersion {
   summary: string;
   /** registry: 'active' (served at the last start), 'registered', 'not registered', or null without --registry */
   registry: string | null;
+  /** with --registry: how this version's folder disagrees with its registered row (serve and worker refuse to start then) */
+  disagreements: string[] | null;
 }
 
 export function register(program: Command): void {
@@ -112,7 +116,11 @@ export function register(program: Command): void {
     .option('--json', 'print one JSON array')
     .action(
       action(async (o: ModelsOptions) => {
-        const rows = o.registry ? await registryRows() : null;
+        const registry = o.registry ? await readRegistry(o.models) : null;
+        const rows = registry?.rows ?? null;
+        // `name@version` then ':', ' ' or '+int8' (the quantized file's row)
+        const problemsOf = (name: string, version: string) =>
+          registry ? registry.disagreements.filter((d) => d.startsWith(`${name}@${version}`) && /^[:+ ]/.test(d.slice(`${name}@${version}`.length))) : null;
         const out: ListedVersion[] = [];
         for (const name of MODEL_NAMES) {
           const versions = await listVersions(o.models, name);
@@ -129,6 +137,7 @@ export function register(program: Command): void {
               threshold: v.manifest.threshold?.value ?? null,
               summary: headline(v.manifest),
               registry: rows ? (row ? (row.active ? 'active' : 'registered') : 'not registered') : null,
+              disagreements: problemsOf(name, v.version),
             });
           }
           // registered versions whose folder is gone: predictions name them, the disk no longer has them
@@ -144,6 +153,7 @@ export function register(program: Command): void {
                 threshold: null,
                 summary: '(not on disk)',
                 registry: r.active ? 'active' : 'registered',
+                disagreements: problemsOf(name, r.version),
               });
             }
           }
@@ -159,10 +169,16 @@ export function register(program: Command): void {
             v.onnx ? '' : 'no model.onnx',
             v.derivedFrom ? `from ${v.derivedFrom}` : '',
             v.registry ? `registry: ${v.registry}` : '',
+            v.disagreements?.length ? 'DISAGREES WITH THE REGISTRY' : '',
           ]
             .filter(Boolean)
             .join(', ');
           process.stdout.write(`${v.active ? '*' : ' '} ${v.name.padEnd(10)} ${v.version.padEnd(22)} ${v.summary}${flags ? `  [${flags}]` : ''}\n`);
+        }
+        if (registry && registry.disagreements.length > 0) {
+          process.stderr.write(
+            `the registry and ${resolve(o.models)} disagree (serve and worker will not start until the registered files are back):\n  ${registry.disagreements.join('\n  ')}\n`,
+          );
         }
       }),
     );

@@ -3,12 +3,11 @@ import { join, relative } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig, type ServiceConfig } from '../../app/config.js';
 import { openServiceDatabase } from '../../app/database.js';
+import { openServiceEngine } from '../../app/engine.js';
 import { startDimseServer, type DimseServer } from '../../api/dimse/scp.js';
 import { buildService, closeServer, listen } from '../../app/server.js';
 import { drainHttp, trackResponses } from '../../app/shutdown.js';
-import { loadEngine } from '../../inference/engine.js';
 import { jsonLogger } from '../../service/log.js';
-import { registryStartPick } from '../../service/model-activation.js';
 import { action, parseInteger } from '../run.js';
 
 /** The example study the start banner tells people to post (fixtures/ of this package). */
@@ -88,23 +87,7 @@ export function register(program: Command): void {
 
         process.stderr.write(cfg.databaseUrl ? 'connecting to PostgreSQL…\n' : `starting embedded PostgreSQL on 127.0.0.1:${cfg.embeddedPgPort}…\n`);
         const db = await openServiceDatabase(cfg);
-        const engineOptions = {
-          modelsDir: cfg.modelsDir,
-          threads: cfg.inferThreads ?? undefined,
-          tta: cfg.tta ?? undefined,
-          onWarning: (m: string) => log.warn(m),
-        };
-        let engine;
-        try {
-          // the registry's active versions when it names them; the folder's ACTIVE only for a new registry
-          const { pick, notes } = await registryStartPick(db.ds, cfg.modelsDir);
-          for (const n of notes) log.warn(n);
-          process.stderr.write(`loading models from ${cfg.modelsDir}…\n`);
-          engine = await loadEngine({ ...engineOptions, ...pick });
-        } catch (e) {
-          await db.close();
-          throw e;
-        }
+        const { engine, load } = await openServiceEngine(db, cfg, log, () => process.stderr.write(`loading models from ${cfg.modelsDir}…\n`));
         let parts;
         try {
           // checks the registry against the models folder before taking work (service/model-registry.ts)
@@ -113,7 +96,7 @@ export function register(program: Command): void {
             engine,
             settings: cfg,
             log,
-            loadEngine: (pick) => loadEngine({ ...engineOptions, ...pick }),
+            loadEngine: load,
             defaultMetrics: true,
           });
         } catch (e) {

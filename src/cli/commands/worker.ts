@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../app/config.js';
 import { openServiceDatabase } from '../../app/database.js';
-import { loadEngine } from '../../inference/engine.js';
+import { openServiceEngine } from '../../app/engine.js';
 import { jsonLogger } from '../../service/log.js';
-import { manifestReader, registryStartPick } from '../../service/model-activation.js';
+import { manifestReader } from '../../service/model-activation.js';
 import { startRuntime } from '../../service/runtime.js';
 import type { StudyOutcome } from '../../service/triage.js';
 import { action, parseInteger } from '../run.js';
@@ -28,22 +28,7 @@ export function register(program: Command): void {
         const cfg = loadConfig(env);
         const log = jsonLogger();
         const db = await openServiceDatabase(cfg);
-        const engineOptions = {
-          modelsDir: cfg.modelsDir,
-          threads: cfg.inferThreads ?? undefined,
-          tta: cfg.tta ?? undefined,
-          onWarning: (m: string) => log.warn(m),
-        };
-        let engine;
-        try {
-          // the registry's active versions when it names them; the folder's ACTIVE only for a new registry
-          const { pick, notes } = await registryStartPick(db.ds, cfg.modelsDir);
-          for (const n of notes) log.warn(n);
-          engine = await loadEngine({ ...engineOptions, ...pick });
-        } catch (e) {
-          await db.close();
-          throw e;
-        }
+        const { engine, load } = await openServiceEngine(db, cfg, log);
         const counts: Partial<Record<StudyOutcome | 'shadow_scored' | 'shadow_failed', number>> = {};
         let runtime;
         try {
@@ -56,7 +41,7 @@ export function register(program: Command): void {
             readManifest: manifestReader(cfg.modelsDir),
             modelsDir: cfg.modelsDir,
             // the registry's active versions and shadow candidates load from the same folder
-            loadEngine: (pick) => loadEngine({ ...engineOptions, ...pick }),
+            loadEngine: load,
           });
         } catch (e) {
           await engine.close();
