@@ -1,3 +1,4 @@
+import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError } from '../api.js';
 
@@ -39,6 +40,40 @@ interface ShadowRun {
 
 const ROLES = ['workstation', 'clinician', 'auditor', 'admin'];
 
+type Act = (what: () => Promise<string>) => Promise<void>;
+
+/** A list of the admin page: a table with a caption for screen readers and column headers. */
+function AdminTable(props: { caption: string; headers: string[]; children: ComponentChildren }) {
+  return (
+    <table>
+      <caption class="sr-only">{props.caption}</caption>
+      <thead>
+        <tr>
+          {props.headers.map((h) => (
+            <th key={h} scope="col">
+              {h}
+            </th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>{props.children}</tbody>
+    </table>
+  );
+}
+
+/** A row's state cell: what ended the row (revoked, disabled, active), or the button that changes it. */
+function StateCell(props: { ended: string | null; act: Act; run: () => Promise<string>; label: string; ariaLabel?: string }) {
+  return (
+    <td>
+      {props.ended ?? (
+        <button type="button" aria-label={props.ariaLabel} onClick={() => props.act(props.run)}>
+          {props.label}
+        </button>
+      )}
+    </td>
+  );
+}
+
 export function AdminPage() {
   const [clients, setClients] = useState<Client[]>([]);
   const [users, setUsers] = useState<User[]>([]);
@@ -68,7 +103,7 @@ export function AdminPage() {
     load().catch((e) => setMessage(e instanceof ApiError ? e.message : String(e)));
   }, []);
 
-  const act = async (what: () => Promise<string>) => {
+  const act: Act = async (what) => {
     try {
       setMessage(await what());
       await load();
@@ -86,45 +121,25 @@ export function AdminPage() {
         </p>
       )}
       <h2>Clients (machines)</h2>
-      <table>
-        <caption class="sr-only">API clients</caption>
-        <thead>
-          <tr>
-            <th scope="col">Id</th>
-            <th scope="col">Role</th>
-            <th scope="col">AE title</th>
-            <th scope="col">Description</th>
-            <th scope="col">State</th>
+      <AdminTable caption="API clients" headers={['Id', 'Role', 'AE title', 'Description', 'State']}>
+        {clients.map((c) => (
+          <tr key={c.id}>
+            <td>{c.id}</td>
+            <td>{c.role}</td>
+            <td>{c.aeTitle ?? '—'}</td>
+            <td>{c.description}</td>
+            <StateCell
+              ended={c.revokedAt ? 'revoked' : null}
+              act={act}
+              label={`Revoke ${c.id}`}
+              run={async () => {
+                await api('DELETE', `/v1/admin/clients/${c.id}`);
+                return `Client ${c.id} revoked.`;
+              }}
+            />
           </tr>
-        </thead>
-        <tbody>
-          {clients.map((c) => (
-            <tr key={c.id}>
-              <td>{c.id}</td>
-              <td>{c.role}</td>
-              <td>{c.aeTitle ?? '—'}</td>
-              <td>{c.description}</td>
-              <td>
-                {c.revokedAt ? (
-                  'revoked'
-                ) : (
-                  <button
-                    type="button"
-                    onClick={() =>
-                      act(async () => {
-                        await api('DELETE', `/v1/admin/clients/${c.id}`);
-                        return `Client ${c.id} revoked.`;
-                      })
-                    }
-                  >
-                    Revoke {c.id}
-                  </button>
-                )}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+        ))}
+      </AdminTable>
       <form
         class="inline"
         aria-label="New client"
@@ -159,43 +174,24 @@ export function AdminPage() {
       </form>
 
       <h2>Users (people)</h2>
-      <table>
-        <caption class="sr-only">Users</caption>
-        <thead>
-          <tr>
-            <th scope="col">Id</th>
-            <th scope="col">Name</th>
-            <th scope="col">Role</th>
-            <th scope="col">State</th>
+      <AdminTable caption="Users" headers={['Id', 'Name', 'Role', 'State']}>
+        {users.map((u) => (
+          <tr key={u.id}>
+            <td>{u.id}</td>
+            <td>{u.displayName}</td>
+            <td>{u.role}</td>
+            <StateCell
+              ended={u.disabledAt ? 'disabled' : null}
+              act={act}
+              label={`Disable ${u.id}`}
+              run={async () => {
+                await api('DELETE', `/v1/admin/users/${u.id}`);
+                return `User ${u.id} disabled.`;
+              }}
+            />
           </tr>
-        </thead>
-        <tbody>
-          {users.map((u) => (
-            <tr key={u.id}>
-              <td>{u.id}</td>
-              <td>{u.displayName}</td>
-              <td>{u.role}</td>
-              <td>
-                {u.disabledAt ? (
-                  'disabled'
-                ) : (
-                  <button
-                    type="button"
-                    onClick={() =>
-                      act(async () => {
-                        await api('DELETE', `/v1/admin/users/${u.id}`);
-                        return `User ${u.id} disabled.`;
-                      })
-                    }
-                  >
-                    Disable {u.id}
-                  </button>
-                )}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+        ))}
+      </AdminTable>
       <form
         class="inline"
         aria-label="New user"
@@ -229,91 +225,50 @@ export function AdminPage() {
         Minted with <code>cxr-triage token</code> (a PACS that can send only a static header gets a long-lived one); revoking one refuses it from its next
         request on.
       </p>
-      <table>
-        <caption class="sr-only">Operator tokens</caption>
-        <thead>
-          <tr>
-            <th scope="col">Id</th>
-            <th scope="col">Subject</th>
-            <th scope="col">Role</th>
-            <th scope="col">Description</th>
-            <th scope="col">Expires</th>
-            <th scope="col">State</th>
+      <AdminTable caption="Operator tokens" headers={['Id', 'Subject', 'Role', 'Description', 'Expires', 'State']}>
+        {tokens.map((t) => (
+          <tr key={t.id}>
+            <td>
+              <code>{t.id}</code>
+            </td>
+            <td>{t.subject}</td>
+            <td>{t.role}</td>
+            <td>{t.description}</td>
+            <td>{t.expiresAt.slice(0, 10)}</td>
+            <StateCell
+              ended={t.revokedAt ? 'revoked' : Date.parse(t.expiresAt) <= Date.now() ? 'expired' : null}
+              act={act}
+              label="Revoke"
+              ariaLabel={`Revoke token ${t.id} (${t.subject})`}
+              run={async () => {
+                await api('DELETE', `/v1/admin/tokens/${t.id}`);
+                return `Token ${t.id} (${t.subject}) revoked.`;
+              }}
+            />
           </tr>
-        </thead>
-        <tbody>
-          {tokens.map((t) => (
-            <tr key={t.id}>
-              <td>
-                <code>{t.id}</code>
-              </td>
-              <td>{t.subject}</td>
-              <td>{t.role}</td>
-              <td>{t.description}</td>
-              <td>{t.expiresAt.slice(0, 10)}</td>
-              <td>
-                {t.revokedAt ? (
-                  'revoked'
-                ) : Date.parse(t.expiresAt) <= Date.now() ? (
-                  'expired'
-                ) : (
-                  <button
-                    type="button"
-                    aria-label={`Revoke token ${t.id} (${t.subject})`}
-                    onClick={() =>
-                      act(async () => {
-                        await api('DELETE', `/v1/admin/tokens/${t.id}`);
-                        return `Token ${t.id} (${t.subject}) revoked.`;
-                      })
-                    }
-                  >
-                    Revoke
-                  </button>
-                )}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+        ))}
+      </AdminTable>
 
       <h2>Models</h2>
-      <table>
-        <caption class="sr-only">Model versions</caption>
-        <thead>
-          <tr>
-            <th scope="col">Kind</th>
-            <th scope="col">Version</th>
-            <th scope="col">State</th>
+      <AdminTable caption="Model versions" headers={['Kind', 'Version', 'State']}>
+        {models.map((m) => (
+          <tr key={`${m.name}@${m.version}`}>
+            <td>{m.kind}</td>
+            <td>
+              {m.name}@{m.version}
+            </td>
+            <StateCell
+              ended={m.active ? 'active' : null}
+              act={act}
+              label={`Activate ${m.version}`}
+              run={async () => {
+                await api('POST', `/v1/admin/models/${m.name}/${m.version}/activate`);
+                return `${m.name}@${m.version} is now active.`;
+              }}
+            />
           </tr>
-        </thead>
-        <tbody>
-          {models.map((m) => (
-            <tr key={`${m.name}@${m.version}`}>
-              <td>{m.kind}</td>
-              <td>
-                {m.name}@{m.version}
-              </td>
-              <td>
-                {m.active ? (
-                  'active'
-                ) : (
-                  <button
-                    type="button"
-                    onClick={() =>
-                      act(async () => {
-                        await api('POST', `/v1/admin/models/${m.name}/${m.version}/activate`);
-                        return `${m.name}@${m.version} is now active.`;
-                      })
-                    }
-                  >
-                    Activate {m.version}
-                  </button>
-                )}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+        ))}
+      </AdminTable>
 
       <h2>Shadow run</h2>
       <p>
