@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { parseCsv } from '../data/csv.js';
+import { readPerImageCsv } from '../ml/evaluation-files.js';
 import { CxrError } from '../errors.js';
 import { encodeRgbPng } from '../imaging/png.js';
 import { loadEngine, scoreOverlays } from '../inference/engine.js';
@@ -99,9 +99,7 @@ async function savedEvaluations(dir: string, given: readonly string[]): Promise<
 async function perImage(folder: string): Promise<{ file: string; label: number; probability: number }[]> {
   const path = join(folder, 'per-image.csv');
   if (!existsSync(path)) return [];
-  const t = parseCsv(await readFile(path, 'utf8'), 'per-image.csv');
-  const [f, l, p] = ['file', 'label', 'probability'].map((c) => t.header.indexOf(c));
-  return t.rows.map((r) => ({ file: r.fields[f], label: r.fields[l] === 'pneumonia' || r.fields[l] === '1' ? 1 : 0, probability: Number(r.fields[p]) }));
+  return readPerImageCsv(path);
 }
 
 /** Card rows of one saved evaluation: per set of a pool, else one row; intervals from per-image.csv when the summary has none. */

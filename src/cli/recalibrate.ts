@@ -1,8 +1,18 @@
 import { dirname, resolve } from 'node:path';
 import type { SplitName } from '../data/split.js';
 import { CxrError } from '../errors.js';
-import { loadSplitItems, recalibratedThreshold } from '../ml/calibrate.js';
-import { deriveVersion, portablePath, readManifest, writeManifest, type CalibrationInfo, type ModelManifest } from '../ml/model-store/index.js';
+import { loadSplitItems, populationThresholds, recalibratedThreshold, type PopulationRow } from '../ml/calibrate.js';
+import { readPerImageCsv } from '../ml/evaluation-files.js';
+import {
+  deriveVersion,
+  portablePath,
+  readManifest,
+  writeManifest,
+  type CalibrationInfo,
+  type ModelManifest,
+  type Population,
+  type ThresholdInfo,
+} from '../ml/model-store/index.js';
 import { driftReference } from '../ml/drift-reference.js';
 import { calibrateThreshold, type Calibration } from '../ml/metrics.js';
 import { applyCalibration, calibrationReport, fitCalibration, type CalibrationMethod } from '../ml/probability-calibration.js';
@@ -32,6 +42,8 @@ export interface RecalibrateOptions {
   version?: string;
   /** probability calibration fitted on the same images before the threshold is picked (default platt; none removes it) */
   fit?: CalibrationMethod | 'none';
+  /** dataset folder name -> population: also pick one threshold per population on its own sets' rows */
+  populations?: ReadonlyMap<string, Population>;
 }
 
 export interface RecalibrateResult {
@@ -89,7 +101,17 @@ export async function recalibrate(o: RecalibrateOptions): Promise<RecalibrateRes
   // the threshold is picked on what the engine will compare with it: the calibrated probability
   const calibration = calibrateThreshold(probabilities, labels, o.targetRecall);
   const { files: _files, calibration: _previousCalibration, ...manifest } = await readManifest(classifierDir);
-  const threshold = recalibratedThreshold(calibration, { views: o.views, scorer: 'onnxruntime', subset: o.subset, n: items.length, split: splitRef, at });
+  const pooled = recalibratedThreshold(calibration, { views: o.views, scorer: 'onnxruntime', subset: o.subset, n: items.length, split: splitRef, at });
+  const threshold = o.populations?.size
+    ? {
+        ...pooled,
+        populations: populationThresholds(
+          result.images.map((img, i) => ({ dataset: items[i].source ?? '', label: img.label, probability: probabilities[i] })),
+          o.populations,
+          o.targetRecall,
+        ),
+      }
+    : pooled;
   const withCalibration = {
     ...(probabilityCalibration ? { calibration: probabilityCalibration } : {}),
     drift: driftReference(
@@ -124,4 +146,68 @@ export async function recalibrate(o: RecalibrateOptions): Promise<RecalibrateRes
     n: items.length,
     probabilityCalibration,
   };
+}
+
+export interface PopulationsFromScoresOptions {
+  /** the classifier version the scores are of (stays untouched) */
+  classifierDir: string;
+  /** per-image CSVs of that version's evaluations (evaluate --save / --per-image) on the subset */
+  scores: readonly string[];
+  populations: ReadonlyMap<string, Population>;
+  targetRecall: number;
+  /** which threshold block the scores belong to: the precision they were served at */
+  precision: 'float' | 'int8';
+  /** what the scores are, for calibratedOn (e.g. 'validation') */
+  subset: string;
+  write: 'derive' | 'none';
+  version?: string;
+}
+
+/** A per-image CSV row's set: the first folder of its path in a pool ('nih-cxr8-pneumonia/images/x.png'). */
+export function rowDataset(file: string): string {
+  const parts = file.split('/');
+  return parts.length > 2 ? parts[0] : '';
+}
+
+/**
+ * Per-population thresholds picked on probabilities already served and saved (evaluate's
+ * per-image CSVs), without scoring again: for an int8 version the block written is the int8
+ * model's own (quantization.threshold), as the engine reads it for that precision. The pooled
+ * `value` and the probability calibration are kept.
+ */
+export async function populationsFromScores(o: PopulationsFromScoresOptions): Promise<{
+  version: string;
+  written: { dir: string; version: string } | null;
+  threshold: ThresholdInfo;
+  n: number;
+}> {
+  const classifierDir = resolve(o.classifierDir);
+  const manifest = await readManifest(classifierDir);
+  const rows: PopulationRow[] = [];
+  for (const path of o.scores) for (const r of await readPerImageCsv(resolve(path))) rows.push({ dataset: rowDataset(r.file), label: r.label, probability: r.probability });
+  if (rows.length === 0) throw new CxrError('E_BAD_DATASET', `no rows in ${o.scores.join(', ')}`);
+  const previous = o.precision === 'int8' ? manifest.quantization?.threshold : manifest.threshold;
+  if (!previous) throw new CxrError('E_MODEL_INVALID', `${classifierDir} has no ${o.precision} threshold to add populations to`);
+  const models = dirname(dirname(classifierDir));
+  const threshold: ThresholdInfo = {
+    ...previous,
+    populations: populationThresholds(rows, o.populations, o.targetRecall),
+  };
+  threshold.populations = Object.fromEntries(
+    Object.entries(threshold.populations!).map(([k, p]) => [
+      k,
+      { ...p, pickedOn: { subset: o.subset, precision: o.precision, scores: o.scores.map((s) => portablePath(resolve(s), { models })) } },
+    ]),
+  );
+  let written: { dir: string; version: string } | null = null;
+  if (o.write === 'derive') {
+    const derived = await deriveVersion(classifierDir, {
+      version: o.version,
+      reason: 'calibrate --population',
+      change: async (_dir, m) =>
+        o.precision === 'int8' ? { ...m, quantization: { ...m.quantization!, threshold } } : { ...m, threshold },
+    });
+    written = { dir: derived.dir, version: derived.manifest.version };
+  }
+  return { version: manifest.version, written, threshold, n: rows.length };
 }

@@ -16,6 +16,10 @@ export interface ChestDicomOptions {
   accessionNumber?: string;
   /** DA, YYYYMMDD */
   studyDate?: string;
+  /** AS, e.g. 007Y: what chooses a per-population threshold */
+  patientAge?: string;
+  /** DA, YYYYMMDD */
+  patientBirthDate?: string;
 }
 
 export function chestDicom(opts: ChestDicomOptions = {}): Uint8Array {
@@ -50,13 +54,16 @@ export function chestDicom(opts: ChestDicomOptions = {}): Uint8Array {
     }
   }
   return encodeChestCr(pixels, size, {
-    uidParts: ['latency-dicom', seed, size],
+    // a patient's age is part of the study: the same pixels with another age are another study
+    uidParts: ['latency-dicom', seed, size, ...(opts.patientAge || opts.patientBirthDate ? [opts.patientAge ?? '', opts.patientBirthDate ?? ''] : [])],
     patientId: `LAT${seed}`,
     viewPosition: opts.viewPosition ?? 'PA',
     bodyPartExamined: opts.bodyPartExamined ?? 'CHEST',
     studyInstanceUid: opts.studyInstanceUid,
     accessionNumber: opts.accessionNumber,
     studyDate: opts.studyDate,
+    patientAge: opts.patientAge,
+    patientBirthDate: opts.patientBirthDate,
   });
 }
 
@@ -72,6 +79,8 @@ export function encodeChestCr(
     studyInstanceUid?: string;
     accessionNumber?: string;
     studyDate?: string;
+    patientAge?: string;
+    patientBirthDate?: string;
   },
   write: { transferSyntax?: WriteSyntax } = {},
 ): Uint8Array {
@@ -89,6 +98,8 @@ export function encodeChestCr(
       studyInstanceUid: id.studyInstanceUid ?? uid('study'),
       accessionNumber: id.accessionNumber,
       studyDate: id.studyDate,
+      patientAge: id.patientAge,
+      patientBirthDate: id.patientBirthDate,
       seriesInstanceUid: uid('series'),
       sopInstanceUid: uid('sop'),
       patientId: id.patientId,

@@ -17,6 +17,8 @@ export const TAG = {
   accessionNumber: tagKey(0x0008, 0x0050),
   modality: tagKey(0x0008, 0x0060),
   patientId: tagKey(0x0010, 0x0020),
+  patientBirthDate: tagKey(0x0010, 0x0030),
+  patientAge: tagKey(0x0010, 0x1010),
   bodyPartExamined: tagKey(0x0018, 0x0015),
   imagerPixelSpacing: tagKey(0x0018, 0x1164),
   viewPosition: tagKey(0x0018, 0x5101),

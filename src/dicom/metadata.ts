@@ -20,6 +20,8 @@ export function extractMetadata(parsed: ParsedDicom): DicomMetadata {
     sopInstanceUid: text(ds, TAG.sopInstanceUid),
     sopClassUid: text(ds, TAG.sopClassUid),
     patientId: text(ds, TAG.patientId),
+    patientAge: text(ds, TAG.patientAge),
+    patientBirthDate: isoDate(text(ds, TAG.patientBirthDate)),
     accessionNumber: text(ds, TAG.accessionNumber),
     studyDate: isoDate(text(ds, TAG.studyDate)),
     modality: text(ds, TAG.modality),

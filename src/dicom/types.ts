@@ -24,6 +24,10 @@ export interface DicomMetadata {
   sopInstanceUid: string | null;
   sopClassUid: string | null;
   patientId: string | null;
+  /** PatientAge (0010,1010) as written (AS: nnnD|W|M|Y); what chooses a threshold population */
+  patientAge?: string | null;
+  /** PatientBirthDate (0010,0030) as YYYY-MM-DD; null when absent or not a real date */
+  patientBirthDate?: string | null;
   /** AccessionNumber (0008,0050): the RIS order this study fulfils */
   accessionNumber: string | null;
   /** StudyDate (0008,0020) as YYYY-MM-DD; null when absent or not a real date */

@@ -30,6 +30,8 @@ export interface ImageToWrite {
   patientName?: string;
   patientSex?: string;
   patientAge?: string;
+  /** DA, YYYYMMDD */
+  patientBirthDate?: string;
   studyDate?: string;
   studyTime?: string;
   accessionNumber?: string;
@@ -387,7 +389,7 @@ function datasetElements(img: ImageToWrite, sopClassUid: string, highBit: number
     str(tag(0x0008, 0x0090), 'PN', ''),
     str(tag(0x0010, 0x0010), 'PN', img.patientName),
     str(tag(0x0010, 0x0020), 'LO', img.patientId),
-    str(tag(0x0010, 0x0030), 'DA', ''),
+    str(tag(0x0010, 0x0030), 'DA', img.patientBirthDate ?? ''),
     str(tag(0x0010, 0x0040), 'CS', img.patientSex),
     str(tag(0x0018, 0x0015), 'CS', img.bodyPartExamined),
     str(tag(0x0018, 0x5101), 'CS', img.viewPosition),

@@ -9,6 +9,7 @@ import { grayImage, toGray, type GrayImage, type SampledImage } from '../imaging
 import { applyCalibration } from '../ml/probability-calibration.js';
 import { camToImage, normalizeCam } from './cam.js';
 import { decide, meanAndSpread } from './decision.js';
+import { chooseThreshold } from './population.js';
 import { loadServedModel, type ServedModel } from './models.js';
 import { DEFAULT_QC_LIMITS, qcFlags, type QcLimits } from './qc.js';
 import { requestedPrecision, type Precision } from './precision.js';
@@ -271,15 +272,18 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
       },
       qc,
     );
-    const d = decide(s.probability, threshold!.value, s.spread, uncertainBound, flags);
+    // the study's own operating point: its population's threshold when the version has them
+    const chosen = chooseThreshold(threshold!, win.meta);
+    const d = decide(s.probability, chosen.value, s.spread, uncertainBound, flags);
     const report: TriageReport = {
       probability: s.probability,
-      threshold: threshold!.value,
+      threshold: chosen.value,
       targetRecall: threshold!.targetRecall,
       decision: d.decision,
       flagged: d.flagged,
       flagReasons: d.flagReasons,
-      validation: { sensitivity: threshold!.validationSensitivity, specificity: threshold!.validationSpecificity },
+      validation: { sensitivity: chosen.validationSensitivity, specificity: chosen.validationSpecificity },
+      population: { name: chosen.population, ageYears: chosen.ageYears, ageSource: chosen.ageSource, thresholdOf: chosen.thresholdOf, reason: chosen.reason },
       tta: { views: views.length, probabilities: s.probabilities, spread: s.spread, uncertainBound },
       lungAreaFraction: s.lungAreaFraction,
       lungBox: s.box,

@@ -34,6 +34,18 @@ export interface TriageReport {
   flagReasons: FlagReason[];
   /** at the threshold, on the validation split; specificity null when that split had no negatives */
   validation: { sensitivity: number; specificity: number | null };
+  /**
+   * The study's population (from the DICOM patient age) and whose threshold `threshold` is:
+   * a population's when the version has per-population thresholds (the lowest for an unknown
+   * age), else the version's single one. Absent in reports stored before it existed.
+   */
+  population?: {
+    name: 'adult' | 'pediatric' | null;
+    ageYears: number | null;
+    ageSource: 'PatientAge' | 'PatientBirthDate' | null;
+    thresholdOf: 'adult' | 'pediatric' | 'version';
+    reason: string;
+  };
   tta: { views: number; probabilities: number[]; spread: number; uncertainBound: number };
   lungAreaFraction: number;
   lungBox: { x0: number; y0: number; x1: number; y1: number } | null;

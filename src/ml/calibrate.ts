@@ -7,8 +7,8 @@ import { datasetName } from '../data/multi-dataset.js';
 import { readSplitFile, type DatasetSplit, type SplitName } from '../data/split.js';
 import { CxrError } from '../errors.js';
 import type { EvalItem } from './evaluate.js';
-import type { ThresholdInfo } from './model-store/index.js';
-import type { Calibration } from './metrics.js';
+import { POPULATIONS, type Population, type PopulationThreshold, type ThresholdInfo } from './model-store/index.js';
+import { calibrateThreshold, type Calibration } from './metrics.js';
 import { loadEvalItems } from './train/dataset-source.js';
 
 /** The items the split assigns to `subset`, in dataset order; every file the split lists there must be in the dataset. */
@@ -65,4 +65,70 @@ export function recalibratedThreshold(cal: Calibration, calibratedOn: NonNullabl
     calibratedOn: { ...calibratedOn, positives },
     ...(warning ? { warnings: [warning] } : {}),
   };
+}
+
+/** One scored row for per-population picking: its dataset folder name, label (1 pneumonia) and served probability. */
+export interface PopulationRow {
+  dataset: string;
+  label: number;
+  probability: number;
+}
+
+/**
+ * `SET=POP` pairs (calibrate --population) as a map from dataset folder name to population;
+ * a set named twice, or an unknown population, is an input error.
+ */
+export function parsePopulationMap(pairs: readonly string[]): Map<string, Population> {
+  const out = new Map<string, Population>();
+  for (const pair of pairs) {
+    const m = /^([^=]+)=([^=]+)$/.exec(pair.trim());
+    const pop = m?.[2].trim().toLowerCase();
+    if (!m || !(POPULATIONS as readonly string[]).includes(pop!)) {
+      throw new CxrError('E_BAD_ARGUMENT', `--population must be SET=${POPULATIONS.join('|')}, got '${pair}'`);
+    }
+    const set = m[1].trim();
+    if (out.has(set)) throw new CxrError('E_BAD_ARGUMENT', `--population names ${set} twice`);
+    out.set(set, pop as Population);
+  }
+  return out;
+}
+
+/**
+ * One threshold per population, each picked by calibrateThreshold (the highest threshold keeping
+ * the target recall) on the rows of that population's sets only, with the few-positives warning.
+ * Every row's set must be mapped: a row silently left out would be a population mis-measured.
+ */
+export function populationThresholds(
+  rows: readonly PopulationRow[],
+  map: ReadonlyMap<string, Population>,
+  targetRecall: number,
+): Partial<Record<Population, PopulationThreshold>> {
+  const unmapped = [...new Set(rows.map((r) => r.dataset).filter((d) => !map.has(d)))];
+  if (unmapped.length) throw new CxrError('E_BAD_ARGUMENT', `no --population for set(s) ${unmapped.join(', ')}`);
+  const out: Partial<Record<Population, PopulationThreshold>> = {};
+  for (const pop of POPULATIONS) {
+    const datasets = [...map].filter(([, p]) => p === pop).map(([d]) => d);
+    const mine = rows.filter((r) => map.get(r.dataset) === pop);
+    if (datasets.length === 0) continue;
+    if (mine.length === 0) throw new CxrError('E_BAD_DATASET', `no scored rows of ${datasets.join(', ')} (population ${pop})`);
+    const labels = mine.map((r) => r.label);
+    if (!labels.some((l) => l >= 0.5)) throw new CxrError('E_BAD_DATASET', `the ${pop} rows hold no pneumonia case: recall is undefined there`);
+    const cal = calibrateThreshold(
+      mine.map((r) => r.probability),
+      labels,
+      targetRecall,
+    );
+    const positives = cal.confusion.tp + cal.confusion.fn;
+    const warning = fewPositivesWarning(positives);
+    out[pop] = {
+      value: cal.threshold,
+      validationSensitivity: cal.sensitivity,
+      validationSpecificity: cal.specificity,
+      n: mine.length,
+      positives,
+      datasets,
+      ...(warning ? { warnings: [warning] } : {}),
+    };
+  }
+  return out;
 }

@@ -5,9 +5,9 @@
  * operating point in the legend, bootstrap bands), the reliability diagram, and one CSV row per
  * image.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { csvLine } from '../data/csv.js';
+import { csvLine, parseCsv } from '../data/csv.js';
 import { encodeRgbPng } from '../imaging/png.js';
 import { bootstrapBand } from './bootstrap.js';
 import { averagePrecision, operatingPoints, rocAuc } from './metrics.js';
@@ -85,4 +85,11 @@ export function perImageCsv(images: readonly ImageRow[], threshold: number): str
     ]);
   });
   return `${[csvLine(head), ...rows].join('\n')}\n`;
+}
+
+/** The rows of a per-image CSV (as perImageCsv writes it): label 1 for pneumonia. */
+export async function readPerImageCsv(path: string): Promise<{ file: string; label: number; probability: number }[]> {
+  const t = parseCsv(await readFile(path, 'utf8'), path);
+  const [f, l, p] = ['file', 'label', 'probability'].map((c) => t.header.indexOf(c));
+  return t.rows.map((r) => ({ file: r.fields[f], label: r.fields[l] === 'pneumonia' || r.fields[l] === '1' ? 1 : 0, probability: Number(r.fields[p]) }));
 }

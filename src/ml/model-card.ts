@@ -277,10 +277,25 @@ function thresholdSection(m: ModelManifest, figures: readonly CardFigures[]): st
       `validation recall ${f3(threshold.validationSensitivity)}, specificity ${f3(threshold.validationSpecificity)}.`,
     '',
   );
+  const pops = Object.entries(threshold.populations ?? {});
+  if (pops.length) {
+    const lowest = Math.min(...pops.map(([, p]) => p!.value));
+    out.push(
+      '**Per population** (the engine decides each study at its population\'s threshold, from the DICOM PatientAge, else PatientBirthDate with StudyDate: under 18 years pediatric; ' +
+        `a study of unknown age gets the lowest, ${lowest.toFixed(4)}, recall first; the pooled value above is what a reader of one number sees):`,
+      '',
+      '| population | sets | threshold | validation n (pneumonia) | validation recall | validation specificity |',
+      '| --- | --- | --- | --- | --- | --- |',
+      ...pops.map(([k, p]) => `| ${k} | ${p!.datasets.join(', ')} | ${p!.value.toFixed(4)} | ${p!.n} (${p!.positives}) | ${f3(p!.validationSensitivity)} | ${f3(p!.validationSpecificity)} |`),
+      '',
+    );
+    for (const [k, p] of pops) for (const w of p!.warnings ?? []) out.push(`Warning (${k}): ${w}`, '');
+  }
+  const used = [threshold.value, ...pops.map(([, p]) => p!.value)];
   const rows = ['| at the validation prevalence of | flagged per 100 studies | with pneumonia | false alarms | pneumonias missed |', '| --- | --- | --- | --- | --- |'];
-  // only rows measured at this threshold say what it does
+  // only rows measured at a threshold the version applies say what it does
   const validation = figures.filter(
-    (f) => f.subset === 'validation' && f.recall != null && f.specificity != null && f.n > 0 && Math.abs(f.threshold - threshold.value) < 1e-9,
+    (f) => f.subset === 'validation' && f.recall != null && f.specificity != null && f.n > 0 && used.some((t) => Math.abs(f.threshold - t) < 1e-9),
   );
   const pooledPositives = on?.positives ?? (typeof m.metrics.validation.n === 'number' ? positivesOf(m.metrics.validation) : null);
   if (on && pooledPositives != null && threshold.validationSpecificity != null && !validation.some((f) => f.set === 'pooled')) {

@@ -6,7 +6,8 @@
 import { histogram } from '../../src/ml/drift-reference.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { perImageCsv } from '../../src/ml/evaluation-files.js';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -214,4 +215,40 @@ test('calibrate fits a Platt calibration on the raw served probabilities into th
   assert.ok(binaryMetrics(confusionAt(scores, labels, m.threshold!.value)).recall! >= TARGET);
   assert.equal(JSON.parse(ev.stdout).threshold, m.threshold!.value);
   assert.ok(typeof JSON.parse(ev.stdout).ece === 'number');
+});
+
+test('calibrate --scores --population picks one threshold per population on saved per-image probabilities (no scoring) into a new version, in the threshold block of the precision given', async () => {
+  const scores = join(root, 'scores');
+  await mkdir(scores, { recursive: true });
+  const adultCsv = join(scores, 'adult.csv');
+  const childCsv = join(scores, 'child.csv');
+  const adult = { p: [0.9, 0.6, 0.3, 0.5, 0.2], l: [1, 1, 1, 0, 0] };
+  const child = { p: [0.95, 0.8, 0.7, 0.1], l: [1, 1, 0, 0] };
+  const rows = (set: string, s: { p: number[]; l: number[] }) => s.p.map((probability, i) => ({ id: `${set}/images/${i}.png`, label: s.l[i], probability }));
+  await writeFile(adultCsv, perImageCsv(rows('nih', adult), 0.5));
+  await writeFile(childCsv, perImageCsv(rows('kermany', child), 0.5));
+  const before = await readFile(join(classifierDir, 'manifest.json'), 'utf8');
+  const args = ['calibrate', '--classifier', classifierDir, '--scores', adultCsv, '--scores', childCsv, '--population', 'nih=adult', '--population', 'kermany=pediatric', '--target-recall', '0.6'];
+  const r = await cli([...args, '--version', 'pop-r1']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /unknown age {7}0\.6000 \(the lowest: recall first\)/);
+  assert.match(r.stderr, /warning: adult: calibrated on 3 positive images/);
+  assert.equal(await readFile(join(classifierDir, 'manifest.json'), 'utf8'), before);
+  const m = await readManifest(join(models, 'classifier', 'pop-r1'));
+  assert.equal(m.derivedFrom!.reason, 'calibrate --population');
+  const pops = m.threshold!.populations!;
+  assert.equal(pops.adult!.value, calibrateThreshold(adult.p, adult.l, 0.6).threshold);
+  assert.equal(pops.pediatric!.value, calibrateThreshold(child.p, child.l, 0.6).threshold);
+  assert.deepEqual([pops.adult!.n, pops.adult!.positives, pops.pediatric!.n, pops.pediatric!.positives], [5, 3, 4, 2]);
+  assert.equal(pops.pediatric!.pickedOn!.precision, 'float');
+  // the pooled value is kept for a reader of one number
+  assert.equal(m.threshold!.value, (await readManifest(classifierDir)).threshold!.value);
+  // a version that serves no int8 model has no int8 block to write into
+  const int8 = await cli([...args, '--precision', 'int8', '--dry-run']);
+  assert.equal(int8.code, 3);
+  assert.match(int8.stderr, /E_MODEL_INVALID/);
+  // a set of the scores without a population is refused
+  const missing = await cli(['calibrate', '--classifier', classifierDir, '--scores', adultCsv, '--scores', childCsv, '--population', 'nih=adult', '--dry-run']);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /no --population for set\(s\) kermany/);
 });

@@ -15,7 +15,7 @@ import { loadEngine, type OnnxTriageEngine } from '../../src/inference/engine.js
 import { classActivationMap } from '../../src/inference/cam.js';
 import { loadModel } from '../../src/ml/model-io.js';
 import { featuresModel, HEAD_LAYER } from '../../src/ml/densenet.js';
-import { readManifest } from '../../src/ml/model-store/index.js';
+import { deriveVersion, readManifest } from '../../src/ml/model-store/index.js';
 import { CxrError } from '../../src/errors.js';
 import { sessionOptions } from '../../src/inference/session.js';
 
@@ -227,4 +227,46 @@ test('sessions do not spin-wait between runs unless asked: two idle-spinning poo
   assert.equal(quietDefault.intraOpNumThreads, 2);
   assert.equal(quietDefault.graphOptimizationLevel, 'all');
   assert.equal(spinOf(sessionOptions(2, ['cpu'], false, true)), '1');
+});
+
+test("the same pixels as a child's, an adult's and an unknown-age study get their population's threshold (the lowest when unknown), recorded in the report", async () => {
+  const copy = await mkdtemp(join(tmpdir(), 'cxr-population-'));
+  try {
+    await cp(root, copy, { recursive: true });
+    const pops = {
+      adult: { value: 0.2, validationSensitivity: 0.97, validationSpecificity: 0.4, n: 55, positives: 30, datasets: ['nih'] },
+      pediatric: { value: 0.7, validationSensitivity: 0.95, validationSpecificity: 0.64, n: 476, positives: 342, datasets: ['kermany'] },
+    };
+    const derived = await deriveVersion(join(copy, 'classifier', 'random-small'), {
+      reason: 'calibrate --population',
+      change: async (_dir, m) => ({ ...m, threshold: { ...m.threshold!, populations: pops } }),
+    });
+    assert.equal(derived.manifest.version, 'random-small-r1');
+    const e = await loadEngine({ modelsDir: copy, classifierDir: derived.dir, tta: 1, threads: 1 });
+    try {
+      const child = (await e.analyze(chestDicom({ size: 512, seed: 3, patientAge: '007Y' }))).report;
+      const adult = (await e.analyze(chestDicom({ size: 512, seed: 3, patientBirthDate: '19600301', studyDate: '20261201' }))).report;
+      const unknown = (await e.analyze(chestDicom({ size: 512, seed: 3 }))).report;
+      assert.equal(child.probability, adult.probability);
+      assert.equal(child.threshold, 0.7);
+      assert.deepEqual(child.population, { name: 'pediatric', ageYears: 7, ageSource: 'PatientAge', thresholdOf: 'pediatric', reason: 'age 7 y from PatientAge: pediatric threshold' });
+      assert.equal(child.validation.specificity, 0.64);
+      assert.equal(child.decision, child.probability >= 0.7 ? 'positive' : 'negative');
+      assert.equal(adult.threshold, 0.2);
+      assert.equal(adult.population!.name, 'adult');
+      assert.equal(adult.population!.ageYears, 66);
+      assert.equal(adult.decision, adult.probability >= 0.2 ? 'positive' : 'negative');
+      assert.equal(unknown.threshold, 0.2);
+      assert.equal(unknown.population!.name, null);
+      assert.equal(unknown.population!.thresholdOf, 'adult');
+    } finally {
+      await e.close();
+    }
+    // the version without populations keeps its one threshold whatever the age
+    const plain = (await engine.analyze(chestDicom({ size: 512, seed: 3, patientAge: '007Y' }))).report;
+    assert.equal(plain.threshold, 0.4);
+    assert.equal(plain.population!.thresholdOf, 'version');
+  } finally {
+    await rm(copy, { recursive: true, force: true });
+  }
 });

@@ -43,6 +43,7 @@ export function formatReport(file: string, r: TriageReport): string {
     `  probability  ${r.probability.toFixed(3)}  threshold ${r.threshold.toFixed(3)} (target recall ${r.targetRecall}; ` +
       `validation sensitivity ${p3(r.validation.sensitivity)}, specificity ${p3(r.validation.specificity)})`,
   );
+  if (r.population) lines.push(`  population   ${r.population.name ?? 'unknown'} (${r.population.reason})`);
   lines.push(
     `  TTA          ${r.tta.views} views, spread ${r.tta.spread.toFixed(3)} (uncertain above ${r.tta.uncertainBound}): ` +
       r.tta.probabilities.map((p) => p.toFixed(3)).join(' '),

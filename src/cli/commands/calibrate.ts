@@ -6,7 +6,10 @@ import { DEFAULT_TTA } from '../../inference/engine.js';
 import { locateModelVersion } from '../../ml/model-store/index.js';
 import { parseProviders } from '../../inference/session.js';
 import { action, collect, parseInteger, parseNumber } from '../run.js';
-import { recalibrate } from '../recalibrate.js';
+import { populationsFromScores, recalibrate } from '../recalibrate.js';
+import { parsePopulationMap } from '../../ml/calibrate.js';
+import { readManifest } from '../../ml/model-store/index.js';
+import type { ThresholdInfo } from '../../ml/model-store/index.js';
 
 interface CalibrateCliOptions {
   data: string[];
@@ -23,6 +26,9 @@ interface CalibrateCliOptions {
   dryRun?: boolean;
   fit: string;
   version?: string;
+  population: string[];
+  scores: string[];
+  precision?: string;
 }
 
 const FITS = ['platt', 'temperature', 'none'] as const;
@@ -36,8 +42,8 @@ export function register(program: Command): void {
       "re-pick the classifier's decision threshold on the probabilities the served pipeline (ONNX Runtime, TTA) gives for a split's images; " +
         'writes it as a NEW version <version>-rN beside the calibrated one (derivedFrom names it), which stays untouched and active until you activate the new one',
     )
-    .requiredOption('--data <dir>', 'dataset folder: images/, labels.csv (repeat for the sets of a pooled split)', collect, [])
-    .requiredOption('--split <csv>', 'split CSV (file,patient_id,label,split) as train writes it')
+    .option('--data <dir>', 'dataset folder: images/, labels.csv (repeat for the sets of a pooled split; required unless --scores)', collect, [])
+    .option('--split <csv>', 'split CSV (file,patient_id,label,split) as train writes it (required unless --scores)')
     .option('--subset <name>', `rows of the split to calibrate on: ${SPLIT_NAMES.join('|')}`, 'validation')
     .option('--models <dir>', 'models folder holding segmenter/ and classifier/ versions', 'models')
     .option('--segmenter <dir>', 'a segmenter version folder (overrides --models)')
@@ -49,6 +55,19 @@ export function register(program: Command): void {
     .option('--providers <list>', 'execution providers in order, e.g. cuda,cpu (default cpu)')
     .option('--version <name>', 'name of the new version (default: the next <version>-rN)')
     .option('--dry-run', 'print the new threshold without writing a version')
+    .option(
+      '--population <set=pop>',
+      'also pick one threshold per population (adult|pediatric) on that dataset folder\'s rows of a pooled split, e.g. nih-cxr8-pneumonia=adult (repeat); the engine applies it by the study\'s patient age, the lowest for an unknown age',
+      collect,
+      [],
+    )
+    .option(
+      '--scores <csv>',
+      "with --population: pick on the version's saved per-image CSVs (evaluate --save / --per-image on the subset) instead of scoring again; repeat per file",
+      collect,
+      [],
+    )
+    .option('--precision <p>', 'with --scores: float|int8, the precision the scores were served at (default: what the version serves)')
     .option('--fit <method>', `probability calibration fitted on the same images before the threshold: ${FITS.join('|')} (none removes it)`, 'platt')
     .action(
       action(async (o: CalibrateCliOptions) => {
@@ -61,9 +80,35 @@ export function register(program: Command): void {
         const threads = o.threads === undefined ? undefined : parseInteger('--threads', o.threads, 1);
         const providers = o.providers === undefined ? undefined : parseProviders(o.providers);
 
+        const populations = parsePopulationMap(o.population);
         // the folder scored is the folder written: resolve it once, as the engine would
         const classifierDir = o.classifier ? resolve(o.classifier) : await locateModelVersion(o.models, 'classifier');
+        if (o.scores.length > 0) {
+          if (populations.size === 0) throw new CxrError('E_BAD_ARGUMENT', '--scores needs --population SET=POP');
+          const m = await readManifest(classifierDir);
+          const precision = o.precision ?? (m.quantization?.served ? 'int8' : 'float');
+          if (precision !== 'float' && precision !== 'int8') throw new CxrError('E_BAD_ARGUMENT', `--precision must be float or int8, got '${o.precision}'`);
+          const r = await populationsFromScores({
+            classifierDir,
+            scores: o.scores,
+            populations,
+            targetRecall,
+            precision,
+            subset,
+            write: o.dryRun ? 'none' : 'derive',
+            version: o.version,
+          });
+          process.stdout.write(
+            `${[`classifier        ${r.version} (${classifierDir}; ${precision} threshold block)`, `images            ${r.n} (${subset}, saved scores)`, ...populationLines(r.threshold)].join('\n')}\n`,
+          );
+          warnPopulations(r.threshold);
+          if (r.written) process.stdout.write(`new version       ${r.written.version} (${r.written.dir})\n`);
+          process.stderr.write(r.written ? `wrote ${r.written.dir}; ${r.version} is unchanged\n` : 'dry run: no version written\n');
+          return;
+        }
+        if (!o.data.length || !o.split) throw new CxrError('E_BAD_ARGUMENT', 'calibrate needs --data and --split (or --scores with --population)');
         const r = await recalibrate({
+          populations,
           dataDir: o.data,
           splitPath: o.split,
           subset,
@@ -91,9 +136,11 @@ export function register(program: Command): void {
             ? `calibration       ${r.probabilityCalibration.method}: p' = sigmoid(${f4(r.probabilityCalibration.a)} logit(p) + ${f4(r.probabilityCalibration.b)}); ECE ${f4(r.probabilityCalibration.eceBefore)} -> ${f4(r.probabilityCalibration.eceAfter)}`
             : 'calibration       none (threshold on raw probabilities)',
         ];
+        lines.push(...populationLines(r.threshold));
         if (r.written) lines.push(`new version       ${r.written.version} (${r.written.dir})`);
         process.stdout.write(`${lines.join('\n')}\n`);
         for (const w of r.threshold.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
+        warnPopulations(r.threshold);
         process.stderr.write(
           r.written
             ? `wrote ${r.written.dir}; ${r.version} is unchanged. Serve the new one with \`cxr-triage models activate classifier ${r.written.version} --models ${o.models}\`\n`
@@ -101,4 +148,21 @@ export function register(program: Command): void {
         );
       }),
     );
+}
+
+/** One line per population threshold, and what a study of unknown age gets. */
+function populationLines(t: ThresholdInfo): string[] {
+  const pops = Object.entries(t.populations ?? {});
+  if (pops.length === 0) return [];
+  const lines = pops.map(
+    ([k, p]) =>
+      `${k.padEnd(18)}${f4(p!.value)} (${p!.datasets.join(', ')}: ${p!.n} images, ${p!.positives} pneumonia; sensitivity ${f4(p!.validationSensitivity)}, specificity ${f4(p!.validationSpecificity)})`,
+  );
+  const lowest = Math.min(...pops.map(([, p]) => p!.value));
+  lines.push(`unknown age       ${f4(lowest)} (the lowest: recall first)`);
+  return lines;
+}
+
+function warnPopulations(t: ThresholdInfo): void {
+  for (const [k, p] of Object.entries(t.populations ?? {})) for (const w of p!.warnings ?? []) process.stderr.write(`warning: ${k}: ${w}\n`);
 }

@@ -63,6 +63,31 @@ export interface ThresholdInfo {
   calibratedOn?: { views: number; scorer: string; subset: string; n: number; split: PortablePath | string; at: string; positives?: number };
   /** why a reader should not trust it blindly (e.g. calibrated on fewer than 20 positives) */
   warnings?: string[];
+  /**
+   * Per-population operating points (`calibrate --population SET=POP`): each picked by the same
+   * rule (highest threshold keeping targetRecall) on its own sets' rows. The engine applies the
+   * study's population's value (from the DICOM patient age); a study of unknown age gets the
+   * lowest of them (recall first). `value` stays the pooled threshold, for readers of one number.
+   */
+  populations?: Partial<Record<Population, PopulationThreshold>>;
+}
+
+export const POPULATIONS = ['adult', 'pediatric'] as const;
+export type Population = (typeof POPULATIONS)[number];
+
+/** One population's operating point (manifest threshold.populations.<name>). */
+export interface PopulationThreshold {
+  value: number;
+  validationSensitivity: number;
+  validationSpecificity: number | null;
+  /** images and pneumonia cases of that population the value was picked on */
+  n: number;
+  positives: number;
+  /** the dataset folder names whose rows are this population */
+  datasets: string[];
+  /** set when picked on saved scores (calibrate --scores): which, and at which precision */
+  pickedOn?: { subset: string; precision: string; scores: (PortablePath | string)[] };
+  warnings?: string[];
 }
 
 export interface PipelineFigures {
@@ -315,7 +340,10 @@ function validate(raw: unknown, path: string): ModelManifest {
   if (m.threshold != null) {
     const t = m.threshold as Record<string, unknown>;
     if (typeof t.value !== 'number' || typeof t.targetRecall !== 'number') fail(path, "'threshold' needs numeric value and targetRecall");
+    checkPopulations(path, 'threshold', t.populations);
   }
+  const q = m.quantization as Record<string, unknown> | undefined;
+  if (q?.threshold != null) checkPopulations(path, 'quantization.threshold', (q.threshold as Record<string, unknown>).populations);
   if (m.calibration != null) {
     const c = m.calibration as Record<string, unknown>;
     if (typeof c.a !== 'number' || typeof c.b !== 'number' || !Number.isFinite(c.a) || !Number.isFinite(c.b) || !((c.a as number) > 0)) {
@@ -325,6 +353,16 @@ function validate(raw: unknown, path: string): ModelManifest {
   if (m.training == null || typeof m.training !== 'object') fail(path, "'training' is missing");
   if (m.metrics == null || typeof m.metrics !== 'object') fail(path, "'metrics' is missing");
   return raw as ModelManifest;
+}
+
+function checkPopulations(path: string, where: string, raw: unknown): void {
+  if (raw == null) return;
+  if (typeof raw !== 'object' || Array.isArray(raw)) fail(path, `'${where}.populations' must be an object`);
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+    if (!(POPULATIONS as readonly string[]).includes(k)) fail(path, `'${where}.populations.${k}': unknown population (known: ${POPULATIONS.join(', ')})`);
+    const value = (v as Record<string, unknown> | null)?.value;
+    if (typeof value !== 'number' || !Number.isFinite(value)) fail(path, `'${where}.populations.${k}' needs a numeric value`);
+  }
 }
 
 export async function readManifest(dir: string): Promise<ModelManifest> {
@@ -414,8 +452,14 @@ export function decisionRule(m: Partial<ModelManifest>): Record<string, unknown>
     architectureConfig: m.architectureConfig,
     inputSize: m.inputSize,
     files: m.files,
-    threshold: t ? { value: t.value, targetRecall: t.targetRecall } : null,
+    threshold: t ? { value: t.value, targetRecall: t.targetRecall, ...populationValues(t) } : null,
+    ...(m.quantization?.threshold ? { int8Threshold: { value: m.quantization.threshold.value, ...populationValues(m.quantization.threshold) } } : {}),
   };
+}
+
+function populationValues(t: ThresholdInfo): { populations?: Record<string, number> } {
+  if (!t.populations) return {};
+  return { populations: Object.fromEntries(Object.entries(t.populations).map(([k, p]) => [k, p!.value])) };
 }
 
 /** What differs between two manifests' decision rules, as 'key: a -> b' lines (empty when they agree). */

@@ -1,0 +1,117 @@
+/**
+ * Which operating point a study gets. A version may carry one threshold per population
+ * (manifest threshold.populations: adult, pediatric), each picked on its own sets' validation
+ * rows; the study's population comes from the DICOM patient age. Recall first: a study whose
+ * age is unknown gets the lowest (most sensitive) of the population thresholds.
+ */
+import type { DicomMetadata } from '../dicom/index.js';
+import type { Population, ThresholdInfo } from '../ml/model-store/index.js';
+
+/** Below this age (years) a patient is pediatric (the age the pediatric set's films were taken under). */
+export const PEDIATRIC_BELOW_YEARS = 18;
+
+const DAYS_PER_YEAR = 365.25;
+
+/**
+ * An Age String (PS3.5 6.2, VR AS: nnnD, nnnW, nnnM or nnnY) in years; null when it is not one.
+ * Writers pad inconsistently, so 1-3 digits and surrounding spaces are accepted.
+ */
+export function parseAgeString(as: string | null | undefined): number | null {
+  const m = /^\s*(\d{1,3})\s*([DWMY])\s*$/i.exec(as ?? '');
+  if (!m) return null;
+  const n = Number(m[1]);
+  switch (m[2].toUpperCase()) {
+    case 'D':
+      return n / DAYS_PER_YEAR;
+    case 'W':
+      return (n * 7) / DAYS_PER_YEAR;
+    case 'M':
+      return n / 12;
+    default:
+      return n;
+  }
+}
+
+/** Completed years between two YYYY-MM-DD dates (the age on the study day); null when either is missing or the study precedes the birth. */
+export function ageBetween(birthDate: string | null | undefined, studyDate: string | null | undefined): number | null {
+  const b = /^(\d{4})-(\d{2})-(\d{2})$/.exec(birthDate ?? '');
+  const s = /^(\d{4})-(\d{2})-(\d{2})$/.exec(studyDate ?? '');
+  if (!b || !s) return null;
+  const [by, bm, bd] = b.slice(1).map(Number);
+  const [sy, sm, sd] = s.slice(1).map(Number);
+  let years = sy - by;
+  if (sm < bm || (sm === bm && sd < bd)) years--;
+  return years >= 0 ? years : null;
+}
+
+/** The header fields a study's age is read from (DicomMetadata has them). */
+export type AgeFields = Partial<Pick<DicomMetadata, 'patientAge' | 'patientBirthDate' | 'studyDate'>>;
+
+export interface StudyAge {
+  years: number | null;
+  source: 'PatientAge' | 'PatientBirthDate' | null;
+}
+
+/** The patient's age on the study: PatientAge, else PatientBirthDate with StudyDate, else unknown. */
+export function studyAge(meta: AgeFields): StudyAge {
+  const fromAge = parseAgeString(meta.patientAge);
+  if (fromAge !== null) return { years: fromAge, source: 'PatientAge' };
+  const fromDates = ageBetween(meta.patientBirthDate, meta.studyDate);
+  if (fromDates !== null) return { years: fromDates, source: 'PatientBirthDate' };
+  return { years: null, source: null };
+}
+
+export function populationOfAge(years: number | null): Population | null {
+  if (years === null) return null;
+  return years < PEDIATRIC_BELOW_YEARS ? 'pediatric' : 'adult';
+}
+
+/** The threshold a study is decided at, and why (stored with the report). */
+export interface ChosenThreshold {
+  value: number;
+  validationSensitivity: number;
+  validationSpecificity: number | null;
+  /** the study's population from its age (null: unknown) */
+  population: Population | null;
+  ageYears: number | null;
+  ageSource: StudyAge['source'];
+  /** whose threshold was applied: a population's, or the version's single one */
+  thresholdOf: Population | 'version';
+  reason: string;
+}
+
+const round2 = (v: number) => Math.round(v * 100) / 100;
+
+export function chooseThreshold(t: ThresholdInfo, meta: AgeFields): ChosenThreshold {
+  const age = studyAge(meta);
+  const population = populationOfAge(age.years);
+  const base = { population, ageYears: age.years === null ? null : round2(age.years), ageSource: age.source };
+  const ageText = age.years === null ? 'age unknown (no PatientAge, no PatientBirthDate with StudyDate)' : `age ${round2(age.years)} y from ${age.source}`;
+  const pops = Object.entries(t.populations ?? {}).filter((e): e is [Population, NonNullable<(typeof e)[1]>] => e[1] != null);
+  if (pops.length === 0) {
+    return {
+      ...base,
+      value: t.value,
+      validationSensitivity: t.validationSensitivity,
+      validationSpecificity: t.validationSpecificity,
+      thresholdOf: 'version',
+      reason: `${ageText}; the version has one threshold for every population`,
+    };
+  }
+  const own = population ? pops.find(([k]) => k === population) : undefined;
+  if (own) {
+    const [k, p] = own;
+    return { ...base, value: p.value, validationSensitivity: p.validationSensitivity, validationSpecificity: p.validationSpecificity, thresholdOf: k, reason: `${ageText}: ${k} threshold` };
+  }
+  // recall first: the most sensitive operating point the version has
+  const [k, p] = pops.reduce((a, b) => (b[1].value < a[1].value ? b : a));
+  const why = population ? `${ageText}: the version has no ${population} threshold` : ageText;
+  return {
+    ...base,
+    value: p.value,
+    validationSensitivity: p.validationSensitivity,
+    validationSpecificity: p.validationSpecificity,
+    thresholdOf: k,
+    reason: `${why}; the lowest of the population thresholds (${k}) applies, recall first`,
+  };
+}
