@@ -202,8 +202,14 @@ export async function buildModelCard(dir: string, opts: CardOptions = {}): Promi
   const m: ModelManifest = await readManifest(dir);
   const given = opts.dataDirs ?? [];
   const evals = newest(await savedEvaluations(dir, given));
-  const figures: CardFigures[] = [...figuresFromManifest(m, 'refit-head (served-pipeline features)')];
-  for (const e of evals) figures.push(...(await evaluationFigures(e)));
+  const measured: CardFigures[] = [];
+  for (const e of evals) measured.push(...(await evaluationFigures(e)));
+  // a set and subset measured by evaluate (through the served pipeline) is shown from that
+  // measurement; the manifest's figures (a refit's, or a source version's kept by a derived
+  // one) only where nothing was measured
+  const seen = new Set(measured.map((f) => `${f.set}|${f.subset}`));
+  const recorded = figuresFromManifest(m, m.derivedFrom ? `${m.derivedFrom.reason} source ${m.derivedFrom.version}: refit-head figures` : 'refit-head (served-pipeline features)');
+  const figures: CardFigures[] = [...recorded.filter((f) => !seen.has(`${f.set}|${f.subset}`)), ...measured];
   if (figures.length === 0) figures.push(...figuresFromTraining(m, 'training (single view, at the threshold training picked)'));
 
   // attributions: each data set's README where the data is here, else what an earlier card cached

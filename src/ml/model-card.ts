@@ -272,7 +272,7 @@ function thresholdSection(m: ModelManifest, figures: readonly CardFigures[]): st
   const out: string[] = [];
   const on = threshold.calibratedOn;
   out.push(
-    `A study is flagged when its probability is at least **${threshold.value.toFixed(4)}** (${precision} model${m.calibration ? ', after the probability calibration' : ''}), ` +
+    `A study is flagged when its probability is at least **${threshold.value.toFixed(4)}** (${precision} model${m.calibration && precision === 'float' ? ', after the probability calibration' : precision === 'int8' ? ', on its raw probabilities' : ''}), ` +
       `chosen for recall ${threshold.targetRecall} on ${on ? `${on.n} ${on.subset} images (${on.views} views, ${on.scorer})` : 'the validation split'}: ` +
       `validation recall ${f3(threshold.validationSensitivity)}, specificity ${f3(threshold.validationSpecificity)}.`,
     '',
@@ -330,7 +330,9 @@ function provenanceSection(m: ModelManifest, digest: string, folderBytes: number
   if (t.initFrom?.version) out.push(`- initial weights ${t.initFrom.name ?? ''}@${t.initFrom.version}`);
   if (m.quantization) out.push(`- int8: ${m.quantization.format}, ${m.quantization.quantizedNodes} nodes quantized, served: ${m.quantization.served ? 'yes' : 'no'} (${m.quantization.decision ?? ''})`);
   if (t.environment) out.push(`- code ${t.environment.gitCommit ?? 'unknown commit'}, node ${t.environment.node}, command \`${t.environment.command.join(' ')}\``);
-  out.push(`- folder ${(folderBytes / 1e6).toFixed(1)} MB in ${Object.keys(m.files).length + 1} files${folderBytes > 25e6 ? ' (over the 25 MB a version folder should stay under)' : ''}`);
+  // MiB, as the README's folder sizes; the card, card/ and evaluations/ come on top
+  const mib = folderBytes / 2 ** 20;
+  out.push(`- model files ${mib.toFixed(1)} MiB in ${Object.keys(m.files).length + 1} files${mib > 25 ? ' (over the 25 MiB a version folder should stay under)' : ''}`);
   return [...out, ''];
 }
 

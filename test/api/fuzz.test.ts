@@ -9,7 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { chestDicom } from '../../src/data/simple-chest-dicom.js';
-import { startServe, type ServeProcess } from './serve-process.js';
+import { startServe, type ServeProcess } from '../support/serve-random.js';
 
 const SEED = Number(process.env.CXR_FUZZ_SEED ?? 20261201);
 const ITERATIONS = Number(process.env.CXR_FUZZ_ITERATIONS ?? 200);

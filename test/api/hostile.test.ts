@@ -9,7 +9,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { constants as zc, deflateRawSync, inflateRawSync } from 'node:zlib';
 import dicomParser from 'dicom-parser';
 import { chestDicom, encodeChestCr } from '../../src/data/simple-chest-dicom.js';
-import { startServe, type ServeProcess } from './serve-process.js';
+import { startServe, type ServeProcess } from '../support/serve-random.js';
 
 let s: ServeProcess;
 before(async () => {

@@ -69,6 +69,7 @@ test('refit-head writes a verified version with per-set figures and calibration 
   assert.deepEqual(await verifyManifest(dir), { ok: true, modified: [], missing: [], unlisted: [] });
   const m = await readManifest(dir);
   assert.deepEqual(Object.keys(m.metrics.sets!).sort(), sets);
+  assert.equal(m.training.config.featurePrecision, 'float', 'a float base gives float features');
   // the card it writes carries each set's validation row with its intervals
   const card = await readFile(join(dir, 'MODEL_CARD.md'), 'utf8');
   for (const s of sets) assert.match(card, new RegExp(`^\\| ${s} \\| validation \\| \\d+ \\(\\d+\\) \\| `, 'm'), card);

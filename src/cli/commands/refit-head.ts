@@ -258,6 +258,13 @@ export function register(program: Command): void {
         // the new version: the base model with the refitted head, saved as float16
         await initBackend();
         const base = await readManifest(resolve(o.classifier));
+        // the features are those of the model the base serves: an int8-served base gives int8
+        // features, which the float model.onnx written below does not reproduce
+        const featurePrecision = base.quantization?.served ? 'int8' : 'float';
+        if (featurePrecision === 'int8')
+          process.stderr.write(
+            `warning: ${base.version} serves int8, so the head was fitted to int8 features; the figures below are not what the new version's float model serves: quantize it and serve int8, or refit on a float base\n`,
+          );
         const model = await loadModel(resolve(o.classifier));
         const head = model.getLayer('probability');
         const [kernel] = head.getWeights();
@@ -312,6 +319,7 @@ export function register(program: Command): void {
               dataSize: rows.length,
               config: {
                 method: 'head refit on frozen features (weighted L2 logistic regression, Newton), base network unchanged',
+              featurePrecision,
                 l2: fit.l2,
                 l2Tried: o.l2,
                 setWeights: weights,

@@ -1,5 +1,6 @@
 /**
- * `cxr-triage serve` as a child process on a fresh PostgreSQL database: what a hostile client
+ * `cxr-triage serve` as a child process on random-weight models and a fresh PostgreSQL test
+ * database (for the hostile-client and fuzz tests): what a hostile client
  * meets over real HTTP. The test reads the process's liveness, its resident memory from
  * /proc, and its JSON log lines; tokens are signed with the secret given to the server.
  */
@@ -10,10 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { createRandomModels } from '../../src/ml/random-models.js';
-import { startServe as spawnServe } from '../support/serve-process.js';
+import { startServe as spawnServe } from './serve-process.js';
 import { signToken } from '../../src/api/tokens.js';
 import type { Role } from '../../src/db/entities.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
 
 export interface ServeProcess {
   url: string;
