@@ -12,8 +12,8 @@ import { startHarness, study, type Harness } from '../support/api.js';
 
 let h: Harness;
 before(async () => {
-  // no AI result objects: drawing their picture decodes the film once more, in the background, for a purpose of its own
-  h = await startHarness({ results: null });
+  // with AI result objects: drawing their picture is a purpose of its own, counted (awaited) below
+  h = await startHarness();
 });
 after(async () => {
   await h?.close();
