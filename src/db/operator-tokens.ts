@@ -34,10 +34,15 @@ function rowOf(r: Record<string, unknown>): OperatorTokenRow {
 }
 
 export async function insertOperatorToken(db: Db, t: Omit<OperatorTokenRow, 'revokedAt' | 'revokedBy'>): Promise<void> {
-  await db.query(
-    `INSERT INTO operator_tokens (id, subject, role, description, created_by, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-    [t.id, t.subject, t.role, t.description, t.createdBy, t.issuedAt, t.expiresAt],
-  );
+  await db.query(`INSERT INTO operator_tokens (id, subject, role, description, created_by, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`, [
+    t.id,
+    t.subject,
+    t.role,
+    t.description,
+    t.createdBy,
+    t.issuedAt,
+    t.expiresAt,
+  ]);
 }
 
 export async function findOperatorToken(db: Db, id: string): Promise<OperatorTokenRow | null> {

@@ -35,8 +35,6 @@ export interface SourceHeader {
   referringPhysicianName: string;
   studyId: string;
   accessionNumber: string;
-  /** (0008,0005) of the source: text attributes copied from it keep their encoding */
-  specificCharacterSet: string;
 }
 
 function text(v: unknown): string {
@@ -76,7 +74,6 @@ export function readSourceHeader(bytes: Uint8Array): SourceHeader {
     referringPhysicianName: text(ds.ReferringPhysicianName),
     studyId: text(ds.StudyID),
     accessionNumber: text(ds.AccessionNumber),
-    specificCharacterSet: text(ds.SpecificCharacterSet),
   };
 }
 
@@ -110,7 +107,8 @@ export function dicomDateTime(at: Date): { date: string; time: string } {
 export function commonAttributes(src: SourceHeader, id: DerivedIdentity, sopClassUid: string, softwareVersion: string): NaturalDataset {
   const t = dicomDateTime(id.at);
   return {
-    ...(src.specificCharacterSet ? { SpecificCharacterSet: src.specificCharacterSet } : {}),
+    // dcmjs reads the source's text in its own character set and writes UTF-8
+    SpecificCharacterSet: 'ISO_IR 192',
     SOPClassUID: sopClassUid,
     SOPInstanceUID: id.sopInstanceUid,
     InstanceCreationDate: t.date,

@@ -57,7 +57,9 @@ function element(tag: string, el: DcmjsElement, bulk: ((tag: string) => string) 
     const items = (el.Value ?? []) as Record<string, DcmjsElement>[];
     return items.length > 0 ? { vr, Value: items.map((i) => dataset(i, null)) } : { vr };
   }
-  let values = (el.Value ?? []).map((v) => (vr === 'PN' ? personName(v) : v === '' || v === undefined || (typeof v === 'number' && Number.isNaN(v)) ? null : v));
+  let values = (el.Value ?? []).map((v) =>
+    vr === 'PN' ? personName(v) : v === '' || v === undefined || (typeof v === 'number' && Number.isNaN(v)) ? null : v,
+  );
   // a value of only empty entries is an empty element (F.2.5): no "Value"
   if (values.every((v) => v === null)) values = [];
   return values.length > 0 ? { vr, Value: values } : { vr };

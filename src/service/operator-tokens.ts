@@ -42,7 +42,11 @@ export async function revokeOperatorToken(ds: DataSource, id: string, by: string
  * `maxUnrecordedSeconds` (an access token's lifetime), so a 10-year token minted before tokens
  * were recorded, or signed outside `cxr-triage token`, cannot be used and never revoked.
  */
-export async function checkOperatorToken(db: DataSource | EntityManager, t: { id: string | null; lifetimeSeconds: number }, maxUnrecordedSeconds: number): Promise<void> {
+export async function checkOperatorToken(
+  db: DataSource | EntityManager,
+  t: { id: string | null; lifetimeSeconds: number },
+  maxUnrecordedSeconds: number,
+): Promise<void> {
   const row = t.id && TOKEN_ID.test(t.id) ? await findOperatorToken(db, t.id.toLowerCase()) : null;
   if (row?.revokedAt) throw new CxrError('E_UNAUTHENTICATED', 'this operator token was revoked');
   if (!row && t.lifetimeSeconds > maxUnrecordedSeconds)

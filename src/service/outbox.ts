@@ -92,20 +92,30 @@ export class ResultsOutbox {
 
   /** Builds one due object; true when there was one. */
   async buildNext(): Promise<boolean> {
-    let failed: { id: string; attempts: number; error: unknown } | null = null;
-    const found = await this.o.ds.transaction(async (m) => {
-      const obj = await claimUnbuilt(m);
-      if (!obj) return false;
-      try {
-        const built = await buildResultBytes(this.o.ds, this.o.store, obj);
-        await storeBuilt(m, this.o.store, obj, built, sha256Hex(built.bytes));
-      } catch (e) {
-        failed = { id: obj.id, attempts: obj.buildAttempts + 1, error: e };
-      }
-      return true;
-    });
-    if (failed) {
-      const { id, attempts, error } = failed as { id: string; attempts: number; error: unknown };
+    let claimed: { id: string; attempts: number } | null = null;
+    let error: unknown = null;
+    let found = false;
+    try {
+      found = await this.o.ds.transaction(async (m) => {
+        const obj = await claimUnbuilt(m);
+        if (!obj) return false;
+        claimed = { id: obj.id, attempts: obj.buildAttempts + 1 };
+        try {
+          const built = await buildResultBytes(this.o.ds, this.o.store, obj);
+          await storeBuilt(m, this.o.store, obj, built, sha256Hex(built.bytes));
+        } catch (e) {
+          error = e;
+        }
+        return true;
+      });
+    } catch (e) {
+      // the claiming transaction itself failed (its commit, or a statement that aborted it)
+      if (!claimed) throw e;
+      error ??= e;
+      found = true;
+    }
+    if (claimed && error) {
+      const { id, attempts } = claimed as { id: string; attempts: number };
       const code = isCxrError(error) ? error.code : 'E_INTERNAL';
       const message = String((error as Error)?.message ?? error);
       // what was wrong with the stored data stays wrong: give up at once; anything else may pass

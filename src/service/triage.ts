@@ -179,9 +179,13 @@ export class TriageService {
    * before anything is written, so a refused instance leaves no file and no row behind; the
    * study row, its job (and with `audit`, the request's audit row) commit together.
    */
-  async accept(bytes: Uint8Array, submittedBy: string, audit?: AcceptAudit): Promise<AcceptResult> {
+  /**
+   * `onlyStudy`: the instance must belong to this StudyInstanceUID (STOW-RS to
+   * /dicomweb/studies/{uid}), checked on the same single parse; refused with E_BAD_REQUEST.
+   */
+  async accept(bytes: Uint8Array, submittedBy: string, audit?: AcceptAudit, onlyStudy?: string): Promise<AcceptResult> {
     try {
-      const res = await this.acceptChecked(bytes, submittedBy, audit);
+      const res = await this.acceptChecked(bytes, submittedBy, audit, onlyStudy);
       this.o.hooks?.study?.(res.created ? 'accepted' : 'duplicate');
       return res;
     } catch (e) {
@@ -190,7 +194,7 @@ export class TriageService {
     }
   }
 
-  private async acceptChecked(bytes: Uint8Array, submittedBy: string, audit?: AcceptAudit): Promise<AcceptResult> {
+  private async acceptChecked(bytes: Uint8Array, submittedBy: string, audit?: AcceptAudit, onlyStudy?: string): Promise<AcceptResult> {
     if (this.closed) throw new CxrError('E_QUEUE_FULL', 'the service is shutting down; retry shortly');
     return this.ingests.run(async () => {
       // One parse serves the UIDs, the duplicate check, the row and the pixel check.
@@ -198,6 +202,8 @@ export class TriageService {
       const meta = instance.meta;
       const uids = requireUids(meta);
       try {
+        if (onlyStudy !== undefined && uids.study !== onlyStudy)
+          throw new CxrError('E_BAD_REQUEST', `the instance belongs to study ${uids.study}, not the study ${onlyStudy} of the request URL`);
         return await this.store(bytes, instance, uids, submittedBy, audit);
       } catch (e) {
         // the UIDs travel with the refusal, so a STOW-RS answer names the instance without parsing it again

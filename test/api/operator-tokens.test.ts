@@ -30,10 +30,22 @@ const auditRows = async (action: string): Promise<{ actor: string; detail: Recor
   h.db.ds.query('SELECT actor, detail FROM audit_log WHERE action = $1 ORDER BY seq', [action]);
 
 test('a 10-year token minted by the CLI is on record, works until revoked by `token revoke`, then is refused with E_UNAUTHENTICATED; both audited', async () => {
-  const { token, id } = await mint(['--role', 'clinician', '--sub', 'pacs-forward', '--ttl', String(10 * 365 * 24 * 3600), '--description', 'Orthanc DICOMweb']);
+  const { token, id } = await mint([
+    '--role',
+    'clinician',
+    '--sub',
+    'pacs-forward',
+    '--ttl',
+    String(10 * 365 * 24 * 3600),
+    '--description',
+    'Orthanc DICOMweb',
+  ]);
   const listed = await runCli(['token', 'list'], env);
   assert.equal(listed.code, 0, listed.stderr);
-  const rows = listed.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const rows = listed.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   const row = rows.find((r) => r.id === id);
   assert.equal(row.subject, 'pacs-forward');
   assert.equal(row.role, 'clinician');
@@ -92,7 +104,7 @@ test('an admin lists and revokes operator tokens through the API (audited); othe
   assert.ok(after.revokedAt);
 });
 
-test('a long-lived operator token that is not on record is refused; a short one (an access token\'s lifetime) is accepted', async () => {
+test("a long-lived operator token that is not on record is refused; a short one (an access token's lifetime) is accepted", async () => {
   const jwt = h.settings.jwt;
   const long = signToken(jwt, { sub: 'forged', role: 'clinician', kind: 'operator' }, 10 * 365 * 24 * 3600).token;
   const r = await h.http.get('/dicomweb/studies').set('Authorization', `Bearer ${long}`);

@@ -187,7 +187,11 @@ test('FHIR R4: a scored study has a preliminary DiagnosticReport with its Observ
 
 test('a stored file that cannot be read does not hide a match: QIDO-RS answers with what the database holds', async () => {
   const body = study(704, { accessionNumber: 'ACC-Q-LOST' });
-  const res = await h.http.post('/v1/studies').set('Authorization', `Bearer ${h.token('workstation', 'ws-qido')}`).set('Content-Type', 'application/dicom').send(body);
+  const res = await h.http
+    .post('/v1/studies')
+    .set('Authorization', `Bearer ${h.token('workstation', 'ws-qido')}`)
+    .set('Content-Type', 'application/dicom')
+    .send(body);
   assert.equal(res.status, 202);
   await waitScored(h, res.body.id);
   const [{ sha256 }]: { sha256: string }[] = await h.db.ds.query('SELECT sha256 FROM studies WHERE id = $1', [res.body.id]);

@@ -87,7 +87,16 @@ test('evaluate prints ECE and 95% intervals; models card --write --pictures turn
   const f3 = (v: number) => v.toFixed(3);
   const row = `| synth-set | test | ${n} (${pos}) | ${f3(summary.auc)} (${f3(summary.ci95.aucLo)}-${f3(summary.ci95.aucHi)}) |`;
   assert.ok(text.includes(row), `no row starting ${row} in\n${text}`);
-  for (const heading of ['## Intended use', '## Not for use', '## Data', '## Performance per set', '## Calibration', '## Decision threshold', '## Known failure modes', '## Provenance'])
+  for (const heading of [
+    '## Intended use',
+    '## Not for use',
+    '## Data',
+    '## Performance per set',
+    '## Calibration',
+    '## Decision threshold',
+    '## Known failure modes',
+    '## Provenance',
+  ])
     assert.ok(text.includes(`\n${heading}\n`), heading);
   assert.ok(text.includes('![Most confident errors on synth-set test](card/errors-synth-set-test.png)'), text);
   const png = await decodeDisplayImage(await readFile(join(classifierDir, 'card', 'errors-synth-set-test.png')));
@@ -123,14 +132,23 @@ const shared = process.env.CXR_SHARED_DIR ?? join(REPO_ROOT, '..', 'shared');
 const realSets = ['nih-cxr8-pneumonia', 'kermany-pediatric-pneumonia'].map((s) => join(shared, 'data', s));
 const absent = realSets.find((d) => !existsSync(join(d, 'labels.csv')));
 
-test(
-  'contact-sheet on real films of both sets with the shipped models',
-  { skip: absent ? `${absent} is absent (the real films live in ../shared, outside the repository)` : false },
-  async () => {
-    const out = join(root, 'real.png');
-    const r = await cli(['contact-sheet', ...realSets.flatMap((d) => ['--data', d]), '--models', join(REPO_ROOT, 'models'), '--per-set', '1', '--side', '96', '--out', out]);
-    assert.equal(r.code, 0, r.stderr);
-    const img = await decodeDisplayImage(await readFile(out));
-    assert.deepEqual([img.width, img.height], [100 + 4, 18 + 2 * (100 + 20) + 4]);
-  },
-);
+test('contact-sheet on real films of both sets with the shipped models', {
+  skip: absent ? `${absent} is absent (the real films live in ../shared, outside the repository)` : false,
+}, async () => {
+  const out = join(root, 'real.png');
+  const r = await cli([
+    'contact-sheet',
+    ...realSets.flatMap((d) => ['--data', d]),
+    '--models',
+    join(REPO_ROOT, 'models'),
+    '--per-set',
+    '1',
+    '--side',
+    '96',
+    '--out',
+    out,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const img = await decodeDisplayImage(await readFile(out));
+  assert.deepEqual([img.width, img.height], [100 + 4, 18 + 2 * (100 + 20) + 4]);
+});

@@ -22,7 +22,20 @@ test('a compressed frame is served as the same uncompressed little-endian words 
   }
   // a big-endian file is swapped to little-endian
   const px = Uint16Array.from({ length: 12 }, (_, i) => 0x0100 * i + 3);
-  const img = { rows: 3, columns: 4, bitsAllocated: 16 as const, bitsStored: 16, pixelRepresentation: 0 as const, photometric: 'MONOCHROME2' as const, pixels: px, modality: 'OT' as const, studyInstanceUid: '1.2.3', seriesInstanceUid: '1.2.3.1', sopInstanceUid: '1.2.3.1.1', patientId: 'X' };
+  const img = {
+    rows: 3,
+    columns: 4,
+    bitsAllocated: 16 as const,
+    bitsStored: 16,
+    pixelRepresentation: 0 as const,
+    photometric: 'MONOCHROME2' as const,
+    pixels: px,
+    modality: 'OT' as const,
+    studyInstanceUid: '1.2.3',
+    seriesInstanceUid: '1.2.3.1',
+    sopInstanceUid: '1.2.3.1.1',
+    patientId: 'X',
+  };
   const be = await nativeFrame(encodeDicom(img, { transferSyntax: 'explicit-be' }));
   assert.deepEqual([...new Uint16Array(be.buffer.slice(be.byteOffset, be.byteOffset + be.byteLength))], [...px]);
 });

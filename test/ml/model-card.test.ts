@@ -25,7 +25,17 @@ test('per100 counts flagged studies, true and false alarms and misses per 100 at
 });
 
 test("attributionFromReadme takes the title and the 'Terms:' paragraph", () => {
-  const readme = ['# Pediatric films (4 images)', '', 'Some text.', '', 'Terms: CC BY 4.0. Cite: Someone et al.,', '"A paper", 2018.', 'Never commit.', '', 'Other.'].join('\n');
+  const readme = [
+    '# Pediatric films (4 images)',
+    '',
+    'Some text.',
+    '',
+    'Terms: CC BY 4.0. Cite: Someone et al.,',
+    '"A paper", 2018.',
+    'Never commit.',
+    '',
+    'Other.',
+  ].join('\n');
   assert.deepEqual(attributionFromReadme('ped', readme), {
     name: 'ped',
     title: 'Pediatric films (4 images)',
@@ -101,7 +111,17 @@ function manifest(over: Partial<ModelManifest> = {}): ModelManifest {
       test: {},
       sets: {
         adult: {
-          validation: { n: 20, auc: 0.875, recall: 1, specificity: 0.5, accuracy: 0.75, ece: 0.125, threshold: 0.25, confusion: { tp: 10, fn: 0, tn: 5, fp: 5 }, ci95: { aucLo: 0.75, aucHi: 1 } },
+          validation: {
+            n: 20,
+            auc: 0.875,
+            recall: 1,
+            specificity: 0.5,
+            accuracy: 0.75,
+            ece: 0.125,
+            threshold: 0.25,
+            confusion: { tp: 10, fn: 0, tn: 5, fp: 5 },
+            ci95: { aucLo: 0.75, aucHi: 1 },
+          },
           test: {},
         },
       },

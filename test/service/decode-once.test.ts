@@ -7,13 +7,13 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { observeDecoding, type DecodeStep } from '../../src/dicom/index.js';
+import { observeDecoding, readMetadata, type DecodeStep } from '../../src/dicom/index.js';
 import { startHarness, study, type Harness } from '../support/api.js';
 
 let h: Harness;
 before(async () => {
-  // no AI result objects: drawing their picture decodes the film once more, in the background, for a purpose of its own
-  h = await startHarness({ results: null });
+  // with AI result objects: drawing their picture is a purpose of its own, counted (awaited) below
+  h = await startHarness();
 });
 after(async () => {
   await h?.close();
@@ -67,4 +67,27 @@ test('a posted study is parsed once and its pixels decoded once to accept it, th
     assert.equal(r.status, 200, JSON.stringify(r.body));
   });
   assert.deepEqual(again, ['parse']);
+});
+
+test('STOW-RS to a named study checks the study on the one parse of acceptance', async () => {
+  const body = study(12);
+  const studyUid = readMetadata(body).studyInstanceUid!;
+  const boundary = 'decode-once-boundary';
+  const related = Buffer.concat([Buffer.from(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`), body, Buffer.from(`\r\n--${boundary}--\r\n`)]);
+  const stow = (path: string) =>
+    h.http
+      .post(path)
+      .set('Authorization', `Bearer ${h.token('workstation')}`)
+      .set('Content-Type', `multipart/related; type="application/dicom"; boundary=${boundary}`)
+      .send(related);
+  const wrong = await stepsOf(async () => {
+    const r = await stow('/dicomweb/studies/1.2.3.4.5');
+    assert.equal(r.status, 409, JSON.stringify(r.body));
+  });
+  assert.deepEqual(wrong, ['parse'], 'refused on its one parse, pixels never touched');
+  const right = await stepsOf(async () => {
+    const r = await stow(`/dicomweb/studies/${studyUid}`);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+  });
+  assert.deepEqual(right.slice(0, 2), ['parse', 'pixels'], 'accepted on one parse and one pixel check (scoring follows in the worker)');
 });

@@ -2,7 +2,7 @@
  * The registry in PostgreSQL and the version folders never disagree: a real `cxr-triage serve`
  * registers what it serves, and refuses the next start (exit 3, E_MODEL_INVALID, every
  * disagreement named) once a registered version's model.onnx was rewritten or its folder is
- * gone; `models list --registry` shows both sides.
+ * gone (and so does `cxr-triage worker`); `models list --registry` shows both sides.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import { registerModel } from '../../src/db/models.js';
 import { createRandomModels } from '../../src/ml/random-models.js';
 import { registryDisagreements } from '../../src/service/model-registry.js';
-import { runCli } from '../support/cli.js';
+import { runCli, spawnCliSync } from '../support/cli.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { startServe } from '../support/serve-process.js';
 
@@ -89,7 +89,7 @@ test('models list --registry shows which versions the service registered and whi
   assert.ok(rows.every((r) => Array.isArray(r.disagreements) && r.disagreements.length === 0));
 });
 
-test('serve refuses to start when a registered model.onnx was rewritten or a registered version folder is gone, naming both', async () => {
+test('serve and worker refuse to start when a registered model.onnx was rewritten or a registered version folder is gone, naming both', async () => {
   // v2 served once: v1 stays registered, no longer served (the engine's own load check does not read it).
   // The registry names v1 active by now, so ACTIVE alone would not switch a restart: promote does.
   const promoted = await runCli(['model', 'promote', 'classifier@v2', '--models', models], { DATABASE_URL: db.url });
@@ -125,6 +125,11 @@ test('serve refuses to start when a registered model.onnx was rewritten or a reg
     assert.match(e.message, /classifier@v0 is registered but its folder .*classifier\/v0 .* is gone/);
     return true;
   });
+
+  // a scoring-only process runs the same check (it would otherwise run until the time limit)
+  const worker = spawnCliSync(['worker'], { env, timeoutMs: 120_000 });
+  assert.equal(worker.status, 3, worker.stderr);
+  assert.match(worker.stderr, /error E_MODEL_INVALID: the model registry .* disagree.*\n(.*\n)*.*classifier@v1: files changed/);
 
   // put the registered files back and forget the deleted version: the service starts again
   await copyFile(join(root, 'model.onnx.orig'), onnx);

@@ -175,7 +175,8 @@ export const getTokens: RouteDef = {
   doc: {
     summary: 'List operator tokens',
     tags: ['admin'],
-    description: 'Operator tokens on record (minted by `cxr-triage token`), newest first; never the tokens themselves. Revoked and expired ones only with all=true.',
+    description:
+      'Operator tokens on record (minted by `cxr-triage token`), newest first; never the tokens themselves. Revoked and expired ones only with all=true.',
     query: [{ name: 'all', description: 'include revoked and expired tokens', schema: { type: 'boolean' } }],
     responses: { '200': { description: 'Tokens on record', content: json(ref('OperatorTokenList')) } },
   },

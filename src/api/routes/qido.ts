@@ -120,7 +120,11 @@ async function withFile(c: Ctx, ids: { study: string; series?: string; sop?: str
     header = await headerJson(c, first);
   } catch (e) {
     // a stored file that cannot be read must not hide the match: the database's attributes still answer
-    c.deps.log.warn('QIDO-RS could not read an instance header', { requestId: c.requestId, sha256: first.sha256, error: String((e as Error)?.message ?? e).slice(0, 200) });
+    c.deps.log.warn('QIDO-RS could not read an instance header', {
+      requestId: c.requestId,
+      sha256: first.sha256,
+      error: String((e as Error)?.message ?? e).slice(0, 200),
+    });
     return own;
   }
   const picked: DicomJson = {};
@@ -139,7 +143,11 @@ const opt = (vr: string, v: string | number | null | undefined) => (v === null |
 
 const query: ParamDoc[] = [
   ...Object.keys(KEYS).map((k) => ({ name: k, description: `matching key (or its tag ${KEYS[k as keyof typeof KEYS]})`, schema: { type: 'string' } })),
-  { name: 'includefield', description: "attributes to add (keywords or tags, comma-separated or repeated; 'all': every attribute of the first instance)", schema: { type: 'string' } },
+  {
+    name: 'includefield',
+    description: "attributes to add (keywords or tags, comma-separated or repeated; 'all': every attribute of the first instance)",
+    schema: { type: 'string' },
+  },
   { name: 'limit', description: 'at most this many results (default 100)', schema: { type: 'integer' } },
   { name: 'offset', description: 'skip this many results', schema: { type: 'integer' } },
 ];

@@ -2,7 +2,6 @@
  * DICOMweb STOW-RS (PS3.18 10.5): several instances in one multipart/related request, each
  * stored or refused on its own, answered with a DICOM JSON dataset listing both.
  */
-import { readMetadata } from '../../dicom/index.js';
 import { CxrError, isCxrError, type ErrorCode } from '../../errors.js';
 import { readBody, type Reply } from '../http.js';
 import { parseContentType, splitMultipart } from '../multipart.js';
@@ -69,23 +68,6 @@ export function baseUrl(req: { protocol: string; get(name: string): string | und
   return `${req.protocol}://${req.get('host') ?? 'localhost'}`;
 }
 
-/** STOW-RS to /dicomweb/studies/{uid}: every instance must belong to that study (PS3.18 10.5.1). */
-function checkTargetStudy(bytes: Uint8Array, target: string): void {
-  let meta: ReturnType<typeof readMetadata>;
-  try {
-    meta = readMetadata(bytes);
-  } catch {
-    return; // unreadable: accept() refuses it with its own code
-  }
-  const uid = meta.studyInstanceUid;
-  if (uid !== target) {
-    throw new CxrError('E_BAD_REQUEST', `the instance belongs to study ${uid ?? '(none)'}, not the study ${target} of the request URL`, {
-      sopInstanceUid: meta.sopInstanceUid,
-      sopClassUid: meta.sopClassUid,
-    });
-  }
-}
-
 export const stow: RouteDef = {
   method: 'post',
   path: '/dicomweb/studies',
@@ -139,8 +121,8 @@ export const stow: RouteDef = {
       const partType = essence(part.headers.get('content-type')) ?? 'application/dicom';
       try {
         if (partType !== 'application/dicom') throw new CxrError('E_UNSUPPORTED_MEDIA_TYPE', `part ${index + 1} is ${partType}, not application/dicom`);
-        if (target) checkTargetStudy(part.body, target);
-        const res = await c.deps.service.accept(part.body, actor);
+        // with a study in the URL, every instance must belong to it (PS3.18 10.5.1): checked on accept's one parse
+        const res = await c.deps.service.accept(part.body, actor, undefined, target ?? undefined);
         const item = refItem(res.study.sopClassUid, res.study.sopInstanceUid);
         // RetrieveURL (0008,1190): where WADO-RS returns the instance as stored.
         item['00081190'] = { vr: 'UR', Value: [wadoUrl(base, res.study.studyInstanceUid, res.study.seriesInstanceUid, res.study.sopInstanceUid)] };

@@ -54,7 +54,15 @@ const notAcceptable: Record<string, ResponseDoc> = {
 };
 const binary = (type: string) => ({ [type]: { schema: { type: 'string', format: 'binary' } } });
 
-function route(level: Level, suffix: string, summary: string, description: string, ok: ResponseDoc, handle: (c: Ctx) => Promise<Reply>, query?: ParamDoc[]): RouteDef {
+function route(
+  level: Level,
+  suffix: string,
+  summary: string,
+  description: string,
+  ok: ResponseDoc,
+  handle: (c: Ctx) => Promise<Reply>,
+  query?: ParamDoc[],
+): RouteDef {
   return {
     method: 'get',
     path: `${PATHS[level]}${suffix}`,
@@ -87,7 +95,12 @@ function retrieve(level: Level): RouteDef {
       const rows = await selected(c, level, 'instance');
       negotiate(c.req, [dicomOffer(rows)]);
       const parts = [];
-      for (const r of rows) parts.push({ type: `application/dicom; transfer-syntax=${r.transferSyntax ?? '*'}`, body: await c.deps.service.original(r), location: instanceUrl(c, r) });
+      for (const r of rows)
+        parts.push({
+          type: `application/dicom; transfer-syntax=${r.transferSyntax ?? '*'}`,
+          body: await c.deps.service.original(r),
+          location: instanceUrl(c, r),
+        });
       audited(c, rows, 'instance');
       const m = multipartRelated(parts, 'application/dicom');
       return { status: 200, body: m.body, type: m.type };
@@ -173,7 +186,12 @@ export const retrieveFrames = route(
 
 // ---- rendered (image/jpeg, image/png) ----
 
-const FUNCTIONS: Record<string, 'linear' | 'linear-exact' | 'sigmoid'> = { linear: 'linear', linear_exact: 'linear-exact', 'linear-exact': 'linear-exact', sigmoid: 'sigmoid' };
+const FUNCTIONS: Record<string, 'linear' | 'linear-exact' | 'sigmoid'> = {
+  linear: 'linear',
+  linear_exact: 'linear-exact',
+  'linear-exact': 'linear-exact',
+  sigmoid: 'sigmoid',
+};
 
 /** `window=center,width[,function]` (PS3.18 8.3.5.1.4), else the file's own window (or its VOI LUT, else min-max). */
 function windowOf(q: Query): WindowPolicy {

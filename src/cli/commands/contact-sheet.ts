@@ -105,7 +105,11 @@ export function register(program: Command): void {
           await engine.close();
         }
         const m = engine.models;
-        const sheet = contactSheet(tiles, { side, columns, title: `SEGMENTER ${m.segmenter.version} CLASSIFIER ${m.classifier.version} - LUNG OUTLINE GREEN - CAM HEATMAP` });
+        const sheet = contactSheet(tiles, {
+          side,
+          columns,
+          title: `SEGMENTER ${m.segmenter.version} CLASSIFIER ${m.classifier.version} - LUNG OUTLINE GREEN - CAM HEATMAP`,
+        });
         const out = resolve(o.out);
         await mkdir(dirname(out), { recursive: true });
         await writeFile(out, await encodeRgbPng(sheet.data, sheet.width, sheet.height));

@@ -8,6 +8,7 @@ import { startDimseServer, type DimseServer } from '../../api/dimse/scp.js';
 import { buildService, closeServer, listen } from '../../app/server.js';
 import { drainHttp, trackResponses } from '../../app/shutdown.js';
 import { jsonLogger } from '../../service/log.js';
+import { destinationKey } from '../../service/results.js';
 import { action, parseInteger } from '../run.js';
 
 /** The example study the start banner tells people to post (fixtures/ of this package). */
@@ -46,6 +47,11 @@ function banner(cfg: ServiceConfig, url: string, where: string, recovered: numbe
     dimse
       ? `  DIMSE Storage SCP: AE title ${dimse.aeTitle} on ${dimse.host}:${dimse.port} (callers: \`cxr-triage client add --role workstation --ae-title AET ...\`)`
       : `  DIMSE Storage SCP: off (CXR_DIMSE_PORT=0)`,
+    `  AI results (SR + Secondary Capture) to PACS: ${
+      cfg.results.destinations.length > 0
+        ? cfg.results.destinations.map(destinationKey).join(', ')
+        : 'made and served by DICOMweb, sent nowhere (CXR_RESULTS_STOW_URL, CXR_RESULTS_AE)'
+    }`,
     ``,
     `Mint a token (same data directory / env as this server) and post the example study:`,
     `  TOKEN=$(${dataEnv}npx cxr-triage token --role workstation --sub ws-1)`,

@@ -19,7 +19,10 @@ export function register(program: Command): void {
     )
     .option('--role <role>', `one of ${ROLES.join(', ')} (required to mint)`)
     .option('--sub <subject>', 'who the token speaks for (appears in the audit log; required to mint)')
-    .option('--ttl <seconds>', 'lifetime in seconds (default CXR_TOKEN_TTL_S, 3600); a PACS that sends a static header may get years, and is revoked with `token revoke`')
+    .option(
+      '--ttl <seconds>',
+      'lifetime in seconds (default CXR_TOKEN_TTL_S, 3600); a PACS that sends a static header may get years, and is revoked with `token revoke`',
+    )
     .option('--description <text>', 'what this token is for (shown by `token list`)', '')
     .action(
       action(async (opts: { role?: string; sub?: string; ttl?: string; description: string }) => {
@@ -39,7 +42,9 @@ export function register(program: Command): void {
             (m, detail) => auditOperator(m, 'admin.token.create', detail),
           ),
         );
-        process.stderr.write(`token ${signed.id} (${role}, ${sub}) valid until ${signed.expiresAt.toISOString()}; revoke with: cxr-triage token revoke ${signed.id}\n`);
+        process.stderr.write(
+          `token ${signed.id} (${role}, ${sub}) valid until ${signed.expiresAt.toISOString()}; revoke with: cxr-triage token revoke ${signed.id}\n`,
+        );
         process.stdout.write(`${signed.token}\n`);
       }),
     );
