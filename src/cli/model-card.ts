@@ -157,8 +157,14 @@ const pictureName = (set: string, subset: string) => `errors-${set}-${subset}.pn
 async function drawErrors(e: SavedEvaluation, versionDir: string, segmenterDir: string, out: string): Promise<boolean> {
   const rows = await perImage(e.folder);
   if (rows.length === 0 || e.dataDirs.length === 0) return false;
-  const fp = rows.filter((r) => r.label === 0).sort((a, b) => b.probability - a.probability).slice(0, 3);
-  const fn = rows.filter((r) => r.label === 1).sort((a, b) => a.probability - b.probability).slice(0, 3);
+  const fp = rows
+    .filter((r) => r.label === 0)
+    .sort((a, b) => b.probability - a.probability)
+    .slice(0, 3);
+  const fn = rows
+    .filter((r) => r.label === 1)
+    .sort((a, b) => a.probability - b.probability)
+    .slice(0, 3);
   const wanted = new Set([...fp, ...fn].map((r) => r.file));
   const items = (await loadEvalItems(e.dataDirs, { pooled: e.dataDirs.length === 1 && rows.some((r) => r.file.startsWith(`${e.sets[0]}/`)) })).filter((i) =>
     wanted.has(i.id),
@@ -206,7 +212,10 @@ export async function buildModelCard(dir: string, opts: CardOptions = {}): Promi
   // measurement; the manifest's figures (a refit's, or a source version's kept by a derived
   // one) only where nothing was measured
   const seen = new Set(measured.map((f) => `${f.set}|${f.subset}`));
-  const recorded = figuresFromManifest(m, m.derivedFrom ? `${m.derivedFrom.reason} source ${m.derivedFrom.version}: refit-head figures` : 'refit-head (served-pipeline features)');
+  const recorded = figuresFromManifest(
+    m,
+    m.derivedFrom ? `${m.derivedFrom.reason} source ${m.derivedFrom.version}: refit-head figures` : 'refit-head (served-pipeline features)',
+  );
   const figures: CardFigures[] = [...recorded.filter((f) => !seen.has(`${f.set}|${f.subset}`)), ...measured];
   if (figures.length === 0) figures.push(...figuresFromTraining(m, 'training (single view, at the threshold training picked)'));
 
@@ -243,14 +252,18 @@ export async function buildModelCard(dir: string, opts: CardOptions = {}): Promi
     }
   }
   const pictures = existsSync(join(dir, CARD_DIR))
-    ? (await readdir(join(dir, CARD_DIR))).filter((f) => f.endsWith('.png')).sort().map((f) => `${CARD_DIR}/${f}`)
+    ? (await readdir(join(dir, CARD_DIR)))
+        .filter((f) => f.endsWith('.png'))
+        .sort()
+        .map((f) => `${CARD_DIR}/${f}`)
     : [];
   for (const e of evals) {
     const p = `${CARD_DIR}/${pictureName(e.sets.join('+'), e.subset)}`;
     if (pictures.includes(p))
       failureModes.push({
         title: `Most confident errors on ${e.sets.join('+')} ${e.subset}`,
-        detail: 'the normal films this version scores highest (top row) and the pneumonias it scores lowest (bottom row), with the lung outline and the CAM heatmap the served pipeline draws.',
+        detail:
+          'the normal films this version scores highest (top row) and the pneumonias it scores lowest (bottom row), with the lung outline and the CAM heatmap the served pipeline draws.',
         pictures: [p],
       });
   }

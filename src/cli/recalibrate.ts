@@ -184,7 +184,8 @@ export async function populationsFromScores(o: PopulationsFromScoresOptions): Pr
   const classifierDir = resolve(o.classifierDir);
   const manifest = await readManifest(classifierDir);
   const rows: PopulationRow[] = [];
-  for (const path of o.scores) for (const r of await readPerImageCsv(resolve(path))) rows.push({ dataset: rowDataset(r.file), label: r.label, probability: r.probability });
+  for (const path of o.scores)
+    for (const r of await readPerImageCsv(resolve(path))) rows.push({ dataset: rowDataset(r.file), label: r.label, probability: r.probability });
   if (rows.length === 0) throw new CxrError('E_BAD_DATASET', `no rows in ${o.scores.join(', ')}`);
   const previous = o.precision === 'int8' ? manifest.quantization?.threshold : manifest.threshold;
   if (!previous) throw new CxrError('E_MODEL_INVALID', `${classifierDir} has no ${o.precision} threshold to add populations to`);
@@ -204,8 +205,7 @@ export async function populationsFromScores(o: PopulationsFromScoresOptions): Pr
     const derived = await deriveVersion(classifierDir, {
       version: o.version,
       reason: 'calibrate --population',
-      change: async (_dir, m) =>
-        o.precision === 'int8' ? { ...m, quantization: { ...m.quantization!, threshold } } : { ...m, threshold },
+      change: async (_dir, m) => (o.precision === 'int8' ? { ...m, quantization: { ...m.quantization!, threshold } } : { ...m, threshold }),
     });
     written = { dir: derived.dir, version: derived.manifest.version };
   }

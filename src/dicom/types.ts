@@ -1,6 +1,11 @@
 /** The shapes src/dicom hands to the rest of the system (re-exported by index.ts). */
 
-export type WindowPolicy = { kind: 'auto' } | { kind: 'lung' } | { kind: 'header' } | { kind: 'minmax' } | {
+export type WindowPolicy =
+  | { kind: 'auto' }
+  | { kind: 'lung' }
+  | { kind: 'header' }
+  | { kind: 'minmax' }
+  | {
       kind: 'explicit';
       center: number;
       width: number;

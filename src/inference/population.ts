@@ -101,7 +101,14 @@ export function chooseThreshold(t: ThresholdInfo, meta: AgeFields): ChosenThresh
   const own = population ? pops.find(([k]) => k === population) : undefined;
   if (own) {
     const [k, p] = own;
-    return { ...base, value: p.value, validationSensitivity: p.validationSensitivity, validationSpecificity: p.validationSpecificity, thresholdOf: k, reason: `${ageText}: ${k} threshold` };
+    return {
+      ...base,
+      value: p.value,
+      validationSensitivity: p.validationSensitivity,
+      validationSpecificity: p.validationSpecificity,
+      thresholdOf: k,
+      reason: `${ageText}: ${k} threshold`,
+    };
   }
   // recall first: the most sensitive operating point the version has
   const [k, p] = pops.reduce((a, b) => (b[1].value < a[1].value ? b : a));

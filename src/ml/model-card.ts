@@ -179,7 +179,10 @@ export function failuresFromFigures(figures: readonly CardFigures[], targetRecal
     const where = `${f.set} ${f.subset} (n ${f.n})`;
     const aucHi = f.ci95.aucHi;
     if (f.auc != null && (aucHi !== undefined ? aucHi < 0.5 : f.auc < 0.5)) {
-      out.push({ title: `Ranks ${f.set} films worse than chance`, detail: `AUC ${figureWithInterval(f.auc, f.ci95, 'auc')} on ${where}: its scores carry no usable signal there.` });
+      out.push({
+        title: `Ranks ${f.set} films worse than chance`,
+        detail: `AUC ${figureWithInterval(f.auc, f.ci95, 'auc')} on ${where}: its scores carry no usable signal there.`,
+      });
     } else if (f.auc != null && f.auc < 0.7) {
       out.push({ title: `Weak ranking on ${f.set} films`, detail: `AUC ${figureWithInterval(f.auc, f.ci95, 'auc')} on ${where}.` });
     }
@@ -206,7 +209,7 @@ const DEFAULT_INTENDED: Record<string, string[]> = {
     'Sites validating it on their own films (`cxr-triage evaluate`, `calibrate`) before any use.',
   ],
   segmenter: [
-    'Lung fields of frontal chest radiographs, to crop the classifier\'s input and to draw the outline a reviewer checks.',
+    "Lung fields of frontal chest radiographs, to crop the classifier's input and to draw the outline a reviewer checks.",
     'Quality control of the crop (lung-area limits) in the triage pipeline.',
   ],
 };
@@ -236,7 +239,7 @@ function dataSection(m: ModelManifest, datasets: readonly DatasetAttribution[]):
   if (t.initFrom?.version) out.push(`Weights started from ${t.initFrom.name ?? 'classifier'} ${t.initFrom.version}.`, '');
   if (t.maskSource) out.push(`Lung crops from: ${t.maskSource}.`, '');
   if (datasets.length > 0) {
-    out.push('Attribution (from each data set\'s README):', '');
+    out.push("Attribution (from each data set's README):", '');
     for (const d of datasets) out.push(`- **${d.title}** (\`${d.name}\`): ${d.terms}`);
     out.push('');
   }
@@ -268,7 +271,7 @@ function figuresTable(figures: readonly CardFigures[]): string[] {
 
 function thresholdSection(m: ModelManifest, figures: readonly CardFigures[]): string[] {
   const { precision, threshold } = servedThreshold(m);
-  if (!threshold) return ['No decision threshold: the segmenter\'s masks are cut at 0.5.', ''];
+  if (!threshold) return ["No decision threshold: the segmenter's masks are cut at 0.5.", ''];
   const out: string[] = [];
   const on = threshold.calibratedOn;
   out.push(
@@ -281,18 +284,24 @@ function thresholdSection(m: ModelManifest, figures: readonly CardFigures[]): st
   if (pops.length) {
     const lowest = Math.min(...pops.map(([, p]) => p!.value));
     out.push(
-      '**Per population** (the engine decides each study at its population\'s threshold, from the DICOM PatientAge, else PatientBirthDate with StudyDate: under 18 years pediatric; ' +
+      "**Per population** (the engine decides each study at its population's threshold, from the DICOM PatientAge, else PatientBirthDate with StudyDate: under 18 years pediatric; " +
         `a study of unknown age gets the lowest, ${lowest.toFixed(4)}, recall first; the pooled value above is what a reader of one number sees):`,
       '',
       '| population | sets | threshold | validation n (pneumonia) | validation recall | validation specificity |',
       '| --- | --- | --- | --- | --- | --- |',
-      ...pops.map(([k, p]) => `| ${k} | ${p!.datasets.join(', ')} | ${p!.value.toFixed(4)} | ${p!.n} (${p!.positives}) | ${f3(p!.validationSensitivity)} | ${f3(p!.validationSpecificity)} |`),
+      ...pops.map(
+        ([k, p]) =>
+          `| ${k} | ${p!.datasets.join(', ')} | ${p!.value.toFixed(4)} | ${p!.n} (${p!.positives}) | ${f3(p!.validationSensitivity)} | ${f3(p!.validationSpecificity)} |`,
+      ),
       '',
     );
     for (const [k, p] of pops) for (const w of p!.warnings ?? []) out.push(`Warning (${k}): ${w}`, '');
   }
   const used = [threshold.value, ...pops.map(([, p]) => p!.value)];
-  const rows = ['| at the validation prevalence of | flagged per 100 studies | with pneumonia | false alarms | pneumonias missed |', '| --- | --- | --- | --- | --- |'];
+  const rows = [
+    '| at the validation prevalence of | flagged per 100 studies | with pneumonia | false alarms | pneumonias missed |',
+    '| --- | --- | --- | --- | --- |',
+  ];
   // only rows measured at a threshold the version applies say what it does
   const validation = figures.filter(
     (f) => f.subset === 'validation' && f.recall != null && f.specificity != null && f.n > 0 && used.some((t) => Math.abs(f.threshold - t) < 1e-9),
@@ -300,13 +309,23 @@ function thresholdSection(m: ModelManifest, figures: readonly CardFigures[]): st
   const pooledPositives = on?.positives ?? (typeof m.metrics.validation.n === 'number' ? positivesOf(m.metrics.validation) : null);
   if (on && pooledPositives != null && threshold.validationSpecificity != null && !validation.some((f) => f.set === 'pooled')) {
     const p = per100(pooledPositives / on.n, threshold.validationSensitivity, threshold.validationSpecificity);
-    rows.push(`| ${on.subset} split as calibrated (${pooledPositives}/${on.n}, ${pct(pooledPositives / on.n)}) | ${one(p.flagged)} | ${one(p.truePositives)} | ${one(p.falseAlarms)} | ${one(p.missed)} |`);
+    rows.push(
+      `| ${on.subset} split as calibrated (${pooledPositives}/${on.n}, ${pct(pooledPositives / on.n)}) | ${one(p.flagged)} | ${one(p.truePositives)} | ${one(p.falseAlarms)} | ${one(p.missed)} |`,
+    );
   }
   for (const f of validation) {
     const p = per100(f.positives / f.n, f.recall!, f.specificity!);
-    rows.push(`| ${f.set} (${f.positives}/${f.n}, ${pct(f.positives / f.n)}) | ${one(p.flagged)} | ${one(p.truePositives)} | ${one(p.falseAlarms)} | ${one(p.missed)} |`);
+    rows.push(
+      `| ${f.set} (${f.positives}/${f.n}, ${pct(f.positives / f.n)}) | ${one(p.flagged)} | ${one(p.truePositives)} | ${one(p.falseAlarms)} | ${one(p.missed)} |`,
+    );
   }
-  if (rows.length > 2) out.push(...rows, '', 'Per 100 studies = 100 x (prevalence x recall + (1 - prevalence) x (1 - specificity)); a site with another prevalence gets other numbers.', '');
+  if (rows.length > 2)
+    out.push(
+      ...rows,
+      '',
+      'Per 100 studies = 100 x (prevalence x recall + (1 - prevalence) x (1 - specificity)); a site with another prevalence gets other numbers.',
+      '',
+    );
   for (const w of threshold.warnings ?? []) out.push(`Warning: ${w}`, '');
   return out;
 }
@@ -341,13 +360,20 @@ function provenanceSection(m: ModelManifest, digest: string, folderBytes: number
     `- architecture ${m.architecture}, input ${m.inputSize} px`,
     `- training data ${typeof t.data === 'string' ? t.data : formatPortablePath(t.data)} (${t.dataSize} images, data sha256 ${String(t.dataHash).slice(0, 16)}…), ${t.epochs} epochs${t.bestEpoch ? ` (best ${t.bestEpoch})` : ''}`,
   ];
-  if (m.derivedFrom) out.push(`- derived from ${m.derivedFrom.name}@${m.derivedFrom.version} (${m.derivedFrom.reason}, digest \`${m.derivedFrom.digest.slice(0, 16)}…\`)`);
+  if (m.derivedFrom)
+    out.push(`- derived from ${m.derivedFrom.name}@${m.derivedFrom.version} (${m.derivedFrom.reason}, digest \`${m.derivedFrom.digest.slice(0, 16)}…\`)`);
   if (t.initFrom?.version) out.push(`- initial weights ${t.initFrom.name ?? ''}@${t.initFrom.version}`);
-  if (m.quantization) out.push(`- int8: ${m.quantization.format}, ${m.quantization.quantizedNodes} nodes quantized, served: ${m.quantization.served ? 'yes' : 'no'} (${m.quantization.decision ?? ''})`);
-  if (t.environment) out.push(`- code ${t.environment.gitCommit ?? 'unknown commit'}, node ${t.environment.node}, command \`${t.environment.command.join(' ')}\``);
+  if (m.quantization)
+    out.push(
+      `- int8: ${m.quantization.format}, ${m.quantization.quantizedNodes} nodes quantized, served: ${m.quantization.served ? 'yes' : 'no'} (${m.quantization.decision ?? ''})`,
+    );
+  if (t.environment)
+    out.push(`- code ${t.environment.gitCommit ?? 'unknown commit'}, node ${t.environment.node}, command \`${t.environment.command.join(' ')}\``);
   // MiB, as the README's folder sizes; the card, card/ and evaluations/ come on top
   const mib = folderBytes / 2 ** 20;
-  out.push(`- model files ${mib.toFixed(1)} MiB in ${Object.keys(m.files).length + 1} files${mib > 25 ? ' (over the 25 MiB a version folder should stay under)' : ''}`);
+  out.push(
+    `- model files ${mib.toFixed(1)} MiB in ${Object.keys(m.files).length + 1} files${mib > 25 ? ' (over the 25 MiB a version folder should stay under)' : ''}`,
+  );
   return [...out, ''];
 }
 
@@ -371,10 +397,7 @@ export function renderModelCard(input: ModelCardInput): string {
   lines.push('## Data', '', ...dataSection(m, input.datasets));
   lines.push('## Performance per set', '');
   if (kind === 'segmenter') {
-    lines.push(
-      `Training splits (${formatSplitFigure(m.metrics.validation)} validation, ${formatSplitFigure(m.metrics.test)} test).`,
-      '',
-    );
+    lines.push(`Training splits (${formatSplitFigure(m.metrics.validation)} validation, ${formatSplitFigure(m.metrics.test)} test).`, '');
   }
   if (kind === 'classifier' || figures.length > 0) lines.push(...figuresTable(figures));
   if (kind === 'classifier') lines.push('## Calibration', '', ...calibrationSection(m, figures));
@@ -390,7 +413,10 @@ export function renderModelCard(input: ModelCardInput): string {
   if (failures.length > 0) lines.push('');
   for (const p of rest) lines.push(`![${p}](${p})`, '');
   lines.push('## Provenance', '', ...provenanceSection(m, input.digest, input.folderBytes));
-  return `${lines.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`;
+  return `${lines
+    .join('\n')
+    .replace(/\n{3,}/g, '\n\n')
+    .trimEnd()}\n`;
 }
 
 function formatSplitFigure(v: Record<string, unknown>): string {

@@ -36,7 +36,11 @@ test("a child's and an adult's study of the same pixels are decided and stored a
   const act = await h.http.post(`/v1/admin/models/classifier/${derived.manifest.version}/activate`).set('Authorization', admin);
   assert.equal(act.status, 200, JSON.stringify(act.body));
   const post = (body: Uint8Array) =>
-    h.http.post('/v1/studies?wait=true').set('Authorization', `Bearer ${h.token('workstation')}`).set('Content-Type', 'application/dicom').send(Buffer.from(body));
+    h.http
+      .post('/v1/studies?wait=true')
+      .set('Authorization', `Bearer ${h.token('workstation')}`)
+      .set('Content-Type', 'application/dicom')
+      .send(Buffer.from(body));
   const child = (await post(chestDicom({ size: 256, seed: 41, patientAge: '004Y' }))).body;
   const adult = (await post(chestDicom({ size: 256, seed: 41, patientAge: '052Y' }))).body;
   assert.notEqual(child.id, adult.id);

@@ -228,7 +228,21 @@ test('calibrate --scores --population picks one threshold per population on save
   await writeFile(adultCsv, perImageCsv(rows('nih', adult), 0.5));
   await writeFile(childCsv, perImageCsv(rows('kermany', child), 0.5));
   const before = await readFile(join(classifierDir, 'manifest.json'), 'utf8');
-  const args = ['calibrate', '--classifier', classifierDir, '--scores', adultCsv, '--scores', childCsv, '--population', 'nih=adult', '--population', 'kermany=pediatric', '--target-recall', '0.6'];
+  const args = [
+    'calibrate',
+    '--classifier',
+    classifierDir,
+    '--scores',
+    adultCsv,
+    '--scores',
+    childCsv,
+    '--population',
+    'nih=adult',
+    '--population',
+    'kermany=pediatric',
+    '--target-recall',
+    '0.6',
+  ];
   const r = await cli([...args, '--version', 'pop-r1']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /unknown age {7}0\.6000 \(the lowest: recall first\)/);

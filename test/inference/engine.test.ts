@@ -249,7 +249,13 @@ test("the same pixels as a child's, an adult's and an unknown-age study get thei
       const unknown = (await e.analyze(chestDicom({ size: 512, seed: 3 }))).report;
       assert.equal(child.probability, adult.probability);
       assert.equal(child.threshold, 0.7);
-      assert.deepEqual(child.population, { name: 'pediatric', ageYears: 7, ageSource: 'PatientAge', thresholdOf: 'pediatric', reason: 'age 7 y from PatientAge: pediatric threshold' });
+      assert.deepEqual(child.population, {
+        name: 'pediatric',
+        ageYears: 7,
+        ageSource: 'PatientAge',
+        thresholdOf: 'pediatric',
+        reason: 'age 7 y from PatientAge: pediatric threshold',
+      });
       assert.equal(child.validation.specificity, 0.64);
       assert.equal(child.decision, child.probability >= 0.7 ? 'positive' : 'negative');
       assert.equal(adult.threshold, 0.2);

@@ -75,12 +75,19 @@ test("a study is decided at its population's threshold; an unknown age gets the 
 });
 
 test('--population pairs parse to a set -> population map; a bad or repeated pair is E_BAD_ARGUMENT', () => {
-  assert.deepEqual([...parsePopulationMap(['nih=adult', ' kermany = Pediatric '])], [
-    ['nih', 'adult'],
-    ['kermany', 'pediatric'],
-  ]);
+  assert.deepEqual(
+    [...parsePopulationMap(['nih=adult', ' kermany = Pediatric '])],
+    [
+      ['nih', 'adult'],
+      ['kermany', 'pediatric'],
+    ],
+  );
   for (const bad of [['nih'], ['nih=elderly'], ['nih=adult', 'nih=pediatric'], ['=adult']]) {
-    assert.throws(() => parsePopulationMap(bad), (e: unknown) => e instanceof CxrError && e.code === 'E_BAD_ARGUMENT', bad.join(' '));
+    assert.throws(
+      () => parsePopulationMap(bad),
+      (e: unknown) => e instanceof CxrError && e.code === 'E_BAD_ARGUMENT',
+      bad.join(' '),
+    );
   }
 });
 

@@ -57,7 +57,7 @@ export function register(program: Command): void {
     .option('--dry-run', 'print the new threshold without writing a version')
     .option(
       '--population <set=pop>',
-      'also pick one threshold per population (adult|pediatric) on that dataset folder\'s rows of a pooled split, e.g. nih-cxr8-pneumonia=adult (repeat); the engine applies it by the study\'s patient age, the lowest for an unknown age',
+      "also pick one threshold per population (adult|pediatric) on that dataset folder's rows of a pooled split, e.g. nih-cxr8-pneumonia=adult (repeat); the engine applies it by the study's patient age, the lowest for an unknown age",
       collect,
       [],
     )
