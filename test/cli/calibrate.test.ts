@@ -268,8 +268,9 @@ test('calibrate --scores --population picks one threshold per population on save
 });
 
 test('calibrate --population on scored rows: a single folder is its own set, and its population threshold is the pooled rule on the same rows', async () => {
+  const fixed = 'calibrate --threads 1 --fit none --dry-run'.split(' ');
   const r = await cli([
-    'calibrate',
+    ...fixed,
     '--data',
     data,
     '--split',
@@ -278,13 +279,8 @@ test('calibrate --population on scored rows: a single folder is its own set, and
     models,
     '--target-recall',
     String(TARGET),
-    '--threads',
-    '1',
-    '--fit',
-    'none',
     '--population',
     `${basename(data)}=pediatric`,
-    '--dry-run',
   ]);
   assert.equal(r.code, 0, r.stderr);
   const pooled = /threshold\s+\S+ -> (\d\.\d{4})/.exec(r.stdout)![1];
