@@ -3,6 +3,7 @@ import type { SplitName } from '../data/split.js';
 import { CxrError } from '../errors.js';
 import { loadSplitItems, populationThresholds, recalibratedThreshold, type PopulationRow } from '../ml/calibrate.js';
 import { readPerImageCsv } from '../ml/evaluation-files.js';
+import { datasetName } from '../data/multi-dataset.js';
 import {
   deriveVersion,
   portablePath,
@@ -106,7 +107,12 @@ export async function recalibrate(o: RecalibrateOptions): Promise<RecalibrateRes
     ? {
         ...pooled,
         populations: populationThresholds(
-          result.images.map((img, i) => ({ dataset: items[i].source ?? '', label: img.label, probability: probabilities[i] })),
+          // one folder's items carry no set name: the folder's is theirs
+          result.images.map((img, i) => ({
+            dataset: items[i].source || (dirs.length === 1 ? datasetName(dirs[0]) : ''),
+            label: img.label,
+            probability: probabilities[i],
+          })),
           o.populations,
           o.targetRecall,
         ),

@@ -266,3 +266,30 @@ test('calibrate --scores --population picks one threshold per population on save
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /no --population for set\(s\) kermany/);
 });
+
+test('calibrate --population on scored rows: a single folder is its own set, and its population threshold is the pooled rule on the same rows', async () => {
+  const r = await cli([
+    'calibrate',
+    '--data',
+    data,
+    '--split',
+    splitCsv,
+    '--models',
+    models,
+    '--target-recall',
+    String(TARGET),
+    '--threads',
+    '1',
+    '--fit',
+    'none',
+    '--population',
+    `${basename(data)}=pediatric`,
+    '--dry-run',
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const pooled = /threshold\s+\S+ -> (\d\.\d{4})/.exec(r.stdout)![1];
+  const child = /pediatric\s+(\d\.\d{4}) \(data: (\d+) images/.exec(r.stdout)!;
+  assert.equal(child[1], pooled);
+  assert.equal(Number(child[2]), validation.size);
+  assert.match(r.stdout, new RegExp(`unknown age\\s+${pooled} \\(the lowest: recall first\\)`));
+});

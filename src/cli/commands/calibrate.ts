@@ -141,6 +141,12 @@ export function register(program: Command): void {
         process.stdout.write(`${lines.join('\n')}\n`);
         for (const w of r.threshold.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
         warnPopulations(r.threshold);
+        if (populations.size && (await readManifest(classifierDir)).quantization?.served) {
+          process.stderr.write(
+            'warning: this version serves its int8 model, which keeps its own threshold block: the populations above were picked on model.onnx and go with it; ' +
+              'pick the int8 ones with --scores on int8 evaluations (evaluate --save)\n',
+          );
+        }
         process.stderr.write(
           r.written
             ? `wrote ${r.written.dir}; ${r.version} is unchanged. Serve the new one with \`cxr-triage models activate classifier ${r.written.version} --models ${o.models}\`\n`

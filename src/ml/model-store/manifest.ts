@@ -495,6 +495,10 @@ export const DIFF_SECTIONS = ['threshold', 'metrics', 'architecture', 'architect
 
 /** Differences between two versions' manifests, section by section (createdAt, version and notes left out). */
 export function manifestChanges(a: ModelManifest, b: ModelManifest): ValueChange[] {
-  const pick = (m: ModelManifest) => Object.fromEntries(DIFF_SECTIONS.map((k) => [k, m[k]]));
+  // the int8 model's own threshold is a decision rule too (the one served when int8 is)
+  const pick = (m: ModelManifest) => ({
+    ...Object.fromEntries(DIFF_SECTIONS.map((k) => [k, m[k]])),
+    ...(m.quantization?.threshold ? { 'quantization.threshold': m.quantization.threshold } : {}),
+  });
   return valueChanges(pick(a), pick(b));
 }
