@@ -20,7 +20,8 @@ export interface ResultPictureInput {
 
 const OUTLINE: [number, number, number] = [0, 230, 64];
 
-function scaledSize(w: number, h: number): { width: number; height: number } {
+/** The picture's film size for a film of w x h: long side 512..1024, aspect kept. */
+export function resultPictureSize(w: number, h: number): { width: number; height: number } {
   const long = Math.max(w, h);
   const target = Math.min(Math.max(long, 512), 1024);
   const k = target / long;
@@ -49,10 +50,12 @@ export async function renderBanner(width: number, lines: readonly string[]): Pro
 
 /** The result picture: banner on top, the annotated film below (RGB, 8 bits a sample). */
 export async function renderResultPicture(a: ResultPictureInput): Promise<RgbImage> {
-  const { width, height } = scaledSize(a.windowed.width, a.windowed.height);
-  const film = resizeBilinear(a.windowed, width, height);
-  const heat = resizeBilinear(a.heatmap, width, height);
-  const mask = resizeBilinear(a.mask, width, height);
+  const { width, height } = resultPictureSize(a.windowed.width, a.windowed.height);
+  // layers drawn at the picture's size already (storedLayers with a fit) are used as they are
+  const fit = (g: GrayImage) => (g.width === width && g.height === height ? g : resizeBilinear(g, width, height));
+  const film = fit(a.windowed);
+  const heat = fit(a.heatmap);
+  const mask = fit(a.mask);
   const picture = heatmapOverlay(film, heat);
   const outline = maskOutline(mask, Math.max(1, Math.round(Math.min(width, height) / 256)));
   for (let i = 0; i < outline.length; i++) {

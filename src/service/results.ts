@@ -11,7 +11,7 @@ import { derivedUids, encodePart10, readSourceHeader, type DerivedIdentity } fro
 import { secondaryCaptureDataset } from '../dicom/secondary-capture.js';
 import { aiResultSr, COMPREHENSIVE_SR, type AiResult } from '../dicom/sr.js';
 import { SOP_CLASS } from '../dicom/uids.js';
-import { renderResultPicture } from '../imaging/secondary-capture.js';
+import { renderResultPicture, resultPictureSize } from '../imaging/secondary-capture.js';
 import type { PredictionRow, StudyRow } from '../db/entities.js';
 import { lockObject } from '../db/objects.js';
 import { insertOutbox, markBuilt, type DerivedKind, type DerivedObjectRow, type NewDerivedObject } from '../db/results.js';
@@ -132,7 +132,7 @@ export async function buildResultBytes(ds: DataSource, store: ObjectStore, o: De
     at: prediction.createdAt,
   };
   if (o.kind === 'sr') return { bytes: encodePart10(aiResultSr(header, id, result)), rows: null, columns: null };
-  const layers = await storedLayers(original, prediction.report as unknown as TriageReport);
+  const layers = await storedLayers(original, prediction.report as unknown as TriageReport, resultPictureSize);
   const picture = await renderResultPicture({ ...layers, lines: bannerLines(result) });
   return { bytes: encodePart10(secondaryCaptureDataset(header, id, picture, models.classifier)), rows: picture.height, columns: picture.width };
 }

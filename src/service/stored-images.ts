@@ -6,6 +6,7 @@
  */
 import { decodeModalityCodes, readWindowed, type WindowPolicy } from '../dicom/index.js';
 import { runsToImage } from '../imaging/mask-scale.js';
+import { resizeBilinear } from '../imaging/resize.js';
 import { grayImage, type GrayImage } from '../imaging/types.js';
 import { camToImage } from '../inference/cam.js';
 import type { TriageReport } from '../inference/types.js';
@@ -28,15 +29,29 @@ export async function renderStoredImages(bytes: Uint8Array, report: TriageReport
   return renderStudyImages(await storedLayers(bytes, report));
 }
 
-export async function storedLayers(bytes: Uint8Array, report: TriageReport): Promise<StoredLayers> {
+/**
+ * The layers at the film's size, or at `fit(width, height)`: a smaller picture (the result
+ * picture sent to PACS) draws the mask and heatmap at its own size instead of drawing them at
+ * 2048x2048 and shrinking them.
+ */
+export async function storedLayers(
+  bytes: Uint8Array,
+  report: TriageReport,
+  fit?: (width: number, height: number) => { width: number; height: number },
+): Promise<StoredLayers> {
   const img = await readWindowed(bytes, { window: storedPolicy(report.window) });
-  const windowed = { width: img.width, height: img.height, data: img.data };
   if (!report.mask) throw new CxrError('E_NOT_FOUND', 'this prediction was stored without its lung mask (scored by an older version of the service)');
-  const mask = runsToImage(report.mask.runs, report.mask.width, report.mask.height, img.width, img.height);
-  const box = report.lungBox ?? { x0: 0, y0: 0, x1: img.width, y1: img.height };
+  const { width, height } = fit ? fit(img.width, img.height) : img;
+  const full = { width: img.width, height: img.height, data: img.data };
+  const windowed = width === img.width && height === img.height ? full : resizeBilinear(full, width, height);
+  const mask = runsToImage(report.mask.runs, report.mask.width, report.mask.height, width, height);
+  const kx = width / img.width;
+  const ky = height / img.height;
+  const b = report.lungBox ?? { x0: 0, y0: 0, x1: img.width, y1: img.height };
+  const box = { x0: Math.round(b.x0 * kx), y0: Math.round(b.y0 * ky), x1: Math.round(b.x1 * kx), y1: Math.round(b.y1 * ky) };
   const heatmap = report.cam
-    ? camToImage(Float32Array.from(report.cam.values), report.cam.width, report.cam.height, box, img.width, img.height)
-    : grayImage(img.width, img.height);
+    ? camToImage(Float32Array.from(report.cam.values), report.cam.width, report.cam.height, box, width, height)
+    : grayImage(width, height);
   return { windowed, mask, heatmap };
 }
 
