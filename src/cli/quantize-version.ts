@@ -285,7 +285,11 @@ async function compare(
       scorer: 'onnxruntime int8',
       subset: figuresOut.subset,
       n: items.length,
-      split: set.splitPath ? basename(set.splitPath) : setDirs(set).map((d) => basename(d)).join('+'),
+      split: set.splitPath
+        ? basename(set.splitPath)
+        : setDirs(set)
+            .map((d) => basename(d))
+            .join('+'),
       at: new Date().toISOString(),
     });
     return { figures: figuresOut, int8Threshold };

@@ -50,7 +50,12 @@ export function register(program: Command): void {
         'the quantized version stays untouched and active until you activate the new one',
     )
     .argument('<version-dir>', 'model version folder (segmenter or classifier) holding model.onnx')
-    .option('--calib <dir>', 'dataset folder (images/, labels.csv) whose images calibrate the activation ranges; repeat for the sets of a pooled --split', collect, [])
+    .option(
+      '--calib <dir>',
+      'dataset folder (images/, labels.csv) whose images calibrate the activation ranges; repeat for the sets of a pooled --split',
+      collect,
+      [],
+    )
     .option('--split <csv>', "split CSV narrowing --calib to --calib-subset (default: the classifier version's split.csv)")
     .option('--calib-subset <name>', `subset of --split to calibrate on: ${SPLIT_NAMES.join('|')}`, 'train')
     .option('--max-images <n>', 'calibration images, drawn evenly from the set', '64')

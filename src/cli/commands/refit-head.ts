@@ -319,7 +319,7 @@ export function register(program: Command): void {
               dataSize: rows.length,
               config: {
                 method: 'head refit on frozen features (weighted L2 logistic regression, Newton), base network unchanged',
-              featurePrecision,
+                featurePrecision,
                 l2: fit.l2,
                 l2Tried: o.l2,
                 setWeights: weights,
