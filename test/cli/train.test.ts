@@ -135,8 +135,24 @@ test('train segmenter and classifier on phantoms, then evaluate them end to end'
   const lines = json.trim().split('\n');
   assert.equal(lines.length, 1);
   const r = JSON.parse(lines[0]);
-  assert.deepEqual(Object.keys(r), ['auc', 'accuracy', 'precision', 'recall', 'specificity', 'f1', 'threshold', 'confusion', 'n', 'ece', 'dice', 'iou']);
+  assert.deepEqual(Object.keys(r), [
+    'auc',
+    'accuracy',
+    'precision',
+    'recall',
+    'specificity',
+    'f1',
+    'threshold',
+    'confusion',
+    'n',
+    'ece',
+    'ci95',
+    'dice',
+    'iou',
+  ]);
   assert.ok(r.ece >= 0 && r.ece <= 1);
+  // the bootstrap interval brackets the figure
+  if (r.auc !== null) assert.ok(r.ci95.aucLo <= r.auc && r.auc <= r.ci95.aucHi, JSON.stringify(r.ci95));
   assert.equal(r.n, 16);
   assert.equal(r.threshold, manifest.threshold.value);
   assert.equal(r.confusion.tp + r.confusion.fp + r.confusion.tn + r.confusion.fn, 16);
