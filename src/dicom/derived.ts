@@ -49,7 +49,9 @@ function text(v: unknown): string {
 export function readSourceHeader(bytes: Uint8Array): SourceHeader {
   let ds: NaturalDataset;
   try {
-    const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+    // dcmjs reads an ArrayBuffer: the bytes' own when they fill it, else a copy of just them
+    const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+    const ab = (whole ? bytes.buffer : bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) as ArrayBuffer;
     const dict = DicomMessage.readFile(ab, { untilTag: '7FE00010' });
     ds = DicomMetaDictionary.naturalizeDataset(dict.dict);
   } catch (e) {

@@ -42,6 +42,21 @@ export interface ObjectStore {
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
+/**
+ * The first bytes of an object (at least `minBytes`, whole pieces, fewer only when the object is
+ * shorter), for what reads only a DICOM header: no whole file read, no hash of it.
+ */
+export async function readHead(store: ObjectStore, sha256: string, minBytes: number): Promise<Buffer> {
+  const pieces: Buffer[] = [];
+  let n = 0;
+  for await (const piece of store.read(sha256)) {
+    pieces.push(piece);
+    n += piece.length;
+    if (n >= minBytes) break;
+  }
+  return Buffer.concat(pieces, n);
+}
+
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }

@@ -7,7 +7,7 @@
  * object (same UIDs, same content).
  */
 import type { DataSource, EntityManager } from 'typeorm';
-import { derivedUids, encodePart10, readSourceHeader, type DerivedIdentity } from '../dicom/derived.js';
+import { derivedUids, encodePart10, readSourceHeader, type DerivedIdentity, type SourceHeader } from '../dicom/derived.js';
 import { secondaryCaptureDataset } from '../dicom/secondary-capture.js';
 import { aiResultSr, COMPREHENSIVE_SR, type AiResult } from '../dicom/sr.js';
 import { SOP_CLASS } from '../dicom/uids.js';
@@ -18,7 +18,7 @@ import { insertOutbox, markBuilt, type DerivedKind, type DerivedObjectRow, type 
 import { findPrediction, findStudy } from '../db/studies.js';
 import type { TriageReport } from '../inference/types.js';
 import { CxrError } from '../errors.js';
-import type { ObjectStore } from './object-store.js';
+import { readHead, type ObjectStore } from './object-store.js';
 import { storedLayers } from './stored-images.js';
 
 export type ResultDestination = { kind: 'stow'; url: string; auth: string | null } | { kind: 'dimse'; aeTitle: string; host: string; port: number };
@@ -121,8 +121,10 @@ export async function buildResultBytes(ds: DataSource, store: ObjectStore, o: De
   const prediction = await findPrediction(ds, o.sourceId);
   if (!source || !prediction || prediction.id !== o.predictionId)
     throw new CxrError('E_NOT_FOUND', `prediction ${o.predictionId} of study ${o.sourceId} is gone`);
-  const original = await store.get(source.sha256);
-  const header = readSourceHeader(original);
+  // The SR needs only the source's header (its first piece, not the whole file read and hashed);
+  // the picture needs the pixels, and reads the header from the same bytes.
+  const original = o.kind === 'sc' ? await store.get(source.sha256) : null;
+  const header = original ? readSourceHeader(original) : await headerOf(store, source.sha256);
   const models = await modelNames(ds, prediction);
   const result = aiResultOf({ ...source, sopClassUid: header.sopClassUid }, prediction, models);
   const id: DerivedIdentity = {
@@ -131,10 +133,19 @@ export async function buildResultBytes(ds: DataSource, store: ObjectStore, o: De
     seriesNumber: o.seriesNumber,
     at: prediction.createdAt,
   };
-  if (o.kind === 'sr') return { bytes: encodePart10(aiResultSr(header, id, result)), rows: null, columns: null };
+  if (!original) return { bytes: encodePart10(aiResultSr(header, id, result)), rows: null, columns: null };
   const layers = await storedLayers(original, prediction.report as unknown as TriageReport, resultPictureSize);
   const picture = await renderResultPicture({ ...layers, lines: bannerLines(result) });
   return { bytes: encodePart10(secondaryCaptureDataset(header, id, picture, models.classifier)), rows: picture.height, columns: picture.width };
+}
+
+/** A header is a few KiB: read from the first 64 KiB of the stored original, else (a long header) from all of it. */
+async function headerOf(store: ObjectStore, sha256: string): Promise<SourceHeader> {
+  try {
+    return readSourceHeader(await readHead(store, sha256, 64 * 1024));
+  } catch {
+    return readSourceHeader(await store.get(sha256));
+  }
 }
 
 /** Stores the built bytes and records them on the object, in the transaction that claimed it. */

@@ -28,7 +28,7 @@ import type { FetchedJob, JobQueue } from './jobs.js';
 import { classifyView, viewCheckFailure } from '../inference/view.js';
 import { renderStoredImages } from './stored-images.js';
 import type { Logger } from './log.js';
-import { collectGarbage, discardIfUnreferenced, sha256Hex, type ObjectStore } from './object-store.js';
+import { collectGarbage, discardIfUnreferenced, readHead, sha256Hex, type ObjectStore } from './object-store.js';
 import { pseudonymisePatientId } from './pseudonym.js';
 import { enqueueResults, type ResultsSettings } from './results.js';
 import { resultSummary, type ResultSummary } from '../db/results.js';
@@ -485,14 +485,7 @@ export class TriageService {
    * only its header (DICOMweb metadata and query attributes) without the pixel data.
    */
   async originalHead(study: Pick<StudyRow, 'sha256'>, minBytes: number): Promise<Buffer> {
-    const pieces: Buffer[] = [];
-    let n = 0;
-    for await (const piece of this.o.store.read(study.sha256)) {
-      pieces.push(piece);
-      n += piece.length;
-      if (n >= minBytes) break;
-    }
-    return Buffer.concat(pieces, n);
+    return readHead(this.o.store, study.sha256, minBytes);
   }
 
   /** The pseudonym a PatientID is stored as here (QIDO-RS matches PatientID through it). */
