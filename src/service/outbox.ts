@@ -14,6 +14,7 @@ import type { Logger } from './log.js';
 import { sha256Hex, type ObjectStore } from './object-store.js';
 import { sendResult } from './result-senders.js';
 import { buildResultBytes, destinationKey, storeBuilt, type ResultsSettings } from './results.js';
+import { Sleepers } from './sleepers.js';
 
 export const OUTBOX_ACTOR = 'system:outbox';
 /** A claimed send is hidden from other processes this long: longer than any send may take. */
@@ -46,7 +47,7 @@ const LOOPS = 2;
 export class ResultsOutbox {
   private stopping = false;
   private loops: Promise<void>[] = [];
-  private readonly sleepers = new Set<() => void>();
+  private readonly sleepers = new Sleepers();
 
   constructor(private readonly o: OutboxOptions) {}
 
@@ -57,7 +58,7 @@ export class ResultsOutbox {
 
   /** Looks for work now (a prediction was just recorded in this process). */
   poke(): void {
-    for (const wake of [...this.sleepers]) wake();
+    this.sleepers.wakeAll();
   }
 
   async stop(): Promise<void> {
@@ -74,20 +75,8 @@ export class ResultsOutbox {
       } catch (e) {
         this.o.log.warn('results outbox step failed', { error: String((e as Error)?.message ?? e) });
       }
-      if (!worked && !this.stopping) await this.sleep(this.o.pollMs ?? 1000);
+      if (!worked && !this.stopping) await this.sleepers.sleep(this.o.pollMs ?? 1000);
     }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(t);
-        this.sleepers.delete(done);
-        resolve();
-      };
-      const t = setTimeout(done, ms);
-      this.sleepers.add(done);
-    });
   }
 
   /** Builds one due object; true when there was one. */

@@ -8,6 +8,7 @@
 import { isCxrError } from '../errors.js';
 import type { FetchedJob, JobQueue } from './jobs.js';
 import type { Logger } from './log.js';
+import { Sleepers } from './sleepers.js';
 
 export interface WorkerPoolOptions {
   jobs: JobQueue;
@@ -28,7 +29,7 @@ export class WorkerPool {
   private running = 0;
   private readonly loops: Promise<void>[] = [];
   private readonly current = new Set<FetchedJob>();
-  private readonly sleepers = new Set<() => void>();
+  private readonly sleepers = new Sleepers();
   private unsubscribe: (() => void) | null = null;
 
   constructor(private readonly o: WorkerPoolOptions) {}
@@ -81,7 +82,7 @@ export class WorkerPool {
   }
 
   private wake(): void {
-    for (const s of [...this.sleepers]) s();
+    this.sleepers.wakeAll();
   }
 
   private async loop(fetch: () => Promise<FetchedJob[]>, run: (job: FetchedJob) => Promise<void>, slower = 1): Promise<void> {
@@ -101,16 +102,7 @@ export class WorkerPool {
   }
 
   private sleep(ms: number): Promise<void> {
-    if (this.stopping) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(t);
-        this.sleepers.delete(done);
-        resolve();
-      };
-      const t = setTimeout(done, ms);
-      this.sleepers.add(done);
-    });
+    return this.stopping ? Promise.resolve() : this.sleepers.sleep(ms);
   }
 
   private async runOne(job: FetchedJob): Promise<void> {
