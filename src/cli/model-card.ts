@@ -17,6 +17,7 @@ import { contactSheet, type FilmTile } from '../ml/contact-sheet.js';
 import { setFigures } from '../ml/evaluate.js';
 import {
   attributionFromReadme,
+  cardFigures,
   figuresFromManifest,
   figuresFromTraining,
   renderModelCard,
@@ -107,24 +108,8 @@ async function evaluationFigures(e: SavedEvaluation): Promise<CardFigures[]> {
   const s = e.summary;
   const how = `evaluate (served pipeline), ${String(s.at ?? '').slice(0, 10)}`;
   const threshold = Number(s.threshold);
-  const row = (set: string, v: Record<string, unknown>, ci95: Record<string, number>): CardFigures => {
-    const c = v.confusion as { tp: number; fn: number };
-    const num = (k: string) => (typeof v[k] === 'number' ? (v[k] as number) : null);
-    return {
-      set,
-      subset: e.subset,
-      n: Number(v.n),
-      positives: c.tp + c.fn,
-      auc: num('auc'),
-      accuracy: num('accuracy'),
-      recall: num('recall'),
-      specificity: num('specificity'),
-      ece: num('ece'),
-      threshold,
-      ci95,
-      how,
-    };
-  };
+  const row = (set: string, v: Record<string, unknown>, ci95: Record<string, number>): CardFigures =>
+    cardFigures(v, { set, subset: e.subset, how, threshold, ci95 });
   const pooled = s.sets && typeof s.sets === 'object' && !Array.isArray(s.sets) ? (s.sets as Record<string, Record<string, unknown>>) : null;
   if (pooled) return Object.entries(pooled).map(([set, v]) => row(set, v, (v.ci95 as Record<string, number>) ?? {}));
   let ci95 = s.ci95 as Record<string, number> | undefined;

@@ -109,6 +109,32 @@ export function figureWithInterval(value: number | null, ci: Record<string, numb
   return value == null || lo === undefined || hi === undefined ? f3(value) : `${f3(value)} (${f3(lo)}-${f3(hi)})`;
 }
 
+/**
+ * One card row from a stored metrics record (a manifest's metrics, one set of a pool, or a saved
+ * evaluation's summary); `threshold` and `ci95` override what the record holds.
+ */
+export function cardFigures(
+  v: Record<string, unknown>,
+  o: { set: string; subset: string; how: string; threshold?: number; ci95?: Record<string, number> },
+): CardFigures {
+  const c = v.confusion as { tp: number; fn: number } | undefined;
+  const num = (k: string) => (typeof v[k] === 'number' ? (v[k] as number) : null);
+  return {
+    set: o.set,
+    subset: o.subset,
+    n: Number(v.n),
+    positives: c ? c.tp + c.fn : 0,
+    auc: num('auc'),
+    accuracy: num('accuracy'),
+    recall: num('recall'),
+    specificity: num('specificity'),
+    ece: num('ece'),
+    threshold: o.threshold ?? num('threshold') ?? 0,
+    ci95: o.ci95 ?? (v.ci95 as Record<string, number> | undefined) ?? {},
+    how: o.how,
+  };
+}
+
 /** Figures a refit-head or pooled training run stored per set in the manifest (metrics.sets). */
 export function figuresFromManifest(m: ModelManifest, how: string): CardFigures[] {
   const out: CardFigures[] = [];
@@ -116,22 +142,7 @@ export function figuresFromManifest(m: ModelManifest, how: string): CardFigures[
     for (const subset of ['validation', 'test'] as const) {
       const v = bySubset[subset] as Record<string, unknown>;
       if (!v || typeof v.n !== 'number') continue;
-      const c = v.confusion as { tp: number; fn: number } | undefined;
-      const num = (k: string) => (typeof v[k] === 'number' ? (v[k] as number) : null);
-      out.push({
-        set,
-        subset,
-        n: v.n,
-        positives: c ? c.tp + c.fn : 0,
-        auc: num('auc'),
-        accuracy: num('accuracy'),
-        recall: num('recall'),
-        specificity: num('specificity'),
-        ece: num('ece'),
-        threshold: num('threshold') ?? 0,
-        ci95: (v.ci95 as Record<string, number>) ?? {},
-        how,
-      });
+      out.push(cardFigures(v, { set, subset, how }));
     }
   }
   return out;
@@ -147,23 +158,8 @@ export function figuresFromTraining(m: ModelManifest, how: string): CardFigures[
   const out: CardFigures[] = [];
   for (const subset of ['validation', 'test'] as const) {
     const v = m.metrics[subset] as Record<string, unknown>;
-    const c = v?.confusion as { tp: number; fn: number } | undefined;
-    if (!v || typeof v.n !== 'number' || typeof v.auc !== 'number' || !c) continue;
-    const num = (k: string) => (typeof v[k] === 'number' ? (v[k] as number) : null);
-    out.push({
-      set,
-      subset,
-      n: v.n,
-      positives: c.tp + c.fn,
-      auc: num('auc'),
-      accuracy: num('accuracy'),
-      recall: num('recall'),
-      specificity: num('specificity'),
-      ece: num('ece'),
-      threshold: num('threshold') ?? 0,
-      ci95: {},
-      how,
-    });
+    if (!v || typeof v.n !== 'number' || typeof v.auc !== 'number' || !v.confusion) continue;
+    out.push(cardFigures(v, { set, subset, how, ci95: {} }));
   }
   return out;
 }
