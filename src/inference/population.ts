@@ -99,19 +99,8 @@ export function chooseThreshold(t: ThresholdInfo, meta: AgeFields): ChosenThresh
     };
   }
   const own = population ? pops.find(([k]) => k === population) : undefined;
-  if (own) {
-    const [k, p] = own;
-    return {
-      ...base,
-      value: p.value,
-      validationSensitivity: p.validationSensitivity,
-      validationSpecificity: p.validationSpecificity,
-      thresholdOf: k,
-      reason: `${ageText}: ${k} threshold`,
-    };
-  }
-  // recall first: the most sensitive operating point the version has
-  const [k, p] = pops.reduce((a, b) => (b[1].value < a[1].value ? b : a));
+  // recall first: without its own, the most sensitive operating point the version has
+  const [k, p] = own ?? pops.reduce((a, b) => (b[1].value < a[1].value ? b : a));
   const why = population ? `${ageText}: the version has no ${population} threshold` : ageText;
   return {
     ...base,
@@ -119,6 +108,6 @@ export function chooseThreshold(t: ThresholdInfo, meta: AgeFields): ChosenThresh
     validationSensitivity: p.validationSensitivity,
     validationSpecificity: p.validationSpecificity,
     thresholdOf: k,
-    reason: `${why}; the lowest of the population thresholds (${k}) applies, recall first`,
+    reason: own ? `${ageText}: ${k} threshold` : `${why}; the lowest of the population thresholds (${k}) applies, recall first`,
   };
 }
