@@ -23,21 +23,32 @@ function servedSha256(m: ModelManifest, int8: boolean): string | null {
   return m.files[ONNX_FILE] ?? q?.float?.sha256 ?? null;
 }
 
+type FolderCheck = { manifest: ModelManifest; check: Awaited<ReturnType<typeof verifyManifest>> } | { error: string };
+
+/** Reads and hashes a version folder once, however many rows (float and `+int8`) name it. */
+function checkFolder(checked: Map<string, Promise<FolderCheck>>, dir: string): Promise<FolderCheck> {
+  let c = checked.get(dir);
+  if (!c) {
+    c = readManifest(dir).then(
+      async (manifest): Promise<FolderCheck> => ({ manifest, check: await verifyManifest(dir) }),
+      (e): FolderCheck => ({ error: (e as Error).message }),
+    );
+    checked.set(dir, c);
+  }
+  return c;
+}
+
 /** What is wrong with one registered version on disk, in words (empty: it agrees). */
-async function disagreements(modelsDir: string, row: ModelVersionRow): Promise<string[]> {
+async function disagreements(modelsDir: string, row: ModelVersionRow, checked: Map<string, Promise<FolderCheck>>): Promise<string[]> {
   const int8 = row.version.endsWith(INT8_SUFFIX);
   const version = int8 ? row.version.slice(0, -INT8_SUFFIX.length) : row.version;
   const dir = join(modelsDir, row.name, version);
   const at = `${row.name}@${row.version}`;
   if (!existsSync(join(dir, MANIFEST_FILE))) return [`${at} is registered but its folder ${dir} (with ${MANIFEST_FILE}) is gone`];
-  let manifest: ModelManifest;
-  try {
-    manifest = await readManifest(dir);
-  } catch (e) {
-    return [`${at}: ${(e as Error).message}`];
-  }
+  const folder = await checkFolder(checked, dir);
+  if ('error' in folder) return [`${at}: ${folder.error}`];
+  const { manifest, check } = folder;
   const out: string[] = [];
-  const check = await verifyManifest(dir);
   if (check.modified.length > 0) out.push(`${at}: files changed since the manifest was written: ${check.modified.join(', ')}`);
   if (check.missing.length > 0) out.push(`${at}: files listed in the manifest are missing: ${check.missing.join(', ')}`);
   const sha = servedSha256(manifest, int8);
@@ -58,7 +69,8 @@ async function disagreements(modelsDir: string, row: ModelVersionRow): Promise<s
 export async function registryDisagreements(ds: DataSource, modelsDir: string): Promise<string[]> {
   const root = resolve(modelsDir);
   const out: string[] = [];
-  for (const row of await listModels(ds)) out.push(...(await disagreements(root, row)));
+  const checked = new Map<string, Promise<FolderCheck>>();
+  for (const row of await listModels(ds)) out.push(...(await disagreements(root, row, checked)));
   return out;
 }
 
