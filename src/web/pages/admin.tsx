@@ -1,6 +1,6 @@
-import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError } from '../api.js';
+import { DataTable } from '../data-table.js';
 
 interface Client {
   id: string;
@@ -41,25 +41,6 @@ interface ShadowRun {
 const ROLES = ['workstation', 'clinician', 'auditor', 'admin'];
 
 type Act = (what: () => Promise<string>) => Promise<void>;
-
-/** A list of the admin page: a table with a caption for screen readers and column headers. */
-function AdminTable(props: { caption: string; headers: string[]; children: ComponentChildren }) {
-  return (
-    <table>
-      <caption class="sr-only">{props.caption}</caption>
-      <thead>
-        <tr>
-          {props.headers.map((h) => (
-            <th key={h} scope="col">
-              {h}
-            </th>
-          ))}
-        </tr>
-      </thead>
-      <tbody>{props.children}</tbody>
-    </table>
-  );
-}
 
 /** A row's state cell: what ended the row (revoked, disabled, active), or the button that changes it. */
 function StateCell(props: { ended: string | null; act: Act; run: () => Promise<string>; label: string; ariaLabel?: string }) {
@@ -121,7 +102,7 @@ export function AdminPage() {
         </p>
       )}
       <h2>Clients (machines)</h2>
-      <AdminTable caption="API clients" headers={['Id', 'Role', 'AE title', 'Description', 'State']}>
+      <DataTable caption="API clients" headers={['Id', 'Role', 'AE title', 'Description', 'State']}>
         {clients.map((c) => (
           <tr key={c.id}>
             <td>{c.id}</td>
@@ -139,7 +120,7 @@ export function AdminPage() {
             />
           </tr>
         ))}
-      </AdminTable>
+      </DataTable>
       <form
         class="inline"
         aria-label="New client"
@@ -174,7 +155,7 @@ export function AdminPage() {
       </form>
 
       <h2>Users (people)</h2>
-      <AdminTable caption="Users" headers={['Id', 'Name', 'Role', 'State']}>
+      <DataTable caption="Users" headers={['Id', 'Name', 'Role', 'State']}>
         {users.map((u) => (
           <tr key={u.id}>
             <td>{u.id}</td>
@@ -191,7 +172,7 @@ export function AdminPage() {
             />
           </tr>
         ))}
-      </AdminTable>
+      </DataTable>
       <form
         class="inline"
         aria-label="New user"
@@ -225,7 +206,7 @@ export function AdminPage() {
         Minted with <code>cxr-triage token</code> (a PACS that can send only a static header gets a long-lived one); revoking one refuses it from its next
         request on.
       </p>
-      <AdminTable caption="Operator tokens" headers={['Id', 'Subject', 'Role', 'Description', 'Expires', 'State']}>
+      <DataTable caption="Operator tokens" headers={['Id', 'Subject', 'Role', 'Description', 'Expires', 'State']}>
         {tokens.map((t) => (
           <tr key={t.id}>
             <td>
@@ -247,10 +228,10 @@ export function AdminPage() {
             />
           </tr>
         ))}
-      </AdminTable>
+      </DataTable>
 
       <h2>Models</h2>
-      <AdminTable caption="Model versions" headers={['Kind', 'Version', 'State']}>
+      <DataTable caption="Model versions" headers={['Kind', 'Version', 'State']}>
         {models.map((m) => (
           <tr key={`${m.name}@${m.version}`}>
             <td>{m.kind}</td>
@@ -268,7 +249,7 @@ export function AdminPage() {
             />
           </tr>
         ))}
-      </AdminTable>
+      </DataTable>
 
       <h2>Shadow run</h2>
       <p>

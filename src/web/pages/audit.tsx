@@ -2,6 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError, query } from '../api.js';
 import { BarChart, LineChart } from '../charts.js';
 import { ShadowSection } from './shadow.js';
+import { DataTable } from '../data-table.js';
 
 interface PredictionRow {
   predictionId: string;
@@ -189,36 +190,23 @@ export function AuditPage() {
           Download CSV
         </a>
       </form>
-      <table class="history">
-        <caption class="sr-only">Predictions, newest first</caption>
-        <thead>
-          <tr>
-            <th scope="col">Predicted</th>
-            <th scope="col">Study</th>
-            <th scope="col">Model</th>
-            <th scope="col">Probability</th>
-            <th scope="col">Decision</th>
-            <th scope="col">Review</th>
+      <DataTable caption="Predictions, newest first" headers={['Predicted', 'Study', 'Model', 'Probability', 'Decision', 'Review']} class="history">
+        {rows.map((r) => (
+          <tr key={r.predictionId}>
+            <td>{new Date(r.predictedAt).toLocaleString()}</td>
+            <td>{r.studyId.slice(0, 8)}</td>
+            <td>{r.classifier}</td>
+            <td>
+              {r.probability.toFixed(3)} / {r.threshold.toFixed(3)}
+            </td>
+            <td>
+              {r.decision}
+              {r.flagged ? ', flagged' : ''}
+            </td>
+            <td>{r.reviewCount ? r.lastVerdict : 'unreviewed'}</td>
           </tr>
-        </thead>
-        <tbody>
-          {rows.map((r) => (
-            <tr key={r.predictionId}>
-              <td>{new Date(r.predictedAt).toLocaleString()}</td>
-              <td>{r.studyId.slice(0, 8)}</td>
-              <td>{r.classifier}</td>
-              <td>
-                {r.probability.toFixed(3)} / {r.threshold.toFixed(3)}
-              </td>
-              <td>
-                {r.decision}
-                {r.flagged ? ', flagged' : ''}
-              </td>
-              <td>{r.reviewCount ? r.lastVerdict : 'unreviewed'}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+        ))}
+      </DataTable>
       <p>{rows.length} predictions shown (newest 100).</p>
 
       <h2>Audit log</h2>
@@ -234,62 +222,38 @@ export function AuditPage() {
           </strong>
         )}
       </p>
-      <table class="auditlog">
-        <caption class="sr-only">The 50 newest audit rows</caption>
-        <thead>
-          <tr>
-            <th scope="col">#</th>
-            <th scope="col">At</th>
-            <th scope="col">Actor</th>
-            <th scope="col">Action</th>
-            <th scope="col">Outcome</th>
+      <DataTable caption="The 50 newest audit rows" headers={['#', 'At', 'Actor', 'Action', 'Outcome']} class="auditlog">
+        {audit.map((a) => (
+          <tr key={a.seq}>
+            <td>{a.seq}</td>
+            <td>{new Date(a.at).toLocaleString()}</td>
+            <td>
+              {a.actor} {a.role ? `(${a.role})` : ''}
+            </td>
+            <td>{a.action}</td>
+            <td>{a.outcome}</td>
           </tr>
-        </thead>
-        <tbody>
-          {audit.map((a) => (
-            <tr key={a.seq}>
-              <td>{a.seq}</td>
-              <td>{new Date(a.at).toLocaleString()}</td>
-              <td>
-                {a.actor} {a.role ? `(${a.role})` : ''}
-              </td>
-              <td>{a.action}</td>
-              <td>{a.outcome}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+        ))}
+      </DataTable>
 
       <h2>Model versions</h2>
-      <table class="models">
-        <caption class="sr-only">Registered model versions</caption>
-        <thead>
-          <tr>
-            <th scope="col">Kind</th>
-            <th scope="col">Version</th>
-            <th scope="col">Active</th>
-            <th scope="col">Threshold</th>
-            <th scope="col">Stored metrics</th>
-          </tr>
-        </thead>
-        <tbody>
-          {models.map((m) => {
-            const t = m.manifest.threshold as { value?: number; targetRecall?: number } | undefined;
-            const metrics = m.manifest.metrics as Record<string, unknown> | undefined;
-            return (
-              <tr key={`${m.name}@${m.version}`}>
-                <td>{m.kind}</td>
-                <td>
-                  {m.name}@{m.version}
-                </td>
-                <td>{m.active ? 'active' : ''}</td>
-                <td>{t?.value !== undefined ? `${t.value.toFixed(3)} for recall ${t.targetRecall}` : '—'}</td>
-                <td class="metrics">{metrics ? summarize(metrics) : '—'}</td>
-              </tr>
-            );
-          })}
-        </tbody>
-      </table>
+      <DataTable caption="Registered model versions" headers={['Kind', 'Version', 'Active', 'Threshold', 'Stored metrics']} class="models">
+        {models.map((m) => {
+          const t = m.manifest.threshold as { value?: number; targetRecall?: number } | undefined;
+          const metrics = m.manifest.metrics as Record<string, unknown> | undefined;
+          return (
+            <tr key={`${m.name}@${m.version}`}>
+              <td>{m.kind}</td>
+              <td>
+                {m.name}@{m.version}
+              </td>
+              <td>{m.active ? 'active' : ''}</td>
+              <td>{t?.value !== undefined ? `${t.value.toFixed(3)} for recall ${t.targetRecall}` : '—'}</td>
+              <td class="metrics">{metrics ? summarize(metrics) : '—'}</td>
+            </tr>
+          );
+        })}
+      </DataTable>
 
       <ShadowSection />
 

@@ -6,6 +6,7 @@
  */
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError } from '../api.js';
+import { DataTable } from '../data-table.js';
 
 interface Reviewed {
   sensitivity: number | null;
@@ -53,45 +54,33 @@ export function ShadowSection() {
       )}
       {items && items.length === 0 && <p>No candidate has run in shadow.</p>}
       {items && items.length > 0 && (
-        <table class="shadow">
-          <caption class="sr-only">Shadow candidates compared with the active model</caption>
-          <thead>
-            <tr>
-              <th scope="col">Candidate</th>
-              <th scope="col">Sample</th>
-              <th scope="col">Scored</th>
-              <th scope="col">Decision agreement</th>
-              <th scope="col">Mean |Δp|</th>
-              <th scope="col">Flagged</th>
-              <th scope="col">Reviewed</th>
-              <th scope="col">Sensitivity</th>
-              <th scope="col">Specificity</th>
+        <DataTable
+          caption="Shadow candidates compared with the active model"
+          headers={['Candidate', 'Sample', 'Scored', 'Decision agreement', 'Mean |Δp|', 'Flagged', 'Reviewed', 'Sensitivity', 'Specificity']}
+          class="shadow"
+        >
+          {items.map((c) => (
+            <tr key={c.candidate}>
+              <th scope="row">
+                {c.candidate}
+                {c.candidateVersions.length > 0 && (
+                  <span class="versions">
+                    {' '}
+                    (with {[...new Set(c.candidateVersions.map((v) => (c.candidate === v.classifier ? v.segmenter : v.classifier)))].join(', ')})
+                  </span>
+                )}
+              </th>
+              <td>{c.setting ? `${pct(c.setting.fraction)}${c.setting.running ? ', running' : ', stopped'}` : '—'}</td>
+              <td>{c.scored}</td>
+              <td>{pct(c.decisionAgreement)}</td>
+              <td>{c.meanAbsProbabilityDifference === null ? '—' : c.meanAbsProbabilityDifference.toFixed(3)}</td>
+              <td>{pair(c.flaggedRate.candidate, c.flaggedRate.active)}</td>
+              <td>{c.reviewed.n}</td>
+              <td>{pair(c.reviewed.candidate.sensitivity, c.reviewed.active.sensitivity)}</td>
+              <td>{pair(c.reviewed.candidate.specificity, c.reviewed.active.specificity)}</td>
             </tr>
-          </thead>
-          <tbody>
-            {items.map((c) => (
-              <tr key={c.candidate}>
-                <th scope="row">
-                  {c.candidate}
-                  {c.candidateVersions.length > 0 && (
-                    <span class="versions">
-                      {' '}
-                      (with {[...new Set(c.candidateVersions.map((v) => (c.candidate === v.classifier ? v.segmenter : v.classifier)))].join(', ')})
-                    </span>
-                  )}
-                </th>
-                <td>{c.setting ? `${pct(c.setting.fraction)}${c.setting.running ? ', running' : ', stopped'}` : '—'}</td>
-                <td>{c.scored}</td>
-                <td>{pct(c.decisionAgreement)}</td>
-                <td>{c.meanAbsProbabilityDifference === null ? '—' : c.meanAbsProbabilityDifference.toFixed(3)}</td>
-                <td>{pair(c.flaggedRate.candidate, c.flaggedRate.active)}</td>
-                <td>{c.reviewed.n}</td>
-                <td>{pair(c.reviewed.candidate.sensitivity, c.reviewed.active.sensitivity)}</td>
-                <td>{pair(c.reviewed.candidate.specificity, c.reviewed.active.specificity)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </DataTable>
       )}
     </section>
   );
