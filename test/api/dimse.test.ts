@@ -8,11 +8,10 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startDimseServer, type DimseServer } from '../../src/api/dimse/scp.js';
+import type { DimseServer } from '../../src/api/dimse/scp.js';
 import { insertClient } from '../../src/db/principals.js';
 import { readMetadata } from '../../src/dicom/index.js';
-import { silentLogger } from '../../src/service/log.js';
-import { startHarness, study, waitScored, type Harness } from '../support/api.js';
+import { startHarness, startHarnessScp, study, waitScored, type Harness } from '../support/api.js';
 
 let h: Harness;
 let scp: DimseServer;
@@ -21,16 +20,7 @@ before(async () => {
   await insertClient(h.db.ds, { id: 'ws-dx-1', role: 'workstation', secretHash: 'x', description: '', createdBy: 'test', aeTitle: 'WS-DX-1' });
   await insertClient(h.db.ds, { id: 'ws-gone', role: 'workstation', secretHash: 'x', description: '', createdBy: 'test', aeTitle: 'WS-GONE' });
   await h.db.ds.query(`UPDATE api_clients SET revoked_at = now() WHERE id = 'ws-gone'`);
-  scp = await startDimseServer({
-    aeTitle: 'CXRTRIAGE',
-    host: '127.0.0.1',
-    port: 0,
-    maxBytes: h.settings.maxBodyBytes,
-    ds: h.db.ds,
-    service: h.parts.service,
-    log: silentLogger,
-    metrics: h.parts.metrics,
-  });
+  scp = await startHarnessScp(h);
 });
 after(async () => {
   await scp?.close(1000);

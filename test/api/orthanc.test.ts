@@ -8,12 +8,11 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
-import { startDimseServer, type DimseServer } from '../../src/api/dimse/scp.js';
+import type { DimseServer } from '../../src/api/dimse/scp.js';
 import { closeServer, listen } from '../../src/app/server.js';
 import { readMetadata } from '../../src/dicom/index.js';
 import { createClient } from '../../src/service/clients.js';
-import { silentLogger } from '../../src/service/log.js';
-import { startHarness, study, waitScored, type Harness } from '../support/api.js';
+import { startHarness, startHarnessScp, study, waitScored, type Harness } from '../support/api.js';
 import { startOrthanc, type Orthanc } from '../support/pacs.js';
 
 let h: Harness;
@@ -25,15 +24,7 @@ const orthancApi = (method: string, path: string, body?: unknown) => orthanc!.ap
 
 before(async () => {
   h = await startHarness();
-  scp = await startDimseServer({
-    aeTitle: 'CXRTRIAGE',
-    host: '127.0.0.1',
-    port: 0,
-    maxBytes: h.settings.maxBodyBytes,
-    ds: h.db.ds,
-    service: h.parts.service,
-    log: silentLogger,
-  });
+  scp = await startHarnessScp(h);
   http = await listen(h.parts.app, 0, '127.0.0.1');
   // The site registers its Orthanc once: a workstation client whose secret Orthanc's DICOMweb
   // plugin sends by HTTP Basic, and whose AE title its C-STOREs come from.
@@ -77,19 +68,25 @@ test('Orthanc and its DICOMweb plugin are installed (CI installs orthanc and ort
   assert.ok(plugins.includes('dicom-web'), `plugins: ${plugins.join(', ')}`);
 });
 
-test('Orthanc forwards a study by its DICOMweb plugin (STOW-RS, HTTP Basic): stored under its client and scored', async () => {
-  const bytes = study(601, { accessionNumber: 'ORTH-WEB-1', studyDate: '20261201' });
-  const meta = readMetadata(bytes);
-  const orthancStudy = await storeInOrthanc(bytes);
-  const res = (await orthancApi('POST', '/dicom-web/servers/cxr/stow', { Resources: [orthancStudy], Synchronous: true })) as Record<string, unknown>;
-  assert.ok(res, 'the plugin answered');
-  const row = await instanceRow(meta.sopInstanceUid!);
+/** The instance Orthanc forwarded reached the service under Orthanc's client, was scored once, and its audit row. */
+async function forwardedAndScored(sop: string): Promise<{ detail: Record<string, unknown> }> {
+  const row = await instanceRow(sop);
   assert.ok(row, `the instance reached the service:\n${orthancLog().slice(-2000)}`);
   assert.equal(row.submitted_by, 'orthanc-fwd');
   await waitScored(h, row.id);
   const [p] = await h.db.ds.query('SELECT count(*)::int AS n FROM predictions WHERE study_id = $1', [row.id]);
   assert.equal(p.n, 1);
   const [a] = await h.db.ds.query(`SELECT detail FROM audit_log WHERE action = 'study.create' AND study_id = $1`, [row.id]);
+  return a;
+}
+
+test('Orthanc forwards a study by its DICOMweb plugin (STOW-RS, HTTP Basic): stored under its client and scored', async () => {
+  const bytes = study(601, { accessionNumber: 'ORTH-WEB-1', studyDate: '20261201' });
+  const meta = readMetadata(bytes);
+  const orthancStudy = await storeInOrthanc(bytes);
+  const res = (await orthancApi('POST', '/dicom-web/servers/cxr/stow', { Resources: [orthancStudy], Synchronous: true })) as Record<string, unknown>;
+  assert.ok(res, 'the plugin answered');
+  const a = await forwardedAndScored(meta.sopInstanceUid!);
   assert.equal(a.detail.via, 'stow-rs');
 });
 
@@ -100,13 +97,7 @@ test('Orthanc forwards a study by C-STORE (modality forwarding) from its AE titl
   const echo = await orthancApi('POST', '/modalities/cxr/echo', {});
   assert.deepEqual(echo, {});
   await orthancApi('POST', '/modalities/cxr/store', { Resources: [orthancStudy], Synchronous: true });
-  const row = await instanceRow(meta.sopInstanceUid!);
-  assert.ok(row, `the instance reached the service:\n${orthancLog().slice(-2000)}`);
-  assert.equal(row.submitted_by, 'orthanc-fwd');
-  await waitScored(h, row.id);
-  const [p] = await h.db.ds.query('SELECT count(*)::int AS n FROM predictions WHERE study_id = $1', [row.id]);
-  assert.equal(p.n, 1);
-  const [a] = await h.db.ds.query(`SELECT detail FROM audit_log WHERE action = 'study.create' AND study_id = $1`, [row.id]);
+  const a = await forwardedAndScored(meta.sopInstanceUid!);
   assert.equal(a.detail.via, 'dimse');
   assert.equal(a.detail.callingAe, 'ORTHANC');
 });

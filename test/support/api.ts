@@ -12,6 +12,7 @@ import supertest from 'supertest';
 import type TestAgent from 'supertest/lib/agent.js';
 import { createRandomModels } from '../../src/ml/random-models.js';
 import { chestDicom } from '../../src/data/simple-chest-dicom.js';
+import { startDimseServer, type DimseServer } from '../../src/api/dimse/scp.js';
 import { buildService, type ServiceParts, type ServiceSettings } from '../../src/app/server.js';
 import { isConnectionLost } from '../../src/db/data-source.js';
 import { signToken } from '../../src/api/tokens.js';
@@ -108,6 +109,20 @@ export function study(
 }
 
 /** Polls until the study is no longer queued (the queue is in-process; this bounds a hang). */
+/** The harness's service behind a DIMSE Storage SCP (AE CXRTRIAGE) on a free local port. */
+export function startHarnessScp(h: Harness): Promise<DimseServer> {
+  return startDimseServer({
+    aeTitle: 'CXRTRIAGE',
+    host: '127.0.0.1',
+    port: 0,
+    maxBytes: h.settings.maxBodyBytes,
+    ds: h.db.ds,
+    service: h.parts.service,
+    log: silentLogger,
+    metrics: h.parts.metrics,
+  });
+}
+
 export async function waitScored(h: Harness, id: string, timeoutMs = 30_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
