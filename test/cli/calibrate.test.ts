@@ -21,6 +21,9 @@ import { alternatingSplit } from '../support/data.js';
 
 const STUDIES = 8;
 const TARGET = 0.75;
+/** `calibrate` on the test's split and models at TARGET recall, one thread, plus `extra`. */
+const calibrateAtTarget = (...extra: string[]) =>
+  cli(['calibrate', '--data', data, '--split', splitCsv, '--models', models, '--target-recall', String(TARGET), '--threads', '1', ...extra]);
 let root: string;
 let models: string;
 let classifierDir: string;
@@ -48,7 +51,7 @@ after(async () => {
 
 test('calibrate --dry-run prints the new threshold and leaves the manifest byte for byte as it was', async () => {
   const before = await readFile(join(classifierDir, 'manifest.json'), 'utf8');
-  const r = await cli(['calibrate', '--data', data, '--split', splitCsv, '--models', models, '--target-recall', String(TARGET), '--threads', '1', '--dry-run']);
+  const r = await calibrateAtTarget('--dry-run');
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /threshold\s+\S+ -> \d\.\d{4}/);
   assert.equal(await readFile(join(classifierDir, 'manifest.json'), 'utf8'), before);
@@ -71,21 +74,7 @@ test("calibrating the active version leaves it untouched and active, and writes 
   const expected = calibrateThreshold(scores, labels, TARGET);
 
   // --fit none: the threshold on the raw probabilities, as evaluate printed them
-  const r = await cli([
-    'calibrate',
-    '--data',
-    data,
-    '--split',
-    splitCsv,
-    '--models',
-    models,
-    '--target-recall',
-    String(TARGET),
-    '--threads',
-    '1',
-    '--fit',
-    'none',
-  ]);
+  const r = await calibrateAtTarget('--fit', 'none');
   assert.equal(r.code, 0, r.stderr);
   // the calibrated version is untouched and still the one served
   assert.equal(await readFile(join(classifierDir, 'manifest.json'), 'utf8'), sourceManifest);
@@ -176,21 +165,7 @@ test('models diff shows the threshold change between a version and its calibrate
 });
 
 test('calibrate fits a Platt calibration on the raw served probabilities into the new version, picks the threshold on the calibrated ones, and the engine serves them', async () => {
-  const r = await cli([
-    'calibrate',
-    '--data',
-    data,
-    '--split',
-    splitCsv,
-    '--models',
-    models,
-    '--target-recall',
-    String(TARGET),
-    '--threads',
-    '1',
-    '--version',
-    'platt',
-  ]);
+  const r = await calibrateAtTarget('--version', 'platt');
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /calibration\s+platt: p' = sigmoid\(/);
   const dir = join(dirname(classifierDir), 'platt');
