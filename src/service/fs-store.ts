@@ -69,13 +69,15 @@ export class FsObjectStore implements ObjectStore {
     return bytes;
   }
 
-  async *read(sha256: string): AsyncIterable<Buffer> {
+  async *read(sha256: string, upTo?: number): AsyncIterable<Buffer> {
     const path = this.pathFor(sha256);
     const s = await stat(path).catch((e: NodeJS.ErrnoException) => {
       throw missing(sha256, e.code ?? e.message);
     });
     if (!s.isFile()) throw missing(sha256, 'not a file');
-    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) yield chunk as Buffer;
+    // a header read (upTo) reads its 64 KiB, not a whole 1 MiB piece of the film
+    const opts = upTo === undefined || upTo <= 0 ? { highWaterMark: 1 << 20 } : { highWaterMark: Math.min(1 << 20, upTo), end: upTo - 1 };
+    for await (const chunk of createReadStream(path, opts)) yield chunk as Buffer;
   }
 
   async remove(sha256: string): Promise<void> {

@@ -33,8 +33,11 @@ export interface ObjectStore {
   put(bytes: Uint8Array, tx?: EntityManager): Promise<StoredObject>;
   /** The whole object, checked against its hash. E_NOT_FOUND when it is missing. */
   get(sha256: string): Promise<Buffer>;
-  /** The object in pieces, for streaming it on without holding it whole. */
-  read(sha256: string): AsyncIterable<Buffer>;
+  /**
+   * The object in pieces, for streaming it on without holding it whole. With `upTo`, the caller
+   * wants only the first `upTo` bytes: a store that can read less (a file) stops there.
+   */
+  read(sha256: string, upTo?: number): AsyncIterable<Buffer>;
   remove(sha256: string): Promise<void>;
   /** Pages of the shas stored before `before` (the collector's candidates). */
   list(before: Date): AsyncIterable<string[]>;
@@ -49,7 +52,7 @@ const SHA256_HEX = /^[0-9a-f]{64}$/;
 export async function readHead(store: ObjectStore, sha256: string, minBytes: number): Promise<Buffer> {
   const pieces: Buffer[] = [];
   let n = 0;
-  for await (const piece of store.read(sha256)) {
+  for await (const piece of store.read(sha256, minBytes)) {
     pieces.push(piece);
     n += piece.length;
     if (n >= minBytes) break;
