@@ -6,14 +6,13 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { derivedUids } from '../../src/dicom/derived.js';
 import { registerModel } from '../../src/db/models.js';
 import { referencedObjects } from '../../src/db/objects.js';
 import { claimDelivery, markBuilt, settleDelivery, studyDeliveries, type DerivedObjectRow } from '../../src/db/results.js';
 import { insertStudyOnce, recordPrediction, type NewPrediction } from '../../src/db/studies.js';
 import { enqueueResults, type ResultsSettings } from '../../src/service/results.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, instanceOf, type TestDatabase } from '../support/database.js';
 
 let db: TestDatabase;
 let prediction: NewPrediction;
@@ -57,24 +56,7 @@ after(async () => {
 async function newStudy(n: number, submittedBy = 'ws-1') {
   const uid = `1.2.826.0.1.${n}`;
   const { study } = await db.ds.transaction((m) =>
-    insertStudyOnce(m, {
-      id: randomUUID(),
-      studyInstanceUid: uid,
-      seriesInstanceUid: `${uid}.1`,
-      sopInstanceUid: `${uid}.1.1`,
-      sopClassUid: '1.2.840.10008.5.1.4.1.1.1',
-      patientPseudonym: null,
-      modality: 'CR',
-      viewPosition: 'PA',
-      bodyPart: 'CHEST',
-      transferSyntax: null,
-      imageRows: 10,
-      imageColumns: 10,
-      sha256: `${n}`.padStart(64, 'a'),
-      sizeBytes: '100',
-      submittedBy,
-      receivedAt: new Date(),
-    }),
+    insertStudyOnce(m, instanceOf(uid, 1, { sopClassUid: '1.2.840.10008.5.1.4.1.1.1', sha256: `${n}`.padStart(64, 'a'), submittedBy })),
   );
   return study;
 }

@@ -8,17 +8,8 @@ import { randomUUID } from 'node:crypto';
 import { registerModel } from '../../src/db/models.js';
 import { worklistCounts } from '../../src/db/stats.js';
 import { listPredictions } from '../../src/db/predictions.js';
-import {
-  addReview,
-  insertStudyOnce,
-  recordFailure,
-  recordPrediction,
-  worklist,
-  type NewPrediction,
-  type NewStudy,
-  type WorklistKey,
-} from '../../src/db/studies.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { addReview, insertStudyOnce, recordFailure, recordPrediction, worklist, type NewPrediction, type WorklistKey } from '../../src/db/studies.js';
+import { createTestDatabase, instanceOf, type TestDatabase } from '../support/database.js';
 
 let db: TestDatabase;
 let segId: number;
@@ -42,28 +33,6 @@ function prediction(p: number, flagged: boolean, classifierId = clsId): NewPredi
     lungAreaFraction: 0.3,
     timingsMs: { total: 10 },
     report: { probability: p },
-  };
-}
-
-/** An instance of study `uid` (series n) with fixed, valid fields. */
-function instanceOf(uid: string, n: number): NewStudy {
-  return {
-    id: randomUUID(),
-    studyInstanceUid: uid,
-    seriesInstanceUid: `${uid}.${n}`,
-    sopInstanceUid: `${uid}.${n}.1`,
-    sopClassUid: null,
-    patientPseudonym: null,
-    modality: 'CR',
-    viewPosition: 'PA',
-    bodyPart: 'CHEST',
-    transferSyntax: null,
-    imageRows: 10,
-    imageColumns: 10,
-    sha256: 'a'.repeat(64),
-    sizeBytes: '100',
-    submittedBy: 'ws',
-    receivedAt: new Date(),
   };
 }
 

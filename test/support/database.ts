@@ -3,10 +3,11 @@
  * database `test` for the admin connection), migrated, and dropped at the end: test files run
  * in parallel and never see each other's rows.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { DataSource } from 'typeorm';
 import { openDatabase } from '../../src/db/data-source.js';
+import type { NewStudy } from '../../src/db/studies.js';
 
 export const ADMIN_URL = process.env.CXR_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -64,5 +65,28 @@ export async function createTestDatabase(opts: { migrate?: boolean } = {}): Prom
       if (ds?.isInitialized) await ds.destroy();
       await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
     },
+  };
+}
+
+/** An instance of study `uid` (series n) with fixed, valid fields; `fields` overrides any. */
+export function instanceOf(uid: string, n: number, fields: Partial<NewStudy> = {}): NewStudy {
+  return {
+    id: randomUUID(),
+    studyInstanceUid: uid,
+    seriesInstanceUid: `${uid}.${n}`,
+    sopInstanceUid: `${uid}.${n}.1`,
+    sopClassUid: null,
+    patientPseudonym: null,
+    modality: 'CR',
+    viewPosition: 'PA',
+    bodyPart: 'CHEST',
+    transferSyntax: null,
+    imageRows: 10,
+    imageColumns: 10,
+    sha256: 'a'.repeat(64),
+    sizeBytes: '100',
+    submittedBy: 'ws',
+    receivedAt: new Date(),
+    ...fields,
   };
 }
