@@ -6,17 +6,14 @@
 import { histogram } from '../../src/ml/drift-reference.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { perImageCsv } from '../../src/ml/evaluation-files.js';
-import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
-import { createRandomModels } from '../../src/ml/random-models.js';
 import { parseCsv } from '../../src/data/csv.js';
-import { writeSynthDataset } from '../../src/data/synth-dataset.js';
 import { locateModelVersion, manifestDigest, readActive, readManifest, verifyManifest, writeActive } from '../../src/ml/model-store/index.js';
 import { calibrateThreshold, confusionAt, binaryMetrics } from '../../src/ml/metrics.js';
 import { runCli as cli } from '../support/cli.js';
+import { scratchModelsAndData } from '../support/ml.js';
 import { alternatingSplit } from '../support/data.js';
 
 const STUDIES = 8;
@@ -32,12 +29,13 @@ let splitCsv: string;
 let validation: Set<string>;
 
 before(async () => {
-  await tf.setBackend('cpu');
-  root = await mkdtemp(join(tmpdir(), 'cxr-calibrate-cli-'));
-  models = join(root, 'models');
-  data = join(root, 'data');
-  classifierDir = (await createRandomModels(models, { size: 'small', seed: 4 })).classifier;
-  await writeSynthDataset({ out: data, count: STUDIES, seed: 90_417, sizeMin: 128, sizeMax: 192, workSize: 128 });
+  ({ root, models, data, classifierDir } = await scratchModelsAndData('cxr-calibrate-cli-', {
+    count: STUDIES,
+    seed: 90_417,
+    sizeMin: 128,
+    sizeMax: 192,
+    workSize: 128,
+  }));
   // Every other study of each label in validation, so recall is defined there and a cut is needed.
   splitCsv = join(root, 'run', 'split.csv');
   const split = await alternatingSplit(data, splitCsv);

@@ -4,17 +4,14 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
-import { createRandomModels } from '../../src/ml/random-models.js';
 import { parseCsv } from '../../src/data/csv.js';
-import { writeSynthDataset } from '../../src/data/synth-dataset.js';
 import { onnxScorer } from '../../src/inference/scorer.js';
 import { readManifest, verifyManifest, writeManifest } from '../../src/ml/model-store/index.js';
 import { loadEvalItems } from '../../src/ml/train/dataset-source.js';
 import { runCli as cli } from '../support/cli.js';
+import { scratchModelsAndData } from '../support/ml.js';
 
 const STUDIES = 6;
 let root: string;
@@ -23,17 +20,18 @@ let data: string;
 let classifierDir: string;
 
 before(async () => {
-  await tf.setBackend('cpu');
-  root = await mkdtemp(join(tmpdir(), 'cxr-eval-cli-'));
-  models = join(root, 'models');
-  data = join(root, 'data');
-  const dirs = await createRandomModels(models, { size: 'small', seed: 4 });
-  classifierDir = dirs.classifier;
-  await writeSynthDataset({ out: data, count: STUDIES, seed: 90_417, sizeMin: 128, sizeMax: 192, workSize: 128 });
+  let segmenterDir: string;
+  ({ root, models, data, segmenterDir, classifierDir } = await scratchModelsAndData('cxr-eval-cli-', {
+    count: STUDIES,
+    seed: 90_417,
+    sizeMin: 128,
+    sizeMax: 192,
+    workSize: 128,
+  }));
 
   // Random weights give probabilities in a narrow band: put the threshold between the middle
   // two of this set so that both decisions occur and the comparison is not vacuous.
-  const scorer = await onnxScorer({ segmenterDir: dirs.segmenter, classifierDir: dirs.classifier, threads: 1 });
+  const scorer = await onnxScorer({ segmenterDir, classifierDir, threads: 1 });
   const probs: number[] = [];
   try {
     for (const item of await loadEvalItems(data)) probs.push((await scorer.score(await item.image())).probability);
@@ -42,8 +40,8 @@ before(async () => {
   }
   probs.sort((a, b) => a - b);
   const mid = (probs[STUDIES / 2 - 1] + probs[STUDIES / 2]) / 2;
-  const { files: _files, ...manifest } = await readManifest(dirs.classifier);
-  await writeManifest(dirs.classifier, { ...manifest, threshold: { ...manifest.threshold!, value: mid } });
+  const { files: _files, ...manifest } = await readManifest(classifierDir);
+  await writeManifest(classifierDir, { ...manifest, threshold: { ...manifest.threshold!, value: mid } });
 });
 
 after(async () => {

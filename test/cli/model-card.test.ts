@@ -9,19 +9,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
-import { createRandomModels } from '../../src/ml/random-models.js';
 import { loadDataset } from '../../src/data/dataset.js';
 import { splitByPatient, writeSplit } from '../../src/data/split.js';
-import { writeSynthDataset } from '../../src/data/synth-dataset.js';
 import { decodeDisplayImage } from '../../src/imaging/png.js';
 import { pickFilms } from '../../src/cli/commands/contact-sheet.js';
 import { REPO_ROOT, sha256File, verifyManifest } from '../../src/ml/model-store/index.js';
 import { parseCsv } from '../../src/data/csv.js';
 import { runCli as cli } from '../support/cli.js';
+import { scratchModelsAndData } from '../support/ml.js';
 
 let root: string;
 let models: string;
@@ -29,12 +26,11 @@ let data: string;
 let classifierDir: string;
 
 before(async () => {
-  await tf.setBackend('cpu');
-  root = await mkdtemp(join(tmpdir(), 'cxr-card-'));
-  models = join(root, 'models');
-  data = join(root, 'synth-set');
-  classifierDir = (await createRandomModels(models, { size: 'small', seed: 4 })).classifier;
-  await writeSynthDataset({ out: data, count: 16, seed: 31_337, sizeMin: 96, sizeMax: 128, workSize: 96 });
+  ({ root, models, data, classifierDir } = await scratchModelsAndData(
+    'cxr-card-',
+    { count: 16, seed: 31_337, sizeMin: 96, sizeMax: 128, workSize: 96 },
+    'synth-set',
+  ));
   const ds = await loadDataset(data);
   const split = splitByPatient(
     ds.items.map((i) => ({ file: i.file, patientId: i.patientId, label: i.label })),

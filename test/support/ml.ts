@@ -1,4 +1,9 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { writeSynthDataset } from '../../src/data/synth-dataset.js';
+import { createRandomModels } from '../../src/ml/random-models.js';
 import { initBackend } from '../../src/ml/backend.js';
 
 /** The backend the project would pick here (CXR_BACKEND overrides), started quietly. */
@@ -16,4 +21,22 @@ export function paramCounts(model: tf.LayersModel): { trainable: number; nonTrai
 
 export function closeTo(actual: number, expected: number, tol: number, what = 'value'): void {
   if (!(Math.abs(actual - expected) <= tol)) throw new Error(`${what}: expected ${expected} ± ${tol}, got ${actual}`);
+}
+
+/**
+ * A scratch folder for CLI tests: small random-weight models (seed 4) in `models`, a synthetic
+ * dataset in `data` (folder `dataName`: evaluations name the set after it; tfjs on cpu). The caller removes `root`.
+ */
+export async function scratchModelsAndData(
+  prefix: string,
+  synth: { count: number; seed: number; sizeMin: number; sizeMax: number; workSize: number },
+  dataName = 'data',
+): Promise<{ root: string; models: string; data: string; segmenterDir: string; classifierDir: string }> {
+  await tf.setBackend('cpu');
+  const root = await mkdtemp(join(tmpdir(), prefix));
+  const models = join(root, 'models');
+  const data = join(root, dataName);
+  const dirs = await createRandomModels(models, { size: 'small', seed: 4 });
+  await writeSynthDataset({ out: data, ...synth });
+  return { root, models, data, segmenterDir: dirs.segmenter, classifierDir: dirs.classifier };
 }
