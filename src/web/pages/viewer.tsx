@@ -376,13 +376,22 @@ export function ViewerPage(props: { studyId: string }) {
 function ReviewForm(props: { study: Study; onSaved: () => Promise<unknown> }) {
   const reviews = props.study.reviews ?? [];
   const latest = reviews.at(-1) ?? null;
-  const [verdict, setVerdict] = useState<'agree' | 'disagree' | null>(null);
-  const [label, setLabel] = useState<string>('');
-  const [note, setNote] = useState('');
+  // What the form holds is also kept in a ref that every change writes at once: a key pressed
+  // right after a click (Disagree, then Ctrl+Enter) reaches a listener of the previous render,
+  // and must save what was chosen, not what that render saw.
+  const [form, setForm] = useState<{ verdict: 'agree' | 'disagree' | null; label: string; note: string }>({ verdict: null, label: '', note: '' });
+  const current = useRef(form);
+  const update = (patch: Partial<typeof form>) => {
+    current.current = { ...current.current, ...patch };
+    setForm(current.current);
+  };
+  const { verdict, label, note } = form;
+  const setVerdict = (v: 'agree' | 'disagree') => update({ verdict: v });
   const [status, setStatus] = useState<string | null>(null);
   const canReview = props.study.prediction !== null;
 
   const save = async () => {
+    const { verdict, label, note } = current.current;
     if (!verdict) {
       setStatus('Choose Agree or Disagree first.');
       return;
@@ -395,7 +404,7 @@ function ReviewForm(props: { study: Study; onSaved: () => Promise<unknown> }) {
         amends: latest ? latest.id : undefined,
       });
       setStatus(latest ? 'Review amended (the earlier one is kept in the history).' : 'Review saved.');
-      setNote('');
+      update({ note: '' });
       await props.onSaved();
     } catch (e) {
       setStatus(e instanceof ApiError ? `Not saved: ${e.message}` : 'Not saved');
@@ -444,14 +453,14 @@ function ReviewForm(props: { study: Study; onSaved: () => Promise<unknown> }) {
         </button>
       </fieldset>
       <label for="review-label">Your reading</label>
-      <select id="review-label" value={label} onChange={(e) => setLabel(e.currentTarget.value)} disabled={!canReview}>
+      <select id="review-label" value={label} onChange={(e) => update({ label: e.currentTarget.value })} disabled={!canReview}>
         <option value="">(not given)</option>
         <option value="pneumonia">Pneumonia</option>
         <option value="no_pneumonia">No pneumonia</option>
         <option value="uncertain">Uncertain</option>
       </select>
       <label for="review-note">Note</label>
-      <textarea id="review-note" rows={3} maxLength={4000} value={note} onInput={(e) => setNote(e.currentTarget.value)} disabled={!canReview} />
+      <textarea id="review-note" rows={3} maxLength={4000} value={note} onInput={(e) => update({ note: e.currentTarget.value })} disabled={!canReview} />
       <div class="actions">
         <button type="submit" disabled={!canReview}>
           Save review
