@@ -11,7 +11,7 @@ import type { EvalItem } from '../ml/evaluate.js';
 import { deriveVersion, ONNX_FILE, readManifest, writeManifest, type ModelManifest, type ModelName } from '../ml/model-store/index.js';
 import { decodeModel } from '../ml/onnx/quantize/proto.js';
 import { calibrateThreshold, dice, rocAuc } from '../ml/metrics.js';
-import { quantizeOnnx, type CalibrationInput, type CalibrationMethod, type QuantizableOp } from '../ml/onnx/quantize/index.js';
+import { quantizeOnnx, WEIGHT_QMAX, type CalibrationInput, type CalibrationMethod, type QuantizableOp } from '../ml/onnx/quantize/index.js';
 import {
   INT8_FILE,
   MAX_AUC_LOSS,
@@ -142,7 +142,7 @@ export async function quantizeVersion(o: QuantizeVersionOptions): Promise<Quanti
       const info: QuantizationInfo = {
         file: INT8_FILE,
         format: 'QDQ',
-        weights: 'int8, symmetric, per output channel',
+        weights: `int8 in ±${WEIGHT_QMAX} (7 bits, so that CPUs without VNNI do not saturate), symmetric, per output channel`,
         activations: 'uint8, asymmetric, per tensor',
         method: q.method,
         ...(q.method === 'percentile' ? { percentile: o.percentile ?? 99.99 } : {}),

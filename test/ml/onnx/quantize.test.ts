@@ -15,7 +15,7 @@ import { buildDenseNet121SE } from '../../../src/ml/densenet.js';
 import { exportLayersModel } from '../../../src/ml/onnx/export.js';
 import { quantizeOnnx, planQuantization, QUANTIZABLE_OPS, type CalibrationInput } from '../../../src/ml/onnx/quantize/index.js';
 import { decodeModel, graphOf } from '../../../src/ml/onnx/quantize/proto.js';
-import { activationQuant, quantizeWeights } from '../../../src/ml/onnx/quantize/qdq.js';
+import { activationQuant, quantizeWeights, WEIGHT_QMAX } from '../../../src/ml/onnx/quantize/qdq.js';
 import { percentileRange } from '../../../src/ml/onnx/quantize/ranges.js';
 import { buildUNet } from '../../../src/ml/unet.js';
 import { SMALL_DENSENET, SMALL_UNET } from '../../../src/ml/random-models.js';
@@ -79,17 +79,23 @@ function opCounts(bytes: Uint8Array): Record<string, number> {
   return ops;
 }
 
-test('weights: symmetric int8 per output channel, scale = max|w|/127, an all-zero channel keeps scale 1', () => {
+test('weights: symmetric 7-bit per output channel, scale = max|w|/63, an all-zero channel keeps scale 1', () => {
   // Conv weight [2 out, 1 in, 1, 2]
-  const w = Float32Array.of(0.5, -1.27, 0, 0);
+  const w = Float32Array.of(0.5, -1.26, 0, 0);
   const { q, scales, maxRelError } = quantizeWeights(w, [2, 1, 1, 2], 0);
-  assert.deepEqual([...scales], [Math.fround(1.27 / 127), 1]);
-  assert.deepEqual([...q], [50, -127, 0, 0]);
-  assert.ok(maxRelError < 0.5 / 127 + 1e-6);
+  assert.deepEqual([...scales], [Math.fround(1.26 / 63), 1]);
+  assert.deepEqual([...q], [25, -63, 0, 0]);
+  assert.ok(maxRelError < 0.5 / 63 + 1e-6);
   // ConvTranspose weight [1 in, 2 out, 1, 1]: channels on axis 1
   const t = quantizeWeights(Float32Array.of(2, -0.5), [1, 2, 1, 1], 1);
-  assert.deepEqual([...t.q], [127, -127]);
-  assert.deepEqual([...t.scales], [Math.fround(2 / 127), Math.fround(0.5 / 127)]);
+  assert.deepEqual([...t.q], [63, -63]);
+  assert.deepEqual([...t.scales], [Math.fround(2 / 63), Math.fround(0.5 / 63)]);
+  // the full 8-bit range stays available to callers that know their CPU has VNNI
+  assert.deepEqual([...quantizeWeights(Float32Array.of(2, -0.5), [1, 2, 1, 1], 1, 127).q], [127, -127]);
+});
+
+test('weights stay below the VPMADDUBSW saturation bound: two uint8 x weight products fit int16', () => {
+  assert.ok(2 * 255 * WEIGHT_QMAX <= 32767, `2 x 255 x ${WEIGHT_QMAX} overflows int16`);
 });
 
 test('activations: uint8 ranges always hold 0 exactly (zero padding stays exact); a ReLU range has zero point 0', () => {

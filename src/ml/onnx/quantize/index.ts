@@ -4,6 +4,7 @@ import { calibrateRanges, type CalibrateRangesOptions, type CalibrationInput, ty
 import { decodeModel, encodeModel } from './proto.js';
 
 export { planQuantization, DEFAULT_OPS, QUANTIZABLE_OPS, type QuantizableOp } from './plan.js';
+export { WEIGHT_QMAX } from './qdq.js';
 export type { CalibrationInput, CalibrationMethod, Range } from './ranges.js';
 
 export interface QuantizeOptions extends PlanOptions, CalibrateRangesOptions {}

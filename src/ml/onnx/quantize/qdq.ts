@@ -21,9 +21,13 @@ import {
  * - every activation read by a quantized node goes through QuantizeLinear -> DequantizeLinear
  *   (uint8, per tensor, asymmetric: scale and zero point from its calibrated range, which
  *   always includes 0 so that zero padding stays exact);
- * - weights become int8 initializers, symmetric per output channel ([-127, 127], zero point
- *   0), read through a DequantizeLinear with `axis`; biases int32 with scale
- *   input_scale x weight_scale[c];
+ * - weights become int8 initializers, symmetric per output channel, read through a
+ *   DequantizeLinear with `axis`; biases int32 with scale input_scale x weight_scale[c].
+ *   They use 7 bits ([-63, 63], ONNX Runtime's `reduce_range`): on x86 CPUs without VNNI
+ *   (AVX2, and AVX-512 before Cascade Lake) MLAS multiplies uint8 x int8 with VPMADDUBSW,
+ *   whose int16 pair sums saturate once 255 x |w| x 2 passes 32767. Full 8-bit weights
+ *   scored differently there than on a VNNI machine (features off by 2.6x the tolerance);
+ *   7-bit weights score the same on both;
  * - a node's output goes through its own Q/DQ pair; a ReLU right after it is dropped and its
  *   output takes the pair instead (uint8 with zero point 0 saturates below 0 exactly as
  *   ReLU does), so ONNX Runtime sees DQ -> Conv -> Q and fuses it into QLinearConv.
@@ -55,8 +59,16 @@ export function activationQuant(r: Range): TensorQuant {
   return { scale, zeroPoint };
 }
 
-/** Symmetric int8 per channel along `axis` (-1: one scale for the whole tensor). */
-export function quantizeWeights(w: Float32Array, dims: number[], axis: number): { q: Int8Array; scales: Float32Array; maxRelError: number } {
+/** Largest weight magnitude: 7 bits, so that uint8 x int8 pair sums fit int16 without VNNI. */
+export const WEIGHT_QMAX = 63;
+
+/** Symmetric int8 per channel along `axis` (-1: one scale for the whole tensor), in ±`qmax`. */
+export function quantizeWeights(
+  w: Float32Array,
+  dims: number[],
+  axis: number,
+  qmax = WEIGHT_QMAX,
+): { q: Int8Array; scales: Float32Array; maxRelError: number } {
   const channels = axis < 0 ? 1 : dims[axis];
   const inner = axis < 0 ? w.length : dims.slice(axis + 1).reduce((a, b) => a * b, 1);
   const outer = axis < 0 ? 1 : dims.slice(0, axis).reduce((a, b) => a * b, 1);
@@ -68,7 +80,7 @@ export function quantizeWeights(w: Float32Array, dims: number[], axis: number): 
       for (let i = s; i < s + inner; i++) absMax[c] = Math.max(absMax[c], Math.abs(w[i]));
     }
   const scales = new Float32Array(channels);
-  for (let c = 0; c < channels; c++) scales[c] = absMax[c] > 0 ? absMax[c] / 127 : 1;
+  for (let c = 0; c < channels; c++) scales[c] = absMax[c] > 0 ? absMax[c] / qmax : 1;
   const q = new Int8Array(w.length);
   let maxRelError = 0;
   for (let o = 0; o < outer; o++)
@@ -76,7 +88,7 @@ export function quantizeWeights(w: Float32Array, dims: number[], axis: number): 
       const s = at(o, c);
       const k = scales[c];
       for (let i = s; i < s + inner; i++) {
-        const v = Math.max(-127, Math.min(127, Math.round(w[i] / k)));
+        const v = Math.max(-qmax, Math.min(qmax, Math.round(w[i] / k)));
         q[i] = v;
         if (absMax[c] > 0) maxRelError = Math.max(maxRelError, Math.abs(v * k - w[i]) / absMax[c]);
       }
