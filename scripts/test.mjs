@@ -1,9 +1,12 @@
 #!/usr/bin/env node
-// Runs every test/**/*.test.ts through node:test with tsx (Node 20's --test takes no globs).
-// Extra arguments narrow the run: `npm test -- dicom` runs files whose path contains "dicom".
+// Runs every test/**/*.test.ts through node:test (Node 20's --test takes no globs), compiled
+// once by scripts/test-bundle.mjs instead of through tsx in each process; spawned `cxr-triage`
+// processes run the compiled CLI too (CXR_TEST_CLI). `TEST_TSX=1` runs the sources through tsx
+// as before. Extra arguments narrow the run: `npm test -- dicom` runs files whose path contains "dicom".
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { bundle } from './test-bundle.mjs';
 
 function walk(dir) {
   return readdirSync(dir).flatMap((name) => {
@@ -35,7 +38,14 @@ const concurrency = process.env.TEST_CONCURRENCY ?? '2';
 const reporters = ['--test-reporter=spec', '--test-reporter-destination=stdout'];
 if (process.env.TEST_RECORD_DURATIONS === '1' && filters.length > 0) console.error('TEST_RECORD_DURATIONS: only a whole-suite run is recorded');
 else if (process.env.TEST_RECORD_DURATIONS === '1') reporters.push('--test-reporter=./scripts/test-durations.mjs', `--test-reporter-destination=${DURATIONS}`);
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...reporters, ...files], {
-  stdio: 'inherit',
-});
+let run = ['--import', 'tsx', '--test', ...files];
+const env = { ...process.env };
+if (process.env.TEST_TSX !== '1') {
+  const started = Date.now();
+  const [cli, ...compiled] = await bundle(['src/cli/main.ts', ...files]);
+  console.error(`compiled ${files.length} test files and the CLI in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  run = ['--enable-source-maps', '--test', ...compiled];
+  env.CXR_TEST_CLI = resolve(cli);
+}
+const r = spawnSync(process.execPath, [`--test-concurrency=${concurrency}`, ...reporters, ...run], { stdio: 'inherit', env });
 process.exit(r.status ?? 1);

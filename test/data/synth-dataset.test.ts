@@ -10,6 +10,7 @@ import { datasetHash } from '../../src/data/hash.js';
 import { parseCsv } from '../../src/data/csv.js';
 import { tempDir } from '../support/data.js';
 import { runCli } from '../support/cli.js';
+import { CLI } from '../support/serve-process.js';
 
 const opts = { count: 5, seed: 17, sizeMin: 96, sizeMax: 140, workSize: 96 };
 
@@ -71,7 +72,7 @@ test('cxr-triage synth writes the dataset, reports progress and a contact sheet'
     const sheet = join(root, 'sheet.png');
     const r = execFileSync(
       process.execPath,
-      ['bin/cxr-triage.js', 'synth', '--out', out, '--count', '3', '--seed', '4', '--size', '96-128', '--work-size', '96', '--preview', sheet],
+      [CLI, 'synth', '--out', out, '--count', '3', '--seed', '4', '--size', '96-128', '--work-size', '96', '--preview', sheet],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
     );
     assert.match(r, /wrote 3 studies \(\d normal, \d pneumonia, \d patients\)/);

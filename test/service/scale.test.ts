@@ -20,8 +20,8 @@ import { collectGarbage, type StoreKind } from '../../src/service/object-store.j
 import { openObjectStore } from '../../src/service/stores.js';
 import { study } from '../support/api.js';
 import { createTestDatabase } from '../support/database.js';
+import { CLI } from '../support/serve-process.js';
 
-const CLI = join(process.cwd(), 'bin', 'cxr-triage.js');
 const JWT_SECRET = 'scale-test-jwt-secret-0123456789abcdef';
 const jwt = { secret: Buffer.from(JWT_SECRET), issuer: 'cxr-triage', audience: 'cxr-triage-api', ttlSeconds: 600 };
 let root: string;

@@ -16,8 +16,8 @@ import { activateOnDisk } from '../../src/ml/model-store/index.js';
 import { startHarness, study, waitScored, type Harness } from '../support/api.js';
 import { runCli } from '../support/cli.js';
 import { waitJobsDone } from '../support/jobs.js';
+import { CLI } from '../support/serve-process.js';
 
-const CLI = join(process.cwd(), 'bin', 'cxr-triage.js');
 let h: Harness;
 let env: Record<string, string>;
 /** the worker processes started here, stopped at the end */

@@ -12,7 +12,14 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { signToken } from '../../src/api/tokens.js';
 
-export const CLI = join(import.meta.dirname, '..', '..', 'bin', 'cxr-triage.js');
+/** What a user runs: bin/cxr-triage.js, which runs the TypeScript sources of a checkout through tsx. */
+export const BIN = join(import.meta.dirname, '..', '..', 'bin', 'cxr-triage.js');
+
+/**
+ * The `cxr-triage` tests start: the CLI compiled once per run by scripts/test.mjs (CXR_TEST_CLI;
+ * the same sources without tsx's start-up cost), else bin/cxr-triage.js.
+ */
+export const CLI = process.env.CXR_TEST_CLI ?? BIN;
 
 export interface ServeProcess {
   proc: ChildProcess;
