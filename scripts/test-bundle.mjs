@@ -11,11 +11,14 @@
 // itself (fixtures, models, web assets, worker scripts started through tsx) are the same as
 // when the file runs from source.
 import { build } from 'esbuild';
-import { readFile, rm } from 'node:fs/promises';
-import { dirname, join, relative, resolve } from 'node:path';
+import { readdirSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-export const BUILD_DIR = '.test-build';
+const ROOT_DIR = '.test-build';
+// one folder per run, so two `npm test` at once do not compile over each other's files
+export const BUILD_DIR = join(ROOT_DIR, `run-${process.pid}`);
 
 const keepImportMeta = {
   name: 'keep-import-meta',
@@ -36,15 +39,45 @@ export function compiledPath(file) {
   return join(BUILD_DIR, file.replace(/\.ts$/, '.mjs'));
 }
 
-/** The source path (relative) a compiled test file came from. */
+/** The source path (relative) a compiled test file came from (any run's folder). */
 export function sourcePath(file) {
-  const rel = relative(resolve(BUILD_DIR), resolve(file));
-  return rel.startsWith('..') ? relative(process.cwd(), file) : rel.replace(/\.mjs$/, '.ts');
+  const rel = relative(resolve(ROOT_DIR), resolve(file));
+  if (rel.startsWith('..')) return relative(process.cwd(), file);
+  return rel.split(sep).slice(1).join('/').replace(/\.mjs$/, '.ts');
+}
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return e.code === 'EPERM';
+  }
+}
+
+/** Removes the compiled files of runs whose process is gone (killed before they cleaned up). */
+function removeStaleBuilds() {
+  let names = [];
+  try {
+    names = readdirSync(ROOT_DIR);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number(/^run-(\d+)$/.exec(name)?.[1]);
+    if (pid !== process.pid && !alive(pid)) rmSync(join(ROOT_DIR, name), { recursive: true, force: true });
+  }
+}
+
+/** Removes this run's compiled files. */
+export function removeOwnBuild() {
+  rmSync(BUILD_DIR, { recursive: true, force: true });
 }
 
 /** Bundles `entries` (paths relative to the root) into BUILD_DIR; resolves with their compiled paths. */
 export async function bundle(entries) {
-  await rm(BUILD_DIR, { recursive: true, force: true });
+  removeStaleBuilds();
+  removeOwnBuild();
   await build({
     entryPoints: entries,
     outbase: '.',

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { bundle } from './test-bundle.mjs';
+import { bundle, removeOwnBuild } from './test-bundle.mjs';
 
 function walk(dir) {
   return readdirSync(dir).flatMap((name) => {
@@ -48,4 +48,5 @@ if (process.env.TEST_TSX !== '1') {
   env.CXR_TEST_CLI = resolve(cli);
 }
 const r = spawnSync(process.execPath, [`--test-concurrency=${concurrency}`, ...reporters, ...run], { stdio: 'inherit', env });
+removeOwnBuild();
 process.exit(r.status ?? 1);
