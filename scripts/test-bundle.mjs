@@ -23,6 +23,8 @@ export const BUILD_DIR = join(ROOT_DIR, `run-${process.pid}`);
 const keepImportMeta = {
   name: 'keep-import-meta',
   setup(b) {
+    // a package imported by its absolute path (a test pointing at a package's own file) stays a package
+    b.onResolve({ filter: /[\\/]node_modules[\\/]/ }, (args) => ({ path: args.path, external: true }));
     b.onLoad({ filter: /\.ts$/ }, async (args) => {
       const source = await readFile(args.path, 'utf8');
       const contents = source
@@ -43,7 +45,11 @@ export function compiledPath(file) {
 export function sourcePath(file) {
   const rel = relative(resolve(ROOT_DIR), resolve(file));
   if (rel.startsWith('..')) return relative(process.cwd(), file);
-  return rel.split(sep).slice(1).join('/').replace(/\.mjs$/, '.ts');
+  return rel
+    .split(sep)
+    .slice(1)
+    .join('/')
+    .replace(/\.mjs$/, '.ts');
 }
 
 function alive(pid) {
@@ -95,4 +101,28 @@ export async function bundle(entries) {
     logLevel: 'warning',
   });
   return entries.map(compiledPath);
+}
+
+let compiled = 0;
+
+/**
+ * Compiles one TypeScript file that a test starts as a process or worker (with what it imports
+ * of ours) into `dir` (an absolute path inside the repository, so that packages resolve);
+ * resolves with the compiled file's path.
+ */
+export async function compileScript(entry, dir) {
+  const outfile = join(dir, `script-${process.pid}-${compiled++}.mjs`);
+  await build({
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    packages: 'external',
+    sourcemap: 'inline',
+    plugins: [keepImportMeta],
+    logLevel: 'warning',
+  });
+  return outfile;
 }

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { bundle, removeOwnBuild } from './test-bundle.mjs';
+import { BUILD_DIR, bundle, removeOwnBuild } from './test-bundle.mjs';
 
 function walk(dir) {
   return readdirSync(dir).flatMap((name) => {
@@ -46,6 +46,7 @@ if (process.env.TEST_TSX !== '1') {
   console.error(`compiled ${files.length} test files and the CLI in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   run = ['--enable-source-maps', '--test', ...compiled];
   env.CXR_TEST_CLI = resolve(cli);
+  env.CXR_TEST_BUILD = resolve(BUILD_DIR);
 }
 const r = spawnSync(process.execPath, [`--test-concurrency=${concurrency}`, ...reporters, ...run], { stdio: 'inherit', env });
 removeOwnBuild();

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { workerBootFor } from '../support/compiled.js';
 import { Worker } from 'node:worker_threads';
 import { encodeDicom } from '../../src/dicom/index.js';
 import { sources as fixtureSources } from '../../fixtures/dicom/make-fixtures.js';
@@ -35,10 +36,7 @@ function sources(): { name: string; bytes: Uint8Array }[] {
 }
 
 test('truncated and byte-flipped files end in success or a typed error, without hanging', { timeout: 600_000 }, async (t) => {
-  // Node 20 workers do not inherit tsx's loader: register it in the worker before importing TS.
-  const tsxApi = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./robustness-worker.ts', import.meta.url).href;
-  const boot = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
+  const boot = await workerBootFor(fileURLToPath(new URL('./robustness-worker.ts', import.meta.url)));
   const worker = new Worker(boot, { eval: true, workerData: { sources: sources() } });
   let lastCase = '(none yet)';
   let timer: NodeJS.Timeout | undefined;

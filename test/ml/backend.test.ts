@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { nodeArgsFor } from '../support/compiled.js';
 
 const backendModule = fileURLToPath(new URL('../../src/ml/backend.ts', import.meta.url));
 const tfjsModule = createRequire(import.meta.url).resolve('@tensorflow/tfjs');
@@ -49,8 +50,9 @@ async function run(body: string, env: Record<string, string | undefined> = {}): 
   const file = join(scratch, `child-${scripts++}.mts`);
   writeFileSync(file, code);
   const childEnv: Record<string, string | undefined> = { ...process.env, CXR_BACKEND: undefined, CXR_WASM_THREADS: undefined, ...env };
+  const args = await nodeArgsFor(file);
   const { stdout, stderr, signal } = await new Promise<{ stdout: string; stderr: string; signal: NodeJS.Signals | null }>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', file], { env: childEnv as NodeJS.ProcessEnv, timeout: 120_000 });
+    const child = spawn(process.execPath, args, { env: childEnv as NodeJS.ProcessEnv, timeout: 120_000 });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
