@@ -14,7 +14,7 @@ import { mkdir, mkdtemp, open, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { createRandomModels } from '../../src/ml/random-models.js';
+import { randomModels } from '../support/random-models.js';
 import { startServe, type ServeProcess } from '../support/serve-process.js';
 import { signToken } from '../../src/api/tokens.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -35,7 +35,7 @@ before(async () => {
   assert.equal(m.status, 0, `this test mounts a small tmpfs and needs root: ${m.stderr}`);
   mounted = true;
   await tf.setBackend('cpu');
-  await createRandomModels(join(root, 'models'), { size: 'small', seed: 1, threshold: 0.4 });
+  await randomModels(join(root, 'models'), { size: 'small', seed: 1, threshold: 0.4 });
   db = await createTestDatabase();
 });
 

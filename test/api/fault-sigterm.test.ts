@@ -14,7 +14,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { createRandomModels } from '../../src/ml/random-models.js';
+import { randomModels } from '../support/random-models.js';
 import { startServe, type ServeProcess } from '../support/serve-process.js';
 import { signToken } from '../../src/api/tokens.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -33,7 +33,7 @@ const token = signToken(
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'cxr-sigterm-'));
   await tf.setBackend('cpu');
-  await createRandomModels(join(root, 'models'), { size: 'small', seed: 1, threshold: 0.4 });
+  await randomModels(join(root, 'models'), { size: 'small', seed: 1, threshold: 0.4 });
   db = await createTestDatabase();
 });
 

@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Server } from 'node:http';
 import { verifyAuditChain } from '../../src/db/audit.js';
-import { createRandomModels } from '../../src/ml/random-models.js';
+import { randomModels } from '../support/random-models.js';
 import { activateOnDisk } from '../../src/ml/model-store/index.js';
 import { closeServer, listen } from '../../src/app/server.js';
 import { startHarness, study, waitScored, type Harness } from '../support/api.js';
@@ -19,7 +19,7 @@ let base: string;
 
 before(async () => {
   h = await startHarness({ jobPollMs: 50 });
-  await createRandomModels(h.modelsDir, { size: 'small', seed: 8, threshold: 0.5, version: 'random-cand' });
+  await randomModels(h.modelsDir, { size: 'small', seed: 8, threshold: 0.5, version: 'random-cand' });
   // the candidate is newer: without ACTIVE it would be what a process loads
   await activateOnDisk(h.modelsDir, 'classifier', 'random-small', { segmenter: 'random-small' });
   const l = await listen(h.parts.app, 0, '127.0.0.1');

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
-import { createRandomModels } from '../../src/ml/random-models.js';
+import { randomModels } from '../support/random-models.js';
 import { chestDicom } from '../../src/data/simple-chest-dicom.js';
 import { manifestDigest, verifyManifest, readManifest } from '../../src/ml/model-store/index.js';
 import { runCli as cli, spawnCli } from '../support/cli.js';
@@ -18,7 +18,7 @@ let study: string;
 before(async () => {
   await tf.setBackend('cpu');
   root = await mkdtemp(join(tmpdir(), 'cxr-cli-'));
-  dirs = await createRandomModels(join(root, 'models'), { size: 'small', seed: 2 });
+  dirs = await randomModels(join(root, 'models'), { size: 'small', seed: 2 });
   study = join(root, 'study.dcm');
   await writeFile(study, chestDicom({ size: 384, seed: 5 }));
 });

@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { createRandomModels } from '../../src/ml/random-models.js';
+import { randomModels } from '../support/random-models.js';
 import { writeSynthDataset } from '../../src/data/synth-dataset.js';
 import { CxrError } from '../../src/errors.js';
 import { loadEngine } from '../../src/inference/engine.js';
@@ -41,7 +41,7 @@ before(async () => {
   root = await mkdtemp(join(tmpdir(), 'cxr-quantize-cli-'));
   models = join(root, 'models');
   data = join(root, 'data');
-  dirs = await createRandomModels(models, { size: 'small', seed: 6 });
+  dirs = await randomModels(models, { size: 'small', seed: 6 });
   await writeSynthDataset({ out: data, count: 10, seed: 31_337, sizeMin: 128, sizeMax: 160, workSize: 128 });
   splitCsv = join(root, 'run', 'split.csv');
   const split = await alternatingSplit(data, splitCsv);
@@ -157,7 +157,7 @@ test('the engine serves int8 where the manifest says so, with its own threshold;
 
 test('asking for int8 where a version has none is E_MODEL_MISSING; a manifest that says served but is not marked stays float under auto', async () => {
   const other = join(root, 'other');
-  const fresh = await createRandomModels(other, { size: 'small', seed: 7 });
+  const fresh = await randomModels(other, { size: 'small', seed: 7 });
   await assert.rejects(
     loadEngine({ modelsDir: other, threads: 1, precision: 'int8' }),
     (e) => e instanceof CxrError && e.code === 'E_MODEL_MISSING' && /quantize/.test(e.message),
@@ -176,7 +176,7 @@ test('asking for int8 where a version has none is E_MODEL_MISSING; a manifest th
 
 test('export-onnx on a quantized version writes a revision without the int8 model quantized from the previous model.onnx; the source keeps it', async () => {
   const other = join(root, 'other2');
-  const fresh = await createRandomModels(other, { size: 'small', seed: 8 });
+  const fresh = await randomModels(other, { size: 'small', seed: 8 });
   const out = await quantize(fresh.segmenter, ['--no-compare', '--version', 'q1'], other);
   assert.equal(out.version, 'q1');
   assert.ok(existsSync(join(out.dir, 'model.int8.onnx')));
@@ -192,7 +192,7 @@ test('export-onnx on a quantized version writes a revision without the int8 mode
 
 test('--drop-float ships only model.int8.onnx; float is rebuilt from the tfjs weights and served only with the recorded sha256', async () => {
   const other = join(root, 'other3');
-  const fresh = await createRandomModels(other, { size: 'small', seed: 9 });
+  const fresh = await randomModels(other, { size: 'small', seed: 9 });
   const floatSha = (await readManifest(fresh.classifier)).files['model.onnx'];
   const out = await quantize(fresh.classifier, ['--no-compare', '--drop-float'], other);
   assert.ok(!existsSync(join(out.dir, 'model.onnx')));

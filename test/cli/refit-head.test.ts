@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { createRandomModels } from '../../src/ml/random-models.js';
+import { randomModels } from '../support/random-models.js';
 import { parseCsv } from '../../src/data/csv.js';
 import { loadDatasets } from '../../src/data/multi-dataset.js';
 import { splitBySet, writeSplit } from '../../src/data/split.js';
@@ -24,7 +24,7 @@ const sets = ['adult', 'child'];
 before(async () => {
   await tf.setBackend('cpu');
   root = await mkdtemp(join(tmpdir(), 'cxr-refit-'));
-  models = await createRandomModels(join(root, 'models'), { size: 'small', seed: 4 });
+  models = await randomModels(join(root, 'models'), { size: 'small', seed: 4 });
   for (const [k, s] of sets.entries()) await writeSynthDataset({ out: join(root, s), count: 10, seed: 500 + k, sizeMin: 96, sizeMax: 128, workSize: 96 });
   const pool = await loadDatasets(sets.map((s) => ({ dir: join(root, s) })));
   const split = splitBySet(

@@ -13,7 +13,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import pg from 'pg';
-import { createRandomModels } from '../../src/ml/random-models.js';
+import { randomModels } from '../support/random-models.js';
 import { spawnCliSync } from '../support/cli.js';
 import { freePort, startServe as spawnServe } from '../support/serve-process.js';
 
@@ -28,7 +28,7 @@ const running = new Set<ChildProcess>();
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'cxr-serve-'));
   await tf.setBackend('cpu');
-  await createRandomModels(join(root, 'models'), { size: 'small', seed: 1, threshold: 0.4 });
+  await randomModels(join(root, 'models'), { size: 'small', seed: 1, threshold: 0.4 });
   const { DATABASE_URL: _omit, CXR_JWT_SECRET: _j, CXR_HMAC_KEY: _h, ...rest } = process.env;
   env = { ...rest, CXR_DATA_DIR: join(root, 'data'), CXR_MODELS_DIR: join(root, 'models'), CXR_PG_PORT: String(await freePort()), CXR_TTA: '2' };
   env.CXR_DIMSE_PORT = String(await freePort());

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
-import { createRandomModels } from '../../src/ml/random-models.js';
+import { randomModels } from '../support/random-models.js';
 import { chestDicom } from '../../src/data/simple-chest-dicom.js';
 import { loadEngine, type OnnxTriageEngine } from '../../src/inference/engine.js';
 import { classActivationMap } from '../../src/inference/cam.js';
@@ -27,7 +27,7 @@ const dicom = chestDicom({ size: 512, seed: 3 });
 before(async () => {
   await tf.setBackend('cpu');
   root = await mkdtemp(join(tmpdir(), 'cxr-engine-'));
-  dirs = await createRandomModels(root, { size: 'small', seed: 1, threshold: 0.4 });
+  dirs = await randomModels(root, { size: 'small', seed: 1, threshold: 0.4 });
   engine = await loadEngine({ modelsDir: root, tta: 4, threads: 1 });
 });
 

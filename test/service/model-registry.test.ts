@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { registerModel } from '../../src/db/models.js';
-import { createRandomModels } from '../../src/ml/random-models.js';
+import { randomModels } from '../support/random-models.js';
 import { registryDisagreements } from '../../src/service/model-registry.js';
 import { runCli, spawnCliSync } from '../support/cli.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -27,7 +27,7 @@ before(async () => {
   root = await mkdtemp(join(tmpdir(), 'cxr-registry-'));
   models = join(root, 'models');
   await tf.setBackend('cpu');
-  await createRandomModels(models, { size: 'small', seed: 1, threshold: 0.4, version: 'v1' });
+  await randomModels(models, { size: 'small', seed: 1, threshold: 0.4, version: 'v1' });
   db = await createTestDatabase();
   env = {
     ...process.env,
@@ -70,7 +70,7 @@ async function listRegistry(): Promise<Listed[]> {
 test('models list --registry shows which versions the service registered and which are only on disk', async () => {
   await serveOnce();
   // a version trained after the start: on disk, never served
-  await createRandomModels(join(root, 'later'), { size: 'small', seed: 2, threshold: 0.45, version: 'v2' });
+  await randomModels(join(root, 'later'), { size: 'small', seed: 2, threshold: 0.45, version: 'v2' });
   const { cp } = await import('node:fs/promises');
   await cp(join(root, 'later', 'classifier', 'v2'), join(models, 'classifier', 'v2'), { recursive: true });
   // ACTIVE keeps v1 served (without it the newest, v2, would be)

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { readdirSync, existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createRandomModels } from '../../src/ml/random-models.js';
+import { randomModels } from '../support/random-models.js';
 import { verifyAuditChain } from '../../src/db/audit.js';
 import { referencedObjects } from '../../src/db/objects.js';
 import { insertStudyOnce } from '../../src/db/studies.js';
@@ -215,7 +215,7 @@ test('PostgreSQL connections terminated under load: every accepted study is scor
 });
 
 test('activating another model version swaps the engine; new predictions record it; a broken version is refused', async () => {
-  await createRandomModels(h.modelsDir, { size: 'small', seed: 2, threshold: 0.45, version: 'random-v2' });
+  await randomModels(h.modelsDir, { size: 'small', seed: 2, threshold: 0.45, version: 'random-v2' });
   const admin = `Bearer ${h.token('admin')}`;
   const r = await h.http.post('/v1/admin/models/classifier/random-v2/activate').set('Authorization', admin);
   assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -242,7 +242,7 @@ test('activating another model version swaps the engine; new predictions record 
   assert.equal((await h.http.post('/v1/admin/models/classifier/nope/activate').set('Authorization', admin)).status, 404);
   assert.equal((await h.http.post('/v1/admin/models/other/random-v2/activate').set('Authorization', admin)).status, 404);
   // a version whose files no longer match its manifest is refused and the active one stays
-  await createRandomModels(h.modelsDir, { size: 'small', seed: 3, version: 'random-broken' });
+  await randomModels(h.modelsDir, { size: 'small', seed: 3, version: 'random-broken' });
   await (await import('node:fs/promises')).appendFile(join(h.modelsDir, 'classifier', 'random-broken', 'model.onnx'), 'x');
   const broken = await h.http.post('/v1/admin/models/classifier/random-broken/activate').set('Authorization', admin);
   assert.equal(broken.status, 409);

@@ -13,7 +13,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { createRandomModels } from '../../src/ml/random-models.js';
+import { randomModels } from '../support/random-models.js';
 import { signToken } from '../../src/api/tokens.js';
 import { verifyAuditChain } from '../../src/db/audit.js';
 import { collectGarbage, type StoreKind } from '../../src/service/object-store.js';
@@ -30,7 +30,7 @@ const running = new Set<ChildProcess>();
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'cxr-scale-'));
   await tf.setBackend('cpu');
-  await createRandomModels(join(root, 'models'), { size: 'small', seed: 1, threshold: 0.4 });
+  await randomModels(join(root, 'models'), { size: 'small', seed: 1, threshold: 0.4 });
 });
 
 after(async () => {

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createRandomModels } from '../../src/ml/random-models.js';
+import { randomModels } from '../support/random-models.js';
 import { activateOnDisk } from '../../src/ml/model-store/index.js';
 import { startHarness, study, waitScored, type Harness } from '../support/api.js';
 import { runCli } from '../support/cli.js';
@@ -76,7 +76,7 @@ async function stopWorker(w: Worker): Promise<void> {
 before(async () => {
   // API only: every study here is scored by a worker process
   h = await startHarness({ workers: 0 });
-  await createRandomModels(h.modelsDir, { size: 'small', seed: 7, threshold: 0.55, version: 'random-next' });
+  await randomModels(h.modelsDir, { size: 'small', seed: 7, threshold: 0.55, version: 'random-next' });
   await activateOnDisk(h.modelsDir, 'classifier', 'random-small', { segmenter: 'random-small' });
   env = { DATABASE_URL: h.db.url, CXR_DATA_DIR: join(h.root, 'data'), CXR_MODELS_DIR: h.modelsDir };
   await startWorker(h.modelsDir);

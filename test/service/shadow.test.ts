@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { verifyAuditChain } from '../../src/db/audit.js';
-import { createRandomModels } from '../../src/ml/random-models.js';
+import { randomModels } from '../support/random-models.js';
 import { activateOnDisk, readManifest } from '../../src/ml/model-store/index.js';
 import { inShadowSample } from '../../src/service/shadow.js';
 import { startHarness, study, waitScored, type Harness } from '../support/api.js';
@@ -28,7 +28,7 @@ const posted = new Map<string, string>();
 
 before(async () => {
   h = await startHarness({ jobPollMs: 50 });
-  await createRandomModels(h.modelsDir, { size: 'small', seed: 5, threshold: 0.6, version: CANDIDATE });
+  await randomModels(h.modelsDir, { size: 'small', seed: 5, threshold: 0.6, version: CANDIDATE });
   // the candidate is newer: without ACTIVE it would be what a process loads
   await activateOnDisk(h.modelsDir, 'classifier', 'random-small', { segmenter: 'random-small' });
   await mkdir(join(h.root, 'data'), { recursive: true });
@@ -247,7 +247,7 @@ test('model promote switches what the running workers serve, ends the shadow run
 });
 
 test('a candidate that cannot load never costs a study its result; model shadow --off stops it', async () => {
-  await createRandomModels(h.modelsDir, { size: 'small', seed: 6, version: 'random-broken' });
+  await randomModels(h.modelsDir, { size: 'small', seed: 6, version: 'random-broken' });
   await activateOnDisk(h.modelsDir, 'classifier', CANDIDATE, { segmenter: 'random-small' });
   const set = await runCli(['model', 'shadow', 'classifier@random-broken', '--fraction', '1', '--models', h.modelsDir], env);
   assert.equal(set.code, 0, set.stderr);

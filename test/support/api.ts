@@ -7,10 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import supertest from 'supertest';
 import type TestAgent from 'supertest/lib/agent.js';
-import { createRandomModels } from '../../src/ml/random-models.js';
+import { randomModels } from './random-models.js';
 import { chestDicom } from '../../src/data/simple-chest-dicom.js';
 import { startDimseServer, type DimseServer } from '../../src/api/dimse/scp.js';
 import { buildService, type ServiceParts, type ServiceSettings } from '../../src/app/server.js';
@@ -37,14 +36,10 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-let tfReady: Promise<void> | null = null;
-
 /** Random-weight small models under <root>/models, once per test file. */
 async function testModels(root: string): Promise<string> {
-  tfReady ??= tf.setBackend('cpu').then(() => undefined);
-  await tfReady;
   const modelsDir = join(root, 'models');
-  await createRandomModels(modelsDir, { size: 'small', seed: 1, threshold: 0.4 });
+  await randomModels(modelsDir, { size: 'small', seed: 1, threshold: 0.4 });
   return modelsDir;
 }
 

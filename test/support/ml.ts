@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { writeSynthDataset } from '../../src/data/synth-dataset.js';
-import { createRandomModels } from '../../src/ml/random-models.js';
+import { randomModels } from './random-models.js';
 import { initBackend } from '../../src/ml/backend.js';
 
 /** The backend the project would pick here (CXR_BACKEND overrides), started quietly. */
@@ -36,7 +36,7 @@ export async function scratchModelsAndData(
   const root = await mkdtemp(join(tmpdir(), prefix));
   const models = join(root, 'models');
   const data = join(root, dataName);
-  const dirs = await createRandomModels(models, { size: 'small', seed: 4 });
+  const dirs = await randomModels(models, { size: 'small', seed: 4 });
   await writeSynthDataset({ out: data, ...synth });
   return { root, models, data, segmenterDir: dirs.segmenter, classifierDir: dirs.classifier };
 }

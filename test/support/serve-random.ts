@@ -9,8 +9,7 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
-import { createRandomModels } from '../../src/ml/random-models.js';
+import { randomModels } from './random-models.js';
 import { startServe as spawnServe } from './serve-process.js';
 import { signToken } from '../../src/api/tokens.js';
 import type { Role } from '../../src/db/entities.js';
@@ -36,8 +35,7 @@ export interface ServeProcess {
 
 export async function startServe(env: Record<string, string> = {}): Promise<ServeProcess> {
   const root = await mkdtemp(join(tmpdir(), 'cxr-hostile-'));
-  await tf.setBackend('cpu');
-  await createRandomModels(join(root, 'models'), { size: 'small', seed: 1, threshold: 0.4 });
+  await randomModels(join(root, 'models'), { size: 'small', seed: 1, threshold: 0.4 });
   const db = await createTestDatabase();
   const jwtSecret = randomBytes(32).toString('hex');
   const dicomDir = join(root, 'dicom');

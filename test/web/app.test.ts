@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
-import { createRandomModels } from '../../src/ml/random-models.js';
+import { randomModels } from '../support/random-models.js';
 import { signToken } from '../../src/api/tokens.js';
 import { chestDicom } from '../../src/data/simple-chest-dicom.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -93,7 +93,7 @@ before(async () => {
   // the service takes the variable's UTF-8 bytes as the key
   jwtSecret = Buffer.from(randomBytes(32).toString('base64'), 'utf8');
   await tf.setBackend('cpu');
-  await createRandomModels(join(root, 'models'), { size: 'small', seed: 1, threshold: 0.4 });
+  await randomModels(join(root, 'models'), { size: 'small', seed: 1, threshold: 0.4 });
   db = await createTestDatabase();
   server = await startServe(env());
   base = server.url;
