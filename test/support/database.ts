@@ -1,9 +1,12 @@
 /**
  * A fresh PostgreSQL database per test file on the machine's server (127.0.0.1:5432,
  * database `test` for the admin connection), migrated, and dropped at the end: test files run
- * in parallel and never see each other's rows.
+ * in parallel and never see each other's rows. Migrated ones are copies of a template database
+ * migrated once per set of migrations (CREATE DATABASE ... TEMPLATE), not migrated each time.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import pg from 'pg';
 import type { DataSource } from 'typeorm';
 import { openDatabase } from '../../src/db/data-source.js';
@@ -40,10 +43,44 @@ async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
-/** Creates an empty database; `migrate: false` leaves it without schema. */
+let template: Promise<string> | undefined;
+
+/**
+ * The name of a database holding every migration of migrations/, made by the first test process
+ * that asks (under an advisory lock, published by a rename, so no process copies a half-migrated
+ * one); named by the migrations' digest, so a changed migration gets a new one. Templates of
+ * other migration sets are dropped when not in use.
+ */
+function migratedTemplate(): Promise<string> {
+  template ??= (async () => {
+    const dir = join(import.meta.dirname, '..', '..', 'migrations');
+    const digest = createHash('sha256');
+    for (const f of readdirSync(dir).sort()) digest.update(f).update(readFileSync(join(dir, f)));
+    const name = `cxr_template_${digest.digest('hex').slice(0, 16)}`;
+    await admin(async (c) => {
+      // held until this connection ends
+      await c.query('SELECT pg_advisory_lock(hashtext($1))', ['cxr_template']);
+      const existing = (await c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE 'cxr\\_template\\_%'`)).rows.map(
+        (r) => r.datname,
+      );
+      for (const old of existing.filter((n) => n !== name)) await c.query(`DROP DATABASE IF EXISTS ${old}`).catch(() => undefined);
+      if (existing.includes(name)) return;
+      const building = `cxr_building_${randomBytes(6).toString('hex')}`;
+      await c.query(`CREATE DATABASE ${building}`);
+      const ds = await openDatabase({ url: urlFor(building), poolSize: 1 });
+      await ds.destroy();
+      await c.query(`ALTER DATABASE ${building} RENAME TO ${name}`);
+    });
+    return name;
+  })();
+  return template;
+}
+
+/** Creates a migrated database; `migrate: false` leaves it without schema. */
 export async function createTestDatabase(opts: { migrate?: boolean } = {}): Promise<TestDatabase> {
   const name = `cxr_test_${randomBytes(6).toString('hex')}`;
-  await admin((c) => c.query(`CREATE DATABASE ${name}`));
+  const from = opts.migrate === false ? '' : ` TEMPLATE ${await migratedTemplate()}`;
+  await admin((c) => c.query(`CREATE DATABASE ${name}${from}`));
   const url = urlFor(name);
   const ds = opts.migrate === false ? null : await openDatabase({ url, poolSize: 8 });
   const clients: pg.Client[] = [];
