@@ -11,10 +11,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import pg from 'pg';
 import { randomModels } from '../support/random-models.js';
-import { spawnCliSync } from '../support/cli.js';
+import { runCli, spawnCliSync } from '../support/cli.js';
 import { freePort, startServe as spawnServe } from '../support/serve-process.js';
 
 // As root (this project's machines, most containers) the embedded PostgreSQL runs as
@@ -23,15 +22,17 @@ import { freePort, startServe as spawnServe } from '../support/serve-process.js'
 const asRoot = userInfo().uid === 0;
 let root: string;
 let env: NodeJS.ProcessEnv;
+let operatorEnv: Record<string, string | undefined>;
 const running = new Set<ChildProcess>();
 
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'cxr-serve-'));
-  await tf.setBackend('cpu');
   await randomModels(join(root, 'models'), { size: 'small', seed: 1, threshold: 0.4 });
   const { DATABASE_URL: _omit, CXR_JWT_SECRET: _j, CXR_HMAC_KEY: _h, ...rest } = process.env;
   env = { ...rest, CXR_DATA_DIR: join(root, 'data'), CXR_MODELS_DIR: join(root, 'models'), CXR_PG_PORT: String(await freePort()), CXR_TTA: '2' };
   env.CXR_DIMSE_PORT = String(await freePort());
+  operatorEnv = { DATABASE_URL: undefined, CXR_JWT_SECRET: undefined, CXR_HMAC_KEY: undefined };
+  for (const k of ['CXR_DATA_DIR', 'CXR_MODELS_DIR', 'CXR_PG_PORT', 'CXR_TTA', 'CXR_DIMSE_PORT']) operatorEnv[k] = env[k];
 });
 
 after(async () => {
@@ -74,7 +75,9 @@ async function startServe(): Promise<Running> {
   return { proc: s.proc, url: s.url, example: example[1], stderr: s.stderr, banner: s.stdout, exited };
 }
 
-const cli = (args: string[]) => spawnCliSync(args, { env, timeoutMs: 60_000 });
+// The operator commands run in this process (same program, no Node start), with the server's
+// environment: no DATABASE_URL, so they find the embedded cluster of the data directory.
+const cli = (args: string[]) => runCli(args, operatorEnv);
 
 async function pgReachable(port: string): Promise<boolean> {
   const c = new pg.Client({ host: '127.0.0.1', port: Number(port), user: 'nobody', database: 'x', connectionTimeoutMillis: 1000 });
@@ -107,8 +110,8 @@ test('serve starts on an embedded PostgreSQL (as root too, with a private data d
   const ready = await fetch(`${s.url}/readyz`);
   assert.equal(ready.status, 200);
 
-  const tok = cli(['token', '--role', 'workstation', '--sub', 'ws-e2e']);
-  assert.equal(tok.status, 0, tok.stderr);
+  const tok = await cli(['token', '--role', 'workstation', '--sub', 'ws-e2e']);
+  assert.equal(tok.code, 0, tok.stderr);
   const token = tok.stdout.trim();
   const posted = await fetch(`${s.url}/v1/studies?wait=true`, {
     method: 'POST',
@@ -120,8 +123,8 @@ test('serve starts on an embedded PostgreSQL (as root too, with a private data d
   assert.equal(report.status, 'scored');
 
   // the operator CLI reuses the running cluster
-  const added = cli(['client', 'add', '--id', 'ws-cli', '--role', 'workstation']);
-  assert.equal(added.status, 0, added.stderr);
+  const added = await cli(['client', 'add', '--id', 'ws-cli', '--role', 'workstation']);
+  assert.equal(added.code, 0, added.stderr);
   const secret = added.stdout.trim();
   const issued = await fetch(`${s.url}/v1/auth/token`, {
     method: 'POST',
@@ -129,17 +132,17 @@ test('serve starts on an embedded PostgreSQL (as root too, with a private data d
     body: JSON.stringify({ grant_type: 'client_credentials', client_id: 'ws-cli', client_secret: secret }),
   });
   assert.equal(issued.status, 200);
-  const bad = cli(['client', 'add', '--id', 'ws-cli', '--role', 'workstation']);
-  assert.equal(bad.status, 2);
+  const bad = await cli(['client', 'add', '--id', 'ws-cli', '--role', 'workstation']);
+  assert.equal(bad.code, 2);
   assert.match(bad.stderr, /^error E_CONFLICT: client id 'ws-cli' is taken/m);
-  assert.match(cli(['token', '--role', 'root', '--sub', 'x']).stderr, /error E_BAD_ARGUMENT: --role must be one of/);
+  assert.match((await cli(['token', '--role', 'root', '--sub', 'x'])).stderr, /error E_BAD_ARGUMENT: --role must be one of/);
 
   // DIMSE: a workstation registered with its calling AE title may C-ECHO the service's SCP
-  const modality = cli(['client', 'add', '--id', 'ws-modality', '--role', 'workstation', '--ae-title', 'MODALITY1']);
-  assert.equal(modality.status, 0, modality.stderr);
-  assert.match(cli(['client', 'list']).stdout, /"id":"ws-modality","role":"workstation","aeTitle":"MODALITY1"/);
+  const modality = await cli(['client', 'add', '--id', 'ws-modality', '--role', 'workstation', '--ae-title', 'MODALITY1']);
+  assert.equal(modality.code, 0, modality.stderr);
+  assert.match((await cli(['client', 'list'])).stdout, /"id":"ws-modality","role":"workstation","aeTitle":"MODALITY1"/);
   assert.match(
-    cli(['client', 'add', '--id', 'ws-dup-ae', '--role', 'workstation', '--ae-title', 'modality1']).stderr,
+    (await cli(['client', 'add', '--id', 'ws-dup-ae', '--role', 'workstation', '--ae-title', 'modality1'])).stderr,
     /E_CONFLICT: AE title 'MODALITY1' is registered/,
   );
   const echo = spawnSync('echoscu', ['-aet', 'MODALITY1', '-aec', 'CXRTRIAGE', '127.0.0.1', env.CXR_DIMSE_PORT!], { encoding: 'utf8', timeout: 30_000 });
@@ -153,12 +156,12 @@ test('serve starts on an embedded PostgreSQL (as root too, with a private data d
   // second start: same cluster (no re-initialisation), same data, same keys
   const s2 = await startServe();
   try {
-    const clin = cli(['token', '--role', 'clinician', '--sub', 'dr-e2e']).stdout.trim();
+    const clin = (await cli(['token', '--role', 'clinician', '--sub', 'dr-e2e'])).stdout.trim();
     const got = await fetch(`${s2.url}/v1/studies/${report.id}`, { headers: { Authorization: `Bearer ${clin}` } });
     assert.equal(got.status, 200);
     assert.equal(((await got.json()) as { prediction: { decision: string } }).prediction.decision, report.prediction.decision);
     const verify = await fetch(`${s2.url}/v1/audit/verify`, {
-      headers: { Authorization: `Bearer ${cli(['token', '--role', 'auditor', '--sub', 'a']).stdout.trim()}` },
+      headers: { Authorization: `Bearer ${(await cli(['token', '--role', 'auditor', '--sub', 'a'])).stdout.trim()}` },
     });
     assert.equal(((await verify.json()) as { ok: boolean }).ok, true);
   } finally {

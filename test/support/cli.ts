@@ -75,14 +75,18 @@ let queue: Promise<unknown> = Promise.resolve();
 
 /**
  * Runs `cxr-triage ARGS...` in this process with `env` added to process.env for its
- * duration; output and exit status as from a subprocess. Calls run one at a time.
+ * duration (an undefined value removes that variable); output and exit status as from a
+ * subprocess. Calls run one at a time.
  */
-export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+export function runCli(args: string[], env: Record<string, string | undefined> = {}): Promise<CliResult> {
   const run = async (): Promise<CliResult> => {
     let stdout = '';
     let stderr = '';
     const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-    Object.assign(process.env, env);
+    for (const [k, v] of Object.entries(env)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
     const restoreOut = capture(process.stdout, (s) => (stdout += s));
     const restoreErr = capture(process.stderr, (s) => (stderr += s));
     try {
