@@ -1,3 +1,4 @@
+import type { Command } from 'commander';
 import { CxrError, exitCodeFor, isCxrError } from '../errors.js';
 
 /**
@@ -35,4 +36,17 @@ export function parseInteger(name: string, value: string, min = -Infinity): numb
 /** Commander collector for a repeatable option: every occurrence is kept, in order. */
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
+}
+
+/**
+ * The arguments the program was run with (after `cxr-triage`), for provenance records. Read
+ * from the root command, which keeps what it parsed (commander's `rawArgs`, not in its types),
+ * so a command run inside another process (runCli) records its own arguments, not that
+ * process's argv.
+ */
+export function invocation(cmd: Command): string[] {
+  let root = cmd;
+  while (root.parent) root = root.parent;
+  const raw = (root as Command & { rawArgs?: unknown }).rawArgs;
+  return Array.isArray(raw) && raw.every((a) => typeof a === 'string') ? [...raw] : process.argv.slice(2);
 }

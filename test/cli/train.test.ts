@@ -5,25 +5,26 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { parseCsv } from '../../src/data/csv.js';
 import { findAbsolutePaths, verifyManifest } from '../../src/ml/model-store/index.js';
-import { spawnCliSync } from '../support/cli.js';
+import { runCli, type CliResult } from '../support/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxr-train-cli-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 
-const cli = (...args: string[]) => spawnCliSync(args);
+// in this process (same program): train picks its backend once, the same for every run here
+const cli = (...args: string[]) => runCli(args);
 
-function ok(r: ReturnType<typeof cli>, what: string): string {
-  assert.equal(r.status, 0, `${what} failed:\n${r.stderr.slice(-2000)}`);
+function ok(r: CliResult, what: string): string {
+  assert.equal(r.code, 0, `${what} failed:\n${r.stderr.slice(-2000)}`);
   return r.stdout;
 }
 
 test('train segmenter and classifier on phantoms, then evaluate them end to end', async () => {
   const data = join(tmp, 'data');
-  ok(cli('synth', '--out', data, '--count', '16', '--seed', '3', '--size', '128-160', '--work-size', '128', '--quiet'), 'synth');
+  ok(await cli('synth', '--out', data, '--count', '16', '--seed', '3', '--size', '128-160', '--work-size', '128', '--quiet'), 'synth');
   const models = join(tmp, 'models');
   const tiny = ['--epochs', '1', '--batch', '4', '--accumulate', '1', '--split', '50/25/25', '--size', '32'];
   const segOut = ok(
-    cli(
+    await cli(
       'train',
       'segmenter',
       '--data',
@@ -54,7 +55,7 @@ test('train segmenter and classifier on phantoms, then evaluate them end to end'
   assert.ok(existsSync(join(tmp, 'runs', 'seg', 'split.csv')));
 
   const clsDir = ok(
-    cli(
+    await cli(
       'train',
       'classifier',
       '--data',
@@ -104,7 +105,7 @@ test('train segmenter and classifier on phantoms, then evaluate them end to end'
   assert.ok(segRows.rows.length > 0 && segRows.rows.every((r) => Number(r.fields[2]) >= 0 && Number(r.fields[2]) <= 1));
   // --no-onnx leaves the tfjs version only, still fully hashed (split.csv included)
   const plain = ok(
-    cli(
+    await cli(
       'train',
       'segmenter',
       '--data',
@@ -128,7 +129,7 @@ test('train segmenter and classifier on phantoms, then evaluate them end to end'
   assert.equal((await verifyManifest(plain)).ok, true);
   // crops from the dataset masks: the threshold stays the single-view one
   assert.equal(manifest.threshold.calibratedOn, undefined);
-  const evaluated = cli('evaluate', '--data', data, '--models', models, '--json', '--plots', join(tmp, 'plots'));
+  const evaluated = await cli('evaluate', '--data', data, '--models', models, '--json', '--plots', join(tmp, 'plots'));
   const json = ok(evaluated, 'evaluate --json');
   // the whole folder includes the classifier's own training images: evaluate says so
   assert.match(evaluated.stderr, /warning: \d+ of the 16 images evaluated trained or validated classifier v/);
@@ -161,17 +162,17 @@ test('train segmenter and classifier on phantoms, then evaluate them end to end'
 
   // only the held-out patients of the classifier's own split
   const testOnly = JSON.parse(
-    ok(cli('evaluate', '--data', data, '--models', models, '--json', '--split', join(clsDir, 'split.csv'), '--subset', 'test'), 'evaluate --split'),
+    ok(await cli('evaluate', '--data', data, '--models', models, '--json', '--split', join(clsDir, 'split.csv'), '--subset', 'test'), 'evaluate --split'),
   );
   assert.equal(testOnly.n, manifest.training.split.test);
-  assert.equal(cli('evaluate', '--data', data, '--models', models, '--split', join(clsDir, 'split.csv'), '--subset', 'holdout').status, 2);
+  assert.equal((await cli('evaluate', '--data', data, '--models', models, '--split', join(clsDir, 'split.csv'), '--subset', 'holdout')).code, 2);
 
-  const table = ok(cli('evaluate', '--data', data, '--models', models, '--max-images', '4'), 'evaluate');
+  const table = ok(await cli('evaluate', '--data', data, '--models', models, '--max-images', '4'), 'evaluate');
   assert.match(table, /^images\s+4$/m);
   assert.match(table, /lung Dice/);
 
   // with a segmenter giving the crops, the threshold is re-picked on the served pipeline
-  const servedRun = cli(
+  const servedRun = await cli(
     'train',
     'classifier',
     '--data',
@@ -221,11 +222,11 @@ test('train segmenter and classifier on phantoms, then evaluate them end to end'
   assert.equal((await verifyManifest(servedDir)).ok, true);
 });
 
-test('train refuses an unknown model name and a missing --data with exit status 2', () => {
-  const r = cli('train', 'resnet', '--data', tmp, '--out', tmp);
-  assert.equal(r.status, 2);
+test('train refuses an unknown model name and a missing --data with exit status 2', async () => {
+  const r = await cli('train', 'resnet', '--data', tmp, '--out', tmp);
+  assert.equal(r.code, 2);
   assert.match(r.stderr, /^error E_BAD_ARGUMENT: model must be 'segmenter' or 'classifier'/m);
-  const r2 = cli('train', 'segmenter', '--out', join(tmp, 'x'));
-  assert.equal(r2.status, 2);
+  const r2 = await cli('train', 'segmenter', '--out', join(tmp, 'x'));
+  assert.equal(r2.code, 2);
   assert.match(r2.stderr, /--data is required/);
 });

@@ -32,7 +32,7 @@ import { DEFAULT_TTA } from '../../inference/engine.js';
 import { recalibrate } from '../recalibrate.js';
 import { applyConfig, loadTrainConfig } from '../train-config.js';
 import type { Task } from '../../ml/train/types.js';
-import { action, collect, parseInteger, parseNumber } from '../run.js';
+import { action, collect, invocation, parseInteger, parseNumber } from '../run.js';
 import { parseDatasetSpec } from '../../data/multi-dataset.js';
 
 interface TrainCliOptions {
@@ -384,7 +384,7 @@ Ctrl-C stops a run (exit 130) and prints the --resume command; checkpoints are w
             workers,
             ...(initRecord ? { initFrom: initRecord } : {}),
             ...(skipped.length > 0 ? { skippedRows: skipped.length } : {}),
-            environment: runEnvironment(),
+            environment: runEnvironment(invocation(cmd)),
           };
           const finalized = await finalizeVersion({
             result,
