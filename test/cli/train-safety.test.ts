@@ -10,21 +10,22 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnCliSync, startCli } from '../support/cli.js';
+import { runCli, startCli } from '../support/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxr-train-safety-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 const data = join(tmp, 'data');
 const tiny = ['--base', '2', '--depth', '2', '--size', '32', '--batch', '4', '--accumulate', '1', '--split', '50/25/25', '--workers', '0', '--no-onnx'];
 
-const cli = (...args: string[]) => spawnCliSync(args);
+// in this process (same program); the Ctrl-C case starts a real process
+const cli = (...args: string[]) => runCli(args);
 
-test.before(() => {
-  const r = cli('synth', '--out', data, '--count', '12', '--seed', '5', '--size', '96-128', '--work-size', '96', '--quiet');
-  assert.equal(r.status, 0, r.stderr);
+test.before(async () => {
+  const r = await cli('synth', '--out', data, '--count', '12', '--seed', '5', '--size', '96-128', '--work-size', '96', '--quiet');
+  assert.equal(r.code, 0, r.stderr);
 });
 
-test('a corrupt image is reported by its labels.csv line before any epoch runs, and no run or version folder appears; validate-dataset lists it; --skip-bad trains without it', () => {
+test('a corrupt image is reported by its labels.csv line before any epoch runs, and no run or version folder appears; validate-dataset lists it; --skip-bad trains without it', async () => {
   const lines = readFileSync(join(data, 'labels.csv'), 'utf8').trim().split('\n');
   const victim = lines[3].split(',')[0];
   truncateSync(join(data, victim), 400);
@@ -34,8 +35,8 @@ test('a corrupt image is reported by its labels.csv line before any epoch runs, 
 
   const out = join(tmp, 'models', 'segmenter');
   const runs = join(tmp, 'runs');
-  const r = cli('train', 'segmenter', '--data', data, '--out', out, '--runs', runs, '--run-id', 'bad', '--epochs', '1', ...tiny);
-  assert.equal(r.status, 2, r.stderr);
+  const r = await cli('train', 'segmenter', '--data', data, '--out', out, '--runs', runs, '--run-id', 'bad', '--epochs', '1', ...tiny);
+  assert.equal(r.code, 2, r.stderr);
   assert.match(
     r.stderr,
     new RegExp(`error E_BAD_DATASET: 1 of 12 rows .* cannot be used; nothing was trained or written:\\n  labels\\.csv line 4: ${victim}: `),
@@ -46,11 +47,11 @@ test('a corrupt image is reported by its labels.csv line before any epoch runs, 
   assert.equal(existsSync(join(runs, 'bad')), false, 'no run folder');
   assert.equal(existsSync(out) && readdirSync(out).length > 0, false, 'no version folder');
 
-  const v = cli('validate-dataset', data);
-  assert.equal(v.status, 2);
+  const v = await cli('validate-dataset', data);
+  assert.equal(v.code, 2);
   assert.match(v.stdout, new RegExp(`^labels\\.csv line 4: ${victim}: .*E_TRUNCATED|^labels\\.csv line 4: ${victim}: `, 'm'));
   assert.match(v.stdout, /^12 rows, 11 usable, 1 with problems$/m);
-  const json = JSON.parse(cli('validate-dataset', data, '--json').stdout) as { problems: { line: number; file: string }[] };
+  const json = JSON.parse((await cli('validate-dataset', data, '--json')).stdout) as { problems: { line: number; file: string }[] };
   assert.deepEqual(
     json.problems.map((p) => [p.line, p.file]),
     [[4, victim]],
@@ -59,12 +60,12 @@ test('a corrupt image is reported by its labels.csv line before any epoch runs, 
   // --skip-bad and the epochs from a YAML --config (kept with the run); flags on the command line win
   const cfg = join(tmp, 'train.yaml');
   writeFileSync(cfg, 'epochs: 1\nskip-bad: true\nsize: 48\nrun-id: skip\n');
-  const skip = cli('train', 'segmenter', '--config', cfg, '--data', data, '--out', out, '--runs', runs, ...tiny);
-  assert.equal(skip.status, 0, skip.stderr);
+  const skip = await cli('train', 'segmenter', '--config', cfg, '--data', data, '--out', out, '--runs', runs, ...tiny);
+  assert.equal(skip.code, 0, skip.stderr);
   assert.equal(readFileSync(join(runs, 'skip', 'train-config.yaml'), 'utf8'), readFileSync(cfg, 'utf8'));
   writeFileSync(join(tmp, 'bad.json'), '{"epochz": 1}');
-  const badCfg = cli('train', 'segmenter', '--config', join(tmp, 'bad.json'), '--data', data, '--out', out);
-  assert.equal(badCfg.status, 2);
+  const badCfg = await cli('train', 'segmenter', '--config', join(tmp, 'bad.json'), '--data', data, '--out', out);
+  assert.equal(badCfg.code, 2);
   assert.match(badCfg.stderr, /unknown option 'epochz'/);
   assert.match(skip.stderr, /--skip-bad: training without 1 of 12 rows/);
   assert.match(readFileSync(join(runs, 'skip', 'skipped.csv'), 'utf8'), new RegExp(`^4,${victim.replace('.', '\\.')},`, 'm'));
@@ -82,7 +83,7 @@ test('a corrupt image is reported by its labels.csv line before any epoch runs, 
 
 test('Ctrl-C during training prints the command that resumes the run, exits 130, and that command finishes it', async () => {
   const clean = join(tmp, 'clean');
-  assert.equal(cli('synth', '--out', clean, '--count', '8', '--seed', '6', '--size', '96-128', '--work-size', '96', '--quiet').status, 0);
+  assert.equal((await cli('synth', '--out', clean, '--count', '8', '--seed', '6', '--size', '96-128', '--work-size', '96', '--quiet')).code, 0);
   const out = join(tmp, 'models2', 'segmenter');
   const runs = join(tmp, 'runs2');
   const child = startCli(['train', 'segmenter', '--data', clean, '--out', out, '--runs', runs, '--run-id', 'r', '--epochs', '40', ...tiny]);
@@ -100,8 +101,8 @@ test('Ctrl-C during training prints the command that resumes the run, exits 130,
     /interrupted: .* keeps its checkpoint after the last finished epoch\. Resume with:\n  cxr-triage train segmenter --out \S+ --runs \S+ --resume r\n/,
   );
   const resume = stderr.match(/cxr-triage train segmenter (--out \S+ --runs \S+ --resume r)/)![1].split(' ');
-  const r = cli('train', 'segmenter', ...resume, '--epochs', '2', '--workers', '0', '--no-onnx');
-  assert.equal(r.status, 0, r.stderr);
+  const r = await cli('train', 'segmenter', ...resume, '--epochs', '2', '--workers', '0', '--no-onnx');
+  assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /resuming .* after epoch [12]/);
   assert.ok(existsSync(join(r.stdout.trim(), 'manifest.json')));
 });
