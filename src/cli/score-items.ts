@@ -1,5 +1,4 @@
-import type { EngineOptions } from '../inference/engine.js';
-import { onnxScorer } from '../inference/scorer.js';
+import { onnxScorer, type ScorerOptions } from '../inference/scorer.js';
 import { evaluateItems, type EvalItem, type EvaluationResult } from '../ml/evaluate.js';
 import { ProgressBar } from '../ml/train/progress.js';
 
@@ -10,7 +9,7 @@ import { ProgressBar } from '../ml/train/progress.js';
  */
 export async function scoreItems(
   items: readonly EvalItem[],
-  engine: Omit<EngineOptions, 'onWarning'>,
+  engine: Omit<ScorerOptions, 'onWarning'>,
   label: { task: string; verb: string; what: string },
 ): Promise<EvaluationResult> {
   const scorer = await onnxScorer({ ...engine, onWarning: (m) => process.stderr.write(`warning: ${m}\n`) });

@@ -7,6 +7,7 @@ import { classifierCrop, lungMask, segmenterInput, ttaBatch, ttaViews, type TtaV
 import { encodeRuns } from '../imaging/mask-runs.js';
 import { grayImage, toGray, type GrayImage, type SampledImage } from '../imaging/types.js';
 import { applyCalibration } from '../ml/probability-calibration.js';
+import type { ThresholdInfo } from '../ml/model-store/index.js';
 import { camToImage, normalizeCam } from './cam.js';
 import { decide, meanAndSpread } from './decision.js';
 import { chooseThreshold } from './population.js';
@@ -58,7 +59,7 @@ export const DEFAULT_UNCERTAIN_BOUND = 0.08;
 export interface OnnxTriageEngine extends TriageEngine {
   readonly providers: { segmenter: ExecutionProvider[]; classifier: ExecutionProvider[] };
   readonly settings: { threads: number; tta: number; uncertainBound: number; qc: QcLimits };
-  readonly threshold: { value: number; targetRecall: number };
+  readonly threshold: { value: number; targetRecall: number; populations?: ThresholdInfo['populations'] };
   /**
    * The model part of analyze() on an already windowed image (a dataset's PNG, say): what
    * `evaluate` runs, so its decisions are the ones `analyze` and the service make.
@@ -309,7 +310,7 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
     models,
     providers: { segmenter: segSession.providers, classifier: clsSession.providers },
     settings: { threads, tta: defaultTta, uncertainBound, qc },
-    threshold: { value: threshold.value, targetRecall: threshold.targetRecall },
+    threshold: { value: threshold.value, targetRecall: threshold.targetRecall, populations: threshold.populations },
     analyze,
     async scoreImage(image: GrayImage, sopts: { tta?: number; features?: boolean } = {}): Promise<ImageScore> {
       open();

@@ -5,6 +5,7 @@
  * age is unknown gets the lowest (most sensitive) of the population thresholds.
  */
 import type { DicomMetadata } from '../dicom/index.js';
+import { CxrError } from '../errors.js';
 import type { Population, ThresholdInfo } from '../ml/model-store/index.js';
 
 /** Below this age (years) a patient is pediatric (the age the pediatric set's films were taken under). */
@@ -110,4 +111,27 @@ export function chooseThreshold(t: ThresholdInfo, meta: AgeFields): ChosenThresh
     thresholdOf: k,
     reason: own ? `${ageText}: ${k} threshold` : `${why}; the lowest of the population thresholds (${k}) applies, recall first`,
   };
+}
+
+/**
+ * The population whose threshold scores a set of image folders (which carry no ages): `asked`
+ * when given (it must have a threshold), else the one population whose `datasets` name every
+ * folder, else none (the version's single threshold).
+ */
+export function populationForDatasets(
+  t: Pick<ThresholdInfo, 'populations'>,
+  datasets: readonly string[],
+  asked?: Population,
+): { population: Population; value: number; why: string } | null {
+  const pops = Object.entries(t.populations ?? {}).filter((e): e is [Population, NonNullable<(typeof e)[1]>] => e[1] != null);
+  if (asked) {
+    const p = pops.find(([name]) => name === asked);
+    if (!p)
+      throw new CxrError('E_BAD_ARGUMENT', `the classifier has no ${asked} threshold (it has: ${pops.map(([n]) => n).join(', ') || 'one threshold for all'})`);
+    return { population: asked, value: p[1].value, why: 'asked for' };
+  }
+  const matching = pops.filter(([, p]) => datasets.length > 0 && datasets.every((d) => p.datasets.includes(d)));
+  if (matching.length !== 1) return null;
+  const [population, p] = matching[0];
+  return { population, value: p.value, why: `${datasets.join(', ')} ${datasets.length > 1 ? 'are' : 'is'} among its validation sets` };
 }

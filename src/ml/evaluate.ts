@@ -27,6 +27,8 @@ export interface ImageScorer {
   /** the classifier's calibrated decision threshold and the recall it was calibrated for */
   readonly threshold: number;
   readonly targetRecall: number | null;
+  /** set when `threshold` is one population's (image sets carry no ages) */
+  readonly population?: { name: string; why: string };
   score(image: GrayImage): Promise<ScoredImage>;
   dispose(): Promise<void> | void;
 }
@@ -50,6 +52,8 @@ export interface EvaluationResult extends ClassificationReport {
   calibratedHere: number | null;
   models: ImageScorer['models'];
   scorer: string;
+  /** whose threshold decided (ImageScorer.population) */
+  population?: { name: string; why: string };
   images: { id: string; label: number; probability: number; rawProbability?: number; lungAreaFraction?: number; dice?: number }[];
   /** expected calibration error and reliability bins of the probabilities (10 bins) */
   calibration: CalibrationReport;
@@ -150,6 +154,7 @@ export async function evaluateItems(
     ...(sets ? { sets } : {}),
     models: scorer.models,
     scorer: scorer.description,
+    ...(scorer.population ? { population: scorer.population } : {}),
     images,
   };
 }

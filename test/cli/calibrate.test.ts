@@ -262,3 +262,28 @@ test('calibrate --population on scored rows: a single folder is its own set, and
   assert.equal(Number(child[2]), validation.size);
   assert.match(r.stdout, new RegExp(`unknown age\\s+${pooled} \\(the lowest: recall first\\)`));
 });
+
+test('evaluate decides an image folder at the threshold of the population whose validation set it is (or the one --population names), and refuses a population the version has no threshold for', async () => {
+  const r = await calibrateAtTarget('--population', `${basename(data)}=pediatric`, '--version', 'pop-eval');
+  assert.equal(r.code, 0, r.stderr);
+  const version = join(dirname(classifierDir), 'pop-eval');
+  const m = await readManifest(version);
+  const pediatric = m.threshold!.populations!.pediatric!.value;
+  const evaluate = (...extra: string[]) => cli(['evaluate', '--data', data, '--models', models, '--classifier', version, '--threads', '1', '--json', ...extra]);
+
+  const auto = await evaluate();
+  assert.equal(auto.code, 0, auto.stderr);
+  const a = JSON.parse(auto.stdout) as { threshold: number; population?: string };
+  assert.deepEqual([a.threshold, a.population], [pediatric, 'pediatric']);
+  const asked = JSON.parse((await evaluate('--population', 'pediatric')).stdout) as { threshold: number };
+  assert.equal(asked.threshold, pediatric);
+  const none = await evaluate('--population', 'adult');
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /E_BAD_ARGUMENT: the classifier has no adult threshold \(it has: pediatric\)/);
+  // a version with one threshold decides at it
+  const plain = JSON.parse((await cli(['evaluate', '--data', data, '--models', models, '--classifier', classifierDir, '--threads', '1', '--json'])).stdout) as {
+    threshold: number;
+    population?: string;
+  };
+  assert.deepEqual([plain.threshold, plain.population], [(await readManifest(classifierDir)).threshold!.value, undefined]);
+});

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ageBetween, chooseThreshold, parseAgeString, populationOfAge, studyAge } from '../../src/inference/population.js';
+import { ageBetween, chooseThreshold, parseAgeString, populationForDatasets, populationOfAge, studyAge } from '../../src/inference/population.js';
 import { parsePopulationMap, populationThresholds } from '../../src/ml/calibrate.js';
 import { calibrateThreshold } from '../../src/ml/metrics.js';
 import { CxrError } from '../../src/errors.js';
@@ -129,4 +129,25 @@ test("the int8 model's own threshold block carries its populations to the engine
   assert.deepEqual(servedFile(manifest, 'dir', 'auto').threshold, withPops);
   assert.deepEqual(servedFile(manifest, 'dir', 'float').threshold, pooled);
   assert.equal(chooseThreshold(servedFile(manifest, 'dir', 'auto').threshold!, { patientAge: '004Y' }).value, 0.556);
+});
+
+test('an image folder is decided at the threshold of the one population whose validation sets name it; none when no or several match; an asked population must exist', () => {
+  const t = {
+    populations: {
+      adult: { value: 0.28, validationSensitivity: 0.96, validationSpecificity: 0.4, n: 55, positives: 30, datasets: ['nih'] },
+      pediatric: { value: 0.55, validationSensitivity: 0.95, validationSpecificity: 0.6, n: 476, positives: 342, datasets: ['kermany', 'other-kids'] },
+    },
+  };
+  assert.deepEqual(populationForDatasets(t, ['nih']), { population: 'adult', value: 0.28, why: 'nih is among its validation sets' });
+  assert.deepEqual(populationForDatasets(t, ['kermany', 'other-kids']), {
+    population: 'pediatric',
+    value: 0.55,
+    why: 'kermany, other-kids are among its validation sets',
+  });
+  assert.equal(populationForDatasets(t, ['nih', 'kermany']), null);
+  assert.equal(populationForDatasets(t, ['elsewhere']), null);
+  assert.equal(populationForDatasets(t, []), null);
+  assert.equal(populationForDatasets({}, ['nih']), null);
+  assert.deepEqual(populationForDatasets(t, ['elsewhere'], 'pediatric'), { population: 'pediatric', value: 0.55, why: 'asked for' });
+  assert.throws(() => populationForDatasets({}, ['nih'], 'adult'), /E_BAD_ARGUMENT|no adult threshold/);
 });

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { csvLine, parseCsv } from '../../data/csv.js';
 import { filesTrainedOn } from '../../data/leakage.js';
 import { parseSplitName, readSplitFile, SPLIT_NAMES, type SplitName } from '../../data/split.js';
-import { EVALUATIONS_DIR, locateModelVersion, portablePath, readManifest, sha256File } from '../../ml/model-store/index.js';
+import { EVALUATIONS_DIR, locateModelVersion, POPULATIONS, portablePath, readManifest, sha256File, type Population } from '../../ml/model-store/index.js';
 import { datasetName } from '../../data/multi-dataset.js';
 import { loadSplitItems } from '../../ml/calibrate.js';
 import { CxrError } from '../../errors.js';
@@ -32,6 +32,13 @@ interface EvaluateCliOptions {
   split?: string;
   subset?: string;
   save?: boolean;
+  population?: string;
+}
+
+function parsePopulation(v: string): Population {
+  if (!(POPULATIONS as readonly string[]).includes(v))
+    throw new CxrError('E_BAD_ARGUMENT', `--population must be one of ${POPULATIONS.join(', ')}, got '${v}'`);
+  return v as Population;
 }
 
 /** The keys `evaluate --json` prints, in this order. */
@@ -44,6 +51,7 @@ export function jsonSummary(r: EvaluationResult): Record<string, unknown> {
     specificity: r.specificity,
     f1: r.f1,
     threshold: r.threshold,
+    ...(r.population ? { population: r.population.name } : {}),
     confusion: r.confusion,
     n: r.n,
     ece: r.calibration.ece,
@@ -66,7 +74,10 @@ export function formatTable(r: EvaluationResult): string {
   const c = r.confusion;
   const rows: [string, string][] = [
     ['images', String(r.n)],
-    ['threshold', `${r.threshold.toFixed(4)}${r.targetRecall != null ? ` (calibrated for recall ${r.targetRecall})` : ''}`],
+    [
+      'threshold',
+      `${r.threshold.toFixed(4)}${r.population ? ` (the ${r.population.name} threshold: ${r.population.why})` : r.targetRecall != null ? ` (calibrated for recall ${r.targetRecall})` : ''}`,
+    ],
     ['AUC', withInterval(r.auc, r.ci95, 'auc')],
     ['accuracy', withInterval(r.accuracy, r.ci95, 'accuracy')],
     ['recall (sensitivity)', withInterval(r.recall, r.ci95, 'recall')],
@@ -195,8 +206,13 @@ export function register(program: Command): void {
     .option('--tta <n>', 'test-time-augmented views (default 4, as analyze)')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default 2)')
     .option('--providers <list>', 'execution providers in order, e.g. cuda,cpu (default cpu)')
+    .option(
+      '--population <name>',
+      `decide at this population's threshold (${POPULATIONS.join('|')}): image folders carry no ages; by default a version with per-population thresholds uses the population whose validation sets name every --data folder`,
+    )
     .action(
       action(async (o: EvaluateCliOptions) => {
+        const population = o.population === undefined ? undefined : parsePopulation(o.population);
         const tta = o.tta === undefined ? undefined : parseInteger('--tta', o.tta, 1);
         const threads = o.threads === undefined ? undefined : parseInteger('--threads', o.threads, 1);
         const providers = o.providers === undefined ? undefined : parseProviders(o.providers);
@@ -215,7 +231,16 @@ export function register(program: Command): void {
         // the serving engine, so the decisions reported here are the ones `analyze` and the service make
         const result = await scoreItems(
           items,
-          { modelsDir: o.models, segmenterDir: o.segmenter, classifierDir: o.classifier, tta, threads, providers },
+          {
+            modelsDir: o.models,
+            segmenterDir: o.segmenter,
+            classifierDir: o.classifier,
+            tta,
+            threads,
+            providers,
+            population,
+            datasets: o.data.map((d) => datasetName(d)),
+          },
           { task: 'evaluate', verb: 'evaluating', what: 'images' },
         );
         if (o.perImage) {
