@@ -13,6 +13,8 @@ import {
   type ModelManifest,
   type ModelName,
 } from '../ml/model-store/index.js';
+import { fitsWithoutVnni, int8WeightMax } from '../ml/onnx/quantize/weight-range.js';
+import { int8SaturatesHere } from './cpu-features.js';
 import { servedFile, type Precision, type ServedFile } from './precision.js';
 import type { ModelRef } from './types.js';
 
@@ -51,7 +53,25 @@ export async function loadServedModel(modelsDir: string, name: ModelName, versio
   const sha256 = manifest.files[served.file];
   if (!sha256) throw new CxrError('E_MODEL_INVALID', `${dir}: ${served.file} is not listed in manifest.json`);
   const bytes = new Uint8Array(await readFile(join(dir, served.file)));
+  if (served.precision === 'int8') refuseSaturatingInt8(dir, bytes);
   return { ref: { name, version: manifest.version, sha256, precision: served.precision }, dir, manifest, bytes, served };
+}
+
+/**
+ * An int8 model quantized with 8-bit weights scores differently on an x86 CPU without VNNI
+ * (probabilities moved by up to 0.27 on real films), so its threshold no longer holds: such a
+ * machine refuses it rather than triage with scores it was not calibrated on.
+ */
+function refuseSaturatingInt8(dir: string, bytes: Uint8Array): void {
+  if (!int8SaturatesHere()) return;
+  const max = int8WeightMax(bytes, dir);
+  if (fitsWithoutVnni(max)) return;
+  throw new CxrError(
+    'E_MODEL_INVALID',
+    `${dir}: its int8 model has 8-bit weights (up to ±${max}) and this CPU has AVX2 without VNNI, where ONNX Runtime's int8 kernels ` +
+      `saturate and the scores differ from those its threshold was picked on; quantize the version again (\`cxr-triage quantize\` now ` +
+      `writes 7-bit weights) or serve float (CXR_PRECISION=float)`,
+  );
 }
 
 /**
