@@ -4,6 +4,7 @@
 // processes run the compiled CLI too (CXR_TEST_CLI). `TEST_TSX=1` runs the sources through tsx
 // as before. Extra arguments narrow the run: `npm test -- dicom` runs files whose path contains "dicom".
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { BUILD_DIR, bundle, removeOwnBuild } from './test-bundle.mjs';
@@ -34,7 +35,9 @@ const typical = recorded.length > 0 ? recorded[Math.floor(recorded.length / 2)] 
 const weight = (f) => known[f] ?? typical;
 files.sort((a, b) => weight(b) - weight(a) || a.localeCompare(b));
 
-const concurrency = process.env.TEST_CONCURRENCY ?? '2';
+// One file more than cores: test files wait on servers, PostgreSQL and retries part of the time
+// (on 2 cores, 3 at a time ran the suite in 304 s against 328 s with 2).
+const concurrency = process.env.TEST_CONCURRENCY ?? String(availableParallelism() + 1);
 const reporters = ['--test-reporter=spec', '--test-reporter-destination=stdout'];
 if (process.env.TEST_RECORD_DURATIONS === '1' && filters.length > 0) console.error('TEST_RECORD_DURATIONS: only a whole-suite run is recorded');
 else if (process.env.TEST_RECORD_DURATIONS === '1') reporters.push('--test-reporter=./scripts/test-durations.mjs', `--test-reporter-destination=${DURATIONS}`);
