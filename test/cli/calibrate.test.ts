@@ -286,4 +286,22 @@ test('evaluate decides an image folder at the threshold of the population whose 
     population?: string;
   };
   assert.deepEqual([plain.threshold, plain.population], [(await readManifest(classifierDir)).threshold!.value, undefined]);
+  // the contact sheet flags each film at its set's population threshold too
+  const sheet = await cli([
+    'contact-sheet',
+    '--data',
+    data,
+    '--models',
+    models,
+    '--classifier',
+    version,
+    '--per-set',
+    '2',
+    '--threads',
+    '1',
+    '--out',
+    join(root, 'sheet.png'),
+  ]);
+  assert.equal(sheet.code, 0, sheet.stderr);
+  assert.match(sheet.stderr, new RegExp(`flagged at ${pediatric.toFixed(4)} \\(pediatric threshold\\)`));
 });

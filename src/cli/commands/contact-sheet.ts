@@ -13,6 +13,7 @@ import { parseSplitName, SPLIT_NAMES } from '../../data/split.js';
 import { CxrError } from '../../errors.js';
 import { encodeRgbPng } from '../../imaging/png.js';
 import { loadEngine, scoreOverlays } from '../../inference/engine.js';
+import { populationForDatasets } from '../../inference/population.js';
 import { loadSplitItems } from '../../ml/calibrate.js';
 import { contactSheet, type FilmTile } from '../../ml/contact-sheet.js';
 import type { EvalItem } from '../../ml/evaluate.js';
@@ -92,14 +93,19 @@ export function register(program: Command): void {
           for (const { set, item } of chosen) {
             const image = await item.image();
             const s = await engine.scoreImage(image);
-            const flagged = s.probability >= engine.threshold.value;
+            // a film carries no age: each set is flagged at its population's threshold, as evaluate decides it
+            const population = populationForDatasets(engine.threshold, [set]);
+            const threshold = population?.value ?? engine.threshold.value;
+            const flagged = s.probability >= threshold;
             tiles.push({
               image,
               ...scoreOverlays(s, image.width, image.height),
               // two short lines: the 5x7 font is 6 px a letter and a tile can be 128 px wide
               caption: [set.slice(0, 20), `${item.label >= 0.5 ? 'PNEUMONIA' : 'NORMAL'} ${s.probability.toFixed(3)}${flagged ? ' FLAG' : ''}`],
             });
-            process.stderr.write(`${set} ${basename(item.id)} label ${item.label} p ${s.probability.toFixed(4)}\n`);
+            process.stderr.write(
+              `${set} ${basename(item.id)} label ${item.label} p ${s.probability.toFixed(4)} ${flagged ? 'flagged' : 'not flagged'} at ${threshold.toFixed(4)}${population ? ` (${population.population} threshold)` : ''}\n`,
+            );
           }
         } finally {
           await engine.close();
