@@ -1,17 +1,19 @@
 /**
  * Per-study triage latency, ours next to the PyTorch reference, in one run on the same files.
  *
- *   npx tsx bench/latency.ts [--files 3] [--repeat 10] [--tta 4] [--models DIR] [--work DIR] [--precision float,int8]
+ *   npx tsx bench/latency.ts [--files 3] [--repeat 10] [--tta 4] [--models DIR] [--work DIR] [--precision float,auto]
  *
  * - Studies: --files synthetic phantoms of 2048x2048 (`cxr-triage synth`, 16-bit CR/DX) in
  *   --work (default /tmp/cxr-latency).
  * - Models: --models, else models/ when it holds a segmenter and a classifier with
- *   model.onnx, else random-weight full-size versions built once under --work/models
+ *   model.onnx or model.int8.onnx (a version shipped int8 only rebuilds float from its
+ *   weights), else random-weight full-size versions built once under --work/models
  *   (same architectures and shapes; timing does not depend on the weights).
  * - Ours: `cxr-triage bench latency --json` (models loaded and warmed once, every file
  *   analysed --repeat times; the file read is inside the timing), once per --precision
- *   (default float,int8: model.onnx, then model.int8.onnx where the versions have one; see
- *   `cxr-triage quantize`), one after the other.
+ *   (default float,auto: model.onnx, then what the service serves, int8 where a version's
+ *   quantization says so; `int8` asks for int8 of both networks; see `cxr-triage quantize`),
+ *   one after the other.
  * - Reference: ../shared/bench/reference_pipeline.py (PyTorch eager, 2 threads) on the
  *   same files with the same --tta and --repeat, run after ours, never at the same time.
  * Prints both JSON lines and the ratio. Needs /usr/bin/python3 with torch, torchvision and
@@ -35,7 +37,7 @@ const { values: args } = parseArgs({
     threads: { type: 'string', default: '2' },
     models: { type: 'string' },
     work: { type: 'string', default: '/tmp/cxr-latency' },
-    precision: { type: 'string', default: 'float,int8' },
+    precision: { type: 'string', default: 'float,auto' },
   },
 });
 
@@ -44,17 +46,20 @@ const work = resolve(args.work!);
 mkdirSync(work, { recursive: true });
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
+/** A version of `name` the engine can serve: model.onnx, or model.int8.onnx (float is then rebuilt from its weights). */
 function hasOnnx(root: string, name: string): boolean {
   const dir = join(root, name);
   if (!existsSync(dir)) return false;
-  return readdirSync(dir, { withFileTypes: true }).some((d) => d.isDirectory() && existsSync(join(dir, d.name, 'model.onnx')));
+  return readdirSync(dir, { withFileTypes: true }).some(
+    (d) => d.isDirectory() && (existsSync(join(dir, d.name, 'model.onnx')) || existsSync(join(dir, d.name, 'model.int8.onnx'))),
+  );
 }
 
 let models = args.models ? resolve(args.models) : join(repo, 'models');
 if (!args.models && !(hasOnnx(models, 'segmenter') && hasOnnx(models, 'classifier'))) {
   models = join(work, 'models');
   if (!(hasOnnx(models, 'segmenter') && hasOnnx(models, 'classifier'))) {
-    log(`no shipped models with model.onnx: building random-weight full-size versions in ${models}`);
+    log(`no shipped models with model.onnx or model.int8.onnx: building random-weight full-size versions in ${models}`);
     const { initBackend } = await import('../src/ml/backend.js');
     const { createRandomModels } = await import('../src/ml/random-models.js');
     await initBackend({ log });
