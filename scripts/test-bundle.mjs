@@ -36,6 +36,9 @@ const keepImportMeta = {
   },
 };
 
+/** What every compile here shares: our code bundled as ESM for this Node, packages left to node_modules. */
+const COMMON = { bundle: true, format: 'esm', platform: 'node', target: 'node20', packages: 'external', plugins: [keepImportMeta], logLevel: 'warning' };
+
 /** The compiled file for a source path (relative to the repository root). */
 export function compiledPath(file) {
   return join(BUILD_DIR, file.replace(/\.ts$/, '.mjs'));
@@ -90,15 +93,9 @@ export async function bundle(entries) {
     outdir: BUILD_DIR,
     outExtension: { '.js': '.mjs' },
     chunkNames: 'chunks/[name]-[hash]',
-    bundle: true,
     splitting: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    packages: 'external',
     sourcemap: 'linked',
-    plugins: [keepImportMeta],
-    logLevel: 'warning',
+    ...COMMON,
   });
   return entries.map(compiledPath);
 }
@@ -115,14 +112,8 @@ export async function compileScript(entry, dir) {
   await build({
     entryPoints: [entry],
     outfile,
-    bundle: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    packages: 'external',
     sourcemap: 'inline',
-    plugins: [keepImportMeta],
-    logLevel: 'warning',
+    ...COMMON,
   });
   return outfile;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs every test/**/*.test.ts through node:test (Node 20's --test takes no globs), compiled
 // once by scripts/test-bundle.mjs instead of through tsx in each process; spawned `cxr-triage`
-// processes run the compiled CLI too (CXR_TEST_CLI). `TEST_TSX=1` runs the sources through tsx
+// processes run the compiled CLI too (found under CXR_TEST_BUILD). `TEST_TSX=1` runs the sources through tsx
 // as before. Extra arguments narrow the run: `npm test -- dicom` runs files whose path contains "dicom".
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -45,10 +45,9 @@ let run = ['--import', 'tsx', '--test', ...files];
 const env = { ...process.env };
 if (process.env.TEST_TSX !== '1') {
   const started = Date.now();
-  const [cli, ...compiled] = await bundle(['src/cli/main.ts', ...files]);
+  const compiled = await bundle(['src/cli/main.ts', ...files]);
   console.error(`compiled ${files.length} test files and the CLI in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  run = ['--enable-source-maps', '--test', ...compiled];
-  env.CXR_TEST_CLI = resolve(cli);
+  run = ['--enable-source-maps', '--test', ...compiled.slice(1)];
   env.CXR_TEST_BUILD = resolve(BUILD_DIR);
 }
 const r = spawnSync(process.execPath, [`--test-concurrency=${concurrency}`, ...reporters, ...run], { stdio: 'inherit', env });

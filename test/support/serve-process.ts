@@ -16,10 +16,10 @@ import { signToken } from '../../src/api/tokens.js';
 export const BIN = join(import.meta.dirname, '..', '..', 'bin', 'cxr-triage.js');
 
 /**
- * The `cxr-triage` tests start: the CLI compiled once per run by scripts/test.mjs (CXR_TEST_CLI;
- * the same sources without tsx's start-up cost), else bin/cxr-triage.js.
+ * The `cxr-triage` tests start: the CLI compiled once per run by scripts/test.mjs (under
+ * CXR_TEST_BUILD; the same sources without tsx's start-up cost), else bin/cxr-triage.js.
  */
-export const CLI = process.env.CXR_TEST_CLI ?? BIN;
+export const CLI = process.env.CXR_TEST_BUILD ? join(process.env.CXR_TEST_BUILD, 'src', 'cli', 'main.mjs') : BIN;
 
 export interface ServeProcess {
   proc: ChildProcess;
