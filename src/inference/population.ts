@@ -6,7 +6,7 @@
  */
 import type { DicomMetadata } from '../dicom/index.js';
 import { CxrError } from '../errors.js';
-import type { Population, ThresholdInfo } from '../ml/model-store/index.js';
+import type { Population, PopulationThreshold, ThresholdInfo } from '../ml/model-store/index.js';
 
 /** Below this age (years) a patient is pediatric (the age the pediatric set's films were taken under). */
 export const PEDIATRIC_BELOW_YEARS = 18;
@@ -83,12 +83,17 @@ export interface ChosenThreshold {
 
 const round2 = (v: number) => Math.round(v * 100) / 100;
 
+/** The populations a threshold block has a threshold for, with it. */
+function definedPopulations(t: Pick<ThresholdInfo, 'populations'>): [Population, PopulationThreshold][] {
+  return Object.entries(t.populations ?? {}).filter((e): e is [Population, PopulationThreshold] => e[1] != null);
+}
+
 export function chooseThreshold(t: ThresholdInfo, meta: AgeFields): ChosenThreshold {
   const age = studyAge(meta);
   const population = populationOfAge(age.years);
   const base = { population, ageYears: age.years === null ? null : round2(age.years), ageSource: age.source };
   const ageText = age.years === null ? 'age unknown (no PatientAge, no PatientBirthDate with StudyDate)' : `age ${round2(age.years)} y from ${age.source}`;
-  const pops = Object.entries(t.populations ?? {}).filter((e): e is [Population, NonNullable<(typeof e)[1]>] => e[1] != null);
+  const pops = definedPopulations(t);
   if (pops.length === 0) {
     return {
       ...base,
@@ -123,7 +128,7 @@ export function populationForDatasets(
   datasets: readonly string[],
   asked?: Population,
 ): { population: Population; value: number; why: string } | null {
-  const pops = Object.entries(t.populations ?? {}).filter((e): e is [Population, NonNullable<(typeof e)[1]>] => e[1] != null);
+  const pops = definedPopulations(t);
   if (asked) {
     const p = pops.find(([name]) => name === asked);
     if (!p)

@@ -7,7 +7,7 @@ import { datasetName } from '../data/multi-dataset.js';
 import { readSplitFile, type DatasetSplit, type SplitName } from '../data/split.js';
 import { CxrError } from '../errors.js';
 import type { EvalItem } from './evaluate.js';
-import { POPULATIONS, type Population, type PopulationThreshold, type ThresholdInfo } from './model-store/index.js';
+import { isPopulation, POPULATIONS, type Population, type PopulationThreshold, type ThresholdInfo } from './model-store/index.js';
 import { calibrateThreshold, type Calibration } from './metrics.js';
 import { loadEvalItems } from './train/dataset-source.js';
 
@@ -83,7 +83,7 @@ export function parsePopulationMap(pairs: readonly string[]): Map<string, Popula
   for (const pair of pairs) {
     const m = /^([^=]+)=([^=]+)$/.exec(pair.trim());
     const pop = m?.[2].trim().toLowerCase();
-    if (!m || !(POPULATIONS as readonly string[]).includes(pop!)) {
+    if (!m || !isPopulation(pop!)) {
       throw new CxrError('E_BAD_ARGUMENT', `--population must be SET=${POPULATIONS.join('|')}, got '${pair}'`);
     }
     const set = m[1].trim();

@@ -5,7 +5,16 @@ import { join, resolve } from 'node:path';
 import { csvLine, parseCsv } from '../../data/csv.js';
 import { filesTrainedOn } from '../../data/leakage.js';
 import { parseSplitName, readSplitFile, SPLIT_NAMES, type SplitName } from '../../data/split.js';
-import { EVALUATIONS_DIR, locateModelVersion, POPULATIONS, portablePath, readManifest, sha256File, type Population } from '../../ml/model-store/index.js';
+import {
+  EVALUATIONS_DIR,
+  isPopulation,
+  locateModelVersion,
+  POPULATIONS,
+  portablePath,
+  readManifest,
+  sha256File,
+  type Population,
+} from '../../ml/model-store/index.js';
 import { datasetName } from '../../data/multi-dataset.js';
 import { loadSplitItems } from '../../ml/calibrate.js';
 import { CxrError } from '../../errors.js';
@@ -36,9 +45,8 @@ interface EvaluateCliOptions {
 }
 
 function parsePopulation(v: string): Population {
-  if (!(POPULATIONS as readonly string[]).includes(v))
-    throw new CxrError('E_BAD_ARGUMENT', `--population must be one of ${POPULATIONS.join(', ')}, got '${v}'`);
-  return v as Population;
+  if (!isPopulation(v)) throw new CxrError('E_BAD_ARGUMENT', `--population must be one of ${POPULATIONS.join(', ')}, got '${v}'`);
+  return v;
 }
 
 /** The keys `evaluate --json` prints, in this order. */

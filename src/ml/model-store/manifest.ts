@@ -75,6 +75,10 @@ export interface ThresholdInfo {
 export const POPULATIONS = ['adult', 'pediatric'] as const;
 export type Population = (typeof POPULATIONS)[number];
 
+export function isPopulation(v: string): v is Population {
+  return (POPULATIONS as readonly string[]).includes(v);
+}
+
 /** One population's operating point (manifest threshold.populations.<name>). */
 export interface PopulationThreshold {
   value: number;
@@ -359,7 +363,7 @@ function checkPopulations(path: string, where: string, raw: unknown): void {
   if (raw == null) return;
   if (typeof raw !== 'object' || Array.isArray(raw)) fail(path, `'${where}.populations' must be an object`);
   for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-    if (!(POPULATIONS as readonly string[]).includes(k)) fail(path, `'${where}.populations.${k}': unknown population (known: ${POPULATIONS.join(', ')})`);
+    if (!isPopulation(k)) fail(path, `'${where}.populations.${k}': unknown population (known: ${POPULATIONS.join(', ')})`);
     const value = (v as Record<string, unknown> | null)?.value;
     if (typeof value !== 'number' || !Number.isFinite(value)) fail(path, `'${where}.populations.${k}' needs a numeric value`);
   }
