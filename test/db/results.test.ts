@@ -79,24 +79,11 @@ test('the objects and one pending delivery per destination are written with the 
       `SELECT kind, sop_instance_uid, series_instance_uid, modality, series_number, sha256 FROM derived_objects WHERE source_id = $1 ORDER BY kind`,
       [s.id],
     );
-  assert.deepEqual(objects, [
-    {
-      kind: 'sc',
-      sop_instance_uid: derivedUids('sc', s.sopInstanceUid, pid).sopInstanceUid,
-      series_instance_uid: derivedUids('sc', s.sopInstanceUid, pid).seriesInstanceUid,
-      modality: 'OT',
-      series_number: 9902,
-      sha256: null,
-    },
-    {
-      kind: 'sr',
-      sop_instance_uid: derivedUids('sr', s.sopInstanceUid, pid).sopInstanceUid,
-      series_instance_uid: derivedUids('sr', s.sopInstanceUid, pid).seriesInstanceUid,
-      modality: 'SR',
-      series_number: 9901,
-      sha256: null,
-    },
-  ]);
+  const unbuilt = (kind: 'sc' | 'sr', modality: string, seriesNumber: number) => {
+    const uids = derivedUids(kind, s.sopInstanceUid, pid);
+    return { kind, sop_instance_uid: uids.sopInstanceUid, series_instance_uid: uids.seriesInstanceUid, modality, series_number: seriesNumber, sha256: null };
+  };
+  assert.deepEqual(objects, [unbuilt('sc', 'OT', 9902), unbuilt('sr', 'SR', 9901)]);
   const deliveries: { destination: string; status: string; attempts: number; max_attempts: number }[] = await db.ds.query(
     `SELECT r.destination, r.status, r.attempts, r.max_attempts FROM result_deliveries r JOIN derived_objects d ON d.id = r.object_id WHERE d.source_id = $1 ORDER BY d.kind, r.destination`,
     [s.id],
