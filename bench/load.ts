@@ -8,7 +8,7 @@
  *   npx tsx bench/load.ts                       # starts `cxr-triage serve` itself (fresh data dir)
  *   npx tsx bench/load.ts --url http://127.0.0.1:8080   # a service already running with this env
  *
- * Options: --clients 16 --seconds 30 --size 512 (image side) --templates 8 --warmup 0 --json
+ * Options: --clients 16 --seconds 30 --size 512 (image side) --templates 8 (pixel sets, one per client in turn) --warmup 0 --json
  * --warmup N: the first N of the --seconds are load but not measurement (models loading, the
  * first wave of uploads); throughput then counts the studies answered inside the measured
  * window, divided by its length, and the latency percentiles are of those answers.
@@ -27,6 +27,7 @@ import { openServiceDatabase } from '../src/app/database.js';
 import { signToken } from '../src/api/tokens.js';
 import { decodeModality } from '../src/dicom/index.js';
 import { chestDicom, encodeChestCr } from '../src/data/simple-chest-dicom.js';
+import { newUid } from '../src/dicom/write.js';
 import { helpFromHeader } from './usage.js';
 
 helpFromHeader(import.meta.url);
@@ -49,7 +50,7 @@ if (!(warmup >= 0 && warmup < seconds)) throw new Error('--warmup must be at lea
 const size = Number(args.size);
 const log = (m: string) => process.stderr.write(`${m}\n`);
 
-/** Pixel templates decoded once; every post re-encodes one with fresh UIDs, so each is a new instance. */
+/** Pixel templates decoded once (--templates of them). */
 async function templates(n: number): Promise<Uint16Array[]> {
   const out: Uint16Array[] = [];
   for (let seed = 1; seed <= n; seed++) {
@@ -59,8 +60,30 @@ async function templates(n: number): Promise<Uint16Array[]> {
   return out;
 }
 
-function studyBytes(pixels: Uint16Array, run: string, client: number, i: number): Buffer {
-  return Buffer.from(encodeChestCr(pixels, size, { uidParts: ['load', run, client, i], patientId: `LOAD-${client}-${i % 7}` }));
+/** Digits at the end of each UID that a post rewrites: client (3) and post number (9). */
+const UID_DIGITS = 12;
+
+/**
+ * A client's study file, encoded once (a modality sends files it already has; re-encoding
+ * 8 MB per post made the client, not the service, a third of this machine's load). Every post
+ * rewrites the last digits of its UIDs in place, so each is a new instance of the same length.
+ */
+function clientStudy(pixels: Uint16Array, run: string, client: number): (i: number) => Buffer {
+  const parts = ['load', run, client];
+  const bytes = Buffer.from(encodeChestCr(pixels, size, { uidParts: parts, patientId: `LOAD-${client}` }));
+  // each UID is 2.25.<128-bit number>, whose last digits can change and leave it a valid UID
+  const head = bytes.subarray(0, 64 * 1024);
+  const at: number[] = [];
+  for (const uid of ['study', 'series', 'sop'].map((k) => newUid([...parts, k]))) {
+    if (uid.length - uid.lastIndexOf('.') - 1 <= UID_DIGITS) throw new Error(`UID ${uid} is too short to rewrite`);
+    for (let k = head.indexOf(uid); k >= 0; k = head.indexOf(uid, k + 1)) at.push(k + uid.length - UID_DIGITS);
+  }
+  return (i) => {
+    // this client's previous post was answered before the next starts: rewriting is safe
+    const digits = `${String(client).padStart(3, '0')}${String(i).padStart(9, '0')}`;
+    for (const k of at) bytes.write(digits, k, 'latin1');
+    return bytes;
+  };
 }
 
 async function modelsDir(): Promise<string> {
@@ -117,8 +140,9 @@ async function main(): Promise<number> {
   }
   const cfg = loadConfig();
   const token = signToken(cfg.jwt, { sub: 'load-bench', role: 'workstation', kind: 'operator' }, seconds + 600).token;
-  const pixels = await templates(Number(args.templates));
   const run = `${Date.now()}`;
+  const pixels = await templates(Number(args.templates));
+  const studies = Array.from({ length: clients }, (_, c) => clientStudy(pixels[c % pixels.length], run, c));
 
   log(`${clients} clients posting ${size}x${size} studies to ${url} for ${seconds} s…`);
   const latencies: number[] = [];
@@ -133,7 +157,7 @@ async function main(): Promise<number> {
   await Promise.all(
     Array.from({ length: clients }, async (_, client) => {
       for (let i = 0; performance.now() < deadline; i++) {
-        const body = studyBytes(pixels[(client + i) % pixels.length], run, client, i);
+        const body = studies[client](i);
         const start = performance.now();
         try {
           const r = await fetch(`${url}/v1/studies?wait=true`, {

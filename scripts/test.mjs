@@ -16,6 +16,10 @@ function walk(dir) {
   });
 }
 
+// Modules our code starts as worker threads (src/worker-boot.ts runs their compiled copies).
+// (not ml/parallel/worker.ts: it imports the loss module a training run names by its .ts path, which needs tsx)
+const WORKER_SCRIPTS = ['src/inference/engine-thread.ts', 'src/data/synth-worker.ts'];
+
 const filters = process.argv.slice(2);
 const files = walk('test')
   .map((f) => relative('.', f))
@@ -45,9 +49,9 @@ let run = ['--import', 'tsx', '--test', ...files];
 const env = { ...process.env };
 if (process.env.TEST_TSX !== '1') {
   const started = Date.now();
-  const compiled = await bundle(['src/cli/main.ts', ...files]);
+  const compiled = await bundle(['src/cli/main.ts', ...WORKER_SCRIPTS, ...files]);
   console.error(`compiled ${files.length} test files and the CLI in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  run = ['--enable-source-maps', '--test', ...compiled.slice(1)];
+  run = ['--enable-source-maps', '--test', ...compiled.slice(1 + WORKER_SCRIPTS.length)];
   env.CXR_TEST_BUILD = resolve(BUILD_DIR);
 }
 const r = spawnSync(process.execPath, [`--test-concurrency=${concurrency}`, ...reporters, ...run], { stdio: 'inherit', env });

@@ -7,6 +7,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { siblingModule, workerBoot } from '../worker-boot.js';
 import { CxrError } from '../errors.js';
 import { csvLine } from './csv.js';
 import { encodeMaskPng } from './mask-png.js';
@@ -99,12 +100,7 @@ function workerSource(opts: SynthDatasetOptions, jobs: number): StudySource {
   let next = 0;
   const { onProgress: _p, ...plain } = opts;
   void _p;
-  const entry = new URL(import.meta.url.endsWith('.ts') ? './synth-worker.ts' : './synth-worker.js', import.meta.url);
-  // From source (tsx) the worker must register the TypeScript loader itself: hooks installed
-  // with tsx's register() in the main thread do not reach worker threads.
-  const bootstrap = import.meta.url.endsWith('.ts')
-    ? `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); });`
-    : `import(${JSON.stringify(entry.href)});`;
+  const bootstrap = workerBoot(siblingModule(import.meta.url, 'synth-worker'));
   const workers = Array.from({ length: jobs }, () => new Worker(bootstrap, { eval: true, workerData: { seed: opts.seed, opts: plain } }));
   const fail = (e: Error): void => {
     for (const p of pending.values()) p.reject(e);

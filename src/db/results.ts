@@ -71,12 +71,15 @@ function derivedRow(r: Record<string, unknown>): DerivedObjectRow {
 
 /**
  * Takes one object due to be built, locked until the caller's transaction ends (another
- * process skips it); null when none is due.
+ * process skips it); null when none is due. `awaitedOnly`: only an object that a pending
+ * delivery waits for (one that is only served by DICOMweb can wait for a quieter moment).
  */
-export async function claimUnbuilt(m: EntityManager): Promise<DerivedObjectRow | null> {
+export async function claimUnbuilt(m: EntityManager, awaitedOnly = false): Promise<DerivedObjectRow | null> {
   const rows: Record<string, unknown>[] = await m.query(
-    `SELECT * FROM derived_objects WHERE sha256 IS NULL AND build_error IS NULL AND next_build_at <= now()
-      ORDER BY next_build_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`,
+    `SELECT * FROM derived_objects d WHERE sha256 IS NULL AND build_error IS NULL AND next_build_at <= now()
+        AND (NOT $1 OR EXISTS (SELECT 1 FROM result_deliveries r WHERE r.object_id = d.id AND r.status = 'pending'))
+      ORDER BY next_build_at, id LIMIT 1 FOR UPDATE OF d SKIP LOCKED`,
+    [awaitedOnly],
   );
   return rows[0] ? derivedRow(rows[0]) : null;
 }

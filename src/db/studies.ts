@@ -41,6 +41,13 @@ export async function listReviews(db: DataSource | EntityManager, studyId: strin
 }
 
 /** Accepted studies without a result, across every process: the queue's depth as a client sees it. */
+/** Which of these studies are no longer queued (scored, failed or not scored): one query for many waiters. */
+export async function settledStudies(db: DataSource | EntityManager, ids: readonly string[]): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const rows: { id: string }[] = await db.query(`SELECT id FROM studies WHERE id = ANY($1::uuid[]) AND status <> 'queued'`, [ids]);
+  return rows.map((r) => r.id);
+}
+
 export async function countQueuedStudies(db: DataSource | EntityManager): Promise<number> {
   const rows: { n: number }[] = await db.query(`SELECT count(*)::int AS n FROM studies WHERE status = 'queued'`);
   return rows[0].n;

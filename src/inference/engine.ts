@@ -58,7 +58,8 @@ export const DEFAULT_UNCERTAIN_BOUND = 0.08;
 /** The engine the service and the CLI share; extends TriageEngine with what it was built with. */
 export interface OnnxTriageEngine extends TriageEngine {
   readonly providers: { segmenter: ExecutionProvider[]; classifier: ExecutionProvider[] };
-  readonly settings: { threads: number; tta: number; uncertainBound: number; qc: QcLimits };
+  /** engines: scoring threads of an engine pool (engine-pool.ts); absent for one engine on the calling thread */
+  readonly settings: { threads: number; tta: number; uncertainBound: number; qc: QcLimits; engines?: number };
   readonly threshold: { value: number; targetRecall: number; populations?: ThresholdInfo['populations'] };
   /**
    * The model part of analyze() on an already windowed image (a dataset's PNG, say): what

@@ -30,8 +30,8 @@ export class FsObjectStore implements ObjectStore {
     return join(this.root, sha256.slice(0, 2), `${sha256}.dcm`);
   }
 
-  async put(bytes: Uint8Array): Promise<StoredObject & { path: string }> {
-    const sha256 = sha256Hex(bytes);
+  async put(bytes: Uint8Array, _tx?: unknown, known?: string): Promise<StoredObject & { path: string }> {
+    const sha256 = known ?? sha256Hex(bytes);
     const path = this.pathFor(sha256);
     const existing = await stat(path).catch(() => null);
     if (existing?.isFile() && existing.size === bytes.length) return { sha256, size: bytes.length, path, created: false };

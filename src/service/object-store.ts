@@ -29,8 +29,11 @@ export interface ObjectStore {
    * behind for `discard` or the garbage collector.
    */
   readonly transactional: boolean;
-  /** Stores the bytes durably under their sha256; `tx` is the transaction that records them. */
-  put(bytes: Uint8Array, tx?: EntityManager): Promise<StoredObject>;
+  /**
+   * Stores the bytes durably under their sha256; `tx` is the transaction that records them.
+   * `sha256`: the bytes' hash when the caller has just computed it (an 8 MB film is not hashed twice).
+   */
+  put(bytes: Uint8Array, tx?: EntityManager, sha256?: string): Promise<StoredObject>;
   /** The whole object, checked against its hash. E_NOT_FOUND when it is missing. */
   get(sha256: string): Promise<Buffer>;
   /**

@@ -28,6 +28,12 @@ export interface OutboxOptions {
   settings: ResultsSettings;
   log: Logger;
   pollMs?: number;
+  /**
+   * true while this process has studies to score: objects that no destination waits for (only
+   * served by DICOMweb) are then left for later, since building one (a film read, hashed,
+   * decoded, drawn over and encoded) costs a good part of what scoring a study does.
+   */
+  busy?: () => boolean;
   /** counts per outcome for /metrics */
   onAttempt?: (outcome: 'delivered' | 'retry' | 'failed') => void;
 }
@@ -86,7 +92,7 @@ export class ResultsOutbox {
     let found = false;
     try {
       found = await this.o.ds.transaction(async (m) => {
-        const obj = await claimUnbuilt(m);
+        const obj = await claimUnbuilt(m, this.o.busy?.() ?? false);
         if (!obj) return false;
         claimed = { id: obj.id, attempts: obj.buildAttempts + 1 };
         try {

@@ -17,8 +17,8 @@ export class PgObjectStore implements ObjectStore {
     return 'PostgreSQL tables objects/object_chunks';
   }
 
-  async put(bytes: Uint8Array, tx?: EntityManager): Promise<StoredObject> {
-    const sha256 = sha256Hex(bytes);
+  async put(bytes: Uint8Array, tx?: EntityManager, known?: string): Promise<StoredObject> {
+    const sha256 = known ?? sha256Hex(bytes);
     const created = tx ? await insertObject(tx, sha256, bytes) : await this.ds.transaction((m) => insertObject(m, sha256, bytes));
     return { sha256, size: bytes.length, created };
   }

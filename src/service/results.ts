@@ -151,6 +151,6 @@ async function headerOf(store: ObjectStore, sha256: string): Promise<SourceHeade
 /** Stores the built bytes and records them on the object, in the transaction that claimed it. */
 export async function storeBuilt(m: EntityManager, store: ObjectStore, o: DerivedObjectRow, built: BuiltObject, sha256: string): Promise<void> {
   await lockObject(m, sha256);
-  await store.put(built.bytes, m);
+  await store.put(built.bytes, m, sha256);
   await markBuilt(m, o.id, { sha256, size: built.bytes.length, rows: built.rows, columns: built.columns });
 }

@@ -68,7 +68,15 @@ export async function startRuntime(o: {
   // Worker processes build and send result objects; an API-only process leaves that to them.
   const outbox =
     results && s.workers > 0
-      ? new ResultsOutbox({ ds: o.ds, store, settings: results, log: o.log, pollMs: s.outboxPollMs, onAttempt: o.hooks?.resultSend })
+      ? new ResultsOutbox({
+          ds: o.ds,
+          store,
+          settings: results,
+          log: o.log,
+          pollMs: s.outboxPollMs,
+          onAttempt: o.hooks?.resultSend,
+          busy: () => service.workers.active > 0,
+        })
       : null;
   // built after the service, which both act on
   let follower: RegistryFollower | null = null;
@@ -83,6 +91,7 @@ export async function startRuntime(o: {
     hmacKey: s.hmacKey,
     queueCapacity: s.queueSize,
     workers: s.workers,
+    loopsPerWorker: 2,
     log: o.log,
     hooks: o.hooks,
     readManifest: o.readManifest,

@@ -21,6 +21,7 @@ import {
   recordFailure,
   recordNotScored,
   recordPrediction,
+  settledStudies,
   type NewPrediction,
 } from '../db/studies.js';
 import { recordedVersion, type ModelRef, type TriageEngine, type TriageReport } from '../inference/types.js';
@@ -34,7 +35,11 @@ import { enqueueResults, type ResultsSettings } from './results.js';
 import { resultSummary, type ResultSummary } from '../db/results.js';
 import { sentBy } from './study-access.js';
 import type { StudyImages } from './study-images.js';
+import { RecentFilms } from './recent-films.js';
 import { WorkerPool } from './workers.js';
+
+/** How often waiters look for studies that another process finished. */
+const WAITER_POLL_MS = 250;
 
 export type StudyOutcome = 'accepted' | 'duplicate' | 'rejected' | 'scored' | 'failed' | 'retried' | 'dead_letter';
 
@@ -60,8 +65,14 @@ export interface TriageServiceOptions {
   hmacKey: Buffer;
   /** accepted studies waiting for a result, across all processes, beyond which new ones are refused */
   queueCapacity: number;
-  /** scoring loops in this process (0: an API-only process) */
+  /** scoring workers in this process (0: an API-only process) */
   workers: number;
+  /**
+   * loops per worker taking jobs (default 1). With the engine in threads, a second loop gets the
+   * next study ready (its job, row and file) while the first is scored, and records the first's
+   * result while the second is: the engine does not wait on the database between studies.
+   */
+  loopsPerWorker?: number;
   log: Logger;
   hooks?: ServiceHooks;
   readManifest?: ManifestReader;
@@ -69,6 +80,8 @@ export interface TriageServiceOptions {
   maxPixels?: number;
   /** studies whose rendered images are kept in memory */
   imageCacheSize?: number;
+  /** bytes of accepted films kept in memory for this process's workers (default 128 MiB; recent-films.ts) */
+  recentFilmBytes?: number;
   /** idle workers look for jobs this often (ms) */
   pollMs?: number;
   /** destinations and retry policy of the AI result objects; absent: none are made */
@@ -110,6 +123,7 @@ export class TriageService {
   private readonly inUse = new Map<TriageEngine, { count: number; retired: boolean }>();
   private modelIds = new Map<string, number>();
   private readonly imageCache = new Map<string, Promise<StudyImages>>();
+  private readonly recentFilms: RecentFilms;
   /** full-size renders hold several image-sized buffers each: a few at a time, a few more waiting */
   private readonly renders = new Limiter(2, 8);
   /**
@@ -125,9 +139,10 @@ export class TriageService {
 
   constructor(private readonly o: TriageServiceOptions) {
     this.engine = o.engine;
+    this.recentFilms = new RecentFilms(o.workers > 0 ? (o.recentFilmBytes ?? 128 * 1024 * 1024) : 0);
     this.workers = new WorkerPool({
       jobs: o.jobs,
-      concurrency: o.workers,
+      concurrency: o.workers * (o.loopsPerWorker ?? 1),
       score: (job) => this.scoreJob(job),
       settleDead: (job) => this.settleDead(job),
       log: o.log,
@@ -233,7 +248,7 @@ export class TriageService {
     try {
       const res = await this.o.ds.transaction(async (m) => {
         await lockObject(m, sha256);
-        const put = await this.o.store.put(bytes, m);
+        const put = await this.o.store.put(bytes, m, sha256);
         wroteFile = put.created && !this.o.store.transactional;
         const r = await insertStudyOnce(m, {
           id: randomUUID(),
@@ -260,7 +275,10 @@ export class TriageService {
         await audit?.(m, result);
         return result;
       });
-      if (res.created) this.o.jobs.notify();
+      if (res.created) {
+        this.recentFilms.keep(sha256, bytes);
+        this.o.jobs.notify();
+      }
       return res;
     } catch (e) {
       // The file is stored but the study is not (the transaction failed or the connection
@@ -312,7 +330,9 @@ export class TriageService {
 
   /**
    * Resolves when the study is no longer queued, or after timeoutMs. A study scored in this
-   * process wakes its waiters at once; one scored by another process is seen by polling.
+   * process wakes its waiters at once; one scored by another process is seen by one query that
+   * looks at every waiting study of this process a few times a second (a query per waiter
+   * would be most of the database's work with many clients waiting).
    */
   async waitForResult(id: string, timeoutMs: number): Promise<void> {
     const end = Date.now() + timeoutMs;
@@ -322,23 +342,37 @@ export class TriageService {
     set.add(wake);
     this.waiters.set(id, set);
     try {
-      for (;;) {
-        const study = await findStudy(this.o.ds, id).catch(() => null);
-        if (study && study.status !== 'queued') return;
-        const left = end - Date.now();
-        if (this.released) {
-          await Promise.allSettled([...this.recording]);
-          return;
-        }
-        if (left <= 0) return;
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([woken, this.waitersReleased, new Promise<void>((r) => (timer = setTimeout(r, Math.min(left, 250))))]);
-        clearTimeout(timer);
-      }
+      const study = await findStudy(this.o.ds, id).catch(() => null);
+      if (study && study.status !== 'queued') return;
+      this.watchWaiters();
+      const left = end - Date.now();
+      let timer: NodeJS.Timeout | undefined;
+      if (!this.released && left > 0) await Promise.race([woken, this.waitersReleased, new Promise<void>((r) => (timer = setTimeout(r, left)))]);
+      clearTimeout(timer);
+      if (this.released) await Promise.allSettled([...this.recording]);
     } finally {
       set.delete(wake);
       if (set.size === 0) this.waiters.delete(id);
     }
+  }
+
+  private watching = false;
+
+  /** Polls for studies that other processes finished while anyone here waits for them. */
+  private watchWaiters(): void {
+    if (this.watching) return;
+    this.watching = true;
+    void (async () => {
+      try {
+        while (this.waiters.size > 0 && !this.released) {
+          await new Promise((r) => setTimeout(r, WAITER_POLL_MS));
+          const done = await settledStudies(this.o.ds, [...this.waiters.keys()]).catch(() => []);
+          for (const id of done) this.finished(id);
+        }
+      } finally {
+        this.watching = false;
+      }
+    })();
   }
 
   private released = false;
@@ -383,7 +417,7 @@ export class TriageService {
     let bytes: Uint8Array;
     const t0 = performance.now();
     try {
-      bytes = await this.o.store.get(study.sha256);
+      bytes = this.recentFilms.take(study.sha256) ?? (await this.o.store.get(study.sha256));
       report = (await this.analyze(bytes, false)).report;
     } catch (e) {
       if (isCxrError(e) && httpStatusFor(e.code) < 500) {

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { derivedUids } from '../../src/dicom/derived.js';
 import { registerModel } from '../../src/db/models.js';
 import { referencedObjects } from '../../src/db/objects.js';
-import { claimDelivery, markBuilt, settleDelivery, studyDeliveries, type DerivedObjectRow } from '../../src/db/results.js';
+import { claimDelivery, claimUnbuilt, markBuilt, settleDelivery, studyDeliveries, type DerivedObjectRow } from '../../src/db/results.js';
 import { insertStudyOnce, recordPrediction, type NewPrediction } from '../../src/db/studies.js';
 import { enqueueResults, type ResultsSettings } from '../../src/service/results.js';
 import { createTestDatabase, instanceOf, type TestDatabase } from '../support/database.js';
@@ -164,4 +164,32 @@ test('a built object is an instance of its study (view dicom_instances), sorts a
     'the original, then its one built object (the unbuilt one is not listed)',
   );
   assert.deepEqual([...(await referencedObjects(db.ds, ['e'.repeat(64), 'f'.repeat(64)]))], ['e'.repeat(64)]);
+});
+
+test('while scoring is busy only objects a pending delivery waits for are claimed to build; when idle, the rest too', async () => {
+  // earlier tests left objects of their own: this one looks only at its two studies' objects
+  await db.ds.query(`UPDATE derived_objects SET build_error = 'set aside by this test' WHERE sha256 IS NULL`);
+  const awaited = await newStudy(41);
+  const servedOnly = await newStudy(42);
+  await recordPrediction(db.ds, awaited.id, prediction, null, (m, id) => enqueueResults(m, settings, awaited, id));
+  await recordPrediction(db.ds, servedOnly.id, prediction, null, (m, id) => enqueueResults(m, { ...settings, destinations: [] }, servedOnly, id));
+  // each claim holds its row until its transaction ends, as a dispatcher's does: claim again from
+  // another transaction while holding it, until none is left
+  const claimedWhile = async (busy: boolean) => {
+    const seen: string[] = [];
+    const claimRest = (): Promise<void> =>
+      db.ds.transaction(async (m) => {
+        const o = await claimUnbuilt(m, busy);
+        if (!o) return;
+        seen.push(`${o.sourceId === awaited.id ? 'awaited' : 'served-only'}:${o.kind}`);
+        await claimRest();
+      });
+    await claimRest();
+    return seen.sort();
+  };
+  assert.deepEqual(await claimedWhile(true), ['awaited:sc', 'awaited:sr']);
+  assert.deepEqual(await claimedWhile(false), ['awaited:sc', 'awaited:sr', 'served-only:sc', 'served-only:sr']);
+  // a delivery that is over (delivered or failed) no longer makes its object urgent
+  await db.ds.query(`UPDATE result_deliveries SET status = 'failed', last_error_code = 'E_DESTINATION', last_error = 'refused' WHERE status = 'pending'`);
+  assert.deepEqual(await claimedWhile(true), []);
 });

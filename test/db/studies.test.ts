@@ -8,7 +8,16 @@ import { randomUUID } from 'node:crypto';
 import { registerModel } from '../../src/db/models.js';
 import { worklistCounts } from '../../src/db/stats.js';
 import { listPredictions } from '../../src/db/predictions.js';
-import { addReview, insertStudyOnce, recordFailure, recordPrediction, worklist, type NewPrediction, type WorklistKey } from '../../src/db/studies.js';
+import {
+  addReview,
+  insertStudyOnce,
+  recordFailure,
+  recordPrediction,
+  settledStudies,
+  worklist,
+  type NewPrediction,
+  type WorklistKey,
+} from '../../src/db/studies.js';
 import { createTestDatabase, instanceOf, type TestDatabase } from '../support/database.js';
 
 let db: TestDatabase;
@@ -227,4 +236,10 @@ test('worklist counts are in studies and agree with the worklist filters', async
   assert.equal(counts.awaitingScore, n);
   assert.ok(counts.awaitingScore >= 1, "the 'waiting' study is accepted and not scored");
   assert.ok(counts.flaggedUnreviewed >= 4);
+});
+
+test('settledStudies names, of the ids asked, the studies no longer queued (scored or failed), in one query', async () => {
+  const asked = [ids.high, ids.broken, ids.waiting, randomUUID()];
+  assert.deepEqual((await settledStudies(db.ds, asked)).sort(), [ids.high, ids.broken].sort());
+  assert.deepEqual(await settledStudies(db.ds, []), []);
 });

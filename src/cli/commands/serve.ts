@@ -93,7 +93,7 @@ export function register(program: Command): void {
 
         process.stderr.write(cfg.databaseUrl ? 'connecting to PostgreSQL…\n' : `starting embedded PostgreSQL on 127.0.0.1:${cfg.embeddedPgPort}…\n`);
         const db = await openServiceDatabase(cfg);
-        const { engine, load } = await openServiceEngine(db, cfg, log, () => process.stderr.write(`loading models from ${cfg.modelsDir}…\n`));
+        const { engine, load } = await openServiceEngine(db, cfg, log, cfg.workers, () => process.stderr.write(`loading models from ${cfg.modelsDir}…\n`));
         let parts;
         try {
           // checks the registry against the models folder before taking work (service/model-registry.ts)
@@ -151,10 +151,12 @@ export function register(program: Command): void {
             drainHttp({ server: server.server, service: parts, drainMs: cfg.drainTimeoutMs, log: (m) => process.stderr.write(`${m}\n`) }, inFlight),
             dimse?.close(),
           ]);
-          // inference still running past the drain time keeps its engine; its study stays queued for the next start
-          if (drained.workFinished) await parts.service.closeEngine();
-          // its job goes back to the queue now, for the next start or another worker, instead of after its time limit
-          else await parts.service.releaseRunningJobs();
+          // inference still running past the drain time: its job goes back to the queue now, for the next
+          // start or another worker, instead of after its time limit; its result will not be recorded
+          if (!drained.workFinished) await parts.service.releaseRunningJobs();
+          // engine threads finish the study in hand (a fraction of a second) and release their sessions:
+          // a process that exits while ONNX Runtime runs in a thread aborts instead of exiting 0
+          await parts.service.closeEngine();
           await db.close();
           process.stderr.write('stopped\n');
           process.exit(0);

@@ -28,7 +28,7 @@ export function register(program: Command): void {
         const cfg = loadConfig(env);
         const log = jsonLogger();
         const db = await openServiceDatabase(cfg);
-        const { engine, load } = await openServiceEngine(db, cfg, log);
+        const { engine, load } = await openServiceEngine(db, cfg, log, cfg.inferConcurrency);
         const counts: Partial<Record<StudyOutcome | 'shadow_scored' | 'shadow_failed', number>> = {};
         let runtime;
         try {

@@ -1,7 +1,6 @@
 import os from 'node:os';
-import { extname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { siblingModule, workerBoot } from '../../worker-boot.js';
 import * as tf from '@tensorflow/tfjs';
 import { nativeRuntime } from '../kernels/native/ort-runtime.js';
 import { seedDropout, shareSeed } from '../layers/dropout-seed.js';
@@ -69,14 +68,7 @@ export async function dataParallelGradients(model: tf.LayersModel, opts: DataPar
   // Each thread computes one share at a time: one onnxruntime thread apiece.
   nativeRuntime()?.setThreads(1);
 
-  const ext = extname(fileURLToPath(import.meta.url));
-  const script = new URL(`./worker${ext}`, import.meta.url);
-  // From TypeScript sources (tsx) the worker must load tsx's hooks before the worker
-  // module: Node 20 does not hand `--import` hooks on to worker threads.
-  const bootstrap =
-    ext === '.ts'
-      ? `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(script.href)}); })`
-      : `import(${JSON.stringify(script.href)})`;
+  const bootstrap = workerBoot(siblingModule(import.meta.url, 'worker'));
   const workers = await Promise.all(
     Array.from({ length: count }, async () => {
       const results = new SharedArrayBuffer(resultFloats * 4);

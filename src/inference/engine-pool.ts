@@ -1,0 +1,153 @@
+/**
+ * Scoring engines in worker threads, behind the engine interface the service already uses.
+ * ONNX Runtime's node binding runs a session synchronously on its caller's thread: with the
+ * engine on the main thread, a process could neither take uploads nor write results while it
+ * scored, and its other work ran between studies on one core. Each engine here is a whole
+ * loaded engine (engine-thread.ts) with its own sessions; a study goes to the first idle one,
+ * so N engines of one ONNX thread each score N studies at once, which on this project's CPUs
+ * does more studies a second than one study on N threads.
+ */
+import { Worker } from 'node:worker_threads';
+import { CxrError, type ErrorCode } from '../errors.js';
+import type { GrayImage } from '../imaging/types.js';
+import { siblingModule, workerBoot } from '../worker-boot.js';
+import type { EngineOptions, ImageScore, OnnxTriageEngine } from './engine.js';
+import type { AnalyzeOptions, TriageResult } from './types.js';
+
+export type ToEngineThread =
+  | { type: 'analyze'; id: number; bytes: Uint8Array; options?: AnalyzeOptions }
+  | { type: 'score'; id: number; image: GrayImage; options?: { tta?: number; features?: boolean } }
+  | { type: 'close' };
+
+type EngineInfo = Pick<OnnxTriageEngine, 'models' | 'providers' | 'settings' | 'threshold'>;
+
+export type FromEngineThread =
+  | { type: 'ready'; engine: EngineInfo }
+  | { type: 'warning'; message: string }
+  | { type: 'done'; id: number; result: TriageResult | ImageScore }
+  /** id -1: the engine did not load */
+  | { type: 'failed'; id: number; error: { code?: ErrorCode; message: string; details?: Record<string, unknown> } };
+
+export interface EnginePoolOptions extends EngineOptions {
+  /** engines (threads), each scoring one study at a time with `threads` ONNX Runtime threads */
+  engines: number;
+}
+
+interface Task {
+  msg: ToEngineThread & { id: number };
+  resolve: (r: unknown) => void;
+  reject: (e: Error) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  task: Task | null;
+  alive: boolean;
+}
+
+function rebuilt(e: Extract<FromEngineThread, { type: 'failed' }>['error']): Error {
+  return e.code ? new CxrError(e.code, e.message, e.details) : new Error(e.message);
+}
+
+/** Starts `engines` engine threads and waits until every one has loaded and warmed its models. */
+export async function loadEnginePool(opts: EnginePoolOptions): Promise<OnnxTriageEngine> {
+  const { engines, onWarning, ...plain } = opts;
+  if (!Number.isInteger(engines) || engines < 1) throw new CxrError('E_BAD_ARGUMENT', `engines must be a whole number of at least 1, got ${engines}`);
+  const boot = workerBoot(siblingModule(import.meta.url, 'engine-thread'));
+  const slots: Slot[] = [];
+  const queue: Task[] = [];
+  let nextId = 1;
+  let closed = false;
+  let idleWaiters: (() => void)[] = [];
+
+  const dispatch = (): void => {
+    for (const slot of slots) {
+      if (queue.length === 0) break;
+      if (!slot.alive || slot.task) continue;
+      slot.task = queue.shift()!;
+      slot.worker.postMessage(slot.task.msg);
+    }
+    if (!slots.some((s) => s.alive)) for (const t of queue.splice(0)) t.reject(new CxrError('E_BACKEND', 'every scoring engine thread has stopped'));
+    if (queue.length === 0 && slots.every((s) => !s.task)) for (const w of idleWaiters.splice(0)) w();
+  };
+
+  const started = Array.from(
+    { length: engines },
+    () =>
+      new Promise<EngineInfo>((resolve, reject) => {
+        const worker = new Worker(boot, { eval: true, workerData: plain });
+        const slot: Slot = { worker, task: null, alive: true };
+        slots.push(slot);
+        let ready = false;
+        worker.on('message', (m: FromEngineThread) => {
+          if (m.type === 'warning') onWarning?.(m.message);
+          else if (m.type === 'ready') {
+            ready = true;
+            resolve(m.engine);
+          } else if (m.type === 'failed' && m.id === -1) reject(rebuilt(m.error));
+          else if (slot.task?.msg.id === m.id) {
+            const t = slot.task;
+            slot.task = null;
+            if (m.type === 'done') t.resolve(m.result);
+            else t.reject(rebuilt(m.error));
+            dispatch();
+          }
+        });
+        const gone = (why: string) => {
+          if (!slot.alive) return;
+          slot.alive = false;
+          if (!ready) reject(new CxrError('E_BACKEND', `a scoring engine thread did not start: ${why}`));
+          const t = slot.task;
+          slot.task = null;
+          t?.reject(new CxrError('E_BACKEND', `the scoring engine thread stopped: ${why}`));
+          dispatch();
+        };
+        worker.on('error', (e) => gone(String(e?.message ?? e)));
+        worker.on('exit', (code) => gone(`it exited with code ${code}`));
+      }),
+  );
+  let info: EngineInfo;
+  try {
+    [info] = await Promise.all(started);
+  } catch (e) {
+    await Promise.all(slots.map((s) => s.worker.terminate()));
+    throw e;
+  }
+
+  function run<T>(msg: ToEngineThread & { id: number }): Promise<T> {
+    if (closed) return Promise.reject(new CxrError('E_BACKEND', 'the triage engine is closed'));
+    return new Promise<T>((resolve, reject) => {
+      queue.push({ msg, resolve: resolve as (r: unknown) => void, reject });
+      dispatch();
+    });
+  }
+
+  return {
+    ...info,
+    settings: { ...info.settings, engines },
+    analyze: (bytes: Uint8Array, options?: AnalyzeOptions) => run<TriageResult>({ type: 'analyze', id: nextId++, bytes, options }),
+    scoreImage: (image: GrayImage, options?: { tta?: number; features?: boolean }) => run<ImageScore>({ type: 'score', id: nextId++, image, options }),
+    async close() {
+      if (closed) return;
+      closed = true;
+      // studies already handed over finish; then each thread releases its sessions and exits
+      if (queue.length > 0 || slots.some((s) => s.task)) await new Promise<void>((r) => idleWaiters.push(r));
+      idleWaiters = [];
+      await Promise.all(
+        slots
+          .filter((s) => s.alive)
+          .map(
+            (s) =>
+              new Promise<void>((r) => {
+                const timer = setTimeout(() => void s.worker.terminate(), 10_000);
+                s.worker.once('exit', () => {
+                  clearTimeout(timer);
+                  r();
+                });
+                s.worker.postMessage({ type: 'close' } satisfies ToEngineThread);
+              }),
+          ),
+      );
+    },
+  };
+}
