@@ -45,6 +45,13 @@ interface Slot {
   alive: boolean;
 }
 
+/** The film's memory when its caller handed it over and it is the whole of its buffer (else it is copied). */
+function transferable(msg: ToEngineThread): ArrayBuffer[] {
+  if (msg.type !== 'analyze' || !msg.options?.handOver) return [];
+  const b = msg.bytes;
+  return b.buffer instanceof ArrayBuffer && b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? [b.buffer] : [];
+}
+
 function rebuilt(e: Extract<FromEngineThread, { type: 'failed' }>['error']): Error {
   return e.code ? new CxrError(e.code, e.message, e.details) : new Error(e.message);
 }
@@ -65,7 +72,7 @@ export async function loadEnginePool(opts: EnginePoolOptions): Promise<OnnxTriag
       if (queue.length === 0) break;
       if (!slot.alive || slot.task) continue;
       slot.task = queue.shift()!;
-      slot.worker.postMessage(slot.task.msg);
+      slot.worker.postMessage(slot.task.msg, transferable(slot.task.msg));
     }
     if (!slots.some((s) => s.alive)) for (const t of queue.splice(0)) t.reject(new CxrError('E_BACKEND', 'every scoring engine thread has stopped'));
     if (queue.length === 0 && slots.every((s) => !s.task)) for (const w of idleWaiters.splice(0)) w();

@@ -85,6 +85,12 @@ export interface AnalyzeOptions {
   tta?: number;
   window?: WindowPolicy;
   artifacts?: boolean;
+  /**
+   * The caller is done with the bytes: an engine in another thread may take them without a copy
+   * (an 8 MB film), after which the caller's array is empty. An engine on the calling thread
+   * ignores it.
+   */
+  handOver?: boolean;
 }
 
 /** Loaded once (sessions created and warmed), then shared by every request. */

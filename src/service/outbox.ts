@@ -77,7 +77,9 @@ export class ResultsOutbox {
     while (!this.stopping) {
       let worked = false;
       try {
-        worked = (await this.buildNext()) || (await this.sendNext());
+        // with no destination and scoring busy there is nothing to do now: not even a query
+        if (this.o.settings.destinations.length === 0 && this.o.busy?.()) worked = false;
+        else worked = (await this.buildNext()) || (await this.sendNext());
       } catch (e) {
         this.o.log.warn('results outbox step failed', { error: String((e as Error)?.message ?? e) });
       }

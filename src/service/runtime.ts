@@ -97,7 +97,7 @@ export async function startRuntime(o: {
     readManifest: o.readManifest,
     pollMs: s.jobPollMs,
     beforeScore: () => follower?.sync() ?? Promise.resolve(),
-    afterScore: (study, bytes, models) => shadow?.score(study, bytes, models) ?? Promise.resolve(),
+    afterScore: (study, film, models) => shadow?.score(study, film, models) ?? Promise.resolve(),
   });
   if (o.modelsDir && o.loadEngine) {
     const d = { ds: o.ds, modelsDir: o.modelsDir, service, loadEngine: o.loadEngine };

@@ -150,7 +150,11 @@ export class ShadowScorer {
    * Scores the study with the running candidate when the study is in its sample. Never throws:
    * the study's own result is already recorded when this runs.
    */
-  async score(study: { id: string; studyInstanceUid: string }, bytes: Uint8Array, served: { segmenter: ModelRef; classifier: ModelRef }): Promise<void> {
+  async score(
+    study: { id: string; studyInstanceUid: string },
+    film: () => Promise<Uint8Array>,
+    served: { segmenter: ModelRef; classifier: ModelRef },
+  ): Promise<void> {
     let setting: ShadowSetting | null;
     try {
       setting = await runningShadow(this.o.ds);
@@ -176,7 +180,8 @@ export class ShadowScorer {
     slot.uses++;
     try {
       const engine = await slot.engine;
-      const { report } = await engine.analyze(bytes, { artifacts: false });
+      // read only for a study in the sample: the served engine took the film it scored
+      const { report } = await engine.analyze(await film(), { artifacts: false, handOver: true });
       await this.record(study.id, report);
       this.o.onOutcome?.('scored');
     } catch (e) {

@@ -94,7 +94,7 @@ export interface TriageServiceOptions {
    * runs after a study's result is recorded and its waiters told (shadow scoring), inside the
    * job; must not throw
    */
-  afterScore?: (study: StudyRow, bytes: Uint8Array, models: TriageReport['models']) => Promise<void>;
+  afterScore?: (study: StudyRow, film: () => Promise<Uint8Array>, models: TriageReport['models']) => Promise<void>;
 }
 
 export interface AcceptResult {
@@ -414,11 +414,11 @@ export class TriageService {
       await this.o.beforeScore().catch((e) => this.o.log.warn('following the active model versions failed; scoring with this engine', { error: String(e) }));
     }
     let report: TriageReport;
-    let bytes: Uint8Array;
     const t0 = performance.now();
     try {
-      bytes = this.recentFilms.take(study.sha256) ?? (await this.o.store.get(study.sha256));
-      report = (await this.analyze(bytes, false)).report;
+      const bytes = this.recentFilms.take(study.sha256) ?? (await this.o.store.get(study.sha256));
+      // handed over: an engine thread takes the film without a copy (a step after scoring reads it again)
+      report = (await this.analyze(bytes, false, true)).report;
     } catch (e) {
       if (isCxrError(e) && httpStatusFor(e.code) < 500) {
         await this.fail(id, e.code, e.message);
@@ -454,7 +454,7 @@ export class TriageService {
     // the study's own result is recorded and answered; a candidate's scoring only lengthens this job
     if (this.o.afterScore) {
       await this.o
-        .afterScore(study, bytes, report.models)
+        .afterScore(study, () => this.o.store.get(study.sha256), report.models)
         .catch((e) => this.o.log.warn('a step after scoring failed; the result stands', { studyId: id, error: String(e) }));
     }
   }
@@ -557,13 +557,13 @@ export class TriageService {
   }
 
   /** Runs the current engine, counting uses so that a swapped-out engine closes only when idle. */
-  private async analyze(bytes: Uint8Array, artifacts: boolean) {
+  private async analyze(bytes: Uint8Array, artifacts: boolean, handOver = false) {
     const engine = this.engine;
     const use = this.inUse.get(engine) ?? { count: 0, retired: false };
     this.inUse.set(engine, use);
     use.count++;
     try {
-      return await engine.analyze(bytes, { artifacts });
+      return await engine.analyze(bytes, { artifacts, handOver });
     } finally {
       use.count--;
       if (use.count === 0 && use.retired) this.retire(engine);

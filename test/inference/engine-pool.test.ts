@@ -68,6 +68,21 @@ test('artifacts and scoreImage cross the thread boundary as typed arrays', async
   assert.deepEqual(there.probabilities, here.probabilities);
 });
 
+test('a film handed over moves to the engine thread without a copy; one not handed over, or part of a larger buffer, is copied', async () => {
+  const kept = Uint8Array.from(studies[0]);
+  const given = Uint8Array.from(studies[0]);
+  const a = await pool.analyze(kept);
+  const b = await pool.analyze(given, { handOver: true });
+  assert.equal(kept.byteLength, studies[0].byteLength);
+  assert.equal(given.byteLength, 0, 'the handed-over array is detached');
+  assert.equal(b.report.probability, a.report.probability);
+  const larger = new Uint8Array(studies[0].byteLength + 8);
+  larger.set(studies[0], 8);
+  const part = larger.subarray(8);
+  await pool.analyze(part, { handOver: true });
+  assert.equal(part.byteLength, studies[0].byteLength, 'a view into a larger buffer is copied, not taken');
+});
+
 test('a film the engine refuses fails with its own error code, and the pool goes on scoring', async () => {
   await assert.rejects(pool.analyze(new TextEncoder().encode('not a dicom file at all, just text')), (e: unknown) => isCxrError(e) && e.code === 'E_NOT_DICOM');
   const { report } = await pool.analyze(studies[1]);
