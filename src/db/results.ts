@@ -35,21 +35,34 @@ export async function insertOutbox(
   destinations: readonly string[],
   maxAttempts: number,
 ): Promise<void> {
-  for (const o of objects) {
-    const rows: { id: string }[] = await m.query(
-      `INSERT INTO derived_objects (prediction_id, source_id, kind, study_instance_uid, series_instance_uid, sop_instance_uid, sop_class_uid, modality, series_number)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-       ON CONFLICT (prediction_id, kind) DO UPDATE SET kind = EXCLUDED.kind
-       RETURNING id`,
-      [o.predictionId, o.sourceId, o.kind, o.studyInstanceUid, o.seriesInstanceUid, o.sopInstanceUid, o.sopClassUid, o.modality, o.seriesNumber],
-    );
-    for (const d of destinations) {
-      await m.query(
-        `INSERT INTO result_deliveries (object_id, destination, max_attempts) VALUES ($1, $2, $3) ON CONFLICT (object_id, destination) DO NOTHING`,
-        [rows[0].id, d, maxAttempts],
-      );
-    }
-  }
+  if (objects.length === 0) return;
+  // one statement for the objects, one for their deliveries (none without destinations)
+  const cols = 9;
+  const values = objects.map((_, i) => `(${Array.from({ length: cols }, (_, k) => `$${i * cols + k + 1}`).join(', ')})`).join(', ');
+  const rows: { id: string }[] = await m.query(
+    `INSERT INTO derived_objects (prediction_id, source_id, kind, study_instance_uid, series_instance_uid, sop_instance_uid, sop_class_uid, modality, series_number)
+     VALUES ${values}
+     ON CONFLICT (prediction_id, kind) DO UPDATE SET kind = EXCLUDED.kind
+     RETURNING id`,
+    objects.flatMap((o) => [
+      o.predictionId,
+      o.sourceId,
+      o.kind,
+      o.studyInstanceUid,
+      o.seriesInstanceUid,
+      o.sopInstanceUid,
+      o.sopClassUid,
+      o.modality,
+      o.seriesNumber,
+    ]),
+  );
+  if (destinations.length === 0) return;
+  await m.query(
+    `INSERT INTO result_deliveries (object_id, destination, max_attempts)
+     SELECT o, d, $3 FROM unnest($1::bigint[]) AS o CROSS JOIN unnest($2::text[]) AS d
+     ON CONFLICT (object_id, destination) DO NOTHING`,
+    [rows.map((r) => r.id), [...destinations], maxAttempts],
+  );
 }
 
 function derivedRow(r: Record<string, unknown>): DerivedObjectRow {

@@ -41,7 +41,8 @@ export class FsObjectStore implements ObjectStore {
       await mkdir(dir, { recursive: true });
       const fh = await open(tmp, 'wx', 0o640);
       try {
-        await fh.writeFile(bytes);
+        // one write call for the whole film (writeFile goes in 512 KiB pieces, a thread-pool round trip each)
+        for (let at = 0; at < bytes.length; ) at += (await fh.write(bytes, at, bytes.length - at)).bytesWritten;
         await fh.sync();
       } finally {
         await fh.close();

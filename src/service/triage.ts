@@ -130,7 +130,7 @@ export class TriageService {
    * Ingestion parses and decodes in memory (a deflated file is inflated up to the largest
    * accepted image): two at a time bound that memory whatever many clients send at once.
    */
-  private readonly ingests = new Limiter(2, 64);
+  private readonly ingests = new Limiter(4, 64);
   /** requests waiting (?wait=true) for a study this process may finish */
   private readonly waiters = new Map<string, Set<() => void>>();
   private closed = false;
@@ -334,7 +334,8 @@ export class TriageService {
    * looks at every waiting study of this process a few times a second (a query per waiter
    * would be most of the database's work with many clients waiting).
    */
-  async waitForResult(id: string, timeoutMs: number): Promise<void> {
+  /** `queued`: the caller knows the study is queued (it was just accepted): no first look at it. */
+  async waitForResult(id: string, timeoutMs: number, queued = false): Promise<void> {
     const end = Date.now() + timeoutMs;
     let wake!: () => void;
     const woken = new Promise<void>((r) => (wake = r));
@@ -342,8 +343,10 @@ export class TriageService {
     set.add(wake);
     this.waiters.set(id, set);
     try {
-      const study = await findStudy(this.o.ds, id).catch(() => null);
-      if (study && study.status !== 'queued') return;
+      if (!queued) {
+        const study = await findStudy(this.o.ds, id).catch(() => null);
+        if (study && study.status !== 'queued') return;
+      }
       this.watchWaiters();
       const left = end - Date.now();
       let timer: NodeJS.Timeout | undefined;

@@ -91,7 +91,8 @@ export const postStudy: RouteDef = {
     c.detail = detail(res);
     if (!res.created) return viewReply(c, id, 200);
     if (wait) {
-      await c.deps.service.waitForResult(id, c.deps.config.waitTimeoutMs);
+      // just accepted, so queued: a worker here wakes the wait at once, one elsewhere is polled for
+      await c.deps.service.waitForResult(id, c.deps.config.waitTimeoutMs, true);
       // a worker (here or in another process) may finish the study at any moment
       return viewReply(c, id, (s) => (s.status === 'queued' ? 202 : 200));
     }
