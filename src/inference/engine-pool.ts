@@ -17,7 +17,9 @@ import type { AnalyzeOptions, TriageResult } from './types.js';
 export type ToEngineThread =
   | { type: 'analyze'; id: number; bytes: Uint8Array; options?: AnalyzeOptions }
   | { type: 'score'; id: number; image: GrayImage; options?: { tta?: number; features?: boolean } }
-  | { type: 'close' };
+  | { type: 'close' }
+  /** ends the thread at once, as a crash would (how a test sees the pool replace a thread) */
+  | { type: 'exit'; code: number };
 
 type EngineInfo = Pick<OnnxTriageEngine, 'models' | 'providers' | 'settings' | 'threshold'>;
 
@@ -27,6 +29,14 @@ export type FromEngineThread =
   | { type: 'done'; id: number; result: TriageResult | ImageScore }
   /** id -1: the engine did not load */
   | { type: 'failed'; id: number; error: { code?: ErrorCode; message: string; details?: Record<string, unknown> } };
+
+/** The pool is an engine, plus what its threads are doing. */
+export interface EnginePool extends OnnxTriageEngine {
+  /** engine threads loaded and taking studies now */
+  readonly threadsReady: number;
+  /** ends one engine thread at once, as a crash would (how a test sees the pool replace it) */
+  stopOneThread(): void;
+}
 
 export interface EnginePoolOptions extends EngineOptions {
   /** engines (threads), each scoring one study at a time with `threads` ONNX Runtime threads */
@@ -57,7 +67,7 @@ function rebuilt(e: Extract<FromEngineThread, { type: 'failed' }>['error']): Err
 }
 
 /** Starts `engines` engine threads and waits until every one has loaded and warmed its models. */
-export async function loadEnginePool(opts: EnginePoolOptions): Promise<OnnxTriageEngine> {
+export async function loadEnginePool(opts: EnginePoolOptions): Promise<EnginePool> {
   const { engines, onWarning, ...plain } = opts;
   if (!Number.isInteger(engines) || engines < 1) throw new CxrError('E_BAD_ARGUMENT', `engines must be a whole number of at least 1, got ${engines}`);
   const boot = workerBoot(siblingModule(import.meta.url, 'engine-thread'));
@@ -74,45 +84,78 @@ export async function loadEnginePool(opts: EnginePoolOptions): Promise<OnnxTriag
       slot.task = queue.shift()!;
       slot.worker.postMessage(slot.task.msg, transferable(slot.task.msg));
     }
-    if (!slots.some((s) => s.alive)) for (const t of queue.splice(0)) t.reject(new CxrError('E_BACKEND', 'every scoring engine thread has stopped'));
+    if (starting === 0 && !slots.some((s) => s.alive))
+      for (const t of queue.splice(0)) t.reject(new CxrError('E_BACKEND', 'every scoring engine thread has stopped'));
     if (queue.length === 0 && slots.every((s) => !s.task)) for (const w of idleWaiters.splice(0)) w();
   };
 
-  const started = Array.from(
-    { length: engines },
-    () =>
-      new Promise<EngineInfo>((resolve, reject) => {
-        const worker = new Worker(boot, { eval: true, workerData: plain });
-        const slot: Slot = { worker, task: null, alive: true };
-        slots.push(slot);
-        let ready = false;
-        worker.on('message', (m: FromEngineThread) => {
-          if (m.type === 'warning') onWarning?.(m.message);
-          else if (m.type === 'ready') {
-            ready = true;
-            resolve(m.engine);
-          } else if (m.type === 'failed' && m.id === -1) reject(rebuilt(m.error));
-          else if (slot.task?.msg.id === m.id) {
-            const t = slot.task;
-            slot.task = null;
-            if (m.type === 'done') t.resolve(m.result);
-            else t.reject(rebuilt(m.error));
-            dispatch();
-          }
-        });
-        const gone = (why: string) => {
-          if (!slot.alive) return;
-          slot.alive = false;
-          if (!ready) reject(new CxrError('E_BACKEND', `a scoring engine thread did not start: ${why}`));
+  /** threads loading now (at the start, or replacing one that stopped): queued studies wait for them */
+  let starting = 0;
+  const restarts: number[] = [];
+
+  function startThread(): Promise<EngineInfo> {
+    starting++;
+    return new Promise<EngineInfo>((resolve, reject) => {
+      const worker = new Worker(boot, { eval: true, workerData: plain });
+      const slot: Slot = { worker, task: null, alive: false };
+      slots.push(slot);
+      let ready = false;
+      const settle = (ok: boolean) => {
+        starting--;
+        slot.alive = ok;
+        dispatch();
+      };
+      worker.on('message', (m: FromEngineThread) => {
+        if (m.type === 'warning') onWarning?.(m.message);
+        else if (m.type === 'ready') {
+          ready = true;
+          settle(true);
+          resolve(m.engine);
+        } else if (m.type === 'failed' && m.id === -1) reject(rebuilt(m.error));
+        else if (slot.task?.msg.id === m.id) {
           const t = slot.task;
           slot.task = null;
-          t?.reject(new CxrError('E_BACKEND', `the scoring engine thread stopped: ${why}`));
+          if (m.type === 'done') t.resolve(m.result);
+          else t.reject(rebuilt(m.error));
           dispatch();
-        };
-        worker.on('error', (e) => gone(String(e?.message ?? e)));
-        worker.on('exit', (code) => gone(`it exited with code ${code}`));
-      }),
-  );
+        }
+      });
+      let gone = false;
+      const stopped = (why: string) => {
+        if (gone) return;
+        gone = true;
+        slots.splice(slots.indexOf(slot), 1);
+        if (!ready) {
+          settle(false);
+          reject(new CxrError('E_BACKEND', `a scoring engine thread did not start: ${why}`));
+          return;
+        }
+        slot.alive = false;
+        const t = slot.task;
+        slot.task = null;
+        t?.reject(new CxrError('E_BACKEND', `the scoring engine thread stopped: ${why}`));
+        if (!closed) replace(why);
+        dispatch();
+      };
+      worker.on('error', (e) => stopped(String(e?.message ?? e)));
+      worker.on('exit', (code) => stopped(`it exited with code ${code}`));
+    });
+  }
+
+  /** A thread that stopped while serving is replaced, unless threads keep stopping (then the pool shrinks and says so). */
+  function replace(why: string): void {
+    const now = Date.now();
+    while (restarts.length > 0 && now - restarts[0] > 60_000) restarts.shift();
+    if (restarts.length >= engines) {
+      onWarning?.(`a scoring engine thread stopped (${why}) and ${restarts.length} were replaced in the last minute: not replacing it`);
+      return;
+    }
+    restarts.push(now);
+    onWarning?.(`a scoring engine thread stopped (${why}): starting another`);
+    startThread().catch((e: unknown) => onWarning?.(`a replacement scoring engine thread did not start: ${String((e as Error)?.message ?? e)}`));
+  }
+
+  const started = Array.from({ length: engines }, () => startThread());
   let info: EngineInfo;
   try {
     [info] = await Promise.all(started);
@@ -131,6 +174,12 @@ export async function loadEnginePool(opts: EnginePoolOptions): Promise<OnnxTriag
 
   return {
     ...info,
+    get threadsReady() {
+      return slots.filter((s) => s.alive).length;
+    },
+    stopOneThread() {
+      slots.find((s) => s.alive)?.worker.postMessage({ type: 'exit', code: 70 } satisfies ToEngineThread);
+    },
     settings: { ...info.settings, engines },
     analyze: (bytes: Uint8Array, options?: AnalyzeOptions) => run<TriageResult>({ type: 'analyze', id: nextId++, bytes, options }),
     scoreImage: (image: GrayImage, options?: { tta?: number; features?: boolean }) => run<ImageScore>({ type: 'score', id: nextId++, image, options }),

@@ -31,6 +31,7 @@ async function main(): Promise<void> {
       void engine.close().finally(() => port.close());
       return;
     }
+    if (m.type === 'exit') process.exit(m.code);
     const work = m.type === 'analyze' ? engine.analyze(m.bytes, m.options) : engine.scoreImage(m.image, m.options);
     work.then(
       (result) => post({ type: 'done', id: m.id, result }),

@@ -126,3 +126,24 @@ test('a thread module runs from its compiled copy when the test build has one, e
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('an engine thread that stops is replaced, with a warning, and a study queued meanwhile is scored by the new one', async () => {
+  const warnings: string[] = [];
+  const p = await loadEnginePool({ modelsDir: root, tta: 2, threads: 1, engines: 1, onWarning: (m) => warnings.push(m) });
+  try {
+    assert.equal(p.threadsReady, 1);
+    p.stopOneThread();
+    const until = Date.now() + 60_000;
+    while (!warnings.some((w) => /starting another/.test(w))) {
+      assert.ok(Date.now() < until, 'the pool saw the thread stop');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // a study queued while the replacement loads waits for it
+    const { report } = await p.analyze(studies[2]);
+    assert.equal(report.tta.views, 2);
+    assert.equal(p.threadsReady, 1);
+    assert.match(warnings.join('\n'), /exited with code 70/);
+  } finally {
+    await p.close();
+  }
+});
