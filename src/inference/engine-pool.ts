@@ -76,6 +76,9 @@ export async function loadEnginePool(opts: EnginePoolOptions): Promise<EnginePoo
   let nextId = 1;
   let closed = false;
   let idleWaiters: (() => void)[] = [];
+  /** threads loading now (at the start, or replacing one that stopped): queued studies wait for them */
+  let starting = 0;
+  const restarts: number[] = [];
 
   const dispatch = (): void => {
     for (const slot of slots) {
@@ -88,10 +91,6 @@ export async function loadEnginePool(opts: EnginePoolOptions): Promise<EnginePoo
       for (const t of queue.splice(0)) t.reject(new CxrError('E_BACKEND', 'every scoring engine thread has stopped'));
     if (queue.length === 0 && slots.every((s) => !s.task)) for (const w of idleWaiters.splice(0)) w();
   };
-
-  /** threads loading now (at the start, or replacing one that stopped): queued studies wait for them */
-  let starting = 0;
-  const restarts: number[] = [];
 
   function startThread(): Promise<EngineInfo> {
     starting++;
