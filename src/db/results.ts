@@ -37,24 +37,23 @@ export async function insertOutbox(
 ): Promise<void> {
   if (objects.length === 0) return;
   // one statement for the objects, one for their deliveries (none without destinations)
-  const cols = 9;
-  const values = objects.map((_, i) => `(${Array.from({ length: cols }, (_, k) => `$${i * cols + k + 1}`).join(', ')})`).join(', ');
+  const column = <K extends keyof NewDerivedObject>(k: K) => objects.map((o) => o[k]);
   const rows: { id: string }[] = await m.query(
     `INSERT INTO derived_objects (prediction_id, source_id, kind, study_instance_uid, series_instance_uid, sop_instance_uid, sop_class_uid, modality, series_number)
-     VALUES ${values}
+     SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[])
      ON CONFLICT (prediction_id, kind) DO UPDATE SET kind = EXCLUDED.kind
      RETURNING id`,
-    objects.flatMap((o) => [
-      o.predictionId,
-      o.sourceId,
-      o.kind,
-      o.studyInstanceUid,
-      o.seriesInstanceUid,
-      o.sopInstanceUid,
-      o.sopClassUid,
-      o.modality,
-      o.seriesNumber,
-    ]),
+    [
+      column('predictionId'),
+      column('sourceId'),
+      column('kind'),
+      column('studyInstanceUid'),
+      column('seriesInstanceUid'),
+      column('sopInstanceUid'),
+      column('sopClassUid'),
+      column('modality'),
+      column('seriesNumber'),
+    ],
   );
   if (destinations.length === 0) return;
   await m.query(
