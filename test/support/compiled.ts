@@ -5,6 +5,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { compileScript } from '../../scripts/test-bundle.mjs';
+import { workerBoot } from '../../src/worker-boot.js';
 
 const compiled = new Map<string, Promise<string>>();
 
@@ -23,8 +24,5 @@ export async function nodeArgsFor(file: string): Promise<string[]> {
 /** Worker `eval` code that imports `file`: compiled when the suite runs compiled, else through tsx registered in the worker. */
 export async function workerBootFor(file: string): Promise<string> {
   const args = await nodeArgsFor(file);
-  if (args.length === 1) return `import(${JSON.stringify(pathToFileURL(args[0]).href)})`;
-  // Node 20 workers do not inherit tsx's loader: register it in the worker before importing TS.
-  const tsxApi = import.meta.resolve('tsx/esm/api');
-  return `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(pathToFileURL(file).href)}); })`;
+  return workerBoot(pathToFileURL(args.length === 1 ? args[0] : file));
 }
