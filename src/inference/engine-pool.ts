@@ -96,9 +96,9 @@ export async function loadEnginePool(opts: EnginePoolOptions): Promise<EnginePoo
     starting++;
     return new Promise<EngineInfo>((resolve, reject) => {
       const worker = new Worker(boot, { eval: true, workerData: plain });
+      // alive: loaded and taking studies, until it stops
       const slot: Slot = { worker, task: null, alive: false };
       slots.push(slot);
-      let ready = false;
       const settle = (ok: boolean) => {
         starting--;
         slot.alive = ok;
@@ -107,7 +107,6 @@ export async function loadEnginePool(opts: EnginePoolOptions): Promise<EnginePoo
       worker.on('message', (m: FromEngineThread) => {
         if (m.type === 'warning') onWarning?.(m.message);
         else if (m.type === 'ready') {
-          ready = true;
           settle(true);
           resolve(m.engine);
         } else if (m.type === 'failed' && m.id === -1) reject(rebuilt(m.error));
@@ -124,7 +123,7 @@ export async function loadEnginePool(opts: EnginePoolOptions): Promise<EnginePoo
         if (gone) return;
         gone = true;
         slots.splice(slots.indexOf(slot), 1);
-        if (!ready) {
+        if (!slot.alive) {
           settle(false);
           reject(new CxrError('E_BACKEND', `a scoring engine thread did not start: ${why}`));
           return;
