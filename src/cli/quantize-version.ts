@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { rm, writeFile } from 'node:fs/promises';
+import { rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { readSplitFile, type SplitName } from '../data/split.js';
 import { CxrError } from '../errors.js';
@@ -11,7 +11,7 @@ import type { EvalItem } from '../ml/evaluate.js';
 import { deriveVersion, ONNX_FILE, readManifest, writeManifest, type ModelManifest, type ModelName } from '../ml/model-store/index.js';
 import { decodeModel } from '../ml/onnx/quantize/proto.js';
 import { calibrateThreshold, dice, rocAuc } from '../ml/metrics.js';
-import { quantizeOnnx, WEIGHT_QMAX, type CalibrationInput, type CalibrationMethod, type QuantizableOp } from '../ml/onnx/quantize/index.js';
+import { quantizeOnnx, WEIGHT_QMAX, type CalibrationInput, type CalibrationMethod, type DataOp, type QuantizableOp } from '../ml/onnx/quantize/index.js';
 import {
   INT8_FILE,
   MAX_AUC_LOSS,
@@ -39,6 +39,8 @@ export interface QuantizeVersionOptions {
   method?: CalibrationMethod;
   percentile?: number;
   ops?: QuantizableOp[];
+  /** weightless ops kept in uint8 (default DATA_OPS) */
+  dataOps?: DataOp[];
   keepFloat?: string[];
   /** where float and int8 are compared (validation); null skips the comparison (never served then) */
   compare: ImageSet | null;
@@ -124,12 +126,16 @@ export async function quantizeVersion(o: QuantizeVersionOptions): Promise<Quanti
     method: o.method,
     percentile: o.percentile,
     ops: o.ops,
+    dataOps: o.dataOps,
     keepFloat: o.keepFloat,
     threads: o.engine.threads,
     onProgress: () => bar.tick(1),
   });
   bar.finish();
-  log(`${q.plan.quantized.length} nodes in int8, ${q.plan.float.length} quantizable nodes kept in float; ${float.bytes.length} -> ${q.bytes.length} bytes`);
+  log(
+    `${q.plan.quantized.length} nodes in int8, ${q.plan.float.length} quantizable nodes kept in float, ${q.plan.data.length} Add/Concat in uint8, ` +
+      `${q.foldedBatchNorms.length} batch norms folded into the next conv; ${float.bytes.length} -> ${q.bytes.length} bytes`,
+  );
 
   const f = float;
   const derived = await deriveVersion(dir, {
@@ -138,6 +144,9 @@ export async function quantizeVersion(o: QuantizeVersionOptions): Promise<Quanti
     // the source stays as it was; the new version holds both models and the decision
     change: async (stage, m) => {
       await writeFile(join(stage, INT8_FILE), q.bytes);
+      // a source shipped int8 only (its float rebuilt from the weights above): the comparison
+      // and the float record read model.onnx from the new folder; --drop-float removes it again
+      if (!(await fileExists(join(stage, ONNX_FILE)))) await writeFile(join(stage, ONNX_FILE), f.bytes);
       const { quantization: _previous, ...base } = m;
       const info: QuantizationInfo = {
         file: INT8_FILE,
@@ -154,6 +163,9 @@ export async function quantizeVersion(o: QuantizeVersionOptions): Promise<Quanti
         },
         ops: [...new Set(q.plan.quantized.map((p) => p.op))],
         quantizedNodes: q.plan.quantized.length,
+        dataOps: [...new Set(q.plan.data.map((p) => p.op))],
+        dataNodes: q.plan.data.length,
+        foldedBatchNorms: q.foldedBatchNorms.length,
         floatNodes: q.plan.float,
         bytes: { float: f.bytes.length, int8: q.bytes.length },
         comparison: null,
@@ -309,4 +321,11 @@ export function decide(kind: ModelName, c: QuantizationComparison): { served: bo
   }
   const masks = c.maskAgreement ? `; masks agree at mean Dice ${f4(c.maskAgreement.mean)} (lowest ${f4(c.maskAgreement.min)})` : '';
   return { served: true, decision: `int8 served: ${auc}, within ${MAX_AUC_LOSS}${masks}` };
+}
+
+async function fileExists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }

@@ -217,6 +217,19 @@ test('--drop-float ships only model.int8.onnx; float is rebuilt from the tfjs we
   await q.close();
 });
 
+test('a version shipped int8 only can be quantized again with the comparison: its float is rebuilt into the new folder, byte-equal to the one recorded', async () => {
+  const other = join(root, 'other4');
+  const fresh = await randomModels(other, { size: 'small', seed: 10 });
+  const floatSha = (await readManifest(fresh.classifier)).files['model.onnx'];
+  const first = await quantize(fresh.classifier, ['--no-compare', '--drop-float'], other);
+  assert.ok(!existsSync(join(first.dir, 'model.onnx')));
+  const again = await quantize(first.dir, [], other);
+  const m = await readManifest(again.dir);
+  assert.ok(m.quantization!.comparison, 'compared float and int8');
+  assert.equal(m.files['model.onnx'], floatSha);
+  assert.ok((await verifyManifest(again.dir)).ok);
+});
+
 test('quantize a version trained on a pool: --calib repeated with the pool split calibrates and compares on both sets', async () => {
   const child = join(root, 'child');
   await writeSynthDataset({ out: child, count: 10, seed: 4242, sizeMin: 128, sizeMax: 160, workSize: 128 });

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { parseSplitName, SPLIT_NAMES } from '../../data/split.js';
 import { CxrError } from '../../errors.js';
 import { locateModelVersion, MANIFEST_FILE, readManifest } from '../../ml/model-store/index.js';
-import { QUANTIZABLE_OPS, type QuantizableOp } from '../../ml/onnx/quantize/index.js';
+import { DATA_OPS, QUANTIZABLE_OPS, type DataOp, type QuantizableOp } from '../../ml/onnx/quantize/index.js';
 import { MAX_AUC_LOSS } from '../../ml/onnx/quantize/info.js';
 import { action, collect, parseInteger, parseNumber } from '../run.js';
 import { quantizeVersion } from '../quantize-version.js';
@@ -17,6 +17,7 @@ interface QuantizeCliOptions {
   method: string;
   percentile?: string;
   ops?: string;
+  dataOps?: string;
   keepFloat?: string;
   compareData: string[];
   compareSplit?: string;
@@ -62,6 +63,10 @@ export function register(program: Command): void {
     .option('--method <m>', 'activation ranges: minmax | percentile', 'minmax')
     .option('--percentile <p>', 'share of values kept inside the range with --method percentile', '99.99')
     .option('--ops <list>', `op types in int8 (${QUANTIZABLE_OPS.join(',')}; default Conv: see README "int8")`)
+    .option(
+      '--data-ops <list>',
+      `weightless ops kept in uint8 between int8 nodes (${DATA_OPS.join(',')}, or none; default both: a batch norm before a conv folds into it, see README "int8")`,
+    )
     .option('--keep-float <list>', 'node names (or output tensor names) to keep in float, comma-separated')
     .option('--compare-data <dir>', 'dataset folder for the float vs int8 comparison (default --calib); repeatable like --calib', collect, [])
     .option('--compare-split <csv>', 'split CSV for the comparison (default --split)')
@@ -92,6 +97,11 @@ export function register(program: Command): void {
           if (!(QUANTIZABLE_OPS as readonly string[]).includes(op))
             throw new CxrError('E_BAD_ARGUMENT', `--ops: '${op}' is not one of ${QUANTIZABLE_OPS.join(', ')}`);
         }
+        const dataOps = o.dataOps === undefined ? undefined : o.dataOps.trim() === 'none' ? [] : list(o.dataOps);
+        for (const op of dataOps ?? []) {
+          if (!(DATA_OPS as readonly string[]).includes(op))
+            throw new CxrError('E_BAD_ARGUMENT', `--data-ops: '${op}' is not one of ${DATA_OPS.join(', ')}, or none`);
+        }
         // both networks calibrate on the classifier's train images and compare on its validation images
         const kind = (await readManifest(dir)).name === 'segmenter' ? 'segmenter' : 'classifier';
         const classifierDir = kind === 'classifier' ? dir : o.classifier ? resolve(o.classifier) : await locateModelVersion(o.models, 'classifier');
@@ -107,6 +117,7 @@ export function register(program: Command): void {
           method: o.method,
           percentile: o.percentile === undefined ? undefined : parseNumber('--percentile', o.percentile),
           ops: ops as QuantizableOp[] | undefined,
+          dataOps: dataOps as DataOp[] | undefined,
           keepFloat: o.keepFloat === undefined ? undefined : list(o.keepFloat),
           compare: o.compare === false ? null : { dataDir: o.compareData.length ? o.compareData : o.calib, splitPath: compareSplit, subset: compareSubset },
           engine: {
@@ -129,7 +140,7 @@ export function register(program: Command): void {
         const c = q.comparison;
         const lines = [
           `${r.kind.padEnd(20)}${r.source.version} -> new version ${r.version} (${r.dir})`,
-          `int8 model          ${q.file}: ${q.quantizedNodes} nodes in int8, ${q.floatNodes.length} kept in float; ${(q.bytes.float / 1e6).toFixed(1)} -> ${(q.bytes.int8 / 1e6).toFixed(1)} MB`,
+          `int8 model          ${q.file}: ${q.quantizedNodes} nodes in int8, ${q.floatNodes.length} kept in float, ${q.dataNodes ?? 0} Add/Concat in uint8 (${q.foldedBatchNorms ?? 0} batch norms folded); ${(q.bytes.float / 1e6).toFixed(1)} -> ${(q.bytes.int8 / 1e6).toFixed(1)} MB`,
           `calibration         ${q.calibration.images} images (${q.calibration.data.join(' ')}), ${q.method}`,
         ];
         if (c) {

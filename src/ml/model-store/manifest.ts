@@ -132,6 +132,11 @@ export interface QuantizationInfo {
   calibration: { images: number; inputsPerImage: number; data: string[]; subset: string | null };
   ops: string[];
   quantizedNodes: number;
+  /** weightless ops kept in uint8 between int8 nodes (absent in versions quantized before 2026-12-02) */
+  dataOps?: string[];
+  dataNodes?: number;
+  /** batch norms folded into the convolution after them, leaving a uint8 Add */
+  foldedBatchNorms?: number;
   floatNodes: { id: string; op: string; reason: string }[];
   bytes: { float: number; int8: number };
   comparison: QuantizationComparison | null;

@@ -8,6 +8,9 @@ import { exportLayersModel, type ExportOptions, type ExportResult } from '../../
 import { nchwToNhwc, nhwcToNchw } from '../../../src/ml/onnx/layout.js';
 import { mulberry32 as rng } from '../../../src/ml/train/rng.js';
 
+/** Applies a layer to symbolic tensors (the functional model-building the tests use). */
+export const ap = (layer: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) => layer.apply(x) as tf.SymbolicTensor;
+
 /** Deterministic uniform [0,1) stream (training's mulberry32). */
 export { rng };
 

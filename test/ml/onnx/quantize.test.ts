@@ -19,11 +19,10 @@ import { activationQuant, quantizeWeights, WEIGHT_QMAX } from '../../../src/ml/o
 import { percentileRange } from '../../../src/ml/onnx/quantize/ranges.js';
 import { buildUNet } from '../../../src/ml/unet.js';
 import { SMALL_DENSENET, SMALL_UNET } from '../../../src/ml/random-models.js';
-import { randomizeWeights, randomInput } from './parity.js';
+import { ap, randomizeWeights, randomInput } from './parity.js';
 
 type ST = tf.SymbolicTensor;
 const L = tf.layers;
-const ap = (layer: tf.layers.Layer, x: ST | ST[]) => layer.apply(x) as ST;
 
 before(async () => {
   await tf.setBackend('cpu');
@@ -213,17 +212,25 @@ for (const [i, c] of EVERY_LAYER.entries()) {
   });
 }
 
-test('ONNX Runtime fuses the QDQ pairs of a U-Net into QLinearConv; a ReLU after a conv folds into its uint8 output', async () => {
+test('ONNX Runtime fuses the QDQ pairs of a U-Net into QLinearConv (its up-samplings too, as Conv + DepthToSpace); a ReLU after a conv folds into its uint8 output', async () => {
   const model = buildUNet({ ...SMALL_UNET, seed: 3 });
   const floatBytes = exportLayersModel(model, { outputNames: ['mask'] }).bytes;
   model.dispose();
   const inputs = inputsFor([64, 64, 1], 6, 77);
   const q = await quantizeOnnx(floatBytes, inputs);
-  const convs = opCounts(floatBytes).Conv;
+  const floatOps = opCounts(floatBytes);
+  // every 2x2 stride-2 ConvTranspose became a 1x1 Conv + DepthToSpace
+  assert.equal(q.rewrittenConvTransposes.length, floatOps.ConvTranspose);
+  assert.equal(opCounts(q.bytes).ConvTranspose ?? 0, 0);
+  assert.equal(opCounts(q.bytes).DepthToSpace, floatOps.ConvTranspose);
+  const convs = floatOps.Conv + floatOps.ConvTranspose;
   // the 1x1 output conv (under the sigmoid mask) stays float; every other conv is int8
   assert.equal(q.plan.quantized.length, convs - 1);
+  // the pooling and up-sampling move uint8 bytes between them
+  assert.ok(q.plan.data.some((p) => p.op === 'MaxPool') && q.plan.data.some((p) => p.op === 'DepthToSpace'));
   assert.ok(q.plan.float.some((f) => /graph output/.test(f.reason)));
-  assert.ok(q.plan.quantized.filter((p) => p.relu).length >= convs - 2, 'conv -> relu pairs fold');
+  // every conv but the mask head and the up-sampling ones (no ReLU after a ConvTranspose) folds its ReLU
+  assert.ok(q.plan.quantized.filter((p) => p.relu).length >= convs - 2 - floatOps.ConvTranspose, 'conv -> relu pairs fold');
   assert.equal(opCounts(q.bytes).Relu ?? 0, 0);
   const dir = mkdtempSync(join(tmpdir(), 'cxr-qdq-'));
   try {

@@ -1,9 +1,12 @@
-import { planQuantization, type PlanOptions, type QuantizationPlan } from './plan.js';
+import { DATA_OPS, DEFAULT_OPS, planQuantization, type PlanOptions, type QuantizationPlan } from './plan.js';
+import { foldPreactivationBatchNorm } from './fold-preactivation.js';
+import { convTransposeAsDepthToSpace } from './transpose-conv.js';
+import { channelAbsMax, concatPieces, equalizeConcatPieces } from './equalize.js';
 import { applyQdq, type QdqResult } from './qdq.js';
-import { calibrateRanges, type CalibrateRangesOptions, type CalibrationInput, type CalibrationMethod } from './ranges.js';
+import { calibrateRanges, sharedRanges, type CalibrateRangesOptions, type CalibrationInput, type CalibrationMethod } from './ranges.js';
 import { decodeModel, encodeModel } from './proto.js';
 
-export { planQuantization, DEFAULT_OPS, QUANTIZABLE_OPS, type QuantizableOp } from './plan.js';
+export { planQuantization, DEFAULT_OPS, QUANTIZABLE_OPS, DATA_OPS, type QuantizableOp, type DataOp } from './plan.js';
 export { WEIGHT_QMAX } from './qdq.js';
 export type { CalibrationInput, CalibrationMethod, Range } from './ranges.js';
 
@@ -12,6 +15,12 @@ export interface QuantizeOptions extends PlanOptions, CalibrateRangesOptions {}
 export interface QuantizeResult {
   bytes: Uint8Array;
   plan: QuantizationPlan;
+  /** batch norms folded into the convolutions after them (fold-preactivation.ts) */
+  foldedBatchNorms: string[];
+  /** ConvTranspose nodes rewritten as Conv + DepthToSpace */
+  rewrittenConvTransposes: string[];
+  /** concatenation pieces whose channels were brought to one scale */
+  equalizedPieces: string[];
   weightError: QdqResult['weightError'];
   activations: QdqResult['activations'];
   method: CalibrationMethod;
@@ -23,13 +32,38 @@ export interface QuantizeResult {
  * the activation ranges on `inputs` with ONNX Runtime, rewrite the graph.
  */
 export async function quantizeOnnx(floatBytes: Uint8Array, inputs: readonly CalibrationInput[], opts: QuantizeOptions = {}): Promise<QuantizeResult> {
-  const model = decodeModel(floatBytes);
+  const dataOps = opts.dataOps ?? DATA_OPS;
+  let decoded = decodeModel(floatBytes);
+  // each rewrite computes the same function in float; it only pays when its result runs in uint8
+  // (not when ConvTranspose itself is asked for in int8: then it stays one node)
+  const rewriteUpsampling = dataOps.includes('DepthToSpace') && !(opts.ops ?? DEFAULT_OPS).includes('ConvTranspose');
+  const upsampling = rewriteUpsampling ? convTransposeAsDepthToSpace(decoded) : { model: decoded, rewritten: [] };
+  decoded = upsampling.model;
+  const fold = dataOps.includes('Add') ? foldPreactivationBatchNorm(decoded) : { model: decoded, folded: [] };
+  let model = fold.model;
+  // uint8 concatenations need their pieces' channels on one scale (equalize.ts)
+  let equalized: string[] = [];
+  if (dataOps.includes('Concat') && inputs.length > 0) {
+    const pieces = concatPieces(model);
+    if (pieces.length > 0) {
+      const eq = equalizeConcatPieces(model, await channelAbsMax(model, pieces, inputs, opts.threads));
+      model = eq.model;
+      equalized = eq.equalized;
+    }
+  }
   const plan = planQuantization(model, opts);
-  const ranges = await calibrateRanges(model, plan.tensors, inputs, opts);
+  const ranges = sharedRanges(await calibrateRanges(model, plan.tensors, inputs, opts), {
+    same: plan.data.filter((p) => p.op === 'MaxPool' || p.op === 'DepthToSpace').map((p) => [...p.inputs, p.output]),
+    concat: plan.data.filter((p) => p.op === 'Concat').map((p) => [...p.inputs, p.output]),
+    pinned: new Set([...plan.quantized, ...plan.data].filter((p) => p.relu).map((p) => p.output)),
+  });
   const q = applyQdq(model, plan, ranges);
   return {
     bytes: encodeModel(q.model),
     plan,
+    foldedBatchNorms: fold.folded,
+    equalizedPieces: equalized,
+    rewrittenConvTransposes: upsampling.rewritten,
     weightError: q.weightError,
     activations: q.activations,
     method: opts.method ?? 'minmax',

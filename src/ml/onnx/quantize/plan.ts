@@ -35,8 +35,33 @@ export interface NodePlan {
   relu?: NodeProto;
 }
 
+/**
+ * Weightless ops kept in uint8 between quantized convolutions (ONNX Runtime fuses DQ -> op ->
+ * Q into QLinearAdd / QLinearConcat, and drops the pair around a MaxPool whose input and
+ * output share one scale, and around DepthToSpace): a DenseNet's concatenations and its folded
+ * batch norms' per-channel shifts (fold-preactivation.ts), and a U-Net's pooling and
+ * up-sampling (transpose-conv.ts), then never leave uint8.
+ */
+export const DATA_OPS = ['Add', 'Concat', 'MaxPool', 'DepthToSpace'] as const;
+export type DataOp = (typeof DATA_OPS)[number];
+
+export interface DataNodePlan {
+  node: NodeProto;
+  id: string;
+  op: DataOp;
+  /** activation inputs, each read through its own Q/DQ pair */
+  inputs: string[];
+  /** Add's constant operand, quantized as a uint8 initializer */
+  constant?: TensorProto;
+  /** the tensor whose range quantizes the output: the node's own, or the ReLU after it */
+  output: string;
+  relu?: NodeProto;
+}
+
 export interface QuantizationPlan {
   quantized: NodePlan[];
+  /** weightless ops in uint8 (graph order) */
+  data: DataNodePlan[];
   /** quantizable ops left in float, and why */
   float: { id: string; op: string; reason: string }[];
   /** activation tensors that need a calibrated range */
@@ -52,6 +77,8 @@ export interface PlanOptions {
    * is a graph output: the mask, the probability head and the CAM (default true)
    */
   keepOutputHeads?: boolean;
+  /** weightless ops kept in uint8 between quantized nodes (default DATA_OPS) */
+  dataOps?: readonly DataOp[];
 }
 
 export function nodeId(n: NodeProto): string {
@@ -155,5 +182,69 @@ export function planQuantization(model: ModelProto, opts: PlanOptions = {}): Qua
     tensors.add(p.input);
     tensors.add(p.output);
   }
-  return { quantized, float, tensors: [...tensors] };
+  // the tensors quantized convolutions read and write
+  const data = planDataOps(g.node, new Set(opts.dataOps ?? DATA_OPS), tensors, inits, consumers, outputs);
+  for (const p of data) {
+    for (const i of p.inputs) tensors.add(i);
+    tensors.add(p.output);
+  }
+  return { quantized, data, float, tensors: [...tensors] };
+}
+
+/**
+ * - Add: one activation and one float constant (a folded batch norm's shift), or two
+ *   activations, whose output (through an optional ReLU) a quantized node reads anyway: the
+ *   Q/DQ pair there exists already, so the Add costs nothing but becomes uint8.
+ * - Concat: every input an activation (a constant would need its own range). Its output's
+ *   readers then read it dequantized, as they read any quantized node's output.
+ * - MaxPool, DepthToSpace (a ConvTranspose rewritten by transpose-conv.ts): its input is uint8
+ *   already (a quantized node's output or input) and a quantized node reads its output; both
+ *   then share one range (ranges.ts sharedRanges), so ONNX Runtime moves uint8 bytes directly.
+ * A graph output is never produced in uint8.
+ */
+function planDataOps(
+  nodes: readonly NodeProto[],
+  ops: ReadonlySet<string>,
+  convTensors: ReadonlySet<string>,
+  inits: ReadonlyMap<string, TensorProto>,
+  consumers: ReadonlyMap<string, NodeProto[]>,
+  outputs: ReadonlySet<string>,
+): DataNodePlan[] {
+  const plans: DataNodePlan[] = [];
+  const planned = new Set<string>(); // tensors a planned data node reads or writes
+  const quantizedIn = (t: string) => convTensors.has(t) || planned.has(t);
+  // read by a quantized conv, or by a Concat (planned later: it takes every activation input)
+  const quantizedOut = (t: string) => convTensors.has(t) || (ops.has('Concat') && (consumers.get(t) ?? []).some((c) => c.opType === 'Concat'));
+  for (const n of nodes) {
+    const op = n.opType!;
+    if (!ops.has(op)) continue;
+    const before = plans.length;
+    planOne(n, op);
+    if (plans.length > before) for (const t of [...plans[before].inputs, plans[before].output]) planned.add(t);
+  }
+  return plans;
+
+  function planOne(n: NodeProto, op: string): void {
+    const y = n.output![0];
+    if (outputs.has(y)) return;
+    const cs = consumers.get(y) ?? [];
+    const relu = cs.length === 1 && cs[0].opType === 'Relu' && !outputs.has(cs[0].output![0]) ? cs[0] : undefined;
+    const output = relu ? relu.output![0] : y;
+    const ins = (n.input ?? []).filter(Boolean);
+    if (op === 'Add') {
+      if (ins.length !== 2 || !convTensors.has(output)) return;
+      const consts = ins.filter((i) => inits.has(i));
+      if (consts.length > 1) return;
+      const constant = consts.length === 1 ? inits.get(consts[0]) : undefined;
+      if (constant && !floatData(constant)) return;
+      plans.push({ node: n, id: nodeId(n), op, inputs: ins.filter((i) => !inits.has(i)), constant, output, relu });
+    } else if (op === 'Concat') {
+      if (ins.length < 2 || ins.some((i) => inits.has(i))) return;
+      plans.push({ node: n, id: nodeId(n), op, inputs: ins, output, relu });
+    } else if (op === 'MaxPool' || op === 'DepthToSpace') {
+      // only between tensors that are uint8 anyway; a second output (indices) cannot be
+      if ((n.output ?? []).length !== 1 || ins.length !== 1 || !quantizedIn(ins[0]) || !quantizedOut(y) || relu) return;
+      plans.push({ node: n, id: nodeId(n), op, inputs: ins, output: y });
+    }
+  }
 }

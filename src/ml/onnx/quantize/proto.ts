@@ -36,10 +36,32 @@ export function graphOf(m: ModelProto): GraphProto & { node: NodeProto[]; initia
   return g as GraphProto & { node: NodeProto[]; initializer: TensorProto[] };
 }
 
+/**
+ * Fresh tensor and node names for a graph rewrite: `base`, else `base_1`, `base_2`, ... not
+ * yet used by any initializer, node, input or output of `g`.
+ */
+export function nameAllocator(g: GraphProto): (base: string) => string {
+  const taken = new Set<string>([
+    ...(g.initializer ?? []).map((t) => t.name ?? ''),
+    ...(g.node ?? []).flatMap((n) => [...(n.input ?? []), ...(n.output ?? []), n.name ?? '']),
+  ]);
+  return (base) => {
+    let name = base;
+    for (let i = 1; taken.has(name); i++) name = `${base}_${i}`;
+    taken.add(name);
+    return name;
+  };
+}
+
 /** protobufjs gives int64 values as Long objects when the `long` package is present. */
 export function toNumber(v: unknown): number {
   if (typeof v === 'number') return v;
   if (v && typeof (v as { toNumber?: unknown }).toNumber === 'function') return (v as { toNumber(): number }).toNumber();
+  // a Long that went through structuredClone (graph rewrites copy the model) keeps its fields only
+  if (v && typeof v === 'object' && typeof (v as { low?: unknown }).low === 'number' && typeof (v as { high?: unknown }).high === 'number') {
+    const { low, high, unsigned } = v as { low: number; high: number; unsigned?: boolean };
+    return (unsigned ? high >>> 0 : high) * 4294967296 + (low >>> 0);
+  }
   return Number(v);
 }
 

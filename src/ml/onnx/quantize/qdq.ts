@@ -1,11 +1,12 @@
 import { CxrError } from '../../../errors.js';
-import { nodeId, type NodePlan, type QuantizationPlan } from './plan.js';
+import { nodeId, type DataNodePlan, type NodePlan, type QuantizationPlan } from './plan.js';
 import type { Range } from './ranges.js';
 import {
   dimsOf,
   floatData,
   floatTensor,
   graphOf,
+  nameAllocator,
   int32Tensor,
   int8Tensor,
   node,
@@ -100,13 +101,7 @@ export function applyQdq(model: ModelProto, plan: QuantizationPlan, ranges: Read
   const out = structuredClone(model) as ModelProto;
   const g = graphOf(out);
   const inits = new Map(g.initializer.map((t) => [t.name!, t]));
-  const taken = new Set<string>([...inits.keys(), ...g.node.flatMap((n) => [...(n.input ?? []), ...(n.output ?? []), n.name ?? ''])]);
-  const fresh = (base: string) => {
-    let name = base;
-    for (let i = 1; taken.has(name); i++) name = `${base}_${i}`;
-    taken.add(name);
-    return name;
-  };
+  const fresh = nameAllocator(g);
   const addInit = (t: TensorProto) => {
     g.initializer.push(t);
     inits.set(t.name!, t);
@@ -166,7 +161,18 @@ export function applyQdq(model: ModelProto, plan: QuantizationPlan, ranges: Read
     if (!c) throw new CxrError('E_MODEL_INVALID', `quantize: the plan's node ${nodeId(n)} is not in this model`);
     return c;
   };
-  for (const p of plan.quantized) {
+  // output: Q reads the node's own output; with a folded ReLU the pair stands for the ReLU's output
+  const pairOutput = (p: NodePlan | DataNodePlan, n: NodeProto) => {
+    const y = n.output![0];
+    if (p.relu) {
+      removed.add(mine(p.relu));
+      qdq(p.output, y, n);
+    } else {
+      qdq(y, y, n);
+    }
+  };
+
+  const quantizeConv = (p: NodePlan) => {
     const n = mine(p.node);
     const xin = ensureInput(p.input);
     const w = p.weight;
@@ -207,14 +213,46 @@ export function applyQdq(model: ModelProto, plan: QuantizationPlan, ranges: Read
       inputs[2] = bdq;
     }
     n.input = inputs;
-    // output: Q reads the node's own output; with a folded ReLU the pair stands for the ReLU's output
-    const y = n.output![0];
-    if (p.relu) {
-      removed.add(mine(p.relu));
-      qdq(p.output, y, n);
-    } else {
-      qdq(y, y, n);
+    pairOutput(p, n);
+  };
+
+  const quantizeData = (p: DataNodePlan) => {
+    const n = mine(p.node);
+    for (const i of p.inputs) ensureInput(i);
+    if (p.constant) {
+      const c = floatData(p.constant)!;
+      let min = 0;
+      let max = 0;
+      for (const v of c) {
+        min = Math.min(min, v);
+        max = Math.max(max, v);
+      }
+      const { scale, zeroPoint } = activationQuant({ min, max });
+      const q = new Uint8Array(c.length);
+      for (let i = 0; i < c.length; i++) q[i] = Math.max(0, Math.min(255, Math.round(c[i] / scale) + zeroPoint));
+      const base = p.constant.name!;
+      const qName = fresh(`${base}/uint8`);
+      const sName = fresh(`${base}/scale`);
+      const zName = fresh(`${base}/zero_point`);
+      addInit(uint8Tensor(qName, q, dimsOf(p.constant)));
+      addInit(floatTensor(sName, Float32Array.of(scale), []));
+      addInit(uint8Tensor(zName, Uint8Array.of(zeroPoint), []));
+      const dq = fresh(`${base}/dq`);
+      atStart.push(node('DequantizeLinear', [qName, sName, zName], [dq], fresh(`${base}/DequantizeLinear`)));
+      n.input = (n.input ?? []).map((i) => (i === base ? dq : i));
     }
+    pairOutput(p, n);
+  };
+
+  // in graph order, so that a node's output pair exists before any reader asks for it (a
+  // reader asking first would pair a ReLU the producer is about to fold away)
+  const convPlans = new Map(plan.quantized.map((p) => [p.node, p]));
+  const dataPlans = new Map(plan.data.map((p) => [p.node, p]));
+  for (const orig of graphOf(model).node) {
+    const c = convPlans.get(orig);
+    if (c) quantizeConv(c);
+    const d = dataPlans.get(orig);
+    if (d) quantizeData(d);
   }
 
   // float readers (and quantized nodes) read the dequantized tensors; Q nodes read the originals

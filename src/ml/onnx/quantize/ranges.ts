@@ -125,3 +125,54 @@ export function percentileRange(h: Float64Array, full: Range, pct: number): Rang
   for (let acc = 0; hi > lo && acc + h[hi] <= cut; hi--) acc += h[hi];
   return { min: lo === 0 ? full.min : full.min + lo * width, max: hi === h.length - 1 ? full.max : full.min + (hi + 1) * width };
 }
+
+/**
+ * Shared ranges for uint8 data ops (plan.ts):
+ *
+ * - `same`: MaxPool and DepthToSpace input and output. ONNX Runtime moves their uint8 bytes
+ *   without requantizing only when both sides have one scale.
+ * - `concat`: each Concat's inputs and output. A DenseNet block's chain of concatenations
+ *   then shares one scale, so QLinearConcat copies bytes instead of requantizing the whole
+ *   tensor at every layer (rounding that compounds down a block), and each piece is rounded
+ *   once, where its convolution writes it.
+ * - `pinned`: tensors whose pair stands for a folded ReLU (zero point 0 is the ReLU). Their
+ *   range must keep its floor at 0, so they (and whatever `same` ties to them) never join a
+ *   concatenation's range; QLinearConcat requantizes them instead.
+ *
+ * Groups that share a tensor merge; each merged group gets the hull of its members' ranges.
+ */
+export function sharedRanges(
+  ranges: ReadonlyMap<string, Range>,
+  groups: { same: readonly string[][]; concat: readonly string[][]; pinned: ReadonlySet<string> },
+): Map<string, Range> {
+  const parent = new Map<string, string>();
+  const find = (t: string): string => {
+    if (!parent.has(t)) parent.set(t, t);
+    let r = t;
+    while (parent.get(r) !== r) r = parent.get(r)!;
+    parent.set(t, r);
+    return r;
+  };
+  const union = (a: string, b: string) => {
+    const [x, y] = [find(a), find(b)];
+    if (x !== y) parent.set(y, x);
+  };
+  for (const g of groups.same) for (const t of g.slice(1)) union(g[0], t);
+  const pinnedRoots = new Set([...groups.pinned].filter((t) => parent.has(t)).map(find));
+  const isPinned = (t: string) => groups.pinned.has(t) || pinnedRoots.has(find(t));
+  for (const g of groups.concat) {
+    const free = g.filter((t) => !isPinned(t));
+    for (const t of free.slice(1)) union(free[0], t);
+  }
+  const hull = new Map<string, Range>();
+  for (const t of parent.keys()) {
+    const r = ranges.get(t);
+    if (!r) continue;
+    const root = find(t);
+    const h = hull.get(root);
+    hull.set(root, h ? { min: Math.min(h.min, r.min), max: Math.max(h.max, r.max) } : { ...r });
+  }
+  const out = new Map(ranges);
+  for (const t of parent.keys()) if (out.has(t)) out.set(t, hull.get(find(t))!);
+  return out;
+}
