@@ -182,7 +182,7 @@ export function planQuantization(model: ModelProto, opts: PlanOptions = {}): Qua
     tensors.add(p.input);
     tensors.add(p.output);
   }
-  // the tensors quantized convolutions read and write
+  // data ops go where they sit between the tensors quantized convolutions read and write
   const data = planDataOps(g.node, new Set(opts.dataOps ?? DATA_OPS), tensors, inits, consumers, outputs);
   for (const p of data) {
     for (const i of p.inputs) tensors.add(i);

@@ -33,6 +33,10 @@ import {
  *   output takes the pair instead (uint8 with zero point 0 saturates below 0 exactly as
  *   ReLU does), so ONNX Runtime sees DQ -> Conv -> Q and fuses it into QLinearConv.
  *
+ * - a planned data op (plan.ts DATA_OPS: Add, Concat, MaxPool, DepthToSpace) reads its inputs'
+ *   pairs and writes through its own, so ONNX Runtime keeps it in uint8; an Add's constant
+ *   operand becomes a uint8 initializer (per tensor) read through a DequantizeLinear.
+ *
  * Everything else stays float and reads the dequantized tensors, so the graph computes what
  * the int8 kernels will.
  */
