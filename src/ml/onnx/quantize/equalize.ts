@@ -145,12 +145,19 @@ function readerEdit(G: Graph, r: NodeProto, t: string, offset: number, k: Float3
       // a folded batch norm: x + shift[C,1,1], then ReLU, then convolutions
       const shiftName = r.input!.find((i) => i !== t);
       const shift = shiftName ? G.inits.get(shiftName) : undefined;
-      if (!shift || !floatData(shift) || r.input![0] === r.input![1]) return null;
+      // one shift per channel of t (a broadcast scalar cannot carry a per-channel scale)
+      if (!shift || floatData(shift)?.length !== channelsOf(G, t) || r.input![0] === r.input![1]) return null;
       const rs = G.readers.get(y) ?? [];
       if (rs.length !== 1 || rs[0].opType !== 'Relu' || G.outputs.has(y)) return null;
       const convs = G.readers.get(rs[0].output![0]) ?? [];
       if (convs.length === 0 || G.outputs.has(rs[0].output![0])) return null;
-      if (!convs.every((c) => c.opType === 'Conv' && intAttr(c, 'group', 1) === 1 && G.inits.has(c.input![1]))) return null;
+      const channels = channelsOf(G, t);
+      if (
+        !convs.every(
+          (c) => c.opType === 'Conv' && intAttr(c, 'group', 1) === 1 && G.inits.has(c.input![1]) && dimsOf(G.inits.get(c.input![1])!)[1] === channels,
+        )
+      )
+        return null;
       return [
         () => scaled(G, shift, (d) => k.forEach((kc, c) => (d[offset + c] *= kc))),
         ...convs.map((c) => () => {
@@ -179,8 +186,9 @@ function readerEdit(G: Graph, r: NodeProto, t: string, offset: number, k: Float3
       if (gemms.length !== 1 || gemms[0].opType !== 'Gemm' || intAttr(gemms[0], 'transA', 0) !== 0) return null;
       const gemm = gemms[0];
       const w = G.inits.get(gemm.input![1]);
-      if (!w || !floatData(w) || G.outputs.has(y) || G.outputs.has(fl[0].output![0])) return null;
+      if (!w || !floatData(w) || dimsOf(w).length !== 2 || G.outputs.has(y) || G.outputs.has(fl[0].output![0])) return null;
       const transB = intAttr(gemm, 'transB', 0) === 1;
+      if (dimsOf(w)[transB ? 1 : 0] < offset + k.length) return null;
       return [
         () =>
           scaled(G, w, (d, dims) => {
@@ -198,7 +206,7 @@ function readerEdit(G: Graph, r: NodeProto, t: string, offset: number, k: Float3
       const [, , , meanN, varN] = r.input!;
       const mean = G.inits.get(meanN);
       const variance = G.inits.get(varN);
-      if (!mean || !variance || !floatData(mean) || !floatData(variance)) return null;
+      if (!mean || !variance || (floatData(mean)?.length ?? 0) < offset + k.length || (floatData(variance)?.length ?? 0) < offset + k.length) return null;
       const eps = floatAttr(r, 'epsilon', 1e-5);
       return [
         () => scaled(G, mean, (d) => k.forEach((kc, c) => (d[offset + c] *= kc))),
