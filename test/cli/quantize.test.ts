@@ -230,6 +230,20 @@ test('a version shipped int8 only can be quantized again with the comparison: it
   assert.ok((await verifyManifest(again.dir)).ok);
 });
 
+test('--data-ops none quantizes the convolutions alone (the graph before 2026-12-02); the default keeps pooling, up-sampling and concatenation in uint8; an unknown op is E_BAD_ARGUMENT', async () => {
+  const other = join(root, 'other5');
+  const fresh = await randomModels(other, { size: 'small', seed: 11 });
+  const plain = await quantize(fresh.segmenter, ['--no-compare', '--data-ops', 'none'], other);
+  const q = (await readManifest(plain.dir)).quantization!;
+  assert.deepEqual({ dataNodes: q.dataNodes, dataOps: q.dataOps }, { dataNodes: 0, dataOps: [] });
+  const full = (await readManifest((await quantize(fresh.segmenter, ['--no-compare'], other)).dir)).quantization!;
+  assert.ok((full.dataNodes ?? 0) > 0);
+  assert.deepEqual([...(full.dataOps ?? [])].sort(), ['Concat', 'DepthToSpace', 'MaxPool']);
+  const bad = await cli(['quantize', fresh.segmenter, ...common(), '--models', other, '--data-ops', 'Resize']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /E_BAD_ARGUMENT.*--data-ops/);
+});
+
 test('quantize a version trained on a pool: --calib repeated with the pool split calibrates and compares on both sets', async () => {
   const child = join(root, 'child');
   await writeSynthDataset({ out: child, count: 10, seed: 4242, sizeMin: 128, sizeMax: 160, workSize: 128 });

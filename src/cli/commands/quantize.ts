@@ -65,7 +65,7 @@ export function register(program: Command): void {
     .option('--ops <list>', `op types in int8 (${QUANTIZABLE_OPS.join(',')}; default Conv: see README "int8")`)
     .option(
       '--data-ops <list>',
-      `weightless ops kept in uint8 between int8 nodes (${DATA_OPS.join(',')}, or none; default both: a batch norm before a conv folds into it, see README "int8")`,
+      `weightless ops kept in uint8 between int8 nodes (${DATA_OPS.join(',')}, or none; default all: a batch norm before a conv folds into it, an up-sampling becomes Conv + DepthToSpace; see README "int8")`,
     )
     .option('--keep-float <list>', 'node names (or output tensor names) to keep in float, comma-separated')
     .option('--compare-data <dir>', 'dataset folder for the float vs int8 comparison (default --calib); repeatable like --calib', collect, [])
