@@ -1,5 +1,18 @@
 import * as ort from 'onnxruntime-node';
-import { dimsOf, encodeModel, floatAttr, floatData, floatTensor, graphOf, intAttr, type ModelProto, type NodeProto, type TensorProto } from './proto.js';
+import {
+  dimsOf,
+  encodeModel,
+  floatAttr,
+  floatData,
+  floatTensor,
+  graphOf,
+  indexGraph,
+  intAttr,
+  type GraphIndex,
+  type ModelProto,
+  type NodeProto,
+  type TensorProto,
+} from './proto.js';
 import { exposeTensors, type CalibrationInput } from './ranges.js';
 
 /**
@@ -24,24 +37,13 @@ export interface EqualizeResult {
   equalized: string[];
 }
 
-interface Graph {
+interface Graph extends GraphIndex {
   g: ReturnType<typeof graphOf>;
-  inits: Map<string, TensorProto>;
-  readers: Map<string, NodeProto[]>;
-  producer: Map<string, NodeProto>;
-  outputs: Set<string>;
 }
 
 function index(model: ModelProto): Graph {
   const g = graphOf(model);
-  const inits = new Map(g.initializer.map((t) => [t.name!, t]));
-  const readers = new Map<string, NodeProto[]>();
-  const producer = new Map<string, NodeProto>();
-  for (const n of g.node) {
-    for (const i of n.input ?? []) if (i) readers.set(i, [...(readers.get(i) ?? []), n]);
-    for (const o of n.output ?? []) producer.set(o, n);
-  }
-  return { g, inits, readers, producer, outputs: new Set((g.output ?? []).map((o) => o.name!)) };
+  return { g, ...indexGraph(g) };
 }
 
 /** Channel count of a tensor, from the weights that made it; undefined when unknown. */
@@ -94,7 +96,7 @@ function producerEdits(G: Graph, piece: string, k: Float32Array): Edit[] | null 
   for (;;) {
     const p = G.producer.get(t);
     if (!p) return null;
-    if ((G.readers.get(t) ?? []).length !== 1 && t !== piece) return null;
+    if ((G.consumers.get(t) ?? []).length !== 1 && t !== piece) return null;
     if (p.opType === 'Relu' || p.opType === 'MaxPool' || p.opType === 'AveragePool') {
       t = p.input![0];
       continue;
@@ -119,7 +121,7 @@ function producerEdits(G: Graph, piece: string, k: Float32Array): Edit[] | null 
 function readerEdits(G: Graph, t: string, offset: number, k: Float32Array, depth = 0): Edit[] | null {
   if (G.outputs.has(t) || depth > 64) return null;
   const edits: Edit[] = [];
-  for (const r of G.readers.get(t) ?? []) {
+  for (const r of G.consumers.get(t) ?? []) {
     const e = readerEdit(G, r, t, offset, k, depth);
     if (!e) return null;
     edits.push(...e);
@@ -147,9 +149,9 @@ function readerEdit(G: Graph, r: NodeProto, t: string, offset: number, k: Float3
       const shift = shiftName ? G.inits.get(shiftName) : undefined;
       // one shift per channel of t (a broadcast scalar cannot carry a per-channel scale)
       if (!shift || floatData(shift)?.length !== channelsOf(G, t) || r.input![0] === r.input![1]) return null;
-      const rs = G.readers.get(y) ?? [];
+      const rs = G.consumers.get(y) ?? [];
       if (rs.length !== 1 || rs[0].opType !== 'Relu' || G.outputs.has(y)) return null;
-      const convs = G.readers.get(rs[0].output![0]) ?? [];
+      const convs = G.consumers.get(rs[0].output![0]) ?? [];
       if (convs.length === 0 || G.outputs.has(rs[0].output![0])) return null;
       const channels = channelsOf(G, t);
       if (
@@ -180,9 +182,9 @@ function readerEdit(G: Graph, r: NodeProto, t: string, offset: number, k: Float3
     }
     case 'GlobalAveragePool': {
       // the SE squeeze: GAP -> Flatten -> Gemm; the Gemm's input rows divide k out
-      const fl = G.readers.get(y) ?? [];
+      const fl = G.consumers.get(y) ?? [];
       if (fl.length !== 1 || fl[0].opType !== 'Flatten') return null;
-      const gemms = G.readers.get(fl[0].output![0]) ?? [];
+      const gemms = G.consumers.get(fl[0].output![0]) ?? [];
       if (gemms.length !== 1 || gemms[0].opType !== 'Gemm' || intAttr(gemms[0], 'transA', 0) !== 0) return null;
       const gemm = gemms[0];
       const w = G.inits.get(gemm.input![1]);

@@ -4,6 +4,7 @@ import {
   floatData,
   floatTensor,
   graphOf,
+  indexGraph,
   intAttr,
   nameAllocator,
   node,
@@ -38,10 +39,7 @@ export interface FoldResult {
 export function foldPreactivationBatchNorm(model: ModelProto): FoldResult {
   const out = structuredClone(model) as ModelProto;
   const g = graphOf(out);
-  const inits = new Map(g.initializer.map((t) => [t.name!, t]));
-  const consumers = new Map<string, NodeProto[]>();
-  for (const n of g.node) for (const i of n.input ?? []) if (i) consumers.set(i, [...(consumers.get(i) ?? []), n]);
-  const outputs = new Set((g.output ?? []).map((o) => o.name!));
+  const { inits, consumers, outputs } = indexGraph(g);
   const fresh = nameAllocator(g);
   // a weight shared by several convolutions would be scaled twice: each conv gets its own copy
   const replaced = new Map<NodeProto, NodeProto>();

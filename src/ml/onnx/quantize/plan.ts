@@ -1,5 +1,5 @@
 import { CxrError } from '../../../errors.js';
-import { floatAttr, floatData, graphOf, intAttr, type ModelProto, type NodeProto, type TensorProto } from './proto.js';
+import { floatAttr, floatData, graphOf, indexGraph, intAttr, type ModelProto, type NodeProto, type TensorProto } from './proto.js';
 
 /**
  * Which nodes of a float graph get int8 arithmetic, and which activation tensors need a
@@ -92,10 +92,7 @@ export function planQuantization(model: ModelProto, opts: PlanOptions = {}): Qua
   const ops = new Set<string>(opts.ops ?? DEFAULT_OPS);
   const keep = new Set(opts.keepFloat ?? []);
   const keepHeads = opts.keepOutputHeads ?? true;
-  const inits = new Map(g.initializer.map((t) => [t.name!, t]));
-  const outputs = new Set((g.output ?? []).map((o) => o.name!));
-  const consumers = new Map<string, NodeProto[]>();
-  for (const n of g.node) for (const i of n.input ?? []) if (i) consumers.set(i, [...(consumers.get(i) ?? []), n]);
+  const { inits, outputs, consumers } = indexGraph(g);
 
   const reachesOutput = (t: string): boolean => {
     if (outputs.has(t)) return true;

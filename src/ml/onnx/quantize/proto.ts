@@ -36,6 +36,35 @@ export function graphOf(m: ModelProto): GraphProto & { node: NodeProto[]; initia
   return g as GraphProto & { node: NodeProto[]; initializer: TensorProto[] };
 }
 
+/** Who reads and who writes each tensor of a graph, its initializers and its outputs by name. */
+export interface GraphIndex {
+  inits: Map<string, TensorProto>;
+  /** the nodes reading a tensor, in graph order */
+  consumers: Map<string, NodeProto[]>;
+  producer: Map<string, NodeProto>;
+  outputs: Set<string>;
+}
+
+export function indexGraph(g: GraphProto): GraphIndex {
+  const consumers = new Map<string, NodeProto[]>();
+  const producer = new Map<string, NodeProto>();
+  for (const n of g.node ?? []) {
+    for (const i of n.input ?? []) {
+      if (!i) continue;
+      const list = consumers.get(i);
+      if (list) list.push(n);
+      else consumers.set(i, [n]);
+    }
+    for (const o of n.output ?? []) producer.set(o, n);
+  }
+  return {
+    inits: new Map((g.initializer ?? []).map((t) => [t.name!, t])),
+    consumers,
+    producer,
+    outputs: new Set((g.output ?? []).map((o) => o.name!)),
+  };
+}
+
 /**
  * Fresh tensor and node names for a graph rewrite: `base`, else `base_1`, `base_2`, ... not
  * yet used by any initializer, node, input or output of `g`.

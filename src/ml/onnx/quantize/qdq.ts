@@ -6,6 +6,7 @@ import {
   floatData,
   floatTensor,
   graphOf,
+  indexGraph,
   nameAllocator,
   int32Tensor,
   int8Tensor,
@@ -125,8 +126,7 @@ export function applyQdq(model: ModelProto, plan: QuantizationPlan, ranges: Read
   const renames = new Map<string, string>(); // logical tensor -> its DQ output, for float readers
   const created: NodeProto[] = [];
   const atStart: NodeProto[] = [];
-  const producer = new Map<string, NodeProto>();
-  for (const n of g.node) for (const o of n.output ?? []) producer.set(o, n);
+  const { producer } = indexGraph(g);
   const producedBy = new Map<NodeProto, NodeProto[]>(); // nodes to insert right after a node
   const qdq = (t: string, source: string, after: NodeProto | undefined): { dq: string; scaleName: string; scale: number } => {
     const have = pairs.get(t);
