@@ -39,11 +39,13 @@ export interface EqualizeResult {
 
 interface Graph extends GraphIndex {
   g: ReturnType<typeof graphOf>;
+  /** initializers being edited, decoded once: several pieces edit the same one */
+  edited: Map<string, Float32Array>;
 }
 
 function index(model: ModelProto): Graph {
   const g = graphOf(model);
-  return { g, ...indexGraph(g) };
+  return { g, ...indexGraph(g), edited: new Map() };
 }
 
 /** Channel count of a tensor, from the weights that made it; undefined when unknown. */
@@ -82,12 +84,14 @@ function channelsOf(G: Graph, t: string, seen = new Set<string>()): number | und
 /** One edit, recorded first and applied only when the whole piece can be compensated. */
 type Edit = () => void;
 
-/** Rewrites an initializer in place of its current value (several pieces edit the same one). */
+/** Edits an initializer's decoded values in place; equalizeConcatPieces writes them back once. */
 const scaled = (G: Graph, t: TensorProto, f: (data: Float32Array, dims: number[]) => void): void => {
-  const now = G.inits.get(t.name!)!;
-  const data = floatData(now)!;
-  f(data, dimsOf(now));
-  G.inits.set(t.name!, floatTensor(t.name!, data, dimsOf(now)));
+  let data = G.edited.get(t.name!);
+  if (!data) {
+    data = floatData(t)!;
+    G.edited.set(t.name!, data);
+  }
+  f(data, dimsOf(t));
 };
 
 /** The Conv whose output channels become the piece's (through positively homogeneous ops). */
@@ -232,6 +236,20 @@ export function concatPieces(model: ModelProto): string[] {
   return [...pieces];
 }
 
+/**
+ * The pieces equalizeConcatPieces can rescale: a Conv behind them and every reader able to
+ * compensate. Only these are worth measuring (a U-Net's skip tensors, read by a MaxPool, are not).
+ */
+export function equalizablePieces(model: ModelProto): string[] {
+  const G = index(model);
+  return concatPieces(model).filter((piece) => {
+    const channels = channelsOf(G, piece);
+    if (channels === undefined) return false;
+    const ones = new Float32Array(channels).fill(1);
+    return producerEdits(G, piece, ones) !== null && readerEdits(G, piece, 0, ones) !== null;
+  });
+}
+
 /** max |x| per channel (axis 1) of each tensor over the inputs, with ONNX Runtime. */
 export async function channelAbsMax(
   model: ModelProto,
@@ -282,6 +300,9 @@ export function equalizeConcatPieces(model: ModelProto, absMax: ReadonlyMap<stri
     for (const e of edits) for (const f of e!) f();
     equalized.push(piece);
   }
-  G.g.initializer = G.g.initializer.map((t) => G.inits.get(t.name!) ?? t);
+  G.g.initializer = G.g.initializer.map((t) => {
+    const data = G.edited.get(t.name!);
+    return data ? floatTensor(t.name!, data, dimsOf(t)) : t;
+  });
   return { model: out, equalized };
 }

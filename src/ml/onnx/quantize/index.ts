@@ -1,7 +1,7 @@
 import { DATA_OPS, DEFAULT_OPS, planQuantization, type PlanOptions, type QuantizationPlan } from './plan.js';
 import { foldPreactivationBatchNorm } from './fold-preactivation.js';
 import { convTransposeAsDepthToSpace } from './transpose-conv.js';
-import { channelAbsMax, concatPieces, equalizeConcatPieces } from './equalize.js';
+import { channelAbsMax, equalizablePieces, equalizeConcatPieces } from './equalize.js';
 import { applyQdq, type QdqResult } from './qdq.js';
 import { calibrateRanges, sharedRanges, type CalibrateRangesOptions, type CalibrationInput, type CalibrationMethod } from './ranges.js';
 import { decodeModel, encodeModel } from './proto.js';
@@ -44,7 +44,7 @@ export async function quantizeOnnx(floatBytes: Uint8Array, inputs: readonly Cali
   // uint8 concatenations need their pieces' channels on one scale (equalize.ts)
   let equalized: string[] = [];
   if (dataOps.includes('Concat') && inputs.length > 0) {
-    const pieces = concatPieces(model);
+    const pieces = equalizablePieces(model);
     if (pieces.length > 0) {
       const eq = equalizeConcatPieces(model, await channelAbsMax(model, pieces, inputs, opts.threads));
       model = eq.model;
