@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { rm, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { readSplitFile, type SplitName } from '../data/split.js';
 import { CxrError } from '../errors.js';
@@ -146,7 +147,7 @@ export async function quantizeVersion(o: QuantizeVersionOptions): Promise<Quanti
       await writeFile(join(stage, INT8_FILE), q.bytes);
       // a source shipped int8 only (its float rebuilt from the weights above): the comparison
       // and the float record read model.onnx from the new folder; --drop-float removes it again
-      if (!(await fileExists(join(stage, ONNX_FILE)))) await writeFile(join(stage, ONNX_FILE), f.bytes);
+      if (!existsSync(join(stage, ONNX_FILE))) await writeFile(join(stage, ONNX_FILE), f.bytes);
       const { quantization: _previous, ...base } = m;
       const info: QuantizationInfo = {
         file: INT8_FILE,
@@ -321,11 +322,4 @@ export function decide(kind: ModelName, c: QuantizationComparison): { served: bo
   }
   const masks = c.maskAgreement ? `; masks agree at mean Dice ${f4(c.maskAgreement.mean)} (lowest ${f4(c.maskAgreement.min)})` : '';
   return { served: true, decision: `int8 served: ${auc}, within ${MAX_AUC_LOSS}${masks}` };
-}
-
-async function fileExists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
 }

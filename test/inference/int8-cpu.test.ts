@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { int8SaturatesHere, saturatingInt8 } from '../../src/inference/cpu-features.js';
+import { loadEngine } from '../../src/inference/engine.js';
 import { loadServedModel } from '../../src/inference/models.js';
 import { fitsWithoutVnni, int8WeightMax } from '../../src/ml/onnx/quantize/weight-range.js';
 
@@ -43,7 +44,6 @@ test('an 8-bit int8 version is refused with E_MODEL_INVALID on a CPU without VNN
 });
 
 test('the served int8 segmenter fits every CPU, and on the example study its lung mask and the probability agree with the float segmenter within stated bounds', async () => {
-  const { loadEngine } = await import('../../src/inference/engine.js');
   const seg = await loadServedModel(MODELS, 'segmenter');
   assert.equal(seg.served.precision, 'int8');
   assert.ok(fitsWithoutVnni(int8WeightMax(seg.bytes)), `${seg.ref.version} has 8-bit weights`);
