@@ -334,9 +334,9 @@ export class TriageService {
    * Resolves when the study is no longer queued, or after timeoutMs. A study scored in this
    * process wakes its waiters at once; one scored by another process is seen by one query that
    * looks at every waiting study of this process a few times a second (a query per waiter
-   * would be most of the database's work with many clients waiting).
+   * would be most of the database's work with many clients waiting). `queued`: the caller
+   * knows the study is queued (it was just accepted), so there is no first look at it.
    */
-  /** `queued`: the caller knows the study is queued (it was just accepted): no first look at it. */
   async waitForResult(id: string, timeoutMs: number, queued = false): Promise<void> {
     const end = Date.now() + timeoutMs;
     let wake!: () => void;
