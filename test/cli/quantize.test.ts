@@ -55,6 +55,12 @@ after(async () => {
 
 const common = () => ['--calib', data, '--split', splitCsv, '--models', models, '--threads', '1', '--tta', '2', '--max-images', '4'];
 
+/** Small random-weight models of their own (`seed`) in root/`name`, for a test that changes them. */
+async function freshModels(name: string, seed: number) {
+  const other = join(root, name);
+  return { other, fresh: await randomModels(other, { size: 'small', seed }) };
+}
+
 async function quantize(dir: string, extra: string[] = [], models_ = models): Promise<{ dir: string; version: string; source: string }> {
   const r = await cli(['quantize', dir, ...common(), '--models', models_, '--json', ...extra]);
   assert.equal(r.code, 0, r.stderr);
@@ -156,8 +162,7 @@ test('the engine serves int8 where the manifest says so, with its own threshold;
 });
 
 test('asking for int8 where a version has none is E_MODEL_MISSING; a manifest that says served but is not marked stays float under auto', async () => {
-  const other = join(root, 'other');
-  const fresh = await randomModels(other, { size: 'small', seed: 7 });
+  const { other, fresh } = await freshModels('other', 7);
   await assert.rejects(
     loadEngine({ modelsDir: other, threads: 1, precision: 'int8' }),
     (e) => e instanceof CxrError && e.code === 'E_MODEL_MISSING' && /quantize/.test(e.message),
@@ -175,8 +180,7 @@ test('asking for int8 where a version has none is E_MODEL_MISSING; a manifest th
 });
 
 test('export-onnx on a quantized version writes a revision without the int8 model quantized from the previous model.onnx; the source keeps it', async () => {
-  const other = join(root, 'other2');
-  const fresh = await randomModels(other, { size: 'small', seed: 8 });
+  const { other, fresh } = await freshModels('other2', 8);
   const out = await quantize(fresh.segmenter, ['--no-compare', '--version', 'q1'], other);
   assert.equal(out.version, 'q1');
   assert.ok(existsSync(join(out.dir, 'model.int8.onnx')));
@@ -191,8 +195,7 @@ test('export-onnx on a quantized version writes a revision without the int8 mode
 });
 
 test('--drop-float ships only model.int8.onnx; float is rebuilt from the tfjs weights and served only with the recorded sha256', async () => {
-  const other = join(root, 'other3');
-  const fresh = await randomModels(other, { size: 'small', seed: 9 });
+  const { other, fresh } = await freshModels('other3', 9);
   const floatSha = (await readManifest(fresh.classifier)).files['model.onnx'];
   const out = await quantize(fresh.classifier, ['--no-compare', '--drop-float'], other);
   assert.ok(!existsSync(join(out.dir, 'model.onnx')));
@@ -218,8 +221,7 @@ test('--drop-float ships only model.int8.onnx; float is rebuilt from the tfjs we
 });
 
 test('a version shipped int8 only can be quantized again with the comparison: its float is rebuilt into the new folder, byte-equal to the one recorded', async () => {
-  const other = join(root, 'other4');
-  const fresh = await randomModels(other, { size: 'small', seed: 10 });
+  const { other, fresh } = await freshModels('other4', 10);
   const floatSha = (await readManifest(fresh.classifier)).files['model.onnx'];
   const first = await quantize(fresh.classifier, ['--no-compare', '--drop-float'], other);
   assert.ok(!existsSync(join(first.dir, 'model.onnx')));
@@ -231,8 +233,7 @@ test('a version shipped int8 only can be quantized again with the comparison: it
 });
 
 test('--data-ops none quantizes the convolutions alone (the graph before 2026-12-02); the default keeps pooling, up-sampling and concatenation in uint8; an unknown op is E_BAD_ARGUMENT', async () => {
-  const other = join(root, 'other5');
-  const fresh = await randomModels(other, { size: 'small', seed: 11 });
+  const { other, fresh } = await freshModels('other5', 11);
   const plain = await quantize(fresh.segmenter, ['--no-compare', '--data-ops', 'none'], other);
   const q = (await readManifest(plain.dir)).quantization!;
   assert.deepEqual({ dataNodes: q.dataNodes, dataOps: q.dataOps }, { dataNodes: 0, dataOps: [] });
