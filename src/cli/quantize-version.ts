@@ -12,6 +12,7 @@ import type { EvalItem } from '../ml/evaluate.js';
 import { deriveVersion, ONNX_FILE, readManifest, writeManifest, type ModelManifest, type ModelName } from '../ml/model-store/index.js';
 import { decodeModel } from '../ml/onnx/quantize/proto.js';
 import { calibrateThreshold, dice, rocAuc } from '../ml/metrics.js';
+import { uncertaintyBound } from '../ml/uncertainty-bound.js';
 import { quantizeOnnx, WEIGHT_QMAX, type CalibrationInput, type CalibrationMethod, type DataOp, type QuantizableOp } from '../ml/onnx/quantize/index.js';
 import {
   INT8_FILE,
@@ -252,6 +253,7 @@ async function compare(
     log(`comparing float and int8 on ${items.length} images (${setName(set).join(' ')}), ${other} ${otherRef.version} (${otherRef.precision ?? 'float'})`);
     const pf: number[] = [];
     const pq: number[] = [];
+    const spreads: number[] = [];
     const dices: number[] = [];
     const bar = new ProgressBar(process.stderr, 'compare', items.length);
     for (const item of items) {
@@ -260,6 +262,7 @@ async function compare(
       const b: ImageScore = await eq.scoreImage(image);
       pf.push(a.probability);
       pq.push(b.probability);
+      spreads.push(b.spread);
       if (kind === 'segmenter') dices.push(dice(a.mask.data, b.mask.data));
       bar.tick(1);
     }
@@ -293,6 +296,7 @@ async function compare(
     };
     if (kind !== 'classifier') return { figures: figuresOut };
     const cal = calibrateThreshold(pq, labels, targetRecall);
+    const uncertainty = uncertaintyBound(spreads);
     const int8Threshold = recalibratedThreshold(cal, {
       views: tta,
       scorer: 'onnxruntime int8',
@@ -305,6 +309,7 @@ async function compare(
             .join('+'),
       at: new Date().toISOString(),
     });
+    if (uncertainty) int8Threshold.uncertainty = uncertainty;
     return { figures: figuresOut, int8Threshold };
   } finally {
     for (const e of engines) await e.close();

@@ -15,6 +15,7 @@ import {
   type ThresholdInfo,
 } from '../ml/model-store/index.js';
 import { driftReference } from '../ml/drift-reference.js';
+import { uncertaintyBound } from '../ml/uncertainty-bound.js';
 import { calibrateThreshold, type Calibration } from '../ml/metrics.js';
 import { applyCalibration, calibrationReport, fitCalibration, type CalibrationMethod } from '../ml/probability-calibration.js';
 import type { EngineOptions } from '../inference/engine.js';
@@ -102,7 +103,11 @@ export async function recalibrate(o: RecalibrateOptions): Promise<RecalibrateRes
   // the threshold is picked on what the engine will compare with it: the calibrated probability
   const calibration = calibrateThreshold(probabilities, labels, o.targetRecall);
   const { files: _files, calibration: _previousCalibration, ...manifest } = await readManifest(classifierDir);
-  const pooled = recalibratedThreshold(calibration, { views: o.views, scorer: 'onnxruntime', subset: o.subset, n: items.length, split: splitRef, at });
+  const uncertainty = uncertaintyBound(result.images.map((i) => i.spread ?? Number.NaN));
+  const pooled = {
+    ...recalibratedThreshold(calibration, { views: o.views, scorer: 'onnxruntime', subset: o.subset, n: items.length, split: splitRef, at }),
+    ...(uncertainty ? { uncertainty } : {}),
+  };
   const threshold = o.populations?.size
     ? {
         ...pooled,
@@ -179,7 +184,8 @@ export function rowDataset(file: string): string {
  * Per-population thresholds picked on probabilities already served and saved (evaluate's
  * per-image CSVs), without scoring again: for an int8 version the block written is the int8
  * model's own (quantization.threshold), as the engine reads it for that precision. The pooled
- * `value` and the probability calibration are kept.
+ * `value` and the probability calibration are kept; the uncertainty bound is set anew when the
+ * CSVs carry every image's TTA spread.
  */
 export async function populationsFromScores(o: PopulationsFromScoresOptions): Promise<{
   version: string;
@@ -190,8 +196,12 @@ export async function populationsFromScores(o: PopulationsFromScoresOptions): Pr
   const classifierDir = resolve(o.classifierDir);
   const manifest = await readManifest(classifierDir);
   const rows: PopulationRow[] = [];
+  const spreads: number[] = [];
   for (const path of o.scores)
-    for (const r of await readPerImageCsv(resolve(path))) rows.push({ dataset: rowDataset(r.file), label: r.label, probability: r.probability });
+    for (const r of await readPerImageCsv(resolve(path))) {
+      rows.push({ dataset: rowDataset(r.file), label: r.label, probability: r.probability });
+      spreads.push(r.spread ?? Number.NaN);
+    }
   if (rows.length === 0) throw new CxrError('E_BAD_DATASET', `no rows in ${o.scores.join(', ')}`);
   const previous = o.precision === 'int8' ? manifest.quantization?.threshold : manifest.threshold;
   if (!previous) throw new CxrError('E_MODEL_INVALID', `${classifierDir} has no ${o.precision} threshold to add populations to`);
@@ -200,6 +210,9 @@ export async function populationsFromScores(o: PopulationsFromScoresOptions): Pr
     ...previous,
     populations: populationThresholds(rows, o.populations, o.targetRecall),
   };
+  // scores saved with their TTA spreads (evaluate since 2026-12-02) also set the uncertainty bound
+  const uncertainty = uncertaintyBound(spreads);
+  if (uncertainty) threshold.uncertainty = uncertainty;
   threshold.populations = Object.fromEntries(
     Object.entries(threshold.populations!).map(([k, p]) => [
       k,

@@ -31,7 +31,10 @@ export interface EngineOptions {
   tta?: number;
   /** execution providers in order of preference (default ['cpu']) */
   providers?: ExecutionProvider[];
-  /** TTA standard deviation above which a study is 'uncertain' (default 0.1) */
+  /**
+   * TTA standard deviation above which a study is 'uncertain' (default: the served threshold
+   * block's `uncertainty.bound`, else DEFAULT_UNCERTAIN_BOUND)
+   */
   uncertainBound?: number;
   /** QC limits (defaults in qc.ts) */
   qc?: Partial<QcLimits>;
@@ -49,13 +52,13 @@ export interface EngineOptions {
 
 export const DEFAULT_TTA = 4;
 /**
- * The TTA spread above which a study is 'uncertain': the 99th percentile of the served
- * classifier's spread over 240 real films of the train and validation rows (README "QC
- * limits"), so about one study in a hundred is flagged for it. It belongs to a classifier:
- * recompute it with bench/qc-limits.ts for a new one. 0.40 for v20261202-refit-r2/-r3 with the
- * int8 segmenter (largest 0.417): their head, refitted on frozen features, moves more between
- * views than v20261129-152734, for which it was 0.08 (largest 0.088). Left at 0.08 when r2
- * shipped, it marked more than half of all studies uncertain, and so flagged.
+ * The TTA spread above which a study is 'uncertain' for a version whose threshold block has
+ * no `uncertainty` (calibrated before 2026-12-02). The bound belongs to a version and is set
+ * with its threshold on validation (src/ml/uncertainty-bound.ts): 0.08 suited
+ * v20261129-152734, 0.40 its refitted heads, whose views disagree more. 0.40, the 99th
+ * percentile over 240 real films for v20261202-refit-r2 (bench/qc-limits.ts), because a bound
+ * too low for a version marks most of its studies uncertain, and so flagged: 0.08 did so to
+ * more than half of them when r2 shipped.
  */
 export const DEFAULT_UNCERTAIN_BOUND = 0.4;
 
@@ -131,8 +134,8 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
   const threads = opts.threads ?? 2;
   const defaultTta = opts.tta ?? DEFAULT_TTA;
   ttaViews(defaultTta); // validates
-  const uncertainBound = opts.uncertainBound ?? DEFAULT_UNCERTAIN_BOUND;
-  if (!(uncertainBound >= 0)) throw new CxrError('E_BAD_ARGUMENT', `uncertainBound must be >= 0, got ${uncertainBound}`);
+  if (opts.uncertainBound !== undefined && !(opts.uncertainBound >= 0))
+    throw new CxrError('E_BAD_ARGUMENT', `uncertainBound must be >= 0, got ${opts.uncertainBound}`);
   const qc: QcLimits = { ...DEFAULT_QC_LIMITS, ...opts.qc };
   const maskThreshold = opts.maskThreshold ?? 0.5;
 
@@ -147,6 +150,8 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
   // model's own threshold was picked (by quantize) on its uncalibrated probabilities
   const calibration = cls.served.precision === 'float' ? (cls.manifest.calibration ?? null) : null;
   if (!threshold) throw new CxrError('E_MODEL_INVALID', `${cls.dir}: the classifier manifest has no calibrated threshold`);
+  // set with the threshold, on the same images through the same precision
+  const uncertainBound = opts.uncertainBound ?? threshold.uncertainty?.bound ?? DEFAULT_UNCERTAIN_BOUND;
   const segSize = inputSide(seg, 256);
   const clsSize = inputSide(cls, 224);
 

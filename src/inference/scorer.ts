@@ -39,7 +39,7 @@ export async function onnxScorer(opts: ScorerOptions = {}): Promise<ImageScorer>
     targetRecall: engine.threshold.targetRecall,
     async score(image: GrayImage): Promise<ScoredImage> {
       const s = await engine.scoreImage(image);
-      return { probability: s.probability, rawProbability: s.rawProbability, mask: s.mask, lungAreaFraction: s.lungAreaFraction };
+      return { probability: s.probability, rawProbability: s.rawProbability, mask: s.mask, lungAreaFraction: s.lungAreaFraction, spread: s.spread };
     },
     dispose: () => engine.close(),
   };

@@ -14,6 +14,8 @@ export interface ScoredImage {
   mask: BinaryMask;
   /** the lung area share the service records for QC and drift, when the scorer reports it */
   lungAreaFraction?: number;
+  /** the TTA spread the engine compares with the uncertainty bound, when the scorer reports it */
+  spread?: number;
 }
 
 /**
@@ -54,7 +56,7 @@ export interface EvaluationResult extends ClassificationReport {
   scorer: string;
   /** whose threshold decided (ImageScorer.population) */
   population?: { name: string; why: string };
-  images: { id: string; label: number; probability: number; rawProbability?: number; lungAreaFraction?: number; dice?: number }[];
+  images: { id: string; label: number; probability: number; rawProbability?: number; lungAreaFraction?: number; spread?: number; dice?: number }[];
   /** expected calibration error and reliability bins of the probabilities (10 bins) */
   calibration: CalibrationReport;
   /** 95% bootstrap intervals over the images (bootstrapFigures: aucLo, aucHi, recallLo, ...) */
@@ -114,6 +116,7 @@ export async function evaluateItems(
       probability: scored.probability,
       ...(scored.rawProbability !== undefined ? { rawProbability: scored.rawProbability } : {}),
       ...(scored.lungAreaFraction !== undefined ? { lungAreaFraction: scored.lungAreaFraction } : {}),
+      ...(scored.spread !== undefined ? { spread: scored.spread } : {}),
     };
     const truth = item.mask ? await item.mask() : null;
     if (truth) {

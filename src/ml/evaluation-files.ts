@@ -60,18 +60,22 @@ export interface ImageRow {
   probability: number;
   /** the split the image belongs to (train output lists validation and test together) */
   split?: string;
+  /** the TTA spread, when the scorer reported it (what a threshold block's uncertainty bound is set on) */
+  spread?: number;
   dice?: number;
 }
 
 /**
  * One row per image: file, [split,] label (normal|pneumonia, as in labels.csv), probability and
  * the decision at the threshold, with the manifest's rule (positive at or above it), the rule
- * the confusion matrix counts by and `analyze` decides by; [dice] where masks were scored.
+ * the confusion matrix counts by and `analyze` decides by; [spread] where the scorer gave the
+ * TTA spread; [dice] where masks were scored.
  */
 export function perImageCsv(images: readonly ImageRow[], threshold: number): string {
   const hasSplit = images.some((i) => i.split !== undefined);
+  const hasSpread = images.some((i) => i.spread !== undefined);
   const hasDice = images.some((i) => i.dice !== undefined);
-  const head = ['file', ...(hasSplit ? ['split'] : []), 'label', 'probability', 'decision', ...(hasDice ? ['dice'] : [])];
+  const head = ['file', ...(hasSplit ? ['split'] : []), 'label', 'probability', 'decision', ...(hasSpread ? ['spread'] : []), ...(hasDice ? ['dice'] : [])];
   const rows = images.map((i) => {
     const decision = i.probability >= threshold ? 'positive' : 'negative';
     const label = i.label >= 0.5 ? 'pneumonia' : 'normal';
@@ -81,15 +85,21 @@ export function perImageCsv(images: readonly ImageRow[], threshold: number): str
       label,
       String(i.probability),
       decision,
+      ...(hasSpread ? [i.spread === undefined ? '' : String(i.spread)] : []),
       ...(hasDice ? [i.dice === undefined ? '' : String(i.dice)] : []),
     ]);
   });
   return `${[csvLine(head), ...rows].join('\n')}\n`;
 }
 
-/** The rows of a per-image CSV (as perImageCsv writes it): label 1 for pneumonia. */
-export async function readPerImageCsv(path: string): Promise<{ file: string; label: number; probability: number }[]> {
+/** The rows of a per-image CSV (as perImageCsv writes it): label 1 for pneumonia; spread where the file has it. */
+export async function readPerImageCsv(path: string): Promise<{ file: string; label: number; probability: number; spread?: number }[]> {
   const t = parseCsv(await readFile(path, 'utf8'), path);
-  const [f, l, p] = ['file', 'label', 'probability'].map((c) => t.header.indexOf(c));
-  return t.rows.map((r) => ({ file: r.fields[f], label: r.fields[l] === 'pneumonia' || r.fields[l] === '1' ? 1 : 0, probability: Number(r.fields[p]) }));
+  const [f, l, p, s] = ['file', 'label', 'probability', 'spread'].map((c) => t.header.indexOf(c));
+  return t.rows.map((r) => ({
+    file: r.fields[f],
+    label: r.fields[l] === 'pneumonia' || r.fields[l] === '1' ? 1 : 0,
+    probability: Number(r.fields[p]),
+    ...(s >= 0 && r.fields[s] !== '' ? { spread: Number(r.fields[s]) } : {}),
+  }));
 }

@@ -322,6 +322,15 @@ function thresholdSection(m: ModelManifest, figures: readonly CardFigures[]): st
       'Per 100 studies = 100 x (prevalence x recall + (1 - prevalence) x (1 - specificity)); a site with another prevalence gets other numbers.',
       '',
     );
+  const u = threshold.uncertainty;
+  const flaggedPer100 = u ? Math.round((1 - u.quantile) * 100) : 0;
+  out.push(
+    u
+      ? `A study whose TTA views disagree by a spread (standard deviation) above **${u.bound.toFixed(4)}** is marked uncertain and sent to a human: ` +
+          `the ${Math.round(u.quantile * 100)}th percentile of the spreads on the same ${u.n} images (largest ${u.largest.toFixed(4)}), so about ${flaggedPer100} ${flaggedPer100 === 1 ? 'study' : 'studies'} in 100 like them.`
+      : 'This version records no uncertainty bound: the engine applies its default to the TTA spread.',
+    '',
+  );
   for (const w of threshold.warnings ?? []) out.push(`Warning: ${w}`, '');
   return out;
 }

@@ -15,6 +15,8 @@ import { calibrateThreshold, confusionAt, binaryMetrics } from '../../src/ml/met
 import { runCli as cli } from '../support/cli.js';
 import { scratchModelsAndData } from '../support/ml.js';
 import { alternatingSplit } from '../support/data.js';
+import { uncertaintyBound } from '../../src/ml/uncertainty-bound.js';
+import { DEFAULT_UNCERTAIN_BOUND, loadEngine } from '../../src/inference/engine.js';
 
 const STUDIES = 8;
 const TARGET = 0.75;
@@ -112,6 +114,22 @@ test("calibrating the active version leaves it untouched and active, and writes 
     m.drift!.lungAreaHistogram!.reduce((x, y) => x + y, 0),
     validation.size,
   );
+  // the uncertainty bound: the 99th percentile of the TTA spreads evaluate reported on the same rows
+  const spreadColumn = parseCsv(await readFile(perImage, 'utf8')).header.indexOf('spread');
+  assert.ok(spreadColumn > 0, 'evaluate --per-image writes each image its TTA spread');
+  const expectedBound = uncertaintyBound(rows.map((f) => Number(f[spreadColumn])));
+  assert.ok(expectedBound && expectedBound.n === validation.size);
+  assert.deepEqual(m.threshold!.uncertainty, expectedBound);
+  assert.match(r.stdout, /uncertain above\s+TTA spread \d\.\d{4} \(quantile 0\.99 of \d+ images/);
+  // the engine decides 'uncertain' by the version's bound; a version without one keeps the default
+  for (const [dir, bound] of [
+    [derivedDir, expectedBound.bound],
+    [classifierDir, DEFAULT_UNCERTAIN_BOUND],
+  ] as const) {
+    const engine = await loadEngine({ modelsDir: models, classifierDir: dir, threads: 1 });
+    assert.equal(engine.settings.uncertainBound, bound);
+    await engine.close();
+  }
   // with few positives the threshold carries a warning, in the manifest and on stderr
   assert.match(m.threshold!.warnings![0], /fewer than 20/);
   assert.match(r.stderr, /warning: calibrated on \d+ positive image/);
@@ -197,9 +215,11 @@ test('calibrate --scores --population picks one threshold per population on save
   const childCsv = join(scores, 'child.csv');
   const adult = { p: [0.9, 0.6, 0.3, 0.5, 0.2], l: [1, 1, 1, 0, 0] };
   const child = { p: [0.95, 0.8, 0.7, 0.1], l: [1, 1, 0, 0] };
-  const rows = (set: string, s: { p: number[]; l: number[] }) => s.p.map((probability, i) => ({ id: `${set}/images/${i}.png`, label: s.l[i], probability }));
-  await writeFile(adultCsv, perImageCsv(rows('nih', adult), 0.5));
-  await writeFile(childCsv, perImageCsv(rows('kermany', child), 0.5));
+  const spreads = [0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.3];
+  const rows = (set: string, s: { p: number[]; l: number[] }, from: number) =>
+    s.p.map((probability, i) => ({ id: `${set}/images/${i}.png`, label: s.l[i], probability, spread: spreads[from + i] }));
+  await writeFile(adultCsv, perImageCsv(rows('nih', adult, 0), 0.5));
+  await writeFile(childCsv, perImageCsv(rows('kermany', child, adult.p.length), 0.5));
   const before = await readFile(join(classifierDir, 'manifest.json'), 'utf8');
   const args = [
     'calibrate',
@@ -228,6 +248,8 @@ test('calibrate --scores --population picks one threshold per population on save
   assert.equal(pops.pediatric!.value, calibrateThreshold(child.p, child.l, 0.6).threshold);
   assert.deepEqual([pops.adult!.n, pops.adult!.positives, pops.pediatric!.n, pops.pediatric!.positives], [5, 3, 4, 2]);
   assert.equal(pops.pediatric!.pickedOn!.precision, 'float');
+  // the spreads saved with the scores set the bound: with nine images, the 99th percentile is the largest
+  assert.deepEqual(m.threshold!.uncertainty, { bound: 0.3, quantile: 0.99, n: 9, largest: 0.3 });
   // the pooled value is kept for a reader of one number
   assert.equal(m.threshold!.value, (await readManifest(classifierDir)).threshold!.value);
   // a version that serves no int8 model has no int8 block to write into

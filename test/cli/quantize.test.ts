@@ -6,6 +6,7 @@
  * (CXR_PRECISION / --precision).
  */
 import { test, before, after } from 'node:test';
+import { uncertaintyBound } from '../../src/ml/uncertainty-bound.js';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -97,8 +98,13 @@ test("quantize a classifier: a new -r1 version with both models; the int8 thresh
   const items = itemsInSubset(await loadEvalItems(data), await readSplitFile(splitCsv), 'validation');
   const engine = await loadEngine({ modelsDir: models, classifierDir: out.dir, threads: 1, tta: 2, precision: { classifier: 'int8' } });
   const probs: number[] = [];
+  const spreads: number[] = [];
   try {
-    for (const item of items) probs.push((await engine.scoreImage(await item.image())).probability);
+    for (const item of items) {
+      const s = await engine.scoreImage(await item.image());
+      probs.push(s.probability);
+      spreads.push(s.spread);
+    }
   } finally {
     await engine.close();
   }
@@ -109,6 +115,8 @@ test("quantize a classifier: a new -r1 version with both models; the int8 thresh
   );
   assert.equal(q.threshold.value, expected.threshold);
   assert.equal(q.threshold.validationSensitivity, expected.sensitivity);
+  // the int8 block's uncertainty bound is set on the int8 pipeline's spreads of the same images
+  assert.deepEqual(q.threshold.uncertainty, uncertaintyBound(spreads));
 });
 
 test('quantize a segmenter: float-vs-int8 comparison with mask agreement and the decision the rule gives', async () => {

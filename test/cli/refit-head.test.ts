@@ -114,4 +114,10 @@ test('refit-head writes a verified version with per-set figures and calibration 
     assert.ok(mine !== undefined, file);
     assert.ok(Math.abs(Number(p) - mine) < 1e-4, `${file}: served ${p}, refit-head reported ${mine}`);
   }
+  // the uncertainty bound is set on the validation rows' TTA spreads, which evaluate reproduces
+  const u = m.threshold!.uncertainty!;
+  assert.equal(u.n, m.threshold!.calibratedOn!.n);
+  const spreadAt = parseCsv(await readFile(perImage, 'utf8')).header.indexOf('spread');
+  const adultLargest = Math.max(...servedRows.map((f) => Number(f[spreadAt])));
+  assert.ok(adultLargest <= u.largest + 1e-4, `adult validation spread ${adultLargest} above the largest recorded, ${u.largest}`);
 });

@@ -199,6 +199,7 @@ test('renderModelCard writes each section with the exact figures, per-100 rows, 
     'A study is flagged when its probability is at least **0.2500** (float model, after the probability calibration), chosen for recall 0.95 on 40 validation images (4 views, onnxruntime): validation recall 1.000, specificity 0.500.',
   );
   has('| validation split as calibrated (20/40, 50.0%) | 75.0 | 50.0 | 25.0 | 0.0 |');
+  has('This version records no uncertainty bound: the engine applies its default to the TTA spread.');
   has('| adult (10/20, 50.0%) | 75.0 | 50.0 | 25.0 | 0.0 |');
   has('- **Ranks child films worse than chance.** AUC 0.300 (0.250-0.375) on child test (n 100): its scores carry no usable signal there.');
   has('- **Apex protrusions.** the outline climbs into the neck.');
@@ -208,6 +209,15 @@ test('renderModelCard writes each section with the exact figures, per-100 rows, 
   has(`- version classifier@v1, created 2026-12-01T00:00:00.000Z, manifest digest \`${'d'.repeat(64)}\``);
   has('- model files 28.6 MiB in 3 files (over the 25 MiB a version folder should stay under)');
   assert.ok(!/\n\n\n/.test(text), 'no runs of blank lines');
+  // a version with a bound says what it is and where it came from
+  const bounded = manifest({ threshold: { ...m.threshold!, uncertainty: { bound: 0.125, quantile: 0.99, n: 40, largest: 0.25 } } });
+  assert.ok(
+    renderModelCard({ manifest: bounded, digest: 'd'.repeat(64), figures: [], datasets: [], notes: {}, pictures: [], folderBytes: 1e6 })
+      .split('\n')
+      .includes(
+        'A study whose TTA views disagree by a spread (standard deviation) above **0.1250** is marked uncertain and sent to a human: the 99th percentile of the spreads on the same 40 images (largest 0.2500), so about 1 study in 100 like them.',
+      ),
+  );
   assert.ok(text.endsWith('\n') && !text.endsWith('\n\n'));
 });
 

@@ -77,7 +77,7 @@ export function register(program: Command): void {
     .option('--tta <n>', 'test-time-augmented views (default 4)')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default 2)')
     .option('--providers <list>', 'execution providers in order, e.g. cuda,cpu (default cpu)')
-    .option('--uncertain-bound <s>', 'TTA spread above which a study is uncertain (default 0.1)')
+    .option('--uncertain-bound <s>', "TTA spread above which a study is uncertain (default: the classifier version's, set on validation with its threshold)")
     .option('--window <policy>', 'auto | lung | header | minmax (default auto)')
     .option('--precision <p>', `auto | float | int8 (default $${PRECISION_ENV} or auto: int8 where its manifest says to serve it)`)
     .action(

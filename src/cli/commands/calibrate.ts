@@ -99,7 +99,7 @@ export function register(program: Command): void {
             version: o.version,
           });
           process.stdout.write(
-            `${[`classifier        ${r.version} (${classifierDir}; ${precision} threshold block)`, `images            ${r.n} (${subset}, saved scores)`, ...populationLines(r.threshold)].join('\n')}\n`,
+            `${[`classifier        ${r.version} (${classifierDir}; ${precision} threshold block)`, `images            ${r.n} (${subset}, saved scores)`, ...populationLines(r.threshold), ...uncertaintyLines(r.threshold)].join('\n')}\n`,
           );
           warnPopulations(r.threshold);
           if (r.written) process.stdout.write(`new version       ${r.written.version} (${r.written.dir})\n`);
@@ -136,7 +136,7 @@ export function register(program: Command): void {
             ? `calibration       ${r.probabilityCalibration.method}: p' = sigmoid(${f4(r.probabilityCalibration.a)} logit(p) + ${f4(r.probabilityCalibration.b)}); ECE ${f4(r.probabilityCalibration.eceBefore)} -> ${f4(r.probabilityCalibration.eceAfter)}`
             : 'calibration       none (threshold on raw probabilities)',
         ];
-        lines.push(...populationLines(r.threshold));
+        lines.push(...populationLines(r.threshold), ...uncertaintyLines(r.threshold));
         if (r.written) lines.push(`new version       ${r.written.version} (${r.written.dir})`);
         process.stdout.write(`${lines.join('\n')}\n`);
         for (const w of r.threshold.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
@@ -167,6 +167,13 @@ function populationLines(t: ThresholdInfo): string[] {
   const lowest = Math.min(...pops.map(([, p]) => p!.value));
   lines.push(`unknown age       ${f4(lowest)} (the lowest: recall first)`);
   return lines;
+}
+
+/** The uncertainty bound set with the threshold, or why there is none. */
+function uncertaintyLines(t: ThresholdInfo): string[] {
+  const u = t.uncertainty;
+  if (!u) return ['uncertain above   (no TTA spreads: the engine keeps its default bound)'];
+  return [`uncertain above   TTA spread ${f4(u.bound)} (quantile ${u.quantile} of ${u.n} images; largest ${f4(u.largest)})`];
 }
 
 function warnPopulations(t: ThresholdInfo): void {

@@ -26,6 +26,8 @@ import { setFigures } from '../../ml/evaluate.js';
 import { loadSplitItems } from '../../ml/calibrate.js';
 import { MODEL_CARD_FILE, portablePath, readManifest, stageVersion, versionFromDate, writeManifest, type MetricValues } from '../../ml/model-store/index.js';
 import { calibrateThreshold, rocAuc } from '../../ml/metrics.js';
+import { uncertaintyBound } from '../../ml/uncertainty-bound.js';
+import { meanAndSpread } from '../../inference/decision.js';
 import { loadModel, saveModel } from '../../ml/model-io.js';
 import { exportModelVersion } from '../../ml/onnx/model-version.js';
 import { applyCalibration, calibrationReport, fitCalibration } from '../../ml/probability-calibration.js';
@@ -95,14 +97,18 @@ function setWeights(rows: readonly FeatureRow[], weights: Record<string, number>
 }
 
 /** The served probability with this head: the mean over the row's views of sigmoid(w . f + b). */
-function served(head: { weights: ArrayLike<number>; bias: number }, row: FeatureRow): number {
-  let s = 0;
-  for (const f of row.views) {
+/** The head's probability for each of the row's views, as the engine's classifier output gives them. */
+function viewProbabilities(head: { weights: ArrayLike<number>; bias: number }, row: FeatureRow): number[] {
+  return row.views.map((f) => {
     let z = head.bias;
     for (let c = 0; c < f.length; c++) z += head.weights[c] * f[c];
-    s += 1 / (1 + Math.exp(-z));
-  }
-  return s / row.views.length;
+    return 1 / (1 + Math.exp(-z));
+  });
+}
+
+/** The served (uncalibrated) probability: the mean over the views. */
+function served(head: { weights: ArrayLike<number>; bias: number }, row: FeatureRow): number {
+  return meanAndSpread(viewProbabilities(head, row)).mean;
 }
 
 function bySet<T>(rows: readonly FeatureRow[], fn: (mine: FeatureRow[]) => T): Record<string, T> {
@@ -292,6 +298,8 @@ export function register(program: Command): void {
           const cal = (rs: FeatureRow[]) => rs.map((r) => applyCalibration(platt, served(shipped, r)));
           const vCal = cal(validation);
           const threshold = calibrateThreshold(vCal, vLabels, targetRecall);
+          // the spread stays on the raw views, as the engine computes it
+          const uncertainty = uncertaintyBound(validation.map((r) => meanAndSpread(viewProbabilities(shipped, r)).spread));
           const at = new Date().toISOString();
           const setFigures = (rs: FeatureRow[]) =>
             figures(
@@ -350,6 +358,7 @@ export function register(program: Command): void {
               validationSensitivity: threshold.sensitivity,
               validationSpecificity: threshold.specificity,
               calibratedOn: { views: evalViews, scorer, subset: 'validation', n: validation.length, split: 'split.csv', at },
+              ...(uncertainty ? { uncertainty } : {}),
             },
             calibration: {
               ...platt,

@@ -1,4 +1,5 @@
 import type { DriftReference } from '../drift-reference.js';
+import type { UncertaintyBound } from '../uncertainty-bound.js';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
@@ -70,6 +71,12 @@ export interface ThresholdInfo {
    * lowest of them (recall first). `value` stays the pooled threshold, for readers of one number.
    */
   populations?: Partial<Record<Population, PopulationThreshold>>;
+  /**
+   * The TTA spread above which the engine calls a study 'uncertain', measured on the images
+   * the threshold was picked on, through the same pipeline (src/ml/uncertainty-bound.ts).
+   * Absent in versions calibrated before 2026-12-02: the engine then uses its default.
+   */
+  uncertainty?: UncertaintyBound;
 }
 
 export const POPULATIONS = ['adult', 'pediatric'] as const;
