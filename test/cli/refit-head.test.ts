@@ -121,3 +121,46 @@ test('refit-head writes a verified version with per-set figures and calibration 
   const adultLargest = Math.max(...servedRows.map((f) => Number(f[spreadAt])));
   assert.ok(adultLargest <= u.largest + 1e-4, `adult validation spread ${adultLargest} above the largest recorded, ${u.largest}`);
 });
+
+test('--train-views 2 fits the head on every view of the train rows: another head than one view gives from the same cache, recorded in the config; more train views than --views is E_BAD_ARGUMENT', async () => {
+  const cache = join(root, 'views.jsonl');
+  const refit = (trainViews: string, version: string) =>
+    cli([
+      'refit-head',
+      ...sets.flatMap((s) => ['--data', `${join(root, s)}:1`]),
+      '--split',
+      join(root, 'run', 'split.csv'),
+      '--classifier',
+      models.classifier,
+      '--segmenter',
+      models.segmenter,
+      '--out',
+      join(root, 'views'),
+      '--views',
+      '2',
+      '--train-views',
+      trainViews,
+      '--l2',
+      '0.1',
+      '--threads',
+      '1',
+      '--target-recall',
+      '0.5',
+      '--version',
+      version,
+      '--cache',
+      cache,
+    ]);
+  const two = await refit('2', 'two');
+  assert.equal(two.code, 0, two.stderr);
+  // the second run reads every feature from the cache the first one wrote
+  const one = await refit('1', 'one');
+  assert.equal(one.code, 0, one.stderr);
+  assert.match(one.stderr, /\(\d+ with features, 0 to extract\)/);
+  const [m2, m1] = [await readManifest(join(root, 'views', 'two')), await readManifest(join(root, 'views', 'one'))];
+  assert.deepEqual([m2.training.config.trainViews, m1.training.config.trainViews], [2, 1]);
+  assert.notEqual(m2.files['weights.bin'], m1.files['weights.bin'], 'fitting on both views gives another head');
+  const tooMany = await refit('3', 'three');
+  assert.equal(tooMany.code, 2);
+  assert.match(tooMany.stderr, /E_BAD_ARGUMENT.*--train-views \(3\) must not exceed --views \(2\)/);
+});

@@ -2,7 +2,8 @@
  * `refit-head`: a classifier fitted to new sets on a CPU that cannot afford backpropagation.
  * The network up to global average pooling stays as the base version has it; each image goes
  * once through the served pipeline (ONNX Runtime, the segmenter's crop) and its pooled
- * features are kept: one view for train rows, every TTA view for validation and test rows.
+ * features are kept: --train-views views for train rows (one by default), every TTA view for
+ * validation and test rows.
  * The head (Dense 1, sigmoid) is refitted on the train rows (ml/train/head.ts), and because
  * the served probability is the mean over views of sigmoid(w . f_v + b), the validation and
  * test rows give exactly what the served pipeline will say with the new head (with its
@@ -49,6 +50,7 @@ interface RefitCliOptions {
   maxTrainPerSet?: string;
   maxTestPerSet?: string;
   views: string;
+  trainViews: string;
   l2: string;
   version?: string;
   threads?: string;
@@ -96,7 +98,6 @@ function setWeights(rows: readonly FeatureRow[], weights: Record<string, number>
   return rows.map((r) => ((weights[r.source] ?? 1) / total) * (rows.length / count.get(r.source)!));
 }
 
-/** The served probability with this head: the mean over the row's views of sigmoid(w . f + b). */
 /** The head's probability for each of the row's views, as the engine's classifier output gives them. */
 function viewProbabilities(head: { weights: ArrayLike<number>; bias: number }, row: FeatureRow): number[] {
   return row.views.map((f) => {
@@ -145,6 +146,11 @@ export function register(program: Command): void {
     .option('--max-train-per-set <n>', 'fit on at most this many train images of each set (whole patients, seeded)')
     .option('--max-test-per-set <n>', 'report on at most this many test images of each set (whole patients, seeded)')
     .option('--views <n>', 'TTA views of the validation and test rows: what the service averages', '4')
+    .option(
+      '--train-views <n>',
+      "TTA views of each train row, every one a sample of the fit (weighted 1/n): the head sees the views it will be averaged over (at most --views)",
+      '1',
+    )
     .option('--l2 <list>', 'L2 strengths to try on standardised features', '0.003,0.01,0.03')
     .option('--version <name>', 'version folder name (default v<date>-<time>)')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default 2)')
@@ -161,6 +167,8 @@ export function register(program: Command): void {
         const where = new Map(split.assignments.map((a) => [a.file, a.split]));
         const patient = new Map(split.assignments.map((a) => [a.file, a.patientId]));
         const evalViews = parseInteger('--views', o.views, 1);
+        const trainViews = parseInteger('--train-views', o.trainViews, 1);
+        if (trainViews > evalViews) throw new CxrError('E_BAD_ARGUMENT', `--train-views (${trainViews}) must not exceed --views (${evalViews})`);
         let items = (await Promise.all(SPLIT_NAMES.map((s) => loadSplitItems(dirs, splitPath, s)))).flat();
         // caps keep whole patients of each set (seeded), so a cap never splits a patient
         for (const [subset, cap] of [
@@ -181,7 +189,7 @@ export function register(program: Command): void {
           }
           items = items.filter((i) => where.get(i.id) !== subset || keep.has(i.id));
         }
-        const viewsFor = (id: string): number => (where.get(id) === 'train' ? 1 : evalViews);
+        const viewsFor = (id: string): number => (where.get(id) === 'train' ? trainViews : evalViews);
         const cachePath = o.cache.length > 0 ? resolve(o.cache[0]) : null;
         const cached = new Map<string, FeatureRow>();
         for (const c of o.cache) await readCache(resolve(c), cached);
@@ -245,13 +253,14 @@ export function register(program: Command): void {
           const v = Object.values(aucs).filter((x): x is number => x != null);
           return { mean: v.reduce((a, b) => a + b, 0) / Math.max(1, v.length), aucs };
         };
+        // each train row's first trainViews views (identity first), sharing the row's weight
+        const fitViews = train.map((r) => r.views.slice(0, trainViews));
+        const fitRows = fitViews.flat();
+        const fitLabels = train.flatMap((r, k) => fitViews[k].map(() => r.label));
+        const fitWeights = train.flatMap((_, k) => fitViews[k].map(() => sampleWeights[k] / fitViews[k].length));
         let best: { fit: HeadFit; score: number } | null = null;
         for (const l2 of o.l2.split(',').map((v) => parseNumber('--l2', v))) {
-          const fit = fitHead(
-            train.map((r) => r.views[0]),
-            train.map((r) => r.label),
-            { l2, sampleWeights },
-          );
+          const fit = fitHead(fitRows, fitLabels, { l2, sampleWeights: fitWeights });
           const v = meanSetAuc(fit);
           const shown = Object.entries(v.aucs)
             .map(([k, a]) => `${k} ${a?.toFixed(4)}`)
@@ -331,7 +340,7 @@ export function register(program: Command): void {
                 l2: fit.l2,
                 l2Tried: o.l2,
                 setWeights: weights,
-                trainViews: 1,
+                trainViews,
                 evalViews,
                 validationMeanSetAuc: best!.score,
                 ...(o.maxTrainPerSet ? { maxTrainPerSet: Number(o.maxTrainPerSet) } : {}),
