@@ -70,6 +70,10 @@ test('refit-head writes a verified version with per-set figures and calibration 
   const m = await readManifest(dir);
   assert.deepEqual(Object.keys(m.metrics.sets!).sort(), sets);
   assert.equal(m.training.config.featurePrecision, 'float', 'a float base gives float features');
+  // the L2 strength is chosen by the specificity at the target recall unless told otherwise
+  assert.equal(m.training.config.select, 'specificity');
+  assert.match(r.stderr, new RegExp(`chose l2 ${m.training.config.l2} by specificity`));
+  assert.equal(typeof m.training.config.validationMeanSetSpecificity, 'number');
   // the card it writes carries each set's validation row with its intervals
   const card = await readFile(join(dir, 'MODEL_CARD.md'), 'utf8');
   for (const s of sets) assert.match(card, new RegExp(`^\\| ${s} \\| validation \\| \\d+ \\(\\d+\\) \\| `, 'm'), card);
@@ -160,6 +164,23 @@ test('--train-views 2 fits the head on every view of the train rows: another hea
   const [m2, m1] = [await readManifest(join(root, 'views', 'two')), await readManifest(join(root, 'views', 'one'))];
   assert.deepEqual([m2.training.config.trainViews, m1.training.config.trainViews], [2, 1]);
   assert.notEqual(m2.files['weights.bin'], m1.files['weights.bin'], 'fitting on both views gives another head');
+  const badSelect = await cli([
+    'refit-head',
+    '--data',
+    join(root, 'adult'),
+    '--split',
+    join(root, 'run', 'split.csv'),
+    '--classifier',
+    models.classifier,
+    '--segmenter',
+    models.segmenter,
+    '--out',
+    join(root, 'views'),
+    '--select',
+    'accuracy',
+  ]);
+  assert.equal(badSelect.code, 2);
+  assert.match(badSelect.stderr, /E_BAD_ARGUMENT.*--select must be one of auc, specificity/);
   const tooMany = await refit('3', 'three');
   assert.equal(tooMany.code, 2);
   assert.match(tooMany.stderr, /E_BAD_ARGUMENT.*--train-views \(3\) must not exceed --views \(2\)/);

@@ -26,8 +26,9 @@ import { initBackend } from '../../ml/backend.js';
 import { setFigures } from '../../ml/evaluate.js';
 import { loadSplitItems } from '../../ml/calibrate.js';
 import { MODEL_CARD_FILE, portablePath, readManifest, stageVersion, versionFromDate, writeManifest, type MetricValues } from '../../ml/model-store/index.js';
-import { calibrateThreshold, rocAuc } from '../../ml/metrics.js';
+import { calibrateThreshold } from '../../ml/metrics.js';
 import { uncertaintyBound } from '../../ml/uncertainty-bound.js';
+import { HEAD_SELECTIONS, parseHeadSelection, ranksAbove, selectionScore, type SelectionScore } from '../../ml/head-selection.js';
 import { meanAndSpread } from '../../inference/decision.js';
 import { loadModel, saveModel } from '../../ml/model-io.js';
 import { exportModelVersion } from '../../ml/onnx/model-version.js';
@@ -52,6 +53,7 @@ interface RefitCliOptions {
   views: string;
   trainViews: string;
   l2: string;
+  select: string;
   version?: string;
   threads?: string;
   targetRecall: string;
@@ -148,10 +150,15 @@ export function register(program: Command): void {
     .option('--views <n>', 'TTA views of the validation and test rows: what the service averages', '4')
     .option(
       '--train-views <n>',
-      "TTA views of each train row, every one a sample of the fit (weighted 1/n): the head sees the views it will be averaged over (at most --views)",
+      'TTA views of each train row, every one a sample of the fit (weighted 1/n): the head sees the views it will be averaged over (at most --views)',
       '1',
     )
     .option('--l2 <list>', 'L2 strengths to try on standardised features', '0.003,0.01,0.03')
+    .option(
+      '--select <by>',
+      `how the L2 strength is chosen on validation: ${HEAD_SELECTIONS.join('|')} (specificity: the mean over sets of the specificity at each set's own threshold for --target-recall, mean AUC breaking ties; auc: the mean per-set AUC)`,
+      'specificity',
+    )
     .option('--version <name>', 'version folder name (default v<date>-<time>)')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default 2)')
     .option('--target-recall <r>', 'recall the threshold is calibrated for on validation', '0.95')
@@ -168,6 +175,9 @@ export function register(program: Command): void {
         const patient = new Map(split.assignments.map((a) => [a.file, a.patientId]));
         const evalViews = parseInteger('--views', o.views, 1);
         const trainViews = parseInteger('--train-views', o.trainViews, 1);
+        const selectBy = parseHeadSelection(o.select);
+        const targetRecall = parseNumber('--target-recall', o.targetRecall);
+        if (!(targetRecall > 0 && targetRecall <= 1)) throw new CxrError('E_BAD_ARGUMENT', `--target-recall must be in (0,1], got ${o.targetRecall}`);
         if (trainViews > evalViews) throw new CxrError('E_BAD_ARGUMENT', `--train-views (${trainViews}) must not exceed --views (${evalViews})`);
         let items = (await Promise.all(SPLIT_NAMES.map((s) => loadSplitItems(dirs, splitPath, s)))).flat();
         // caps keep whole patients of each set (seeded), so a cap never splits a patient
@@ -243,31 +253,30 @@ export function register(program: Command): void {
         const validation = rows.filter((r) => r.split === 'validation');
         const test = rows.filter((r) => r.split === 'test');
         const sampleWeights = setWeights(train, weights);
-        const meanSetAuc = (head: HeadFit) => {
-          const aucs = bySet(validation, (mine) =>
-            rocAuc(
-              mine.map((r) => served(head, r)),
-              mine.map((r) => r.label),
-            ),
+        const validationScore = (head: HeadFit): SelectionScore =>
+          selectionScore(
+            bySet(validation, (mine) => ({ probabilities: mine.map((r) => served(head, r)), labels: mine.map((r) => r.label) })),
+            selectBy,
+            targetRecall,
           );
-          const v = Object.values(aucs).filter((x): x is number => x != null);
-          return { mean: v.reduce((a, b) => a + b, 0) / Math.max(1, v.length), aucs };
-        };
         // each train row's first trainViews views (identity first), sharing the row's weight
         const fitViews = train.map((r) => r.views.slice(0, trainViews));
         const fitRows = fitViews.flat();
         const fitLabels = train.flatMap((r, k) => fitViews[k].map(() => r.label));
         const fitWeights = train.flatMap((_, k) => fitViews[k].map(() => sampleWeights[k] / fitViews[k].length));
-        let best: { fit: HeadFit; score: number } | null = null;
+        let best: { fit: HeadFit; score: SelectionScore } | null = null;
         for (const l2 of o.l2.split(',').map((v) => parseNumber('--l2', v))) {
           const fit = fitHead(fitRows, fitLabels, { l2, sampleWeights: fitWeights });
-          const v = meanSetAuc(fit);
-          const shown = Object.entries(v.aucs)
-            .map(([k, a]) => `${k} ${a?.toFixed(4)}`)
-            .join(', ');
-          process.stderr.write(`l2 ${l2}: served validation AUC ${v.mean.toFixed(4)} (${shown}), ${fit.iterations} Newton steps\n`);
-          if (!best || v.mean > best.score) best = { fit, score: v.mean };
+          const v = validationScore(fit);
+          const shown = Object.entries(v.perSet)
+            .map(([k, a]) => `${k} AUC ${a.auc?.toFixed(4)}, specificity ${a.specificity?.toFixed(3)}`)
+            .join('; ');
+          process.stderr.write(
+            `l2 ${l2}: served validation AUC ${v.meanAuc.toFixed(4)}, specificity at recall ${targetRecall} ${v.meanSpecificity.toFixed(4)} (means over sets; ${shown}), ${fit.iterations} Newton steps\n`,
+          );
+          if (!best || ranksAbove(v, best.score)) best = { fit, score: v };
         }
+        process.stderr.write(`chose l2 ${best!.fit.l2} by ${selectBy}\n`);
         const fit = best!.fit;
 
         // the new version: the base model with the refitted head, saved as float16
@@ -300,7 +309,6 @@ export function register(program: Command): void {
           saved.dispose();
           await copyFile(splitPath, join(dir, 'split.csv'));
 
-          const targetRecall = parseNumber('--target-recall', o.targetRecall);
           const vRaw = validation.map((r) => served(shipped, r));
           const vLabels = validation.map((r) => r.label);
           const platt = fitCalibration(vRaw, vLabels, 'platt');
@@ -342,7 +350,9 @@ export function register(program: Command): void {
                 setWeights: weights,
                 trainViews,
                 evalViews,
-                validationMeanSetAuc: best!.score,
+                select: selectBy,
+                validationMeanSetAuc: best!.score.meanAuc,
+                validationMeanSetSpecificity: best!.score.meanSpecificity,
                 ...(o.maxTrainPerSet ? { maxTrainPerSet: Number(o.maxTrainPerSet) } : {}),
                 ...(o.maxTestPerSet ? { maxTestPerSet: Number(o.maxTestPerSet) } : {}),
               },
