@@ -164,20 +164,20 @@ test('--train-views 2 fits the head on every view of the train rows: another hea
   const [m2, m1] = [await readManifest(join(root, 'views', 'two')), await readManifest(join(root, 'views', 'one'))];
   assert.deepEqual([m2.training.config.trainViews, m1.training.config.trainViews], [2, 1]);
   assert.notEqual(m2.files['weights.bin'], m1.files['weights.bin'], 'fitting on both views gives another head');
+  // the same command with an unknown --select is refused before any work
   const badSelect = await cli([
     'refit-head',
-    '--data',
-    join(root, 'adult'),
+    ...sets.flatMap((s) => ['--data', join(root, s)]),
     '--split',
     join(root, 'run', 'split.csv'),
+    '--select',
+    'accuracy',
     '--classifier',
     models.classifier,
     '--segmenter',
     models.segmenter,
     '--out',
     join(root, 'views'),
-    '--select',
-    'accuracy',
   ]);
   assert.equal(badSelect.code, 2);
   assert.match(badSelect.stderr, /E_BAD_ARGUMENT.*--select must be one of auc, specificity/);
