@@ -8,6 +8,7 @@ import {
   deriveVersion,
   portablePath,
   readManifest,
+  servedCalibration,
   writeManifest,
   type CalibrationInfo,
   type ModelManifest,
@@ -172,6 +173,12 @@ export interface PopulationsFromScoresOptions {
   subset: string;
   write: 'derive' | 'none';
   version?: string;
+  /**
+   * Fit that precision's probability calibration on the saved raw probabilities first, and pick
+   * every threshold (pooled and per population) on the calibrated ones; 'none' removes it;
+   * absent keeps the calibration the version has, and its pooled value.
+   */
+  fit?: CalibrationMethod | 'none';
 }
 
 /** A per-image CSV row's set: the first folder of its path in a pool ('nih-cxr8-pneumonia/images/x.png'). */
@@ -183,31 +190,74 @@ export function rowDataset(file: string): string {
 /**
  * Per-population thresholds picked on probabilities already served and saved (evaluate's
  * per-image CSVs), without scoring again: for an int8 version the block written is the int8
- * model's own (quantization.threshold), as the engine reads it for that precision. The pooled
- * `value` and the probability calibration are kept; the uncertainty bound is set anew when the
- * CSVs carry every image's TTA spread.
+ * model's own (quantization.threshold), as the engine reads it for that precision. Without
+ * `fit` the pooled `value` and the probability calibration are kept; with it, that precision's
+ * calibration is fitted on the saved raw probabilities (int8: quantization.probabilityCalibration)
+ * and the pooled value is picked again with the populations. The uncertainty bound is set anew
+ * when the CSVs carry every image's TTA spread.
  */
 export async function populationsFromScores(o: PopulationsFromScoresOptions): Promise<{
   version: string;
   written: { dir: string; version: string } | null;
   threshold: ThresholdInfo;
   n: number;
+  /** the calibration fitted (null: removed; absent: kept as it was) */
+  probabilityCalibration?: CalibrationInfo | null;
 }> {
   const classifierDir = resolve(o.classifierDir);
   const manifest = await readManifest(classifierDir);
-  const rows: PopulationRow[] = [];
-  const spreads: number[] = [];
-  for (const path of o.scores)
-    for (const r of await readPerImageCsv(resolve(path))) {
-      rows.push({ dataset: rowDataset(r.file), label: r.label, probability: r.probability });
-      spreads.push(r.spread ?? Number.NaN);
-    }
-  if (rows.length === 0) throw new CxrError('E_BAD_DATASET', `no rows in ${o.scores.join(', ')}`);
+  const saved = (await Promise.all(o.scores.map((path) => readPerImageCsv(resolve(path))))).flat();
+  if (saved.length === 0) throw new CxrError('E_BAD_DATASET', `no rows in ${o.scores.join(', ')}`);
   const previous = o.precision === 'int8' ? manifest.quantization?.threshold : manifest.threshold;
   if (!previous) throw new CxrError('E_MODEL_INVALID', `${classifierDir} has no ${o.precision} threshold to add populations to`);
+  const labels = saved.map((r) => r.label);
+  const at = new Date().toISOString();
+  const views = previous.calibratedOn?.views ?? 4;
+  const split = previous.calibratedOn?.split ?? 'split.csv';
+  let probabilities = saved.map((r) => r.probability);
+  let probabilityCalibration: CalibrationInfo | null | undefined;
+  if (o.fit !== undefined) {
+    // a calibration is fitted on raw probabilities: a saved probability is raw only when no calibration was applied to it
+    const applied = servedCalibration(manifest, o.precision);
+    const raw = saved.map((r) => r.rawProbability ?? (applied ? Number.NaN : r.probability));
+    if (raw.some((p) => Number.isNaN(p)))
+      throw new CxrError(
+        'E_BAD_DATASET',
+        `the scores have no raw_probability column and the ${o.precision} model applies a calibration: evaluate --save again`,
+      );
+    probabilities = raw;
+    probabilityCalibration = null;
+    if (o.fit !== 'none') {
+      const fitted = fitCalibration(raw, labels, o.fit);
+      probabilities = raw.map((p) => applyCalibration(fitted, p));
+      probabilityCalibration = {
+        ...fitted,
+        fittedOn: { views, subset: o.subset, n: saved.length, split, at },
+        eceBefore: calibrationReport(raw, labels).ece,
+        eceAfter: calibrationReport(probabilities, labels).ece,
+      };
+    }
+  }
+  const rows: PopulationRow[] = saved.map((r, i) => ({ dataset: rowDataset(r.file), label: r.label, probability: probabilities[i] }));
+  const spreads = saved.map((r) => r.spread ?? Number.NaN);
   const models = dirname(dirname(classifierDir));
+  // a new calibration moves every probability, so the pooled value is picked again on them
+  const pooled =
+    probabilityCalibration === undefined
+      ? previous
+      : {
+          ...previous,
+          ...recalibratedThreshold(calibrateThreshold(probabilities, labels, o.targetRecall), {
+            views,
+            scorer: previous.calibratedOn?.scorer ?? `onnxruntime ${o.precision}`,
+            subset: o.subset,
+            n: saved.length,
+            split,
+            at,
+          }),
+        };
   const threshold: ThresholdInfo = {
-    ...previous,
+    ...pooled,
     populations: populationThresholds(rows, o.populations, o.targetRecall),
   };
   // scores saved with their TTA spreads (evaluate since 2026-12-02) also set the uncertainty bound
@@ -224,9 +274,18 @@ export async function populationsFromScores(o: PopulationsFromScoresOptions): Pr
     const derived = await deriveVersion(classifierDir, {
       version: o.version,
       reason: 'calibrate --population',
-      change: async (_dir, m) => (o.precision === 'int8' ? { ...m, quantization: { ...m.quantization!, threshold } } : { ...m, threshold }),
+      change: async (_dir, m) => {
+        if (o.precision === 'int8') {
+          const { probabilityCalibration: kept, ...q } = m.quantization!;
+          const cal = probabilityCalibration === undefined ? kept : probabilityCalibration;
+          return { ...m, quantization: { ...q, threshold, ...(cal ? { probabilityCalibration: cal } : {}) } };
+        }
+        const { calibration: kept, ...rest } = m;
+        const cal = probabilityCalibration === undefined ? kept : probabilityCalibration;
+        return { ...rest, threshold, ...(cal ? { calibration: cal } : {}) };
+      },
     });
     written = { dir: derived.dir, version: derived.manifest.version };
   }
-  return { version: manifest.version, written, threshold, n: rows.length };
+  return { version: manifest.version, written, threshold, n: rows.length, ...(probabilityCalibration !== undefined ? { probabilityCalibration } : {}) };
 }

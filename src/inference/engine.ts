@@ -7,7 +7,7 @@ import { classifierCrop, lungMask, segmenterInput, ttaBatch, ttaViews, type TtaV
 import { encodeRuns } from '../imaging/mask-runs.js';
 import { grayImage, toGray, type GrayImage, type SampledImage } from '../imaging/types.js';
 import { applyCalibration } from '../ml/probability-calibration.js';
-import type { ThresholdInfo } from '../ml/model-store/index.js';
+import { servedCalibration, type ThresholdInfo } from '../ml/model-store/index.js';
 import { camToImage, normalizeCam } from './cam.js';
 import { decide, meanAndSpread } from './decision.js';
 import { chooseThreshold } from './population.js';
@@ -146,9 +146,9 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
   ]);
   // the int8 classifier has its own threshold, picked on its own probabilities
   const threshold = cls.served.threshold;
-  // the probability calibration belongs to model.onnx, as manifest.threshold does: the int8
-  // model's own threshold was picked (by quantize) on its uncalibrated probabilities
-  const calibration = cls.served.precision === 'float' ? (cls.manifest.calibration ?? null) : null;
+  // each model has its own calibration, as it has its own threshold: manifest.calibration goes
+  // with model.onnx, quantization.probabilityCalibration (when calibrate fitted one) with the int8 model
+  const calibration = servedCalibration(cls.manifest, cls.served.precision);
   if (!threshold) throw new CxrError('E_MODEL_INVALID', `${cls.dir}: the classifier manifest has no calibrated threshold`);
   // set with the threshold, on the same images through the same precision
   const uncertainBound = opts.uncertainBound ?? threshold.uncertainty?.bound ?? DEFAULT_UNCERTAIN_BOUND;

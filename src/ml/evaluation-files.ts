@@ -58,6 +58,8 @@ export interface ImageRow {
   id: string;
   label: number;
   probability: number;
+  /** the probability before the version's calibration (what a calibration is fitted on), when the scorer gave it */
+  rawProbability?: number;
   /** the split the image belongs to (train output lists validation and test together) */
   split?: string;
   /** the TTA spread, when the scorer reported it (what a threshold block's uncertainty bound is set on) */
@@ -68,14 +70,25 @@ export interface ImageRow {
 /**
  * One row per image: file, [split,] label (normal|pneumonia, as in labels.csv), probability and
  * the decision at the threshold, with the manifest's rule (positive at or above it), the rule
- * the confusion matrix counts by and `analyze` decides by; [spread] where the scorer gave the
- * TTA spread; [dice] where masks were scored.
+ * the confusion matrix counts by and `analyze` decides by; [raw_probability] where the scorer
+ * gave the probability before calibration; [spread] where it gave the TTA spread; [dice] where
+ * masks were scored.
  */
 export function perImageCsv(images: readonly ImageRow[], threshold: number): string {
   const hasSplit = images.some((i) => i.split !== undefined);
+  const hasRaw = images.some((i) => i.rawProbability !== undefined);
   const hasSpread = images.some((i) => i.spread !== undefined);
   const hasDice = images.some((i) => i.dice !== undefined);
-  const head = ['file', ...(hasSplit ? ['split'] : []), 'label', 'probability', 'decision', ...(hasSpread ? ['spread'] : []), ...(hasDice ? ['dice'] : [])];
+  const head = [
+    'file',
+    ...(hasSplit ? ['split'] : []),
+    'label',
+    'probability',
+    'decision',
+    ...(hasRaw ? ['raw_probability'] : []),
+    ...(hasSpread ? ['spread'] : []),
+    ...(hasDice ? ['dice'] : []),
+  ];
   const rows = images.map((i) => {
     const decision = i.probability >= threshold ? 'positive' : 'negative';
     const label = i.label >= 0.5 ? 'pneumonia' : 'normal';
@@ -85,6 +98,7 @@ export function perImageCsv(images: readonly ImageRow[], threshold: number): str
       label,
       String(i.probability),
       decision,
+      ...(hasRaw ? [i.rawProbability === undefined ? '' : String(i.rawProbability)] : []),
       ...(hasSpread ? [i.spread === undefined ? '' : String(i.spread)] : []),
       ...(hasDice ? [i.dice === undefined ? '' : String(i.dice)] : []),
     ]);
@@ -92,14 +106,30 @@ export function perImageCsv(images: readonly ImageRow[], threshold: number): str
   return `${[csvLine(head), ...rows].join('\n')}\n`;
 }
 
-/** The rows of a per-image CSV (as perImageCsv writes it): label 1 for pneumonia; spread where the file has it. */
-export async function readPerImageCsv(path: string): Promise<{ file: string; label: number; probability: number; spread?: number }[]> {
+/** One row of a per-image CSV as read back: label 1 for pneumonia. */
+export interface PerImageRow {
+  file: string;
+  label: number;
+  probability: number;
+  rawProbability?: number;
+  spread?: number;
+}
+
+/** The rows of a per-image CSV (as perImageCsv writes it); raw_probability and spread where the file has them. */
+export async function readPerImageCsv(path: string): Promise<PerImageRow[]> {
   const t = parseCsv(await readFile(path, 'utf8'), path);
-  const [f, l, p, s] = ['file', 'label', 'probability', 'spread'].map((c) => t.header.indexOf(c));
-  return t.rows.map((r) => ({
-    file: r.fields[f],
-    label: r.fields[l] === 'pneumonia' || r.fields[l] === '1' ? 1 : 0,
-    probability: Number(r.fields[p]),
-    ...(s >= 0 && r.fields[s] !== '' ? { spread: Number(r.fields[s]) } : {}),
-  }));
+  const [f, l, p, raw, s] = ['file', 'label', 'probability', 'raw_probability', 'spread'].map((c) => t.header.indexOf(c));
+  // an optional column: absent from the file, or empty in a row, is undefined
+  const optional = (fields: string[], k: number): number | undefined => (k >= 0 && fields[k] ? Number(fields[k]) : undefined);
+  return t.rows.map((r) => {
+    const rawProbability = optional(r.fields, raw);
+    const spread = optional(r.fields, s);
+    return {
+      file: r.fields[f],
+      label: r.fields[l] === 'pneumonia' || r.fields[l] === '1' ? 1 : 0,
+      probability: Number(r.fields[p]),
+      ...(rawProbability !== undefined ? { rawProbability } : {}),
+      ...(spread !== undefined ? { spread } : {}),
+    };
+  });
 }

@@ -5,7 +5,7 @@
  * measures anything, so the same inputs always give the same text (`cxr-triage models card`
  * gathers the inputs; test/ml/model-card.test.ts checks the text).
  */
-import { formatPortablePath, type ModelManifest, type PortablePath, type ThresholdInfo } from './model-store/index.js';
+import { formatPortablePath, servedCalibration, type CalibrationInfo, type ModelManifest, type PortablePath, type ThresholdInfo } from './model-store/index.js';
 
 /** One set's figures on one subset, at the served threshold. */
 export interface CardFigures {
@@ -271,7 +271,7 @@ function thresholdSection(m: ModelManifest, figures: readonly CardFigures[]): st
   const out: string[] = [];
   const on = threshold.calibratedOn;
   out.push(
-    `A study is flagged when its probability is at least **${threshold.value.toFixed(4)}** (${precision} model${m.calibration && precision === 'float' ? ', after the probability calibration' : precision === 'int8' ? ', on its raw probabilities' : ''}), ` +
+    `A study is flagged when its probability is at least **${threshold.value.toFixed(4)}** (${precision} model, ${servedCalibration(m, precision) ? 'after its probability calibration' : 'on its raw probabilities'}), ` +
       `chosen for recall ${threshold.targetRecall} on ${on ? `${on.n} ${on.subset} images (${on.views} views, ${on.scorer})` : 'the validation split'}: ` +
       `validation recall ${f3(threshold.validationSensitivity)}, specificity ${f3(threshold.validationSpecificity)}.`,
     '',
@@ -343,18 +343,19 @@ function positivesOf(v: Record<string, unknown>): number | null {
 function calibrationSection(m: ModelManifest, figures: readonly CardFigures[]): string[] {
   if (m.name !== 'classifier') return [];
   const out: string[] = [];
-  const c = m.calibration;
-  if (c) {
+  const { precision } = servedThreshold(m);
+  const describe = (c: CalibrationInfo) =>
+    `${c.method === 'platt' ? 'Platt scaling' : 'Temperature scaling'} p' = sigmoid(${c.a.toFixed(4)} logit(p) + ${c.b.toFixed(4)}), fitted on ${c.fittedOn.n} ${c.fittedOn.subset} images ` +
+    `(${c.fittedOn.views} views): expected calibration error ${f3(c.eceBefore)} before, ${f3(c.eceAfter)} after (10 bins)`;
+  const served = servedCalibration(m, precision);
+  if (served) out.push(`${precision === 'int8' ? "The int8 model's own calibration: " : ''}${describe(served)}.`);
+  else out.push(`No probability calibration${precision === 'int8' ? ' of the int8 model served' : ''}: the probability is the raw mean over the TTA views.`);
+  if (precision === 'int8' && m.calibration)
     out.push(
-      `${c.method === 'platt' ? 'Platt scaling' : 'Temperature scaling'} p' = sigmoid(${c.a.toFixed(4)} logit(p) + ${c.b.toFixed(4)}), fitted on ${c.fittedOn.n} ${c.fittedOn.subset} images ` +
-        `(${c.fittedOn.views} views): expected calibration error ${f3(c.eceBefore)} before, ${f3(c.eceAfter)} after (10 bins).`,
+      `model.onnx (served only when float is asked for) has its own: ${describe(m.calibration)}; the int8 model keeps its own threshold on its own probabilities.`,
     );
-  } else {
-    out.push('No probability calibration: the probability is the raw mean over the TTA views.');
-  }
   const eces = figures.filter((f) => f.ece != null).map((f) => `${f.set} ${f.subset} ${f3(f.ece)}`);
   if (eces.length) out.push(`Expected calibration error (10 bins) of the served probabilities: ${eces.join('; ')}.`);
-  if (m.quantization?.served && c) out.push('The int8 model keeps its own threshold on its own raw probabilities; the calibration belongs to model.onnx.');
   return [...out, ''];
 }
 

@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import { uncertaintyBound } from '../../src/ml/uncertainty-bound.js';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +19,8 @@ import { CxrError } from '../../src/errors.js';
 import { loadEngine } from '../../src/inference/engine.js';
 import { manifestDigest, readManifest, servableVersion, verifyManifest, writeManifest } from '../../src/ml/model-store/index.js';
 import { calibrateThreshold } from '../../src/ml/metrics.js';
+import { applyCalibration, fitCalibration } from '../../src/ml/probability-calibration.js';
+import { perImageCsv } from '../../src/ml/evaluation-files.js';
 import { itemsInSubset } from '../../src/ml/calibrate.js';
 import { readSplitFile, splitBySet, writeSplit } from '../../src/data/split.js';
 import { loadDatasets } from '../../src/data/multi-dataset.js';
@@ -167,6 +169,88 @@ test('the engine serves int8 where the manifest says so, with its own threshold;
   const bad = await cli(['analyze', dcm, '--models', models, '--precision', 'fp8']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /E_BAD_ARGUMENT/);
+});
+
+test('calibrate --scores --fit platt gives an int8-served version its own probability calibration, fitted on the saved raw probabilities, every threshold picked on the calibrated ones, and the engine serves it', async () => {
+  // served int8 by the previous test; per-image CSVs of two sets as evaluate --save writes them
+  const raw = { a: [0.9, 0.7, 0.6, 0.4, 0.3, 0.2], b: [0.95, 0.85, 0.5, 0.45, 0.1] };
+  const labels = { a: [1, 1, 0, 1, 0, 0], b: [1, 1, 1, 0, 0] };
+  const csvs: string[] = [];
+  for (const set of ['a', 'b'] as const) {
+    const path = join(root, `scores-${set}.csv`);
+    const rows = raw[set].map((p, i) => ({ id: `${set}/images/${i}.png`, label: labels[set][i], probability: p, rawProbability: p, spread: 0.01 * (i + 1) }));
+    await writeFile(path, perImageCsv(rows, 0.5));
+    csvs.push(path);
+  }
+  const r = await cli([
+    'calibrate',
+    '--classifier',
+    derived.classifier!,
+    '--scores',
+    csvs[0],
+    '--scores',
+    csvs[1],
+    '--population',
+    'a=adult',
+    '--population',
+    'b=pediatric',
+    '--target-recall',
+    '0.6',
+    '--fit',
+    'platt',
+    '--version',
+    'int8-platt',
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /calibration\s+int8 model, platt: p' = sigmoid\(/);
+  const m = await readManifest(join(models, 'classifier', 'int8-platt'));
+  const allRaw = [...raw.a, ...raw.b];
+  const allLabels = [...labels.a, ...labels.b];
+  const fitted = fitCalibration(allRaw, allLabels, 'platt');
+  const cal = m.quantization!.probabilityCalibration!;
+  assert.deepEqual({ method: cal.method, a: cal.a, b: cal.b }, { method: fitted.method, a: fitted.a, b: fitted.b });
+  assert.deepEqual({ n: cal.fittedOn.n, subset: cal.fittedOn.subset }, { n: 11, subset: 'validation' });
+  assert.equal(m.calibration, (await readManifest(derived.classifier!)).calibration, "model.onnx's calibration is not touched");
+  const calibrated = (set: 'a' | 'b') => raw[set].map((p) => applyCalibration(fitted, p));
+  const t = m.quantization!.threshold!;
+  assert.equal(t.populations!.adult!.value, calibrateThreshold(calibrated('a'), labels.a, 0.6).threshold);
+  assert.equal(t.populations!.pediatric!.value, calibrateThreshold(calibrated('b'), labels.b, 0.6).threshold);
+  assert.equal(t.value, calibrateThreshold([...calibrated('a'), ...calibrated('b')], allLabels, 0.6).threshold, 'the pooled value is picked again');
+  assert.equal(t.uncertainty!.bound, 0.06);
+  // the engine applies the int8 model's own calibration to what its int8 model says
+  const engine = await loadEngine({ modelsDir: models, classifierDir: join(models, 'classifier', 'int8-platt'), threads: 1, tta: 2 });
+  try {
+    assert.equal(engine.models.classifier.precision, 'int8');
+    const [item] = await loadEvalItems(data);
+    const s = await engine.scoreImage(await item.image());
+    assert.equal(s.probability, applyCalibration(fitted, s.rawProbability));
+    assert.notEqual(s.probability, s.rawProbability);
+  } finally {
+    await engine.close();
+  }
+  // scores whose probabilities were calibrated, saved without the raw ones, cannot be fitted on
+  const noRaw = join(root, 'scores-noraw.csv');
+  await writeFile(
+    noRaw,
+    perImageCsv(
+      raw.a.map((p, i) => ({ id: `a/images/${i}.png`, label: labels.a[i], probability: p })),
+      0.5,
+    ),
+  );
+  const refused = await cli([
+    'calibrate',
+    '--classifier',
+    join(models, 'classifier', 'int8-platt'),
+    '--scores',
+    noRaw,
+    '--population',
+    'a=adult',
+    '--fit',
+    'platt',
+    '--dry-run',
+  ]);
+  assert.equal(refused.code, 2, refused.stderr);
+  assert.match(refused.stderr, /E_BAD_DATASET.*no raw_probability column and the int8 model applies a calibration/);
 });
 
 test('asking for int8 where a version has none is E_MODEL_MISSING; a manifest that says served but is not marked stays float under auto', async () => {

@@ -196,7 +196,7 @@ test('renderModelCard writes each section with the exact figures, per-100 rows, 
     "Platt scaling p' = sigmoid(1.5000 logit(p) + -0.2500), fitted on 40 validation images (4 views): expected calibration error 0.250 before, 0.063 after (10 bins).",
   );
   has(
-    'A study is flagged when its probability is at least **0.2500** (float model, after the probability calibration), chosen for recall 0.95 on 40 validation images (4 views, onnxruntime): validation recall 1.000, specificity 0.500.',
+    'A study is flagged when its probability is at least **0.2500** (float model, after its probability calibration), chosen for recall 0.95 on 40 validation images (4 views, onnxruntime): validation recall 1.000, specificity 0.500.',
   );
   has('| validation split as calibrated (20/40, 50.0%) | 75.0 | 50.0 | 25.0 | 0.0 |');
   has('This version records no uncertainty bound: the engine applies its default to the TTA spread.');
@@ -209,6 +209,20 @@ test('renderModelCard writes each section with the exact figures, per-100 rows, 
   has(`- version classifier@v1, created 2026-12-01T00:00:00.000Z, manifest digest \`${'d'.repeat(64)}\``);
   has('- model files 28.6 MiB in 3 files (over the 25 MiB a version folder should stay under)');
   assert.ok(!/\n\n\n/.test(text), 'no runs of blank lines');
+  // an int8-served version with its own calibration names it, and model.onnx's as the float one's
+  const int8Cal = { ...m.calibration!, a: 2, b: 0.5 };
+  const int8 = manifest({
+    quantization: { served: true, threshold: m.threshold!, probabilityCalibration: int8Cal } as unknown as ModelManifest['quantization'],
+  });
+  const int8Lines = renderModelCard({ manifest: int8, digest: 'd'.repeat(64), figures: [], datasets: [], notes: {}, pictures: [], folderBytes: 1e6 }).split(
+    '\n',
+  );
+  for (const line of [
+    "The int8 model's own calibration: Platt scaling p' = sigmoid(2.0000 logit(p) + 0.5000), fitted on 40 validation images (4 views): expected calibration error 0.250 before, 0.063 after (10 bins).",
+    "model.onnx (served only when float is asked for) has its own: Platt scaling p' = sigmoid(1.5000 logit(p) + -0.2500), fitted on 40 validation images (4 views): expected calibration error 0.250 before, 0.063 after (10 bins); the int8 model keeps its own threshold on its own probabilities.",
+  ])
+    assert.ok(int8Lines.includes(line), `missing line:\n${line}`);
+  assert.ok(int8Lines.some((l) => l.includes('(int8 model, after its probability calibration)')));
   // a version with a bound says what it is and where it came from
   const bounded = manifest({ threshold: { ...m.threshold!, uncertainty: { bound: 0.125, quantile: 0.99, n: 40, largest: 0.25 } } });
   assert.ok(

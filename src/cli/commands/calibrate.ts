@@ -9,7 +9,7 @@ import { action, collect, parseInteger, parseNumber } from '../run.js';
 import { populationsFromScores, recalibrate } from '../recalibrate.js';
 import { parsePopulationMap } from '../../ml/calibrate.js';
 import { readManifest } from '../../ml/model-store/index.js';
-import type { ThresholdInfo } from '../../ml/model-store/index.js';
+import type { CalibrationInfo, ThresholdInfo } from '../../ml/model-store/index.js';
 
 interface CalibrateCliOptions {
   data: string[];
@@ -24,7 +24,7 @@ interface CalibrateCliOptions {
   threads?: string;
   providers?: string;
   dryRun?: boolean;
-  fit: string;
+  fit?: string;
   version?: string;
   population: string[];
   scores: string[];
@@ -68,14 +68,18 @@ export function register(program: Command): void {
       [],
     )
     .option('--precision <p>', 'with --scores: float|int8, the precision the scores were served at (default: what the version serves)')
-    .option('--fit <method>', `probability calibration fitted on the same images before the threshold: ${FITS.join('|')} (none removes it)`, 'platt')
+    .option(
+      '--fit <method>',
+      `probability calibration fitted on the same images before the threshold: ${FITS.join('|')} (none removes it; default platt when scoring; ` +
+        "with --scores, fitted on the saved raw probabilities for the precision's own model, and without --fit the version's calibration is kept)",
+    )
     .action(
       action(async (o: CalibrateCliOptions) => {
         const subset = parseSplitName(o.subset);
         const targetRecall = parseNumber('--target-recall', o.targetRecall);
         if (!(targetRecall > 0 && targetRecall <= 1)) throw new CxrError('E_BAD_ARGUMENT', `--target-recall must be in (0,1], got ${o.targetRecall}`);
-        const fit = FITS.find((f) => f === o.fit);
-        if (!fit) throw new CxrError('E_BAD_ARGUMENT', `--fit must be one of ${FITS.join(', ')}, got '${o.fit}'`);
+        const fit = o.fit === undefined ? undefined : FITS.find((f) => f === o.fit);
+        if (o.fit !== undefined && !fit) throw new CxrError('E_BAD_ARGUMENT', `--fit must be one of ${FITS.join(', ')}, got '${o.fit}'`);
         const views = o.tta === undefined ? DEFAULT_TTA : parseInteger('--tta', o.tta, 1);
         const threads = o.threads === undefined ? undefined : parseInteger('--threads', o.threads, 1);
         const providers = o.providers === undefined ? undefined : parseProviders(o.providers);
@@ -97,9 +101,19 @@ export function register(program: Command): void {
             subset,
             write: o.dryRun ? 'none' : 'derive',
             version: o.version,
+            fit,
           });
+          const c = r.probabilityCalibration;
+          const calibrationLine =
+            c === undefined
+              ? []
+              : [
+                  c
+                    ? `calibration       ${precision} model, ${calibrationText(c)}`
+                    : `calibration       none (${precision} model: thresholds on raw probabilities)`,
+                ];
           process.stdout.write(
-            `${[`classifier        ${r.version} (${classifierDir}; ${precision} threshold block)`, `images            ${r.n} (${subset}, saved scores)`, ...populationLines(r.threshold), ...uncertaintyLines(r.threshold)].join('\n')}\n`,
+            `${[`classifier        ${r.version} (${classifierDir}; ${precision} threshold block)`, `images            ${r.n} (${subset}, saved scores)`, ...calibrationLine, ...populationLines(r.threshold), ...uncertaintyLines(r.threshold)].join('\n')}\n`,
           );
           warnPopulations(r.threshold);
           if (r.written) process.stdout.write(`new version       ${r.written.version} (${r.written.dir})\n`);
@@ -119,7 +133,7 @@ export function register(program: Command): void {
           window: o.window,
           write: o.dryRun ? 'none' : 'derive',
           version: o.version,
-          fit,
+          fit: fit ?? 'platt',
         });
         const cal = r.calibration;
         const old = r.previous;
@@ -133,7 +147,7 @@ export function register(program: Command): void {
           `specificity       ${f4(old?.validationSpecificity)} -> ${f4(cal.specificity)}`,
           `confusion         TP ${c.tp}  FP ${c.fp}  TN ${c.tn}  FN ${c.fn}`,
           r.probabilityCalibration
-            ? `calibration       ${r.probabilityCalibration.method}: p' = sigmoid(${f4(r.probabilityCalibration.a)} logit(p) + ${f4(r.probabilityCalibration.b)}); ECE ${f4(r.probabilityCalibration.eceBefore)} -> ${f4(r.probabilityCalibration.eceAfter)}`
+            ? `calibration       ${calibrationText(r.probabilityCalibration)}`
             : 'calibration       none (threshold on raw probabilities)',
         ];
         lines.push(...populationLines(r.threshold), ...uncertaintyLines(r.threshold));
@@ -154,6 +168,10 @@ export function register(program: Command): void {
         );
       }),
     );
+}
+
+function calibrationText(c: CalibrationInfo): string {
+  return `${c.method}: p' = sigmoid(${f4(c.a)} logit(p) + ${f4(c.b)}); ECE ${f4(c.eceBefore)} -> ${f4(c.eceAfter)}`;
 }
 
 /** One line per population threshold, and what a study of unknown age gets. */

@@ -154,6 +154,12 @@ export interface QuantizationInfo {
   /** classifier: the int8 model's own threshold, picked like `threshold` on its probabilities */
   threshold?: ThresholdInfo;
   /**
+   * classifier: the int8 model's own probability calibration (`calibrate --scores … --fit`),
+   * applied to its TTA-mean probability before its threshold, as `calibration` is to
+   * model.onnx's. Absent: the int8 model serves its raw probabilities.
+   */
+  probabilityCalibration?: CalibrationInfo;
+  /**
    * The float model. `shipped: false` (quantize --drop-float, to keep the folder small): the
    * folder has no model.onnx; the engine rebuilds it from the tfjs weights when float is asked
    * for (export-onnx with this graph metadata) and serves it only if its sha256 matches.
@@ -469,13 +475,26 @@ export function decisionRule(m: Partial<ModelManifest>): Record<string, unknown>
     inputSize: m.inputSize,
     files: m.files,
     threshold: t ? { value: t.value, targetRecall: t.targetRecall, ...populationValues(t) } : null,
+    ...(m.calibration ? { calibration: calibrationValues(m.calibration) } : {}),
     ...(m.quantization?.threshold ? { int8Threshold: { value: m.quantization.threshold.value, ...populationValues(m.quantization.threshold) } } : {}),
+    ...(m.quantization?.probabilityCalibration ? { int8Calibration: calibrationValues(m.quantization.probabilityCalibration) } : {}),
   };
 }
 
-function populationValues(t: ThresholdInfo): { populations?: Record<string, number> } {
-  if (!t.populations) return {};
-  return { populations: Object.fromEntries(Object.entries(t.populations).map(([k, p]) => [k, p!.value])) };
+function populationValues(t: ThresholdInfo): { populations?: Record<string, number>; uncertaintyBound?: number } {
+  return {
+    ...(t.populations ? { populations: Object.fromEntries(Object.entries(t.populations).map(([k, p]) => [k, p!.value])) } : {}),
+    ...(t.uncertainty ? { uncertaintyBound: t.uncertainty.bound } : {}),
+  };
+}
+
+function calibrationValues(c: CalibrationInfo): { method: string; a: number; b: number } {
+  return { method: c.method, a: c.a, b: c.b };
+}
+
+/** The probability calibration the engine applies to a version served at `precision` (null: raw probabilities). */
+export function servedCalibration(m: Pick<ModelManifest, 'calibration' | 'quantization'>, precision: 'float' | 'int8'): CalibrationInfo | null {
+  return (precision === 'float' ? m.calibration : m.quantization?.probabilityCalibration) ?? null;
 }
 
 /** What differs between two manifests' decision rules, as 'key: a -> b' lines (empty when they agree). */
