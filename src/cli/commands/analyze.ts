@@ -45,7 +45,7 @@ export function formatReport(file: string, r: TriageReport): string {
   );
   if (r.population) lines.push(`  population   ${r.population.name ?? 'unknown'} (${r.population.reason})`);
   lines.push(
-    `  TTA          ${r.tta.views} views, spread ${r.tta.spread.toFixed(3)} (uncertain above ${r.tta.uncertainBound}): ` +
+    `  TTA          ${r.tta.views} views, spread ${r.tta.spread.toFixed(3)} (uncertain above ${r.tta.uncertainBound.toFixed(3)}): ` +
       r.tta.probabilities.map((p) => p.toFixed(3)).join(' '),
   );
   const box = r.lungBox ? `box x ${r.lungBox.x0}-${r.lungBox.x1}, y ${r.lungBox.y0}-${r.lungBox.y1}` : 'no lungs found';

@@ -338,7 +338,7 @@ export function ViewerPage(props: { studyId: string }) {
               </p>
               <p>
                 Test-time augmentation: {r.tta.views} views gave {r.tta.probabilities.map((x) => x.toFixed(2)).join(', ')}; spread {r.tta.spread.toFixed(3)}{' '}
-                {r.tta.spread > r.tta.uncertainBound ? 'exceeds' : 'is within'} the uncertainty bound {r.tta.uncertainBound}.
+                {r.tta.spread > r.tta.uncertainBound ? 'exceeds' : 'is within'} the uncertainty bound {r.tta.uncertainBound.toFixed(3)}.
               </p>
               <p>
                 Quality checks: {r.qcFlags.length ? qcWords(r.qcFlags) : 'passed'} (lungs cover {(r.lungAreaFraction * 100).toFixed(0)}% of the image).
