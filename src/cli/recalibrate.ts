@@ -15,7 +15,7 @@ import {
   type Population,
   type ThresholdInfo,
 } from '../ml/model-store/index.js';
-import { driftReference } from '../ml/drift-reference.js';
+import { driftReference, histogram } from '../ml/drift-reference.js';
 import { uncertaintyBound } from '../ml/uncertainty-bound.js';
 import { calibrateThreshold, type Calibration } from '../ml/metrics.js';
 import { applyCalibration, calibrationReport, fitCalibration, type CalibrationMethod } from '../ml/probability-calibration.js';
@@ -181,6 +181,11 @@ export interface PopulationsFromScoresOptions {
   fit?: CalibrationMethod | 'none';
 }
 
+function withoutWarnings(t: ThresholdInfo): ThresholdInfo {
+  const { warnings: _w, ...rest } = t;
+  return rest;
+}
+
 /** A per-image CSV row's set: the first folder of its path in a pool ('nih-cxr8-pneumonia/images/x.png'). */
 export function rowDataset(file: string): string {
   const parts = file.split('/');
@@ -246,7 +251,8 @@ export async function populationsFromScores(o: PopulationsFromScoresOptions): Pr
     probabilityCalibration === undefined
       ? previous
       : {
-          ...previous,
+          // the warnings belonged to the previous pick
+          ...withoutWarnings(previous),
           ...recalibratedThreshold(calibrateThreshold(probabilities, labels, o.targetRecall), {
             views,
             scorer: previous.calibratedOn?.scorer ?? `onnxruntime ${o.precision}`,
@@ -275,6 +281,10 @@ export async function populationsFromScores(o: PopulationsFromScoresOptions): Pr
       version: o.version,
       reason: 'calibrate --population',
       change: async (_dir, m) => {
+        // the drift reference holds served probabilities: a new calibration of the served model rescales them
+        const servedPrecision = m.quantization?.served ? 'int8' : 'float';
+        if (probabilityCalibration !== undefined && m.drift && servedPrecision === o.precision)
+          m = { ...m, drift: { ...m.drift, subset: o.subset, n: probabilities.length, probabilityHistogram: histogram(probabilities, 0, 1) } };
         if (o.precision === 'int8') {
           const { probabilityCalibration: kept, ...q } = m.quantization!;
           const cal = probabilityCalibration === undefined ? kept : probabilityCalibration;

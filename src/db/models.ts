@@ -40,7 +40,7 @@ export async function registerModel(ds: DataSource, m: ModelToRegister): Promise
 
 /**
  * The files are the source of truth and the registry mirrors them: a version whose decision rule
- * (threshold, file hashes, architecture) on disk differs from what was registered is refused,
+ * (thresholds, calibrations, uncertainty bounds, file hashes, architecture) on disk differs from what was registered is refused,
  * because predictions already made under that name were made by the registered rule. Provenance
  * reworded on disk (e.g. paths made portable) is copied into the row.
  */

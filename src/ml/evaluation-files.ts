@@ -8,6 +8,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { csvLine, parseCsv } from '../data/csv.js';
+import { CxrError } from '../errors.js';
 import { encodeRgbPng } from '../imaging/png.js';
 import { bootstrapBand } from './bootstrap.js';
 import { averagePrecision, operatingPoints, rocAuc } from './metrics.js';
@@ -119,15 +120,20 @@ export interface PerImageRow {
 export async function readPerImageCsv(path: string): Promise<PerImageRow[]> {
   const t = parseCsv(await readFile(path, 'utf8'), path);
   const [f, l, p, raw, s] = ['file', 'label', 'probability', 'raw_probability', 'spread'].map((c) => t.header.indexOf(c));
+  const number = (fields: string[], k: number, line: number): number => {
+    const v = Number(fields[k]);
+    if (!Number.isFinite(v)) throw new CxrError('E_BAD_DATASET', `${path} line ${line}: ${t.header[k]} '${fields[k]}' is not a number`);
+    return v;
+  };
   // an optional column: absent from the file, or empty in a row, is undefined
-  const optional = (fields: string[], k: number): number | undefined => (k >= 0 && fields[k] ? Number(fields[k]) : undefined);
+  const optional = (fields: string[], k: number, line: number): number | undefined => (k >= 0 && fields[k] ? number(fields, k, line) : undefined);
   return t.rows.map((r) => {
-    const rawProbability = optional(r.fields, raw);
-    const spread = optional(r.fields, s);
+    const rawProbability = optional(r.fields, raw, r.line);
+    const spread = optional(r.fields, s, r.line);
     return {
       file: r.fields[f],
       label: r.fields[l] === 'pneumonia' || r.fields[l] === '1' ? 1 : 0,
-      probability: Number(r.fields[p]),
+      probability: number(r.fields, p, r.line),
       ...(rawProbability !== undefined ? { rawProbability } : {}),
       ...(spread !== undefined ? { spread } : {}),
     };

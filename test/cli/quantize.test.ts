@@ -178,29 +178,38 @@ test('calibrate --scores --fit platt gives an int8-served version its own probab
   const csvs: string[] = [];
   for (const set of ['a', 'b'] as const) {
     const path = join(root, `scores-${set}.csv`);
-    const rows = raw[set].map((p, i) => ({ id: `${set}/images/${i}.png`, label: labels[set][i], probability: p, rawProbability: p, spread: 0.01 * (i + 1) }));
+    // probability is what was served (squeezed here, as a calibration would); the fit must read raw_probability
+    const rows = raw[set].map((p, i) => ({
+      id: `${set}/images/${i}.png`,
+      label: labels[set][i],
+      probability: 0.5 + (p - 0.5) / 4,
+      rawProbability: p,
+      spread: 0.01 * (i + 1),
+    }));
     await writeFile(path, perImageCsv(rows, 0.5));
     csvs.push(path);
   }
-  const r = await cli([
-    'calibrate',
-    '--classifier',
-    derived.classifier!,
-    '--scores',
-    csvs[0],
-    '--scores',
-    csvs[1],
-    '--population',
-    'a=adult',
-    '--population',
-    'b=pediatric',
-    '--target-recall',
-    '0.6',
-    '--fit',
-    'platt',
-    '--version',
-    'int8-platt',
-  ]);
+  /** calibrate on the two CSVs at recall 0.6 (population a adult, b pediatric) into a new version */
+  const calibrateScores = (classifier: string, version: string, ...extra: string[]) =>
+    cli([
+      'calibrate',
+      '--classifier',
+      classifier,
+      '--scores',
+      csvs[0],
+      '--scores',
+      csvs[1],
+      '--population',
+      'a=adult',
+      '--population',
+      'b=pediatric',
+      '--target-recall',
+      '0.6',
+      '--version',
+      version,
+      ...extra,
+    ]);
+  const r = await calibrateScores(derived.classifier!, 'int8-platt', '--fit', 'platt');
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /calibration\s+int8 model, platt: p' = sigmoid\(/);
   const m = await readManifest(join(models, 'classifier', 'int8-platt'));
@@ -210,7 +219,6 @@ test('calibrate --scores --fit platt gives an int8-served version its own probab
   const cal = m.quantization!.probabilityCalibration!;
   assert.deepEqual({ method: cal.method, a: cal.a, b: cal.b }, { method: fitted.method, a: fitted.a, b: fitted.b });
   assert.deepEqual({ n: cal.fittedOn.n, subset: cal.fittedOn.subset }, { n: 11, subset: 'validation' });
-  assert.equal(m.calibration, (await readManifest(derived.classifier!)).calibration, "model.onnx's calibration is not touched");
   const calibrated = (set: 'a' | 'b') => raw[set].map((p) => applyCalibration(fitted, p));
   const t = m.quantization!.threshold!;
   assert.equal(t.populations!.adult!.value, calibrateThreshold(calibrated('a'), labels.a, 0.6).threshold);
@@ -228,6 +236,25 @@ test('calibrate --scores --fit platt gives an int8-served version its own probab
   } finally {
     await engine.close();
   }
+  // without --fit the int8 model's calibration is kept, and the thresholds are picked on the saved (served) probabilities
+  const kept = await calibrateScores(join(models, 'classifier', 'int8-platt'), 'int8-kept');
+  assert.equal(kept.code, 0, kept.stderr);
+  const mk = await readManifest(join(models, 'classifier', 'int8-kept'));
+  assert.deepEqual(mk.quantization!.probabilityCalibration, cal);
+  assert.equal(
+    mk.quantization!.threshold!.populations!.adult!.value,
+    calibrateThreshold(
+      raw.a.map((p) => 0.5 + (p - 0.5) / 4),
+      labels.a,
+      0.6,
+    ).threshold,
+  );
+  // a value that is not a number is named with its line
+  const garbled = join(root, 'scores-garbled.csv');
+  await writeFile(garbled, 'file,label,probability,decision,raw_probability\na/images/0.png,pneumonia,0.4,negative,x\n');
+  const bad = await cli(['calibrate', '--classifier', derived.classifier!, '--scores', garbled, '--population', 'a=adult', '--fit', 'platt', '--dry-run']);
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /E_BAD_DATASET.*line 2: raw_probability 'x' is not a number/);
   // scores whose probabilities were calibrated, saved without the raw ones, cannot be fitted on
   const noRaw = join(root, 'scores-noraw.csv');
   await writeFile(

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   assertManifest,
+  decisionDifferences,
   findAbsolutePaths,
   listVersions,
   portableCommand,
@@ -101,6 +102,70 @@ test('a malformed manifest is E_MODEL_INVALID, a missing one E_MODEL_MISSING', a
   await assert.rejects(readManifest(d), (e: unknown) => e instanceof CxrError && e.code === 'E_MODEL_INVALID');
   writeFileSync(join(d, 'manifest.json'), '{not json');
   await assert.rejects(readManifest(d), (e: unknown) => e instanceof CxrError && e.code === 'E_MODEL_INVALID');
+});
+
+test('a non-numeric uncertainty bound or a bad int8 calibration is E_MODEL_INVALID: it would otherwise silently mark no study uncertain or scale every probability wrong', async () => {
+  const d = version(tmp, 'classifier', 'bad-rule', '2026-12-02T00:00:00.000Z');
+  const good = base('classifier', 'bad-rule', '2026-12-02T00:00:00.000Z');
+  const cal = {
+    method: 'platt',
+    a: 1.2,
+    b: 0.1,
+    fittedOn: { views: 4, subset: 'validation', n: 9, split: 'split.csv', at: 'x' },
+    eceBefore: 0.1,
+    eceAfter: 0.05,
+  };
+  for (const [bad, message] of [
+    [{ ...good, threshold: { ...good.threshold!, uncertainty: { bound: '0.3' } } }, /'threshold.uncertainty' needs a number bound >= 0/],
+    [
+      { ...good, quantization: { threshold: { ...good.threshold!, uncertainty: { bound: -1 } } } },
+      /'quantization.threshold.uncertainty' needs a number bound >= 0/,
+    ],
+    [{ ...good, quantization: { probabilityCalibration: { ...cal, a: 0 } } }, /'quantization.probabilityCalibration' needs finite numbers a > 0 and b/],
+  ] as const) {
+    writeFileSync(join(d, 'manifest.json'), JSON.stringify({ ...bad, files: {} }));
+    await assert.rejects(readManifest(d), (e: unknown) => e instanceof CxrError && e.code === 'E_MODEL_INVALID' && message.test(e.message));
+  }
+  writeFileSync(
+    join(d, 'manifest.json'),
+    JSON.stringify({
+      ...good,
+      threshold: { ...good.threshold!, uncertainty: { bound: 0.3, quantile: 0.99, n: 9, largest: 0.4 } },
+      quantization: { probabilityCalibration: cal },
+      files: {},
+    }),
+  );
+  assert.equal((await readManifest(d)).threshold!.uncertainty!.bound, 0.3);
+});
+
+test('the decision rule a registered version may not change covers both calibrations and both uncertainty bounds', () => {
+  const m = { ...base('classifier', 'v1', '2026-12-02T00:00:00.000Z'), files: {} } as ModelManifest;
+  const cal = {
+    method: 'platt' as const,
+    a: 1.2,
+    b: 0.1,
+    fittedOn: { views: 4, subset: 'validation', n: 9, split: 'split.csv', at: 'x' },
+    eceBefore: 0.1,
+    eceAfter: 0.05,
+  };
+  const q = {
+    threshold: { ...m.threshold!, uncertainty: { bound: 0.3, quantile: 0.99, n: 9, largest: 0.4 } },
+    probabilityCalibration: cal,
+  } as unknown as ModelManifest['quantization'];
+  assert.deepEqual(decisionDifferences(m, m), []);
+  assert.deepEqual(decisionDifferences(m, { ...m, calibration: cal }), ['calibration: (none) -> {"method":"platt","a":1.2,"b":0.1}']);
+  const changes = decisionDifferences(
+    { ...m, quantization: q },
+    {
+      ...m,
+      quantization: {
+        ...q!,
+        probabilityCalibration: { ...cal, b: 0.2 },
+        threshold: { ...q!.threshold!, uncertainty: { ...q!.threshold!.uncertainty!, bound: 0.25 } },
+      },
+    },
+  );
+  assert.deepEqual(changes, ['int8Calibration.b: 0.1 -> 0.2', 'int8Threshold.uncertaintyBound: 0.3 -> 0.25']);
 });
 
 test('resolveModelVersion takes the newest version, a named one, or a version folder itself', async () => {

@@ -248,7 +248,11 @@ export function register(program: Command): void {
         }
         const missing = items.filter((i) => !ready(i.id)).length;
         if (missing > 0) throw new CxrError('E_BAD_ARGUMENT', `${missing} images have no features yet (run the other shards, or without --shard)`);
-        const rows = items.map((i) => cached.get(i.id)!);
+        // a cache may hold more views than this run asks for: each row keeps the ones the engine would serve
+        const rows = items.map((i) => {
+          const r = cached.get(i.id)!;
+          return { ...r, views: r.views.slice(0, viewsFor(i.id)) };
+        });
         const train = rows.filter((r) => r.split === 'train');
         const validation = rows.filter((r) => r.split === 'validation');
         const test = rows.filter((r) => r.split === 'test');

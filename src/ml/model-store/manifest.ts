@@ -366,10 +366,22 @@ function validate(raw: unknown, path: string): ModelManifest {
   }
   const q = m.quantization as Record<string, unknown> | undefined;
   if (q?.threshold != null) checkPopulations(path, 'quantization.threshold', (q.threshold as Record<string, unknown>).populations);
-  if (m.calibration != null) {
-    const c = m.calibration as Record<string, unknown>;
-    if (typeof c.a !== 'number' || typeof c.b !== 'number' || !Number.isFinite(c.a) || !Number.isFinite(c.b) || !((c.a as number) > 0)) {
-      fail(path, "'calibration' needs finite numbers a > 0 and b");
+  // a bound that is not a number would compare false with every spread: no study ever uncertain
+  for (const [where, t] of [
+    ['threshold', m.threshold],
+    ['quantization.threshold', q?.threshold],
+  ] as const) {
+    const u = (t as Record<string, unknown> | null | undefined)?.uncertainty as Record<string, unknown> | undefined;
+    if (u != null && !(typeof u.bound === 'number' && u.bound >= 0)) fail(path, `'${where}.uncertainty' needs a number bound >= 0`);
+  }
+  for (const [where, c] of [
+    ['calibration', m.calibration],
+    ['quantization.probabilityCalibration', q?.probabilityCalibration],
+  ] as const) {
+    if (c == null) continue;
+    const { a, b } = c as Record<string, unknown>;
+    if (typeof a !== 'number' || typeof b !== 'number' || !Number.isFinite(a) || !Number.isFinite(b) || !(a > 0)) {
+      fail(path, `'${where}' needs finite numbers a > 0 and b`);
     }
   }
   if (m.training == null || typeof m.training !== 'object') fail(path, "'training' is missing");
@@ -462,7 +474,7 @@ export async function assertManifest(dir: string): Promise<ModelManifest> {
 
 /**
  * The parts of a manifest that decide what the service answers: the architecture, the bytes of
- * every file and the threshold. Provenance (paths, notes) may be reworded without a new version;
+ * every file, the thresholds, the probability calibrations and the uncertainty bounds. Provenance (paths, notes) may be reworded without a new version;
  * these may not.
  */
 export function decisionRule(m: Partial<ModelManifest>): Record<string, unknown> {
@@ -533,7 +545,9 @@ export function manifestChanges(a: ModelManifest, b: ModelManifest): ValueChange
   // the int8 model's own threshold is a decision rule too (the one served when int8 is)
   const pick = (m: ModelManifest) => ({
     ...Object.fromEntries(DIFF_SECTIONS.map((k) => [k, m[k]])),
+    ...(m.calibration ? { calibration: m.calibration } : {}),
     ...(m.quantization?.threshold ? { 'quantization.threshold': m.quantization.threshold } : {}),
+    ...(m.quantization?.probabilityCalibration ? { 'quantization.probabilityCalibration': m.quantization.probabilityCalibration } : {}),
   });
   return valueChanges(pick(a), pick(b));
 }
