@@ -1,7 +1,7 @@
 import { dirname, resolve } from 'node:path';
 import type { SplitName } from '../data/split.js';
 import { CxrError } from '../errors.js';
-import { loadSplitItems, populationThresholds, recalibratedThreshold, type PopulationRow } from '../ml/calibrate.js';
+import { fitCalibrationInfo, loadSplitItems, populationThresholds, recalibratedThreshold, type PopulationRow } from '../ml/calibrate.js';
 import { readPerImageCsv } from '../ml/evaluation-files.js';
 import { datasetName } from '../data/multi-dataset.js';
 import {
@@ -12,13 +12,14 @@ import {
   writeManifest,
   type CalibrationInfo,
   type ModelManifest,
+  POPULATIONS,
   type Population,
   type ThresholdInfo,
 } from '../ml/model-store/index.js';
 import { driftReference, histogram } from '../ml/drift-reference.js';
 import { uncertaintyBound } from '../ml/uncertainty-bound.js';
 import { calibrateThreshold, type Calibration } from '../ml/metrics.js';
-import { applyCalibration, calibrationReport, fitCalibration, type CalibrationMethod } from '../ml/probability-calibration.js';
+import type { CalibrationMethod } from '../ml/probability-calibration.js';
 import type { EngineOptions } from '../inference/engine.js';
 import { scoreItems } from './score-items.js';
 
@@ -92,14 +93,9 @@ export async function recalibrate(o: RecalibrateOptions): Promise<RecalibrateRes
   let probabilityCalibration: CalibrationInfo | null = null;
   let probabilities = raw;
   if (method !== 'none') {
-    const fitted = fitCalibration(raw, labels, method);
-    probabilities = raw.map((p) => applyCalibration(fitted, p));
-    probabilityCalibration = {
-      ...fitted,
-      fittedOn: { views: o.views, subset: o.subset, n: items.length, split: splitRef, at },
-      eceBefore: calibrationReport(raw, labels).ece,
-      eceAfter: calibrationReport(probabilities, labels).ece,
-    };
+    const fitted = fitCalibrationInfo(raw, labels, method, { views: o.views, subset: o.subset, n: items.length, split: splitRef, at });
+    probabilities = fitted.calibrated;
+    probabilityCalibration = fitted.info;
   }
   // the threshold is picked on what the engine will compare with it: the calibrated probability
   const calibration = calibrateThreshold(probabilities, labels, o.targetRecall);
@@ -219,11 +215,16 @@ export async function populationsFromScores(o: PopulationsFromScoresOptions): Pr
   const at = new Date().toISOString();
   const views = previous.calibratedOn?.views ?? 4;
   const split = previous.calibratedOn?.split ?? 'split.csv';
+  const populationOf = saved.map((r) => o.populations.get(rowDataset(r.file)));
   let probabilities = saved.map((r) => r.probability);
+  // undefined: kept as the version has them; null: removed
   let probabilityCalibration: CalibrationInfo | null | undefined;
+  let populationCalibrations: Partial<Record<Population, CalibrationInfo>> | null | undefined;
+  // each row on the scale its population is decided on
+  let rowProbabilities = probabilities;
   if (o.fit !== undefined) {
     // a calibration is fitted on raw probabilities: a saved probability is raw only when no calibration was applied to it
-    const applied = servedCalibration(manifest, o.precision);
+    const applied = servedCalibration(manifest, o.precision) ?? Object.values(previous.populations ?? {}).find((p) => p?.calibration)?.calibration;
     const raw = saved.map((r) => r.rawProbability ?? (applied ? Number.NaN : r.probability));
     if (raw.some((p) => Number.isNaN(p)))
       throw new CxrError(
@@ -231,19 +232,34 @@ export async function populationsFromScores(o: PopulationsFromScoresOptions): Pr
         `the scores have no raw_probability column and the ${o.precision} model applies a calibration: evaluate --save again`,
       );
     probabilities = raw;
+    rowProbabilities = raw;
     probabilityCalibration = null;
+    populationCalibrations = null;
     if (o.fit !== 'none') {
-      const fitted = fitCalibration(raw, labels, o.fit);
-      probabilities = raw.map((p) => applyCalibration(fitted, p));
-      probabilityCalibration = {
-        ...fitted,
-        fittedOn: { views, subset: o.subset, n: saved.length, split, at },
-        eceBefore: calibrationReport(raw, labels).ece,
-        eceAfter: calibrationReport(probabilities, labels).ece,
-      };
+      const fittedOn = (n: number) => ({ views, subset: o.subset, n, split, at });
+      const pooledFit = fitCalibrationInfo(raw, labels, o.fit, fittedOn(saved.length));
+      probabilities = pooledFit.calibrated;
+      probabilityCalibration = pooledFit.info;
+      // and one per population, on its rows alone: one fit for adults and children pulls one of them the wrong way
+      populationCalibrations = {};
+      rowProbabilities = [...pooledFit.calibrated];
+      for (const pop of POPULATIONS) {
+        const mine = saved.flatMap((_, i) => (populationOf[i] === pop ? [i] : []));
+        if (mine.length === 0) continue;
+        const own = fitCalibrationInfo(
+          mine.map((i) => raw[i]),
+          mine.map((i) => labels[i]),
+          o.fit,
+          fittedOn(mine.length),
+        );
+        populationCalibrations[pop] = own.info;
+        mine.forEach((i, k) => {
+          rowProbabilities[i] = own.calibrated[k];
+        });
+      }
     }
   }
-  const rows: PopulationRow[] = saved.map((r, i) => ({ dataset: rowDataset(r.file), label: r.label, probability: probabilities[i] }));
+  const rows: PopulationRow[] = saved.map((r, i) => ({ dataset: rowDataset(r.file), label: r.label, probability: rowProbabilities[i] }));
   const spreads = saved.map((r) => r.spread ?? Number.NaN);
   const models = dirname(dirname(classifierDir));
   // a new calibration moves every probability, so the pooled value is picked again on them
@@ -270,10 +286,17 @@ export async function populationsFromScores(o: PopulationsFromScoresOptions): Pr
   const uncertainty = uncertaintyBound(spreads);
   if (uncertainty) threshold.uncertainty = uncertainty;
   threshold.populations = Object.fromEntries(
-    Object.entries(threshold.populations!).map(([k, p]) => [
-      k,
-      { ...p, pickedOn: { subset: o.subset, precision: o.precision, scores: o.scores.map((s) => portablePath(resolve(s), { models })) } },
-    ]),
+    Object.entries(threshold.populations!).map(([k, p]) => {
+      const own = populationCalibrations === undefined ? previous.populations?.[k as Population]?.calibration : populationCalibrations?.[k as Population];
+      return [
+        k,
+        {
+          ...p,
+          pickedOn: { subset: o.subset, precision: o.precision, scores: o.scores.map((s) => portablePath(resolve(s), { models })) },
+          ...(own ? { calibration: own } : {}),
+        },
+      ];
+    }),
   );
   let written: { dir: string; version: string } | null = null;
   if (o.write === 'derive') {

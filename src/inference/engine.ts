@@ -10,7 +10,7 @@ import { applyCalibration } from '../ml/probability-calibration.js';
 import { servedCalibration, type ThresholdInfo } from '../ml/model-store/index.js';
 import { camToImage, normalizeCam } from './cam.js';
 import { decide, meanAndSpread } from './decision.js';
-import { chooseThreshold } from './population.js';
+import { chooseThreshold, populationProbability } from './population.js';
 import { loadServedModel, type ServedModel } from './models.js';
 import { DEFAULT_QC_LIMITS, qcFlags, type QcLimits } from './qc.js';
 import { requestedPrecision, type Precision } from './precision.js';
@@ -284,10 +284,12 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
       qc,
     );
     // the study's own operating point: its population's threshold when the version has them
-    const chosen = chooseThreshold(threshold!, win.meta);
-    const d = decide(s.probability, chosen.value, s.spread, uncertainBound, flags);
+    const chosen = chooseThreshold(threshold!, win.meta, calibration);
+    // and its population's own calibration, when it has one
+    const probability = populationProbability(chosen.calibration, s);
+    const d = decide(probability, chosen.value, s.spread, uncertainBound, flags);
     const report: TriageReport = {
-      probability: s.probability,
+      probability,
       threshold: chosen.value,
       targetRecall: threshold!.targetRecall,
       decision: d.decision,

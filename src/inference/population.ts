@@ -2,11 +2,13 @@
  * Which operating point a study gets. A version may carry one threshold per population
  * (manifest threshold.populations: adult, pediatric), each picked on its own sets' validation
  * rows; the study's population comes from the DICOM patient age. Recall first: a study whose
- * age is unknown gets the lowest (most sensitive) of the population thresholds.
+ * age is unknown gets the lowest (most sensitive) of the population thresholds, compared on the
+ * raw probability scale when populations carry calibrations of their own.
  */
 import type { DicomMetadata } from '../dicom/index.js';
 import { CxrError } from '../errors.js';
 import type { Population, PopulationThreshold, ThresholdInfo } from '../ml/model-store/index.js';
+import { applyCalibration, uncalibrate, type ProbabilityCalibration } from '../ml/probability-calibration.js';
 
 /** Below this age (years) a patient is pediatric (the age the pediatric set's films were taken under). */
 export const PEDIATRIC_BELOW_YEARS = 18;
@@ -78,6 +80,8 @@ export interface ChosenThreshold {
   ageSource: StudyAge['source'];
   /** whose threshold was applied: a population's, or the version's single one */
   thresholdOf: Population | 'version';
+  /** that population's own probability calibration, which replaces the version's for this study (null: the version's applies) */
+  calibration: ProbabilityCalibration | null;
   reason: string;
 }
 
@@ -88,7 +92,11 @@ function definedPopulations(t: Pick<ThresholdInfo, 'populations'>): [Population,
   return Object.entries(t.populations ?? {}).filter((e): e is [Population, PopulationThreshold] => e[1] != null);
 }
 
-export function chooseThreshold(t: ThresholdInfo, meta: AgeFields): ChosenThreshold {
+/**
+ * `calibration`: the one the engine applies to every study (the served model's), on whose scale
+ * the thresholds of populations without their own are.
+ */
+export function chooseThreshold(t: ThresholdInfo, meta: AgeFields, calibration: ProbabilityCalibration | null = null): ChosenThreshold {
   const age = studyAge(meta);
   const population = populationOfAge(age.years);
   const base = { population, ageYears: age.years === null ? null : round2(age.years), ageSource: age.source };
@@ -101,12 +109,15 @@ export function chooseThreshold(t: ThresholdInfo, meta: AgeFields): ChosenThresh
       validationSensitivity: t.validationSensitivity,
       validationSpecificity: t.validationSpecificity,
       thresholdOf: 'version',
+      calibration: null,
       reason: `${ageText}; the version has one threshold for every population`,
     };
   }
   const own = population ? pops.find(([k]) => k === population) : undefined;
-  // recall first: without its own, the most sensitive operating point the version has
-  const [k, p] = own ?? pops.reduce((a, b) => (b[1].value < a[1].value ? b : a));
+  // recall first: without its own, the most sensitive operating point the version has, i.e. the
+  // lowest threshold once each is taken back to the raw probability it stands for
+  const raw = (p: PopulationThreshold) => uncalibrate(p.calibration ?? calibration, p.value);
+  const [k, p] = own ?? pops.reduce((a, b) => (raw(b[1]) < raw(a[1]) ? b : a));
   const why = population ? `${ageText}: the version has no ${population} threshold` : ageText;
   return {
     ...base,
@@ -114,6 +125,7 @@ export function chooseThreshold(t: ThresholdInfo, meta: AgeFields): ChosenThresh
     validationSensitivity: p.validationSensitivity,
     validationSpecificity: p.validationSpecificity,
     thresholdOf: k,
+    calibration: p.calibration ?? null,
     reason: own ? `${ageText}: ${k} threshold` : `${why}; the lowest of the population thresholds (${k}) applies, recall first`,
   };
 }
@@ -127,16 +139,29 @@ export function populationForDatasets(
   t: Pick<ThresholdInfo, 'populations'>,
   datasets: readonly string[],
   asked?: Population,
-): { population: Population; value: number; why: string } | null {
+): { population: Population; value: number; calibration: ProbabilityCalibration | null; why: string } | null {
   const pops = definedPopulations(t);
   if (asked) {
     const p = pops.find(([name]) => name === asked);
     if (!p)
       throw new CxrError('E_BAD_ARGUMENT', `the classifier has no ${asked} threshold (it has: ${pops.map(([n]) => n).join(', ') || 'one threshold for all'})`);
-    return { population: asked, value: p[1].value, why: 'asked for' };
+    return { population: asked, value: p[1].value, calibration: p[1].calibration ?? null, why: 'asked for' };
   }
   const matching = pops.filter(([, p]) => datasets.length > 0 && datasets.every((d) => p.datasets.includes(d)));
   if (matching.length !== 1) return null;
   const [population, p] = matching[0];
-  return { population, value: p.value, why: `${datasets.join(', ')} ${datasets.length > 1 ? 'are' : 'is'} among its validation sets` };
+  return {
+    population,
+    value: p.value,
+    calibration: p.calibration ?? null,
+    why: `${datasets.join(', ')} ${datasets.length > 1 ? 'are' : 'is'} among its validation sets`,
+  };
+}
+
+/**
+ * The probability a study of a population is decided on: its population's own calibration of
+ * the raw TTA mean when it has one, else what the engine served (the version's calibration).
+ */
+export function populationProbability(own: ProbabilityCalibration | null | undefined, score: { probability: number; rawProbability: number }): number {
+  return own ? applyCalibration(own, score.rawProbability) : score.probability;
 }

@@ -2,7 +2,7 @@ import type { GrayImage } from '../imaging/types.js';
 import type { ImageScorer, ScoredImage } from '../ml/evaluate.js';
 import type { Population } from '../ml/model-store/index.js';
 import { loadEngine, type EngineOptions } from './engine.js';
-import { populationForDatasets } from './population.js';
+import { populationForDatasets, populationProbability } from './population.js';
 
 export interface ScorerOptions extends EngineOptions {
   /**
@@ -39,7 +39,14 @@ export async function onnxScorer(opts: ScorerOptions = {}): Promise<ImageScorer>
     targetRecall: engine.threshold.targetRecall,
     async score(image: GrayImage): Promise<ScoredImage> {
       const s = await engine.scoreImage(image);
-      return { probability: s.probability, rawProbability: s.rawProbability, mask: s.mask, lungAreaFraction: s.lungAreaFraction, spread: s.spread };
+      // the population decided at is the one whose calibration applies
+      return {
+        probability: populationProbability(chosen?.calibration, s),
+        rawProbability: s.rawProbability,
+        mask: s.mask,
+        lungAreaFraction: s.lungAreaFraction,
+        spread: s.spread,
+      };
     },
     dispose: () => engine.close(),
   };

@@ -7,7 +7,8 @@ import { datasetName } from '../data/multi-dataset.js';
 import { readSplitFile, type DatasetSplit, type SplitName } from '../data/split.js';
 import { CxrError } from '../errors.js';
 import type { EvalItem } from './evaluate.js';
-import { isPopulation, POPULATIONS, type Population, type PopulationThreshold, type ThresholdInfo } from './model-store/index.js';
+import { isPopulation, POPULATIONS, type CalibrationInfo, type Population, type PopulationThreshold, type ThresholdInfo } from './model-store/index.js';
+import { applyCalibration, calibrationReport, fitCalibration, type CalibrationMethod } from './probability-calibration.js';
 import { calibrateThreshold, type Calibration } from './metrics.js';
 import { loadEvalItems } from './train/dataset-source.js';
 
@@ -131,4 +132,19 @@ export function populationThresholds(
     };
   }
   return out;
+}
+
+/** A probability calibration fitted on raw probabilities, recorded as a manifest holds it, with the probabilities it gives. */
+export function fitCalibrationInfo(
+  raw: readonly number[],
+  labels: readonly number[],
+  method: CalibrationMethod,
+  fittedOn: CalibrationInfo['fittedOn'],
+): { info: CalibrationInfo; calibrated: number[] } {
+  const fitted = fitCalibration(raw, labels, method);
+  const calibrated = raw.map((p) => applyCalibration(fitted, p));
+  return {
+    info: { ...fitted, fittedOn, eceBefore: calibrationReport(raw, labels).ece, eceAfter: calibrationReport(calibrated, labels).ece },
+    calibrated,
+  };
 }

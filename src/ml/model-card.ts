@@ -350,6 +350,9 @@ function calibrationSection(m: ModelManifest, figures: readonly CardFigures[]): 
   const served = servedCalibration(m, precision);
   if (served) out.push(`${precision === 'int8' ? "The int8 model's own calibration: " : ''}${describe(served)}.`);
   else out.push(`No probability calibration${precision === 'int8' ? ' of the int8 model served' : ''}: the probability is the raw mean over the TTA views.`);
+  const { threshold } = servedThreshold(m);
+  for (const [k, p] of Object.entries(threshold?.populations ?? {}))
+    if (p?.calibration) out.push(`Studies of the ${k} population are decided on its own: ${describe(p.calibration)}.`);
   if (precision === 'int8' && m.calibration)
     out.push(
       `model.onnx (served only when float is asked for) has its own: ${describe(m.calibration)}; the int8 model keeps its own threshold on its own probabilities.`,

@@ -40,6 +40,15 @@ export function applyCalibration(cal: ProbabilityCalibration | null | undefined,
   return sigmoid(cal.a * logit(p) + cal.b);
 }
 
+/**
+ * The raw probability that a calibration maps to `p` (its inverse; a > 0, so it is monotone):
+ * what lets thresholds on differently calibrated scales be compared.
+ */
+export function uncalibrate(cal: ProbabilityCalibration | null | undefined, p: number): number {
+  if (!cal) return p;
+  return sigmoid((logit(p) - cal.b) / cal.a);
+}
+
 /** Mean negative log-likelihood of `labels` under the calibrated probabilities. */
 export function logLoss(probabilities: ArrayLike<number>, labels: ArrayLike<number>): number {
   let s = 0;

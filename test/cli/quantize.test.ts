@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import { uncertaintyBound } from '../../src/ml/uncertainty-bound.js';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +20,7 @@ import { loadEngine } from '../../src/inference/engine.js';
 import { manifestDigest, readManifest, servableVersion, verifyManifest, writeManifest } from '../../src/ml/model-store/index.js';
 import { calibrateThreshold } from '../../src/ml/metrics.js';
 import { applyCalibration, fitCalibration } from '../../src/ml/probability-calibration.js';
-import { perImageCsv } from '../../src/ml/evaluation-files.js';
+import { perImageCsv, readPerImageCsv } from '../../src/ml/evaluation-files.js';
 import { itemsInSubset } from '../../src/ml/calibrate.js';
 import { readSplitFile, splitBySet, writeSplit } from '../../src/data/split.js';
 import { loadDatasets } from '../../src/data/multi-dataset.js';
@@ -221,9 +221,24 @@ test('calibrate --scores --fit platt gives an int8-served version its own probab
   assert.deepEqual({ n: cal.fittedOn.n, subset: cal.fittedOn.subset }, { n: 11, subset: 'validation' });
   const calibrated = (set: 'a' | 'b') => raw[set].map((p) => applyCalibration(fitted, p));
   const t = m.quantization!.threshold!;
-  assert.equal(t.populations!.adult!.value, calibrateThreshold(calibrated('a'), labels.a, 0.6).threshold);
-  assert.equal(t.populations!.pediatric!.value, calibrateThreshold(calibrated('b'), labels.b, 0.6).threshold);
   assert.equal(t.value, calibrateThreshold([...calibrated('a'), ...calibrated('b')], allLabels, 0.6).threshold, 'the pooled value is picked again');
+  // each population gets its own calibration, fitted on its rows alone, and its threshold on what that gives
+  for (const [pop, set] of [
+    ['adult', 'a'],
+    ['pediatric', 'b'],
+  ] as const) {
+    const own = fitCalibration(raw[set], labels[set], 'platt');
+    const p = t.populations![pop]!;
+    assert.deepEqual({ a: p.calibration!.a, b: p.calibration!.b, n: p.calibration!.fittedOn.n }, { a: own.a, b: own.b, n: raw[set].length });
+    assert.equal(
+      p.value,
+      calibrateThreshold(
+        raw[set].map((x) => applyCalibration(own, x)),
+        labels[set],
+        0.6,
+      ).threshold,
+    );
+  }
   assert.equal(t.uncertainty!.bound, 0.06);
   // the engine applies the int8 model's own calibration to what its int8 model says
   const engine = await loadEngine({ modelsDir: models, classifierDir: join(models, 'classifier', 'int8-platt'), threads: 1, tta: 2 });
@@ -233,14 +248,46 @@ test('calibrate --scores --fit platt gives an int8-served version its own probab
     const s = await engine.scoreImage(await item.image());
     assert.equal(s.probability, applyCalibration(fitted, s.rawProbability));
     assert.notEqual(s.probability, s.rawProbability);
+    // a study is decided on its population's own calibration (the example film's PatientAge is 66: adult)
+    const { report } = await engine.analyze(new Uint8Array(await readFile('fixtures/example/chest.dcm')));
+    assert.equal(report.population?.name, 'adult');
+    const mean = report.tta.probabilities.reduce((x, y) => x + y, 0) / report.tta.probabilities.length;
+    assert.ok(Math.abs(report.probability - applyCalibration(t.populations!.adult!.calibration!, mean)) < 1e-12);
+    assert.equal(report.threshold, t.populations!.adult!.value);
   } finally {
     await engine.close();
   }
+  // evaluate, deciding a folder as one population, reports that population's calibrated probabilities
+  const perImage = join(root, 'int8-platt-adult.csv');
+  const ev = await cli([
+    'evaluate',
+    '--data',
+    data,
+    '--models',
+    models,
+    '--classifier',
+    join(models, 'classifier', 'int8-platt'),
+    '--population',
+    'adult',
+    '--threads',
+    '1',
+    '--tta',
+    '2',
+    '--per-image',
+    perImage,
+    '--json',
+  ]);
+  assert.equal(ev.code, 0, ev.stderr);
+  const evaluated = await readPerImageCsv(perImage);
+  assert.ok(evaluated.length > 0);
+  for (const row of evaluated)
+    assert.ok(Math.abs(row.probability - applyCalibration(t.populations!.adult!.calibration!, row.rawProbability!)) < 1e-12, row.file);
   // without --fit the int8 model's calibration is kept, and the thresholds are picked on the saved (served) probabilities
   const kept = await calibrateScores(join(models, 'classifier', 'int8-platt'), 'int8-kept');
   assert.equal(kept.code, 0, kept.stderr);
   const mk = await readManifest(join(models, 'classifier', 'int8-kept'));
   assert.deepEqual(mk.quantization!.probabilityCalibration, cal);
+  assert.deepEqual(mk.quantization!.threshold!.populations!.adult!.calibration, t.populations!.adult!.calibration);
   assert.equal(
     mk.quantization!.threshold!.populations!.adult!.value,
     calibrateThreshold(

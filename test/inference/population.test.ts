@@ -5,7 +5,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ageBetween, chooseThreshold, parseAgeString, populationForDatasets, populationOfAge, studyAge } from '../../src/inference/population.js';
+import {
+  ageBetween,
+  chooseThreshold,
+  parseAgeString,
+  populationForDatasets,
+  populationOfAge,
+  populationProbability,
+  studyAge,
+} from '../../src/inference/population.js';
+import { logit, sigmoid, uncalibrate } from '../../src/ml/probability-calibration.js';
 import { parsePopulationMap, populationThresholds } from '../../src/ml/calibrate.js';
 import { calibrateThreshold } from '../../src/ml/metrics.js';
 import { CxrError } from '../../src/errors.js';
@@ -138,16 +147,48 @@ test('an image folder is decided at the threshold of the one population whose va
       pediatric: { value: 0.55, validationSensitivity: 0.95, validationSpecificity: 0.6, n: 476, positives: 342, datasets: ['kermany', 'other-kids'] },
     },
   };
-  assert.deepEqual(populationForDatasets(t, ['nih']), { population: 'adult', value: 0.28, why: 'nih is among its validation sets' });
+  assert.deepEqual(populationForDatasets(t, ['nih']), { population: 'adult', value: 0.28, calibration: null, why: 'nih is among its validation sets' });
   assert.deepEqual(populationForDatasets(t, ['kermany', 'other-kids']), {
     population: 'pediatric',
     value: 0.55,
+    calibration: null,
     why: 'kermany, other-kids are among its validation sets',
   });
   assert.equal(populationForDatasets(t, ['nih', 'kermany']), null);
   assert.equal(populationForDatasets(t, ['elsewhere']), null);
   assert.equal(populationForDatasets(t, []), null);
   assert.equal(populationForDatasets({}, ['nih']), null);
-  assert.deepEqual(populationForDatasets(t, ['elsewhere'], 'pediatric'), { population: 'pediatric', value: 0.55, why: 'asked for' });
+  assert.deepEqual(populationForDatasets(t, ['elsewhere'], 'pediatric'), { population: 'pediatric', value: 0.55, calibration: null, why: 'asked for' });
   assert.throws(() => populationForDatasets({}, ['nih'], 'adult'), /E_BAD_ARGUMENT|no adult threshold/);
+});
+
+test('with calibrations of their own, an unknown age gets the lowest threshold on the raw scale, and a study of a population gets its calibration', () => {
+  // adult 0.3 on its own scale is raw sigmoid(logit(0.3) + 2) = 0.76; pediatric 0.5 on the version's (none) is raw 0.5
+  const adultCal = {
+    method: 'platt' as const,
+    a: 1,
+    b: -2,
+    fittedOn: { views: 4, subset: 'validation', n: 10, split: 'split.csv', at: 'x' },
+    eceBefore: 0.1,
+    eceAfter: 0.05,
+  };
+  const t: ThresholdInfo = {
+    value: 0.4,
+    targetRecall: 0.95,
+    validationSensitivity: 1,
+    validationSpecificity: 0.5,
+    populations: {
+      adult: { value: 0.3, validationSensitivity: 1, validationSpecificity: 0.5, n: 10, positives: 5, datasets: ['nih'], calibration: adultCal },
+      pediatric: { value: 0.5, validationSensitivity: 1, validationSpecificity: 0.5, n: 10, positives: 5, datasets: ['kermany'] },
+    },
+  };
+  const unknown = chooseThreshold(t, { patientAge: null, patientBirthDate: null, studyDate: null });
+  assert.deepEqual([unknown.thresholdOf, unknown.value, unknown.calibration], ['pediatric', 0.5, null]);
+  const adult = chooseThreshold(t, { patientAge: '066Y' });
+  assert.deepEqual([adult.thresholdOf, adult.calibration], ['adult', adultCal]);
+  // the study's probability: its population's own calibration of the raw mean, else what was served
+  assert.ok(Math.abs(populationProbability(adultCal, { probability: 0.9, rawProbability: 0.5 }) - sigmoid(logit(0.5) - 2)) < 1e-15);
+  assert.equal(populationProbability(null, { probability: 0.9, rawProbability: 0.5 }), 0.9);
+  // comparing values alone would have picked the adult's 0.3
+  assert.ok(Math.abs(uncalibrate(adultCal, 0.3) - sigmoid(logit(0.3) + 2)) < 1e-15);
 });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { applyCalibration, calibrationReport, fitCalibration, logit, sigmoid } from '../../src/ml/probability-calibration.js';
+import { applyCalibration, calibrationReport, fitCalibration, logit, sigmoid, uncalibrate } from '../../src/ml/probability-calibration.js';
 import { mulberry32 } from '../../src/ml/train/rng.js';
 import { rocAuc } from '../../src/ml/metrics.js';
 import { isCxrError } from '../../src/errors.js';
@@ -82,4 +82,10 @@ test('a calibration needs both classes, and no calibration leaves the probabilit
   // a perfectly separated set still gives a finite fit (Platt's smoothed targets)
   const sep = fitCalibration([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]);
   assert.ok(Number.isFinite(sep.a) && Number.isFinite(sep.b));
+});
+
+test('uncalibrate inverts a calibration: the raw probability each calibrated one stands for', () => {
+  const cal = { method: 'platt' as const, a: 1.7, b: -0.3 };
+  for (const p of [0.01, 0.2, 0.5, 0.93]) assert.ok(Math.abs(uncalibrate(cal, applyCalibration(cal, p)) - p) < 1e-12, `${p}`);
+  assert.equal(uncalibrate(null, 0.42), 0.42);
 });

@@ -180,7 +180,8 @@ function populationLines(t: ThresholdInfo): string[] {
   if (pops.length === 0) return [];
   const lines = pops.map(
     ([k, p]) =>
-      `${k.padEnd(18)}${f4(p!.value)} (${p!.datasets.join(', ')}: ${p!.n} images, ${p!.positives} pneumonia; sensitivity ${f4(p!.validationSensitivity)}, specificity ${f4(p!.validationSpecificity)})`,
+      `${k.padEnd(18)}${f4(p!.value)} (${p!.datasets.join(', ')}: ${p!.n} images, ${p!.positives} pneumonia; sensitivity ${f4(p!.validationSensitivity)}, specificity ${f4(p!.validationSpecificity)}` +
+      `${p!.calibration ? `; its own calibration ${calibrationText(p!.calibration)}` : ''})`,
   );
   const lowest = Math.min(...pops.map(([, p]) => p!.value));
   lines.push(`unknown age       ${f4(lowest)} (the lowest: recall first)`);

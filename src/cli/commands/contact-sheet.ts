@@ -13,7 +13,7 @@ import { parseSplitName, SPLIT_NAMES } from '../../data/split.js';
 import { CxrError } from '../../errors.js';
 import { encodeRgbPng } from '../../imaging/png.js';
 import { loadEngine, scoreOverlays } from '../../inference/engine.js';
-import { populationForDatasets } from '../../inference/population.js';
+import { populationForDatasets, populationProbability } from '../../inference/population.js';
 import { loadSplitItems } from '../../ml/calibrate.js';
 import { contactSheet, type FilmTile } from '../../ml/contact-sheet.js';
 import type { EvalItem } from '../../ml/evaluate.js';
@@ -92,10 +92,11 @@ export function register(program: Command): void {
         try {
           for (const { set, item } of chosen) {
             const image = await item.image();
-            const s = await engine.scoreImage(image);
+            const scored = await engine.scoreImage(image);
             // a film carries no age: each set is flagged at its population's threshold, as evaluate decides it
             const population = populationForDatasets(engine.threshold, [set]);
             const threshold = population?.value ?? engine.threshold.value;
+            const s = { ...scored, probability: populationProbability(population?.calibration, scored) };
             const flagged = s.probability >= threshold;
             tiles.push({
               image,

@@ -99,6 +99,13 @@ export interface PopulationThreshold {
   /** set when picked on saved scores (calibrate --scores): which, and at which precision */
   pickedOn?: { subset: string; precision: string; scores: (PortablePath | string)[] };
   warnings?: string[];
+  /**
+   * The population's own probability calibration (`calibrate --scores … --population … --fit`),
+   * fitted on its rows alone; `value` is on the probabilities it gives. The engine applies it to
+   * a study of that population in place of the block's. One fit for adults and children pulled
+   * the adult films the wrong way; each population's own does not.
+   */
+  calibration?: CalibrationInfo;
 }
 
 export interface PipelineFigures {
@@ -374,16 +381,8 @@ function validate(raw: unknown, path: string): ModelManifest {
     const u = (t as Record<string, unknown> | null | undefined)?.uncertainty as Record<string, unknown> | undefined;
     if (u != null && !(typeof u.bound === 'number' && u.bound >= 0)) fail(path, `'${where}.uncertainty' needs a number bound >= 0`);
   }
-  for (const [where, c] of [
-    ['calibration', m.calibration],
-    ['quantization.probabilityCalibration', q?.probabilityCalibration],
-  ] as const) {
-    if (c == null) continue;
-    const { a, b } = c as Record<string, unknown>;
-    if (typeof a !== 'number' || typeof b !== 'number' || !Number.isFinite(a) || !Number.isFinite(b) || !(a > 0)) {
-      fail(path, `'${where}' needs finite numbers a > 0 and b`);
-    }
-  }
+  checkCalibration(path, 'calibration', m.calibration);
+  checkCalibration(path, 'quantization.probabilityCalibration', q?.probabilityCalibration);
   if (m.training == null || typeof m.training !== 'object') fail(path, "'training' is missing");
   if (m.metrics == null || typeof m.metrics !== 'object') fail(path, "'metrics' is missing");
   return raw as ModelManifest;
@@ -396,7 +395,15 @@ function checkPopulations(path: string, where: string, raw: unknown): void {
     if (!isPopulation(k)) fail(path, `'${where}.populations.${k}': unknown population (known: ${POPULATIONS.join(', ')})`);
     const value = (v as Record<string, unknown> | null)?.value;
     if (typeof value !== 'number' || !Number.isFinite(value)) fail(path, `'${where}.populations.${k}' needs a numeric value`);
+    checkCalibration(path, `${where}.populations.${k}.calibration`, (v as Record<string, unknown>).calibration);
   }
+}
+
+function checkCalibration(path: string, where: string, c: unknown): void {
+  if (c == null) return;
+  const { a, b } = c as Record<string, unknown>;
+  if (typeof a !== 'number' || typeof b !== 'number' || !Number.isFinite(a) || !Number.isFinite(b) || !(a > 0))
+    fail(path, `'${where}' needs finite numbers a > 0 and b`);
 }
 
 export async function readManifest(dir: string): Promise<ModelManifest> {
@@ -493,9 +500,15 @@ export function decisionRule(m: Partial<ModelManifest>): Record<string, unknown>
   };
 }
 
-function populationValues(t: ThresholdInfo): { populations?: Record<string, number>; uncertaintyBound?: number } {
+function populationValues(t: ThresholdInfo): { populations?: Record<string, number | { value: number; calibration: object }>; uncertaintyBound?: number } {
   return {
-    ...(t.populations ? { populations: Object.fromEntries(Object.entries(t.populations).map(([k, p]) => [k, p!.value])) } : {}),
+    ...(t.populations
+      ? {
+          populations: Object.fromEntries(
+            Object.entries(t.populations).map(([k, p]) => [k, p!.calibration ? { value: p!.value, calibration: calibrationValues(p!.calibration) } : p!.value]),
+          ),
+        }
+      : {}),
     ...(t.uncertainty ? { uncertaintyBound: t.uncertainty.bound } : {}),
   };
 }
