@@ -8,7 +8,8 @@
 import type { DicomMetadata } from '../dicom/index.js';
 import { CxrError } from '../errors.js';
 import type { Population, PopulationThreshold, ThresholdInfo } from '../ml/model-store/index.js';
-import { applyCalibration, uncalibrate, type ProbabilityCalibration } from '../ml/probability-calibration.js';
+import { mostSensitivePopulation } from '../ml/calibrate.js';
+import { applyCalibration, type ProbabilityCalibration } from '../ml/probability-calibration.js';
 
 /** Below this age (years) a patient is pediatric (the age the pediatric set's films were taken under). */
 export const PEDIATRIC_BELOW_YEARS = 18;
@@ -114,10 +115,8 @@ export function chooseThreshold(t: ThresholdInfo, meta: AgeFields, calibration: 
     };
   }
   const own = population ? pops.find(([k]) => k === population) : undefined;
-  // recall first: without its own, the most sensitive operating point the version has, i.e. the
-  // lowest threshold once each is taken back to the raw probability it stands for
-  const raw = (p: PopulationThreshold) => uncalibrate(p.calibration ?? calibration, p.value);
-  const [k, p] = own ?? pops.reduce((a, b) => (raw(b[1]) < raw(a[1]) ? b : a));
+  // recall first: without its own, the most sensitive operating point the version has
+  const [k, p] = own ?? mostSensitivePopulation(t, calibration)!;
   const why = population ? `${ageText}: the version has no ${population} threshold` : ageText;
   return {
     ...base,

@@ -8,7 +8,14 @@ import { readSplitFile, type DatasetSplit, type SplitName } from '../data/split.
 import { CxrError } from '../errors.js';
 import type { EvalItem } from './evaluate.js';
 import { isPopulation, POPULATIONS, type CalibrationInfo, type Population, type PopulationThreshold, type ThresholdInfo } from './model-store/index.js';
-import { applyCalibration, calibrationReport, fitCalibration, type CalibrationMethod } from './probability-calibration.js';
+import {
+  applyCalibration,
+  calibrationReport,
+  fitCalibration,
+  uncalibrate,
+  type CalibrationMethod,
+  type ProbabilityCalibration,
+} from './probability-calibration.js';
 import { calibrateThreshold, type Calibration } from './metrics.js';
 import { loadEvalItems } from './train/dataset-source.js';
 
@@ -147,4 +154,19 @@ export function fitCalibrationInfo(
     info: { ...fitted, fittedOn, eceBefore: calibrationReport(raw, labels).ece, eceAfter: calibrationReport(calibrated, labels).ece },
     calibrated,
   };
+}
+
+/**
+ * The population whose threshold a study of unknown age gets: the most sensitive one, i.e. the
+ * lowest threshold once each is taken back to the raw probability it stands for (its own
+ * calibration, else `calibration`, the one its model applies). Null without populations.
+ */
+export function mostSensitivePopulation(
+  t: Pick<ThresholdInfo, 'populations'>,
+  calibration: ProbabilityCalibration | null,
+): [Population, PopulationThreshold] | null {
+  const pops = Object.entries(t.populations ?? {}).filter((e): e is [Population, PopulationThreshold] => e[1] != null);
+  if (pops.length === 0) return null;
+  const raw = (p: PopulationThreshold) => uncalibrate(p.calibration ?? calibration, p.value);
+  return pops.reduce((a, b) => (raw(b[1]) < raw(a[1]) ? b : a));
 }

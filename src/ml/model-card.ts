@@ -5,6 +5,7 @@
  * measures anything, so the same inputs always give the same text (`cxr-triage models card`
  * gathers the inputs; test/ml/model-card.test.ts checks the text).
  */
+import { mostSensitivePopulation } from './calibrate.js';
 import { formatPortablePath, servedCalibration, type CalibrationInfo, type ModelManifest, type PortablePath, type ThresholdInfo } from './model-store/index.js';
 
 /** One set's figures on one subset, at the served threshold. */
@@ -278,10 +279,10 @@ function thresholdSection(m: ModelManifest, figures: readonly CardFigures[]): st
   );
   const pops = Object.entries(threshold.populations ?? {});
   if (pops.length) {
-    const lowest = Math.min(...pops.map(([, p]) => p!.value));
+    const [, lowest] = mostSensitivePopulation(threshold, servedCalibration(m, precision))!;
     out.push(
       "**Per population** (the engine decides each study at its population's threshold, from the DICOM PatientAge, else PatientBirthDate with StudyDate: under 18 years pediatric; " +
-        `a study of unknown age gets the lowest, ${lowest.toFixed(4)}, recall first; the pooled value above is what a reader of one number sees):`,
+        `a study of unknown age gets the lowest, ${lowest.value.toFixed(4)}, recall first; the pooled value above is what a reader of one number sees):`,
       '',
       '| population | sets | threshold | validation n (pneumonia) | validation recall | validation specificity |',
       '| --- | --- | --- | --- | --- | --- |',

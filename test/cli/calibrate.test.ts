@@ -238,7 +238,7 @@ test('calibrate --scores --population picks one threshold per population on save
   ];
   const r = await cli([...args, '--version', 'pop-r1']);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /unknown age {7}0\.6000 \(the lowest: recall first\)/);
+  assert.match(r.stdout, /unknown age {7}0\.6000 \(adult's, the lowest: recall first\)/);
   assert.match(r.stderr, /warning: adult: calibrated on 3 positive images/);
   assert.equal(await readFile(join(classifierDir, 'manifest.json'), 'utf8'), before);
   const m = await readManifest(join(models, 'classifier', 'pop-r1'));
@@ -282,7 +282,7 @@ test('calibrate --population on scored rows: a single folder is its own set, and
   const child = /pediatric\s+(\d\.\d{4}) \(data: (\d+) images/.exec(r.stdout)!;
   assert.equal(child[1], pooled);
   assert.equal(Number(child[2]), validation.size);
-  assert.match(r.stdout, new RegExp(`unknown age\\s+${pooled} \\(the lowest: recall first\\)`));
+  assert.match(r.stdout, new RegExp(`unknown age\\s+${pooled} \\(\\w+'s, the lowest: recall first\\)`));
 });
 
 test('evaluate decides an image folder at the threshold of the population whose validation set it is (or the one --population names), and refuses a population the version has no threshold for', async () => {

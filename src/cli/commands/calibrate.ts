@@ -8,7 +8,8 @@ import { parseProviders } from '../../inference/session.js';
 import { action, collect, parseInteger, parseNumber } from '../run.js';
 import { populationsFromScores, recalibrate } from '../recalibrate.js';
 import { parsePopulationMap } from '../../ml/calibrate.js';
-import { readManifest } from '../../ml/model-store/index.js';
+import { readManifest, servedCalibration } from '../../ml/model-store/index.js';
+import { chooseThreshold } from '../../inference/population.js';
 import type { CalibrationInfo, ThresholdInfo } from '../../ml/model-store/index.js';
 
 interface CalibrateCliOptions {
@@ -113,7 +114,7 @@ export function register(program: Command): void {
                     : `calibration       none (${precision} model: thresholds on raw probabilities)`,
                 ];
           process.stdout.write(
-            `${[`classifier        ${r.version} (${classifierDir}; ${precision} threshold block)`, `images            ${r.n} (${subset}, saved scores)`, ...calibrationLine, ...populationLines(r.threshold), ...uncertaintyLines(r.threshold)].join('\n')}\n`,
+            `${[`classifier        ${r.version} (${classifierDir}; ${precision} threshold block)`, `images            ${r.n} (${subset}, saved scores)`, ...calibrationLine, ...populationLines(r.threshold, c === undefined ? servedCalibration(m, precision) : c), ...uncertaintyLines(r.threshold)].join('\n')}\n`,
           );
           warnPopulations(r.threshold);
           if (r.written) process.stdout.write(`new version       ${r.written.version} (${r.written.dir})\n`);
@@ -150,7 +151,7 @@ export function register(program: Command): void {
             ? `calibration       ${calibrationText(r.probabilityCalibration)}`
             : 'calibration       none (threshold on raw probabilities)',
         ];
-        lines.push(...populationLines(r.threshold), ...uncertaintyLines(r.threshold));
+        lines.push(...populationLines(r.threshold, r.probabilityCalibration), ...uncertaintyLines(r.threshold));
         if (r.written) lines.push(`new version       ${r.written.version} (${r.written.dir})`);
         process.stdout.write(`${lines.join('\n')}\n`);
         for (const w of r.threshold.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
@@ -175,7 +176,8 @@ function calibrationText(c: CalibrationInfo): string {
 }
 
 /** One line per population threshold, and what a study of unknown age gets. */
-function populationLines(t: ThresholdInfo): string[] {
+/** `calibration`: the one the threshold block's model applies, on whose scale populations without their own are. */
+function populationLines(t: ThresholdInfo, calibration: CalibrationInfo | null): string[] {
   const pops = Object.entries(t.populations ?? {});
   if (pops.length === 0) return [];
   const lines = pops.map(
@@ -183,8 +185,9 @@ function populationLines(t: ThresholdInfo): string[] {
       `${k.padEnd(18)}${f4(p!.value)} (${p!.datasets.join(', ')}: ${p!.n} images, ${p!.positives} pneumonia; sensitivity ${f4(p!.validationSensitivity)}, specificity ${f4(p!.validationSpecificity)}` +
       `${p!.calibration ? `; its own calibration ${calibrationText(p!.calibration)}` : ''})`,
   );
-  const lowest = Math.min(...pops.map(([, p]) => p!.value));
-  lines.push(`unknown age       ${f4(lowest)} (the lowest: recall first)`);
+  // the engine's own rule (compared on the raw scale when populations have calibrations of their own)
+  const unknown = chooseThreshold(t, {}, calibration);
+  lines.push(`unknown age       ${f4(unknown.value)} (${unknown.thresholdOf}'s, the lowest: recall first)`);
   return lines;
 }
 
