@@ -16,7 +16,7 @@ import {
   type Population,
   type ThresholdInfo,
 } from '../ml/model-store/index.js';
-import { driftReference, histogram } from '../ml/drift-reference.js';
+import { driftReference } from '../ml/drift-reference.js';
 import { uncertaintyBound } from '../ml/uncertainty-bound.js';
 import { calibrateThreshold, type Calibration } from '../ml/metrics.js';
 import type { CalibrationMethod } from '../ml/probability-calibration.js';
@@ -304,10 +304,21 @@ export async function populationsFromScores(o: PopulationsFromScoresOptions): Pr
       version: o.version,
       reason: 'calibrate --population',
       change: async (_dir, m) => {
-        // the drift reference holds served probabilities: a new calibration of the served model rescales them
+        // the drift reference holds what the service stores for each study (its population's
+        // probability) on the subset: the scores are that when they are of the served model
         const servedPrecision = m.quantization?.served ? 'int8' : 'float';
-        if (probabilityCalibration !== undefined && m.drift && servedPrecision === o.precision)
-          m = { ...m, drift: { ...m.drift, subset: o.subset, n: probabilities.length, probabilityHistogram: histogram(probabilities, 0, 1) } };
+        if (servedPrecision === o.precision)
+          m = {
+            ...m,
+            drift: {
+              ...m.drift,
+              ...driftReference(
+                o.subset,
+                rowProbabilities,
+                saved.map((r) => r.lungAreaFraction),
+              ),
+            },
+          };
         if (o.precision === 'int8') {
           const { probabilityCalibration: kept, ...q } = m.quantization!;
           const cal = probabilityCalibration === undefined ? kept : probabilityCalibration;

@@ -65,6 +65,8 @@ export interface ImageRow {
   split?: string;
   /** the TTA spread, when the scorer reported it (what a threshold block's uncertainty bound is set on) */
   spread?: number;
+  /** the lung mask's share of the segmenter frame, when the scorer reported it (a drift reference counts it) */
+  lungAreaFraction?: number;
   dice?: number;
 }
 
@@ -72,13 +74,14 @@ export interface ImageRow {
  * One row per image: file, [split,] label (normal|pneumonia, as in labels.csv), probability and
  * the decision at the threshold, with the manifest's rule (positive at or above it), the rule
  * the confusion matrix counts by and `analyze` decides by; [raw_probability] where the scorer
- * gave the probability before calibration; [spread] where it gave the TTA spread; [dice] where
- * masks were scored.
+ * gave the probability before calibration; [spread] where it gave the TTA spread; [lung_area]
+ * where it gave the lung area fraction; [dice] where masks were scored.
  */
 export function perImageCsv(images: readonly ImageRow[], threshold: number): string {
   const hasSplit = images.some((i) => i.split !== undefined);
   const hasRaw = images.some((i) => i.rawProbability !== undefined);
   const hasSpread = images.some((i) => i.spread !== undefined);
+  const hasArea = images.some((i) => i.lungAreaFraction !== undefined);
   const hasDice = images.some((i) => i.dice !== undefined);
   const head = [
     'file',
@@ -88,6 +91,7 @@ export function perImageCsv(images: readonly ImageRow[], threshold: number): str
     'decision',
     ...(hasRaw ? ['raw_probability'] : []),
     ...(hasSpread ? ['spread'] : []),
+    ...(hasArea ? ['lung_area'] : []),
     ...(hasDice ? ['dice'] : []),
   ];
   const rows = images.map((i) => {
@@ -101,6 +105,7 @@ export function perImageCsv(images: readonly ImageRow[], threshold: number): str
       decision,
       ...(hasRaw ? [i.rawProbability === undefined ? '' : String(i.rawProbability)] : []),
       ...(hasSpread ? [i.spread === undefined ? '' : String(i.spread)] : []),
+      ...(hasArea ? [i.lungAreaFraction === undefined ? '' : String(i.lungAreaFraction)] : []),
       ...(hasDice ? [i.dice === undefined ? '' : String(i.dice)] : []),
     ]);
   });
@@ -114,12 +119,13 @@ export interface PerImageRow {
   probability: number;
   rawProbability?: number;
   spread?: number;
+  lungAreaFraction?: number;
 }
 
 /** The rows of a per-image CSV (as perImageCsv writes it); raw_probability and spread where the file has them. */
 export async function readPerImageCsv(path: string): Promise<PerImageRow[]> {
   const t = parseCsv(await readFile(path, 'utf8'), path);
-  const [f, l, p, raw, s] = ['file', 'label', 'probability', 'raw_probability', 'spread'].map((c) => t.header.indexOf(c));
+  const [f, l, p, raw, s, area] = ['file', 'label', 'probability', 'raw_probability', 'spread', 'lung_area'].map((c) => t.header.indexOf(c));
   const number = (fields: string[], k: number, line: number): number => {
     const v = Number(fields[k]);
     if (!Number.isFinite(v)) throw new CxrError('E_BAD_DATASET', `${path} line ${line}: ${t.header[k]} '${fields[k]}' is not a number`);
@@ -130,12 +136,14 @@ export async function readPerImageCsv(path: string): Promise<PerImageRow[]> {
   return t.rows.map((r) => {
     const rawProbability = optional(r.fields, raw, r.line);
     const spread = optional(r.fields, s, r.line);
+    const lungAreaFraction = optional(r.fields, area, r.line);
     return {
       file: r.fields[f],
       label: r.fields[l] === 'pneumonia' || r.fields[l] === '1' ? 1 : 0,
       probability: number(r.fields, p, r.line),
       ...(rawProbability !== undefined ? { rawProbability } : {}),
       ...(spread !== undefined ? { spread } : {}),
+      ...(lungAreaFraction !== undefined ? { lungAreaFraction } : {}),
     };
   });
 }

@@ -21,6 +21,7 @@ import { manifestDigest, readManifest, servableVersion, verifyManifest, writeMan
 import { calibrateThreshold } from '../../src/ml/metrics.js';
 import { applyCalibration, fitCalibration } from '../../src/ml/probability-calibration.js';
 import { perImageCsv, readPerImageCsv } from '../../src/ml/evaluation-files.js';
+import { histogram } from '../../src/ml/drift-reference.js';
 import { itemsInSubset } from '../../src/ml/calibrate.js';
 import { readSplitFile, splitBySet, writeSplit } from '../../src/data/split.js';
 import { loadDatasets } from '../../src/data/multi-dataset.js';
@@ -185,6 +186,7 @@ test('calibrate --scores --fit platt gives an int8-served version its own probab
       probability: 0.5 + (p - 0.5) / 4,
       rawProbability: p,
       spread: 0.01 * (i + 1),
+      lungAreaFraction: 0.2 + 0.01 * i,
     }));
     await writeFile(path, perImageCsv(rows, 0.5));
     csvs.push(path);
@@ -239,6 +241,10 @@ test('calibrate --scores --fit platt gives an int8-served version its own probab
       ).threshold,
     );
   }
+  // the drift reference counts what the service will store: each study's probability on its population's scale
+  const served = (['a', 'b'] as const).flatMap((set) => raw[set].map((x) => applyCalibration(fitCalibration(raw[set], labels[set], 'platt'), x)));
+  const areas = (['a', 'b'] as const).flatMap((set) => raw[set].map((_, i) => 0.2 + 0.01 * i));
+  assert.deepEqual(m.drift, { subset: 'validation', n: 11, probabilityHistogram: histogram(served, 0, 1), lungAreaHistogram: histogram(areas, 0, 0.6) });
   assert.equal(t.uncertainty!.bound, 0.06);
   // the engine applies the int8 model's own calibration to what its int8 model says
   const engine = await loadEngine({ modelsDir: models, classifierDir: join(models, 'classifier', 'int8-platt'), threads: 1, tta: 2 });
