@@ -1,7 +1,14 @@
 import { dirname, resolve } from 'node:path';
 import type { SplitName } from '../data/split.js';
 import { CxrError } from '../errors.js';
-import { fitCalibrationInfo, loadSplitItems, populationThresholds, recalibratedThreshold, type PopulationRow } from '../ml/calibrate.js';
+import {
+  fitCalibrationInfo,
+  fitPopulationCalibrations,
+  loadSplitItems,
+  populationThresholds,
+  recalibratedThreshold,
+  type PopulationRow,
+} from '../ml/calibrate.js';
 import { readPerImageCsv } from '../ml/evaluation-files.js';
 import { datasetName } from '../data/multi-dataset.js';
 import {
@@ -12,7 +19,6 @@ import {
   writeManifest,
   type CalibrationInfo,
   type ModelManifest,
-  POPULATIONS,
   type Population,
   type ThresholdInfo,
 } from '../ml/model-store/index.js';
@@ -215,7 +221,7 @@ export async function populationsFromScores(o: PopulationsFromScoresOptions): Pr
   const at = new Date().toISOString();
   const views = previous.calibratedOn?.views ?? 4;
   const split = previous.calibratedOn?.split ?? 'split.csv';
-  const populationOf = saved.map((r) => o.populations.get(rowDataset(r.file)));
+  const datasets = saved.map((r) => rowDataset(r.file));
   let probabilities = saved.map((r) => r.probability);
   // undefined: kept as the version has them; null: removed
   let probabilityCalibration: CalibrationInfo | null | undefined;
@@ -231,35 +237,25 @@ export async function populationsFromScores(o: PopulationsFromScoresOptions): Pr
         'E_BAD_DATASET',
         `the scores have no raw_probability column and the ${o.precision} model applies a calibration: evaluate --save again`,
       );
-    probabilities = raw;
-    rowProbabilities = raw;
-    probabilityCalibration = null;
-    populationCalibrations = null;
-    if (o.fit !== 'none') {
-      const fittedOn = (n: number) => ({ views, subset: o.subset, n, split, at });
-      const pooledFit = fitCalibrationInfo(raw, labels, o.fit, fittedOn(saved.length));
-      probabilities = pooledFit.calibrated;
-      probabilityCalibration = pooledFit.info;
-      // and one per population, on its rows alone: one fit for adults and children pulls one of them the wrong way
-      populationCalibrations = {};
-      rowProbabilities = [...pooledFit.calibrated];
-      for (const pop of POPULATIONS) {
-        const mine = saved.flatMap((_, i) => (populationOf[i] === pop ? [i] : []));
-        if (mine.length === 0) continue;
-        const own = fitCalibrationInfo(
-          mine.map((i) => raw[i]),
-          mine.map((i) => labels[i]),
-          o.fit,
-          fittedOn(mine.length),
-        );
-        populationCalibrations[pop] = own.info;
-        mine.forEach((i, k) => {
-          rowProbabilities[i] = own.calibrated[k];
-        });
-      }
+    if (o.fit === 'none') {
+      probabilities = rowProbabilities = raw;
+      probabilityCalibration = populationCalibrations = null;
+    } else {
+      // the version's, and one per population: one fit for adults and children pulls one of them the wrong way
+      const fitted = fitPopulationCalibrations(
+        raw,
+        labels,
+        datasets.map((d) => o.populations.get(d)),
+        o.fit,
+        (n) => ({ views, subset: o.subset, n, split, at }),
+      );
+      probabilities = fitted.pooled.calibrated;
+      probabilityCalibration = fitted.pooled.info;
+      populationCalibrations = fitted.populations;
+      rowProbabilities = fitted.rowProbabilities;
     }
   }
-  const rows: PopulationRow[] = saved.map((r, i) => ({ dataset: rowDataset(r.file), label: r.label, probability: rowProbabilities[i] }));
+  const rows: PopulationRow[] = saved.map((r, i) => ({ dataset: datasets[i], label: r.label, probability: rowProbabilities[i] }));
   const spreads = saved.map((r) => r.spread ?? Number.NaN);
   const models = dirname(dirname(classifierDir));
   // a new calibration moves every probability, so the pooled value is picked again on them
@@ -285,17 +281,11 @@ export async function populationsFromScores(o: PopulationsFromScoresOptions): Pr
   // scores saved with their TTA spreads (evaluate since 2026-12-02) also set the uncertainty bound
   const uncertainty = uncertaintyBound(spreads);
   if (uncertainty) threshold.uncertainty = uncertainty;
+  const pickedOn = { subset: o.subset, precision: o.precision, scores: o.scores.map((s) => portablePath(resolve(s), { models })) };
   threshold.populations = Object.fromEntries(
     Object.entries(threshold.populations!).map(([k, p]) => {
       const own = populationCalibrations === undefined ? previous.populations?.[k as Population]?.calibration : populationCalibrations?.[k as Population];
-      return [
-        k,
-        {
-          ...p,
-          pickedOn: { subset: o.subset, precision: o.precision, scores: o.scores.map((s) => portablePath(resolve(s), { models })) },
-          ...(own ? { calibration: own } : {}),
-        },
-      ];
+      return [k, { ...p, pickedOn, ...(own ? { calibration: own } : {}) }];
     }),
   );
   let written: { dir: string; version: string } | null = null;

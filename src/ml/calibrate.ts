@@ -170,3 +170,35 @@ export function mostSensitivePopulation(
   const raw = (p: PopulationThreshold) => uncalibrate(p.calibration ?? calibration, p.value);
   return pops.reduce((a, b) => (raw(b[1]) < raw(a[1]) ? b : a));
 }
+
+/**
+ * Calibrations fitted on saved raw probabilities: one on every row (the version's), and one per
+ * population on its rows alone (rows of no population keep the version's), with the probability
+ * each row is then decided on.
+ */
+export function fitPopulationCalibrations(
+  raw: readonly number[],
+  labels: readonly number[],
+  populationOf: readonly (Population | undefined)[],
+  method: CalibrationMethod,
+  fittedOn: (n: number) => CalibrationInfo['fittedOn'],
+): { pooled: { info: CalibrationInfo; calibrated: number[] }; populations: Partial<Record<Population, CalibrationInfo>>; rowProbabilities: number[] } {
+  const pooled = fitCalibrationInfo(raw, labels, method, fittedOn(raw.length));
+  const populations: Partial<Record<Population, CalibrationInfo>> = {};
+  const rowProbabilities = [...pooled.calibrated];
+  for (const pop of POPULATIONS) {
+    const mine = populationOf.flatMap((p, i) => (p === pop ? [i] : []));
+    if (mine.length === 0) continue;
+    const own = fitCalibrationInfo(
+      mine.map((i) => raw[i]),
+      mine.map((i) => labels[i]),
+      method,
+      fittedOn(mine.length),
+    );
+    populations[pop] = own.info;
+    mine.forEach((i, k) => {
+      rowProbabilities[i] = own.calibrated[k];
+    });
+  }
+  return { pooled, populations, rowProbabilities };
+}

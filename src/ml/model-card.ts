@@ -344,14 +344,13 @@ function positivesOf(v: Record<string, unknown>): number | null {
 function calibrationSection(m: ModelManifest, figures: readonly CardFigures[]): string[] {
   if (m.name !== 'classifier') return [];
   const out: string[] = [];
-  const { precision } = servedThreshold(m);
+  const { precision, threshold } = servedThreshold(m);
   const describe = (c: CalibrationInfo) =>
     `${c.method === 'platt' ? 'Platt scaling' : 'Temperature scaling'} p' = sigmoid(${c.a.toFixed(4)} logit(p) + ${c.b.toFixed(4)}), fitted on ${c.fittedOn.n} ${c.fittedOn.subset} images ` +
     `(${c.fittedOn.views} views): expected calibration error ${f3(c.eceBefore)} before, ${f3(c.eceAfter)} after (10 bins)`;
   const served = servedCalibration(m, precision);
   if (served) out.push(`${precision === 'int8' ? "The int8 model's own calibration: " : ''}${describe(served)}.`);
   else out.push(`No probability calibration${precision === 'int8' ? ' of the int8 model served' : ''}: the probability is the raw mean over the TTA views.`);
-  const { threshold } = servedThreshold(m);
   for (const [k, p] of Object.entries(threshold?.populations ?? {}))
     if (p?.calibration) out.push(`Studies of the ${k} population are decided on its own: ${describe(p.calibration)}.`);
   if (precision === 'int8' && m.calibration)

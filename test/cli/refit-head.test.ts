@@ -128,7 +128,7 @@ test('refit-head writes a verified version with per-set figures and calibration 
 
 test('--train-views 2 fits the head on every view of the train rows: another head than one view gives from the same cache, recorded in the config; more train views than --views is E_BAD_ARGUMENT', async () => {
   const cache = join(root, 'views.jsonl');
-  const refit = (trainViews: string, version: string) =>
+  const refit = (trainViews: string, version: string, ...extra: string[]) =>
     cli([
       'refit-head',
       ...sets.flatMap((s) => ['--data', `${join(root, s)}:1`]),
@@ -154,6 +154,7 @@ test('--train-views 2 fits the head on every view of the train rows: another hea
       version,
       '--cache',
       cache,
+      ...extra,
     ]);
   const two = await refit('2', 'two');
   assert.equal(two.code, 0, two.stderr);
@@ -165,20 +166,7 @@ test('--train-views 2 fits the head on every view of the train rows: another hea
   assert.deepEqual([m2.training.config.trainViews, m1.training.config.trainViews], [2, 1]);
   assert.notEqual(m2.files['weights.bin'], m1.files['weights.bin'], 'fitting on both views gives another head');
   // the same command with an unknown --select is refused before any work
-  const badSelect = await cli([
-    'refit-head',
-    ...sets.flatMap((s) => ['--data', join(root, s)]),
-    '--split',
-    join(root, 'run', 'split.csv'),
-    '--select',
-    'accuracy',
-    '--classifier',
-    models.classifier,
-    '--segmenter',
-    models.segmenter,
-    '--out',
-    join(root, 'views'),
-  ]);
+  const badSelect = await refit('1', 'bad', '--select', 'accuracy');
   assert.equal(badSelect.code, 2);
   assert.match(badSelect.stderr, /E_BAD_ARGUMENT.*--select must be one of auc, specificity/);
   const tooMany = await refit('3', 'three');

@@ -14,8 +14,8 @@ import {
   populationProbability,
   studyAge,
 } from '../../src/inference/population.js';
-import { logit, sigmoid, uncalibrate } from '../../src/ml/probability-calibration.js';
-import { parsePopulationMap, populationThresholds } from '../../src/ml/calibrate.js';
+import { applyCalibration, fitCalibration, logit, sigmoid, uncalibrate } from '../../src/ml/probability-calibration.js';
+import { fitPopulationCalibrations, parsePopulationMap, populationThresholds } from '../../src/ml/calibrate.js';
 import { calibrateThreshold } from '../../src/ml/metrics.js';
 import { CxrError } from '../../src/errors.js';
 import type { ModelManifest, ThresholdInfo } from '../../src/ml/model-store/index.js';
@@ -191,4 +191,23 @@ test('with calibrations of their own, an unknown age gets the lowest threshold o
   assert.equal(populationProbability(null, { probability: 0.9, rawProbability: 0.5 }), 0.9);
   // comparing values alone would have picked the adult's 0.3
   assert.ok(Math.abs(uncalibrate(adultCal, 0.3) - sigmoid(logit(0.3) + 2)) < 1e-15);
+});
+
+test('fitPopulationCalibrations fits the version’s calibration on every row and each population’s on its rows alone; a row of no population keeps the version’s', () => {
+  const raw = [0.9, 0.7, 0.4, 0.2, 0.8, 0.6, 0.3, 0.1, 0.5];
+  const labels = [1, 1, 0, 0, 1, 0, 1, 0, 1];
+  const pops = ['adult', 'adult', 'adult', 'adult', 'pediatric', 'pediatric', 'pediatric', 'pediatric', undefined] as const;
+  const fittedOn = (n: number) => ({ views: 4, subset: 'validation', n, split: 'split.csv', at: 'x' });
+  const r = fitPopulationCalibrations(raw, labels, pops, 'platt', fittedOn);
+  const pooled = fitCalibration(raw, labels, 'platt');
+  assert.deepEqual([r.pooled.info.a, r.pooled.info.b, r.pooled.info.fittedOn.n], [pooled.a, pooled.b, 9]);
+  const adult = fitCalibration(raw.slice(0, 4), labels.slice(0, 4), 'platt');
+  const child = fitCalibration(raw.slice(4, 8), labels.slice(4, 8), 'platt');
+  assert.deepEqual([r.populations.adult!.a, r.populations.adult!.b, r.populations.adult!.fittedOn.n], [adult.a, adult.b, 4]);
+  assert.deepEqual([r.populations.pediatric!.a, r.populations.pediatric!.b], [child.a, child.b]);
+  assert.deepEqual(r.rowProbabilities, [
+    ...raw.slice(0, 4).map((p) => applyCalibration(adult, p)),
+    ...raw.slice(4, 8).map((p) => applyCalibration(child, p)),
+    applyCalibration(pooled, 0.5),
+  ]);
 });

@@ -175,8 +175,10 @@ function calibrationText(c: CalibrationInfo): string {
   return `${c.method}: p' = sigmoid(${f4(c.a)} logit(p) + ${f4(c.b)}); ECE ${f4(c.eceBefore)} -> ${f4(c.eceAfter)}`;
 }
 
-/** One line per population threshold, and what a study of unknown age gets. */
-/** `calibration`: the one the threshold block's model applies, on whose scale populations without their own are. */
+/**
+ * One line per population threshold, and what a study of unknown age gets. `calibration`: the
+ * one the threshold block's model applies, on whose scale populations without their own are.
+ */
 function populationLines(t: ThresholdInfo, calibration: CalibrationInfo | null): string[] {
   const pops = Object.entries(t.populations ?? {});
   if (pops.length === 0) return [];
