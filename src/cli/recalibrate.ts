@@ -96,12 +96,34 @@ export async function recalibrate(o: RecalibrateOptions): Promise<RecalibrateRes
   // the split usually sits in the version folder (and is copied into a derived one)
   const splitRef = portablePath(splitPath, { version: classifierDir, models: dirname(dirname(classifierDir)) });
   const method = o.fit ?? 'platt';
+  // one folder's items carry no set name: the folder's is theirs
+  const datasets = items.map((item) => item.source || (dirs.length === 1 ? datasetName(dirs[0]) : ''));
+  const fittedOn = (n: number) => ({ views: o.views, subset: o.subset, n, split: splitRef, at });
   let probabilityCalibration: CalibrationInfo | null = null;
+  let populationCalibrations: Partial<Record<Population, CalibrationInfo>> = {};
   let probabilities = raw;
+  // each row on the scale its population is decided on
+  let rowProbabilities = raw;
   if (method !== 'none') {
-    const fitted = fitCalibrationInfo(raw, labels, method, { views: o.views, subset: o.subset, n: items.length, split: splitRef, at });
-    probabilities = fitted.calibrated;
-    probabilityCalibration = fitted.info;
+    if (o.populations?.size) {
+      // the version's, and one per population, as calibrate --scores fits them: one fit for
+      // adults and children pulls one of them the wrong way
+      const fitted = fitPopulationCalibrations(
+        raw,
+        labels,
+        datasets.map((d) => o.populations!.get(d)),
+        method,
+        fittedOn,
+      );
+      probabilities = fitted.pooled.calibrated;
+      probabilityCalibration = fitted.pooled.info;
+      populationCalibrations = fitted.populations;
+      rowProbabilities = fitted.rowProbabilities;
+    } else {
+      const fitted = fitCalibrationInfo(raw, labels, method, fittedOn(items.length));
+      probabilities = rowProbabilities = fitted.calibrated;
+      probabilityCalibration = fitted.info;
+    }
   }
   // the threshold is picked on what the engine will compare with it: the calibrated probability
   const calibration = calibrateThreshold(probabilities, labels, o.targetRecall);
@@ -114,23 +136,26 @@ export async function recalibrate(o: RecalibrateOptions): Promise<RecalibrateRes
   const threshold = o.populations?.size
     ? {
         ...pooled,
-        populations: populationThresholds(
-          // one folder's items carry no set name: the folder's is theirs
-          result.images.map((img, i) => ({
-            dataset: items[i].source || (dirs.length === 1 ? datasetName(dirs[0]) : ''),
-            label: img.label,
-            probability: probabilities[i],
-          })),
-          o.populations,
-          o.targetRecall,
+        populations: Object.fromEntries(
+          Object.entries(
+            populationThresholds(
+              result.images.map((img, i) => ({ dataset: datasets[i], label: img.label, probability: rowProbabilities[i] })),
+              o.populations,
+              o.targetRecall,
+            ),
+          ).map(([k, p]) => {
+            const own = populationCalibrations[k as Population];
+            return [k, { ...p, ...(own ? { calibration: own } : {}) }];
+          }),
         ),
       }
     : pooled;
   const withCalibration = {
     ...(probabilityCalibration ? { calibration: probabilityCalibration } : {}),
+    // what the service stores for each study: its population's probability
     drift: driftReference(
       o.subset,
-      probabilities,
+      rowProbabilities,
       result.images.map((i) => i.lungAreaFraction),
     ),
   };

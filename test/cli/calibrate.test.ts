@@ -285,6 +285,46 @@ test('calibrate --population on scored rows: a single folder is its own set, and
   assert.match(r.stdout, new RegExp(`unknown age\\s+${pooled} \\(\\w+'s, the lowest: recall first\\)`));
 });
 
+test('calibrate --population --fit platt on scored rows gives each population its own calibration, fitted on its rows, and picks its threshold on it', async () => {
+  const r = await calibrateAtTarget('--fit', 'platt', '--population', `${basename(data)}=adult`, '--version', 'pop-platt');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /adult\s+\d\.\d{4} \(.*; its own calibration platt: p' = sigmoid\(/);
+  const m = await readManifest(join(dirname(classifierDir), 'pop-platt'));
+  const adult = m.threshold!.populations!.adult!;
+  const own = adult.calibration!;
+  // one folder: the population's rows are every row, so its fit is the version's, on the same images
+  assert.deepEqual([own.method, own.a, own.b, own.fittedOn.n], [m.calibration!.method, m.calibration!.a, m.calibration!.b, validation.size]);
+  assert.equal(adult.value, m.threshold!.value);
+  // the engine decides this population's studies on its calibration
+  const perImage = join(root, 'per-image-pop-platt.csv');
+  const ev = await cli([
+    'evaluate',
+    '--data',
+    data,
+    '--models',
+    models,
+    '--classifier',
+    join(dirname(classifierDir), 'pop-platt'),
+    '--threads',
+    '1',
+    '--json',
+    '--per-image',
+    perImage,
+  ]);
+  assert.equal(ev.code, 0, ev.stderr);
+  const rows = parseCsv(await readFile(perImage, 'utf8'))
+    .rows.map((x) => x.fields)
+    .filter(([file]) => validation.has(file));
+  assert.equal(
+    adult.value,
+    calibrateThreshold(
+      rows.map(([, , p]) => Number(p)),
+      rows.map(([, l]) => (l === 'pneumonia' ? 1 : 0)),
+      TARGET,
+    ).threshold,
+  );
+});
+
 test('evaluate decides an image folder at the threshold of the population whose validation set it is (or the one --population names), and refuses a population the version has no threshold for', async () => {
   const r = await calibrateAtTarget('--population', `${basename(data)}=pediatric`, '--version', 'pop-eval');
   assert.equal(r.code, 0, r.stderr);

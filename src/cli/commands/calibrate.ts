@@ -72,7 +72,8 @@ export function register(program: Command): void {
     .option(
       '--fit <method>',
       `probability calibration fitted on the same images before the threshold: ${FITS.join('|')} (none removes it; default platt when scoring; ` +
-        "with --scores, fitted on the saved raw probabilities for the precision's own model, and without --fit the version's calibration is kept)",
+        "with --scores, fitted on the saved raw probabilities for the precision's own model, and without --fit the version's calibration is kept; " +
+        'with --population, each population also gets its own, fitted on its rows alone)',
     )
     .action(
       action(async (o: CalibrateCliOptions) => {
