@@ -43,6 +43,8 @@ export interface QuantizeVersionOptions {
   ops?: QuantizableOp[];
   /** weightless ops kept in uint8 (default DATA_OPS) */
   dataOps?: DataOp[];
+  /** node-name prefixes the data ops are limited to (default: the whole graph) */
+  dataScope?: string[];
   keepFloat?: string[];
   /** where float and int8 are compared (validation); null skips the comparison (never served then) */
   compare: ImageSet | null;
@@ -129,6 +131,7 @@ export async function quantizeVersion(o: QuantizeVersionOptions): Promise<Quanti
     percentile: o.percentile,
     ops: o.ops,
     dataOps: o.dataOps,
+    dataScope: o.dataScope,
     keepFloat: o.keepFloat,
     threads: o.engine.threads,
     onProgress: () => bar.tick(1),
@@ -166,6 +169,7 @@ export async function quantizeVersion(o: QuantizeVersionOptions): Promise<Quanti
         ops: [...new Set(q.plan.quantized.map((p) => p.op))],
         quantizedNodes: q.plan.quantized.length,
         dataOps: [...new Set(q.plan.data.map((p) => p.op))],
+        ...(o.dataScope ? { dataScope: o.dataScope } : {}),
         dataNodes: q.plan.data.length,
         foldedBatchNorms: q.foldedBatchNorms.length,
         floatNodes: q.plan.float,

@@ -18,6 +18,7 @@ interface QuantizeCliOptions {
   percentile?: string;
   ops?: string;
   dataOps?: string;
+  dataScope?: string;
   keepFloat?: string;
   compareData: string[];
   compareSplit?: string;
@@ -66,6 +67,10 @@ export function register(program: Command): void {
     .option(
       '--data-ops <list>',
       `weightless ops kept in uint8 between int8 nodes (${DATA_OPS.join(',')}, or none; default all: a batch norm before a conv folds into it, an up-sampling becomes Conv + DepthToSpace; see README "int8")`,
+    )
+    .option(
+      '--data-scope <prefixes>',
+      'limit --data-ops to nodes whose names start with one of these comma-separated prefixes (e.g. stem_,block1_,transition1_: the large early tensors)',
     )
     .option('--keep-float <list>', 'node names (or output tensor names) to keep in float, comma-separated')
     .option('--compare-data <dir>', 'dataset folder for the float vs int8 comparison (default --calib); repeatable like --calib', collect, [])
@@ -118,6 +123,7 @@ export function register(program: Command): void {
           percentile: o.percentile === undefined ? undefined : parseNumber('--percentile', o.percentile),
           ops: ops as QuantizableOp[] | undefined,
           dataOps: dataOps as DataOp[] | undefined,
+          dataScope: o.dataScope === undefined ? undefined : list(o.dataScope),
           keepFloat: o.keepFloat === undefined ? undefined : list(o.keepFloat),
           compare: o.compare === false ? null : { dataDir: o.compareData.length ? o.compareData : o.calib, splitPath: compareSplit, subset: compareSubset },
           engine: {

@@ -148,6 +148,8 @@ export interface QuantizationInfo {
   quantizedNodes: number;
   /** weightless ops kept in uint8 between int8 nodes (absent in versions quantized before 2026-12-02) */
   dataOps?: string[];
+  /** node-name prefixes the data ops were limited to (absent: the whole graph) */
+  dataScope?: string[];
   dataNodes?: number;
   /** batch norms folded into the convolution after them, leaving a uint8 Add */
   foldedBatchNorms?: number;

@@ -146,6 +146,32 @@ test('an int8 DenseNet keeps its concatenations and folded batch norms in uint8:
   }
 });
 
+test('--data-scope limits the uint8 data ops, the batch norms folded and the pieces equalized to the named blocks; a prefix naming no node is E_BAD_ARGUMENT', async () => {
+  const net = buildDenseNet121SE({ ...SMALL_DENSENET, seed: 6 });
+  randomizeWeights(net, 9);
+  const floatBytes = exportLayersModel(net, { outputNames: ['probability', 'features'], cam: true }).bytes;
+  net.dispose();
+  const inputs: CalibrationInput[] = Array.from({ length: 4 }, (_, i) => ({ data: randomInput([1, 32, 32, 1], 700 + i, 0, 1), dims: [1, 1, 32, 32] }));
+  const scope = ['block1_', 'transition1_'];
+  const whole = await quantizeOnnx(floatBytes, inputs);
+  const early = await quantizeOnnx(floatBytes, inputs, { dataScope: scope });
+  const inside = (id: string) => scope.some((p) => id.startsWith(p));
+  assert.ok(early.plan.data.length > 0 && early.plan.data.every((p) => inside(p.id)));
+  assert.deepEqual(
+    early.plan.data.map((p) => p.id),
+    whole.plan.data.filter((p) => inside(p.id)).map((p) => p.id),
+  );
+  assert.ok(early.foldedBatchNorms.length > 0 && early.foldedBatchNorms.every(inside));
+  assert.deepEqual(early.foldedBatchNorms, whole.foldedBatchNorms.filter(inside));
+  assert.ok(early.equalizedPieces.length > 0 && early.equalizedPieces.length < whole.equalizedPieces.length);
+  // outside the scope the batch norms stay float ops, as in a graph quantized without data ops
+  assert.equal(ops(early.bytes).BatchNormalization, ops(floatBytes).BatchNormalization - early.foldedBatchNorms.length);
+  await assert.rejects(
+    quantizeOnnx(floatBytes, inputs, { dataScope: ['block1_', 'blok2_'] }),
+    (e: Error & { code?: string }) => e.code === 'E_BAD_ARGUMENT' && /--data-scope names no node: blok2_$/.test(e.message),
+  );
+});
+
 test('equalizing concatenation pieces brings each piece channel to max |x| = 1 and leaves every output as it was', async () => {
   const net = buildDenseNet121SE({ ...SMALL_DENSENET, seed: 6 });
   randomizeWeights(net, 9);

@@ -225,12 +225,12 @@ function readerEdit(G: Graph, r: NodeProto, t: string, offset: number, k: Float3
   }
 }
 
-/** Tensors a Concat reads that are not concatenations themselves. */
-export function concatPieces(model: ModelProto): string[] {
+/** Tensors a Concat (within `inScope`, by node id) reads that are not concatenations themselves. */
+export function concatPieces(model: ModelProto, inScope: (id: string) => boolean = () => true): string[] {
   const G = index(model);
   const pieces = new Set<string>();
   for (const n of G.g.node) {
-    if (n.opType !== 'Concat') continue;
+    if (n.opType !== 'Concat' || !inScope(n.name || n.output![0])) continue;
     for (const i of n.input ?? []) if (i && G.producer.get(i)?.opType !== 'Concat' && !G.inits.has(i)) pieces.add(i);
   }
   return [...pieces];
@@ -240,9 +240,9 @@ export function concatPieces(model: ModelProto): string[] {
  * The pieces equalizeConcatPieces can rescale: a Conv behind them and every reader able to
  * compensate. Only these are worth measuring (a U-Net's skip tensors, read by a MaxPool, are not).
  */
-export function equalizablePieces(model: ModelProto): string[] {
+export function equalizablePieces(model: ModelProto, inScope: (id: string) => boolean = () => true): string[] {
   const G = index(model);
-  return concatPieces(model).filter((piece) => {
+  return concatPieces(model, inScope).filter((piece) => {
     const channels = channelsOf(G, piece);
     if (channels === undefined) return false;
     const ones = new Float32Array(channels).fill(1);

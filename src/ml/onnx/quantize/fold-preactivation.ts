@@ -36,7 +36,7 @@ export interface FoldResult {
   folded: string[];
 }
 
-export function foldPreactivationBatchNorm(model: ModelProto): FoldResult {
+export function foldPreactivationBatchNorm(model: ModelProto, inScope: (id: string) => boolean = () => true): FoldResult {
   const out = structuredClone(model) as ModelProto;
   const g = graphOf(out);
   const { inits, consumers, outputs } = indexGraph(g);
@@ -46,7 +46,7 @@ export function foldPreactivationBatchNorm(model: ModelProto): FoldResult {
   const folded: string[] = [];
 
   for (const bn of g.node) {
-    if (bn.opType !== 'BatchNormalization' || (bn.output ?? []).length !== 1) continue;
+    if (bn.opType !== 'BatchNormalization' || (bn.output ?? []).length !== 1 || !inScope(bn.name || bn.output![0])) continue;
     const y = bn.output![0];
     const cs = consumers.get(y) ?? [];
     if (cs.length !== 1 || cs[0].opType !== 'Relu' || outputs.has(y)) continue;

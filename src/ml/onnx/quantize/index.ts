@@ -1,4 +1,4 @@
-import { DATA_OPS, DEFAULT_OPS, planQuantization, type PlanOptions, type QuantizationPlan } from './plan.js';
+import { DATA_OPS, DEFAULT_OPS, inDataScope, planQuantization, type PlanOptions, type QuantizationPlan } from './plan.js';
 import { foldPreactivationBatchNorm } from './fold-preactivation.js';
 import { convTransposeAsDepthToSpace } from './transpose-conv.js';
 import { channelAbsMax, equalizablePieces, equalizeConcatPieces } from './equalize.js';
@@ -6,7 +6,7 @@ import { applyQdq, type QdqResult } from './qdq.js';
 import { calibrateRanges, sharedRanges, type CalibrateRangesOptions, type CalibrationInput, type CalibrationMethod } from './ranges.js';
 import { decodeModel, encodeModel } from './proto.js';
 
-export { planQuantization, DEFAULT_OPS, QUANTIZABLE_OPS, DATA_OPS, type QuantizableOp, type DataOp } from './plan.js';
+export { planQuantization, inDataScope, DEFAULT_OPS, QUANTIZABLE_OPS, DATA_OPS, type QuantizableOp, type DataOp } from './plan.js';
 export { WEIGHT_QMAX } from './qdq.js';
 export type { CalibrationInput, CalibrationMethod, Range } from './ranges.js';
 
@@ -33,18 +33,19 @@ export interface QuantizeResult {
  */
 export async function quantizeOnnx(floatBytes: Uint8Array, inputs: readonly CalibrationInput[], opts: QuantizeOptions = {}): Promise<QuantizeResult> {
   const dataOps = opts.dataOps ?? DATA_OPS;
+  const inScope = (id: string) => inDataScope(opts.dataScope, id);
   let decoded = decodeModel(floatBytes);
   // each rewrite computes the same function in float; it only pays when its result runs in uint8
   // (not when ConvTranspose itself is asked for in int8: then it stays one node)
   const rewriteUpsampling = dataOps.includes('DepthToSpace') && !(opts.ops ?? DEFAULT_OPS).includes('ConvTranspose');
   const upsampling = rewriteUpsampling ? convTransposeAsDepthToSpace(decoded) : { model: decoded, rewritten: [] };
   decoded = upsampling.model;
-  const fold = dataOps.includes('Add') ? foldPreactivationBatchNorm(decoded) : { model: decoded, folded: [] };
+  const fold = dataOps.includes('Add') ? foldPreactivationBatchNorm(decoded, inScope) : { model: decoded, folded: [] };
   let model = fold.model;
   // uint8 concatenations need their pieces' channels on one scale (equalize.ts)
   let equalized: string[] = [];
   if (dataOps.includes('Concat') && inputs.length > 0) {
-    const pieces = equalizablePieces(model);
+    const pieces = equalizablePieces(model, inScope);
     if (pieces.length > 0) {
       const eq = equalizeConcatPieces(model, await channelAbsMax(model, pieces, inputs, opts.threads));
       model = eq.model;

@@ -79,6 +79,16 @@ export interface PlanOptions {
   keepOutputHeads?: boolean;
   /** weightless ops kept in uint8 between quantized nodes (default DATA_OPS) */
   dataOps?: readonly DataOp[];
+  /**
+   * node-name prefixes the data ops are limited to (default: the whole graph), e.g. a
+   * DenseNet's early blocks, where the tensors are largest and moving them costs most
+   */
+  dataScope?: readonly string[];
+}
+
+/** Whether a node (by id) is inside a data scope: no scope is the whole graph. */
+export function inDataScope(scope: readonly string[] | undefined, id: string): boolean {
+  return !scope || scope.some((prefix) => id.startsWith(prefix));
 }
 
 export function nodeId(n: NodeProto): string {
@@ -174,13 +184,22 @@ export function planQuantization(model: ModelProto, opts: PlanOptions = {}): Qua
     // a name that matches nothing is a typo: say so instead of quietly quantizing everything
     throw new CxrError('E_BAD_ARGUMENT', `--keep-float names no quantizable node: ${unknown.join(', ')}`);
   }
+  const unmatched = (opts.dataScope ?? []).filter((prefix) => !g.node.some((n) => nodeId(n).startsWith(prefix)));
+  if (unmatched.length > 0) throw new CxrError('E_BAD_ARGUMENT', `--data-scope names no node: ${unmatched.join(', ')}`);
   const tensors = new Set<string>();
   for (const p of quantized) {
     tensors.add(p.input);
     tensors.add(p.output);
   }
   // data ops go where they sit between the tensors quantized convolutions read and write
-  const data = planDataOps(g.node, new Set(opts.dataOps ?? DATA_OPS), tensors, inits, consumers, outputs);
+  const data = planDataOps(
+    g.node.filter((n) => inDataScope(opts.dataScope, nodeId(n))),
+    new Set(opts.dataOps ?? DATA_OPS),
+    tensors,
+    inits,
+    consumers,
+    outputs,
+  );
   for (const p of data) {
     for (const i of p.inputs) tensors.add(i);
     tensors.add(p.output);
