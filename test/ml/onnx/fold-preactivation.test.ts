@@ -104,12 +104,18 @@ test('integer attributes still read right after a rewrite copied the model (stru
   assert.equal(toNumber({ low: 5, high: 1 }), 4294967301);
 });
 
-test('an int8 DenseNet keeps its concatenations and folded batch norms in uint8: ONNX Runtime runs QLinearConcat/QLinearAdd and no float BatchNormalization between blocks', async () => {
-  const net = buildDenseNet121SE({ ...SMALL_DENSENET, seed: 5 });
-  randomizeWeights(net, 8);
+/** A small random DenseNet121-SE as ONNX, and `count` random 32x32 calibration inputs. */
+function smallDenseNet(seed: number, count: number, inputSeed: number): { floatBytes: Uint8Array; inputs: CalibrationInput[] } {
+  const net = buildDenseNet121SE({ ...SMALL_DENSENET, seed });
+  randomizeWeights(net, seed + 3);
   const floatBytes = exportLayersModel(net, { outputNames: ['probability', 'features'], cam: true }).bytes;
   net.dispose();
-  const inputs: CalibrationInput[] = Array.from({ length: 8 }, (_, i) => ({ data: randomInput([1, 32, 32, 1], 900 + i, 0, 1), dims: [1, 1, 32, 32] }));
+  const inputs = Array.from({ length: count }, (_, i) => ({ data: randomInput([1, 32, 32, 1], inputSeed + i, 0, 1), dims: [1, 1, 32, 32] }));
+  return { floatBytes, inputs };
+}
+
+test('an int8 DenseNet keeps its concatenations and folded batch norms in uint8: ONNX Runtime runs QLinearConcat/QLinearAdd and no float BatchNormalization between blocks', async () => {
+  const { floatBytes, inputs } = smallDenseNet(5, 8, 900);
   const q = await quantizeOnnx(floatBytes, inputs, { method: 'percentile', percentile: 99.99 });
   const bns = ops(floatBytes).BatchNormalization;
   // every batch norm but the last (it feeds the global pooling and CAM, not a conv) folds
@@ -147,11 +153,7 @@ test('an int8 DenseNet keeps its concatenations and folded batch norms in uint8:
 });
 
 test('--data-scope limits the uint8 data ops, the batch norms folded and the pieces equalized to the named blocks; a prefix naming no node is E_BAD_ARGUMENT', async () => {
-  const net = buildDenseNet121SE({ ...SMALL_DENSENET, seed: 6 });
-  randomizeWeights(net, 9);
-  const floatBytes = exportLayersModel(net, { outputNames: ['probability', 'features'], cam: true }).bytes;
-  net.dispose();
-  const inputs: CalibrationInput[] = Array.from({ length: 4 }, (_, i) => ({ data: randomInput([1, 32, 32, 1], 700 + i, 0, 1), dims: [1, 1, 32, 32] }));
+  const { floatBytes, inputs } = smallDenseNet(6, 4, 700);
   const scope = ['block1_', 'transition1_'];
   const whole = await quantizeOnnx(floatBytes, inputs);
   const early = await quantizeOnnx(floatBytes, inputs, { dataScope: scope });
