@@ -17,7 +17,9 @@ import { randomModels } from '../support/random-models.js';
 import { writeSynthDataset } from '../../src/data/synth-dataset.js';
 import { CxrError } from '../../src/errors.js';
 import { loadEngine } from '../../src/inference/engine.js';
-import { manifestDigest, readManifest, servableVersion, verifyManifest, writeManifest } from '../../src/ml/model-store/index.js';
+import { deriveVersion, manifestDigest, readManifest, servableVersion, verifyManifest, writeManifest } from '../../src/ml/model-store/index.js';
+import { decodeModel, dimsOf, encodeModel, floatData, floatTensor, graphOf } from '../../src/ml/onnx/quantize/proto.js';
+import { float16BitsToFloat32, float32ToFloat16Bits } from '../../src/ml/float16.js';
 import { calibrateThreshold } from '../../src/ml/metrics.js';
 import { applyCalibration, fitCalibration } from '../../src/ml/probability-calibration.js';
 import { perImageCsv, readPerImageCsv } from '../../src/ml/evaluation-files.js';
@@ -452,4 +454,65 @@ test('quantize a version trained on a pool: --calib repeated with the pool split
   assert.deepEqual(q.calibration.data, ['data', 'child', 'split.csv:train']);
   assert.deepEqual(q.comparison.data, ['data', 'child', 'split.csv:validation']);
   assert.equal(q.comparison.n, split.counts.validation.images, 'every validation film of both sets is compared');
+});
+
+test('models repack writes a version whose int8 model keeps its float16-exact float tensors as float16: smaller, the same probabilities, threshold and manifest otherwise; nothing to repack is E_BAD_ARGUMENT', async () => {
+  // random weights are float32: round the int8 model's float tensors to float16 numbers, as
+  // the shipped versions' (whose weights come as float16) are, in a version of their own
+  const int8 = decodeModel(new Uint8Array(await readFile(join(derived.classifier!, 'model.int8.onnx'))));
+  for (const t of graphOf(int8).initializer) {
+    const d = floatData(t);
+    if (d && d.length >= 64)
+      Object.assign(
+        t,
+        floatTensor(
+          t.name!,
+          d.map((v) => float16BitsToFloat32(float32ToFloat16Bits(v))),
+          dimsOf(t),
+        ),
+      );
+  }
+  const rounded = await deriveVersion(derived.classifier!, {
+    version: 'rounded',
+    reason: 'test',
+    change: async (stage, m) => {
+      await writeFile(join(stage, 'model.int8.onnx'), encodeModel(int8));
+      return m;
+    },
+  });
+  const before = await readFile(join(rounded.dir, 'manifest.json'), 'utf8');
+  const r = await cli(['models', 'repack', 'rounded', '--models', models]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(
+    r.stdout,
+    /classifier rounded -> rounded-r1: model\.int8\.onnx [\d.]+ -> [\d.]+ MB \(\d+ tensors as float16; outputs identical on 3 random batches\)/,
+  );
+  assert.equal(await readFile(join(rounded.dir, 'manifest.json'), 'utf8'), before, 'the source is untouched');
+  const dir = join(models, 'classifier', 'rounded-r1');
+  const [a, b] = [await readManifest(rounded.dir), await readManifest(dir)];
+  assert.ok((await verifyManifest(dir)).ok);
+  assert.equal(b.derivedFrom!.reason, 'repack');
+  const size = (await readFile(join(dir, 'model.int8.onnx'))).length;
+  assert.ok(size < (await readFile(join(rounded.dir, 'model.int8.onnx'))).length);
+  assert.equal(b.quantization!.bytes.int8, size);
+  assert.deepEqual(b.quantization!.threshold, a.quantization!.threshold);
+  // the service's probabilities, through the whole pipeline, are the same numbers
+  const items = itemsInSubset(await loadEvalItems(data), await readSplitFile(splitCsv), 'validation');
+  const scores = async (classifierDir: string) => {
+    const engine = await loadEngine({ modelsDir: models, classifierDir, threads: 1, tta: 2, precision: { classifier: 'int8' } });
+    try {
+      const out: number[] = [];
+      for (const item of items) out.push((await engine.scoreImage(await item.image())).rawProbability);
+      return out;
+    } finally {
+      await engine.close();
+    }
+  };
+  assert.deepEqual(await scores(dir), await scores(rounded.dir));
+  const again = await cli(['models', 'repack', 'rounded-r1', '--models', models]);
+  assert.equal(again.code, 2);
+  assert.match(again.stderr, /E_BAD_ARGUMENT: rounded-r1: model\.int8\.onnx holds no float tensor that float16 stores exactly/);
+  const none = await cli(['models', 'repack', dirs.classifier, '--models', models]);
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /has no int8 model \(model\.int8\.onnx\) to repack/);
 });

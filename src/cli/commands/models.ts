@@ -31,6 +31,7 @@ import { runningShadow } from '../../db/shadow.js';
 import { auditOperator, operator, withDatabase } from '../operator.js';
 import { action, collect } from '../run.js';
 import { buildModelCard, writeModelCard } from '../model-card.js';
+import { repackVersion } from '../repack-version.js';
 
 interface ModelsOptions {
   models: string;
@@ -311,6 +312,29 @@ export function register(program: Command): void {
         }
         process.stdout.write(`${va.name}@${va.version} -> ${vb.name}@${vb.version}: ${changes.length} change${changes.length === 1 ? '' : 's'}\n`);
         for (const c of changes) process.stdout.write(`  ${formatChange(c)}\n`);
+      }),
+    );
+
+  models
+    .command('repack')
+    .description(
+      'a new version whose int8 model stores every float tensor that float16 holds exactly (the SE blocks, the batch norms kept in float, the head: the weights ship as float16) as float16 behind a Cast; ' +
+        'the same outputs bit for bit (checked on random inputs before anything is written), so threshold, calibration and figures carry over; fewer bytes. The source stays as it was',
+    )
+    .argument('<version>', 'NAME@VERSION, a version name, or a version folder')
+    .option('--models <dir>', 'models folder', 'models')
+    .option('--version <name>', 'name of the new version (default: the next <version>-rN)')
+    .action(
+      action(async (ref: string, o: ModelsOptions & { version?: string }) => {
+        const v = await findVersion(o.models, ref);
+        const r = await repackVersion(v.dir, { version: o.version });
+        process.stdout.write(
+          `${v.name} ${r.source} -> ${r.written.version}: ${r.file} ${(r.bytes.before / 1e6).toFixed(2)} -> ${(r.bytes.after / 1e6).toFixed(2)} MB ` +
+            `(${r.halved} tensors as float16; outputs identical on ${r.checkedInputs} random batches)\n`,
+        );
+        process.stderr.write(
+          `wrote ${r.written.dir}; ${r.source} is unchanged. Its evaluations and card are not copied: evaluate --save and models card --write again, then \`cxr-triage models activate ${v.name} ${r.written.version}\`\n`,
+        );
       }),
     );
 

@@ -5,6 +5,7 @@ import { channelAbsMax, equalizablePieces, equalizeConcatPieces } from './equali
 import { applyQdq, type QdqResult } from './qdq.js';
 import { calibrateRanges, sharedRanges, type CalibrateRangesOptions, type CalibrationInput, type CalibrationMethod } from './ranges.js';
 import { decodeModel, encodeModel } from './proto.js';
+import { halveExactFloatInitializers } from '../half-initializers.js';
 
 export { planQuantization, inDataScope, DEFAULT_OPS, QUANTIZABLE_OPS, DATA_OPS, type QuantizableOp, type DataOp } from './plan.js';
 export { WEIGHT_QMAX } from './qdq.js';
@@ -21,6 +22,8 @@ export interface QuantizeResult {
   rewrittenConvTransposes: string[];
   /** concatenation pieces whose channels were brought to one scale */
   equalizedPieces: string[];
+  /** float initializers stored as float16 behind a Cast (exact: half-initializers.ts) */
+  halvedInitializers: number;
   weightError: QdqResult['weightError'];
   activations: QdqResult['activations'];
   method: CalibrationMethod;
@@ -59,8 +62,11 @@ export async function quantizeOnnx(floatBytes: Uint8Array, inputs: readonly Cali
     pinned: new Set([...plan.quantized, ...plan.data].filter((p) => p.relu).map((p) => p.output)),
   });
   const q = applyQdq(model, plan, ranges);
+  // what stays float (SE blocks, kept batch norms, the head) is float16 data already: half the bytes, the same outputs
+  const halved = halveExactFloatInitializers(q.model);
   return {
-    bytes: encodeModel(q.model),
+    bytes: encodeModel(halved.model),
+    halvedInitializers: halved.halved.length,
     plan,
     foldedBatchNorms: fold.folded,
     equalizedPieces: equalized,
