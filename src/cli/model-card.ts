@@ -252,10 +252,20 @@ export async function buildModelCard(dir: string, opts: CardOptions = {}): Promi
         pictures: [p],
       });
   }
-  let folderBytes = (await stat(join(dir, MANIFEST_FILE))).size;
-  for (const f of Object.keys(m.files)) folderBytes += (await stat(join(dir, f))).size;
+  const folderBytes = await bytesUnder(dir, (rel) => rel !== MODEL_CARD_FILE);
   const text = renderModelCard({ manifest: m, digest: manifestDigest(m), figures, datasets, notes: { ...notes, failureModes }, pictures, folderBytes });
   return { text, datasets };
+}
+
+/** Bytes of every file under `dir` (recursively) whose path relative to it `keep` accepts. */
+async function bytesUnder(dir: string, keep: (rel: string) => boolean, rel = ''): Promise<number> {
+  let total = 0;
+  for (const e of await readdir(join(dir, rel), { withFileTypes: true })) {
+    const path = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory()) total += await bytesUnder(dir, keep, path);
+    else if (e.isFile() && keep(path)) total += (await stat(join(dir, path))).size;
+  }
+  return total;
 }
 
 /** Writes MODEL_CARD.md (and card/datasets.json when attributions were found) into the version folder. */

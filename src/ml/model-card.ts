@@ -362,6 +362,9 @@ function calibrationSection(m: ModelManifest, figures: readonly CardFigures[]): 
   return [...out, ''];
 }
 
+/** What a version folder should stay under, so that git keeps every version comfortably. */
+export const MAX_VERSION_MB = 25;
+
 function provenanceSection(m: ModelManifest, digest: string, folderBytes: number): string[] {
   const t = m.training;
   const out = [
@@ -378,10 +381,10 @@ function provenanceSection(m: ModelManifest, digest: string, folderBytes: number
     );
   if (t.environment)
     out.push(`- code ${t.environment.gitCommit ?? 'unknown commit'}, node ${t.environment.node}, command \`${t.environment.command.join(' ')}\``);
-  // MiB, as the README's folder sizes; the card, card/ and evaluations/ come on top
-  const mib = folderBytes / 2 ** 20;
+  // decimal MB, as the limit is stated; the whole folder but this card (evaluations/ and card/ included)
+  const mb = folderBytes / 1e6;
   out.push(
-    `- model files ${mib.toFixed(1)} MiB in ${Object.keys(m.files).length + 1} files${mib > 25 ? ' (over the 25 MiB a version folder should stay under)' : ''}`,
+    `- version folder ${mb.toFixed(1)} MB without this card${mb > MAX_VERSION_MB ? ` (over the ${MAX_VERSION_MB} MB a version folder should stay under)` : ''}`,
   );
   return [...out, ''];
 }

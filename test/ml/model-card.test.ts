@@ -207,7 +207,7 @@ test('renderModelCard writes each section with the exact figures, per-100 rows, 
   has('![card/other.png](card/other.png)');
   assert.ok(!lines.includes('![card/apex.png](card/apex.png)'), 'a picture shown with its failure mode is not shown twice');
   has(`- version classifier@v1, created 2026-12-01T00:00:00.000Z, manifest digest \`${'d'.repeat(64)}\``);
-  has('- model files 28.6 MiB in 3 files (over the 25 MiB a version folder should stay under)');
+  has('- version folder 30.0 MB without this card (over the 25 MB a version folder should stay under)');
   assert.ok(!/\n\n\n/.test(text), 'no runs of blank lines');
   // an int8-served version with its own calibration names it, and model.onnx's as the float one's
   const int8Cal = { ...m.calibration!, a: 2, b: 0.5 };

@@ -57,7 +57,10 @@ test('a tensor whose every value is a float16 number is stored as float16 behind
   assert.ok(floats.length > exact.length, 'and others stay');
   const h = halveExactFloatInitializers(src);
   assert.deepEqual([...h.halved].sort(), exact.map((t) => t.name!).sort());
-  assert.equal(h.savedBytes, exact.reduce((s, t) => s + floatData(t)!.length * 2, 0));
+  assert.equal(
+    h.savedBytes,
+    exact.reduce((s, t) => s + floatData(t)!.length * 2, 0),
+  );
   const g = graphOf(h.model);
   for (const name of h.halved) {
     const cast = g.node.find((n) => n.opType === 'Cast' && n.output![0] === name)!;
