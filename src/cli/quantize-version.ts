@@ -139,7 +139,7 @@ export async function quantizeVersion(o: QuantizeVersionOptions): Promise<Quanti
   bar.finish();
   log(
     `${q.plan.quantized.length} nodes in int8, ${q.plan.float.length} quantizable nodes kept in float, ${q.plan.data.length} Add/Concat in uint8, ` +
-      `${q.foldedBatchNorms.length} batch norms folded into the next conv; ${float.bytes.length} -> ${q.bytes.length} bytes`,
+      `${q.foldedBatchNorms.length} batch norms folded into the next conv, ${q.halvedInitializers} float tensors stored as float16 (exact); ${float.bytes.length} -> ${q.bytes.length} bytes`,
   );
 
   const f = float;
@@ -172,6 +172,7 @@ export async function quantizeVersion(o: QuantizeVersionOptions): Promise<Quanti
         ...(o.dataScope ? { dataScope: o.dataScope } : {}),
         dataNodes: q.plan.data.length,
         foldedBatchNorms: q.foldedBatchNorms.length,
+        halvedInitializers: q.halvedInitializers,
         floatNodes: q.plan.float,
         bytes: { float: f.bytes.length, int8: q.bytes.length },
         comparison: null,

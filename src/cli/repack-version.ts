@@ -66,7 +66,9 @@ export async function repackVersion(versionDir: string, o: { version?: string; i
     reason: 'repack',
     change: async (stage, m) => {
       await writeFile(join(stage, file), after);
-      return m.quantization ? { ...m, quantization: { ...m.quantization, bytes: { ...m.quantization.bytes, int8: after.length } } } : m;
+      return m.quantization
+        ? { ...m, quantization: { ...m.quantization, bytes: { ...m.quantization.bytes, int8: after.length }, halvedInitializers: halved.halved.length } }
+        : m;
     },
   });
   return {

@@ -87,6 +87,7 @@ test("quantize a classifier: a new -r1 version with both models; the int8 thresh
   assert.ok(m.files['model.int8.onnx'] && m.files['model.onnx'], 'both models are hashed in the manifest');
   assert.ok((await verifyManifest(out.dir)).ok);
   assert.ok(q.quantizedNodes > 0 && q.bytes.int8 < q.bytes.float);
+  assert.equal(typeof q.halvedInitializers, 'number', 'the manifest says how many float tensors went to float16');
   assert.deepEqual(q.calibration.data, ['data', 'split.csv:train']);
   assert.equal(q.calibration.images, 4);
   assert.equal(q.calibration.inputsPerImage, 2);
@@ -495,6 +496,8 @@ test('models repack writes a version whose int8 model keeps its float16-exact fl
   const size = (await readFile(join(dir, 'model.int8.onnx'))).length;
   assert.ok(size < (await readFile(join(rounded.dir, 'model.int8.onnx'))).length);
   assert.equal(b.quantization!.bytes.int8, size);
+  assert.equal(b.quantization!.halvedInitializers, Number(/\((\d+) tensors as float16/.exec(r.stdout)![1]));
+  assert.ok(b.quantization!.halvedInitializers! > 0);
   assert.deepEqual(b.quantization!.threshold, a.quantization!.threshold);
   // the service's probabilities, through the whole pipeline, are the same numbers
   const items = itemsInSubset(await loadEvalItems(data), await readSplitFile(splitCsv), 'validation');

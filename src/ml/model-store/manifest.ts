@@ -153,6 +153,8 @@ export interface QuantizationInfo {
   dataNodes?: number;
   /** batch norms folded into the convolution after them, leaving a uint8 Add */
   foldedBatchNorms?: number;
+  /** float tensors stored as float16 behind a Cast, every value exact (half-initializers.ts; absent before stop 23) */
+  halvedInitializers?: number;
   floatNodes: { id: string; op: string; reason: string }[];
   bytes: { float: number; int8: number };
   comparison: QuantizationComparison | null;
