@@ -1,4 +1,4 @@
-import { DATA_OPS, DEFAULT_OPS, inDataScope, planQuantization, type PlanOptions, type QuantizationPlan } from './plan.js';
+import { assertDataScope, DATA_OPS, DEFAULT_OPS, inDataScope, planQuantization, type PlanOptions, type QuantizationPlan } from './plan.js';
 import { foldPreactivationBatchNorm } from './fold-preactivation.js';
 import { convTransposeAsDepthToSpace } from './transpose-conv.js';
 import { channelAbsMax, equalizablePieces, equalizeConcatPieces } from './equalize.js';
@@ -38,6 +38,8 @@ export async function quantizeOnnx(floatBytes: Uint8Array, inputs: readonly Cali
   const dataOps = opts.dataOps ?? DATA_OPS;
   const inScope = (id: string) => inDataScope(opts.dataScope, id);
   let decoded = decodeModel(floatBytes);
+  // before the rewrites and the calibration runs, which take minutes on a DenseNet
+  assertDataScope(decoded, opts.dataScope);
   // each rewrite computes the same function in float; it only pays when its result runs in uint8
   // (not when ConvTranspose itself is asked for in int8: then it stays one node)
   const rewriteUpsampling = dataOps.includes('DepthToSpace') && !(opts.ops ?? DEFAULT_OPS).includes('ConvTranspose');

@@ -91,6 +91,13 @@ export function inDataScope(scope: readonly string[] | undefined, id: string): b
   return !scope || scope.some((prefix) => id.startsWith(prefix));
 }
 
+/** A data-scope prefix that names no node is a typo: said before any work, not after. */
+export function assertDataScope(model: ModelProto, scope: readonly string[] | undefined): void {
+  const nodes = graphOf(model).node;
+  const unmatched = (scope ?? []).filter((prefix) => !nodes.some((n) => nodeId(n).startsWith(prefix)));
+  if (unmatched.length > 0) throw new CxrError('E_BAD_ARGUMENT', `--data-scope names no node: ${unmatched.join(', ')}`);
+}
+
 export function nodeId(n: NodeProto): string {
   return n.name || (n.output?.[0] ?? '');
 }
@@ -184,8 +191,7 @@ export function planQuantization(model: ModelProto, opts: PlanOptions = {}): Qua
     // a name that matches nothing is a typo: say so instead of quietly quantizing everything
     throw new CxrError('E_BAD_ARGUMENT', `--keep-float names no quantizable node: ${unknown.join(', ')}`);
   }
-  const unmatched = (opts.dataScope ?? []).filter((prefix) => !g.node.some((n) => nodeId(n).startsWith(prefix)));
-  if (unmatched.length > 0) throw new CxrError('E_BAD_ARGUMENT', `--data-scope names no node: ${unmatched.join(', ')}`);
+  assertDataScope(model, opts.dataScope);
   const tensors = new Set<string>();
   for (const p of quantized) {
     tensors.add(p.input);
