@@ -49,6 +49,20 @@ after(async () => {
   if (root) await rm(root, { recursive: true, force: true });
 });
 
+/**
+ * `evaluate --per-image` on the test's data (plus `extra`), and the validation rows of the CSV it
+ * wrote: their fields, probabilities and labels.
+ */
+async function evaluateValidation(name: string, ...extra: string[]) {
+  const perImage = join(root, `${name}.csv`);
+  const ev = await cli(['evaluate', '--data', data, '--models', models, '--json', '--threads', '1', '--per-image', perImage, ...extra]);
+  assert.equal(ev.code, 0, ev.stderr);
+  const rows = parseCsv(await readFile(perImage, 'utf8'))
+    .rows.map((r) => r.fields)
+    .filter(([file]) => validation.has(file));
+  return { ev, perImage, rows, scores: rows.map(([, , p]) => Number(p)), labels: rows.map(([, l]) => (l === 'pneumonia' ? 1 : 0)) };
+}
+
 test('calibrate --dry-run prints the new threshold and leaves the manifest byte for byte as it was', async () => {
   const before = await readFile(join(classifierDir, 'manifest.json'), 'utf8');
   const r = await calibrateAtTarget('--dry-run');
@@ -62,15 +76,8 @@ test("calibrating the active version leaves it untouched and active, and writes 
   await writeActive(models, 'classifier', active);
   const sourceManifest = await readFile(join(classifierDir, 'manifest.json'), 'utf8');
   const sourceDigest = manifestDigest(await readManifest(classifierDir));
-  const perImage = join(root, 'per-image.csv');
-  const ev = await cli(['evaluate', '--data', data, '--models', models, '--json', '--threads', '1', '--per-image', perImage]);
-  assert.equal(ev.code, 0, ev.stderr);
-  const rows = parseCsv(await readFile(perImage, 'utf8'))
-    .rows.map((r) => r.fields)
-    .filter(([file]) => validation.has(file));
+  const { perImage, rows, scores, labels } = await evaluateValidation('per-image');
   assert.equal(rows.length, validation.size);
-  const scores = rows.map(([, , p]) => Number(p));
-  const labels = rows.map(([, l]) => (l === 'pneumonia' ? 1 : 0));
   const expected = calibrateThreshold(scores, labels, TARGET);
 
   // --fit none: the threshold on the raw probabilities, as evaluate printed them
@@ -194,14 +201,7 @@ test('calibrate fits a Platt calibration on the raw served probabilities into th
   assert.deepEqual(await verifyManifest(dir), { ok: true, modified: [], missing: [], unlisted: [] });
 
   // evaluate with the new version reports calibrated probabilities, and the threshold reaches the target on them
-  const perImage = join(root, 'per-image-platt.csv');
-  const ev = await cli(['evaluate', '--data', data, '--models', models, '--classifier', dir, '--json', '--threads', '1', '--per-image', perImage]);
-  assert.equal(ev.code, 0, ev.stderr);
-  const rows = parseCsv(await readFile(perImage, 'utf8'))
-    .rows.map((x) => x.fields)
-    .filter(([file]) => validation.has(file));
-  const scores = rows.map(([, , p]) => Number(p));
-  const labels = rows.map(([, l]) => (l === 'pneumonia' ? 1 : 0));
+  const { ev, scores, labels } = await evaluateValidation('per-image-platt', '--classifier', dir);
   assert.equal(m.threshold!.value, calibrateThreshold(scores, labels, TARGET).threshold);
   assert.ok(binaryMetrics(confusionAt(scores, labels, m.threshold!.value)).recall! >= TARGET);
   assert.equal(JSON.parse(ev.stdout).threshold, m.threshold!.value);
@@ -296,33 +296,8 @@ test('calibrate --population --fit platt on scored rows gives each population it
   assert.deepEqual([own.method, own.a, own.b, own.fittedOn.n], [m.calibration!.method, m.calibration!.a, m.calibration!.b, validation.size]);
   assert.equal(adult.value, m.threshold!.value);
   // the engine decides this population's studies on its calibration
-  const perImage = join(root, 'per-image-pop-platt.csv');
-  const ev = await cli([
-    'evaluate',
-    '--data',
-    data,
-    '--models',
-    models,
-    '--classifier',
-    join(dirname(classifierDir), 'pop-platt'),
-    '--threads',
-    '1',
-    '--json',
-    '--per-image',
-    perImage,
-  ]);
-  assert.equal(ev.code, 0, ev.stderr);
-  const rows = parseCsv(await readFile(perImage, 'utf8'))
-    .rows.map((x) => x.fields)
-    .filter(([file]) => validation.has(file));
-  assert.equal(
-    adult.value,
-    calibrateThreshold(
-      rows.map(([, , p]) => Number(p)),
-      rows.map(([, l]) => (l === 'pneumonia' ? 1 : 0)),
-      TARGET,
-    ).threshold,
-  );
+  const { scores, labels } = await evaluateValidation('per-image-pop-platt', '--classifier', join(dirname(classifierDir), 'pop-platt'));
+  assert.equal(adult.value, calibrateThreshold(scores, labels, TARGET).threshold);
 });
 
 test('evaluate decides an image folder at the threshold of the population whose validation set it is (or the one --population names), and refuses a population the version has no threshold for', async () => {
