@@ -7,6 +7,7 @@ import { halveExactFloatInitializers } from '../ml/onnx/half-initializers.js';
 import { INT8_FILE } from '../ml/onnx/quantize/info.js';
 import { decodeModel, encodeModel } from '../ml/onnx/quantize/proto.js';
 import { mulberry32 } from '../data/rng.js';
+import { openSession } from '../inference/session.js';
 
 export interface RepackResult {
   source: string;
@@ -20,8 +21,8 @@ export interface RepackResult {
 
 /** Every output of both models on `inputs`, compared bit for bit; the first difference is an error. */
 async function assertSameOutputs(a: Uint8Array, b: Uint8Array, inputs: readonly { data: Float32Array; dims: number[] }[], label: string): Promise<void> {
-  const opts: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', intraOpNumThreads: 2, logSeverityLevel: 3 };
-  const [sa, sb] = await Promise.all([ort.InferenceSession.create(a, opts), ort.InferenceSession.create(b, opts)]);
+  // opened as the engine opens them: the folded Cast is what the service will run
+  const [sa, sb] = (await Promise.all([openSession(a, `${label} before`), openSession(b, `${label} repacked`)])).map((o) => o.session);
   try {
     for (const x of inputs) {
       const feed = (s: ort.InferenceSession) => ({ [s.inputNames[0]]: new ort.Tensor('float32', x.data, x.dims) });

@@ -1,4 +1,4 @@
-import { float16BitsToFloat32, float32ToFloat16Bits } from '../float16.js';
+import { encodeFloat16, float16BitsToFloat32 } from '../float16.js';
 import { floatData, graphOf, nameAllocator, node, onnx, type ModelProto, type TensorProto } from './quantize/proto.js';
 
 /**
@@ -24,11 +24,11 @@ export interface HalvedInitializers {
 /** Initializers smaller than this stay as they are: a Cast node costs more bytes than it saves. */
 export const MIN_HALVED_ELEMENTS = 64;
 
-function exactInFloat16(values: Float32Array): boolean {
-  for (let i = 0; i < values.length; i++) {
-    if (float16BitsToFloat32(float32ToFloat16Bits(values[i])) !== values[i]) return false;
-  }
-  return true;
+/** The tensor's float16 bits when every value survives the trip exactly, else null. */
+function exactFloat16(values: Float32Array): Uint16Array | null {
+  const bits = encodeFloat16(values);
+  for (let i = 0; i < values.length; i++) if (float16BitsToFloat32(bits[i]) !== values[i]) return null;
+  return bits;
 }
 
 export function halveExactFloatInitializers(model: ModelProto, minElements = MIN_HALVED_ELEMENTS): HalvedInitializers {
@@ -41,12 +41,11 @@ export function halveExactFloatInitializers(model: ModelProto, minElements = MIN
   let savedBytes = 0;
   for (const t of g.initializer) {
     const values = floatData(t);
-    if (!values || values.length < minElements || !exactInFloat16(values)) {
+    const bits = values && values.length >= minElements ? exactFloat16(values) : null;
+    if (!values || !bits) {
       kept.push(t);
       continue;
     }
-    const bits = new Uint16Array(values.length);
-    for (let i = 0; i < values.length; i++) bits[i] = float32ToFloat16Bits(values[i]);
     const name = fresh(`${t.name}/float16`);
     kept.push({ name, dims: t.dims, dataType: onnx.TensorProto.DataType.FLOAT16, rawData: new Uint8Array(bits.buffer) });
     casts.push(node('Cast', [name], [t.name!], fresh(`${t.name}/cast`), { to: onnx.TensorProto.DataType.FLOAT }));
