@@ -136,17 +136,11 @@ export async function recalibrate(o: RecalibrateOptions): Promise<RecalibrateRes
   const threshold = o.populations?.size
     ? {
         ...pooled,
-        populations: Object.fromEntries(
-          Object.entries(
-            populationThresholds(
-              result.images.map((img, i) => ({ dataset: datasets[i], label: img.label, probability: rowProbabilities[i] })),
-              o.populations,
-              o.targetRecall,
-            ),
-          ).map(([k, p]) => {
-            const own = populationCalibrations[k as Population];
-            return [k, { ...p, ...(own ? { calibration: own } : {}) }];
-          }),
+        populations: populationThresholds(
+          result.images.map((img, i) => ({ dataset: datasets[i], label: img.label, probability: rowProbabilities[i] })),
+          o.populations,
+          o.targetRecall,
+          populationCalibrations,
         ),
       }
     : pooled;
@@ -299,20 +293,20 @@ export async function populationsFromScores(o: PopulationsFromScoresOptions): Pr
             at,
           }),
         };
+  // each population on its own calibration: the one just fitted, else (no --fit) the one it had
+  const calibrations =
+    populationCalibrations === undefined
+      ? Object.fromEntries(Object.entries(previous.populations ?? {}).flatMap(([k, p]) => (p?.calibration ? [[k, p.calibration]] : [])))
+      : (populationCalibrations ?? {});
   const threshold: ThresholdInfo = {
     ...pooled,
-    populations: populationThresholds(rows, o.populations, o.targetRecall),
+    populations: populationThresholds(rows, o.populations, o.targetRecall, calibrations),
   };
   // scores saved with their TTA spreads (evaluate since 2026-12-02) also set the uncertainty bound
   const uncertainty = uncertaintyBound(spreads);
   if (uncertainty) threshold.uncertainty = uncertainty;
   const pickedOn = { subset: o.subset, precision: o.precision, scores: o.scores.map((s) => portablePath(resolve(s), { models })) };
-  threshold.populations = Object.fromEntries(
-    Object.entries(threshold.populations!).map(([k, p]) => {
-      const own = populationCalibrations === undefined ? previous.populations?.[k as Population]?.calibration : populationCalibrations?.[k as Population];
-      return [k, { ...p, pickedOn, ...(own ? { calibration: own } : {}) }];
-    }),
-  );
+  threshold.populations = Object.fromEntries(Object.entries(threshold.populations!).map(([k, p]) => [k, { ...p, pickedOn }]));
   let written: { dir: string; version: string } | null = null;
   if (o.write === 'derive') {
     const derived = await deriveVersion(classifierDir, {

@@ -103,13 +103,16 @@ export function parsePopulationMap(pairs: readonly string[]): Map<string, Popula
 
 /**
  * One threshold per population, each picked by calibrateThreshold (the highest threshold keeping
- * the target recall) on the rows of that population's sets only, with the few-positives warning.
- * Every row's set must be mapped: a row silently left out would be a population mis-measured.
+ * the target recall) on the rows of that population's sets only, with the few-positives warning,
+ * and the population's own calibration (`calibrations`, the scale its rows' probabilities are on)
+ * when it has one. Every row's set must be mapped: a row silently left out would be a population
+ * mis-measured.
  */
 export function populationThresholds(
   rows: readonly PopulationRow[],
   map: ReadonlyMap<string, Population>,
   targetRecall: number,
+  calibrations: Partial<Record<Population, CalibrationInfo>> = {},
 ): Partial<Record<Population, PopulationThreshold>> {
   const unmapped = [...new Set(rows.map((r) => r.dataset).filter((d) => !map.has(d)))];
   if (unmapped.length) throw new CxrError('E_BAD_ARGUMENT', `no --population for set(s) ${unmapped.join(', ')}`);
@@ -136,6 +139,7 @@ export function populationThresholds(
       positives,
       datasets,
       ...(warning ? { warnings: [warning] } : {}),
+      ...(calibrations[pop] ? { calibration: calibrations[pop] } : {}),
     };
   }
   return out;
