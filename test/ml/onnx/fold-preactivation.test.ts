@@ -21,7 +21,6 @@ import { decodeModel, encodeModel, graphOf, intAttr, toNumber } from '../../../s
 import { SMALL_DENSENET } from '../../../src/ml/random-models.js';
 import { ap, randomizeWeights, randomInput } from './parity.js';
 
-type ST = tf.SymbolicTensor;
 const L = tf.layers;
 
 before(async () => {
