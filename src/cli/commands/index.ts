@@ -29,4 +29,5 @@ export const commandLoaders: Record<string, () => Promise<{ register: RegisterCo
   'validate-dataset': () => import('./validate-dataset.js'),
   runs: () => import('./runs.js'),
   'contact-sheet': () => import('./contact-sheet.js'),
+  'pseudo-masks': () => import('./pseudo-masks.js'),
 };
