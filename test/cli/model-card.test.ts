@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { loadDataset } from '../../src/data/dataset.js';
 import { splitByPatient, writeSplit } from '../../src/data/split.js';
 import { decodeDisplayImage } from '../../src/imaging/png.js';
@@ -122,6 +123,26 @@ test('contact-sheet draws each set’s films through the served pipeline into on
   const img = await decodeDisplayImage(await readFile(out));
   // 4 tiles of 64 + 4 padding, 2 caption lines of 10, a title line
   assert.deepEqual([img.width, img.height], [4 * 68 + 4, 18 + (68 + 20) + 4]);
+});
+
+test('contact-sheet --no-heatmap draws the film grey with only the green lung outline on it', async () => {
+  const out = join(root, 'outline.png');
+  const r = await cli(['contact-sheet', '--data', data, '--models', models, '--per-set', '4', '--side', '64', '--threads', '1', '--no-heatmap', '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const { data: rgb, info } = await sharp(await readFile(out))
+    .removeAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  assert.equal(info.channels, 3);
+  let outline = 0;
+  for (let i = 0; i < rgb.length; i += 3) {
+    const [red, green, blue] = [rgb[i], rgb[i + 1], rgb[i + 2]];
+    if (red === green && green === blue) continue;
+    // film, captions and background are grey: any colour is the outline's
+    assert.deepEqual([red, green, blue], [0, 230, 64], `pixel ${i / 3} is (${red}, ${green}, ${blue})`);
+    outline++;
+  }
+  assert.ok(outline > 0, 'no lung outline drawn');
 });
 
 const shared = process.env.CXR_SHARED_DIR ?? join(REPO_ROOT, '..', 'shared');

@@ -12,6 +12,7 @@ import { rngFor } from '../../data/rng.js';
 import { parseSplitName, SPLIT_NAMES } from '../../data/split.js';
 import { CxrError } from '../../errors.js';
 import { encodeRgbPng } from '../../imaging/png.js';
+import { grayImage } from '../../imaging/types.js';
 import { loadEngine, scoreOverlays } from '../../inference/engine.js';
 import { populationForDatasets, populationProbability } from '../../inference/population.js';
 import { loadSplitItems } from '../../ml/calibrate.js';
@@ -33,6 +34,7 @@ interface SheetCliOptions {
   split?: string;
   subset: string;
   threads?: string;
+  heatmap: boolean;
 }
 
 /**
@@ -67,6 +69,7 @@ export function register(program: Command): void {
     .option('--split <csv>', "draw only from the images a split assigns to --subset (e.g. a version's held-out patients)")
     .option('--subset <name>', `with --split: ${SPLIT_NAMES.join('|')}`, 'test')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default 2)')
+    .option('--no-heatmap', 'draw the lung outline only (judging masks)')
     .action(
       action(async (o: SheetCliOptions) => {
         const perSet = parseInteger('--per-set', o.perSet, 1);
@@ -98,9 +101,11 @@ export function register(program: Command): void {
             const threshold = population?.value ?? engine.threshold.value;
             const s = { ...scored, probability: populationProbability(population?.calibration, scored) };
             const flagged = s.probability >= threshold;
+            const overlays = scoreOverlays(s, image.width, image.height);
             tiles.push({
               image,
-              ...scoreOverlays(s, image.width, image.height),
+              mask: overlays.mask,
+              heatmap: o.heatmap ? overlays.heatmap : grayImage(image.width, image.height),
               // two short lines: the 5x7 font is 6 px a letter and a tile can be 128 px wide
               caption: [set.slice(0, 20), `${item.label >= 0.5 ? 'PNEUMONIA' : 'NORMAL'} ${s.probability.toFixed(3)}${flagged ? ' FLAG' : ''}`],
             });
@@ -115,7 +120,7 @@ export function register(program: Command): void {
         const sheet = contactSheet(tiles, {
           side,
           columns,
-          title: `SEGMENTER ${m.segmenter.version} CLASSIFIER ${m.classifier.version} - LUNG OUTLINE GREEN - CAM HEATMAP`,
+          title: `SEGMENTER ${m.segmenter.version} CLASSIFIER ${m.classifier.version} - LUNG OUTLINE GREEN${o.heatmap ? ' - CAM HEATMAP' : ''}`,
         });
         const out = resolve(o.out);
         await mkdir(dirname(out), { recursive: true });
