@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { readPerImageCsv } from '../ml/evaluation-files.js';
+import { TRAINING_EVALUATION } from '../ml/train/finalize.js';
 import { CxrError } from '../errors.js';
 import { encodeRgbPng } from '../imaging/png.js';
 import { loadEngine, scoreOverlays } from '../inference/engine.js';
@@ -82,6 +83,8 @@ async function savedEvaluations(dir: string, given: readonly string[]): Promise<
   if (!existsSync(root)) return [];
   const out: SavedEvaluation[] = [];
   for (const folder of (await readdir(root)).sort()) {
+    // what `train` scored: the card shows it from the manifest's training metrics
+    if (folder === TRAINING_EVALUATION) continue;
     const summary = await readJson<Record<string, unknown>>(join(root, folder, 'summary.json'));
     if (!summary) continue;
     const data = (summary.data as (PortablePath | string)[] | undefined) ?? [];

@@ -9,7 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { loadDataset } from '../../src/data/dataset.js';
@@ -25,9 +25,10 @@ let root: string;
 let models: string;
 let data: string;
 let classifierDir: string;
+let segmenterDir: string;
 
 before(async () => {
-  ({ root, models, data, classifierDir } = await scratchModelsAndData(
+  ({ root, models, data, classifierDir, segmenterDir } = await scratchModelsAndData(
     'cxr-card-',
     { count: 16, seed: 31_337, sizeMin: 96, sizeMax: 128, workSize: 96 },
     'synth-set',
@@ -123,6 +124,25 @@ test('contact-sheet draws each set’s films through the served pipeline into on
   const img = await decodeDisplayImage(await readFile(out));
   // 4 tiles of 64 + 4 padding, 2 caption lines of 10, a title line
   assert.deepEqual([img.width, img.height], [4 * 68 + 4, 18 + (68 + 20) + 4]);
+});
+
+test('a segmenter card leaves out what training scored (Dice per image) instead of a classification row of NaN', async () => {
+  // what `train segmenter` saves next to the version: Dice and IoU per image, no probabilities
+  const training = join(segmenterDir, 'evaluations', 'training');
+  await mkdir(training, { recursive: true });
+  await writeFile(
+    join(training, 'summary.json'),
+    JSON.stringify({ version: 'x', scorer: 'tfjs, single view', at: '2026-12-02T00:00:00.000Z', images: { validation: 1 } }),
+  );
+  await writeFile(join(training, 'per-image.csv'), 'file,split,dice,iou\nimages/a.dcm,validation,0.98,0.96\n');
+  try {
+    const r = await cli(['models', 'card', segmenterDir, '--models', models]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /No decision threshold/);
+    assert.doesNotMatch(r.stdout, /NaN/);
+  } finally {
+    await rm(join(segmenterDir, 'evaluations'), { recursive: true, force: true });
+  }
 });
 
 test('contact-sheet --no-heatmap draws the film grey with only the green lung outline on it', async () => {
