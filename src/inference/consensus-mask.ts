@@ -1,8 +1,7 @@
 import * as ort from 'onnxruntime-node';
-import { thresholdMask, type BinaryMask } from '../imaging/components.js';
+import { cleanLungMask, thresholdMask, type BinaryMask } from '../imaging/components.js';
 import { lungMask, segmenterInput } from '../imaging/pixel-contract.js';
 import { binaryDice, PSEUDO_VIEWS, unviewOf, viewOf } from '../imaging/pseudo-mask.js';
-import { cleanLungMask } from '../imaging/components.js';
 import { grayImage, type SampledImage } from '../imaging/types.js';
 import { openSession } from './session.js';
 

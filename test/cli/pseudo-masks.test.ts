@@ -6,7 +6,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { cp, mkdtemp, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseCsv } from '../../src/data/csv.js';
@@ -70,10 +71,27 @@ test('pseudo-masks writes the kept train films as a segmenter dataset with masks
 });
 
 test('pseudo-masks --dry-run writes nothing and says what it judged', async () => {
-  const r = await cli(['pseudo-masks', '--data', join(root, 'films'), '--segmenter', segmenter, '--max', '3', '--dry-run', '--threads', '1']);
+  const out = join(root, 'dry');
+  const r = await cli(['pseudo-masks', '--data', join(root, 'films'), '--segmenter', segmenter, '--max', '3', '--dry-run', '--out', out, '--threads', '1']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /accepted \d+ of 3/);
   assert.match(r.stdout, /view agreement p5/);
+  assert.equal(existsSync(out), false);
+});
+
+test('pseudo-masks that stops on an unreadable film leaves no dataset folder behind', async () => {
+  const broken = join(root, 'broken');
+  await cp(join(root, 'films'), broken, { recursive: true });
+  const ds = await loadDataset(broken);
+  await writeFile(ds.items[ds.items.length - 1].path, 'not a DICOM file');
+  const out = join(root, 'broken-pseudo');
+  const r = await cli(['pseudo-masks', '--data', broken, '--segmenter', segmenter, '--out', out, '--threads', '1']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /E_/);
+  assert.deepEqual(
+    (await readdir(root)).filter((n) => n.startsWith('broken-pseudo')),
+    [],
+  );
 });
 
 test('itemsOfSubset reads a pool split by its dataset column and a plain one by file', () => {

@@ -4,12 +4,13 @@
  * folder that `train segmenter` reads next to phantoms: self-training on real films.
  */
 import type { Command } from 'commander';
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { existsSync, readdirSync } from 'node:fs';
 import { loadDataset, readItemImage, type DatasetItem } from '../../data/dataset.js';
 import { datasetName } from '../../data/multi-dataset.js';
 import { parseSplitName, readSplitFile, SPLIT_NAMES, type SplitName } from '../../data/split.js';
+import { csvLine } from '../../data/csv.js';
 import { CxrError } from '../../errors.js';
 import { encodeGrayPng, encodeRgbPng } from '../../imaging/png.js';
 import { grayImage, toGray } from '../../imaging/types.js';
@@ -123,7 +124,7 @@ export function register(program: Command): void {
         let items = (await loadDataset(dir)).items;
         if (o.split) items = itemsOfSubset(items, (await readSplitFile(resolve(o.split))).assignments, parseSplitName(o.subset), set);
         if (o.max) items = capItems(items, parseInteger('--max', o.max, 1), parseInteger('--seed', o.seed, 0));
-        const out = o.out ? resolve(o.out) : null;
+        const out = o.out && !o.dryRun ? resolve(o.out) : null;
         if (out && existsSync(out) && readdirSync(out).length > 0 && !o.force) {
           throw new CxrError('E_BAD_ARGUMENT', `${out} is not empty (use --force to write into it)`);
         }
@@ -132,8 +133,11 @@ export function register(program: Command): void {
           threads: o.threads ? parseInteger('--threads', o.threads, 1) : undefined,
         });
         const verdicts: PseudoMaskVerdict[] = [];
-        const rows: string[] = ['file,label,patient_id'];
-        const report: string[] = ['file,accepted,reasons,lung_fraction,balance,solidity,agreement'];
+        const rows: string[] = [csvLine(['file', 'label', 'patient_id'])];
+        const report: string[] = [csvLine(['file', 'accepted', 'reasons', 'lung_fraction', 'balance', 'solidity', 'agreement'])];
+        // a fresh folder is written beside it and renamed at the end: a run that stops half-way
+        // leaves no folder that looks like a finished dataset
+        const work = out && !(o.force && existsSync(out)) ? `${out}.partial-${process.pid}` : out;
         const stems = new Set<string>();
         const perKind = parseInteger('--sheet-tiles', o.sheetTiles, 1);
         const tiles: { accepted: FilmTile[]; rejected: FilmTile[] } = { accepted: [], rejected: [] };
@@ -155,7 +159,7 @@ export function register(program: Command): void {
               });
             }
             report.push(
-              [
+              csvLine([
                 item.file,
                 v.accepted ? 1 : 0,
                 v.reasons.join(' '),
@@ -163,18 +167,18 @@ export function register(program: Command): void {
                 v.balance.toFixed(4),
                 v.solidity.toFixed(4),
                 v.agreement.toFixed(4),
-              ].join(','),
+              ]),
             );
-            if (out && v.accepted) {
+            if (work && v.accepted) {
               const stem = basename(item.file, extname(item.file));
               if (stems.has(stem)) throw new CxrError('E_BAD_DATASET', `two films are named ${stem}: masks/${stem}.png would hold both`);
               stems.add(stem);
-              await mkdir(join(out, 'masks'), { recursive: true });
-              await writeFile(join(out, 'masks', `${stem}.png`), await encodeGrayPng(maskAtSize(mask, image.width, image.height)));
-              const link = join(out, item.file);
+              await mkdir(join(work, 'masks'), { recursive: true });
+              await writeFile(join(work, 'masks', `${stem}.png`), await encodeGrayPng(maskAtSize(mask, image.width, image.height)));
+              const link = join(work, item.file);
               await mkdir(dirname(link), { recursive: true });
               if (!existsSync(link)) await symlink(item.path, link);
-              rows.push(`${item.file},${item.label},${item.patientId}`);
+              rows.push(csvLine([item.file, item.label, item.patientId]));
             }
             if ((k + 1) % 50 === 0 || k + 1 === items.length) {
               const rate = (k + 1) / ((Date.now() - t0) / 1000);
@@ -183,6 +187,9 @@ export function register(program: Command): void {
               );
             }
           }
+        } catch (e) {
+          if (work && work !== out) await rm(work, { recursive: true, force: true });
+          throw e;
         } finally {
           await source.close();
         }
@@ -193,10 +200,10 @@ export function register(program: Command): void {
           await mkdir(dirname(resolve(o.sheet)), { recursive: true });
           await writeFile(resolve(o.sheet), await encodeRgbPng(sheet.data, sheet.width, sheet.height));
         }
-        if (out) {
-          await mkdir(out, { recursive: true });
-          await writeFile(join(out, 'labels.csv'), `${rows.join('\n')}\n`);
-          await writeFile(join(out, 'pseudo-masks.csv'), `${report.join('\n')}\n`);
+        if (out && work) {
+          await mkdir(work, { recursive: true });
+          await writeFile(join(work, 'labels.csv'), `${rows.join('\n')}\n`);
+          await writeFile(join(work, 'pseudo-masks.csv'), `${report.join('\n')}\n`);
           const provenance = {
             data: set,
             segmenter: { version: seg.manifest.version, sha256: seg.ref.sha256, precision: seg.ref.precision },
@@ -206,7 +213,12 @@ export function register(program: Command): void {
             films: items.length,
             accepted: rows.length - 1,
           };
-          await writeFile(join(out, 'pseudo-masks.json'), `${JSON.stringify(provenance, null, 2)}\n`);
+          await writeFile(join(work, 'pseudo-masks.json'), `${JSON.stringify(provenance, null, 2)}\n`);
+          if (work !== out) {
+            // only an empty folder can be here (checked above)
+            if (existsSync(out)) await rmdir(out);
+            await rename(work, out);
+          }
         }
         process.stdout.write(`${set} through segmenter ${seg.manifest.version} (${seg.ref.precision})\n${summary}\n`);
       }),
