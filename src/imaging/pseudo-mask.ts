@@ -7,24 +7,21 @@
  */
 import { rotateScaleShift, warpAffine } from './affine.js';
 import { labelComponents, touchesBorder, type BinaryMask } from './components.js';
+import { ttaViews, type TtaView } from './pixel-contract.js';
 import { resizeBilinear } from './resize.js';
 import { grayImage, type GrayImage } from './types.js';
 
-/** The views a film is segmented under: the identity and two small rotations with zoom, as the TTA views are. */
-export const PSEUDO_VIEWS: readonly { angleDeg: number; scale: number }[] = [
-  { angleDeg: 0, scale: 1 },
-  { angleDeg: 5, scale: 1.05 },
-  { angleDeg: -5, scale: 0.95 },
-];
+/** The views a film is segmented under: the first three TTA views (identity, +5° with 1.05 zoom, −5° with 0.95). */
+export const PSEUDO_VIEWS: readonly TtaView[] = ttaViews(3);
 
 /** A view of a square input (rotation and zoom about the centre). */
-export function viewOf(img: GrayImage, view: { angleDeg: number; scale: number }): GrayImage {
+export function viewOf(img: GrayImage, view: TtaView): GrayImage {
   if (view.angleDeg === 0 && view.scale === 1) return img;
   return warpAffine(img, rotateScaleShift(img.width, img.height, view.angleDeg, view.scale));
 }
 
 /** A map computed on a view, brought back to the film's frame (outside the view: 0). */
-export function unviewOf(map: GrayImage, view: { angleDeg: number; scale: number }): GrayImage {
+export function unviewOf(map: GrayImage, view: TtaView): GrayImage {
   if (view.angleDeg === 0 && view.scale === 1) return map;
   return warpAffine(map, rotateScaleShift(map.width, map.height, -view.angleDeg, 1 / view.scale));
 }

@@ -7,6 +7,7 @@ import {
   lungPair,
   maskAtSize,
   polygonArea,
+  PSEUDO_VIEWS,
   pseudoMaskVerdict,
   unviewOf,
   viewOf,
@@ -109,6 +110,14 @@ test('a map seen under a view and brought back lands where it started, away from
     assert.equal(back.data[32 * size + 28], 1);
   }
   assert.equal(viewOf(img, { angleDeg: 0, scale: 1 }), img);
+});
+
+test('the pseudo-label views are the first three TTA views, identity first', () => {
+  assert.deepEqual(PSEUDO_VIEWS, [
+    { angleDeg: 0, scale: 1 },
+    { angleDeg: 5, scale: 1.05 },
+    { angleDeg: -5, scale: 0.95 },
+  ]);
 });
 
 test('maskAtSize draws a grid mask at a film size with a smooth cut at one half', () => {
