@@ -26,18 +26,6 @@ export function unviewOf(map: GrayImage, view: TtaView): GrayImage {
   return warpAffine(map, rotateScaleShift(map.width, map.height, -view.angleDeg, 1 / view.scale));
 }
 
-/** Dice of two 0/1 masks of one size; two empty masks agree fully. */
-export function binaryDice(a: BinaryMask, b: BinaryMask): number {
-  if (a.data.length !== b.data.length) throw new RangeError(`masks differ in size: ${a.width}x${a.height} vs ${b.width}x${b.height}`);
-  let inter = 0;
-  let sum = 0;
-  for (let i = 0; i < a.data.length; i++) {
-    inter += a.data[i] & b.data[i];
-    sum += a.data[i] + b.data[i];
-  }
-  return sum === 0 ? 1 : (2 * inter) / sum;
-}
-
 export interface LungPair {
   /** pixel counts of the components, largest first */
   areas: number[];

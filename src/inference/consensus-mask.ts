@@ -1,7 +1,8 @@
 import * as ort from 'onnxruntime-node';
-import { cleanLungMask, thresholdMask, type BinaryMask } from '../imaging/components.js';
+import type { BinaryMask } from '../imaging/components.js';
 import { lungMask, segmenterInput } from '../imaging/pixel-contract.js';
-import { binaryDice, PSEUDO_VIEWS, unviewOf, viewOf } from '../imaging/pseudo-mask.js';
+import { PSEUDO_VIEWS, unviewOf, viewOf } from '../imaging/pseudo-mask.js';
+import { dice } from '../ml/metrics.js';
 import { grayImage, type SampledImage } from '../imaging/types.js';
 import { openSession } from './session.js';
 
@@ -35,10 +36,10 @@ export async function consensusMaskSource(segmenterOnnx: Uint8Array, size: numbe
         const out = await session.run({ [input]: new ort.Tensor('float32', seen.data, [1, 1, size, size]) });
         const back = unviewOf(grayImage(size, size, out[output].data as Float32Array), view);
         for (let i = 0; i < mean.length; i++) mean[i] += back.data[i] / PSEUDO_VIEWS.length;
-        masks.push(cleanLungMask(thresholdMask(back.data, size, size)));
+        masks.push(lungMask(back.data, size));
       }
       const mask = lungMask(mean, size);
-      const agreement = masks.reduce((s, m) => s + binaryDice(m, mask), 0) / masks.length;
+      const agreement = masks.reduce((s, m) => s + dice(m.data, mask.data), 0) / masks.length;
       return { mask, agreement };
     },
     close: () => session.release(),

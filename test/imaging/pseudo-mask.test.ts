@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { BinaryMask } from '../../src/imaging/components.js';
 import {
-  binaryDice,
   convexHull,
   lungPair,
   maskAtSize,
@@ -14,6 +13,7 @@ import {
   type PseudoMaskLimits,
 } from '../../src/imaging/pseudo-mask.js';
 import { grayImage } from '../../src/imaging/types.js';
+import { dice } from '../../src/ml/metrics.js';
 
 const LIMITS: PseudoMaskLimits = { minLungFraction: 0.1, maxLungFraction: 0.5, minLungBalance: 0.4, minViewAgreement: 0.9, minSolidity: 0.8 };
 
@@ -88,10 +88,10 @@ test('pseudoMaskVerdict names each way a mask fails', () => {
   assert.deepEqual(reasons(rects(20, [2, 4, 8, 16], [12, 4, 18, 16]), Number.NaN), ['unstable']);
 });
 
-test('binaryDice counts overlap twice over the two areas, and two empty masks agree', () => {
-  assert.equal(binaryDice(rects(10, [0, 0, 4, 4]), rects(10, [2, 0, 6, 4])), (2 * 8) / 32);
-  assert.equal(binaryDice(rects(10), rects(10)), 1);
-  assert.throws(() => binaryDice(rects(10), rects(8)), RangeError);
+test('the view agreement (ml/metrics dice on 0/1 masks) counts overlap twice over the two areas, and two empty masks agree', () => {
+  assert.equal(dice(rects(10, [0, 0, 4, 4]).data, rects(10, [2, 0, 6, 4]).data), (2 * 8) / 32);
+  assert.equal(dice(rects(10).data, rects(10).data), 1);
+  assert.throws(() => dice(rects(10).data, rects(8).data), RangeError);
 });
 
 test('a map seen under a view and brought back lands where it started, away from the edges', () => {
