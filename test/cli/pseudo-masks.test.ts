@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseCsv } from '../../src/data/csv.js';
 import { loadDataset, readItemImage, readItemMask } from '../../src/data/dataset.js';
-import { readSplitFile, splitByPatient, writeSplit } from '../../src/data/split.js';
+import { fromAssignments, readSplitFile, splitByPatient, writeSplit, type SplitName } from '../../src/data/split.js';
 import { writeSynthDataset } from '../../src/data/synth-dataset.js';
 import { itemsOfSubset } from '../../src/cli/commands/pseudo-masks.js';
 import { locateModelVersion } from '../../src/ml/model-store/index.js';
@@ -41,7 +41,7 @@ test('pseudo-masks writes the kept train films as a segmenter dataset with masks
   assert.match(r.stdout, /accepted \d+ of \d+/);
 
   const verdicts = parseCsv(await readFile(join(out, 'pseudo-masks.csv'), 'utf8'));
-  const wanted = itemsOfSubset((await loadDataset(join(root, 'films'))).items, (await readSplitFile(split)).assignments, 'train', 'films');
+  const wanted = itemsOfSubset((await loadDataset(join(root, 'films'))).items, await readSplitFile(split), 'train', 'films');
   // every train film was judged, and only those
   assert.deepEqual(verdicts.rows.map((r) => r.fields[0]).sort(), wanted.map((i) => i.file).sort());
   const kept = verdicts.rows.filter((r) => r.fields[1] === '1').map((r) => r.fields[0]);
@@ -96,17 +96,23 @@ test('pseudo-masks that stops on an unreadable film leaves no dataset folder beh
 
 test('itemsOfSubset reads a pool split by its dataset column and a plain one by file', () => {
   const items = ['images/a.png', 'images/b.png'].map((file) => ({ file }) as Parameters<typeof itemsOfSubset>[0][number]);
-  const pooled = [
-    { file: 'adult/images/a.png', split: 'train' as const, dataset: 'adult' },
-    { file: 'child/images/b.png', split: 'train' as const, dataset: 'child' },
-    { file: 'adult/images/b.png', split: 'test' as const, dataset: 'adult' },
-  ];
+  const splitOf = (rows: { file: string; split: SplitName; dataset?: string }[]) =>
+    fromAssignments(
+      0,
+      [0.7, 0.1, 0.2],
+      rows.map((r) => ({ ...r, patientId: r.file, label: 'normal' as const })),
+    );
+  const pooled = splitOf([
+    { file: 'adult/images/a.png', split: 'train', dataset: 'adult' },
+    { file: 'child/images/b.png', split: 'train', dataset: 'child' },
+    { file: 'adult/images/b.png', split: 'test', dataset: 'adult' },
+  ]);
   assert.deepEqual(
     itemsOfSubset(items, pooled, 'train', 'adult').map((i) => i.file),
     ['images/a.png'],
   );
   assert.deepEqual(
-    itemsOfSubset(items, [{ file: 'images/b.png', split: 'train' }], 'train', 'x').map((i) => i.file),
+    itemsOfSubset(items, splitOf([{ file: 'images/b.png', split: 'train' }]), 'train', 'x').map((i) => i.file),
     ['images/b.png'],
   );
   assert.throws(() => itemsOfSubset(items, pooled, 'validation', 'adult'), /names no validation film/);

@@ -9,7 +9,7 @@ import { basename, dirname, extname, join, resolve } from 'node:path';
 import { existsSync, readdirSync } from 'node:fs';
 import { loadDataset, readItemImage, type DatasetItem } from '../../data/dataset.js';
 import { datasetName } from '../../data/multi-dataset.js';
-import { parseSplitName, readSplitFile, SPLIT_NAMES, type SplitName } from '../../data/split.js';
+import { parseSplitName, readSplitFile, SPLIT_NAMES, type DatasetSplit, type SplitName } from '../../data/split.js';
 import { csvLine } from '../../data/csv.js';
 import { CxrError } from '../../errors.js';
 import { encodeGrayPng, encodeRgbPng } from '../../imaging/png.js';
@@ -20,6 +20,7 @@ import { DEFAULT_QC_LIMITS } from '../../inference/qc.js';
 import { consensusMaskSource } from '../../inference/consensus-mask.js';
 import { loadServedModel } from '../../inference/models.js';
 import { parsePrecision } from '../../inference/precision.js';
+import { itemsInSubset } from '../../ml/calibrate.js';
 import { capItems } from '../../ml/train/dataset-source.js';
 import { action, parseInteger, parseNumber } from '../run.js';
 
@@ -51,17 +52,15 @@ export const DEFAULT_PSEUDO_LIMITS: PseudoMaskLimits = {
   minSolidity: 0.8,
 };
 
-/** The films of `items` that a split file assigns to `subset` (its rows may name the set, as a pool's split does). */
-export function itemsOfSubset(
-  items: readonly DatasetItem[],
-  rows: readonly { file: string; split: SplitName; dataset?: string }[],
-  subset: SplitName,
-  set: string,
-): DatasetItem[] {
-  const wanted = new Set(
-    rows.filter((r) => r.split === subset).map((r) => (r.dataset === undefined ? r.file : r.dataset === set ? r.file.slice(set.length + 1) : '')),
-  );
-  const out = items.filter((i) => wanted.has(i.file));
+/**
+ * The films of `items` (one folder, `set`) that `split` assigns to `subset`, matched as
+ * loadSplitItems matches them: a pool's split (with a dataset column) names each film
+ * `<set>/<file>`.
+ */
+export function itemsOfSubset(items: readonly DatasetItem[], split: DatasetSplit, subset: SplitName, set: string): DatasetItem[] {
+  const pooled = split.assignments.some((a) => a.dataset !== undefined);
+  const keyed = items.map((item) => ({ id: pooled ? `${set}/${item.file}` : item.file, item }));
+  const out = itemsInSubset(keyed, split, subset, pooled ? new Set([set]) : undefined).map((k) => k.item);
   if (out.length === 0) throw new CxrError('E_BAD_DATASET', `the split names no ${subset} film of ${set}`);
   return out;
 }
@@ -122,7 +121,7 @@ export function register(program: Command): void {
         const dir = resolve(o.data);
         const set = datasetName(dir);
         let items = (await loadDataset(dir)).items;
-        if (o.split) items = itemsOfSubset(items, (await readSplitFile(resolve(o.split))).assignments, parseSplitName(o.subset), set);
+        if (o.split) items = itemsOfSubset(items, await readSplitFile(resolve(o.split)), parseSplitName(o.subset), set);
         if (o.max) items = capItems(items, parseInteger('--max', o.max, 1), parseInteger('--seed', o.seed, 0));
         const out = o.out && !o.dryRun ? resolve(o.out) : null;
         if (out && existsSync(out) && readdirSync(out).length > 0 && !o.force) {
