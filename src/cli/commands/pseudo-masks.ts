@@ -141,18 +141,25 @@ export function register(program: Command): void {
         const perKind = parseInteger('--sheet-tiles', o.sheetTiles, 1);
         const tiles: { accepted: FilmTile[]; rejected: FilmTile[] } = { accepted: [], rejected: [] };
         const t0 = Date.now();
+        let accepted = 0;
         try {
+          if (work) await mkdir(join(work, 'masks'), { recursive: true });
           for (const [k, item] of items.entries()) {
             const image = await readItemImage(item);
             const { mask, agreement } = await source.consensus(image);
             const v = pseudoMaskVerdict(mask, agreement, limits);
             verdicts.push(v);
+            if (v.accepted) accepted++;
             const kind = v.accepted ? tiles.accepted : tiles.rejected;
-            if (o.sheet && kind.length < perKind) {
+            const drawn = o.sheet !== undefined && kind.length < perKind;
+            const written = work !== null && v.accepted;
+            // the mask at the film's size, once, for whichever of the two wants it
+            const full = drawn || written ? maskAtSize(mask, image.width, image.height) : null;
+            if (drawn && full) {
               const caption = v.accepted ? 'ACCEPTED' : v.reasons.join(' ').replaceAll('_', '-').toUpperCase();
               kind.push({
                 image: toGray(image),
-                mask: maskAtSize(mask, image.width, image.height),
+                mask: full,
                 heatmap: grayImage(image.width, image.height),
                 caption: [basename(item.file).slice(0, 20), caption],
               });
@@ -168,12 +175,11 @@ export function register(program: Command): void {
                 v.agreement.toFixed(4),
               ]),
             );
-            if (work && v.accepted) {
+            if (work && written && full) {
               const stem = basename(item.file, extname(item.file));
               if (stems.has(stem)) throw new CxrError('E_BAD_DATASET', `two films are named ${stem}: masks/${stem}.png would hold both`);
               stems.add(stem);
-              await mkdir(join(work, 'masks'), { recursive: true });
-              await writeFile(join(work, 'masks', `${stem}.png`), await encodeGrayPng(maskAtSize(mask, image.width, image.height)));
+              await writeFile(join(work, 'masks', `${stem}.png`), await encodeGrayPng(full));
               const link = join(work, item.file);
               await mkdir(dirname(link), { recursive: true });
               if (!existsSync(link)) await symlink(item.path, link);
@@ -181,9 +187,7 @@ export function register(program: Command): void {
             }
             if ((k + 1) % 50 === 0 || k + 1 === items.length) {
               const rate = (k + 1) / ((Date.now() - t0) / 1000);
-              process.stderr.write(
-                `pseudo-masks: ${k + 1}/${items.length} films, ${verdicts.filter((x) => x.accepted).length} accepted, ${rate.toFixed(1)} films/s\n`,
-              );
+              process.stderr.write(`pseudo-masks: ${k + 1}/${items.length} films, ${accepted} accepted, ${rate.toFixed(1)} films/s\n`);
             }
           }
         } catch (e) {
