@@ -8,6 +8,7 @@ import { encodeRuns } from '../imaging/mask-runs.js';
 import { grayImage, toGray, type GrayImage, type SampledImage } from '../imaging/types.js';
 import { applyCalibration } from '../ml/probability-calibration.js';
 import { servedCalibration, type ThresholdInfo } from '../ml/model-store/index.js';
+import { tapPooledFeatures } from '../ml/onnx/feature-taps.js';
 import { camToImage, normalizeCam } from './cam.js';
 import { decide, meanAndSpread } from './decision.js';
 import { chooseThreshold, populationProbability } from './population.js';
@@ -47,6 +48,12 @@ export interface EngineOptions {
    * where its manifest says to serve it; precision.ts)
    */
   precision?: Precision | { segmenter?: Precision; classifier?: Precision };
+  /**
+   * layers (tfjs names) whose pooled outputs the classifier's features also carry, before the
+   * final features' (`refit-head --head-taps`: ml/onnx/feature-taps.ts); the served
+   * probability does not change
+   */
+  featureTaps?: readonly string[];
   onWarning?: (message: string) => void;
 }
 
@@ -157,7 +164,8 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
 
   const sessionCfg = { threads, providers: opts.providers, onWarning: opts.onWarning, allowSpinning: opts.allowSpinning };
   const segSession: OpenSession = await openSession(seg.bytes, `segmenter ${seg.ref.version}`, sessionCfg);
-  const clsSession: OpenSession = await openSession(cls.bytes, `classifier ${cls.ref.version}`, sessionCfg);
+  const clsBytes = opts.featureTaps?.length ? tapPooledFeatures(cls.bytes, opts.featureTaps, `classifier ${cls.ref.version}`) : cls.bytes;
+  const clsSession: OpenSession = await openSession(clsBytes, `classifier ${cls.ref.version}`, sessionCfg);
   const segNames = graphNames(segSession.session, 'segmenter', 'mask');
   const clsNames = graphNames(clsSession.session, 'classifier', 'probability', 'cam');
   const serial = new Serial();
@@ -166,12 +174,14 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
   const runSegmenter = (img: Float32Array) =>
     serial.run(() => segSession.session.run({ [segNames.input]: new ort.Tensor('float32', img, [1, 1, segSize, segSize]) }, [segNames.output]));
   const hasFeatures = clsSession.session.outputNames.includes('features');
+  // a multi-scale head's input, already pooled: what its head refit fits on
+  const pooledOutput = clsSession.session.outputNames.includes('pooled');
   const runClassifier = (batch: Float32Array, n: number, features = false) =>
     serial.run(() =>
       clsSession.session.run({ [clsNames.input]: new ort.Tensor('float32', batch, [n, 1, clsSize, clsSize]) }, [
         clsNames.output,
         clsNames.cam!,
-        ...(features ? ['features'] : []),
+        ...(features ? [pooledOutput ? 'pooled' : 'features'] : []),
       ]),
     );
 
@@ -208,8 +218,9 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
     let features: Float32Array[] | undefined;
     if (wantFeatures) {
       // [N, C, h, w]: each view's maps, averaged over h x w as the head's pooling does
-      const f = clsOut.features;
-      const [n, channels, fh, fw] = f.dims as number[];
+      // ([N, D] from a multi-scale head: pooled already, h = w = 1)
+      const f = pooledOutput ? clsOut.pooled : clsOut.features;
+      const [n, channels, fh = 1, fw = 1] = f.dims as number[];
       const data = f.data as Float32Array;
       const plane = fh * fw;
       features = [];

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { CxrError } from '../errors.js';
 import { batchNorm, bnRelu, glorotUniform, heNormal, SeedSequence, squeezeExcite, type SymbolicTensor } from './layers/blocks.js';
 
 export interface DenseNetOptions {
@@ -134,4 +135,39 @@ export function featuresModel(model: tf.LayersModel): tf.LayersModel {
   if (model.outputs.length === 2) return model;
   const features = model.getLayer(FEATURES_LAYER).output as SymbolicTensor;
   return tf.model({ inputs: model.inputs, outputs: [model.outputs[0], features], name: `${model.name}_with_features` });
+}
+
+/** The layers a multi-scale head pools by default: dense blocks 2 and 3, normalised (BN-ReLU), as the next transition reads them. */
+export const DEFAULT_HEAD_TAPS = ['transition2_relu', 'transition3_relu'] as const;
+
+/**
+ * The same network with a multi-scale head: the globally pooled outputs of `taps` (rank-4
+ * layers, e.g. the BN-ReLU before a transition) concatenated, in that order, before the
+ * final features' pooling, then dropout and Dense(1, sigmoid). Why: a network trained on one
+ * hospital's films ends in features specialised to them; the earlier blocks' texture and
+ * shape channels carry over to other films better, and a head refitted on frozen features
+ * can use them. The new head's kernel starts at zero on the taps and as `model`'s on the
+ * final features, so the new model scores exactly as `model` until the head is refitted.
+ */
+export function withHeadTaps(model: tf.LayersModel, taps: readonly string[]): tf.LayersModel {
+  if (taps.length === 0) throw new CxrError('E_BAD_ARGUMENT', 'no head taps given');
+  const names = new Set(model.layers.map((l) => l.name));
+  const pooledFinal = model.getLayer('pool').output as SymbolicTensor;
+  const pooledTaps = taps.map((t) => {
+    if (!names.has(t)) throw new CxrError('E_BAD_ARGUMENT', `head tap '${t}' is not a layer of ${model.name}`);
+    const out = model.getLayer(t).output as SymbolicTensor;
+    if (Array.isArray(out) || out.shape.length !== 4) throw new CxrError('E_BAD_ARGUMENT', `head tap '${t}' is not a feature map`);
+    return tf.layers.globalAveragePooling2d({ name: `${t}_pool` }).apply(out) as SymbolicTensor;
+  });
+  let h = tf.layers.concatenate({ axis: -1, name: 'head_concat' }).apply([...pooledTaps, pooledFinal]) as SymbolicTensor;
+  const rate = (model.getLayer('dropout').getConfig() as { rate?: number }).rate ?? 0;
+  h = tf.layers.dropout({ rate, name: 'dropout' }).apply(h) as SymbolicTensor;
+  const dense = tf.layers.dense({ units: 1, activation: 'sigmoid', name: HEAD_LAYER });
+  const probability = dense.apply(h) as SymbolicTensor;
+  const [kernel, bias] = model.getLayer(HEAD_LAYER).getWeights();
+  const inputs = h.shape[1]!;
+  const k = new Float32Array(inputs);
+  k.set(kernel.dataSync() as Float32Array, inputs - kernel.shape[0]);
+  dense.setWeights([tf.tensor2d(k, [inputs, 1]), bias.clone()]);
+  return tf.model({ inputs: model.inputs, outputs: probability, name: model.name });
 }

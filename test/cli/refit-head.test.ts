@@ -87,7 +87,18 @@ test('refit-head writes a verified version with per-set figures and calibration 
   );
 
   // the served pipeline with the new version, on the adult validation rows
-  const perImage = join(root, 'served.csv');
+  const { servedRows, perImage } = await servedMatchesReport(dir, join(report, 'v1-per-image.csv'));
+  // the uncertainty bound is set on the validation rows' TTA spreads, which evaluate reproduces
+  const u = m.threshold!.uncertainty!;
+  assert.equal(u.n, m.threshold!.calibratedOn!.n);
+  const spreadAt = parseCsv(await readFile(perImage, 'utf8')).header.indexOf('spread');
+  const adultLargest = Math.max(...servedRows.map((f) => Number(f[spreadAt])));
+  assert.ok(adultLargest <= u.largest + 1e-4, `adult validation spread ${adultLargest} above the largest recorded, ${u.largest}`);
+});
+
+/** evaluate's served probabilities for the new version's adult validation rows, checked against what refit-head reported. */
+async function servedMatchesReport(dir: string, reportCsv: string): Promise<{ servedRows: string[][]; perImage: string }> {
+  const perImage = join(dir, '..', `${dir.split('/').pop()}-served.csv`);
   const ev = await cli([
     'evaluate',
     '--data',
@@ -110,7 +121,7 @@ test('refit-head writes a verified version with per-set figures and calibration 
   ]);
   assert.equal(ev.code, 0, ev.stderr);
   const servedRows = parseCsv(await readFile(perImage, 'utf8')).rows.map((x) => x.fields);
-  const reported = new Map(parseCsv(await readFile(join(report, 'v1-per-image.csv'), 'utf8')).rows.map((x) => [x.fields[0], Number(x.fields[5])] as const));
+  const reported = new Map(parseCsv(await readFile(reportCsv, 'utf8')).rows.map((x) => [x.fields[0], Number(x.fields[5])] as const));
   assert.ok(servedRows.length > 0);
   for (const [file, , p] of servedRows) {
     // a pool split names its images by set, in evaluate as in the report
@@ -118,12 +129,67 @@ test('refit-head writes a verified version with per-set figures and calibration 
     assert.ok(mine !== undefined, file);
     assert.ok(Math.abs(Number(p) - mine) < 1e-4, `${file}: served ${p}, refit-head reported ${mine}`);
   }
-  // the uncertainty bound is set on the validation rows' TTA spreads, which evaluate reproduces
-  const u = m.threshold!.uncertainty!;
-  assert.equal(u.n, m.threshold!.calibratedOn!.n);
-  const spreadAt = parseCsv(await readFile(perImage, 'utf8')).header.indexOf('spread');
-  const adultLargest = Math.max(...servedRows.map((f) => Number(f[spreadAt])));
-  assert.ok(adultLargest <= u.largest + 1e-4, `adult validation spread ${adultLargest} above the largest recorded, ${u.largest}`);
+  return { servedRows, perImage };
+}
+
+test('--head-taps fits a multi-scale head on the tapped layers and the final features: its version exports their pooled input and serves what refit-head reported', async () => {
+  const report = join(root, 'taps-report');
+  const r = await cli([
+    'refit-head',
+    ...sets.flatMap((s) => ['--data', `${join(root, s)}:1`]),
+    '--split',
+    join(root, 'run', 'split.csv'),
+    '--classifier',
+    models.classifier,
+    '--segmenter',
+    models.segmenter,
+    '--out',
+    join(root, 'taps'),
+    '--views',
+    '2',
+    '--l2',
+    '0.1',
+    '--threads',
+    '1',
+    '--target-recall',
+    '0.5',
+    '--version',
+    'taps',
+    '--head-taps',
+    'transition1_relu',
+    '--report',
+    report,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const dir = r.stdout.trim();
+  assert.deepEqual(await verifyManifest(dir), { ok: true, modified: [], missing: [], unlisted: [] });
+  const m = await readManifest(dir);
+  assert.deepEqual(m.architectureConfig.headTaps, ['transition1_relu']);
+  assert.deepEqual(m.training.config.headTaps, ['transition1_relu']);
+  assert.ok(
+    m.onnx!.outputs.some((o) => o.name === 'pooled'),
+    JSON.stringify(m.onnx!.outputs),
+  );
+  await servedMatchesReport(dir, join(report, 'taps-per-image.csv'));
+  const bad = await cli([
+    'refit-head',
+    '--data',
+    join(root, 'adult'),
+    '--split',
+    join(root, 'run', 'split.csv'),
+    '--classifier',
+    models.classifier,
+    '--segmenter',
+    models.segmenter,
+    '--out',
+    join(root, 'taps'),
+    '--head-taps',
+    'no_such_layer',
+    '--version',
+    'bad',
+  ]);
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /E_BAD_ARGUMENT.*no_such_layer/);
 });
 
 test('--train-views 2 fits the head on every view of the train rows: another head than one view gives from the same cache, recorded in the config; more train views than --views is E_BAD_ARGUMENT', async () => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { buildDenseNet121SE, featuresModel, FEATURES_LAYER, HEAD_LAYER } from '../../src/ml/densenet.js';
+import { buildDenseNet121SE, featuresModel, FEATURES_LAYER, HEAD_LAYER, withHeadTaps } from '../../src/ml/densenet.js';
 import { paramCounts, setupBackend } from '../support/ml.js';
 
 await setupBackend();
@@ -77,4 +77,19 @@ test('the networks use only standard Keras layer classes the ONNX exporter knows
 
 test('DenseNet builder rejects an input size the transitions cannot halve', () => {
   assert.throws(() => buildDenseNet121SE({ inputSize: 100 }), /not divisible by 32/);
+});
+
+test('withHeadTaps pools the taps before the final features and scores exactly as the base until its head is refitted', () => {
+  const base = buildDenseNet121SE(small);
+  const tapped = withHeadTaps(base, ['transition2_relu', 'transition3_relu']);
+  // transitions 2 and 3 read 20 and 18 channels; the final features are 17
+  assert.deepEqual(tapped.getLayer('head_concat').outputShape, [null, 20 + 18 + 17]);
+  const x = tf.randomUniform([2, 64, 64, 1], 0, 1, 'float32', 3);
+  const [a, b] = [base.predict(x) as tf.Tensor, tapped.predict(x) as tf.Tensor];
+  const [pa, pb] = [a.dataSync(), b.dataSync()];
+  for (let i = 0; i < pa.length; i++) assert.ok(Math.abs(pa[i] - pb[i]) < 1e-6, `${pa[i]} vs ${pb[i]}`);
+  assert.throws(() => withHeadTaps(base, ['nope']), /E_BAD_ARGUMENT|not a layer/);
+  assert.throws(() => withHeadTaps(base, ['pool']), /not a feature map/);
+  tf.dispose([x, a, b]);
+  base.dispose();
 });

@@ -4,13 +4,13 @@ import { fitHead, headProbability, solveSpd } from '../../src/ml/train/head.js';
 import { mulberry32 } from '../../src/ml/train/rng.js';
 import { rocAuc } from '../../src/ml/metrics.js';
 
-test('solveSpd solves a symmetric positive definite system exactly', () => {
+test('solveSpd solves a symmetric positive definite system exactly', async () => {
   // [[4,2],[2,3]] x = [2,1] -> x = [0.5, 0]
   const x = solveSpd(Float64Array.from([4, 2, 2, 3]), Float64Array.from([2, 1]), 2);
   assert.ok(Math.abs(x[0] - 0.5) < 1e-12 && Math.abs(x[1]) < 1e-12, String(x));
 });
 
-test('the refitted head separates features that carry the label, and sits at the optimum of its objective', () => {
+test('the refitted head separates features that carry the label, and sits at the optimum of its objective', async () => {
   const rand = mulberry32(11);
   const d = 6;
   const rows: Float32Array[] = [];
@@ -22,7 +22,7 @@ test('the refitted head separates features that carry the label, and sits at the
     rows.push(f);
     labels.push(y);
   }
-  const fit = fitHead(rows, labels, { l2: 1e-3 });
+  const fit = await fitHead(rows, labels, { l2: 1e-3 });
   const p = rows.map((f) => headProbability(fit, f));
   assert.ok(rocAuc(p, labels)! > 0.95);
   // per unit of spread, the label channel outweighs every noise channel
@@ -33,12 +33,32 @@ test('the refitted head separates features that carry the label, and sits at the
   assert.ok(Math.abs(meanP - meanY) < 1e-6, `${meanP} vs ${meanY}`);
 });
 
-test('sample weights give a small set its share: up-weighted rows pull the head their way', () => {
+test('sample weights give a small set its share: up-weighted rows pull the head their way', async () => {
   // two rows with opposite labels at the same feature value: the weights decide the probability
   const rows = [Float32Array.from([1, 0]), Float32Array.from([1, 0]), Float32Array.from([0, 1])];
   const labels = [1, 0, 0];
-  const even = fitHead(rows, labels, { l2: 1e-6 });
-  const heavy = fitHead(rows, labels, { l2: 1e-6, sampleWeights: [3, 1, 1] });
+  const even = await fitHead(rows, labels, { l2: 1e-6 });
+  const heavy = await fitHead(rows, labels, { l2: 1e-6, sampleWeights: [3, 1, 1] });
   assert.ok(Math.abs(headProbability(even, rows[0]) - 0.5) < 0.01);
   assert.ok(Math.abs(headProbability(heavy, rows[0]) - 0.75) < 0.01, String(headProbability(heavy, rows[0])));
+});
+
+test('a wide head, its Hessian from a float32 ONNX Runtime product, lands on the same optimum as the float64 loops', async () => {
+  const rand = mulberry32(5);
+  const d = 40;
+  const rows: Float32Array[] = [];
+  const labels: number[] = [];
+  for (let i = 0; i < 300; i++) {
+    const y = rand() < 0.4 ? 1 : 0;
+    // correlated channels on different scales, a few carrying the label: an ill-conditioned Hessian
+    const common = rand();
+    rows.push(Float32Array.from({ length: d }, (_, c) => (c % 7 === 0 ? y * 0.8 : 0) + common * (c + 1) + rand() * (1 + (c % 5))));
+    labels.push(y);
+  }
+  const weights = rows.map((_, i) => 1 + (i % 3));
+  const exact = await fitHead(rows, labels, { l2: 1e-3, sampleWeights: weights });
+  const cg = await fitHead(rows, labels, { l2: 1e-3, sampleWeights: weights, exactLimit: 0 });
+  for (let c = 0; c < d; c++)
+    assert.ok(Math.abs(exact.weights[c] - cg.weights[c]) < 1e-6 * (1 + Math.abs(exact.weights[c])), `channel ${c}: ${exact.weights[c]} vs ${cg.weights[c]}`);
+  assert.ok(Math.abs(exact.bias - cg.bias) < 1e-6 * (1 + Math.abs(exact.bias)));
 });

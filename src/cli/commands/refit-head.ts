@@ -31,6 +31,7 @@ import { uncertaintyBound } from '../../ml/uncertainty-bound.js';
 import { HEAD_SELECTIONS, parseHeadSelection, ranksAbove, selectionScore, type SelectionScore } from '../../ml/head-selection.js';
 import { meanAndSpread } from '../../inference/decision.js';
 import { loadModel, saveModel } from '../../ml/model-io.js';
+import { DEFAULT_HEAD_TAPS, withHeadTaps } from '../../ml/densenet.js';
 import { exportModelVersion } from '../../ml/onnx/model-version.js';
 import { applyCalibration, calibrationReport, fitCalibration } from '../../ml/probability-calibration.js';
 import { capItems } from '../../ml/train/dataset-source.js';
@@ -59,6 +60,7 @@ interface RefitCliOptions {
   targetRecall: string;
   report?: string;
   partialTest?: boolean;
+  headTaps?: string | boolean;
 }
 
 interface FeatureRow {
@@ -130,6 +132,18 @@ function figures(p: number[], y: number[], threshold: number): MetricValues {
   };
 }
 
+/** --head-taps: absent means none, given bare means the default taps. */
+function parseHeadTaps(v: string | boolean | undefined): string[] {
+  if (v === undefined || v === false) return [];
+  if (v === true) return [...DEFAULT_HEAD_TAPS];
+  const taps = v
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
+  if (taps.length === 0) throw new CxrError('E_BAD_ARGUMENT', '--head-taps names no layer');
+  return taps;
+}
+
 export function register(program: Command): void {
   program
     .command('refit-head')
@@ -163,6 +177,10 @@ export function register(program: Command): void {
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default 2)')
     .option('--target-recall <r>', 'recall the threshold is calibrated for on validation', '0.95')
     .option('--report <dir>', 'write per-image validation and test probabilities (CSV) here')
+    .option(
+      '--head-taps [layers]',
+      `a multi-scale head: also pool these layers (comma-separated tfjs names; default ${DEFAULT_HEAD_TAPS.join(',')}) before the final features and fit the head on all of them (a --cache belongs to one choice of taps)`,
+    )
     .option('--partial-test', 'report on the test films whose features exist (extracting none) and leave the rest out, saying how many')
     .action(
       action(async (o: RefitCliOptions) => {
@@ -174,6 +192,7 @@ export function register(program: Command): void {
         const where = new Map(split.assignments.map((a) => [a.file, a.split]));
         const patient = new Map(split.assignments.map((a) => [a.file, a.patientId]));
         const evalViews = parseInteger('--views', o.views, 1);
+        const headTaps = parseHeadTaps(o.headTaps);
         const trainViews = parseInteger('--train-views', o.trainViews, 1);
         const selectBy = parseHeadSelection(o.select);
         const targetRecall = parseNumber('--target-recall', o.targetRecall);
@@ -218,6 +237,7 @@ export function register(program: Command): void {
             segmenterDir: resolve(o.segmenter),
             tta: evalViews,
             threads: o.threads ? parseInteger('--threads', o.threads, 1) : undefined,
+            ...(headTaps.length ? { featureTaps: headTaps } : {}),
           });
           if (cachePath) await mkdir(resolve(cachePath, '..'), { recursive: true });
           const bar = new ProgressBar(process.stderr, 'features', todo.length);
@@ -270,7 +290,7 @@ export function register(program: Command): void {
         const fitWeights = train.flatMap((_, k) => fitViews[k].map(() => sampleWeights[k] / fitViews[k].length));
         let best: { fit: HeadFit; score: SelectionScore } | null = null;
         for (const l2 of o.l2.split(',').map((v) => parseNumber('--l2', v))) {
-          const fit = fitHead(fitRows, fitLabels, { l2, sampleWeights: fitWeights });
+          const fit = await fitHead(fitRows, fitLabels, { l2, sampleWeights: fitWeights });
           const v = validationScore(fit);
           const shown = Object.entries(v.perSet)
             .map(([k, a]) => `${k} AUC ${a.auc?.toFixed(4)}, specificity ${a.specificity?.toFixed(3)}`)
@@ -293,7 +313,8 @@ export function register(program: Command): void {
           process.stderr.write(
             `warning: ${base.version} serves int8, so the head was fitted to int8 features; the figures below are not what the new version's float model serves: quantize it and serve int8, or refit on a float base\n`,
           );
-        const model = await loadModel(resolve(o.classifier));
+        const loaded = await loadModel(resolve(o.classifier));
+        const model = headTaps.length ? withHeadTaps(loaded, headTaps) : loaded;
         const head = model.getLayer('probability');
         const [kernel] = head.getWeights();
         if (kernel.shape[0] !== fit.weights.length)
@@ -339,7 +360,7 @@ export function register(program: Command): void {
             name: 'classifier',
             version,
             architecture: base.architecture,
-            architectureConfig: base.architectureConfig,
+            architectureConfig: headTaps.length ? { ...base.architectureConfig, headTaps } : base.architectureConfig,
             inputSize: base.inputSize,
             createdAt: at,
             training: {
@@ -349,6 +370,7 @@ export function register(program: Command): void {
               config: {
                 method: 'head refit on frozen features (weighted L2 logistic regression, Newton), base network unchanged',
                 featurePrecision,
+                ...(headTaps.length ? { headTaps } : {}),
                 l2: fit.l2,
                 l2Tried: o.l2,
                 setWeights: weights,

@@ -19,7 +19,10 @@ export interface ExportOptions {
   /**
    * Adds the class activation map: the feature maps feeding the head's global average
    * pooling as output `features` [N,C,h,w], and `cam` [N,1,h,w] = sum_c w_c * features_c
-   * with w the head Dense's kernel (no bias), so that mean(cam) + bias is the logit.
+   * with w the head Dense's kernel (no bias), so that mean(cam) + bias is the logit. A
+   * multi-scale head (concatenated poolings) also gets `pooled` [N,D], its input, and the CAM
+   * weighs the final features with their rows of the kernel (the logit then also has the
+   * taps' share).
    */
   cam?: boolean;
   metadata?: Record<string, string>;
@@ -37,6 +40,14 @@ export interface ExportResult {
   /** the tfjs tensor behind each output (null for 'cam', which tfjs does not compute) */
   outputSources: (tf.SymbolicTensor | null)[];
   stats: { layers: number; nodes: number; foldedBatchNorms: number; parameters: number; ops: Record<string, number> };
+}
+
+/** Where the CAM comes from: the final feature maps, the head, and for a multi-scale head its pooled input and the final features' first row in its kernel. */
+interface CamPlan {
+  features: tf.SymbolicTensor;
+  dense: tf.layers.Layer;
+  offset: number;
+  pooled?: tf.SymbolicTensor;
 }
 
 interface TfNode {
@@ -63,9 +74,9 @@ export function exportLayersModel(model: tf.LayersModel, opts: ExportOptions = {
   });
 
   const outputNames = model.outputs.map((_, i) => g.reserve(opts.outputNames?.[i] ?? `output_${i}`));
-  let camPlan: { features: tf.SymbolicTensor; dense: tf.layers.Layer } | undefined;
+  let camPlan: CamPlan | undefined;
   if (opts.cam) camPlan = findCamHead(model);
-  const wanted = [...model.outputs, ...(camPlan ? [camPlan.features] : [])];
+  const wanted = [...model.outputs, ...(camPlan ? [camPlan.features] : []), ...(camPlan?.pooled ? [camPlan.pooled] : [])];
 
   const order = topoOrder(model, wanted);
   const consumers = new Map<number, number>();
@@ -125,18 +136,20 @@ export function exportLayersModel(model: tf.LayersModel, opts: ExportOptions = {
   model.outputs.forEach((t, i) => publish(t, outputNames[i]));
 
   if (camPlan) {
-    const { features, dense } = camPlan;
+    const { features, dense, offset, pooled } = camPlan;
     if (!model.outputs.some((t) => t.id === features.id)) publish(features, g.reserve('features'));
+    // a multi-scale head's input, what a head refit fits on (the engine's features then)
+    if (pooled) publish(pooled, g.reserve('pooled'));
     const featuresName = refs.get(features.id)!.name;
     const kernel = layerWeights(dense).get('kernel');
     const channels = features.shape[3];
-    if (!kernel || kernel.shape[0] !== channels) {
+    if (!kernel || kernel.shape[0] !== offset + channels!) {
       throw new CxrError('E_MODEL_INVALID', `ONNX export: head ${dense.name} does not match the ${channels} feature channels`);
     }
     // unit 0 of the head: the pneumonia logit
-    const w = new Float32Array(channels);
+    const w = new Float32Array(channels!);
     const units = kernel.shape[1];
-    for (let c = 0; c < channels!; c++) w[c] = kernel.data[c * units];
+    for (let c = 0; c < channels!; c++) w[c] = kernel.data[(offset + c) * units];
     const camName = g.reserve('cam');
     g.nodeTo('Conv', [featuresName, g.floatInit('cam/W', w, [1, channels!, 1, 1])], camName, { kernel_shape: [1, 1] });
     const shape: Dim[] = ['N', 1, features.shape[1]!, features.shape[2]!];
@@ -228,16 +241,27 @@ function topoOrder(model: tf.LayersModel, targets: tf.SymbolicTensor[]): TfNode[
  * dropout to the GlobalAveragePooling2D: the tensor that pooling reads is the CAM's
  * feature map.
  */
-function findCamHead(model: tf.LayersModel): { features: tf.SymbolicTensor; dense: tf.layers.Layer } {
+function findCamHead(model: tf.LayersModel): CamPlan {
   let t = model.outputs[0];
   let dense: tf.layers.Layer | undefined;
+  let pooled: tf.SymbolicTensor | undefined;
+  let offset = 0;
   for (let steps = 0; steps < 10; steps++) {
     const layer = t.sourceLayer;
     const cls = layer.getClassName();
     const node = layer.inboundNodes[t.nodeIndex];
     if (cls === 'GlobalAveragePooling2D') {
       if (!dense) break;
-      return { features: node.inputTensors[0], dense };
+      return { features: node.inputTensors[0], dense, offset, ...(pooled ? { pooled } : {}) };
+    }
+    if (cls === 'Concatenate' && dense && !pooled) {
+      // a multi-scale head (densenet.ts withHeadTaps): the final features' pooling comes last,
+      // and its rows of the kernel are the CAM's weights
+      pooled = t;
+      const parts = node.inputTensors;
+      for (const p of parts.slice(0, -1)) offset += p.shape[p.shape.length - 1] ?? 0;
+      t = parts[parts.length - 1];
+      continue;
     }
     if (cls === 'Dense') {
       if (dense) break;
@@ -247,5 +271,8 @@ function findCamHead(model: tf.LayersModel): { features: tf.SymbolicTensor; dens
     }
     t = node.inputTensors[0];
   }
-  throw new CxrError('E_MODEL_INVALID', 'ONNX export: no class-activation head (GlobalAveragePooling2D -> [Dropout] -> Dense) before the first output');
+  throw new CxrError(
+    'E_MODEL_INVALID',
+    'ONNX export: no class-activation head (GlobalAveragePooling2D -> [Concatenate] -> [Dropout] -> Dense) before the first output',
+  );
 }

@@ -9,6 +9,7 @@
  * solution is mapped back to raw features: logit = w . f + b.
  */
 import { CxrError } from '../../errors.js';
+import { weightedGram } from './gram.js';
 
 export interface HeadFit {
   /** one weight per feature channel, on the raw (unstandardised) features */
@@ -25,6 +26,8 @@ export interface HeadFitOptions {
   /** per-sample weights (default 1 each), e.g. to give a small set its share */
   sampleWeights?: ArrayLike<number>;
   maxIterations?: number;
+  /** widest head (features + bias) whose Hessian is built in float64 loops; wider ones use an ONNX Runtime product (default EXACT_NEWTON_LIMIT) */
+  exactLimit?: number;
 }
 
 function sigmoid(z: number): number {
@@ -63,11 +66,45 @@ export function solveSpd(a: Float64Array, b: Float64Array, n: number): Float64Ar
 }
 
 /**
+ * Widths up to this many features (plus the bias) build the Newton step's Hessian in plain
+ * loops, as every head before 2026-12-03 was fitted; wider heads (a multi-scale head reads
+ * 2,560 pooled channels) get it from one ONNX Runtime matrix product in float32 (gram.ts):
+ * in loops it costs n*m^2/2 multiply-adds streamed through a 50 MB matrix per row, minutes
+ * per step for 13,000 rows of 2,561. The gradient stays float64, so both land on the same optimum (the objective
+ * is strictly convex); a float32 Hessian only shapes the path.
+ */
+export const EXACT_NEWTON_LIMIT = 1200;
+
+/** H = X^T diag(q) X + l2 (not on the bias), X the standardised rows with a trailing 1. */
+async function hessian(x: readonly Float64Array[], q: Float64Array, l2: number, d: number, loops: boolean): Promise<Float64Array> {
+  const m = d + 1;
+  const h = loops ? loopGram(x, q, m) : await weightedGram(x, q, m);
+  for (let c = 0; c < d; c++) h[c * m + c] += l2;
+  h[d * m + d] += 1e-9;
+  return h;
+}
+
+function loopGram(x: readonly Float64Array[], q: Float64Array, m: number): Float64Array {
+  const h = new Float64Array(m * m);
+  for (let i = 0; i < x.length; i++) {
+    const xi = x[i];
+    for (let a = 0; a < m; a++) {
+      const qa = q[i] * xi[a];
+      if (qa === 0) continue;
+      const row = a * m;
+      for (let b = 0; b <= a; b++) h[row + b] += qa * xi[b];
+    }
+  }
+  for (let a = 0; a < m; a++) for (let b = 0; b < a; b++) h[b * m + a] = h[a * m + b];
+  return h;
+}
+
+/**
  * Weighted L2 logistic regression by Newton's method (IRLS with a Cholesky solve per step),
  * minimising sum_i s_i [log(1 + e^z_i) - y_i z_i] / sum_i s_i + l2/2 |w|^2 over standardised
  * features (the bias is not penalised).
  */
-export function fitHead(features: readonly Float32Array[], labels: ArrayLike<number>, opts: HeadFitOptions = {}): HeadFit {
+export async function fitHead(features: readonly Float32Array[], labels: ArrayLike<number>, opts: HeadFitOptions = {}): Promise<HeadFit> {
   const n = features.length;
   if (n === 0 || n !== labels.length) throw new CxrError('E_BAD_ARGUMENT', `${n} feature rows for ${labels.length} labels`);
   const d = features[0].length;
@@ -104,32 +141,23 @@ export function fitHead(features: readonly Float32Array[], labels: ArrayLike<num
   };
   let current = objective(w);
   let iterations = 0;
+  const loops = m <= (opts.exactLimit ?? EXACT_NEWTON_LIMIT);
   for (let iter = 0; iter < (opts.maxIterations ?? 25); iter++) {
     iterations++;
     const g = new Float64Array(m);
-    const h = new Float64Array(m * m);
+    // the Hessian's per-row weight p(1-p), kept for the conjugate-gradient products
+    const q = new Float64Array(n);
     for (let i = 0; i < n; i++) {
       const xi = x[i];
       let z = 0;
       for (let c = 0; c < m; c++) z += w[c] * xi[c];
       const p = sigmoid(z);
       const r = (s[i] * (p - (labels[i] >= 0.5 ? 1 : 0))) / total;
-      const q = (s[i] * Math.max(p * (1 - p), 1e-10)) / total;
-      for (let a = 0; a < m; a++) {
-        g[a] += r * xi[a];
-        const qa = q * xi[a];
-        if (qa === 0) continue;
-        const row = a * m;
-        for (let b = 0; b <= a; b++) h[row + b] += qa * xi[b];
-      }
+      q[i] = (s[i] * Math.max(p * (1 - p), 1e-10)) / total;
+      for (let a = 0; a < m; a++) g[a] += r * xi[a];
     }
-    for (let a = 0; a < m; a++) for (let b = 0; b < a; b++) h[b * m + a] = h[a * m + b];
-    for (let c = 0; c < d; c++) {
-      g[c] += l2 * w[c];
-      h[c * m + c] += l2;
-    }
-    h[d * m + d] += 1e-9;
-    const step = solveSpd(h, g, m);
+    for (let c = 0; c < d; c++) g[c] += l2 * w[c];
+    const step = solveSpd(await hessian(x, q, l2, d, loops), g, m);
     let t = 1;
     let next = w.map((v, c) => v - t * step[c]);
     let value = objective(next);

@@ -9,7 +9,10 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { parity, randomizeWeights, randomInput } from './parity.js';
 import { buildUNet } from '../../../src/ml/unet.js';
-import { buildDenseNet121SE } from '../../../src/ml/densenet.js';
+import * as ort from 'onnxruntime-node';
+import { buildDenseNet121SE, withHeadTaps } from '../../../src/ml/densenet.js';
+import { exportLayersModel } from '../../../src/ml/onnx/export.js';
+import { tapPooledFeatures } from '../../../src/ml/onnx/feature-taps.js';
 import { classActivationMap } from '../../../src/inference/cam.js';
 
 const TOL = 1e-4;
@@ -68,3 +71,54 @@ test('DenseNet121-SE, full size (224, blocks 6-12-24-16) with features and CAM o
   assert.deepEqual(r.export.outputs[1].shape, ['N', 1024, 7, 7]);
   assert.equal(r.export.stats.parameters > 7e6, true);
 });
+
+test('a multi-scale head exports its pooled input and weighs the CAM with the final features’ rows; tapping the plain export gives the same pooled features', async () => {
+  const opts = { inputSize: 64, blocks: [1, 1, 1, 1], growth: 8, stemFilters: 16 };
+  const base = buildDenseNet121SE(opts);
+  randomizeWeights(base, 17);
+  const taps = ['transition2_relu', 'transition3_relu'];
+  const tapped = withHeadTaps(base, taps);
+  // a head that reads the taps too, with random rows for them
+  const [k, b] = tapped.getLayer('probability').getWeights();
+  const kr = Float32Array.from(k.dataSync(), (_, i) => Math.sin(i + 1) * 0.3);
+  tapped.getLayer('probability').setWeights([tf.tensor2d(kr, k.shape as [number, number]), b]);
+  const withFeatures = tf.model({ inputs: tapped.inputs, outputs: [tapped.outputs[0], tapped.getLayer('features_relu').output as tf.SymbolicTensor] });
+  const input = randomInput([2, 64, 64, 1], 8, 0, 1);
+  const r = await parity(withFeatures, input, 2, { outputNames: ['probability', 'features'], cam: true });
+  assert.ok(r.maxAbsDiff[0] <= TOL && r.maxAbsDiff[1] <= TOL, String(r.maxAbsDiff));
+  assert.deepEqual(
+    r.export.outputs.map((o) => o.name),
+    ['probability', 'features', 'pooled', 'cam'],
+  );
+  // pooled: [N, taps' channels then the final 9]; with them the head's logit is exact
+  const pooled = r.onnxOutputs.pooled;
+  const [n, dims] = pooled.dims as number[];
+  assert.equal(dims, kr.length);
+  const pd = pooled.data as Float32Array;
+  const prob = r.onnxOutputs.probability.data as Float32Array;
+  for (let i = 0; i < n; i++) {
+    let z = b.dataSync()[0];
+    for (let c = 0; c < dims; c++) z += kr[c] * pd[i * dims + c];
+    assert.ok(Math.abs(1 / (1 + Math.exp(-z)) - prob[i]) <= TOL);
+  }
+  // the CAM weighs the final features with their own rows of the kernel (the last ones)
+  const [, c, h, w] = r.onnxOutputs.features.dims as number[];
+  const want = classActivationMap((r.onnxOutputs.features.data as Float32Array).subarray(0, c * h * w), c, h, w, kr.subarray(dims - c));
+  const got = r.onnxOutputs.cam.data as Float32Array;
+  for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= TOL, `cam[${i}] ${got[i]} vs ${want[i]}`);
+
+  // the plain network's export, tapped in ONNX (what refit-head extracts from a base version)
+  const plain = exportLayersModel(buildPlainWithFeatures(base), { outputNames: ['probability', 'features'], cam: true });
+  const session = await ort.InferenceSession.create(tapPooledFeatures(plain.bytes, taps), { intraOpNumThreads: 1 });
+  const out = await session.run({ input: new ort.Tensor('float32', input, [2, 1, 64, 64]) });
+  await session.release();
+  const tp = out.pooled.data as Float32Array;
+  assert.equal(tp.length, pd.length);
+  for (let i = 0; i < tp.length; i++) assert.ok(Math.abs(tp[i] - pd[i]) <= TOL, `pooled[${i}] ${tp[i]} vs ${pd[i]}`);
+  assert.throws(() => tapPooledFeatures(plain.bytes, ['no_such_layer']), /E_BAD_ARGUMENT|names no layer/);
+  base.dispose();
+});
+
+function buildPlainWithFeatures(m: tf.LayersModel): tf.LayersModel {
+  return tf.model({ inputs: m.inputs, outputs: [m.outputs[0], m.getLayer('features_relu').output as tf.SymbolicTensor] });
+}
