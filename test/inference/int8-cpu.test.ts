@@ -72,6 +72,10 @@ test('the served int8 segmenter fits every CPU, and on the example study its lun
   assert.ok(sum > 0, 'no lungs found at all');
   const dice = (2 * both) / sum;
   assert.ok(dice >= 0.95, `mask Dice int8 vs float ${dice}`);
-  // the probability through the same int8 classifier (measured 0.569 vs 0.594): the crop moves with the mask edge only
-  assert.ok(Math.abs(q.report.probability - f.report.probability) <= 0.05, `probability ${q.report.probability} vs ${f.report.probability}`);
+  // the probability through the same int8 classifier: the crop moves with the mask edge only. The bound is
+  // the 99th percentile of |int8 - float segmenter| over the 531 validation films with the served
+  // classifier v20261203-taps-r2 (mean 0.015, median 0.0006, p99 0.198, largest 0.40); this phantom
+  // study measured 0.645 vs 0.535 (its multi-scale head reads the crop's edges more than the
+  // previous head did, 0.569 vs 0.594)
+  assert.ok(Math.abs(q.report.probability - f.report.probability) <= 0.2, `probability ${q.report.probability} vs ${f.report.probability}`);
 });
