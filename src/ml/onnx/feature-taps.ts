@@ -15,7 +15,8 @@ const ADDED_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'Cast']);
 export function tapPooledFeatures(bytes: Uint8Array, taps: readonly string[], label = 'classifier'): Uint8Array {
   const m = decodeModel(bytes, label);
   const g = graphOf(m);
-  if ((g.output ?? []).some((o) => o.name === 'pooled')) throw new CxrError('E_MODEL_INVALID', `${label} already outputs pooled features`);
+  if ((g.output ?? []).some((o) => o.name === 'pooled'))
+    throw new CxrError('E_MODEL_INVALID', `${label} already outputs pooled features (its head is multi-scale already: refit it as it is, without new taps)`);
   if (!(g.output ?? []).some((o) => o.name === 'features')) throw new CxrError('E_MODEL_INVALID', `${label} has no 'features' output to pool`);
   const sources = taps.map((layer) => {
     // the layer's output: the last node of its name that is not a quantizer's or a cast

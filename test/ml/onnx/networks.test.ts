@@ -116,6 +116,8 @@ test('a multi-scale head exports its pooled input and weighs the CAM with the fi
   assert.equal(tp.length, pd.length);
   for (let i = 0; i < tp.length; i++) assert.ok(Math.abs(tp[i] - pd[i]) <= TOL, `pooled[${i}] ${tp[i]} vs ${pd[i]}`);
   assert.throws(() => tapPooledFeatures(plain.bytes, ['no_such_layer']), /E_BAD_ARGUMENT|names no layer/);
+  // a multi-scale version is refitted as it is: tapping it again is refused
+  assert.throws(() => tapPooledFeatures(r.export.bytes, taps), /already outputs pooled features/);
   base.dispose();
 });
 
