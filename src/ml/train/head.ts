@@ -26,8 +26,8 @@ export interface HeadFitOptions {
   /** per-sample weights (default 1 each), e.g. to give a small set its share */
   sampleWeights?: ArrayLike<number>;
   maxIterations?: number;
-  /** widest head (features + bias) whose Hessian is built in float64 loops; wider ones use an ONNX Runtime product (default EXACT_NEWTON_LIMIT) */
-  exactLimit?: number;
+  /** widest head (features + bias) whose Hessian is built in float64 loops; wider ones use an ONNX Runtime product (default LOOP_HESSIAN_LIMIT) */
+  loopLimit?: number;
 }
 
 function sigmoid(z: number): number {
@@ -70,10 +70,10 @@ export function solveSpd(a: Float64Array, b: Float64Array, n: number): Float64Ar
  * loops, as every head before 2026-12-03 was fitted; wider heads (a multi-scale head reads
  * 2,560 pooled channels) get it from one ONNX Runtime matrix product in float32 (gram.ts):
  * in loops it costs n*m^2/2 multiply-adds streamed through a 50 MB matrix per row, minutes
- * per step for 13,000 rows of 2,561. The gradient stays float64, so both land on the same optimum (the objective
- * is strictly convex); a float32 Hessian only shapes the path.
+ * per step for 13,000 rows of 2,561. The gradient stays float64, so both land on the same
+ * optimum (the objective is strictly convex); a float32 Hessian only shapes the path.
  */
-export const EXACT_NEWTON_LIMIT = 1200;
+export const LOOP_HESSIAN_LIMIT = 1200;
 
 /** H = X^T diag(q) X + l2 (not on the bias), X the standardised rows with a trailing 1. */
 async function hessian(x: readonly Float64Array[], q: Float64Array, l2: number, d: number, loops: boolean): Promise<Float64Array> {
@@ -141,11 +141,11 @@ export async function fitHead(features: readonly Float32Array[], labels: ArrayLi
   };
   let current = objective(w);
   let iterations = 0;
-  const loops = m <= (opts.exactLimit ?? EXACT_NEWTON_LIMIT);
+  const loops = m <= (opts.loopLimit ?? LOOP_HESSIAN_LIMIT);
   for (let iter = 0; iter < (opts.maxIterations ?? 25); iter++) {
     iterations++;
     const g = new Float64Array(m);
-    // the Hessian's per-row weight p(1-p), kept for the conjugate-gradient products
+    // each row's Hessian weight p(1-p)
     const q = new Float64Array(n);
     for (let i = 0; i < n; i++) {
       const xi = x[i];
