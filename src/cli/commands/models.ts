@@ -41,12 +41,24 @@ interface ModelsOptions {
 
 const f3 = (v: unknown) => (typeof v === 'number' ? v.toFixed(3) : 'n/a');
 
-/** The headline figures: the served threshold, then the test split as training scored it (single view, at its own threshold). */
-function headline(m: ModelManifest): string {
+/**
+ * The headline figures: the threshold the engine applies (the int8 model's own block when int8
+ * is served, with each population's value), then the test split as training scored it (its
+ * model and its own pooled threshold: for a derived version, the float model it came from).
+ */
+export function headline(m: ModelManifest): string {
   const t = m.metrics.test ?? {};
-  if (m.threshold) {
-    const how = m.threshold.calibratedOn ? `${m.threshold.calibratedOn.views} views` : 'single view';
-    return `threshold ${f3(m.threshold.value)} (${how}, recall target ${m.threshold.targetRecall}); training test split: AUC ${f3(t.auc)}, recall ${f3(t.recall)}, specificity ${f3(t.specificity)} at ${f3(t.threshold)}`;
+  const int8 = m.quantization?.served === true && m.quantization.threshold ? m.quantization.threshold : null;
+  const th = int8 ?? m.threshold;
+  if (th) {
+    const how = th.calibratedOn ? `${th.calibratedOn.views} views` : 'single view';
+    const pops = Object.entries(th.populations ?? {})
+      .map(([name, p]) => `${name} ${f3(p?.value)}`)
+      .join(', ');
+    return (
+      `threshold ${f3(th.value)} ${int8 ? 'int8' : 'float'} (${pops ? `${pops}; ` : ''}${how}, recall target ${th.targetRecall}); ` +
+      `training test split: AUC ${f3(t.auc)}, recall ${f3(t.recall)}, specificity ${f3(t.specificity)} at ${f3(t.threshold)}`
+    );
   }
   return `training test split: Dice ${f3(t.dice)}, IoU ${f3(t.iou)}`;
 }
