@@ -31,6 +31,7 @@ import { runningShadow } from '../../db/shadow.js';
 import { auditOperator, operator, withDatabase } from '../operator.js';
 import { action, collect } from '../run.js';
 import { buildModelCard, writeModelCard } from '../model-card.js';
+import { servedThreshold } from '../../ml/model-card.js';
 import { repackVersion } from '../repack-version.js';
 
 interface ModelsOptions {
@@ -48,15 +49,14 @@ const f3 = (v: unknown) => (typeof v === 'number' ? v.toFixed(3) : 'n/a');
  */
 export function headline(m: ModelManifest): string {
   const t = m.metrics.test ?? {};
-  const int8 = m.quantization?.served === true && m.quantization.threshold ? m.quantization.threshold : null;
-  const th = int8 ?? m.threshold;
+  const { precision, threshold: th } = servedThreshold(m);
   if (th) {
     const how = th.calibratedOn ? `${th.calibratedOn.views} views` : 'single view';
     const pops = Object.entries(th.populations ?? {})
       .map(([name, p]) => `${name} ${f3(p?.value)}`)
       .join(', ');
     return (
-      `threshold ${f3(th.value)} ${int8 ? 'int8' : 'float'} (${pops ? `${pops}; ` : ''}${how}, recall target ${th.targetRecall}); ` +
+      `threshold ${f3(th.value)} ${precision} (${pops ? `${pops}; ` : ''}${how}, recall target ${th.targetRecall}); ` +
       `training test split: AUC ${f3(t.auc)}, recall ${f3(t.recall)}, specificity ${f3(t.specificity)} at ${f3(t.threshold)}`
     );
   }
