@@ -10,7 +10,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { parity, randomizeWeights, randomInput } from './parity.js';
 import { buildUNet } from '../../../src/ml/unet.js';
 import * as ort from 'onnxruntime-node';
-import { buildDenseNet121SE, withHeadTaps } from '../../../src/ml/densenet.js';
+import { buildDenseNet121SE, featuresModel, withHeadTaps } from '../../../src/ml/densenet.js';
 import { exportLayersModel } from '../../../src/ml/onnx/export.js';
 import { tapPooledFeatures } from '../../../src/ml/onnx/feature-taps.js';
 import { classActivationMap } from '../../../src/inference/cam.js';
@@ -82,7 +82,7 @@ test('a multi-scale head exports its pooled input and weighs the CAM with the fi
   const [k, b] = tapped.getLayer('probability').getWeights();
   const kr = Float32Array.from(k.dataSync(), (_, i) => Math.sin(i + 1) * 0.3);
   tapped.getLayer('probability').setWeights([tf.tensor2d(kr, k.shape as [number, number]), b]);
-  const withFeatures = tf.model({ inputs: tapped.inputs, outputs: [tapped.outputs[0], tapped.getLayer('features_relu').output as tf.SymbolicTensor] });
+  const withFeatures = featuresModel(tapped);
   const input = randomInput([2, 64, 64, 1], 8, 0, 1);
   const r = await parity(withFeatures, input, 2, { outputNames: ['probability', 'features'], cam: true });
   assert.ok(r.maxAbsDiff[0] <= TOL && r.maxAbsDiff[1] <= TOL, String(r.maxAbsDiff));
@@ -108,7 +108,7 @@ test('a multi-scale head exports its pooled input and weighs the CAM with the fi
   for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= TOL, `cam[${i}] ${got[i]} vs ${want[i]}`);
 
   // the plain network's export, tapped in ONNX (what refit-head extracts from a base version)
-  const plain = exportLayersModel(buildPlainWithFeatures(base), { outputNames: ['probability', 'features'], cam: true });
+  const plain = exportLayersModel(featuresModel(base), { outputNames: ['probability', 'features'], cam: true });
   const session = await ort.InferenceSession.create(tapPooledFeatures(plain.bytes, taps), { intraOpNumThreads: 1 });
   const out = await session.run({ input: new ort.Tensor('float32', input, [2, 1, 64, 64]) });
   await session.release();
@@ -120,7 +120,3 @@ test('a multi-scale head exports its pooled input and weighs the CAM with the fi
   assert.throws(() => tapPooledFeatures(r.export.bytes, taps), /already outputs pooled features/);
   base.dispose();
 });
-
-function buildPlainWithFeatures(m: tf.LayersModel): tf.LayersModel {
-  return tf.model({ inputs: m.inputs, outputs: [m.outputs[0], m.getLayer('features_relu').output as tf.SymbolicTensor] });
-}
