@@ -20,11 +20,17 @@ const GRAM: ModelProto = {
 
 let session: Promise<ort.InferenceSession> | undefined;
 
-export async function weightedGram(rows: readonly Float64Array[], q: Float64Array, m: number): Promise<Float64Array> {
+/** The rows as one row-major float32 matrix, built once per fit: only q changes between Newton steps. */
+export function packRows(rows: readonly Float64Array[], m: number): Float32Array {
+  const x = new Float32Array(rows.length * m);
+  for (let i = 0; i < rows.length; i++) x.set(rows[i], i * m);
+  return x;
+}
+
+/** X^T diag(q) X for `x` packed by packRows (n rows of m). */
+export async function weightedGram(x: Float32Array, q: Float64Array, m: number): Promise<Float64Array> {
   session ??= ort.InferenceSession.create(encodeModel(GRAM), { intraOpNumThreads: 2, graphOptimizationLevel: 'all' });
-  const n = rows.length;
-  const x = new Float32Array(n * m);
-  for (let i = 0; i < n; i++) x.set(rows[i], i * m);
+  const n = q.length;
   const out = await (await session).run({ x: new ort.Tensor('float32', x, [n, m]), q: new ort.Tensor('float32', Float32Array.from(q), [n, 1]) });
   const g = Float64Array.from(out.gram.data as Float32Array);
   // exactly symmetric, as the Cholesky solve reads one triangle

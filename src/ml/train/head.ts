@@ -9,7 +9,7 @@
  * solution is mapped back to raw features: logit = w . f + b.
  */
 import { CxrError } from '../../errors.js';
-import { weightedGram } from './gram.js';
+import { packRows, weightedGram } from './gram.js';
 
 export interface HeadFit {
   /** one weight per feature channel, on the raw (unstandardised) features */
@@ -75,10 +75,10 @@ export function solveSpd(a: Float64Array, b: Float64Array, n: number): Float64Ar
  */
 export const LOOP_HESSIAN_LIMIT = 1200;
 
-/** H = X^T diag(q) X + l2 (not on the bias), X the standardised rows with a trailing 1. */
-async function hessian(x: readonly Float64Array[], q: Float64Array, l2: number, d: number, loops: boolean): Promise<Float64Array> {
+/** H = X^T diag(q) X + l2 (not on the bias), X the standardised rows with a trailing 1 (`packed`: the same rows for the GEMM, else loops). */
+async function hessian(x: readonly Float64Array[], packed: Float32Array | null, q: Float64Array, l2: number, d: number): Promise<Float64Array> {
   const m = d + 1;
-  const h = loops ? loopGram(x, q, m) : await weightedGram(x, q, m);
+  const h = packed ? await weightedGram(packed, q, m) : loopGram(x, q, m);
   for (let c = 0; c < d; c++) h[c * m + c] += l2;
   h[d * m + d] += 1e-9;
   return h;
@@ -141,7 +141,8 @@ export async function fitHead(features: readonly Float32Array[], labels: ArrayLi
   };
   let current = objective(w);
   let iterations = 0;
-  const loops = m <= (opts.loopLimit ?? LOOP_HESSIAN_LIMIT);
+  // a wide head's rows as one float32 matrix for the GEMM, once per fit
+  const packed = m <= (opts.loopLimit ?? LOOP_HESSIAN_LIMIT) ? null : packRows(x, m);
   for (let iter = 0; iter < (opts.maxIterations ?? 25); iter++) {
     iterations++;
     const g = new Float64Array(m);
@@ -157,7 +158,7 @@ export async function fitHead(features: readonly Float32Array[], labels: ArrayLi
       for (let a = 0; a < m; a++) g[a] += r * xi[a];
     }
     for (let c = 0; c < d; c++) g[c] += l2 * w[c];
-    const step = solveSpd(await hessian(x, q, l2, d, loops), g, m);
+    const step = solveSpd(await hessian(x, packed, q, l2, d), g, m);
     let t = 1;
     let next = w.map((v, c) => v - t * step[c]);
     let value = objective(next);
