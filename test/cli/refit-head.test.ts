@@ -38,12 +38,13 @@ after(async () => {
   if (root) await rm(root, { recursive: true, force: true });
 });
 
-test('refit-head writes a verified version with per-set figures and calibration whose validation probabilities are what evaluate serves', async () => {
-  const out = join(root, 'out');
-  const report = join(root, 'report');
-  const args = ['refit-head', ...sets.flatMap((s) => ['--data', `${join(root, s)}:1`]), '--split', join(root, 'run', 'split.csv')];
-  const r = await cli([
-    ...args,
+/** refit-head on both sets with the random models, 2 views, 1 thread, recall target 0.5, into `out`/`version`; `extra` adds or overrides. */
+function refitArgs(out: string, version: string, ...extra: string[]): string[] {
+  return [
+    'refit-head',
+    ...sets.flatMap((s) => ['--data', `${join(root, s)}:1`]),
+    '--split',
+    join(root, 'run', 'split.csv'),
     '--classifier',
     models.classifier,
     '--segmenter',
@@ -52,17 +53,20 @@ test('refit-head writes a verified version with per-set figures and calibration 
     out,
     '--views',
     '2',
-    '--l2',
-    '0.1,1',
     '--threads',
     '1',
     '--target-recall',
     '0.5',
     '--version',
-    'v1',
-    '--report',
-    report,
-  ]);
+    version,
+    ...extra,
+  ];
+}
+
+test('refit-head writes a verified version with per-set figures and calibration whose validation probabilities are what evaluate serves', async () => {
+  const out = join(root, 'out');
+  const report = join(root, 'report');
+  const r = await cli(refitArgs(out, 'v1', '--l2', '0.1,1', '--report', report));
   assert.equal(r.code, 0, r.stderr);
   const dir = r.stdout.trim();
   assert.equal(dir, join(out, 'v1'));
@@ -134,32 +138,7 @@ async function servedMatchesReport(dir: string, reportCsv: string): Promise<{ se
 
 test('--head-taps fits a multi-scale head on the tapped layers and the final features: its version exports their pooled input and serves what refit-head reported', async () => {
   const report = join(root, 'taps-report');
-  const r = await cli([
-    'refit-head',
-    ...sets.flatMap((s) => ['--data', `${join(root, s)}:1`]),
-    '--split',
-    join(root, 'run', 'split.csv'),
-    '--classifier',
-    models.classifier,
-    '--segmenter',
-    models.segmenter,
-    '--out',
-    join(root, 'taps'),
-    '--views',
-    '2',
-    '--l2',
-    '0.1',
-    '--threads',
-    '1',
-    '--target-recall',
-    '0.5',
-    '--version',
-    'taps',
-    '--head-taps',
-    'transition1_relu',
-    '--report',
-    report,
-  ]);
+  const r = await cli(refitArgs(join(root, 'taps'), 'taps', '--l2', '0.1', '--head-taps', 'transition1_relu', '--report', report));
   assert.equal(r.code, 0, r.stderr);
   const dir = r.stdout.trim();
   assert.deepEqual(await verifyManifest(dir), { ok: true, modified: [], missing: [], unlisted: [] });
@@ -171,23 +150,7 @@ test('--head-taps fits a multi-scale head on the tapped layers and the final fea
     JSON.stringify(m.onnx!.outputs),
   );
   await servedMatchesReport(dir, join(report, 'taps-per-image.csv'));
-  const bad = await cli([
-    'refit-head',
-    '--data',
-    join(root, 'adult'),
-    '--split',
-    join(root, 'run', 'split.csv'),
-    '--classifier',
-    models.classifier,
-    '--segmenter',
-    models.segmenter,
-    '--out',
-    join(root, 'taps'),
-    '--head-taps',
-    'no_such_layer',
-    '--version',
-    'bad',
-  ]);
+  const bad = await cli(refitArgs(join(root, 'taps'), 'bad', '--head-taps', 'no_such_layer'));
   assert.equal(bad.code, 2, bad.stderr);
   assert.match(bad.stderr, /E_BAD_ARGUMENT.*no_such_layer/);
 });
@@ -195,33 +158,7 @@ test('--head-taps fits a multi-scale head on the tapped layers and the final fea
 test('--train-views 2 fits the head on every view of the train rows: another head than one view gives from the same cache, recorded in the config; more train views than --views is E_BAD_ARGUMENT', async () => {
   const cache = join(root, 'views.jsonl');
   const refit = (trainViews: string, version: string, ...extra: string[]) =>
-    cli([
-      'refit-head',
-      ...sets.flatMap((s) => ['--data', `${join(root, s)}:1`]),
-      '--split',
-      join(root, 'run', 'split.csv'),
-      '--classifier',
-      models.classifier,
-      '--segmenter',
-      models.segmenter,
-      '--out',
-      join(root, 'views'),
-      '--views',
-      '2',
-      '--train-views',
-      trainViews,
-      '--l2',
-      '0.1',
-      '--threads',
-      '1',
-      '--target-recall',
-      '0.5',
-      '--version',
-      version,
-      '--cache',
-      cache,
-      ...extra,
-    ]);
+    cli(refitArgs(join(root, 'views'), version, '--train-views', trainViews, '--l2', '0.1', '--cache', cache, ...extra));
   const two = await refit('2', 'two');
   assert.equal(two.code, 0, two.stderr);
   // the second run reads every feature from the cache the first one wrote
