@@ -176,3 +176,22 @@ test('--train-views 2 fits the head on every view of the train rows: another hea
   assert.equal(tooMany.code, 2);
   assert.match(tooMany.stderr, /E_BAD_ARGUMENT.*--train-views \(3\) must not exceed --views \(2\)/);
 });
+
+test('--cross-fit 2 scores the train films out of fold and chooses the L2 strength on them with validation: the manifest records the pooled choice; one fold is E_BAD_ARGUMENT', async () => {
+  const cache = join(root, 'views.jsonl');
+  const r = await cli(refitArgs(join(root, 'cross'), 'cf', '--l2', '0.1,1', '--cache', cache, '--cross-fit', '2'));
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /2-fold out-of-fold train AUC/);
+  assert.match(r.stderr, /chose l2 (0\.1|1) by specificity on the train films out of fold and the validation films/);
+  const m = await readManifest(r.stdout.trim());
+  const cf = m.training.config.crossFit as { folds: number; perSet: Record<string, { outOfFoldAuc: number | null; pooledAuc: number | null }> };
+  assert.equal(cf.folds, 2);
+  assert.deepEqual(Object.keys(cf.perSet).sort(), sets);
+  for (const s of sets)
+    assert.ok(cf.perSet[s].pooledAuc === null || (cf.perSet[s].pooledAuc >= 0 && cf.perSet[s].pooledAuc <= 1), JSON.stringify(cf.perSet[s]));
+  // validation-only figures are still recorded under their own names
+  assert.equal(typeof m.training.config.validationMeanSetAuc, 'number');
+  const one = await cli(refitArgs(join(root, 'cross'), 'one-fold', '--cross-fit', '1', '--cache', cache));
+  assert.equal(one.code, 2);
+  assert.match(one.stderr, /E_BAD_ARGUMENT.*--cross-fit/);
+});

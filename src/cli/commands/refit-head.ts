@@ -9,7 +9,9 @@
  * test rows give exactly what the served pipeline will say with the new head (with its
  * float16-rounded weights) without scoring them again: the L2 strength, the Platt
  * calibration and the threshold are chosen on validation from those, and test figures (per
- * set, with bootstrap intervals) are reported from them.
+ * set, with bootstrap intervals) are reported from them. With --cross-fit the train films are
+ * also scored out of fold (ml/cross-fit.ts) and join validation for choosing the L2 strength
+ * only.
  */
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
@@ -28,7 +30,8 @@ import { loadSplitItems } from '../../ml/calibrate.js';
 import { MODEL_CARD_FILE, portablePath, readManifest, stageVersion, versionFromDate, writeManifest, type MetricValues } from '../../ml/model-store/index.js';
 import { calibrateThreshold } from '../../ml/metrics.js';
 import { uncertaintyBound } from '../../ml/uncertainty-bound.js';
-import { HEAD_SELECTIONS, parseHeadSelection, ranksAbove, selectionScore, type SelectionScore } from '../../ml/head-selection.js';
+import { HEAD_SELECTIONS, parseHeadSelection, ranksAbove, selectionScore, type SelectionScore, type SetScores } from '../../ml/head-selection.js';
+import { outOfFold, patientFolds } from '../../ml/cross-fit.js';
 import { meanAndSpread } from '../../inference/decision.js';
 import { loadModel, saveModel } from '../../ml/model-io.js';
 import { DEFAULT_HEAD_TAPS, withHeadTaps } from '../../ml/densenet.js';
@@ -61,6 +64,7 @@ interface RefitCliOptions {
   report?: string;
   partialTest?: boolean;
   headTaps?: string | boolean;
+  crossFit?: string;
 }
 
 interface FeatureRow {
@@ -182,6 +186,10 @@ export function register(program: Command): void {
       `a multi-scale head: also pool these layers (comma-separated tfjs names; default ${DEFAULT_HEAD_TAPS.join(',')}) before the final features and fit the head on all of them (a --cache belongs to one choice of taps)`,
     )
     .option('--partial-test', 'report on the test films whose features exist (extracting none) and leave the rest out, saying how many')
+    .option(
+      '--cross-fit <k>',
+      'also score every train film out of fold (k folds of whole patients, each set dealt evenly) and choose the L2 strength on those scores and the validation ones together; the threshold and calibration stay on validation',
+    )
     .action(
       action(async (o: RefitCliOptions) => {
         const specs = o.data.map(parseDatasetSpec);
@@ -196,6 +204,7 @@ export function register(program: Command): void {
         const trainViews = parseInteger('--train-views', o.trainViews, 1);
         const selectBy = parseHeadSelection(o.select);
         const targetRecall = parseNumber('--target-recall', o.targetRecall);
+        const crossFit = o.crossFit === undefined ? 0 : parseInteger('--cross-fit', o.crossFit, 2);
         if (!(targetRecall > 0 && targetRecall <= 1)) throw new CxrError('E_BAD_ARGUMENT', `--target-recall must be in (0,1], got ${o.targetRecall}`);
         if (trainViews > evalViews) throw new CxrError('E_BAD_ARGUMENT', `--train-views (${trainViews}) must not exceed --views (${evalViews})`);
         let items = (await Promise.all(SPLIT_NAMES.map((s) => loadSplitItems(dirs, splitPath, s)))).flat();
@@ -276,31 +285,68 @@ export function register(program: Command): void {
         const train = rows.filter((r) => r.split === 'train');
         const validation = rows.filter((r) => r.split === 'validation');
         const test = rows.filter((r) => r.split === 'test');
-        const sampleWeights = setWeights(train, weights);
-        const validationScore = (head: HeadFit): SelectionScore =>
-          selectionScore(
-            bySet(validation, (mine) => ({ probabilities: mine.map((r) => served(head, r)), labels: mine.map((r) => r.label) })),
-            selectBy,
-            targetRecall,
-          );
         // each train row's first trainViews views (identity first), sharing the row's weight
-        const fitViews = train.map((r) => r.views.slice(0, trainViews));
-        const fitRows = fitViews.flat();
-        const fitLabels = train.flatMap((r, k) => fitViews[k].map(() => r.label));
-        const fitWeights = train.flatMap((_, k) => fitViews[k].map(() => sampleWeights[k] / fitViews[k].length));
-        let best: { fit: HeadFit; score: SelectionScore } | null = null;
-        for (const l2 of o.l2.split(',').map((v) => parseNumber('--l2', v))) {
-          const fit = await fitHead(fitRows, fitLabels, { l2, sampleWeights: fitWeights });
-          const v = validationScore(fit);
-          const shown = Object.entries(v.perSet)
-            .map(([k, a]) => `${k} AUC ${a.auc?.toFixed(4)}, specificity ${a.specificity?.toFixed(3)}`)
-            .join('; ');
-          process.stderr.write(
-            `l2 ${l2}: served validation AUC ${v.meanAuc.toFixed(4)}, specificity at recall ${targetRecall} ${v.meanSpecificity.toFixed(4)} (means over sets; ${shown}), ${fit.iterations} Newton steps\n`,
+        const fitOn = (rs: FeatureRow[], l2: number): Promise<HeadFit> => {
+          const sampleWeights = setWeights(rs, weights);
+          const fitViews = rs.map((r) => r.views.slice(0, trainViews));
+          return fitHead(
+            fitViews.flat(),
+            rs.flatMap((r, k) => fitViews[k].map(() => r.label)),
+            { l2, sampleWeights: rs.flatMap((_, k) => fitViews[k].map(() => sampleWeights[k] / fitViews[k].length)) },
           );
-          if (!best || ranksAbove(v, best.score)) best = { fit, score: v };
+        };
+        const folds = crossFit
+          ? patientFolds(
+              train.map((r) => ({ patient: patient.get(r.id)!, group: r.source })),
+              crossFit,
+              split.seed,
+            )
+          : null;
+        const scoresBySet = (scored: { row: FeatureRow; p: number }[]): Record<string, SetScores> => {
+          const out: Record<string, SetScores> = {};
+          for (const s of [...new Set(scored.map((x) => x.row.source))].sort()) {
+            const mine = scored.filter((x) => x.row.source === s);
+            out[s] = { probabilities: mine.map((x) => x.p), labels: mine.map((x) => x.row.label) };
+          }
+          return out;
+        };
+        const describe = (v: SelectionScore): string =>
+          `AUC ${v.meanAuc.toFixed(4)}, specificity at recall ${targetRecall} ${v.meanSpecificity.toFixed(4)} (means over sets; ${Object.entries(v.perSet)
+            .map(([k, a]) => `${k} AUC ${a.auc?.toFixed(4)}, specificity ${a.specificity?.toFixed(3)}`)
+            .join('; ')})`;
+        interface Candidate {
+          fit: HeadFit;
+          /** validation only */
+          validation: SelectionScore;
+          /** with --cross-fit: the train films out of fold and the validation films together */
+          pooled: SelectionScore | null;
+          outOfFoldAuc: Record<string, number | null> | null;
         }
-        process.stderr.write(`chose l2 ${best!.fit.l2} by ${selectBy}\n`);
+        const chosenBy = (c: Candidate): SelectionScore => c.pooled ?? c.validation;
+        let best: Candidate | null = null;
+        for (const l2 of o.l2.split(',').map((v) => parseNumber('--l2', v))) {
+          const fit = await fitOn(train, l2);
+          const validationScored = validation.map((row) => ({ row, p: served(fit, row) }));
+          const candidate: Candidate = {
+            fit,
+            validation: selectionScore(scoresBySet(validationScored), selectBy, targetRecall),
+            pooled: null,
+            outOfFoldAuc: null,
+          };
+          process.stderr.write(`l2 ${l2}: served validation ${describe(candidate.validation)}, ${fit.iterations} Newton steps\n`);
+          if (folds) {
+            const oof = await outOfFold(train, folds, (rs) => fitOn(rs, l2), served);
+            const oofScored = train.map((row, i) => ({ row, p: oof[i] }));
+            const alone = selectionScore(scoresBySet(oofScored), selectBy, targetRecall);
+            candidate.outOfFoldAuc = Object.fromEntries(Object.entries(alone.perSet).map(([k, a]) => [k, a.auc]));
+            candidate.pooled = selectionScore(scoresBySet([...oofScored, ...validationScored]), selectBy, targetRecall);
+            process.stderr.write(
+              `  ${crossFit}-fold out-of-fold train ${describe(alone)}\n  train out of fold and validation together: ${describe(candidate.pooled)}\n`,
+            );
+          }
+          if (!best || ranksAbove(chosenBy(candidate), chosenBy(best))) best = candidate;
+        }
+        process.stderr.write(`chose l2 ${best!.fit.l2} by ${selectBy}${folds ? ' on the train films out of fold and the validation films' : ''}\n`);
         const fit = best!.fit;
 
         // the new version: the base model with the refitted head, saved as float16
@@ -377,8 +423,25 @@ export function register(program: Command): void {
                 trainViews,
                 evalViews,
                 select: selectBy,
-                validationMeanSetAuc: best!.score.meanAuc,
-                validationMeanSetSpecificity: best!.score.meanSpecificity,
+                validationMeanSetAuc: best!.validation.meanAuc,
+                validationMeanSetSpecificity: best!.validation.meanSpecificity,
+                ...(best!.pooled
+                  ? {
+                      crossFit: {
+                        folds: crossFit,
+                        seed: split.seed,
+                        chosenOn: 'train films out of fold and validation films',
+                        meanSetAuc: best!.pooled.meanAuc,
+                        meanSetSpecificity: best!.pooled.meanSpecificity,
+                        perSet: Object.fromEntries(
+                          Object.entries(best!.pooled.perSet).map(([k, a]) => [
+                            k,
+                            { outOfFoldAuc: best!.outOfFoldAuc?.[k] ?? null, pooledAuc: a.auc, pooledSpecificity: a.specificity },
+                          ]),
+                        ),
+                      },
+                    }
+                  : {}),
                 ...(o.maxTrainPerSet ? { maxTrainPerSet: Number(o.maxTrainPerSet) } : {}),
                 ...(o.maxTestPerSet ? { maxTestPerSet: Number(o.maxTestPerSet) } : {}),
               },
