@@ -89,7 +89,7 @@ export interface ChosenThreshold {
 const round2 = (v: number) => Math.round(v * 100) / 100;
 
 /** The populations a threshold block has a threshold for, with it. */
-function definedPopulations(t: Pick<ThresholdInfo, 'populations'>): [Population, PopulationThreshold][] {
+export function definedPopulations(t: Pick<ThresholdInfo, 'populations'>): [Population, PopulationThreshold][] {
   return Object.entries(t.populations ?? {}).filter((e): e is [Population, PopulationThreshold] => e[1] != null);
 }
 

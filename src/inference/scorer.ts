@@ -2,7 +2,7 @@ import type { GrayImage } from '../imaging/types.js';
 import type { ImageScorer, ScoredImage } from '../ml/evaluate.js';
 import type { Population } from '../ml/model-store/index.js';
 import { loadEngine, type EngineOptions } from './engine.js';
-import { populationForDatasets, populationProbability } from './population.js';
+import { definedPopulations, populationForDatasets, populationProbability } from './population.js';
 
 export interface ScorerOptions extends EngineOptions {
   /**
@@ -35,7 +35,9 @@ export async function onnxScorer(opts: ScorerOptions = {}): Promise<ImageScorer>
       classifier: { name: engine.models.classifier.name, version: engine.models.classifier.version },
     },
     threshold: chosen?.value ?? engine.threshold.value,
-    ...(chosen ? { population: { name: chosen.population, why: chosen.why } } : {}),
+    ...(chosen
+      ? { population: { name: chosen.population, why: chosen.why } }
+      : { unusedPopulations: definedPopulations(engine.threshold).map(([name]) => name) }),
     targetRecall: engine.threshold.targetRecall,
     async score(image: GrayImage): Promise<ScoredImage> {
       const s = await engine.scoreImage(image);

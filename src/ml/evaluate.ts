@@ -31,6 +31,8 @@ export interface ImageScorer {
   readonly targetRecall: number | null;
   /** set when `threshold` is one population's (image sets carry no ages) */
   readonly population?: { name: string; why: string };
+  /** the populations the version has thresholds of its own for when none of them decides (no `population`) */
+  readonly unusedPopulations?: readonly string[];
   score(image: GrayImage): Promise<ScoredImage>;
   dispose(): Promise<void> | void;
 }
@@ -56,6 +58,8 @@ export interface EvaluationResult extends ClassificationReport {
   scorer: string;
   /** whose threshold decided (ImageScorer.population) */
   population?: { name: string; why: string };
+  /** ImageScorer.unusedPopulations, when there are any */
+  unusedPopulations?: readonly string[];
   images: { id: string; label: number; probability: number; rawProbability?: number; lungAreaFraction?: number; spread?: number; dice?: number }[];
   /** expected calibration error and reliability bins of the probabilities (10 bins) */
   calibration: CalibrationReport;
@@ -158,6 +162,7 @@ export async function evaluateItems(
     models: scorer.models,
     scorer: scorer.description,
     ...(scorer.population ? { population: scorer.population } : {}),
+    ...(scorer.unusedPopulations?.length ? { unusedPopulations: scorer.unusedPopulations } : {}),
     images,
   };
 }

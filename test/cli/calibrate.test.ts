@@ -6,7 +6,7 @@
 import { histogram } from '../../src/ml/drift-reference.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { perImageCsv } from '../../src/ml/evaluation-files.js';
 import { basename, dirname, join } from 'node:path';
 import { parseCsv } from '../../src/data/csv.js';
@@ -323,6 +323,15 @@ test('evaluate decides an image folder at the threshold of the population whose 
     population?: string;
   };
   assert.deepEqual([plain.threshold, plain.population], [(await readManifest(classifierDir)).threshold!.value, undefined]);
+  assert.ok(!('unusedPopulations' in plain), 'a version without population thresholds has none to leave unused');
+  // the same images under a folder name no population's validation sets carry: the pooled threshold, said loudly
+  const renamed = join(dirname(data), 'elsewhere');
+  await symlink(data, renamed);
+  const other = await cli(['evaluate', '--data', renamed, '--models', models, '--classifier', version, '--threads', '1', '--json']);
+  assert.equal(other.code, 0, other.stderr);
+  const o = JSON.parse(other.stdout) as { threshold: number; population?: string; unusedPopulations?: string[] };
+  assert.deepEqual([o.threshold, o.population, o.unusedPopulations], [m.threshold!.value, undefined, ['pediatric']]);
+  assert.match(other.stderr, /warning: decided at the version's pooled threshold: it also has pediatric thresholds.*pass --population pediatric/);
   // the contact sheet flags each film at its set's population threshold too
   const sheet = await cli([
     'contact-sheet',

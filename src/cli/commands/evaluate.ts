@@ -60,6 +60,7 @@ export function jsonSummary(r: EvaluationResult): Record<string, unknown> {
     f1: r.f1,
     threshold: r.threshold,
     ...(r.population ? { population: r.population.name } : {}),
+    ...(r.unusedPopulations ? { unusedPopulations: r.unusedPopulations } : {}),
     confusion: r.confusion,
     n: r.n,
     ece: r.calibration.ece,
@@ -78,13 +79,18 @@ export function withInterval(value: number | null | undefined, ci: Record<string
   return value == null || lo === undefined || hi === undefined ? f3(value) : `${f3(value)} (95% CI ${f3(lo)}-${f3(hi)})`;
 }
 
+/** Why a version with population thresholds decided at its pooled one, and how to choose. */
+function unusedPopulationsNote(names: readonly string[]): string {
+  return `the version's pooled threshold: it also has ${names.join(' and ')} thresholds, and no --population was given nor does every --data folder name one's validation sets`;
+}
+
 export function formatTable(r: EvaluationResult): string {
   const c = r.confusion;
   const rows: [string, string][] = [
     ['images', String(r.n)],
     [
       'threshold',
-      `${r.threshold.toFixed(4)}${r.population ? ` (the ${r.population.name} threshold: ${r.population.why})` : r.targetRecall != null ? ` (calibrated for recall ${r.targetRecall})` : ''}`,
+      `${r.threshold.toFixed(4)}${r.population ? ` (the ${r.population.name} threshold: ${r.population.why})` : r.targetRecall != null ? ` (calibrated for recall ${r.targetRecall})` : ''}${r.unusedPopulations ? `; ${unusedPopulationsNote(r.unusedPopulations)}` : ''}`,
     ],
     ['AUC', withInterval(r.auc, r.ci95, 'auc')],
     ['accuracy', withInterval(r.accuracy, r.ci95, 'accuracy')],
@@ -251,6 +257,11 @@ export function register(program: Command): void {
           },
           { task: 'evaluate', verb: 'evaluating', what: 'images' },
         );
+        // image folders carry no ages: say so where a population's own threshold would decide otherwise
+        if (result.unusedPopulations)
+          process.stderr.write(
+            `warning: decided at ${unusedPopulationsNote(result.unusedPopulations)}; pass --population ${result.unusedPopulations.join('|')} to decide at one of those\n`,
+          );
         if (o.perImage) {
           const path = resolve(o.perImage);
           try {
