@@ -42,14 +42,18 @@ export async function outOfFold<R, M>(
   folds: readonly number[],
   fit: (rows: R[]) => Promise<M>,
   score: (model: M, row: R) => number,
+  /** called after each fold is scored, with the folds done and their number */
+  onFold?: (done: number, total: number) => void,
 ): Promise<number[]> {
   if (folds.length !== rows.length) throw new CxrError('E_BAD_ARGUMENT', `${rows.length} rows but ${folds.length} fold labels`);
   const out = new Array<number>(rows.length).fill(Number.NaN);
-  for (const k of [...new Set(folds)].sort((a, b) => a - b)) {
+  const ks = [...new Set(folds)].sort((a, b) => a - b);
+  for (const [done, k] of ks.entries()) {
     const model = await fit(rows.filter((_, i) => folds[i] !== k));
     rows.forEach((r, i) => {
       if (folds[i] === k) out[i] = score(model, r);
     });
+    onFold?.(done + 1, ks.length);
   }
   return out;
 }

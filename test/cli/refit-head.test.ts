@@ -182,6 +182,7 @@ test('--cross-fit 2 scores the train films out of fold and chooses the L2 streng
   const r = await cli(refitArgs(join(root, 'cross'), 'cf', '--l2', '0.1,1', '--cache', cache, '--cross-fit', '2'));
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /2-fold out-of-fold train AUC/);
+  assert.match(r.stderr, /l2 1: fold 2\/2 fitted and scored/);
   assert.match(r.stderr, /chose l2 (0\.1|1) by specificity on the train films out of fold and the validation films/);
   const m = await readManifest(r.stdout.trim());
   const cf = m.training.config.crossFit as { folds: number; perSet: Record<string, { outOfFoldAuc: number | null; pooledAuc: number | null }> };

@@ -43,6 +43,7 @@ test('outOfFold scores every row once with a model fitted on the other folds onl
   const values = [1, 2, 3, 4, 5, 6];
   const folds = [0, 1, 2, 0, 1, 2];
   const seen: number[][] = [];
+  const progress: string[] = [];
   // the "model" is the mean of the values it was fitted on
   const scores = await outOfFold(
     values,
@@ -52,7 +53,9 @@ test('outOfFold scores every row once with a model fitted on the other folds onl
       return rs.reduce((a, b) => a + b, 0) / rs.length;
     },
     (mean, v) => mean * 100 + v,
+    (done, total) => progress.push(`${done}/${total}`),
   );
+  assert.deepEqual(progress, ['1/3', '2/3', '3/3']);
   assert.deepEqual(seen, [
     [2, 3, 5, 6],
     [1, 3, 4, 6],

@@ -335,7 +335,14 @@ export function register(program: Command): void {
           };
           process.stderr.write(`l2 ${l2}: served validation ${describe(candidate.validation)}, ${fit.iterations} Newton steps\n`);
           if (folds) {
-            const oof = await outOfFold(train, folds, (rs) => fitOn(rs, l2), served);
+            // each fold is a whole fit (minutes on two cores with a wide head): say where it is
+            const oof = await outOfFold(
+              train,
+              folds,
+              (rs) => fitOn(rs, l2),
+              served,
+              (done, total) => process.stderr.write(`  l2 ${l2}: fold ${done}/${total} fitted and scored\n`),
+            );
             const oofScored = train.map((row, i) => ({ row, p: oof[i] }));
             const alone = selectionScore(scoresBySet(oofScored), selectBy, targetRecall);
             candidate.outOfFoldAuc = Object.fromEntries(Object.entries(alone.perSet).map(([k, a]) => [k, a.auc]));
