@@ -302,14 +302,8 @@ export function register(program: Command): void {
               split.seed,
             )
           : null;
-        const scoresBySet = (scored: { row: FeatureRow; p: number }[]): Record<string, SetScores> => {
-          const out: Record<string, SetScores> = {};
-          for (const s of [...new Set(scored.map((x) => x.row.source))].sort()) {
-            const mine = scored.filter((x) => x.row.source === s);
-            out[s] = { probabilities: mine.map((x) => x.p), labels: mine.map((x) => x.row.label) };
-          }
-          return out;
-        };
+        const scoresBySet = (scored: ReadonlyMap<FeatureRow, number>): Record<string, SetScores> =>
+          bySet([...scored.keys()], (mine) => ({ probabilities: mine.map((r) => scored.get(r)!), labels: mine.map((r) => r.label) }));
         const describe = (v: SelectionScore): string =>
           `AUC ${v.meanAuc.toFixed(4)}, specificity at recall ${targetRecall} ${v.meanSpecificity.toFixed(4)} (means over sets; ${Object.entries(v.perSet)
             .map(([k, a]) => `${k} AUC ${a.auc?.toFixed(4)}, specificity ${a.specificity?.toFixed(3)}`)
@@ -326,7 +320,7 @@ export function register(program: Command): void {
         let best: Candidate | null = null;
         for (const l2 of o.l2.split(',').map((v) => parseNumber('--l2', v))) {
           const fit = await fitOn(train, l2);
-          const validationScored = validation.map((row) => ({ row, p: served(fit, row) }));
+          const validationScored = new Map(validation.map((row) => [row, served(fit, row)] as const));
           const candidate: Candidate = {
             fit,
             validation: selectionScore(scoresBySet(validationScored), selectBy, targetRecall),
@@ -343,10 +337,10 @@ export function register(program: Command): void {
               served,
               (done, total) => process.stderr.write(`  l2 ${l2}: fold ${done}/${total} fitted and scored\n`),
             );
-            const oofScored = train.map((row, i) => ({ row, p: oof[i] }));
+            const oofScored = new Map(train.map((row, i) => [row, oof[i]] as const));
             const alone = selectionScore(scoresBySet(oofScored), selectBy, targetRecall);
             candidate.outOfFoldAuc = Object.fromEntries(Object.entries(alone.perSet).map(([k, a]) => [k, a.auc]));
-            candidate.pooled = selectionScore(scoresBySet([...oofScored, ...validationScored]), selectBy, targetRecall);
+            candidate.pooled = selectionScore(scoresBySet(new Map([...oofScored, ...validationScored])), selectBy, targetRecall);
             process.stderr.write(
               `  ${crossFit}-fold out-of-fold train ${describe(alone)}\n  train out of fold and validation together: ${describe(candidate.pooled)}\n`,
             );
