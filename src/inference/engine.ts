@@ -6,12 +6,13 @@ import type { LungBox } from '../imaging/lung-crop.js';
 import { classifierCrop, lungMask, segmenterInput, ttaBatch, ttaViews, type TtaView } from '../imaging/pixel-contract.js';
 import { encodeRuns } from '../imaging/mask-runs.js';
 import { grayImage, toGray, type GrayImage, type SampledImage } from '../imaging/types.js';
-import { applyCalibration } from '../ml/probability-calibration.js';
+import { applyCalibration, type ProbabilityCalibration } from '../ml/probability-calibration.js';
 import { servedCalibration, type ThresholdInfo } from '../ml/model-store/index.js';
 import { tapPooledFeatures } from '../ml/onnx/feature-taps.js';
 import { camToImage, normalizeCam } from './cam.js';
 import { decide, meanAndSpread } from './decision.js';
-import { chooseThreshold, populationProbability } from './population.js';
+import { chooseThreshold, populationProbability, studyAge } from './population.js';
+import { estimatePopulation, estimatorWeights, type PopulationEstimate } from '../ml/population-estimate.js';
 import { loadServedModel, type ServedModel } from './models.js';
 import { DEFAULT_QC_LIMITS, qcFlags, type QcLimits } from './qc.js';
 import { requestedPrecision, type Precision } from './precision.js';
@@ -74,7 +75,18 @@ export interface OnnxTriageEngine extends TriageEngine {
   readonly providers: { segmenter: ExecutionProvider[]; classifier: ExecutionProvider[] };
   /** engines: scoring threads of an engine pool (engine-pool.ts); absent for one engine on the calling thread */
   readonly settings: { threads: number; tta: number; uncertainBound: number; qc: QcLimits; engines?: number };
-  readonly threshold: { value: number; targetRecall: number; populations?: ThresholdInfo['populations'] };
+  /**
+   * calibration: the served model's, which probabilities and thresholds of populations without
+   * their own are on; estimatesPopulation: the classifier carries a population estimator
+   * (scoreImage with features returns its estimate)
+   */
+  readonly threshold: {
+    value: number;
+    targetRecall: number;
+    populations?: ThresholdInfo['populations'];
+    calibration: ProbabilityCalibration | null;
+    estimatesPopulation: boolean;
+  };
   /**
    * The model part of analyze() on an already windowed image (a dataset's PNG, say): what
    * `evaluate` runs, so its decisions are the ones `analyze` and the service make.
@@ -98,6 +110,8 @@ export interface ImageScore {
   box: LungBox | null;
   /** with `features`: each view's globally average-pooled features (what the head reads), identity first */
   features?: Float32Array[];
+  /** with `features`, when the version has a population estimator: which population the film looks like */
+  populationEstimate?: PopulationEstimate;
   /** identity view's CAM scaled to [0,1], covering the box */
   cam: { width: number; height: number; values: Float32Array };
 }
@@ -185,9 +199,23 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
       ]),
     );
 
+  // a population estimator reads the served features; not with extraction taps, which change them
+  const estimator = opts.featureTaps?.length ? null : (cls.manifest.populationEstimator ?? null);
+  const estimatorW = estimator ? estimatorWeights(estimator) : null;
+
   // warm-up: the first run plans memory and packs weights for the batch size served
   await runSegmenter(new Float32Array(segSize * segSize));
-  await runClassifier(new Float32Array(defaultTta * clsSize * clsSize), defaultTta);
+  const warm = await runClassifier(new Float32Array(defaultTta * clsSize * clsSize), defaultTta, estimator !== null && hasFeatures);
+  if (estimator) {
+    const f = pooledOutput ? warm.pooled : warm.features;
+    const width = f?.dims[1];
+    if (width !== estimator.inputs)
+      throw new CxrError(
+        'E_MODEL_INVALID',
+        `classifier ${cls.ref.version}: its populationEstimator reads ${estimator.inputs} features, the graph gives ${width ?? 'none'}`,
+      );
+  }
+  const estimate = (features: readonly Float32Array[]): PopulationEstimate => estimatePopulation(estimator!, estimatorW!, features);
 
   let closed = false;
 
@@ -247,6 +275,7 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
       box,
       cam: { width: camW, height: camH, values: cam },
       ...(features ? { features } : {}),
+      ...(features && estimator ? { populationEstimate: estimate(features) } : {}),
     };
   }
 
@@ -281,7 +310,9 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
       ? { width: win.width, height: win.height, codes: win.codes, values: win.values }
       : grayImage(win.width, win.height, win.data);
     sw.lap('decode');
-    const s = await score(image, views, sw.lap);
+    // the film's population is estimated only when the header gives no age and the version can
+    const needEstimate = estimator !== null && studyAge(win.meta).years === null;
+    const s = await score(image, views, sw.lap, needEstimate);
 
     const flags = qcFlags(
       {
@@ -295,7 +326,7 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
       qc,
     );
     // the study's own operating point: its population's threshold when the version has them
-    const chosen = chooseThreshold(threshold!, win.meta, calibration);
+    const chosen = chooseThreshold(threshold!, win.meta, calibration, s.populationEstimate ?? null);
     // and its population's own calibration, when it has one
     const probability = populationProbability(chosen.calibration, s);
     const d = decide(probability, chosen.value, s.spread, uncertainBound, flags);
@@ -307,7 +338,14 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
       flagged: d.flagged,
       flagReasons: d.flagReasons,
       validation: { sensitivity: chosen.validationSensitivity, specificity: chosen.validationSpecificity },
-      population: { name: chosen.population, ageYears: chosen.ageYears, ageSource: chosen.ageSource, thresholdOf: chosen.thresholdOf, reason: chosen.reason },
+      population: {
+        name: chosen.population,
+        ageYears: chosen.ageYears,
+        ageSource: chosen.ageSource,
+        thresholdOf: chosen.thresholdOf,
+        reason: chosen.reason,
+        ...(chosen.estimate ? { estimate: chosen.estimate } : {}),
+      },
       tta: { views: views.length, probabilities: s.probabilities, spread: s.spread, uncertainBound },
       lungAreaFraction: s.lungAreaFraction,
       lungBox: s.box,
@@ -333,12 +371,19 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
     models,
     providers: { segmenter: segSession.providers, classifier: clsSession.providers },
     settings: { threads, tta: defaultTta, uncertainBound, qc },
-    threshold: { value: threshold.value, targetRecall: threshold.targetRecall, populations: threshold.populations },
+    threshold: {
+      value: threshold.value,
+      targetRecall: threshold.targetRecall,
+      populations: threshold.populations,
+      calibration,
+      estimatesPopulation: estimator !== null,
+    },
     analyze,
     async scoreImage(image: GrayImage, sopts: { tta?: number; features?: boolean } = {}): Promise<ImageScore> {
       open();
       return score(image, ttaViews(sopts.tta ?? defaultTta), () => {}, sopts.features);
     },
+
     async close() {
       if (closed) return;
       closed = true;

@@ -10,6 +10,7 @@ import { CxrError } from '../errors.js';
 import type { Population, PopulationThreshold, ThresholdInfo } from '../ml/model-store/index.js';
 import { mostSensitivePopulation } from '../ml/calibrate.js';
 import { applyCalibration, type ProbabilityCalibration } from '../ml/probability-calibration.js';
+import type { PopulationEstimate } from '../ml/population-estimate.js';
 
 /** Below this age (years) a patient is pediatric (the age the pediatric set's films were taken under). */
 export const PEDIATRIC_BELOW_YEARS = 18;
@@ -84,6 +85,8 @@ export interface ChosenThreshold {
   /** that population's own probability calibration, which replaces the version's for this study (null: the version's applies) */
   calibration: ProbabilityCalibration | null;
   reason: string;
+  /** age unknown and the version estimates populations: what the film looks like */
+  estimate?: PopulationEstimate;
 }
 
 const round2 = (v: number) => Math.round(v * 100) / 100;
@@ -97,11 +100,28 @@ export function definedPopulations(t: Pick<ThresholdInfo, 'populations'>): [Popu
  * `calibration`: the one the engine applies to every study (the served model's), on whose scale
  * the thresholds of populations without their own are.
  */
-export function chooseThreshold(t: ThresholdInfo, meta: AgeFields, calibration: ProbabilityCalibration | null = null): ChosenThreshold {
+export function chooseThreshold(
+  t: ThresholdInfo,
+  meta: AgeFields,
+  calibration: ProbabilityCalibration | null = null,
+  estimate: PopulationEstimate | null = null,
+): ChosenThreshold {
   const age = studyAge(meta);
-  const population = populationOfAge(age.years);
+  const fromAge = populationOfAge(age.years);
+  // the film's estimate stands in for an unknown age only when it is sure
+  const estimated = fromAge === null && estimate?.confident ? estimate.population : null;
+  const population = fromAge ?? estimated;
   const base = { population, ageYears: age.years === null ? null : round2(age.years), ageSource: age.source };
-  const ageText = age.years === null ? 'age unknown (no PatientAge, no PatientBirthDate with StudyDate)' : `age ${round2(age.years)} y from ${age.source}`;
+  const unknownText = 'age unknown (no PatientAge, no PatientBirthDate with StudyDate)';
+  const ageText =
+    age.years !== null
+      ? `age ${round2(age.years)} y from ${age.source}`
+      : estimated
+        ? `${unknownText}, estimated ${estimated} from the film (${estimate!.probability.toFixed(3)} >= the version's minimum confidence)`
+        : estimate
+          ? `${unknownText}; the film looks ${estimate.population} at ${estimate.probability.toFixed(3)}, below the version's minimum confidence`
+          : unknownText;
+  const withEstimate = fromAge === null && estimate ? { estimate } : {};
   const pops = definedPopulations(t);
   if (pops.length === 0) {
     return {
@@ -112,6 +132,7 @@ export function chooseThreshold(t: ThresholdInfo, meta: AgeFields, calibration: 
       thresholdOf: 'version',
       calibration: null,
       reason: `${ageText}; the version has one threshold for every population`,
+      ...withEstimate,
     };
   }
   const own = population ? pops.find(([k]) => k === population) : undefined;
@@ -126,6 +147,7 @@ export function chooseThreshold(t: ThresholdInfo, meta: AgeFields, calibration: 
     thresholdOf: k,
     calibration: p.calibration ?? null,
     reason: own ? `${ageText}: ${k} threshold` : `${why}; the lowest of the population thresholds (${k}) applies, recall first`,
+    ...withEstimate,
   };
 }
 

@@ -45,6 +45,8 @@ export interface TriageReport {
     ageSource: 'PatientAge' | 'PatientBirthDate' | null;
     thresholdOf: 'adult' | 'pediatric' | 'version';
     reason: string;
+    /** age unknown: the population the film was estimated as, and how sure (fit-population) */
+    estimate?: { population: 'adult' | 'pediatric'; probability: number; confident: boolean };
   };
   tta: { views: number; probabilities: number[]; spread: number; uncertainBound: number };
   lungAreaFraction: number;

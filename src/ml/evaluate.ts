@@ -16,6 +16,11 @@ export interface ScoredImage {
   lungAreaFraction?: number;
   /** the TTA spread the engine compares with the uncertainty bound, when the scorer reports it */
   spread?: number;
+  /**
+   * The threshold this image is decided at when the scorer decides images at different ones
+   * (each film at the population it was estimated as); absent: the scorer's `threshold`.
+   */
+  threshold?: number;
 }
 
 /**
@@ -26,7 +31,10 @@ export interface ScoredImage {
 export interface ImageScorer {
   readonly description: string;
   readonly models: { segmenter: { name: string; version: string }; classifier: { name: string; version: string } };
-  /** the classifier's calibrated decision threshold and the recall it was calibrated for */
+  /**
+   * The classifier's calibrated decision threshold and the recall it was calibrated for. Read
+   * after scoring: a scorer deciding images at their own thresholds names the most common one.
+   */
   readonly threshold: number;
   readonly targetRecall: number | null;
   /** set when `threshold` is one population's (image sets carry no ages) */
@@ -108,11 +116,13 @@ export async function evaluateItems(
   let withMasks = 0;
   const images: EvaluationResult['images'] = [];
   const sources: string[] = [];
+  const own: (number | undefined)[] = [];
   for (const item of items) {
     sources.push(item.source ?? '');
     const image = await item.image();
     const scored = await scorer.score(image);
     scores.push(scored.probability);
+    own.push(scored.threshold);
     labels.push(item.label);
     const row: EvaluationResult['images'][number] = {
       id: item.id,
@@ -134,9 +144,14 @@ export async function evaluateItems(
     images.push(row);
     onProgress?.(images.length, items.length);
   }
+  // images decided at their own thresholds: each score shifted by its threshold's distance from
+  // the scorer's, so one comparison decides every image as its own threshold does (the shift is
+  // zero where they agree, and the reported probabilities stay unshifted)
+  const threshold = scorer.threshold;
+  const decided = own.some((t) => t !== undefined && t !== threshold) ? scores.map((p, i) => p - (own[i] ?? threshold) + threshold) : scores;
   let calibratedHere: number | null = null;
   if (scorer.targetRecall != null && labels.some((l) => l >= 0.5)) {
-    calibratedHere = calibrateThreshold(scores, labels, scorer.targetRecall).threshold;
+    calibratedHere = calibrateThreshold(decided, labels, scorer.targetRecall).threshold;
   }
   const names = [...new Set(sources)].sort();
   let sets: Record<string, SetFigures> | undefined;
@@ -144,20 +159,26 @@ export async function evaluateItems(
     sets = {};
     for (const name of names) {
       const mine = sources.flatMap((s, i) => (s === name ? [i] : []));
-      sets[name] = setFigures(
-        mine.map((i) => scores[i]),
-        mine.map((i) => labels[i]),
-        scorer.threshold,
-      );
+      sets[name] = {
+        ...setFigures(
+          mine.map((i) => decided[i]),
+          mine.map((i) => labels[i]),
+          threshold,
+        ),
+        ece: calibrationReport(
+          mine.map((i) => scores[i]),
+          mine.map((i) => labels[i]),
+        ).ece,
+      };
     }
   }
   return {
-    ...classificationReport(scores, labels, scorer.threshold),
+    ...classificationReport(decided, labels, threshold),
     ...(withMasks > 0 ? { dice: mean(dices), iou: mean(ious) } : {}),
     targetRecall: scorer.targetRecall,
     calibratedHere,
     calibration: calibrationReport(scores, labels),
-    ci95: bootstrapFigures(scores, labels, scorer.threshold),
+    ci95: bootstrapFigures(decided, labels, threshold),
     ...(sets ? { sets } : {}),
     models: scorer.models,
     scorer: scorer.description,

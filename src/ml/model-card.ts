@@ -293,6 +293,24 @@ function thresholdSection(m: ModelManifest, figures: readonly CardFigures[]): st
       '',
     );
     for (const [k, p] of pops) for (const w of p!.warnings ?? []) out.push(`Warning (${k}): ${w}`, '');
+    const e = m.populationEstimator;
+    if (e) {
+      const v = e.validation;
+      out.push(
+        `**Age unknown**: this version estimates the population from the film (\`fit-population\`: a linear head on its own features, fitted on ${e.fittedOn.n} train films of ${Object.entries(
+          e.fittedOn.sets,
+        )
+          .map(([s, p]) => `${s} (${p})`)
+          .join(
+            ', ',
+          )}) and decides at the estimated population's threshold when the estimate is at least ${e.minConfidence}; below that, recall first as above. ` +
+          `On ${v.n} validation films: accuracy ${f3(v.accuracy)}, ${v.decided} estimates at or above ${e.minConfidence}, ${v.decidedWrong} of them wrong` +
+          ` (${Object.entries(v.perSet)
+            .map(([s, f]) => `${s}: ${f.decided} of ${f.n} decided, ${f.decidedWrong} wrong`)
+            .join('; ')}). Films of another hospital or age range were not part of it: the header's age is what to rely on.`,
+        '',
+      );
+    }
   }
   const used = [threshold.value, ...pops.map(([, p]) => p!.value)];
   const rows = [

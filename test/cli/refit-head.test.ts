@@ -11,11 +11,9 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { randomModels } from '../support/random-models.js';
 import { parseCsv } from '../../src/data/csv.js';
-import { loadDatasets } from '../../src/data/multi-dataset.js';
-import { splitBySet, writeSplit } from '../../src/data/split.js';
-import { writeSynthDataset } from '../../src/data/synth-dataset.js';
 import { readManifest, verifyManifest } from '../../src/ml/model-store/index.js';
 import { runCli as cli } from '../support/cli.js';
+import { poolRefitArgs, writeSetPool } from '../support/set-pool.js';
 
 let root: string;
 let models: { segmenter: string; classifier: string };
@@ -25,13 +23,7 @@ before(async () => {
   await tf.setBackend('cpu');
   root = await mkdtemp(join(tmpdir(), 'cxr-refit-'));
   models = await randomModels(join(root, 'models'), { size: 'small', seed: 4 });
-  for (const [k, s] of sets.entries()) await writeSynthDataset({ out: join(root, s), count: 10, seed: 500 + k, sizeMin: 96, sizeMax: 128, workSize: 96 });
-  const pool = await loadDatasets(sets.map((s) => ({ dir: join(root, s) })));
-  const split = splitBySet(
-    pool.items.map((i) => ({ file: i.file, patientId: i.patientId, label: i.label, dataset: i.fields.source })),
-    { seed: 1, fractions: [0.4, 0.4, 0.2] },
-  );
-  await writeSplit(join(root, 'run'), split);
+  await writeSetPool(root, sets, { count: 10, seed: 500, fractions: [0.4, 0.4, 0.2] });
 });
 
 after(async () => {
@@ -40,27 +32,7 @@ after(async () => {
 
 /** refit-head on both sets with the random models, 2 views, 1 thread, recall target 0.5, into `out`/`version`; `extra` adds or overrides. */
 function refitArgs(out: string, version: string, ...extra: string[]): string[] {
-  return [
-    'refit-head',
-    ...sets.flatMap((s) => ['--data', `${join(root, s)}:1`]),
-    '--split',
-    join(root, 'run', 'split.csv'),
-    '--classifier',
-    models.classifier,
-    '--segmenter',
-    models.segmenter,
-    '--out',
-    out,
-    '--views',
-    '2',
-    '--threads',
-    '1',
-    '--target-recall',
-    '0.5',
-    '--version',
-    version,
-    ...extra,
-  ];
+  return [...poolRefitArgs(root, sets, models, out), '--views', '2', '--threads', '1', '--target-recall', '0.5', '--version', version, ...extra];
 }
 
 test('refit-head writes a verified version with per-set figures and calibration whose validation probabilities are what evaluate serves', async () => {

@@ -12,12 +12,15 @@ import * as ort from 'onnxruntime-node';
 import { randomModels } from '../support/random-models.js';
 import { chestDicom } from '../../src/data/simple-chest-dicom.js';
 import { loadEngine, type OnnxTriageEngine } from '../../src/inference/engine.js';
+import { onnxScorer } from '../../src/inference/scorer.js';
 import { classActivationMap } from '../../src/inference/cam.js';
 import { loadModel } from '../../src/ml/model-io.js';
 import { featuresModel, HEAD_LAYER } from '../../src/ml/densenet.js';
 import { deriveVersion, readManifest } from '../../src/ml/model-store/index.js';
 import { CxrError } from '../../src/errors.js';
 import { sessionOptions } from '../../src/inference/session.js';
+import { float32ToBase64 } from '../../src/ml/float32-base64.js';
+import { grayImage, type GrayImage } from '../../src/imaging/types.js';
 
 let root: string;
 let dirs: { segmenter: string; classifier: string };
@@ -182,7 +185,6 @@ test('a GPU provider that cannot start falls back to CPU and says so', async () 
 });
 
 test('the evaluate scorer gives the probability analyze reports for the same image', async () => {
-  const { onnxScorer } = await import('../../src/inference/scorer.js');
   const { readWindowed } = await import('../../src/dicom/index.js');
   const scorer = await onnxScorer({ segmenterDir: dirs.segmenter, classifierDir: dirs.classifier, tta: 4, threads: 1 });
   try {
@@ -276,3 +278,113 @@ test("the same pixels as a child's, an adult's and an unknown-age study get thei
     await rm(copy, { recursive: true, force: true });
   }
 });
+
+test("a study of unknown age is decided at the population the version's estimator is sure of, recorded with the estimate; unsure, recall first; a known age never asks it; a wrong width does not load", async () => {
+  const copy = await mkdtemp(join(tmpdir(), 'cxr-estimate-'));
+  try {
+    await cp(root, copy, { recursive: true });
+    const width = (await engine.scoreImage(toGrayForTest(), { tta: 1, features: true })).features![0].length;
+    const pops = {
+      adult: { value: 0.2, validationSensitivity: 0.97, validationSpecificity: 0.4, n: 55, positives: 30, datasets: ['nih'] },
+      pediatric: { value: 0.7, validationSensitivity: 0.95, validationSpecificity: 0.64, n: 476, positives: 342, datasets: ['kermany'] },
+    };
+    const withEstimator = (version: string, bias: number, minConfidence: number, inputs = width) =>
+      deriveVersion(join(copy, 'classifier', 'random-small'), {
+        version,
+        reason: 'fit-population',
+        change: async (_dir, m) => ({
+          ...m,
+          threshold: { ...m.threshold!, populations: pops },
+          populationEstimator: {
+            above: 'pediatric' as const,
+            below: 'adult' as const,
+            inputs,
+            // no weight: the bias alone says how sure it is
+            weights: float32ToBase64(new Float32Array(inputs)),
+            bias,
+            minConfidence,
+            featurePrecision: 'float',
+            fittedOn: {
+              subset: 'train' as const,
+              n: 2,
+              views: 1,
+              l2: 0.01,
+              sets: { kermany: 'pediatric' as const, nih: 'adult' as const },
+              at: '2026-12-04T00:00:00.000Z',
+            },
+            validation: { n: 0, accuracy: 0, decided: 0, decidedWrong: 0, perSet: {} },
+          },
+        }),
+      });
+    const reportOf = async (dir: string, dicom: Uint8Array) => {
+      const e = await loadEngine({ modelsDir: copy, classifierDir: dir, tta: 1, threads: 1 });
+      try {
+        assert.equal(e.threshold.estimatesPopulation, true);
+        return (await e.analyze(dicom)).report;
+      } finally {
+        await e.close();
+      }
+    };
+    const child = await withEstimator('sure-child', 10, 0.99);
+    const unknown = await reportOf(child.dir, chestDicom({ size: 512, seed: 3 }));
+    assert.equal(unknown.threshold, 0.7);
+    assert.deepEqual([unknown.population!.name, unknown.population!.thresholdOf], ['pediatric', 'pediatric']);
+    assert.deepEqual(unknown.population!.estimate, { population: 'pediatric', probability: 1 / (1 + Math.exp(-10)), confident: true });
+    assert.match(unknown.population!.reason, /estimated pediatric from the film/);
+    // evaluate's scorer on a folder named for no population: each film at its estimated population
+    const scorerOf = (datasets: string[]) => onnxScorer({ modelsDir: copy, classifierDir: child.dir, tta: 1, threads: 1, datasets });
+    const elsewhere = await scorerOf(['elsewhere']);
+    try {
+      assert.equal((await elsewhere.score(toGrayForTest())).threshold, 0.7);
+      assert.deepEqual([elsewhere.threshold, elsewhere.population!.name, elsewhere.unusedPopulations], [0.7, 'pediatric', undefined]);
+      assert.match(elsewhere.population!.why, /^estimated from each film: 1 pediatric; each decided at its own population's threshold$/);
+    } finally {
+      await elsewhere.dispose();
+    }
+    // a folder named for a population's validation set is decided at it, no estimate asked
+    const named = await scorerOf(['nih']);
+    try {
+      assert.equal((await named.score(toGrayForTest())).threshold, undefined);
+      assert.deepEqual([named.threshold, named.population!.name], [0.2, 'adult']);
+    } finally {
+      await named.dispose();
+    }
+    const aged = await reportOf(child.dir, chestDicom({ size: 512, seed: 3, patientAge: '045Y' }));
+    assert.deepEqual([aged.threshold, aged.population!.name, aged.population!.estimate], [0.2, 'adult', undefined]);
+    const unsureVersion = await withEstimator('unsure', 10, 1);
+    const unsure = await reportOf(unsureVersion.dir, chestDicom({ size: 512, seed: 3 }));
+    assert.deepEqual(
+      [unsure.threshold, unsure.population!.name, unsure.population!.thresholdOf, unsure.population!.estimate!.confident],
+      [0.2, null, 'adult', false],
+    );
+    // and evaluate decides such a film as the engine does: recall first
+    const unsureScorer = await onnxScorer({ modelsDir: copy, classifierDir: unsureVersion.dir, tta: 1, threads: 1, datasets: ['elsewhere'] });
+    try {
+      assert.equal((await unsureScorer.score(toGrayForTest())).threshold, 0.2);
+      assert.deepEqual([unsureScorer.threshold, unsureScorer.population!.name, unsureScorer.unusedPopulations], [0.2, 'adult', undefined]);
+      assert.match(unsureScorer.population!.why, /^estimated from each film: none sure, 1 unsure \(decided at the lowest, adult, recall first\)/);
+    } finally {
+      await unsureScorer.dispose();
+    }
+    const wrong = await withEstimator('wrong-width', 10, 0.99, width + 1);
+    await assert.rejects(
+      loadEngine({ modelsDir: copy, classifierDir: wrong.dir, tta: 1, threads: 1 }),
+      (e: unknown) => e instanceof CxrError && e.code === 'E_MODEL_INVALID' && /populationEstimator reads \d+ features, the graph gives \d+/.test(e.message),
+    );
+  } finally {
+    await rm(copy, { recursive: true, force: true });
+  }
+});
+
+/** a small gray film for scoreImage: bright body, two dark fields */
+function toGrayForTest(): GrayImage {
+  const size = 128;
+  const img = grayImage(size, size);
+  for (let y = 0; y < size; y++)
+    for (let x = 0; x < size; x++) {
+      const dl = ((x - 40) / 20) ** 2 + ((y - 60) / 35) ** 2;
+      const dr = ((x - 88) / 20) ** 2 + ((y - 60) / 35) ** 2;
+      img.data[y * size + x] = dl < 1 || dr < 1 ? 0.2 : 0.8;
+    }
+  return img;
+}

@@ -235,6 +235,40 @@ test('renderModelCard writes each section with the exact figures, per-100 rows, 
   assert.ok(text.endsWith('\n') && !text.endsWith('\n\n'));
 });
 
+test('renderModelCard says how a version with a population estimator decides a study of unknown age, with its validation figures', () => {
+  const populations = {
+    adult: { value: 0.2, validationSensitivity: 1, validationSpecificity: 0.4, n: 20, positives: 10, datasets: ['adult'] },
+    pediatric: { value: 0.6, validationSensitivity: 0.95, validationSpecificity: 0.9, n: 20, positives: 10, datasets: ['child'] },
+  };
+  const base = manifest();
+  const m = manifest({
+    threshold: { ...base.threshold!, populations },
+    populationEstimator: {
+      above: 'pediatric',
+      below: 'adult',
+      inputs: 2,
+      weights: 'AAAAAAAAAAA=',
+      bias: 0,
+      minConfidence: 0.99,
+      featurePrecision: 'int8',
+      fittedOn: { subset: 'train', n: 100, views: 4, l2: 0.01, sets: { adult: 'adult', child: 'pediatric' }, at: '2026-12-04T00:00:00.000Z' },
+      validation: {
+        n: 40,
+        accuracy: 1,
+        decided: 39,
+        decidedWrong: 0,
+        perSet: { adult: { n: 20, accuracy: 1, decided: 19, decidedWrong: 0 }, child: { n: 20, accuracy: 1, decided: 20, decidedWrong: 0 } },
+      },
+    },
+  });
+  const lines = renderModelCard({ manifest: m, digest: 'd'.repeat(64), figures: [], datasets: [], notes: {}, pictures: [], folderBytes: 1e6 }).split('\n');
+  const line =
+    "**Age unknown**: this version estimates the population from the film (`fit-population`: a linear head on its own features, fitted on 100 train films of adult (adult), child (pediatric)) and decides at the estimated population's threshold when the estimate is at least 0.99; below that, recall first as above. " +
+    'On 40 validation films: accuracy 1.000, 39 estimates at or above 0.99, 0 of them wrong (adult: 19 of 20 decided, 0 wrong; child: 20 of 20 decided, 0 wrong). ' +
+    "Films of another hospital or age range were not part of it: the header's age is what to rely on.";
+  assert.ok(lines.includes(line), `missing line:\n${line}`);
+});
+
 test('bootstrapFigures: seeded and reproducible, degenerate intervals on a perfectly separated set, intervals holding the point figure', () => {
   const scores = [0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9];
   const labels = [0, 0, 0, 0, 1, 1, 1, 1];

@@ -24,6 +24,7 @@ export const commandLoaders: Record<string, () => Promise<{ register: RegisterCo
   evaluate: () => import('./evaluate.js'),
   calibrate: () => import('./calibrate.js'),
   'refit-head': () => import('./refit-head.js'),
+  'fit-population': () => import('./fit-population.js'),
   quantize: () => import('./quantize.js'),
   models: () => import('./models.js'),
   'validate-dataset': () => import('./validate-dataset.js'),

@@ -14,14 +14,13 @@
  * only.
  */
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
-import { appendFile, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { csvLine } from '../../data/csv.js';
 import type { DatasetItem } from '../../data/dataset.js';
 import { datasetName, parseDatasetSpec } from '../../data/multi-dataset.js';
-import { readSplitFile, SPLIT_NAMES, type SplitName } from '../../data/split.js';
+import { readSplitFile, SPLIT_NAMES } from '../../data/split.js';
 import { CxrError } from '../../errors.js';
 import { loadEngine } from '../../inference/engine.js';
 import { initBackend } from '../../ml/backend.js';
@@ -40,6 +39,7 @@ import { applyCalibration, calibrationReport, fitCalibration } from '../../ml/pr
 import { capItems } from '../../ml/train/dataset-source.js';
 import { fitHead, type HeadFit } from '../../ml/train/head.js';
 import { ProgressBar } from '../../ml/train/progress.js';
+import { featureCacheLine, readFeatureCache, type FeatureRow } from '../../ml/train/feature-cache.js';
 import { action, collect, parseInteger, parseNumber } from '../run.js';
 import { writeModelCard } from '../model-card.js';
 
@@ -65,37 +65,6 @@ interface RefitCliOptions {
   partialTest?: boolean;
   headTaps?: string | boolean;
   crossFit?: string;
-}
-
-interface FeatureRow {
-  id: string;
-  label: number;
-  source: string;
-  split: SplitName;
-  /** pooled features per view, identity first */
-  views: Float32Array[];
-}
-
-const toB64 = (f: Float32Array): string => Buffer.from(f.buffer, f.byteOffset, f.byteLength).toString('base64');
-const fromB64 = (s: string): Float32Array => {
-  const b = Buffer.from(s, 'base64');
-  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-};
-
-/** Features already extracted (one JSON line per image); the row with the most views wins. */
-async function readCache(path: string, into: Map<string, FeatureRow>): Promise<void> {
-  if (!existsSync(path)) return;
-  for (const line of (await readFile(path, 'utf8')).split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      const r = JSON.parse(line) as Omit<FeatureRow, 'views'> & { views?: string[]; f?: string };
-      const views = r.views ? r.views.map(fromB64) : [fromB64(r.f!)];
-      const prev = into.get(r.id);
-      if (!prev || prev.views.length < views.length) into.set(r.id, { id: r.id, label: r.label, source: r.source, split: r.split, views });
-    } catch {
-      // a line cut short by an interrupted run: recomputed
-    }
-  }
 }
 
 /** Per-row weights so that each set's rows together weigh its share; mean weight 1. */
@@ -230,7 +199,7 @@ export function register(program: Command): void {
         const viewsFor = (id: string): number => (where.get(id) === 'train' ? trainViews : evalViews);
         const cachePath = o.cache.length > 0 ? resolve(o.cache[0]) : null;
         const cached = new Map<string, FeatureRow>();
-        for (const c of o.cache) await readCache(resolve(c), cached);
+        for (const c of o.cache) await readFeatureCache(resolve(c), cached);
         // --partial-test reports on the test films already extracted and extracts none
         let todo = items.filter((i) => (cached.get(i.id)?.views.length ?? 0) < viewsFor(i.id) && !(o.partialTest && where.get(i.id) === 'test'));
         if (o.shard) {
@@ -255,7 +224,7 @@ export function register(program: Command): void {
               const s = await engine.scoreImage(await item.image(), { tta: viewsFor(item.id), features: true });
               const row: FeatureRow = { id: item.id, label: item.label, source: item.source ?? '', split: where.get(item.id)!, views: s.features! };
               cached.set(item.id, row);
-              if (cachePath) await appendFile(cachePath, `${JSON.stringify({ ...row, views: row.views.map(toB64) })}\n`);
+              if (cachePath) await appendFile(cachePath, `${featureCacheLine(row)}\n`);
               bar.tick(1);
             }
           } finally {

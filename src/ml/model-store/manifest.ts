@@ -86,6 +86,37 @@ export function isPopulation(v: string): v is Population {
   return (POPULATIONS as readonly string[]).includes(v);
 }
 
+/**
+ * A linear head on the classifier's features (the `pooled` output of a multi-scale head, else
+ * the globally pooled final features) saying which population a film looks like: logit =
+ * w . f + b, averaged over the TTA views, above 0 meaning `above`. Fitted by `fit-population`
+ * on train films of sets whose population is known; the engine uses it only for a study whose
+ * age the header does not give, and only at `minConfidence` or more.
+ */
+export interface PopulationEstimatorInfo {
+  above: Population;
+  below: Population;
+  /** the feature width it reads */
+  inputs: number;
+  /** float32 little-endian weights, base64, `inputs` of them */
+  weights: string;
+  bias: number;
+  /** the probability of the population it names at which an estimate decides */
+  minConfidence: number;
+  /** the precision whose features it was fitted on (int8 and float features differ a little) */
+  featurePrecision: string;
+  fittedOn: { subset: 'train'; n: number; views: number; l2: number; sets: Record<string, Population>; at: string };
+  /** validation films of the same sets: how often it is right, and how often sure and wrong */
+  validation: {
+    n: number;
+    accuracy: number;
+    /** films with an estimate at minConfidence or more */
+    decided: number;
+    decidedWrong: number;
+    perSet: Record<string, { n: number; accuracy: number; decided: number; decidedWrong: number }>;
+  };
+}
+
 /** One population's operating point (manifest threshold.populations.<name>). */
 export interface PopulationThreshold {
   value: number;
@@ -275,6 +306,8 @@ export interface ModelManifest {
   quantization?: QuantizationInfo;
   /** set when this version re-used another's weights with a new decision rule */
   derivedFrom?: DerivedFrom;
+  /** classifier: which population a film of unknown age looks like (`fit-population`) */
+  populationEstimator?: PopulationEstimatorInfo;
   /** plain-language notes for a reader of this file (what the two thresholds mean, ...) */
   notes?: Record<string, string>;
 }
@@ -387,6 +420,7 @@ function validate(raw: unknown, path: string): ModelManifest {
   }
   checkCalibration(path, 'calibration', m.calibration);
   checkCalibration(path, 'quantization.probabilityCalibration', q?.probabilityCalibration);
+  checkPopulationEstimator(path, m.populationEstimator);
   if (m.training == null || typeof m.training !== 'object') fail(path, "'training' is missing");
   if (m.metrics == null || typeof m.metrics !== 'object') fail(path, "'metrics' is missing");
   return raw as ModelManifest;
@@ -401,6 +435,17 @@ function checkPopulations(path: string, where: string, raw: unknown): void {
     if (typeof value !== 'number' || !Number.isFinite(value)) fail(path, `'${where}.populations.${k}' needs a numeric value`);
     checkCalibration(path, `${where}.populations.${k}.calibration`, (v as Record<string, unknown>).calibration);
   }
+}
+
+function checkPopulationEstimator(path: string, raw: unknown): void {
+  if (raw == null) return;
+  const e = raw as Record<string, unknown>;
+  if (!isPopulation(String(e.above)) || !isPopulation(String(e.below)) || e.above === e.below)
+    fail(path, "'populationEstimator' needs two different populations above and below");
+  if (!(Number.isInteger(e.inputs) && (e.inputs as number) > 0) || typeof e.weights !== 'string' || typeof e.bias !== 'number' || !Number.isFinite(e.bias))
+    fail(path, "'populationEstimator' needs a positive integer inputs, base64 weights and a finite bias");
+  if (!(typeof e.minConfidence === 'number' && e.minConfidence > 0.5 && e.minConfidence <= 1))
+    fail(path, "'populationEstimator.minConfidence' must be in (0.5, 1]");
 }
 
 function checkCalibration(path: string, where: string, c: unknown): void {
