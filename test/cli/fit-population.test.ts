@@ -39,7 +39,7 @@ before(async () => {
   models = await randomModels(join(root, 'models'), { size: 'small', seed: 5 });
   await writeSetPool(root, ['adult', 'child'], { count: 8, seed: 700, fractions: [0.5, 0.5, 0] });
   const r = await cli([
-    ...poolRefitArgs(root, ['adult', 'child'], models, join(root, 'unused')),
+    ...poolRefitArgs(root, ['adult', 'child'], models),
     '--cache',
     cache(),
     '--extract-only',

@@ -168,3 +168,23 @@ test('--cross-fit 2 scores the train films out of fold and chooses the L2 streng
   assert.equal(one.code, 2);
   assert.match(one.stderr, /E_BAD_ARGUMENT.*--cross-fit/);
 });
+
+test('--extract-only fills the feature cache without --out and writes no version; without --extract-only --out is E_BAD_ARGUMENT, and --extract-only without --cache is refused before any extraction', async () => {
+  const cache = join(root, 'extract-only.jsonl');
+  const base = [...poolRefitArgs(root, sets, models), '--views', '2', '--train-views', '2', '--threads', '1'];
+  const r = await cli([...base, '--extract-only', '--cache', cache]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, '', 'no version is published');
+  const rows = (await readFile(cache, 'utf8')).trim().split('\n');
+  const images = Number(/^(\d+) images \(0 with features, (\d+) to extract\)/m.exec(r.stderr)?.[1]);
+  assert.ok(images > 0, r.stderr);
+  assert.equal(rows.length, images, 'one cache line per image');
+  for (const row of rows) assert.equal((JSON.parse(row) as { views: string[] }).views.length, 2, 'every film with both views');
+  const noOut = await cli([...base, '--cache', cache]);
+  assert.equal(noOut.code, 2);
+  assert.match(noOut.stderr, /E_BAD_ARGUMENT.*--out <dir> is required unless --extract-only/);
+  const noCache = await cli([...base, '--extract-only']);
+  assert.equal(noCache.code, 2);
+  assert.match(noCache.stderr, /E_BAD_ARGUMENT.*--extract-only keeps nothing without --cache/);
+  assert.doesNotMatch(noCache.stderr, /to extract/, 'refused before the images are even counted');
+});

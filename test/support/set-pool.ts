@@ -23,8 +23,8 @@ export async function writeSetPool(
   await writeSplit(join(root, 'run'), split);
 }
 
-/** refit-head's required arguments on that pool: every set (weight 1), its split, the models, and `out`. */
-export function poolRefitArgs(root: string, sets: readonly string[], models: { segmenter: string; classifier: string }, out: string): string[] {
+/** refit-head's required arguments on that pool: every set (weight 1), its split, the models, and `out` when given (`--extract-only` needs none). */
+export function poolRefitArgs(root: string, sets: readonly string[], models: { segmenter: string; classifier: string }, out?: string): string[] {
   return [
     'refit-head',
     ...sets.flatMap((s) => ['--data', `${join(root, s)}:1`]),
@@ -34,7 +34,6 @@ export function poolRefitArgs(root: string, sets: readonly string[], models: { s
     models.classifier,
     '--segmenter',
     models.segmenter,
-    '--out',
-    out,
+    ...(out === undefined ? [] : ['--out', out]),
   ];
 }

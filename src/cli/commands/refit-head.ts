@@ -48,7 +48,7 @@ interface RefitCliOptions {
   split: string;
   classifier: string;
   segmenter: string;
-  out: string;
+  out?: string;
   cache: string[];
   shard?: string;
   extractOnly?: boolean;
@@ -128,10 +128,10 @@ export function register(program: Command): void {
     .requiredOption('--split <csv>', 'split CSV of the pool (train rows fit, validation rows choose and calibrate, test rows are reported)')
     .requiredOption('--classifier <dir>', 'the classifier version whose features are used')
     .requiredOption('--segmenter <dir>', 'the segmenter version giving the lung crops')
-    .requiredOption('--out <dir>', 'where the new version goes, e.g. models/classifier')
+    .option('--out <dir>', 'where the new version goes, e.g. models/classifier (required unless --extract-only)')
     .option('--cache <file>', 'feature cache (JSON lines), reused when it exists; repeatable (all are read, the first is written)', collect, [])
     .option('--shard <k/n>', 'extract only every n-th image starting at k (run n processes side by side, each with its own first --cache)')
-    .option('--extract-only', 'stop after extracting features')
+    .option('--extract-only', 'stop after extracting features into --cache (no version is written, so no --out)')
     .option('--max-train-per-set <n>', 'fit on at most this many train images of each set (whole patients, seeded)')
     .option('--max-test-per-set <n>', 'report on at most this many test images of each set (whole patients, seeded)')
     .option('--views <n>', 'TTA views of the validation and test rows: what the service averages', '4')
@@ -174,6 +174,11 @@ export function register(program: Command): void {
         const selectBy = parseHeadSelection(o.select);
         const targetRecall = parseNumber('--target-recall', o.targetRecall);
         const crossFit = o.crossFit === undefined ? 0 : parseInteger('--cross-fit', o.crossFit, 2);
+        // refused before any extraction: a run that writes nothing useful should cost nothing
+        if (o.extractOnly && o.cache.length === 0)
+          throw new CxrError('E_BAD_ARGUMENT', '--extract-only keeps nothing without --cache <file>: name the feature cache to fill');
+        if (!o.extractOnly && !o.out) throw new CxrError('E_BAD_ARGUMENT', '--out <dir> is required unless --extract-only');
+        const outRoot = o.out ? resolve(o.out) : '';
         if (!(targetRecall > 0 && targetRecall <= 1)) throw new CxrError('E_BAD_ARGUMENT', `--target-recall must be in (0,1], got ${o.targetRecall}`);
         if (trainViews > evalViews) throw new CxrError('E_BAD_ARGUMENT', `--train-views (${trainViews}) must not exceed --views (${evalViews})`);
         let items = (await Promise.all(SPLIT_NAMES.map((s) => loadSplitItems(dirs, splitPath, s)))).flat();
@@ -338,7 +343,7 @@ export function register(program: Command): void {
         head.setWeights([tf.tensor2d(Float32Array.from(fit.weights), [fit.weights.length, 1]), tf.tensor1d([fit.bias])]);
         const version = o.version ?? versionFromDate(new Date());
         // built in a staging folder, renamed into place when complete (an existing version is refused)
-        const staged = await stageVersion(resolve(o.out), version);
+        const staged = await stageVersion(outRoot, version);
         const dir = staged.dir;
         try {
           await saveModel(model, dir, { float16: true, metadata: { name: 'classifier', version, task: 'classifier' } });
