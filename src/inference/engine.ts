@@ -7,11 +7,12 @@ import { classifierCrop, lungMask, segmenterInput, ttaBatch, ttaViews, type TtaV
 import { encodeRuns } from '../imaging/mask-runs.js';
 import { grayImage, toGray, type GrayImage, type SampledImage } from '../imaging/types.js';
 import { applyCalibration, type ProbabilityCalibration } from '../ml/probability-calibration.js';
-import { servedCalibration, type ThresholdInfo } from '../ml/model-store/index.js';
+import { servedCalibration, type Population, type ThresholdInfo } from '../ml/model-store/index.js';
 import { tapPooledFeatures } from '../ml/onnx/feature-taps.js';
 import { camToImage, normalizeCam } from './cam.js';
 import { decide, meanAndSpread } from './decision.js';
-import { chooseThreshold, populationProbability, studyAge } from './population.js';
+import { chooseThreshold, definedPopulations, populationProbability, studyAge } from './population.js';
+import { populationHeadProbability, populationHeads } from '../ml/population-head.js';
 import { estimatePopulation, estimatorWeights, type PopulationEstimate } from '../ml/population-estimate.js';
 import { loadServedModel, type ServedModel } from './models.js';
 import { DEFAULT_QC_LIMITS, qcFlags, type QcLimits } from './qc.js';
@@ -112,6 +113,8 @@ export interface ImageScore {
   features?: Float32Array[];
   /** with `features`, when the version has a population estimator: which population the film looks like */
   populationEstimate?: PopulationEstimate;
+  /** the raw TTA mean of each population with its own head (fit-population-head), from the same views' features */
+  populationRaw?: Partial<Record<Population, number>>;
   /** identity view's CAM scaled to [0,1], covering the box */
   cam: { width: number; height: number; values: Float32Array };
 }
@@ -205,7 +208,8 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
 
   // warm-up: the first run plans memory and packs weights for the batch size served
   await runSegmenter(new Float32Array(segSize * segSize));
-  const warm = await runClassifier(new Float32Array(defaultTta * clsSize * clsSize), defaultTta, estimator !== null && hasFeatures);
+  const needsFeatures = estimator !== null || definedPopulations(threshold).some(([, p]) => p.head);
+  const warm = await runClassifier(new Float32Array(defaultTta * clsSize * clsSize), defaultTta, needsFeatures && hasFeatures);
   if (estimator) {
     const f = pooledOutput ? warm.pooled : warm.features;
     const width = f?.dims[1];
@@ -216,11 +220,23 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
       );
   }
   const estimate = (features: readonly Float32Array[]): PopulationEstimate => estimatePopulation(estimator!, estimatorW!, features);
+  // populations with their own head: every study needs the features they read
+  const heads = opts.featureTaps?.length ? [] : populationHeads(threshold, `classifier ${cls.ref.version}`);
+  if (heads.length > 0) {
+    const f = pooledOutput ? warm.pooled : warm.features;
+    for (const [k, h] of heads)
+      if (f?.dims[1] !== h.weights.length)
+        throw new CxrError(
+          'E_MODEL_INVALID',
+          `classifier ${cls.ref.version}: its ${k} head reads ${h.weights.length} features, the graph gives ${f?.dims[1] ?? 'none'}`,
+        );
+  }
 
   let closed = false;
 
   /** Everything after decoding: segment, clean, crop, TTA batch, classify. */
-  async function score(image: SampledImage, views: TtaView[], lap: (stage: string) => void, wantFeatures = false): Promise<ImageScore> {
+  async function score(image: SampledImage, views: TtaView[], lap: (stage: string) => void, askedFeatures = false): Promise<ImageScore> {
+    const wantFeatures = askedFeatures || heads.length > 0;
     if (wantFeatures && !hasFeatures)
       throw new CxrError('E_MODEL_INVALID', `classifier ${cls.ref.version}: model.onnx has no 'features' output; re-run export-onnx`);
     // the pixel contract (src/imaging/pixel-contract.ts): the same steps as training and `evaluate`
@@ -274,8 +290,9 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
       lungAreaFraction: area / (segSize * segSize),
       box,
       cam: { width: camW, height: camH, values: cam },
-      ...(features ? { features } : {}),
+      ...(features && askedFeatures ? { features } : {}),
       ...(features && estimator ? { populationEstimate: estimate(features) } : {}),
+      ...(features && heads.length > 0 ? { populationRaw: Object.fromEntries(heads.map(([k, h]) => [k, populationHeadProbability(h, features)])) } : {}),
     };
   }
 
@@ -328,7 +345,8 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
     // the study's own operating point: its population's threshold when the version has them
     const chosen = chooseThreshold(threshold!, win.meta, calibration, s.populationEstimate ?? null);
     // and its population's own calibration, when it has one
-    const probability = populationProbability(chosen.calibration, s);
+    const probability = populationProbability(chosen.calibration, s, chosen.thresholdOf);
+    const scoredBy = chosen.thresholdOf !== 'version' && s.populationRaw?.[chosen.thresholdOf] !== undefined ? chosen.thresholdOf : null;
     const d = decide(probability, chosen.value, s.spread, uncertainBound, flags);
     const report: TriageReport = {
       probability,
@@ -343,8 +361,9 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
         ageYears: chosen.ageYears,
         ageSource: chosen.ageSource,
         thresholdOf: chosen.thresholdOf,
-        reason: chosen.reason,
+        reason: scoredBy ? `${chosen.reason}; scored by the ${scoredBy} population's own head` : chosen.reason,
         ...(chosen.estimate ? { estimate: chosen.estimate } : {}),
+        ...(scoredBy ? { scoredBy } : {}),
       },
       tta: { views: views.length, probabilities: s.probabilities, spread: s.spread, uncertainBound },
       lungAreaFraction: s.lungAreaFraction,

@@ -179,10 +179,30 @@ export function populationForDatasets(
   };
 }
 
+/** What a population's own head gave a study (engine ImageScore.populationRaw). */
+export interface PopulationScored {
+  probability: number;
+  rawProbability: number;
+  /** the raw TTA mean of each population that has its own head */
+  populationRaw?: Partial<Record<Population, number>>;
+}
+
+/** The raw TTA mean a study of `population` is decided on: its own head's when it has one, else the graph's. */
+export function populationRawProbability(score: PopulationScored, population: Population | 'version' | null | undefined): number {
+  return (population && population !== 'version' ? score.populationRaw?.[population] : undefined) ?? score.rawProbability;
+}
+
 /**
  * The probability a study of a population is decided on: its population's own calibration of
- * the raw TTA mean when it has one, else what the engine served (the version's calibration).
+ * the raw TTA mean (its own head's, when it has one) when it has one, else what the engine
+ * served (the version's calibration).
  */
-export function populationProbability(own: ProbabilityCalibration | null | undefined, score: { probability: number; rawProbability: number }): number {
+export function populationProbability(
+  own: ProbabilityCalibration | null | undefined,
+  score: PopulationScored,
+  population?: Population | 'version' | null,
+): number {
+  const headRaw = population && population !== 'version' ? score.populationRaw?.[population] : undefined;
+  if (headRaw !== undefined) return applyCalibration(own, headRaw);
   return own ? applyCalibration(own, score.rawProbability) : score.probability;
 }

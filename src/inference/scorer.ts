@@ -3,7 +3,7 @@ import type { ImageScorer, ScoredImage } from '../ml/evaluate.js';
 import type { Population } from '../ml/model-store/index.js';
 import { loadEngine, type EngineOptions } from './engine.js';
 import { mostSensitivePopulation } from '../ml/calibrate.js';
-import { definedPopulations, populationForDatasets, populationProbability } from './population.js';
+import { definedPopulations, populationForDatasets, populationProbability, populationRawProbability } from './population.js';
 
 export interface ScorerOptions extends EngineOptions {
   /**
@@ -72,11 +72,11 @@ export async function onnxScorer(opts: ScorerOptions = {}): Promise<ImageScorer>
       if (sure) estimated.set(sure[0], (estimated.get(sure[0]) ?? 0) + 1);
       else if (own) unsure++;
       if (own) decidedAt.set(own[0], (decidedAt.get(own[0]) ?? 0) + 1);
-      const decidedBy = chosen ?? (own ? { value: own[1].value, calibration: own[1].calibration ?? null } : null);
-      // the population decided at is the one whose calibration applies
+      const decidedBy = chosen ?? (own ? { population: own[0], value: own[1].value, calibration: own[1].calibration ?? null } : null);
+      // the population decided at is the one whose calibration (and own head, when it has one) applies
       return {
-        probability: populationProbability(decidedBy?.calibration, s),
-        rawProbability: s.rawProbability,
+        probability: populationProbability(decidedBy?.calibration, s, decidedBy?.population),
+        rawProbability: populationRawProbability(s, decidedBy?.population),
         mask: s.mask,
         lungAreaFraction: s.lungAreaFraction,
         spread: s.spread,

@@ -47,6 +47,8 @@ export interface TriageReport {
     reason: string;
     /** age unknown: the population the film was estimated as, and how sure (fit-population) */
     estimate?: { population: 'adult' | 'pediatric'; probability: number; confident: boolean };
+    /** set when the population's own head scored the study in place of the graph's (fit-population-head); the TTA views stay the graph's */
+    scoredBy?: 'adult' | 'pediatric';
   };
   tta: { views: number; probabilities: number[]; spread: number; uncertainBound: number };
   lungAreaFraction: number;

@@ -293,6 +293,22 @@ function thresholdSection(m: ModelManifest, figures: readonly CardFigures[]): st
       '',
     );
     for (const [k, p] of pops) for (const w of p!.warnings ?? []) out.push(`Warning (${k}): ${w}`, '');
+    for (const [k, p] of pops) {
+      const h = p!.head;
+      if (!h) continue;
+      const c = h.chosenOn;
+      out.push(
+        `**The ${k} population's own head** (\`fit-population-head\`): a study decided at the ${k} threshold is scored by a linear head on the version's features in place of the graph's, ` +
+          `${f3(h.blend.joint)} x the version's recipe refitted on every set (${Object.entries(h.fittedOn.jointSets)
+            .map(([s, w]) => `${s}:${w}`)
+            .join(', ')}, L2 ${h.fittedOn.l2.joint}) + ${f3(h.blend.own)} x a head fitted on ${h.fittedOn.sets.join(', ')} alone (L2 ${h.fittedOn.l2.own}). ` +
+          `Its threshold, its calibration and the blend were chosen on ${c.n} ${k} films (${c.positives} with pneumonia): the train films scored out of fold (${c.folds} folds of whole patients, logits averaged over ${c.deals} deals) and the validation films, ` +
+          `so the recall and specificity in the ${k} row above are on those films. Blends tried there: ${c.tried
+            .map((t) => `${f3(t.own)} own: AUC ${f3(t.auc)}, specificity ${f3(t.specificity)}`)
+            .join('; ')}.`,
+        '',
+      );
+    }
     const e = m.populationEstimator;
     if (e) {
       const v = e.validation;

@@ -13,7 +13,7 @@ import { randomModels } from '../support/random-models.js';
 import { parseCsv } from '../../src/data/csv.js';
 import { readManifest, verifyManifest } from '../../src/ml/model-store/index.js';
 import { runCli as cli } from '../support/cli.js';
-import { poolRefitArgs, writeSetPool } from '../support/set-pool.js';
+import { poolEvaluateArgs, poolRefitArgs, writeSetPool } from '../support/set-pool.js';
 
 let root: string;
 let models: { segmenter: string; classifier: string };
@@ -75,26 +75,7 @@ test('refit-head writes a verified version with per-set figures and calibration 
 /** evaluate's served probabilities for the new version's adult validation rows, checked against what refit-head reported. */
 async function servedMatchesReport(dir: string, reportCsv: string): Promise<{ servedRows: string[][]; perImage: string }> {
   const perImage = join(dir, '..', `${dir.split('/').pop()}-served.csv`);
-  const ev = await cli([
-    'evaluate',
-    '--data',
-    join(root, 'adult'),
-    '--split',
-    join(dir, 'split.csv'),
-    '--subset',
-    'validation',
-    '--segmenter',
-    models.segmenter,
-    '--classifier',
-    dir,
-    '--tta',
-    '2',
-    '--threads',
-    '1',
-    '--per-image',
-    perImage,
-    '--json',
-  ]);
+  const ev = await cli([...poolEvaluateArgs(root, 'adult', models.segmenter, dir, perImage), '--json']);
   assert.equal(ev.code, 0, ev.stderr);
   const servedRows = parseCsv(await readFile(perImage, 'utf8')).rows.map((x) => x.fields);
   const reported = new Map(parseCsv(await readFile(reportCsv, 'utf8')).rows.map((x) => [x.fields[0], Number(x.fields[5])] as const));

@@ -20,6 +20,8 @@ import { deriveVersion, readManifest } from '../../src/ml/model-store/index.js';
 import { CxrError } from '../../src/errors.js';
 import { sessionOptions } from '../../src/inference/session.js';
 import { float32ToBase64 } from '../../src/ml/float32-base64.js';
+import { applyCalibration } from '../../src/ml/probability-calibration.js';
+import { populationHeadProbability } from '../../src/ml/population-head.js';
 import { grayImage, type GrayImage } from '../../src/imaging/types.js';
 
 let root: string;
@@ -370,6 +372,100 @@ test("a study of unknown age is decided at the population the version's estimato
     await assert.rejects(
       loadEngine({ modelsDir: copy, classifierDir: wrong.dir, tta: 1, threads: 1 }),
       (e: unknown) => e instanceof CxrError && e.code === 'E_MODEL_INVALID' && /populationEstimator reads \d+ features, the graph gives \d+/.test(e.message),
+    );
+  } finally {
+    await rm(copy, { recursive: true, force: true });
+  }
+});
+
+test("a population with its own head is scored by it, through its own calibration, in analyze and in evaluate's scorer; other populations keep the graph's; a head of the wrong width does not load", async () => {
+  const copy = await mkdtemp(join(tmpdir(), 'cxr-pophead-'));
+  try {
+    await cp(root, copy, { recursive: true });
+    const width = (await engine.scoreImage(toGrayForTest(), { tta: 1, features: true })).features![0].length;
+    const calibration = {
+      method: 'platt' as const,
+      a: 1.5,
+      b: -0.2,
+      fittedOn: { views: 4, subset: 'validation', n: 10, split: 'split.csv', at: '2026-12-04T00:00:00.000Z' },
+      eceBefore: 0.1,
+      eceAfter: 0.05,
+    };
+    const headInfo = (weights: Float32Array, bias: number) => ({
+      inputs: weights.length,
+      weights: float32ToBase64(weights),
+      bias,
+      featurePrecision: 'float',
+      blend: { own: 0.25, joint: 0.75 },
+      fittedOn: {
+        subset: 'train' as const,
+        n: 4,
+        views: 1,
+        l2: { own: 0.003, joint: 0.003 },
+        jointSets: { nih: 1, kermany: 3 },
+        sets: ['nih'],
+        at: '2026-12-04T00:00:00.000Z',
+      },
+      chosenOn: { folds: 2, deals: 1, seed: 0, n: 4, positives: 2, tried: [{ own: 0.25, auc: 0.9, specificity: 0.5 }] },
+    });
+    const withHead = (version: string, weights: Float32Array, bias: number) =>
+      deriveVersion(join(copy, 'classifier', 'random-small'), {
+        version,
+        reason: 'fit-population-head',
+        change: async (_dir, m) => ({
+          ...m,
+          threshold: {
+            ...m.threshold!,
+            populations: {
+              adult: {
+                value: 0.3,
+                validationSensitivity: 0.95,
+                validationSpecificity: 0.5,
+                n: 4,
+                positives: 2,
+                datasets: ['nih'],
+                calibration,
+                head: headInfo(weights, bias),
+              },
+              pediatric: { value: 0.7, validationSensitivity: 0.95, validationSpecificity: 0.64, n: 476, positives: 342, datasets: ['kermany'] },
+            },
+          },
+        }),
+      });
+    // no weights: the head's probability is sigmoid(bias) whatever the film, so analyze's figure is known exactly
+    const flat = await withHead('flat-head', new Float32Array(width), 0.3);
+    const e = await loadEngine({ modelsDir: copy, classifierDir: flat.dir, tta: 2, threads: 1 });
+    try {
+      const adult = (await e.analyze(chestDicom({ size: 512, seed: 3, patientAge: '045Y' }))).report;
+      const child = (await e.analyze(chestDicom({ size: 512, seed: 3, patientAge: '007Y' }))).report;
+      assert.equal(adult.probability, applyCalibration(calibration, 1 / (1 + Math.exp(-0.3))));
+      assert.deepEqual([adult.threshold, adult.population!.scoredBy], [0.3, 'adult']);
+      assert.match(adult.population!.reason, /scored by the adult population's own head$/);
+      assert.equal(adult.decision, adult.probability >= 0.3 ? 'positive' : 'negative');
+      // the child is scored by the graph: the TTA views' mean, as without a head
+      assert.equal(child.population!.scoredBy, undefined);
+      assert.equal(child.probability, child.tta.probabilities.reduce((a, b) => a + b, 0) / child.tta.probabilities.length);
+    } finally {
+      await e.close();
+    }
+    // with weights: evaluate's scorer on the adult set gives the head's mean over the views of each view's sigmoid
+    const weights = Float32Array.from({ length: width }, (_, i) => ((i % 7) - 3) / 50);
+    const weighted = await withHead('weighted-head', weights, -0.1);
+    const scorer = await onnxScorer({ modelsDir: copy, classifierDir: weighted.dir, tta: 2, threads: 1, datasets: ['nih'] });
+    const views = (await engine.scoreImage(toGrayForTest(), { tta: 2, features: true })).features!;
+    try {
+      const s = await scorer.score(toGrayForTest());
+      const expected = populationHeadProbability({ weights, bias: -0.1 }, views);
+      assert.ok(Math.abs(s.rawProbability! - expected) < 1e-6, `${s.rawProbability} vs ${expected}`);
+      assert.ok(Math.abs(s.probability - applyCalibration(calibration, expected)) < 1e-6);
+      assert.equal(scorer.threshold, 0.3);
+    } finally {
+      await scorer.dispose();
+    }
+    const wrong = await withHead('wrong-head', new Float32Array(width + 1), 0);
+    await assert.rejects(
+      loadEngine({ modelsDir: copy, classifierDir: wrong.dir, tta: 1, threads: 1 }),
+      (err: unknown) => err instanceof CxrError && err.code === 'E_MODEL_INVALID' && /its adult head reads \d+ features, the graph gives \d+/.test(err.message),
     );
   } finally {
     await rm(copy, { recursive: true, force: true });

@@ -37,3 +37,26 @@ export function poolRefitArgs(root: string, sets: readonly string[], models: { s
     ...(out === undefined ? [] : ['--out', out]),
   ];
 }
+
+/** `evaluate` of one set's validation films with a classifier version, 2 views, 1 thread, per-image rows written to `perImage`. */
+export function poolEvaluateArgs(root: string, set: string, segmenter: string, classifier: string, perImage: string): string[] {
+  return [
+    'evaluate',
+    '--data',
+    join(root, set),
+    '--split',
+    join(classifier, 'split.csv'),
+    '--subset',
+    'validation',
+    '--segmenter',
+    segmenter,
+    '--classifier',
+    classifier,
+    '--tta',
+    '2',
+    '--threads',
+    '1',
+    '--per-image',
+    perImage,
+  ];
+}

@@ -99,7 +99,7 @@ export function register(program: Command): void {
             // a film carries no age: each set is flagged at its population's threshold, as evaluate decides it
             const population = populationForDatasets(engine.threshold, [set]);
             const threshold = population?.value ?? engine.threshold.value;
-            const s = { ...scored, probability: populationProbability(population?.calibration, scored) };
+            const s = { ...scored, probability: populationProbability(population?.calibration, scored, population?.population) };
             const flagged = s.probability >= threshold;
             const overlays = scoreOverlays(s, image.width, image.height);
             tiles.push({

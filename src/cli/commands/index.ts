@@ -25,6 +25,7 @@ export const commandLoaders: Record<string, () => Promise<{ register: RegisterCo
   calibrate: () => import('./calibrate.js'),
   'refit-head': () => import('./refit-head.js'),
   'fit-population': () => import('./fit-population.js'),
+  'fit-population-head': () => import('./fit-population-head.js'),
   quantize: () => import('./quantize.js'),
   models: () => import('./models.js'),
   'validate-dataset': () => import('./validate-dataset.js'),

@@ -37,7 +37,8 @@ import { DEFAULT_HEAD_TAPS, withHeadTaps } from '../../ml/densenet.js';
 import { exportModelVersion } from '../../ml/onnx/model-version.js';
 import { applyCalibration, calibrationReport, fitCalibration } from '../../ml/probability-calibration.js';
 import { capItems } from '../../ml/train/dataset-source.js';
-import { fitHead, type HeadFit } from '../../ml/train/head.js';
+import type { HeadFit } from '../../ml/train/head.js';
+import { fitHeadOnRows, meanViewProbability, viewProbabilities } from '../../ml/train/head-rows.js';
 import { ProgressBar } from '../../ml/train/progress.js';
 import { featureCacheLine, readFeatureCache, type FeatureRow } from '../../ml/train/feature-cache.js';
 import { action, collect, parseInteger, parseNumber } from '../run.js';
@@ -67,27 +68,8 @@ interface RefitCliOptions {
   crossFit?: string;
 }
 
-/** Per-row weights so that each set's rows together weigh its share; mean weight 1. */
-function setWeights(rows: readonly FeatureRow[], weights: Record<string, number>): number[] {
-  const count = new Map<string, number>();
-  for (const r of rows) count.set(r.source, (count.get(r.source) ?? 0) + 1);
-  const total = [...count.keys()].reduce((s, k) => s + (weights[k] ?? 1), 0);
-  return rows.map((r) => ((weights[r.source] ?? 1) / total) * (rows.length / count.get(r.source)!));
-}
-
-/** The head's probability for each of the row's views, as the engine's classifier output gives them. */
-function viewProbabilities(head: { weights: ArrayLike<number>; bias: number }, row: FeatureRow): number[] {
-  return row.views.map((f) => {
-    let z = head.bias;
-    for (let c = 0; c < f.length; c++) z += head.weights[c] * f[c];
-    return 1 / (1 + Math.exp(-z));
-  });
-}
-
 /** The served (uncalibrated) probability: the mean over the views. */
-function served(head: { weights: ArrayLike<number>; bias: number }, row: FeatureRow): number {
-  return meanAndSpread(viewProbabilities(head, row)).mean;
-}
+const served = meanViewProbability;
 
 function bySet<T>(rows: readonly FeatureRow[], fn: (mine: FeatureRow[]) => T): Record<string, T> {
   const out: Record<string, T> = {};
@@ -260,15 +242,7 @@ export function register(program: Command): void {
         const validation = rows.filter((r) => r.split === 'validation');
         const test = rows.filter((r) => r.split === 'test');
         // each train row's first trainViews views (identity first), sharing the row's weight
-        const fitOn = (rs: FeatureRow[], l2: number): Promise<HeadFit> => {
-          const sampleWeights = setWeights(rs, weights);
-          const fitViews = rs.map((r) => r.views.slice(0, trainViews));
-          return fitHead(
-            fitViews.flat(),
-            rs.flatMap((r, k) => fitViews[k].map(() => r.label)),
-            { l2, sampleWeights: rs.flatMap((_, k) => fitViews[k].map(() => sampleWeights[k] / fitViews[k].length)) },
-          );
-        };
+        const fitOn = (rs: FeatureRow[], l2: number): Promise<HeadFit> => fitHeadOnRows(rs, weights, l2, trainViews);
         const folds = crossFit
           ? patientFolds(
               train.map((r) => ({ patient: patient.get(r.id)!, group: r.source })),

@@ -137,6 +137,55 @@ export interface PopulationThreshold {
    * the adult films the wrong way; each population's own does not.
    */
   calibration?: CalibrationInfo;
+  /**
+   * The population's own head (`fit-population-head`): a linear head on the served features
+   * that replaces the graph's head for a study decided at this population; `value` and
+   * `calibration` are on its probabilities.
+   */
+  head?: PopulationHeadInfo;
+}
+
+/**
+ * A population's own linear head on the classifier's served features (the `pooled` output of a
+ * multi-scale head): logit = w . f + b per TTA view, the probability the views' mean of its
+ * sigmoid, as the graph's own head gives it. The version's head was fitted on every population
+ * at once; a head that leans toward one population's own films (`blend`: the share of a head
+ * fitted on that population alone, the rest the version's recipe on every set) can rank them
+ * better. Its threshold and calibration are picked on the train films scored out of fold and
+ * the validation films together, because one population's validation films alone are too few
+ * at the high-recall end (`chosenOn`).
+ */
+export interface PopulationHeadInfo {
+  /** the feature width it reads */
+  inputs: number;
+  /** float32 little-endian weights, base64, `inputs` of them */
+  weights: string;
+  bias: number;
+  /** the precision whose features it was fitted on */
+  featurePrecision: string;
+  /** own: the head fitted on this population's sets alone; joint: the version's recipe on every set */
+  blend: { own: number; joint: number };
+  fittedOn: {
+    subset: 'train';
+    n: number;
+    views: number;
+    l2: { own: number; joint: number };
+    /** the sets and their weights in the joint fit (the version's recipe) */
+    jointSets: Record<string, number>;
+    /** the sets of this population */
+    sets: string[];
+    at: string;
+  };
+  /** how the threshold and calibration were picked: out-of-fold train films and validation films */
+  chosenOn: {
+    folds: number;
+    deals: number;
+    seed: number;
+    n: number;
+    positives: number;
+    /** every blend tried, on the same films: AUC and specificity at the target recall */
+    tried: { own: number; auc: number; specificity: number | null }[];
+  };
 }
 
 export interface PipelineFigures {
@@ -434,7 +483,15 @@ function checkPopulations(path: string, where: string, raw: unknown): void {
     const value = (v as Record<string, unknown> | null)?.value;
     if (typeof value !== 'number' || !Number.isFinite(value)) fail(path, `'${where}.populations.${k}' needs a numeric value`);
     checkCalibration(path, `${where}.populations.${k}.calibration`, (v as Record<string, unknown>).calibration);
+    checkPopulationHead(path, `${where}.populations.${k}.head`, (v as Record<string, unknown>).head);
   }
+}
+
+function checkPopulationHead(path: string, where: string, raw: unknown): void {
+  if (raw == null) return;
+  const h = raw as Record<string, unknown>;
+  if (!(Number.isInteger(h.inputs) && (h.inputs as number) > 0) || typeof h.weights !== 'string' || typeof h.bias !== 'number' || !Number.isFinite(h.bias))
+    fail(path, `'${where}' needs a positive integer inputs, base64 weights and a finite bias`);
 }
 
 function checkPopulationEstimator(path: string, raw: unknown): void {
