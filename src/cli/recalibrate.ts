@@ -79,9 +79,25 @@ export interface RecalibrateResult {
  * how (`threshold.calibratedOn`). `calibrate` derives a new version from a published one;
  * `train` runs it in place on the version it is still building.
  */
+/**
+ * A population's own head (fit-population-head) was chosen together with its threshold and
+ * calibration on out-of-fold train films and validation films; re-picking them here, on
+ * validation alone and without the head, would drop it or leave it at a threshold not its own.
+ */
+function refuseOwnHeads(t: ThresholdInfo | null | undefined, where: string): void {
+  const headed = Object.entries(t?.populations ?? {}).filter(([, p]) => p?.head);
+  if (headed.length > 0)
+    throw new CxrError(
+      'E_BAD_ARGUMENT',
+      `${where}: the ${headed.map(([k]) => k).join(' and ')} population has its own head (fit-population-head), picked with its threshold and calibration; ` +
+        'calibrate the version it was derived from, then run fit-population-head again',
+    );
+}
+
 export async function recalibrate(o: RecalibrateOptions): Promise<RecalibrateResult> {
   const splitPath = resolve(o.splitPath);
   const classifierDir = resolve(o.classifierDir);
+  refuseOwnHeads((await readManifest(classifierDir)).threshold, o.classifierDir);
   const dirs = (typeof o.dataDir === 'string' ? [o.dataDir] : o.dataDir).map((d) => resolve(d));
   const items = await loadSplitItems(dirs, splitPath, o.subset, { window: o.window });
   if (items.length === 0) throw new CxrError('E_BAD_DATASET', `${o.splitPath} assigns no images to '${o.subset}'`);
@@ -236,6 +252,7 @@ export async function populationsFromScores(o: PopulationsFromScoresOptions): Pr
   if (saved.length === 0) throw new CxrError('E_BAD_DATASET', `no rows in ${o.scores.join(', ')}`);
   const previous = o.precision === 'int8' ? manifest.quantization?.threshold : manifest.threshold;
   if (!previous) throw new CxrError('E_MODEL_INVALID', `${classifierDir} has no ${o.precision} threshold to add populations to`);
+  refuseOwnHeads(previous, o.classifierDir);
   const labels = saved.map((r) => r.label);
   const at = new Date().toISOString();
   const views = previous.calibratedOn?.views ?? 4;

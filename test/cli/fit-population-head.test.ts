@@ -3,7 +3,8 @@
  * adult operating point carries its own head (verified, derived from the version), which
  * `evaluate` then serves for the adult set's films exactly as the head says; nothing written
  * on --dry-run; a version without a refit recipe, an unknown population or a blend share
- * outside [0,1] refused with E_BAD_ARGUMENT.
+ * outside [0,1] refused with E_BAD_ARGUMENT; `calibrate` refuses to re-pick a headed version's
+ * operating points without the head.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -103,6 +104,23 @@ test("fit-population-head writes a verified revision whose adult threshold carri
     const expected = applyCalibration(adult.calibration, populationHeadProbability(loaded, features.get(file)!.views));
     assert.ok(Math.abs(Number(p) - expected) < 1e-5, `${file}: served ${p}, the head gives ${expected}`);
   }
+  // re-picking its operating points on validation alone would drop the head: refused, nothing written
+  const recal = await cli([
+    'calibrate',
+    '--classifier',
+    dir,
+    '--scores',
+    perImage,
+    '--population',
+    'adult=adult',
+    '--precision',
+    'float',
+    '--version',
+    'recal',
+  ]);
+  assert.equal(recal.code, 2);
+  assert.match(recal.stderr, /E_BAD_ARGUMENT.*the adult population has its own head \(fit-population-head\)/);
+  assert.ok(!existsSync(join(dirname(dir), 'recal')));
 });
 
 test('fit-population-head --dry-run prints the figures and writes nothing', async () => {
