@@ -38,3 +38,19 @@ export function driftReference(subset: string, probabilities: readonly number[],
     ...(areas.length === probabilities.length ? { lungAreaHistogram: histogram(areas, LUNG_AREA_RANGE[0], LUNG_AREA_RANGE[1]) } : {}),
   };
 }
+
+/**
+ * `previous` with its probabilities replaced (a change to how studies are scored, not to their
+ * lungs): the lung-area histogram stays when it counted as many films, else it is left out
+ * (`areasDropped`), since histograms of different films are not one reference.
+ */
+export function withNewProbabilities(
+  previous: DriftReference | undefined,
+  subset: string,
+  probabilities: readonly number[],
+): { reference: DriftReference; areasDropped: boolean } {
+  const fresh = driftReference(subset, probabilities, []);
+  const areas = previous?.lungAreaHistogram;
+  const keep = areas !== undefined && previous!.n === fresh.n;
+  return { reference: { ...fresh, ...(keep ? { lungAreaHistogram: areas } : {}) }, areasDropped: areas !== undefined && !keep };
+}

@@ -17,6 +17,7 @@ import { randomModels } from '../support/random-models.js';
 import { parseCsv } from '../../src/data/csv.js';
 import { readManifest, verifyManifest } from '../../src/ml/model-store/index.js';
 import { applyCalibration } from '../../src/ml/probability-calibration.js';
+import { driftReference } from '../../src/ml/drift-reference.js';
 import { loadPopulationHead, populationHeadProbability } from '../../src/ml/population-head.js';
 import { readFeatureCache, type FeatureRow } from '../../src/ml/train/feature-cache.js';
 import { runCli as cli } from '../support/cli.js';
@@ -104,6 +105,15 @@ test("fit-population-head writes a verified revision whose adult threshold carri
     const expected = applyCalibration(adult.calibration, populationHeadProbability(loaded, features.get(file)!.views));
     assert.ok(Math.abs(Number(p) - expected) < 1e-5, `${file}: served ${p}, the head gives ${expected}`);
   }
+  // the drift reference counts what the service stores per validation study: the adults' head probabilities, the children's graph ones
+  const childImage = join(root, 'headed-child.csv');
+  const child = await cli(poolEvaluateArgs(root, 'child', models.segmenter, dir, childImage));
+  assert.equal(child.code, 0, child.stderr);
+  const childServed = parseCsv(await readFile(childImage, 'utf8')).rows.map((x) => Number(x.fields[2]));
+  const expectedDrift = driftReference('validation', [...served.map((f) => Number(f[2])), ...childServed], []);
+  assert.deepEqual(m.drift!.probabilityHistogram, expectedDrift.probabilityHistogram);
+  assert.equal(m.drift!.n, expectedDrift.n);
+  assert.deepEqual(m.drift!.lungAreaHistogram, (await readManifest(joint)).drift?.lungAreaHistogram, 'the lung areas do not change');
   // re-picking its operating points on validation alone would drop the head: refused, nothing written
   const recal = await cli([
     'calibrate',

@@ -11,7 +11,22 @@ import { join, resolve } from 'node:path';
 import { readSplitFile } from '../../data/split.js';
 import { CxrError } from '../../errors.js';
 import { parsePopulationMap } from '../../ml/calibrate.js';
-import { deriveVersion, isPopulation, POPULATIONS, readManifest, type ModelManifest, type ThresholdInfo } from '../../ml/model-store/index.js';
+import { initBackend } from '../../ml/backend.js';
+import { withNewProbabilities, type DriftReference } from '../../ml/drift-reference.js';
+import { loadModel } from '../../ml/model-io.js';
+import {
+  deriveVersion,
+  isPopulation,
+  POPULATIONS,
+  readManifest,
+  servedCalibration,
+  type ModelManifest,
+  type Population,
+  type ThresholdInfo,
+} from '../../ml/model-store/index.js';
+import { populationHeadProbability, populationHeads } from '../../ml/population-head.js';
+import { applyCalibration, type ProbabilityCalibration } from '../../ml/probability-calibration.js';
+import { meanViewProbability } from '../../ml/train/head-rows.js';
 import { readFeatureCache, type FeatureRow } from '../../ml/train/feature-cache.js';
 import { fitPopulationHead } from '../../ml/train/population-head-fit.js';
 import { action, collect, parseInteger, parseNumber } from '../run.js';
@@ -39,6 +54,43 @@ function jointRecipe(m: ModelManifest): { weights: Record<string, number>; l2: n
       `${m.version} was not fitted by refit-head on several sets (no training.config.setWeights and l2): its recipe cannot be refitted`,
     );
   return { weights, l2: c.l2, trainViews: typeof c.trainViews === 'number' ? c.trainViews : 1 };
+}
+
+/**
+ * The drift reference (manifest `drift`) holds what the service stores for each validation study:
+ * its population's probability, which for the headed population is now its head's. Each film of
+ * a set named by --population is scored as the engine decides it at that population (its own
+ * head, else the graph's head on the same features, through the population's calibration); the
+ * lung areas do not change, so their histogram stays when it counted the same films.
+ */
+async function validationDrift(
+  dir: string,
+  m: ModelManifest,
+  block: ThresholdInfo,
+  served: ProbabilityCalibration | null,
+  sets: ReadonlyMap<string, Population>,
+  rows: readonly FeatureRow[],
+): Promise<DriftReference | null> {
+  const validation = rows.filter((r) => r.split === 'validation' && sets.has(r.source));
+  if (validation.length === 0) return null;
+  await initBackend();
+  const model = await loadModel(dir);
+  const [kernel, bias] = model.getLayer('probability').getWeights();
+  const graph = { weights: kernel.dataSync() as Float32Array, bias: (bias.dataSync() as Float32Array)[0] };
+  model.dispose();
+  const heads = new Map(populationHeads(block, m.version));
+  const probabilities = validation.map((r) => {
+    const pop = sets.get(r.source)!;
+    const head = heads.get(pop);
+    const raw = head ? populationHeadProbability(head, r.views) : meanViewProbability(graph, r);
+    return applyCalibration(block.populations?.[pop]?.calibration ?? served, raw);
+  });
+  const { reference, areasDropped } = withNewProbabilities(m.drift, 'validation', probabilities);
+  if (areasDropped)
+    process.stderr.write(
+      `warning: the drift reference's lung areas counted ${m.drift!.n} films, the cache has ${reference.n} validation films: lung areas left out\n`,
+    );
+  return reference;
 }
 
 export function register(program: Command): void {
@@ -130,15 +182,17 @@ export function register(program: Command): void {
             `\nthreshold ${t.value.toFixed(4)} (calibrated; Platt a ${t.calibration!.a.toFixed(4)} b ${t.calibration!.b.toFixed(4)}): recall ${t.validationSensitivity.toFixed(4)}, specificity ${t.validationSpecificity?.toFixed(4) ?? 'n/a'}\n`,
         );
         if (o.dryRun) return;
+        const withHead = (b: ThresholdInfo): ThresholdInfo => ({ ...b, populations: { ...b.populations, [population]: t } });
+        const drift = await validationDrift(dir, manifest, withHead(block), servedCalibration(manifest, int8 ? 'int8' : 'float'), sets, [...rows.values()]);
         const { dir: out } = await deriveVersion(dir, {
           version: o.version,
           reason: 'fit-population-head',
-          change: async (_stage, m) => {
-            const withHead = (b: ThresholdInfo): ThresholdInfo => ({ ...b, populations: { ...b.populations, [population]: t } });
-            return int8
+          change: async (_stage, m) => ({
+            ...(int8
               ? { ...m, quantization: { ...m.quantization!, threshold: withHead(m.quantization!.threshold!) } }
-              : { ...m, threshold: withHead(m.threshold!) };
-          },
+              : { ...m, threshold: withHead(m.threshold!) }),
+            ...(drift ? { drift } : {}),
+          }),
         });
         process.stdout.write(`${out}\n`);
       }),
