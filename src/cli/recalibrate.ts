@@ -74,12 +74,6 @@ export interface RecalibrateResult {
 }
 
 /**
- * Re-picks a classifier's threshold on the probabilities the served pipeline (ONNX Runtime,
- * TTA views, the segmenter's crops) gives for one subset of a training split, with a record of
- * how (`threshold.calibratedOn`). `calibrate` derives a new version from a published one;
- * `train` runs it in place on the version it is still building.
- */
-/**
  * A population's own head (fit-population-head) was chosen together with its threshold and
  * calibration on out-of-fold train films and validation films; re-picking them here, on
  * validation alone and without the head, would drop it or leave it at a threshold not its own.
@@ -94,6 +88,12 @@ function refuseOwnHeads(t: ThresholdInfo | null | undefined, where: string): voi
     );
 }
 
+/**
+ * Re-picks a classifier's threshold on the probabilities the served pipeline (ONNX Runtime,
+ * TTA views, the segmenter's crops) gives for one subset of a training split, with a record of
+ * how (`threshold.calibratedOn`). `calibrate` derives a new version from a published one;
+ * `train` runs it in place on the version it is still building.
+ */
 export async function recalibrate(o: RecalibrateOptions): Promise<RecalibrateResult> {
   const splitPath = resolve(o.splitPath);
   const classifierDir = resolve(o.classifierDir);

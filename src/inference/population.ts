@@ -187,9 +187,13 @@ export interface PopulationScored {
   populationRaw?: Partial<Record<Population, number>>;
 }
 
+function ownHeadRaw(score: PopulationScored, population: Population | 'version' | null | undefined): number | undefined {
+  return population && population !== 'version' ? score.populationRaw?.[population] : undefined;
+}
+
 /** The raw TTA mean a study of `population` is decided on: its own head's when it has one, else the graph's. */
 export function populationRawProbability(score: PopulationScored, population: Population | 'version' | null | undefined): number {
-  return (population && population !== 'version' ? score.populationRaw?.[population] : undefined) ?? score.rawProbability;
+  return ownHeadRaw(score, population) ?? score.rawProbability;
 }
 
 /**
@@ -202,7 +206,7 @@ export function populationProbability(
   score: PopulationScored,
   population?: Population | 'version' | null,
 ): number {
-  const headRaw = population && population !== 'version' ? score.populationRaw?.[population] : undefined;
+  const headRaw = ownHeadRaw(score, population);
   if (headRaw !== undefined) return applyCalibration(own, headRaw);
   return own ? applyCalibration(own, score.rawProbability) : score.probability;
 }
