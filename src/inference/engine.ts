@@ -11,7 +11,7 @@ import { servedCalibration, type Population, type ThresholdInfo } from '../ml/mo
 import { tapPooledFeatures } from '../ml/onnx/feature-taps.js';
 import { camToImage, normalizeCam } from './cam.js';
 import { decide, meanAndSpread } from './decision.js';
-import { chooseThreshold, definedPopulations, populationProbability, studyAge } from './population.js';
+import { chooseThreshold, populationProbability, studyAge } from './population.js';
 import { populationHeadProbability, populationHeads } from '../ml/population-head.js';
 import { estimatePopulation, estimatorWeights, type PopulationEstimate } from '../ml/population-estimate.js';
 import { loadServedModel, type ServedModel } from './models.js';
@@ -208,7 +208,9 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
 
   // warm-up: the first run plans memory and packs weights for the batch size served
   await runSegmenter(new Float32Array(segSize * segSize));
-  const needsFeatures = estimator !== null || definedPopulations(threshold).some(([, p]) => p.head);
+  // populations with their own head: every study needs the features they read
+  const heads = opts.featureTaps?.length ? [] : populationHeads(threshold, `classifier ${cls.ref.version}`);
+  const needsFeatures = estimator !== null || heads.length > 0;
   const warm = await runClassifier(new Float32Array(defaultTta * clsSize * clsSize), defaultTta, needsFeatures && hasFeatures);
   if (estimator) {
     const f = pooledOutput ? warm.pooled : warm.features;
@@ -220,8 +222,6 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
       );
   }
   const estimate = (features: readonly Float32Array[]): PopulationEstimate => estimatePopulation(estimator!, estimatorW!, features);
-  // populations with their own head: every study needs the features they read
-  const heads = opts.featureTaps?.length ? [] : populationHeads(threshold, `classifier ${cls.ref.version}`);
   if (heads.length > 0) {
     const f = pooledOutput ? warm.pooled : warm.features;
     for (const [k, h] of heads)

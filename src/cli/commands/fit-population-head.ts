@@ -27,7 +27,8 @@ import {
 import { populationHeadProbability, populationHeads } from '../../ml/population-head.js';
 import { applyCalibration, type ProbabilityCalibration } from '../../ml/probability-calibration.js';
 import { meanViewProbability } from '../../ml/train/head-rows.js';
-import { readFeatureCache, type FeatureRow } from '../../ml/train/feature-cache.js';
+import type { FeatureRow } from '../../ml/train/feature-cache.js';
+import { readVersionFeatures } from '../version-features.js';
 import { fitPopulationHead } from '../../ml/train/population-head-fit.js';
 import { action, collect, parseInteger, parseNumber } from '../run.js';
 
@@ -133,18 +134,7 @@ export function register(program: Command): void {
         const block: ThresholdInfo | null | undefined = int8 ? manifest.quantization!.threshold : manifest.threshold;
         if (!block) throw new CxrError('E_MODEL_INVALID', `${manifest.version} has no threshold for its ${int8 ? 'int8' : 'float'} model`);
         const split = await readSplitFile(join(dir, 'split.csv'));
-        const rows = new Map<string, FeatureRow>();
-        for (const c of o.cache) await readFeatureCache(resolve(c), rows);
-        if (rows.size === 0) throw new CxrError('E_BAD_ARGUMENT', `no feature rows in ${o.cache.join(', ')}`);
-        // the width the served graph gives: pooled for a multi-scale head, else the final features' channels
-        const outputs = manifest.onnx?.outputs ?? [];
-        const served = outputs.find((x) => x.name === 'pooled') ?? outputs.find((x) => x.name === 'features');
-        const cacheWidth = rows.values().next().value!.views[0].length;
-        if (served && cacheWidth !== Number(served.shape[1]))
-          throw new CxrError(
-            'E_BAD_ARGUMENT',
-            `the cache holds ${cacheWidth} features per view, ${manifest.version} serves ${served.shape[1]} (${served.name}): extract with this version`,
-          );
+        const rows = await readVersionFeatures(manifest, o.cache);
         for (const s of Object.keys(recipe.weights))
           if (![...rows.values()].some((r) => r.source === s))
             throw new CxrError('E_BAD_ARGUMENT', `the cache has no films of ${s}, a set of ${manifest.version}'s recipe`);

@@ -11,7 +11,7 @@ import { resolve } from 'node:path';
 import { CxrError } from '../../errors.js';
 import { parsePopulationMap } from '../../ml/calibrate.js';
 import { deriveVersion, readManifest } from '../../ml/model-store/index.js';
-import { readFeatureCache, type FeatureRow } from '../../ml/train/feature-cache.js';
+import { readVersionFeatures } from '../version-features.js';
 import { fitPopulationEstimator } from '../../ml/train/population-fit.js';
 import { action, collect, parseNumber } from '../run.js';
 
@@ -48,19 +48,7 @@ export function register(program: Command): void {
         const dir = resolve(o.classifier);
         const manifest = await readManifest(dir);
         if (manifest.name !== 'classifier') throw new CxrError('E_BAD_ARGUMENT', `${o.classifier} is a ${manifest.name}, not a classifier`);
-        const rows = new Map<string, FeatureRow>();
-        for (const c of o.cache) await readFeatureCache(resolve(c), rows);
-        if (rows.size === 0) throw new CxrError('E_BAD_ARGUMENT', `no feature rows in ${o.cache.join(', ')}`);
-        // the width the served graph gives: pooled for a multi-scale head, else the final features' channels
-        const outputs = manifest.onnx?.outputs ?? [];
-        const served = outputs.find((x) => x.name === 'pooled') ?? outputs.find((x) => x.name === 'features');
-        const width = served ? Number(served.shape[1]) : null;
-        const cacheWidth = rows.values().next().value!.views[0].length;
-        if (width !== null && cacheWidth !== width)
-          throw new CxrError(
-            'E_BAD_ARGUMENT',
-            `the cache holds ${cacheWidth} features per view, ${manifest.version} serves ${width} (${served!.name}): extract with this version`,
-          );
+        const rows = await readVersionFeatures(manifest, o.cache);
         const info = await fitPopulationEstimator([...rows.values()], {
           sets,
           l2,

@@ -16,7 +16,7 @@ import { float32ToBase64 } from '../float32-base64.js';
 import { fitCalibrationInfo } from '../calibrate.js';
 import { calibrateThreshold, rocAuc } from '../metrics.js';
 import type { Population, PopulationHeadInfo, PopulationThreshold } from '../model-store/index.js';
-import { blendLinearHeads } from '../population-head.js';
+import { blendLinearHeads, populationHeadProbability } from '../population-head.js';
 import type { FeatureRow } from './feature-cache.js';
 import { fitHeadOnRows, headLogit, type LinearHead } from './head-rows.js';
 
@@ -131,9 +131,7 @@ export async function fitPopulationHead(rows: readonly FeatureRow[], o: Populati
   const w = Float32Array.from(blended.weights);
   // validation films as the engine will score them: the stored float32 weights, not the blend's doubles
   const served = { weights: w, bias: blended.bias };
-  const raw = rawFor(chosen.own).map((p, i) =>
-    films[i].split === 'train' ? p : logits(served, films[i]).reduce((s, z) => s + 1 / (1 + Math.exp(-z)), 0) / films[i].views.length,
-  );
+  const raw = rawFor(chosen.own).map((p, i) => (films[i].split === 'train' ? p : populationHeadProbability(served, films[i].views)));
   const at = (o.now ?? new Date()).toISOString();
   const cal = fitCalibrationInfo(raw, labels, 'platt', {
     views: Math.max(...films.map((r) => r.views.length)),

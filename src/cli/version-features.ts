@@ -1,0 +1,24 @@
+/**
+ * A classifier version's own served features from refit-head caches, as fit-population and
+ * fit-population-head read them: every cache merged, refused when empty or when its width is not
+ * what the version's graph serves (`pooled` for a multi-scale head, else the final features).
+ */
+import { resolve } from 'node:path';
+import { CxrError } from '../errors.js';
+import type { ModelManifest } from '../ml/model-store/index.js';
+import { readFeatureCache, type FeatureRow } from '../ml/train/feature-cache.js';
+
+export async function readVersionFeatures(manifest: ModelManifest, caches: readonly string[]): Promise<Map<string, FeatureRow>> {
+  const rows = new Map<string, FeatureRow>();
+  for (const c of caches) await readFeatureCache(resolve(c), rows);
+  if (rows.size === 0) throw new CxrError('E_BAD_ARGUMENT', `no feature rows in ${caches.join(', ')}`);
+  const outputs = manifest.onnx?.outputs ?? [];
+  const served = outputs.find((x) => x.name === 'pooled') ?? outputs.find((x) => x.name === 'features');
+  const cacheWidth = rows.values().next().value!.views[0].length;
+  if (served && cacheWidth !== Number(served.shape[1]))
+    throw new CxrError(
+      'E_BAD_ARGUMENT',
+      `the cache holds ${cacheWidth} features per view, ${manifest.version} serves ${served.shape[1]} (${served.name}): extract with this version`,
+    );
+  return rows;
+}
