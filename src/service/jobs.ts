@@ -123,9 +123,15 @@ export class JobQueue {
   /** Sends a job outside any transaction (recovery of a study without one); a live job of that id makes it a no-op. */
   async enqueueNow(job: ScoreJob): Promise<void> {
     const id = await this.boss.send(SCORE_QUEUE, job, { id: job.studyId });
-    // An id already used by a finished job: a fresh id makes a new attempt.
-    if (id === null && !(await this.hasLiveJob(job.studyId))) await this.boss.send(SCORE_QUEUE, job);
+    // An id already used by a finished job: a fresh id makes a new attempt, unless that job
+    // scored the study meanwhile (another process recovering at the same time sent and ran it).
+    if (id === null && !(await this.hasLiveJob(job.studyId)) && (await this.stillQueued(job.studyId))) await this.boss.send(SCORE_QUEUE, job);
     this.notify();
+  }
+
+  private async stillQueued(studyId: string): Promise<boolean> {
+    const rows: unknown[] = await this.ds.query(`SELECT 1 FROM studies WHERE id = $1 AND status = 'queued'`, [studyId]);
+    return rows.length > 0;
   }
 
   private async hasLiveJob(studyId: string): Promise<boolean> {

@@ -16,13 +16,16 @@ import { referencedObjects } from '../../src/db/objects.js';
 import { insertStudyOnce } from '../../src/db/studies.js';
 import { readMetadata } from '../../src/dicom/index.js';
 import { FsObjectStore } from '../../src/service/fs-store.js';
+import { JobQueue } from '../../src/service/jobs.js';
+import { silentLogger } from '../../src/service/log.js';
 import { sha256Hex } from '../../src/service/object-store.js';
 import { startHarness, study, waitScored, type Harness } from '../support/api.js';
 
 let h: Harness;
+// short retries so that the dead-letter test runs in seconds (a second queue on the same database must say the same: starting one sets the queue's policy)
+const JOBS = { retryLimit: 3, retryDelaySeconds: 1, expireInSeconds: 8, maintenanceIntervalSeconds: 1 };
 before(async () => {
-  // short retries so that the dead-letter test runs in seconds
-  h = await startHarness({ jobs: { retryLimit: 3, retryDelaySeconds: 1, expireInSeconds: 8, maintenanceIntervalSeconds: 1 }, jobPollMs: 100 });
+  h = await startHarness({ jobs: JOBS, jobPollMs: 100 });
 });
 after(async () => {
   await h?.close();
@@ -117,6 +120,24 @@ test('studies accepted without a job are queued by a restart and scored exactly 
   await Promise.all([p1.close(), p2.close()]);
   // a job is completed just after its study is recorded: the closed workers finished theirs
   for (const id of ids) assert.equal((await jobsFor(id)).filter((j) => j.state !== 'completed').length, 0, 'no live job left');
+});
+
+test('a recovering process whose study was scored meanwhile by another process sends no second job', async () => {
+  // what the slower of two recovering processes sees: the study was queued when it looked, and
+  // by the time it sends, the other's job (same id) has scored it and completed
+  const r = await post(study(296));
+  assert.equal(r.status, 202);
+  await waitScored(h, r.body.id);
+  for (let i = 0; i < 100 && (await jobsFor(r.body.id)).some((j) => j.state !== 'completed'); i++) await new Promise((ok) => setTimeout(ok, 50));
+  assert.deepEqual(await jobsFor(r.body.id), [{ state: 'completed' }]);
+  const slower = new JobQueue(h.db.ds, JOBS, silentLogger);
+  await slower.start();
+  try {
+    await slower.enqueueNow({ studyId: r.body.id });
+  } finally {
+    await slower.stop();
+  }
+  assert.deepEqual(await jobsFor(r.body.id), [{ state: 'completed' }], 'no new attempt for a scored study');
 });
 
 test('a study whose stored original went missing fails visibly instead of vanishing', async () => {
