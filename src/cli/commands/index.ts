@@ -32,4 +32,5 @@ export const commandLoaders: Record<string, () => Promise<{ register: RegisterCo
   runs: () => import('./runs.js'),
   'contact-sheet': () => import('./contact-sheet.js'),
   'pseudo-masks': () => import('./pseudo-masks.js'),
+  'import-weights': () => import('./import-weights.js'),
 };

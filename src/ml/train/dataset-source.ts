@@ -106,7 +106,7 @@ export function capItems(items: readonly DatasetItem[], max: number | undefined,
 }
 
 /** A mask provider that runs a segmenter version over the windowed image (classifier crops). */
-async function segmenterMasks(dir: string): Promise<{ maskFor: NonNullable<BatchOptions['maskFor']>; label: string }> {
+export async function segmenterMasks(dir: string): Promise<{ maskFor: NonNullable<BatchOptions['maskFor']>; label: string }> {
   const manifest = await readManifest(dir);
   if (manifest.name !== 'segmenter') throw new CxrError('E_BAD_ARGUMENT', `${dir} is a ${manifest.name} version, not a segmenter`);
   const model = await loadModel(dir);

@@ -1,0 +1,40 @@
+/**
+ * The tfjs probabilities of a version's graph on the first crops of an export-crops folder,
+ * so finetune.py --check can show that its PyTorch rebuild of the graph computes the same.
+ *   npx tsx scripts/gpu/reference-outputs.ts --version DIR --crops DIR [--n 16] > reference.json
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import sharp from 'sharp';
+import { initBackend } from '../../src/ml/backend.js';
+import { loadModel } from '../../src/ml/model-io.js';
+
+const args = process.argv.slice(2);
+const arg = (name: string, dflt?: string): string => {
+  const k = args.indexOf(name);
+  const v = k >= 0 ? args[k + 1] : dflt;
+  if (v === undefined) throw new Error(`${name} is required`);
+  return v;
+};
+await initBackend();
+const crops = arg('--crops');
+const n = Number(arg('--n', '16'));
+const rows = (await readFile(join(crops, 'index.csv'), 'utf8'))
+  .trim()
+  .split('\n')
+  .slice(1, n + 1)
+  .map((l) => l.split(','));
+const model = await loadModel(arg('--version'));
+const out: { name: string; probability: number }[] = [];
+for (const r of rows) {
+  const raw = await sharp(join(crops, 'img', r[0]))
+    .greyscale()
+    .raw()
+    .toBuffer();
+  const x = Float32Array.from(raw, (v) => v / 255);
+  const y = tf.tidy(() => model.predict(tf.tensor4d(x, [1, 224, 224, 1])) as tf.Tensor);
+  out.push({ name: r[0], probability: (await y.data())[0] });
+  y.dispose();
+}
+process.stdout.write(`${JSON.stringify(out)}\n`);

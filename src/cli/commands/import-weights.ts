@@ -1,0 +1,178 @@
+/**
+ * import-weights: a version from weights trained elsewhere for an existing version's graph
+ * (scripts/gpu/finetune.py fine-tunes the whole network on a GPU machine and writes a
+ * weights.bin in the same layout). The new version keeps the graph, split and data
+ * provenance of the version it started from, records where its weights came from, exports
+ * model.onnx (checked against tfjs), and for a classifier picks its threshold and probability
+ * calibration on the served pipeline over the split's validation films, as `train` does. All
+ * of it in a staging folder: a failure publishes nothing.
+ */
+import type { Command } from 'commander';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { CxrError } from '../../errors.js';
+import { DEFAULT_TTA } from '../../inference/engine.js';
+import { initBackend } from '../../ml/backend.js';
+import { checkImportedWeights, type WeightSpec } from '../../ml/imported-weights.js';
+import {
+  portablePath,
+  readManifest,
+  runEnvironment,
+  stageVersion,
+  THRESHOLD_NOTES,
+  versionFromDate,
+  writeManifest,
+  type ModelManifest,
+} from '../../ml/model-store/index.js';
+import { exportModelVersion } from '../../ml/onnx/model-version.js';
+import { recalibrate } from '../recalibrate.js';
+import { action, collect, invocation, parseInteger, parseNumber } from '../run.js';
+
+interface ImportCliOptions {
+  from: string;
+  out?: string;
+  version?: string;
+  method: string;
+  data: string[];
+  split?: string;
+  segmenter?: string;
+  epochs?: string;
+  bestEpoch?: string;
+  log: string[];
+  targetRecall: string;
+  tta?: string;
+}
+
+/** The single weights group of a tfjs model.json (what saveModel writes). */
+async function weightSpecs(modelJson: string): Promise<WeightSpec[]> {
+  const m = JSON.parse(await readFile(modelJson, 'utf8')) as { weightsManifest?: { paths: string[]; weights: WeightSpec[] }[] };
+  const groups = m.weightsManifest ?? [];
+  if (groups.length !== 1 || groups[0].paths.length !== 1 || groups[0].paths[0] !== 'weights.bin') {
+    throw new CxrError('E_MODEL_INVALID', `${modelJson}: weights can be imported only for a graph whose weights are one weights.bin`);
+  }
+  return groups[0].weights;
+}
+
+export function register(program: Command): void {
+  program
+    .command('import-weights')
+    .description(
+      'make a NEW version from a weights.bin trained elsewhere (e.g. scripts/gpu/finetune.py on a GPU) for the graph of --from: ' +
+        'same model.json, split and data provenance; model.onnx exported and checked; a classifier gets its threshold and calibration on the served pipeline (validation films)',
+    )
+    .argument('<weights>', 'the weights.bin to import (the layout of --from/model.json)')
+    .requiredOption('--from <dir>', 'the version whose graph the weights are for (and whose split and data they were trained on)')
+    .option('--out <dir>', 'models folder of that kind, e.g. models/classifier (default: the folder holding --from)')
+    .option('--version <name>', 'version folder name (default v<date>-<time>)')
+    .option('--method <text>', 'how the weights were trained, for the manifest and model card', 'whole-network fine-tune outside this project')
+    .option('--data <dir>', 'classifier: the dataset folders of the split (repeat for a pool), to calibrate on its validation films', collect, [])
+    .option('--split <csv>', 'the split the weights were trained on (default: --from/split.csv); travels with the version')
+    .option('--segmenter <dir>', 'classifier: the segmenter version giving the lung crops (with model.onnx)')
+    .option('--epochs <n>', 'epochs the outside run trained')
+    .option('--best-epoch <n>', 'the epoch whose weights these are')
+    .option('--log <file>', 'a file of the outside run to keep in the version under training/ (its log, results); repeatable', collect, [])
+    .option('--target-recall <r>', 'classifier: recall the threshold is calibrated for on validation', '0.95')
+    .option('--tta <n>', `classifier: TTA views of the calibration (default ${DEFAULT_TTA}, as served)`)
+    .action(
+      action(async (weightsPath: string, o: ImportCliOptions, cmd: Command) => {
+        const from = resolve(o.from);
+        const base = await readManifest(from);
+        const classifier = base.name === 'classifier';
+        const targetRecall = parseNumber('--target-recall', o.targetRecall);
+        const views = o.tta === undefined ? DEFAULT_TTA : parseInteger('--tta', o.tta, 1);
+        if (classifier && (o.data.length === 0 || !o.segmenter)) {
+          throw new CxrError('E_BAD_ARGUMENT', 'a classifier is calibrated on its split: give --data (each folder of the split) and --segmenter');
+        }
+        const splitPath = o.split ? resolve(o.split) : join(from, 'split.csv');
+        if (o.split && !existsSync(splitPath)) throw new CxrError('E_BAD_ARGUMENT', `--split ${o.split}: no such file`);
+        if (classifier && !existsSync(splitPath)) throw new CxrError('E_BAD_ARGUMENT', `${o.from} has no split.csv to calibrate on: give --split`);
+        for (const f of o.log) if (!existsSync(f)) throw new CxrError('E_BAD_ARGUMENT', `--log ${f}: no such file`);
+        const bytes = new Uint8Array(await readFile(resolve(weightsPath)));
+        const checked = checkImportedWeights(await weightSpecs(join(from, 'model.json')), bytes);
+        process.stderr.write(`weights: ${checked.values} values, ${checked.bytes} bytes, all finite, in the layout of ${base.version}\n`);
+
+        await initBackend();
+        const now = new Date();
+        const version = o.version ?? versionFromDate(now);
+        const outRoot = resolve(o.out ?? dirname(from));
+        const staged = await stageVersion(outRoot, version);
+        try {
+          const dir = staged.dir;
+          await copyFile(join(from, 'model.json'), join(dir, 'model.json'));
+          await writeFile(join(dir, 'weights.bin'), bytes);
+          if (existsSync(splitPath)) await copyFile(splitPath, join(dir, 'split.csv'));
+          const logs: string[] = [];
+          if (o.log.length > 0) await mkdir(join(dir, 'training'), { recursive: true });
+          for (const f of o.log) {
+            await copyFile(resolve(f), join(dir, 'training', basename(f)));
+            logs.push(`training/${basename(f)}`);
+          }
+          const {
+            files: _files,
+            onnx: _onnx,
+            quantization: _q,
+            calibration: _c,
+            drift: _d,
+            derivedFrom: _df,
+            populationEstimator: _pe,
+            ...kept
+          } = base as ModelManifest;
+          const training: ModelManifest['training'] = {
+            ...base.training,
+            config: {
+              method: o.method,
+              weightsFile: basename(weightsPath),
+              weightsSha256: createHash('sha256').update(bytes).digest('hex'),
+              ...(logs.length > 0 ? { logs } : {}),
+            },
+            epochs: o.epochs === undefined ? 0 : parseInteger('--epochs', o.epochs, 0),
+            ...(o.bestEpoch === undefined ? {} : { bestEpoch: parseInteger('--best-epoch', o.bestEpoch, 1) }),
+            initFrom: { name: base.name, version: base.version, location: portablePath(from) },
+            environment: runEnvironment(invocation(cmd)),
+          };
+          await writeManifest(dir, {
+            ...kept,
+            version,
+            createdAt: now.toISOString(),
+            training,
+            metrics: { validation: {}, test: {} },
+            // replaced by the calibration below before anything is published
+            threshold: classifier ? { value: 0.5, targetRecall, validationSensitivity: 0, validationSpecificity: null } : null,
+            ...(classifier ? { notes: THRESHOLD_NOTES } : {}),
+          });
+          await exportModelVersion(dir, (line) => process.stderr.write(`${line}\n`));
+          if (classifier) {
+            const r = await recalibrate({
+              dataDir: o.data,
+              splitPath: join(dir, 'split.csv'),
+              subset: 'validation',
+              classifierDir: dir,
+              engine: { segmenterDir: resolve(o.segmenter!) },
+              targetRecall,
+              views,
+              write: 'in-place',
+            });
+            const c = r.calibration;
+            const { files: _f, ...m } = await readManifest(dir);
+            await writeManifest(dir, {
+              ...m,
+              metrics: {
+                validation: { threshold: c.threshold, recall: c.sensitivity, specificity: c.specificity, n: r.n, confusion: { ...c.confusion } },
+                test: {},
+              },
+            });
+            process.stderr.write(
+              `threshold on the served pipeline (${views} TTA views, ${r.n} validation films): ${c.threshold.toFixed(4)}, recall ${c.sensitivity.toFixed(3)}, specificity ${c.specificity?.toFixed(3) ?? 'n/a'}\n` +
+                '`cxr-triage evaluate --split ... --subset test` scores the test films; `refit-head`, `quantize` and `calibrate --population` work on it as on any version\n',
+            );
+          }
+          const published = await staged.publish();
+          process.stdout.write(`${published}\n`);
+        } finally {
+          await staged.discard();
+        }
+      }),
+    );
+}

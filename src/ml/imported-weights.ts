@@ -1,0 +1,64 @@
+/**
+ * Weights trained outside this project (scripts/gpu/finetune.py on a GPU machine, say) for a
+ * version's own graph: a tfjs weights.bin in exactly the layout its model.json lists. Checked
+ * here before anything is written: the byte count the manifest implies, and every value
+ * finite (a diverged run writes NaN or Inf, which would serve as a silent constant).
+ */
+import { CxrError } from '../errors.js';
+
+export interface WeightSpec {
+  name: string;
+  shape: number[];
+  dtype: string;
+  quantization?: { dtype?: string };
+}
+
+/** The bytes one weight takes in weights.bin: float16-quantized float32 is 2 a value, float32 4. */
+function bytesPer(w: WeightSpec): number {
+  const q = w.quantization?.dtype;
+  if (q === 'float16') return 2;
+  if (q === undefined && w.dtype === 'float32') return 4;
+  throw new CxrError('E_MODEL_INVALID', `weight ${w.name}: ${q ?? w.dtype} weights cannot be imported (float32 or float16-quantized only)`);
+}
+
+/** Total bytes of a single-file weights manifest. */
+export function expectedWeightBytes(specs: readonly WeightSpec[]): number {
+  return specs.reduce((s, w) => s + w.shape.reduce((a, b) => a * b, 1) * bytesPer(w), 0);
+}
+
+/** A float16's bits are NaN or ±Inf when its exponent is all ones. */
+function halfIsFinite(bits: number): boolean {
+  return (bits & 0x7c00) !== 0x7c00;
+}
+
+export interface WeightCheck {
+  values: number;
+  bytes: number;
+}
+
+/**
+ * Throws E_MODEL_INVALID unless `bytes` is a weights.bin for `specs`: the exact length, every
+ * value finite; the first bad weight is named.
+ */
+export function checkImportedWeights(specs: readonly WeightSpec[], bytes: Uint8Array): WeightCheck {
+  const want = expectedWeightBytes(specs);
+  if (bytes.byteLength !== want) {
+    throw new CxrError(
+      'E_MODEL_INVALID',
+      `the weights file has ${bytes.byteLength} bytes, the graph's manifest needs ${want}: it was not written for this version's model.json`,
+    );
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let off = 0;
+  let values = 0;
+  for (const w of specs) {
+    const n = w.shape.reduce((a, b) => a * b, 1);
+    const per = bytesPer(w);
+    for (let k = 0; k < n; k++, off += per) {
+      const ok = per === 2 ? halfIsFinite(view.getUint16(off, true)) : Number.isFinite(view.getFloat32(off, true));
+      if (!ok) throw new CxrError('E_MODEL_INVALID', `weight ${w.name} holds a value that is not finite (value ${k} of ${n}): the run that wrote it diverged`);
+    }
+    values += n;
+  }
+  return { values, bytes: want };
+}

@@ -1,0 +1,153 @@
+/**
+ * `import-weights` turns a weights.bin trained elsewhere (scripts/gpu/finetune.py) for a
+ * version's graph into a new version: the same model.json with the new weights, model.onnx
+ * exported from them, its threshold picked on the served pipeline over the split's validation
+ * films, provenance naming the version it started from; a file that does not fit the graph,
+ * or holds a value that is not finite, is refused before anything is written.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { readManifest, verifyManifest } from '../../src/ml/model-store/index.js';
+import { loadEngine } from '../../src/inference/engine.js';
+import { runCli as cli } from '../support/cli.js';
+import { scratchModelsAndData } from '../support/ml.js';
+import { alternatingSplit } from '../support/data.js';
+
+let root: string;
+let models: string;
+let classifierDir: string;
+let segmenterDir: string;
+let data: string;
+let splitCsv: string;
+let validation: Set<string>;
+/** the base version's weights with the output layer's bias moved, so the import is a new model */
+let moved: string;
+/** whether the graph stores its weights as float16 (else float32) */
+let half: boolean;
+
+interface Spec {
+  name: string;
+  shape: number[];
+  dtype: string;
+  quantization?: { dtype?: string };
+}
+
+before(async () => {
+  ({ root, models, data, classifierDir, segmenterDir } = await scratchModelsAndData('cxr-import-weights-', {
+    count: 8,
+    seed: 51_733,
+    sizeMin: 128,
+    sizeMax: 192,
+    workSize: 128,
+  }));
+  splitCsv = join(root, 'split.csv');
+  validation = (await alternatingSplit(data, splitCsv)).validation;
+  const graph = JSON.parse(await readFile(join(classifierDir, 'model.json'), 'utf8')) as { weightsManifest: { weights: Spec[] }[] };
+  const bytes = new Uint8Array(await readFile(join(classifierDir, 'weights.bin')));
+  let off = 0;
+  for (const w of graph.weightsManifest[0].weights) {
+    const n = w.shape.reduce((a, b) => a * b, 1);
+    const per = w.quantization?.dtype === 'float16' ? 2 : 4;
+    if (off === 0) half = per === 2;
+    if (w.name === 'probability/bias') {
+      const v = new DataView(bytes.buffer, bytes.byteOffset);
+      if (per === 2)
+        v.setUint16(off, 0x4000, true); // 2.0
+      else v.setFloat32(off, 2, true);
+    }
+    off += n * per;
+  }
+  moved = join(root, 'moved.weights.bin');
+  await writeFile(moved, bytes);
+});
+
+after(async () => {
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+const importArgs = (weights: string, ...extra: string[]) => [
+  'import-weights',
+  weights,
+  '--from',
+  classifierDir,
+  '--split',
+  splitCsv,
+  '--data',
+  data,
+  '--segmenter',
+  segmenterDir,
+  '--target-recall',
+  '0.75',
+  ...extra,
+];
+
+test('an imported weights.bin becomes a verified version: its weights, model.onnx from them, a threshold picked on validation films, and where it started from', async () => {
+  const logFile = join(root, 'train.log');
+  await writeFile(logFile, 'epoch 1 loss 0.5\n');
+  const r = await cli([...importArgs(moved, '--version', 'v-imported', '--epochs', '3', '--best-epoch', '2', '--method', 'a test run', '--log', logFile)]);
+  assert.equal(r.code, 0, r.stderr);
+  const dir = join(dirname(classifierDir), 'v-imported');
+  assert.equal(r.stdout.trim(), dir);
+  assert.deepEqual(await verifyManifest(dir), { ok: true, modified: [], missing: [], unlisted: [] });
+  const weights = await readFile(moved);
+  assert.deepEqual(await readFile(join(dir, 'weights.bin')), weights);
+  assert.deepEqual(await readFile(join(dir, 'model.json')), await readFile(join(classifierDir, 'model.json')));
+  assert.deepEqual(await readFile(join(dir, 'split.csv')), await readFile(splitCsv));
+  assert.equal(await readFile(join(dir, 'training', 'train.log'), 'utf8'), 'epoch 1 loss 0.5\n');
+  const m = await readManifest(dir);
+  const base = await readManifest(classifierDir);
+  assert.ok(m.files['model.onnx'] && m.files['model.onnx'] !== base.files['model.onnx'], 'model.onnx is exported from the imported weights');
+  assert.equal(m.onnx!.parityMaxAbsDiff <= 1e-3, true);
+  assert.deepEqual(m.training.config, {
+    method: 'a test run',
+    weightsFile: 'moved.weights.bin',
+    weightsSha256: createHash('sha256').update(weights).digest('hex'),
+    logs: ['training/train.log'],
+  });
+  assert.equal(m.training.epochs, 3);
+  assert.equal(m.training.bestEpoch, 2);
+  assert.equal(m.training.initFrom!.version, base.version);
+  assert.equal(m.training.dataHash, base.training.dataHash);
+  assert.equal(m.derivedFrom, undefined);
+  // picked on the validation films of the split, on the served pipeline
+  assert.equal(m.threshold!.targetRecall, 0.75);
+  assert.equal(m.threshold!.calibratedOn!.subset, 'validation');
+  assert.equal(m.threshold!.calibratedOn!.n, validation.size);
+  assert.ok(m.threshold!.validationSensitivity >= 0.75);
+  assert.equal(m.metrics.validation.n, validation.size);
+  assert.equal(m.metrics.validation.threshold, m.threshold!.value);
+  assert.equal(m.drift!.n, validation.size);
+  // the engine serves it by name
+  const engine = await loadEngine({ modelsDir: models, classifierDir: dir, threads: 1 });
+  assert.equal(engine.models.classifier.version, 'v-imported');
+  await engine.close();
+});
+
+test('a weights file that does not fit the graph, or holds a NaN, is E_MODEL_INVALID and writes no version', async () => {
+  const before = await readdir(dirname(classifierDir));
+  const short = join(root, 'short.bin');
+  await writeFile(short, (await readFile(moved)).subarray(0, 100));
+  const a = await cli(importArgs(short));
+  assert.notEqual(a.code, 0);
+  assert.match(a.stderr, /E_MODEL_INVALID.*the weights file has 100 bytes/);
+  const nan = join(root, 'nan.bin');
+  const bytes = new Uint8Array(await readFile(moved));
+  if (half) new DataView(bytes.buffer, bytes.byteOffset).setUint16(0, 0x7e00, true);
+  else new DataView(bytes.buffer, bytes.byteOffset).setFloat32(0, Number.NaN, true);
+  await writeFile(nan, bytes);
+  const b = await cli(importArgs(nan));
+  assert.notEqual(b.code, 0);
+  assert.match(b.stderr, /E_MODEL_INVALID.*not finite/);
+  assert.deepEqual(await readdir(dirname(classifierDir)), before);
+});
+
+test('a classifier import without the data and segmenter to calibrate on is E_BAD_ARGUMENT', async () => {
+  const r = await cli(['import-weights', moved, '--from', classifierDir, '--split', splitCsv]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /E_BAD_ARGUMENT.*give --data/);
+  assert.equal(existsSync(join(dirname(classifierDir), 'v-none')), false);
+});
