@@ -2,7 +2,7 @@
  * Writes every film's classifier input (the lung crop, 224 x 224, before augmentation) as a
  * grayscale JPEG, with an index of split, set and label, so a GPU machine can fine-tune the
  * network without the dataset folders or this project's pixel code.
- *   npx tsx scripts/gpu/export-crops.ts --data DIR... --split split.csv --segmenter DIR --out DIR [--quality 92] [--splits train,validation]
+ *   npx tsx scripts/gpu/export-crops.ts --data DIR... --split split.csv --segmenter DIR --out DIR [--size 224] [--quality 92] [--splits train,validation,test]
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -23,6 +23,7 @@ const one = (name: string, dflt?: string): string => {
 };
 const out = one('--out');
 const quality = Number(one('--quality', '92'));
+const size = Number(one('--size', '224'));
 const wanted = new Set(one('--splits', 'train,validation,test').split(','));
 await initBackend();
 const pool = await loadDatasets(many('--data').map((dir) => ({ dir })));
@@ -35,10 +36,10 @@ await mkdir(join(out, 'img'), { recursive: true });
 const rows = ['name,file,set,split,label,cropped'];
 let bytes = 0;
 for (const [k, item] of items.entries()) {
-  const p = await prepareItem(item, { task: 'classifier', size: 224, window, maskFor: seg.maskFor });
+  const p = await prepareItem(item, { task: 'classifier', size, window, maskFor: seg.maskFor });
   const px = new Uint8Array(p.image.data.length);
   for (let j = 0; j < px.length; j++) px[j] = Math.max(0, Math.min(255, Math.round(p.image.data[j] * 255)));
-  const jpg = await sharp(Buffer.from(px), { raw: { width: 224, height: 224, channels: 1 } })
+  const jpg = await sharp(Buffer.from(px), { raw: { width: size, height: size, channels: 1 } })
     .jpeg({ quality })
     .toBuffer();
   const name = `${k}.jpg`;

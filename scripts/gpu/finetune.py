@@ -295,7 +295,8 @@ def train_run(run, topology, weights, imgs, meta, dev, out_dir):
     net = Graph(topology, weights).to(dev).to(memory_format=torch.channels_last)
     tr = [i for i, m in enumerate(meta) if m['split'] == 'train']
     va = [i for i, m in enumerate(meta) if m['split'] == 'validation']
-    shares = run['shares']  # set -> share of each epoch's draws
+    # set -> share of each epoch's draws; default: the sets present, equally
+    shares = run.get('shares') or {s: 1.0 for s in {meta[i]['set'] for i in tr}}
     w = np.array([shares.get(meta[i]['set'], 0.0) / sum(1 for j in tr if meta[j]['set'] == meta[i]['set']) for i in tr])
     w = w / w.sum()
     per_epoch = run.get('epochImages', len(tr))

@@ -26,6 +26,7 @@ const rows = (await readFile(join(crops, 'index.csv'), 'utf8'))
   .slice(1, n + 1)
   .map((l) => l.split(','));
 const model = await loadModel(arg('--version'));
+const size = model.inputs[0].shape[1] as number;
 const out: { name: string; probability: number }[] = [];
 for (const r of rows) {
   const raw = await sharp(join(crops, 'img', r[0]))
@@ -33,7 +34,7 @@ for (const r of rows) {
     .raw()
     .toBuffer();
   const x = Float32Array.from(raw, (v) => v / 255);
-  const y = tf.tidy(() => model.predict(tf.tensor4d(x, [1, 224, 224, 1])) as tf.Tensor);
+  const y = tf.tidy(() => model.predict(tf.tensor4d(x, [1, size, size, 1])) as tf.Tensor);
   out.push({ name: r[0], probability: (await y.data())[0] });
   y.dispose();
 }

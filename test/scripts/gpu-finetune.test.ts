@@ -1,0 +1,128 @@
+/**
+ * The GPU fine-tune path end to end on a small graph, on this machine's CPU: export-crops
+ * writes the served lung crops, finetune.py rebuilds the tfjs graph in PyTorch and must give
+ * tfjs's probabilities on them (and write the untouched weights back byte for byte), a short
+ * run writes weights in the graph's layout, and import-weights makes a verified version of
+ * them. Needs Debian's python3-torch and python3-pil (.ci/run installs them).
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { readManifest, verifyManifest } from '../../src/ml/model-store/index.js';
+import { runCli as cli } from '../support/cli.js';
+import { scratchModelsAndData } from '../support/ml.js';
+import { alternatingSplit } from '../support/data.js';
+
+const PYTHON = '/usr/bin/python3';
+let root: string;
+let classifierDir: string;
+let segmenterDir: string;
+let data: string;
+let splitCsv: string;
+let crops: string;
+
+function run(cmd: string, args: string[]): { code: number | null; stdout: string; out: string } {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 300_000 });
+  return { code: r.status, stdout: r.stdout ?? '', out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+}
+
+before(async () => {
+  ({ root, data, classifierDir, segmenterDir } = await scratchModelsAndData('cxr-gpu-finetune-', {
+    count: 8,
+    seed: 27_401,
+    sizeMin: 128,
+    sizeMax: 192,
+    workSize: 128,
+  }));
+  splitCsv = join(root, 'split.csv');
+  await alternatingSplit(data, splitCsv);
+  const size = (await readManifest(classifierDir)).inputSize;
+  crops = join(root, 'crops');
+  const r = run('npx', [
+    'tsx',
+    'scripts/gpu/export-crops.ts',
+    '--data',
+    data,
+    '--split',
+    splitCsv,
+    '--segmenter',
+    segmenterDir,
+    '--out',
+    crops,
+    '--size',
+    String(size),
+  ]);
+  assert.equal(r.code, 0, r.out);
+});
+
+after(async () => {
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+test('PyTorch and torch are there: finetune.py needs them (python3-torch, python3-pil)', () => {
+  const r = run(PYTHON, ['-c', 'import torch, PIL, numpy']);
+  assert.equal(r.code, 0, `install python3-torch and python3-pil: ${r.out}`);
+});
+
+test('export-crops writes one crop per film of the split with its set, split and label', async () => {
+  const rows = (await readFile(join(crops, 'index.csv'), 'utf8')).trim().split('\n');
+  assert.equal(rows[0], 'name,file,set,split,label,cropped');
+  const split = (await readFile(splitCsv, 'utf8')).trim().split('\n').slice(1);
+  assert.equal(rows.length - 1, split.length);
+  for (const row of rows.slice(1)) {
+    const [name, file, , subset, label] = row.split(',');
+    assert.ok(existsSync(join(crops, 'img', name)), name);
+    const s = split.find((l) => l.startsWith(`${file},`))!.split(',');
+    assert.equal(subset, s[3]);
+    assert.equal(label, s[2] === 'pneumonia' ? '1' : '0');
+  }
+});
+
+test("finetune.py's PyTorch graph gives tfjs's probabilities on the crops and writes the untouched weights back byte for byte", async () => {
+  const ref = run('npx', ['tsx', 'scripts/gpu/reference-outputs.ts', '--version', classifierDir, '--crops', crops, '--n', '6']);
+  assert.equal(ref.code, 0, ref.out);
+  const refFile = join(root, 'reference.json');
+  await writeFile(refFile, ref.stdout);
+  const r = run(PYTHON, ['scripts/gpu/finetune.py', '--version', classifierDir, '--crops', crops, '--out', join(root, 'check'), '--check', refFile]);
+  assert.equal(r.code, 0, r.out);
+  assert.match(r.out, /max \|torch - tfjs\| probability over 6 crops: \S+/);
+  assert.match(r.out, /weights\.bin round trip identical: True/);
+});
+
+test('a short fine-tune writes weights in the graph layout that import-weights makes a verified version of', async () => {
+  const out = join(root, 'ft');
+  const runs = JSON.stringify([{ name: 'tiny', lr: 1e-3, epochs: 2, epochImages: 4, batch: 2 }]);
+  const r = run(PYTHON, ['scripts/gpu/finetune.py', '--version', classifierDir, '--crops', crops, '--out', out, '--runs', runs]);
+  assert.equal(r.code, 0, r.out);
+  assert.match(r.out, /\[tiny\] epoch 2\/2 loss \d/);
+  const results = JSON.parse(await readFile(join(out, 'results.json'), 'utf8')) as { run: { name: string }; best: { epoch: number }; history: unknown[] }[];
+  assert.equal(results[0].run.name, 'tiny');
+  assert.equal(results[0].history.length, 2);
+  const weights = join(out, 'tiny.weights.bin');
+  assert.notDeepEqual(await readFile(weights), await readFile(join(classifierDir, 'weights.bin')), 'training moved the weights');
+  const imported = await cli([
+    'import-weights',
+    weights,
+    '--from',
+    classifierDir,
+    '--split',
+    splitCsv,
+    '--data',
+    data,
+    '--segmenter',
+    segmenterDir,
+    '--target-recall',
+    '0.75',
+    '--version',
+    'v-finetuned',
+    '--best-epoch',
+    String(results[0].best.epoch),
+  ]);
+  assert.equal(imported.code, 0, imported.stderr);
+  const dir = join(dirname(classifierDir), 'v-finetuned');
+  assert.deepEqual(await verifyManifest(dir), { ok: true, modified: [], missing: [], unlisted: [] });
+  assert.deepEqual(await readFile(join(dir, 'weights.bin')), await readFile(weights));
+});
