@@ -178,7 +178,7 @@ class Graph(nn.Module):
         return vals[self.output_name].reshape(-1)
 
     def export(self, template):
-        """This graph's parameters under the tfjs weight names (the manifest's layout)."""
+        """This graph's parameters under the tfjs weight names; every name of `template` must be produced."""
         out = {}
         for name, m in self.mods.items():
             if isinstance(m, nn.Conv2d):
@@ -288,7 +288,8 @@ def focal(logit, y, gamma=2.0):
     return (1 - pt) ** gamma * bce
 
 
-def train_run(run, topology, weights, imgs, meta, dev, out_dir):
+def train_run(run, model, weights, imgs, meta, dev, out_dir):
+    topology = model['modelTopology']
     torch.manual_seed(run.get('seed', 1))
     gen = torch.Generator(device=dev)
     gen.manual_seed(run.get('seed', 1))
@@ -340,16 +341,15 @@ def train_run(run, topology, weights, imgs, meta, dev, out_dir):
         log(f"[{run['name']}] epoch {ep + 1}/{run['epochs']} loss {history[-1]['loss']:.4f} {time.time() - t0:.1f}s " + ', '.join(f"{s} auc {m[s]['auc']:.4f} spec@r95 {m[s]['specAtRecall95']:.3f}" for s in sets))
         if ep + 1 >= run.get('minEpoch', 1) and (best is None or score > best['score']):
             best = {'epoch': ep + 1, 'score': score, 'sets': m}
-            write_weights(topology_model, net.export(weights), os.path.join(out_dir, f"{run['name']}.weights.bin"))
+            write_weights(model, net.export(weights), os.path.join(out_dir, f"{run['name']}.weights.bin"))
     return {'run': run, 'start': base, 'best': best, 'history': history}
 
 
-topology_model = None
 DEADLINE = float('inf')
 
 
 def main():
-    global topology_model
+    global DEADLINE
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--version', required=True, help='classifier version folder (model.json + weights.bin)')
     ap.add_argument('--crops', required=True, help='folder written by export-crops.ts')
@@ -360,21 +360,21 @@ def main():
     a = ap.parse_args()
     dev = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     torch.backends.cudnn.benchmark = True
-    topology_model, weights = read_weights(a.version)
+    model, weights = read_weights(a.version)
     os.makedirs(a.out, exist_ok=True)
     if a.check:
         from PIL import Image
 
         ref = json.load(open(a.check))
         x = np.stack([np.asarray(Image.open(os.path.join(a.crops, 'img', r['name'])).convert('L'), dtype=np.uint8) for r in ref])
-        net = Graph(topology_model['modelTopology'], weights).to(dev)
+        net = Graph(model['modelTopology'], weights).to(dev)
         net.eval()
         with torch.no_grad():
             p = torch.sigmoid(net(torch.from_numpy(x).float().div(255).unsqueeze(1).to(dev))).cpu().numpy()
         diff = np.abs(p - np.array([r['probability'] for r in ref]))
         log(f'max |torch - tfjs| probability over {len(ref)} crops: {diff.max():.2e}')
         # round trip: exporting the untouched graph gives back the same float16 weights
-        write_weights(topology_model, net.export(weights), os.path.join(a.out, 'roundtrip.weights.bin'))
+        write_weights(model, net.export(weights), os.path.join(a.out, 'roundtrip.weights.bin'))
         same = open(os.path.join(a.out, 'roundtrip.weights.bin'), 'rb').read() == open(os.path.join(a.version, 'weights.bin'), 'rb').read()
         log(f'weights.bin round trip identical: {same}')
         sys.exit(0 if diff.max() < 1e-3 and same else 1)
@@ -382,14 +382,13 @@ def main():
     log(f'{len(meta)} crops on {dev} ({torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu"})')
     runs = json.loads(a.runs) if a.runs else [{'name': 'adult50', 'shares': {'nih-cxr8-pneumonia': 0.5, 'kermany-pediatric-pneumonia': 0.5}, 'lr': 1e-4, 'epochs': 12}]
     results = []
-    global DEADLINE
     DEADLINE = time.time() + a.budget_seconds
     for run in runs:
         if time.time() >= DEADLINE:
             log(f"[{run['name']}] skipped: the time budget is spent")
             continue
         t0 = time.time()
-        results.append(train_run(run, topology_model['modelTopology'], weights, imgs, meta, dev, a.out))
+        results.append(train_run(run, model, weights, imgs, meta, dev, a.out))
         results[-1]['seconds'] = time.time() - t0
         json.dump(results, open(os.path.join(a.out, 'results.json'), 'w'), indent=1)
     log(json.dumps([{'name': r['run']['name'], 'best': r['best'], 'seconds': round(r['seconds'])} for r in results], indent=1))
