@@ -71,6 +71,8 @@ export interface RecalibrateResult {
   n: number;
   /** the probability calibration fitted (null with fit 'none') */
   probabilityCalibration: CalibrationInfo | null;
+  /** each scored image: its set, label and the pooled (calibrated) probability the threshold was picked on */
+  rows: { dataset: string; label: number; probability: number }[];
 }
 
 /**
@@ -194,6 +196,7 @@ export async function recalibrate(o: RecalibrateOptions): Promise<RecalibrateRes
     recallAtPrevious: result.recall,
     n: items.length,
     probabilityCalibration,
+    rows: labels.map((label, i) => ({ dataset: datasets[i], label, probability: probabilities[i] })),
   };
 }
 

@@ -24,6 +24,7 @@ let segmenterDir: string;
 let data: string;
 let splitCsv: string;
 let validation: Set<string>;
+let testCount: number;
 /** the base version's weights with the output layer's bias moved, so the import is a new model */
 let moved: string;
 /** whether the graph stores its weights as float16 (else float32) */
@@ -46,6 +47,12 @@ before(async () => {
   }));
   splitCsv = join(root, 'split.csv');
   validation = (await alternatingSplit(data, splitCsv)).validation;
+  // every other train film becomes a test film, so the import has test figures to record
+  let k = 0;
+  const lines = (await readFile(splitCsv, 'utf8')).trimEnd().split('\n');
+  const rewritten = lines.map((l, i) => (i > 0 && l.endsWith(',train') && k++ % 2 === 0 ? l.replace(/,train$/, ',test') : l));
+  testCount = rewritten.filter((l) => l.endsWith(',test')).length;
+  await writeFile(splitCsv, `${rewritten.join('\n')}\n`);
   const graph = JSON.parse(await readFile(join(classifierDir, 'model.json'), 'utf8')) as { weightsManifest: { weights: Spec[] }[] };
   const bytes = new Uint8Array(await readFile(join(classifierDir, 'weights.bin')));
   let off = 0;
@@ -120,6 +127,12 @@ test('an imported weights.bin becomes a verified version: its weights, model.onn
   assert.ok(m.threshold!.validationSensitivity >= 0.75);
   assert.equal(m.metrics.validation.n, validation.size);
   assert.equal(m.metrics.validation.threshold, m.threshold!.value);
+  assert.equal(m.metrics.validation.recall, m.threshold!.validationSensitivity);
+  // the split's test films scored through the version as served, at the same threshold
+  assert.ok(testCount > 0);
+  assert.equal(m.metrics.test.n, testCount);
+  assert.equal(m.metrics.test.threshold, m.threshold!.value);
+  assert.ok(m.metrics.test.ci95, 'test figures carry bootstrap intervals');
   assert.equal(m.drift!.n, validation.size);
   // the engine serves it by name
   const engine = await loadEngine({ modelsDir: models, classifierDir: dir, threads: 1 });

@@ -28,6 +28,9 @@ import {
 } from '../../ml/model-store/index.js';
 import { exportModelVersion } from '../../ml/onnx/model-version.js';
 import { recalibrate } from '../recalibrate.js';
+import { scoreItems } from '../score-items.js';
+import { loadSplitItems } from '../../ml/calibrate.js';
+import { setFigures } from '../../ml/evaluate.js';
 import { action, collect, invocation, parseInteger, parseNumber } from '../run.js';
 
 interface ImportCliOptions {
@@ -53,6 +56,32 @@ async function weightSpecs(modelJson: string): Promise<WeightSpec[]> {
     throw new CxrError('E_MODEL_INVALID', `${modelJson}: weights can be imported only for a graph whose weights are one weights.bin`);
   }
   return groups[0].weights;
+}
+
+interface ScoredRow {
+  dataset: string;
+  label: number;
+  probability: number;
+}
+
+/** Validation and test figures at the pooled threshold, and each set's on its own rows (as refit-head and train record them). */
+function importedMetrics(validation: readonly ScoredRow[], test: readonly ScoredRow[], threshold: number): ModelManifest['metrics'] {
+  const figures = (rs: readonly ScoredRow[]) =>
+    rs.length
+      ? setFigures(
+          rs.map((r) => r.probability),
+          rs.map((r) => r.label),
+          threshold,
+        )
+      : {};
+  const names = [...new Set(validation.map((r) => r.dataset))].sort();
+  const sets =
+    names.length > 1
+      ? Object.fromEntries(
+          names.map((s) => [s, { validation: figures(validation.filter((r) => r.dataset === s)), test: figures(test.filter((r) => r.dataset === s)) }]),
+        )
+      : undefined;
+  return { validation: figures(validation), test: figures(test), ...(sets ? { sets } : {}) };
 }
 
 export function register(program: Command): void {
@@ -155,14 +184,27 @@ export function register(program: Command): void {
               write: 'in-place',
             });
             const c = r.calibration;
+            // the test films through the version as it now serves (its calibration applied)
+            const testItems = await loadSplitItems(
+              o.data.map((d) => resolve(d)),
+              join(dir, 'split.csv'),
+              'test',
+            );
+            const test = testItems.length
+              ? (
+                  await scoreItems(
+                    testItems,
+                    { segmenterDir: resolve(o.segmenter!), classifierDir: dir, tta: views, precision: { classifier: 'float' } },
+                    {
+                      task: 'test',
+                      verb: 'scoring',
+                      what: 'test images',
+                    },
+                  )
+                ).images.map((img, i) => ({ dataset: testItems[i].source ?? '', label: img.label, probability: img.probability }))
+              : [];
             const { files: _f, ...m } = await readManifest(dir);
-            await writeManifest(dir, {
-              ...m,
-              metrics: {
-                validation: { threshold: c.threshold, recall: c.sensitivity, specificity: c.specificity, n: r.n, confusion: { ...c.confusion } },
-                test: {},
-              },
-            });
+            await writeManifest(dir, { ...m, metrics: importedMetrics(r.rows, test, c.threshold) });
             process.stderr.write(
               `threshold on the served pipeline (${views} TTA views, ${r.n} validation films): ${c.threshold.toFixed(4)}, recall ${c.sensitivity.toFixed(3)}, specificity ${c.specificity?.toFixed(3) ?? 'n/a'}\n` +
                 '`cxr-triage evaluate --split ... --subset test` scores the test films; `refit-head`, `quantize` and `calibrate --population` work on it as on any version\n',
