@@ -1,8 +1,8 @@
 /**
- * Writes every film's classifier input (the lung crop, 224 x 224, before augmentation) as a
+ * Writes every film's classifier input (the lung crop, 224 x 224 by default, before augmentation) as a
  * grayscale JPEG, with an index of split, set and label, so a GPU machine can fine-tune the
  * network without the dataset folders or this project's pixel code.
- *   npx tsx scripts/gpu/export-crops.ts --data DIR... --split split.csv --segmenter DIR --out DIR [--size 224] [--quality 92] [--splits train,validation,test]
+ * `--help` prints the usage.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,22 +13,33 @@ import { readSplitFile } from '../../src/data/split.js';
 import { parseWindowPolicy } from '../../src/dicom/index.js';
 import { segmenterMasks } from '../../src/ml/train/dataset-source.js';
 import { initBackend } from '../../src/ml/backend.js';
+import { scriptArgs } from './cli-args.js';
 
-const args = process.argv.slice(2);
-const many = (name: string): string[] => args.flatMap((a, k) => (a === name ? [args[k + 1]] : []));
-const one = (name: string, dflt?: string): string => {
-  const v = many(name)[0] ?? dflt;
-  if (v === undefined) throw new Error(`${name} is required`);
-  return v;
-};
-const out = one('--out');
-const quality = Number(one('--quality', '92'));
-const size = Number(one('--size', '224'));
-const wanted = new Set(one('--splits', 'train,validation,test').split(','));
+const USAGE = `Usage: npx tsx scripts/gpu/export-crops.ts --data DIR [--data DIR...] --split CSV --segmenter DIR --out DIR
+  [--size 224] [--quality 92] [--splits train,validation,test]
+Writes each film's classifier input (the served lung crop, before augmentation) as a grayscale
+JPEG into DIR/img/ and DIR/index.csv (name,file,set,split,label,cropped) for scripts/gpu/finetune.py.`;
+const o = scriptArgs(
+  USAGE,
+  {
+    data: { multiple: true },
+    split: {},
+    segmenter: {},
+    out: {},
+    size: { default: '224' },
+    quality: { default: '92' },
+    splits: { default: 'train,validation,test' },
+  },
+  ['data', 'split', 'segmenter', 'out'],
+);
+const out = o.one('out');
+const quality = Number(o.one('quality'));
+const size = Number(o.one('size'));
+const wanted = new Set(o.one('splits').split(','));
 await initBackend();
-const pool = await loadDatasets(many('--data').map((dir) => ({ dir })));
-const split = await readSplitFile(one('--split'));
-const seg = await segmenterMasks(one('--segmenter'));
+const pool = await loadDatasets(o.many('data').map((dir) => ({ dir })));
+const split = await readSplitFile(o.one('split'));
+const seg = await segmenterMasks(o.one('segmenter'));
 const window = parseWindowPolicy(undefined);
 const splitOf = new Map(split.assignments.map((a) => [a.file, a.split]));
 const items = pool.items.filter((i) => wanted.has(splitOf.get(i.file) ?? ''));

@@ -1,7 +1,7 @@
 /**
  * The tfjs probabilities of a version's graph on the first crops of an export-crops folder,
  * so finetune.py --check can show that its PyTorch rebuild of the graph computes the same.
- *   npx tsx scripts/gpu/reference-outputs.ts --version DIR --crops DIR [--n 16] > reference.json
+ * `--help` prints the usage.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -9,23 +9,23 @@ import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { initBackend } from '../../src/ml/backend.js';
 import { loadModel } from '../../src/ml/model-io.js';
+import { scriptArgs } from './cli-args.js';
 
-const args = process.argv.slice(2);
-const arg = (name: string, dflt?: string): string => {
-  const k = args.indexOf(name);
-  const v = k >= 0 ? args[k + 1] : dflt;
-  if (v === undefined) throw new Error(`${name} is required`);
-  return v;
-};
+const o = scriptArgs(
+  `Usage: npx tsx scripts/gpu/reference-outputs.ts --version DIR --crops DIR [--n 16] > reference.json
+Prints the tfjs probabilities of the version's graph on the first n crops of an export-crops folder.`,
+  { version: {}, crops: {}, n: { default: '16' } },
+  ['version', 'crops'],
+);
 await initBackend();
-const crops = arg('--crops');
-const n = Number(arg('--n', '16'));
+const crops = o.one('crops');
+const n = Number(o.one('n'));
 const rows = (await readFile(join(crops, 'index.csv'), 'utf8'))
   .trim()
   .split('\n')
   .slice(1, n + 1)
   .map((l) => l.split(','));
-const model = await loadModel(arg('--version'));
+const model = await loadModel(o.one('version'));
 const size = model.inputs[0].shape[1] as number;
 const out: { name: string; probability: number }[] = [];
 for (const r of rows) {

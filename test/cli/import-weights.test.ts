@@ -9,7 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { readManifest, verifyManifest } from '../../src/ml/model-store/index.js';
 import { loadEngine } from '../../src/inference/engine.js';
@@ -158,9 +158,19 @@ test('a weights file that does not fit the graph, or holds a NaN, is E_MODEL_INV
   assert.deepEqual(await readdir(dirname(classifierDir)), before);
 });
 
-test('a classifier import without the data and segmenter to calibrate on is E_BAD_ARGUMENT', async () => {
-  const r = await cli(['import-weights', moved, '--from', classifierDir, '--split', splitCsv]);
+test('an import without the data and segmenter to calibrate on, of a segmenter, or with two --log files of one name is E_BAD_ARGUMENT', async () => {
+  const r = await cli(['import-weights', moved, '--from', classifierDir, '--split', splitCsv, '--version', 'v-none']);
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /E_BAD_ARGUMENT.*give --data/);
+  const seg = await cli(['import-weights', moved, '--from', segmenterDir, '--data', data, '--segmenter', segmenterDir]);
+  assert.match(seg.stderr, /E_BAD_ARGUMENT.*is a segmenter version: import-weights makes classifier versions/);
+  const a = join(root, 'a');
+  const b = join(root, 'b');
+  for (const d of [a, b]) {
+    await mkdir(d, { recursive: true });
+    await writeFile(join(d, 'log.txt'), d);
+  }
+  const twice = await cli([...importArgs(moved, '--version', 'v-none'), '--log', join(a, 'log.txt'), '--log', join(b, 'log.txt')]);
+  assert.match(twice.stderr, /E_BAD_ARGUMENT.*two --log files are both named log\.txt/);
   assert.equal(existsSync(join(dirname(classifierDir), 'v-none')), false);
 });

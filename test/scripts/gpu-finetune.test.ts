@@ -126,3 +126,23 @@ test('a short fine-tune writes weights in the graph layout that import-weights m
   assert.deepEqual(await verifyManifest(dir), { ok: true, modified: [], missing: [], unlisted: [] });
   assert.deepEqual(await readFile(join(dir, 'weights.bin')), await readFile(weights));
 });
+
+test('the scripts answer --help and refuse a missing option with E_BAD_ARGUMENT and exit 2', () => {
+  for (const [script, partial] of [
+    ['scripts/gpu/export-crops.ts', '--out'],
+    ['scripts/gpu/reference-outputs.ts', '--crops'],
+  ]) {
+    const help = run('npx', ['tsx', script, '--help']);
+    assert.equal(help.code, 0, help.out);
+    assert.match(help.stdout, /^Usage: npx tsx scripts\/gpu\//);
+    const missing = run('npx', ['tsx', script, partial, 'x']);
+    assert.equal(missing.code, 2, missing.out);
+    assert.match(missing.out, /error E_BAD_ARGUMENT: --\w+ is required\nUsage:/);
+    const unknown = run('npx', ['tsx', script, '--bogus', 'x']);
+    assert.equal(unknown.code, 2, unknown.out);
+    assert.match(unknown.out, /error E_BAD_ARGUMENT: Unknown option '--bogus'/);
+  }
+  const py = run(PYTHON, ['scripts/gpu/finetune.py', '--help']);
+  assert.equal(py.code, 0, py.out);
+  assert.match(py.stdout, /--check CHECK/);
+});

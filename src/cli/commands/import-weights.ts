@@ -1,11 +1,11 @@
 /**
- * import-weights: a version from weights trained elsewhere for an existing version's graph
- * (scripts/gpu/finetune.py fine-tunes the whole network on a GPU machine and writes a
- * weights.bin in the same layout). The new version keeps the graph, split and data
- * provenance of the version it started from, records where its weights came from, exports
- * model.onnx (checked against tfjs), and for a classifier picks its threshold and probability
- * calibration on the served pipeline over the split's validation films, as `train` does. All
- * of it in a staging folder: a failure publishes nothing.
+ * import-weights: a classifier version from weights trained elsewhere for an existing version's
+ * graph (scripts/gpu/finetune.py fine-tunes the whole network on a GPU machine and writes a
+ * weights.bin in the same layout). The new version keeps the graph, split and data provenance
+ * of the version it started from, records where its weights came from, exports model.onnx
+ * (checked against tfjs), picks its threshold and probability calibration on the served
+ * pipeline over the split's validation films, as `train` does, and records the validation and
+ * test figures at that threshold. All of it in a staging folder: a failure publishes nothing.
  */
 import type { Command } from 'commander';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -31,6 +31,7 @@ import { recalibrate } from '../recalibrate.js';
 import { scoreItems } from '../score-items.js';
 import { loadSplitItems } from '../../ml/calibrate.js';
 import { setFigures } from '../../ml/evaluate.js';
+import { datasetName } from '../../data/multi-dataset.js';
 import { action, collect, invocation, parseInteger, parseNumber } from '../run.js';
 
 interface ImportCliOptions {
@@ -88,36 +89,41 @@ export function register(program: Command): void {
   program
     .command('import-weights')
     .description(
-      'make a NEW version from a weights.bin trained elsewhere (e.g. scripts/gpu/finetune.py on a GPU) for the graph of --from: ' +
-        'same model.json, split and data provenance; model.onnx exported and checked; a classifier gets its threshold and calibration on the served pipeline (validation films)',
+      'make a NEW classifier version from a weights.bin trained elsewhere (e.g. scripts/gpu/finetune.py on a GPU) for the graph of --from: ' +
+        'same model.json, split and data provenance; model.onnx exported and checked; threshold and calibration picked on the served pipeline (validation films), validation and test figures recorded',
     )
     .argument('<weights>', 'the weights.bin to import (the layout of --from/model.json)')
     .requiredOption('--from <dir>', 'the version whose graph the weights are for (and whose split and data they were trained on)')
     .option('--out <dir>', 'models folder of that kind, e.g. models/classifier (default: the folder holding --from)')
     .option('--version <name>', 'version folder name (default v<date>-<time>)')
     .option('--method <text>', 'how the weights were trained, for the manifest and model card', 'whole-network fine-tune outside this project')
-    .option('--data <dir>', 'classifier: the dataset folders of the split (repeat for a pool), to calibrate on its validation films', collect, [])
+    .option('--data <dir>', 'the dataset folders of the split (repeat for a pool), to calibrate on its validation films', collect, [])
     .option('--split <csv>', 'the split the weights were trained on (default: --from/split.csv); travels with the version')
-    .option('--segmenter <dir>', 'classifier: the segmenter version giving the lung crops (with model.onnx)')
+    .option('--segmenter <dir>', 'the segmenter version giving the lung crops (with model.onnx)')
     .option('--epochs <n>', 'epochs the outside run trained')
     .option('--best-epoch <n>', 'the epoch whose weights these are')
     .option('--log <file>', 'a file of the outside run to keep in the version under training/ (its log, results); repeatable', collect, [])
-    .option('--target-recall <r>', 'classifier: recall the threshold is calibrated for on validation', '0.95')
-    .option('--tta <n>', `classifier: TTA views of the calibration (default ${DEFAULT_TTA}, as served)`)
+    .option('--target-recall <r>', 'recall the threshold is calibrated for on validation', '0.95')
+    .option('--tta <n>', `TTA views of the calibration (default ${DEFAULT_TTA}, as served)`)
     .action(
       action(async (weightsPath: string, o: ImportCliOptions, cmd: Command) => {
         const from = resolve(o.from);
         const base = await readManifest(from);
-        const classifier = base.name === 'classifier';
+        // finetune.py trains a classifier (a label per film); a segmenter's weights have no such path here
+        if (base.name !== 'classifier') throw new CxrError('E_BAD_ARGUMENT', `${o.from} is a ${base.name} version: import-weights makes classifier versions`);
         const targetRecall = parseNumber('--target-recall', o.targetRecall);
         const views = o.tta === undefined ? DEFAULT_TTA : parseInteger('--tta', o.tta, 1);
-        if (classifier && (o.data.length === 0 || !o.segmenter)) {
+        if (o.data.length === 0 || !o.segmenter) {
           throw new CxrError('E_BAD_ARGUMENT', 'a classifier is calibrated on its split: give --data (each folder of the split) and --segmenter');
         }
         const splitPath = o.split ? resolve(o.split) : join(from, 'split.csv');
         if (o.split && !existsSync(splitPath)) throw new CxrError('E_BAD_ARGUMENT', `--split ${o.split}: no such file`);
-        if (classifier && !existsSync(splitPath)) throw new CxrError('E_BAD_ARGUMENT', `${o.from} has no split.csv to calibrate on: give --split`);
+        if (!existsSync(splitPath)) throw new CxrError('E_BAD_ARGUMENT', `${o.from} has no split.csv to calibrate on: give --split`);
         for (const f of o.log) if (!existsSync(f)) throw new CxrError('E_BAD_ARGUMENT', `--log ${f}: no such file`);
+        const logNames = o.log.map((f) => basename(f));
+        const clash = logNames.find((n, i) => logNames.indexOf(n) !== i);
+        if (clash !== undefined)
+          throw new CxrError('E_BAD_ARGUMENT', `two --log files are both named ${clash}: they would overwrite each other under training/`);
         const bytes = new Uint8Array(await readFile(resolve(weightsPath)));
         const checked = checkImportedWeights(await weightSpecs(join(from, 'model.json')), bytes);
         process.stderr.write(`weights: ${checked.values} values, ${checked.bytes} bytes, all finite, in the layout of ${base.version}\n`);
@@ -131,7 +137,7 @@ export function register(program: Command): void {
           const dir = staged.dir;
           await copyFile(join(from, 'model.json'), join(dir, 'model.json'));
           await writeFile(join(dir, 'weights.bin'), bytes);
-          if (existsSync(splitPath)) await copyFile(splitPath, join(dir, 'split.csv'));
+          await copyFile(splitPath, join(dir, 'split.csv'));
           const logs: string[] = [];
           if (o.log.length > 0) await mkdir(join(dir, 'training'), { recursive: true });
           for (const f of o.log) {
@@ -168,48 +174,54 @@ export function register(program: Command): void {
             training,
             metrics: { validation: {}, test: {} },
             // replaced by the calibration below before anything is published
-            threshold: classifier ? { value: 0.5, targetRecall, validationSensitivity: 0, validationSpecificity: null } : null,
-            ...(classifier ? { notes: THRESHOLD_NOTES } : {}),
+            threshold: { value: 0.5, targetRecall, validationSensitivity: 0, validationSpecificity: null },
+            notes: THRESHOLD_NOTES,
           });
           await exportModelVersion(dir, (line) => process.stderr.write(`${line}\n`));
-          if (classifier) {
-            const r = await recalibrate({
-              dataDir: o.data,
-              splitPath: join(dir, 'split.csv'),
-              subset: 'validation',
-              classifierDir: dir,
-              engine: { segmenterDir: resolve(o.segmenter!) },
-              targetRecall,
-              views,
-              write: 'in-place',
-            });
-            const c = r.calibration;
-            // the test films through the version as it now serves (its calibration applied)
-            const testItems = await loadSplitItems(
-              o.data.map((d) => resolve(d)),
-              join(dir, 'split.csv'),
-              'test',
-            );
-            const test = testItems.length
-              ? (
-                  await scoreItems(
-                    testItems,
-                    { segmenterDir: resolve(o.segmenter!), classifierDir: dir, tta: views, precision: { classifier: 'float' } },
-                    {
-                      task: 'test',
-                      verb: 'scoring',
-                      what: 'test images',
-                    },
-                  )
-                ).images.map((img, i) => ({ dataset: testItems[i].source ?? '', label: img.label, probability: img.probability }))
-              : [];
-            const { files: _f, ...m } = await readManifest(dir);
-            await writeManifest(dir, { ...m, metrics: importedMetrics(r.rows, test, c.threshold) });
-            process.stderr.write(
-              `threshold on the served pipeline (${views} TTA views, ${r.n} validation films): ${c.threshold.toFixed(4)}, recall ${c.sensitivity.toFixed(3)}, specificity ${c.specificity?.toFixed(3) ?? 'n/a'}\n` +
-                '`cxr-triage evaluate --split ... --subset test` scores the test films; `refit-head`, `quantize` and `calibrate --population` work on it as on any version\n',
-            );
-          }
+          const r = await recalibrate({
+            dataDir: o.data,
+            splitPath: join(dir, 'split.csv'),
+            subset: 'validation',
+            classifierDir: dir,
+            engine: { segmenterDir: resolve(o.segmenter!) },
+            targetRecall,
+            views,
+            write: 'in-place',
+          });
+          const c = r.calibration;
+          // the test films through the version as it now serves (its calibration applied)
+          const testItems = await loadSplitItems(
+            o.data.map((d) => resolve(d)),
+            join(dir, 'split.csv'),
+            'test',
+          );
+          const test = testItems.length
+            ? (
+                await scoreItems(
+                  testItems,
+                  { segmenterDir: resolve(o.segmenter!), classifierDir: dir, tta: views, precision: { classifier: 'float' } },
+                  {
+                    task: 'test',
+                    verb: 'scoring',
+                    what: 'test images',
+                  },
+                )
+              ).images.map((img, i) => ({
+                dataset: testItems[i].source || (o.data.length === 1 ? datasetName(o.data[0]) : ''),
+                label: img.label,
+                probability: img.probability,
+              }))
+            : [];
+          const { files: _f, ...previous } = await readManifest(dir);
+          const m = { ...previous, metrics: importedMetrics(r.rows, test, c.threshold) };
+          await writeManifest(dir, m);
+          const t = (m.metrics.test ?? {}) as Record<string, unknown>;
+          const f3 = (v: unknown) => (typeof v === 'number' ? v.toFixed(3) : 'n/a');
+          process.stderr.write(
+            `threshold on the served pipeline (${views} TTA views, ${r.n} validation films): ${c.threshold.toFixed(4)}, recall ${c.sensitivity.toFixed(3)}, specificity ${f3(c.specificity)}\n` +
+              `test (${test.length} films, pooled, at that threshold): AUC ${f3(t.auc)}, recall ${f3(t.recall)}, specificity ${f3(t.specificity)}\n` +
+              '`quantize`, `calibrate --population`, `refit-head` and `evaluate --save` work on it as on any version\n',
+          );
           const published = await staged.publish();
           process.stdout.write(`${published}\n`);
         } finally {

@@ -1,0 +1,46 @@
+/**
+ * The scripts' command lines (node:util parseArgs, string options only): `--help` prints the
+ * usage; a missing or unknown option prints what is wrong and the usage and exits 2, as the
+ * CLI's input errors do.
+ */
+import { parseArgs } from 'node:util';
+
+export interface ScriptOption {
+  multiple?: boolean;
+  default?: string;
+}
+
+export interface ScriptArgs {
+  /** a single option's value (its default when not given) */
+  one(name: string): string;
+  /** a repeatable option's values */
+  many(name: string): string[];
+}
+
+export function scriptArgs(usage: string, options: Record<string, ScriptOption>, required: readonly string[]): ScriptArgs {
+  const fail = (message: string): never => {
+    process.stderr.write(`error E_BAD_ARGUMENT: ${message}\n${usage}\n`);
+    process.exit(2);
+  };
+  let values: Record<string, string | boolean | (string | boolean)[] | undefined> = {};
+  try {
+    const config = Object.fromEntries(
+      Object.entries(options).map(([k, v]) => [
+        k,
+        { type: 'string' as const, ...(v.multiple ? { multiple: true } : {}), ...(v.default !== undefined ? { default: v.default } : {}) },
+      ]),
+    );
+    values = parseArgs({ options: { ...config, help: { type: 'boolean' } }, allowPositionals: false }).values;
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  if (values.help) {
+    process.stdout.write(`${usage}\n`);
+    process.exit(0);
+  }
+  for (const name of required) if (values[name] === undefined) fail(`--${name} is required`);
+  return {
+    one: (name) => String(values[name]),
+    many: (name) => ((values[name] as string[] | undefined) ?? []).map(String),
+  };
+}
