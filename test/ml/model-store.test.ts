@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import {
   assertManifest,
   decisionDifferences,
@@ -209,6 +210,18 @@ test('shipped manifests hold no absolute path and still verify against their fil
   }
   // each manifest is a published version the store lists (none hides in a folder it skips)
   assert.equal(versions, manifests.length);
+});
+
+test("no file a shipped manifest hashes matches the repository's ignore rules: a fresh clone would lack it and the version would not verify", async () => {
+  const root = join(SHIPPED, '..');
+  const hashed: string[] = [];
+  for (const name of ['segmenter', 'classifier'] as const) {
+    for (const v of await listVersions(SHIPPED, name)) for (const f of Object.keys(v.manifest.files)) hashed.push(relative(root, join(v.dir, f)));
+  }
+  assert.ok(hashed.length > 10);
+  // --no-index: judged by the patterns alone, tracked or not; exit 1 means none is ignored
+  const r = spawnSync('git', ['check-ignore', '--no-index', '--stdin'], { cwd: root, input: hashed.join('\n'), encoding: 'utf8' });
+  assert.equal(r.status, 1, `ignored by .gitignore: ${r.stdout}${r.stderr}`);
 });
 
 test('writeManifest refuses an absolute path; portablePath names the most specific root, else external', async () => {
