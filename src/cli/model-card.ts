@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { readPerImageCsv } from '../ml/evaluation-files.js';
+import { picturedFilms, readPerImageCsv, type PerImageRow } from '../ml/evaluation-files.js';
 import { TRAINING_EVALUATION } from '../ml/train/finalize.js';
 import { CxrError } from '../errors.js';
 import { encodeRgbPng } from '../imaging/png.js';
@@ -100,7 +100,7 @@ async function savedEvaluations(dir: string, given: readonly string[]): Promise<
   return out;
 }
 
-async function perImage(folder: string): Promise<{ file: string; label: number; probability: number }[]> {
+async function perImage(folder: string): Promise<PerImageRow[]> {
   const path = join(folder, 'per-image.csv');
   if (!existsSync(path)) return [];
   return readPerImageCsv(path);
@@ -140,28 +140,21 @@ const pictureName = (set: string, subset: string) => `errors-${set}-${subset}.pn
 
 /**
  * The three normal films scored highest and the three pneumonias scored lowest of an
- * evaluation, through the served pipeline with this version, as one sheet.
+ * evaluation (picturedFilms), each captioned with the evaluation's own probability and decision
+ * (at its population's threshold), the overlays drawn through the served pipeline.
  */
 async function drawErrors(e: SavedEvaluation, versionDir: string, segmenterDir: string, out: string): Promise<boolean> {
-  const rows = await perImage(e.folder);
-  if (rows.length === 0 || e.dataDirs.length === 0) return false;
-  const fp = rows
-    .filter((r) => r.label === 0)
-    .sort((a, b) => b.probability - a.probability)
-    .slice(0, 3);
-  const fn = rows
-    .filter((r) => r.label === 1)
-    .sort((a, b) => a.probability - b.probability)
-    .slice(0, 3);
-  const wanted = new Set([...fp, ...fn].map((r) => r.file));
-  const items = (await loadEvalItems(e.dataDirs, { pooled: e.dataDirs.length === 1 && rows.some((r) => r.file.startsWith(`${e.sets[0]}/`)) })).filter((i) =>
+  const films = picturedFilms(await perImage(e.folder));
+  if (films.length === 0 || e.dataDirs.length === 0) return false;
+  const wanted = new Set(films.map((r) => r.file));
+  const items = (await loadEvalItems(e.dataDirs, { pooled: e.dataDirs.length === 1 && films.some((r) => r.file.startsWith(`${e.sets[0]}/`)) })).filter((i) =>
     wanted.has(i.id),
   );
   if (items.length === 0) return false;
   const engine = await loadEngine({ classifierDir: versionDir, segmenterDir, threads: 1 });
   const tiles: FilmTile[] = [];
   try {
-    for (const r of [...fp, ...fn]) {
+    for (const r of films) {
       const item = items.find((i) => i.id === r.file);
       if (!item) continue;
       const image = await item.image();
@@ -169,13 +162,13 @@ async function drawErrors(e: SavedEvaluation, versionDir: string, segmenterDir: 
       tiles.push({
         image,
         ...scoreOverlays(s, image.width, image.height),
-        caption: [`${r.label ? 'PNEUMONIA' : 'NORMAL'} ${s.probability.toFixed(3)}`, basename(r.file).slice(0, 20)],
+        caption: [`${r.label ? 'PNEUMONIA' : 'NORMAL'} ${r.probability.toFixed(3)}`, r.verdict, basename(r.file).slice(0, 20)],
       });
     }
   } finally {
     await engine.close();
   }
-  const sheet = contactSheet(tiles, { side: 112, columns: 3, title: `${e.sets.join('+')} ${e.subset} - MOST CONFIDENT ERRORS` });
+  const sheet = contactSheet(tiles, { side: 112, columns: 3, title: `${e.sets.join('+')} ${e.subset} - TOP NORMALS, BOTTOM PNEUMONIAS` });
   await writeFile(out, await encodeRgbPng(sheet.data, sheet.width, sheet.height));
   return true;
 }
@@ -249,9 +242,9 @@ export async function buildModelCard(dir: string, opts: CardOptions = {}): Promi
     const p = `${CARD_DIR}/${pictureName(e.sets.join('+'), e.subset)}`;
     if (pictures.includes(p))
       failureModes.push({
-        title: `Most confident errors on ${e.sets.join('+')} ${e.subset}`,
+        title: `Highest-scored normal films and lowest-scored pneumonias on ${e.sets.join('+')} ${e.subset}`,
         detail:
-          'the normal films this version scores highest (top row) and the pneumonias it scores lowest (bottom row), with the lung outline and the CAM heatmap the served pipeline draws.',
+          "the normal films this version scores highest (top row) and the pneumonias it scores lowest (bottom row), each with the evaluation's probability and what it decided (FLAGGED or CLEARED a normal film, CAUGHT or MISSED a pneumonia, at the threshold of the population it decided at), the lung outline and the CAM heatmap the served pipeline draws.",
         pictures: [p],
       });
   }

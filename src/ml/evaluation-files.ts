@@ -120,12 +120,14 @@ export interface PerImageRow {
   rawProbability?: number;
   spread?: number;
   lungAreaFraction?: number;
+  /** the decision the evaluation made (at the threshold of the population it decided at), where the file has it */
+  decision?: 'positive' | 'negative';
 }
 
 /** The rows of a per-image CSV (as perImageCsv writes it); raw_probability and spread where the file has them. */
 export async function readPerImageCsv(path: string): Promise<PerImageRow[]> {
   const t = parseCsv(await readFile(path, 'utf8'), path);
-  const [f, l, p, raw, s, area] = ['file', 'label', 'probability', 'raw_probability', 'spread', 'lung_area'].map((c) => t.header.indexOf(c));
+  const [f, l, p, raw, s, area, d] = ['file', 'label', 'probability', 'raw_probability', 'spread', 'lung_area', 'decision'].map((c) => t.header.indexOf(c));
   const number = (fields: string[], k: number, line: number): number => {
     const v = Number(fields[k]);
     if (!Number.isFinite(v)) throw new CxrError('E_BAD_DATASET', `${path} line ${line}: ${t.header[k]} '${fields[k]}' is not a number`);
@@ -137,6 +139,7 @@ export async function readPerImageCsv(path: string): Promise<PerImageRow[]> {
     const rawProbability = optional(r.fields, raw, r.line);
     const spread = optional(r.fields, s, r.line);
     const lungAreaFraction = optional(r.fields, area, r.line);
+    const decision = d >= 0 && (r.fields[d] === 'positive' || r.fields[d] === 'negative') ? r.fields[d] : undefined;
     return {
       file: r.fields[f],
       label: r.fields[l] === 'pneumonia' || r.fields[l] === '1' ? 1 : 0,
@@ -144,6 +147,30 @@ export async function readPerImageCsv(path: string): Promise<PerImageRow[]> {
       ...(rawProbability !== undefined ? { rawProbability } : {}),
       ...(spread !== undefined ? { spread } : {}),
       ...(lungAreaFraction !== undefined ? { lungAreaFraction } : {}),
+      ...(decision ? { decision } : {}),
     };
   });
+}
+
+/**
+ * The films a model card pictures for one evaluation: the `n` normal films scored highest and
+ * the `n` pneumonias scored lowest, each with what the evaluation decided for it ('FLAGGED' or
+ * 'CLEARED' a normal film, 'CAUGHT' or 'MISSED' a pneumonia; '' without a decision column).
+ * The scores are the evaluation's own, on the scale its (population's) threshold decided.
+ */
+export function picturedFilms(rows: readonly PerImageRow[], n = 3): (PerImageRow & { verdict: string })[] {
+  const verdict = (r: PerImageRow): string => {
+    if (!r.decision) return '';
+    if (r.label === 1) return r.decision === 'positive' ? 'CAUGHT' : 'MISSED';
+    return r.decision === 'positive' ? 'FLAGGED' : 'CLEARED';
+  };
+  const normals = rows
+    .filter((r) => r.label === 0)
+    .sort((a, b) => b.probability - a.probability)
+    .slice(0, n);
+  const pneumonias = rows
+    .filter((r) => r.label === 1)
+    .sort((a, b) => a.probability - b.probability)
+    .slice(0, n);
+  return [...normals, ...pneumonias].map((r) => ({ ...r, verdict: verdict(r) }));
 }

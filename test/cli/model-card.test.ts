@@ -96,7 +96,7 @@ test('evaluate prints ECE and 95% intervals; models card --write --pictures turn
     '## Provenance',
   ])
     assert.ok(text.includes(`\n${heading}\n`), heading);
-  assert.ok(text.includes('![Most confident errors on synth-set test](card/errors-synth-set-test.png)'), text);
+  assert.ok(text.includes('![Highest-scored normal films and lowest-scored pneumonias on synth-set test](card/errors-synth-set-test.png)'), text);
   const png = await decodeDisplayImage(await readFile(join(classifierDir, 'card', 'errors-synth-set-test.png')));
   assert.ok(png.width > 128 && png.height > 128);
   assert.ok(!text.includes(root), 'the card names a machine path');
