@@ -127,6 +127,30 @@ test('a short fine-tune writes weights in the graph layout that import-weights m
   assert.deepEqual(await readFile(join(dir, 'weights.bin')), await readFile(weights));
 });
 
+test('bundle.ts writes one folder whose run.sh checks the graph, trains the runs and keeps the best weights', async () => {
+  const runsFile = join(root, 'runs.json');
+  await writeFile(runsFile, JSON.stringify([{ name: 'b1', lr: 1e-3, epochs: 1, epochImages: 4, batch: 2 }]));
+  const bundle = join(root, 'bundle');
+  const b = run('npx', ['tsx', 'scripts/gpu/bundle.ts', '--version', classifierDir, '--crops', crops, '--runs', runsFile, '--out', bundle]);
+  assert.equal(b.code, 0, b.out);
+  for (const f of ['finetune.py', 'run.sh', 'runs.json', 'reference.json', 'version/model.json', 'version/weights.bin', 'crops/index.csv']) {
+    assert.ok(existsSync(join(bundle, f)), f);
+  }
+  // the train and validation rows only, plus the films the reference was computed on
+  const rows = (await readFile(join(bundle, 'crops', 'index.csv'), 'utf8')).trim().split('\n').slice(1);
+  assert.ok(rows.length > 0 && rows.every((r) => /,(train|validation),/.test(r) || existsSync(join(bundle, 'crops', 'img', r.split(',')[0]))));
+  const again = run('npx', ['tsx', 'scripts/gpu/bundle.ts', '--version', classifierDir, '--crops', crops, '--runs', runsFile, '--out', bundle]);
+  assert.equal(again.code, 2);
+  assert.match(again.out, /E_CONFLICT/);
+  const outDir = join(root, 'bundle-out');
+  const r = spawnSync('bash', [join(bundle, 'run.sh')], { encoding: 'utf8', env: { ...process.env, OUT: outDir, BUDGET: '120', PYTHON }, timeout: 300_000 });
+  assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+  assert.match(await readFile(join(outDir, 'check.log'), 'utf8'), /round trip identical: True/);
+  assert.match(r.stdout, /kept b1 epoch 1/);
+  assert.ok(existsSync(join(outDir, 'b1.weights.bin')));
+  assert.equal(JSON.parse(await readFile(join(outDir, 'results.json'), 'utf8'))[0].run.name, 'b1');
+});
+
 test('the scripts answer --help and refuse a missing option with E_BAD_ARGUMENT and exit 2', () => {
   for (const [script, partial] of [
     ['scripts/gpu/export-crops.ts', '--out'],

@@ -1,0 +1,93 @@
+/**
+ * One folder to copy to a GPU machine: finetune.py, the version's graph and weights, the crops
+ * of the chosen splits (export-crops.ts), the tfjs reference probabilities for `--check`, the
+ * runs to train, and run.sh, which checks the graph, trains within a time budget and leaves
+ * results.json, the log and the best runs' weights in $OUT (default ./out). `--help` prints
+ * the usage.
+ */
+import { spawnSync } from 'node:child_process';
+import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { scriptArgs } from './cli-args.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const o = scriptArgs(
+  `Usage: npx tsx scripts/gpu/bundle.ts --version DIR --crops DIR --runs JSON_FILE --out DIR [--splits train,validation] [--keep 3]
+Writes DIR with finetune.py, version/ (model.json, weights.bin), crops/ (the rows of --splits),
+reference.json, runs.json and run.sh. On the GPU machine: BUDGET=400 bash run.sh (OUT=where results go).`,
+  { version: {}, crops: {}, runs: {}, out: {}, splits: { default: 'train,validation' }, keep: { default: '3' } },
+  ['version', 'crops', 'runs', 'out'],
+);
+const out = resolve(o.one('out'));
+if (existsSync(out)) {
+  process.stderr.write(`error E_CONFLICT: ${out} already exists\n`);
+  process.exit(2);
+}
+const runs = await readFile(o.one('runs'), 'utf8');
+try {
+  if (!Array.isArray(JSON.parse(runs))) throw new Error('not a list');
+} catch (e) {
+  process.stderr.write(`error E_BAD_ARGUMENT: --runs ${o.one('runs')} must hold a JSON list of runs: ${(e as Error).message}\n`);
+  process.exit(2);
+}
+const crops = resolve(o.one('crops'));
+const version = resolve(o.one('version'));
+await mkdir(join(out, 'crops', 'img'), { recursive: true });
+await mkdir(join(out, 'version'));
+for (const f of ['model.json', 'weights.bin']) await copyFile(join(version, f), join(out, 'version', f));
+await copyFile(join(here, 'finetune.py'), join(out, 'finetune.py'));
+await writeFile(join(out, 'runs.json'), runs);
+
+const reference = spawnSync('npx', ['tsx', join(here, 'reference-outputs.ts'), '--version', version, '--crops', crops], { encoding: 'utf8' });
+if (reference.status !== 0) {
+  process.stderr.write(reference.stderr);
+  process.exit(reference.status ?? 1);
+}
+await writeFile(join(out, 'reference.json'), reference.stdout);
+const referenced = new Set((JSON.parse(reference.stdout) as { name: string }[]).map((r) => r.name));
+
+const wanted = new Set(o.one('splits').split(','));
+const [header, ...rows] = (await readFile(join(crops, 'index.csv'), 'utf8')).trimEnd().split('\n');
+const kept = rows.filter((r) => {
+  const [name, , , split] = r.split(',');
+  return wanted.has(split) || referenced.has(name);
+});
+for (const r of kept) {
+  const name = r.split(',')[0];
+  await copyFile(join(crops, 'img', name), join(out, 'crops', 'img', name));
+}
+await writeFile(join(out, 'crops', 'index.csv'), `${[header, ...kept].join('\n')}\n`);
+
+const keep = Number(o.one('keep'));
+await writeFile(
+  join(out, 'run.sh'),
+  `#!/bin/bash
+# Written by scripts/gpu/bundle.ts: check the graph, train the runs of runs.json within
+# \${BUDGET:-400} seconds, keep results.json, the logs and the ${keep} best runs' weights in \${OUT:-./out}
+# (\${PYTHON:-python3} must have torch, numpy and PIL).
+set -o pipefail
+cd "$(dirname "$0")"
+OUT=\${OUT:-$PWD/out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+PY=\${PYTHON:-python3}
+WORK=$(mktemp -d)
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+$PY finetune.py --version version --crops crops --out "$WORK/check" --check reference.json 2>&1 | tee "$OUT/check.log" || exit 3
+$PY finetune.py --version version --crops crops --out "$WORK/runs" --budget-seconds "\${BUDGET:-400}" --runs "$(cat runs.json)" 2>&1 | tee "$OUT/train.log" || exit 4
+cp "$WORK/runs/results.json" "$OUT/"
+$PY - "$OUT" "$WORK/runs" ${keep} <<'PY'
+import json, shutil, sys
+out, work, keep = sys.argv[1], sys.argv[2], int(sys.argv[3])
+runs = [r for r in json.load(open(f'{work}/results.json')) if r['best']]
+for r in sorted(runs, key=lambda r: -r['best']['score'])[:keep]:
+    shutil.copy(f"{work}/{r['run']['name']}.weights.bin", out)
+    print('kept', r['run']['name'], 'epoch', r['best']['epoch'], 'score', round(r['best']['score'], 4))
+PY
+`,
+);
+await chmod(join(out, 'run.sh'), 0o755);
+const bytes = spawnSync('du', ['-sb', out], { encoding: 'utf8' }).stdout.split('\t')[0];
+process.stderr.write(`${out}: ${kept.length} crops, ${(Number(bytes) / 1048576).toFixed(1)} MiB\n`);
