@@ -298,13 +298,18 @@ def train_run(run, model, weights, imgs, meta, dev, out_dir):
     va = [i for i, m in enumerate(meta) if m['split'] == 'validation']
     # set -> share of each epoch's draws; default: the sets present, equally
     shares = run.get('shares') or {s: 1.0 for s in {meta[i]['set'] for i in tr}}
-    w = np.array([shares.get(meta[i]['set'], 0.0) / sum(1 for j in tr if meta[j]['set'] == meta[i]['set']) for i in tr])
+    counts = {}
+    for i in tr:
+        counts[meta[i]['set']] = counts.get(meta[i]['set'], 0) + 1
+    w = np.array([shares.get(meta[i]['set'], 0.0) / counts[meta[i]['set']] for i in tr])
     w = w / w.sum()
     per_epoch = run.get('epochImages', len(tr))
     xtr = torch.from_numpy(imgs[tr]).to(dev)
     ytr = torch.tensor([meta[i]['label'] for i in tr], device=dev)
-    head = [p for n, p in net.named_parameters() if n.startswith('mods.probability')]
-    body = [p for n, p in net.named_parameters() if not n.startswith('mods.probability')]
+    # the output layer may learn faster (headLrMult) than the network under it
+    out_prefix = f'mods.{net.output_name}.'
+    head = [p for n, p in net.named_parameters() if n.startswith(out_prefix)]
+    body = [p for n, p in net.named_parameters() if not n.startswith(out_prefix)]
     opt = torch.optim.AdamW([{'params': body, 'lr': run['lr']}, {'params': head, 'lr': run['lr'] * run.get('headLrMult', 1)}], weight_decay=run.get('weightDecay', 1e-4))
     bs = run.get('batch', 64)
     steps = run['epochs'] * (per_epoch // bs)
