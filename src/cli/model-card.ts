@@ -143,7 +143,7 @@ const pictureName = (set: string, subset: string) => `errors-${set}-${subset}.pn
  * evaluation (picturedFilms), each captioned with the evaluation's own probability and decision
  * (at its population's threshold), the overlays drawn through the served pipeline.
  */
-async function drawErrors(e: SavedEvaluation, versionDir: string, segmenterDir: string, out: string): Promise<boolean> {
+async function drawScoreExtremes(e: SavedEvaluation, versionDir: string, segmenterDir: string, out: string): Promise<boolean> {
   const films = picturedFilms(await perImage(e.folder));
   if (films.length === 0 || e.dataDirs.length === 0) return false;
   const wanted = new Set(films.map((r) => r.file));
@@ -228,7 +228,7 @@ export async function buildModelCard(dir: string, opts: CardOptions = {}): Promi
     for (const e of evals) if (!bySet.has(e.sets.join('+')) || e.subset === 'test') bySet.set(e.sets.join('+'), e);
     for (const e of bySet.values()) {
       const name = pictureName(e.sets.join('+'), e.subset);
-      if (await drawErrors(e, dir, seg, join(dir, CARD_DIR, name))) opts.log?.(`drew ${CARD_DIR}/${name}`);
+      if (await drawScoreExtremes(e, dir, seg, join(dir, CARD_DIR, name))) opts.log?.(`drew ${CARD_DIR}/${name}`);
       else opts.log?.(`no pictures for ${e.sets.join('+')} ${e.subset}: its data folder is not here`);
     }
   }
