@@ -395,6 +395,13 @@ def main():
         t0 = time.time()
         results.append(train_run(run, model, weights, imgs, meta, dev, a.out))
         results[-1]['seconds'] = time.time() - t0
+        # provenance: what trained it, kept with the version by import-weights --log
+        results[-1]['environment'] = {
+            'torch': torch.__version__,
+            'device': torch.cuda.get_device_name(0) if dev.type == 'cuda' else 'cpu',
+            'crops': len(meta),
+            'version': os.path.abspath(a.version).rstrip('/').split('/')[-1],
+        }
         json.dump(results, open(os.path.join(a.out, 'results.json'), 'w'), indent=1)
     log(json.dumps([{'name': r['run']['name'], 'best': r['best'], 'seconds': round(r['seconds'])} for r in results], indent=1))
 

@@ -98,8 +98,15 @@ test('a short fine-tune writes weights in the graph layout that import-weights m
   const r = run(PYTHON, ['scripts/gpu/finetune.py', '--version', classifierDir, '--crops', crops, '--out', out, '--runs', runs]);
   assert.equal(r.code, 0, r.out);
   assert.match(r.out, /\[tiny\] epoch 2\/2 loss \d/);
-  const results = JSON.parse(await readFile(join(out, 'results.json'), 'utf8')) as { run: { name: string }; best: { epoch: number }; history: unknown[] }[];
+  const results = JSON.parse(await readFile(join(out, 'results.json'), 'utf8')) as {
+    run: { name: string };
+    best: { epoch: number };
+    history: unknown[];
+    environment: { torch: string; device: string };
+  }[];
   assert.equal(results[0].run.name, 'tiny');
+  assert.equal(results[0].environment.device, 'cpu');
+  assert.match(results[0].environment.torch, /^\d+\.\d+/);
   assert.equal(results[0].history.length, 2);
   const weights = join(out, 'tiny.weights.bin');
   assert.notDeepEqual(await readFile(weights), await readFile(join(classifierDir, 'weights.bin')), 'training moved the weights');
