@@ -16,12 +16,14 @@ import { encodeRgbPng } from '../imaging/png.js';
 import { loadEngine, scoreOverlays } from '../inference/engine.js';
 import { contactSheet, type FilmTile } from '../ml/contact-sheet.js';
 import { setFigures } from '../ml/evaluate.js';
+import { calibrateThreshold } from '../ml/metrics.js';
 import {
   attributionFromReadme,
   cardFigures,
   figuresFromManifest,
   figuresFromTraining,
   renderModelCard,
+  servedThreshold,
   type CardFigures,
   type CardNotes,
   type DatasetAttribution,
@@ -107,26 +109,28 @@ async function perImage(folder: string): Promise<PerImageRow[]> {
 }
 
 /** Card rows of one saved evaluation: per set of a pool, else one row; intervals from per-image.csv when the summary has none. */
-async function evaluationFigures(e: SavedEvaluation): Promise<CardFigures[]> {
+async function evaluationFigures(e: SavedEvaluation, targetRecall: number): Promise<CardFigures[]> {
   const s = e.summary;
   const how = `evaluate (served pipeline), ${String(s.at ?? '').slice(0, 10)}`;
   const threshold = Number(s.threshold);
-  const row = (set: string, v: Record<string, unknown>, ci95: Record<string, number>): CardFigures =>
-    cardFigures(v, { set, subset: e.subset, how, threshold, ci95 });
+  const row = (set: string, v: Record<string, unknown>, ci95: Record<string, number>, specificityAtTarget?: number | null): CardFigures => ({
+    ...cardFigures(v, { set, subset: e.subset, how, threshold, ci95 }),
+    ...(specificityAtTarget !== undefined ? { specificityAtTarget } : {}),
+  });
   const pooled = s.sets && typeof s.sets === 'object' && !Array.isArray(s.sets) ? (s.sets as Record<string, Record<string, unknown>>) : null;
   if (pooled) return Object.entries(pooled).map(([set, v]) => row(set, v, (v.ci95 as Record<string, number>) ?? {}));
+  const rows = await perImage(e.folder);
+  const scores = rows.map((r) => r.probability);
+  const labels = rows.map((r) => r.label);
   let ci95 = s.ci95 as Record<string, number> | undefined;
-  if (!ci95) {
-    const rows = await perImage(e.folder);
-    ci95 = rows.length
-      ? setFigures(
-          rows.map((r) => r.probability),
-          rows.map((r) => r.label),
-          threshold,
-        ).ci95
-      : {};
-  }
-  return [row(e.sets.join('+') || 'all', s, ci95)];
+  if (!ci95) ci95 = rows.length ? setFigures(scores, labels, threshold).ci95 : {};
+  return [row(e.sets.join('+') || 'all', s, ci95, rows.length ? specificityAtRecall(scores, labels, targetRecall) : undefined)];
+}
+
+/** The specificity at the highest cut keeping `targetRecall` on these films; null without positives or negatives. */
+function specificityAtRecall(scores: readonly number[], labels: readonly number[], targetRecall: number): number | null {
+  if (!labels.some((l) => l >= 0.5) || !labels.some((l) => l < 0.5)) return null;
+  return calibrateThreshold(scores, labels, targetRecall).specificity;
 }
 
 /** The newest evaluation per (sets, subset). */
@@ -188,7 +192,8 @@ export async function buildModelCard(dir: string, opts: CardOptions = {}): Promi
   const given = opts.dataDirs ?? [];
   const evals = newest(await savedEvaluations(dir, given));
   const measured: CardFigures[] = [];
-  for (const e of evals) measured.push(...(await evaluationFigures(e)));
+  const targetRecall = servedThreshold(m).threshold?.targetRecall ?? 0.95;
+  for (const e of evals) measured.push(...(await evaluationFigures(e, targetRecall)));
   // a set and subset measured by evaluate (through the served pipeline) is shown from that
   // measurement; the manifest's figures (a refit's, or a source version's kept by a derived
   // one) only where nothing was measured

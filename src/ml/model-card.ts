@@ -21,6 +21,12 @@ export interface CardFigures {
   specificity: number | null;
   ece: number | null;
   threshold: number;
+  /**
+   * the specificity at the highest cut that keeps the target recall on this row's own films (the
+   * issue's "specificity at recall 0.95"): how good the ranking is where a recall-first threshold
+   * sits, whatever threshold the version serves; absent where no per-image scores were saved
+   */
+  specificityAtTarget?: number | null;
   /** 95% bootstrap intervals, flattened (aucLo, aucHi, recallLo, ...) */
   ci95: Record<string, number>;
   /** how the figures were produced, e.g. 'evaluate (served pipeline), 2026-12-01' */
@@ -246,22 +252,24 @@ function dataSection(m: ModelManifest, datasets: readonly DatasetAttribution[]):
   return out;
 }
 
-function figuresTable(figures: readonly CardFigures[]): string[] {
+function figuresTable(figures: readonly CardFigures[], targetRecall: number): string[] {
   if (figures.length === 0) return ['No per-set evaluation is saved with this version (run `cxr-triage evaluate --save`).', ''];
   const rows = [
-    '| set | subset | n (pneumonia) | AUC | recall | specificity | accuracy | ECE | threshold | measured by |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    `| set | subset | n (pneumonia) | AUC | recall | specificity | accuracy | ECE | threshold | specificity at recall ${targetRecall}, cut on these films | measured by |`,
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const f of figures) {
     rows.push(
       `| ${f.set} | ${f.subset} | ${f.n} (${f.positives}) | ${figureWithInterval(f.auc, f.ci95, 'auc')} | ${figureWithInterval(f.recall, f.ci95, 'recall')} | ` +
-        `${figureWithInterval(f.specificity, f.ci95, 'specificity')} | ${figureWithInterval(f.accuracy, f.ci95, 'accuracy')} | ${f3(f.ece)} | ${f.threshold.toFixed(4)} | ${f.how} |`,
+        `${figureWithInterval(f.specificity, f.ci95, 'specificity')} | ${figureWithInterval(f.accuracy, f.ci95, 'accuracy')} | ${f3(f.ece)} | ${f.threshold.toFixed(4)} | ` +
+        `${f.specificityAtTarget == null ? '–' : f3(f.specificityAtTarget)} | ${f.how} |`,
     );
   }
   return [
     ...rows,
     '',
-    'Intervals are 95% percentile bootstrap intervals over the images of each row (1000 seeded resamples): with a few dozen positives they are wide, and the point figure alone says little.',
+    'Intervals are 95% percentile bootstrap intervals over the images of each row (1000 seeded resamples): with a few dozen positives they are wide, and the point figure alone says little. ' +
+      `The column before the last cuts each row's own films at the highest score that keeps recall ${targetRecall} there: it shows how well the films are ranked where a recall-first threshold sits, not what the served threshold does (– where no per-image scores were saved).`,
     '',
   ];
 }
@@ -445,7 +453,7 @@ export function renderModelCard(input: ModelCardInput): string {
   if (kind === 'segmenter') {
     lines.push(`Training splits (${formatSplitFigure(m.metrics.validation)} validation, ${formatSplitFigure(m.metrics.test)} test).`, '');
   }
-  if (kind === 'classifier' || figures.length > 0) lines.push(...figuresTable(figures));
+  if (kind === 'classifier' || figures.length > 0) lines.push(...figuresTable(figures, servedThreshold(m).threshold?.targetRecall ?? 0.95));
   if (kind === 'classifier') lines.push('## Calibration', '', ...calibrationSection(m, figures));
   lines.push('## Decision threshold', '', ...thresholdSection(m, figures));
   lines.push('## Known failure modes', '');

@@ -6,6 +6,8 @@
  * still verifies (the card is outside its hashes). `contact-sheet` draws films of each set
  * into one PNG of the expected size; on the real films in ../shared when they are there.
  */
+import { readPerImageCsv } from '../../src/ml/evaluation-files.js';
+import { calibrateThreshold } from '../../src/ml/metrics.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -85,6 +87,15 @@ test('evaluate prints ECE and 95% intervals; models card --write --pictures turn
   const f3 = (v: number) => v.toFixed(3);
   const row = `| synth-set | test | ${n} (${pos}) | ${f3(summary.auc)} (${f3(summary.ci95.aucLo)}-${f3(summary.ci95.aucHi)}) |`;
   assert.ok(text.includes(row), `no row starting ${row} in\n${text}`);
+  // the specificity at the target recall, cut on the saved per-image scores of the row's own films
+  const perImage = await readPerImageCsv(join(saved, 'per-image.csv'));
+  const atTarget = calibrateThreshold(
+    perImage.map((r) => r.probability),
+    perImage.map((r) => r.label),
+    0.95,
+  ).specificity!;
+  const rowLine = text.split('\n').find((l) => l.startsWith(row))!;
+  assert.equal(rowLine.split(' | ').at(-2), f3(atTarget), rowLine);
   for (const heading of [
     '## Intended use',
     '## Not for use',

@@ -70,7 +70,7 @@ test('failuresFromFigures names sets ranked worse than chance, normal films most
   const got = failuresFromFigures(
     [
       fig({}),
-      fig({ set: 'child', auc: 0.3, ci95: { aucLo: 0.25, aucHi: 0.375 }, recall: 1, specificity: 0 }),
+      fig({ set: 'child', auc: 0.3, ci95: { aucLo: 0.25, aucHi: 0.375 }, recall: 1, specificity: 0, specificityAtTarget: 0.12 }),
       fig({ set: 'other', auc: 0.625, recall: 0.75, specificity: 0.5 }),
     ],
     0.95,
@@ -177,7 +177,10 @@ test('renderModelCard writes each section with the exact figures, per-100 rows, 
   const text = renderModelCard({
     manifest: m,
     digest: 'd'.repeat(64),
-    figures: [...figuresFromManifest(m, 'refit'), fig({ set: 'child', auc: 0.3, ci95: { aucLo: 0.25, aucHi: 0.375 }, recall: 1, specificity: 0 })],
+    figures: [
+      ...figuresFromManifest(m, 'refit'),
+      fig({ set: 'child', auc: 0.3, ci95: { aucLo: 0.25, aucHi: 0.375 }, recall: 1, specificity: 0, specificityAtTarget: 0.12 }),
+    ],
     datasets: [{ name: 'adult', title: 'Adult films', terms: 'Terms: cite A.' }],
     notes: { failureModes: [{ title: 'Apex protrusions', detail: 'the outline climbs into the neck.', pictures: ['card/apex.png'] }] },
     pictures: ['card/apex.png', 'card/other.png'],
@@ -190,8 +193,12 @@ test('renderModelCard writes each section with the exact figures, per-100 rows, 
   has('| adult | 120 | 60 / 20 / 40 | {shared}/data/adult |');
   has('| child | 80 | 40 / 20 / 20 | {shared}/data/child |');
   has('- **Adult films** (`adult`): Terms: cite A.');
-  has('| adult | validation | 20 (10) | 0.875 (0.750-1.000) | 1.000 | 0.500 | 0.750 | 0.125 | 0.2500 | refit |');
-  has('| child | test | 100 (50) | 0.300 (0.250-0.375) | 1.000 | 0.000 | 0.800 | 0.050 | 0.2500 | evaluate |');
+  // a figure without per-image scores shows '–' for the specificity at the target recall
+  has('| adult | validation | 20 (10) | 0.875 (0.750-1.000) | 1.000 | 0.500 | 0.750 | 0.125 | 0.2500 | – | refit |');
+  has('| child | test | 100 (50) | 0.300 (0.250-0.375) | 1.000 | 0.000 | 0.800 | 0.050 | 0.2500 | 0.120 | evaluate |');
+  has(
+    '| set | subset | n (pneumonia) | AUC | recall | specificity | accuracy | ECE | threshold | specificity at recall 0.95, cut on these films | measured by |',
+  );
   has(
     "Platt scaling p' = sigmoid(1.5000 logit(p) + -0.2500), fitted on 40 validation images (4 views): expected calibration error 0.250 before, 0.063 after (10 bins).",
   );
