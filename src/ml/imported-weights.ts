@@ -5,6 +5,7 @@
  * finite (a diverged run writes NaN or Inf, which would serve as a silent constant).
  */
 import { CxrError } from '../errors.js';
+import { float16BitsToFloat32 } from './float16.js';
 
 export interface WeightSpec {
   name: string;
@@ -24,11 +25,6 @@ function bytesPer(w: WeightSpec): number {
 /** Total bytes of a single-file weights manifest. */
 export function expectedWeightBytes(specs: readonly WeightSpec[]): number {
   return specs.reduce((s, w) => s + w.shape.reduce((a, b) => a * b, 1) * bytesPer(w), 0);
-}
-
-/** A float16's bits are NaN or ±Inf when its exponent is all ones. */
-function halfIsFinite(bits: number): boolean {
-  return (bits & 0x7c00) !== 0x7c00;
 }
 
 export interface WeightCheck {
@@ -55,7 +51,7 @@ export function checkImportedWeights(specs: readonly WeightSpec[], bytes: Uint8A
     const n = w.shape.reduce((a, b) => a * b, 1);
     const per = bytesPer(w);
     for (let k = 0; k < n; k++, off += per) {
-      const ok = per === 2 ? halfIsFinite(view.getUint16(off, true)) : Number.isFinite(view.getFloat32(off, true));
+      const ok = Number.isFinite(per === 2 ? float16BitsToFloat32(view.getUint16(off, true)) : view.getFloat32(off, true));
       if (!ok) throw new CxrError('E_MODEL_INVALID', `weight ${w.name} holds a value that is not finite (value ${k} of ${n}): the run that wrote it diverged`);
     }
     values += n;

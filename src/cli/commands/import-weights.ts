@@ -27,6 +27,7 @@ import {
   type ModelManifest,
 } from '../../ml/model-store/index.js';
 import { exportModelVersion } from '../../ml/onnx/model-version.js';
+import { MODEL_JSON, WEIGHTS_BIN } from '../../ml/model-io.js';
 import { recalibrate } from '../recalibrate.js';
 import { scoreItems } from '../score-items.js';
 import { loadSplitItems } from '../../ml/calibrate.js';
@@ -53,8 +54,8 @@ interface ImportCliOptions {
 async function weightSpecs(modelJson: string): Promise<WeightSpec[]> {
   const m = JSON.parse(await readFile(modelJson, 'utf8')) as { weightsManifest?: { paths: string[]; weights: WeightSpec[] }[] };
   const groups = m.weightsManifest ?? [];
-  if (groups.length !== 1 || groups[0].paths.length !== 1 || groups[0].paths[0] !== 'weights.bin') {
-    throw new CxrError('E_MODEL_INVALID', `${modelJson}: weights can be imported only for a graph whose weights are one weights.bin`);
+  if (groups.length !== 1 || groups[0].paths.length !== 1 || groups[0].paths[0] !== WEIGHTS_BIN) {
+    throw new CxrError('E_MODEL_INVALID', `${modelJson}: weights can be imported only for a graph whose weights are one ${WEIGHTS_BIN}`);
   }
   return groups[0].weights;
 }
@@ -125,7 +126,7 @@ export function register(program: Command): void {
         if (clash !== undefined)
           throw new CxrError('E_BAD_ARGUMENT', `two --log files are both named ${clash}: they would overwrite each other under training/`);
         const bytes = new Uint8Array(await readFile(resolve(weightsPath)));
-        const checked = checkImportedWeights(await weightSpecs(join(from, 'model.json')), bytes);
+        const checked = checkImportedWeights(await weightSpecs(join(from, MODEL_JSON)), bytes);
         process.stderr.write(`weights: ${checked.values} values, ${checked.bytes} bytes, all finite, in the layout of ${base.version}\n`);
 
         await initBackend();
@@ -135,8 +136,8 @@ export function register(program: Command): void {
         const staged = await stageVersion(outRoot, version);
         try {
           const dir = staged.dir;
-          await copyFile(join(from, 'model.json'), join(dir, 'model.json'));
-          await writeFile(join(dir, 'weights.bin'), bytes);
+          await copyFile(join(from, MODEL_JSON), join(dir, MODEL_JSON));
+          await writeFile(join(dir, WEIGHTS_BIN), bytes);
           await copyFile(splitPath, join(dir, 'split.csv'));
           const logs: string[] = [];
           if (o.log.length > 0) await mkdir(join(dir, 'training'), { recursive: true });
