@@ -7,10 +7,10 @@ import {
   loadSplitItems,
   populationThresholds,
   recalibratedThreshold,
+  splitItemSet,
   type PopulationRow,
 } from '../ml/calibrate.js';
 import { readPerImageCsv } from '../ml/evaluation-files.js';
-import { datasetName } from '../data/multi-dataset.js';
 import {
   deriveVersion,
   portablePath,
@@ -115,7 +115,7 @@ export async function recalibrate(o: RecalibrateOptions): Promise<RecalibrateRes
   const splitRef = portablePath(splitPath, { version: classifierDir, models: dirname(dirname(classifierDir)) });
   const method = o.fit ?? 'platt';
   // one folder's items carry no set name: the folder's is theirs
-  const datasets = items.map((item) => item.source || (dirs.length === 1 ? datasetName(dirs[0]) : ''));
+  const datasets = items.map((item) => splitItemSet(item, dirs));
   const fittedOn = (n: number) => ({ views: o.views, subset: o.subset, n, split: splitRef, at });
   let probabilityCalibration: CalibrationInfo | null = null;
   let populationCalibrations: Partial<Record<Population, CalibrationInfo>> = {};

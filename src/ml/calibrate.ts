@@ -51,6 +51,11 @@ export async function loadSplitItems(dataDirs: readonly string[], splitPath: str
   return itemsInSubset(items, split, subset, names);
 }
 
+/** The set a split item belongs to: its pool set, or the one folder's name when the items came from one folder; '' otherwise. */
+export function splitItemSet(item: Pick<EvalItem, 'source'>, dataDirs: readonly string[]): string {
+  return item.source || (dataDirs.length === 1 ? datasetName(dataDirs[0]) : '');
+}
+
 /** Below this many positive images a threshold's recall is too uncertain to trust unremarked. */
 export const MIN_CALIBRATION_POSITIVES = 20;
 

@@ -30,9 +30,8 @@ import { exportModelVersion } from '../../ml/onnx/model-version.js';
 import { MODEL_JSON, WEIGHTS_BIN } from '../../ml/model-io.js';
 import { recalibrate } from '../recalibrate.js';
 import { scoreItems } from '../score-items.js';
-import { loadSplitItems } from '../../ml/calibrate.js';
+import { loadSplitItems, splitItemSet } from '../../ml/calibrate.js';
 import { setFigures } from '../../ml/evaluate.js';
-import { datasetName } from '../../data/multi-dataset.js';
 import { action, collect, invocation, parseInteger, parseNumber } from '../run.js';
 
 interface ImportCliOptions {
@@ -208,7 +207,7 @@ export function register(program: Command): void {
                   },
                 )
               ).images.map((img, i) => ({
-                dataset: testItems[i].source || (o.data.length === 1 ? datasetName(o.data[0]) : ''),
+                dataset: splitItemSet(testItems[i], o.data),
                 label: img.label,
                 probability: img.probability,
               }))
