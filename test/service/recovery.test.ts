@@ -20,6 +20,7 @@ import { JobQueue } from '../../src/service/jobs.js';
 import { silentLogger } from '../../src/service/log.js';
 import { sha256Hex } from '../../src/service/object-store.js';
 import { startHarness, study, waitScored, type Harness } from '../support/api.js';
+import { waitJobsDone } from '../support/jobs.js';
 
 let h: Harness;
 // short retries so that the dead-letter test runs in seconds (a second queue on the same database must say the same: starting one sets the queue's policy)
@@ -128,7 +129,7 @@ test('a recovering process whose study was scored meanwhile by another process s
   const r = await post(study(296));
   assert.equal(r.status, 202);
   await waitScored(h, r.body.id);
-  for (let i = 0; i < 100 && (await jobsFor(r.body.id)).some((j) => j.state !== 'completed'); i++) await new Promise((ok) => setTimeout(ok, 50));
+  await waitJobsDone(h.db.ds);
   assert.deepEqual(await jobsFor(r.body.id), [{ state: 'completed' }]);
   const slower = new JobQueue(h.db.ds, JOBS, silentLogger);
   await slower.start();
