@@ -1,25 +1,28 @@
 /**
- * One folder to copy to a GPU machine: finetune.py, the version's graph and weights, the crops
- * of the chosen splits (export-crops.ts), the tfjs reference probabilities for `--check`, the
- * runs to train, and run.sh, which checks the graph, trains within a time budget and leaves
- * results.json, the log and the best runs' weights in $OUT (default ./out). `--help` prints
- * the usage.
+ * Usage: npx tsx scripts/gpu/bundle.ts --version DIR --crops DIR --runs JSON_FILE --out DIR [--splits train,validation] [--keep 3]
+ * Writes DIR, one folder to copy to a GPU machine: finetune.py, version/ (the version's
+ * model.json and weights.bin), crops/ (the export-crops rows of --splits), reference.json (the
+ * tfjs probabilities `--check` compares with), runs.json and run.sh, which checks the graph,
+ * trains within a time budget and leaves results.json, the logs and the --keep best runs'
+ * weights in $OUT (default ./out). On the GPU machine: BUDGET=400 OUT=out bash DIR/run.sh
  */
 import { spawnSync } from 'node:child_process';
 import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { initBackend } from '../../src/ml/backend.js';
+import { MODEL_JSON, WEIGHTS_BIN } from '../../src/ml/model-io.js';
 import { scriptArgs } from './cli-args.js';
+import { referenceProbabilities } from './reference.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const o = scriptArgs(
-  `Usage: npx tsx scripts/gpu/bundle.ts --version DIR --crops DIR --runs JSON_FILE --out DIR [--splits train,validation] [--keep 3]
-Writes DIR with finetune.py, version/ (model.json, weights.bin), crops/ (the rows of --splits),
-reference.json, runs.json and run.sh. On the GPU machine: BUDGET=400 bash run.sh (OUT=where results go).`,
-  { version: {}, crops: {}, runs: {}, out: {}, splits: { default: 'train,validation' }, keep: { default: '3' } },
-  ['version', 'crops', 'runs', 'out'],
-);
+const o = scriptArgs(import.meta.url, { version: {}, crops: {}, runs: {}, out: {}, splits: { default: 'train,validation' }, keep: { default: '3' } }, [
+  'version',
+  'crops',
+  'runs',
+  'out',
+]);
 const out = resolve(o.one('out'));
 if (existsSync(out)) {
   process.stderr.write(`error E_CONFLICT: ${out} already exists\n`);
@@ -36,17 +39,14 @@ const crops = resolve(o.one('crops'));
 const version = resolve(o.one('version'));
 await mkdir(join(out, 'crops', 'img'), { recursive: true });
 await mkdir(join(out, 'version'));
-for (const f of ['model.json', 'weights.bin']) await copyFile(join(version, f), join(out, 'version', f));
+for (const f of [MODEL_JSON, WEIGHTS_BIN]) await copyFile(join(version, f), join(out, 'version', f));
 await copyFile(join(here, 'finetune.py'), join(out, 'finetune.py'));
 await writeFile(join(out, 'runs.json'), runs);
 
-const reference = spawnSync('npx', ['tsx', join(here, 'reference-outputs.ts'), '--version', version, '--crops', crops], { encoding: 'utf8' });
-if (reference.status !== 0) {
-  process.stderr.write(reference.stderr);
-  process.exit(reference.status ?? 1);
-}
-await writeFile(join(out, 'reference.json'), reference.stdout);
-const referenced = new Set((JSON.parse(reference.stdout) as { name: string }[]).map((r) => r.name));
+await initBackend();
+const reference = await referenceProbabilities(version, crops, 16);
+await writeFile(join(out, 'reference.json'), `${JSON.stringify(reference)}\n`);
+const referenced = new Set(reference.map((r) => r.name));
 
 const wanted = new Set(o.one('splits').split(','));
 const [header, ...rows] = (await readFile(join(crops, 'index.csv'), 'utf8')).trimEnd().split('\n');

@@ -1,9 +1,10 @@
 /**
- * The scripts' command lines (node:util parseArgs, string options only): `--help` prints the
- * usage; a missing or unknown option prints what is wrong and the usage and exits 2, as the
- * CLI's input errors do.
+ * The GPU scripts' command lines (node:util parseArgs, string options only), with the usage each
+ * script keeps in its opening comment (bench/usage.ts): `--help` prints it; a missing or unknown
+ * option prints what is wrong and the usage and exits 2, as the CLI's input errors do.
  */
 import { parseArgs } from 'node:util';
+import { helpFromHeader, usageFromHeader } from '../../bench/usage.js';
 
 export interface ScriptOption {
   multiple?: boolean;
@@ -17,9 +18,10 @@ export interface ScriptArgs {
   many(name: string): string[];
 }
 
-export function scriptArgs(usage: string, options: Record<string, ScriptOption>, required: readonly string[]): ScriptArgs {
+export function scriptArgs(moduleUrl: string, options: Record<string, ScriptOption>, required: readonly string[]): ScriptArgs {
+  helpFromHeader(moduleUrl);
   const fail = (message: string): never => {
-    process.stderr.write(`error E_BAD_ARGUMENT: ${message}\n${usage}\n`);
+    process.stderr.write(`error E_BAD_ARGUMENT: ${message}\n${usageFromHeader(moduleUrl)}\n`);
     process.exit(2);
   };
   let values: Record<string, string | boolean | (string | boolean)[] | undefined> = {};
@@ -30,13 +32,9 @@ export function scriptArgs(usage: string, options: Record<string, ScriptOption>,
         { type: 'string' as const, ...(v.multiple ? { multiple: true } : {}), ...(v.default !== undefined ? { default: v.default } : {}) },
       ]),
     );
-    values = parseArgs({ options: { ...config, help: { type: 'boolean' } }, allowPositionals: false }).values;
+    values = parseArgs({ options: config, allowPositionals: false }).values;
   } catch (e) {
     fail((e as Error).message);
-  }
-  if (values.help) {
-    process.stdout.write(`${usage}\n`);
-    process.exit(0);
   }
   for (const name of required) if (values[name] === undefined) fail(`--${name} is required`);
   return {

@@ -1,8 +1,10 @@
 /**
- * Writes every film's classifier input (the lung crop, 224 x 224 by default, before augmentation) as a
- * grayscale JPEG, with an index of split, set and label, so a GPU machine can fine-tune the
- * network without the dataset folders or this project's pixel code.
- * `--help` prints the usage.
+ * Usage: npx tsx scripts/gpu/export-crops.ts --data DIR [--data DIR...] --split CSV --segmenter DIR --out DIR
+ *   [--size 224] [--quality 92] [--splits train,validation,test]
+ * Writes every film's classifier input (the served lung crop, 224 x 224 by default, before
+ * augmentation) as a grayscale JPEG into DIR/img/ and DIR/index.csv (name,file,set,split,label,
+ * cropped), so a GPU machine can fine-tune the network (scripts/gpu/finetune.py) without the
+ * dataset folders or this project's pixel code.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -15,12 +17,8 @@ import { segmenterMasks } from '../../src/ml/train/dataset-source.js';
 import { initBackend } from '../../src/ml/backend.js';
 import { scriptArgs } from './cli-args.js';
 
-const USAGE = `Usage: npx tsx scripts/gpu/export-crops.ts --data DIR [--data DIR...] --split CSV --segmenter DIR --out DIR
-  [--size 224] [--quality 92] [--splits train,validation,test]
-Writes each film's classifier input (the served lung crop, before augmentation) as a grayscale
-JPEG into DIR/img/ and DIR/index.csv (name,file,set,split,label,cropped) for scripts/gpu/finetune.py.`;
 const o = scriptArgs(
-  USAGE,
+  import.meta.url,
   {
     data: { multiple: true },
     split: {},
