@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { readManifest, verifyManifest } from '../../src/ml/model-store/index.js';
 import { loadEngine } from '../../src/inference/engine.js';
 import { runCli as cli } from '../support/cli.js';
-import { scratchModelsAndData } from '../support/ml.js';
+import { importWeightsArgs, scratchModelsAndData } from '../support/ml.js';
 import { alternatingSplit } from '../support/data.js';
 
 let root: string;
@@ -76,21 +76,8 @@ after(async () => {
   if (root) await rm(root, { recursive: true, force: true });
 });
 
-const importArgs = (weights: string, ...extra: string[]) => [
-  'import-weights',
-  weights,
-  '--from',
-  classifierDir,
-  '--split',
-  splitCsv,
-  '--data',
-  data,
-  '--segmenter',
-  segmenterDir,
-  '--target-recall',
-  '0.75',
-  ...extra,
-];
+const importArgs = (weights: string, ...extra: string[]) =>
+  importWeightsArgs(weights, { from: classifierDir, split: splitCsv, data, segmenter: segmenterDir }, ...extra);
 
 test('an imported weights.bin becomes a verified version: its weights, model.onnx from them, a threshold picked on validation films, and where it started from', async () => {
   const logFile = join(root, 'train.log');

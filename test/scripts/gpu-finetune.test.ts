@@ -13,7 +13,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { readManifest, verifyManifest } from '../../src/ml/model-store/index.js';
 import { runCli as cli } from '../support/cli.js';
-import { scratchModelsAndData } from '../support/ml.js';
+import { importWeightsArgs, scratchModelsAndData } from '../support/ml.js';
 import { alternatingSplit } from '../support/data.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -110,24 +110,16 @@ test('a short fine-tune writes weights in the graph layout that import-weights m
   assert.equal(results[0].history.length, 2);
   const weights = join(out, 'tiny.weights.bin');
   assert.notDeepEqual(await readFile(weights), await readFile(join(classifierDir, 'weights.bin')), 'training moved the weights');
-  const imported = await cli([
-    'import-weights',
-    weights,
-    '--from',
-    classifierDir,
-    '--split',
-    splitCsv,
-    '--data',
-    data,
-    '--segmenter',
-    segmenterDir,
-    '--target-recall',
-    '0.75',
-    '--version',
-    'v-finetuned',
-    '--best-epoch',
-    String(results[0].best.epoch),
-  ]);
+  const imported = await cli(
+    importWeightsArgs(
+      weights,
+      { from: classifierDir, split: splitCsv, data, segmenter: segmenterDir },
+      '--version',
+      'v-finetuned',
+      '--best-epoch',
+      String(results[0].best.epoch),
+    ),
+  );
   assert.equal(imported.code, 0, imported.stderr);
   const dir = join(dirname(classifierDir), 'v-finetuned');
   assert.deepEqual(await verifyManifest(dir), { ok: true, modified: [], missing: [], unlisted: [] });

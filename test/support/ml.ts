@@ -40,3 +40,11 @@ export async function scratchModelsAndData(
   await writeSynthDataset({ out: data, ...synth });
   return { root, models, data, segmenterDir: dirs.segmenter, classifierDir: dirs.classifier };
 }
+
+/**
+ * `import-weights` of `weights` for a scratch version (scratchModelsAndData) on its data and
+ * split, calibrated for recall 0.75 (the synthetic validation sets have few pneumonias), plus `extra`.
+ */
+export function importWeightsArgs(weights: string, o: { from: string; split: string; data: string; segmenter: string }, ...extra: string[]): string[] {
+  return ['import-weights', weights, '--from', o.from, '--split', o.split, '--data', o.data, '--segmenter', o.segmenter, '--target-recall', '0.75', ...extra];
+}
