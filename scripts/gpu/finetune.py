@@ -233,22 +233,13 @@ def augment(x, gen):
 
 
 def auc(y, p):
+    """Mann-Whitney AUC, ties counted half (average ranks)."""
     y, p = np.asarray(y), np.asarray(p)
     pos, neg = p[y == 1], p[y == 0]
     if len(pos) == 0 or len(neg) == 0:
         return float('nan')
-    order = np.argsort(np.concatenate([pos, neg]), kind='mergesort')
-    ranks = np.empty(len(order))
-    allv = np.concatenate([pos, neg])[order]
-    i = 0
-    r = np.arange(1, len(order) + 1, dtype=float)
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and allv[j + 1] == allv[i]:
-            j += 1
-        r[i:j + 1] = (i + j + 2) / 2
-        i = j + 1
-    ranks[order] = r
+    _, inverse, counts = np.unique(np.concatenate([pos, neg]), return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2)[inverse]
     return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
