@@ -1,7 +1,10 @@
 /**
  * Usage: npx tsx scripts/gpu/bundle.ts --version DIR --crops DIR --runs JSON_FILE --out DIR [--splits train,validation] [--keep 3]
+ *   [--teacher CSV]
  * Writes DIR, one folder to copy to a GPU machine: finetune.py, version/ (the version's
- * model.json and weights.bin), crops/ (the export-crops rows of --splits), reference.json (the
+ * model.json and weights.bin), crops/ (the export-crops rows of --splits; with --teacher, an
+ * `evaluate --per-image` CSV of another version, each row's probability in a `teacher` column
+ * for runs that distil it), reference.json (the
  * tfjs probabilities `--check` compares with), runs.json and run.sh, which checks the graph,
  * trains within a time budget and leaves results.json, the logs and the --keep best runs'
  * weights in $OUT (default ./out). On the GPU machine: BUDGET=400 OUT=out bash DIR/run.sh
@@ -13,16 +16,16 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend } from '../../src/ml/backend.js';
 import { MODEL_JSON, WEIGHTS_BIN } from '../../src/ml/model-io.js';
+import { readPerImageCsv } from '../../src/ml/evaluation-files.js';
 import { scriptArgs } from './cli-args.js';
 import { referenceProbabilities } from './reference.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const o = scriptArgs(import.meta.url, { version: {}, crops: {}, runs: {}, out: {}, splits: { default: 'train,validation' }, keep: { default: '3' } }, [
-  'version',
-  'crops',
-  'runs',
-  'out',
-]);
+const o = scriptArgs(
+  import.meta.url,
+  { version: {}, crops: {}, runs: {}, out: {}, splits: { default: 'train,validation' }, keep: { default: '3' }, teacher: {} },
+  ['version', 'crops', 'runs', 'out'],
+);
 const out = resolve(o.one('out'));
 if (existsSync(out)) {
   process.stderr.write(`error E_CONFLICT: ${out} already exists\n`);
@@ -58,7 +61,14 @@ for (const r of kept) {
   const name = r.split(',')[0];
   await copyFile(join(crops, 'img', name), join(out, 'crops', 'img', name));
 }
-await writeFile(join(out, 'crops', 'index.csv'), `${[header, ...kept].join('\n')}\n`);
+const teacherCsv = o.has('teacher') ? o.one('teacher') : undefined;
+const teacher = teacherCsv ? new Map((await readPerImageCsv(teacherCsv)).map((r) => [r.file, r.probability])) : undefined;
+const rowsOut = teacher ? [`${header},teacher`, ...kept.map((r) => `${r},${teacher.get(r.split(',')[1]) ?? ''}`)] : [header, ...kept];
+if (teacher) {
+  const have = kept.filter((r) => teacher.has(r.split(',')[1])).length;
+  process.stderr.write(`teacher probabilities for ${have} of ${kept.length} crops (${teacherCsv})\n`);
+}
+await writeFile(join(out, 'crops', 'index.csv'), `${rowsOut.join('\n')}\n`);
 
 const keep = Number(o.one('keep'));
 await writeFile(

@@ -16,6 +16,8 @@ export interface ScriptArgs {
   one(name: string): string;
   /** a repeatable option's values */
   many(name: string): string[];
+  /** whether an option without a default was given */
+  has(name: string): boolean;
 }
 
 export function scriptArgs(moduleUrl: string, options: Record<string, ScriptOption>, required: readonly string[]): ScriptArgs {
@@ -40,5 +42,6 @@ export function scriptArgs(moduleUrl: string, options: Record<string, ScriptOpti
   return {
     one: (name) => String(values[name]),
     many: (name) => ((values[name] as string[] | undefined) ?? []).map(String),
+    has: (name) => values[name] !== undefined,
   };
 }

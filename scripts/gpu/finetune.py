@@ -12,6 +12,14 @@ version the TypeScript tools read unchanged.
 
 --check compares this graph's probabilities with reference ones (reference.json from
 scripts/gpu/reference-outputs.ts) and stops: the graph must match before anything trains.
+
+A run is an object: name, lr, epochs (required); shares ({set: share of each epoch's draws},
+default equal), epochImages (draws per epoch, default the train films), batch (64), seed (1),
+headLrMult (1), weightDecay (1e-4), gamma (focal, 2), minEpoch (1); inputSize (train and
+validate at this crop side, the crops resized with antialiasing: the weights then serve at
+that side through `import-weights --input-size`); distill (0..1: that share of the loss is
+the cross-entropy to the crops' `teacher` probability, bundle.ts --teacher, instead of the
+focal loss to the label).
 """
 import argparse
 import json
@@ -204,10 +212,21 @@ class Graph(nn.Module):
 def load_crops(folder):
     from PIL import Image
 
-    rows = [l.rstrip('\n').split(',') for l in open(os.path.join(folder, 'index.csv'))][1:]
-    imgs = np.stack([np.asarray(Image.open(os.path.join(folder, 'img', r[0])).convert('L'), dtype=np.uint8) for r in rows])
-    meta = [{'name': r[0], 'file': r[1], 'set': r[2], 'split': r[3], 'label': float(r[4])} for r in rows]
+    lines = [l.rstrip('\n').split(',') for l in open(os.path.join(folder, 'index.csv'))]
+    col = {c: i for i, c in enumerate(lines[0])}
+    rows = lines[1:]
+    imgs = np.stack([np.asarray(Image.open(os.path.join(folder, 'img', r[col['name']])).convert('L'), dtype=np.uint8) for r in rows])
+    # 'teacher' (bundle.ts --teacher): another version's served probability, '' where it has none
+    teacher = lambda r: float(r[col['teacher']]) if 'teacher' in col and r[col['teacher']] != '' else None
+    meta = [{'name': r[col['name']], 'file': r[col['file']], 'set': r[col['set']], 'split': r[col['split']], 'label': float(r[col['label']]), 'teacher': teacher(r)} for r in rows]
     return imgs, meta
+
+
+def to_side(x, side):
+    """Crops at the run's input side: an antialiased resize, as the served crop is an area resample."""
+    if side is None or x.shape[-1] == side:
+        return x
+    return F.interpolate(x, size=(side, side), mode='bilinear', antialias=True, align_corners=False)
 
 
 def augment(x, gen):
@@ -253,11 +272,11 @@ def spec_at_recall(y, p, recall=0.95):
 
 
 @torch.no_grad()
-def predict(net, x, dev, bs=256):
+def predict(net, x, dev, bs=256, side=None):
     net.eval()
     out = []
     for s in range(0, len(x), bs):
-        b = torch.from_numpy(x[s:s + bs]).to(dev).float().div_(255).unsqueeze(1)
+        b = to_side(torch.from_numpy(x[s:s + bs]).to(dev).float().div_(255).unsqueeze(1), side)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == 'cuda'):
             out.append(torch.sigmoid(net(b).float()).cpu().numpy())
     return np.concatenate(out)
@@ -297,6 +316,12 @@ def train_run(run, model, weights, imgs, meta, dev, out_dir):
     per_epoch = run.get('epochImages', len(tr))
     xtr = torch.from_numpy(imgs[tr]).to(dev)
     ytr = torch.tensor([meta[i]['label'] for i in tr], device=dev)
+    side = run.get('inputSize')
+    # distillation: `distill` of the loss pulls towards the teacher's probability (the label where it has none)
+    alpha = run.get('distill', 0.0)
+    if alpha > 0 and all(meta[i]['teacher'] is None for i in tr):
+        raise SystemExit(f"[{run['name']}] distill {alpha} needs a 'teacher' column in the crops' index.csv (bundle.ts --teacher)")
+    ttr = torch.tensor([meta[i]['teacher'] if meta[i]['teacher'] is not None else meta[i]['label'] for i in tr], device=dev)
     # the output layer may learn faster (headLrMult) than the network under it
     out_prefix = f'mods.{net.output_name}.'
     head = [p for n, p in net.named_parameters() if n.startswith(out_prefix)]
@@ -307,7 +332,7 @@ def train_run(run, model, weights, imgs, meta, dev, out_dir):
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[run['lr'], run['lr'] * run.get('headLrMult', 1)], total_steps=steps, pct_start=0.15)
     rng = np.random.default_rng(run.get('seed', 1))
     best, history = None, []
-    p0 = predict(net, imgs[va], dev)
+    p0 = predict(net, imgs[va], dev, side=side)
     base = set_metrics(meta, va, p0)
     log(f"[{run['name']}] start: " + ', '.join(f"{s} auc {m['auc']:.4f} spec@r95 {m['specAtRecall95']:.3f}" for s, m in base.items()))
     for ep in range(run['epochs']):
@@ -320,16 +345,18 @@ def train_run(run, model, weights, imgs, meta, dev, out_dir):
         tot = 0.0
         for s in range(0, per_epoch - bs + 1, bs):
             k = torch.from_numpy(draw[s:s + bs]).to(dev)
-            x = augment(xtr[k].float().div(255).unsqueeze(1), gen).contiguous(memory_format=torch.channels_last)
+            x = to_side(augment(xtr[k].float().div(255).unsqueeze(1), gen), side).contiguous(memory_format=torch.channels_last)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == 'cuda'):
                 logit = net(x).float()
             loss = focal(logit, ytr[k], run.get('gamma', 2.0)).mean()
+            if alpha > 0:
+                loss = (1 - alpha) * loss + alpha * F.binary_cross_entropy_with_logits(logit, ttr[k])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             tot += loss.item()
-        p = predict(net, imgs[va], dev)
+        p = predict(net, imgs[va], dev, side=side)
         m = set_metrics(meta, va, p)
         sets = sorted(m)
         score = float(np.nanmean([m[s]['auc'] for s in sets])) if any(not math.isnan(m[s]['auc']) for s in sets) else float('-inf')

@@ -44,6 +44,11 @@ export const FEATURES_LAYER = 'features_relu';
 /** Name of the sigmoid head; its kernel weights the feature channels in the CAM. */
 export const HEAD_LAYER = 'probability';
 
+/** The network's total downsampling: the stem's /4, then one 2x2 pool per transition. */
+export function densenetStride(blocks: readonly number[]): number {
+  return 4 * 2 ** (blocks.length - 1);
+}
+
 export function densenetConfig(opts: DenseNetOptions = {}): DenseNetConfig {
   const cfg: DenseNetConfig = {
     inputSize: opts.inputSize ?? 224,
@@ -60,8 +65,7 @@ export function densenetConfig(opts: DenseNetOptions = {}): DenseNetConfig {
   if (cfg.blocks.length < 1 || cfg.blocks.some((b) => !Number.isInteger(b) || b < 1)) {
     throw new RangeError(`densenet blocks must be positive integers, got ${cfg.blocks.join(',')}`);
   }
-  // stem /4, then one 2x2 pool per transition
-  const reduction = 4 * 2 ** (cfg.blocks.length - 1);
+  const reduction = densenetStride(cfg.blocks);
   if (cfg.inputSize % reduction !== 0) throw new RangeError(`densenet input size ${cfg.inputSize} is not divisible by ${reduction}`);
   if (!(cfg.compression > 0 && cfg.compression <= 1)) throw new RangeError(`compression must be in (0,1], got ${cfg.compression}`);
   if (!(cfg.dropout >= 0 && cfg.dropout < 1)) throw new RangeError(`dropout must be in [0,1), got ${cfg.dropout}`);

@@ -58,3 +58,30 @@ export function checkImportedWeights(specs: readonly WeightSpec[], bytes: Uint8A
   }
   return { values, bytes: want };
 }
+
+/** The first layer of a tfjs layers model.json: its InputLayer. */
+interface InputLayerJson {
+  class_name: string;
+  config: { batch_input_shape?: (number | null)[] };
+}
+
+/**
+ * A tfjs layers model.json whose image input is `size` x `size` instead: every convolution,
+ * pooling and global pooling of a DenseNet is defined at any side, so the same weights run at
+ * another resolution (finetune.py's `inputSize` trains them there). `minimumStride` is the
+ * network's total downsampling; the side must be a multiple of it, as `densenetConfig` asks, so
+ * the CAM's cells keep tiling the crop.
+ */
+export function graphAtInputSize(modelJson: string, size: number, minimumStride: number): string {
+  if (!Number.isInteger(size) || size < minimumStride || size % minimumStride !== 0) {
+    throw new CxrError('E_BAD_ARGUMENT', `input size ${size} must be a positive multiple of the network's stride ${minimumStride}`);
+  }
+  const m = JSON.parse(modelJson) as { modelTopology?: { config?: { layers?: InputLayerJson[] } } };
+  const first = m.modelTopology?.config?.layers?.[0];
+  const shape = first?.config.batch_input_shape;
+  if (first?.class_name !== 'InputLayer' || !shape || shape.length !== 4) {
+    throw new CxrError('E_MODEL_INVALID', 'the graph does not start with an image InputLayer [batch, height, width, channels]');
+  }
+  first.config.batch_input_shape = [shape[0], size, size, shape[3]];
+  return JSON.stringify(m);
+}

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkImportedWeights, expectedWeightBytes, type WeightSpec } from '../../src/ml/imported-weights.js';
+import { checkImportedWeights, expectedWeightBytes, graphAtInputSize, type WeightSpec } from '../../src/ml/imported-weights.js';
+import { densenetStride } from '../../src/ml/densenet.js';
 import { CxrError } from '../../src/errors.js';
 
 const specs: WeightSpec[] = [
@@ -53,4 +54,41 @@ test('int8-quantized weights are refused: only float32 and float16 layouts are i
     () => checkImportedWeights([{ name: 'q', shape: [4], dtype: 'float32', quantization: { dtype: 'uint8' } }], new Uint8Array(4)),
     (e: unknown) => e instanceof CxrError && e.code === 'E_MODEL_INVALID' && /uint8 weights cannot be imported/.test(e.message),
   );
+});
+
+const tinyGraph = JSON.stringify({
+  modelTopology: {
+    config: {
+      layers: [
+        { class_name: 'InputLayer', config: { batch_input_shape: [null, 224, 224, 1], name: 'image' } },
+        { class_name: 'Conv2D', config: { name: 'stem_conv' } },
+      ],
+    },
+  },
+  weightsManifest: [{ paths: ['weights.bin'], weights: [] }],
+});
+
+test("a graph at another input size changes only its InputLayer's side, keeping batch and channels", () => {
+  const out = JSON.parse(graphAtInputSize(tinyGraph, 160, 32));
+  const want = JSON.parse(tinyGraph);
+  want.modelTopology.config.layers[0].config.batch_input_shape = [null, 160, 160, 1];
+  assert.deepEqual(out, want);
+});
+
+test("an input size that is not a multiple of the network's stride is E_BAD_ARGUMENT; a graph without an image InputLayer is E_MODEL_INVALID", () => {
+  for (const side of [150, 0, 16, 160.5])
+    assert.throws(
+      () => graphAtInputSize(tinyGraph, side, 32),
+      (e: unknown) => e instanceof CxrError && e.code === 'E_BAD_ARGUMENT' && /multiple of the network's stride 32/.test(e.message),
+    );
+  const noInput = JSON.stringify({ modelTopology: { config: { layers: [{ class_name: 'Conv2D', config: {} }] } } });
+  assert.throws(
+    () => graphAtInputSize(noInput, 160, 32),
+    (e: unknown) => e instanceof CxrError && e.code === 'E_MODEL_INVALID',
+  );
+});
+
+test("DenseNet121's stride is 32 (the stem's 4 and three transitions' 2); two blocks give 8", () => {
+  assert.equal(densenetStride([6, 12, 24, 16]), 32);
+  assert.equal(densenetStride([2, 2]), 8);
 });

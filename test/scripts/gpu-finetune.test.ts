@@ -12,6 +12,7 @@ import { existsSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { readManifest, verifyManifest } from '../../src/ml/model-store/index.js';
+import { loadEngine } from '../../src/inference/engine.js';
 import { runCli as cli } from '../support/cli.js';
 import { importWeightsArgs, scratchModelsAndData } from '../support/ml.js';
 import { alternatingSplit } from '../support/data.js';
@@ -148,6 +149,110 @@ test('bundle.ts writes one folder whose run.sh checks the graph, trains the runs
   assert.match(r.stdout, /kept b1 epoch 1/);
   assert.ok(existsSync(join(outDir, 'b1.weights.bin')));
   assert.equal(JSON.parse(await readFile(join(outDir, 'results.json'), 'utf8'))[0].run.name, 'b1');
+});
+
+test("a run distilled from another version's probabilities at a smaller crop side imports at that side with --input-size and serves there", async () => {
+  // the teacher: the base version's served probabilities on the train films
+  const teacherCsv = join(root, 'teacher.csv');
+  const ev = await cli([
+    'evaluate',
+    '--data',
+    data,
+    '--classifier',
+    classifierDir,
+    '--segmenter',
+    segmenterDir,
+    '--split',
+    splitCsv,
+    '--subset',
+    'train',
+    '--tta',
+    '1',
+    '--per-image',
+    teacherCsv,
+  ]);
+  assert.equal(ev.code, 0, ev.stderr);
+  const teacher = new Map(
+    (await readFile(teacherCsv, 'utf8'))
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => [l.split(',')[0], l.split(',')[2]]),
+  );
+  const runsFile = join(root, 'runs-distill.json');
+  const base = await readManifest(classifierDir);
+  const side = base.inputSize - 8; // still a multiple of the small graph's stride 8
+  await writeFile(runsFile, JSON.stringify([{ name: 'd1', lr: 1e-3, epochs: 1, epochImages: 4, batch: 2, inputSize: side, distill: 0.5 }]));
+  const bundle = join(root, 'bundle-distill');
+  const b = run('npx', [
+    'tsx',
+    'scripts/gpu/bundle.ts',
+    '--version',
+    classifierDir,
+    '--crops',
+    crops,
+    '--runs',
+    runsFile,
+    '--out',
+    bundle,
+    '--teacher',
+    teacherCsv,
+  ]);
+  assert.equal(b.code, 0, b.out);
+  assert.match(b.out, new RegExp(`teacher probabilities for ${teacher.size} of \\d+ crops`));
+  const [header, ...rows] = (await readFile(join(bundle, 'crops', 'index.csv'), 'utf8')).trim().split('\n');
+  assert.equal(header, 'name,file,set,split,label,cropped,teacher');
+  for (const r of rows) {
+    const c = r.split(',');
+    assert.equal(c[6], c[3] === 'train' ? teacher.get(c[1]) : (teacher.get(c[1]) ?? ''), r);
+  }
+  const outDir = join(root, 'distill-out');
+  const r = spawnSync('bash', [join(bundle, 'run.sh')], { encoding: 'utf8', env: { ...process.env, OUT: outDir, BUDGET: '120', PYTHON }, timeout: 300_000 });
+  assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+  assert.match(r.stdout, /kept d1 epoch 1/);
+  // without a teacher column a distilled run stops before training
+  const noTeacher = run(PYTHON, [
+    'scripts/gpu/finetune.py',
+    '--version',
+    classifierDir,
+    '--crops',
+    crops,
+    '--out',
+    join(root, 'nt'),
+    '--runs',
+    JSON.stringify([{ name: 'x', lr: 1e-3, epochs: 1, distill: 0.5 }]),
+  ]);
+  assert.notEqual(noTeacher.code, 0);
+  assert.match(noTeacher.out, /distill 0\.5 needs a 'teacher' column/);
+
+  const weights = join(outDir, 'd1.weights.bin');
+  const args = (...extra: string[]) => importWeightsArgs(weights, { from: classifierDir, split: splitCsv, data, segmenter: segmenterDir }, ...extra);
+  const before = (await readFile(join(classifierDir, 'model.json'), 'utf8')).length;
+  const bad = await cli(args('--version', 'v-bad-side', '--input-size', String(side + 1)));
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /E_BAD_ARGUMENT.*multiple of the network's stride 8/);
+  assert.ok(!existsSync(join(dirname(classifierDir), 'v-bad-side')));
+  const imported = await cli(args('--version', 'v-small-side', '--input-size', String(side)));
+  assert.equal(imported.code, 0, imported.stderr);
+  const dir = join(dirname(classifierDir), 'v-small-side');
+  assert.deepEqual(await verifyManifest(dir), { ok: true, modified: [], missing: [], unlisted: [] });
+  const m = await readManifest(dir);
+  assert.equal(m.inputSize, side);
+  assert.equal((m.architectureConfig as { inputSize: number }).inputSize, side);
+  const graph = JSON.parse(await readFile(join(dir, 'model.json'), 'utf8'));
+  assert.deepEqual(graph.modelTopology.config.layers[0].config.batch_input_shape, [null, side, side, 1]);
+  assert.equal((await readFile(join(classifierDir, 'model.json'), 'utf8')).length, before, 'the version it came from is untouched');
+  // the engine crops at the new side (a graph still at the old one would refuse the crop)
+  const engine = await loadEngine({ modelsDir: dirname(dirname(classifierDir)), classifierDir: dir, threads: 1 });
+  try {
+    assert.equal(engine.models.classifier.version, 'v-small-side');
+    const film = rows[0].split(',')[1];
+    const { report } = await engine.analyze(new Uint8Array(await readFile(join(data, film))), { tta: 2 });
+    assert.equal(report.tta.probabilities.length, 2);
+    for (const p of report.tta.probabilities) assert.ok(p > 0 && p < 1, String(p));
+  } finally {
+    await engine.close();
+  }
 });
 
 test('the scripts answer --help and refuse a missing option with E_BAD_ARGUMENT and exit 2', () => {

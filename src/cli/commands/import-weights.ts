@@ -15,7 +15,8 @@ import { createHash } from 'node:crypto';
 import { CxrError } from '../../errors.js';
 import { DEFAULT_TTA } from '../../inference/engine.js';
 import { initBackend } from '../../ml/backend.js';
-import { checkImportedWeights, type WeightSpec } from '../../ml/imported-weights.js';
+import { checkImportedWeights, graphAtInputSize, type WeightSpec } from '../../ml/imported-weights.js';
+import { densenetStride } from '../../ml/densenet.js';
 import {
   portablePath,
   readManifest,
@@ -47,6 +48,7 @@ interface ImportCliOptions {
   log: string[];
   targetRecall: string;
   tta?: string;
+  inputSize?: string;
 }
 
 /** The single weights group of a tfjs model.json (what saveModel writes). */
@@ -105,6 +107,10 @@ export function register(program: Command): void {
     .option('--log <file>', 'a file of the outside run to keep in the version under training/ (its log, results); repeatable', collect, [])
     .option('--target-recall <r>', 'recall the threshold is calibrated for on validation', '0.95')
     .option('--tta <n>', `TTA views of the calibration (default ${DEFAULT_TTA}, as served)`)
+    .option(
+      '--input-size <n>',
+      "the crop side the weights were trained at (finetune.py's inputSize), when not --from's: the graph is rewritten for it and the served crop follows",
+    )
     .action(
       action(async (weightsPath: string, o: ImportCliOptions, cmd: Command) => {
         const from = resolve(o.from);
@@ -124,6 +130,14 @@ export function register(program: Command): void {
         const clash = logNames.find((n, i) => logNames.indexOf(n) !== i);
         if (clash !== undefined)
           throw new CxrError('E_BAD_ARGUMENT', `two --log files are both named ${clash}: they would overwrite each other under training/`);
+        const inputSize = o.inputSize === undefined ? base.inputSize : parseInteger('--input-size', o.inputSize, 1);
+        const blocks = (base.architectureConfig as { blocks?: unknown }).blocks;
+        if (inputSize !== base.inputSize && !(Array.isArray(blocks) && blocks.every((b) => Number.isInteger(b))))
+          throw new CxrError('E_BAD_ARGUMENT', `--input-size: ${o.from} records no DenseNet blocks, so its stride is unknown`);
+        const graph =
+          inputSize === base.inputSize
+            ? await readFile(join(from, MODEL_JSON), 'utf8')
+            : graphAtInputSize(await readFile(join(from, MODEL_JSON), 'utf8'), inputSize, densenetStride(blocks as number[]));
         const bytes = new Uint8Array(await readFile(resolve(weightsPath)));
         const checked = checkImportedWeights(await weightSpecs(join(from, MODEL_JSON)), bytes);
         process.stderr.write(`weights: ${checked.values} values, ${checked.bytes} bytes, all finite, in the layout of ${base.version}\n`);
@@ -135,7 +149,7 @@ export function register(program: Command): void {
         const staged = await stageVersion(outRoot, version);
         try {
           const dir = staged.dir;
-          await copyFile(join(from, MODEL_JSON), join(dir, MODEL_JSON));
+          await writeFile(join(dir, MODEL_JSON), graph);
           await writeFile(join(dir, WEIGHTS_BIN), bytes);
           await copyFile(splitPath, join(dir, 'split.csv'));
           const logs: string[] = [];
@@ -169,6 +183,7 @@ export function register(program: Command): void {
           };
           await writeManifest(dir, {
             ...kept,
+            ...(inputSize === base.inputSize ? {} : { inputSize, architectureConfig: { ...base.architectureConfig, inputSize } }),
             version,
             createdAt: now.toISOString(),
             training,
