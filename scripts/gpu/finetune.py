@@ -19,7 +19,9 @@ headLrMult (1), weightDecay (1e-4), gamma (focal, 2), minEpoch (1); inputSize (t
 validate at this crop side, the crops resized with antialiasing: the weights then serve at
 that side through `import-weights --input-size`); distill (0..1: that share of the loss is
 the cross-entropy to the crops' `teacher` probability, bundle.ts --teacher, instead of the
-focal loss to the label).
+focal loss to the label); frozenBn (train with every batch norm normalising by its moving
+statistics, as served, and leave those statistics as they are; its scale and shift still
+learn).
 """
 import argparse
 import json
@@ -343,6 +345,13 @@ def train_run(run, model, weights, imgs, meta, dev, out_dir):
             break
         t0 = time.time()
         net.train()
+        if run.get('frozenBn'):
+            # a batch of 16-32 crops has statistics unlike the moving ones (the served network's
+            # logits reach +-27 in train mode where eval gives +-4), so small CPU batches train
+            # the network they serve instead
+            for mod in net.modules():
+                if isinstance(mod, nn.BatchNorm2d):
+                    mod.eval()
         draw = rng.choice(len(tr), size=per_epoch, p=w)
         tot = 0.0
         for s in range(0, per_epoch - bs + 1, bs):

@@ -15,6 +15,7 @@ import { readManifest, verifyManifest } from '../../src/ml/model-store/index.js'
 import { loadEngine } from '../../src/inference/engine.js';
 import { runCli as cli } from '../support/cli.js';
 import { importWeightsArgs, scratchModelsAndData } from '../support/ml.js';
+import { expectedWeightBytes, type WeightSpec } from '../../src/ml/imported-weights.js';
 import { alternatingSplit } from '../support/data.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -125,6 +126,41 @@ test('a short fine-tune writes weights in the graph layout that import-weights m
   const dir = join(dirname(classifierDir), 'v-finetuned');
   assert.deepEqual(await verifyManifest(dir), { ok: true, modified: [], missing: [], unlisted: [] });
   assert.deepEqual(await readFile(join(dir, 'weights.bin')), await readFile(weights));
+});
+
+test("a run with frozenBn keeps every batch norm's moving statistics while its scale and shift learn; without it they move", async () => {
+  const out = join(root, 'ft-bn');
+  const tiny = { lr: 1e-3, epochs: 1, epochImages: 4, batch: 2 };
+  const runs = JSON.stringify([
+    { name: 'bn-moving', ...tiny },
+    { name: 'bn-frozen', ...tiny, frozenBn: true },
+  ]);
+  const r = run(PYTHON, ['scripts/gpu/finetune.py', '--version', classifierDir, '--crops', crops, '--out', out, '--runs', runs]);
+  assert.equal(r.code, 0, r.out);
+  const specs = JSON.parse(await readFile(join(classifierDir, 'model.json'), 'utf8')).weightsManifest[0].weights as WeightSpec[];
+  const original = await readFile(join(classifierDir, 'weights.bin'));
+  // each weight's bytes, by name, in the one weights.bin both layouts share
+  const slices = (bytes: Buffer): Map<string, Buffer> => {
+    const m = new Map<string, Buffer>();
+    let off = 0;
+    for (const w of specs) {
+      const n = expectedWeightBytes([w]);
+      m.set(w.name, bytes.subarray(off, off + n));
+      off += n;
+    }
+    return m;
+  };
+  const before = slices(original);
+  const changed = (bytes: Buffer, suffix: string): number =>
+    [...slices(bytes)].filter(([name, b]) => name.endsWith(suffix) && !b.equals(before.get(name) as Buffer)).length;
+  const norms = specs.filter((w) => w.name.endsWith('/moving_mean')).length;
+  assert.ok(norms > 0, 'the graph has batch norms');
+  const frozen = await readFile(join(out, 'bn-frozen.weights.bin'));
+  assert.equal(changed(frozen, '/moving_mean'), 0);
+  assert.equal(changed(frozen, '/moving_variance'), 0);
+  assert.ok(changed(frozen, '/gamma') + changed(frozen, '/beta') > 0, 'the scale and shift trained');
+  const moving = await readFile(join(out, 'bn-moving.weights.bin'));
+  assert.ok(changed(moving, '/moving_mean') > 0, 'without frozenBn the moving means follow the batches');
 });
 
 test('bundle.ts writes one folder whose run.sh checks the graph, trains the runs and keeps the best weights', async () => {
