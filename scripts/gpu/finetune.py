@@ -21,7 +21,8 @@ that side through `import-weights --input-size`); distill (0..1: that share of t
 the cross-entropy to the crops' `teacher` probability, bundle.ts --teacher, instead of the
 focal loss to the label); frozenBn (train with every batch norm normalising by its moving
 statistics, as served, and leave those statistics as they are; its scale and shift still
-learn).
+learn); dropout (the graph's Dropout rate while training, default the graph's own: 0 for a
+head that refit-head fitted without it).
 """
 import argparse
 import json
@@ -121,6 +122,7 @@ class Graph(nn.Module):
                 self.mods[name] = d
             elif kind == 'Dropout':
                 self.mods[name] = nn.Dropout(c['rate'])
+                self.mods[name].graph_rate = c['rate']
             elif kind not in ('InputLayer', 'Activation', 'MaxPooling2D', 'AveragePooling2D', 'Concatenate', 'GlobalAveragePooling2D', 'Reshape', 'Multiply'):
                 raise SystemExit(f'layer {name}: {kind} is not supported')
 
@@ -296,6 +298,24 @@ def set_metrics(meta, idx, p):
     return res
 
 
+def train_mode(net, run):
+    """The network in training mode as the run asks.
+
+    frozenBn: a batch of 16-32 crops has statistics unlike the moving ones (on 16 train crops
+    the served network's logits move by 1-4 in train-mode batch norm), so small CPU batches
+    train the network that is served instead. dropout: refit-head folds its feature
+    standardisation into the head's weights, so the graph's dropout in front of such a head
+    moves the logit by tens (up to 50 on 16 crops where eval gives -6..0) and the first steps
+    undo the fitted head; 0 trains it as it was fitted.
+    """
+    net.train()
+    for mod in net.modules():
+        if run.get('frozenBn') and isinstance(mod, nn.BatchNorm2d):
+            mod.eval()
+        if isinstance(mod, nn.Dropout):
+            mod.p = float(run.get('dropout', mod.graph_rate))
+
+
 def focal(logit, y, gamma=2.0):
     bce = F.binary_cross_entropy_with_logits(logit, y, reduction='none')
     pt = torch.exp(-bce)
@@ -344,14 +364,7 @@ def train_run(run, model, weights, imgs, meta, dev, out_dir):
             log(f"[{run['name']}] stopped after epoch {ep}: the time budget is spent")
             break
         t0 = time.time()
-        net.train()
-        if run.get('frozenBn'):
-            # a batch of 16-32 crops has statistics unlike the moving ones (the served network's
-            # logits reach +-27 in train mode where eval gives +-4), so small CPU batches train
-            # the network they serve instead
-            for mod in net.modules():
-                if isinstance(mod, nn.BatchNorm2d):
-                    mod.eval()
+        train_mode(net, run)
         draw = rng.choice(len(tr), size=per_epoch, p=w)
         tot = 0.0
         for s in range(0, per_epoch - bs + 1, bs):

@@ -163,6 +163,33 @@ test("a run with frozenBn keeps every batch norm's moving statistics while its s
   assert.ok(changed(moving, '/moving_mean') > 0, 'without frozenBn the moving means follow the batches');
 });
 
+test("train_mode: with frozenBn and dropout 0 a training forward is the served one; the graph's dropout and batch statistics each move it", () => {
+  // the largest |logit - served logit| on the crops, for each run's training mode
+  const py = [
+    'import json, sys, numpy as np, torch',
+    "sys.path.insert(0, 'scripts/gpu')",
+    'import finetune as f',
+    'imgs, meta = f.load_crops(sys.argv[2])',
+    'model, weights = f.read_weights(sys.argv[1])',
+    "net = f.Graph(model['modelTopology'], weights)",
+    'x = torch.from_numpy(imgs).float().div(255).unsqueeze(1)',
+    'torch.manual_seed(0)',
+    'net.eval()',
+    'with torch.no_grad(): ref = net(x)',
+    'out = {}',
+    "for name, run in [('served', {'frozenBn': True, 'dropout': 0}), ('dropout', {'frozenBn': True}), ('batchStats', {'dropout': 0})]:",
+    '    f.train_mode(net, run)',
+    '    with torch.no_grad(): out[name] = float((net(x) - ref).abs().max())',
+    'print(json.dumps(out))',
+  ].join('\n');
+  const r = run(PYTHON, ['-c', py, classifierDir, crops]);
+  assert.equal(r.code, 0, r.out);
+  const d = JSON.parse(r.stdout.trim().split('\n').at(-1) as string) as { served: number; dropout: number; batchStats: number };
+  assert.equal(d.served, 0);
+  assert.ok(d.dropout > 1e-3, `dropout moved the logits by ${d.dropout}`);
+  assert.ok(d.batchStats > 1e-3, `batch statistics moved the logits by ${d.batchStats}`);
+});
+
 test('bundle.ts writes one folder whose run.sh checks the graph, trains the runs and keeps the best weights', async () => {
   const runsFile = join(root, 'runs.json');
   await writeFile(runsFile, JSON.stringify([{ name: 'b1', lr: 1e-3, epochs: 1, epochImages: 4, batch: 2 }]));
