@@ -22,9 +22,30 @@ function bytesPer(w: WeightSpec): number {
   throw new CxrError('E_MODEL_INVALID', `weight ${w.name}: ${q ?? w.dtype} weights cannot be imported (float32 or float16-quantized only)`);
 }
 
+/** Where one weight sits in weights.bin. */
+export interface WeightSlot {
+  spec: WeightSpec;
+  /** its first byte */
+  offset: number;
+  /** its values */
+  values: number;
+  /** bytes a value takes: 2 for float16-quantized, 4 for float32 */
+  bytesPerValue: number;
+}
+
+/** Each weight's place in a single-file weights.bin, in manifest order (the order tfjs writes). */
+export function weightLayout(specs: readonly WeightSpec[]): WeightSlot[] {
+  let offset = 0;
+  return specs.map((spec) => {
+    const slot = { spec, offset, values: spec.shape.reduce((a, b) => a * b, 1), bytesPerValue: bytesPer(spec) };
+    offset += slot.values * slot.bytesPerValue;
+    return slot;
+  });
+}
+
 /** Total bytes of a single-file weights manifest. */
 export function expectedWeightBytes(specs: readonly WeightSpec[]): number {
-  return specs.reduce((s, w) => s + w.shape.reduce((a, b) => a * b, 1) * bytesPer(w), 0);
+  return weightLayout(specs).reduce((s, w) => s + w.values * w.bytesPerValue, 0);
 }
 
 export interface WeightCheck {
@@ -45,14 +66,12 @@ export function checkImportedWeights(specs: readonly WeightSpec[], bytes: Uint8A
     );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let off = 0;
   let values = 0;
-  for (const w of specs) {
-    const n = w.shape.reduce((a, b) => a * b, 1);
-    const per = bytesPer(w);
-    for (let k = 0; k < n; k++, off += per) {
+  for (const { spec, offset, values: n, bytesPerValue: per } of weightLayout(specs)) {
+    for (let k = 0, off = offset; k < n; k++, off += per) {
       const ok = Number.isFinite(per === 2 ? float16BitsToFloat32(view.getUint16(off, true)) : view.getFloat32(off, true));
-      if (!ok) throw new CxrError('E_MODEL_INVALID', `weight ${w.name} holds a value that is not finite (value ${k} of ${n}): the run that wrote it diverged`);
+      if (!ok)
+        throw new CxrError('E_MODEL_INVALID', `weight ${spec.name} holds a value that is not finite (value ${k} of ${n}): the run that wrote it diverged`);
     }
     values += n;
   }

@@ -15,6 +15,7 @@ import { readManifest, verifyManifest } from '../../src/ml/model-store/index.js'
 import { loadEngine } from '../../src/inference/engine.js';
 import { runCli as cli } from '../support/cli.js';
 import { importWeightsArgs, scratchModelsAndData } from '../support/ml.js';
+import { weightLayout, type WeightSpec } from '../../src/ml/imported-weights.js';
 import { alternatingSplit } from '../support/data.js';
 
 let root: string;
@@ -29,13 +30,6 @@ let testCount: number;
 let moved: string;
 /** whether the graph stores its weights as float16 (else float32) */
 let half: boolean;
-
-interface Spec {
-  name: string;
-  shape: number[];
-  dtype: string;
-  quantization?: { dtype?: string };
-}
 
 before(async () => {
   ({ root, models, data, classifierDir, segmenterDir } = await scratchModelsAndData('cxr-import-weights-', {
@@ -53,20 +47,16 @@ before(async () => {
   const rewritten = lines.map((l, i) => (i > 0 && l.endsWith(',train') && k++ % 2 === 0 ? l.replace(/,train$/, ',test') : l));
   testCount = rewritten.filter((l) => l.endsWith(',test')).length;
   await writeFile(splitCsv, `${rewritten.join('\n')}\n`);
-  const graph = JSON.parse(await readFile(join(classifierDir, 'model.json'), 'utf8')) as { weightsManifest: { weights: Spec[] }[] };
+  const graph = JSON.parse(await readFile(join(classifierDir, 'model.json'), 'utf8')) as { weightsManifest: { weights: WeightSpec[] }[] };
   const bytes = new Uint8Array(await readFile(join(classifierDir, 'weights.bin')));
-  let off = 0;
-  for (const w of graph.weightsManifest[0].weights) {
-    const n = w.shape.reduce((a, b) => a * b, 1);
-    const per = w.quantization?.dtype === 'float16' ? 2 : 4;
-    if (off === 0) half = per === 2;
-    if (w.name === 'probability/bias') {
-      const v = new DataView(bytes.buffer, bytes.byteOffset);
-      if (per === 2)
-        v.setUint16(off, 0x4000, true); // 2.0
-      else v.setFloat32(off, 2, true);
-    }
-    off += n * per;
+  const layout = weightLayout(graph.weightsManifest[0].weights);
+  half = layout[0].bytesPerValue === 2;
+  const bias = layout.find((w) => w.spec.name === 'probability/bias');
+  if (bias) {
+    const v = new DataView(bytes.buffer, bytes.byteOffset);
+    if (bias.bytesPerValue === 2)
+      v.setUint16(bias.offset, 0x4000, true); // 2.0
+    else v.setFloat32(bias.offset, 2, true);
   }
   moved = join(root, 'moved.weights.bin');
   await writeFile(moved, bytes);

@@ -15,7 +15,7 @@ import { readManifest, verifyManifest } from '../../src/ml/model-store/index.js'
 import { loadEngine } from '../../src/inference/engine.js';
 import { runCli as cli } from '../support/cli.js';
 import { importWeightsArgs, scratchModelsAndData } from '../support/ml.js';
-import { expectedWeightBytes, type WeightSpec } from '../../src/ml/imported-weights.js';
+import { weightLayout, type WeightSpec } from '../../src/ml/imported-weights.js';
 import { alternatingSplit } from '../support/data.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -138,21 +138,14 @@ test("a run with frozenBn keeps every batch norm's moving statistics while its s
   const r = run(PYTHON, ['scripts/gpu/finetune.py', '--version', classifierDir, '--crops', crops, '--out', out, '--runs', runs]);
   assert.equal(r.code, 0, r.out);
   const specs = JSON.parse(await readFile(join(classifierDir, 'model.json'), 'utf8')).weightsManifest[0].weights as WeightSpec[];
+  const layout = weightLayout(specs);
   const original = await readFile(join(classifierDir, 'weights.bin'));
-  // each weight's bytes, by name, in the one weights.bin both layouts share
-  const slices = (bytes: Buffer): Map<string, Buffer> => {
-    const m = new Map<string, Buffer>();
-    let off = 0;
-    for (const w of specs) {
-      const n = expectedWeightBytes([w]);
-      m.set(w.name, bytes.subarray(off, off + n));
-      off += n;
-    }
-    return m;
-  };
-  const before = slices(original);
+  // how many weights whose names end in `suffix` differ from the original's bytes
   const changed = (bytes: Buffer, suffix: string): number =>
-    [...slices(bytes)].filter(([name, b]) => name.endsWith(suffix) && !b.equals(before.get(name) as Buffer)).length;
+    layout.filter(({ spec, offset, values, bytesPerValue }) => {
+      const end = offset + values * bytesPerValue;
+      return spec.name.endsWith(suffix) && !bytes.subarray(offset, end).equals(original.subarray(offset, end));
+    }).length;
   const norms = specs.filter((w) => w.name.endsWith('/moving_mean')).length;
   assert.ok(norms > 0, 'the graph has batch norms');
   const frozen = await readFile(join(out, 'bn-frozen.weights.bin'));
