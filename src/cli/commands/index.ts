@@ -33,4 +33,5 @@ export const commandLoaders: Record<string, () => Promise<{ register: RegisterCo
   'contact-sheet': () => import('./contact-sheet.js'),
   'pseudo-masks': () => import('./pseudo-masks.js'),
   'import-weights': () => import('./import-weights.js'),
+  compare: () => import('./compare.js'),
 };
