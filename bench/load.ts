@@ -256,7 +256,7 @@ async function main(): Promise<number> {
     process.stdout.write(`${JSON.stringify({ ...result, ok })}\n`);
   } else {
     process.stdout.write(
-      [
+      `${[
         `clients ${result.clients}, ${result.seconds} s, ${size}x${size} studies, ?wait=true`,
         `requests ${result.requests}, accepted ${result.accepted}, throughput ${result.throughputPerSecond} studies/s${windowed ? ` (${measured.length} answered in the ${seconds - warmup} s after a ${warmup} s warm-up)` : ''}`,
         `latency p50 ${result.latencyMs.p50} ms, p90 ${result.latencyMs.p90} ms, p99 ${result.latencyMs.p99} ms, max ${result.latencyMs.max} ms`,
@@ -264,7 +264,7 @@ async function main(): Promise<number> {
         `accepted studies with exactly one prediction row: ${exactlyOne}/${accepted.length}${counts.length !== accepted.length ? ` (only ${counts.length} found)` : ''}`,
         `5xx responses: ${fivexx}`,
         ok ? 'OK' : 'FAILED',
-      ].join('\n') + '\n',
+      ].join('\n')}\n`,
     );
   }
   return ok ? 0 : 1;

@@ -32,7 +32,6 @@ import {
 import {
   CARD_DIR,
   EVALUATIONS_DIR,
-  MANIFEST_FILE,
   MODEL_CARD_FILE,
   manifestDigest,
   readManifest,

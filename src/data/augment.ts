@@ -194,7 +194,7 @@ function photometric(d: Float32Array, p: AugmentParams): void {
   if (photo) {
     for (let k = 0; k < d.length; k++) {
       const x = d[k] <= 0 ? 0 : d[k] >= 1 ? 1 : d[k];
-      d[k] = (Math.pow(x, p.gamma) - 0.5) * p.contrast + 0.5 + p.brightness;
+      d[k] = (x ** p.gamma - 0.5) * p.contrast + 0.5 + p.brightness;
     }
   }
   if (p.noiseStd > 0) {

@@ -152,13 +152,13 @@ export async function writeSplit(dir: string, split: DatasetSplit): Promise<{ js
   const json = join(dir, 'split.json');
   const csv = join(dir, 'split.csv');
   const { seed, fractions, counts, assignments } = split;
-  await writeFile(json, JSON.stringify({ seed, fractions, counts, train: split.train, validation: split.validation, test: split.test }, null, 2) + '\n');
+  await writeFile(json, `${JSON.stringify({ seed, fractions, counts, train: split.train, validation: split.validation, test: split.test }, null, 2)}\n`);
   const pooled = assignments.some((a) => a.dataset !== undefined);
   const lines = [
     csvLine(['file', 'patient_id', 'label', 'split', ...(pooled ? ['dataset'] : [])]),
     ...assignments.map((a) => csvLine([a.file, a.patientId, a.label, a.split, ...(pooled ? [a.dataset ?? ''] : [])])),
   ];
-  await writeFile(csv, lines.join('\n') + '\n');
+  await writeFile(csv, `${lines.join('\n')}\n`);
   return { json, csv };
 }
 

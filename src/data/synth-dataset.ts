@@ -50,12 +50,12 @@ export async function writeSynthDataset(opts: SynthDatasetOptions): Promise<Synt
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) throw new CxrError('E_BAD_ARGUMENT', `jobs must be an integer in 1..64, got ${jobs}`);
   const source = jobs > 1 ? workerSource(opts, jobs) : localSource(opts);
   try {
-    await write(csv, csvLine(LABEL_COLUMNS as string[]) + '\n');
+    await write(csv, `${csvLine(LABEL_COLUMNS as string[])}\n`);
     for (let i = 0; i < opts.count; i++) {
       const st = await source.get(i);
       await writeFile(join(dir, st.row.file), st.dicom);
       await writeFile(join(dir, st.row.mask), st.png);
-      await write(csv, csvLine(LABEL_COLUMNS.map((c) => st.row[c])) + '\n');
+      await write(csv, `${csvLine(LABEL_COLUMNS.map((c) => st.row[c]))}\n`);
       if (st.row.label === 'pneumonia') pneumonia++;
       patients.add(st.row.patient_id);
       opts.onProgress?.(i + 1, opts.count, st.row);

@@ -7,7 +7,7 @@ import { CxrError } from '../errors.js';
 
 /** dicom-parser keys elements as 'xggggeeee'. */
 export function tagKey(group: number, element: number): string {
-  return 'x' + group.toString(16).padStart(4, '0') + element.toString(16).padStart(4, '0');
+  return `x${group.toString(16).padStart(4, '0')}${element.toString(16).padStart(4, '0')}`;
 }
 
 export const TAG = {

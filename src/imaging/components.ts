@@ -63,7 +63,7 @@ export function labelComponents(mask: BinaryMask, connectivity: Connectivity = 8
  */
 export function keepLargestComponents(mask: BinaryMask, count: number): BinaryMask {
   const { labels, sizes } = labelComponents(mask, 8);
-  const order = sizes.map((s, i) => i).sort((a, b) => sizes[b] - sizes[a] || a - b);
+  const order = sizes.map((_, i) => i).sort((a, b) => sizes[b] - sizes[a] || a - b);
   const keep = new Uint8Array(sizes.length + 1);
   for (const i of order.slice(0, Math.max(0, count))) keep[i + 1] = 1;
   const out = new Uint8Array(labels.length);

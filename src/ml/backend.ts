@@ -142,7 +142,7 @@ function envInt(name: string): number | undefined {
 
 async function startWasm(opts: InitBackendOptions, failures: string[]): Promise<string | null> {
   // Node cannot fetch the .wasm files relative to the bundle; point tfjs at node_modules.
-  const dist = join(dirname(requireHere.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + '/';
+  const dist = `${join(dirname(requireHere.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist')}/`;
   tfwasm.setWasmPaths(dist);
   const cores = os.availableParallelism();
   // Convolutions go to onnxruntime's native kernels when its binding loads. They read the

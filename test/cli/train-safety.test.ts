@@ -98,7 +98,7 @@ test('Ctrl-C during training prints the command that resumes the run, exits 130,
   assert.equal(status, 130, stderr);
   assert.match(
     stderr,
-    /interrupted: .* keeps its checkpoint after the last finished epoch\. Resume with:\n  cxr-triage train segmenter --out \S+ --runs \S+ --resume r\n/,
+    /interrupted: .* keeps its checkpoint after the last finished epoch\. Resume with:\n {2}cxr-triage train segmenter --out \S+ --runs \S+ --resume r\n/,
   );
   const resume = stderr.match(/cxr-triage train segmenter (--out \S+ --runs \S+ --resume r)/)![1].split(' ');
   const r = await cli('train', 'segmenter', ...resume, '--epochs', '2', '--workers', '0', '--no-onnx');

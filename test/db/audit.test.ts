@@ -43,7 +43,7 @@ test('a row hash is sha256 of the previous hash followed by the canonical JSON o
   };
   const expected = createHash('sha256')
     .update(
-      GENESIS_HASH + '{"action":"x","actor":"a","at":"2025-01-02T03:04:05.678Z","detail":{"k":1},"outcome":"ok","requestId":"r","role":null,"studyId":null}',
+      `${GENESIS_HASH}{"action":"x","actor":"a","at":"2025-01-02T03:04:05.678Z","detail":{"k":1},"outcome":"ok","requestId":"r","role":null,"studyId":null}`,
     )
     .digest('hex');
   assert.equal(chainHash(GENESIS_HASH, content), expected);

@@ -47,7 +47,7 @@ function base(name: string, version: string, createdAt: string): Omit<ModelManif
   };
 }
 
-function version(dir: string, name: string, v: string, createdAt: string): string {
+function version(dir: string, name: string, v: string): string {
   const d = join(dir, name, v);
   mkdirSync(d, { recursive: true });
   writeFileSync(join(d, 'model.json'), '{"a":1}');
@@ -56,7 +56,7 @@ function version(dir: string, name: string, v: string, createdAt: string): strin
 }
 
 test('writeManifest records the sha256 of every file in the folder', async () => {
-  const d = version(tmp, 'classifier', 'v1', '2025-01-01T00:00:00.000Z');
+  const d = version(tmp, 'classifier', 'v1');
   mkdirSync(join(d, 'extra'));
   writeFileSync(join(d, 'extra', 'note.txt'), 'hi');
   const m = await writeManifest(d, base('classifier', 'v1', '2025-01-01T00:00:00.000Z'));
@@ -72,7 +72,7 @@ test('writeManifest records the sha256 of every file in the folder', async () =>
 });
 
 test('verification catches a modified, a missing and an unlisted file', async () => {
-  const d = version(tmp, 'classifier', 'v2', '2025-01-02T00:00:00.000Z');
+  const d = version(tmp, 'classifier', 'v2');
   await writeManifest(d, base('classifier', 'v2', '2025-01-02T00:00:00.000Z'));
   writeFileSync(join(d, 'weights.bin'), Buffer.from([1, 2, 4]));
   let check = await verifyManifest(d);
@@ -85,7 +85,7 @@ test('verification catches a modified, a missing and an unlisted file', async ()
 });
 
 test('refreshFileHashes adds a file written after training (model.onnx) and keeps the rest', async () => {
-  const d = version(tmp, 'segmenter', 'v1', '2025-01-03T00:00:00.000Z');
+  const d = version(tmp, 'segmenter', 'v1');
   const first = await writeManifest(d, { ...base('segmenter', 'v1', '2025-01-03T00:00:00.000Z'), threshold: null });
   writeFileSync(join(d, 'model.onnx'), 'graph');
   const m = await refreshFileHashes(d);
@@ -106,7 +106,7 @@ test('a malformed manifest is E_MODEL_INVALID, a missing one E_MODEL_MISSING', a
 });
 
 test('a non-numeric uncertainty bound or a bad int8 calibration is E_MODEL_INVALID: it would otherwise silently mark no study uncertain or scale every probability wrong', async () => {
-  const d = version(tmp, 'classifier', 'bad-rule', '2026-12-02T00:00:00.000Z');
+  const d = version(tmp, 'classifier', 'bad-rule');
   const good = base('classifier', 'bad-rule', '2026-12-02T00:00:00.000Z');
   const cal = {
     method: 'platt',
@@ -171,9 +171,9 @@ test('the decision rule a registered version may not change covers both calibrat
 
 test('resolveModelVersion takes the newest version, a named one, or a version folder itself', async () => {
   const root = join(tmp, 'models');
-  const old = version(root, 'classifier', 'v20250101-000000', '2025-01-01T00:00:00.000Z');
+  const old = version(root, 'classifier', 'v20250101-000000');
   await writeManifest(old, base('classifier', 'v20250101-000000', '2025-01-01T00:00:00.000Z'));
-  const newer = version(root, 'classifier', 'v20250301-000000', '2025-03-01T00:00:00.000Z');
+  const newer = version(root, 'classifier', 'v20250301-000000');
   await writeManifest(newer, base('classifier', 'v20250301-000000', '2025-03-01T00:00:00.000Z'));
   assert.equal(await resolveModelVersion(root, 'classifier'), newer);
   assert.equal(await resolveModelVersion(root, 'classifier', 'v20250101-000000'), old);
@@ -181,7 +181,7 @@ test('resolveModelVersion takes the newest version, a named one, or a version fo
   await assert.rejects(resolveModelVersion(root, 'segmenter'), (e: unknown) => e instanceof CxrError && e.code === 'E_MODEL_MISSING');
   assert.equal(JSON.parse(readFileSync(join(newer, 'manifest.json'), 'utf8')).version, 'v20250301-000000');
   // a version linked in from elsewhere counts like a folder
-  const elsewhere = version(join(tmp, 'elsewhere'), 'classifier', 'v20250401-000000', '2025-04-01T00:00:00.000Z');
+  const elsewhere = version(join(tmp, 'elsewhere'), 'classifier', 'v20250401-000000');
   await writeManifest(elsewhere, base('classifier', 'v20250401-000000', '2025-04-01T00:00:00.000Z'));
   symlinkSync(elsewhere, join(root, 'classifier', 'v20250401-000000'));
   assert.equal(await resolveModelVersion(root, 'classifier'), join(root, 'classifier', 'v20250401-000000'));

@@ -34,7 +34,7 @@ export async function pngDataset(rows: [string, string, string][], opts: { masks
         x > 8 && x < 24 && y > 4 && y < 20 ? 255 : 0,
       );
   }
-  writeFileSync(join(dir, 'labels.csv'), opts.csv ?? ['file,label,patient_id', ...rows.map((r) => r.join(','))].join('\n') + '\n');
+  writeFileSync(join(dir, 'labels.csv'), opts.csv ?? `${['file,label,patient_id', ...rows.map((r) => r.join(','))].join('\n')}\n`);
   return dir;
 }
 

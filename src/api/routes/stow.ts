@@ -103,7 +103,7 @@ export const stow: RouteDef = {
     const ct = parseContentType(c.req.headers['content-type']);
     // Liberal in what real clients send: `type` quoted or not, with a transfer-syntax of its own, or absent.
     const type = essence(ct?.params.get('type')) ?? 'application/dicom';
-    if (!ct || ct.type !== 'multipart/related' || type !== 'application/dicom') {
+    if (ct?.type !== 'multipart/related' || type !== 'application/dicom') {
       throw new CxrError('E_UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be multipart/related; type="application/dicom"');
     }
     const boundary = ct.params.get('boundary');

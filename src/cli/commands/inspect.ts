@@ -11,7 +11,7 @@ export function register(program: Command): void {
     .action(
       action(async (file: string) => {
         const meta = readMetadata(await readInputFile(file));
-        process.stdout.write(JSON.stringify(meta, null, 2) + '\n');
+        process.stdout.write(`${JSON.stringify(meta, null, 2)}\n`);
       }),
     );
 }

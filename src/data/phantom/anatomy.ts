@@ -277,8 +277,8 @@ function lung(side: Side, p: LungParams): LungGeometry {
   const N = 40;
   for (let k = 0; k <= N; k++) {
     const th = (k / N) * (Math.PI / 2); // 0 at apex, pi/2 at the angle
-    const cx = Math.pow(Math.sin(th), 2 / n);
-    const cy = Math.pow(Math.cos(th), 2 / n);
+    const cx = Math.sin(th) ** (2 / n);
+    const cy = Math.cos(th) ** (2 / n);
     lateral.push(apexX + side * rx * cx, p.cp - ry * cy);
   }
 
@@ -288,7 +288,7 @@ function lung(side: Side, p: LungParams): LungGeometry {
   let domeTop = Infinity;
   for (let k = 0; k <= M; k++) {
     const u = k / M;
-    const bump = Math.pow(Math.sin(Math.PI * Math.pow(u, 0.85)), 0.85);
+    const bump = Math.sin(Math.PI * u ** 0.85) ** 0.85;
     const x = latX + (p.cardioX - latX) * u;
     const y = p.cp + (p.cardioY - p.cp) * u - p.domeH * bump;
     domeTop = Math.min(domeTop, y);

@@ -150,4 +150,4 @@ export function drawScapulae(buf: Float32Array, c: Canvas, a: Anatomy, strength:
   }
 }
 
-export { type Side };
+export type { Side };

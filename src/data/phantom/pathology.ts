@@ -178,7 +178,7 @@ function interstitial(C: Float32Array, spec: PneumoniaSpec, a: Anatomy, c: Canva
         const env = Math.exp(-r2 * 1.2);
         const k = j * c.width + i;
         // Ridged noise: thin bright lines where the noise crosses zero, a net of septal lines.
-        const ridge = Math.pow(1 - Math.abs(fine[k]), 4);
+        const ridge = (1 - Math.abs(fine[k])) ** 4;
         C[k] = Math.max(C[k], spec.severity * env * (haze + 0.45 * ridge));
       }
     }

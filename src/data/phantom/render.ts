@@ -58,7 +58,7 @@ export function lungFields(a: Anatomy, c: Canvas): { sharp: Float32Array; depth:
       if (edge[k] === 0) continue;
       const d = Math.min(1, deep[k] * 1.15);
       const g = Math.min(1, sel[k] * 1.6);
-      depth[k] = edge[k] * (g + (1 - g) * Math.pow(d, 0.85)) * (0.72 + 0.28 * d) * zone;
+      depth[k] = edge[k] * (g + (1 - g) * d ** 0.85) * (0.72 + 0.28 * d) * zone;
     }
   }
   return { sharp, depth };

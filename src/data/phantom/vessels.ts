@@ -91,5 +91,5 @@ function branch(
 
 function ampFor(width: number, s: number): number {
   // Density of a cylinder seen side-on scales with its diameter.
-  return 0.05 * Math.pow(width / (0.01 * s), 0.9);
+  return 0.05 * (width / (0.01 * s)) ** 0.9;
 }

@@ -63,7 +63,7 @@ export function prepareThreadedWasm(threads: number): ThreadedWasmPatch {
     constructor(...args: ConstructorParameters<typeof Blob>) {
       super(...args);
       const parts = args[0];
-      if (parts != null && parts.every((p) => typeof p === 'string')) {
+      if (parts?.every((p) => typeof p === 'string')) {
         const text = (parts as unknown as string[]).join('');
         texts.set(this, text);
         if (text.startsWith(FACTORY_PREFIX)) {

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { CxrError } from '../../errors.js';
-import { assertManifest, EVALUATIONS_DIR, MANIFEST_FILE, manifestDigest, readManifest, writeManifest, type ModelManifest } from './manifest.js';
+import { assertManifest, manifestDigest, readManifest, writeManifest, type ModelManifest } from './manifest.js';
 import { VERSION_NAME } from './versions.js';
 
 export interface StagedVersion {

@@ -153,8 +153,8 @@ export async function prepareTrainData(task: Task, config: TrainConfig, opts: Da
     split = await readSplit(runDir);
   } else if (opts.splitFile) {
     split = await readSplitFile(opts.splitFile);
-    const known = new Set(items.map((i) => i.file));
-    const unassigned = items.filter((i) => !split.assignments.some((a) => a.file === i.file)).length;
+    const inSplit = new Set(split.assignments.map((a) => a.file));
+    const unassigned = items.filter((i) => !inSplit.has(i.file)).length;
     // the split's files must be in the folder (pick() below says which is not); extra images are left out
     log.write(`split: reusing ${opts.splitFile}${unassigned > 0 ? ` (${unassigned} images of the folder are not in it and are left out)` : ''}\n`);
     await writeSplit(runDir, split);
