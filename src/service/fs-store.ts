@@ -64,7 +64,7 @@ export class FsObjectStore implements ObjectStore {
     try {
       bytes = await readFile(this.pathFor(sha256));
     } catch (e) {
-      throw missing(sha256, (e as NodeJS.ErrnoException).code ?? (e as Error).message);
+      throw readFailure(sha256, e);
     }
     if (sha256Hex(bytes) !== sha256) throw corrupt(sha256);
     return bytes;
@@ -72,8 +72,8 @@ export class FsObjectStore implements ObjectStore {
 
   async *read(sha256: string, upTo?: number): AsyncIterable<Buffer> {
     const path = this.pathFor(sha256);
-    const s = await stat(path).catch((e: NodeJS.ErrnoException) => {
-      throw missing(sha256, e.code ?? e.message);
+    const s = await stat(path).catch((e: unknown) => {
+      throw readFailure(sha256, e);
     });
     if (!s.isFile()) throw missing(sha256, 'not a file');
     // a header read (upTo) reads its 64 KiB, not a whole 1 MiB piece of the film
@@ -101,6 +101,17 @@ export class FsObjectStore implements ObjectStore {
       if (page.length > 0) yield page;
     }
   }
+}
+
+/**
+ * Why a stored object could not be read. Only a file that is not there is missing (E_NOT_FOUND,
+ * which scoring and result building treat as final); running out of file descriptors, an I/O
+ * error or a permission problem passes, so it is E_INTERNAL and the job or build is retried.
+ */
+function readFailure(sha256: string, e: unknown): CxrError {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'ENOTDIR') return missing(sha256, code);
+  return new CxrError('E_INTERNAL', `cannot read stored object ${sha256.slice(0, 12)}…: ${code ?? (e as Error).message}`);
 }
 
 /** A rename is durable only once the directory entry is on disk. */
