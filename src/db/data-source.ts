@@ -49,12 +49,34 @@ export async function openDatabase(opts: DatabaseOptions): Promise<DataSource> {
     throw new CxrError('E_CONFIG', `cannot connect to PostgreSQL at ${redactUrl(opts.url)}: ${(e as Error).message}`);
   }
   try {
-    await ds.runMigrations({ transaction: 'each' });
+    await whileHoldingMigrationLock(opts.url, () => ds.runMigrations({ transaction: 'each' }));
   } catch (e) {
     await ds.destroy().catch(() => undefined);
     throw new CxrError('E_CONFIG', `database migration failed: ${(e as Error).message}`);
   }
   return ds;
+}
+
+/** Arbitrary constant naming the migration lock (advisory locks are per database). */
+const MIGRATION_LOCK_KEY = 0x6378_726d_6967_7261n; // "cxrmigra"
+
+/**
+ * Runs `work` (the migrations) while this process holds a session advisory lock of its own
+ * connection. Why: the API and its workers start together on a first deploy or an upgrade, and
+ * TypeORM takes no lock of its own, so two processes applying the same migration collided on
+ * the catalog (duplicate pg_type) and all but one exited. The one that waited then finds
+ * nothing pending. A separate client, so that a pool of one connection cannot wait on itself.
+ */
+export async function whileHoldingMigrationLock<T>(url: string, work: () => Promise<T>): Promise<T> {
+  const lock = new ResilientClient({ connectionString: url });
+  await lock.connect();
+  try {
+    await lock.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
+    return await work();
+  } finally {
+    // ending the session releases the lock even if the unlock statement cannot run
+    await lock.end().catch(() => undefined);
+  }
 }
 
 /** The URL with its password replaced, for messages and logs. */

@@ -102,3 +102,25 @@ test('every entity column exists in its table with a matching type and nullabili
     await ds.destroy();
   }
 });
+
+test('processes that start together on an empty database all come up: one applies the migrations while the others wait, then find nothing pending', async () => {
+  const fresh = await createTestDatabase({ migrate: false });
+  try {
+    // a pool of one connection each, as the test template uses: the lock must not need a second pooled one
+    const opened = await Promise.allSettled([1, 1, 2].map((poolSize) => openDatabase({ url: fresh.url, poolSize })));
+    const failures = opened.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));
+    assert.deepEqual(failures, []);
+    const sources = opened.map((r) => (r as PromiseFulfilledResult<Awaited<ReturnType<typeof openDatabase>>>).value);
+    try {
+      const applied: { name: string; n: string }[] = await sources[0].query(
+        'SELECT name, count(*) AS n FROM typeorm_migrations GROUP BY name HAVING count(*) > 1',
+      );
+      assert.deepEqual(applied, []);
+      assert.equal(Number((await sources[0].query('SELECT count(*) AS n FROM typeorm_migrations'))[0].n), sources[0].migrations.length);
+    } finally {
+      await Promise.all(sources.map((s) => s.destroy()));
+    }
+  } finally {
+    await fresh.drop();
+  }
+});
