@@ -12,6 +12,7 @@ import type { Logger } from '../service/log.js';
 import type { TriageService } from '../service/triage.js';
 import { checkSession, CSRF_HEADER, csrfMatches, readCookie, SESSION_COOKIE, type SessionPolicy } from '../service/web-sessions.js';
 import { UUID_RE, type Reply } from './http.js';
+import { checkText } from './input.js';
 import type { StudyEvents } from './events.js';
 import type { ServiceMetrics } from './metrics.js';
 import type { LoginThrottle } from '../service/login-throttle.js';
@@ -126,15 +127,26 @@ async function authenticateSession(deps: ApiDeps, req: Request, token: string): 
  * credential (a PACS forwarding by DICOMweb): checked against the stored scrypt hash on every
  * request, so revoking the client ends it at once. An unknown id costs as much as a wrong secret.
  */
-async function basicClient(deps: ApiDeps, header: string): Promise<Principal> {
+async function basicClient(deps: ApiDeps, req: Request, header: string): Promise<Principal> {
   const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
   const decoded = m ? Buffer.from(m[1], 'base64').toString('utf8') : '';
   const colon = decoded.indexOf(':');
   if (colon < 1) throw new CxrError('E_UNAUTHENTICATED', 'Authorization: Basic needs base64 of "client_id:client_secret"');
-  const id = decoded.slice(0, colon);
+  // a NUL cannot reach PostgreSQL (it would be a 500); the token endpoint answers the same 400
+  const id = checkText(decoded.slice(0, colon), 'the HTTP Basic client id');
+  const secret = checkText(decoded.slice(colon + 1), 'the HTTP Basic client secret');
+  if (id.length > 64 || secret.length > 1024) throw new CxrError('E_BAD_REQUEST', 'credentials too long');
+  // the token endpoint's throttle and keys: a name or address locked there is locked here, before any hashing
+  const subject = `client_credentials:${id}`;
+  const address = req.socket.remoteAddress ?? 'unknown';
+  const wait = deps.loginThrottle ? await deps.loginThrottle.lockedFor(subject, address) : null;
+  if (wait !== null) throw new CxrError('E_RATE_LIMITED', `too many failed attempts: try again in ${wait} s`, { retryAfterSeconds: wait });
   const client = await findActiveClient(deps.ds, id);
-  const ok = await verifySecret(decoded.slice(colon + 1), client?.secretHash ?? (await DUMMY_HASH_PROMISE));
-  if (!client || !ok) throw new CxrError('E_UNAUTHENTICATED', 'unknown client or wrong secret');
+  const ok = await verifySecret(secret, client?.secretHash ?? (await DUMMY_HASH_PROMISE));
+  if (!client || !ok) {
+    await deps.loginThrottle?.recordFailure(subject, address);
+    throw new CxrError('E_UNAUTHENTICATED', 'unknown client or wrong secret');
+  }
   return { sub: client.id, role: client.role, kind: 'client' };
 }
 
@@ -150,7 +162,7 @@ async function authenticate(deps: ApiDeps, req: Request, route: RouteDef): Promi
     const cookie = readCookie(req.headers.cookie, SESSION_COOKIE);
     if (cookie !== undefined) return authenticateSession(deps, req, cookie);
   }
-  if (route.basicAuth && h && /^Basic\s/i.test(h)) return basicClient(deps, h);
+  if (route.basicAuth && h && /^Basic\s/i.test(h)) return basicClient(deps, req, h);
   const t = verifyTokenDetail(deps.config.jwt, bearer(req));
   const p = t.principal;
   // an operator token is on record by its id (cxr-triage token): revoked there, refused here

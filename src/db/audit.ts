@@ -95,6 +95,28 @@ function fromRaw(r: RawAuditRow): AuditRow {
   };
 }
 
+/** A NUL, or half of a UTF-16 surrogate pair. */
+const UNSTORABLE_CHAR = /\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * Text as PostgreSQL will give it back. Why: a row is hashed from the values in hand, and
+ * verified from the values read back. PostgreSQL text cannot hold a NUL (the insert fails) and
+ * an unpaired surrogate is stored as U+FFFD, so a row carrying either (say, a name a client
+ * typed) would fail to insert, or be stored unlike its hash and break verification of the
+ * whole chain from there on. Each becomes U+FFFD before hashing.
+ */
+export function storableText(s: string): string {
+  return s.replace(UNSTORABLE_CHAR, '\uFFFD');
+}
+
+/** storableText over every string and key of a JSON value. */
+function storableJson(v: unknown): unknown {
+  if (typeof v === 'string') return storableText(v);
+  if (Array.isArray(v)) return v.map(storableJson);
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [storableText(k), storableJson(x)]));
+  return v;
+}
+
 /** Appends one row at the chain head in its own transaction. */
 export async function appendAudit(ds: DataSource, entry: AuditEntry): Promise<AuditRow> {
   return ds.transaction((m) => appendAuditInTransaction(m, entry));
@@ -110,22 +132,22 @@ export async function appendAuditInTransaction(m: EntityManager, entry: AuditEnt
   const prevHash = head[0]?.hash ?? GENESIS_HASH;
   // Millisecond precision, so the timestamp read back from PostgreSQL is the one hashed.
   const at = new Date(Date.now());
-  const detail = JSON.parse(canonicalJson(entry.detail ?? {})) as Record<string, unknown>;
+  const detail = storableJson(JSON.parse(canonicalJson(entry.detail ?? {}))) as Record<string, unknown>;
   const content: AuditContent = {
     at: at.toISOString(),
-    actor: entry.actor,
+    actor: storableText(entry.actor),
     role: entry.role,
-    action: entry.action,
+    action: storableText(entry.action),
     studyId: entry.studyId,
-    requestId: entry.requestId,
-    outcome: entry.outcome,
+    requestId: storableText(entry.requestId),
+    outcome: storableText(entry.outcome),
     detail,
   };
   const hash = chainHash(prevHash, content);
   const rows: RawAuditRow[] = await m.query(
     `INSERT INTO audit_log (at, actor, role, action, study_id, request_id, outcome, detail, prev_hash, hash)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${SELECT_COLUMNS}`,
-    [at, entry.actor, entry.role, entry.action, entry.studyId, entry.requestId, entry.outcome, JSON.stringify(detail), prevHash, hash],
+    [at, content.actor, entry.role, content.action, entry.studyId, content.requestId, content.outcome, JSON.stringify(detail), prevHash, hash],
   );
   return fromRaw(rows[0]);
 }

@@ -62,6 +62,19 @@ export async function reserveAttempts(ds: DataSource, keys: readonly string[], m
   }
 }
 
+/**
+ * Whether any of the keys holds `max` attempts in its live window, without counting one: the
+ * seconds until the last such key opens, or null when none is locked.
+ */
+export async function lockedFor(ds: DataSource, keys: readonly string[], max: number, windowMs: number): Promise<number | null> {
+  const wait: { s: string | null }[] = await ds.query(
+    `SELECT max(ceil(extract(epoch FROM (window_start + ${windowExpr(3)} - now())))) AS s
+       FROM login_attempts WHERE key = ANY($1::text[]) AND attempts >= $2 AND window_start > now() - ${windowExpr(3)}`,
+    [[...new Set(keys)], max, windowMs],
+  );
+  return wait[0]?.s == null ? null : Math.max(1, Number(wait[0].s));
+}
+
 /** Gives one reservation back (its attempt succeeded), unless its window has been replaced since. */
 export async function releaseAttempt(ds: DataSource, r: Reserved): Promise<void> {
   await ds.query(`UPDATE login_attempts SET attempts = attempts - 1 WHERE key = $1 AND window_start = $2::timestamptz AND attempts > 0`, [

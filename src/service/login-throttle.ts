@@ -10,7 +10,7 @@
  * the limit, so that however many guesses arrive at once, at most `maxFailures` are checked.
  */
 import type { DataSource } from 'typeorm';
-import { clearAttempts, deleteExpiredAttempts, releaseAttempt, reserveAttempts, type Reserved } from '../db/login-attempts.js';
+import { clearAttempts, deleteExpiredAttempts, lockedFor, releaseAttempt, reserveAttempts, type Reserved } from '../db/login-attempts.js';
 
 /** failed attempts per name or address before it is locked, and the window they count in */
 export const DEFAULT_AUTH_MAX_FAILURES = 10;
@@ -70,5 +70,23 @@ export class LoginThrottle {
       },
       failed: async () => {},
     };
+  }
+
+  /**
+   * For a credential sent with every request (HTTP Basic on DICOMweb): whether `subject` or
+   * `address` is locked, without counting an attempt. Reserving before each check, as `begin`
+   * does, would refuse a PACS that forwards more studies at once than `maxFailures` with the
+   * right secret; a static 256-bit client secret is not guessed, so only failures are counted
+   * (`recordFailure`), and a lock set here or at the token endpoint holds for both.
+   */
+  async lockedFor(subject: string, address: string): Promise<number | null> {
+    if (this.opts.maxFailures <= 0) return null;
+    return lockedFor(this.ds, [`subject:${subject}`.slice(0, 300), `address:${address}`.slice(0, 300)], this.opts.maxFailures, this.opts.windowMs);
+  }
+
+  /** Counts one failed attempt on `subject` and on `address` (a key already locked stays so). */
+  async recordFailure(subject: string, address: string): Promise<void> {
+    if (this.opts.maxFailures <= 0) return;
+    await reserveAttempts(this.ds, [`subject:${subject}`.slice(0, 300), `address:${address}`.slice(0, 300)], this.opts.maxFailures, this.opts.windowMs);
   }
 }

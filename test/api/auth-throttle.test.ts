@@ -123,3 +123,25 @@ test('CXR_AUTH_MAX_FAILURES=0 turns the brake off and writes no rows', async () 
   assert.ok(replies.every((r) => r.status === 401));
   assert.deepEqual(await h.db.ds.query('SELECT key FROM login_attempts'), []);
 });
+
+test('HTTP Basic on DICOMweb counts wrong secrets in the same brake: after the limit even the right secret gets 429 unchecked; right secrets at once, more than the limit, are never refused', async () => {
+  // counts left by the tests above (this address among them) would lock it earlier
+  await h.db.ds.query('DELETE FROM login_attempts');
+  const secret = await createClient('pacs-basic');
+  const basic = (s: string) => `Basic ${Buffer.from(`pacs-basic:${s}`).toString('base64')}`;
+  // a PACS forwarding many studies at once with the right secret: nothing is reserved per request
+  const burst = await Promise.all(Array.from({ length: MAX + 5 }, () => h.http.get('/dicomweb/studies').set('Authorization', basic(secret))));
+  assert.deepEqual([...new Set(burst.map((r) => r.status))], [200]);
+  const statuses: number[] = [];
+  for (let i = 0; i < MAX + 2; i++) statuses.push((await h.http.get('/dicomweb/studies').set('Authorization', basic(`wrong-${i}`))).status);
+  assert.deepEqual(statuses, [...Array(MAX).fill(401), 429, 429]);
+  const right = await h.http.get('/dicomweb/studies').set('Authorization', basic(secret));
+  assert.equal(right.status, 429);
+  assert.equal(right.body.error.code, 'E_RATE_LIMITED');
+  assert.ok(Number(right.headers['retry-after']) > 0);
+  // the token endpoint's lock is the same one
+  const token = await h.http.post('/v1/auth/token').send({ grant_type: 'client_credentials', client_id: 'pacs-basic', client_secret: secret });
+  assert.equal(token.status, 429);
+  await age(601);
+  assert.equal((await h.http.get('/dicomweb/studies').set('Authorization', basic(secret))).status, 200);
+});

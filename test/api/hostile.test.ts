@@ -113,6 +113,14 @@ test('row 4: a NUL character in a JSON string, a form field or a query value is 
       'client_id (form)',
       call('/v1/auth/token', { type: 'application/x-www-form-urlencoded', body: 'grant_type=client_credentials&client_id=ws%00&client_secret=x' }),
     ],
+    ['web sign-in username (JSON)', call('/v1/auth/session', { type: json, body: '{"username":"a\\u0000b","password":"whatever-password"}' })],
+    ['web sign-in username (form)', call('/v1/auth/session', { type: 'application/x-www-form-urlencoded', body: 'username=a%00b&password=x' })],
+    // the name goes into the audit row: stored as U+FFFD it would no longer match its hash
+    ['web sign-in, an unpaired surrogate', call('/v1/auth/session', { type: json, body: '{"username":"x\\ud800y","password":"whatever-password"}' })],
+    [
+      'HTTP Basic client id on DICOMweb',
+      call('/dicomweb/studies', { headers: { Authorization: `Basic ${Buffer.from('a\u0000b:secret').toString('base64')}` } }),
+    ],
     ['?actor=', call('/v1/audit?actor=a%00b', { token: auditor })],
     ['?model=', call('/v1/predictions?model=m%00', { token: auditor })],
     ['?action= (CSV)', call('/v1/predictions.csv?model=%00', { token: auditor })],
@@ -142,6 +150,10 @@ test('row 4: a NUL character in a JSON string, a form field or a query value is 
   assert.equal(code(review), 'E_BAD_REQUEST');
   assert.equal(await count(`SELECT count(*)::int AS n FROM reviews WHERE study_id = $1`, [id]), 0);
   assert.equal(await count(`SELECT count(*)::int AS n FROM api_clients WHERE id IN ('ws-nul', 'ws-sur', 'ws-big')`), 0);
+  // nothing of the refused sign-ins reached the audit log, whose chain still verifies
+  const verify = await call('/v1/audit/verify', { token: auditor });
+  assert.equal(verify.status, 200, verify.text);
+  assert.equal(verify.body.ok, true, verify.text);
   await assertUp();
 });
 

@@ -150,3 +150,28 @@ test('a row deleted from the middle breaks the link of its successor', async () 
     await other.drop();
   }
 });
+
+test('a NUL or an unpaired surrogate in what a row records is stored as U+FFFD and hashed so: the row inserts and the chain still verifies', async () => {
+  const own = await createTestDatabase();
+  try {
+    const row = await appendAudit(own.ds, {
+      actor: 'x\ud800y\u0000',
+      role: null,
+      action: 'auth.session',
+      studyId: null,
+      requestId: 'r\udc00',
+      outcome: 'E_UNAUTHENTICATED',
+      detail: { name: 'a\ud83d', ['k\u0000']: ['\udc00b', 'ok \ud83d\ude00'] },
+    });
+    assert.equal(row.actor, 'x\ufffdy\ufffd');
+    assert.equal(row.requestId, 'r\ufffd');
+    assert.deepEqual(row.detail, { name: 'a\ufffd', 'k\ufffd': ['\ufffdb', 'ok \ud83d\ude00'] });
+    await appendAudit(own.ds, entry(1));
+    const v = await verifyAuditChain(own.ds);
+    assert.equal(v.firstBroken, null);
+    assert.equal(v.ok, true);
+    assert.equal(v.checked, 2);
+  } finally {
+    await own.drop();
+  }
+});

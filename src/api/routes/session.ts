@@ -10,6 +10,7 @@ import { CxrError } from '../../errors.js';
 import { checkSession, closeSession, openSession, readCookie, SESSION_COOKIE } from '../../service/web-sessions.js';
 import { DUMMY_HASH_PROMISE, verifySecret } from '../../service/credentials.js';
 import { readBody, requireMediaType, type Reply } from '../http.js';
+import { checkJson, parseJson } from '../input.js';
 import { json, ref } from '../openapi-types.js';
 import { principalOf, type Ctx, type RouteDef } from '../route.js';
 
@@ -25,14 +26,15 @@ async function readLogin(c: Ctx): Promise<{ username: string; password: string }
   const t = requireMediaType(c.req, ['application/json', 'application/x-www-form-urlencoded']);
   const raw = (await readBody(c.req, 8 * 1024)).toString('utf8');
   let fields: Record<string, unknown>;
+  // checked like every JSON body: a NUL or an unpaired surrogate in the name would otherwise
+  // reach PostgreSQL (a 500) and the audit row, whose stored text would no longer match its hash
   if (t === 'application/json') {
-    try {
-      fields = JSON.parse(raw) as Record<string, unknown>;
-    } catch {
-      throw new CxrError('E_BAD_REQUEST', 'request body is not valid JSON');
-    }
+    const v = parseJson(raw);
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new CxrError('E_BAD_REQUEST', 'request body must be a JSON object');
+    fields = v as Record<string, unknown>;
   } else {
     fields = Object.fromEntries(new URLSearchParams(raw));
+    checkJson(fields, 'form body');
   }
   const username = typeof fields?.username === 'string' ? fields.username : '';
   const password = typeof fields?.password === 'string' ? fields.password : '';
