@@ -183,6 +183,10 @@ test('WADO-RS metadata is DICOM JSON with VRs, PersonName objects and the pixel 
   const el = ds.elements.x7fe00010;
   assert.deepEqual(frame[0].body, Buffer.from(named.subarray(el.dataOffset, el.dataOffset + el.length)));
   assert.equal(frame[0].body.length, 64 * 48 * 2);
+  // a frame named again is sent once: a long list of 1s must not multiply the film in memory
+  const repeated = parts(await get(`${bulk.pathname},${Array(2000).fill('1').join(',')}`));
+  assert.equal(repeated.length, 1);
+  assert.deepEqual(repeated[0].body, frame[0].body);
 
   const series = jsonOf(await get(`/dicomweb/studies/${STUDY}/series/${paMeta.seriesInstanceUid}/metadata`, 'application/json'));
   assert.equal(series.length, 1);

@@ -163,9 +163,12 @@ export const retrieveFrames = route(
   'multipart/related; type="application/octet-stream": the frame uncompressed, Explicit VR Little Endian byte order. The service holds single-frame images: only frame 1 exists.',
   { description: 'The frame', content: binary('multipart/related') },
   async (c) => {
-    const list = String(c.req.params.frames ?? '').split(',');
-    if (list.some((f) => !/^[1-9][0-9]{0,5}$/.test(f))) throw new CxrError('E_BAD_REQUEST', 'frames is a comma-separated list of frame numbers from 1');
-    if (list.some((f) => f !== '1')) throw new CxrError('E_NOT_FOUND', 'no such frame: this instance has one');
+    const asked = String(c.req.params.frames ?? '').split(',');
+    if (asked.some((f) => !/^[1-9][0-9]{0,5}$/.test(f))) throw new CxrError('E_BAD_REQUEST', 'frames is a comma-separated list of frame numbers from 1');
+    if (asked.some((f) => f !== '1')) throw new CxrError('E_NOT_FOUND', 'no such frame: this instance has one');
+    // each frame once, however often it is named: "1,1,…,1" in a 6 KB URL would otherwise build
+    // a response of thousands of copies of the film in memory
+    const list = [...new Set(asked)];
     const rows = await selected(c, 'instance', 'frames');
     negotiate(c.req, [
       {
