@@ -25,6 +25,16 @@ function modalityTransform(parsed: ParsedDicom, meta: DicomMetadata): ModalityTr
   if (items.length > 0) return { kind: 'lut', lut: readLut(items[0], meta.pixelRepresentation === 1, 'Modality LUT Sequence') };
   if (!Number.isFinite(meta.rescaleSlope) || !Number.isFinite(meta.rescaleIntercept))
     throw new CxrError('E_MALFORMED', 'RescaleSlope/RescaleIntercept are not finite numbers');
+  // modality values are float32: a slope like 1e35 is finite but turns stored values into
+  // Infinity, and every later step (min-max window, resize) into NaN: a blank film scored
+  const bits = Math.min(32, Math.max(1, meta.bitsStored));
+  const [lo, hi] = meta.pixelRepresentation === 1 ? [-(2 ** (bits - 1)), 2 ** (bits - 1) - 1] : [0, 2 ** bits - 1];
+  for (const stored of [lo, hi])
+    if (!Number.isFinite(Math.fround(stored * meta.rescaleSlope + meta.rescaleIntercept)))
+      throw new CxrError(
+        'E_MALFORMED',
+        `RescaleSlope ${meta.rescaleSlope} and RescaleIntercept ${meta.rescaleIntercept} take stored values beyond what a 32-bit float holds`,
+      );
   return { kind: 'rescale', slope: meta.rescaleSlope, intercept: meta.rescaleIntercept };
 }
 

@@ -78,7 +78,8 @@ function header(img: WindowInputs, why: string): Choice | null {
     const center = m.windowCenter[0];
     const width = m.windowWidth[0];
     const fn = m.voiLutFunction;
-    const valid = fn === 'LINEAR' ? width >= 1 : width > 0;
+    // a DS of 1e999 reads as Infinity: such a window maps every pixel to the middle grey
+    const valid = Number.isFinite(width) && (fn === 'LINEAR' ? width >= 1 : width > 0);
     if (valid && Number.isFinite(center)) {
       const kind = fn === 'LINEAR' ? 'linear' : fn === 'LINEAR_EXACT' ? 'linear-exact' : 'sigmoid';
       const fnNote = fn === 'LINEAR' ? '' : ` (${fn})`;

@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import dicomParser from 'dicom-parser';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeModality, readMetadata, readWindowed } from '../../src/dicom/index.js';
@@ -102,4 +103,15 @@ test('the native fixtures regenerate byte for byte from make-fixtures.ts', () =>
     const name = path.slice(dir.length + 1);
     assert.deepEqual(readFileSync(path), readFileSync(join(FIXTURES, name)), name);
   }
+});
+
+test('a lossless JPEG frame whose second half was lost is E_TRUNCATED, not a film with an invented lower half', async () => {
+  const bytes = fixture('cr-mono1-u12.jpeg-lossless-sv1');
+  const fragment = dicomParser.parseDicom(bytes).elements.x7fe00010.fragments![0];
+  const cut = bytes.slice();
+  // the file keeps its structure: the fragment's second half is zeros, as if never received
+  cut.fill(0, fragment.position + Math.floor(fragment.length / 2), fragment.position + fragment.length);
+  await assert.rejects(decodeModality(cut), (e: unknown) => e instanceof CxrError && e.code === 'E_TRUNCATED' && /EOI/.test(e.message));
+  // the whole file still decodes
+  assert.equal((await decodeModality(bytes)).values.length, 96 * 80);
 });

@@ -90,3 +90,26 @@ test('a file cut inside its pixel data is E_TRUNCATED, inside the preamble too',
   assert.equal(await code(decodeModality(bytes.subarray(0, bytes.length - 3))), 'E_TRUNCATED');
   assert.equal(await code(decodeModality(bytes.subarray(0, 130))), 'E_TRUNCATED');
 });
+
+test('a RescaleSlope that takes stored values beyond float32 (1e35 on 16 bits) is E_MALFORMED, not a film of Infinity and NaN', async () => {
+  const huge = small({ rescaleSlope: 1e35, pixels: Uint16Array.from({ length: 16 }, (_, i) => i * 4000) });
+  await assert.rejects(decodeModality(huge), (e: unknown) => e instanceof CxrError && e.code === 'E_MALFORMED' && /32-bit float/.test(e.message));
+  // large but representable: 1e30 x 65535 stays below 3.4e38
+  const large = await decodeModality(small({ rescaleSlope: 1e30 }));
+  assert.ok(large.values.every((v) => Number.isFinite(v)));
+});
+
+test('a window width that reads as Infinity (DS "1e999") is not used: the min-max window is, and no pixel is NaN', async () => {
+  const bytes = small({ windowCenter: 100, windowWidth: 12345, pixels: Uint16Array.from({ length: 16 }, (_, i) => i * 10) });
+  // same length in place: "12345 " becomes "1e999 "
+  const text = Buffer.from(bytes).toString('latin1');
+  const at = text.indexOf('12345 ');
+  assert.ok(at > 0);
+  const patched = Uint8Array.from(Buffer.from(`${text.slice(0, at)}1e999 ${text.slice(at + 6)}`, 'latin1'));
+  assert.equal(readMetadata(patched).windowWidth[0], Number.POSITIVE_INFINITY);
+  const w = await readWindowed(patched);
+  assert.equal(w.window.source, 'minmax');
+  assert.ok(w.data.every((v) => Number.isFinite(v)));
+  assert.equal(Math.min(...w.data), 0);
+  assert.equal(Math.max(...w.data), 1);
+});

@@ -9,7 +9,7 @@ import { TRANSFER_SYNTAX, transferSyntaxName } from '../uids.js';
 import type { PixelFormat } from '../pixel-format.js';
 import type { Words } from '../words.js';
 import { decodeRle } from './rle.js';
-import { readJ2kHeader, readJpegHeader, type StreamHeader } from './stream-header.js';
+import { j2kMissingTiles, jpegEndsWithEoi, readJ2kHeader, readJpegHeader, type StreamHeader } from './stream-header.js';
 import { charls, decodeWith, libjpegTurbo, openjpeg } from './wasm-module.js';
 
 const T = TRANSFER_SYNTAX;
@@ -66,6 +66,8 @@ async function decodeJpegBaseline(syntax: string, stream: Uint8Array, fmt: Pixel
 function decodeJpegLossless(syntax: string, stream: Uint8Array, fmt: PixelFormat): Words {
   const h = checkHeader(syntax, readJpegHeader(stream), fmt);
   if (h.marker !== 0xc3) fail(syntax, `expected a lossless (SOF3) frame, found marker FF${h.marker.toString(16).toUpperCase()}`);
+  // the decoder invents the rest of a stream that was cut short instead of failing
+  if (!jpegEndsWithEoi(stream)) throw new CxrError('E_TRUNCATED', `${transferSyntaxName(syntax)}: the stream ends without its EOI marker: it was cut short`);
   const copy = stream.slice();
   const decoder = new LosslessDecoder();
   const out = decoder.decompress(copy.buffer, 0, copy.length);
@@ -84,6 +86,8 @@ async function decodeJpegLs(syntax: string, stream: Uint8Array, fmt: PixelFormat
 
 async function decodeJpeg2000(syntax: string, stream: Uint8Array, fmt: PixelFormat): Promise<Words> {
   checkHeader(syntax, readJ2kHeader(stream), fmt);
+  const missing = j2kMissingTiles(stream);
+  if (missing !== null) throw new CxrError('E_TRUNCATED', `${transferSyntaxName(syntax)}: ${missing}`);
   const { bytes, info } = await decodeWith(openjpeg, stream, checkInfo(syntax, fmt));
   return samples(bytes, info.bitsPerSample, fmt.rows * fmt.columns, syntax);
 }
