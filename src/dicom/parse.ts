@@ -85,12 +85,36 @@ function parseWith(bytes: Uint8Array, header: Part10Header, inflater: (b: Uint8A
   } catch (e) {
     throw classifyParserError(e);
   }
+  checkSequenceDepth(dataSet);
   return {
     dataSet,
     transferSyntaxUid,
     littleEndian: transferSyntaxUid !== TRANSFER_SYNTAX.explicitBig,
     byteArray: dataSet.byteArray as Uint8Array,
   };
+}
+
+/** Deepest nesting of sequences accepted: real images stay in single digits. */
+export const MAX_SEQUENCE_DEPTH = 32;
+
+/**
+ * Refuses sequences nested deeper than MAX_SEQUENCE_DEPTH. Why: the parser here copes with a
+ * thousand levels in 36 KB, but what reads a stored instance later does not (dcmjs, for the
+ * DICOM JSON of WADO-RS metadata and the result objects' source header: quadratic time, then
+ * stack overflow), so such a file was stored and could never get its results built.
+ */
+function checkSequenceDepth(root: DataSet): void {
+  const stack: { ds: DataSet; depth: number }[] = [{ ds: root, depth: 0 }];
+  while (stack.length > 0) {
+    const { ds, depth } = stack.pop()!;
+    for (const el of Object.values(ds.elements)) {
+      for (const item of el.items ?? []) {
+        if (!item.dataSet) continue;
+        if (depth + 1 > MAX_SEQUENCE_DEPTH) throw new CxrError('E_MALFORMED', `sequences nested deeper than ${MAX_SEQUENCE_DEPTH} levels (at ${el.tag})`);
+        stack.push({ ds: item.dataSet, depth: depth + 1 });
+      }
+    }
+  }
 }
 
 export interface ParseOptions {

@@ -113,3 +113,27 @@ test('a window width that reads as Infinity (DS "1e999") is not used: the min-ma
   assert.equal(Math.min(...w.data), 0);
   assert.equal(Math.max(...w.data), 1);
 });
+
+/** A private sequence (7FE1,1000) after the pixel data, each item holding the next one, `levels` deep (undefined lengths). */
+function withNestedSequences(bytes: Uint8Array, levels: number): Uint8Array {
+  const seqStart = [0xe1, 0x7f, 0x00, 0x10, 0x53, 0x51, 0, 0, 0xff, 0xff, 0xff, 0xff];
+  const itemStart = [0xfe, 0xff, 0x00, 0xe0, 0xff, 0xff, 0xff, 0xff];
+  const itemEnd = [0xfe, 0xff, 0x0d, 0xe0, 0, 0, 0, 0];
+  const seqEnd = [0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0];
+  let inner: number[] = [];
+  for (let i = 0; i < levels; i++) inner = [...seqStart, ...itemStart, ...inner, ...itemEnd, ...seqEnd];
+  return Uint8Array.from([...bytes, ...inner]);
+}
+
+test('sequences nested deeper than 32 levels are E_MALFORMED at parsing, which later readers (DICOM JSON, result objects) could not handle; 32 are read', () => {
+  const image = small();
+  assert.equal(readMetadata(withNestedSequences(image, 32)).rows, 4);
+  assert.throws(
+    () => readMetadata(withNestedSequences(image, 33)),
+    (e: unknown) => e instanceof CxrError && e.code === 'E_MALFORMED' && /nested deeper than 32 levels/.test(e.message),
+  );
+  assert.throws(
+    () => readMetadata(withNestedSequences(image, 1000)),
+    (e: unknown) => e instanceof CxrError && e.code === 'E_MALFORMED',
+  );
+});
