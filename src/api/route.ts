@@ -214,7 +214,10 @@ export function handlerFor(route: RouteDef, deps: ApiDeps) {
       auditedInTx = true;
     };
     const audit = async (status: number, error?: unknown) => {
-      if (!route.audit || !c.principal || auditedInTx) return;
+      // a row appended inside the handler's transaction counts only if that transaction
+      // committed, which a failed request cannot promise (its COMMIT may be what failed):
+      // then the failure is audited on its own
+      if (!route.audit || !c.principal || (auditedInTx && !error)) return;
       const base = { actor: c.principal.sub, role: c.principal.role, requestId };
       const rows =
         c.audits.length > 0 && !error

@@ -12,6 +12,7 @@ import type { DimseServer } from '../../src/api/dimse/scp.js';
 import { insertClient } from '../../src/db/principals.js';
 import { readMetadata } from '../../src/dicom/index.js';
 import { startHarness, startHarnessScp, study, waitScored, type Harness } from '../support/api.js';
+import { failAtCommit } from '../support/database.js';
 
 let h: Harness;
 let scp: DimseServer;
@@ -239,5 +240,23 @@ test('a PA, an AP and a lateral of one study in separate associations: one workl
   assert.deepEqual(
     row.instances.filter((i) => i.decisive).map((i) => i.id),
     [top.id],
+  );
+});
+
+test('C-STORE whose transaction fails at COMMIT: failure status, no study, and the failure audited (the row appended inside the transaction rolled back with it)', async () => {
+  const bytes = study(403);
+  const sop = readMetadata(bytes).sopInstanceUid!;
+  // checked at COMMIT, after the study and its audit row were written
+  await failAtCommit(h.db, 'studies', 'sop_instance_uid', sop);
+  const r = await dcmtk('storescu', ['-d', '-aet', 'WS-DX-1', '-aec', 'CXRTRIAGE', '127.0.0.1', String(scp.port), file('commit-403.dcm', bytes)]);
+  assert.match(r.out, /DIMSE Status\s*: 0x0110/, r.out);
+  assert.match(r.out, /\(0000,0902\) LO \[E_INTERNAL/, r.out);
+  assert.equal((await instanceRows(sop)).length, 0);
+  const audit: { outcome: string }[] = await h.db.ds.query(`SELECT outcome FROM audit_log WHERE action = 'study.create' AND detail->>'sopInstanceUid' = $1`, [
+    sop,
+  ]);
+  assert.deepEqual(
+    audit.map((a) => a.outcome),
+    ['E_INTERNAL'],
   );
 });

@@ -127,3 +127,20 @@ export function instanceOf(uid: string, n: number, fields: Partial<NewStudy> = {
     ...fields,
   };
 }
+
+/**
+ * Makes COMMIT fail for a transaction that inserted a row of `table` whose `column` is `value`:
+ * a deferred constraint trigger, checked after everything the transaction wrote (its audit row
+ * too). For tests of what survives a transaction that does not commit.
+ */
+export async function failAtCommit(db: TestDatabase, table: string, column: string, value: string): Promise<void> {
+  const name = `fail_at_commit_${randomBytes(4).toString('hex')}`;
+  const su = await db.superuser();
+  try {
+    await su.query(`CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.${column}::text = ${pg.escapeLiteral(value)} THEN RAISE EXCEPTION 'refused at commit'; END IF; RETURN NULL; END $$`);
+    await su.query(`CREATE CONSTRAINT TRIGGER ${name} AFTER INSERT ON ${table} DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ${name}()`);
+  } finally {
+    await su.end();
+  }
+}

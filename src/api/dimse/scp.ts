@@ -14,13 +14,13 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { Writable } from 'node:stream';
 import dcmjsDimse from 'dcmjs-dimse';
 import type { DataSource } from 'typeorm';
-import { appendAudit } from '../../db/audit.js';
+import { appendAudit, appendAuditInTransaction } from '../../db/audit.js';
 import type { ApiClientRow } from '../../db/entities.js';
 import { findActiveClientByAeTitle } from '../../db/principals.js';
 import { isSyntaxSupported, SOP_CLASS, wrapPart10 } from '../../dicom/index.js';
 import { CxrError, httpStatusFor, isCxrError, type ErrorCode } from '../../errors.js';
 import type { Logger } from '../../service/log.js';
-import type { TriageService } from '../../service/triage.js';
+import type { AcceptResult, TriageService } from '../../service/triage.js';
 import type { ServiceMetrics } from '../metrics.js';
 
 const { Scp, Dataset, constants, responses } = dcmjsDimse;
@@ -246,34 +246,7 @@ export async function startDimseServer(o: DimseOptions): Promise<DimseServer> {
       const got = this.received.get(request);
       this.received.delete(request);
       const sopInstanceUid = request.getAffectedSopInstanceUid();
-      let studyId: string | null = null;
-      let outcome = 'ok';
-      let duplicate = false;
-      let message = '';
-      try {
-        if (!client) throw new CxrError('E_UNAUTHENTICATED', 'no accepted association');
-        if (!got) throw new CxrError('E_MALFORMED', 'no data set received');
-        if ('error' in got) throw got.error;
-        const res = await o.service.accept(got.bytes, client.id);
-        studyId = res.study.id;
-        duplicate = !res.created;
-        if (res.study.sopInstanceUid !== sopInstanceUid) {
-          // Stored under the data set's own UID; the command's disagreeing UID is only noted.
-          message = `data set SOP Instance UID ${res.study.sopInstanceUid} differs from the command's`;
-        }
-        response.setStatus(Status.Success);
-      } catch (e) {
-        if (!isCxrError(e)) throw e;
-        outcome = e.code;
-        message = e.message;
-        studyId = (e.details?.studyId as string | undefined) ?? null;
-        response.setStatus(cStoreStatusFor(e.code));
-        // Error Comment (0000,0902) is at most 64 characters: the stable code first.
-        response.setErrorComment(`${e.code}: ${e.message}`.slice(0, 64));
-        o.log.warn('dimse c-store refused', { code: e.code, client: client?.id ?? null, callingAe: this.callingAe, sopInstanceUid, reason: e.message });
-      }
-      count('store', outcome);
-      await appendAudit(o.ds, {
+      const entry = (studyId: string | null, outcome: string, duplicate: boolean, message: string) => ({
         actor: client?.id ?? `ae:${this.callingAe}`,
         role: client?.role ?? null,
         action: 'study.create',
@@ -282,6 +255,44 @@ export async function startDimseServer(o: DimseOptions): Promise<DimseServer> {
         outcome,
         detail: { via: 'dimse', callingAe: this.callingAe, sopInstanceUid, duplicate, ...(message ? { message: message.slice(0, 300) } : {}) },
       });
+      // Stored under the data set's own UID; the command's disagreeing UID is only noted.
+      const differs = (r: AcceptResult) =>
+        r.study.sopInstanceUid !== sopInstanceUid ? `data set SOP Instance UID ${r.study.sopInstanceUid} differs from the command's` : '';
+      let studyId: string | null = null;
+      let outcome = 'ok';
+      let duplicate = false;
+      let message = '';
+      // a stored study's audit row commits with it, as over HTTP: never a study without its row
+      let auditedInTx = false;
+      try {
+        if (!client) throw new CxrError('E_UNAUTHENTICATED', 'no accepted association');
+        if (!got) throw new CxrError('E_MALFORMED', 'no data set received');
+        if ('error' in got) throw got.error;
+        const res = await o.service.accept(got.bytes, client.id, async (m, r) => {
+          await appendAuditInTransaction(m, entry(r.study.id, 'ok', !r.created, differs(r)));
+          auditedInTx = true;
+        });
+        studyId = res.study.id;
+        duplicate = !res.created;
+        message = differs(res);
+        response.setStatus(Status.Success);
+      } catch (e) {
+        // whatever was appended inside the accept's transaction did not commit
+        auditedInTx = false;
+        const err = isCxrError(e) ? e : new CxrError('E_INTERNAL', 'the instance could not be stored');
+        if (!isCxrError(e)) o.log.error('dimse c-store failed', { error: String((e as Error)?.stack ?? e) });
+        outcome = err.code;
+        message = err.message;
+        studyId = (err.details?.studyId as string | undefined) ?? null;
+        response.setStatus(cStoreStatusFor(err.code));
+        // Error Comment (0000,0902) is at most 64 characters: the stable code first.
+        response.setErrorComment(`${err.code}: ${err.message}`.slice(0, 64));
+        if (isCxrError(e))
+          o.log.warn('dimse c-store refused', { code: err.code, client: client?.id ?? null, callingAe: this.callingAe, sopInstanceUid, reason: err.message });
+      }
+      count('store', outcome);
+      // refusals, and a re-send found before any transaction, are audited on their own
+      if (!auditedInTx) await appendAudit(o.ds, entry(studyId, outcome, duplicate, message));
       return response;
     }
   }
