@@ -105,24 +105,28 @@ export async function markBuilt(m: EntityManager, id: string, o: { sha256: strin
 
 /**
  * A build attempt failed: try again after `retryInMs`, or (final) give up, failing the
- * object's pending deliveries with the reason.
+ * object's pending deliveries with the reason. In the caller's transaction: the one that
+ * claimed the object, so that no other process can claim it between the failure and its record.
  */
+export async function markBuildFailedIn(m: EntityManager, id: string, code: string, message: string, final: boolean, retryInMs: number): Promise<void> {
+  await m.query(
+    `UPDATE derived_objects SET build_attempts = build_attempts + 1, next_build_at = now() + $3 * interval '1 millisecond',
+            build_error = CASE WHEN $4 THEN $2 ELSE NULL END
+      WHERE id = $1`,
+    [id, `${code}: ${message}`.slice(0, 500), retryInMs, final],
+  );
+  if (final) {
+    await m.query(`UPDATE result_deliveries SET status = 'failed', last_error_code = $2, last_error = $3 WHERE object_id = $1 AND status = 'pending'`, [
+      id,
+      code,
+      `the result object could not be made: ${message}`.slice(0, 500),
+    ]);
+  }
+}
+
+/** markBuildFailedIn in a transaction of its own (the claiming one could not commit). */
 export async function markBuildFailed(ds: DataSource, id: string, code: string, message: string, final: boolean, retryInMs: number): Promise<void> {
-  await ds.transaction(async (m) => {
-    await m.query(
-      `UPDATE derived_objects SET build_attempts = build_attempts + 1, next_build_at = now() + $3 * interval '1 millisecond',
-              build_error = CASE WHEN $4 THEN $2 ELSE NULL END
-        WHERE id = $1`,
-      [id, `${code}: ${message}`.slice(0, 500), retryInMs, final],
-    );
-    if (final) {
-      await m.query(`UPDATE result_deliveries SET status = 'failed', last_error_code = $2, last_error = $3 WHERE object_id = $1 AND status = 'pending'`, [
-        id,
-        code,
-        `the result object could not be made: ${message}`.slice(0, 500),
-      ]);
-    }
-  });
+  await ds.transaction((m) => markBuildFailedIn(m, id, code, message, final, retryInMs));
 }
 
 export interface ClaimedDelivery {

@@ -8,7 +8,7 @@
  */
 import type { DataSource } from 'typeorm';
 import { appendAuditInTransaction } from '../db/audit.js';
-import { claimDelivery, claimUnbuilt, markBuildFailed, settleDelivery, type ClaimedDelivery } from '../db/results.js';
+import { claimDelivery, claimUnbuilt, markBuildFailed, markBuildFailedIn, settleDelivery, type ClaimedDelivery } from '../db/results.js';
 import { httpStatusFor, isCxrError } from '../errors.js';
 import type { Logger } from './log.js';
 import { sha256Hex, type ObjectStore } from './object-store.js';
@@ -91,17 +91,33 @@ export class ResultsOutbox {
   async buildNext(): Promise<boolean> {
     let claimed: { id: string; attempts: number } | null = null;
     let error: unknown = null;
+    let recorded = false;
     let found = false;
+    const failure = (e: unknown, attempts: number) => {
+      const code = isCxrError(e) ? e.code : 'E_INTERNAL';
+      const message = String((e as Error)?.message ?? e);
+      // what was wrong with the stored data stays wrong: give up at once; anything else may pass
+      const final = attempts >= BUILD_ATTEMPTS || (isCxrError(e) && httpStatusFor(e.code) < 500);
+      return { code, message, final, retryInMs: backoffMs(this.o.settings, attempts) };
+    };
     try {
       found = await this.o.ds.transaction(async (m) => {
         const obj = await claimUnbuilt(m, this.o.busy?.() ?? false);
         if (!obj) return false;
         claimed = { id: obj.id, attempts: obj.buildAttempts + 1 };
+        // a failed statement in storeBuilt must not abort the transaction the failure is recorded in
+        await m.query('SAVEPOINT build');
         try {
           const built = await buildResultBytes(this.o.ds, this.o.store, obj);
           await storeBuilt(m, this.o.store, obj, built, sha256Hex(built.bytes));
         } catch (e) {
           error = e;
+          await m.query('ROLLBACK TO SAVEPOINT build');
+          // recorded while the object is still locked: another process polling now finds it
+          // backing off, instead of claiming it again at once with a stale attempt count
+          const f = failure(e, claimed.attempts);
+          await markBuildFailedIn(m, obj.id, f.code, f.message, f.final, f.retryInMs);
+          recorded = true;
         }
         return true;
       });
@@ -109,16 +125,14 @@ export class ResultsOutbox {
       // the claiming transaction itself failed (its commit, or a statement that aborted it)
       if (!claimed) throw e;
       error ??= e;
+      recorded = false;
       found = true;
     }
     if (claimed && error) {
       const { id, attempts } = claimed as { id: string; attempts: number };
-      const code = isCxrError(error) ? error.code : 'E_INTERNAL';
-      const message = String((error as Error)?.message ?? error);
-      // what was wrong with the stored data stays wrong: give up at once; anything else may pass
-      const final = attempts >= BUILD_ATTEMPTS || (isCxrError(error) && httpStatusFor(error.code) < 500);
-      this.o.log.warn('building a result object failed', { objectId: id, code, error: message, final });
-      await markBuildFailed(this.o.ds, id, code, message, final, backoffMs(this.o.settings, attempts));
+      const f = failure(error, attempts);
+      this.o.log.warn('building a result object failed', { objectId: id, code: f.code, error: f.message, final: f.final });
+      if (!recorded) await markBuildFailed(this.o.ds, id, f.code, f.message, f.final, f.retryInMs);
     }
     return found;
   }

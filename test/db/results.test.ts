@@ -12,7 +12,7 @@ import { referencedObjects } from '../../src/db/objects.js';
 import { claimDelivery, claimUnbuilt, markBuilt, settleDelivery, studyDeliveries, type DerivedObjectRow } from '../../src/db/results.js';
 import { insertStudyOnce, recordPrediction, type NewPrediction } from '../../src/db/studies.js';
 import { enqueueResults, type ResultsSettings } from '../../src/service/results.js';
-import { createTestDatabase, instanceOf, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, instanceOf, positivePrediction, type TestDatabase } from '../support/database.js';
 
 let db: TestDatabase;
 let prediction: NewPrediction;
@@ -32,22 +32,7 @@ before(async () => {
   const m = { manifest: {}, sha256: 'b'.repeat(64) };
   const seg = await registerModel(db.ds, { ...m, kind: 'segmenter', name: 'seg', version: 'v1' });
   const cls = await registerModel(db.ds, { ...m, kind: 'classifier', name: 'cls', version: 'v1' });
-  prediction = {
-    segmenterId: seg.id,
-    classifierId: cls.id,
-    probability: 0.8,
-    threshold: 0.5,
-    targetRecall: 0.95,
-    decision: 'positive',
-    flagged: true,
-    flagReasons: ['positive'],
-    ttaViews: 2,
-    ttaSpread: 0.01,
-    qcFlags: [],
-    lungAreaFraction: 0.3,
-    timingsMs: {},
-    report: {},
-  };
+  prediction = positivePrediction(seg.id, cls.id);
 });
 after(async () => {
   await db?.drop();

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import type { DataSource } from 'typeorm';
 import { openDatabase } from '../../src/db/data-source.js';
-import type { NewStudy } from '../../src/db/studies.js';
+import type { NewPrediction, NewStudy } from '../../src/db/studies.js';
 
 export const ADMIN_URL = process.env.CXR_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -143,4 +143,24 @@ export async function failAtCommit(db: TestDatabase, table: string, column: stri
   } finally {
     await su.end();
   }
+}
+
+/** A positive prediction by the two registered models, as the engine would record one. */
+export function positivePrediction(segmenterId: number, classifierId: number): NewPrediction {
+  return {
+    segmenterId,
+    classifierId,
+    probability: 0.8,
+    threshold: 0.5,
+    targetRecall: 0.95,
+    decision: 'positive',
+    flagged: true,
+    flagReasons: ['positive'],
+    ttaViews: 2,
+    ttaSpread: 0.01,
+    qcFlags: [],
+    lungAreaFraction: 0.3,
+    timingsMs: {},
+    report: {},
+  };
 }
