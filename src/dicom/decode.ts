@@ -57,6 +57,20 @@ export interface DecodedWords {
   voiLut: LookupTable | null;
 }
 
+/**
+ * Pixel data of 8 or 1 bits stored with VR OW in a big-endian file: OW is a stream of 16-bit
+ * words, so each pair of bytes is in the word's big-endian order, the second byte holding the
+ * first pixel (PS3.5 8.1.1 and 8.2; DCMTK reads it so). Swapped back into stream order here;
+ * OB, and every little-endian file, are already in it.
+ */
+function wordOrderedBytes(parsed: ParsedDicom, offset: number, length: number, bitsAllocated: number): { bytes: Uint8Array; offset: number } {
+  const vr = parsed.dataSet.elements[TAG.pixelData]?.vr;
+  if (parsed.littleEndian || bitsAllocated > 8 || vr !== 'OW') return { bytes: parsed.byteArray, offset };
+  const copy = Buffer.from(parsed.byteArray.subarray(offset, offset + length));
+  copy.subarray(0, copy.length - (copy.length % 2)).swap16();
+  return { bytes: new Uint8Array(copy.buffer, copy.byteOffset, copy.byteLength), offset: 0 };
+}
+
 async function decodeParsed(parsed: ParsedDicom, meta: DicomMetadata, opts: DecodeOptions): Promise<DecodedWords> {
   noteDecode('pixels');
   const fmt = checkPixelFormat(meta, parsed.dataSet.elements[TAG.pixelData] !== undefined, opts.maxPixels ?? DEFAULT_MAX_PIXELS);
@@ -69,7 +83,8 @@ async function decodeParsed(parsed: ParsedDicom, meta: DicomMetadata, opts: Deco
   // Native and RLE words keep the stored field at HighBit; JPEG-family codecs return the sample itself.
   let shift = fmt.highBit - fmt.bitsStored + 1;
   if (frame.kind === 'native') {
-    words = nativeWords(parsed.byteArray, frame.offset, frame.length, pixels, fmt.bitsAllocated, parsed.littleEndian);
+    const source = wordOrderedBytes(parsed, frame.offset, frame.length, fmt.bitsAllocated);
+    words = nativeWords(source.bytes, source.offset, frame.length, pixels, fmt.bitsAllocated, parsed.littleEndian);
   } else {
     words = await decodeCompressedFrame(meta.transferSyntaxUid, frame.stream, fmt);
     if (meta.transferSyntaxUid !== TRANSFER_SYNTAX.rleLossless) shift = 0;

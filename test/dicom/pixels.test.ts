@@ -1,6 +1,8 @@
 /** Pixel arithmetic with exact expected values: VOI functions, stored-value extraction, modality LUT, MONOCHROME1, policies. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { applyWindow, chooseWindow, encodeDicom, newUid, parseWindowPolicy, readWindowed, readWindowedFrame, decodeModality } from '../../src/dicom/index.js';
 import type { DicomMetadata, ImageToWrite, LookupTable, ModalityImage } from '../../src/dicom/index.js';
 import { storedValue, toModality } from '../../src/dicom/modality.js';
@@ -9,6 +11,7 @@ import { linear, linearExact, mapValues, sigmoid, voiLut } from '../../src/dicom
 import { nativeWords } from '../../src/dicom/words.js';
 import { decodeRle, unpackBits } from '../../src/dicom/codecs/rle.js';
 import { CxrError } from '../../src/errors.js';
+import { readPgm, runTool, scratchDir } from '../support/dicom.js';
 
 test('LINEAR window (PS3.3 C.11.2.1.2.1) at W1500/L-600: borders and interior', () => {
   // left border c-0.5-(w-1)/2 = -1350, right border c-0.5+(w-1)/2 = 149
@@ -319,4 +322,39 @@ test('readWindowed (per-word table) equals applyWindow(decodeModality()) for eve
       assert.ok(Buffer.from(looked.buffer).equals(Buffer.from(reference.data.buffer)), `${policy.kind} frame differs`);
     }
   }
+});
+
+test('8-bit pixels stored as OW in Explicit VR Big Endian are 16-bit words: the second byte of each is the first pixel (PS3.5 8.1.1), as DCMTK reads them', async () => {
+  const pixels = Uint8Array.from([10, 20, 30, 40, 50, 60]);
+  const img: ImageToWrite = {
+    rows: 2,
+    columns: 3,
+    bitsAllocated: 8,
+    bitsStored: 8,
+    pixelRepresentation: 0,
+    photometric: 'MONOCHROME2',
+    pixels,
+    modality: 'OT',
+    studyInstanceUid: newUid(['be-ow', 'study']),
+    seriesInstanceUid: newUid(['be-ow', 'series']),
+    sopInstanceUid: newUid(['be-ow', 'sop']),
+    patientId: 'BE',
+  } as ImageToWrite;
+  const ob = Buffer.from(encodeDicom(img, { transferSyntax: 'explicit-be' }));
+  assert.deepEqual(Array.from((await decodeModality(ob)).values), [10, 20, 30, 40, 50, 60]);
+  // the same image written as OW: the pixel data header says OW and each byte pair is one big-endian word
+  const header = Buffer.from([0x7f, 0xe0, 0x00, 0x10, 0x4f, 0x42]); // (7FE0,0010) OB
+  const at = ob.indexOf(header);
+  assert.ok(at > 0);
+  const ow = Buffer.from(ob);
+  ow[at + 5] = 0x57; // 'W'
+  const start = at + 12;
+  ow.subarray(start, start + pixels.length).swap16();
+  assert.deepEqual(Array.from(ow.subarray(start, start + 6)), [20, 10, 40, 30, 60, 50]);
+  assert.deepEqual(Array.from((await decodeModality(ow)).values), [10, 20, 30, 40, 50, 60]);
+  // DCMTK, the reference, reads the OW file the same way
+  const dir = scratchDir('be-ow');
+  writeFileSync(join(dir, 'ow.dcm'), ow);
+  runTool('dcm2pnm', ['--write-raw-pnm', '--no-windowing', join(dir, 'ow.dcm'), join(dir, 'ow.pgm')], 'DCMTK reference');
+  assert.deepEqual(Array.from(readPgm(join(dir, 'ow.pgm')).data), [10, 20, 30, 40, 50, 60]);
 });
