@@ -222,6 +222,8 @@ export async function buildModelCard(dir: string, opts: CardOptions = {}): Promi
   }
 
   const notes = (await readJson<CardNotes>(join(dir, CARD_DIR, NOTES_FILE))) ?? {};
+  if (notes.failureModes !== undefined && !Array.isArray(notes.failureModes))
+    throw new CxrError('E_BAD_ARGUMENT', `${join(dir, CARD_DIR, NOTES_FILE)}: failureModes must be a list of {title, text} entries`);
   const failureModes: FailureMode[] = [...(notes.failureModes ?? [])];
   if (opts.pictures) {
     const seg = opts.segmenterDir;

@@ -12,6 +12,8 @@ export async function readVersionFeatures(manifest: ModelManifest, caches: reado
   const rows = new Map<string, FeatureRow>();
   for (const c of caches) await readFeatureCache(resolve(c), rows);
   if (rows.size === 0) throw new CxrError('E_BAD_ARGUMENT', `no feature rows in ${caches.join(', ')}`);
+  for (const [id, r] of rows)
+    if (!Array.isArray(r.views) || r.views.length === 0) throw new CxrError('E_BAD_ARGUMENT', `feature cache row '${id}' holds no views: extract it again`);
   const outputs = manifest.onnx?.outputs ?? [];
   const served = outputs.find((x) => x.name === 'pooled') ?? outputs.find((x) => x.name === 'features');
   const cacheWidth = rows.values().next().value!.views[0].length;

@@ -75,7 +75,13 @@ async function activate(d: ActivationDeps, name: string, version: string, by: st
     await restore();
     return refuse(e);
   }
-  await d.service.swapEngine(engine);
+  try {
+    await d.service.swapEngine(engine);
+  } catch (e) {
+    // refused by the registry (its rule on disk differs from the registered one): ACTIVE goes back
+    await restore();
+    return refuse(e);
+  }
   const stopped = await d.ds.transaction((m) => stopShadowIn(m, by, { name, version }));
   return { shadowStopped: stopped ? `${stopped.name}@${stopped.version}` : null };
 }

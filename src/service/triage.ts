@@ -170,14 +170,13 @@ export class TriageService {
    * serves), 'record' leaves them alone (following the registry: marking could undo a promotion
    * that landed while the engine was loading).
    */
-  async registerEngineModels(mark: EngineMark = 'activate'): Promise<ModelVersionRow[]> {
+  async registerEngineModels(mark: EngineMark = 'activate', engine: TriageEngine = this.engine): Promise<ModelVersionRow[]> {
+    // both registered (and checked against what was registered before) before either is marked
     const rows: ModelVersionRow[] = [];
-    for (const kind of ['segmenter', 'classifier'] as const) {
-      const ref = this.engine.models[kind];
-      const row = await this.registerRef(ref, kind);
+    for (const kind of ['segmenter', 'classifier'] as const) rows.push(await this.registerRef(engine.models[kind], kind));
+    for (const row of rows) {
       if (mark === 'activate') await markActive(this.o.ds, row.id);
       else if (mark === 'if-none') await markActiveIfNone(this.o.ds, row.id);
-      rows.push(row);
     }
     return rows;
   }
@@ -584,9 +583,17 @@ export class TriageService {
   async swapEngine(next: TriageEngine, mark: EngineMark = 'activate'): Promise<void> {
     const old = this.engine;
     if (old === next) return;
+    // Registered first: a version whose decision rule on disk differs from its registration is
+    // refused there, and must never score a study (the prediction would be recorded under the
+    // registered rule). The refused engine is closed; the one in use stays.
+    try {
+      await this.registerEngineModels(mark, next);
+    } catch (e) {
+      await next.close().catch((c) => this.o.log.warn('closing a refused engine failed', { error: String(c) }));
+      throw e;
+    }
     this.engine = next;
     this.imageCache.clear();
-    await this.registerEngineModels(mark);
     const use = this.inUse.get(old);
     if (!use || use.count === 0) this.retire(old);
     else use.retired = true;

@@ -200,3 +200,15 @@ test('contact-sheet on real films of both sets with the shipped models', {
   const img = await decodeDisplayImage(await readFile(out));
   assert.deepEqual([img.width, img.height], [100 + 4, 18 + 2 * (100 + 20) + 4]);
 });
+
+test('a card/notes.json whose failureModes is not a list is E_BAD_ARGUMENT naming the file, not a TypeError', async () => {
+  await mkdir(join(segmenterDir, 'card'), { recursive: true });
+  await writeFile(join(segmenterDir, 'card', 'notes.json'), JSON.stringify({ failureModes: 5 }));
+  try {
+    const r = await cli(['models', 'card', segmenterDir, '--models', models]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /E_BAD_ARGUMENT: .*card\/notes\.json: failureModes must be a list/);
+  } finally {
+    await rm(join(segmenterDir, 'card'), { recursive: true, force: true });
+  }
+});

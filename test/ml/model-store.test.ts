@@ -8,10 +8,12 @@ import { spawnSync } from 'node:child_process';
 import {
   assertManifest,
   decisionDifferences,
+  deriveVersion,
   findAbsolutePaths,
   listVersions,
   portableCommand,
   portablePath,
+  readActive,
   readManifest,
   refreshFileHashes,
   REPO_ROOT,
@@ -169,6 +171,59 @@ test('the decision rule a registered version may not change covers both calibrat
   assert.deepEqual(changes, ['int8Calibration.b: 0.1 -> 0.2', 'int8Threshold.uncertaintyBound: 0.3 -> 0.25']);
 });
 
+test('the decision rule also covers which file auto serves, a population head and the population estimator, not how they were fitted', () => {
+  const m = { ...base('classifier', 'v1', '2026-12-02T00:00:00.000Z'), files: {} } as ModelManifest;
+  const head = { inputs: 2, weights: 'AAAAAAAAgD8=', bias: 0.5, featurePrecision: 'int8', blend: { own: 1, joint: 0 }, fittedOn: { n: 10 } };
+  const withHead = { ...m, threshold: { ...m.threshold!, populations: { adult: { value: 0.2, n: 5, positives: 3, head } } } } as unknown as ModelManifest;
+  const estimator = {
+    above: 'adult',
+    below: 'pediatric',
+    inputs: 2,
+    weights: 'AAAAAAAAgD8=',
+    bias: -1,
+    minConfidence: 0.99,
+    featurePrecision: 'int8',
+    fittedOn: {},
+    validation: {},
+  };
+  const withEstimator = { ...withHead, populationEstimator: estimator } as unknown as ModelManifest;
+  const q = { file: 'model.int8.onnx', served: true } as unknown as ModelManifest['quantization'];
+  assert.deepEqual(decisionDifferences(withEstimator, withEstimator), []);
+  const edited = (f: (x: ModelManifest) => void) => {
+    const copy = structuredClone(withEstimator);
+    f(copy);
+    return copy;
+  };
+  assert.deepEqual(
+    decisionDifferences(
+      withEstimator,
+      edited((x) => (x.threshold!.populations!.adult!.head!.bias = 9)),
+    ),
+    ['threshold.populations.adult.head.bias: 0.5 -> 9'],
+  );
+  assert.deepEqual(
+    decisionDifferences(
+      withEstimator,
+      edited((x) => (x.populationEstimator!.minConfidence = 0.51)),
+    ),
+    ['populationEstimator.minConfidence: 0.99 -> 0.51'],
+  );
+  assert.deepEqual(decisionDifferences({ ...withEstimator, quantization: q }, { ...withEstimator, quantization: { ...q!, served: false } }), [
+    'int8Served.served: true -> false',
+  ]);
+  // provenance of the fits may be reworded
+  assert.deepEqual(
+    decisionDifferences(
+      withEstimator,
+      edited((x) => {
+        x.populationEstimator!.fittedOn = { ...x.populationEstimator!.fittedOn, at: 'reworded' };
+        x.threshold!.populations!.adult!.head!.fittedOn = { ...x.threshold!.populations!.adult!.head!.fittedOn, n: 11 };
+      }),
+    ),
+    [],
+  );
+});
+
 test('resolveModelVersion takes the newest version, a named one, or a version folder itself', async () => {
   const root = join(tmp, 'models');
   const old = version(root, 'classifier', 'v20250101-000000');
@@ -238,4 +293,30 @@ test('writeManifest refuses an absolute path; portablePath names the most specif
   assert.deepEqual(portablePath('/nowhere/site-films'), { root: 'external', path: 'site-films' });
   assert.deepEqual(portablePath('/nowhere/site-films', { site: '/nowhere' }), { root: 'site', path: 'site-films' });
   assert.deepEqual(portableCommand(['train', `--data=${join(REPO_ROOT, 'x')}`, join(REPO_ROOT, 'y')]), ['train', '--data={repo}/x', '{repo}/y']);
+});
+
+test('two runs deriving the next revision of one version at once: one publishes it, the other ends in E_CONFLICT (never a raw rename error), every time', async () => {
+  const root = join(tmp, 'race');
+  const src = version(root, 'classifier', 'v1');
+  await writeManifest(src, base('classifier', 'v1', '2026-12-04T00:00:00.000Z'));
+  for (let round = 0; round < 6; round++) {
+    const derive = (t: number) =>
+      deriveVersion(src, { reason: 'calibrate', change: async (_d, m) => ({ ...m, threshold: { ...m.threshold!, value: t } }) }).then(
+        (r) => `published ${r.manifest.version}`,
+        (e: unknown) => (e instanceof CxrError ? e.code : `raw ${(e as Error).message}`),
+      );
+    const outcomes = (await Promise.all([derive(0.1), derive(0.9)])).sort();
+    assert.deepEqual(outcomes, ['E_CONFLICT', `published v1-r${round + 1}`]);
+  }
+  // nothing half-written is left: the revisions and the source, no staging folder
+  assert.deepEqual(readdirSync(join(root, 'classifier')).sort(), ['v1', 'v1-r1', 'v1-r2', 'v1-r3', 'v1-r4', 'v1-r5', 'v1-r6']);
+});
+
+test('an ACTIVE that is a folder, not a file, is E_MODEL_INVALID naming it', async () => {
+  const root = join(tmp, 'active-dir');
+  mkdirSync(join(root, 'classifier', 'ACTIVE'), { recursive: true });
+  await assert.rejects(
+    readActive(root, 'classifier'),
+    (e: unknown) => e instanceof CxrError && e.code === 'E_MODEL_INVALID' && /ACTIVE cannot be read as the ACTIVE file \(EISDIR\)/.test(e.message),
+  );
 });

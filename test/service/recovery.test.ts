@@ -272,3 +272,37 @@ test('activating another model version swaps the engine; new predictions record 
   assert.equal((await readFile(join(h.modelsDir, 'classifier', 'ACTIVE'), 'utf8')).trim(), 'random-v2');
   assert.equal(h.parts.service.models.classifier.version, 'random-v2');
 });
+
+test('a registered version whose decision rule was edited on disk is refused on activation: 409, ACTIVE restored, the engine in use keeps scoring', async () => {
+  // the previous test left classifier@random-v2 active; random-small is registered from the start
+  const admin = `Bearer ${h.token('admin')}`;
+  const manifestPath = join(h.modelsDir, 'classifier', 'random-small', 'manifest.json');
+  const original = await readFile(manifestPath, 'utf8');
+  const edited = JSON.parse(original) as { threshold: { value: number } };
+  edited.threshold.value = 0.99;
+  await writeFile(manifestPath, JSON.stringify(edited, null, 2));
+  try {
+    const r = await h.http.post('/v1/admin/models/classifier/random-small/activate').set('Authorization', admin);
+    assert.equal(r.status, 409, JSON.stringify(r.body));
+    assert.match(
+      r.body.error.message,
+      /cannot be served, the active version stays: E_MODEL_INVALID: .*differs from the registered one \(threshold\.value: [\d.]+ -> 0\.99\)/,
+    );
+    assert.equal((await readFile(join(h.modelsDir, 'classifier', 'ACTIVE'), 'utf8')).trim(), 'random-v2');
+    assert.equal(h.parts.service.models.classifier.version, 'random-v2');
+    const active: { version: string }[] = await h.db.ds.query(`SELECT version FROM model_versions WHERE kind = 'classifier' AND active`);
+    assert.deepEqual(
+      active.map((a) => a.version),
+      ['random-v2'],
+    );
+    const posted = await h.http
+      .post('/v1/studies?wait=true')
+      .set('Authorization', `Bearer ${h.token('workstation')}`)
+      .set('Content-Type', 'application/dicom')
+      .send(study(321));
+    assert.equal(posted.body.prediction.report.models.classifier.version, 'random-v2');
+    assert.equal(posted.body.prediction.threshold, 0.45);
+  } finally {
+    await writeFile(manifestPath, original);
+  }
+});

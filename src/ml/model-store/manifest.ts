@@ -587,11 +587,15 @@ export async function assertManifest(dir: string): Promise<ModelManifest> {
 
 /**
  * The parts of a manifest that decide what the service answers: the architecture, the bytes of
- * every file, the thresholds, the probability calibrations and the uncertainty bounds. Provenance (paths, notes) may be reworded without a new version;
- * these may not.
+ * every file, which file `auto` serves, the thresholds, the probability calibrations, the
+ * uncertainty bounds, each population's own head and the population estimator (which decides
+ * the threshold of a study without an age). Provenance (paths, notes, how a head was fitted)
+ * may be reworded without a new version; these may not.
  */
 export function decisionRule(m: Partial<ModelManifest>): Record<string, unknown> {
   const t = m.threshold;
+  const q = m.quantization;
+  const e = m.populationEstimator;
   return {
     name: m.name,
     version: m.version,
@@ -601,20 +605,28 @@ export function decisionRule(m: Partial<ModelManifest>): Record<string, unknown>
     files: m.files,
     threshold: t ? { value: t.value, targetRecall: t.targetRecall, ...populationValues(t) } : null,
     ...(m.calibration ? { calibration: calibrationValues(m.calibration) } : {}),
-    ...(m.quantization?.threshold ? { int8Threshold: { value: m.quantization.threshold.value, ...populationValues(m.quantization.threshold) } } : {}),
-    ...(m.quantization?.probabilityCalibration ? { int8Calibration: calibrationValues(m.quantization.probabilityCalibration) } : {}),
+    ...(q ? { int8Served: { served: q.served, file: q.file } } : {}),
+    ...(q?.threshold ? { int8Threshold: { value: q.threshold.value, ...populationValues(q.threshold) } } : {}),
+    ...(q?.probabilityCalibration ? { int8Calibration: calibrationValues(q.probabilityCalibration) } : {}),
+    ...(e
+      ? { populationEstimator: { above: e.above, below: e.below, inputs: e.inputs, weights: e.weights, bias: e.bias, minConfidence: e.minConfidence } }
+      : {}),
   };
 }
 
-function populationValues(t: ThresholdInfo): { populations?: Record<string, number | { value: number; calibration: object }>; uncertaintyBound?: number } {
-  return {
-    ...(t.populations
+type PopulationRule = number | { value: number; calibration?: object; head?: object };
+
+function populationValues(t: ThresholdInfo): { populations?: Record<string, PopulationRule>; uncertaintyBound?: number } {
+  const rule = (p: PopulationThreshold): PopulationRule =>
+    p.calibration || p.head
       ? {
-          populations: Object.fromEntries(
-            Object.entries(t.populations).map(([k, p]) => [k, p!.calibration ? { value: p!.value, calibration: calibrationValues(p!.calibration) } : p!.value]),
-          ),
+          value: p.value,
+          ...(p.calibration ? { calibration: calibrationValues(p.calibration) } : {}),
+          ...(p.head ? { head: { inputs: p.head.inputs, weights: p.head.weights, bias: p.head.bias } } : {}),
         }
-      : {}),
+      : p.value;
+  return {
+    ...(t.populations ? { populations: Object.fromEntries(Object.entries(t.populations).map(([k, p]) => [k, rule(p!)])) } : {}),
     ...(t.uncertainty ? { uncertaintyBound: t.uncertainty.bound } : {}),
   };
 }

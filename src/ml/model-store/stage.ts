@@ -37,8 +37,13 @@ export async function stageVersion(modelDir: string, version: string): Promise<S
     final,
     async publish() {
       await assertManifest(dir);
-      if (existsSync(final)) throw new CxrError('E_CONFLICT', `model version ${final} appeared while this one was written`);
-      await rename(dir, final);
+      const appeared = () =>
+        new CxrError('E_CONFLICT', `model version ${final} appeared while this one was written (another run published it first): run again for the next name`);
+      if (existsSync(final)) throw appeared();
+      // another writer can publish the same name between the check and the rename: its folder is not empty
+      await rename(dir, final).catch((e: NodeJS.ErrnoException) => {
+        throw e.code === 'ENOTEMPTY' || e.code === 'EEXIST' ? appeared() : e;
+      });
       published = true;
       return final;
     },

@@ -68,11 +68,18 @@ export async function resolveModelVersion(root: string, name: ModelName, version
   return all[all.length - 1].dir;
 }
 
+/** ACTIVE's text; a folder or an unreadable file in its place is E_MODEL_INVALID naming it. */
+async function readActiveText(path: string): Promise<string> {
+  return readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    throw new CxrError('E_MODEL_INVALID', `${path} cannot be read as the ACTIVE file (${e.code ?? e.message}): it must be a text file naming a version`);
+  });
+}
+
 /** The version ACTIVE names, or null without the file. */
 export async function readActive(modelsDir: string, name: ModelName): Promise<string | null> {
   const path = join(resolve(modelsDir), name, ACTIVE_FILE);
   if (!existsSync(path)) return null;
-  const line = (await readFile(path, 'utf8'))
+  const line = (await readActiveText(path))
     .split(/\r?\n/)
     .map((l) => l.trim())
     .find((l) => l.length > 0 && !l.startsWith('#'));
@@ -87,7 +94,7 @@ export async function readActive(modelsDir: string, name: ModelName): Promise<st
  */
 export async function writeActive(modelsDir: string, name: ModelName, version: string | null): Promise<string | null> {
   const path = join(resolve(modelsDir), name, ACTIVE_FILE);
-  const previous = existsSync(path) ? await readFile(path, 'utf8') : null;
+  const previous = existsSync(path) ? await readActiveText(path) : null;
   if (version !== null && !VERSION_NAME.test(version)) throw new CxrError('E_BAD_ARGUMENT', `'${version}' is not a version folder name`);
   await restoreActive(modelsDir, name, version === null ? null : `${version}\n`);
   return previous;
