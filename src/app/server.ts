@@ -90,7 +90,8 @@ export async function buildService(o: BuildOptions): Promise<ServiceParts> {
     service,
     metrics,
     log: o.log,
-    modelsReady: () => ready,
+    // not ready while no engine thread can score (they are being replaced)
+    modelsReady: () => ready && service.engineAvailable,
     sessionPolicy: {
       idleMs: o.settings.sessionIdleMs ?? DEFAULT_SESSION_IDLE_S * 1000,
       absoluteMs: o.settings.sessionMaxMs ?? DEFAULT_SESSION_MAX_S * 1000,

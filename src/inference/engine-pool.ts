@@ -78,6 +78,9 @@ export async function loadEnginePool(opts: EnginePoolOptions): Promise<EnginePoo
   let idleWaiters: (() => void)[] = [];
   /** threads loading now (at the start, or replacing one that stopped): queued studies wait for them */
   let starting = 0;
+  /** replacements waiting out their back-off: queued studies wait for them too */
+  let scheduled = 0;
+  const timers = new Set<NodeJS.Timeout>();
   const restarts: number[] = [];
 
   const dispatch = (): void => {
@@ -87,7 +90,7 @@ export async function loadEnginePool(opts: EnginePoolOptions): Promise<EnginePoo
       slot.task = queue.shift()!;
       slot.worker.postMessage(slot.task.msg, transferable(slot.task.msg));
     }
-    if (starting === 0 && !slots.some((s) => s.alive))
+    if (starting === 0 && scheduled === 0 && !slots.some((s) => s.alive))
       for (const t of queue.splice(0)) t.reject(new CxrError('E_BACKEND', 'every scoring engine thread has stopped'));
     if (queue.length === 0 && slots.every((s) => !s.task)) for (const w of idleWaiters.splice(0)) w();
   };
@@ -140,17 +143,43 @@ export async function loadEnginePool(opts: EnginePoolOptions): Promise<EnginePoo
     });
   }
 
-  /** A thread that stopped while serving is replaced, unless threads keep stopping (then the pool shrinks and says so). */
-  function replace(why: string): void {
+  /**
+   * A thread that stopped while serving is replaced at once; when threads keep stopping (more
+   * than `engines` in a minute), or a replacement does not start, after a back-off that doubles
+   * up to a minute. Never for good: a pool that gave up left a process taking jobs it could only
+   * fail, while saying it was ready.
+   */
+  function replace(why: string, failures = 0): void {
     const now = Date.now();
     while (restarts.length > 0 && now - restarts[0] > 60_000) restarts.shift();
-    if (restarts.length >= engines) {
-      onWarning?.(`a scoring engine thread stopped (${why}) and ${restarts.length} were replaced in the last minute: not replacing it`);
-      return;
-    }
+    const delayMs =
+      restarts.length >= engines || failures > 0 ? Math.min(60_000, 1000 * 2 ** Math.min(6, failures + Math.max(0, restarts.length - engines))) : 0;
     restarts.push(now);
-    onWarning?.(`a scoring engine thread stopped (${why}): starting another`);
-    startThread().catch((e: unknown) => onWarning?.(`a replacement scoring engine thread did not start: ${String((e as Error)?.message ?? e)}`));
+    onWarning?.(
+      `a scoring engine thread stopped (${why}): starting another${delayMs > 0 ? ` in ${delayMs / 1000} s (${restarts.length} in the last minute)` : ''}`,
+    );
+    scheduled++;
+    // counted until the replacement has started or failed, so studies queued meanwhile wait for it
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      if (closed) {
+        scheduled = Math.max(0, scheduled - 1);
+        return dispatch();
+      }
+      startThread().then(
+        () => {
+          scheduled = Math.max(0, scheduled - 1);
+        },
+        (e: unknown) => {
+          scheduled = Math.max(0, scheduled - 1);
+          const message = String((e as Error)?.message ?? e);
+          onWarning?.(`a replacement scoring engine thread did not start: ${message}`);
+          if (closed) dispatch();
+          else replace(message, failures + 1);
+        },
+      );
+    }, delayMs);
+    timers.add(timer);
   }
 
   const started = Array.from({ length: engines }, () => startThread());
@@ -184,6 +213,11 @@ export async function loadEnginePool(opts: EnginePoolOptions): Promise<EnginePoo
     async close() {
       if (closed) return;
       closed = true;
+      // no replacement starts any more; what waited for one is refused
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+      scheduled = 0;
+      dispatch();
       // studies already handed over finish; then each thread releases its sessions and exits
       if (queue.length > 0 || slots.some((s) => s.task)) await new Promise<void>((r) => idleWaiters.push(r));
       idleWaiters = [];

@@ -100,6 +100,8 @@ export interface AnalyzeOptions {
 /** Loaded once (sessions created and warmed), then shared by every request. */
 export interface TriageEngine {
   readonly models: { segmenter: ModelRef; classifier: ModelRef };
+  /** engines in threads: how many are loaded and taking studies now (absent: the engine is always there) */
+  readonly threadsReady?: number;
   analyze(bytes: Uint8Array, opts?: AnalyzeOptions): Promise<TriageResult>;
   close(): Promise<void>;
 }

@@ -148,7 +148,13 @@ export class TriageService {
       log: o.log,
       pollMs: o.pollMs,
       onChange: (n) => o.hooks?.running?.(n),
+      canScore: () => this.engineAvailable,
     });
+  }
+
+  /** Whether the engine in use can score now (an engine pool with no thread left cannot until one is replaced). */
+  get engineAvailable(): boolean {
+    return (this.engine.threadsReady ?? 1) > 0;
   }
 
   /** Starts this process's scoring workers (none when it was built with workers: 0). */

@@ -21,6 +21,8 @@ export interface WorkerPoolOptions {
   log: Logger;
   /** idle polling interval */
   pollMs?: number;
+  /** false while this process cannot score (every engine thread stopped): no job is taken, so other processes score them */
+  canScore?(): boolean;
   onChange?(running: number): void;
 }
 
@@ -44,7 +46,7 @@ export class WorkerPool {
     for (let i = 0; i < this.o.concurrency; i++)
       this.loops.push(
         this.loop(
-          () => this.o.jobs.fetch(1),
+          () => (this.o.canScore?.() === false ? Promise.resolve([]) : this.o.jobs.fetch(1)),
           (j) => this.runOne(j),
         ),
       );

@@ -147,3 +147,32 @@ test('an engine thread that stops is replaced, with a warning, and a study queue
     await p.close();
   }
 });
+
+test('threads that keep stopping are replaced after a back-off, never given up on; a study queued while none is alive waits for the replacement', async () => {
+  const warnings: string[] = [];
+  const p = await loadEnginePool({ modelsDir: root, tta: 2, threads: 1, engines: 1, onWarning: (m) => warnings.push(m) });
+  const until = async (what: string, ok: () => boolean) => {
+    const end = Date.now() + 120_000;
+    while (!ok()) {
+      assert.ok(Date.now() < end, what);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  try {
+    for (let crash = 1; crash <= 3; crash++) {
+      await until(`thread ready before crash ${crash}`, () => p.threadsReady === 1);
+      p.stopOneThread();
+      await until(`the pool saw crash ${crash}`, () => warnings.filter((w) => /starting another/.test(w)).length === crash);
+    }
+    // the second and third crash within a minute: replaced after a back-off, not abandoned
+    assert.match(warnings.join('\n'), /starting another in 1 s \(2 in the last minute\)/);
+    assert.match(warnings.join('\n'), /starting another in 2 s \(3 in the last minute\)/);
+    assert.doesNotMatch(warnings.join('\n'), /not replacing/);
+    // queued while no thread is alive: it waits for the replacement instead of failing
+    const { report } = await p.analyze(studies[0]);
+    assert.equal(report.tta.views, 2);
+    assert.equal(p.threadsReady, 1);
+  } finally {
+    await p.close();
+  }
+});
