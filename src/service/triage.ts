@@ -114,6 +114,9 @@ export interface StudyView {
   results: ResultSummary;
 }
 
+/** Arbitrary constant naming the queue-capacity lock (advisory locks are per database). */
+const QUEUE_LOCK_KEY = 0x6378_7271_7565_7565n; // "cxrqueue"
+
 /** What registering the engine's versions does to the registry's active ones (see registerEngineModels). */
 export type EngineMark = 'activate' | 'if-none' | 'record';
 
@@ -276,7 +279,15 @@ export class TriageService {
           receivedAt: new Date(),
         });
         const result = { study: r.created ? r.study : sameInstance(r.study, sha256, submittedBy), created: r.created };
-        if (r.created) await this.o.jobs.enqueue(m, { studyId: r.study.id });
+        if (r.created) {
+          // The count before the pixel check only refuses cheaply: several ingests (of this and
+          // other processes) passed it at once. Counted again under one lock across processes,
+          // held to commit, with this study among them: the queue never holds more than its size.
+          await m.query('SELECT pg_advisory_xact_lock($1)', [QUEUE_LOCK_KEY.toString()]);
+          const waiting = await countQueuedStudies(m);
+          if (waiting > this.o.queueCapacity) throw new CxrError('E_QUEUE_FULL', `the inference queue is full (${waiting - 1} studies waiting); retry shortly`);
+          await this.o.jobs.enqueue(m, { studyId: r.study.id });
+        }
         await audit?.(m, result);
         return result;
       });
@@ -311,6 +322,16 @@ export class TriageService {
         await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
       }
     }
+  }
+
+  /**
+   * For an upload about to be read: refuses it (E_QUEUE_FULL) when the queue is already full,
+   * before its body is buffered and parsed. A burst against a full queue was otherwise read
+   * whole, up to CXR_MAX_BODY_MB per connection, only to be refused after.
+   */
+  async refuseIfQueueFull(): Promise<void> {
+    if (this.closed) throw new CxrError('E_QUEUE_FULL', 'the service is shutting down; retry shortly');
+    await whileConnectionsRecover(() => this.refuseWhenFull(this.o.ds.manager));
   }
 
   private async refuseWhenFull(m: EntityManager): Promise<void> {

@@ -80,6 +80,7 @@ export const postStudy: RouteDef = {
     const t = requireMediaType(c.req, ['application/dicom', 'multipart/form-data']);
     const wait = new Query(c.req.query).bool('wait') ?? false;
     const max = c.deps.config.maxBodyBytes;
+    await c.deps.service.refuseIfQueueFull();
     const bytes = t === 'application/dicom' ? await readBody(c.req, max) : (await readFormFile(c.req, max)).bytes;
     const detail = (r: AcceptResult) => ({ sopInstanceUid: r.study.sopInstanceUid, sha256: r.study.sha256, duplicate: !r.created });
     // A new study's audit row commits with it: never a study without its row (nor a row without its study).
