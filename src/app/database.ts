@@ -14,13 +14,17 @@ export interface ServiceDatabase {
   close(): Promise<void>;
 }
 
-export async function openServiceDatabase(cfg: Pick<ServiceConfig, 'databaseUrl' | 'dataDir' | 'embeddedPgPort'>): Promise<ServiceDatabase> {
+/** `adoptOrphan`: the server takes over its data directory's cluster left running by a server killed with -9 (see EmbeddedOptions). */
+export async function openServiceDatabase(
+  cfg: Pick<ServiceConfig, 'databaseUrl' | 'dataDir' | 'embeddedPgPort'>,
+  opts: { adoptOrphan?: boolean } = {},
+): Promise<ServiceDatabase> {
   if (cfg.databaseUrl) {
     const ds = await openDatabase({ url: cfg.databaseUrl });
     return { ds, where: redactUrl(cfg.databaseUrl), embedded: false, close: () => ds.destroy() };
   }
   const password = loadOrCreateDevSecret(cfg.dataDir, 'pg-password').value.toString('utf8');
-  const pg = await startEmbeddedPostgres({ dataDir: cfg.dataDir, port: cfg.embeddedPgPort, password });
+  const pg = await startEmbeddedPostgres({ dataDir: cfg.dataDir, port: cfg.embeddedPgPort, password, adoptOrphan: opts.adoptOrphan });
   let ds: DataSource;
   try {
     ds = await openDatabase({ url: pg.url });
@@ -30,7 +34,7 @@ export async function openServiceDatabase(cfg: Pick<ServiceConfig, 'databaseUrl'
   }
   return {
     ds,
-    where: `${redactUrl(pg.url)} (embedded, ${pg.owned ? `started here, cluster in ${pg.dir}` : 'already running'})`,
+    where: `${redactUrl(pg.url)} (embedded, ${pg.adopted ? `left running by a server that stopped without stopping it, taken over: cluster in ${pg.dir}` : pg.owned ? `started here, cluster in ${pg.dir}` : 'already running'})`,
     embedded: true,
     close: async () => {
       await ds.destroy();

@@ -23,8 +23,10 @@ export const ROOT_CLUSTER_BASE = '/var/lib/cxr-triage';
 
 export interface EmbeddedDatabase {
   url: string;
-  /** true when this process started the cluster (and must stop it) */
+  /** true when this process started the cluster, or adopted it (and must stop it) */
   owned: boolean;
+  /** it was running without the process that started it, and this one took it over */
+  adopted?: boolean;
   /** the cluster's directory (null when a cluster already running was reused) */
   dir: string | null;
   stop(): Promise<void>;
@@ -39,6 +41,12 @@ export interface EmbeddedOptions {
   onLog?: (line: string) => void;
   /** base of clusters placed outside an unreachable data directory (tests); ROOT_CLUSTER_BASE by default */
   rootClusterBase?: string;
+  /**
+   * Take over this data directory's cluster when it is running without the process that
+   * started it (a server killed with -9 leaves its postmaster to init): this process then stops
+   * it when it stops. For the server; operator commands reuse a running cluster as it is.
+   */
+  adoptOrphan?: boolean;
 }
 
 const DB_USER = 'cxr';
@@ -124,6 +132,57 @@ export function clusterDirFor(dataDir: string, base = ROOT_CLUSTER_BASE): string
   return dir;
 }
 
+/**
+ * The postmaster running `pgDir` on `port` when the process that started it is gone (its
+ * parent is init, or no longer exists), else null. Linux (/proc); elsewhere never adopted.
+ */
+function orphanedPostmaster(pgDir: string, port: number): number | null {
+  const pidFile = join(pgDir, 'postmaster.pid');
+  let lines: string[];
+  try {
+    lines = readFileSync(pidFile, 'utf8').split('\n');
+  } catch {
+    return null;
+  }
+  const pid = Number(lines[0]);
+  if (!Number.isInteger(pid) || pid <= 1 || Number(lines[3]) !== port) return null;
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so read after the last ')'
+  const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  return ppid === 1 || !existsSync(`/proc/${ppid}`) ? pid : null;
+}
+
+function signal(pid: number, sig: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(pid, sig);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Still running: a process that exited but was not reaped yet (a zombie, its parent being init) is not. */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** SIGINT is PostgreSQL's fast shutdown: sessions end, the data is checkpointed; waits for it (a minute at most). */
+async function stopPostmaster(pid: number): Promise<void> {
+  if (!signal(pid, 'SIGINT')) return;
+  const end = Date.now() + 60_000;
+  while (running(pid) && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+}
+
 /** Fail early with a clear message if PostgreSQL could not run its binaries. */
 function checkBinariesReachable(binDir: string): void {
   const p = unreachableForPostgres([binDir]);
@@ -146,7 +205,23 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   const password = opts.password;
   const base = `postgres://${DB_USER}:${encodeURIComponent(password)}@127.0.0.1:${opts.port}`;
   const url = `${base}/${DB_NAME}`;
-  if (await canConnect(url)) return { url, owned: false, dir: null, stop: async () => {} };
+  if (await canConnect(url)) {
+    const pgDir = opts.adoptOrphan ? clusterDirFor(opts.dataDir, opts.rootClusterBase) : null;
+    const orphan = pgDir ? orphanedPostmaster(pgDir, opts.port) : null;
+    if (orphan === null) return { url, owned: false, dir: null, stop: async () => {} };
+    const onExit = () => signal(orphan, 'SIGINT');
+    process.on('exit', onExit);
+    return {
+      url,
+      owned: true,
+      adopted: true,
+      dir: pgDir,
+      stop: async () => {
+        process.off('exit', onExit);
+        await stopPostmaster(orphan);
+      },
+    };
+  }
 
   const pgDir = clusterDirFor(opts.dataDir, opts.rootClusterBase);
   const mod = await importEmbeddedPostgres();

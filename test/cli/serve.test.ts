@@ -90,7 +90,7 @@ async function pgReachable(port: string): Promise<boolean> {
   }
 }
 
-test('serve starts on an embedded PostgreSQL (as root too, with a private data directory), scores a study, works with the operator CLI, and stops cleanly', {
+test('serve starts on an embedded PostgreSQL (as root too, with a private data directory), scores a study, works with the operator CLI, stops cleanly, and takes over the PostgreSQL a killed server left running', {
   // several starts of serve and its embedded PostgreSQL: minutes when the machine is busy
   timeout: 480_000,
 }, async () => {
@@ -169,6 +169,17 @@ test('serve starts on an embedded PostgreSQL (as root too, with a private data d
     assert.equal(await s2.exited, 0);
   }
   assert.equal(await pgReachable(env.CXR_PG_PORT!), false);
+
+  // a server killed with -9 leaves its PostgreSQL running; the next server takes it over and stops it with itself
+  const s3 = await startServe();
+  s3.proc.kill('SIGKILL');
+  await s3.exited;
+  assert.equal(await pgReachable(env.CXR_PG_PORT!), true, 'the killed server left its PostgreSQL running');
+  const s4 = await startServe();
+  assert.match(s4.banner() + s4.stderr(), /left running by a server that stopped without stopping it, taken over/);
+  s4.proc.kill('SIGTERM');
+  assert.equal(await s4.exited, 0);
+  assert.equal(await pgReachable(env.CXR_PG_PORT!), false, 'the PostgreSQL it took over stopped with it');
 });
 
 test('serve refuses an invalid configuration with every problem listed and exit status 3', () => {

@@ -92,7 +92,7 @@ export function register(program: Command): void {
         if (cfg.notices.length > 0) loud(['DEVELOPMENT KEYS IN USE', ...cfg.notices]);
 
         process.stderr.write(cfg.databaseUrl ? 'connecting to PostgreSQL…\n' : `starting embedded PostgreSQL on 127.0.0.1:${cfg.embeddedPgPort}…\n`);
-        const db = await openServiceDatabase(cfg);
+        const db = await openServiceDatabase(cfg, { adoptOrphan: true });
         const { engine, load } = await openServiceEngine(db, cfg, log, cfg.workers, () => process.stderr.write(`loading models from ${cfg.modelsDir}…\n`));
         let parts;
         try {
