@@ -5,7 +5,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -168,4 +168,60 @@ test('--extract-only fills the feature cache without --out and writes no version
   assert.equal(noCache.code, 2);
   assert.match(noCache.stderr, /E_BAD_ARGUMENT.*--extract-only keeps nothing without --cache/);
   assert.doesNotMatch(noCache.stderr, /to extract/, 'refused before the images are even counted');
+});
+
+test('a feature cache extracted under one split and refitted under another fits, calibrates and tests on the subsets --split gives, not on the ones the cache remembers', async () => {
+  const cache = join(root, 'other-split.jsonl');
+  const splitA = join(root, 'run', 'split.csv');
+  const args = (split: string, ...extra: string[]) => {
+    const a = [
+      ...poolRefitArgs(root, sets, models),
+      '--views',
+      '2',
+      '--train-views',
+      '2',
+      '--threads',
+      '1',
+      '--target-recall',
+      '0.5',
+      '--cache',
+      cache,
+      ...extra,
+    ];
+    a[a.indexOf('--split') + 1] = split;
+    return a;
+  };
+  const extracted = await cli(args(splitA, '--extract-only'));
+  assert.equal(extracted.code, 0, extracted.stderr);
+  // the same films with train and test swapped: whole patients move, so still a patient split
+  const text = await readFile(splitA, 'utf8');
+  const splitB = join(root, 'split-swapped.csv');
+  await writeFile(
+    splitB,
+    text
+      .replace(/,train,/g, ',TMP,')
+      .replace(/,test,/g, ',train,')
+      .replace(/,TMP,/g, ',test,'),
+  );
+  const subsets = (t: string) => {
+    const rows = parseCsv(t, 'split').rows.map((r) => r.fields[3]);
+    return {
+      train: rows.filter((s) => s === 'train').length,
+      validation: rows.filter((s) => s === 'validation').length,
+      test: rows.filter((s) => s === 'test').length,
+    };
+  };
+  const b = subsets(await readFile(splitB, 'utf8'));
+  assert.notDeepEqual(b, subsets(text));
+  const report = join(root, 'report-b');
+  const r = await cli([...args(splitB, '--out', join(root, 'out-b'), '--version', 'vB', '--l2', '1', '--report', report)]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /cached films belong to another subset in .*split-swapped\.csv than when they were extracted/);
+  const m = await readManifest(r.stdout.trim());
+  assert.deepEqual({ train: m.training.split.train, validation: m.training.split.validation, test: m.training.split.test }, b);
+  // every film the report scores as test is a test film of split B
+  const inB = new Map(parseCsv(await readFile(splitB, 'utf8'), 'split').rows.map((row) => [row.fields[0], row.fields[3]]));
+  const scored = parseCsv(await readFile(join(report, 'vB-per-image.csv'), 'utf8'), 'report').rows.filter((row) => row.fields[2] === 'test');
+  assert.ok(scored.length > 0);
+  assert.deepEqual([...new Set(scored.map((row) => inB.get(row.fields[0])))], ['test']);
 });

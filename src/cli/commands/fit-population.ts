@@ -48,7 +48,7 @@ export function register(program: Command): void {
         const dir = resolve(o.classifier);
         const manifest = await readManifest(dir);
         if (manifest.name !== 'classifier') throw new CxrError('E_BAD_ARGUMENT', `${o.classifier} is a ${manifest.name}, not a classifier`);
-        const rows = await readVersionFeatures(manifest, o.cache);
+        const rows = await readVersionFeatures(manifest, o.cache, dir);
         const info = await fitPopulationEstimator([...rows.values()], {
           sets,
           l2,

@@ -234,9 +234,14 @@ export function register(program: Command): void {
         const missing = items.filter((i) => !ready(i.id)).length;
         if (missing > 0) throw new CxrError('E_BAD_ARGUMENT', `${missing} images have no features yet (run the other shards, or without --shard)`);
         // a cache may hold more views than this run asks for: each row keeps the ones the engine would serve
+        // subset and label come from --split and the dataset, never from the cache: a cache
+        // extracted under another split would otherwise fit on films this version calls test
+        const moved = items.filter((i) => cached.get(i.id)!.split !== where.get(i.id)).length;
+        if (moved > 0)
+          process.stderr.write(`note: ${moved} cached films belong to another subset in ${splitPath} than when they were extracted; ${splitPath} decides\n`);
         const rows = items.map((i) => {
           const r = cached.get(i.id)!;
-          return { ...r, views: r.views.slice(0, viewsFor(i.id)) };
+          return { ...r, split: where.get(i.id)!, label: i.label, views: r.views.slice(0, viewsFor(i.id)) };
         });
         const train = rows.filter((r) => r.split === 'train');
         const validation = rows.filter((r) => r.split === 'validation');
