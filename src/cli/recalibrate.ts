@@ -1,4 +1,6 @@
-import { dirname, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import type { SplitName } from '../data/split.js';
 import { CxrError } from '../errors.js';
 import {
@@ -251,6 +253,7 @@ export async function populationsFromScores(o: PopulationsFromScoresOptions): Pr
 }> {
   const classifierDir = resolve(o.classifierDir);
   const manifest = await readManifest(classifierDir);
+  for (const path of o.scores) await checkScoresSubset(resolve(path), o.subset);
   const saved = (await Promise.all(o.scores.map((path) => readPerImageCsv(resolve(path))))).flat();
   if (saved.length === 0) throw new CxrError('E_BAD_DATASET', `no rows in ${o.scores.join(', ')}`);
   const previous = o.precision === 'int8' ? manifest.quantization?.threshold : manifest.threshold;
@@ -361,4 +364,26 @@ export async function populationsFromScores(o: PopulationsFromScoresOptions): Pr
     written = { dir: derived.dir, version: derived.manifest.version };
   }
   return { version: manifest.version, written, threshold, n: rows.length, ...(probabilityCalibration !== undefined ? { probabilityCalibration } : {}) };
+}
+
+/**
+ * Saved scores are an evaluation's per-image CSV; the summary.json beside it (evaluate --save)
+ * says which subset it scored. A threshold is picked on validation films: scores of another
+ * subset (the test films, above all) are refused rather than recorded as validation. A CSV with
+ * no summary beside it (evaluate --per-image) cannot say, and is taken as the caller says.
+ */
+async function checkScoresSubset(path: string, subset: string): Promise<void> {
+  const summaryPath = join(dirname(path), 'summary.json');
+  if (!existsSync(summaryPath)) return;
+  let scored: unknown;
+  try {
+    scored = (JSON.parse(await readFile(summaryPath, 'utf8')) as { subset?: unknown }).subset;
+  } catch {
+    return;
+  }
+  if (typeof scored === 'string' && scored !== subset)
+    throw new CxrError(
+      'E_BAD_ARGUMENT',
+      `${path} scored the ${scored} films (${summaryPath}); thresholds are picked on ${subset} scores: pass that evaluation's per-image.csv`,
+    );
 }

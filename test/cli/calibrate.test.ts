@@ -260,6 +260,27 @@ test('calibrate --scores --population picks one threshold per population on save
   const missing = await cli(['calibrate', '--classifier', classifierDir, '--scores', adultCsv, '--scores', childCsv, '--population', 'nih=adult', '--dry-run']);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /no --population for set\(s\) kermany/);
+  // scores an evaluation folder says are of the test films are refused, not recorded as validation
+  const testEval = join(scores, 'eval-test');
+  await mkdir(testEval, { recursive: true });
+  await writeFile(join(testEval, 'per-image.csv'), perImageCsv(rows('nih', adult, 0), 0.5));
+  await writeFile(join(testEval, 'summary.json'), JSON.stringify({ subset: 'test', n: adult.p.length }));
+  const onTest = await cli([
+    'calibrate',
+    '--classifier',
+    classifierDir,
+    '--scores',
+    join(testEval, 'per-image.csv'),
+    '--scores',
+    childCsv,
+    '--population',
+    'nih=adult',
+    '--population',
+    'kermany=pediatric',
+    '--dry-run',
+  ]);
+  assert.equal(onTest.code, 2);
+  assert.match(onTest.stderr, /E_BAD_ARGUMENT: .*eval-test\/per-image\.csv scored the test films .*thresholds are picked on validation scores/);
 });
 
 test('calibrate --population on scored rows: a single folder is its own set, and its population threshold is the pooled rule on the same rows', async () => {

@@ -225,3 +225,19 @@ test('a feature cache extracted under one split and refitted under another fits,
   assert.ok(scored.length > 0);
   assert.deepEqual([...new Set(scored.map((row) => inB.get(row.fields[0])))], ['test']);
 });
+
+test('evaluate of one set folder without --split warns that films of it trained the pooled version (whose split names them by set)', async () => {
+  const r = await cli(refitArgs(join(root, 'out-leak'), 'vLeak', '--l2', '1'));
+  assert.equal(r.code, 0, r.stderr);
+  const version = r.stdout.trim();
+  const trained = parseCsv(await readFile(join(version, 'split.csv'), 'utf8'), 'split').rows.filter(
+    (row) => row.fields[0].startsWith('adult/') && row.fields[3] !== 'test',
+  ).length;
+  assert.ok(trained > 0);
+  const e = await cli(['evaluate', '--data', join(root, 'adult'), '--segmenter', models.segmenter, '--classifier', version, '--tta', '1', '--threads', '1']);
+  assert.equal(e.code, 0, e.stderr);
+  assert.match(
+    e.stderr,
+    new RegExp(`warning: ${trained} of the 10 images evaluated trained or validated classifier vLeak \\(its split\\.csv\\): these figures are optimistic`),
+  );
+});

@@ -186,7 +186,14 @@ async function leakageWarnings(o: EvaluateCliOptions, files: string[], subset: S
   const out: string[] = [];
   const m = await readManifest(dir);
   if (subset !== 'train' && subset !== 'validation' && existsSync(join(dir, 'split.csv'))) {
-    const seen = filesTrainedOn(files, await readSplitFile(join(dir, 'split.csv')));
+    const split = await readSplitFile(join(dir, 'split.csv'));
+    // a pooled version's split names files by set (nih-cxr8-pneumonia/images/x.png); one folder
+    // scored without --split names them as the folder does (images/x.png): compare like with like
+    const prefix = split.assignments.some((a) => a.dataset) && o.data.length === 1 ? `${datasetName(o.data[0])}/` : '';
+    const seen = filesTrainedOn(
+      files.map((f) => (prefix && !f.startsWith(prefix) ? `${prefix}${f}` : f)),
+      split,
+    );
     if (seen.length > 0)
       out.push(
         `${seen.length} of the ${files.length} images evaluated trained or validated classifier ${m.version} (its split.csv): these figures are optimistic`,
