@@ -265,20 +265,7 @@ test('calibrate --scores --population picks one threshold per population on save
   await mkdir(testEval, { recursive: true });
   await writeFile(join(testEval, 'per-image.csv'), perImageCsv(rows('nih', adult, 0), 0.5));
   await writeFile(join(testEval, 'summary.json'), JSON.stringify({ subset: 'test', n: adult.p.length }));
-  const onTest = await cli([
-    'calibrate',
-    '--classifier',
-    classifierDir,
-    '--scores',
-    join(testEval, 'per-image.csv'),
-    '--scores',
-    childCsv,
-    '--population',
-    'nih=adult',
-    '--population',
-    'kermany=pediatric',
-    '--dry-run',
-  ]);
+  const onTest = await cli([...args.map((a) => (a === adultCsv ? join(testEval, 'per-image.csv') : a)), '--dry-run']);
   assert.equal(onTest.code, 2);
   assert.match(onTest.stderr, /E_BAD_ARGUMENT: .*eval-test\/per-image\.csv scored the test films .*thresholds are picked on validation scores/);
 });
