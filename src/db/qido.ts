@@ -70,11 +70,14 @@ function where(f: QidoFilter): { sql: string; params: unknown[] } {
   if (f.seriesInstanceUid) w.push(`s.series_instance_uid = ANY(${p(f.seriesInstanceUid)})`);
   if (f.sopInstanceUid) w.push(`s.sop_instance_uid = ANY(${p(f.sopInstanceUid)})`);
   if (f.accessionNumber) w.push(`s.accession_number = ${p(f.accessionNumber)}`);
-  // by study: the pseudonym is the original's; every instance of its study matches
+  // by study: the pseudonym is the original's; every instance of its study matches. A sender's
+  // query looks only at its own instances there too: across all of them, an instance of its own
+  // put into another sender's study would say which patient that study is of
+  const own = (alias: string) => (f.submittedBy ? ` AND ${alias}.submitted_by = ${p(f.submittedBy)}` : '');
   if (f.patientPseudonym)
-    w.push(`s.study_instance_uid IN (SELECT pp.study_instance_uid FROM studies pp WHERE pp.patient_pseudonym = ${p(f.patientPseudonym)})`);
+    w.push(`s.study_instance_uid IN (SELECT pp.study_instance_uid FROM studies pp WHERE pp.patient_pseudonym = ${p(f.patientPseudonym)}${own('pp')})`);
   if (f.modalitiesInStudy)
-    w.push(`s.study_instance_uid IN (SELECT m.study_instance_uid FROM ${INSTANCES} m WHERE m.modality = ANY(${p(f.modalitiesInStudy)}))`);
+    w.push(`s.study_instance_uid IN (SELECT m.study_instance_uid FROM ${INSTANCES} m WHERE m.modality = ANY(${p(f.modalitiesInStudy)})${own('m')})`);
   if (f.studyDateFrom) w.push(`s.study_date >= ${p(f.studyDateFrom)}::date`);
   if (f.studyDateTo) w.push(`s.study_date <= ${p(f.studyDateTo)}::date`);
   if (f.modality) w.push(`s.modality = ANY(${p(f.modality)})`);

@@ -200,3 +200,18 @@ test('a stored file that cannot be read does not hide a match: QIDO-RS answers w
   assert.equal(v(found, '00080050'), 'ACC-Q-LOST');
   assert.equal(found['00100020'], undefined, 'no header attributes without the file');
 });
+
+test("a workstation cannot learn another sender's patient by putting an instance of its own into that study: PatientID matches its own instances only", async () => {
+  const probe = `Bearer ${h.token('workstation', 'ws-probe')}`;
+  const res = await h.http
+    .post('/v1/studies')
+    .set('Authorization', probe)
+    .set('Content-Type', 'application/dicom')
+    .send(study(705, { ...opts, viewPosition: 'AP' }));
+  assert.equal(res.status, 202, JSON.stringify(res.body));
+  // its own patient finds its own instance; the patient of the films ws-qido sent into the same study finds nothing
+  assert.equal((await get('/dicomweb/studies?PatientID=LAT705', probe)).length, 1);
+  assert.deepEqual(await get('/dicomweb/studies?PatientID=LAT701', probe), []);
+  // a clinician sees both senders' instances of the study by either patient
+  assert.equal((await get('/dicomweb/studies?PatientID=LAT701')).length, 1);
+});
