@@ -54,7 +54,7 @@ async function stow(url: string, auth: string | null, bytes: Uint8Array, timeout
 }
 
 /** dcmjs-dimse wants a naturalized dataset; the stored bytes are Part 10 in Explicit VR Little Endian. */
-function datasetOf(bytes: Uint8Array): InstanceType<typeof Dataset> {
+export function datasetOf(bytes: Uint8Array): InstanceType<typeof Dataset> {
   const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
   const dict = dcmjs.data.DicomMessage.readFile(ab);
   const ts = dcmjs.data.DicomMetaDictionary.naturalizeDataset(dict.meta).TransferSyntaxUID as string;

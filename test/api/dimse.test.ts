@@ -10,7 +10,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DimseServer } from '../../src/api/dimse/scp.js';
 import { insertClient } from '../../src/db/principals.js';
+import dimse from 'dcmjs-dimse';
 import { readMetadata } from '../../src/dicom/index.js';
+import { datasetOf } from '../../src/service/result-senders.js';
 import { startHarness, startHarnessScp, study, waitScored, type Harness } from '../support/api.js';
 import { failAtCommit } from '../support/database.js';
 
@@ -258,5 +260,39 @@ test('C-STORE whose transaction fails at COMMIT: failure status, no study, and t
   assert.deepEqual(
     audit.map((a) => a.outcome),
     ['E_INTERNAL'],
+  );
+});
+
+test('a client revoked while its association stays open stores nothing more: its later C-STOREs are refused (0x0124 Not Authorized)', async () => {
+  await insertClient(h.db.ds, { id: 'ws-revoke', role: 'workstation', secretHash: 'x', description: '', createdBy: 'test', aeTitle: 'WS-REVOKE' });
+  const client = new dimse.Client();
+  const statuses: number[] = [];
+  const sops: string[] = [];
+  for (let i = 0; i < 6; i++) {
+    const bytes = study(410 + i);
+    sops.push(readMetadata(bytes).sopInstanceUid!);
+    const r = new dimse.requests.CStoreRequest(datasetOf(bytes));
+    r.on('response', async (resp: { getStatus(): number }) => {
+      statuses.push(resp.getStatus());
+      // revoked after the first store, as an admin would while the modality keeps sending
+      if (statuses.length === 1) await h.db.ds.query(`UPDATE api_clients SET revoked_at = now() WHERE id = 'ws-revoke'`);
+    });
+    client.addRequest(r);
+  }
+  await new Promise<void>((resolve) => {
+    client.on('closed', () => resolve());
+    client.send('127.0.0.1', scp.port, 'WS-REVOKE', 'CXRTRIAGE');
+  });
+  assert.equal(statuses.length, 6);
+  assert.equal(statuses[0], 0);
+  // by the last request the revocation has long committed
+  assert.equal(statuses[5], 0x0124);
+  assert.equal((await instanceRows(sops[5])).length, 0);
+  const refused: { outcome: string }[] = await h.db.ds.query(`SELECT outcome FROM audit_log WHERE action = 'study.create' AND detail->>'sopInstanceUid' = $1`, [
+    sops[5],
+  ]);
+  assert.deepEqual(
+    refused.map((a) => a.outcome),
+    ['E_UNAUTHENTICATED'],
   );
 });

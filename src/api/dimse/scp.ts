@@ -16,7 +16,7 @@ import dcmjsDimse from 'dcmjs-dimse';
 import type { DataSource } from 'typeorm';
 import { appendAudit, appendAuditInTransaction } from '../../db/audit.js';
 import type { ApiClientRow } from '../../db/entities.js';
-import { findActiveClientByAeTitle } from '../../db/principals.js';
+import { findActiveClient, findActiveClientByAeTitle } from '../../db/principals.js';
 import { isSyntaxSupported, SOP_CLASS, wrapPart10 } from '../../dicom/index.js';
 import { CxrError, httpStatusFor, isCxrError, type ErrorCode } from '../../errors.js';
 import type { Logger } from '../../service/log.js';
@@ -49,6 +49,9 @@ export function cStoreStatusFor(code: ErrorCode): number {
       return 0xa700; // Refused: Out of Resources
     case 'E_CONFLICT':
       return 0x0111; // Duplicate SOP Instance (same UID, different content)
+    case 'E_UNAUTHENTICATED':
+    case 'E_FORBIDDEN':
+      return 0x0124; // Refused: Not Authorized
     default:
       return httpStatusFor(code) >= 500 ? 0x0110 /* Processing Failure */ : 0xc000; /* Error: Cannot Understand */
   }
@@ -266,6 +269,9 @@ export async function startDimseServer(o: DimseOptions): Promise<DimseServer> {
       let auditedInTx = false;
       try {
         if (!client) throw new CxrError('E_UNAUTHENTICATED', 'no accepted association');
+        // checked on every C-STORE, as HTTP Basic is on every request: a client revoked while its
+        // association stays open stores nothing more
+        if (!(await findActiveClient(o.ds, client.id))) throw new CxrError('E_UNAUTHENTICATED', `client ${client.id} was revoked`);
         if (!got) throw new CxrError('E_MALFORMED', 'no data set received');
         if ('error' in got) throw got.error;
         const res = await o.service.accept(got.bytes, client.id, async (m, r) => {
