@@ -66,6 +66,13 @@ export const postSession: RouteDef = {
     },
   },
   async handle(c): Promise<Reply> {
+    // Login CSRF: a page of another site can post a form here and sign the browser in as the
+    // attacker (whose account then collects the victim's reviews). Browsers say where a request
+    // comes from; only this site's own pages (or a typed address) may sign in. Clients that are
+    // not browsers send no such header.
+    const site = c.req.headers['sec-fetch-site'];
+    if (site !== undefined && site !== 'same-origin' && site !== 'none')
+      throw new CxrError('E_CSRF', `a sign-in must come from this site's own page (Sec-Fetch-Site: ${String(site).slice(0, 20)})`);
     const { username, password } = await readLogin(c);
     const audit = (outcome: string, role: Role | null) =>
       appendAudit(c.deps.ds, { actor: username, role, action: 'auth.session', studyId: null, requestId: c.requestId, outcome, detail: {} });
