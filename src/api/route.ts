@@ -110,8 +110,8 @@ const SESSION_ENDED: Record<string, string> = {
  * page got at sign-in (SameSite=Strict already stops cross-site posts; the token also covers
  * same-site pages and older browsers).
  */
-async function authenticateSession(deps: ApiDeps, req: Request, token: string): Promise<Principal> {
-  const check = await checkSession(deps.ds, token, deps.sessionPolicy);
+async function authenticateSession(deps: ApiDeps, req: Request, token: string, touch = true): Promise<Principal> {
+  const check = await checkSession(deps.ds, token, deps.sessionPolicy, new Date(), { touch });
   if (!check.ok) throw new CxrError('E_UNAUTHENTICATED', SESSION_ENDED[check.reason]);
   if (!SAFE_METHODS.has(req.method)) {
     const sent = req.headers[CSRF_HEADER];
@@ -156,11 +156,11 @@ async function basicClient(deps: ApiDeps, req: Request, header: string): Promise
  * mixes with a cookie. A token is checked against its client or user not having been revoked since,
  * and an operator token against its own record.
  */
-async function authenticate(deps: ApiDeps, req: Request, route: RouteDef): Promise<Principal> {
+async function authenticate(deps: ApiDeps, req: Request, route: RouteDef, touch = true): Promise<Principal> {
   const h = req.headers.authorization;
   if (!h) {
     const cookie = readCookie(req.headers.cookie, SESSION_COOKIE);
-    if (cookie !== undefined) return authenticateSession(deps, req, cookie);
+    if (cookie !== undefined) return authenticateSession(deps, req, cookie, touch);
   }
   if (route.basicAuth && h && /^Basic\s/i.test(h)) return basicClient(deps, req, h);
   const t = verifyTokenDetail(deps.config.jwt, bearer(req));
@@ -190,6 +190,20 @@ function send(res: Response, r: Reply): void {
 export function outcomeOf(status: number, e?: unknown): string {
   if (e) return isCxrError(e) ? e.code : 'E_INTERNAL';
   return status < 400 ? 'ok' : `http_${status}`;
+}
+
+/**
+ * Whether the request's credential still admits it (for a response that outlives its start: a
+ * stream). Sessions are checked without counting as activity. False when it was signed out,
+ * expired, disabled or revoked since, or its role no longer may use the route.
+ */
+export async function stillAuthenticated(c: Ctx, route: RouteDef): Promise<boolean> {
+  try {
+    const p = await authenticate(c.deps, c.req, route, false);
+    return route.roles === 'public' || route.roles.includes(p.role);
+  } catch {
+    return false;
+  }
 }
 
 /** The express handler for one route: authenticate, check role, run, audit, send. */

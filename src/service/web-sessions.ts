@@ -52,7 +52,8 @@ export async function openSession(
 }
 
 /** Resolves a cookie's token to a live session, ending it (with its reason) when a clock has run out. */
-export async function checkSession(ds: DataSource, token: string, policy: SessionPolicy, now = new Date()): Promise<SessionCheck> {
+/** `touch: false` checks without counting as activity (a stream re-checking its session must not keep it from going idle). */
+export async function checkSession(ds: DataSource, token: string, policy: SessionPolicy, now = new Date(), o: { touch?: boolean } = {}): Promise<SessionCheck> {
   if (!/^[A-Za-z0-9_-]{43}$/.test(token)) return { ok: false, reason: 'unknown' };
   const sha = hashSessionToken(token);
   const s = await findSession(ds, sha);
@@ -70,7 +71,7 @@ export async function checkSession(ds: DataSource, token: string, policy: Sessio
     return { ok: false, reason: expired };
   }
   let lastSeen = s.lastSeenAt;
-  if (now.getTime() - s.lastSeenAt.getTime() >= Math.min(TOUCH_EVERY_MS, policy.idleMs / 4)) {
+  if (o.touch !== false && now.getTime() - s.lastSeenAt.getTime() >= Math.min(TOUCH_EVERY_MS, policy.idleMs / 4)) {
     await touchSession(ds, sha, now);
     lastSeen = now;
   }

@@ -10,7 +10,10 @@ import { filmCodes } from '../../service/stored-images.js';
 import type { StudyEvent } from '../events.js';
 import { Query, UUID_RE } from '../http.js';
 import { json, ref } from '../openapi-types.js';
-import type { Ctx, RouteDef } from '../route.js';
+import { stillAuthenticated, type Ctx, type RouteDef } from '../route.js';
+
+/** how often an open event stream checks that its session or token still admits it */
+const STREAM_RECHECK_MS = 5000;
 
 async function studyOf(c: Ctx) {
   const id = String(c.req.params.id ?? '');
@@ -115,8 +118,20 @@ export const getEvents: RouteDef = {
     // a comment every 25 s keeps proxies from closing an idle stream
     const ping = setInterval(() => res.write(': ping\n\n'), 25_000);
     ping.unref();
+    // the stream ends with its session (signed out, expired, the user disabled) or token: checked
+    // when it opened, it would otherwise go on telling every study event to whoever held it
+    const recheck = setInterval(() => {
+      void stillAuthenticated(c, getEvents).then((ok) => {
+        if (!ok) {
+          end();
+          res.end();
+        }
+      });
+    }, STREAM_RECHECK_MS);
+    recheck.unref();
     const end = () => {
       clearInterval(ping);
+      clearInterval(recheck);
       unsubscribe();
     };
     c.req.on('close', end);
