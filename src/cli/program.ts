@@ -10,7 +10,7 @@ export interface RunCliOptions {
 }
 
 /** The `cxr-triage` program with the subcommands `argv` needs (all of them for help). */
-async function buildProgram(argv: readonly string[], opts: RunCliOptions): Promise<Command> {
+async function buildProgram(argv: readonly string[]): Promise<Command> {
   const program = new Command();
   program
     .name('cxr-triage')
@@ -18,8 +18,10 @@ async function buildProgram(argv: readonly string[], opts: RunCliOptions): Promi
     .version('0.1.0')
     .showHelpAfterError()
     .enablePositionalOptions();
-  // set before the subcommands are added, which inherit it
-  if (opts.inProcess) program.exitOverride();
+  // set before the subcommands are added, which inherit both: commander's own exits come back
+  // as errors (mapped in runCli), and its usage errors read like every other input error
+  program.exitOverride();
+  program.configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, 'error E_BAD_ARGUMENT: ')) });
   const first = argv.find((a) => !a.startsWith('-'));
   const names = first && first in commandLoaders ? [first] : Object.keys(commandLoaders);
   for (const name of names) (await commandLoaders[name]()).register(program);
@@ -34,12 +36,14 @@ async function buildProgram(argv: readonly string[], opts: RunCliOptions): Promi
  * resolves when it has started.
  */
 export async function runCli(argv: readonly string[], opts: RunCliOptions = {}): Promise<number> {
-  const program = await buildProgram(argv, opts);
+  const program = await buildProgram(argv);
   process.exitCode = undefined;
   try {
     await program.parseAsync([...argv], { from: 'user' });
   } catch (e) {
-    if (opts.inProcess && e instanceof CommanderError) return e.exitCode;
+    // --help and --version end with status 0; a usage error (unknown option or command, a
+    // missing argument) is an input error, status 2 as for every E_BAD_ARGUMENT
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
     throw e;
   }
   const code = Number(process.exitCode ?? 0);

@@ -22,7 +22,8 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void> | 
 }
 
 export function parseNumber(name: string, value: string): number {
-  const n = Number(value);
+  // Number('') and Number('  ') are 0: an unset shell variable must not become a value
+  const n = value.trim() === '' ? Number.NaN : Number(value);
   if (!Number.isFinite(n)) throw new CxrError('E_BAD_ARGUMENT', `${name} must be a number, got '${value}'`);
   return n;
 }

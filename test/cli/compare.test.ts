@@ -75,5 +75,5 @@ test('compare refuses evaluations of different films, a missing file, a folder w
   assert.match((await cli('compare', empty, baseline)).stderr, /E_NOT_FOUND: .*empty-eval holds no per-image\.csv/);
   const margin = await cli('compare', baseline, baseline, '--margin', 'lots');
   assert.equal(margin.code, 2);
-  assert.match(margin.stderr, /E_BAD_ARGUMENT: --margin: 'lots' is not a number/);
+  assert.match(margin.stderr, /E_BAD_ARGUMENT: --margin must be a number, got 'lots'/);
 });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { CxrError } from '../../errors.js';
 import { readPerImageCsv } from '../../ml/evaluation-files.js';
 import { comparePairedFilms, type PairedComparison, type PairedRate } from '../../ml/paired-comparison.js';
-import { action } from '../run.js';
+import { action, parseNumber } from '../run.js';
 
 interface CompareCliOptions {
   margin?: string;
@@ -83,8 +83,7 @@ export function register(program: Command): void {
     )
     .action(
       action(async (baseline: string, candidate: string, o: CompareCliOptions) => {
-        const margin = o.margin === undefined ? undefined : Number(o.margin);
-        if (margin !== undefined && !Number.isFinite(margin)) throw new CxrError('E_BAD_ARGUMENT', `--margin: '${o.margin}' is not a number`);
+        const margin = o.margin === undefined ? undefined : parseNumber('--margin', o.margin);
         const [a, b] = await Promise.all([perImagePath(baseline).then(readPerImageCsv), perImagePath(candidate).then(readPerImageCsv)]);
         const c = comparePairedFilms(a, b, margin);
         if (o.json) process.stdout.write(`${JSON.stringify({ baseline, candidate, ...c })}\n`);

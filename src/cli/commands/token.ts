@@ -9,6 +9,9 @@ import { recordOperatorToken, revokeOperatorToken, SUBJECT_PATTERN } from '../..
 import { action, parseInteger } from '../run.js';
 import { auditOperator, operator, withDatabase } from '../operator.js';
 
+/** the longest operator token: 10 years */
+const MAX_TTL_S = 10 * 365 * 24 * 3600;
+
 export function register(program: Command): void {
   // --role/--sub are checked by hand: commander would demand a parent's required options of `token list` too
   const token = program
@@ -30,6 +33,8 @@ export function register(program: Command): void {
         if (!opts.sub || !SUBJECT_PATTERN.test(opts.sub)) throw new CxrError('E_BAD_ARGUMENT', '--sub must be 1-64 characters of A-Z a-z 0-9 . _ @ -');
         const cfg = loadConfig();
         const ttl = opts.ttl === undefined ? cfg.jwt.ttlSeconds : parseInteger('--ttl', opts.ttl, 1);
+        // beyond a date PostgreSQL (and a JWT reader) can hold; a year is already long for a token
+        if (ttl > MAX_TTL_S) throw new CxrError('E_BAD_ARGUMENT', `--ttl must be at most ${MAX_TTL_S} s (10 years), got ${opts.ttl}`);
         for (const n of cfg.notices) process.stderr.write(`warning: ${n}\n`);
         const signed = signToken(cfg.jwt, { sub: opts.sub, role: opts.role, kind: 'operator' }, ttl);
         const role = opts.role;
