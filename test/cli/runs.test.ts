@@ -1,7 +1,7 @@
 /** `runs list` and `runs compare` over run folders written by the training loop (tiny classifier, one epoch). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ArraySource, type Sample } from '../../src/ml/train/array-source.js';
@@ -57,4 +57,29 @@ test('runs list shows each run with its epochs and best metric; runs compare nam
   assert.match(cmp.stdout, /^ {4}1 {2}\d\.\d{4} \/ (\d\.\d{4}|n\/a)/m);
   assert.match(cmp.stdout, /^ {4}2 /m);
   assert.equal(cli('runs', 'compare', 'slow', '--runs', tmp).status, 2);
+});
+
+test('a damaged run (config.json not an object, metrics.jsonl cut by a killed run) is listed with why, and the other runs still are; a file given as the runs folder is E_BAD_ARGUMENT', async () => {
+  const damaged = mkdtempSync(join(tmpdir(), 'cxr-runs-damaged-'));
+  try {
+    mkdirSync(join(damaged, 'cut'));
+    writeFileSync(join(damaged, 'cut', 'config.json'), JSON.stringify({ config: { task: 'classifier', epochs: 3 } }));
+    writeFileSync(join(damaged, 'cut', 'metrics.jsonl'), '{"epoch":1,"trainLoss":0.5,"time":"2026-12-04T00:00:00Z"}\n{"epoch":2,"trainLoss":0.4');
+    mkdirSync(join(damaged, 'null-config'));
+    writeFileSync(join(damaged, 'null-config', 'config.json'), 'null');
+    const list = cli('runs', 'list', damaged, join(tmp), '--json');
+    assert.equal(list.status, 0, list.stderr);
+    const rows = JSON.parse(list.stdout) as { id: string; epochs: number; status: string }[];
+    const by = new Map(rows.map((r) => [r.id, r]));
+    assert.equal(by.get('cut')!.epochs, 1);
+    assert.match(by.get('cut')!.status, /damaged: metrics\.jsonl line 2: cut short/);
+    assert.match(by.get('null-config')!.status, /damaged: config\.json: not a JSON object/);
+    // the healthy runs of the first test are still listed
+    assert.ok(by.has('slow') && by.has('fast'));
+    const notFolder = cli('runs', 'list', join(damaged, 'cut', 'config.json'));
+    assert.equal(notFolder.status, 2);
+    assert.match(notFolder.stderr, /E_BAD_ARGUMENT: .*is not a folder of training runs/);
+  } finally {
+    rmSync(damaged, { recursive: true, force: true });
+  }
 });

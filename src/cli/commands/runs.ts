@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { CxrError } from '../../errors.js';
 import { formatChange, valueChanges } from '../../ml/model-store/index.js';
@@ -21,27 +21,56 @@ interface RunSummary {
   status: string;
 }
 
+/** A JSON file's value, or why it cannot be read (a run killed mid-write leaves such files). */
+async function readJsonFile(path: string): Promise<{ value: unknown } | { error: string }> {
+  try {
+    return { value: JSON.parse(await readFile(path, 'utf8')) as unknown };
+  } catch (e) {
+    return { error: `${basename(path)}: ${(e as Error).message}` };
+  }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * One run folder. A damaged one (a config.json that is not an object, a metrics.jsonl cut by a
+ * killed run) is listed with what could be read and why the rest could not, never the reason
+ * the other runs are not listed.
+ */
 async function readRun(dir: string): Promise<RunSummary> {
-  const saved = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { config?: Record<string, unknown>; data?: { dataDir?: string } };
-  const config = saved.config ?? {};
-  const epochs = existsSync(join(dir, 'metrics.jsonl'))
-    ? (await readFile(join(dir, 'metrics.jsonl'), 'utf8'))
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as EpochRecord)
-    : [];
+  const problems: string[] = [];
+  const read = await readJsonFile(join(dir, 'config.json'));
+  if ('error' in read) problems.push(read.error);
+  else if (!isObject(read.value)) problems.push('config.json: not a JSON object');
+  const saved = ('value' in read && isObject(read.value) ? read.value : {}) as { config?: unknown; data?: { dataDir?: string } };
+  const config = isObject(saved.config) ? saved.config : {};
+  const epochs: EpochRecord[] = [];
+  if (existsSync(join(dir, 'metrics.jsonl'))) {
+    const lines = (await readFile(join(dir, 'metrics.jsonl'), 'utf8')).split('\n').filter(Boolean);
+    lines.forEach((l, i) => {
+      try {
+        const e = JSON.parse(l) as unknown;
+        if (isObject(e)) epochs.push(e as unknown as EpochRecord);
+        else problems.push(`metrics.jsonl line ${i + 1}: not a JSON object`);
+      } catch {
+        problems.push(`metrics.jsonl line ${i + 1}: ${i === lines.length - 1 ? 'cut short (the run was stopped while writing it)' : 'not JSON'}`);
+      }
+    });
+  }
   const best = epochs.filter((e) => e.best).pop() ?? null;
   let status = existsSync(join(dir, 'checkpoint', 'state.json')) ? 'resumable' : 'no checkpoint';
   if (existsSync(join(dir, 'version.json'))) {
-    const v = JSON.parse(await readFile(join(dir, 'version.json'), 'utf8')) as { version?: string };
-    status = `version ${v.version}`;
+    const v = await readJsonFile(join(dir, 'version.json'));
+    if ('value' in v && isObject(v.value) && typeof v.value.version === 'string') status = `version ${v.value.version}`;
+    else problems.push('version.json: unreadable');
   }
+  if (problems.length > 0) status = `${status}; damaged: ${problems.join('; ')}`;
   return {
     id: basename(dir),
     dir,
     task: String(config.task ?? '?'),
     config,
-    data: saved.data?.dataDir ?? null,
+    data: typeof saved.data?.dataDir === 'string' ? saved.data.dataDir : null,
     epochs,
     plannedEpochs: typeof config.epochs === 'number' ? config.epochs : null,
     best,
@@ -54,6 +83,7 @@ async function findRuns(dirs: string[]): Promise<RunSummary[]> {
   const out: RunSummary[] = [];
   for (const d of dirs) {
     if (!existsSync(d)) continue;
+    if (!(await stat(d)).isDirectory()) throw new CxrError('E_BAD_ARGUMENT', `${d} is not a folder of training runs`);
     for (const e of await readdir(d, { withFileTypes: true })) {
       if (e.isDirectory() && existsSync(join(d, e.name, 'config.json'))) out.push(await readRun(resolve(d, e.name)));
     }
