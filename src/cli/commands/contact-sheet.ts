@@ -5,6 +5,7 @@
  * in one PNG. What a reviewer looks at to judge masks and heatmaps on real films, set by set.
  */
 import type { Command } from 'commander';
+import { checkOutputFile } from '../output-paths.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { datasetName } from '../../data/multi-dataset.js';
@@ -51,6 +52,9 @@ export function pickFilms<T extends Pick<EvalItem, 'id' | 'label'>>(items: reado
   return chosen;
 }
 
+/** the largest tile side a contact sheet draws */
+const MAX_SIDE = 1024;
+
 export function register(program: Command): void {
   program
     .command('contact-sheet')
@@ -74,6 +78,9 @@ export function register(program: Command): void {
       action(async (o: SheetCliOptions) => {
         const perSet = parseInteger('--per-set', o.perSet, 1);
         const side = parseInteger('--side', o.side, 32);
+        // a sheet is a few tiles a row: thousands of pixels a side would be gigabytes of RGBA
+        if (side > MAX_SIDE) throw new CxrError('E_BAD_ARGUMENT', `--side must be at most ${MAX_SIDE}, got ${side}`);
+        await checkOutputFile('--out', o.out);
         const seed = parseInteger('--seed', o.seed, 0);
         const columns = o.columns ? parseInteger('--columns', o.columns, 1) : perSet;
         const subset = o.split ? parseSplitName(o.subset) : null;

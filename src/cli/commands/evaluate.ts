@@ -24,6 +24,7 @@ import { action, collect, parseInteger } from '../run.js';
 import { scoreItems } from '../score-items.js';
 import type { EvaluationResult } from '../../ml/evaluate.js';
 import { perImageCsv, writeCurvePlots } from '../../ml/evaluation-files.js';
+import { checkOutputFile, checkOutputFolder } from '../output-paths.js';
 
 interface EvaluateCliOptions {
   data: string[];
@@ -238,6 +239,8 @@ export function register(program: Command): void {
         const threads = o.threads === undefined ? undefined : parseInteger('--threads', o.threads, 1);
         const providers = o.providers === undefined ? undefined : parseProviders(o.providers);
         const subset = o.split ? parseSplitName(o.subset ?? 'test') : null;
+        if (o.perImage) await checkOutputFile('--per-image', o.perImage);
+        if (o.plots) await checkOutputFolder('--plots', o.plots);
         const dirs = o.data.map((d) => resolve(d));
         let items =
           o.split && subset

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { checkOutputFile } from '../output-paths.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { CxrError } from '../../errors.js';
@@ -61,6 +62,7 @@ export function register(program: Command): void {
         const workSize = parseInteger('--work-size', o.workSize, 64);
         const jobs = parseInteger('--jobs', o.jobs, 1);
         const { sizeMin, sizeMax } = parseSizeRange(o.size);
+        if (o.preview) await checkOutputFile('--preview', o.preview);
         const tty = process.stderr.isTTY === true;
         const t0 = Date.now();
         let lastPrint = 0;
