@@ -52,3 +52,11 @@ test('contact-sheet --side beyond 1024 and --out onto a folder are refused befor
   assert.equal(out.code, 2, out.stderr);
   assert.match(out.stderr, /--out: .*afolder is a folder/);
 });
+
+test('analyze refuses a --heatmap onto a folder before writing the --mask it was also asked for', async () => {
+  const mask = join(tmp, 'mask.png');
+  const r = await runCli(['analyze', 'fixtures/example/chest.dcm', '--mask', mask, '--heatmap', join(tmp, 'afolder')]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /--heatmap: .*afolder is a folder/);
+  assert.equal(existsSync(mask), false, 'no picture written');
+});

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { checkOutputFile } from '../output-paths.js';
 import { writeFile } from 'node:fs/promises';
 import { parseWindowPolicy } from '../../dicom/index.js';
 import { readInputFile } from '../../dicom/read-file.js';
@@ -87,6 +88,9 @@ export function register(program: Command): void {
         const uncertainBound = opts.uncertainBound === undefined ? undefined : parseNumber('--uncertain-bound', opts.uncertainBound);
         const providers = opts.providers === undefined ? undefined : parseProviders(opts.providers);
         const window = parseWindowPolicy(opts.window);
+        // both pictures' paths checked before anything is written: never one without the other
+        if (opts.mask) await checkOutputFile('--mask', opts.mask);
+        if (opts.heatmap) await checkOutputFile('--heatmap', opts.heatmap);
         const bytes = await readInputFile(file);
         const engine = await loadEngine({
           modelsDir: opts.models,
