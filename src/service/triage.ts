@@ -377,7 +377,7 @@ export class TriageService {
       const left = end - Date.now();
       let timer: NodeJS.Timeout | undefined;
       // releaseWaiters wakes every registered waiter; a promise that lived as long as the process
-      // instead kept a handler of every wait that ever raced against it (~300 bytes each)
+      // instead kept a handler of every wait that ever raced against it (about 600 bytes each)
       if (!this.released && left > 0) await Promise.race([woken, new Promise<void>((r) => (timer = setTimeout(r, left)))]);
       clearTimeout(timer);
       if (this.released) await Promise.allSettled([...this.recording]);
