@@ -7,6 +7,7 @@
  */
 import type { NextFunction, Request, Response } from 'express';
 import { CxrError } from '../errors.js';
+import { hasUnstorable } from '../db/storable-text.js';
 
 /** PostgreSQL bigint's maximum: the largest sequence number a cursor may name. */
 const BIGINT_MAX = 9223372036854775807n;
@@ -15,11 +16,9 @@ const MAX_JSON_DEPTH = 32;
 
 const bad = (message: string) => new CxrError('E_BAD_REQUEST', message);
 
-/** NUL (PostgreSQL refuses it in text) and lone surrogates (not encodable as UTF-8). */
-const UNSTORABLE = /\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
+/** Refuses a NUL (PostgreSQL refuses it in text) or a lone surrogate (not encodable as UTF-8) from a client. */
 export function checkText(value: string, where: string): string {
-  if (UNSTORABLE.test(value)) {
+  if (hasUnstorable(value)) {
     throw bad(`${where} contains ${value.includes('\0') ? 'a NUL character' : 'an unpaired UTF-16 surrogate'}`);
   }
   return value;

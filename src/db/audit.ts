@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { AuditRow } from './entities.js';
+import { storableText } from './storable-text.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
@@ -95,21 +96,12 @@ function fromRaw(r: RawAuditRow): AuditRow {
   };
 }
 
-/** A NUL, or half of a UTF-16 surrogate pair. */
-const UNSTORABLE_CHAR = /\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
-
 /**
- * Text as PostgreSQL will give it back. Why: a row is hashed from the values in hand, and
- * verified from the values read back. PostgreSQL text cannot hold a NUL (the insert fails) and
- * an unpaired surrogate is stored as U+FFFD, so a row carrying either (say, a name a client
- * typed) would fail to insert, or be stored unlike its hash and break verification of the
- * whole chain from there on. Each becomes U+FFFD before hashing.
+ * storableText over every string and key of a JSON value. A row is hashed from the values in
+ * hand and verified from the values read back, so what it records is made storable first: a NUL
+ * would fail the insert, an unpaired surrogate be stored unlike its hash and break verification
+ * of the whole chain from there on.
  */
-export function storableText(s: string): string {
-  return s.replace(UNSTORABLE_CHAR, '\uFFFD');
-}
-
-/** storableText over every string and key of a JSON value. */
 function storableJson(v: unknown): unknown {
   if (typeof v === 'string') return storableText(v);
   if (Array.isArray(v)) return v.map(storableJson);
