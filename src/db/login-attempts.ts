@@ -5,7 +5,7 @@
  * made before any of them was counted. Time is the database's clock (one clock for all
  * instances).
  */
-import type { DataSource } from 'typeorm';
+import type { DataSource, QueryRunner } from 'typeorm';
 
 export interface Reserved {
   key: string;
@@ -47,13 +47,8 @@ export async function reserveAttempts(ds: DataSource, keys: readonly string[], m
       return { ok: true, reserved: rows.map((r) => ({ key: r.key, windowStart: r.window_start })) };
     }
     await qr.rollbackTransaction();
-    const wait: { s: string | null }[] = await qr.query(
-      `SELECT max(ceil(extract(epoch FROM (window_start + ${windowExpr(3)} - now())))) AS s
-         FROM login_attempts WHERE key = ANY($1::text[]) AND attempts >= $2 AND window_start > now() - ${windowExpr(3)}`,
-      [sorted, max, windowMs],
-    );
     // the lock can lapse between the two statements; a refusal still names at least a second
-    return { ok: false, retryAfterSeconds: Math.max(1, Number(wait[0]?.s ?? 1)) };
+    return { ok: false, retryAfterSeconds: (await lockedFor(qr, sorted, max, windowMs)) ?? 1 };
   } catch (e) {
     if (qr.isTransactionActive) await qr.rollbackTransaction().catch(() => undefined);
     throw e;
@@ -66,7 +61,12 @@ export async function reserveAttempts(ds: DataSource, keys: readonly string[], m
  * Whether any of the keys holds `max` attempts in its live window, without counting one: the
  * seconds until the last such key opens, or null when none is locked.
  */
-export async function lockedFor(ds: DataSource, keys: readonly string[], max: number, windowMs: number): Promise<number | null> {
+export async function lockedFor(
+  ds: Pick<DataSource, 'query'> | Pick<QueryRunner, 'query'>,
+  keys: readonly string[],
+  max: number,
+  windowMs: number,
+): Promise<number | null> {
   const wait: { s: string | null }[] = await ds.query(
     `SELECT max(ceil(extract(epoch FROM (window_start + ${windowExpr(3)} - now())))) AS s
        FROM login_attempts WHERE key = ANY($1::text[]) AND attempts >= $2 AND window_start > now() - ${windowExpr(3)}`,

@@ -35,6 +35,11 @@ export type AttemptGate =
 
 const OPEN: AttemptGate = { allowed: true, succeeded: async () => {}, failed: async () => {} };
 
+/** The two counted keys of an attempt: its principal's name, and where it came from. */
+function keysOf(subject: string, address: string): [string, string] {
+  return [`subject:${subject}`.slice(0, 300), `address:${address}`.slice(0, 300)];
+}
+
 /** expired rows are deleted every this many reservations (by the instance that makes them) */
 const SWEEP_EVERY = 200;
 
@@ -53,8 +58,7 @@ export class LoginThrottle {
    */
   async begin(subject: string, address: string): Promise<AttemptGate> {
     if (this.opts.maxFailures <= 0) return OPEN;
-    const subjectKey = `subject:${subject}`.slice(0, 300);
-    const addressKey = `address:${address}`.slice(0, 300);
+    const [subjectKey, addressKey] = keysOf(subject, address);
     const r = await reserveAttempts(this.ds, [subjectKey, addressKey], this.opts.maxFailures, this.opts.windowMs);
     if (!r.ok) return { allowed: false, retryAfterSeconds: r.retryAfterSeconds };
     if (++this.sinceSweep >= SWEEP_EVERY) {
@@ -81,12 +85,12 @@ export class LoginThrottle {
    */
   async lockedFor(subject: string, address: string): Promise<number | null> {
     if (this.opts.maxFailures <= 0) return null;
-    return lockedFor(this.ds, [`subject:${subject}`.slice(0, 300), `address:${address}`.slice(0, 300)], this.opts.maxFailures, this.opts.windowMs);
+    return lockedFor(this.ds, keysOf(subject, address), this.opts.maxFailures, this.opts.windowMs);
   }
 
   /** Counts one failed attempt on `subject` and on `address` (a key already locked stays so). */
   async recordFailure(subject: string, address: string): Promise<void> {
     if (this.opts.maxFailures <= 0) return;
-    await reserveAttempts(this.ds, [`subject:${subject}`.slice(0, 300), `address:${address}`.slice(0, 300)], this.opts.maxFailures, this.opts.windowMs);
+    await reserveAttempts(this.ds, keysOf(subject, address), this.opts.maxFailures, this.opts.windowMs);
   }
 }
