@@ -284,8 +284,7 @@ export class TriageService {
           // other processes) passed it at once. Counted again under one lock across processes,
           // held to commit, with this study among them: the queue never holds more than its size.
           await m.query('SELECT pg_advisory_xact_lock($1)', [QUEUE_LOCK_KEY.toString()]);
-          const waiting = await countQueuedStudies(m);
-          if (waiting > this.o.queueCapacity) throw new CxrError('E_QUEUE_FULL', `the inference queue is full (${waiting - 1} studies waiting); retry shortly`);
+          await this.refuseWhenFull(m, 1);
           await this.o.jobs.enqueue(m, { studyId: r.study.id });
         }
         await audit?.(m, result);
@@ -334,8 +333,9 @@ export class TriageService {
     await whileConnectionsRecover(() => this.refuseWhenFull(this.o.ds.manager));
   }
 
-  private async refuseWhenFull(m: EntityManager): Promise<void> {
-    const waiting = await countQueuedStudies(m);
+  /** `counted`: studies of the caller's own transaction already among the queued rows. */
+  private async refuseWhenFull(m: EntityManager, counted = 0): Promise<void> {
+    const waiting = (await countQueuedStudies(m)) - counted;
     if (waiting >= this.o.queueCapacity) {
       throw new CxrError('E_QUEUE_FULL', `the inference queue is full (${waiting} studies waiting); retry shortly`);
     }
