@@ -3,19 +3,18 @@
  * fit-population-head read them: every cache merged, refused when empty or when its width is not
  * what the version's graph serves (`pooled` for a multi-scale head, else the final features).
  */
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { readSplitFile } from '../data/split.js';
+import { resolve } from 'node:path';
+import type { DatasetSplit } from '../data/split.js';
 import { CxrError } from '../errors.js';
 import type { ModelManifest } from '../ml/model-store/index.js';
 import { readFeatureCache, type FeatureRow } from '../ml/train/feature-cache.js';
 
 /**
- * `versionDir`: the version folder whose split.csv decides each film's subset (a cache keeps the
- * subset it was extracted under, which another split may call otherwise: fitting on the cache's
- * would train on films the version calls test). Films the split does not name are left out.
+ * `split`: the version's split.csv, which decides each film's subset (a cache keeps the subset it
+ * was extracted under, which another split may call otherwise: fitting on the cache's would train
+ * on films the version calls test). Films the split does not name are left out.
  */
-export async function readVersionFeatures(manifest: ModelManifest, caches: readonly string[], versionDir?: string): Promise<Map<string, FeatureRow>> {
+export async function readVersionFeatures(manifest: ModelManifest, caches: readonly string[], split: DatasetSplit | null): Promise<Map<string, FeatureRow>> {
   const rows = new Map<string, FeatureRow>();
   for (const c of caches) await readFeatureCache(resolve(c), rows);
   if (rows.size === 0) throw new CxrError('E_BAD_ARGUMENT', `no feature rows in ${caches.join(', ')}`);
@@ -29,15 +28,14 @@ export async function readVersionFeatures(manifest: ModelManifest, caches: reado
       'E_BAD_ARGUMENT',
       `the cache holds ${cacheWidth} features per view, ${manifest.version} serves ${served.shape[1]} (${served.name}): extract with this version`,
     );
-  const splitPath = versionDir ? join(versionDir, 'split.csv') : null;
-  if (splitPath && existsSync(splitPath)) {
-    const subset = new Map((await readSplitFile(splitPath)).assignments.map((a) => [a.file, a.split]));
+  if (split) {
+    const subset = new Map(split.assignments.map((a) => [a.file, a.split]));
     for (const [id, r] of rows) {
       const s = subset.get(id);
       if (s === undefined) rows.delete(id);
       else r.split = s;
     }
-    if (rows.size === 0) throw new CxrError('E_BAD_ARGUMENT', `no cached film is in ${splitPath}: extract with this version's split`);
+    if (rows.size === 0) throw new CxrError('E_BAD_ARGUMENT', `no cached film is in the version's split.csv: extract with this version's split`);
   }
   return rows;
 }

@@ -134,7 +134,7 @@ export function register(program: Command): void {
         const block: ThresholdInfo | null | undefined = int8 ? manifest.quantization!.threshold : manifest.threshold;
         if (!block) throw new CxrError('E_MODEL_INVALID', `${manifest.version} has no threshold for its ${int8 ? 'int8' : 'float'} model`);
         const split = await readSplitFile(join(dir, 'split.csv'));
-        const rows = await readVersionFeatures(manifest, o.cache, dir);
+        const rows = await readVersionFeatures(manifest, o.cache, split);
         for (const s of Object.keys(recipe.weights))
           if (![...rows.values()].some((r) => r.source === s))
             throw new CxrError('E_BAD_ARGUMENT', `the cache has no films of ${s}, a set of ${manifest.version}'s recipe`);

@@ -7,7 +7,9 @@
  * the version with `populationEstimator` in its manifest; the version itself stays as it was.
  */
 import type { Command } from 'commander';
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { readSplitFile } from '../../data/split.js';
 import { CxrError } from '../../errors.js';
 import { parsePopulationMap } from '../../ml/calibrate.js';
 import { deriveVersion, readManifest } from '../../ml/model-store/index.js';
@@ -48,7 +50,8 @@ export function register(program: Command): void {
         const dir = resolve(o.classifier);
         const manifest = await readManifest(dir);
         if (manifest.name !== 'classifier') throw new CxrError('E_BAD_ARGUMENT', `${o.classifier} is a ${manifest.name}, not a classifier`);
-        const rows = await readVersionFeatures(manifest, o.cache, dir);
+        const splitPath = join(dir, 'split.csv');
+        const rows = await readVersionFeatures(manifest, o.cache, existsSync(splitPath) ? await readSplitFile(splitPath) : null);
         const info = await fitPopulationEstimator([...rows.values()], {
           sets,
           l2,
