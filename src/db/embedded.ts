@@ -146,6 +146,13 @@ function orphanedPostmaster(pgDir: string, port: number): number | null {
   }
   const pid = Number(lines[0]);
   if (!Number.isInteger(pid) || pid <= 1 || Number(lines[3]) !== port) return null;
+  const st = procStat(pid);
+  if (st === null) return null;
+  return st.ppid === 1 || !existsSync(`/proc/${st.ppid}`) ? pid : null;
+}
+
+/** A process's state letter and parent from /proc (Linux), or null when there is no such process. */
+function procStat(pid: number): { state: string; ppid: number } | null {
   let stat: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -153,8 +160,8 @@ function orphanedPostmaster(pgDir: string, port: number): number | null {
     return null;
   }
   // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so read after the last ')'
-  const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  return ppid === 1 || !existsSync(`/proc/${ppid}`) ? pid : null;
+  const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { state, ppid: Number(ppid) };
 }
 
 function signal(pid: number, sig: NodeJS.Signals | 0): boolean {
@@ -168,12 +175,8 @@ function signal(pid: number, sig: NodeJS.Signals | 0): boolean {
 
 /** Still running: a process that exited but was not reaped yet (a zombie, its parent being init) is not. */
 function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
+  const st = procStat(pid);
+  return st !== null && st.state !== 'Z';
 }
 
 /** SIGINT is PostgreSQL's fast shutdown: sessions end, the data is checkpointed; waits for it (a minute at most). */
