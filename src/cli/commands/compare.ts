@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CxrError } from '../../errors.js';
 import { readPerImageCsv } from '../../ml/evaluation-files.js';
-import { comparePairedFilms, type PairedComparison, type PairedRate } from '../../ml/paired-comparison.js';
+import { comparePairedFilms, Z_95, type PairedComparison, type PairedRate } from '../../ml/paired-comparison.js';
 import { action, parseNumber } from '../run.js';
 
 interface CompareCliOptions {
@@ -59,8 +59,7 @@ export function formatComparison(baseline: string, candidate: string, c: PairedC
   else lines.push("recall and specificity: not compared (a file has no decision column; evaluate's per-image CSVs have one)");
   lines.push('', verdictLine(c));
   // what these films can resolve at all: the interval's half-width
-  if (a)
-    lines.push(`resolution   an AUC difference smaller than about ${fixed(1.959963984540054 * a.se)} either way cannot be told from chance on these films`);
+  if (a) lines.push(`resolution   an AUC difference smaller than about ${fixed(Z_95 * a.se)} either way cannot be told from chance on these films`);
   return `${lines.join('\n')}\n`;
 }
 
