@@ -50,6 +50,14 @@ export function backoffMs(s: Pick<ResultsSettings, 'retryDelayMs' | 'maxRetryDel
  */
 const LOOPS = 2;
 
+/** Why a build attempt failed, and what becomes of the object: retried after retryInMs, or given up (final). */
+interface BuildFailure {
+  code: string;
+  message: string;
+  final: boolean;
+  retryInMs: number;
+}
+
 export class ResultsOutbox {
   private stopping = false;
   private loops: Promise<void>[] = [];
@@ -90,10 +98,10 @@ export class ResultsOutbox {
   /** Builds one due object; true when there was one. */
   async buildNext(): Promise<boolean> {
     let claimed: { id: string; attempts: number } | null = null;
-    let error: unknown = null;
+    let failed: BuildFailure | null = null;
     let recorded = false;
     let found = false;
-    const failure = (e: unknown, attempts: number) => {
+    const failure = (e: unknown, attempts: number): BuildFailure => {
       const code = isCxrError(e) ? e.code : 'E_INTERNAL';
       const message = String((e as Error)?.message ?? e);
       // what was wrong with the stored data stays wrong: give up at once; anything else may pass
@@ -111,12 +119,11 @@ export class ResultsOutbox {
           const built = await buildResultBytes(this.o.ds, this.o.store, obj);
           await storeBuilt(m, this.o.store, obj, built, sha256Hex(built.bytes));
         } catch (e) {
-          error = e;
+          failed = failure(e, claimed.attempts);
           await m.query('ROLLBACK TO SAVEPOINT build');
           // recorded while the object is still locked: another process polling now finds it
           // backing off, instead of claiming it again at once with a stale attempt count
-          const f = failure(e, claimed.attempts);
-          await markBuildFailedIn(m, obj.id, f.code, f.message, f.final, f.retryInMs);
+          await markBuildFailedIn(m, obj.id, failed.code, failed.message, failed.final, failed.retryInMs);
           recorded = true;
         }
         return true;
@@ -124,15 +131,14 @@ export class ResultsOutbox {
     } catch (e) {
       // the claiming transaction itself failed (its commit, or a statement that aborted it)
       if (!claimed) throw e;
-      error ??= e;
+      failed ??= failure(e, (claimed as { attempts: number }).attempts);
       recorded = false;
       found = true;
     }
-    if (claimed && error) {
-      const { id, attempts } = claimed as { id: string; attempts: number };
-      const f = failure(error, attempts);
-      this.o.log.warn('building a result object failed', { objectId: id, code: f.code, error: f.message, final: f.final });
-      if (!recorded) await markBuildFailed(this.o.ds, id, f.code, f.message, f.final, f.retryInMs);
+    if (claimed && failed) {
+      const f: BuildFailure = failed;
+      this.o.log.warn('building a result object failed', { objectId: (claimed as { id: string }).id, code: f.code, error: f.message, final: f.final });
+      if (!recorded) await markBuildFailed(this.o.ds, (claimed as { id: string }).id, f.code, f.message, f.final, f.retryInMs);
     }
     return found;
   }
