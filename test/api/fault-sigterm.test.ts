@@ -136,20 +136,34 @@ test('SIGTERM with clients waiting: every one is answered (result, or 202 with t
 }, async () => {
   const s = await serve();
   const n = 10;
+  // Timing alone cannot keep studies queued until SIGTERM: on a busy machine storing is slow
+  // enough for scoring to catch up. A lock on the predictions table holds the jobs being scored
+  // at their final write (after inference), so at SIGTERM only those are in flight and the rest
+  // are queued, whatever the machine's speed.
+  const holder = await db.superuser();
+  await holder.query('BEGIN');
+  await holder.query('LOCK TABLE predictions IN EXCLUSIVE MODE');
   const pending = Array.from({ length: n }, (_, i) => postWaiting(s.url, 100 + i));
   const settled = Promise.allSettled(pending);
-  // all stored and queued (one scoring at a time): now stop the server under them
   await until('every study stored', async () => (await studyCount()) === n);
+  await until('a job blocked writing its result', async () => {
+    const r = await holder.query(`SELECT count(*)::int AS n FROM pg_locks WHERE relation = 'predictions'::regclass AND NOT granted`);
+    return (r.rows[0] as { n: number }).n > 0;
+  });
   s.proc.kill('SIGTERM');
   await until('the server to stop listening', async () => /stopping: no new connections/.test(s.stderr()));
   await assert.rejects(fetch(`${s.url}/healthz`), 'a new connection is refused while draining');
+  // the job in flight finishes within the drain time; the queued ones are not taken
+  await holder.query('COMMIT');
 
   const answers = await settled;
   const { code } = await s.exited;
   assert.equal(code, 0, s.stderr());
   const { scored, deferred } = checkAnswers(answers, await statuses());
   assert.equal(scored + deferred, n);
-  assert.ok(deferred > 0, 'studies still waiting at SIGTERM were answered 202 rather than held until scored');
+  // serve pipelines two jobs per engine (one in inference, the next readied), so one or two are in flight
+  assert.ok(scored >= 1 && scored <= 2, `the studies being scored at SIGTERM got their results within the drain time (${scored})`);
+  assert.ok(deferred >= n - 2, `studies still queued at SIGTERM were answered 202 rather than held until scored (${deferred})`);
 
   // the deferred studies are scored at the next start; nothing was lost
   const s2 = await serve({ CXR_DRAIN_TIMEOUT_S: '0' });
