@@ -56,7 +56,7 @@ async function serve(extra: NodeJS.ProcessEnv = {}): Promise<ServeProcess> {
     CXR_JWT_SECRET: jwtSecret,
     CXR_HMAC_KEY: hmacKey,
     CXR_INFER_CONCURRENCY: '1',
-    // many views, so that scoring (in its own thread) is slower than storing: studies are still queued at SIGTERM
+    // many views, so that scoring (in its own thread) is slow: with a drain time of 0 a study is likely still being scored at SIGTERM
     CXR_TTA: '32',
     // no DIMSE listener: test files run in parallel and would race for port 11112
     CXR_DIMSE_PORT: '0',
