@@ -23,6 +23,8 @@ export interface ModelMetricsOptions {
   storageFull?: () => boolean;
   recentHours?: number;
   cacheMs?: number;
+  /** the share of pneumonia the site expects among its studies (CXR_SITE_PREVALENCE); null: validation's */
+  sitePrevalence?: number | null;
 }
 
 const BIN_LABELS = Array.from({ length: 10 }, (_, i) => `${(i / 10).toFixed(1)}-${((i + 1) / 10).toFixed(1)}`);
@@ -90,13 +92,28 @@ export function registerModelMetrics(o: ModelMetricsOptions): void {
         }
       },
     });
-  perModel('cxr_model_flag_rate', `Share of studies flagged in the last ${o.recentHours ?? 24} h (reported from ${MIN_RECENT_FOR_DRIFT} predictions)`, (a) =>
-    a.recent >= MIN_RECENT_FOR_DRIFT ? a.recentFlagged / a.recent : null,
+  const prevalence = o.sitePrevalence ?? null;
+  perModel(
+    'cxr_model_flag_rate',
+    `Share of studies flagged for review for any reason (positive, uncertain or QC) in the last ${o.recentHours ?? 24} h (reported from ${MIN_RECENT_FOR_DRIFT} predictions)`,
+    (a) => (a.recent >= MIN_RECENT_FOR_DRIFT ? a.recentFlagged / a.recent : null),
   );
-  perModel('cxr_model_flag_rate_expected', 'Share of studies the threshold flags as positive on a population like the validation split', (a) => {
-    const op = operatingPointOf(a.manifest);
-    return op ? expectedFlagRate(op) : null;
-  });
+  // positive decisions alone are what the operating point predicts; flags also count uncertain and QC studies
+  perModel(
+    'cxr_model_positive_rate',
+    `Share of studies decided positive in the last ${o.recentHours ?? 24} h (reported from ${MIN_RECENT_FOR_DRIFT} predictions)`,
+    (a) => (a.recent >= MIN_RECENT_FOR_DRIFT ? a.recentPositive / a.recent : null),
+  );
+  perModel(
+    'cxr_model_flag_rate_expected',
+    prevalence === null
+      ? 'Share of studies the threshold decides positive on a population like the validation split (its prevalence; set CXR_SITE_PREVALENCE for the site)'
+      : `Share of studies the threshold decides positive at the validation sensitivity and specificity and the site's prevalence ${prevalence} (CXR_SITE_PREVALENCE)`,
+    (a) => {
+      const op = operatingPointOf(a.manifest, prevalence);
+      return op ? expectedFlagRate(op) : null;
+    },
+  );
   perModel('cxr_review_agreement_ratio', "Share of reviewed studies (last 30 days) whose latest review agrees with the model's decision", (a) =>
     a.reviewed > 0 ? a.agreed / a.reviewed : null,
   );
@@ -118,14 +135,14 @@ export function registerModelMetrics(o: ModelMetricsOptions): void {
     name: 'cxr_drift_psi',
     help:
       'Population stability index of recent predictions against validation: feature positive_rate (positive vs negative decisions against the ' +
-      'rate validation predicts) and, when the manifest records validation histograms (drift, written by calibrate), probability and lung_area',
+      'rate validation predicts, at CXR_SITE_PREVALENCE when set) and, when the manifest records validation histograms (drift, written by calibrate), probability and lung_area',
     labelNames: ['model_version', 'feature'],
     registers,
     async collect() {
       this.reset();
       for (const a of await activity()) {
         if (a.recent < MIN_RECENT_FOR_DRIFT) continue;
-        for (const d of driftFeatures(a, a.manifest)) this.set({ model_version: a.modelVersion, feature: d.feature }, d.psi);
+        for (const d of driftFeatures(a, a.manifest, prevalence)) this.set({ model_version: a.modelVersion, feature: d.feature }, d.psi);
       }
     },
   });

@@ -50,6 +50,8 @@ export interface ServiceConfig {
   dimse: DimseConfig;
   /** AI result objects: where they are sent (CXR_RESULTS_STOW_URL, CXR_RESULTS_AE) and the retry policy */
   results: ResultsSettings;
+  /** the share of pneumonia the site expects among its studies (CXR_SITE_PREVALENCE): what the expected flag rate and drift compare against; null: the validation split's */
+  sitePrevalence: number | null;
   /** loud messages the server prints at start (generated development keys) */
   notices: string[];
 }
@@ -108,6 +110,17 @@ class Problems {
     if (!Number.isInteger(n) || n < min || n > max) {
       this.list.push(`${name} must be an integer from ${min} to ${max} (got '${raw}')`);
       return def;
+    }
+    return n;
+  }
+  /** a share strictly between 0 and 1, or null when unset */
+  optionalShare(env: Env, name: string): number | null {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') return null;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n <= 0 || n >= 1) {
+      this.list.push(`${name} must be a share between 0 and 1, such as 0.15 (got '${raw}')`);
+      return null;
     }
     return n;
   }
@@ -202,6 +215,7 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
       maxRetryDelayMs: p.int(env, 'CXR_RESULTS_MAX_RETRY_DELAY_S', DEFAULT_RESULTS_SETTINGS.maxRetryDelayMs / 1000, 1, 86_400) * 1000,
       callingAeTitle: DEFAULT_RESULTS_SETTINGS.callingAeTitle,
     },
+    sitePrevalence: p.optionalShare(env, 'CXR_SITE_PREVALENCE'),
     notices,
   };
   cfg.workers = p.int(env, 'CXR_WORKERS', cfg.inferConcurrency, 0, 64);

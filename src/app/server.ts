@@ -22,7 +22,9 @@ import { registerModelMetrics } from '../api/model-metrics.js';
 import { DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_WINDOW_S, LoginThrottle } from '../service/login-throttle.js';
 
 export type ServiceSettings = Pick<ServiceConfig, 'jwt' | 'hmacKey' | 'dicomDir' | 'maxBodyBytes' | 'queueSize' | 'inferConcurrency' | 'waitTimeoutMs'> &
-  Partial<Pick<ServiceConfig, 'authMaxFailures' | 'authWindowMs' | 'store' | 'jobs' | 'storeGcGraceMs' | 'sessionIdleMs' | 'sessionMaxMs'>> & {
+  Partial<
+    Pick<ServiceConfig, 'authMaxFailures' | 'authWindowMs' | 'store' | 'jobs' | 'storeGcGraceMs' | 'sessionIdleMs' | 'sessionMaxMs' | 'sitePrevalence'>
+  > & {
     /** AI result objects and their destinations (null: none made, for tests that count every decode) */
     results?: ServiceConfig['results'] | null;
     modelsDir?: string;
@@ -79,7 +81,7 @@ export async function buildService(o: BuildOptions): Promise<ServiceParts> {
   const close = runtime.close;
   let ready = true;
   const storage = new StorageMonitor({ dir: o.settings.dicomDir, log: o.log, needBytes: o.settings.maxBodyBytes, probeEveryMs: o.settings.storageProbeMs });
-  registerModelMetrics({ ds: o.ds, registry: metrics.registry, storageFull: () => storage.full });
+  registerModelMetrics({ ds: o.ds, registry: metrics.registry, storageFull: () => storage.full, sitePrevalence: o.settings.sitePrevalence ?? null });
   const modelsDir = o.settings.modelsDir;
   const loadEngine = o.loadEngine;
   const events = new StudyEvents(o.ds, o.log);

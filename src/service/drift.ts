@@ -37,14 +37,19 @@ export function expectedFlagRate(v: ValidationOperatingPoint): number {
   return v.prevalence * v.sensitivity + (1 - v.prevalence) * (1 - v.specificity);
 }
 
-/** Reads the operating point a classifier manifest records (threshold.validation* and the validation confusion). */
-export function operatingPointOf(manifest: Record<string, unknown>): ValidationOperatingPoint | null {
+/**
+ * Reads the operating point a classifier manifest records (threshold.validation* and the
+ * validation confusion). `sitePrevalence`, when a site sets it, replaces validation's share of
+ * positives: a pooled validation split can be 70% pneumonia, and a site that sees 10% would
+ * otherwise be told its flag rate drifted when only its prevalence differs.
+ */
+export function operatingPointOf(manifest: Record<string, unknown>, sitePrevalence: number | null = null): ValidationOperatingPoint | null {
   const t = manifest.threshold as { validationSensitivity?: number; validationSpecificity?: number | null } | undefined;
   const c = (manifest.metrics as { validation?: { confusion?: { tp: number; fp: number; tn: number; fn: number } } } | undefined)?.validation?.confusion;
   if (!t || typeof t.validationSensitivity !== 'number' || typeof t.validationSpecificity !== 'number' || !c) return null;
   const n = c.tp + c.fp + c.tn + c.fn;
   if (n <= 0) return null;
-  return { prevalence: (c.tp + c.fn) / n, sensitivity: t.validationSensitivity, specificity: t.validationSpecificity };
+  return { prevalence: sitePrevalence ?? (c.tp + c.fn) / n, sensitivity: t.validationSensitivity, specificity: t.validationSpecificity };
 }
 
 /** What the database counted for one classifier version in the recent window. */
@@ -59,13 +64,17 @@ export interface RecentDistribution {
 
 /**
  * PSI per feature of the recent predictions against the version's validation: positive_rate
- * (decisions against the rate the operating point predicts), and probability and lung_area
+ * (decisions against the rate the operating point predicts, at the site's prevalence when set), and probability and lung_area
  * when the manifest keeps their validation histograms (`drift`, written by calibrate).
  */
-export function driftFeatures(recent: RecentDistribution, manifest: Record<string, unknown>): { feature: string; psi: number }[] {
+export function driftFeatures(
+  recent: RecentDistribution,
+  manifest: Record<string, unknown>,
+  sitePrevalence: number | null = null,
+): { feature: string; psi: number }[] {
   const out: { feature: string; psi: number }[] = [];
   if (recent.recent <= 0) return out;
-  const op = operatingPointOf(manifest);
+  const op = operatingPointOf(manifest, sitePrevalence);
   if (op) {
     const e = expectedFlagRate(op);
     out.push({ feature: 'positive_rate', psi: psi([e, 1 - e], [recent.recentPositive, recent.recent - recent.recentPositive]) });

@@ -140,6 +140,14 @@ test('configuration: defaults, every invalid variable reported at once, developm
       /DATABASE_URL must be a postgres:\/\/ URL/.test(e.message) &&
       /CXR_MAX_BODY_MB must be an integer/.test(e.message),
   );
+  assert.equal(cfg.sitePrevalence, null, "without CXR_SITE_PREVALENCE the validation split's prevalence is used");
+  assert.equal(loadConfig({ CXR_DATA_DIR: dir, CXR_SITE_PREVALENCE: '0.15' }).sitePrevalence, 0.15);
+  for (const bad of ['0', '1', '15%', 'NaN', '-0.1'])
+    assert.throws(
+      () => loadConfig({ CXR_DATA_DIR: dir, CXR_SITE_PREVALENCE: bad }),
+      (e: Error & { code?: string }) => e.code === 'E_CONFIG' && /CXR_SITE_PREVALENCE must be a share between 0 and 1/.test(e.message),
+      bad,
+    );
   const env = loadConfig({
     CXR_DATA_DIR: dir,
     CXR_JWT_SECRET: 'j'.repeat(32),

@@ -7,6 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import supertest from 'supertest';
 import { type Harness, startHarness, study, waitScored } from '../support/api.js';
 
 let h: Harness;
@@ -79,4 +80,69 @@ test('every metric the alert rules and the dashboard query is one /metrics serve
     [],
     'no alert or panel watches a metric that does not exist',
   );
+});
+
+/** Copies of a scored study and its prediction, as if many more had been scored, with the decisions given. */
+async function cloneScored(db: Harness['db'], studyId: string, decisions: ('positive' | 'negative')[]): Promise<void> {
+  const columns = async (table: string, skip: string[]): Promise<string[]> =>
+    (
+      (await db.ds.query(
+        `SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position`,
+        [table],
+      )) as { column_name: string }[]
+    )
+      .map((r) => r.column_name)
+      .filter((c) => !skip.includes(c));
+  const studyCols = await columns('studies', ['id', 'seq', 'sop_instance_uid']);
+  const predictionCols = await columns('predictions', ['id', 'study_id', 'decision']);
+  for (const [i, decision] of decisions.entries()) {
+    const [{ id }] = (await db.ds.query(
+      `INSERT INTO studies (id, sop_instance_uid, ${studyCols.join(', ')}) SELECT gen_random_uuid(), $2, ${studyCols.join(', ')} FROM studies WHERE id = $1 RETURNING id`,
+      [studyId, `2.25.${Date.now()}${i}`],
+    )) as { id: string }[];
+    await db.ds.query(
+      `INSERT INTO predictions (study_id, decision, ${predictionCols.join(', ')}) SELECT $2, $3, ${predictionCols.join(', ')} FROM predictions WHERE study_id = $1`,
+      [studyId, id, decision],
+    );
+  }
+}
+
+test("with CXR_SITE_PREVALENCE the expected rate and drift use the site's prevalence, and the positive rate counts decisions, not flags", async () => {
+  const site = await startHarness({ sitePrevalence: 0.1 });
+  try {
+    const ws = site.token('workstation', 'ws-p');
+    const r = await site.http.post('/v1/studies').set('Authorization', `Bearer ${ws}`).set('Content-Type', 'application/dicom').send(study(311));
+    assert.equal(r.status, 202);
+    await waitScored(site, r.body.id);
+    // a second process of the same site without the setting (started first: starting registers the version's manifest again)
+    const plain = await site.restart({ sitePrevalence: null });
+    // the version as validated: sensitivity 0.95, specificity 0.8 on a split that was 70% pneumonia
+    await site.db.ds.query(
+      `UPDATE model_versions SET manifest = jsonb_set(jsonb_set(manifest, '{threshold}', manifest->'threshold' || '{"validationSensitivity":0.95,"validationSpecificity":0.8}'),
+         '{metrics}', '{"validation":{"confusion":{"tp":665,"fn":35,"tn":240,"fp":60}}}') WHERE kind = 'classifier'`,
+    );
+    // 40 studies in all, 11 decided positive: 0.275, what 10% prevalence predicts (0.1 x 0.95 + 0.9 x 0.2)
+    await site.db.ds.query(`UPDATE predictions SET decision = 'positive', flagged = true`);
+    await cloneScored(site.db, r.body.id, [...new Array(10).fill('positive'), ...new Array(29).fill('negative')]);
+    const [{ version, flagged }] = (await site.db.ds.query(
+      `SELECT mv.name || '@' || mv.version AS version, count(*) FILTER (WHERE pr.flagged)::int AS flagged
+         FROM predictions pr JOIN model_versions mv ON mv.id = pr.classifier_id GROUP BY 1`,
+    )) as { version: string; flagged: number }[];
+    const m = (await site.http.get('/metrics')).text;
+    assert.equal(sample(m, 'cxr_model_positive_rate', { model_version: version }), 11 / 40);
+    assert.equal(sample(m, 'cxr_model_flag_rate', { model_version: version }), flagged / 40, 'flags, whatever their reason');
+    assert.ok(Math.abs((sample(m, 'cxr_model_flag_rate_expected', { model_version: version }) ?? Number.NaN) - 0.275) < 1e-9);
+    assert.ok(
+      Math.abs(sample(m, 'cxr_drift_psi', { model_version: version, feature: 'positive_rate' }) ?? Number.NaN) < 1e-9,
+      'no drift at the declared prevalence',
+    );
+
+    // the same studies against validation's 70%: 0.7 x 0.95 + 0.3 x 0.2 = 0.725 expected, a major shift
+    const m2 = (await supertest(plain.app).get('/metrics')).text;
+    assert.ok(Math.abs((sample(m2, 'cxr_model_flag_rate_expected', { model_version: version }) ?? Number.NaN) - 0.725) < 1e-9);
+    const againstValidation = sample(m2, 'cxr_drift_psi', { model_version: version, feature: 'positive_rate' }) ?? Number.NaN;
+    assert.ok(againstValidation > 0.25, `PSI ${againstValidation}`);
+  } finally {
+    await site.close();
+  }
 });

@@ -87,3 +87,25 @@ test('drift features: positive rate always, probability and lung area against th
     'no operating point, and a histogram of other bins is ignored',
   );
 });
+
+test("a site's prevalence replaces validation's in the operating point, the expected rate and the positive-rate PSI", () => {
+  const manifest = {
+    threshold: { validationSensitivity: 0.95, validationSpecificity: 0.8 },
+    // a pooled validation split that is 70% pneumonia
+    metrics: { validation: { confusion: { tp: 665, fn: 35, tn: 240, fp: 60 } } },
+  };
+  assert.deepEqual(operatingPointOf(manifest, 0.1), { prevalence: 0.1, sensitivity: 0.95, specificity: 0.8 });
+  // a site with 10% pneumonia, where the model works exactly as validated: 0.1 x 0.95 + 0.9 x 0.2 = 0.275 positive
+  const e = expectedFlagRate({ prevalence: 0.1, sensitivity: 0.95, specificity: 0.8 });
+  assert.ok(Math.abs(e - 0.275) < 1e-12);
+  const recent = { recent: 400, recentPositive: 110, recentHistogram: new Array(10).fill(0), recentLungHistogram: new Array(10).fill(0) };
+  const atSite = driftFeatures(recent, manifest, 0.1);
+  assert.equal(atSite[0].feature, 'positive_rate');
+  assert.ok(Math.abs(atSite[0].psi) < 1e-12, 'no drift at the prevalence the site declared');
+  // against validation's 70% the same studies look like a major shift (0.7 x 0.95 + 0.3 x 0.2 = 0.725 expected)
+  const atValidation = driftFeatures(recent, manifest);
+  const ev = expectedFlagRate({ prevalence: 0.7, sensitivity: 0.95, specificity: 0.8 });
+  assert.ok(Math.abs(ev - 0.725) < 1e-12);
+  assert.equal(atValidation[0].psi, psi([ev, 1 - ev], [110, 290]));
+  assert.ok(atValidation[0].psi > 0.25);
+});

@@ -76,7 +76,8 @@ export function register(program: Command): void {
         'CXR_DIMSE_AET, CXR_DIMSE_PORT, ' +
         'AI results to PACS: CXR_RESULTS_STOW_URL (STOW-RS URL), CXR_RESULTS_STOW_AUTH (Authorization header value), CXR_RESULTS_AE (AET@host:port, C-STORE), ' +
         'CXR_RESULTS_ATTEMPTS (default 8), CXR_RESULTS_RETRY_DELAY_S (first retry, doubling; default 10), CXR_RESULTS_MAX_RETRY_DELAY_S (default 1800), ' +
-        'CXR_WORKERS, CXR_STORE (fs|pg), CXR_DICOM_DIR, CXR_JOB_RETRIES, CXR_JOB_RETRY_DELAY_S, CXR_JOB_TIMEOUT_S, CXR_JOB_MAINTENANCE_S, CXR_JOB_POLL_MS, CXR_STORE_GC_GRACE_S',
+        'CXR_WORKERS, CXR_STORE (fs|pg), CXR_DICOM_DIR, CXR_JOB_RETRIES, CXR_JOB_RETRY_DELAY_S, CXR_JOB_TIMEOUT_S, CXR_JOB_MAINTENANCE_S, CXR_JOB_POLL_MS, CXR_STORE_GC_GRACE_S, ' +
+        "CXR_SITE_PREVALENCE (the share of pneumonia the site expects, e.g. 0.15: the expected flag rate and drift on /metrics use it instead of the validation split's)",
     )
     .option('--workers <n>', 'scoring workers inside this process (overrides CXR_WORKERS; default 1; 0 = API only, scoring left to `cxr-triage worker`)')
     .option('--port <n>', 'listen port (overrides PORT)')
