@@ -10,7 +10,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { DataSource } from 'typeorm';
 import { type ModelActivity, modelActivity } from '../db/model-monitoring.js';
 import type { ShadowComparison } from '../db/shadow.js';
-import { driftFeatures, expectedFlagRate, operatingPointOf } from '../service/drift.js';
+import { driftFeatures, expectedPositiveRate } from '../service/drift.js';
 import { shadowComparisons } from '../service/shadow.js';
 
 /** fewer recent predictions than this and the flag rate and drift are not reported (too noisy) */
@@ -107,12 +107,9 @@ export function registerModelMetrics(o: ModelMetricsOptions): void {
   perModel(
     'cxr_model_flag_rate_expected',
     prevalence === null
-      ? 'Share of studies the threshold decides positive on a population like the validation split (its prevalence; set CXR_SITE_PREVALENCE for the site)'
-      : `Share of studies the threshold decides positive at the validation sensitivity and specificity and the site's prevalence ${prevalence} (CXR_SITE_PREVALENCE)`,
-    (a) => {
-      const op = operatingPointOf(a.manifest, prevalence);
-      return op ? expectedFlagRate(op) : null;
-    },
+      ? "Share of recent studies the version's operating points (each study's: precision, population threshold) decide positive at validation's prevalence (set CXR_SITE_PREVALENCE for the site's)"
+      : `Share of recent studies the version's operating points (each study's: precision, population threshold) decide positive at the site's prevalence ${prevalence} (CXR_SITE_PREVALENCE)`,
+    (a) => expectedPositiveRate(a.manifest, a.recentGroups, prevalence),
   );
   perModel('cxr_review_agreement_ratio', "Share of reviewed studies (last 30 days) whose latest review agrees with the model's decision", (a) =>
     a.reviewed > 0 ? a.agreed / a.reviewed : null,

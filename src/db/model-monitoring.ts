@@ -15,6 +15,8 @@ export interface ModelActivity {
   recentHistogram: number[];
   /** lung area fractions of the recent window in 10 bins over [0, 0.6) (the last bin takes everything above) */
   recentLungHistogram: number[];
+  /** the recent predictions by the rule that decided them: classifier precision and report.population.thresholdOf */
+  recentGroups: { precision: string | null; thresholdOf: string | null; n: number }[];
   /** studies whose latest review is within the review window, and how many of those agreed */
   reviewed: number;
   agreed: number;
@@ -31,6 +33,7 @@ export async function modelActivity(ds: DataSource, recentHours = 24, reviewDays
     recent_flagged: number;
     hist: number[] | null;
     lung_hist: number[] | null;
+    groups: { precision: string | null; thresholdOf: string | null; n: number }[] | null;
     reviewed: number;
     agreed: number;
   }[] = await ds.query(
@@ -50,6 +53,11 @@ export async function modelActivity(ds: DataSource, recentHours = 24, reviewDays
                LEFT JOIN (SELECT LEAST(GREATEST(width_bucket(p2.lung_area_fraction, 0, 0.6, 10), 1), 10) AS bin, count(*)::int AS n
                             FROM predictions p2 WHERE p2.classifier_id = mv.id AND p2.created_at >= now() - make_interval(hours => $1)
                            GROUP BY 1) h ON h.bin = b.bin) AS lung_hist,
+            (SELECT json_agg(json_build_object('precision', g.precision, 'thresholdOf', g.threshold_of, 'n', g.n))
+               FROM (SELECT p2.report->'models'->'classifier'->>'precision' AS precision, p2.report->'population'->>'thresholdOf' AS threshold_of,
+                            count(*)::int AS n
+                       FROM predictions p2 WHERE p2.classifier_id = mv.id AND p2.created_at >= now() - make_interval(hours => $1)
+                      GROUP BY 1, 2) g) AS groups,
             count(lr.verdict)::int AS reviewed,
             count(lr.verdict) FILTER (WHERE lr.verdict = 'agree')::int AS agreed
        FROM model_versions mv
@@ -70,6 +78,7 @@ export async function modelActivity(ds: DataSource, recentHours = 24, reviewDays
     recentFlagged: r.recent_flagged,
     recentHistogram: r.hist ?? new Array(10).fill(0),
     recentLungHistogram: r.lung_hist ?? new Array(10).fill(0),
+    recentGroups: r.groups ?? [],
     reviewed: r.reviewed,
     agreed: r.agreed,
   }));

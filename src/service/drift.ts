@@ -37,19 +37,87 @@ export function expectedFlagRate(v: ValidationOperatingPoint): number {
   return v.prevalence * v.sensitivity + (1 - v.prevalence) * (1 - v.specificity);
 }
 
+/** Recent predictions of one version that were decided by the same rule: precision and whose threshold. */
+export interface DecisionGroup {
+  /** report.models.classifier.precision ('int8' | 'float'); null in predictions that predate it */
+  precision: string | null;
+  /** report.population.thresholdOf: a population's own threshold, or 'version'; null in predictions that predate it */
+  thresholdOf: string | null;
+  n: number;
+}
+
+interface OperatingPointFields {
+  validationSensitivity?: unknown;
+  validationSpecificity?: unknown;
+  n?: unknown;
+  positives?: unknown;
+  calibratedOn?: { n?: unknown; positives?: unknown };
+  populations?: Record<string, OperatingPointFields | undefined>;
+}
+
+const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
 /**
- * Reads the operating point a classifier manifest records (threshold.validation* and the
- * validation confusion). `sitePrevalence`, when a site sets it, replaces validation's share of
- * positives: a pooled validation split can be 70% pneumonia, and a site that sees 10% would
- * otherwise be told its flag rate drifted when only its prevalence differs.
+ * The operating point a group of predictions was decided at, from a classifier manifest as the
+ * database keeps it: the int8 model's threshold when int8 decided (or is served by default), the
+ * float one otherwise; within it the population's own threshold when the study's population
+ * picked one. The served version's adult threshold clears far fewer normal films than its pooled
+ * one, so reading the pooled figures for every study would predict the wrong rate.
+ *
+ * `sitePrevalence`, when a site sets it, replaces validation's share of positives: a pooled
+ * validation split can be 70% pneumonia, and a site that sees 10% would otherwise be told its
+ * flag rate drifted when only its prevalence differs.
  */
-export function operatingPointOf(manifest: Record<string, unknown>, sitePrevalence: number | null = null): ValidationOperatingPoint | null {
-  const t = manifest.threshold as { validationSensitivity?: number; validationSpecificity?: number | null } | undefined;
-  const c = (manifest.metrics as { validation?: { confusion?: { tp: number; fp: number; tn: number; fn: number } } } | undefined)?.validation?.confusion;
-  if (!t || typeof t.validationSensitivity !== 'number' || typeof t.validationSpecificity !== 'number' || !c) return null;
-  const n = c.tp + c.fp + c.tn + c.fn;
-  if (n <= 0) return null;
-  return { prevalence: sitePrevalence ?? (c.tp + c.fn) / n, sensitivity: t.validationSensitivity, specificity: t.validationSpecificity };
+export function operatingPointOf(
+  manifest: Record<string, unknown>,
+  sitePrevalence: number | null = null,
+  group: Pick<DecisionGroup, 'precision' | 'thresholdOf'> = { precision: null, thresholdOf: null },
+): ValidationOperatingPoint | null {
+  const q = manifest.quantization as { served?: unknown; threshold?: OperatingPointFields } | undefined;
+  const int8 = group.precision === 'int8' || (group.precision === null && q?.served === true);
+  const rule = int8 ? q?.threshold : (manifest.threshold as OperatingPointFields | undefined);
+  if (!rule) return null;
+  const own = group.thresholdOf && group.thresholdOf !== 'version' ? rule.populations?.[group.thresholdOf] : undefined;
+  const point = own ?? rule;
+  const sensitivity = num(point.validationSensitivity);
+  const specificity = num(point.validationSpecificity);
+  if (sensitivity === null || specificity === null) return null;
+  if (sitePrevalence !== null) return { prevalence: sitePrevalence, sensitivity, specificity };
+  let prevalence: number | null = null;
+  const share = (pos: unknown, n: unknown): number | null => {
+    const p = num(pos);
+    const t = num(n);
+    return p !== null && t !== null && t > 0 ? p / t : null;
+  };
+  if (own) prevalence = share(own.positives, own.n);
+  else prevalence = share(rule.calibratedOn?.positives, rule.calibratedOn?.n);
+  if (prevalence === null) {
+    const c = (manifest.metrics as { validation?: { confusion?: { tp: number; fp: number; tn: number; fn: number } } } | undefined)?.validation?.confusion;
+    if (c) prevalence = share(c.tp + c.fn, c.tp + c.fp + c.tn + c.fn);
+  }
+  return prevalence === null ? null : { prevalence, sensitivity, specificity };
+}
+
+/**
+ * The share of recent studies the version's operating points predict positive: each group of
+ * predictions at the rate of the rule that decided it, weighted by its size. With no recent
+ * predictions, the rate of the version's default rule. Null when no group's rule is known.
+ */
+export function expectedPositiveRate(manifest: Record<string, unknown>, groups: readonly DecisionGroup[], sitePrevalence: number | null = null): number | null {
+  const used = groups.filter((g) => g.n > 0);
+  if (used.length === 0) {
+    const op = operatingPointOf(manifest, sitePrevalence);
+    return op ? expectedFlagRate(op) : null;
+  }
+  let total = 0;
+  let n = 0;
+  for (const g of used) {
+    const op = operatingPointOf(manifest, sitePrevalence, g);
+    if (!op) continue;
+    total += g.n * expectedFlagRate(op);
+    n += g.n;
+  }
+  return n > 0 ? total / n : null;
 }
 
 /** What the database counted for one classifier version in the recent window. */
@@ -60,6 +128,8 @@ export interface RecentDistribution {
   recentHistogram: readonly number[];
   /** lung area fractions in DRIFT_BINS bins over LUNG_AREA_RANGE */
   recentLungHistogram: readonly number[];
+  /** the recent predictions by the rule that decided them (absent: the version's default rule) */
+  recentGroups?: readonly DecisionGroup[];
 }
 
 /**
@@ -74,9 +144,8 @@ export function driftFeatures(
 ): { feature: string; psi: number }[] {
   const out: { feature: string; psi: number }[] = [];
   if (recent.recent <= 0) return out;
-  const op = operatingPointOf(manifest, sitePrevalence);
-  if (op) {
-    const e = expectedFlagRate(op);
+  const e = expectedPositiveRate(manifest, recent.recentGroups ?? [], sitePrevalence);
+  if (e !== null) {
     out.push({ feature: 'positive_rate', psi: psi([e, 1 - e], [recent.recentPositive, recent.recent - recent.recentPositive]) });
   }
   const ref = manifest.drift as { probabilityHistogram?: unknown; lungAreaHistogram?: unknown } | undefined;

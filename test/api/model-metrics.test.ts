@@ -116,6 +116,8 @@ test("with CXR_SITE_PREVALENCE the expected rate and drift use the site's preval
     await waitScored(site, r.body.id);
     // a second process of the same site without the setting (started first: starting registers the version's manifest again)
     const plain = await site.restart({ sitePrevalence: null });
+    // and one more with the setting, scraped only after the population thresholds are in (a scrape is cached for 5 s)
+    const later = await site.restart({});
     // the version as validated: sensitivity 0.95, specificity 0.8 on a split that was 70% pneumonia
     await site.db.ds.query(
       `UPDATE model_versions SET manifest = jsonb_set(jsonb_set(manifest, '{threshold}', manifest->'threshold' || '{"validationSensitivity":0.95,"validationSpecificity":0.8}'),
@@ -142,6 +144,20 @@ test("with CXR_SITE_PREVALENCE the expected rate and drift use the site's preval
     assert.ok(Math.abs((sample(m2, 'cxr_model_flag_rate_expected', { model_version: version }) ?? Number.NaN) - 0.725) < 1e-9);
     const againstValidation = sample(m2, 'cxr_drift_psi', { model_version: version, feature: 'positive_rate' }) ?? Number.NaN;
     assert.ok(againstValidation > 0.25, `PSI ${againstValidation}`);
+
+    // studies decided at a population's own threshold count at that population's operating point:
+    // half of them at an adult threshold with sensitivity 1 and specificity 0.45 (0.1 x 1 + 0.9 x 0.55 = 0.595)
+    await site.db.ds.query(
+      `UPDATE model_versions SET manifest = jsonb_set(manifest, '{threshold,populations}',
+         '{"adult":{"value":0.2,"validationSensitivity":1,"validationSpecificity":0.45,"n":55,"positives":30,"datasets":["nih"]}}') WHERE kind = 'classifier'`,
+    );
+    await site.db.ds.query(
+      `UPDATE predictions SET report = jsonb_set(report, '{population,thresholdOf}', '"adult"')
+        WHERE id IN (SELECT id FROM predictions ORDER BY id LIMIT 20)`,
+    );
+    const m3 = (await supertest(later.app).get('/metrics')).text;
+    const mixed = sample(m3, 'cxr_model_flag_rate_expected', { model_version: version }) ?? Number.NaN;
+    assert.ok(Math.abs(mixed - (0.5 * 0.275 + 0.5 * 0.595)) < 1e-9, `expected ${mixed}`);
   } finally {
     await site.close();
   }

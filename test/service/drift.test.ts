@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { driftReference, histogram } from '../../src/ml/drift-reference.js';
-import { driftFeatures, expectedFlagRate, operatingPointOf, PSI_FLOOR, psi } from '../../src/service/drift.js';
+import { driftFeatures, expectedFlagRate, expectedPositiveRate, operatingPointOf, PSI_FLOOR, psi } from '../../src/service/drift.js';
 
 test('PSI is 0 for the same distribution, whatever the counts', () => {
   assert.equal(psi([10, 20, 70], [1, 2, 7]), 0);
@@ -108,4 +108,54 @@ test("a site's prevalence replaces validation's in the operating point, the expe
   assert.ok(Math.abs(ev - 0.725) < 1e-12);
   assert.equal(atValidation[0].psi, psi([ev, 1 - ev], [110, 290]));
   assert.ok(atValidation[0].psi > 0.25);
+});
+
+test('each group of studies counts at the operating point that decided it: int8 or float, a population threshold or the version one', () => {
+  const manifest = {
+    threshold: { validationSensitivity: 0.95, validationSpecificity: 0.86, calibratedOn: { n: 100, positives: 70 } },
+    quantization: {
+      served: true,
+      threshold: {
+        validationSensitivity: 0.95,
+        validationSpecificity: 0.88,
+        calibratedOn: { n: 100, positives: 70 },
+        populations: {
+          adult: { validationSensitivity: 0.96, validationSpecificity: 0.36, n: 50, positives: 25 },
+          pediatric: { validationSensitivity: 0.95, validationSpecificity: 0.93, n: 400, positives: 300 },
+        },
+      },
+    },
+  };
+  assert.deepEqual(operatingPointOf(manifest), { prevalence: 0.7, sensitivity: 0.95, specificity: 0.88 }, 'int8 is served: its version rule');
+  assert.deepEqual(operatingPointOf(manifest, null, { precision: 'float', thresholdOf: 'version' }), {
+    prevalence: 0.7,
+    sensitivity: 0.95,
+    specificity: 0.86,
+  });
+  assert.deepEqual(operatingPointOf(manifest, null, { precision: 'int8', thresholdOf: 'adult' }), { prevalence: 0.5, sensitivity: 0.96, specificity: 0.36 });
+  assert.deepEqual(operatingPointOf(manifest, 0.1, { precision: 'int8', thresholdOf: 'adult' }), { prevalence: 0.1, sensitivity: 0.96, specificity: 0.36 });
+  assert.deepEqual(
+    operatingPointOf(manifest, null, { precision: 'float', thresholdOf: 'adult' }),
+    { prevalence: 0.7, sensitivity: 0.95, specificity: 0.86 },
+    'a float rule without populations falls back to its version rule',
+  );
+
+  const adult = expectedFlagRate({ prevalence: 0.1, sensitivity: 0.96, specificity: 0.36 });
+  const pediatric = expectedFlagRate({ prevalence: 0.1, sensitivity: 0.95, specificity: 0.93 });
+  const groups = [
+    { precision: 'int8', thresholdOf: 'adult', n: 30 },
+    { precision: 'int8', thresholdOf: 'pediatric', n: 10 },
+    { precision: 'int8', thresholdOf: 'other', n: 0 },
+  ];
+  assert.equal(expectedPositiveRate(manifest, groups, 0.1), (30 * adult + 10 * pediatric) / 40);
+  assert.equal(
+    expectedPositiveRate(manifest, [], 0.1),
+    expectedFlagRate({ prevalence: 0.1, sensitivity: 0.95, specificity: 0.88 }),
+    'nothing recent: the default rule',
+  );
+  assert.equal(expectedPositiveRate({}, groups), null);
+  // the positive-rate PSI is taken against the same mixed rate
+  const recent = { recent: 40, recentPositive: 20, recentHistogram: new Array(10).fill(0), recentLungHistogram: new Array(10).fill(0), recentGroups: groups };
+  const e = (30 * adult + 10 * pediatric) / 40;
+  assert.equal(driftFeatures(recent, manifest, 0.1)[0].psi, psi([e, 1 - e], [20, 20]));
 });
