@@ -8,6 +8,7 @@ import { ResultsOutbox1796170000000 } from './1796170000000-ResultsOutbox.js';
 import { OperatorTokens1796171000000 } from './1796171000000-OperatorTokens.js';
 import { ShadowModels1796172000000 } from './1796172000000-ShadowModels.js';
 import { WorklistSummary1796174000000 } from './1796174000000-WorklistSummary.js';
+import { DriftBaselines1796175000000 } from './1796175000000-DriftBaselines.js';
 
 /** Every migration, oldest first. The data source runs them; nothing else creates schema. */
 export const migrations = [
@@ -21,4 +22,5 @@ export const migrations = [
   OperatorTokens1796171000000,
   ShadowModels1796172000000,
   WorklistSummary1796174000000,
+  DriftBaselines1796175000000,
 ];

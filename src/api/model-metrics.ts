@@ -10,7 +10,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { DataSource } from 'typeorm';
 import { type ModelActivity, modelActivity } from '../db/model-monitoring.js';
 import type { ShadowComparison } from '../db/shadow.js';
-import { driftFeatures, expectedPositiveRate } from '../service/drift.js';
+import { driftFeatures, referencePositiveRate } from '../service/drift.js';
 import { shadowComparisons } from '../service/shadow.js';
 
 /** fewer recent predictions than this and the flag rate and drift are not reported (too noisy) */
@@ -106,10 +106,15 @@ export function registerModelMetrics(o: ModelMetricsOptions): void {
   );
   perModel(
     'cxr_model_flag_rate_expected',
-    prevalence === null
-      ? "Share of recent studies the version's operating points (each study's: precision, population threshold) decide positive at validation's prevalence (set CXR_SITE_PREVALENCE for the site's)"
-      : `Share of recent studies the version's operating points (each study's: precision, population threshold) decide positive at the site's prevalence ${prevalence} (CXR_SITE_PREVALENCE)`,
-    (a) => expectedPositiveRate(a.manifest, a.recentGroups, prevalence),
+    "The positive rate recent studies are held against: the site's drift baseline's (cxr-triage model baseline) when set, else what the version's " +
+      "operating points (each study's: precision, population threshold) predict at " +
+      (prevalence === null ? "validation's prevalence (set CXR_SITE_PREVALENCE for the site's)" : `the site's prevalence ${prevalence} (CXR_SITE_PREVALENCE)`),
+    (a) => referencePositiveRate(a.manifest, a, prevalence),
+  );
+  perModel(
+    'cxr_drift_baseline_studies',
+    "Predictions in the site's own drift baseline (cxr-triage model baseline); absent: drift is against validation",
+    (a) => (a.siteBaseline ? a.siteBaseline.n : null),
   );
   perModel('cxr_review_agreement_ratio', "Share of reviewed studies (last 30 days) whose latest review agrees with the model's decision", (a) =>
     a.reviewed > 0 ? a.agreed / a.reviewed : null,

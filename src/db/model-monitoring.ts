@@ -1,5 +1,19 @@
 /** Per classifier version: what it decided recently and how clinicians' reviews agreed, for /metrics. */
 import type { DataSource } from 'typeorm';
+import { histogramSql, LUNG_AREA_BIN, PROBABILITY_BIN } from './drift-bins.js';
+
+/** predictions (p2) of the version (mv) in the recent window ($1 hours) */
+const RECENT = 'p2.classifier_id = mv.id AND p2.created_at >= now() - make_interval(hours => $1)';
+
+/** A site's accepted window of one version's predictions (`cxr-triage model baseline`), the reference for drift when set. */
+export interface SiteBaseline {
+  from: string;
+  to: string;
+  n: number;
+  positive: number;
+  probabilityHistogram: number[];
+  lungAreaHistogram: number[];
+}
 
 export interface ModelActivity {
   modelVersion: string;
@@ -17,6 +31,8 @@ export interface ModelActivity {
   recentLungHistogram: number[];
   /** the recent predictions by the rule that decided them: classifier precision and report.population.thresholdOf */
   recentGroups: { precision: string | null; thresholdOf: string | null; n: number }[];
+  /** the site's own reference (model baseline), or null: validation's */
+  siteBaseline: SiteBaseline | null;
   /** studies whose latest review is within the review window, and how many of those agreed */
   reviewed: number;
   agreed: number;
@@ -34,6 +50,7 @@ export async function modelActivity(ds: DataSource, recentHours = 24, reviewDays
     hist: number[] | null;
     lung_hist: number[] | null;
     groups: { precision: string | null; thresholdOf: string | null; n: number }[] | null;
+    baseline: SiteBaseline | null;
     reviewed: number;
     agreed: number;
   }[] = await ds.query(
@@ -43,21 +60,16 @@ export async function modelActivity(ds: DataSource, recentHours = 24, reviewDays
             count(pr.id) FILTER (WHERE pr.created_at >= now() - make_interval(hours => $1))::int AS recent,
             count(pr.id) FILTER (WHERE pr.created_at >= now() - make_interval(hours => $1) AND pr.decision = 'positive')::int AS recent_positive,
             count(pr.id) FILTER (WHERE pr.created_at >= now() - make_interval(hours => $1) AND pr.flagged)::int AS recent_flagged,
-            (SELECT array_agg(COALESCE(h.n, 0) ORDER BY b.bin)
-               FROM generate_series(1, 10) b(bin)
-               LEFT JOIN (SELECT LEAST(width_bucket(p2.probability, 0, 1, 10), 10) AS bin, count(*)::int AS n
-                            FROM predictions p2 WHERE p2.classifier_id = mv.id AND p2.created_at >= now() - make_interval(hours => $1)
-                           GROUP BY 1) h ON h.bin = b.bin) AS hist,
-            (SELECT array_agg(COALESCE(h.n, 0) ORDER BY b.bin)
-               FROM generate_series(1, 10) b(bin)
-               LEFT JOIN (SELECT LEAST(GREATEST(width_bucket(p2.lung_area_fraction, 0, 0.6, 10), 1), 10) AS bin, count(*)::int AS n
-                            FROM predictions p2 WHERE p2.classifier_id = mv.id AND p2.created_at >= now() - make_interval(hours => $1)
-                           GROUP BY 1) h ON h.bin = b.bin) AS lung_hist,
+            ${histogramSql(PROBABILITY_BIN, RECENT)} AS hist,
+            ${histogramSql(LUNG_AREA_BIN, RECENT)} AS lung_hist,
             (SELECT json_agg(json_build_object('precision', g.precision, 'thresholdOf', g.threshold_of, 'n', g.n))
                FROM (SELECT p2.report->'models'->'classifier'->>'precision' AS precision, p2.report->'population'->>'thresholdOf' AS threshold_of,
                             count(*)::int AS n
-                       FROM predictions p2 WHERE p2.classifier_id = mv.id AND p2.created_at >= now() - make_interval(hours => $1)
+                       FROM predictions p2 WHERE ${RECENT}
                       GROUP BY 1, 2) g) AS groups,
+            (SELECT json_build_object('from', b.window_from, 'to', b.window_to, 'n', b.n, 'positive', b.positive,
+                                      'probabilityHistogram', b.probability_histogram, 'lungAreaHistogram', b.lung_area_histogram)
+               FROM drift_baselines b WHERE b.classifier_id = mv.id) AS baseline,
             count(lr.verdict)::int AS reviewed,
             count(lr.verdict) FILTER (WHERE lr.verdict = 'agree')::int AS agreed
        FROM model_versions mv
@@ -79,6 +91,7 @@ export async function modelActivity(ds: DataSource, recentHours = 24, reviewDays
     recentHistogram: r.hist ?? new Array(10).fill(0),
     recentLungHistogram: r.lung_hist ?? new Array(10).fill(0),
     recentGroups: r.groups ?? [],
+    siteBaseline: r.baseline,
     reviewed: r.reviewed,
     agreed: r.agreed,
   }));

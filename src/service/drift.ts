@@ -130,12 +130,37 @@ export interface RecentDistribution {
   recentLungHistogram: readonly number[];
   /** the recent predictions by the rule that decided them (absent: the version's default rule) */
   recentGroups?: readonly DecisionGroup[];
+  /** the site's own reference (`cxr-triage model baseline`): when set, drift is measured against it, not validation */
+  siteBaseline?: SiteReference | null;
+}
+
+/** What a site accepted as "no drift" for a version: its predictions over a reviewed window, in the same bins. */
+export interface SiteReference {
+  n: number;
+  positive: number;
+  probabilityHistogram: readonly number[];
+  lungAreaHistogram: readonly number[];
 }
 
 /**
- * PSI per feature of the recent predictions against the version's validation: positive_rate
- * (decisions against the rate the operating point predicts, at the site's prevalence when set), and probability and lung_area
- * when the manifest keeps their validation histograms (`drift`, written by calibrate).
+ * The positive rate recent studies are held against: the site baseline's when the site set one
+ * (it already reflects the site's prevalence and population), else what the operating points predict.
+ */
+export function referencePositiveRate(
+  manifest: Record<string, unknown>,
+  recent: Pick<RecentDistribution, 'recentGroups' | 'siteBaseline'>,
+  sitePrevalence: number | null = null,
+): number | null {
+  const b = recent.siteBaseline;
+  if (b && b.n > 0) return b.positive / b.n;
+  return expectedPositiveRate(manifest, recent.recentGroups ?? [], sitePrevalence);
+}
+
+/**
+ * PSI per feature of the recent predictions against the site's baseline when it set one, else
+ * the version's validation: positive_rate (decisions against the baseline's rate, or the rate the
+ * operating points predict at the site's prevalence when set), and probability and lung_area
+ * against the baseline's histograms, or the manifest's validation ones (`drift`, written by calibrate).
  */
 export function driftFeatures(
   recent: RecentDistribution,
@@ -144,11 +169,11 @@ export function driftFeatures(
 ): { feature: string; psi: number }[] {
   const out: { feature: string; psi: number }[] = [];
   if (recent.recent <= 0) return out;
-  const e = expectedPositiveRate(manifest, recent.recentGroups ?? [], sitePrevalence);
+  const e = referencePositiveRate(manifest, recent, sitePrevalence);
   if (e !== null) {
     out.push({ feature: 'positive_rate', psi: psi([e, 1 - e], [recent.recentPositive, recent.recent - recent.recentPositive]) });
   }
-  const ref = manifest.drift as { probabilityHistogram?: unknown; lungAreaHistogram?: unknown } | undefined;
+  const ref = (recent.siteBaseline ?? manifest.drift) as { probabilityHistogram?: unknown; lungAreaHistogram?: unknown } | undefined;
   const usable = (h: unknown, against: readonly number[]): h is number[] =>
     Array.isArray(h) && h.length === against.length && h.every((x) => typeof x === 'number') && h.some((x) => x > 0) && against.some((x) => x > 0);
   if (usable(ref?.probabilityHistogram, recent.recentHistogram))

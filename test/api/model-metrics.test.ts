@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import supertest from 'supertest';
 import { type Harness, startHarness, study, waitScored } from '../support/api.js';
+import { cloneScored, sample } from '../support/predictions.js';
 
 let h: Harness;
 before(async () => {
@@ -17,16 +18,6 @@ before(async () => {
 after(async () => {
   await h?.close();
 });
-
-function sample(text: string, name: string, labels: Record<string, string>): number | null {
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`)) continue;
-    const body = line.slice(name.length + 1, line.indexOf('}'));
-    const got = Object.fromEntries(body.split(',').map((kv) => kv.split('=').map((x) => x.replace(/"/g, '')) as [string, string]));
-    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return null;
-}
 
 test('metrics count predictions and QC failures per classifier version and report review agreement, all read from the database', async () => {
   const ws = h.token('workstation', 'ws-m');
@@ -81,31 +72,6 @@ test('every metric the alert rules and the dashboard query is one /metrics serve
     'no alert or panel watches a metric that does not exist',
   );
 });
-
-/** Copies of a scored study and its prediction, as if many more had been scored, with the decisions given. */
-async function cloneScored(db: Harness['db'], studyId: string, decisions: ('positive' | 'negative')[]): Promise<void> {
-  const columns = async (table: string, skip: string[]): Promise<string[]> =>
-    (
-      (await db.ds.query(
-        `SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position`,
-        [table],
-      )) as { column_name: string }[]
-    )
-      .map((r) => r.column_name)
-      .filter((c) => !skip.includes(c));
-  const studyCols = await columns('studies', ['id', 'seq', 'sop_instance_uid']);
-  const predictionCols = await columns('predictions', ['id', 'study_id', 'decision']);
-  for (const [i, decision] of decisions.entries()) {
-    const [{ id }] = (await db.ds.query(
-      `INSERT INTO studies (id, sop_instance_uid, ${studyCols.join(', ')}) SELECT gen_random_uuid(), $2, ${studyCols.join(', ')} FROM studies WHERE id = $1 RETURNING id`,
-      [studyId, `2.25.${Date.now()}${i}`],
-    )) as { id: string }[];
-    await db.ds.query(
-      `INSERT INTO predictions (study_id, decision, ${predictionCols.join(', ')}) SELECT $2, $3, ${predictionCols.join(', ')} FROM predictions WHERE study_id = $1`,
-      [studyId, id, decision],
-    );
-  }
-}
 
 test("with CXR_SITE_PREVALENCE the expected rate and drift use the site's prevalence, and the positive rate counts decisions, not flags", async () => {
   const site = await startHarness({ sitePrevalence: 0.1 });

@@ -40,6 +40,7 @@ test('an empty database gets every table from the migrations, and a second run a
         'audit_log',
         'derived_objects',
         'dicom_instances',
+        'drift_baselines',
         'login_attempts',
         'model_versions',
         'object_chunks',

@@ -33,6 +33,7 @@ import { action, collect } from '../run.js';
 import { buildModelCard, writeModelCard } from '../model-card.js';
 import { servedThreshold } from '../../ml/model-card.js';
 import { repackVersion } from '../repack-version.js';
+import { registerBaseline } from './model-baseline.js';
 
 interface ModelsOptions {
   models: string;
@@ -409,6 +410,8 @@ export function register(program: Command): void {
         );
       }),
     );
+
+  registerBaseline(models);
 
   models
     .command('promote')
