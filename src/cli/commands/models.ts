@@ -34,6 +34,7 @@ import { buildModelCard, writeModelCard } from '../model-card.js';
 import { servedThreshold } from '../../ml/model-card.js';
 import { repackVersion } from '../repack-version.js';
 import { registerBaseline } from './model-baseline.js';
+import { registerCleanStaging } from './model-clean-staging.js';
 
 interface ModelsOptions {
   models: string;
@@ -112,7 +113,7 @@ export function register(program: Command): void {
   const models = program
     .command('models')
     .alias('model')
-    .description('model versions on disk (and in the service registry): list, show, activate, diff; shadow candidates and promotion')
+    .description('model versions on disk (and in the service registry): list, show, activate, diff, clean-staging; shadow candidates and promotion')
     .addHelpText(
       'after',
       '\nmodels/<name>/ACTIVE names the version the service serves (first non-comment line); without it the newest is served.\n' +
@@ -412,6 +413,8 @@ export function register(program: Command): void {
     );
 
   registerBaseline(models);
+
+  registerCleanStaging(models);
 
   models
     .command('promote')
