@@ -5,6 +5,7 @@ import helmet from 'helmet';
 import { CxrError, httpStatusFor, isCxrError } from '../errors.js';
 import { isDatabaseUnavailable } from '../db/unavailable.js';
 import { isStorageFullError, storageFullError } from '../service/storage.js';
+import { closeIfBodyUnread } from './http.js';
 import { checkRequestTarget } from './input.js';
 import { buildOpenApi } from './openapi.js';
 import { handlerFor, type ApiDeps, type RouteDef } from './route.js';
@@ -168,8 +169,7 @@ function errorHandler(deps: ApiDeps) {
     if (e.code === 'E_QUEUE_FULL' || e.code === 'E_UNAVAILABLE') res.setHeader('Retry-After', '5');
     if ((e.code === 'E_RATE_LIMITED' || e.code === 'E_STORAGE_FULL') && typeof e.details?.retryAfterSeconds === 'number')
       res.setHeader('Retry-After', String(e.details.retryAfterSeconds));
-    // A body we refused unread is not drained: close the connection instead of reading it.
-    if (!req.complete) res.setHeader('Connection', 'close');
+    closeIfBodyUnread(req, res);
     const message = status >= 500 && e.code === 'E_INTERNAL' ? `internal error (request ${requestId})` : e.message;
     res
       .status(status)

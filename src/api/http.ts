@@ -1,5 +1,5 @@
 /** Request reading and query parsing shared by the routes; every refusal is a CxrError. */
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
 import { CxrError } from '../errors.js';
 import { parseJson } from './input.js';
 
@@ -17,6 +17,15 @@ export interface Reply {
 }
 
 export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * An answer to a request whose body was refused unread (a full queue, checked before reading):
+ * the body is not drained, which Node would do to keep the connection; the connection closes
+ * after the answer instead. Used by every answer, a thrown refusal's and a route's reply alike.
+ */
+export function closeIfBodyUnread(req: Request, res: Response): void {
+  if (!req.complete) res.setHeader('Connection', 'close');
+}
 
 /** The media type of the request without parameters, lower-case ('' when absent). */
 export function mediaType(req: Request): string {

@@ -11,7 +11,7 @@ import { CxrError, httpStatusFor, isCxrError } from '../errors.js';
 import type { Logger } from '../service/log.js';
 import type { TriageService } from '../service/triage.js';
 import { checkSession, CSRF_HEADER, csrfMatches, readCookie, SESSION_COOKIE, type SessionPolicy } from '../service/web-sessions.js';
-import { UUID_RE, type Reply } from './http.js';
+import { closeIfBodyUnread, UUID_RE, type Reply } from './http.js';
 import { checkText } from './input.js';
 import type { StudyEvents } from './events.js';
 import type { ServiceMetrics } from './metrics.js';
@@ -176,6 +176,7 @@ function send(res: Response, r: Reply): void {
   if (r.streamed) return;
   if (r.code) res.locals.errorCode = r.code;
   for (const [k, v] of Object.entries(r.headers ?? {})) res.setHeader(k, v);
+  closeIfBodyUnread(res.req, res);
   res.status(r.status);
   if (r.json !== undefined) {
     res.type(r.type ?? 'application/json').send(JSON.stringify(r.json));

@@ -1,6 +1,8 @@
 /** DICOMweb STOW-RS: several instances per request, each stored or refused on its own. */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { request, type IncomingMessage } from 'node:http';
+import { closeServer, listen } from '../../src/app/server.js';
 import { splitMultipart, parseContentType } from '../../src/api/multipart.js';
 import { FAILURE_REASON } from '../../src/api/routes/stow.js';
 import { readMetadata } from '../../src/dicom/index.js';
@@ -125,8 +127,13 @@ test('a full inference queue refuses every instance with Out of Resources and 50
      SELECT gen_random_uuid(), '1.9', '1.9.1', '1.9.1.' || i, repeat('a', 64), 1, 'ws-filler', now() FROM generate_series(1, $1) i`,
     [fill],
   );
+  // the queue filled while the body was read (the check before reading it passed): each instance meets the full queue
+  const service = h.parts.service;
+  const early = service.refuseIfQueueFull;
+  service.refuseIfQueueFull = async () => {};
   try {
     const res = await stow(related([{ body: study(206) }]));
+    service.refuseIfQueueFull = early;
     assert.equal(res.status, 503);
     assert.equal(res.headers['retry-after'], '5');
     assert.equal((res.body['00081198'].Value as Item[])[0]['00081197'].Value?.[0], FAILURE_REASON.outOfResources);
@@ -134,10 +141,63 @@ test('a full inference queue refuses every instance with Out of Resources and 50
     assert.equal(single.status, 503);
     assert.equal(single.body.error.code, 'E_QUEUE_FULL');
   } finally {
+    service.refuseIfQueueFull = early;
     await h.db.ds.query(`DELETE FROM studies WHERE submitted_by = 'ws-filler'`);
   }
   const after = await h.http.post('/v1/studies').set('Authorization', ws).set('Content-Type', 'application/dicom').send(study(206));
   assert.equal(after.status, 202);
+});
+
+test('against a full queue a STOW-RS request is refused before its body is read: 503 Out of Resources with Retry-After and Connection: close', async () => {
+  const fill = h.settings.queueSize;
+  await h.db.ds.query(
+    `INSERT INTO studies (id, study_instance_uid, series_instance_uid, sop_instance_uid, sha256, size_bytes, submitted_by, received_at)
+     SELECT gen_random_uuid(), '1.9', '1.9.1', '1.9.2.' || i, repeat('a', 64), 1, 'ws-filler-unread', now() FROM generate_series(1, $1) i`,
+    [fill],
+  );
+  const { server, url } = await listen(h.parts.app, 0, '127.0.0.1');
+  try {
+    // headers promising a body the size limit admits, and not one byte of it sent: an answer can only come from before the body
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        req.destroy();
+        reject(new Error('no answer before the body was sent'));
+      }, 5000);
+      const req = request(`${url}/dicomweb/studies`, {
+        method: 'POST',
+        headers: {
+          Authorization: ws,
+          'Content-Type': `multipart/related; type="application/dicom"; boundary=${BOUNDARY}`,
+          Accept: 'application/dicom+json',
+          'Content-Length': String(h.settings.maxBodyBytes),
+        },
+      });
+      req.on('response', (r) => {
+        clearTimeout(timer);
+        resolve(r);
+      });
+      req.on('error', reject);
+      req.flushHeaders();
+    });
+    let text = '';
+    for await (const chunk of res) text += chunk;
+    assert.equal(res.statusCode, 503);
+    assert.match(String(res.headers['content-type']), /^application\/dicom\+json/);
+    assert.equal(res.headers['retry-after'], '5');
+    assert.equal(res.headers.connection, 'close');
+    // no instance was read, so none is named: the refusal is in Other Failures Sequence (0008,119A)
+    const body = JSON.parse(text) as Record<string, { vr: string; Value: Item[] }>;
+    assert.equal(body['00081198'], undefined);
+    const [other] = body['0008119A'].Value;
+    assert.equal(other['00081197'].Value?.[0], FAILURE_REASON.outOfResources);
+    assert.match(String(other['00000902'].Value?.[0]), /^E_QUEUE_FULL: /);
+  } finally {
+    await closeServer(server, 1000);
+    await h.db.ds.query(`DELETE FROM studies WHERE submitted_by = 'ws-filler-unread'`);
+  }
+  const [row] = await h.db.ds.query(`SELECT outcome, detail FROM audit_log WHERE action = 'study.create' AND actor = 'ws-stow' ORDER BY seq DESC LIMIT 1`);
+  assert.equal(row.outcome, 'E_QUEUE_FULL');
+  assert.equal(row.detail.via, 'stow-rs');
 });
 
 test('wrong media types are 415, broken framing 400, and a non-workstation 403', async () => {

@@ -3,11 +3,13 @@
  * stored or refused on its own, answered with a DICOM JSON dataset listing both.
  */
 import { CxrError, isCxrError, type ErrorCode } from '../../errors.js';
+import type { AuditEntry } from '../../db/audit.js';
 import { readBody, type Reply } from '../http.js';
 import { parseContentType, splitMultipart } from '../multipart.js';
 import { json, ref } from '../openapi-types.js';
-import { principalOf, type RouteDef } from '../route.js';
+import { principalOf, type Ctx, type RouteDef } from '../route.js';
 import { STORAGE_RETRY_AFTER_S } from '../../service/storage.js';
+import type { AcceptResult } from '../../service/triage.js';
 
 /** Failure Reason (0008,1197) values, PS3.18 table 10.5.3-2 and PS3.4 annex C. */
 export const FAILURE_REASON = {
@@ -49,6 +51,51 @@ function essence(v: string | undefined): string | undefined {
 }
 
 const uidOf = (e: CxrError, key: string): string | null => (typeof e.details?.[key] === 'string' ? (e.details[key] as string) : null);
+
+/** Retry-After (seconds) of a refusal for a full inference queue, as the API's error answer gives it. */
+const QUEUE_RETRY_AFTER_S = '5';
+
+type StowAudit = Omit<AuditEntry, 'actor' | 'role' | 'requestId'>;
+
+/** FailureReason (0008,1197) and our stable code in Error Comment (0000,0902), so a sender can act on it. */
+function failureItem(e: CxrError, item: DicomJsonItem = {}): DicomJsonItem {
+  item['00081197'] = { vr: 'US', Value: [failureReasonFor(e.code)] };
+  item['00000902'] = { vr: 'LO', Value: [`${e.code}: ${e.message}`.slice(0, 64)] };
+  return item;
+}
+
+/**
+ * An audit row of the handler's own, for what stored nothing (a refused instance, or a re-send
+ * found before any transaction): appended in a transaction of its own, as it goes.
+ */
+function auditAlone(c: Ctx, row: StowAudit): Promise<void> {
+  return c.deps.ds.transaction((m) => c.auditIn(m, row));
+}
+
+/**
+ * With the inference queue already full nothing could be stored: the request is refused before
+ * its body is read (the check POST /v1/studies makes), or a burst of STOW-RS requests would
+ * buffer every body only to refuse it. No instance was read, so none can be named: the refusal
+ * is an item of Other Failures Sequence (0008,119A), with the status and code of a request whose
+ * every instance met a full queue (503 E_QUEUE_FULL, Retry-After). The connection closes after
+ * the answer rather than drain the body (route.ts).
+ */
+async function refusedUnread(c: Ctx): Promise<Reply | null> {
+  try {
+    await c.deps.service.refuseIfQueueFull();
+    return null;
+  } catch (e) {
+    if (!isCxrError(e) || e.code !== 'E_QUEUE_FULL') throw e;
+    c.audits.push({ action: 'study.create', studyId: null, outcome: e.code, detail: { via: 'stow-rs', bodyRead: false } });
+    return {
+      status: 503,
+      json: { '0008119A': { vr: 'SQ', Value: [failureItem(e)] } },
+      type: 'application/dicom+json',
+      headers: { 'Retry-After': QUEUE_RETRY_AFTER_S },
+      code: e.code,
+    };
+  }
+}
 
 function refItem(sopClass: string | null, sopInstance: string | null): DicomJsonItem {
   const item: DicomJsonItem = {};
@@ -92,7 +139,12 @@ export const stow: RouteDef = {
       '409': { description: 'No instance stored', content: { 'application/dicom+json': { schema: ref('DicomJson') } } },
       '413': { description: `Body larger than CXR_MAX_BODY_MB, or more than ${MAX_PARTS_PER_REQUEST} parts`, content: json(ref('Error')) },
       '415': { description: 'Not multipart/related; type="application/dicom"', content: json(ref('Error')) },
-      '503': { description: 'Nothing stored because the inference queue is full', content: { 'application/dicom+json': { schema: ref('DicomJson') } } },
+      '503': {
+        description:
+          'Nothing stored because the inference queue is full (E_QUEUE_FULL); retry after the Retry-After delay. Refused before the body is read ' +
+          'when the queue is already full: then no instance is named, the refusal is in OtherFailuresSequence (0008,119A), and the connection closes',
+        content: { 'application/dicom+json': { schema: ref('DicomJson') } },
+      },
       '507': {
         description: 'Nothing stored because the data directory is full (E_STORAGE_FULL); retry after the Retry-After delay',
         content: { 'application/dicom+json': { schema: ref('DicomJson') } },
@@ -108,6 +160,8 @@ export const stow: RouteDef = {
     }
     const boundary = ct.params.get('boundary');
     if (!boundary) throw new CxrError('E_BAD_REQUEST', 'multipart/related needs a boundary parameter');
+    const refused = await refusedUnread(c);
+    if (refused) return refused;
     const parts = splitMultipart(await readBody(c.req, c.deps.config.maxBodyBytes), boundary, MAX_PARTS_PER_REQUEST);
     if (parts.length === 0) throw new CxrError('E_BAD_REQUEST', 'the request holds no instances');
     const stored: DicomJsonItem[] = [];
@@ -117,40 +171,56 @@ export const stow: RouteDef = {
     const actor = principalOf(c).sub;
     const target = typeof c.req.params.study === 'string' ? c.req.params.study : null;
     const base = baseUrl(c.req);
+    // what a request that fails midway is audited with (its own row, route.ts), beside the rows of what it stored
+    c.detail = { parts: parts.length, stored: 0, failed: 0 };
     for (const [index, part] of parts.entries()) {
       const partType = essence(part.headers.get('content-type')) ?? 'application/dicom';
+      const stowed = (r: AcceptResult): StowAudit => ({
+        action: 'study.create',
+        studyId: r.study.id,
+        outcome: 'ok',
+        detail: { part: index + 1, sopInstanceUid: r.study.sopInstanceUid, duplicate: !r.created, via: 'stow-rs' },
+      });
+      // A stored instance's audit row commits with it, as over POST /v1/studies and C-STORE: never an
+      // instance without its row, whatever fails after it (a later instance, the process, the audit log).
+      let auditedWithIt = false;
+      let alone: StowAudit | null = null;
       try {
         if (partType !== 'application/dicom') throw new CxrError('E_UNSUPPORTED_MEDIA_TYPE', `part ${index + 1} is ${partType}, not application/dicom`);
         // with a study in the URL, every instance must belong to it (PS3.18 10.5.1): checked on accept's one parse
-        const res = await c.deps.service.accept(part.body, actor, undefined, target ?? undefined);
+        const res = await c.deps.service.accept(
+          part.body,
+          actor,
+          async (m, r) => {
+            await c.auditIn(m, stowed(r));
+            auditedWithIt = true;
+          },
+          target ?? undefined,
+        );
         const item = refItem(res.study.sopClassUid, res.study.sopInstanceUid);
         // RetrieveURL (0008,1190): where WADO-RS returns the instance as stored.
         item['00081190'] = { vr: 'UR', Value: [wadoUrl(base, res.study.studyInstanceUid, res.study.seriesInstanceUid, res.study.sopInstanceUid)] };
         studies.add(res.study.studyInstanceUid);
         stored.push(item);
-        c.audits.push({
-          action: 'study.create',
-          studyId: res.study.id,
-          outcome: 'ok',
-          detail: { part: index + 1, sopInstanceUid: res.study.sopInstanceUid, duplicate: !res.created, via: 'stow-rs' },
-        });
+        // a re-send found before any transaction stored nothing and was not audited in one
+        if (!auditedWithIt) alone = stowed(res);
       } catch (e) {
+        // a refusal (whatever was appended inside the accept's transaction did not commit); anything
+        // else fails the request, audited on its own by the route after the rows of what was stored
         if (!isCxrError(e)) throw e;
         // the service names the instance when it got that far; the part is never parsed twice
-        const item = refItem(uidOf(e, 'sopClassUid'), uidOf(e, 'sopInstanceUid'));
-        item['00081197'] = { vr: 'US', Value: [failureReasonFor(e.code)] };
-        // Error Comment (0000,0902) carries our stable code, so a sender can act on it.
-        item['00000902'] = { vr: 'LO', Value: [`${e.code}: ${e.message}`.slice(0, 64)] };
-        failed.push(item);
+        failed.push(failureItem(e, refItem(uidOf(e, 'sopClassUid'), uidOf(e, 'sopInstanceUid'))));
         failureCodes.push(e.code);
         if (e.code === 'E_STORAGE_FULL') c.deps.storage?.noteFull(e);
-        c.audits.push({
+        alone = {
           action: 'study.create',
           studyId: (e.details?.studyId as string | undefined) ?? null,
           outcome: e.code,
           detail: { part: index + 1, sopInstanceUid: uidOf(e, 'sopInstanceUid'), via: 'stow-rs' },
-        });
+        };
       }
+      c.detail = { parts: parts.length, stored: stored.length, failed: failed.length };
+      if (alone) await auditAlone(c, alone);
     }
     const body: DicomJsonItem = {};
     // The study's RetrieveURL when the request stored into exactly one study (the usual case).
@@ -162,12 +232,11 @@ export const stow: RouteDef = {
     if (stored.length === 0) {
       const storageFull = failureCodes.every((code) => code === 'E_STORAGE_FULL');
       status = storageFull ? 507 : failureCodes.every((code) => code === 'E_QUEUE_FULL') ? 503 : 409;
-      if (status === 503) headers['Retry-After'] = '5';
+      if (status === 503) headers['Retry-After'] = QUEUE_RETRY_AFTER_S;
       if (storageFull) headers['Retry-After'] = String(STORAGE_RETRY_AFTER_S);
     } else if (failed.length > 0) {
       status = 202;
     }
-    c.detail = { stored: stored.length, failed: failed.length };
     return { status, json: body, type: 'application/dicom+json', headers, code: status >= 400 ? failureCodes[0] : undefined };
   },
 };
