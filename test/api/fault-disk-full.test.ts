@@ -141,7 +141,7 @@ test('a full data directory: 507 E_STORAGE_FULL with Retry-After, /readyz not re
   // (the accepted study's own result objects may be mid-write, and fail, as the disk fills: a
   // temporary file of a write still in flight is not one left behind, so look until it is gone)
   const leftovers = async () => (await readdir(mnt, { recursive: true })).filter((f) => String(f).endsWith('.tmp'));
-  await until('no temporary file left on the full disk', async () => (await leftovers()).length === 0, 10_000).catch(() => undefined);
+  await until('no temporary file left on the full disk', async () => (await leftovers()).length === 0, 60_000).catch(() => undefined);
   assert.deepEqual(await leftovers(), []);
   const audit: { outcome: string }[] = await db.ds.query(`SELECT outcome FROM audit_log WHERE action = 'study.create' ORDER BY seq`);
   assert.deepEqual(

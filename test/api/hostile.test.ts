@@ -420,8 +420,15 @@ test('every refused request logs one structured line (code, client, route) and c
   const r = await call('/v1/studies', { token: ws, type: 'application/dicom', body: Buffer.from('not dicom') });
   assert.equal(code(r), 'E_NOT_DICOM');
   const requestId = r.headers.get('x-request-id');
-  await new Promise((res) => setTimeout(res, 200));
-  const lines = s.logLines().filter((l) => l.requestId === requestId);
+  // the lines are written when the response has finished on the server's side, which may be after
+  // this client has read it, and reach this process through a pipe: wait for them, not a fixed time
+  const linesOf = () => s.logLines().filter((l) => l.requestId === requestId);
+  const end = Date.now() + 60_000;
+  while (!(linesOf().some((l) => l.msg === 'request') && linesOf().some((l) => l.msg === 'request refused'))) {
+    assert.ok(Date.now() < end, `the request's log lines: ${JSON.stringify(linesOf())}`);
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  const lines = linesOf();
   const refused = lines.filter((l) => l.msg === 'request refused');
   assert.equal(refused.length, 1, JSON.stringify(lines));
   assert.equal(refused[0].code, 'E_NOT_DICOM');

@@ -129,7 +129,20 @@ test('delivery survives the destinations being down: first attempts fail and are
   });
   const down = await deliveries(first.studyUid);
   assert.match(down.find((r) => r.destination === webDest())!.last_error!, /ECONNREFUSED/);
-  [web, dimse] = await Promise.all([startWeb(), startDimse()]);
+  // The Orthancs must be up before the retries run out (MAX_ATTEMPTS, a few seconds of back-off),
+  // which a busy machine starting two Orthancs need not manage. While they start, row locks hold
+  // the deliveries to them (the outbox claims with SKIP LOCKED): no attempt is spent meanwhile.
+  const holder = await h.db.superuser();
+  await holder.query('BEGIN');
+  try {
+    await holder.query(
+      `SELECT r.id FROM result_deliveries r JOIN derived_objects d ON d.id = r.object_id WHERE d.study_instance_uid = $1 AND r.destination <> $2 FOR UPDATE OF r`,
+      [first.studyUid, deadDest()],
+    );
+    [web, dimse] = await Promise.all([startWeb(), startDimse()]);
+  } finally {
+    await holder.query('COMMIT');
+  }
   const done = await waitFor('SR and SC delivered to both Orthancs', async () => {
     const rows = (await deliveries(first.studyUid)).filter((r) => r.destination !== deadDest());
     return rows.length === 4 && rows.every((r) => r.status === 'delivered') && rows;

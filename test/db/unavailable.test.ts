@@ -22,7 +22,12 @@ test('a connection terminated by pg_terminate_backend, and a pool that finds no 
     () => null,
     (e: unknown) => e,
   );
-  await new Promise((r) => setTimeout(r, 200));
+  // terminated while it runs, not before PostgreSQL has started it
+  const end = Date.now() + 60_000;
+  while ((await db.ds.query(`SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'active' AND query LIKE '%pg_sleep%'`, [pid])).length === 0) {
+    assert.ok(Date.now() < end, 'the query started');
+    await new Promise((r) => setTimeout(r, 20));
+  }
   await db.ds.query('SELECT pg_terminate_backend($1)', [pid]);
   const terminated = await running;
   assert.ok(terminated, 'the query was interrupted');

@@ -19,6 +19,9 @@ import { weightLayout, type WeightSpec } from '../../src/ml/imported-weights.js'
 import { alternatingSplit } from '../support/data.js';
 
 const PYTHON = '/usr/bin/python3';
+// run.sh's time budget stops training once spent: on a busy machine 120 s could end a run before its
+// one epoch, so the budget here is far above the spawn's own limit, which bounds the wait instead
+const TRAIN_BUDGET_S = '3600';
 let root: string;
 let classifierDir: string;
 let segmenterDir: string;
@@ -199,7 +202,11 @@ test('bundle.ts writes one folder whose run.sh checks the graph, trains the runs
   assert.equal(again.code, 2);
   assert.match(again.out, /E_CONFLICT/);
   const outDir = join(root, 'bundle-out');
-  const r = spawnSync('bash', [join(bundle, 'run.sh')], { encoding: 'utf8', env: { ...process.env, OUT: outDir, BUDGET: '120', PYTHON }, timeout: 300_000 });
+  const r = spawnSync('bash', [join(bundle, 'run.sh')], {
+    encoding: 'utf8',
+    env: { ...process.env, OUT: outDir, BUDGET: TRAIN_BUDGET_S, PYTHON },
+    timeout: 300_000,
+  });
   assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
   assert.match(await readFile(join(outDir, 'check.log'), 'utf8'), /round trip identical: True/);
   assert.match(r.stdout, /kept b1 epoch 1/);
@@ -263,7 +270,11 @@ test("a run distilled from another version's probabilities at a smaller crop sid
     assert.equal(c[6], c[3] === 'train' ? teacher.get(c[1]) : (teacher.get(c[1]) ?? ''), r);
   }
   const outDir = join(root, 'distill-out');
-  const r = spawnSync('bash', [join(bundle, 'run.sh')], { encoding: 'utf8', env: { ...process.env, OUT: outDir, BUDGET: '120', PYTHON }, timeout: 300_000 });
+  const r = spawnSync('bash', [join(bundle, 'run.sh')], {
+    encoding: 'utf8',
+    env: { ...process.env, OUT: outDir, BUDGET: TRAIN_BUDGET_S, PYTHON },
+    timeout: 300_000,
+  });
   assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
   assert.match(r.stdout, /kept d1 epoch 1/);
   // without a teacher column a distilled run stops before training

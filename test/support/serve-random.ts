@@ -79,6 +79,8 @@ export async function startServe(env: Record<string, string> = {}): Promise<Serv
     logLines: () =>
       err()
         .split('\n')
+        // the last piece is a line still being written (or empty)
+        .slice(0, -1)
         .filter((l) => l.startsWith('{'))
         .map((l) => JSON.parse(l) as Record<string, unknown>),
     memory: () => {
