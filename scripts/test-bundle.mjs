@@ -11,7 +11,7 @@
 // itself (fixtures, models, web assets, worker scripts started through tsx) are the same as
 // when the file runs from source.
 import { build } from 'esbuild';
-import { readdirSync, rmSync } from 'node:fs';
+import { readdirSync, rmSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -64,6 +64,21 @@ function alive(pid) {
   }
 }
 
+/**
+ * A leftover is removed only an hour after it was written: a run in another PID namespace
+ * sharing this checkout (a container, another session) looks dead to process.kill(pid, 0), and
+ * removing its live build made 79 of its test files vanish. A whole suite takes minutes.
+ */
+const STALE_AFTER_MS = 3600_000;
+
+function oldEnough(path) {
+  try {
+    return Date.now() - statSync(path).mtimeMs > STALE_AFTER_MS;
+  } catch {
+    return false;
+  }
+}
+
 /** Removes the compiled files of runs whose process is gone (killed before they cleaned up). */
 function removeStaleBuilds() {
   let names = [];
@@ -74,7 +89,8 @@ function removeStaleBuilds() {
   }
   for (const name of names) {
     const pid = Number(/^run-(\d+)$/.exec(name)?.[1]);
-    if (pid !== process.pid && !alive(pid)) rmSync(join(ROOT_DIR, name), { recursive: true, force: true });
+    const path = join(ROOT_DIR, name);
+    if (pid !== process.pid && !alive(pid) && oldEnough(path)) rmSync(path, { recursive: true, force: true });
   }
 }
 
