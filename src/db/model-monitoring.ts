@@ -1,5 +1,6 @@
 /** Per classifier version: what it decided recently and how clinicians' reviews agreed, for /metrics. */
 import type { DataSource } from 'typeorm';
+import { recordedPrecision } from '../inference/types.js';
 import { histogramSql, LUNG_AREA_BIN, PROBABILITY_BIN } from './drift-bins.js';
 
 /** predictions (p2) of the version (mv) in the recent window ($1 hours) */
@@ -31,6 +32,8 @@ export interface ModelActivity {
   recentLungHistogram: number[];
   /** the recent predictions by the rule that decided them: classifier precision and report.population.thresholdOf */
   recentGroups: { precision: string | null; thresholdOf: string | null; n: number }[];
+  /** the file the registry row names: its version ends in +int8 for the int8 one */
+  precision: 'int8' | 'float';
   /** the site's own reference (model baseline), or null: validation's */
   siteBaseline: SiteBaseline | null;
   /** studies whose latest review is within the review window, and how many of those agreed */
@@ -92,6 +95,7 @@ export async function modelActivity(ds: DataSource, recentHours = 24, reviewDays
     recentLungHistogram: r.lung_hist ?? new Array(10).fill(0),
     recentGroups: r.groups ?? [],
     siteBaseline: r.baseline,
+    precision: recordedPrecision(r.version),
     reviewed: r.reviewed,
     agreed: r.agreed,
   }));

@@ -24,6 +24,11 @@ export function recordedVersion(ref: ModelRef): string {
   return ref.precision === 'int8' ? `${ref.version}+int8` : ref.version;
 }
 
+/** The precision a recorded version names: the inverse of recordedVersion's suffix. */
+export function recordedPrecision(recorded: string): 'int8' | 'float' {
+  return recorded.endsWith('+int8') ? 'int8' : 'float';
+}
+
 /** The recall-focused report stored for every prediction. */
 export interface TriageReport {
   probability: number;

@@ -37,6 +37,9 @@ export function expectedFlagRate(v: ValidationOperatingPoint): number {
   return v.prevalence * v.sensitivity + (1 - v.prevalence) * (1 - v.specificity);
 }
 
+/** Which file a model_versions row names: `VERSION+int8` is the int8 file, `VERSION` the float one. */
+export type RowPrecision = 'int8' | 'float';
+
 /** Recent predictions of one version that were decided by the same rule: precision and whose threshold. */
 export interface DecisionGroup {
   /** report.models.classifier.precision ('int8' | 'float'); null in predictions that predate it */
@@ -59,8 +62,9 @@ const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFi
 
 /**
  * The operating point a group of predictions was decided at, from a classifier manifest as the
- * database keeps it: the int8 model's threshold when int8 decided (or is served by default), the
- * float one otherwise; within it the population's own threshold when the study's population
+ * database keeps it: the int8 model's threshold when int8 decided, the float one otherwise (for
+ * predictions that do not say, `precision`: the registry row's, whose version ends in `+int8` for
+ * the int8 file; unknown, what the manifest serves by default); within it the population's own threshold when the study's population
  * picked one. The served version's adult threshold clears far fewer normal films than its pooled
  * one, so reading the pooled figures for every study would predict the wrong rate.
  *
@@ -72,9 +76,11 @@ export function operatingPointOf(
   manifest: Record<string, unknown>,
   sitePrevalence: number | null = null,
   group: Pick<DecisionGroup, 'precision' | 'thresholdOf'> = { precision: null, thresholdOf: null },
+  precision: RowPrecision | null = null,
 ): ValidationOperatingPoint | null {
   const q = manifest.quantization as { served?: unknown; threshold?: OperatingPointFields } | undefined;
-  const int8 = group.precision === 'int8' || (group.precision === null && q?.served === true);
+  const decidedBy = group.precision ?? precision ?? (q?.served === true ? 'int8' : 'float');
+  const int8 = decidedBy === 'int8';
   const rule = int8 ? q?.threshold : (manifest.threshold as OperatingPointFields | undefined);
   if (!rule) return null;
   const own = group.thresholdOf && group.thresholdOf !== 'version' ? rule.populations?.[group.thresholdOf] : undefined;
@@ -103,16 +109,21 @@ export function operatingPointOf(
  * predictions at the rate of the rule that decided it, weighted by its size. With no recent
  * predictions, the rate of the version's default rule. Null when no group's rule is known.
  */
-export function expectedPositiveRate(manifest: Record<string, unknown>, groups: readonly DecisionGroup[], sitePrevalence: number | null = null): number | null {
+export function expectedPositiveRate(
+  manifest: Record<string, unknown>,
+  groups: readonly DecisionGroup[],
+  sitePrevalence: number | null = null,
+  precision: RowPrecision | null = null,
+): number | null {
   const used = groups.filter((g) => g.n > 0);
   if (used.length === 0) {
-    const op = operatingPointOf(manifest, sitePrevalence);
+    const op = operatingPointOf(manifest, sitePrevalence, undefined, precision);
     return op ? expectedFlagRate(op) : null;
   }
   let total = 0;
   let n = 0;
   for (const g of used) {
-    const op = operatingPointOf(manifest, sitePrevalence, g);
+    const op = operatingPointOf(manifest, sitePrevalence, g, precision);
     if (!op) continue;
     total += g.n * expectedFlagRate(op);
     n += g.n;
@@ -130,6 +141,8 @@ export interface RecentDistribution {
   recentLungHistogram: readonly number[];
   /** the recent predictions by the rule that decided them (absent: the version's default rule) */
   recentGroups?: readonly DecisionGroup[];
+  /** which file the registry row names (recordedPrecision of its version): the rule for predictions that do not record theirs */
+  precision?: RowPrecision | null;
   /** the site's own reference (`cxr-triage model baseline`): when set, drift is measured against it, not validation */
   siteBaseline?: SiteReference | null;
 }
@@ -148,12 +161,12 @@ export interface SiteReference {
  */
 export function referencePositiveRate(
   manifest: Record<string, unknown>,
-  recent: Pick<RecentDistribution, 'recentGroups' | 'siteBaseline'>,
+  recent: Pick<RecentDistribution, 'recentGroups' | 'siteBaseline' | 'precision'>,
   sitePrevalence: number | null = null,
 ): number | null {
   const b = recent.siteBaseline;
   if (b && b.n > 0) return b.positive / b.n;
-  return expectedPositiveRate(manifest, recent.recentGroups ?? [], sitePrevalence);
+  return expectedPositiveRate(manifest, recent.recentGroups ?? [], sitePrevalence, recent.precision ?? null);
 }
 
 /**

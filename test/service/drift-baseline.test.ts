@@ -139,8 +139,10 @@ test('--clear goes back to validation: the row is removed, audited, and /metrics
   assert.equal(sample(m, 'cxr_drift_baseline_studies', { model_version: `classifier@${version}` }), null);
 });
 
-test('window ends are ISO 8601 dates or date-times', () => {
+test('window ends are ISO 8601 dates or date-times, UTC unless an offset is given; impossible dates are refused', () => {
   assert.equal(parseWhen('--from', '2026-11-01').toISOString(), '2026-11-01T00:00:00.000Z');
   assert.equal(parseWhen('--from', '2026-11-01T08:30:00+01:00').toISOString(), '2026-11-01T07:30:00.000Z');
-  for (const bad of ['', '11/01/2026', '2026-13-01', 'now']) assert.throws(() => parseWhen('--to', bad), /--to must be an ISO 8601 date/);
+  assert.equal(parseWhen('--from', '2026-11-01T08:30').toISOString(), '2026-11-01T08:30:00.000Z', 'no offset: UTC, whatever TZ says');
+  for (const bad of ['', '11/01/2026', '2026-13-01', 'now', '2026-02-30', '2026-04-31T10:00Z', '2026-11-01T24:00'])
+    assert.throws(() => parseWhen('--to', bad), /--to must be an ISO 8601 date/, bad);
 });

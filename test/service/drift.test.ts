@@ -127,6 +127,16 @@ test('each group of studies counts at the operating point that decided it: int8 
     },
   };
   assert.deepEqual(operatingPointOf(manifest), { prevalence: 0.7, sensitivity: 0.95, specificity: 0.88 }, 'int8 is served: its version rule');
+  assert.deepEqual(
+    operatingPointOf(manifest, null, { precision: null, thresholdOf: null }, 'float'),
+    { prevalence: 0.7, sensitivity: 0.95, specificity: 0.86 },
+    'predictions that do not record their precision, under the float registry row: the float rule',
+  );
+  assert.equal(
+    expectedPositiveRate(manifest, [], null, 'float'),
+    expectedFlagRate({ prevalence: 0.7, sensitivity: 0.95, specificity: 0.86 }),
+    'nothing recent, float row: the float rule',
+  );
   assert.deepEqual(operatingPointOf(manifest, null, { precision: 'float', thresholdOf: 'version' }), {
     prevalence: 0.7,
     sensitivity: 0.95,

@@ -24,13 +24,24 @@ function parseRef(ref: string): { name: string; version: string } {
   return { name, version };
 }
 
-/** An ISO 8601 date or date-time (a date alone is its UTC midnight). */
+/**
+ * An ISO 8601 date or date-time, read as UTC unless it gives an offset (a date alone is its UTC
+ * midnight): the same window whatever the machine's time zone. Impossible dates (2026-02-30),
+ * which Date would roll into the next month, are refused.
+ */
 export function parseWhen(option: string, value: string): Date {
-  const ok = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(value.trim());
-  const d = new Date(value.trim());
-  if (!ok || Number.isNaN(d.getTime()))
-    throw new CxrError('E_BAD_ARGUMENT', `${option} must be an ISO 8601 date or date-time such as 2026-11-01 or 2026-11-01T08:00Z, got '${value}'`);
-  return d;
+  const v = value.trim();
+  const m = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.exec(v);
+  const refuse = () =>
+    new CxrError('E_BAD_ARGUMENT', `${option} must be an ISO 8601 date or date-time such as 2026-11-01 or 2026-11-01T08:00Z, got '${value}'`);
+  if (!m) throw refuse();
+  const [y, mo, d, h = '0', mi = '0', sec = '0'] = m.slice(1, 7);
+  const daysInMonth = new Date(Date.UTC(Number(y), Number(mo), 0)).getUTCDate();
+  if (Number(mo) < 1 || Number(mo) > 12 || Number(d) < 1 || Number(d) > daysInMonth || Number(h) > 23 || Number(mi) > 59 || Number(sec) > 59) throw refuse();
+  const iso = m[4] === undefined ? `${y}-${mo}-${d}T00:00:00Z` : m[8] === undefined ? `${v.replace(' ', 'T')}Z` : v.replace(' ', 'T');
+  const when = new Date(iso);
+  if (Number.isNaN(when.getTime())) throw refuse();
+  return when;
 }
 
 function describe(ref: string, b: StoredBaseline): string {
