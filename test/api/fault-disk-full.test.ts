@@ -19,6 +19,7 @@ import { startServe, type ServeProcess } from '../support/serve-process.js';
 import { signToken } from '../../src/api/tokens.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { study } from '../support/api.js';
+import { until } from '../support/until.js';
 
 let root: string;
 let mnt: string;
@@ -62,14 +63,6 @@ async function fill(dir: string): Promise<string> {
     await fh.close();
   }
   return path;
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 const count = (text: string, re: RegExp) => text.split('\n').filter((l) => re.test(l)).length;

@@ -19,6 +19,7 @@ import { startServe, type ServeProcess } from '../support/serve-process.js';
 import { signToken } from '../../src/api/tokens.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { study } from '../support/api.js';
+import { until } from '../support/until.js';
 
 let root: string;
 let db: TestDatabase;
@@ -91,14 +92,6 @@ function postWaiting(url: string, seed: number): Promise<Answer> {
     req.on('error', reject);
     req.end(bytes);
   });
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const studyCount = async (): Promise<number> => ((await db.ds.query('SELECT count(*)::int AS n FROM studies')) as { n: number }[])[0].n;

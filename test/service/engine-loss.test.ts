@@ -8,6 +8,9 @@ import { cp, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadEnginePool, type EnginePool } from '../../src/inference/engine-pool.js';
 import { startHarness, study, waitScored, type Harness } from '../support/api.js';
+import { until as waitUntil } from '../support/until.js';
+
+const until = (what: string, ok: () => boolean | Promise<boolean>) => waitUntil(what, ok, 120_000, 10);
 
 let h: Harness;
 let pool: EnginePool;
@@ -24,14 +27,6 @@ before(async () => {
 after(async () => {
   await h?.close();
 });
-
-async function until(what: string, ok: () => boolean | Promise<boolean>): Promise<void> {
-  const end = Date.now() + 120_000;
-  while (!(await ok())) {
-    assert.ok(Date.now() < end, what);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 test('with no engine thread alive /readyz is not ready and no job is taken; once one is replaced the study queued meanwhile is scored', async () => {
   assert.equal((await h.http.get('/readyz')).status, 200);

@@ -21,6 +21,7 @@ import { silentLogger } from '../../src/service/log.js';
 import { sha256Hex } from '../../src/service/object-store.js';
 import { startHarness, study, waitScored, type Harness } from '../support/api.js';
 import { waitJobsDone } from '../support/jobs.js';
+import { until } from '../support/until.js';
 
 let h: Harness;
 // short retries so that the dead-letter test runs in seconds (a second queue on the same database must say the same: starting one sets the queue's policy)
@@ -120,11 +121,7 @@ test('studies accepted without a job are queued by a restart and scored exactly 
   assert.deepEqual(statuses, [{ status: 'scored' }]);
   // This file's first service scores some of these jobs too, and it stays open: its job is completed
   // a moment after its study is recorded, so wait until it runs none before looking at the jobs.
-  const end = Date.now() + 60_000;
-  while (((await h.parts.metrics.queueRunning.get()).values[0]?.value ?? 0) > 0) {
-    assert.ok(Date.now() < end, 'the first service finished the jobs it took');
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await until('the first service to finish the jobs it took', async () => ((await h.parts.metrics.queueRunning.get()).values[0]?.value ?? 0) === 0, 60_000, 20);
   await Promise.all([p1.close(), p2.close()]);
   // a job is completed just after its study is recorded: the closed workers finished theirs
   for (const id of ids) assert.equal((await jobsFor(id)).filter((j) => j.state !== 'completed').length, 0, 'no live job left');
@@ -239,13 +236,15 @@ test('PostgreSQL connections terminated under load: every accepted study is scor
   assert.equal((await verifyAuditChain(h.db.ds)).ok, true);
   // The studies' AI result objects are built in the background after scoring: a file stored for
   // one whose row has not committed yet is named by nothing for that moment. Let them finish.
-  const built = Date.now() + 120_000;
-  for (;;) {
-    const [u]: { n: number }[] = await h.db.ds.query(`SELECT count(*)::int AS n FROM derived_objects WHERE sha256 IS NULL AND build_error IS NULL`);
-    if (u.n === 0) break;
-    assert.ok(Date.now() < built, `${u.n} result objects still unbuilt`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await until(
+    'every result object built',
+    async () => {
+      const [u]: { n: number }[] = await h.db.ds.query(`SELECT count(*)::int AS n FROM derived_objects WHERE sha256 IS NULL AND build_error IS NULL`);
+      return u.n === 0;
+    },
+    120_000,
+    50,
+  );
   // A failed accept removes its file at once; when the fault also cuts that clean-up, the
   // collector (run by workers every few minutes, here at once) removes what no study names.
   await h.parts.service.collectGarbage(0);
