@@ -5,7 +5,7 @@ import helmet from 'helmet';
 import { CxrError, httpStatusFor, isCxrError } from '../errors.js';
 import { isDatabaseUnavailable } from '../db/unavailable.js';
 import { isStorageFullError, storageFullError } from '../service/storage.js';
-import { closeIfBodyUnread } from './http.js';
+import { BUSY_RETRY_AFTER_S, closeIfBodyUnread } from './http.js';
 import { checkRequestTarget } from './input.js';
 import { buildOpenApi } from './openapi.js';
 import { handlerFor, type ApiDeps, type RouteDef } from './route.js';
@@ -166,7 +166,7 @@ function errorHandler(deps: ApiDeps) {
         req.path.startsWith('/dicomweb/') ? ['Bearer realm="cxr-triage"', 'Basic realm="cxr-triage"'] : 'Bearer realm="cxr-triage"',
       );
     }
-    if (e.code === 'E_QUEUE_FULL' || e.code === 'E_UNAVAILABLE') res.setHeader('Retry-After', '5');
+    if (e.code === 'E_QUEUE_FULL' || e.code === 'E_UNAVAILABLE') res.setHeader('Retry-After', BUSY_RETRY_AFTER_S);
     if ((e.code === 'E_RATE_LIMITED' || e.code === 'E_STORAGE_FULL') && typeof e.details?.retryAfterSeconds === 'number')
       res.setHeader('Retry-After', String(e.details.retryAfterSeconds));
     closeIfBodyUnread(req, res);

@@ -16,6 +16,9 @@ export interface Reply {
   code?: string;
 }
 
+/** Retry-After (seconds) of a refusal that passes soon: a full inference queue, a briefly unavailable service. */
+export const BUSY_RETRY_AFTER_S = '5';
+
 export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**

@@ -116,13 +116,11 @@ export function expectedPositiveRate(
   precision: RowPrecision | null = null,
 ): number | null {
   const used = groups.filter((g) => g.n > 0);
-  if (used.length === 0) {
-    const op = operatingPointOf(manifest, sitePrevalence, undefined, precision);
-    return op ? expectedFlagRate(op) : null;
-  }
+  // nothing recent: the version's default rule, as one group
+  const weighted = used.length > 0 ? used : [{ precision: null, thresholdOf: null, n: 1 }];
   let total = 0;
   let n = 0;
-  for (const g of used) {
+  for (const g of weighted) {
     const op = operatingPointOf(manifest, sitePrevalence, g, precision);
     if (!op) continue;
     total += g.n * expectedFlagRate(op);

@@ -4,7 +4,7 @@
  */
 import { CxrError, isCxrError, type ErrorCode } from '../../errors.js';
 import type { AuditEntry } from '../../db/audit.js';
-import { readBody, type Reply } from '../http.js';
+import { BUSY_RETRY_AFTER_S, readBody, type Reply } from '../http.js';
 import { parseContentType, splitMultipart } from '../multipart.js';
 import { json, ref } from '../openapi-types.js';
 import { principalOf, type Ctx, type RouteDef } from '../route.js';
@@ -52,9 +52,6 @@ function essence(v: string | undefined): string | undefined {
 
 const uidOf = (e: CxrError, key: string): string | null => (typeof e.details?.[key] === 'string' ? (e.details[key] as string) : null);
 
-/** Retry-After (seconds) of a refusal for a full inference queue, as the API's error answer gives it. */
-const QUEUE_RETRY_AFTER_S = '5';
-
 type StowAudit = Omit<AuditEntry, 'actor' | 'role' | 'requestId'>;
 
 /** FailureReason (0008,1197) and our stable code in Error Comment (0000,0902), so a sender can act on it. */
@@ -91,7 +88,7 @@ async function refusedUnread(c: Ctx): Promise<Reply | null> {
       status: 503,
       json: { '0008119A': { vr: 'SQ', Value: [failureItem(e)] } },
       type: 'application/dicom+json',
-      headers: { 'Retry-After': QUEUE_RETRY_AFTER_S },
+      headers: { 'Retry-After': BUSY_RETRY_AFTER_S },
       code: e.code,
     };
   }
@@ -232,7 +229,7 @@ export const stow: RouteDef = {
     if (stored.length === 0) {
       const storageFull = failureCodes.every((code) => code === 'E_STORAGE_FULL');
       status = storageFull ? 507 : failureCodes.every((code) => code === 'E_QUEUE_FULL') ? 503 : 409;
-      if (status === 503) headers['Retry-After'] = QUEUE_RETRY_AFTER_S;
+      if (status === 503) headers['Retry-After'] = BUSY_RETRY_AFTER_S;
       if (storageFull) headers['Retry-After'] = String(STORAGE_RETRY_AFTER_S);
     } else if (failed.length > 0) {
       status = 202;
