@@ -68,7 +68,17 @@ export interface EvaluationResult extends ClassificationReport {
   population?: { name: string; why: string };
   /** ImageScorer.unusedPopulations, when there are any */
   unusedPopulations?: readonly string[];
-  images: { id: string; label: number; probability: number; rawProbability?: number; lungAreaFraction?: number; spread?: number; dice?: number }[];
+  images: {
+    id: string;
+    label: number;
+    probability: number;
+    rawProbability?: number;
+    lungAreaFraction?: number;
+    spread?: number;
+    dice?: number;
+    /** ScoredImage.threshold: where this image was decided at a threshold of its own */
+    threshold?: number;
+  }[];
   /** expected calibration error and reliability bins of the probabilities (10 bins) */
   calibration: CalibrationReport;
   /** 95% bootstrap intervals over the images (bootstrapFigures: aucLo, aucHi, recallLo, ...) */
@@ -131,6 +141,7 @@ export async function evaluateItems(
       ...(scored.rawProbability !== undefined ? { rawProbability: scored.rawProbability } : {}),
       ...(scored.lungAreaFraction !== undefined ? { lungAreaFraction: scored.lungAreaFraction } : {}),
       ...(scored.spread !== undefined ? { spread: scored.spread } : {}),
+      ...(scored.threshold !== undefined ? { threshold: scored.threshold } : {}),
     };
     const truth = item.mask ? await item.mask() : null;
     if (truth) {

@@ -68,11 +68,13 @@ export interface ImageRow {
   /** the lung mask's share of the segmenter frame, when the scorer reported it (a drift reference counts it) */
   lungAreaFraction?: number;
   dice?: number;
+  /** the threshold this image was decided at, when the scorer decided it at its own population's */
+  threshold?: number;
 }
 
 /**
  * One row per image: file, [split,] label (normal|pneumonia, as in labels.csv), probability and
- * the decision at the threshold, with the manifest's rule (positive at or above it), the rule
+ * the decision at the threshold (the image's own where the scorer decided it at its population's), with the manifest's rule (positive at or above it), the rule
  * the confusion matrix counts by and `analyze` decides by; [raw_probability] where the scorer
  * gave the probability before calibration; [spread] where it gave the TTA spread; [lung_area]
  * where it gave the lung area fraction; [dice] where masks were scored.
@@ -95,7 +97,7 @@ export function perImageCsv(images: readonly ImageRow[], threshold: number): str
     ...(hasDice ? ['dice'] : []),
   ];
   const rows = images.map((i) => {
-    const decision = i.probability >= threshold ? 'positive' : 'negative';
+    const decision = i.probability >= (i.threshold ?? threshold) ? 'positive' : 'negative';
     const label = i.label >= 0.5 ? 'pneumonia' : 'normal';
     return csvLine([
       i.id,

@@ -32,6 +32,11 @@ test('images a scorer decides at their own thresholds are counted by those thres
     r.images.map((i) => i.probability),
     [0.3, 0.6, 0.9, 0.1],
   );
+  // each image row keeps the threshold it was decided at, where it had one of its own
+  assert.deepEqual(
+    r.images.map((i) => i.threshold),
+    [0.2, 0.7, undefined, undefined],
+  );
   // without own thresholds the same probabilities give one FN and one FP
   const plain = await evaluateItems(items([1, 0, 1, 0]), fixed([{ p: 0.3 }, { p: 0.6 }, { p: 0.9 }, { p: 0.1 }], 0.5));
   assert.deepEqual(plain.confusion, { tp: 1, fp: 1, tn: 1, fn: 1 });

@@ -46,3 +46,16 @@ test("picturedFilms takes the highest normals and the lowest pneumonias, each wi
     [''],
   );
 });
+
+test("perImageCsv decides each image at its own threshold where the scorer decided it at its population's", async () => {
+  const { perImageCsv } = await import('../../src/ml/evaluation-files.js');
+  const csv = perImageCsv(
+    [
+      { id: 'child.png', label: 0, probability: 0.6, threshold: 0.7 },
+      { id: 'adult.png', label: 1, probability: 0.3, threshold: 0.2 },
+      { id: 'plain.png', label: 1, probability: 0.45 },
+    ],
+    0.5,
+  );
+  assert.deepEqual(csv.trim().split('\n').slice(1), ['child.png,normal,0.6,negative', 'adult.png,pneumonia,0.3,positive', 'plain.png,pneumonia,0.45,negative']);
+});

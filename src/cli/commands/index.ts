@@ -22,6 +22,7 @@ export const commandLoaders: Record<string, () => Promise<{ register: RegisterCo
   synth: () => import('./synth.js'),
   train: () => import('./train.js'),
   evaluate: () => import('./evaluate.js'),
+  robustness: () => import('./robustness.js'),
   calibrate: () => import('./calibrate.js'),
   'refit-head': () => import('./refit-head.js'),
   'fit-population': () => import('./fit-population.js'),

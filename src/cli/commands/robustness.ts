@@ -1,0 +1,208 @@
+/**
+ * `robustness`: the same films scored through the served pipeline as they are and once per
+ * acquisition shift (src/data/acquisition-shifts.ts), each set's figures at the threshold the
+ * version ships, and how many decisions each shift changed. A site can see before go-live
+ * which differences of its own films (their look-up curve, detector, compression, framing)
+ * the shipped operating point tolerates, and the model card's failure modes get numbers.
+ */
+import type { Command } from 'commander';
+import { resolve } from 'node:path';
+import { ACQUISITION_SHIFTS, applyShift, parseShifts, type AcquisitionShift } from '../../data/acquisition-shifts.js';
+import { datasetName } from '../../data/multi-dataset.js';
+import { parseSplitName, SPLIT_NAMES } from '../../data/split.js';
+import { CxrError } from '../../errors.js';
+import { loadSplitItems, splitItemSet } from '../../ml/calibrate.js';
+import type { EvalItem, EvaluationResult } from '../../ml/evaluate.js';
+import { isPopulation, POPULATIONS, type Population } from '../../ml/model-store/index.js';
+import { operatingFigures, shiftFigures, type ScoredFilm, type ShiftFigures } from '../../ml/robustness.js';
+import { loadEvalItems } from '../../ml/train/dataset-source.js';
+import { action, collect, parseInteger } from '../run.js';
+import { scoreItems } from '../score-items.js';
+
+interface RobustnessCliOptions {
+  data: string[];
+  models: string;
+  segmenter?: string;
+  classifier?: string;
+  split?: string;
+  subset: string;
+  shifts: string;
+  maxImages?: string;
+  population?: string;
+  tta?: string;
+  threads?: string;
+  json?: boolean;
+  list?: boolean;
+}
+
+type AsIsFigures = ReturnType<typeof operatingFigures>;
+
+interface SetReport {
+  set: string;
+  pneumonia: number;
+  /** the threshold most of the set's films were decided at */
+  threshold: number;
+  asIs: AsIsFigures;
+  shifts: { shift: string; emulates: string; figures: ShiftFigures }[];
+}
+
+export interface RobustnessReport {
+  classifier: string;
+  segmenter: string;
+  subset: string | null;
+  population: string | null;
+  tta: number | null;
+  sets: SetReport[];
+}
+
+/** The films of one scoring run, each with the threshold it was decided at. */
+function films(result: EvaluationResult): ScoredFilm[] {
+  return result.images.map((i) => ({ id: i.id, label: i.label, probability: i.probability, threshold: i.threshold ?? result.threshold }));
+}
+
+function mostCommon(values: readonly number[]): number {
+  const counts = new Map<number, number>();
+  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1])[0][0];
+}
+
+/** Rows of each set: the items' order is the results' order (evaluateItems scores in order). */
+export function robustnessSets(
+  items: readonly EvalItem[],
+  dataDirs: readonly string[],
+  asIs: EvaluationResult,
+  shifted: readonly { shift: AcquisitionShift; result: EvaluationResult }[],
+): SetReport[] {
+  const setOf = items.map((i) => splitItemSet(i, dataDirs) || 'all');
+  const base = films(asIs);
+  const names = [...new Set(setOf)].sort();
+  return names.map((set) => {
+    const mine = <T>(xs: readonly T[]): T[] => xs.filter((_, k) => setOf[k] === set);
+    const b = mine(base);
+    return {
+      set,
+      pneumonia: b.filter((f) => f.label >= 0.5).length,
+      threshold: mostCommon(b.map((f) => f.threshold)),
+      asIs: operatingFigures(b),
+      shifts: shifted.map(({ shift, result }) => ({ shift: shift.name, emulates: shift.emulates, figures: shiftFigures(b, mine(films(result))) })),
+    };
+  });
+}
+
+const f3 = (v: number | null): string => (v == null ? 'n/a' : v.toFixed(3));
+const signed = (v: number): string => `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(3)}`;
+
+export function formatRobustness(r: RobustnessReport): string {
+  const out: string[] = [];
+  out.push(`classifier ${r.classifier}, segmenter ${r.segmenter}${r.subset ? `, ${r.subset} split` : ''}, TTA ${r.tta ?? 'default'}`);
+  for (const s of r.sets) {
+    out.push('');
+    out.push(
+      `set ${s.set}: ${s.asIs.n} films (${s.pneumonia} pneumonia), decided at ${r.population ? `the ${r.population} threshold ` : 'threshold '}${s.threshold.toFixed(4)}`,
+    );
+    const head = ['shift', 'AUC', 'recall', 'specificity', 'flagged', 'mean Δp', 'mean |Δp|', 'changed', 'normals flagged', 'pneumonia missed'];
+    const rows: string[][] = [
+      ['as they are', f3(s.asIs.auc), f3(s.asIs.recall), f3(s.asIs.specificity), f3(s.asIs.flaggedShare), '', '', '', '', ''],
+      ...s.shifts.map(({ shift, figures: f }) => [
+        shift,
+        f3(f.auc),
+        f3(f.recall),
+        f3(f.specificity),
+        f3(f.flaggedShare),
+        signed(f.meanDelta),
+        f.meanAbsDelta.toFixed(3),
+        String(f.changed),
+        `+${f.normalsNewlyFlagged}`,
+        `+${f.pneumoniaNewlyMissed}`,
+      ]),
+    ];
+    const widths = head.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c].length)));
+    const line = (cells: string[]) =>
+      cells
+        .map((v, c) => (c === 0 ? v.padEnd(widths[c]) : v.padStart(widths[c])))
+        .join('  ')
+        .trimEnd();
+    out.push(line(head), ...rows.map(line));
+  }
+  const used = new Set(r.sets.flatMap((s) => s.shifts.map((x) => x.shift)));
+  out.push('');
+  out.push('changed: decisions that differ from the same film as it is; normals flagged / pneumonia missed: of those, the new false positives / new misses');
+  for (const s of ACQUISITION_SHIFTS) if (used.has(s.name)) out.push(`  ${s.name}: ${s.emulates}`);
+  return `${out.join('\n')}\n`;
+}
+
+function listShifts(): string {
+  const w = Math.max(...ACQUISITION_SHIFTS.map((s) => s.name.length));
+  return `${ACQUISITION_SHIFTS.map((s) => `${s.name.padEnd(w)}  ${s.emulates}`).join('\n')}\n`;
+}
+
+export function register(program: Command): void {
+  program
+    .command('robustness')
+    .description(
+      "score the same films as they are and under named acquisition shifts (look-up curve, contrast, blur, compression, noise, rotation, framing, resolution) and report each set's figures at the shipped threshold and the decisions each shift changed",
+    )
+    .option('--data <dir>', 'dataset folder: images/ and labels.csv (repeatable: a pool, reported per set)', collect, [])
+    .option('--models <dir>', 'models folder holding segmenter/ and classifier/ versions', 'models')
+    .option('--segmenter <dir>', 'a segmenter version folder (overrides --models)')
+    .option('--classifier <dir>', 'a classifier version folder (overrides --models)')
+    .option('--split <csv>', "only the images a training split assigns to --subset (the split.csv in a model version's folder)")
+    .option('--subset <name>', `with --split: ${SPLIT_NAMES.join('|')}`, 'validation')
+    .option('--shifts <list>', `all, or a comma-separated list of: ${ACQUISITION_SHIFTS.map((s) => s.name).join(', ')}`, 'all')
+    .option('--max-images <n>', 'score at most this many images (the same ones under every shift)')
+    .option('--population <name>', `decide at this population's threshold (${POPULATIONS.join('|')}), as evaluate does`)
+    .option('--tta <n>', 'test-time-augmented views (default 4, as analyze)')
+    .option('--threads <n>', 'ONNX Runtime intra-op threads (default 2)')
+    .option('--json', 'print one JSON object instead of tables')
+    .option('--list', 'list the shifts and what each emulates, then exit (no models or data needed)')
+    .action(
+      action(async (o: RobustnessCliOptions) => {
+        if (o.list) {
+          process.stdout.write(listShifts());
+          return;
+        }
+        if (o.data.length === 0) throw new CxrError('E_BAD_ARGUMENT', 'robustness needs --data (or --list)');
+        const shifts = parseShifts(o.shifts);
+        let population: Population | undefined;
+        if (o.population !== undefined) {
+          if (!isPopulation(o.population)) throw new CxrError('E_BAD_ARGUMENT', `--population must be one of ${POPULATIONS.join(', ')}, got '${o.population}'`);
+          population = o.population;
+        }
+        const tta = o.tta === undefined ? undefined : parseInteger('--tta', o.tta, 1);
+        const threads = o.threads === undefined ? undefined : parseInteger('--threads', o.threads, 1);
+        const max = o.maxImages === undefined ? undefined : parseInteger('--max-images', o.maxImages, 1);
+        const subset = o.split ? parseSplitName(o.subset) : null;
+        const dirs = o.data.map((d) => resolve(d));
+        let items = o.split && subset ? await loadSplitItems(dirs, resolve(o.split), subset) : await loadEvalItems(dirs, { maxImages: max });
+        if (max !== undefined) items = items.slice(0, max);
+        if (items.length === 0) throw new CxrError('E_BAD_DATASET', `${o.data.join(', ')} has no images`);
+        const engine = {
+          modelsDir: o.models,
+          segmenterDir: o.segmenter,
+          classifierDir: o.classifier,
+          tta,
+          threads,
+          population,
+          datasets: o.data.map((d) => datasetName(d)),
+        };
+        // ground-truth masks are not what this measures: leave them out of every run
+        const plain = items.map(({ mask: _mask, ...rest }) => rest);
+        const asIs = await scoreItems(plain, engine, { task: 'as they are', verb: 'scoring', what: 'films as they are' });
+        const shifted: { shift: AcquisitionShift; result: EvaluationResult }[] = [];
+        for (const [k, shift] of shifts.entries()) {
+          const moved = plain.map((i) => ({ ...i, image: async () => applyShift(await i.image(), shift) }));
+          const label = `${shift.name} (${k + 1}/${shifts.length})`;
+          shifted.push({ shift, result: await scoreItems(moved, engine, { task: label, verb: 'scoring', what: `films shifted by ${shift.name}` }) });
+        }
+        const report: RobustnessReport = {
+          classifier: asIs.models.classifier.version,
+          segmenter: asIs.models.segmenter.version,
+          subset,
+          population: asIs.population?.name ?? null,
+          tta: tta ?? null,
+          sets: robustnessSets(items, dirs, asIs, shifted),
+        };
+        process.stdout.write(o.json ? `${JSON.stringify(report)}\n` : formatRobustness(report));
+      }),
+    );
+}
