@@ -28,7 +28,9 @@ import {
   type CardNotes,
   type DatasetAttribution,
   type FailureMode,
+  type SavedRobustness,
 } from '../ml/model-card.js';
+import { ROBUSTNESS_FILE, type RobustnessReport } from '../ml/robustness.js';
 import {
   CARD_DIR,
   EVALUATIONS_DIR,
@@ -99,6 +101,19 @@ async function savedEvaluations(dir: string, given: readonly string[]): Promise<
     });
   }
   return out;
+}
+
+/** `robustness --save` runs, each set's newest per subset (folder names start with their time). */
+async function savedRobustness(dir: string): Promise<SavedRobustness[]> {
+  const root = join(dir, EVALUATIONS_DIR);
+  if (!existsSync(root)) return [];
+  const newest = new Map<string, SavedRobustness>();
+  for (const folder of (await readdir(root)).sort()) {
+    const report = await readJson<RobustnessReport>(join(root, folder, ROBUSTNESS_FILE));
+    if (!report || !Array.isArray(report.sets)) continue;
+    for (const set of report.sets) newest.set(`${set.set}|${report.subset ?? ''}`, { subset: report.subset, set });
+  }
+  return [...newest.values()];
 }
 
 async function perImage(folder: string): Promise<PerImageRow[]> {
@@ -255,7 +270,17 @@ export async function buildModelCard(dir: string, opts: CardOptions = {}): Promi
       });
   }
   const folderBytes = await bytesUnder(dir, (rel) => rel !== MODEL_CARD_FILE);
-  const text = renderModelCard({ manifest: m, digest: manifestDigest(m), figures, datasets, notes: { ...notes, failureModes }, pictures, folderBytes });
+  const robustness = await savedRobustness(dir);
+  const text = renderModelCard({
+    manifest: m,
+    digest: manifestDigest(m),
+    figures,
+    datasets,
+    notes: { ...notes, failureModes },
+    pictures,
+    folderBytes,
+    robustness,
+  });
   return { text, datasets };
 }
 

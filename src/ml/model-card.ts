@@ -7,6 +7,7 @@
  */
 import { mostSensitivePopulation } from './calibrate.js';
 import { formatPortablePath, servedCalibration, type CalibrationInfo, type ModelManifest, type PortablePath, type ThresholdInfo } from './model-store/index.js';
+import type { SetReport } from './robustness.js';
 
 /** One set's figures on one subset, at the served threshold. */
 export interface CardFigures {
@@ -68,6 +69,14 @@ export interface ModelCardInput {
   pictures: string[];
   /** size of the version folder's shipped files (the manifest's files plus manifest.json) */
   folderBytes: number;
+  /** `robustness --save` results, newest per set and subset */
+  robustness?: readonly SavedRobustness[];
+}
+
+/** One saved `robustness` run's set, as the card shows it. */
+export interface SavedRobustness {
+  subset: string | null;
+  set: SetReport;
 }
 
 /** Per 100 studies at a prevalence, the flagged ones, and of them the true and false alarms, and the missed. */
@@ -200,6 +209,58 @@ export function failuresFromFigures(figures: readonly CardFigures[], targetRecal
         title: `Misses pneumonias on ${f.set} films`,
         detail: `recall ${figureWithInterval(f.recall, f.ci95, 'recall')} on ${where}, below the ${targetRecall} it was calibrated for: about ${Math.round(100 * (1 - f.recall))} of 100 pneumonias are not flagged.`,
       });
+    }
+  }
+  return out;
+}
+
+const signed3 = (v: number): string => `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(3)}`;
+const withChange = (v: number | null, base: number | null): string =>
+  v == null ? 'n/a' : base == null || v === base ? f3(v) : `${f3(v)} (${signed3(v - base)})`;
+
+/** Each saved robustness run as a table: the films as they are, then every shift, at the shipped threshold. */
+export function shiftsSection(runs: readonly SavedRobustness[]): string[] {
+  const out = [
+    "`cxr-triage robustness` scored the same films as they are and changed as another site's films may be (a lighter or darker look-up curve, contrast, blur, compression, noise, rotation, framing, resolution), each decided at the threshold the version ships. A site whose films resemble a row can expect its operating point to move as that row shows.",
+    '',
+  ];
+  for (const { subset, set: s } of runs) {
+    out.push(`**${s.set}${subset ? ` ${subset}` : ''}** (${s.asIs.n} films, ${s.pneumonia} pneumonia; threshold ${s.threshold.toFixed(4)}):`, '');
+    out.push('| films | AUC | recall | specificity | flagged | decisions changed (new false alarms / new misses) |', '| --- | --- | --- | --- | --- | --- |');
+    out.push(`| as they are | ${f3(s.asIs.auc)} | ${f3(s.asIs.recall)} | ${f3(s.asIs.specificity)} | ${f3(s.asIs.flaggedShare)} | |`);
+    for (const { shift, emulates, figures: f } of s.shifts)
+      out.push(
+        `| ${shift}: ${emulates} | ${withChange(f.auc, s.asIs.auc)} | ${withChange(f.recall, s.asIs.recall)} | ${withChange(f.specificity, s.asIs.specificity)} | ${f3(f.flaggedShare)} | ${f.changed} (${f.normalsNewlyFlagged} / ${f.pneumoniaNewlyMissed}) |`,
+      );
+    out.push('');
+  }
+  return out;
+}
+
+/** Specificity lost under a shift at or beyond this is a failure mode worth a line on the card. */
+export const SHIFT_SPECIFICITY_DROP = 0.1;
+
+/**
+ * The shifts that cost what a site would notice: recall falling below the target it was at,
+ * or specificity falling by SHIFT_SPECIFICITY_DROP or more (many more normal films flagged).
+ */
+export function failuresFromShifts(runs: readonly SavedRobustness[], targetRecall: number | null): FailureMode[] {
+  const out: FailureMode[] = [];
+  for (const { subset, set: s } of runs) {
+    const where = `${s.set}${subset ? ` ${subset}` : ''} films`;
+    for (const { shift, emulates, figures: f } of s.shifts) {
+      const recallWas = s.asIs.recall;
+      if (targetRecall != null && recallWas != null && f.recall != null && recallWas >= targetRecall && f.recall < targetRecall)
+        out.push({
+          title: `Misses pneumonias on ${where} under ${shift}`,
+          detail: `${emulates}: recall ${f3(recallWas)} → ${f3(f.recall)} at the shipped threshold, ${f.pneumoniaNewlyMissed} of ${s.pneumonia} pneumonias newly missed.`,
+        });
+      const specWas = s.asIs.specificity;
+      if (specWas != null && f.specificity != null && specWas - f.specificity >= SHIFT_SPECIFICITY_DROP - 1e-12)
+        out.push({
+          title: `Flags more normal ${where} under ${shift}`,
+          detail: `${emulates}: specificity ${f3(specWas)} → ${f3(f.specificity)} at the shipped threshold, ${f.normalsNewlyFlagged} of ${s.asIs.n - s.pneumonia} normal films newly flagged.`,
+        });
     }
   }
   return out;
@@ -436,7 +497,8 @@ export function renderModelCard(input: ModelCardInput): string {
   const { manifest: m, figures, notes } = input;
   const kind = m.name === 'segmenter' ? 'segmenter' : 'classifier';
   const target = servedThreshold(m).threshold?.targetRecall ?? null;
-  const failures = [...failuresFromFigures(figures, target), ...(notes.failureModes ?? [])];
+  const shifted = input.robustness ?? [];
+  const failures = [...failuresFromFigures(figures, target), ...failuresFromShifts(shifted, target), ...(notes.failureModes ?? [])];
   const lines: string[] = [
     `# Model card: ${m.name} ${m.version}`,
     '',
@@ -456,6 +518,7 @@ export function renderModelCard(input: ModelCardInput): string {
   if (kind === 'classifier' || figures.length > 0) lines.push(...figuresTable(figures, servedThreshold(m).threshold?.targetRecall ?? 0.95));
   if (kind === 'classifier') lines.push('## Calibration', '', ...calibrationSection(m, figures));
   lines.push('## Decision threshold', '', ...thresholdSection(m, figures));
+  if (shifted.length > 0) lines.push('## Acquisition shifts', '', ...shiftsSection(shifted));
   lines.push('## Known failure modes', '');
   if (failures.length === 0 && input.pictures.length === 0) lines.push('None recorded.', '');
   for (const f of failures) {

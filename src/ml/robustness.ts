@@ -5,7 +5,13 @@
  * flags normal films without changing the ranking. Each film is compared with itself, so
  * the figures say how many decisions the shift changed and which way.
  */
+import type { AcquisitionShift } from '../data/acquisition-shifts.js';
+import { splitItemSet } from './calibrate.js';
+import type { EvalItem, EvaluationResult } from './evaluate.js';
 import { binaryMetrics, confusionAt, rocAuc } from './metrics.js';
+
+/** The file `robustness --save` writes in a version's evaluations/ and its model card reads. */
+export const ROBUSTNESS_FILE = 'robustness.json';
 
 export interface ScoredFilm {
   id: string;
@@ -87,4 +93,58 @@ export function shiftFigures(asIs: readonly ScoredFilm[], shifted: readonly Scor
     normalsNewlyFlagged,
     pneumoniaNewlyMissed,
   };
+}
+
+export type AsIsFigures = ReturnType<typeof operatingFigures>;
+
+export interface SetReport {
+  set: string;
+  pneumonia: number;
+  /** the threshold most of the set's films were decided at */
+  threshold: number;
+  asIs: AsIsFigures;
+  shifts: { shift: string; emulates: string; figures: ShiftFigures }[];
+}
+
+export interface RobustnessReport {
+  classifier: string;
+  segmenter: string;
+  subset: string | null;
+  population: string | null;
+  tta: number | null;
+  sets: SetReport[];
+}
+
+/** The films of one scoring run, each with the threshold it was decided at. */
+function films(result: EvaluationResult): ScoredFilm[] {
+  return result.images.map((i) => ({ id: i.id, label: i.label, probability: i.probability, threshold: i.threshold ?? result.threshold }));
+}
+
+function mostCommon(values: readonly number[]): number {
+  const counts = new Map<number, number>();
+  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1])[0][0];
+}
+
+/** Rows of each set: the items' order is the results' order (evaluateItems scores in order). */
+export function robustnessSets(
+  items: readonly EvalItem[],
+  dataDirs: readonly string[],
+  asIs: EvaluationResult,
+  shifted: readonly { shift: AcquisitionShift; result: EvaluationResult }[],
+): SetReport[] {
+  const setOf = items.map((i) => splitItemSet(i, dataDirs) || 'all');
+  const base = films(asIs);
+  const names = [...new Set(setOf)].sort();
+  return names.map((set) => {
+    const mine = <T>(xs: readonly T[]): T[] => xs.filter((_, k) => setOf[k] === set);
+    const b = mine(base);
+    return {
+      set,
+      pneumonia: b.filter((f) => f.label >= 0.5).length,
+      threshold: mostCommon(b.map((f) => f.threshold)),
+      asIs: operatingFigures(b),
+      shifts: shifted.map(({ shift, result }) => ({ shift: shift.name, emulates: shift.emulates, figures: shiftFigures(b, mine(films(result))) })),
+    };
+  });
 }

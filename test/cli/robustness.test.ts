@@ -5,7 +5,9 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { applyShift, parseShifts, shiftNames } from '../../src/data/acquisition-shifts.js';
 import { onnxScorer } from '../../src/inference/scorer.js';
 import { loadEvalItems } from '../../src/ml/train/dataset-source.js';
@@ -109,4 +111,25 @@ test('robustness prints a table per set with one row per shift and the legend of
   assert.match(r.stdout, /^as they are +(\d\.\d{3}|n\/a) /m);
   assert.match(r.stdout, /^rotate-10 +/m);
   assert.match(r.stdout, /rotate-10: a patient rotated by 10 degrees/);
+});
+
+test("robustness --save stores the report in the classifier version's evaluations, and its model card shows each shift's row", async () => {
+  const r = await cli(['robustness', '--data', data, '--models', models, '--shifts', 'contrast-1.3', '--json', '--save', '--threads', '1']);
+  assert.equal(r.code, 0, r.stderr);
+  const saved = /saved: (.+)$/m.exec(r.stderr)?.[1];
+  assert.ok(saved?.startsWith(join(classifierDir, 'evaluations')), r.stderr);
+  assert.match(saved!, /-robustness-all$/);
+  const stored = JSON.parse(await readFile(join(saved!, 'robustness.json'), 'utf8'));
+  const printed = JSON.parse(r.stdout);
+  assert.deepEqual(stored.sets, printed.sets);
+  // evaluate's saved evaluations are read by summary.json; this folder has none and is not one of them
+  assert.ok(!existsSync(join(saved!, 'summary.json')));
+
+  const card = await cli(['models', 'card', classifierDir, '--models', models]);
+  assert.equal(card.code, 0, card.stderr);
+  assert.ok(card.stdout.includes('\n## Acquisition shifts\n'), card.stdout);
+  const f = printed.sets[0].shifts[0].figures;
+  const row = card.stdout.split('\n').find((l) => l.startsWith('| contrast-1.3: '));
+  assert.ok(row, card.stdout);
+  assert.ok(row.endsWith(`| ${f.flaggedShare.toFixed(3)} | ${f.changed} (${f.normalsNewlyFlagged} / ${f.pneumoniaNewlyMissed}) |`), row);
 });

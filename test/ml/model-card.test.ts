@@ -10,12 +10,15 @@ import { bootstrapFigures } from '../../src/ml/bootstrap.js';
 import {
   attributionFromReadme,
   failuresFromFigures,
+  failuresFromShifts,
   figureWithInterval,
   figuresFromManifest,
   per100,
   renderModelCard,
   servedThreshold,
+  shiftsSection,
   type CardFigures,
+  type SavedRobustness,
 } from '../../src/ml/model-card.js';
 import type { ModelManifest } from '../../src/ml/model-store/index.js';
 
@@ -290,4 +293,60 @@ test('bootstrapFigures: seeded and reproducible, degenerate intervals on a perfe
   assert.ok(a.recallLo <= 0.8 && 0.8 <= a.recallHi, JSON.stringify(a));
   // one class only: no AUC, recall or specificity interval can exist, accuracy still can
   assert.deepEqual(Object.keys(bootstrapFigures([0.2, 0.8], [1, 1], 0.5)).sort(), ['accuracyHi', 'accuracyLo', 'recallHi', 'recallLo']);
+});
+
+/** One set's robustness run: 10 films (4 pneumonia) as they are at recall 1 / specificity 0.5, and two shifts. */
+function shiftedRun(): SavedRobustness {
+  const asIs = { n: 10, auc: 0.9, recall: 1, specificity: 0.5, accuracy: 0.7, flaggedShare: 0.7 };
+  const base = { n: 10, accuracy: 0.6, meanAbsDelta: 0.05, meanDelta: 0.01 };
+  return {
+    subset: 'validation',
+    set: {
+      set: 'adults',
+      pneumonia: 4,
+      threshold: 0.2,
+      asIs,
+      shifts: [
+        {
+          shift: 'gamma-0.7',
+          emulates: 'a lighter look-up curve',
+          figures: { ...base, auc: 0.85, recall: 1, specificity: 1 / 3, flaggedShare: 0.8, changed: 1, normalsNewlyFlagged: 1, pneumoniaNewlyMissed: 0 },
+        },
+        {
+          shift: 'rotate-10',
+          emulates: 'a rotated patient',
+          figures: { ...base, auc: 0.9, recall: 0.75, specificity: 0.5, flaggedShare: 0.6, changed: 1, normalsNewlyFlagged: 0, pneumoniaNewlyMissed: 1 },
+        },
+      ],
+    },
+  };
+}
+
+test('shiftsSection tabulates each shift against the films as they are, with the change of each figure', () => {
+  const lines = shiftsSection([shiftedRun()]);
+  assert.deepEqual(lines.slice(2), [
+    '**adults validation** (10 films, 4 pneumonia; threshold 0.2000):',
+    '',
+    '| films | AUC | recall | specificity | flagged | decisions changed (new false alarms / new misses) |',
+    '| --- | --- | --- | --- | --- | --- |',
+    '| as they are | 0.900 | 1.000 | 0.500 | 0.700 | |',
+    '| gamma-0.7: a lighter look-up curve | 0.850 (−0.050) | 1.000 | 0.333 (−0.167) | 0.800 | 1 (1 / 0) |',
+    '| rotate-10: a rotated patient | 0.900 | 0.750 (−0.250) | 0.500 | 0.600 | 1 (0 / 1) |',
+    '',
+  ]);
+});
+
+test('failuresFromShifts names a shift that takes recall below the target and one that costs 0.1 specificity or more, and nothing else', () => {
+  assert.deepEqual(failuresFromShifts([shiftedRun()], 0.95), [
+    {
+      title: 'Flags more normal adults validation films under gamma-0.7',
+      detail: 'a lighter look-up curve: specificity 0.500 → 0.333 at the shipped threshold, 1 of 6 normal films newly flagged.',
+    },
+    {
+      title: 'Misses pneumonias on adults validation films under rotate-10',
+      detail: 'a rotated patient: recall 1.000 → 0.750 at the shipped threshold, 1 of 4 pneumonias newly missed.',
+    },
+  ]);
+  // without a target recall only the specificity loss is named
+  assert.equal(failuresFromShifts([shiftedRun()], null).length, 1);
 });

@@ -6,15 +6,16 @@
  * the shipped operating point tolerates, and the model card's failure modes get numbers.
  */
 import type { Command } from 'commander';
-import { resolve } from 'node:path';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { ACQUISITION_SHIFTS, applyShift, parseShifts, type AcquisitionShift } from '../../data/acquisition-shifts.js';
 import { datasetName } from '../../data/multi-dataset.js';
 import { parseSplitName, SPLIT_NAMES } from '../../data/split.js';
 import { CxrError } from '../../errors.js';
-import { loadSplitItems, splitItemSet } from '../../ml/calibrate.js';
-import type { EvalItem, EvaluationResult } from '../../ml/evaluate.js';
-import { isPopulation, POPULATIONS, type Population } from '../../ml/model-store/index.js';
-import { operatingFigures, shiftFigures, type ScoredFilm, type ShiftFigures } from '../../ml/robustness.js';
+import { loadSplitItems } from '../../ml/calibrate.js';
+import type { EvaluationResult } from '../../ml/evaluate.js';
+import { EVALUATIONS_DIR, isPopulation, locateModelVersion, POPULATIONS, portablePath, type Population } from '../../ml/model-store/index.js';
+import { ROBUSTNESS_FILE, robustnessSets, type RobustnessReport } from '../../ml/robustness.js';
 import { loadEvalItems } from '../../ml/train/dataset-source.js';
 import { action, collect, parseInteger } from '../run.js';
 import { scoreItems } from '../score-items.js';
@@ -33,60 +34,27 @@ interface RobustnessCliOptions {
   threads?: string;
   json?: boolean;
   list?: boolean;
+  save?: boolean;
 }
 
-type AsIsFigures = ReturnType<typeof operatingFigures>;
-
-interface SetReport {
-  set: string;
-  pneumonia: number;
-  /** the threshold most of the set's films were decided at */
-  threshold: number;
-  asIs: AsIsFigures;
-  shifts: { shift: string; emulates: string; figures: ShiftFigures }[];
-}
-
-export interface RobustnessReport {
-  classifier: string;
-  segmenter: string;
-  subset: string | null;
-  population: string | null;
-  tta: number | null;
-  sets: SetReport[];
-}
-
-/** The films of one scoring run, each with the threshold it was decided at. */
-function films(result: EvaluationResult): ScoredFilm[] {
-  return result.images.map((i) => ({ id: i.id, label: i.label, probability: i.probability, threshold: i.threshold ?? result.threshold }));
-}
-
-function mostCommon(values: readonly number[]): number {
-  const counts = new Map<number, number>();
-  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
-  return [...counts].sort((a, b) => b[1] - a[1])[0][0];
-}
-
-/** Rows of each set: the items' order is the results' order (evaluateItems scores in order). */
-export function robustnessSets(
-  items: readonly EvalItem[],
-  dataDirs: readonly string[],
-  asIs: EvaluationResult,
-  shifted: readonly { shift: AcquisitionShift; result: EvaluationResult }[],
-): SetReport[] {
-  const setOf = items.map((i) => splitItemSet(i, dataDirs) || 'all');
-  const base = films(asIs);
-  const names = [...new Set(setOf)].sort();
-  return names.map((set) => {
-    const mine = <T>(xs: readonly T[]): T[] => xs.filter((_, k) => setOf[k] === set);
-    const b = mine(base);
-    return {
-      set,
-      pneumonia: b.filter((f) => f.label >= 0.5).length,
-      threshold: mostCommon(b.map((f) => f.threshold)),
-      asIs: operatingFigures(b),
-      shifts: shifted.map(({ shift, result }) => ({ shift: shift.name, emulates: shift.emulates, figures: shiftFigures(b, mine(films(result))) })),
-    };
-  });
+/**
+ * `--save`: the report goes into the classifier version's evaluations/<time>-robustness-<subset>/
+ * folder, beside evaluate's (left out of the manifest's hashes), where its model card finds it.
+ */
+async function saveReport(o: RobustnessCliOptions, report: RobustnessReport): Promise<string> {
+  const dir = o.classifier ? resolve(o.classifier) : await locateModelVersion(o.models, 'classifier').catch(() => null);
+  if (!dir) throw new CxrError('E_MODEL_MISSING', '--save: no classifier version folder to save into');
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const out = join(dir, EVALUATIONS_DIR, `${stamp}-robustness-${report.subset ?? 'all'}`);
+  await mkdir(out, { recursive: true });
+  const saved = {
+    ...report,
+    data: o.data.map((d) => portablePath(resolve(d))),
+    split: o.split ? portablePath(resolve(o.split)) : null,
+    at: new Date().toISOString(),
+  };
+  await writeFile(join(out, ROBUSTNESS_FILE), `${JSON.stringify(saved, null, 2)}\n`);
+  return out;
 }
 
 const f3 = (v: number | null): string => (v == null ? 'n/a' : v.toFixed(3));
@@ -154,6 +122,7 @@ export function register(program: Command): void {
     .option('--tta <n>', 'test-time-augmented views (default 4, as analyze)')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default 2)')
     .option('--json', 'print one JSON object instead of tables')
+    .option('--save', "also store the report in the classifier version's evaluations/<time>-robustness-<subset>/ folder, where its model card shows it")
     .option('--list', 'list the shifts and what each emulates, then exit (no models or data needed)')
     .action(
       action(async (o: RobustnessCliOptions) => {
@@ -202,6 +171,7 @@ export function register(program: Command): void {
           tta: tta ?? null,
           sets: robustnessSets(items, dirs, asIs, shifted),
         };
+        if (o.save) process.stderr.write(`saved: ${await saveReport(o, report)}\n`);
         process.stdout.write(o.json ? `${JSON.stringify(report)}\n` : formatRobustness(report));
       }),
     );
