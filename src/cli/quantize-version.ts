@@ -111,7 +111,16 @@ export async function quantizeVersion(o: QuantizeVersionOptions): Promise<Quanti
   const segDir = kind === 'segmenter' ? dir : o.engine.segmenterDir;
   const seg = kind === 'segmenter' ? float : await loadServedModel(o.engine.modelsDir ?? 'models', 'segmenter', segDir, 'float');
   const clsSize = kind === 'classifier' ? manifest.inputSize : 224;
-  const source = await networkInputSource(seg.bytes, { segmenter: seg.manifest.inputSize, classifier: clsSize }, { tta, threads: o.engine.threads });
+  const source = await networkInputSource(
+    seg.bytes,
+    { segmenter: seg.manifest.inputSize, classifier: clsSize },
+    {
+      tta,
+      threads: o.engine.threads,
+      // a classifier's int8 ranges come from the crops it is fed: quantile-matched where it says so
+      intensity: kind === 'classifier' ? (manifest.intensity?.quantiles ?? null) : null,
+    },
+  );
   const inputs: CalibrationInput[] = [];
   try {
     const bar = new ProgressBar(process.stderr, 'inputs', calibItems.length);

@@ -8,7 +8,9 @@
  *   -> segmenterInput: area-resize the whole film to the segmenter's square input
  *   -> lungMask: cut the segmenter's output at 0.5, keep the two largest components, fill holes
  *   -> classifierCrop: the lung box (with margin) cut from the full-resolution film and
- *      resized to the classifier's square input (the whole film when no lung was found)
+ *      resized to the classifier's square input (the whole film when no lung was found),
+ *      then, for a version that carries an intensity reference, quantile-matched to it
+ *      (intensity-match.ts)
  *   -> ttaViews / ttaBatch: the test-time views of the crop (identity first)
  *
  * It lives in imaging/, below data/, ml/ and inference/, so each of them can call it.
@@ -16,6 +18,7 @@
 import { rotateScaleShift, warpAffine } from './affine.js';
 import { cleanLungMask, thresholdMask, type BinaryMask } from './components.js';
 import { DEFAULT_LUNG_MARGIN, lungBox, lungCrop, type LungBox, type MaskLike } from './lung-crop.js';
+import { matchIntensity } from './intensity-match.js';
 import { resizeArea } from './resize.js';
 import { toGray, type GrayImage, type SampledImage } from './types.js';
 
@@ -33,16 +36,19 @@ export function lungMask(probabilities: ArrayLike<number>, size: number, thresho
 
 /**
  * The classifier's input: the lung box of `mask` (any grid; null or empty: no box) cut from
- * the full-resolution film and resized to size x size, with the box it used.
+ * the full-resolution film and resized to size x size, with the box it used; quantile-matched
+ * to `intensity` when the version has a reference (null or absent: the crop as cut).
  */
 export function classifierCrop(
   image: SampledImage,
   mask: MaskLike | null,
   size: number,
   margin = DEFAULT_LUNG_MARGIN,
+  intensity: ArrayLike<number> | null = null,
 ): { crop: GrayImage; box: LungBox | null } {
   const box = mask ? lungBox(mask, image.width, image.height, margin) : null;
-  return { crop: lungCrop(image, box, size), box };
+  const crop = lungCrop(image, box, size);
+  return { crop: intensity ? matchIntensity(crop, intensity) : crop, box };
 }
 
 export interface TtaView {

@@ -56,6 +56,12 @@ export interface EngineOptions {
    * probability does not change
    */
   featureTaps?: readonly string[];
+  /**
+   * the reference the classifier's crops are quantile-matched to, in place of its manifest's
+   * `intensity` (null: none); refit-head extracts a new version's features with the one it
+   * fitted before the version exists
+   */
+  intensity?: readonly number[] | null;
   onWarning?: (message: string) => void;
 }
 
@@ -178,6 +184,7 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
   const uncertainBound = opts.uncertainBound ?? threshold.uncertainty?.bound ?? DEFAULT_UNCERTAIN_BOUND;
   const segSize = inputSide(seg, 256);
   const clsSize = inputSide(cls, 224);
+  const intensity = opts.intensity !== undefined ? opts.intensity : (cls.manifest.intensity?.quantiles ?? null);
 
   const sessionCfg = { threads, providers: opts.providers, onWarning: opts.onWarning, allowSpinning: opts.allowSpinning };
   const segSession: OpenSession = await openSession(seg.bytes, `segmenter ${seg.ref.version}`, sessionCfg);
@@ -248,7 +255,7 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
     const mask = lungMask(prob, segSize, maskThreshold);
     const area = maskArea(mask);
     lap('postprocess');
-    const { crop, box } = classifierCrop(image, mask, clsSize, opts.lungMargin);
+    const { crop, box } = classifierCrop(image, mask, clsSize, opts.lungMargin, intensity);
     lap('crop');
     const batch = ttaBatch(crop, views);
     lap('tta');

@@ -22,7 +22,7 @@ export interface NetworkInputSource {
 export async function networkInputSource(
   segmenterOnnx: Uint8Array,
   sizes: { segmenter: number; classifier: number },
-  opts: { tta?: number; threads?: number } = {},
+  opts: { tta?: number; threads?: number; intensity?: readonly number[] | null } = {},
 ): Promise<NetworkInputSource> {
   const { session } = await openSession(segmenterOnnx, 'segmenter', { threads: opts.threads });
   const views = ttaViews(opts.tta ?? 4);
@@ -34,7 +34,7 @@ export async function networkInputSource(
       const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', small.data, [1, 1, s, s]) });
       // the pixel contract, as the engine and training run it
       const mask = lungMask(out[session.outputNames[0]].data as Float32Array, s);
-      const { crop } = classifierCrop(image, mask, c);
+      const { crop } = classifierCrop(image, mask, c, undefined, opts.intensity ?? null);
       return {
         segmenter: { data: small.data, dims: [1, 1, s, s] },
         classifier: { data: ttaBatch(crop, views), dims: [views.length, 1, c, c] },

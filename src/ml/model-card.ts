@@ -478,6 +478,16 @@ function provenanceSection(m: ModelManifest, digest: string, folderBytes: number
   if (m.derivedFrom)
     out.push(`- derived from ${m.derivedFrom.name}@${m.derivedFrom.version} (${m.derivedFrom.reason}, digest \`${m.derivedFrom.digest.slice(0, 16)}…\`)`);
   if (t.initFrom?.version) out.push(`- initial weights ${t.initFrom.name ?? ''}@${t.initFrom.version}`);
+  if (m.intensity) {
+    const f = m.intensity.fittedOn;
+    out.push(
+      `- lung crops quantile-matched to an intensity reference (${m.intensity.quantiles.length} points: the mean quantile function of ${f.films} train crops, ${Object.entries(
+        f.sets,
+      )
+        .map(([k, v]) => `${v} ${k}`)
+        .join(', ')}, segmenter ${f.segmenter}), so the look-up curve, contrast and brightness of a film do not reach the network`,
+    );
+  }
   if (m.quantization)
     out.push(
       `- int8: ${m.quantization.format}, ${m.quantization.quantizedNodes} nodes quantized, served: ${m.quantization.served ? 'yes' : 'no'} (${m.quantization.decision ?? ''})`,

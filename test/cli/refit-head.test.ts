@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { randomModels } from '../support/random-models.js';
 import { parseCsv } from '../../src/data/csv.js';
+import { isQuantileFunction } from '../../src/imaging/intensity-match.js';
 import { readManifest, verifyManifest } from '../../src/ml/model-store/index.js';
 import { runCli as cli } from '../support/cli.js';
 import { poolEvaluateArgs, poolRefitArgs, writeSetPool } from '../support/set-pool.js';
@@ -106,6 +107,45 @@ test('--head-taps fits a multi-scale head on the tapped layers and the final fea
   const bad = await cli(refitArgs(join(root, 'taps'), 'bad', '--head-taps', 'no_such_layer'));
   assert.equal(bad.code, 2, bad.stderr);
   assert.match(bad.stderr, /E_BAD_ARGUMENT.*no_such_layer/);
+});
+
+test('--match-intensity fits a reference on train crops, extracts matched features, and its version serves what refit-head reported; a cache of unmatched features is refused', async () => {
+  const report = join(root, 'matched-report');
+  const cache = join(root, 'matched-cache.jsonl');
+  const r = await cli(refitArgs(join(root, 'matched'), 'matched', '--l2', '0.1', '--match-intensity', '3', '--cache', cache, '--report', report));
+  assert.equal(r.code, 0, r.stderr);
+  const dir = r.stdout.trim();
+  assert.deepEqual(await verifyManifest(dir), { ok: true, modified: [], missing: [], unlisted: [] });
+  const m = await readManifest(dir);
+  assert.equal(m.intensity?.method, 'quantile-match');
+  assert.equal(m.intensity.quantiles.length, 256);
+  assert.ok(isQuantileFunction(m.intensity.quantiles));
+  // three train films of each set (both sets have more)
+  assert.deepEqual(m.intensity.fittedOn.sets, { adult: 3, child: 3 });
+  assert.match(r.stderr, /intensity reference [0-9a-f]{16} fitted on 6 train films/);
+  // evaluate applies the manifest's reference: the served probabilities are the reported ones
+  await servedMatchesReport(dir, join(report, 'matched-per-image.csv'));
+  // and without it the same head serves other probabilities (the matching is not a no-op here)
+  const plain = await cli(refitArgs(join(root, 'matched'), 'unmatched', '--l2', '0.1', '--report', join(root, 'unmatched-report')));
+  assert.equal(plain.code, 0, plain.stderr);
+  const probs = async (f: string) => parseCsv(await readFile(f, 'utf8')).rows.map((x) => Number(x.fields[4]));
+  assert.notDeepEqual(await probs(join(report, 'matched-per-image.csv')), await probs(join(root, 'unmatched-report', 'unmatched-per-image.csv')));
+  // the matched cache cannot feed an unmatched refit
+  const mixed = await cli(refitArgs(join(root, 'matched'), 'mixed', '--l2', '0.1', '--cache', cache));
+  assert.equal(mixed.code, 2, mixed.stderr);
+  assert.match(mixed.stderr, /E_BAD_ARGUMENT: \d+ cached feature rows were extracted with an intensity reference/);
+  // a version that already matches keeps its reference: asking for another is refused
+  const again = await cli([
+    ...poolRefitArgs(root, sets, { ...models, classifier: dir }, join(root, 'matched')),
+    '--views',
+    '2',
+    '--threads',
+    '1',
+    '--match-intensity',
+    '3',
+  ]);
+  assert.equal(again.code, 2, again.stderr);
+  assert.match(again.stderr, /already matches its crops/);
 });
 
 test('--train-views 2 fits the head on every view of the train rows: another head than one view gives from the same cache, recorded in the config; more train views than --views is E_BAD_ARGUMENT', async () => {

@@ -42,6 +42,7 @@ import { fitHeadOnRows, meanViewProbability, viewProbabilities } from '../../ml/
 import { ProgressBar } from '../../ml/train/progress.js';
 import { featureCacheLine, readFeatureCache, type FeatureRow } from '../../ml/train/feature-cache.js';
 import { action, collect, parseInteger, parseNumber } from '../run.js';
+import { fitIntensityReference, intensityTag, referenceFilms } from '../intensity-reference.js';
 import { writeModelCard } from '../model-card.js';
 
 interface RefitCliOptions {
@@ -66,6 +67,7 @@ interface RefitCliOptions {
   partialTest?: boolean;
   headTaps?: string | boolean;
   crossFit?: string;
+  matchIntensity?: string;
 }
 
 /** The served (uncalibrated) probability: the mean over the views. */
@@ -138,6 +140,10 @@ export function register(program: Command): void {
     )
     .option('--partial-test', 'report on the test films whose features exist (extracting none) and leave the rest out, saying how many')
     .option(
+      '--match-intensity <films>',
+      "quantile-match the lung crops to the mean intensity distribution of this many train films of each set (fitted first, kept in the new version's manifest), so that a site's look-up curve, contrast and brightness do not reach the network; features are extracted matched (a --cache belongs to one reference)",
+    )
+    .option(
       '--cross-fit <k>',
       'also score every train film out of fold (k folds of whole patients, each set dealt evenly) and choose the L2 strength on those scores and the validation ones together; the threshold and calibration stay on validation',
     )
@@ -184,6 +190,32 @@ export function register(program: Command): void {
           items = items.filter((i) => where.get(i.id) !== subset || keep.has(i.id));
         }
         const viewsFor = (id: string): number => (where.get(id) === 'train' ? trainViews : evalViews);
+        // the crops' intensity reference: the base's own, or one fitted here on train films first
+        const baseManifest = await readManifest(resolve(o.classifier));
+        if (o.matchIntensity !== undefined && baseManifest.intensity)
+          throw new CxrError(
+            'E_BAD_ARGUMENT',
+            `--match-intensity: ${baseManifest.version} already matches its crops to a reference, which the new version keeps`,
+          );
+        const intensity =
+          baseManifest.intensity ??
+          (o.matchIntensity !== undefined
+            ? await fitIntensityReference(
+                referenceFilms(items, (id) => where.get(id) === 'train', parseInteger('--match-intensity', o.matchIntensity, 1)),
+                {
+                  classifierDir: resolve(o.classifier),
+                  segmenterDir: resolve(o.segmenter),
+                  segmenterVersion: (await readManifest(resolve(o.segmenter))).version,
+                  inputSize: baseManifest.inputSize,
+                  perSet: parseInteger('--match-intensity', o.matchIntensity, 1),
+                  threads: o.threads ? parseInteger('--threads', o.threads, 1) : undefined,
+                },
+              )
+            : null);
+        if (intensity && !baseManifest.intensity)
+          process.stderr.write(
+            `intensity reference ${intensityTag(intensity.quantiles)} fitted on ${intensity.fittedOn.films} train films (${JSON.stringify(intensity.fittedOn.sets)})\n`,
+          );
         const cachePath = o.cache.length > 0 ? resolve(o.cache[0]) : null;
         const cached = new Map<string, FeatureRow>();
         for (const c of o.cache) await readFeatureCache(resolve(c), cached);
@@ -196,6 +228,13 @@ export function register(program: Command): void {
           todo = todo.filter((_, i) => i % n === k);
         }
         process.stderr.write(`${items.length} images (${items.length - todo.length} with features, ${todo.length} to extract)\n`);
+        const tag = intensityTag(intensity?.quantiles ?? null);
+        const foreign = [...cached.values()].filter((r) => (r.intensity ?? 'none') !== tag).length;
+        if (foreign > 0)
+          throw new CxrError(
+            'E_BAD_ARGUMENT',
+            `${foreign} cached feature rows were extracted with ${tag === 'none' ? 'an intensity reference' : 'another intensity reference or none'}; this run's crops are ${tag === 'none' ? 'not matched' : `matched to reference ${tag}`}: use another --cache`,
+          );
         if (todo.length > 0) {
           const engine = await loadEngine({
             classifierDir: resolve(o.classifier),
@@ -203,13 +242,21 @@ export function register(program: Command): void {
             tta: evalViews,
             threads: o.threads ? parseInteger('--threads', o.threads, 1) : undefined,
             ...(headTaps.length ? { featureTaps: headTaps } : {}),
+            intensity: intensity?.quantiles ?? null,
           });
           if (cachePath) await mkdir(resolve(cachePath, '..'), { recursive: true });
           const bar = new ProgressBar(process.stderr, 'features', todo.length);
           try {
             for (const item of todo) {
               const s = await engine.scoreImage(await item.image(), { tta: viewsFor(item.id), features: true });
-              const row: FeatureRow = { id: item.id, label: item.label, source: item.source ?? '', split: where.get(item.id)!, views: s.features! };
+              const row: FeatureRow = {
+                id: item.id,
+                label: item.label,
+                source: item.source ?? '',
+                split: where.get(item.id)!,
+                views: s.features!,
+                ...(tag !== 'none' ? { intensity: tag } : {}),
+              };
               cached.set(item.id, row);
               if (cachePath) await appendFile(cachePath, `${featureCacheLine(row)}\n`);
               bar.tick(1);
@@ -362,6 +409,7 @@ export function register(program: Command): void {
             architecture: base.architecture,
             architectureConfig: headTaps.length ? { ...base.architectureConfig, headTaps } : base.architectureConfig,
             inputSize: base.inputSize,
+            ...(intensity ? { intensity } : {}),
             createdAt: at,
             training: {
               data: portablePath(dirs[0]),

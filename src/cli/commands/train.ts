@@ -349,6 +349,7 @@ Ctrl-C stops a run (exit 130) and prints the --resume command; checkpoints are w
             );
           }
           if (o.init && o.resume) process.stderr.write('--init is ignored with --resume: the run continues from its checkpoint\n');
+          if (o.init && !o.resume) await refuseIntensityMatched(o.init);
           const initFrom = o.init && !o.resume ? await loadInitModel(o.init) : undefined;
           if (initFrom) process.stderr.write(`starting from the weights of ${resolve(o.init!)}\n`);
           // a resumed run keeps the provenance its start recorded
@@ -450,6 +451,21 @@ async function checkDataset(task: Task, data: DataOptions, o: TrainCliOptions): 
 
 function hasCheckpoint(runDir: string): boolean {
   return existsSync(join(runDir, 'checkpoint', 'state.json')) || existsSync(join(runDir, 'checkpoint.old', 'state.json'));
+}
+
+/**
+ * Training feeds the network crops as cut (augmentation works on them), so a version whose
+ * crops are quantile-matched (`intensity`, from refit-head --match-intensity) would be
+ * fine-tuned on inputs unlike the ones it serves: refused rather than silently mismatched.
+ */
+async function refuseIntensityMatched(dir: string): Promise<void> {
+  const d = resolve(dir);
+  const m = existsSync(join(d, 'manifest.json')) ? await readManifest(d).catch(() => null) : null;
+  if (m?.intensity)
+    throw new CxrError(
+      'E_BAD_ARGUMENT',
+      `--init ${m.version} quantile-matches its crops to an intensity reference, which training does not apply: fine-tune the version it was refitted from (${m.training.initFrom?.version ?? 'its base'}) and refit again with --match-intensity`,
+    );
 }
 
 /** The --init version as the manifest records it: name and version from its manifest, where it was relative to a named root. */

@@ -5,6 +5,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { CxrError } from '../../errors.js';
+import { isQuantileFunction } from '../../imaging/intensity-match.js';
 import type { ProbabilityCalibration } from '../probability-calibration.js';
 import { findAbsolutePaths, type PortablePath, type RunEnvironment } from './provenance.js';
 
@@ -357,8 +358,22 @@ export interface ModelManifest {
   derivedFrom?: DerivedFrom;
   /** classifier: which population a film of unknown age looks like (`fit-population`) */
   populationEstimator?: PopulationEstimatorInfo;
+  /** classifier: the reference its lung crops are quantile-matched to (imaging/intensity-match.ts); absent: crops as cut */
+  intensity?: IntensityInfo;
   /** plain-language notes for a reader of this file (what the two thresholds mean, ...) */
   notes?: Record<string, string>;
+}
+
+/**
+ * A classifier's intensity reference: its lung crops are quantile-matched to `quantiles` (a
+ * quantile function at ranks (k + 0.5) / length) before the TTA views, so a site's look-up
+ * curve, contrast or brightness does not reach the network.
+ */
+export interface IntensityInfo {
+  method: 'quantile-match';
+  quantiles: number[];
+  /** the train crops whose mean quantile function it is */
+  fittedOn: { films: number; sets: Record<string, number>; subset: 'train'; segmenter: string; at: string };
 }
 
 /** Printed into every classifier manifest: the two thresholds confuse a reader otherwise. */
@@ -470,6 +485,7 @@ function validate(raw: unknown, path: string): ModelManifest {
   checkCalibration(path, 'calibration', m.calibration);
   checkCalibration(path, 'quantization.probabilityCalibration', q?.probabilityCalibration);
   checkPopulationEstimator(path, m.populationEstimator);
+  checkIntensity(path, m.intensity);
   if (m.training == null || typeof m.training !== 'object') fail(path, "'training' is missing");
   if (m.metrics == null || typeof m.metrics !== 'object') fail(path, "'metrics' is missing");
   return raw as ModelManifest;
@@ -503,6 +519,14 @@ function checkPopulationEstimator(path: string, raw: unknown): void {
     fail(path, "'populationEstimator' needs a positive integer inputs, base64 weights and a finite bias");
   if (!(typeof e.minConfidence === 'number' && e.minConfidence > 0.5 && e.minConfidence <= 1))
     fail(path, "'populationEstimator.minConfidence' must be in (0.5, 1]");
+}
+
+function checkIntensity(path: string, raw: unknown): void {
+  if (raw == null) return;
+  const i = raw as Record<string, unknown>;
+  if (i.method !== 'quantile-match') fail(path, "'intensity.method' must be 'quantile-match'");
+  if (!Array.isArray(i.quantiles) || !isQuantileFunction(i.quantiles as number[]))
+    fail(path, "'intensity.quantiles' must be at least two nondecreasing numbers in [0, 1]");
 }
 
 function checkCalibration(path: string, where: string, c: unknown): void {
@@ -611,6 +635,8 @@ export function decisionRule(m: Partial<ModelManifest>): Record<string, unknown>
     ...(e
       ? { populationEstimator: { above: e.above, below: e.below, inputs: e.inputs, weights: e.weights, bias: e.bias, minConfidence: e.minConfidence } }
       : {}),
+    // what the network is fed decides as much as the threshold does
+    ...(m.intensity ? { intensity: m.intensity.quantiles } : {}),
   };
 }
 

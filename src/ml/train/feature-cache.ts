@@ -15,6 +15,8 @@ export interface FeatureRow {
   split: SplitName;
   /** pooled features per view, identity first */
   views: Float32Array[];
+  /** the intensity reference the crops were matched to (refit-head's tag; absent: none, as before it existed) */
+  intensity?: string;
 }
 
 /** One cache line for a row. */
@@ -31,7 +33,8 @@ export async function readFeatureCache(path: string, into: Map<string, FeatureRo
       const r = JSON.parse(line) as Omit<FeatureRow, 'views'> & { views?: string[]; f?: string };
       const views = r.views ? r.views.map(base64ToFloat32) : [base64ToFloat32(r.f!)];
       const prev = into.get(r.id);
-      if (!prev || prev.views.length < views.length) into.set(r.id, { id: r.id, label: r.label, source: r.source, split: r.split, views });
+      if (!prev || prev.views.length < views.length)
+        into.set(r.id, { id: r.id, label: r.label, source: r.source, split: r.split, views, ...(r.intensity ? { intensity: r.intensity } : {}) });
     } catch {
       // a line cut short by an interrupted run: recomputed
     }

@@ -1,0 +1,79 @@
+/**
+ * The intensity reference a refit version's crops are matched to (`refit-head
+ * --match-intensity`): the mean quantile function of train films' lung crops, cut as the
+ * served pipeline cuts them (the base version's segmenter masks, no matching), each set
+ * weighed equally so that 3,300 children's films do not make the adults' look the odd ones.
+ */
+import { createHash } from 'node:crypto';
+import { loadEngine } from '../inference/engine.js';
+import { meanQuantiles, quantileFunction } from '../imaging/intensity-match.js';
+import { classifierCrop } from '../imaging/pixel-contract.js';
+import type { EvalItem } from '../ml/evaluate.js';
+import type { IntensityInfo } from '../ml/model-store/index.js';
+import { ProgressBar } from '../ml/train/progress.js';
+
+/** Stored to this many decimals, and used as stored: the features are extracted with the manifest's values. */
+const DECIMALS = 6;
+
+export interface ReferenceOptions {
+  classifierDir: string;
+  segmenterDir: string;
+  segmenterVersion: string;
+  inputSize: number;
+  /** train films per set (the first in the split's order: the same films every run) */
+  perSet: number;
+  threads?: number;
+}
+
+/** The train items of each set, in order, at most `perSet` each. */
+export function referenceFilms(items: readonly EvalItem[], isTrain: (id: string) => boolean, perSet: number): EvalItem[] {
+  const taken = new Map<string, number>();
+  const out: EvalItem[] = [];
+  for (const item of items) {
+    if (!isTrain(item.id)) continue;
+    const set = item.source ?? '';
+    const k = taken.get(set) ?? 0;
+    if (k >= perSet) continue;
+    taken.set(set, k + 1);
+    out.push(item);
+  }
+  return out;
+}
+
+export async function fitIntensityReference(films: readonly EvalItem[], o: ReferenceOptions): Promise<IntensityInfo> {
+  const engine = await loadEngine({ classifierDir: o.classifierDir, segmenterDir: o.segmenterDir, tta: 1, threads: o.threads, intensity: null });
+  const perSet = new Map<string, Float64Array[]>();
+  const bar = new ProgressBar(process.stderr, 'intensity reference', films.length);
+  try {
+    for (const item of films) {
+      const image = await item.image();
+      const { mask } = await engine.scoreImage(image, { tta: 1 });
+      const { crop } = classifierCrop(image, mask, o.inputSize);
+      const set = item.source ?? '';
+      perSet.set(set, [...(perSet.get(set) ?? []), quantileFunction(crop.data)]);
+      bar.tick(1);
+    }
+  } finally {
+    await engine.close();
+  }
+  bar.finish();
+  const sets = [...perSet.keys()].sort();
+  const mean = meanQuantiles(sets.map((s) => meanQuantiles(perSet.get(s)!)));
+  const round = 10 ** DECIMALS;
+  return {
+    method: 'quantile-match',
+    quantiles: Array.from(mean, (v) => Math.round(v * round) / round),
+    fittedOn: {
+      films: films.length,
+      sets: Object.fromEntries(sets.map((s) => [s, perSet.get(s)!.length])),
+      subset: 'train',
+      segmenter: o.segmenterVersion,
+      at: new Date().toISOString(),
+    },
+  };
+}
+
+/** A short tag of a reference (or of none), kept on each cached feature row: rows of another reference are not mixed in. */
+export function intensityTag(quantiles: readonly number[] | null): string {
+  return quantiles ? createHash('sha256').update(JSON.stringify(quantiles)).digest('hex').slice(0, 16) : 'none';
+}
