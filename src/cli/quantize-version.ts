@@ -9,6 +9,7 @@ import { loadServedModel } from '../inference/models.js';
 import { networkInputSource } from '../inference/network-inputs.js';
 import { itemsInSubset, loadSplitItems, recalibratedThreshold } from '../ml/calibrate.js';
 import type { EvalItem } from '../ml/evaluate.js';
+import { evenlySpread } from './score-items.js';
 import { deriveVersion, ONNX_FILE, readManifest, writeManifest, type ModelManifest, type ModelName } from '../ml/model-store/index.js';
 import { decodeModel } from '../ml/onnx/quantize/proto.js';
 import { calibrateThreshold, dice, rocAuc } from '../ml/metrics.js';
@@ -82,12 +83,6 @@ async function setItems(set: ImageSet): Promise<EvalItem[]> {
   return itemsInSubset(await loadEvalItems(dirs), await readSplitFile(resolve(set.splitPath)), set.subset);
 }
 
-/** `n` items spread evenly over the list (deterministic: the same images every run). */
-function spread<T>(items: readonly T[], n: number): T[] {
-  if (items.length <= n) return [...items];
-  return Array.from({ length: n }, (_, i) => items[Math.floor(((i + 0.5) * items.length) / n)]);
-}
-
 const setDirs = (s: ImageSet): string[] => (typeof s.dataDir === 'string' ? [s.dataDir] : [...s.dataDir]).map((d) => resolve(d));
 const setName = (s: ImageSet) => [...setDirs(s).map((d) => basename(d)), ...(s.splitPath ? [`${basename(s.splitPath)}:${s.subset}`] : [])];
 
@@ -106,7 +101,7 @@ export async function quantizeVersion(o: QuantizeVersionOptions): Promise<Quanti
   const float = await loadServedModel(dir, kind, dir, 'float');
 
   // calibration inputs: what the served pipeline feeds this network for real images
-  const calibItems = spread(await setItems(o.calib), o.maxImages ?? 64);
+  const calibItems = evenlySpread(await setItems(o.calib), o.maxImages ?? 64);
   if (calibItems.length === 0) throw new CxrError('E_BAD_DATASET', `no calibration images in ${setDirs(o.calib).join(', ')}`);
   const segDir = kind === 'segmenter' ? dir : o.engine.segmenterDir;
   const seg = kind === 'segmenter' ? float : await loadServedModel(o.engine.modelsDir ?? 'models', 'segmenter', segDir, 'float');

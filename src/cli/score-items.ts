@@ -27,3 +27,9 @@ export async function scoreItems(
   bar.finish();
   return result;
 }
+
+/** `n` items spread evenly over the list (deterministic: the same images every run, not the first n of a sorted folder). */
+export function evenlySpread<T>(items: readonly T[], n: number): T[] {
+  if (items.length <= n) return [...items];
+  return Array.from({ length: n }, (_, i) => items[Math.floor(((i + 0.5) * items.length) / n)]);
+}

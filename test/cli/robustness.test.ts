@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { applyShift, parseShifts, shiftNames } from '../../src/data/acquisition-shifts.js';
 import { onnxScorer } from '../../src/inference/scorer.js';
 import { loadEvalItems } from '../../src/ml/train/dataset-source.js';
+import { evenlySpread } from '../../src/cli/score-items.js';
 import { runCli as cli } from '../support/cli.js';
 import { scratchModelsAndData } from '../support/ml.js';
 
@@ -132,4 +133,14 @@ test("robustness --save stores the report in the classifier version's evaluation
   const row = card.stdout.split('\n').find((l) => l.startsWith('| contrast-1.3: '));
   assert.ok(row, card.stdout);
   assert.ok(row.endsWith(`| ${f.flaggedShare.toFixed(3)} | ${f.changed} (${f.normalsNewlyFlagged} / ${f.pneumoniaNewlyMissed}) |`), row);
+});
+
+test('--max-images takes films spread evenly over the set, not its first files, the same ones under every shift', async () => {
+  assert.deepEqual(evenlySpread([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 3), [1, 5, 8]);
+  assert.deepEqual(evenlySpread([1, 2], 5), [1, 2]);
+  const r = await cli(['robustness', '--data', data, '--models', models, '--shifts', 'blur-3', '--max-images', '3', '--json', '--threads', '1']);
+  assert.equal(r.code, 0, r.stderr);
+  const set = JSON.parse(r.stdout).sets[0];
+  assert.equal(set.asIs.n, 3);
+  assert.equal(set.shifts[0].figures.n, 3);
 });

@@ -18,7 +18,7 @@ import { EVALUATIONS_DIR, isPopulation, locateModelVersion, POPULATIONS, portabl
 import { ROBUSTNESS_FILE, robustnessSets, type RobustnessReport } from '../../ml/robustness.js';
 import { loadEvalItems } from '../../ml/train/dataset-source.js';
 import { action, collect, parseInteger } from '../run.js';
-import { scoreItems } from '../score-items.js';
+import { evenlySpread, scoreItems } from '../score-items.js';
 
 interface RobustnessCliOptions {
   data: string[];
@@ -117,7 +117,7 @@ export function register(program: Command): void {
     .option('--split <csv>', "only the images a training split assigns to --subset (the split.csv in a model version's folder)")
     .option('--subset <name>', `with --split: ${SPLIT_NAMES.join('|')}`, 'validation')
     .option('--shifts <list>', `all, or a comma-separated list of: ${ACQUISITION_SHIFTS.map((s) => s.name).join(', ')}`, 'all')
-    .option('--max-images <n>', 'score at most this many images (the same ones under every shift)')
+    .option('--max-images <n>', 'score at most this many images, spread evenly over the set (the same ones under every shift)')
     .option('--population <name>', `decide at this population's threshold (${POPULATIONS.join('|')}), as evaluate does`)
     .option('--tta <n>', 'test-time-augmented views (default 4, as analyze)')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default 2)')
@@ -142,8 +142,9 @@ export function register(program: Command): void {
         const max = o.maxImages === undefined ? undefined : parseInteger('--max-images', o.maxImages, 1);
         const subset = o.split ? parseSplitName(o.subset) : null;
         const dirs = o.data.map((d) => resolve(d));
-        let items = o.split && subset ? await loadSplitItems(dirs, resolve(o.split), subset) : await loadEvalItems(dirs, { maxImages: max });
-        if (max !== undefined) items = items.slice(0, max);
+        let items = o.split && subset ? await loadSplitItems(dirs, resolve(o.split), subset) : await loadEvalItems(dirs);
+        // spread over the set, not its first files: folders sort normal films apart from pneumonias
+        if (max !== undefined) items = evenlySpread(items, max);
         if (items.length === 0) throw new CxrError('E_BAD_DATASET', `${o.data.join(', ')} has no images`);
         const engine = {
           modelsDir: o.models,
