@@ -336,7 +336,7 @@ test('shiftsSection tabulates each shift against the films as they are, with the
   ]);
 });
 
-test('failuresFromShifts names a shift that takes recall below the target and one that costs 0.1 specificity or more, and nothing else', () => {
+test('failuresFromShifts names a shift that takes recall below the target by 0.05 or more and one that costs 0.1 specificity or more, and nothing else', () => {
   assert.deepEqual(failuresFromShifts([shiftedRun()], 0.95), [
     {
       title: 'Flags more normal adults validation films under gamma-0.7',
@@ -349,4 +349,12 @@ test('failuresFromShifts names a shift that takes recall below the target and on
   ]);
   // without a target recall only the specificity loss is named
   assert.equal(failuresFromShifts([shiftedRun()], null).length, 1);
+  // one pneumonia of 30 (recall 0.967 -> 0.933) crosses the target but is not a failure mode
+  const run = shiftedRun();
+  run.set.asIs = { ...run.set.asIs, recall: 29 / 30 };
+  run.set.shifts[1].figures = { ...run.set.shifts[1].figures, recall: 28 / 30 };
+  assert.deepEqual(
+    failuresFromShifts([run], 0.95).map((f) => f.title),
+    ['Flags more normal adults validation films under gamma-0.7'],
+  );
 });
