@@ -1,13 +1,15 @@
 /**
  * A classifier version's own served features from refit-head caches, as fit-population and
- * fit-population-head read them: every cache merged, refused when empty or when its width is not
- * what the version's graph serves (`pooled` for a multi-scale head, else the final features).
+ * fit-population-head read them: every cache merged, refused when empty, when its width is not
+ * what the version's graph serves (`pooled` for a multi-scale head, else the final features), or
+ * when its crops were matched to another intensity reference than the version's.
  */
 import { resolve } from 'node:path';
 import type { DatasetSplit } from '../data/split.js';
 import { CxrError } from '../errors.js';
 import type { ModelManifest } from '../ml/model-store/index.js';
 import { readFeatureCache, type FeatureRow } from '../ml/train/feature-cache.js';
+import { intensityTag } from './intensity-reference.js';
 
 /**
  * `split`: the version's split.csv, which decides each film's subset (a cache keeps the subset it
@@ -20,6 +22,14 @@ export async function readVersionFeatures(manifest: ModelManifest, caches: reado
   if (rows.size === 0) throw new CxrError('E_BAD_ARGUMENT', `no feature rows in ${caches.join(', ')}`);
   for (const [id, r] of rows)
     if (!Array.isArray(r.views) || r.views.length === 0) throw new CxrError('E_BAD_ARGUMENT', `feature cache row '${id}' holds no views: extract it again`);
+  // crops matched to another reference (or to none) give other features than the version serves
+  const tag = intensityTag(manifest.intensity?.quantiles ?? null);
+  const foreign = [...rows.values()].filter((r) => (r.intensity ?? 'none') !== tag).length;
+  if (foreign > 0)
+    throw new CxrError(
+      'E_BAD_ARGUMENT',
+      `${foreign} cached feature rows were extracted with ${tag === 'none' ? 'an intensity reference' : 'another intensity reference or none'}, and ${manifest.version} ${tag === 'none' ? 'matches none' : `matches its crops to reference ${tag}`}: extract with this version`,
+    );
   const outputs = manifest.onnx?.outputs ?? [];
   const served = outputs.find((x) => x.name === 'pooled') ?? outputs.find((x) => x.name === 'features');
   const cacheWidth = rows.values().next().value!.views[0].length;

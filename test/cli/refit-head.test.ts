@@ -134,6 +134,13 @@ test('--match-intensity fits a reference on train crops, extracts matched featur
   const mixed = await cli(refitArgs(join(root, 'matched'), 'mixed', '--l2', '0.1', '--cache', cache));
   assert.equal(mixed.code, 2, mixed.stderr);
   assert.match(mixed.stderr, /E_BAD_ARGUMENT: \d+ cached feature rows were extracted with an intensity reference/);
+  // fit-population reads a cache only for the version whose reference its crops were matched to
+  const populations = ['--population', 'adult=adult', '--population', 'child=pediatric', '--dry-run'];
+  const wrong = await cli(['fit-population', '--classifier', join(root, 'matched', 'unmatched'), '--cache', cache, ...populations]);
+  assert.equal(wrong.code, 2, wrong.stderr);
+  assert.match(wrong.stderr, /E_BAD_ARGUMENT: \d+ cached feature rows were extracted with an intensity reference, and unmatched matches none/);
+  const right = await cli(['fit-population', '--classifier', dir, '--cache', cache, ...populations]);
+  assert.equal(right.code, 0, right.stderr);
   // a version that already matches keeps its reference: asking for another is refused
   const again = await cli([
     ...poolRefitArgs(root, sets, { ...models, classifier: dir }, join(root, 'matched')),
