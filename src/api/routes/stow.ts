@@ -4,11 +4,12 @@
  */
 import { CxrError, isCxrError, type ErrorCode } from '../../errors.js';
 import type { AuditEntry } from '../../db/audit.js';
+import { readMetadata } from '../../dicom/index.js';
 import { BUSY_RETRY_AFTER_S, readBody, type Reply } from '../http.js';
 import { parseContentType, splitMultipart } from '../multipart.js';
 import { json, ref } from '../openapi-types.js';
 import { principalOf, type Ctx, type RouteDef } from '../route.js';
-import { STORAGE_RETRY_AFTER_S } from '../../service/storage.js';
+import { isStorageFullError, STORAGE_RETRY_AFTER_S, storageFullError } from '../../service/storage.js';
 import type { AcceptResult } from '../../service/triage.js';
 
 /** Failure Reason (0008,1197) values, PS3.18 table 10.5.3-2 and PS3.4 annex C. */
@@ -59,6 +60,37 @@ function failureItem(e: CxrError, item: DicomJsonItem = {}): DicomJsonItem {
   item['00081197'] = { vr: 'US', Value: [failureReasonFor(e.code)] };
   item['00000902'] = { vr: 'LO', Value: [`${e.code}: ${e.message}`.slice(0, 64)] };
   return item;
+}
+
+/**
+ * The instance's UIDs, for the failure item of one whose processing failed unexpectedly (the
+ * service names only the instances it refuses): read again on this rare path only; none when
+ * even that fails.
+ */
+function uidsOf(bytes: Uint8Array): Record<string, string | null> {
+  try {
+    const meta = readMetadata(bytes);
+    return { sopClassUid: meta.sopClassUid, sopInstanceUid: meta.sopInstanceUid };
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * What an unexpected error (a bug, a database hiccup for this one instance) is to the sender: a
+ * Processing Failure (0x0110, E_INTERNAL) of that instance alone, as over C-STORE, and the
+ * instances before and after it keep their own answers (PS3.18 10.5.3). Its message and stack
+ * go to the log, never into the answer. A database out of room stays E_STORAGE_FULL, as the API
+ * answers it everywhere else (Out of Resources; 507 when no instance was stored).
+ */
+function unexpectedFailure(c: Ctx, e: unknown, part: number, bytes: Uint8Array): CxrError {
+  const uids = uidsOf(bytes);
+  if (isStorageFullError(e)) {
+    const full = storageFullError('the database has no room');
+    return new CxrError(full.code, full.message, { ...full.details, ...uids });
+  }
+  c.deps.log.error('stow-rs instance failed', { requestId: c.requestId, part, error: String((e as Error)?.stack ?? e) });
+  return new CxrError('E_INTERNAL', 'the instance could not be stored', uids);
 }
 
 /**
@@ -124,7 +156,8 @@ export const stow: RouteDef = {
     description:
       'multipart/related; type="application/dicom" with one DICOM instance per part. Each instance is accepted or refused on its own; ' +
       'the response lists stored instances in ReferencedSOPSequence (0008,1199) and refused ones in FailedSOPSequence (0008,1198) ' +
-      'with a FailureReason (0008,1197). 200: all stored; 202: some stored; 409: none stored.',
+      'with a FailureReason (0008,1197); an instance whose processing failed unexpectedly is a Processing Failure (0x0110, E_INTERNAL) of its own. ' +
+      '200: all stored; 202: some stored; 409: none stored.',
     requestBody: {
       required: true,
       content: { 'multipart/related': { schema: { type: 'string', format: 'binary', description: 'type="application/dicom"; one instance per part' } } },
@@ -201,11 +234,11 @@ export const stow: RouteDef = {
         stored.push(item);
         // a re-send found before any transaction stored nothing and was not audited in one
         if (!auditedWithIt) alone = stowed(res);
-      } catch (e) {
-        // a refusal (whatever was appended inside the accept's transaction did not commit); anything
-        // else fails the request, audited on its own by the route after the rows of what was stored
-        if (!isCxrError(e)) throw e;
-        // the service names the instance when it got that far; the part is never parsed twice
+      } catch (thrown) {
+        // a refusal, or an unexpected error of this instance alone: a failed accept's transaction (the
+        // study, its job, the row appended inside it) did not commit, and the accept removed the file it wrote
+        const e = isCxrError(thrown) ? thrown : unexpectedFailure(c, thrown, index + 1, part.body);
+        // the service names the instance when it got that far; the part is never parsed twice for a refusal
         failed.push(failureItem(e, refItem(uidOf(e, 'sopClassUid'), uidOf(e, 'sopInstanceUid'))));
         failureCodes.push(e.code);
         if (e.code === 'E_STORAGE_FULL') c.deps.storage?.noteFull(e);
