@@ -11,6 +11,7 @@ import { classifierCrop } from '../imaging/pixel-contract.js';
 import type { EvalItem } from '../ml/evaluate.js';
 import type { IntensityInfo } from '../ml/model-store/index.js';
 import { ProgressBar } from '../ml/train/progress.js';
+import { evenlySpread } from './score-items.js';
 
 /** Stored to this many decimals, and used as stored: the features are extracted with the manifest's values. */
 const DECIMALS = 6;
@@ -20,24 +21,26 @@ export interface ReferenceOptions {
   segmenterDir: string;
   segmenterVersion: string;
   inputSize: number;
-  /** train films per set (the first in the split's order: the same films every run) */
+  /** train films per set (spread evenly over the set's train films: the same films every run) */
   perSet: number;
   threads?: number;
 }
 
-/** The train items of each set, in order, at most `perSet` each. */
+/**
+ * At most `perSet` train items of each set, spread evenly over the set's train films in
+ * their order: a folder lists normal films apart from pneumonias, so the first N would
+ * fit the reference to one class.
+ */
 export function referenceFilms(items: readonly EvalItem[], isTrain: (id: string) => boolean, perSet: number): EvalItem[] {
-  const taken = new Map<string, number>();
-  const out: EvalItem[] = [];
+  const bySet = new Map<string, EvalItem[]>();
   for (const item of items) {
     if (!isTrain(item.id)) continue;
     const set = item.source ?? '';
-    const k = taken.get(set) ?? 0;
-    if (k >= perSet) continue;
-    taken.set(set, k + 1);
-    out.push(item);
+    const films = bySet.get(set) ?? [];
+    films.push(item);
+    bySet.set(set, films);
   }
-  return out;
+  return [...bySet.values()].flatMap((films) => evenlySpread(films, perSet));
 }
 
 export async function fitIntensityReference(films: readonly EvalItem[], o: ReferenceOptions): Promise<IntensityInfo> {

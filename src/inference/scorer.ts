@@ -1,9 +1,15 @@
 import type { GrayImage } from '../imaging/types.js';
-import type { ImageScorer, ScoredImage } from '../ml/evaluate.js';
+import type { ImageScorer, ScoredImage, ScoredModel } from '../ml/evaluate.js';
 import type { Population } from '../ml/model-store/index.js';
 import { loadEngine, type EngineOptions } from './engine.js';
+import type { ModelRef } from './types.js';
 import { mostSensitivePopulation } from '../ml/calibrate.js';
 import { definedPopulations, populationForDatasets, populationProbability, populationRawProbability } from './population.js';
+
+/** What an evaluation records of a served model: which version, at which precision. */
+function scored(ref: ModelRef): ScoredModel {
+  return { name: ref.name, version: ref.version, precision: ref.precision ?? 'float' };
+}
 
 export interface ScorerOptions extends EngineOptions {
   /**
@@ -42,8 +48,8 @@ export async function onnxScorer(opts: ScorerOptions = {}): Promise<ImageScorer>
   return {
     description: `onnxruntime (TTA ${engine.settings.tta}, ${engine.settings.threads} threads)`,
     models: {
-      segmenter: { name: engine.models.segmenter.name, version: engine.models.segmenter.version },
-      classifier: { name: engine.models.classifier.name, version: engine.models.classifier.version },
+      segmenter: scored(engine.models.segmenter),
+      classifier: scored(engine.models.classifier),
     },
     get threshold() {
       const common = mostCommon();

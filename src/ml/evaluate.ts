@@ -28,9 +28,16 @@ export interface ScoredImage {
  * src/inference: `evaluate` plugs in the ONNX Runtime engine `analyze` and the service use
  * (src/inference/scorer.ts), so it reports the decisions they make.
  */
+export interface ScoredModel {
+  name: string;
+  version: string;
+  precision?: 'float' | 'int8';
+}
+
 export interface ImageScorer {
   readonly description: string;
-  readonly models: { segmenter: { name: string; version: string }; classifier: { name: string; version: string } };
+  /** each model's version, and the precision it ran at where the scorer knows it (float or int8) */
+  readonly models: { segmenter: ScoredModel; classifier: ScoredModel };
   /**
    * The classifier's calibrated decision threshold and the recall it was calibrated for. Read
    * after scoring: a scorer deciding images at their own thresholds names the most common one.

@@ -243,8 +243,8 @@ export const SHIFT_SPECIFICITY_DROP = 0.1;
 export const SHIFT_RECALL_DROP = 0.05;
 
 /**
- * The shifts that cost what a site would notice: recall falling below the target it was at by
- * SHIFT_RECALL_DROP or more, or specificity falling by SHIFT_SPECIFICITY_DROP or more (many
+ * The shifts that cost what a site would notice: recall falling by SHIFT_RECALL_DROP or more
+ * and ending below the target (whether or not the films as they are reached it), or specificity falling by SHIFT_SPECIFICITY_DROP or more (many
  * more normal films flagged).
  */
 export function failuresFromShifts(runs: readonly SavedRobustness[], targetRecall: number | null): FailureMode[] {
@@ -253,14 +253,7 @@ export function failuresFromShifts(runs: readonly SavedRobustness[], targetRecal
     const where = `${s.set}${subset ? ` ${subset}` : ''} films`;
     for (const { shift, emulates, figures: f } of s.shifts) {
       const recallWas = s.asIs.recall;
-      if (
-        targetRecall != null &&
-        recallWas != null &&
-        f.recall != null &&
-        recallWas >= targetRecall &&
-        f.recall < targetRecall &&
-        recallWas - f.recall >= SHIFT_RECALL_DROP - 1e-12
-      )
+      if (targetRecall != null && recallWas != null && f.recall != null && f.recall < targetRecall && recallWas - f.recall >= SHIFT_RECALL_DROP - 1e-12)
         out.push({
           title: `Misses pneumonias on ${where} under ${shift}`,
           detail: `${emulates}: recall ${f3(recallWas)} → ${f3(f.recall)} at the shipped threshold, ${f.pneumoniaNewlyMissed} of ${s.pneumonia} pneumonias newly missed.`,

@@ -109,6 +109,8 @@ export interface SetReport {
 export interface RobustnessReport {
   classifier: string;
   segmenter: string;
+  /** the precision each network ran at (reports saved before it was recorded lack it) */
+  precision?: { classifier: string; segmenter: string };
   subset: string | null;
   population: string | null;
   tta: number | null;

@@ -9,9 +9,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { readManifest, verifyManifest } from '../../src/ml/model-store/index.js';
+import { readManifest, verifyManifest, writeManifest } from '../../src/ml/model-store/index.js';
 import { loadEngine } from '../../src/inference/engine.js';
 import { runCli as cli } from '../support/cli.js';
 import { importWeightsArgs, scratchModelsAndData } from '../support/ml.js';
@@ -150,4 +150,17 @@ test('an import without the data and segmenter to calibrate on, of a segmenter, 
   const twice = await cli([...importArgs(moved, '--version', 'v-none'), '--log', join(a, 'log.txt'), '--log', join(b, 'log.txt')]);
   assert.match(twice.stderr, /E_BAD_ARGUMENT.*two --log files are both named log\.txt/);
   assert.equal(existsSync(join(dirname(classifierDir), 'v-none')), false);
+});
+
+test('an import for a version whose crops are quantile-matched is E_BAD_ARGUMENT: weights trained on crops as they are would be served matched', async () => {
+  const matched = join(root, 'matched', 'v-matched');
+  await cp(classifierDir, matched, { recursive: true });
+  const { files: _files, ...m } = await readManifest(matched);
+  const quantiles = Array.from({ length: 256 }, (_, k) => (k + 0.5) / 256);
+  const fittedOn = { films: 2, sets: { a: 2 }, subset: 'train' as const, segmenter: 'random', at: '2026-12-05T00:00:00.000Z' };
+  await writeManifest(matched, { ...m, intensity: { method: 'quantile-match', quantiles, fittedOn } });
+  const r = await cli(importWeightsArgs(moved, { from: matched, split: splitCsv, data, segmenter: segmenterDir }, '--version', 'v-from-matched'));
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /E_BAD_ARGUMENT.*quantile-matches its crops/);
+  assert.equal(existsSync(join(dirname(matched), 'v-from-matched')), false);
 });

@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { isCxrError } from '../../src/errors.js';
 import { decisionRule, readManifest, writeManifest, type IntensityInfo } from '../../src/ml/model-store/index.js';
+import { referenceFilms } from '../../src/cli/intensity-reference.js';
+import type { EvalItem } from '../../src/ml/evaluate.js';
 import { runCli as cli } from '../support/cli.js';
 import { randomModels } from '../support/random-models.js';
 
@@ -34,7 +36,7 @@ after(async () => {
   if (root) await rm(root, { recursive: true, force: true });
 });
 
-test('a manifest whose intensity reference is not a quantile function is E_MODEL_INVALID, naming the field', async () => {
+test('a manifest whose intensity reference is not a quantile function, or says not what it was fitted on, is E_MODEL_INVALID, naming the field', async () => {
   const path = join(classifier, 'manifest.json');
   const good = await readFile(path, 'utf8');
   try {
@@ -45,6 +47,13 @@ test('a manifest whose intensity reference is not a quantile function is E_MODEL
     raw.intensity = { method: 'equalise', quantiles: [0, 1] };
     await writeFile(path, JSON.stringify(raw));
     await assert.rejects(readManifest(classifier), /intensity\.method/);
+    raw.intensity = { ...reference, fittedOn: { ...reference.fittedOn, films: 0 } };
+    await writeFile(path, JSON.stringify(raw));
+    await assert.rejects(readManifest(classifier), /intensity\.fittedOn/);
+    const { fittedOn: _f, ...noProvenance } = reference;
+    raw.intensity = noProvenance;
+    await writeFile(path, JSON.stringify(raw));
+    await assert.rejects(readManifest(classifier), /intensity\.fittedOn/);
   } finally {
     await writeFile(path, good);
   }
@@ -90,5 +99,31 @@ test("the model card's provenance says the crops are quantile-matched, and to wh
   assert.match(
     r.stdout,
     /^- lung crops quantile-matched to an intensity reference \(256 points: the mean quantile function of 4 train crops, 2 a, 2 b, segmenter random\)/m,
+  );
+});
+
+test("referenceFilms spreads each set's picks over its train films (a folder lists normals before pneumonias), never taking validation or test films", () => {
+  const item = (source: string, k: number, label: number): EvalItem => ({
+    id: `${source}/${k}`,
+    source,
+    label,
+    image: () => Promise.reject(new Error('not read')),
+  });
+  // set a: 6 normal then 6 pneumonia train films, and a validation film between them; set b: 2 films
+  const items = [
+    ...Array.from({ length: 6 }, (_, k) => item('a', k, 0)),
+    item('a', 99, 1),
+    ...Array.from({ length: 6 }, (_, k) => item('a', 6 + k, 1)),
+    item('b', 0, 0),
+    item('b', 1, 1),
+  ];
+  const picked = referenceFilms(items, (id) => id !== 'a/99', 4);
+  assert.deepEqual(
+    picked.map((i) => i.id),
+    ['a/1', 'a/4', 'a/7', 'a/10', 'b/0', 'b/1'],
+  );
+  assert.deepEqual(
+    picked.filter((i) => i.source === 'a').map((i) => i.label),
+    [0, 0, 1, 1],
   );
 });

@@ -336,7 +336,7 @@ test('shiftsSection tabulates each shift against the films as they are, with the
   ]);
 });
 
-test('failuresFromShifts names a shift that takes recall below the target by 0.05 or more and one that costs 0.1 specificity or more, and nothing else', () => {
+test('failuresFromShifts names a shift that costs 0.05 recall or more and leaves it below the target and one that costs 0.1 specificity or more, and nothing else', () => {
   assert.deepEqual(failuresFromShifts([shiftedRun()], 0.95), [
     {
       title: 'Flags more normal adults validation films under gamma-0.7',
@@ -356,5 +356,13 @@ test('failuresFromShifts names a shift that takes recall below the target by 0.0
   assert.deepEqual(
     failuresFromShifts([run], 0.95).map((f) => f.title),
     ['Flags more normal adults validation films under gamma-0.7'],
+  );
+  // films already under the target as they are: a further loss of 0.05 or more is still named
+  const under = shiftedRun();
+  under.set.asIs = { ...under.set.asIs, recall: 0.93 };
+  under.set.shifts[1].figures = { ...under.set.shifts[1].figures, recall: 0.85 };
+  assert.deepEqual(
+    failuresFromShifts([under], 0.95).map((f) => f.title),
+    ['Flags more normal adults validation films under gamma-0.7', 'Misses pneumonias on adults validation films under rotate-10'],
   );
 });

@@ -117,6 +117,12 @@ export function register(program: Command): void {
         const base = await readManifest(from);
         // finetune.py trains a classifier (a label per film); a segmenter's weights have no such path here
         if (base.name !== 'classifier') throw new CxrError('E_BAD_ARGUMENT', `${o.from} is a ${base.name} version: import-weights makes classifier versions`);
+        // finetune.py trains on crops as they are: weights from it would be served behind a matching they never saw
+        if (base.intensity)
+          throw new CxrError(
+            'E_BAD_ARGUMENT',
+            `${base.version} quantile-matches its crops to an intensity reference, which weights trained elsewhere never saw: import them for a version without one`,
+          );
         const targetRecall = parseNumber('--target-recall', o.targetRecall);
         const views = o.tta === undefined ? DEFAULT_TTA : parseInteger('--tta', o.tta, 1);
         if (o.data.length === 0 || !o.segmenter) {

@@ -158,6 +158,18 @@ export function register(program: Command): void {
         // ground-truth masks are not what this measures: leave them out of every run
         const plain = items.map(({ mask: _mask, ...rest }) => rest);
         const asIs = await scoreItems(plain, engine, { task: 'as they are', verb: 'scoring', what: 'films as they are' });
+        // image folders carry no ages: a run decided at the pooled threshold is not what the version ships for a population
+        if (asIs.unusedPopulations) {
+          const pass = `pass --population ${asIs.unusedPopulations.join('|')}`;
+          if (o.save)
+            throw new CxrError(
+              'E_BAD_ARGUMENT',
+              `--save: these films were decided at the version's pooled threshold, not at its ${asIs.unusedPopulations.join(' or ')} one (no --data folder names one's validation sets); ${pass} so the card shows the threshold a site would get`,
+            );
+          process.stderr.write(
+            `warning: decided at the version's pooled threshold, not its ${asIs.unusedPopulations.join(' or ')} one; ${pass} to decide at one of those\n`,
+          );
+        }
         const shifted: { shift: AcquisitionShift; result: EvaluationResult }[] = [];
         for (const [k, shift] of shifts.entries()) {
           const moved = plain.map((i) => ({ ...i, image: async () => applyShift(await i.image(), shift) }));
@@ -167,6 +179,7 @@ export function register(program: Command): void {
         const report: RobustnessReport = {
           classifier: asIs.models.classifier.version,
           segmenter: asIs.models.segmenter.version,
+          precision: { classifier: asIs.models.classifier.precision ?? 'float', segmenter: asIs.models.segmenter.precision ?? 'float' },
           subset,
           population: asIs.population?.name ?? null,
           tta: tta ?? null,

@@ -309,6 +309,8 @@ Ctrl-C stops a run (exit 130) and prints the --resume command; checkpoints are w
           };
         }
 
+        // before the data check, which decodes every image: the refusal needs none of them
+        if (o.init && !o.resume) await refuseIntensityMatched(o.init);
         // every image is decoded before anything is written: a corrupt file stops the run now, not after an epoch
         const skipped = o.resume || o.validate === false ? [] : await checkDataset(task, dataOptions, o);
         if (skipped.length > 0) dataOptions = { ...dataOptions, exclude: skipped.map((p) => p.file) };
@@ -349,7 +351,6 @@ Ctrl-C stops a run (exit 130) and prints the --resume command; checkpoints are w
             );
           }
           if (o.init && o.resume) process.stderr.write('--init is ignored with --resume: the run continues from its checkpoint\n');
-          if (o.init && !o.resume) await refuseIntensityMatched(o.init);
           const initFrom = o.init && !o.resume ? await loadInitModel(o.init) : undefined;
           if (initFrom) process.stderr.write(`starting from the weights of ${resolve(o.init!)}\n`);
           // a resumed run keeps the provenance its start recorded

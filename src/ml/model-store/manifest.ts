@@ -527,6 +527,20 @@ function checkIntensity(path: string, raw: unknown): void {
   if (i.method !== 'quantile-match') fail(path, "'intensity.method' must be 'quantile-match'");
   if (!Array.isArray(i.quantiles) || !isQuantileFunction(i.quantiles as number[]))
     fail(path, "'intensity.quantiles' must be at least two nondecreasing numbers in [0, 1]");
+  // the model card and `models show` describe the reference from it
+  const f = i.fittedOn as Record<string, unknown> | null | undefined;
+  if (
+    !f ||
+    typeof f !== 'object' ||
+    !(Number.isInteger(f.films) && (f.films as number) > 0) ||
+    !f.sets ||
+    typeof f.sets !== 'object' ||
+    !Object.values(f.sets).every((n) => Number.isInteger(n) && (n as number) >= 0) ||
+    f.subset !== 'train' ||
+    typeof f.segmenter !== 'string' ||
+    typeof f.at !== 'string'
+  )
+    fail(path, "'intensity.fittedOn' must give films (a positive integer), sets (film counts), subset 'train', segmenter and at");
 }
 
 function checkCalibration(path: string, where: string, c: unknown): void {
