@@ -126,8 +126,14 @@ test('--match-intensity fits a reference on train crops, extracts matched featur
   // evaluate applies the manifest's reference: the served probabilities are the reported ones
   await servedMatchesReport(dir, join(report, 'matched-per-image.csv'));
   // and without it the same head serves other probabilities (the matching is not a no-op here)
-  const plain = await cli(refitArgs(join(root, 'matched'), 'unmatched', '--l2', '0.1', '--report', join(root, 'unmatched-report')));
+  const plainCache = join(root, 'unmatched-cache.jsonl');
+  const plain = await cli(refitArgs(join(root, 'matched'), 'unmatched', '--l2', '0.1', '--report', join(root, 'unmatched-report'), '--cache', plainCache));
   assert.equal(plain.code, 0, plain.stderr);
+  // and an unmatched cache cannot feed a matched refit: refused before any reference is fitted
+  const late = await cli(refitArgs(join(root, 'matched'), 'late', '--l2', '0.1', '--match-intensity', '3', '--cache', plainCache));
+  assert.equal(late.code, 2, late.stderr);
+  assert.match(late.stderr, /E_BAD_ARGUMENT: --match-intensity: the --cache holds features of unmatched crops/);
+  assert.doesNotMatch(late.stderr, /intensity reference/);
   const probs = async (f: string) => parseCsv(await readFile(f, 'utf8')).rows.map((x) => Number(x.fields[4]));
   assert.notDeepEqual(await probs(join(report, 'matched-per-image.csv')), await probs(join(root, 'unmatched-report', 'unmatched-per-image.csv')));
   // the matched cache cannot feed an unmatched refit
@@ -153,6 +159,26 @@ test('--match-intensity fits a reference on train crops, extracts matched featur
   ]);
   assert.equal(again.code, 2, again.stderr);
   assert.match(again.stderr, /already matches its crops/);
+  // a version derived from it (here quantized) keeps the reference, so it serves matched crops too
+  const q = await cli([
+    'quantize',
+    dir,
+    ...sets.flatMap((s) => ['--calib', join(root, s)]),
+    '--split',
+    join(root, 'run', 'split.csv'),
+    '--segmenter',
+    models.segmenter,
+    '--max-images',
+    '2',
+    '--tta',
+    '1',
+    '--threads',
+    '1',
+    '--no-compare',
+    '--json',
+  ]);
+  assert.equal(q.code, 0, q.stderr);
+  assert.deepEqual((await readManifest(JSON.parse(q.stdout).dir)).intensity, m.intensity);
 });
 
 test('--train-views 2 fits the head on every view of the train rows: another head than one view gives from the same cache, recorded in the config; more train views than --views is E_BAD_ARGUMENT', async () => {

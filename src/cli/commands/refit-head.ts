@@ -190,8 +190,14 @@ export function register(program: Command): void {
           items = items.filter((i) => where.get(i.id) !== subset || keep.has(i.id));
         }
         const viewsFor = (id: string): number => (where.get(id) === 'train' ? trainViews : evalViews);
+        const cachePath = o.cache.length > 0 ? resolve(o.cache[0]) : null;
+        const cached = new Map<string, FeatureRow>();
+        for (const c of o.cache) await readFeatureCache(resolve(c), cached);
         // the crops' intensity reference: the base's own, or one fitted here on train films first
         const baseManifest = await readManifest(resolve(o.classifier));
+        // rows of unmatched crops can never serve a matched run: say so before fitting the reference
+        if (o.matchIntensity !== undefined && [...cached.values()].some((r) => (r.intensity ?? 'none') === 'none'))
+          throw new CxrError('E_BAD_ARGUMENT', '--match-intensity: the --cache holds features of unmatched crops: use another --cache');
         if (o.matchIntensity !== undefined && baseManifest.intensity)
           throw new CxrError(
             'E_BAD_ARGUMENT',
@@ -216,9 +222,6 @@ export function register(program: Command): void {
           process.stderr.write(
             `intensity reference ${intensityTag(intensity.quantiles)} fitted on ${intensity.fittedOn.films} train films (${JSON.stringify(intensity.fittedOn.sets)})\n`,
           );
-        const cachePath = o.cache.length > 0 ? resolve(o.cache[0]) : null;
-        const cached = new Map<string, FeatureRow>();
-        for (const c of o.cache) await readFeatureCache(resolve(c), cached);
         // --partial-test reports on the test films already extracted and extracts none
         let todo = items.filter((i) => (cached.get(i.id)?.views.length ?? 0) < viewsFor(i.id) && !(o.partialTest && where.get(i.id) === 'test'));
         if (o.shard) {
