@@ -1,12 +1,13 @@
 /**
  * The intensity reference a refit version's crops are matched to (`refit-head
  * --match-intensity`): the mean quantile function of train films' lung crops, cut as the
- * served pipeline cuts them (the base version's segmenter masks, no matching), each set
- * weighed equally so that 3,300 children's films do not make the adults' look the odd ones.
+ * served pipeline cuts them (the base version's segmenter masks, no matching), or with
+ * `--match-scope film` of the whole films, each set weighed equally so that 3,300 children's
+ * films do not make the adults' look the odd ones.
  */
 import { createHash } from 'node:crypto';
 import { loadEngine } from '../inference/engine.js';
-import { meanQuantiles, quantileFunction } from '../imaging/intensity-match.js';
+import { filmQuantileFunction, meanQuantiles, quantileFunction, type MatchScope } from '../imaging/intensity-match.js';
 import { classifierCrop } from '../imaging/pixel-contract.js';
 import type { EvalItem } from '../ml/evaluate.js';
 import type { IntensityInfo } from '../ml/model-store/index.js';
@@ -23,6 +24,8 @@ export interface ReferenceOptions {
   inputSize: number;
   /** train films per set (spread evenly over the set's train films: the same films every run) */
   perSet: number;
+  /** 'crop': the mean of the lung crops' quantile functions, ranks taken within each crop; 'film': the mean of whole films' */
+  scope: MatchScope;
   threads?: number;
 }
 
@@ -50,10 +53,14 @@ export async function fitIntensityReference(films: readonly EvalItem[], o: Refer
   try {
     for (const item of films) {
       const image = await item.image();
-      const { mask } = await engine.scoreImage(image, { tta: 1 });
-      const { crop } = classifierCrop(image, mask, o.inputSize);
       const set = item.source ?? '';
-      perSet.set(set, [...(perSet.get(set) ?? []), quantileFunction(crop.data)]);
+      let q: Float64Array;
+      if (o.scope === 'film') q = filmQuantileFunction(image);
+      else {
+        const { mask } = await engine.scoreImage(image, { tta: 1 });
+        q = quantileFunction(classifierCrop(image, mask, o.inputSize).crop.data);
+      }
+      perSet.set(set, [...(perSet.get(set) ?? []), q]);
       bar.tick(1);
     }
   } finally {
@@ -64,7 +71,7 @@ export async function fitIntensityReference(films: readonly EvalItem[], o: Refer
   const mean = meanQuantiles(sets.map((s) => meanQuantiles(perSet.get(s)!)));
   const round = 10 ** DECIMALS;
   return {
-    method: 'quantile-match',
+    method: o.scope === 'film' ? 'film-quantile-match' : 'quantile-match',
     quantiles: Array.from(mean, (v) => Math.round(v * round) / round),
     fittedOn: {
       films: films.length,
@@ -77,6 +84,9 @@ export async function fitIntensityReference(films: readonly EvalItem[], o: Refer
 }
 
 /** A short tag of a reference (or of none), kept on each cached feature row: rows of another reference are not mixed in. */
-export function intensityTag(quantiles: readonly number[] | null): string {
-  return quantiles ? createHash('sha256').update(JSON.stringify(quantiles)).digest('hex').slice(0, 16) : 'none';
+export function intensityTag(info: Pick<IntensityInfo, 'method' | 'quantiles'> | null | undefined): string {
+  if (!info) return 'none';
+  // a crop-scope reference hashes as it did before film scope existed, so its caches stay valid
+  const what = info.method === 'quantile-match' ? info.quantiles : { method: info.method, quantiles: info.quantiles };
+  return createHash('sha256').update(JSON.stringify(what)).digest('hex').slice(0, 16);
 }

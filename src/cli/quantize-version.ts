@@ -10,7 +10,7 @@ import { networkInputSource } from '../inference/network-inputs.js';
 import { itemsInSubset, loadSplitItems, recalibratedThreshold } from '../ml/calibrate.js';
 import type { EvalItem } from '../ml/evaluate.js';
 import { evenlySpread } from './score-items.js';
-import { deriveVersion, ONNX_FILE, readManifest, writeManifest, type ModelManifest, type ModelName } from '../ml/model-store/index.js';
+import { deriveVersion, intensityMatchOf, ONNX_FILE, readManifest, writeManifest, type ModelManifest, type ModelName } from '../ml/model-store/index.js';
 import { decodeModel } from '../ml/onnx/quantize/proto.js';
 import { calibrateThreshold, dice, rocAuc } from '../ml/metrics.js';
 import { uncertaintyBound } from '../ml/uncertainty-bound.js';
@@ -113,7 +113,7 @@ export async function quantizeVersion(o: QuantizeVersionOptions): Promise<Quanti
       tta,
       threads: o.engine.threads,
       // a classifier's int8 ranges come from the crops it is fed: quantile-matched where it says so
-      intensity: kind === 'classifier' ? (manifest.intensity?.quantiles ?? null) : null,
+      intensity: kind === 'classifier' ? intensityMatchOf(manifest.intensity) : null,
     },
   );
   const inputs: CalibrationInput[] = [];

@@ -23,7 +23,7 @@ export async function readVersionFeatures(manifest: ModelManifest, caches: reado
   for (const [id, r] of rows)
     if (!Array.isArray(r.views) || r.views.length === 0) throw new CxrError('E_BAD_ARGUMENT', `feature cache row '${id}' holds no views: extract it again`);
   // crops matched to another reference (or to none) give other features than the version serves
-  const tag = intensityTag(manifest.intensity?.quantiles ?? null);
+  const tag = intensityTag(manifest.intensity);
   const foreign = [...rows.values()].filter((r) => (r.intensity ?? 'none') !== tag).length;
   if (foreign > 0)
     throw new CxrError(

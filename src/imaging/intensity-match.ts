@@ -10,8 +10,22 @@
  *
  * Ranks come from a histogram of HISTOGRAM_BINS bins over [0, 1] (each pixel at the middle
  * of its bin's share of the crop), so ties (8-bit sources) map alike and the cost is one pass.
+ *
+ * Two scopes. 'crop' takes each pixel's rank within the crop: every matched crop then has the
+ * reference's histogram, whatever the lungs hold, so a denser (whiter) lung field is no longer
+ * whiter than a clear one. 'film' takes the rank within the whole film: any increasing map of
+ * the film is still undone, while lungs whiter than the rest of their film stay whiter.
  */
-import { grayImage, type GrayImage } from './types.js';
+import { grayImage, isIndexed, type GrayImage, type SampledImage } from './types.js';
+
+/** Whose ranks decide a crop pixel's matched value: the crop's own, or the whole film's. */
+export type MatchScope = 'crop' | 'film';
+
+/** A reference and the scope its ranks are taken over (a version's manifest.intensity, as the engine applies it). */
+export interface IntensityMatch {
+  quantiles: ArrayLike<number>;
+  scope: MatchScope;
+}
 
 /** Points of a stored quantile function: the values at ranks (k + 0.5) / QUANTILE_LEVELS. */
 export const QUANTILE_LEVELS = 256;
@@ -61,17 +75,45 @@ export function isQuantileFunction(q: ArrayLike<number>): boolean {
   return true;
 }
 
-/**
- * `image` with each pixel replaced by `reference`'s value at the pixel's rank in `image`
- * (reference: a quantile function at ranks (k + 0.5) / length, linear between them).
- */
-export function matchIntensity(image: GrayImage, reference: ArrayLike<number>): GrayImage {
-  const d = image.data;
-  const n = d.length;
-  const levels = reference.length;
+/** Pixel counts per histogram bin of `values`. */
+function histogramOf(values: ArrayLike<number>): Uint32Array {
   const counts = new Uint32Array(HISTOGRAM_BINS);
-  for (let i = 0; i < n; i++) counts[binOf(d[i])]++;
-  // each bin's pixels sit at the middle of the bin's share of the ranks
+  for (let i = 0; i < values.length; i++) counts[binOf(values[i])]++;
+  return counts;
+}
+
+/** Pixel counts per histogram bin of a film, read in place when it is indexed (a count per code, then per value). */
+export function filmHistogram(image: SampledImage): Uint32Array {
+  if (!isIndexed(image)) return histogramOf(image.data);
+  const perCode = new Uint32Array(image.values.length);
+  const n = image.width * image.height;
+  for (let i = 0; i < n; i++) perCode[image.codes[i]]++;
+  const counts = new Uint32Array(HISTOGRAM_BINS);
+  for (let c = 0; c < perCode.length; c++) if (perCode[c] > 0) counts[binOf(image.values[c])] += perCode[c];
+  return counts;
+}
+
+/** The quantile function of a film's pixels from its histogram (each bin's pixels at the bin's middle value). */
+export function filmQuantileFunction(image: SampledImage, levels = QUANTILE_LEVELS): Float64Array {
+  const counts = filmHistogram(image);
+  const n = image.width * image.height;
+  if (n === 0) throw new RangeError('no values to take quantiles of');
+  const out = new Float64Array(levels);
+  let b = 0;
+  let below = 0;
+  for (let k = 0; k < levels; k++) {
+    const rank = ((k + 0.5) / levels) * n;
+    while (b < HISTOGRAM_BINS - 1 && below + counts[b] < rank) below += counts[b++];
+    out[k] = (b + 0.5) / HISTOGRAM_BINS;
+  }
+  return out;
+}
+
+/** The matched value of each histogram bin: the reference at the middle of the bin's share of the ranks. */
+function binValues(counts: Uint32Array, reference: ArrayLike<number>): Float32Array {
+  let n = 0;
+  for (let b = 0; b < HISTOGRAM_BINS; b++) n += counts[b];
+  const levels = reference.length;
   const valueOfBin = new Float32Array(HISTOGRAM_BINS);
   let below = 0;
   for (let b = 0; b < HISTOGRAM_BINS; b++) {
@@ -82,7 +124,42 @@ export function matchIntensity(image: GrayImage, reference: ArrayLike<number>): 
     valueOfBin[b] = k < 0 ? reference[0] : k >= levels - 1 ? reference[levels - 1] : reference[k] + (pos - k) * (reference[k + 1] - reference[k]);
     below += c;
   }
+  return valueOfBin;
+}
+
+/**
+ * `image` with each pixel replaced by `reference`'s value at the pixel's rank (reference: a
+ * quantile function at ranks (k + 0.5) / length, linear between them): its rank in `image`
+ * itself, or, given `ranksFrom` (a film's histogram, filmHistogram), in that film. A value the
+ * film does not hold (a crop's resampled edge) takes its bin's place among the film's ranks.
+ */
+export function matchIntensity(image: GrayImage, reference: ArrayLike<number>, ranksFrom?: Uint32Array): GrayImage {
+  const d = image.data;
+  const n = d.length;
+  const counts = ranksFrom ?? histogramOf(d);
+  let valueOfBin = binValues(counts, reference);
+  // a crop resampled from an 8-bit film holds values between the film's: bins the film leaves
+  // empty are interpolated between the filled bins either side (held flat beyond the ends)
+  if (ranksFrom) valueOfBin = fillEmptyBins(valueOfBin, counts);
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = valueOfBin[binOf(d[i])];
   return grayImage(image.width, image.height, out);
+}
+
+function fillEmptyBins(valueOfBin: Float32Array, counts: Uint32Array): Float32Array {
+  const out = Float32Array.from(valueOfBin);
+  let prev = -1;
+  for (let b = 0; b <= HISTOGRAM_BINS; b++) {
+    if (b < HISTOGRAM_BINS && counts[b] === 0) continue;
+    // bins prev+1 .. b-1 are empty
+    for (let e = prev + 1; e < b; e++)
+      out[e] = prev < 0 ? (b < HISTOGRAM_BINS ? out[b] : 0) : b >= HISTOGRAM_BINS ? out[prev] : out[prev] + ((e - prev) / (b - prev)) * (out[b] - out[prev]);
+    prev = b;
+  }
+  return out;
+}
+
+/** A lung crop matched as `match` says: by its own ranks, or by its film's. */
+export function matchCrop(crop: GrayImage, film: SampledImage, match: IntensityMatch): GrayImage {
+  return matchIntensity(crop, match.quantiles, match.scope === 'film' ? filmHistogram(film) : undefined);
 }

@@ -18,7 +18,7 @@
 import { rotateScaleShift, warpAffine } from './affine.js';
 import { cleanLungMask, thresholdMask, type BinaryMask } from './components.js';
 import { DEFAULT_LUNG_MARGIN, lungBox, lungCrop, type LungBox, type MaskLike } from './lung-crop.js';
-import { matchIntensity } from './intensity-match.js';
+import { matchCrop, type IntensityMatch } from './intensity-match.js';
 import { resizeArea } from './resize.js';
 import { toGray, type GrayImage, type SampledImage } from './types.js';
 
@@ -37,18 +37,19 @@ export function lungMask(probabilities: ArrayLike<number>, size: number, thresho
 /**
  * The classifier's input: the lung box of `mask` (any grid; null or empty: no box) cut from
  * the full-resolution film and resized to size x size, with the box it used; quantile-matched
- * to `intensity` when the version has a reference (null or absent: the crop as cut).
+ * to `intensity` when the version has a reference (null or absent: the crop as cut), by the
+ * crop's own ranks or its film's.
  */
 export function classifierCrop(
   image: SampledImage,
   mask: MaskLike | null,
   size: number,
   margin = DEFAULT_LUNG_MARGIN,
-  intensity: ArrayLike<number> | null = null,
+  intensity: IntensityMatch | null = null,
 ): { crop: GrayImage; box: LungBox | null } {
   const box = mask ? lungBox(mask, image.width, image.height, margin) : null;
   const crop = lungCrop(image, box, size);
-  return { crop: intensity ? matchIntensity(crop, intensity) : crop, box };
+  return { crop: intensity ? matchCrop(crop, image, intensity) : crop, box };
 }
 
 export interface TtaView {

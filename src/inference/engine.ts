@@ -7,7 +7,8 @@ import { classifierCrop, lungMask, segmenterInput, ttaBatch, ttaViews, type TtaV
 import { encodeRuns } from '../imaging/mask-runs.js';
 import { grayImage, toGray, type GrayImage, type SampledImage } from '../imaging/types.js';
 import { applyCalibration, type ProbabilityCalibration } from '../ml/probability-calibration.js';
-import { servedCalibration, type Population, type ThresholdInfo } from '../ml/model-store/index.js';
+import { intensityMatchOf, servedCalibration, type Population, type ThresholdInfo } from '../ml/model-store/index.js';
+import type { IntensityMatch } from '../imaging/intensity-match.js';
 import { tapPooledFeatures } from '../ml/onnx/feature-taps.js';
 import { camToImage, normalizeCam } from './cam.js';
 import { decide, meanAndSpread } from './decision.js';
@@ -61,7 +62,7 @@ export interface EngineOptions {
    * `intensity` (null: none); refit-head extracts a new version's features with the one it
    * fitted before the version exists
    */
-  intensity?: readonly number[] | null;
+  intensity?: IntensityMatch | null;
   onWarning?: (message: string) => void;
 }
 
@@ -184,7 +185,7 @@ export async function loadEngine(opts: EngineOptions = {}): Promise<OnnxTriageEn
   const uncertainBound = opts.uncertainBound ?? threshold.uncertainty?.bound ?? DEFAULT_UNCERTAIN_BOUND;
   const segSize = inputSide(seg, 256);
   const clsSize = inputSide(cls, 224);
-  const intensity = opts.intensity !== undefined ? opts.intensity : (cls.manifest.intensity?.quantiles ?? null);
+  const intensity = opts.intensity !== undefined ? opts.intensity : intensityMatchOf(cls.manifest.intensity);
 
   const sessionCfg = { threads, providers: opts.providers, onWarning: opts.onWarning, allowSpinning: opts.allowSpinning };
   const segSession: OpenSession = await openSession(seg.bytes, `segmenter ${seg.ref.version}`, sessionCfg);

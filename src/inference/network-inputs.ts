@@ -1,5 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { classifierCrop, lungMask, segmenterInput, ttaBatch, ttaViews } from '../imaging/pixel-contract.js';
+import type { IntensityMatch } from '../imaging/intensity-match.js';
 import type { GrayImage } from '../imaging/types.js';
 import { openSession } from './session.js';
 
@@ -22,7 +23,7 @@ export interface NetworkInputSource {
 export async function networkInputSource(
   segmenterOnnx: Uint8Array,
   sizes: { segmenter: number; classifier: number },
-  opts: { tta?: number; threads?: number; intensity?: readonly number[] | null } = {},
+  opts: { tta?: number; threads?: number; intensity?: IntensityMatch | null } = {},
 ): Promise<NetworkInputSource> {
   const { session } = await openSession(segmenterOnnx, 'segmenter', { threads: opts.threads });
   const views = ttaViews(opts.tta ?? 4);

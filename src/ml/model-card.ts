@@ -483,8 +483,9 @@ function provenanceSection(m: ModelManifest, digest: string, folderBytes: number
   if (t.initFrom?.version) out.push(`- initial weights ${t.initFrom.name ?? ''}@${t.initFrom.version}`);
   if (m.intensity) {
     const f = m.intensity.fittedOn;
+    const film = m.intensity.method === 'film-quantile-match';
     out.push(
-      `- lung crops quantile-matched to an intensity reference (${m.intensity.quantiles.length} points: the mean quantile function of ${f.films} train crops, ${Object.entries(
+      `- lung crops quantile-matched${film ? " by their films' ranks" : ''} to an intensity reference (${m.intensity.quantiles.length} points: the mean quantile function of ${f.films} train ${film ? 'films' : 'crops'}, ${Object.entries(
         f.sets,
       )
         .map(([k, v]) => `${v} ${k}`)

@@ -122,7 +122,7 @@ test('--match-intensity fits a reference on train crops, extracts matched featur
   assert.ok(isQuantileFunction(m.intensity.quantiles));
   // three train films of each set (both sets have more)
   assert.deepEqual(m.intensity.fittedOn.sets, { adult: 3, child: 3 });
-  assert.match(r.stderr, /intensity reference [0-9a-f]{16} fitted on 6 train films/);
+  assert.match(r.stderr, /intensity reference [0-9a-f]{16} \(quantile-match\) fitted on 6 train films/);
   // evaluate applies the manifest's reference: the served probabilities are the reported ones
   await servedMatchesReport(dir, join(report, 'matched-per-image.csv'));
   // and without it the same head serves other probabilities (the matching is not a no-op here)
@@ -179,6 +179,27 @@ test('--match-intensity fits a reference on train crops, extracts matched featur
   ]);
   assert.equal(q.code, 0, q.stderr);
   assert.deepEqual((await readManifest(JSON.parse(q.stdout).dir)).intensity, m.intensity);
+});
+
+test("--match-scope film fits the reference on whole train films and serves crops matched by their films' ranks, as refit-head reported; a bad scope, or a scope without --match-intensity, is E_BAD_ARGUMENT", async () => {
+  const report = join(root, 'film-report');
+  const r = await cli(refitArgs(join(root, 'film'), 'film', '--l2', '0.1', '--match-intensity', '3', '--match-scope', 'film', '--report', report));
+  assert.equal(r.code, 0, r.stderr);
+  const dir = r.stdout.trim();
+  const m = await readManifest(dir);
+  assert.equal(m.intensity?.method, 'film-quantile-match');
+  assert.ok(isQuantileFunction(m.intensity.quantiles));
+  assert.match(r.stderr, /intensity reference [0-9a-f]{16} \(film-quantile-match\) fitted on 6 train films/);
+  await servedMatchesReport(dir, join(report, 'film-per-image.csv'));
+  // another scope is another decision: not the crop-scope version's probabilities
+  const probs = async (f: string) => parseCsv(await readFile(f, 'utf8')).rows.map((x) => Number(x.fields[4]));
+  assert.notDeepEqual(await probs(join(report, 'film-per-image.csv')), await probs(join(root, 'matched-report', 'matched-per-image.csv')));
+  const bad = await cli(refitArgs(join(root, 'film'), 'bad', '--match-intensity', '3', '--match-scope', 'lungs'));
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /E_BAD_ARGUMENT: --match-scope must be crop or film, got 'lungs'/);
+  const alone = await cli(refitArgs(join(root, 'film'), 'alone', '--match-scope', 'film'));
+  assert.equal(alone.code, 2, alone.stderr);
+  assert.match(alone.stderr, /E_BAD_ARGUMENT: --match-scope needs --match-intensity/);
 });
 
 test('--train-views 2 fits the head on every view of the train rows: another head than one view gives from the same cache, recorded in the config; more train views than --views is E_BAD_ARGUMENT', async () => {

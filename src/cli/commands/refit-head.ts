@@ -26,7 +26,16 @@ import { loadEngine } from '../../inference/engine.js';
 import { initBackend } from '../../ml/backend.js';
 import { setFigures } from '../../ml/evaluate.js';
 import { loadSplitItems } from '../../ml/calibrate.js';
-import { MODEL_CARD_FILE, portablePath, readManifest, stageVersion, versionFromDate, writeManifest, type MetricValues } from '../../ml/model-store/index.js';
+import {
+  intensityMatchOf,
+  MODEL_CARD_FILE,
+  portablePath,
+  readManifest,
+  stageVersion,
+  versionFromDate,
+  writeManifest,
+  type MetricValues,
+} from '../../ml/model-store/index.js';
 import { calibrateThreshold } from '../../ml/metrics.js';
 import { uncertaintyBound } from '../../ml/uncertainty-bound.js';
 import { HEAD_SELECTIONS, parseHeadSelection, ranksAbove, selectionScore, type SelectionScore, type SetScores } from '../../ml/head-selection.js';
@@ -68,6 +77,7 @@ interface RefitCliOptions {
   headTaps?: string | boolean;
   crossFit?: string;
   matchIntensity?: string;
+  matchScope: string;
 }
 
 /** The served (uncalibrated) probability: the mean over the views. */
@@ -144,6 +154,11 @@ export function register(program: Command): void {
       "quantile-match the lung crops to the mean intensity distribution of this many train films of each set (fitted first, kept in the new version's manifest), so that a site's look-up curve, contrast and brightness do not reach the network; features are extracted matched (a --cache belongs to one reference)",
     )
     .option(
+      '--match-scope <scope>',
+      "with --match-intensity: whose ranks match a crop pixel: crop (its own crop's; every matched crop gets the reference's histogram) or film (its whole film's; lungs denser than the rest of their film stay so)",
+      'crop',
+    )
+    .option(
       '--cross-fit <k>',
       'also score every train film out of fold (k folds of whole patients, each set dealt evenly) and choose the L2 strength on those scores and the validation ones together; the threshold and calibration stay on validation',
     )
@@ -195,6 +210,9 @@ export function register(program: Command): void {
         for (const c of o.cache) await readFeatureCache(resolve(c), cached);
         // the crops' intensity reference: the base's own, or one fitted here on train films first
         const baseManifest = await readManifest(resolve(o.classifier));
+        if (o.matchScope !== 'crop' && o.matchScope !== 'film')
+          throw new CxrError('E_BAD_ARGUMENT', `--match-scope must be crop or film, got '${o.matchScope}'`);
+        if (o.matchScope !== 'crop' && o.matchIntensity === undefined) throw new CxrError('E_BAD_ARGUMENT', '--match-scope needs --match-intensity');
         // rows of unmatched crops can never serve a matched run: say so before fitting the reference
         if (o.matchIntensity !== undefined && [...cached.values()].some((r) => (r.intensity ?? 'none') === 'none'))
           throw new CxrError('E_BAD_ARGUMENT', '--match-intensity: the --cache holds features of unmatched crops: use another --cache');
@@ -214,13 +232,14 @@ export function register(program: Command): void {
                   segmenterVersion: (await readManifest(resolve(o.segmenter))).version,
                   inputSize: baseManifest.inputSize,
                   perSet: parseInteger('--match-intensity', o.matchIntensity, 1),
+                  scope: o.matchScope,
                   threads: o.threads ? parseInteger('--threads', o.threads, 1) : undefined,
                 },
               )
             : null);
         if (intensity && !baseManifest.intensity)
           process.stderr.write(
-            `intensity reference ${intensityTag(intensity.quantiles)} fitted on ${intensity.fittedOn.films} train films (${JSON.stringify(intensity.fittedOn.sets)})\n`,
+            `intensity reference ${intensityTag(intensity)} (${intensity.method}) fitted on ${intensity.fittedOn.films} train films (${JSON.stringify(intensity.fittedOn.sets)})\n`,
           );
         // --partial-test reports on the test films already extracted and extracts none
         let todo = items.filter((i) => (cached.get(i.id)?.views.length ?? 0) < viewsFor(i.id) && !(o.partialTest && where.get(i.id) === 'test'));
@@ -231,7 +250,7 @@ export function register(program: Command): void {
           todo = todo.filter((_, i) => i % n === k);
         }
         process.stderr.write(`${items.length} images (${items.length - todo.length} with features, ${todo.length} to extract)\n`);
-        const tag = intensityTag(intensity?.quantiles ?? null);
+        const tag = intensityTag(intensity);
         const foreign = [...cached.values()].filter((r) => (r.intensity ?? 'none') !== tag).length;
         if (foreign > 0)
           throw new CxrError(
@@ -245,7 +264,7 @@ export function register(program: Command): void {
             tta: evalViews,
             threads: o.threads ? parseInteger('--threads', o.threads, 1) : undefined,
             ...(headTaps.length ? { featureTaps: headTaps } : {}),
-            intensity: intensity?.quantiles ?? null,
+            intensity: intensityMatchOf(intensity),
           });
           if (cachePath) await mkdir(resolve(cachePath, '..'), { recursive: true });
           const bar = new ProgressBar(process.stderr, 'features', todo.length);

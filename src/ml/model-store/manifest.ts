@@ -5,7 +5,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { CxrError } from '../../errors.js';
-import { isQuantileFunction } from '../../imaging/intensity-match.js';
+import { isQuantileFunction, type IntensityMatch } from '../../imaging/intensity-match.js';
 import type { ProbabilityCalibration } from '../probability-calibration.js';
 import { findAbsolutePaths, type PortablePath, type RunEnvironment } from './provenance.js';
 
@@ -367,13 +367,23 @@ export interface ModelManifest {
 /**
  * A classifier's intensity reference: its lung crops are quantile-matched to `quantiles` (a
  * quantile function at ranks (k + 0.5) / length) before the TTA views, so a site's look-up
- * curve, contrast or brightness does not reach the network.
+ * curve, contrast or brightness does not reach the network. 'quantile-match' ranks each pixel
+ * within its crop (and `quantiles` is the mean of train crops'); 'film-quantile-match' within
+ * its whole film (the mean of train films'), which keeps a lung field denser than its film so.
  */
 export interface IntensityInfo {
-  method: 'quantile-match';
+  method: IntensityMethod;
   quantiles: number[];
-  /** the train crops whose mean quantile function it is */
+  /** the train crops (or films) whose mean quantile function it is */
   fittedOn: { films: number; sets: Record<string, number>; subset: 'train'; segmenter: string; at: string };
+}
+
+export type IntensityMethod = 'quantile-match' | 'film-quantile-match';
+export const INTENSITY_METHODS: readonly IntensityMethod[] = ['quantile-match', 'film-quantile-match'];
+
+/** What the engine applies for a version's reference: the quantiles and whose ranks they are taken over. */
+export function intensityMatchOf(info: IntensityInfo | undefined | null): IntensityMatch | null {
+  return info ? { quantiles: info.quantiles, scope: info.method === 'film-quantile-match' ? 'film' : 'crop' } : null;
 }
 
 /** Printed into every classifier manifest: the two thresholds confuse a reader otherwise. */
@@ -524,7 +534,7 @@ function checkPopulationEstimator(path: string, raw: unknown): void {
 function checkIntensity(path: string, raw: unknown): void {
   if (raw == null) return;
   const i = raw as Record<string, unknown>;
-  if (i.method !== 'quantile-match') fail(path, "'intensity.method' must be 'quantile-match'");
+  if (!INTENSITY_METHODS.includes(i.method as IntensityMethod)) fail(path, `'intensity.method' must be one of ${INTENSITY_METHODS.join(', ')}`);
   if (!Array.isArray(i.quantiles) || !isQuantileFunction(i.quantiles as number[]))
     fail(path, "'intensity.quantiles' must be at least two nondecreasing numbers in [0, 1]");
   // the model card and `models show` describe the reference from it
@@ -650,7 +660,10 @@ export function decisionRule(m: Partial<ModelManifest>): Record<string, unknown>
       ? { populationEstimator: { above: e.above, below: e.below, inputs: e.inputs, weights: e.weights, bias: e.bias, minConfidence: e.minConfidence } }
       : {}),
     // what the network is fed decides as much as the threshold does
-    ...(m.intensity ? { intensity: m.intensity.quantiles } : {}),
+    // (a crop-scope reference keeps the shape it was first registered with)
+    ...(m.intensity
+      ? { intensity: m.intensity.method === 'quantile-match' ? m.intensity.quantiles : { method: m.intensity.method, quantiles: m.intensity.quantiles } }
+      : {}),
   };
 }
 
