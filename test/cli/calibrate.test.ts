@@ -6,6 +6,7 @@
 import { histogram } from '../../src/ml/drift-reference.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { perImageCsv } from '../../src/ml/evaluation-files.js';
 import { basename, dirname, join } from 'node:path';
@@ -340,6 +341,32 @@ test('evaluate decides an image folder at the threshold of the population whose 
   const o = JSON.parse(other.stdout) as { threshold: number; population?: string; unusedPopulations?: string[] };
   assert.deepEqual([o.threshold, o.population, o.unusedPopulations], [m.threshold!.value, undefined, ['pediatric']]);
   assert.match(other.stderr, /warning: decided at the version's pooled threshold: it also has pediatric thresholds.*pass --population pediatric/);
+  // robustness says the same, and will not save such a run where the model card would show it as the version's operating point
+  const shifted = (...extra: string[]) =>
+    cli([
+      'robustness',
+      '--data',
+      renamed,
+      '--models',
+      models,
+      '--classifier',
+      version,
+      '--threads',
+      '1',
+      '--tta',
+      '1',
+      '--shifts',
+      'gamma-0.7',
+      '--json',
+      ...extra,
+    ]);
+  const warned = await shifted();
+  assert.equal(warned.code, 0, warned.stderr);
+  assert.match(warned.stderr, /warning: decided at the version's pooled threshold, not its pediatric one; pass --population pediatric/);
+  const unsaved = await shifted('--save');
+  assert.equal(unsaved.code, 2, unsaved.stderr);
+  assert.match(unsaved.stderr, /E_BAD_ARGUMENT: --save: these films were decided at the version's pooled threshold/);
+  assert.equal(existsSync(join(version, 'evaluations')), false);
   // the contact sheet flags each film at its set's population threshold too
   const sheet = await cli([
     'contact-sheet',
