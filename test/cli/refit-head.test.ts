@@ -202,6 +202,19 @@ test("--match-scope film fits the reference on whole train films and serves crop
   assert.match(alone.stderr, /E_BAD_ARGUMENT: --match-scope needs --match-intensity/);
 });
 
+test("--match-from fits the reference on the named sets' train films only; a set not among --data, or --match-from without --match-intensity, is E_BAD_ARGUMENT", async () => {
+  const r = await cli(refitArgs(join(root, 'from'), 'from-adult', '--l2', '0.1', '--match-intensity', '3', '--match-from', 'adult'));
+  assert.equal(r.code, 0, r.stderr);
+  const m = await readManifest(r.stdout.trim());
+  assert.deepEqual([m.intensity?.fittedOn.sets, m.intensity?.fittedOn.films], [{ adult: 3 }, 3]);
+  const unknown = await cli(refitArgs(join(root, 'from'), 'bad', '--match-intensity', '3', '--match-from', 'adult,elderly'));
+  assert.equal(unknown.code, 2, unknown.stderr);
+  assert.match(unknown.stderr, /E_BAD_ARGUMENT: --match-from: elderly is not one of the --data sets \(adult, child\)/);
+  const alone = await cli(refitArgs(join(root, 'from'), 'alone', '--match-from', 'adult'));
+  assert.equal(alone.code, 2, alone.stderr);
+  assert.match(alone.stderr, /E_BAD_ARGUMENT: --match-from needs --match-intensity/);
+});
+
 test('--train-views 2 fits the head on every view of the train rows: another head than one view gives from the same cache, recorded in the config; more train views than --views is E_BAD_ARGUMENT', async () => {
   const cache = join(root, 'views.jsonl');
   const refit = (trainViews: string, version: string, ...extra: string[]) =>

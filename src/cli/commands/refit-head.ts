@@ -78,6 +78,7 @@ interface RefitCliOptions {
   crossFit?: string;
   matchIntensity?: string;
   matchScope: string;
+  matchFrom?: string;
 }
 
 /** The served (uncalibrated) probability: the mean over the views. */
@@ -159,6 +160,10 @@ export function register(program: Command): void {
       'crop',
     )
     .option(
+      '--match-from <sets>',
+      'with --match-intensity: fit the reference on the train films of these sets only (comma-separated folder names; default every set), e.g. the set whose films the frozen network should keep seeing as they are',
+    )
+    .option(
       '--cross-fit <k>',
       'also score every train film out of fold (k folds of whole patients, each set dealt evenly) and choose the L2 strength on those scores and the validation ones together; the threshold and calibration stay on validation',
     )
@@ -213,6 +218,20 @@ export function register(program: Command): void {
         if (o.matchScope !== 'crop' && o.matchScope !== 'film')
           throw new CxrError('E_BAD_ARGUMENT', `--match-scope must be crop or film, got '${o.matchScope}'`);
         if (o.matchScope !== 'crop' && o.matchIntensity === undefined) throw new CxrError('E_BAD_ARGUMENT', '--match-scope needs --match-intensity');
+        const matchFrom =
+          o.matchFrom === undefined
+            ? null
+            : new Set(
+                o.matchFrom
+                  .split(',')
+                  .map((x) => x.trim())
+                  .filter(Boolean),
+              );
+        if (matchFrom && o.matchIntensity === undefined) throw new CxrError('E_BAD_ARGUMENT', '--match-from needs --match-intensity');
+        const setNames = dirs.map((d) => datasetName(d));
+        const unknownSet = matchFrom ? [...matchFrom].find((x) => !setNames.includes(x)) : undefined;
+        if (matchFrom && (matchFrom.size === 0 || unknownSet !== undefined))
+          throw new CxrError('E_BAD_ARGUMENT', `--match-from: ${unknownSet ?? '(none)'} is not one of the --data sets (${setNames.join(', ')})`);
         // rows of unmatched crops can never serve a matched run: say so before fitting the reference
         if (o.matchIntensity !== undefined && [...cached.values()].some((r) => (r.intensity ?? 'none') === 'none'))
           throw new CxrError('E_BAD_ARGUMENT', '--match-intensity: the --cache holds features of unmatched crops: use another --cache');
@@ -225,7 +244,11 @@ export function register(program: Command): void {
           baseManifest.intensity ??
           (o.matchIntensity !== undefined
             ? await fitIntensityReference(
-                referenceFilms(items, (id) => where.get(id) === 'train', parseInteger('--match-intensity', o.matchIntensity, 1)),
+                referenceFilms(
+                  matchFrom ? items.filter((i) => matchFrom.has(i.source ?? '')) : items,
+                  (id) => where.get(id) === 'train',
+                  parseInteger('--match-intensity', o.matchIntensity, 1),
+                ),
                 {
                   classifierDir: resolve(o.classifier),
                   segmenterDir: resolve(o.segmenter),
