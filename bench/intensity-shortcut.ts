@@ -17,13 +17,12 @@
  */
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readFile } from 'node:fs/promises';
 import { quantileFunction } from '../src/imaging/intensity-match.js';
 import { classifierCrop } from '../src/imaging/pixel-contract.js';
 import { loadEngine } from '../src/inference/engine.js';
 import { bootstrapFigures } from '../src/ml/bootstrap.js';
 import { loadSplitItems } from '../src/ml/calibrate.js';
-import { readManifest } from '../src/ml/model-store/index.js';
+import { readActive, readManifest } from '../src/ml/model-store/index.js';
 import { rocAuc } from '../src/ml/metrics.js';
 import { fitHead, headProbability } from '../src/ml/train/head.js';
 import { helpFromHeader } from './usage.js';
@@ -57,7 +56,11 @@ const subsets = ['train', 'validation', 'test'] as const;
 const bySubset = Object.fromEntries(await Promise.all(subsets.map(async (s) => [s, await loadSplitItems([dir], resolve(args.split!), s)] as const)));
 
 const models = resolve(args.models);
-const active = (await readFile(join(models, 'classifier', 'ACTIVE'), 'utf8')).trim();
+const active = await readActive(models, 'classifier');
+if (!active) {
+  process.stderr.write(`${models}/classifier has no ACTIVE file naming the version to serve\n`);
+  process.exit(2);
+}
 const side = (await readManifest(join(models, 'classifier', active))).inputSize;
 const engine = await loadEngine({ modelsDir: models, tta: 1, threads: Number(args.threads), intensity: null });
 

@@ -6,6 +6,7 @@
  * films do not make the adults' look the odd ones.
  */
 import { createHash } from 'node:crypto';
+import { CxrError } from '../errors.js';
 import { loadEngine } from '../inference/engine.js';
 import { filmQuantileFunction, meanQuantiles, quantileFunction, type MatchScope } from '../imaging/intensity-match.js';
 import { classifierCrop } from '../imaging/pixel-contract.js';
@@ -47,7 +48,10 @@ export function referenceFilms(items: readonly EvalItem[], isTrain: (id: string)
 }
 
 export async function fitIntensityReference(films: readonly EvalItem[], o: ReferenceOptions): Promise<IntensityInfo> {
-  const engine = await loadEngine({ classifierDir: o.classifierDir, segmenterDir: o.segmenterDir, tta: 1, threads: o.threads, intensity: null });
+  if (films.length === 0) throw new CxrError('E_BAD_ARGUMENT', 'no train films to fit the intensity reference on');
+  // a film-scope reference reads whole films: no network needed
+  const engine =
+    o.scope === 'crop' ? await loadEngine({ classifierDir: o.classifierDir, segmenterDir: o.segmenterDir, tta: 1, threads: o.threads, intensity: null }) : null;
   const perSet = new Map<string, Float64Array[]>();
   const bar = new ProgressBar(process.stderr, 'intensity reference', films.length);
   try {
@@ -57,14 +61,14 @@ export async function fitIntensityReference(films: readonly EvalItem[], o: Refer
       let q: Float64Array;
       if (o.scope === 'film') q = filmQuantileFunction(image);
       else {
-        const { mask } = await engine.scoreImage(image, { tta: 1 });
+        const { mask } = await engine!.scoreImage(image, { tta: 1 });
         q = quantileFunction(classifierCrop(image, mask, o.inputSize).crop.data);
       }
       perSet.set(set, [...(perSet.get(set) ?? []), q]);
       bar.tick(1);
     }
   } finally {
-    await engine.close();
+    await engine?.close();
   }
   bar.finish();
   const sets = [...perSet.keys()].sort();

@@ -489,7 +489,7 @@ function provenanceSection(m: ModelManifest, digest: string, folderBytes: number
         f.sets,
       )
         .map(([k, v]) => `${v} ${k}`)
-        .join(', ')}, segmenter ${f.segmenter}), so the look-up curve, contrast and brightness of a film do not reach the network`,
+        .join(', ')}${film ? '' : `, segmenter ${f.segmenter}`}), so the look-up curve, contrast and brightness of a film do not reach the network`,
     );
   }
   if (m.quantization)

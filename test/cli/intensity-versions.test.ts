@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { isCxrError } from '../../src/errors.js';
-import { decisionRule, readManifest, writeManifest, type IntensityInfo } from '../../src/ml/model-store/index.js';
-import { referenceFilms } from '../../src/cli/intensity-reference.js';
+import { decisionRule, intensityMatchOf, readManifest, writeManifest, type IntensityInfo } from '../../src/ml/model-store/index.js';
+import { fitIntensityReference, referenceFilms } from '../../src/cli/intensity-reference.js';
 import type { EvalItem } from '../../src/ml/evaluate.js';
 import { runCli as cli } from '../support/cli.js';
 import { randomModels } from '../support/random-models.js';
@@ -125,5 +125,18 @@ test("referenceFilms spreads each set's picks over its train films (a folder lis
   assert.deepEqual(
     picked.filter((i) => i.source === 'a').map((i) => i.label),
     [0, 0, 1, 1],
+  );
+});
+
+test("intensityMatchOf applies a manifest's reference by its method's scope: crop ranks for quantile-match, film ranks for film-quantile-match, none without one", () => {
+  assert.deepEqual(intensityMatchOf(reference), { quantiles: reference.quantiles, scope: 'crop' });
+  assert.deepEqual(intensityMatchOf({ ...reference, method: 'film-quantile-match' }), { quantiles: reference.quantiles, scope: 'film' });
+  assert.equal(intensityMatchOf(undefined), null);
+});
+
+test('fitting a reference on no films is E_BAD_ARGUMENT before any model is loaded', async () => {
+  await assert.rejects(
+    fitIntensityReference([], { classifierDir: '/nonexistent', segmenterDir: '/nonexistent', segmenterVersion: 'x', inputSize: 224, perSet: 3, scope: 'crop' }),
+    (e: unknown) => isCxrError(e) && e.code === 'E_BAD_ARGUMENT' && /no train films/.test(e.message),
   );
 });

@@ -24,7 +24,7 @@ import { readSplitFile, SPLIT_NAMES } from '../../data/split.js';
 import { CxrError } from '../../errors.js';
 import { loadEngine } from '../../inference/engine.js';
 import { initBackend } from '../../ml/backend.js';
-import { setFigures } from '../../ml/evaluate.js';
+import { setFigures, type EvalItem } from '../../ml/evaluate.js';
 import { loadSplitItems } from '../../ml/calibrate.js';
 import {
   intensityMatchOf,
@@ -240,25 +240,28 @@ export function register(program: Command): void {
             'E_BAD_ARGUMENT',
             `--match-intensity: ${baseManifest.version} already matches its crops to a reference, which the new version keeps`,
           );
+        // the films the reference is fitted on; --match-from names pooled sets, which a one-folder split does not have
+        const referenceItems = (perSet: number): EvalItem[] => {
+          const films = referenceFilms(matchFrom ? items.filter((i) => matchFrom.has(i.source ?? '')) : items, (id) => where.get(id) === 'train', perSet);
+          if (films.length === 0)
+            throw new CxrError(
+              'E_BAD_ARGUMENT',
+              `--match-intensity: the split has no train films${matchFrom ? ` of ${[...matchFrom].join(', ')} (--match-from names the sets of a pooled split)` : ''} to fit the reference on`,
+            );
+          return films;
+        };
         const intensity =
           baseManifest.intensity ??
           (o.matchIntensity !== undefined
-            ? await fitIntensityReference(
-                referenceFilms(
-                  matchFrom ? items.filter((i) => matchFrom.has(i.source ?? '')) : items,
-                  (id) => where.get(id) === 'train',
-                  parseInteger('--match-intensity', o.matchIntensity, 1),
-                ),
-                {
-                  classifierDir: resolve(o.classifier),
-                  segmenterDir: resolve(o.segmenter),
-                  segmenterVersion: (await readManifest(resolve(o.segmenter))).version,
-                  inputSize: baseManifest.inputSize,
-                  perSet: parseInteger('--match-intensity', o.matchIntensity, 1),
-                  scope: o.matchScope,
-                  threads: o.threads ? parseInteger('--threads', o.threads, 1) : undefined,
-                },
-              )
+            ? await fitIntensityReference(referenceItems(parseInteger('--match-intensity', o.matchIntensity, 1)), {
+                classifierDir: resolve(o.classifier),
+                segmenterDir: resolve(o.segmenter),
+                segmenterVersion: (await readManifest(resolve(o.segmenter))).version,
+                inputSize: baseManifest.inputSize,
+                perSet: parseInteger('--match-intensity', o.matchIntensity, 1),
+                scope: o.matchScope,
+                threads: o.threads ? parseInteger('--threads', o.threads, 1) : undefined,
+              })
             : null);
         if (intensity && !baseManifest.intensity)
           process.stderr.write(
