@@ -1,5 +1,5 @@
 import { onnxScorer, type ScorerOptions } from '../inference/scorer.js';
-import { evaluateItems, type EvalItem, type EvaluationResult } from '../ml/evaluate.js';
+import { evaluateItems, type EvalItem, type EvaluationResult, type ImageScorer } from '../ml/evaluate.js';
 import { ProgressBar } from '../ml/train/progress.js';
 
 /**
@@ -11,8 +11,16 @@ export async function scoreItems(
   items: readonly EvalItem[],
   engine: Omit<ScorerOptions, 'onWarning'>,
   label: { task: string; verb: string; what: string },
+  /** called once the models are loaded, before any image is scored: a throw refuses the run then */
+  before?: (scorer: ImageScorer) => void,
 ): Promise<EvaluationResult> {
   const scorer = await onnxScorer({ ...engine, onWarning: (m) => process.stderr.write(`warning: ${m}\n`) });
+  try {
+    before?.(scorer);
+  } catch (e) {
+    await scorer.dispose();
+    throw e;
+  }
   const m = scorer.models;
   process.stderr.write(
     `${label.verb} ${items.length} ${label.what} with segmenter ${m.segmenter.version} and classifier ${m.classifier.version} (${scorer.description})\n`,

@@ -68,6 +68,8 @@ export async function onnxScorer(opts: ScorerOptions = {}): Promise<ImageScorer>
     get unusedPopulations() {
       return chosen || decidedAt.size > 0 ? undefined : pops.map(([name]) => name);
     },
+    // without a chosen population or an estimator no film can be decided at a population's threshold
+    ...(!chosen && pops.length > 0 && !engine.threshold.estimatesPopulation ? { pooledBeforeScoring: pops.map(([name]) => name) } : {}),
     targetRecall: engine.threshold.targetRecall,
     async score(image: GrayImage): Promise<ScoredImage> {
       const s = await engine.scoreImage(image, { features: !chosen && pops.length > 0 && engine.threshold.estimatesPopulation });

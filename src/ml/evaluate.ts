@@ -48,6 +48,8 @@ export interface ImageScorer {
   readonly population?: { name: string; why: string };
   /** the populations the version has thresholds of its own for when none of them decides (no `population`) */
   readonly unusedPopulations?: readonly string[];
+  /** known before any image is scored: the populations that will go unused (no population chosen, none estimated per film) */
+  readonly pooledBeforeScoring?: readonly string[];
   score(image: GrayImage): Promise<ScoredImage>;
   dispose(): Promise<void> | void;
 }

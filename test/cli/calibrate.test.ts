@@ -365,7 +365,9 @@ test('evaluate decides an image folder at the threshold of the population whose 
   assert.match(warned.stderr, /warning: decided at the version's pooled threshold, not its pediatric one; pass --population pediatric/);
   const unsaved = await shifted('--save');
   assert.equal(unsaved.code, 2, unsaved.stderr);
-  assert.match(unsaved.stderr, /E_BAD_ARGUMENT: --save: these films were decided at the version's pooled threshold/);
+  assert.match(unsaved.stderr, /E_BAD_ARGUMENT: --save: these films would be decided at the version's pooled threshold/);
+  // refused before any film is scored: no progress line of the films as they are
+  assert.doesNotMatch(unsaved.stderr, /as they are \[/);
   assert.equal(existsSync(join(version, 'evaluations')), false);
   // the contact sheet flags each film at its set's population threshold too
   const sheet = await cli([

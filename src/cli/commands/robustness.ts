@@ -157,17 +157,20 @@ export function register(program: Command): void {
         };
         // ground-truth masks are not what this measures: leave them out of every run
         const plain = items.map(({ mask: _mask, ...rest }) => rest);
-        const asIs = await scoreItems(plain, engine, { task: 'as they are', verb: 'scoring', what: 'films as they are' });
         // image folders carry no ages: a run decided at the pooled threshold is not what the version ships for a population
+        const pooledSave = (unused: readonly string[]) =>
+          new CxrError(
+            'E_BAD_ARGUMENT',
+            `--save: these films would be decided at the version's pooled threshold, not at its ${unused.join(' or ')} one (no --data folder names one's validation sets); pass --population ${unused.join('|')} so the card shows the threshold a site would get`,
+          );
+        const asIs = await scoreItems(plain, engine, { task: 'as they are', verb: 'scoring', what: 'films as they are' }, (scorer) => {
+          // refused before the first film is scored when the version's rule already says so
+          if (o.save && scorer.pooledBeforeScoring) throw pooledSave(scorer.pooledBeforeScoring);
+        });
         if (asIs.unusedPopulations) {
-          const pass = `pass --population ${asIs.unusedPopulations.join('|')}`;
-          if (o.save)
-            throw new CxrError(
-              'E_BAD_ARGUMENT',
-              `--save: these films were decided at the version's pooled threshold, not at its ${asIs.unusedPopulations.join(' or ')} one (no --data folder names one's validation sets); ${pass} so the card shows the threshold a site would get`,
-            );
+          if (o.save) throw pooledSave(asIs.unusedPopulations);
           process.stderr.write(
-            `warning: decided at the version's pooled threshold, not its ${asIs.unusedPopulations.join(' or ')} one; ${pass} to decide at one of those\n`,
+            `warning: decided at the version's pooled threshold, not its ${asIs.unusedPopulations.join(' or ')} one; pass --population ${asIs.unusedPopulations.join('|')} to decide at one of those\n`,
           );
         }
         const shifted: { shift: AcquisitionShift; result: EvaluationResult }[] = [];
