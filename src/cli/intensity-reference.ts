@@ -11,7 +11,7 @@ import { loadEngine } from '../inference/engine.js';
 import { filmQuantileFunction, meanQuantiles, quantileFunction, type MatchScope } from '../imaging/intensity-match.js';
 import { classifierCrop } from '../imaging/pixel-contract.js';
 import type { EvalItem } from '../ml/evaluate.js';
-import type { IntensityInfo } from '../ml/model-store/index.js';
+import { intensityIdentity, type IntensityInfo } from '../ml/model-store/index.js';
 import { ProgressBar } from '../ml/train/progress.js';
 import { evenlySpread } from './score-items.js';
 
@@ -23,8 +23,6 @@ export interface ReferenceOptions {
   segmenterDir: string;
   segmenterVersion: string;
   inputSize: number;
-  /** train films per set (spread evenly over the set's train films: the same films every run) */
-  perSet: number;
   /** 'crop': the mean of the lung crops' quantile functions, ranks taken within each crop; 'film': the mean of whole films' */
   scope: MatchScope;
   threads?: number;
@@ -64,7 +62,9 @@ export async function fitIntensityReference(films: readonly EvalItem[], o: Refer
         const { mask } = await engine!.scoreImage(image, { tta: 1 });
         q = quantileFunction(classifierCrop(image, mask, o.inputSize).crop.data);
       }
-      perSet.set(set, [...(perSet.get(set) ?? []), q]);
+      const functions = perSet.get(set) ?? [];
+      functions.push(q);
+      perSet.set(set, functions);
       bar.tick(1);
     }
   } finally {
@@ -89,8 +89,10 @@ export async function fitIntensityReference(films: readonly EvalItem[], o: Refer
 
 /** A short tag of a reference (or of none), kept on each cached feature row: rows of another reference are not mixed in. */
 export function intensityTag(info: Pick<IntensityInfo, 'method' | 'quantiles'> | null | undefined): string {
-  if (!info) return 'none';
-  // a crop-scope reference hashes as it did before film scope existed, so its caches stay valid
-  const what = info.method === 'quantile-match' ? info.quantiles : { method: info.method, quantiles: info.quantiles };
-  return createHash('sha256').update(JSON.stringify(what)).digest('hex').slice(0, 16);
+  return info
+    ? createHash('sha256')
+        .update(JSON.stringify(intensityIdentity(info)))
+        .digest('hex')
+        .slice(0, 16)
+    : 'none';
 }

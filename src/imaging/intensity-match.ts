@@ -96,7 +96,8 @@ export function filmHistogram(image: SampledImage): Uint32Array {
 /** The quantile function of a film's pixels from its histogram (each bin's pixels at the bin's middle value). */
 export function filmQuantileFunction(image: SampledImage, levels = QUANTILE_LEVELS): Float64Array {
   const counts = filmHistogram(image);
-  const n = image.width * image.height;
+  // the pixels the histogram holds (a NaN pixel has no bin): the ranks are theirs
+  const n = counts.reduce((a, c) => a + c, 0);
   if (n === 0) throw new RangeError('no values to take quantiles of');
   const out = new Float64Array(levels);
   let b = 0;
@@ -148,13 +149,16 @@ export function matchIntensity(image: GrayImage, reference: ArrayLike<number>, r
 
 function fillEmptyBins(valueOfBin: Float32Array, counts: Uint32Array): Float32Array {
   const out = Float32Array.from(valueOfBin);
-  let prev = -1;
-  for (let b = 0; b <= HISTOGRAM_BINS; b++) {
-    if (b < HISTOGRAM_BINS && counts[b] === 0) continue;
-    // bins prev+1 .. b-1 are empty
-    for (let e = prev + 1; e < b; e++)
-      out[e] = prev < 0 ? (b < HISTOGRAM_BINS ? out[b] : 0) : b >= HISTOGRAM_BINS ? out[prev] : out[prev] + ((e - prev) / (b - prev)) * (out[b] - out[prev]);
-    prev = b;
+  const filled: number[] = [];
+  for (let b = 0; b < HISTOGRAM_BINS; b++) if (counts[b] > 0) filled.push(b);
+  if (filled.length === 0) return out;
+  const first = filled[0];
+  const last = filled[filled.length - 1];
+  out.fill(out[first], 0, first);
+  out.fill(out[last], last + 1);
+  for (let j = 1; j < filled.length; j++) {
+    const [lo, hi] = [filled[j - 1], filled[j]];
+    for (let e = lo + 1; e < hi; e++) out[e] = out[lo] + ((e - lo) / (hi - lo)) * (out[hi] - out[lo]);
   }
   return out;
 }

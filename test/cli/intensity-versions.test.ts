@@ -136,7 +136,7 @@ test("intensityMatchOf applies a manifest's reference by its method's scope: cro
 
 test('fitting a reference on no films is E_BAD_ARGUMENT before any model is loaded', async () => {
   await assert.rejects(
-    fitIntensityReference([], { classifierDir: '/nonexistent', segmenterDir: '/nonexistent', segmenterVersion: 'x', inputSize: 224, perSet: 3, scope: 'crop' }),
+    fitIntensityReference([], { classifierDir: '/nonexistent', segmenterDir: '/nonexistent', segmenterVersion: 'x', inputSize: 224, scope: 'crop' }),
     (e: unknown) => isCxrError(e) && e.code === 'E_BAD_ARGUMENT' && /no train films/.test(e.message),
   );
 });

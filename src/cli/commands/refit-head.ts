@@ -210,9 +210,6 @@ export function register(program: Command): void {
           items = items.filter((i) => where.get(i.id) !== subset || keep.has(i.id));
         }
         const viewsFor = (id: string): number => (where.get(id) === 'train' ? trainViews : evalViews);
-        const cachePath = o.cache.length > 0 ? resolve(o.cache[0]) : null;
-        const cached = new Map<string, FeatureRow>();
-        for (const c of o.cache) await readFeatureCache(resolve(c), cached);
         // the crops' intensity reference: the base's own, or one fitted here on train films first
         const baseManifest = await readManifest(resolve(o.classifier));
         if (o.matchScope !== 'crop' && o.matchScope !== 'film')
@@ -232,6 +229,9 @@ export function register(program: Command): void {
         const unknownSet = matchFrom ? [...matchFrom].find((x) => !setNames.includes(x)) : undefined;
         if (matchFrom && (matchFrom.size === 0 || unknownSet !== undefined))
           throw new CxrError('E_BAD_ARGUMENT', `--match-from: ${unknownSet ?? '(none)'} is not one of the --data sets (${setNames.join(', ')})`);
+        const cachePath = o.cache.length > 0 ? resolve(o.cache[0]) : null;
+        const cached = new Map<string, FeatureRow>();
+        for (const c of o.cache) await readFeatureCache(resolve(c), cached);
         // rows of unmatched crops can never serve a matched run: say so before fitting the reference
         if (o.matchIntensity !== undefined && [...cached.values()].some((r) => (r.intensity ?? 'none') === 'none'))
           throw new CxrError('E_BAD_ARGUMENT', '--match-intensity: the --cache holds features of unmatched crops: use another --cache');
@@ -258,7 +258,6 @@ export function register(program: Command): void {
                 segmenterDir: resolve(o.segmenter),
                 segmenterVersion: (await readManifest(resolve(o.segmenter))).version,
                 inputSize: baseManifest.inputSize,
-                perSet: parseInteger('--match-intensity', o.matchIntensity, 1),
                 scope: o.matchScope,
                 threads: o.threads ? parseInteger('--threads', o.threads, 1) : undefined,
               })

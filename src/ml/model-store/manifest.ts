@@ -381,6 +381,15 @@ export interface IntensityInfo {
 export type IntensityMethod = 'quantile-match' | 'film-quantile-match';
 export const INTENSITY_METHODS: readonly IntensityMethod[] = ['quantile-match', 'film-quantile-match'];
 
+/**
+ * What identifies a reference in a decision rule and a feature cache's tag: the quantiles of a
+ * crop-scope one (the shape it had before film scope existed, so registered rules and caches
+ * stay valid), the method with them otherwise.
+ */
+export function intensityIdentity(info: Pick<IntensityInfo, 'method' | 'quantiles'>): number[] | { method: IntensityMethod; quantiles: number[] } {
+  return info.method === 'quantile-match' ? info.quantiles : { method: info.method, quantiles: info.quantiles };
+}
+
 /** What the engine applies for a version's reference: the quantiles and whose ranks they are taken over. */
 export function intensityMatchOf(info: IntensityInfo | undefined | null): IntensityMatch | null {
   return info ? { quantiles: info.quantiles, scope: info.method === 'film-quantile-match' ? 'film' : 'crop' } : null;
@@ -660,10 +669,7 @@ export function decisionRule(m: Partial<ModelManifest>): Record<string, unknown>
       ? { populationEstimator: { above: e.above, below: e.below, inputs: e.inputs, weights: e.weights, bias: e.bias, minConfidence: e.minConfidence } }
       : {}),
     // what the network is fed decides as much as the threshold does
-    // (a crop-scope reference keeps the shape it was first registered with)
-    ...(m.intensity
-      ? { intensity: m.intensity.method === 'quantile-match' ? m.intensity.quantiles : { method: m.intensity.method, quantiles: m.intensity.quantiles } }
-      : {}),
+    ...(m.intensity ? { intensity: intensityIdentity(m.intensity) } : {}),
   };
 }
 
