@@ -26,18 +26,27 @@ export interface ReferenceOptions {
   /** 'crop': the mean of the lung crops' quantile functions, ranks taken within each crop; 'film': the mean of whole films' */
   scope: MatchScope;
   threads?: number;
+  /** the set a film counts under (default: its pool set): a one-folder run names its folder */
+  setOf?: (item: EvalItem) => string;
 }
+
+const poolSet = (item: EvalItem): string => item.source ?? '';
 
 /**
  * At most `perSet` train items of each set, spread evenly over the set's train films in
  * their order: a folder lists normal films apart from pneumonias, so the first N would
  * fit the reference to one class.
  */
-export function referenceFilms(items: readonly EvalItem[], isTrain: (id: string) => boolean, perSet: number): EvalItem[] {
+export function referenceFilms(
+  items: readonly EvalItem[],
+  isTrain: (id: string) => boolean,
+  perSet: number,
+  setOf: (item: EvalItem) => string = poolSet,
+): EvalItem[] {
   const bySet = new Map<string, EvalItem[]>();
   for (const item of items) {
     if (!isTrain(item.id)) continue;
-    const set = item.source ?? '';
+    const set = setOf(item);
     const films = bySet.get(set) ?? [];
     films.push(item);
     bySet.set(set, films);
@@ -55,7 +64,7 @@ export async function fitIntensityReference(films: readonly EvalItem[], o: Refer
   try {
     for (const item of films) {
       const image = await item.image();
-      const set = item.source ?? '';
+      const set = (o.setOf ?? poolSet)(item);
       let q: Float64Array;
       if (o.scope === 'film') q = filmQuantileFunction(image);
       else {

@@ -28,6 +28,7 @@ import {
   type CardNotes,
   type DatasetAttribution,
   type FailureMode,
+  cardRobustness,
   type SavedRobustness,
 } from '../ml/model-card.js';
 import { ROBUSTNESS_FILE, type RobustnessReport } from '../ml/robustness.js';
@@ -103,17 +104,17 @@ async function savedEvaluations(dir: string, given: readonly string[]): Promise<
   return out;
 }
 
-/** `robustness --save` runs, each set's newest per subset (folder names start with their time). */
+/** `robustness --save` runs in the order they were saved (folder names start with their time), as the card picks them. */
 async function savedRobustness(dir: string): Promise<SavedRobustness[]> {
   const root = join(dir, EVALUATIONS_DIR);
   if (!existsSync(root)) return [];
-  const newest = new Map<string, SavedRobustness>();
+  const saved: SavedRobustness[] = [];
   for (const folder of (await readdir(root)).sort()) {
     const report = await readJson<RobustnessReport>(join(root, folder, ROBUSTNESS_FILE));
     if (!report || !Array.isArray(report.sets)) continue;
-    for (const set of report.sets) newest.set(`${set.set}|${report.subset ?? ''}`, { subset: report.subset, set });
+    for (const set of report.sets) saved.push({ subset: report.subset, set });
   }
-  return [...newest.values()];
+  return cardRobustness(saved);
 }
 
 async function perImage(folder: string): Promise<PerImageRow[]> {

@@ -69,7 +69,7 @@ export interface ModelCardInput {
   pictures: string[];
   /** size of the version folder's shipped files (the manifest's files plus manifest.json) */
   folderBytes: number;
-  /** `robustness --save` results, newest per set and subset */
+  /** `robustness --save` results, as `cardRobustness` picks them */
   robustness?: readonly SavedRobustness[];
 }
 
@@ -77,6 +77,21 @@ export interface ModelCardInput {
 export interface SavedRobustness {
   subset: string | null;
   set: SetReport;
+}
+
+/**
+ * The saved robustness runs the card shows: per set and subset, the run that tried the most
+ * shifts, the newest of those. A later run of one or two shifts (checking a fix, say) does not
+ * hide the whole table; a later run of them all replaces it. `saved` is in the order saved.
+ */
+export function cardRobustness(saved: readonly SavedRobustness[]): SavedRobustness[] {
+  const chosen = new Map<string, SavedRobustness>();
+  for (const run of saved) {
+    const key = `${run.set.set}|${run.subset ?? ''}`;
+    const held = chosen.get(key);
+    if (!held || run.set.shifts.length >= held.set.shifts.length) chosen.set(key, run);
+  }
+  return [...chosen.values()];
 }
 
 /** Per 100 studies at a prevalence, the flagged ones, and of them the true and false alarms, and the missed. */

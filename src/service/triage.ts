@@ -207,13 +207,28 @@ export class TriageService {
    * /dicomweb/studies/{uid}), checked on the same single parse; refused with E_BAD_REQUEST.
    */
   async accept(bytes: Uint8Array, submittedBy: string, audit?: AcceptAudit, onlyStudy?: string): Promise<AcceptResult> {
+    let res: AcceptResult;
     try {
-      const res = await this.acceptChecked(bytes, submittedBy, audit, onlyStudy);
-      this.o.hooks?.study?.(res.created ? 'accepted' : 'duplicate');
-      return res;
+      res = await this.acceptChecked(bytes, submittedBy, audit, onlyStudy);
     } catch (e) {
-      this.o.hooks?.study?.('rejected');
+      this.afterAccept('count the refusal', () => this.o.hooks?.study?.('rejected'));
       throw e;
+    }
+    this.afterAccept('count the study', () => this.o.hooks?.study?.(res.created ? 'accepted' : 'duplicate'));
+    return res;
+  }
+
+  /**
+   * Work that follows an accept's outcome (a metric, handing the film to this process's
+   * workers): once the study and its audit row have committed, a failure here is logged, never
+   * the accept's answer, or a stored, audited instance would be reported to its sender as
+   * failed (and its file removed as though it had not been stored).
+   */
+  private afterAccept(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.o.log.error(`after an accept, could not ${what}`, { error: String((e as Error)?.stack ?? e) });
     }
   }
 
@@ -253,8 +268,9 @@ export class TriageService {
 
   private async record(bytes: Uint8Array, meta: DicomMetadata, uids: Uids, sha256: string, submittedBy: string, audit?: AcceptAudit): Promise<AcceptResult> {
     let wroteFile = false;
+    let res: AcceptResult;
     try {
-      const res = await this.o.ds.transaction(async (m) => {
+      res = await this.o.ds.transaction(async (m) => {
         await lockObject(m, sha256);
         const put = await this.o.store.put(bytes, m, sha256);
         wroteFile = put.created && !this.o.store.transactional;
@@ -290,11 +306,6 @@ export class TriageService {
         await audit?.(m, result);
         return result;
       });
-      if (res.created) {
-        this.recentFilms.keep(sha256, bytes);
-        this.o.jobs.notify();
-      }
-      return res;
     } catch (e) {
       // The file is stored but the study is not (the transaction failed or the connection
       // died): remove it now if no study names it; if the database cannot say, the garbage
@@ -302,6 +313,11 @@ export class TriageService {
       if (wroteFile) await this.discardFile(sha256);
       throw e;
     }
+    if (res.created) {
+      this.afterAccept("keep the film for this process's workers", () => this.recentFilms.keep(sha256, bytes));
+      this.afterAccept('wake the workers', () => this.o.jobs.notify());
+    }
+    return res;
   }
 
   /**

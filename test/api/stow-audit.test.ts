@@ -63,13 +63,8 @@ const auditRows = (sender: string): Promise<{ outcome: string; study_id: string 
 const studiesOf = async (sender: string): Promise<number> =>
   (await h.db.ds.query(`SELECT count(*)::int AS n FROM studies WHERE submitted_by = $1`, [sender]))[0].n;
 
-test('an instance whose processing fails unexpectedly (its COMMIT fails) is a Processing Failure (0x0110) of its own: 202, the instances around it stored and audited, nothing of it left, the error logged with its stack', async () => {
-  const sender = 'ws-stow-midway';
-  const bodies = [study(801), study(802), study(803)];
-  const sops = bodies.map((b) => readMetadata(b).sopInstanceUid!);
-  // the second instance's transaction fails at COMMIT (a database error, not a refusal), after the first one committed
-  await failAtCommit(h.db, 'studies', 'sop_instance_uid', sops[1]);
-  // the harness's own service logs nowhere: a second one on the same database keeps its log lines
+/** The harness's own service logs nowhere: a second one on the same database keeps its log lines. */
+async function loggingService() {
   const logged: Record<string, unknown>[] = [];
   const logging = await buildService({
     ds: h.db.ds,
@@ -78,6 +73,16 @@ test('an instance whose processing fails unexpectedly (its COMMIT fails) is a Pr
     log: jsonLogger((line) => logged.push(JSON.parse(line))),
     defaultMetrics: false,
   });
+  return { logging, logged };
+}
+
+test('an instance whose processing fails unexpectedly (its COMMIT fails) is a Processing Failure (0x0110) of its own: 202, the instances around it stored and audited, nothing of it left, the error logged with its stack', async () => {
+  const sender = 'ws-stow-midway';
+  const bodies = [study(801), study(802), study(803)];
+  const sops = bodies.map((b) => readMetadata(b).sopInstanceUid!);
+  // the second instance's transaction fails at COMMIT (a database error, not a refusal), after the first one committed
+  await failAtCommit(h.db, 'studies', 'sop_instance_uid', sops[1]);
+  const { logging, logged } = await loggingService();
   try {
     const res = await stow(sender, bodies, supertest(logging.app));
     assert.equal(res.status, 202);
@@ -114,6 +119,42 @@ test('an instance whose processing fails unexpectedly (its COMMIT fails) is a Pr
   assert.equal(rows[1].study_id, null);
   const verify = await h.http.get('/v1/audit/verify').set('Authorization', `Bearer ${h.token('auditor', 'aud-stow')}`);
   assert.equal(verify.body.ok, true);
+});
+
+test('what follows a committed accept (handing the film to the workers) failing is logged, not answered: the instance is reported stored, its file and audit row kept, and it is scored', async () => {
+  const sender = 'ws-stow-after-commit';
+  const bodies = [study(831), study(832)];
+  const sops = bodies.map((b) => readMetadata(b).sopInstanceUid!);
+  const { logging, logged } = await loggingService();
+  // the in-memory hand-over to this process's workers breaks after each study has committed
+  (logging.service as unknown as { recentFilms: { keep(): void } }).recentFilms.keep = () => {
+    throw new Error('film cache broken');
+  };
+  try {
+    const res = await stow(sender, bodies, supertest(logging.app));
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.deepEqual(res.body['00081199'].Value.map(uid), sops);
+    assert.equal(res.body['00081198'], undefined);
+    const lines = logged.filter((l) => String(l.msg).startsWith('after an accept, could not keep the film'));
+    assert.equal(lines.length, 2, JSON.stringify(logged));
+    assert.match(String(lines[0].error), /film cache broken[\s\S]*\n\s+at /);
+    for (const b of bodies) assert.equal(existsSync(new FsObjectStore(h.settings.dicomDir).pathFor(sha256Hex(b))), true);
+    // the workers still find the jobs (from the database, not the hand-over) and score them
+    const until = Date.now() + 60_000;
+    for (;;) {
+      const [row] = await h.db.ds.query(`SELECT count(*)::int AS n FROM predictions p JOIN studies s ON s.id = p.study_id WHERE s.submitted_by = $1`, [sender]);
+      if (row.n === 2) break;
+      assert.ok(Date.now() < until, 'both studies scored');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await logging.close();
+  }
+  assert.deepEqual(await storedWithoutAuditRow(sender), []);
+  assert.deepEqual(
+    (await auditRows(sender)).map((r) => [r.outcome, r.detail.sopInstanceUid]),
+    sops.map((sop) => ['ok', sop]),
+  );
 });
 
 test('a request whose every instance fails unexpectedly: 409 as for any request that stored nothing, each a Processing Failure (0x0110), audited', async () => {

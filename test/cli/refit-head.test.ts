@@ -15,6 +15,7 @@ import { isQuantileFunction } from '../../src/imaging/intensity-match.js';
 import { readManifest, verifyManifest } from '../../src/ml/model-store/index.js';
 import { runCli as cli } from '../support/cli.js';
 import { poolEvaluateArgs, poolRefitArgs, writeSetPool } from '../support/set-pool.js';
+import { fromAssignments, readSplitFile, writeSplit } from '../../src/data/split.js';
 
 let root: string;
 let models: { segmenter: string; classifier: string };
@@ -202,11 +203,43 @@ test("--match-scope film fits the reference on whole train films and serves crop
   assert.match(alone.stderr, /E_BAD_ARGUMENT: --match-scope needs --match-intensity/);
 });
 
-test("--match-from fits the reference on the named sets' train films only; a set not among --data, or --match-from without --match-intensity, is E_BAD_ARGUMENT", async () => {
+test("--match-from fits the reference on the named sets' train films only, a one-folder run's too, its films counted under the folder's name; a set not among --data, or --match-from without --match-intensity, is E_BAD_ARGUMENT", async () => {
   const r = await cli(refitArgs(join(root, 'from'), 'from-adult', '--l2', '0.1', '--match-intensity', '3', '--match-from', 'adult'));
   assert.equal(r.code, 0, r.stderr);
   const m = await readManifest(r.stdout.trim());
   assert.deepEqual([m.intensity?.fittedOn.sets, m.intensity?.fittedOn.films], [{ adult: 3 }, 3]);
+  // one folder with a split of its own (no dataset column): its items carry no pool set, yet the reference names the folder
+  const own = join(root, 'adult-split');
+  const pool = await readSplitFile(join(root, 'run', 'split.csv'));
+  await writeSplit(
+    own,
+    fromAssignments(
+      pool.seed,
+      pool.fractions,
+      pool.assignments.filter((a) => a.dataset === 'adult').map(({ dataset: _, ...a }) => ({ ...a, file: a.file.replace(/^adult\//, '') })),
+    ),
+  );
+  const args = poolRefitArgs(root, ['adult'], models, join(root, 'from'));
+  args[args.indexOf('--split') + 1] = join(own, 'split.csv');
+  const one = await cli([
+    ...args,
+    '--views',
+    '2',
+    '--threads',
+    '1',
+    '--target-recall',
+    '0.5',
+    '--version',
+    'adult-only',
+    '--l2',
+    '0.1',
+    '--match-intensity',
+    '3',
+    '--match-from',
+    'adult',
+  ]);
+  assert.equal(one.code, 0, one.stderr);
+  assert.deepEqual((await readManifest(one.stdout.trim())).intensity?.fittedOn.sets, { adult: 3 });
   const unknown = await cli(refitArgs(join(root, 'from'), 'bad', '--match-intensity', '3', '--match-from', 'adult,elderly'));
   assert.equal(unknown.code, 2, unknown.stderr);
   assert.match(unknown.stderr, /E_BAD_ARGUMENT: --match-from: elderly is not one of the --data sets \(adult, child\)/);

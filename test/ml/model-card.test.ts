@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { bootstrapFigures } from '../../src/ml/bootstrap.js';
 import {
   attributionFromReadme,
+  cardRobustness,
   failuresFromFigures,
   failuresFromShifts,
   figureWithInterval,
@@ -365,4 +366,16 @@ test('failuresFromShifts names a shift that costs 0.05 recall or more and leaves
     failuresFromShifts([under], 0.95).map((f) => f.title),
     ['Flags more normal adults validation films under gamma-0.7', 'Misses pneumonias on adults validation films under rotate-10'],
   );
+});
+
+test('cardRobustness keeps per set and subset the newest of the runs that tried the most shifts: a later one-shift run does not hide the table, a later full run replaces it', () => {
+  const full = shiftedRun();
+  const one = (s: SavedRobustness): SavedRobustness => ({ ...s, set: { ...s.set, shifts: s.set.shifts.slice(1) } });
+  const laterFull = { ...shiftedRun(), set: { ...shiftedRun().set, threshold: 0.3 } };
+  const test = { ...shiftedRun(), subset: 'test' };
+  const children = { ...shiftedRun(), set: { ...shiftedRun().set, set: 'children' } };
+  assert.deepEqual(cardRobustness([full, one(full), test, children]), [full, test, children]);
+  assert.deepEqual(cardRobustness([full, one(full), laterFull]), [laterFull]);
+  assert.deepEqual(cardRobustness([one(full)]), [one(full)]);
+  assert.deepEqual(cardRobustness([]), []);
 });

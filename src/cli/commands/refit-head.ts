@@ -25,7 +25,7 @@ import { CxrError } from '../../errors.js';
 import { loadEngine } from '../../inference/engine.js';
 import { initBackend } from '../../ml/backend.js';
 import { setFigures, type EvalItem } from '../../ml/evaluate.js';
-import { loadSplitItems } from '../../ml/calibrate.js';
+import { loadSplitItems, splitItemSet } from '../../ml/calibrate.js';
 import {
   intensityMatchOf,
   MODEL_CARD_FILE,
@@ -240,13 +240,14 @@ export function register(program: Command): void {
             'E_BAD_ARGUMENT',
             `--match-intensity: ${baseManifest.version} already matches its crops to a reference, which the new version keeps`,
           );
-        // the films the reference is fitted on; --match-from names pooled sets, which a one-folder split does not have
+        // the films the reference is fitted on, each under its set's name (a one-folder run's is its folder's)
+        const setOf = (i: EvalItem): string => splitItemSet(i, dirs);
         const referenceItems = (perSet: number): EvalItem[] => {
-          const films = referenceFilms(matchFrom ? items.filter((i) => matchFrom.has(i.source ?? '')) : items, (id) => where.get(id) === 'train', perSet);
+          const films = referenceFilms(matchFrom ? items.filter((i) => matchFrom.has(setOf(i))) : items, (id) => where.get(id) === 'train', perSet, setOf);
           if (films.length === 0)
             throw new CxrError(
               'E_BAD_ARGUMENT',
-              `--match-intensity: the split has no train films${matchFrom ? ` of ${[...matchFrom].join(', ')} (--match-from names the sets of a pooled split)` : ''} to fit the reference on`,
+              `--match-intensity: the split has no train films${matchFrom ? ` of ${[...matchFrom].join(', ')}` : ''} to fit the reference on`,
             );
           return films;
         };
@@ -260,6 +261,7 @@ export function register(program: Command): void {
                 inputSize: baseManifest.inputSize,
                 scope: o.matchScope,
                 threads: o.threads ? parseInteger('--threads', o.threads, 1) : undefined,
+                setOf,
               })
             : null);
         if (intensity && !baseManifest.intensity)
