@@ -18,7 +18,10 @@ export class RecentFilms {
   /** Keeps the film (already hashed to `sha256`), pushing out the oldest ones beyond the budget. */
   keep(sha256: string, bytes: Uint8Array): void {
     if (bytes.length > this.maxBytes || this.films.has(sha256)) return;
-    this.films.set(sha256, bytes);
+    // a STOW-RS part is a view of the whole request body: held as it is, it would keep every
+    // other part alive while only its own bytes are counted against the budget
+    const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+    this.films.set(sha256, own);
     this.held += bytes.length;
     for (const [oldest, b] of this.films) {
       if (this.held <= this.maxBytes) break;

@@ -40,3 +40,16 @@ test('a film over the whole budget, a budget of 0 and a film kept twice hold not
   none.keep('a', film(1, 1));
   assert.equal(none.take('a'), undefined);
 });
+
+test('a film that is a view of a larger body (a STOW-RS part) is held as a copy of its own bytes, not the whole body', () => {
+  const r = new RecentFilms(100);
+  const body = new Uint8Array(1000).fill(7);
+  const part = body.subarray(10, 50);
+  r.keep('part', part);
+  const held = r.take('part');
+  assert.equal(held?.buffer.byteLength, 40, 'the body is not kept alive');
+  assert.deepEqual(held, part);
+  const whole = film(40, 1);
+  r.keep('whole', whole);
+  assert.equal(r.take('whole'), whole, 'a film with a buffer of its own is held without a copy');
+});

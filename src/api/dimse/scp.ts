@@ -45,6 +45,7 @@ export const STORAGE_SOP_CLASSES: readonly string[] = [SOP_CLASS.crImage, SOP_CL
 export function cStoreStatusFor(code: ErrorCode): number {
   switch (code) {
     case 'E_QUEUE_FULL':
+    case 'E_STORAGE_FULL':
     case 'E_PAYLOAD_TOO_LARGE':
       return 0xa700; // Refused: Out of Resources
     case 'E_CONFLICT':
@@ -229,8 +230,12 @@ export async function startDimseServer(o: DimseOptions): Promise<DimseServer> {
         // The library wants a parsed dataset; ours is the bytes above, so hand it an empty one.
         callback(new Dataset({}));
       };
-      if (collector.writableFinished) finish();
-      else collector.once('finish', finish);
+      // every chunk is already in (the collector's _write is synchronous): answer now, so the
+      // library drops this store stream before it reads the next PDV of the same chunk; waiting
+      // for 'finish' (next tick) let a pipelined message be written into the ended collector,
+      // an unhandled 'error' that took the whole process down
+      collector.on('error', () => undefined);
+      finish();
     }
 
     override cStoreRequest(request: CStoreRequest, callback: (response: CStoreResponse) => void): void {
