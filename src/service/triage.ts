@@ -222,7 +222,7 @@ export class TriageService {
    * Work that follows an accept's outcome (a metric, handing the film to this process's
    * workers): once the study and its audit row have committed, a failure here is logged, never
    * the accept's answer, or a stored, audited instance would be reported to its sender as
-   * failed (and its file removed as though it had not been stored).
+   * failed.
    */
   private afterAccept(what: string, fn: () => void): void {
     try {

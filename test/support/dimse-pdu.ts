@@ -2,7 +2,6 @@
 import { connect, type Socket } from 'node:net';
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
-const IMPLICIT_LE = '1.2.840.10008.1.2';
 export const CR_IMAGE = '1.2.840.10008.5.1.4.1.1.1';
 export const VERIFICATION = '1.2.840.10008.1.1';
 
@@ -85,15 +84,7 @@ export function cEchoRq(messageId: number): Buffer {
   return command([elem(0, 0x0002, uid(VERIFICATION)), elem(0, 0x0100, us(0x0030)), elem(0, 0x0110, us(messageId)), elem(0, 0x0800, us(0x0101))]);
 }
 
-/** The data set of a Part 10 file (after its file meta), and its transfer syntax. */
-export function datasetOfPart10(file: Buffer): Buffer {
-  if (file.toString('ascii', 128, 132) !== 'DICM') throw new Error('not part 10');
-  // (0002,0000) UL: tag(4) VR(2) len(2) value(4)
-  const metaLen = file.readUInt32LE(132 + 8);
-  return file.subarray(132 + 12 + metaLen);
-}
-
-export { EXPLICIT_LE, IMPLICIT_LE };
+export { EXPLICIT_LE };
 
 /** Reads PDUs off a socket. */
 export class PduReader {
